@@ -1,0 +1,343 @@
+// sealfs on-media format: every structure that is stored in the region.
+//
+// Shared by the daemon, mkfs, fsck and the layout tool. Decoding into
+// in-memory types and verification live in src/media; nothing else parses
+// these bytes. docs/format.md is the prose description of this file.
+//
+// Conventions:
+//  - little-endian, fixed-width fields wrapped in le16/le32/le64 so that a raw
+//    load or store without decode/encode does not compile;
+//  - no pointers, size_t, long or bitfields; explicit reserved words;
+//  - every metadata object carries a crc32c (Castagnoli, seed ~0, final ~0)
+//    computed over the object with its crc field set to zero;
+//  - "durable by" says how a field reaches persistence: journaled (written
+//    only through a journal transaction), mkfs (written once), or rebuilt
+//    (never trusted, recomputed at mount).
+#pragma once
+
+#include <endian.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sealfs::format {
+
+template <typename T, T (*ToLe)(T), T (*FromLe)(T)>
+class LittleEndian {
+ public:
+  LittleEndian() = default;
+  explicit LittleEndian(T v) : raw_(ToLe(v)) {}
+  T get() const { return FromLe(raw_); }
+  void set(T v) { raw_ = ToLe(v); }
+  bool operator==(const LittleEndian&) const = default;
+
+ private:
+  T raw_{};
+};
+
+namespace detail {
+inline uint16_t to_le16(uint16_t v) { return htole16(v); }
+inline uint16_t from_le16(uint16_t v) { return le16toh(v); }
+inline uint32_t to_le32(uint32_t v) { return htole32(v); }
+inline uint32_t from_le32(uint32_t v) { return le32toh(v); }
+inline uint64_t to_le64(uint64_t v) { return htole64(v); }
+inline uint64_t from_le64(uint64_t v) { return le64toh(v); }
+}  // namespace detail
+
+using le16 = LittleEndian<uint16_t, detail::to_le16, detail::from_le16>;
+using le32 = LittleEndian<uint32_t, detail::to_le32, detail::from_le32>;
+using le64 = LittleEndian<uint64_t, detail::to_le64, detail::from_le64>;
+static_assert(sizeof(le16) == 2 && sizeof(le32) == 4 && sizeof(le64) == 8);
+
+inline constexpr uint32_t kBlockSize = 4096;
+inline constexpr uint32_t kBlockShift = 12;
+inline constexpr uint32_t kFormatVersion = 1;
+
+// ---------------------------------------------------------------------------
+// Region layout, in 4 KiB blocks (all locations are absolute block numbers):
+//
+//   block 0                    superblock
+//   journal_start ..           journal: header block, then the circular log
+//   holder_start ..            holder table (quarantined extents and their
+//                              holders' pid + start time)
+//   inode_start ..             inode table, 16 inodes of 256 bytes per block
+//   bitmap_start ..            block bitmap: bit i <=> block data_start + i
+//   data_start ..              data area (file data, directory blocks,
+//                              extent overflow blocks, xattr blocks);
+//                              data_start is aligned to the device alignment
+//   region_blocks - 1          backup superblock
+// ---------------------------------------------------------------------------
+
+inline constexpr uint64_t kSuperMagic = 0x3130534c41455331ull;  // "1SEALS01"
+inline constexpr uint64_t kSuperblockBlock = 0;
+
+// Feature words (ext4 semantics): an unknown incompat bit refuses the mount,
+// an unknown ro_compat bit allows read-only mounts only, compat bits are
+// informational.
+inline constexpr uint32_t kFeatureCompatKnown = 0;
+inline constexpr uint32_t kFeatureRoCompatKnown = 0;
+inline constexpr uint32_t kFeatureIncompatKnown = 0;
+
+enum SuperState : uint32_t {
+  kStateClean = 1,    // unmounted cleanly: journal empty, orphans processed
+  kStateMounted = 2,  // in use, or the daemon died
+};
+
+struct DiskSuperblock {
+  le64 magic;                // mkfs
+  le32 version;              // mkfs
+  le32 crc;                  // crc32c of this struct (512 bytes), crc = 0
+  le32 feature_compat;       // mkfs
+  le32 feature_ro_compat;    // mkfs
+  le32 feature_incompat;     // mkfs
+  le32 block_size;           // mkfs, always kBlockSize
+  uint8_t uuid[16];          // mkfs
+  char label[64];            // mkfs (NUL padded, not necessarily terminated)
+  le64 region_size;          // mkfs, bytes covered by the format
+  le64 device_alignment;     // mkfs, bytes (pmem2_source_alignment or --align)
+  le64 region_blocks;        // mkfs
+  le64 journal_start;        // mkfs
+  le64 journal_blocks;       // mkfs, includes the header block
+  le64 holder_start;         // mkfs
+  le64 holder_blocks;        // mkfs
+  le64 inode_start;          // mkfs
+  le64 inode_blocks;         // mkfs
+  le64 inode_count;          // mkfs
+  le64 bitmap_start;         // mkfs
+  le64 bitmap_blocks;        // mkfs
+  le64 data_start;           // mkfs
+  le64 data_blocks;          // mkfs
+  le64 root_ino;             // mkfs, always kRootIno
+  le64 orphan_head;          // journaled: first inode on the orphan list
+  le64 mount_count;          // journaled
+  le32 state;                // journaled: SuperState
+  le32 reserved0;
+  le64 mkfs_time_ns;         // mkfs
+  le64 last_mount_time_ns;   // journaled
+  le64 last_check_time_ns;   // written by fsck through the journal
+  le64 reserved[29];
+};
+static_assert(sizeof(DiskSuperblock) == 512);
+static_assert(offsetof(DiskSuperblock, crc) == 12);
+static_assert(offsetof(DiskSuperblock, uuid) == 32);
+static_assert(offsetof(DiskSuperblock, label) == 48);
+static_assert(offsetof(DiskSuperblock, region_size) == 112);
+static_assert(offsetof(DiskSuperblock, data_blocks) == 216);
+static_assert(offsetof(DiskSuperblock, orphan_head) == 232);
+static_assert(offsetof(DiskSuperblock, state) == 248);
+static_assert(offsetof(DiskSuperblock, mkfs_time_ns) == 256);
+
+// ---------------------------------------------------------------------------
+// Journal. The first block of the journal area holds two header slots (at
+// byte 0 and byte 2048, so they never share a cache line); the valid slot with
+// the higher `epoch` wins. The rest of the area is the circular log.
+//
+// A transaction in the log is: DiskTxnHeader, then `record_count` records
+// (DiskTxnRecord followed by `length` payload bytes padded to 8), then a
+// DiskTxnCommit. The commit's crc covers header through the last payload byte.
+// A transaction never straddles the end of the log: if it does not fit, a
+// header with magic kTxnWrapMagic is written (when there is room for one) and
+// the transaction starts at log offset 0. Fewer than sizeof(DiskTxnHeader)
+// bytes left also means "wrap".
+// ---------------------------------------------------------------------------
+
+inline constexpr uint64_t kJournalHeaderMagic = 0x52444848534c4153ull;  // "SALSHHDR"
+inline constexpr uint32_t kTxnMagic = 0x4e585453;        // "STXN"
+inline constexpr uint32_t kTxnWrapMagic = 0x50525753;    // "SWRP"
+inline constexpr uint32_t kTxnCommitMagic = 0x544d4353;  // "SCMT"
+inline constexpr uint32_t kJournalHeaderSlotOffset = 2048;
+
+struct DiskJournalHeader {
+  le64 magic;
+  le32 crc;          // crc32c of this struct, crc = 0
+  le32 reserved0;
+  le64 epoch;        // incremented on every header write; higher valid wins
+  le64 tail_offset;  // byte offset in the log of the oldest live transaction
+  le64 tail_seq;     // sequence number expected at tail_offset
+  le64 reserved[3];
+};
+static_assert(sizeof(DiskJournalHeader) == 64);
+
+struct DiskTxnHeader {
+  le32 magic;         // kTxnMagic or kTxnWrapMagic
+  le32 record_count;
+  le64 seq;
+  le64 length;        // bytes from this header through the commit, incl.
+};
+static_assert(sizeof(DiskTxnHeader) == 24);
+
+struct DiskTxnRecord {
+  le64 region_offset;  // byte offset in the region of the home location
+  le32 length;         // payload bytes
+  le32 reserved0;
+};
+static_assert(sizeof(DiskTxnRecord) == 16);
+
+struct DiskTxnCommit {
+  le32 magic;  // kTxnCommitMagic
+  le32 crc;    // crc32c from the header through the last payload byte
+  le64 seq;    // equals the header's seq
+};
+static_assert(sizeof(DiskTxnCommit) == 16);
+
+// ---------------------------------------------------------------------------
+// Holder table: extents quarantined against a direct-mapping holder that was
+// revoked but may still reach them. Not a lease record: the only lease state
+// on media (DESIGN.md 6.13). fsck treats entries whose holder is gone as free.
+// ---------------------------------------------------------------------------
+
+inline constexpr uint32_t kHolderMagic = 0x444c4853;  // "SHLD"
+
+struct DiskHolderBlockHeader {
+  le32 magic;
+  le32 crc;        // crc32c of the whole block, crc = 0
+  le32 count;      // entries in use in this block
+  le32 reserved0;
+};
+static_assert(sizeof(DiskHolderBlockHeader) == 16);
+
+struct DiskHolderEntry {
+  le32 pid;
+  le32 reserved0;
+  le64 start_time;    // /proc/PID/stat field 22, to tell a reused pid apart
+  le64 ino;           // the file the extent belonged to (for reports)
+  le64 region_block;  // quarantined extent
+  le64 block_count;
+};
+static_assert(sizeof(DiskHolderEntry) == 40);
+inline constexpr uint32_t kHolderEntriesPerBlock =
+    (kBlockSize - sizeof(DiskHolderBlockHeader)) / sizeof(DiskHolderEntry);
+
+// ---------------------------------------------------------------------------
+// Inodes and extents.
+// ---------------------------------------------------------------------------
+
+inline constexpr uint32_t kInodeSize = 256;
+inline constexpr uint32_t kInodesPerBlock = kBlockSize / kInodeSize;
+inline constexpr uint64_t kRootIno = 1;  // inode numbers start at 1; 0 = none
+
+enum ExtentFlags : uint32_t {
+  kExtentUnwritten = 1,  // allocated, reads as zeros
+};
+inline constexpr uint32_t kExtentFlagsKnown = kExtentUnwritten;
+
+struct DiskExtent {
+  le64 file_block;    // logical block in the file
+  le64 region_block;  // absolute block in the region (inside the data area)
+  le32 length;        // blocks, > 0
+  le32 flags;         // ExtentFlags
+};
+static_assert(sizeof(DiskExtent) == 24);
+
+inline constexpr uint32_t kInlineExtents = 6;
+inline constexpr uint32_t kInlineSymlinkMax = kInlineExtents * sizeof(DiskExtent);
+
+enum InodeFlags : uint32_t {
+  kInodeOrphan = 1,  // on the orphan list
+};
+
+struct DiskInode {
+  le32 crc;           // crc32c of the 256 bytes, crc = 0; all journaled
+  le32 mode;          // S_IFMT | permissions; 0 = free inode
+  le32 uid;
+  le32 gid;
+  le32 nlink;
+  le32 flags;         // InodeFlags
+  le32 generation;    // bumped on every reuse of the inode number
+  le32 rdev;
+  le64 size;          // bytes
+  le64 blocks;        // data blocks owned, incl. overflow and xattr blocks
+  le64 atime_ns;      // signed ns since the epoch
+  le64 mtime_ns;
+  le64 ctime_ns;
+  le64 btime_ns;
+  le64 extent_block;  // first extent overflow block, 0 = none
+  le64 xattr_block;   // xattr block, 0 = none
+  le64 orphan_next;   // next inode on the orphan list, 0 = end
+  le32 extent_count;  // total extents: inline first, then overflow blocks
+  le32 reserved0;
+  union {
+    DiskExtent extents[kInlineExtents];     // regular files, directories,
+                                            // long symlinks
+    char symlink[kInlineSymlinkMax];        // symlinks of <= 144 bytes
+  } u;
+};
+static_assert(sizeof(DiskInode) == kInodeSize);
+static_assert(offsetof(DiskInode, size) == 32);
+static_assert(offsetof(DiskInode, atime_ns) == 48);
+static_assert(offsetof(DiskInode, extent_block) == 80);
+static_assert(offsetof(DiskInode, orphan_next) == 96);
+static_assert(offsetof(DiskInode, extent_count) == 104);
+static_assert(offsetof(DiskInode, u) == 112);
+
+inline constexpr uint32_t kExtentBlockMagic = 0x54584553;  // "SEXT"
+
+struct DiskExtentBlockHeader {
+  le32 magic;
+  le32 crc;          // crc32c of the whole block, crc = 0
+  le64 owner_ino;
+  le64 next_block;   // next overflow block, 0 = end
+  le32 count;        // extents used in this block
+  le32 reserved0;
+};
+static_assert(sizeof(DiskExtentBlockHeader) == 32);
+inline constexpr uint32_t kExtentsPerBlock =
+    (kBlockSize - sizeof(DiskExtentBlockHeader)) / sizeof(DiskExtent);
+static_assert(kExtentsPerBlock == 169);
+
+// ---------------------------------------------------------------------------
+// Directories: the directory's data blocks, each a header followed by entries
+// that tile the rest of the block (ext2 style). A free entry has ino = 0. The
+// readdir cookie of an entry is (directory block index << 12 | byte offset)
+// + 3, stable while the entry exists; 1 and 2 are "." and "..".
+// ---------------------------------------------------------------------------
+
+inline constexpr uint32_t kDirBlockMagic = 0x52494453;  // "SDIR"
+inline constexpr uint32_t kNameMax = 255;
+
+struct DiskDirBlockHeader {
+  le32 magic;
+  le32 crc;         // crc32c of the whole block, crc = 0
+  le64 owner_ino;
+};
+static_assert(sizeof(DiskDirBlockHeader) == 16);
+
+struct DiskDirEntry {
+  le64 ino;          // 0 = free space
+  le16 rec_len;      // bytes to the next entry, multiple of 8
+  uint8_t name_len;
+  uint8_t type;      // DT_* value
+  le32 reserved0;
+  // char name[name_len] follows, not NUL terminated
+};
+static_assert(sizeof(DiskDirEntry) == 16);
+
+inline constexpr uint32_t dir_entry_size(uint32_t name_len) {
+  return (static_cast<uint32_t>(sizeof(DiskDirEntry)) + name_len + 7u) & ~7u;
+}
+static_assert(dir_entry_size(kNameMax) <= kBlockSize - sizeof(DiskDirBlockHeader));
+
+// ---------------------------------------------------------------------------
+// Extended attributes: one block per inode, entries packed after the header.
+// ---------------------------------------------------------------------------
+
+inline constexpr uint32_t kXattrBlockMagic = 0x52545853;  // "SXTR"
+
+struct DiskXattrBlockHeader {
+  le32 magic;
+  le32 crc;         // crc32c of the whole block, crc = 0
+  le64 owner_ino;
+  le32 count;
+  le32 used;        // bytes used after the header
+};
+static_assert(sizeof(DiskXattrBlockHeader) == 24);
+
+struct DiskXattrEntry {
+  uint8_t name_len;  // full name incl. namespace prefix, no NUL
+  uint8_t reserved0;
+  le16 value_len;
+  // char name[name_len], then uint8_t value[value_len]; entry padded to 4
+};
+static_assert(sizeof(DiskXattrEntry) == 4);
+
+}  // namespace sealfs::format

@@ -1,0 +1,118 @@
+// Journal: physical redo transactions, the only way metadata reaches media.
+//
+// A Transaction stages (region offset, bytes) records. commit() appends them
+// to the circular log with one crc-protected commit record, makes the log
+// durable (one drain), then copies the records to their home locations and
+// flushes them; home writes are drained lazily, at the next checkpoint.
+// Recovery (open) replays every committed transaction after the checkpoint and
+// stops at the first torn or stale one.
+//
+// Concurrency: commit() serialises on the journal mutex. Callers that stage
+// bytes derived from shared state must hold that state's lock across commit
+// (inode lock, directory lock), or stage the bytes from a prepare hook, which
+// runs under the journal mutex, so the log order is the order of the state
+// changes (the allocator's bitmap words are written this way).
+//
+// A transaction does not see its own staged writes: read the DRAM copy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "media/region.h"
+#include "util/status.h"
+
+namespace sealfs {
+
+struct JournalArea {
+  uint64_t start_block = 0;  // header block; the log follows it
+  uint64_t blocks = 0;       // including the header block
+};
+
+struct RecoveryStats {
+  uint64_t replayed_transactions = 0;
+  uint64_t replayed_bytes = 0;
+  uint64_t next_seq = 0;
+  bool torn_tail = false;  // a partial transaction was found and ignored
+};
+
+class Journal;
+
+class Transaction {
+ public:
+  Transaction(Transaction&&) noexcept = default;
+  Transaction& operator=(Transaction&&) noexcept = default;
+  ~Transaction();  // an uncommitted transaction aborts
+
+  // Stages `len` bytes for region offset `region_offset`. Later writes to the
+  // same bytes win.
+  void write(uint64_t region_offset, const void* src, size_t len);
+  template <typename T>
+  void write_struct(uint64_t region_offset, const T& value) {
+    write(region_offset, &value, sizeof(T));
+  }
+  // Runs under the journal mutex, just before the transaction is serialised;
+  // may stage more writes. Hooks run in registration order.
+  void on_prepare(std::function<void(Transaction&)> fn);
+  // Runs after the commit is durable (e.g. release freed blocks).
+  void on_commit(std::function<void()> fn);
+  // Runs if the transaction is dropped or its commit fails.
+  void on_abort(std::function<void()> fn);
+
+  bool empty() const { return records_.empty() && prepare_.empty(); }
+  // Bytes the transaction will occupy in the log, excluding prepare hooks.
+  uint64_t log_bytes() const;
+
+ private:
+  friend class Journal;
+  explicit Transaction(Journal* journal) : journal_(journal) {}
+  void run_abort();
+
+  struct Record {
+    uint64_t region_offset;
+    uint32_t length;
+    uint32_t payload_offset;  // into payload_
+  };
+  Journal* journal_ = nullptr;
+  std::vector<Record> records_;
+  std::vector<std::byte> payload_;
+  std::vector<std::function<void(Transaction&)>> prepare_;
+  std::vector<std::function<void()>> commit_;
+  std::vector<std::function<void()>> abort_;
+};
+
+class Journal {
+ public:
+  // Writes an empty journal header (mkfs, or fsck rebuilding the journal).
+  static Status format(Region& region, const JournalArea& area);
+  // Opens the journal and replays what is committed. Fails with kCorruption
+  // or kBadCrc if both header slots are bad, kInvalid on a bad area.
+  static Result<std::unique_ptr<Journal>> open(Region& region, const JournalArea& area,
+                                               RecoveryStats* stats = nullptr);
+  ~Journal();
+
+  Transaction begin() { return Transaction(this); }
+  // Durable on return. kNoSpace if the transaction can never fit
+  // (log_bytes() > max_transaction_bytes()); kReadOnly on a read-only region.
+  Status commit(Transaction&& txn);
+  // Drains home writes and empties the log.
+  Status checkpoint();
+
+  uint64_t max_transaction_bytes() const;
+  uint64_t next_seq() const;
+  uint64_t log_capacity() const;
+  uint64_t log_used() const;
+  uint64_t commits() const;
+  uint64_t checkpoints() const;
+
+ private:
+  Journal(Region& region, const JournalArea& area);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sealfs

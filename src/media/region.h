@@ -1,0 +1,80 @@
+// Region: the byte-addressable persistent store sealfs lives in.
+//
+// Backends are files: region_pmem2 (devdax, fsdax file, ordinary file, via
+// libpmem2) and region_dram (in-memory fake with a persistence trace and power
+// loss simulation, for tests).
+//
+// Reads go through the const view. Writes need a RegionWriteKey, which only
+// the Journal (metadata), DataWriter (file data) and Formatter (mkfs) can
+// construct: that is how "metadata is written only through the journal" is
+// enforced by the compiler rather than by review.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sealfs {
+
+enum class Granularity {
+  kByte,       // eADR / persistent caches: a store is durable when visible
+  kCacheLine,  // ADR: flush cache lines, then fence
+  kPage,       // not DAX: msync
+};
+const char* granularity_name(Granularity g);
+
+class RegionWriteKey {
+ private:
+  RegionWriteKey() = default;
+  friend class Journal;
+  friend class DataWriter;
+  friend class Formatter;
+  friend class RegionTestAccess;  // unit tests only
+};
+
+class Region {
+ public:
+  virtual ~Region() = default;
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+
+  uint64_t size() const { return size_; }
+  // Mapping alignment of the source (pmem2_source_alignment): every extent
+  // that may be direct-mapped starts and ends on it.
+  uint64_t alignment() const { return alignment_; }
+  Granularity granularity() const { return granularity_; }
+  bool read_only() const { return read_only_; }
+  const std::byte* data() const { return base_; }
+  // Human description: path and backend ("devdax /dev/dax0.0").
+  const std::string& description() const { return description_; }
+
+  std::byte* writable(RegionWriteKey) { return base_; }
+
+  // Makes [addr, addr+len) durable once the next drain() returns.
+  virtual void flush(const void* addr, size_t len) = 0;
+  // Waits for every flush issued by this thread so far.
+  virtual void drain() = 0;
+  void persist(const void* addr, size_t len) {
+    flush(addr, len);
+    drain();
+  }
+  // Copies and flushes (non-temporal stores where the backend has them); the
+  // caller drains. Used for file data.
+  virtual void copy_flush(RegionWriteKey key, void* dst, const void* src, size_t len) = 0;
+  virtual void zero_flush(RegionWriteKey key, void* dst, size_t len) = 0;
+
+  uint64_t offset_of(const void* p) const {
+    return static_cast<uint64_t>(static_cast<const std::byte*>(p) - base_);
+  }
+
+ protected:
+  Region() = default;
+  std::byte* base_ = nullptr;
+  uint64_t size_ = 0;
+  uint64_t alignment_ = 4096;
+  Granularity granularity_ = Granularity::kPage;
+  bool read_only_ = false;
+  std::string description_;
+};
+
+}  // namespace sealfs
