@@ -1,0 +1,402 @@
+#include "media/journal.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "media/journal_log.h"
+#include "sealfs/format.h"
+#include "util/log.h"
+
+namespace sealfs {
+
+namespace jl = journal_log;
+using format::kBlockSize;
+
+namespace {
+
+[[noreturn]] void die(const std::string& what) {
+  log().critical("journal invariant broken: {}", what);
+  std::abort();
+}
+
+Status check_area(const Region& region, const JournalArea& area) {
+  uint64_t region_blocks = region.size() / kBlockSize;
+  if (area.blocks < 2) {
+    return Status(Code::kInvalid, "journal area of " + std::to_string(area.blocks) +
+                                      " blocks: need a header block and a log block");
+  }
+  if (area.start_block > region_blocks || area.blocks > region_blocks - area.start_block) {
+    return Status(Code::kInvalid, "journal area [" + std::to_string(area.start_block) + ", +" +
+                                      std::to_string(area.blocks) + ") lies outside the " +
+                                      std::to_string(region_blocks) + "-block region");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Transaction
+// ---------------------------------------------------------------------------
+
+Transaction::~Transaction() {
+  if (journal_ != nullptr) run_abort();
+}
+
+void Transaction::write(uint64_t region_offset, const void* src, size_t len) {
+  if (len == 0) return;
+  if (len > UINT32_MAX || payload_.size() + len > UINT32_MAX) {
+    die("transaction payload beyond 4 GiB");
+  }
+  auto payload_offset = static_cast<uint32_t>(payload_.size());
+  const auto* bytes = static_cast<const std::byte*>(src);
+  payload_.insert(payload_.end(), bytes, bytes + len);
+  records_.push_back({region_offset, static_cast<uint32_t>(len), payload_offset});
+}
+
+void Transaction::on_prepare(std::function<void(Transaction&)> fn) {
+  prepare_.push_back(std::move(fn));
+}
+void Transaction::on_commit(std::function<void()> fn) { commit_.push_back(std::move(fn)); }
+void Transaction::on_abort(std::function<void()> fn) { abort_.push_back(std::move(fn)); }
+
+uint64_t Transaction::log_bytes() const {
+  if (records_.empty()) return 0;
+  uint64_t total = jl::kMinTxnBytes;
+  for (const Record& r : records_) total += jl::record_log_bytes(r.length);
+  return total;
+}
+
+void Transaction::run_abort() {
+  auto hooks = std::move(abort_);
+  abort_.clear();
+  commit_.clear();
+  prepare_.clear();
+  journal_ = nullptr;
+  for (auto& fn : hooks) fn();
+}
+
+// ---------------------------------------------------------------------------
+// Journal state
+// ---------------------------------------------------------------------------
+
+struct Journal::Impl {
+  Impl(Region& r, const JournalArea& a)
+      : region(r),
+        area(a),
+        area_begin(a.start_block * kBlockSize),
+        area_end((a.start_block + a.blocks) * kBlockSize),
+        log_begin(area_begin + kBlockSize),
+        capacity((a.blocks - 1) * kBlockSize) {}
+
+  const std::byte* header_block() const { return region.data() + area_begin; }
+  const std::byte* log() const { return region.data() + log_begin; }
+  std::byte* mutable_base() { return region.writable(RegionWriteKey()); }
+
+  bool inside_region(uint64_t offset, uint64_t len) const {
+    return offset <= region.size() && len <= region.size() - offset;
+  }
+  bool touches_journal(uint64_t offset, uint64_t len) const {
+    return offset < area_end && offset + len > area_begin;
+  }
+
+  // Writes the slot that is not the current winner, so a torn header write
+  // leaves the previous header in force.
+  void write_header(uint64_t tail_offset, uint64_t tail_seq);
+  // Can `size` log bytes go at head without touching live transactions?
+  // Sets *pos and *waste (bytes skipped at the end of the log).
+  bool place(uint64_t size, uint64_t* pos, uint64_t* waste) const;
+  void checkpoint_locked();
+  void note_home_write(uint64_t offset, uint64_t len);
+
+  Region& region;
+  const JournalArea area;
+  const uint64_t area_begin;  // region byte offsets
+  const uint64_t area_end;
+  const uint64_t log_begin;
+  const uint64_t capacity;    // log bytes
+
+  // The journal mutex: after every caller lock (inode, directory, allocator,
+  // which prepare hooks may take), before the region's internal lock.
+  mutable std::mutex mu;
+  int slot = 0;          // winning header slot
+  uint64_t epoch = 0;    // its epoch
+  uint64_t tail = 0;     // log offset of the oldest live transaction
+  uint64_t head = 0;     // log offset where the next transaction goes
+  uint64_t used = 0;     // live bytes from tail to head, wrap waste included
+  uint64_t seq = 1;      // next sequence number
+  uint64_t commits = 0;
+  uint64_t checkpoints = 0;
+  // Home ranges written since the last checkpoint. They were flushed by the
+  // committing thread; the checkpoint flushes them again from its own thread
+  // so that its drain covers them (a fence orders only its own thread's
+  // flushes).
+  std::vector<std::pair<uint64_t, uint64_t>> dirty_home;
+  std::vector<std::byte> scratch;
+};
+
+void Journal::Impl::write_header(uint64_t tail_offset, uint64_t tail_seq) {
+  int target = 1 - slot;
+  std::byte* dst = mutable_base() + area_begin + target * format::kJournalHeaderSlotOffset;
+  jl::encode_header({epoch + 1, tail_offset, tail_seq}, dst);
+  region.persist(dst, sizeof(format::DiskJournalHeader));
+  slot = target;
+  ++epoch;
+}
+
+bool Journal::Impl::place(uint64_t size, uint64_t* pos, uint64_t* waste) const {
+  *pos = head;
+  *waste = 0;
+  if (capacity - head < size) {
+    *pos = 0;
+    *waste = capacity - head;
+  }
+  // Free space starts at head and runs (circularly) for capacity - used bytes.
+  return used + *waste + size <= capacity;
+}
+
+void Journal::Impl::note_home_write(uint64_t offset, uint64_t len) {
+  if (!dirty_home.empty()) {
+    auto& last = dirty_home.back();
+    if (offset >= last.first && offset <= last.first + last.second) {
+      last.second = std::max(last.second, offset + len - last.first);
+      return;
+    }
+  }
+  dirty_home.emplace_back(offset, len);
+}
+
+void Journal::Impl::checkpoint_locked() {
+  const std::byte* base = region.data();
+  for (auto [offset, len] : dirty_home) region.flush(base + offset, len);
+  region.drain();
+  dirty_home.clear();
+  write_header(head, seq);
+  tail = head;
+  used = 0;
+  ++checkpoints;
+}
+
+Journal::Journal(Region& region, const JournalArea& area)
+    : impl_(std::make_unique<Impl>(region, area)) {}
+
+Journal::~Journal() = default;
+
+// ---------------------------------------------------------------------------
+// Format and recovery
+// ---------------------------------------------------------------------------
+
+Status Journal::format(Region& region, const JournalArea& area) {
+  RETURN_IF_ERROR(check_area(region, area));
+  if (region.read_only()) return Status(Code::kReadOnly, "journal format: region is read-only");
+  Impl impl(region, area);
+  std::byte* base = impl.mutable_base();
+  // The whole area is zeroed: a log left by an earlier filesystem could
+  // otherwise hold a chain of valid transactions starting at seq 1.
+  region.zero_flush(RegionWriteKey(), base + impl.area_begin, impl.area_end - impl.area_begin);
+  std::byte* header = base + impl.area_begin;
+  jl::encode_header({1, 0, 1}, header);
+  jl::encode_header({0, 0, 1}, header + format::kJournalHeaderSlotOffset);
+  region.flush(header, kBlockSize);
+  region.drain();
+  return Status::ok();
+}
+
+Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea& area,
+                                               RecoveryStats* stats) {
+  RETURN_IF_ERROR(check_area(region, area));
+  std::unique_ptr<Journal> journal(new Journal(region, area));
+  Impl& j = *journal->impl_;
+
+  int slot = 0;
+  ASSIGN_OR_RETURN(jl::HeaderState header, jl::read_header_block(j.header_block(), &slot));
+  if (header.tail_offset >= j.capacity || header.tail_offset % 8 != 0) {
+    return Status(Code::kCorruption, "journal header: tail offset " +
+                                         std::to_string(header.tail_offset) +
+                                         " is not inside the " + std::to_string(j.capacity) +
+                                         "-byte log");
+  }
+  j.slot = slot;
+  j.epoch = header.epoch;
+  j.tail = header.tail_offset;
+
+  jl::LogScanner scanner(j.log(), j.capacity, header.tail_offset, header.tail_seq);
+  std::vector<jl::ScannedTxn> committed;
+  while (auto txn = scanner.next()) committed.push_back(*txn);
+  if (scanner.torn_tail()) {
+    log().info("journal: ignoring torn transaction: {}", scanner.stop_reason());
+  }
+
+  // Every record is checked before any is applied, so a corrupt log changes
+  // nothing at home.
+  uint64_t replayed_bytes = 0;
+  Status bad;
+  for (const auto& txn : committed) {
+    jl::for_each_record(j.log() + txn.offset, [&](uint64_t off, const std::byte*, uint32_t len) {
+      if (!bad.is_ok()) return;
+      if (!j.inside_region(off, len)) {
+        bad = Status(Code::kCorruption, "journal transaction " + std::to_string(txn.seq) +
+                                            ": record [" + std::to_string(off) + ", +" +
+                                            std::to_string(len) + ") lies outside the region");
+      } else if (j.touches_journal(off, len)) {
+        bad = Status(Code::kCorruption, "journal transaction " + std::to_string(txn.seq) +
+                                            ": record [" + std::to_string(off) + ", +" +
+                                            std::to_string(len) +
+                                            ") overlaps the journal area");
+      }
+      replayed_bytes += len;
+    });
+    RETURN_IF_ERROR(bad);
+  }
+
+  j.seq = scanner.next_seq();
+  j.head = scanner.head_offset();
+  j.used = scanner.consumed();
+  if (!committed.empty()) {
+    if (region.read_only()) {
+      return Status(Code::kReadOnly,
+                    "journal needs recovery: mount read-write once or run fsck.sealfs");
+    }
+    std::byte* base = j.mutable_base();
+    for (const auto& txn : committed) {
+      jl::for_each_record(j.log() + txn.offset,
+                          [&](uint64_t off, const std::byte* payload, uint32_t len) {
+                            std::memcpy(base + off, payload, len);
+                            region.flush(base + off, len);
+                          });
+    }
+    region.drain();
+    // Replay is idempotent, but moving the tail saves doing it again.
+    j.write_header(j.head, j.seq);
+    j.tail = j.head;
+    j.used = 0;
+    log().info("journal: replayed {} transactions ({} bytes)", committed.size(), replayed_bytes);
+  }
+  if (stats != nullptr) {
+    stats->replayed_transactions = committed.size();
+    stats->replayed_bytes = committed.empty() ? 0 : replayed_bytes;
+    stats->next_seq = j.seq;
+    stats->torn_tail = scanner.torn_tail();
+  }
+  return journal;
+}
+
+// ---------------------------------------------------------------------------
+// Commit
+// ---------------------------------------------------------------------------
+
+Status Journal::commit(Transaction&& txn) {
+  Impl& j = *impl_;
+  if (txn.journal_ != this) die("transaction committed to a journal that did not begin it");
+  std::unique_lock lock(j.mu);
+  if (j.region.read_only()) {
+    lock.unlock();
+    txn.run_abort();
+    return Status(Code::kReadOnly, "journal commit: region is read-only");
+  }
+  // Index loop: a hook may register further hooks.
+  for (size_t i = 0; i < txn.prepare_.size(); ++i) {
+    auto hook = txn.prepare_[i];
+    hook(txn);
+  }
+  txn.prepare_.clear();
+
+  if (!txn.records_.empty()) {
+    for (const auto& r : txn.records_) {
+      if (!j.inside_region(r.region_offset, r.length) ||
+          j.touches_journal(r.region_offset, r.length)) {
+        die("transaction record [" + std::to_string(r.region_offset) + ", +" +
+            std::to_string(r.length) + ") is outside the region or inside the journal");
+      }
+    }
+    uint64_t size = txn.log_bytes();
+    if (size > max_transaction_bytes()) {
+      lock.unlock();
+      txn.run_abort();
+      return Status(Code::kNoSpace, "journal transaction of " + std::to_string(size) +
+                                        " bytes exceeds the limit of " +
+                                        std::to_string(max_transaction_bytes()));
+    }
+    uint64_t pos = 0;
+    uint64_t waste = 0;
+    if (!j.place(size, &pos, &waste)) {
+      j.checkpoint_locked();
+      if (!j.place(size, &pos, &waste)) die("no log room after a checkpoint");
+    }
+
+    std::byte* base = j.mutable_base();
+    std::byte* log = base + j.log_begin;
+    if (waste >= jl::kHeaderBytes) {
+      jl::encode_wrap(j.seq, waste, log + j.head);
+      j.region.flush(log + j.head, jl::kHeaderBytes);
+    }
+    j.scratch.resize(size);
+    jl::encode_transaction(
+        j.seq, static_cast<uint32_t>(txn.records_.size()), size,
+        [&](uint32_t i) {
+          const auto& r = txn.records_[i];
+          return jl::RecordView{r.region_offset, txn.payload_.data() + r.payload_offset,
+                                r.length};
+        },
+        j.scratch.data());
+    std::memcpy(log + pos, j.scratch.data(), size);
+    j.region.flush(log + pos, size);
+    j.region.drain();  // the commit point
+
+    j.head = pos + size;
+    j.used += waste + size;
+    ++j.seq;
+    ++j.commits;
+    for (const auto& r : txn.records_) {
+      std::byte* home = base + r.region_offset;
+      std::memcpy(home, txn.payload_.data() + r.payload_offset, r.length);
+      j.region.flush(home, r.length);
+      j.note_home_write(r.region_offset, r.length);
+    }
+  }
+  lock.unlock();
+
+  auto hooks = std::move(txn.commit_);
+  txn.commit_.clear();
+  txn.abort_.clear();
+  txn.journal_ = nullptr;
+  for (auto& fn : hooks) fn();
+  return Status::ok();
+}
+
+Status Journal::checkpoint() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->region.read_only()) {
+    return Status(Code::kReadOnly, "journal checkpoint: region is read-only");
+  }
+  impl_->checkpoint_locked();
+  return Status::ok();
+}
+
+uint64_t Journal::max_transaction_bytes() const { return impl_->capacity / 4; }
+
+uint64_t Journal::next_seq() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->seq;
+}
+
+uint64_t Journal::log_capacity() const { return impl_->capacity; }
+
+uint64_t Journal::log_used() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->used;
+}
+
+uint64_t Journal::commits() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->commits;
+}
+
+uint64_t Journal::checkpoints() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->checkpoints;
+}
+
+}  // namespace sealfs

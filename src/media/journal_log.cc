@@ -1,0 +1,195 @@
+#include "media/journal_log.h"
+
+#include <cstring>
+
+#include "util/crc32c.h"
+
+namespace sealfs::journal_log {
+namespace {
+
+using format::DiskJournalHeader;
+using format::DiskTxnCommit;
+using format::DiskTxnHeader;
+using format::DiskTxnRecord;
+
+// Log bytes are read through memcpy: the log is untrusted input, and a struct
+// load from it must not depend on alignment the media might not give us.
+template <typename T>
+T load(const std::byte* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(T));
+  return value;
+}
+
+constexpr size_t kHeaderCrcOffset = offsetof(DiskJournalHeader, crc);
+
+enum class SlotVerdict { kValid, kBadMagic, kBadCrc };
+
+SlotVerdict check_slot(const std::byte* slot, DiskJournalHeader* out) {
+  *out = load<DiskJournalHeader>(slot);
+  if (out->magic.get() != format::kJournalHeaderMagic) return SlotVerdict::kBadMagic;
+  uint32_t want = crc32c_with_hole(slot, sizeof(DiskJournalHeader), kHeaderCrcOffset);
+  if (out->crc.get() != want) return SlotVerdict::kBadCrc;
+  return SlotVerdict::kValid;
+}
+
+}  // namespace
+
+void encode_header(const HeaderState& state, void* slot) {
+  DiskJournalHeader h{};
+  h.magic.set(format::kJournalHeaderMagic);
+  h.epoch.set(state.epoch);
+  h.tail_offset.set(state.tail_offset);
+  h.tail_seq.set(state.tail_seq);
+  h.crc.set(crc32c_with_hole(&h, sizeof(h), kHeaderCrcOffset));
+  std::memcpy(slot, &h, sizeof(h));
+}
+
+Result<HeaderState> read_header_block(const std::byte* header_block, int* winner_slot) {
+  DiskJournalHeader slots[2];
+  SlotVerdict verdicts[2];
+  for (int i = 0; i < 2; ++i) {
+    verdicts[i] = check_slot(header_block + i * format::kJournalHeaderSlotOffset, &slots[i]);
+  }
+  int winner = -1;
+  for (int i = 0; i < 2; ++i) {
+    if (verdicts[i] != SlotVerdict::kValid) continue;
+    if (winner < 0 || slots[i].epoch.get() > slots[winner].epoch.get()) winner = i;
+  }
+  if (winner < 0) {
+    if (verdicts[0] == SlotVerdict::kBadCrc || verdicts[1] == SlotVerdict::kBadCrc) {
+      return Status(Code::kBadCrc, "journal header: both slots fail their crc check");
+    }
+    return Status(Code::kCorruption, "journal header: neither slot has the header magic");
+  }
+  *winner_slot = winner;
+  return HeaderState{slots[winner].epoch.get(), slots[winner].tail_offset.get(),
+                     slots[winner].tail_seq.get()};
+}
+
+void encode_transaction(uint64_t seq, uint32_t record_count, uint64_t total_bytes,
+                        const std::function<RecordView(uint32_t)>& next, std::byte* out) {
+  DiskTxnHeader header{};
+  header.magic.set(format::kTxnMagic);
+  header.record_count.set(record_count);
+  header.seq.set(seq);
+  header.length.set(total_bytes);
+  std::memcpy(out, &header, sizeof(header));
+  uint64_t pos = kHeaderBytes;
+  for (uint32_t i = 0; i < record_count; ++i) {
+    RecordView r = next(i);
+    DiskTxnRecord rec{};
+    rec.region_offset.set(r.region_offset);
+    rec.length.set(r.length);
+    std::memcpy(out + pos, &rec, sizeof(rec));
+    pos += kRecordBytes;
+    std::memcpy(out + pos, r.payload, r.length);
+    // Padding is zeroed so the crc does not cover stale bytes.
+    std::memset(out + pos + r.length, 0, pad8(r.length) - r.length);
+    pos += pad8(r.length);
+  }
+  DiskTxnCommit commit{};
+  commit.magic.set(format::kTxnCommitMagic);
+  commit.crc.set(crc32c(out, pos));
+  commit.seq.set(seq);
+  std::memcpy(out + pos, &commit, sizeof(commit));
+}
+
+void encode_wrap(uint64_t seq, uint64_t bytes_to_end, std::byte* out) {
+  DiskTxnHeader wrap{};
+  wrap.magic.set(format::kTxnWrapMagic);
+  wrap.seq.set(seq);
+  wrap.length.set(bytes_to_end);
+  std::memcpy(out, &wrap, sizeof(wrap));
+}
+
+LogScanner::LogScanner(const std::byte* log, uint64_t capacity, uint64_t tail_offset,
+                       uint64_t tail_seq)
+    : log_(log), capacity_(capacity), offset_(tail_offset), seq_(tail_seq) {}
+
+std::optional<ScannedTxn> LogScanner::stop(bool torn, std::string reason) {
+  torn_ = torn;
+  stop_reason_ = std::move(reason);
+  return std::nullopt;
+}
+
+std::optional<ScannedTxn> LogScanner::next() {
+  auto at = [](uint64_t off) { return " at log offset " + std::to_string(off); };
+  bool wrapped = false;
+  for (;;) {
+    uint64_t left = capacity_ - offset_;
+    if (left < kHeaderBytes) {
+      // Too little room for even a wrap marker: the writer wrapped silently.
+      if (wrapped || consumed_ + left > capacity_) return stop(false, "log exhausted");
+      consumed_ += left;
+      offset_ = 0;
+      wrapped = true;
+      continue;
+    }
+    auto header = load<DiskTxnHeader>(log_ + offset_);
+    if (header.magic.get() == format::kTxnWrapMagic) {
+      if (header.seq.get() != seq_) return stop(false, "stale wrap marker" + at(offset_));
+      if (wrapped || header.length.get() != left || consumed_ + left > capacity_) {
+        return stop(true, "inconsistent wrap marker" + at(offset_));
+      }
+      consumed_ += left;
+      offset_ = 0;
+      wrapped = true;
+      continue;
+    }
+    if (header.magic.get() != format::kTxnMagic) {
+      return stop(false, "no transaction header" + at(offset_));
+    }
+    if (header.seq.get() != seq_) {
+      return stop(false, "sequence " + std::to_string(header.seq.get()) + " where " +
+                             std::to_string(seq_) + " was expected" + at(offset_));
+    }
+    // From here on the bytes claim to be the expected transaction: any failure
+    // means it was being written when power failed.
+    uint64_t length = header.length.get();
+    if (length < kMinTxnBytes || length % 8 != 0 || length > left ||
+        consumed_ + length > capacity_) {
+      return stop(true, "transaction length " + std::to_string(length) + " does not fit" +
+                            at(offset_));
+    }
+    const std::byte* txn = log_ + offset_;
+    uint64_t commit_pos = length - kCommitBytes;
+    uint64_t pos = kHeaderBytes;
+    for (uint32_t i = 0; i < header.record_count.get(); ++i) {
+      if (pos + kRecordBytes > commit_pos) {
+        return stop(true, "records overrun the transaction" + at(offset_));
+      }
+      auto rec = load<DiskTxnRecord>(txn + pos);
+      pos += record_log_bytes(rec.length.get());
+      if (pos > commit_pos) return stop(true, "records overrun the transaction" + at(offset_));
+    }
+    if (pos != commit_pos) {
+      return stop(true, "record lengths do not add up to the transaction" + at(offset_));
+    }
+    auto commit = load<DiskTxnCommit>(txn + commit_pos);
+    if (commit.magic.get() != format::kTxnCommitMagic || commit.seq.get() != seq_) {
+      return stop(true, "missing commit record" + at(offset_));
+    }
+    if (commit.crc.get() != crc32c(txn, commit_pos)) {
+      return stop(true, "commit crc mismatch" + at(offset_));
+    }
+    ScannedTxn found{seq_, offset_, length};
+    offset_ += length;
+    consumed_ += length;
+    ++seq_;
+    return found;
+  }
+}
+
+void for_each_record(const std::byte* txn,
+                     const std::function<void(uint64_t, const std::byte*, uint32_t)>& fn) {
+  auto header = load<DiskTxnHeader>(txn);
+  uint64_t pos = kHeaderBytes;
+  for (uint32_t i = 0; i < header.record_count.get(); ++i) {
+    auto rec = load<DiskTxnRecord>(txn + pos);
+    fn(rec.region_offset.get(), txn + pos + kRecordBytes, rec.length.get());
+    pos += record_log_bytes(rec.length.get());
+  }
+}
+
+}  // namespace sealfs::journal_log

@@ -1,0 +1,105 @@
+// The journal's on-media log: header slots, transaction serialisation and the
+// recovery scan. Pure byte work on a mapped journal area; the Journal decides
+// when to write and what to make durable.
+//
+// Geometry: the journal area's first block holds two DiskJournalHeader slots
+// (byte 0 and kJournalHeaderSlotOffset); the log is the remaining blocks, and
+// "log offset" below is a byte offset from the start of the log.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "sealfs/format.h"
+#include "util/status.h"
+
+namespace sealfs::journal_log {
+
+inline constexpr uint64_t kHeaderBytes = sizeof(format::DiskTxnHeader);
+inline constexpr uint64_t kRecordBytes = sizeof(format::DiskTxnRecord);
+inline constexpr uint64_t kCommitBytes = sizeof(format::DiskTxnCommit);
+inline constexpr uint64_t kMinTxnBytes = kHeaderBytes + kCommitBytes;
+
+inline constexpr uint64_t pad8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+// Log bytes one record with `length` payload bytes occupies.
+inline constexpr uint64_t record_log_bytes(uint64_t length) {
+  return kRecordBytes + pad8(length);
+}
+
+// The decoded state of one header slot.
+struct HeaderState {
+  uint64_t epoch = 0;
+  uint64_t tail_offset = 0;
+  uint64_t tail_seq = 0;
+};
+
+// Encodes a header slot (crc included) into `slot` (64 bytes).
+void encode_header(const HeaderState& state, void* slot);
+
+// Picks the winning slot of a header block: the valid (magic + crc) slot with
+// the higher epoch. `winner_slot` gets 0 or 1. Both bad: kBadCrc when a magic
+// was right but its crc wrong, kCorruption when neither magic is right.
+Result<HeaderState> read_header_block(const std::byte* header_block, int* winner_slot);
+
+// One record of a transaction being serialised.
+struct RecordView {
+  uint64_t region_offset;
+  const std::byte* payload;
+  uint32_t length;
+};
+
+// Serialises a whole transaction (header, records, commit with crc) into
+// `out`, which must hold `total_bytes` (= kMinTxnBytes + sum of
+// record_log_bytes). `next(i)` yields record i.
+void encode_transaction(uint64_t seq, uint32_t record_count, uint64_t total_bytes,
+                        const std::function<RecordView(uint32_t)>& next, std::byte* out);
+
+// Encodes a wrap marker for `seq` covering `bytes_to_end` (>= kHeaderBytes).
+void encode_wrap(uint64_t seq, uint64_t bytes_to_end, std::byte* out);
+
+// A committed transaction found by the scan.
+struct ScannedTxn {
+  uint64_t seq = 0;
+  uint64_t offset = 0;  // log offset of its header
+  uint64_t length = 0;  // header through commit
+};
+
+// Walks the log from (tail_offset, tail_seq), following wrap markers, and
+// yields every transaction that validates. Stops at the first mismatch.
+class LogScanner {
+ public:
+  LogScanner(const std::byte* log, uint64_t capacity, uint64_t tail_offset, uint64_t tail_seq);
+
+  // The next valid transaction, or nullopt at the end of the committed log.
+  std::optional<ScannedTxn> next();
+  // After next() returned nullopt: did it stop at a started transaction (right
+  // magic and seq) that failed validation?
+  bool torn_tail() const { return torn_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+  // Where the next transaction would start, and the bytes consumed from the
+  // tail so far (wrap waste included).
+  uint64_t head_offset() const { return offset_; }
+  uint64_t consumed() const { return consumed_; }
+  uint64_t next_seq() const { return seq_; }
+
+ private:
+  std::optional<ScannedTxn> stop(bool torn, std::string reason);
+
+  const std::byte* log_;
+  uint64_t capacity_;
+  uint64_t offset_;
+  uint64_t seq_;
+  uint64_t consumed_ = 0;
+  bool torn_ = false;
+  std::string stop_reason_;
+};
+
+// Calls fn(region_offset, payload, length) for each record of a transaction
+// the scanner validated.
+void for_each_record(const std::byte* txn,
+                     const std::function<void(uint64_t, const std::byte*, uint32_t)>& fn);
+
+}  // namespace sealfs::journal_log
