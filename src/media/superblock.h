@@ -68,5 +68,8 @@ bool needs_read_only(const Superblock& sb);
 Result<Superblock> read_superblock(const Region& region, bool* used_backup = nullptr);
 
 uint64_t block_offset(uint64_t block);  // block * kBlockSize
+// Byte offset in the region of inode `ino` (1-based: inode 1 is slot 0 of the
+// inode table). The caller checks 1 <= ino <= inode_count.
+uint64_t inode_offset(const Geometry& geometry, uint64_t ino);
 
 }  // namespace sealfs
