@@ -1,0 +1,182 @@
+// The step loop, the state checks after each step, and the divergence report.
+#include "runner.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "state.h"
+
+namespace difftest {
+namespace {
+
+constexpr size_t kHistory = 24;
+const char* const kWorkName = "difftest.work";
+
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
+  remove(path);
+  return 0;
+}
+
+void remove_tree(const std::string& path) {
+  nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+std::string parent_of(const std::string& rel) {
+  size_t slash = rel.rfind('/');
+  return slash == std::string::npos ? std::string() : rel.substr(0, slash);
+}
+
+}  // namespace
+
+std::string reproduce_command(const Options& options, uint64_t ops) {
+  std::string cmd = "difftest --a '" + options.root_a + "' --b '" + options.root_b +
+                    "' --seed " + std::to_string(options.seed) + " --ops " + std::to_string(ops);
+  if (options.check_every != Options{}.check_every) {
+    cmd += " --check-every " + std::to_string(options.check_every);
+  }
+  if (!options.mmap) cmd += " --no-mmap";
+  if (!options.xattrs) cmd += " --no-xattrs";
+  if (!options.rename_flags) cmd += " --no-rename-flags";
+  if (!options.fallocate) cmd += " --no-fallocate";
+  if (options.emulate_zero_range_a) cmd += " --emulate-zero-range-a";
+  return cmd;
+}
+
+Runner::Runner(const Options& options) : options_(options), rng_(options.seed) {
+  work_[0] = options.root_a + "/" + kWorkName;
+  work_[1] = options.root_b + "/" + kWorkName;
+}
+
+Runner::~Runner() {
+  for (Slot& slot : slots_) close_slot(slot);
+}
+
+std::string Runner::at(int side, const std::string& rel) const {
+  return rel.empty() ? work_[side] : work_[side] + "/" + rel;
+}
+
+void Runner::open_readers(Slot& slot) {
+  for (int side = 0; side < 2; ++side) {
+    struct stat st {};
+    if (fstat(slot.fd[side], &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    // Reopening through /proc reaches the inode even after its last name is
+    // gone, and works for write-only descriptors too.
+    std::string self = "/proc/self/fd/" + std::to_string(slot.fd[side]);
+    slot.reader[side] = open(self.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+}
+
+void Runner::close_slot(Slot& slot) {
+  for (int side = 0; side < 2; ++side) {
+    if (slot.reader[side] >= 0) close(slot.reader[side]);
+    if (slot.fd[side] >= 0) close(slot.fd[side]);
+    slot.reader[side] = slot.fd[side] = -1;
+  }
+  slot.used = false;
+}
+
+bool Runner::prepare_work_trees() {
+  for (int side = 0; side < 2; ++side) {
+    struct stat st {};
+    const std::string& root = side == 0 ? options_.root_a : options_.root_b;
+    if (stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      std::fprintf(stderr, "difftest: %s is not a directory\n", root.c_str());
+      return false;
+    }
+    if (options_.compare_only) continue;
+    remove_tree(work_[side]);
+    if (mkdir(work_[side].c_str(), 0755) != 0) {
+      std::perror(("difftest: mkdir " + work_[side]).c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Runner::check_after(const Step& step) {
+  std::string diff;
+  if (step.slot >= 0 && slots_[step.slot].used) {
+    const Slot& slot = slots_[step.slot];
+    diff = compare_open_files(slot.fd[0], slot.fd[1], slot.reader[0], slot.reader[1]);
+    if (!diff.empty()) return "file open as " + slot.label() + ": " + diff;
+  }
+  for (const std::string& path : step.paths) {
+    for (const std::string& rel : {path, parent_of(path)}) {
+      diff = compare_node(at(0, rel), at(1, rel), rel, options_.xattrs);
+      if (!diff.empty()) return diff;
+    }
+  }
+  return diff;
+}
+
+void Runner::report(uint64_t step, const std::string& what, const std::string& detail) {
+  std::fprintf(stderr, "\nDIVERGENCE at step %llu (seed %llu)\n",
+               static_cast<unsigned long long>(step),
+               static_cast<unsigned long long>(options_.seed));
+  std::fprintf(stderr, "  %s\n  %s\n", what.c_str(), detail.c_str());
+  std::fprintf(stderr, "  recent steps (result on A):\n");
+  for (const std::string& line : history_) std::fprintf(stderr, "    %s\n", line.c_str());
+  std::fprintf(stderr, "  trees left for inspection: %s %s\n", work_[0].c_str(),
+               work_[1].c_str());
+  std::fprintf(stderr, "  reproduce: %s --trace\n",
+               reproduce_command(options_, step).c_str());
+}
+
+int Runner::run() {
+  if (!prepare_work_trees()) return 2;
+  if (options_.compare_only) {
+    std::string diff = compare_tree(work_[0], work_[1], "", options_.xattrs);
+    if (!diff.empty()) {
+      std::fprintf(stderr, "DIVERGENCE between existing trees:\n  %s\n", diff.c_str());
+      return 1;
+    }
+    return 0;
+  }
+
+  for (uint64_t n = 1; n <= options_.ops; ++n) {
+    Step step = draw();
+    Outcome a = step.run(0);
+    Outcome b = step.run(1);
+    if (step.after) step.after(a, b);
+    std::string line = std::to_string(n) + ": " + step.text + " -> " + describe(a);
+    if (options_.trace) std::fprintf(stderr, "%s\n", line.c_str());
+    history_.push_back(std::move(line));
+    if (history_.size() > kHistory) history_.pop_front();
+
+    if (!(a == b)) {
+      report(n, "result of " + step.text, describe_difference(a, b));
+      return 1;
+    }
+    std::string diff = check_after(step);
+    if (diff.empty() && n % options_.check_every == 0) {
+      diff = compare_tree(work_[0], work_[1], "", options_.xattrs);
+    }
+    if (!diff.empty()) {
+      report(n, "state after " + step.text, diff);
+      return 1;
+    }
+    if (n % 100000 == 0) {
+      std::fprintf(stderr, "difftest: %llu ops, no divergence so far\n",
+                   static_cast<unsigned long long>(n));
+    }
+  }
+
+  // Last names gone and descriptors closed: orphans must have vanished too.
+  for (Slot& slot : slots_) close_slot(slot);
+  std::string diff = compare_tree(work_[0], work_[1], "", options_.xattrs);
+  if (!diff.empty()) {
+    report(options_.ops, "state after closing every file", diff);
+    return 1;
+  }
+  if (!options_.keep) {
+    remove_tree(work_[0]);
+    remove_tree(work_[1]);
+  }
+  return 0;
+}
+
+}  // namespace difftest

@@ -1,0 +1,116 @@
+// The differential runner: draws a seeded sequence of operations, applies
+// each to tree A (the filesystem under test) and tree B (the reference),
+// and stops at the first step where results or resulting state differ.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "outcome.h"
+#include "rng.h"
+
+namespace difftest {
+
+struct Options {
+  std::string root_a, root_b;
+  uint64_t seed = 1;
+  uint64_t ops = 10000;
+  uint64_t check_every = 50;  // full-tree comparison period, in steps
+  bool mmap = true;
+  bool xattrs = true;
+  bool rename_flags = true;
+  bool fallocate = true;  // off only for peers without it (bindfs)
+  // tmpfs has no FALLOC_FL_ZERO_RANGE; B always emulates it (punch + extend).
+  // A emulates it only when asked, to self-test against tmpfs or bindfs.
+  bool emulate_zero_range_a = false;
+  bool trace = false;
+  bool keep = false;          // leave the work trees after a clean run
+  bool compare_only = false;  // no operations: compare existing work trees
+};
+
+std::string reproduce_command(const Options& options, uint64_t ops);
+
+class Runner {
+ public:
+  explicit Runner(const Options& options);
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  // 0: A and B agreed at every step; 1: divergence (reported on stderr);
+  // 2: the trees could not be set up.
+  int run();
+
+ private:
+  static constexpr int kSlots = 6;
+  struct Slot {
+    bool used = false;
+    int fd[2] = {-1, -1};
+    int reader[2] = {-1, -1};  // read-only reopen of the same inode, for checks
+    int flags = 0;
+    std::string path;
+    std::string label() const;
+  };
+  // One drawn operation. `run` is called once per side (0 = A, 1 = B).
+  struct Step {
+    std::string text;
+    std::function<Outcome(int side)> run;
+    std::function<void(const Outcome& a, const Outcome& b)> after;  // bookkeeping
+    std::vector<std::string> paths;  // compared afterwards, with their parents
+    int slot = -1;                   // open file compared afterwards
+  };
+
+  // Operation generators (ops.cc).
+  Step draw();
+  Step op_open();
+  Step op_close(int slot);
+  Step op_write(int slot, bool positional);
+  Step op_read(int slot, bool positional);
+  Step op_lseek(int slot);
+  Step op_ftruncate(int slot);
+  Step op_truncate();
+  Step op_fallocate(int slot);
+  Step op_fsync(int slot);
+  Step op_fstat(int slot);
+  Step op_mmap(int slot);
+  Step op_unlink();
+  Step op_rename();
+  Step op_link();
+  Step op_mkdir();
+  Step op_rmdir();
+  Step op_symlink();
+  Step op_readlink();
+  Step op_stat();
+  Step op_readdir();
+  Step op_chmod();
+  Step op_setxattr();
+  Step op_getxattr();
+  Step op_listxattr();
+  Step op_removexattr();
+
+  std::string pick_path();
+  std::string pick_dir();
+  int pick_used_slot();
+  off_t pick_offset(off_t size);
+  size_t pick_length();
+  off_t current_size(int slot);
+  std::string at(int side, const std::string& rel) const;
+  void open_readers(Slot& slot);
+  void close_slot(Slot& slot);
+
+  // Checks and reporting (runner.cc).
+  bool prepare_work_trees();
+  std::string check_after(const Step& step);
+  void report(uint64_t step, const std::string& what, const std::string& detail);
+
+  Options options_;
+  Rng rng_;
+  std::string work_[2];
+  Slot slots_[kSlots];
+  std::deque<std::string> history_;
+};
+
+}  // namespace difftest
