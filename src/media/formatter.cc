@@ -149,9 +149,9 @@ Result<Superblock> Formatter::format(Region& region, const FormatOptions& option
   zero_blocks(region, key, region.size() / kBlockSize - 1, 1);
   region.drain();
 
-  // 2. Metadata areas to zero: an empty journal log, all inodes free, every
-  //    data block free. Devdax devices hold whatever was there before.
-  zero_blocks(region, key, g.journal_start, g.journal_blocks);
+  // 2. Metadata areas to zero: all inodes free, every data block free.
+  //    Devdax devices hold whatever was there before. (Journal::format
+  //    zeroes its own area.)
   zero_blocks(region, key, g.holder_start, g.holder_blocks);
   zero_blocks(region, key, g.inode_start, g.inode_blocks);
   zero_blocks(region, key, g.bitmap_start, g.bitmap_blocks);
