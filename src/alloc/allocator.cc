@@ -1,0 +1,536 @@
+#include "alloc/allocator.h"
+
+#include <endian.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "alloc/free_space.h"
+#include "alloc/holder_table.h"
+#include "sealfs/format.h"
+#include "util/log.h"
+
+namespace sealfs {
+
+namespace {
+
+constexpr uint64_t kBlock = format::kBlockSize;
+constexpr uint64_t kBitsPerBlock = kBlock * 8;
+
+[[noreturn]] void broken(const std::string& what) {
+  log().critical("allocator invariant broken: {}", what);
+  std::fprintf(stderr, "sealfs allocator invariant broken: %s\n", what.c_str());
+  std::abort();
+}
+
+std::string extent_text(BlockExtent e) {
+  return "[" + std::to_string(e.start) + ", +" + std::to_string(e.count) + ")";
+}
+
+// A plain bitmap over the data area; bit i <=> block data_start + i.
+class Bits {
+ public:
+  Bits() = default;
+  explicit Bits(uint64_t bits) : words_((bits + 63) / 64) {}
+  std::vector<uint64_t>& words() { return words_; }
+  const std::vector<uint64_t>& words() const { return words_; }
+  bool test(uint64_t i) const { return (words_[i / 64] >> (i % 64)) & 1u; }
+
+  void assign(uint64_t first, uint64_t count, bool value) {
+    for_words(first, count, [&](uint64_t w, uint64_t mask) {
+      if (value) {
+        words_[w] |= mask;
+      } else {
+        words_[w] &= ~mask;
+      }
+    });
+  }
+  bool all(uint64_t first, uint64_t count) const {
+    bool ok = true;
+    for_words(first, count, [&](uint64_t w, uint64_t mask) { ok = ok && (words_[w] & mask) == mask; });
+    return ok;
+  }
+  bool none(uint64_t first, uint64_t count) const {
+    bool ok = true;
+    for_words(first, count, [&](uint64_t w, uint64_t mask) { ok = ok && (words_[w] & mask) == 0; });
+    return ok;
+  }
+
+ private:
+  template <typename F>
+  static void for_words(uint64_t first, uint64_t count, F&& f) {
+    uint64_t end = first + count;
+    while (first < end) {
+      uint64_t w = first / 64;
+      uint64_t lo = first % 64;
+      uint64_t hi = std::min<uint64_t>(64, end - w * 64);
+      uint64_t mask = (hi == 64 ? ~0ull : ((1ull << hi) - 1)) & ~((1ull << lo) - 1);
+      f(w, mask);
+      first = w * 64 + hi;
+    }
+  }
+  std::vector<uint64_t> words_;
+};
+
+Status check_area(const AllocatorArea& a, uint64_t region_blocks) {
+  auto invalid = [](const std::string& why) {
+    return Status(Code::kInvalid, "allocator area: " + why);
+  };
+  if (a.align_blocks == 0 || (a.align_blocks & (a.align_blocks - 1)) != 0) {
+    return invalid("align_blocks " + std::to_string(a.align_blocks) + " is not a power of two");
+  }
+  if (a.data_blocks == 0) return invalid("empty data area");
+  if (a.data_start % a.align_blocks != 0) {
+    return invalid("data_start " + std::to_string(a.data_start) + " is not aligned to " +
+                   std::to_string(a.align_blocks) + " blocks");
+  }
+  if (a.bitmap_blocks > UINT64_MAX / kBitsPerBlock || a.bitmap_blocks * kBitsPerBlock < a.data_blocks) {
+    return invalid("bitmap of " + std::to_string(a.bitmap_blocks) + " blocks cannot cover " +
+                   std::to_string(a.data_blocks) + " data blocks");
+  }
+  struct Span {
+    const char* name;
+    uint64_t start, blocks;
+  } spans[] = {{"bitmap", a.bitmap_start, a.bitmap_blocks},
+               {"holder table", a.holder_start, a.holder_blocks},
+               {"data", a.data_start, a.data_blocks}};
+  for (const Span& s : spans) {
+    if (s.start + s.blocks < s.start || (region_blocks != 0 && s.start + s.blocks > region_blocks)) {
+      return invalid(std::string(s.name) + " area lies outside the region");
+    }
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    for (size_t j = i + 1; j < 3; ++j) {
+      const Span& x = spans[i];
+      const Span& y = spans[j];
+      if (x.blocks != 0 && y.blocks != 0 && x.start < y.start + y.blocks &&
+          y.start < x.start + x.blocks) {
+        return invalid(std::string(x.name) + " and " + y.name + " areas overlap");
+      }
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+struct Allocator::Impl {
+  Impl(const Region& r, Journal& j, const AllocatorArea& a)
+      : region(r), journal(j), area(a), free_space(a.align_blocks), in_use(a.data_blocks),
+        pending_free(a.data_blocks), committed(a.data_blocks) {}
+
+  // Changes a prepare hook made to the committed copies, undone if the
+  // transaction turns out too large for the log (the only way a commit fails
+  // after its prepare hooks ran). The undo must happen under the journal
+  // mutex, before any other transaction stages words from those copies.
+  struct PrepareUndo {
+    std::vector<std::function<void()>> steps;  // run in reverse
+  };
+
+  const Region& region;
+  Journal& journal;
+  const AllocatorArea area;
+
+  // After the journal mutex (prepare hooks), before nothing.
+  mutable std::mutex mu;
+  FreeSpace free_space;
+  Bits in_use;        // allocated, incl. uncommitted allocations and frees
+  Bits pending_free;  // in a free or release that has not committed yet
+  Bits committed;     // what the committed transactions put on media
+  std::optional<HolderTable> holders;
+  std::map<uint64_t, uint64_t> quarantined;  // start -> count, live entries
+  uint64_t quarantined_blocks = 0;
+  // The transaction whose prepare hooks are running (journal mutex held).
+  const Transaction* preparing = nullptr;
+  std::shared_ptr<PrepareUndo> preparing_undo;
+
+  uint64_t bit(uint64_t block) const { return block - area.data_start; }
+
+  void check_inside(BlockExtent e, const char* op) const {
+    if (e.count == 0 || e.start < area.data_start || e.start - area.data_start >= area.data_blocks ||
+        e.count > area.data_blocks - (e.start - area.data_start)) {
+      broken(std::string(op) + " of " + extent_text(e) + " outside the data area");
+    }
+  }
+  bool overlaps_quarantine(BlockExtent e) const {
+    auto it = quarantined.lower_bound(e.start);
+    if (it != quarantined.end() && it->first < e.end()) return true;
+    if (it != quarantined.begin()) {
+      --it;
+      if (it->first + it->second > e.start) return true;
+    }
+    return false;
+  }
+
+  // Stages the committed words covering `e`, as one record.
+  void stage_words(Transaction& txn, BlockExtent e) const {
+    uint64_t first = bit(e.start) / 64;
+    uint64_t last = (bit(e.start) + e.count - 1) / 64;
+    std::vector<uint64_t> le(last - first + 1);
+    for (uint64_t w = first; w <= last; ++w) le[w - first] = htole64(committed.words()[w]);
+    txn.write(area.bitmap_start * kBlock + first * 8, le.data(), le.size() * 8);
+  }
+
+  // Called from a prepare hook with `mu` held: records an undo step for the
+  // transaction being prepared, and makes sure a final size check runs after
+  // every hook registered so far.
+  void note_prepared(Transaction& txn, std::function<void()> undo) {
+    if (preparing != &txn) {
+      preparing = &txn;
+      preparing_undo = std::make_shared<PrepareUndo>();
+      txn.on_prepare([this, undo_log = preparing_undo](Transaction& t) {
+        std::lock_guard lock(mu);
+        preparing = nullptr;
+        preparing_undo.reset();
+        if (t.log_bytes() <= journal.max_transaction_bytes()) return;
+        for (auto it = undo_log->steps.rbegin(); it != undo_log->steps.rend(); ++it) (*it)();
+      });
+    }
+    preparing_undo->steps.push_back(std::move(undo));
+  }
+
+  Status load(const std::function<bool(const Holder&)>& alive, std::vector<Holder>* dead);
+  void release_locked(Transaction& txn, const Holder& holder);
+};
+
+Allocator::Allocator() = default;
+Allocator::~Allocator() = default;
+const AllocatorArea& Allocator::area() const { return impl_->area; }
+
+Status Allocator::format(Transaction& txn, const AllocatorArea& area) {
+  RETURN_IF_ERROR(check_area(area, 0));
+  std::vector<std::byte> zeros(kBlock);
+  for (uint64_t b = 0; b < area.bitmap_blocks; ++b) {
+    txn.write((area.bitmap_start + b) * kBlock, zeros.data(), zeros.size());
+  }
+  std::vector<std::byte> empty = HolderTable::empty_block();
+  for (uint64_t b = 0; b < area.holder_blocks; ++b) {
+    txn.write((area.holder_start + b) * kBlock, empty.data(), empty.size());
+  }
+  return Status::ok();
+}
+
+Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
+                             std::vector<Holder>* dead) {
+  // The bitmap, 64 bits at a time: runs of zero words and of full words cost
+  // one comparison each, so a mostly empty or mostly full area opens fast.
+  const std::byte* bitmap = region.data() + area.bitmap_start * kBlock;
+  std::vector<uint64_t>& words = committed.words();
+  const uint64_t word_count = words.size();
+  std::memcpy(words.data(), bitmap, word_count * 8);
+  const uint64_t tail_bits = area.data_blocks % 64;
+  const uint64_t tail_mask = tail_bits == 0 ? 0 : ~((1ull << tail_bits) - 1);
+  bool stray = tail_bits != 0 && (le64toh(words[word_count - 1]) & tail_mask) != 0;
+  for (uint64_t off = word_count * 8; !stray && off < area.bitmap_blocks * kBlock; off += 8) {
+    uint64_t w;
+    std::memcpy(&w, bitmap + off, 8);
+    stray = w != 0;
+  }
+  if (stray) {
+    return Status(Code::kCorruption, "block bitmap at block " + std::to_string(area.bitmap_start) +
+                                         " marks blocks beyond the " +
+                                         std::to_string(area.data_blocks) + "-block data area");
+  }
+  bool in_run = false;
+  uint64_t run_start = 0;
+  for (uint64_t w = 0; w < word_count; ++w) {
+    uint64_t word = le64toh(words[w]);
+    words[w] = word;
+    if (w == word_count - 1) word |= tail_mask;  // no blocks there
+    const uint64_t base = w * 64;
+    if (word == 0) {
+      if (!in_run) run_start = base;
+      in_run = true;
+      continue;
+    }
+    if (word == ~0ull) {
+      if (in_run) free_space.append_run(area.data_start + run_start, base - run_start);
+      in_run = false;
+      continue;
+    }
+    uint64_t b = 0;
+    while (b < 64) {
+      if (in_run) {
+        uint64_t rest = word >> b;
+        if (rest == 0) break;
+        b += static_cast<uint64_t>(__builtin_ctzll(rest));
+        free_space.append_run(area.data_start + run_start, base + b - run_start);
+        in_run = false;
+      } else {
+        uint64_t rest = ~word >> b;
+        if (rest == 0) break;
+        b += static_cast<uint64_t>(__builtin_ctzll(rest));
+        run_start = base + b;
+        in_run = true;
+      }
+    }
+  }
+  if (in_run) free_space.append_run(area.data_start + run_start, area.data_blocks - run_start);
+  in_use.words() = committed.words();
+
+  auto table = HolderTable::load(region.data() + area.holder_start * kBlock, area.holder_start,
+                                 area.holder_blocks, area.data_start, area.data_blocks);
+  if (!table.is_ok()) return table.status();
+  holders.emplace(std::move(table).value());
+  for (size_t i = 0; i < holders->slot_count(); ++i) {
+    const HolderTable::Slot& slot = holders->slot(i);
+    if (slot.state != HolderTable::SlotState::kLive) continue;
+    BlockExtent e = slot.entry.extent;
+    if (!in_use.all(bit(e.start), e.count)) {
+      return Status(Code::kCorruption, "holder table entry " + extent_text(e) +
+                                           " covers blocks the bitmap marks free");
+    }
+    if (overlaps_quarantine(e)) {
+      return Status(Code::kCorruption, "holder table entries overlap at " + extent_text(e));
+    }
+    quarantined.emplace(e.start, e.count);
+    quarantined_blocks += e.count;
+    if (!alive(slot.entry.holder) &&
+        std::find(dead->begin(), dead->end(), slot.entry.holder) == dead->end()) {
+      dead->push_back(slot.entry.holder);
+    }
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<Allocator>> Allocator::open(
+    const Region& region, Journal& journal, const AllocatorArea& area,
+    const std::function<bool(const Holder&)>& alive) {
+  RETURN_IF_ERROR(check_area(area, region.size() / kBlock));
+  std::unique_ptr<Allocator> allocator(new Allocator());
+  allocator->impl_ = std::make_unique<Impl>(region, journal, area);
+  std::vector<Holder> dead;
+  RETURN_IF_ERROR(allocator->impl_->load(alive, &dead));
+  if (!dead.empty()) {
+    Transaction txn = journal.begin();
+    for (const Holder& h : dead) RETURN_IF_ERROR(allocator->release_holder(txn, h));
+    Status s = journal.commit(std::move(txn));
+    if (!s.is_ok()) return s.with_context("freeing the quarantine of exited holders");
+    log().info("allocator: released the quarantine of {} exited holder(s)", dead.size());
+  }
+  return allocator;
+}
+
+Result<BlockExtent> Allocator::allocate(Transaction& txn, uint64_t count, uint64_t goal,
+                                        uint64_t min_count) {
+  if (count == 0) return Status(Code::kInvalid, "allocation of 0 blocks");
+  Impl& a = *impl_;
+  std::unique_lock lock(a.mu);
+  auto choice = a.free_space.choose(count, goal, min_count);
+  if (!choice) {
+    return Status(Code::kNoSpace, "no free extent of " + std::to_string(std::max<uint64_t>(1, std::min(min_count, count))) +
+                                      " blocks (" + std::to_string(a.free_space.free_blocks()) +
+                                      " blocks free)");
+  }
+  BlockExtent e{choice->start, choice->count};
+  a.free_space.remove(e.start, e.count);
+  a.in_use.assign(a.bit(e.start), e.count, true);
+  lock.unlock();
+
+  auto prepared = std::make_shared<bool>(false);
+  Impl* impl = impl_.get();
+  txn.on_prepare([impl, e, prepared](Transaction& t) {
+    std::lock_guard guard(impl->mu);
+    impl->committed.assign(impl->bit(e.start), e.count, true);
+    impl->stage_words(t, e);
+    *prepared = true;
+    impl->note_prepared(t, [impl, e, prepared] {
+      impl->committed.assign(impl->bit(e.start), e.count, false);
+      *prepared = false;
+    });
+  });
+  txn.on_abort([impl, e, prepared] {
+    std::lock_guard guard(impl->mu);
+    if (*prepared) impl->committed.assign(impl->bit(e.start), e.count, false);
+    impl->in_use.assign(impl->bit(e.start), e.count, false);
+    impl->free_space.insert(e.start, e.count);
+  });
+  return e;
+}
+
+void Allocator::free(Transaction& txn, BlockExtent e) {
+  Impl& a = *impl_;
+  {
+    std::lock_guard lock(a.mu);
+    a.check_inside(e, "free");
+    if (!a.in_use.all(a.bit(e.start), e.count)) broken("free of unallocated blocks in " + extent_text(e));
+    if (!a.pending_free.none(a.bit(e.start), e.count)) broken("double free of " + extent_text(e));
+    if (a.overlaps_quarantine(e)) broken("free of quarantined blocks in " + extent_text(e));
+    a.pending_free.assign(a.bit(e.start), e.count, true);
+  }
+  auto prepared = std::make_shared<bool>(false);
+  Impl* impl = impl_.get();
+  txn.on_prepare([impl, e, prepared](Transaction& t) {
+    std::lock_guard guard(impl->mu);
+    impl->committed.assign(impl->bit(e.start), e.count, false);
+    impl->stage_words(t, e);
+    *prepared = true;
+    impl->note_prepared(t, [impl, e, prepared] {
+      impl->committed.assign(impl->bit(e.start), e.count, true);
+      *prepared = false;
+    });
+  });
+  txn.on_commit([impl, e] {
+    std::lock_guard guard(impl->mu);
+    impl->pending_free.assign(impl->bit(e.start), e.count, false);
+    impl->in_use.assign(impl->bit(e.start), e.count, false);
+    impl->free_space.insert(e.start, e.count);
+  });
+  txn.on_abort([impl, e, prepared] {
+    std::lock_guard guard(impl->mu);
+    if (*prepared) impl->committed.assign(impl->bit(e.start), e.count, true);
+    impl->pending_free.assign(impl->bit(e.start), e.count, false);
+  });
+}
+
+Status Allocator::quarantine(Transaction& txn, BlockExtent e, const Holder& holder, uint64_t ino) {
+  Impl& a = *impl_;
+  QuarantineEntry entry{holder, ino, e};
+  size_t slot = 0;
+  {
+    std::lock_guard lock(a.mu);
+    a.check_inside(e, "quarantine");
+    if (!a.in_use.all(a.bit(e.start), e.count)) {
+      broken("quarantine of unallocated blocks in " + extent_text(e));
+    }
+    if (!a.pending_free.none(a.bit(e.start), e.count)) {
+      broken("quarantine of blocks being freed in " + extent_text(e));
+    }
+    if (a.overlaps_quarantine(e)) broken("quarantine of quarantined blocks in " + extent_text(e));
+    auto reserved = a.holders->reserve(entry);
+    if (!reserved) {
+      return Status(Code::kNoSpace, "holder table full (" + std::to_string(a.holders->slot_count()) +
+                                        " slots) quarantining " + extent_text(e));
+    }
+    slot = *reserved;
+    a.quarantined.emplace(e.start, e.count);
+    a.quarantined_blocks += e.count;
+  }
+  auto prepared = std::make_shared<bool>(false);
+  Impl* impl = impl_.get();
+  txn.on_prepare([impl, slot, entry, prepared](Transaction& t) {
+    std::lock_guard guard(impl->mu);
+    impl->holders->commit_set(slot, entry);
+    impl->holders->stage_block_of(t, slot);
+    *prepared = true;
+    impl->note_prepared(t, [impl, slot, prepared] {
+      impl->holders->commit_clear(slot);
+      *prepared = false;
+    });
+  });
+  txn.on_abort([impl, slot, entry, prepared] {
+    std::lock_guard guard(impl->mu);
+    if (*prepared) impl->holders->commit_clear(slot);
+    impl->holders->release_slot(slot);
+    impl->quarantined.erase(entry.extent.start);
+    impl->quarantined_blocks -= entry.extent.count;
+  });
+  return Status::ok();
+}
+
+Status Allocator::release_holder(Transaction& txn, const Holder& holder) {
+  std::lock_guard lock(impl_->mu);
+  impl_->release_locked(txn, holder);
+  return Status::ok();
+}
+
+void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
+  std::vector<std::pair<size_t, QuarantineEntry>> taken;
+  for (size_t i = 0; i < holders->slot_count(); ++i) {
+    HolderTable::Slot& slot = holders->slot(i);
+    if (slot.state != HolderTable::SlotState::kLive || !(slot.entry.holder == holder)) continue;
+    slot.state = HolderTable::SlotState::kReleasing;
+    pending_free.assign(bit(slot.entry.extent.start), slot.entry.extent.count, true);
+    taken.emplace_back(i, slot.entry);
+  }
+  if (taken.empty()) return;
+  auto prepared = std::make_shared<bool>(false);
+  Impl* impl = this;
+  auto undo = [impl, taken, prepared] {
+    for (const auto& [slot, entry] : taken) {
+      impl->holders->commit_set(slot, entry);
+      impl->committed.assign(impl->bit(entry.extent.start), entry.extent.count, true);
+    }
+    *prepared = false;
+  };
+  txn.on_prepare([impl, taken, prepared, undo](Transaction& t) {
+    std::lock_guard guard(impl->mu);
+    for (const auto& [slot, entry] : taken) {
+      impl->holders->commit_clear(slot);
+      impl->committed.assign(impl->bit(entry.extent.start), entry.extent.count, false);
+    }
+    for (const auto& [slot, entry] : taken) {
+      impl->holders->stage_block_of(t, slot);
+      impl->stage_words(t, entry.extent);
+    }
+    *prepared = true;
+    impl->note_prepared(t, undo);
+  });
+  txn.on_commit([impl, taken] {
+    std::lock_guard guard(impl->mu);
+    for (const auto& [slot, entry] : taken) {
+      BlockExtent e = entry.extent;
+      impl->holders->release_slot(slot);
+      impl->quarantined.erase(e.start);
+      impl->quarantined_blocks -= e.count;
+      impl->pending_free.assign(impl->bit(e.start), e.count, false);
+      impl->in_use.assign(impl->bit(e.start), e.count, false);
+      impl->free_space.insert(e.start, e.count);
+    }
+  });
+  txn.on_abort([impl, taken, prepared, undo] {
+    std::lock_guard guard(impl->mu);
+    if (*prepared) undo();
+    for (const auto& [slot, entry] : taken) {
+      impl->holders->slot(slot).state = HolderTable::SlotState::kLive;
+      impl->pending_free.assign(impl->bit(entry.extent.start), entry.extent.count, false);
+    }
+  });
+}
+
+uint64_t Allocator::free_blocks() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->free_space.free_blocks();
+}
+
+uint64_t Allocator::quarantined_blocks() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->quarantined_blocks;
+}
+
+std::vector<QuarantineEntry> Allocator::quarantine_entries() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<QuarantineEntry> out;
+  for (size_t i = 0; i < impl_->holders->slot_count(); ++i) {
+    const HolderTable::Slot& slot = impl_->holders->slot(i);
+    if (slot.state == HolderTable::SlotState::kLive ||
+        slot.state == HolderTable::SlotState::kReleasing) {
+      out.push_back(slot.entry);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const QuarantineEntry& x, const QuarantineEntry& y) {
+    return x.extent.start < y.extent.start;
+  });
+  return out;
+}
+
+std::vector<BlockExtent> Allocator::free_extents() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<BlockExtent> out;
+  for (const auto& e : impl_->free_space.extents()) out.push_back({e.start, e.count});
+  return out;
+}
+
+bool Allocator::is_allocated(uint64_t block) const {
+  std::lock_guard lock(impl_->mu);
+  const Impl& a = *impl_;
+  if (block < a.area.data_start || block - a.area.data_start >= a.area.data_blocks) return false;
+  return a.in_use.test(a.bit(block));
+}
+
+}  // namespace sealfs

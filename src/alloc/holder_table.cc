@@ -1,0 +1,160 @@
+#include "alloc/holder_table.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "sealfs/format.h"
+#include "util/crc32c.h"
+#include "util/log.h"
+
+namespace sealfs {
+
+namespace {
+
+using format::DiskHolderBlockHeader;
+using format::DiskHolderEntry;
+using format::kHolderEntriesPerBlock;
+using format::kHolderMagic;
+
+constexpr size_t kCrcOffset = offsetof(DiskHolderBlockHeader, crc);
+
+size_t entry_offset(size_t index_in_block) {
+  return sizeof(DiskHolderBlockHeader) + index_in_block * sizeof(DiskHolderEntry);
+}
+
+bool all_zero(const std::byte* p, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    if (p[i] != std::byte{0}) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+HolderTable::HolderTable(uint64_t holder_start, uint64_t holder_blocks)
+    : holder_start_(holder_start),
+      slots_(holder_blocks * kHolderEntriesPerBlock),
+      images_(holder_blocks * kBlock) {}
+
+std::vector<std::byte> HolderTable::empty_block() {
+  std::vector<std::byte> block(kBlock);
+  DiskHolderBlockHeader header{};
+  header.magic.set(kHolderMagic);
+  std::memcpy(block.data(), &header, sizeof(header));
+  header.crc.set(crc32c_with_hole(block.data(), kBlock, kCrcOffset));
+  std::memcpy(block.data(), &header, sizeof(header));
+  return block;
+}
+
+Result<HolderTable> HolderTable::load(const std::byte* area_bytes, uint64_t holder_start,
+                                      uint64_t holder_blocks, uint64_t data_start,
+                                      uint64_t data_blocks) {
+  HolderTable table(holder_start, holder_blocks);
+  std::memcpy(table.images_.data(), area_bytes, table.images_.size());
+  for (uint64_t b = 0; b < holder_blocks; ++b) {
+    std::byte* image = table.block_image(b);
+    DiskHolderBlockHeader header;
+    std::memcpy(&header, image, sizeof(header));
+    bool formatted = header.magic.get() == kHolderMagic &&
+                     header.crc.get() == crc32c_with_hole(image, kBlock, kCrcOffset);
+    if (!formatted) {
+      if (all_zero(image, kBlock)) continue;  // as mkfs left it
+      log().warn("holder table block {} (region block {}) has a bad magic or crc: its entries "
+                 "are ignored and their blocks stay allocated until fsck",
+                 b, holder_start + b);
+      ++table.unusable_blocks_;
+      for (size_t i = 0; i < kHolderEntriesPerBlock; ++i) {
+        table.slots_[b * kHolderEntriesPerBlock + i].state = SlotState::kUnusable;
+      }
+      continue;
+    }
+    uint32_t used = 0;
+    for (size_t i = 0; i < kHolderEntriesPerBlock; ++i) {
+      DiskHolderEntry disk;
+      std::memcpy(&disk, image + entry_offset(i), sizeof(disk));
+      if (disk.block_count.get() == 0) continue;
+      uint64_t start = disk.region_block.get();
+      uint64_t count = disk.block_count.get();
+      if (start < data_start || start - data_start >= data_blocks ||
+          count > data_blocks - (start - data_start)) {
+        return Status(Code::kCorruption,
+                      "holder table block " + std::to_string(holder_start + b) + " entry " +
+                          std::to_string(i) + ": extent [" + std::to_string(start) + ", +" +
+                          std::to_string(count) + ") is outside the data area");
+      }
+      Slot& slot = table.slots_[b * kHolderEntriesPerBlock + i];
+      slot.state = SlotState::kLive;
+      slot.entry.holder = Holder{disk.pid.get(), disk.start_time.get()};
+      slot.entry.ino = disk.ino.get();
+      slot.entry.extent = BlockExtent{start, count};
+      ++used;
+    }
+    if (used != header.count.get()) {
+      return Status(Code::kCorruption, "holder table block " + std::to_string(holder_start + b) +
+                                           ": count " + std::to_string(header.count.get()) +
+                                           " but " + std::to_string(used) + " entries in use");
+    }
+  }
+  for (size_t i = table.slots_.size(); i-- > 0;) {
+    if (table.slots_[i].state == SlotState::kFree) table.free_slots_.push_back(i);
+  }
+  return table;
+}
+
+std::optional<size_t> HolderTable::reserve(const QuarantineEntry& entry) {
+  if (free_slots_.empty()) return std::nullopt;
+  size_t i = free_slots_.back();
+  free_slots_.pop_back();
+  slots_[i].state = SlotState::kLive;
+  slots_[i].entry = entry;
+  return i;
+}
+
+void HolderTable::release_slot(size_t i) {
+  slots_[i].state = SlotState::kFree;
+  slots_[i].entry = QuarantineEntry{};
+  free_slots_.push_back(i);
+}
+
+void HolderTable::commit_set(size_t i, const QuarantineEntry& entry) {
+  size_t block = i / kHolderEntriesPerBlock;
+  DiskHolderEntry disk{};
+  disk.pid.set(entry.holder.pid);
+  disk.start_time.set(entry.holder.start_time);
+  disk.ino.set(entry.ino);
+  disk.region_block.set(entry.extent.start);
+  disk.block_count.set(entry.extent.count);
+  std::memcpy(block_image(block) + entry_offset(i % kHolderEntriesPerBlock), &disk, sizeof(disk));
+  reseal(block);
+}
+
+void HolderTable::commit_clear(size_t i) {
+  size_t block = i / kHolderEntriesPerBlock;
+  std::memset(block_image(block) + entry_offset(i % kHolderEntriesPerBlock), 0,
+              sizeof(DiskHolderEntry));
+  reseal(block);
+}
+
+void HolderTable::reseal(size_t block) {
+  std::byte* image = block_image(block);
+  uint32_t used = 0;
+  for (size_t i = 0; i < kHolderEntriesPerBlock; ++i) {
+    DiskHolderEntry disk;
+    std::memcpy(&disk, image + entry_offset(i), sizeof(disk));
+    if (disk.block_count.get() != 0) ++used;
+  }
+  DiskHolderBlockHeader header{};
+  header.magic.set(kHolderMagic);
+  header.count.set(used);
+  std::memcpy(image, &header, sizeof(header));
+  header.crc.set(crc32c_with_hole(image, kBlock, kCrcOffset));
+  std::memcpy(image, &header, sizeof(header));
+}
+
+void HolderTable::stage_block_of(Transaction& txn, size_t slot_index) const {
+  size_t block = slot_index / kHolderEntriesPerBlock;
+  txn.write((holder_start_ + block) * kBlock, images_.data() + block * kBlock, kBlock);
+}
+
+}  // namespace sealfs

@@ -1,0 +1,79 @@
+// HolderTable: the persistent table of quarantined extents (format.h,
+// DiskHolderBlockHeader + DiskHolderEntry) and its DRAM views.
+//
+// Slots are sparse: an entry with block_count 0 is free, and a block's
+// `count` is the number of entries in use in it, so concurrent transactions
+// can own different slots of one block without moving entries around.
+//
+// Two views, like the bitmap: the live slot states (reserved at once by
+// quarantine(), freed only when a release commits) and the committed block
+// images, changed only from prepare hooks and staged whole (the crc covers
+// the block) so a transaction never persists another one's uncommitted slot.
+//
+// Not thread-safe: the Allocator's mutex guards it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "alloc/allocator.h"
+#include "media/journal.h"
+#include "util/status.h"
+
+namespace sealfs {
+
+class HolderTable {
+ public:
+  enum class SlotState : uint8_t {
+    kFree,
+    kLive,       // quarantined (committed or not yet)
+    kReleasing,  // in a release transaction that has not committed
+    kUnusable,   // in a block that failed its crc/magic at open
+  };
+  struct Slot {
+    SlotState state = SlotState::kFree;
+    QuarantineEntry entry;
+  };
+
+  // Parses the table at `area_bytes` (holder_blocks blocks). A block that is
+  // all zeros is empty (mkfs zeroes the area). A block with a bad magic or
+  // crc is logged, its slots become unusable and its entries are ignored:
+  // their blocks stay marked in the bitmap, so they leak until fsck rather
+  // than risk reuse. An entry outside the data area, or a count that does
+  // not match the entries, is kCorruption (a valid crc over nonsense).
+  static Result<HolderTable> load(const std::byte* area_bytes, uint64_t holder_start,
+                                  uint64_t holder_blocks, uint64_t data_start,
+                                  uint64_t data_blocks);
+  // The bytes of one empty formatted block.
+  static std::vector<std::byte> empty_block();
+
+  size_t slot_count() const { return slots_.size(); }
+  const Slot& slot(size_t i) const { return slots_[i]; }
+  Slot& slot(size_t i) { return slots_[i]; }
+  uint64_t unusable_blocks() const { return unusable_blocks_; }
+
+  // Live view.
+  std::optional<size_t> reserve(const QuarantineEntry& entry);
+  void release_slot(size_t i);
+
+  // Committed view (prepare hooks).
+  void commit_set(size_t i, const QuarantineEntry& entry);
+  void commit_clear(size_t i);
+  void stage_block_of(Transaction& txn, size_t slot_index) const;
+
+ private:
+  HolderTable(uint64_t holder_start, uint64_t holder_blocks);
+  std::byte* block_image(size_t block) { return images_.data() + block * kBlock; }
+  void reseal(size_t block);
+
+  static constexpr size_t kBlock = 4096;
+  uint64_t holder_start_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<size_t> free_slots_;  // stack, lowest index on top
+  std::vector<std::byte> images_;   // committed block images
+  uint64_t unusable_blocks_ = 0;
+};
+
+}  // namespace sealfs
