@@ -1,0 +1,48 @@
+// What every FUSE handler reaches through fuse_req_userdata().
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+
+#include "fuse/options.h"
+#include "meta/filesystem.h"
+
+namespace sealfs::fuse {
+
+struct DaemonContext {
+  Filesystem* fs = nullptr;
+  const DaemonOptions* options = nullptr;
+
+  // Kernel cache lifetimes. Only this daemon changes the filesystem and the
+  // kernel invalidates entries for the operations it forwards itself, so
+  // these need not be short for correctness; one second bounds the damage of
+  // a bug.
+  double entry_timeout_s = 1.0;
+  double attr_timeout_s = 1.0;
+
+  // Coherence with direct mappings (docs/daemon.md): an inode that has ever
+  // been leased in this mount is opened with direct_io, so a read(2) sees
+  // stores made through a direct mapping instead of stale page cache. Set by
+  // the lease engine; until it exists no inode has had a lease.
+  std::function<bool(Ino)> had_lease;
+
+  // Filesystem::unmount() must run exactly once: from the destroy callback
+  // (the kernel went away: fusermount3 -u, umount) or after the loop ends
+  // (a signal), whichever comes first.
+  Status unmount_once() {
+    std::call_once(unmount_flag_, [this] {
+      unmount_status_ = fs->unmount();
+      unmounted_.store(true);
+    });
+    return unmount_status_;
+  }
+  bool unmounted() const { return unmounted_.load(); }
+
+ private:
+  std::once_flag unmount_flag_;
+  Status unmount_status_;
+  std::atomic<bool> unmounted_{false};
+};
+
+}  // namespace sealfs::fuse

@@ -1,0 +1,123 @@
+#include "fuse/daemon.h"
+
+#include <fuse_lowlevel.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <syslog.h>
+
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "fuse/context.h"
+#include "fuse/detach.h"
+#include "fuse/operations.h"
+#include "media/region_pmem2.h"
+#include "meta/filesystem.h"
+#include "util/log.h"
+
+namespace sealfs::fuse {
+namespace {
+
+// Once detached, stderr is /dev/null: keep warnings in syslog.
+void log_to_syslog(const std::string& level) {
+  auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("sealfs", LOG_PID, LOG_DAEMON,
+                                                             false);
+  auto logger = std::make_shared<spdlog::logger>("sealfs", std::move(sink));
+  set_log(std::move(logger));
+  set_log_level(level);
+}
+
+int serve(fuse_session* se, const DaemonOptions& options) {
+  if (options.single_threaded) return fuse_session_loop(se);
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  if (config == nullptr) return -ENOMEM;
+  fuse_loop_cfg_set_max_threads(config, options.max_threads);
+  fuse_loop_cfg_set_clone_fd(config, options.clone_fd ? 1 : 0);
+  int rc = fuse_session_loop_mt(se, config);
+  fuse_loop_cfg_destroy(config);
+  return rc;
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options) {
+  Detacher detacher(options.foreground);
+  auto fail = [&](const std::string& message) {
+    std::fprintf(stderr, "sealfs: %s\n", message.c_str());
+    detacher.failed(1);
+    return 1;
+  };
+
+  RegionOptions region_options;
+  region_options.read_only = options.read_only;
+  region_options.emulate_pmem = options.emulate_pmem;
+  auto region = RegionPmem2::open(options.target, region_options);
+  if (!region.is_ok()) {
+    return fail("cannot open " + options.target + ": " + region.status().to_string());
+  }
+
+  MountOptions mount_options;
+  mount_options.read_only = options.read_only;
+  FsckLikeStats stats;
+  auto mounted = Filesystem::mount(std::move(region).value(), mount_options, &stats);
+  if (!mounted.is_ok()) {
+    return fail("cannot mount " + options.target + ": " + mounted.status().to_string());
+  }
+  std::unique_ptr<Filesystem> fs = std::move(mounted).value();
+  if (stats.transactions_replayed > 0 || stats.orphans_freed > 0) {
+    log().info("{}: recovered: {} transactions replayed, {} orphans freed{}", options.target,
+               stats.transactions_replayed, stats.orphans_freed,
+               stats.torn_tail ? ", torn journal tail ignored" : "");
+  }
+
+  DaemonContext ctx;
+  ctx.fs = fs.get();
+  ctx.options = &options;
+  ctx.had_lease = [](Ino) { return false; };
+
+  std::string fuse_option_list = join_fuse_options(options);
+  std::vector<const char*> argv = {"sealfs", "-o", fuse_option_list.c_str()};
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  const fuse_lowlevel_ops& ops = operations();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &ctx);
+  if (se == nullptr) {
+    Status st = ctx.unmount_once();
+    (void)st;
+    return fail("cannot start a FUSE session with options '" + fuse_option_list + "'");
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    Status st = ctx.unmount_once();
+    (void)st;
+    return fail("cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    Status st = ctx.unmount_once();
+    (void)st;
+    return fail("cannot mount on " + options.mountpoint);
+  }
+  log().info("{} mounted on {}", options.target, options.mountpoint);
+  if (!options.foreground) {
+    detacher.succeeded();
+    log_to_syslog(options.log_level);
+  }
+
+  int rc = serve(se, options);
+  if (rc < 0) log().error("request loop failed: {}", std::strerror(-rc));
+
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);  // runs the destroy callback if init happened
+  Status st = ctx.unmount_once();
+  fs.reset();
+  if (!st.is_ok()) {
+    log().error("unmount of {}: {}", options.target, st.to_string());
+    return 1;
+  }
+  log().info("{} unmounted cleanly", options.target);
+  return rc < 0 ? 1 : 0;
+}
+
+}  // namespace sealfs::fuse

@@ -1,0 +1,248 @@
+// Namespace handlers: init/destroy, lookup and forget, attributes, names.
+#include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE
+#include <sys/statvfs.h>
+
+#include "fuse/ops_internal.h"
+
+namespace sealfs::fuse {
+namespace {
+
+DaemonContext& context_of(void* userdata) { return *static_cast<DaemonContext*>(userdata); }
+
+std::string_view name_of(const char* name) { return std::string_view(name); }
+
+}  // namespace
+
+Cred cred_of(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  Cred cred;
+  cred.uid = c->uid;
+  cred.gid = c->gid;
+  // The kernel has already applied the umask to the mode (no
+  // FUSE_CAP_DONT_MASK); applying it again below is harmless.
+  cred.umask = c->umask;
+  cred.pid = c->pid;
+  return cred;
+}
+
+fuse_entry_param entry_of(const DaemonContext& ctx, const Attr& attr) {
+  fuse_entry_param e{};
+  e.ino = attr.ino;
+  e.generation = attr.generation;
+  e.attr = attr.to_stat();
+  e.attr_timeout = ctx.attr_timeout_s;
+  e.entry_timeout = ctx.entry_timeout_s;
+  return e;
+}
+
+void reply_entry_ref(Reply& reply, const Attr& attr) {
+  if (reply.entry(entry_of(reply.ctx(), attr)) != 0) reply.ctx().fs->forget(attr.ino, 1);
+}
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  auto enable = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  enable(FUSE_CAP_ASYNC_READ);
+  enable(FUSE_CAP_READDIRPLUS);
+  enable(FUSE_CAP_READDIRPLUS_AUTO);
+  // open() handles O_TRUNC in the same transaction as the open.
+  enable(FUSE_CAP_ATOMIC_O_TRUNC);
+  enable(FUSE_CAP_PARALLEL_DIROPS);
+  enable(FUSE_CAP_AUTO_INVAL_DATA);
+  enable(FUSE_CAP_CACHE_SYMLINKS);
+  // No writeback cache: with it the kernel keeps dirty pages and its own idea
+  // of size and mtime, and writes back whenever it likes. Data written with
+  // write(2) would then be invisible to direct mappings of the same blocks
+  // until writeback, and write ordering against fsync would be the kernel's,
+  // not the journal's.
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // Splice would only help with write_buf; reads already reply from the
+  // region without a copy.
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  // The metadata layer neither applies the umask itself nor clears setuid
+  // bits on write: leave both to the kernel.
+  conn->want &= ~(FUSE_CAP_DONT_MASK | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_POSIX_ACL);
+  // No lock handlers exist; keep it that way (DESIGN 7).
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+
+  conn->max_write = 1u << 20;
+  // The kernel caps read-ahead at what it offered; never ask for less.
+  if (conn->max_readahead < (1u << 20)) conn->max_readahead = 1u << 20;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;
+}
+
+void op_destroy(void* userdata) {
+  DaemonContext& ctx = context_of(userdata);
+  Status st = ctx.unmount_once();
+  if (!st.is_ok()) log().error("unmount: {}", st.to_string());
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  handle(req, "lookup", parent, [&](Reply& r) {
+    auto attr = r.ctx().fs->lookup(parent, name_of(name));
+    if (attr.is_ok()) {
+      reply_entry_ref(r, *attr);
+    } else if (attr.status().code() == Code::kNotFound) {
+      // A negative entry: the kernel caches the absence for entry_timeout
+      // and drops it itself when it creates the name through us.
+      fuse_entry_param e{};
+      e.entry_timeout = r.ctx().entry_timeout_s;
+      r.entry(e);
+    } else {
+      r.error(attr.status());
+    }
+  });
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  handle(req, "forget", ino, [&](Reply& r) {
+    r.ctx().fs->forget(ino, nlookup);
+    r.none();
+  });
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  handle(req, "forget_multi", 0, [&](Reply& r) {
+    for (size_t i = 0; i < count; ++i) r.ctx().fs->forget(forgets[i].ino, forgets[i].nlookup);
+    r.none();
+  });
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  (void)fi;
+  handle(req, "getattr", ino, [&](Reply& r) {
+    auto attr = r.ctx().fs->getattr(ino);
+    if (!attr.is_ok()) return r.error(attr.status());
+    r.attr(attr->to_stat(), r.ctx().attr_timeout_s);
+  });
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
+                fuse_file_info* fi) {
+  (void)fi;
+  handle(req, "setattr", ino, [&](Reply& r) {
+    SetAttr s;
+    if (to_set & FUSE_SET_ATTR_MODE) {
+      s.valid |= SetAttr::kMode;
+      s.mode = in->st_mode;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+      s.valid |= SetAttr::kUid;
+      s.uid = in->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+      s.valid |= SetAttr::kGid;
+      s.gid = in->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      if (in->st_size < 0) return r.error(EINVAL);
+      s.valid |= SetAttr::kSize;
+      s.size = static_cast<uint64_t>(in->st_size);
+    }
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+      s.valid |= SetAttr::kAtimeNow;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+      s.valid |= SetAttr::kAtime;
+      s.atime = in->st_atim;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+      s.valid |= SetAttr::kMtimeNow;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+      s.valid |= SetAttr::kMtime;
+      s.mtime = in->st_mtim;
+    }
+    if (to_set & FUSE_SET_ATTR_CTIME) {
+      s.valid |= SetAttr::kCtime;
+      s.ctime = in->st_ctim;
+    }
+    auto attr = r.ctx().fs->setattr(ino, s);
+    if (!attr.is_ok()) return r.error(attr.status());
+    r.attr(attr->to_stat(), r.ctx().attr_timeout_s);
+  });
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  handle(req, "readlink", ino, [&](Reply& r) {
+    auto target = r.ctx().fs->readlink(ino);
+    if (!target.is_ok()) return r.error(target.status());
+    r.readlink(target->c_str());
+  });
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  handle(req, "mknod", parent, [&](Reply& r) {
+    auto attr = r.ctx().fs->mknod(parent, name_of(name), mode, static_cast<uint32_t>(rdev),
+                                  cred_of(req));
+    if (!attr.is_ok()) return r.error(attr.status());
+    reply_entry_ref(r, *attr);
+  });
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  handle(req, "mkdir", parent, [&](Reply& r) {
+    auto attr = r.ctx().fs->mkdir(parent, name_of(name), mode, cred_of(req));
+    if (!attr.is_ok()) return r.error(attr.status());
+    reply_entry_ref(r, *attr);
+  });
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  handle(req, "unlink", parent,
+         [&](Reply& r) { r.error(r.ctx().fs->unlink(parent, name_of(name))); });
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  handle(req, "rmdir", parent,
+         [&](Reply& r) { r.error(r.ctx().fs->rmdir(parent, name_of(name))); });
+}
+
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  handle(req, "symlink", parent, [&](Reply& r) {
+    auto attr = r.ctx().fs->symlink(parent, name_of(name), name_of(target), cred_of(req));
+    if (!attr.is_ok()) return r.error(attr.status());
+    reply_entry_ref(r, *attr);
+  });
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+  handle(req, "rename", parent, [&](Reply& r) {
+    // RENAME_WHITEOUT belongs to overlay filesystems; nothing else exists.
+    if ((flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
+        flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+      return r.error(EINVAL);
+    }
+    r.error(r.ctx().fs->rename(parent, name_of(name), newparent, name_of(newname), flags));
+  });
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  handle(req, "link", ino, [&](Reply& r) {
+    auto attr = r.ctx().fs->link(ino, newparent, name_of(newname));
+    if (!attr.is_ok()) return r.error(attr.status());
+    reply_entry_ref(r, *attr);
+  });
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  handle(req, "statfs", ino, [&](Reply& r) {
+    StatFs s = r.ctx().fs->statfs();
+    struct statvfs st {};
+    st.f_bsize = s.block_size;
+    st.f_frsize = s.block_size;
+    st.f_blocks = s.blocks;
+    st.f_bfree = s.free_blocks;
+    st.f_bavail = s.free_blocks;
+    st.f_files = s.inodes;
+    st.f_ffree = s.free_inodes;
+    st.f_favail = s.free_inodes;
+    st.f_namemax = s.name_max;
+    r.statfs(st);
+  });
+}
+
+}  // namespace sealfs::fuse

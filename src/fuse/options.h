@@ -1,0 +1,58 @@
+// Command line of the sealfs daemon.
+//
+//   sealfs [options] TARGET MOUNTPOINT
+//
+// The same form is what mount.fuse3 runs for `mount -t fuse.sealfs` and for
+// /etc/fstab lines, so every option mount(8) may hand down (rw, nodev,
+// _netdev, nofail, defaults, ...) is either forwarded to the kernel or
+// deliberately ignored; anything else is an error, never silently dropped.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace sealfs::fuse {
+
+enum class RevokePolicy { kFence, kKill, kQuarantine };
+const char* revoke_policy_name(RevokePolicy policy);
+
+struct DaemonOptions {
+  std::string target;
+  std::string mountpoint;
+
+  bool foreground = false;
+  bool single_threaded = false;
+  bool show_help = false;
+  bool show_version = false;
+  std::string log_level = "warn";
+
+  bool read_only = false;
+  bool emulate_pmem = false;
+  unsigned max_threads = 10;
+  bool clone_fd = false;
+
+  // Lease engine settings: parsed and validated now, used by src/lease.
+  uint32_t lease_break_time_s = 45;
+  RevokePolicy revoke = RevokePolicy::kFence;
+  std::string dax_group;
+  bool strict_write_break = false;
+
+  // Options for the kernel / fusermount3, in -o form, in the order given.
+  // Always ends with default_permissions, fsname= and subtype= unless the
+  // user gave their own fsname or subtype.
+  std::vector<std::string> fuse_options;
+};
+
+// Parses argv (argv[0] is the program name). kInvalid with a message a person
+// can act on for anything not understood.
+Result<DaemonOptions> parse_command_line(int argc, const char* const* argv);
+
+// The -o string handed to fuse_session_new ("a,b,c").
+std::string join_fuse_options(const DaemonOptions& options);
+
+void print_usage(const char* program);
+
+}  // namespace sealfs::fuse

@@ -1,0 +1,102 @@
+#include "fuse/options.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <initializer_list>
+#include <vector>
+
+namespace sealfs::fuse {
+namespace {
+
+Result<DaemonOptions> parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv = {"sealfs"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+bool has(const DaemonOptions& o, const std::string& opt) {
+  return std::find(o.fuse_options.begin(), o.fuse_options.end(), opt) != o.fuse_options.end();
+}
+
+TEST(FuseOptions, PositionalsAndDefaults) {
+  auto o = parse({"/dev/dax0.0", "/mnt/x"});
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_EQ(o->target, "/dev/dax0.0");
+  EXPECT_EQ(o->mountpoint, "/mnt/x");
+  EXPECT_FALSE(o->foreground);
+  EXPECT_EQ(o->log_level, "warn");
+  EXPECT_EQ(o->max_threads, 10u);
+  EXPECT_EQ(join_fuse_options(*o), "default_permissions,fsname=/dev/dax0.0,subtype=sealfs");
+}
+
+TEST(FuseOptions, MountHelperForm) {
+  // What mount.fuse3 runs for an fstab line.
+  auto o = parse({"/img", "/mnt", "-o",
+                  "rw,nosuid,nodev,noexec,relatime,_netdev,nofail,defaults,user,x-systemd.automount,"
+                  "allow_other,emulate_pmem"});
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_TRUE(o->emulate_pmem);
+  EXPECT_FALSE(o->read_only);
+  EXPECT_TRUE(has(*o, "nosuid"));
+  EXPECT_TRUE(has(*o, "allow_other"));
+  EXPECT_FALSE(has(*o, "_netdev"));
+  EXPECT_FALSE(has(*o, "defaults"));
+  EXPECT_FALSE(has(*o, "emulate_pmem"));
+}
+
+TEST(FuseOptions, FlagsAnywhereAndClusters) {
+  auto o = parse({"-fd", "/img", "-s", "/mnt", "-oro,max_threads=4", "--log-level=info"});
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_TRUE(o->foreground);
+  EXPECT_TRUE(o->single_threaded);
+  EXPECT_TRUE(o->read_only);
+  EXPECT_TRUE(has(*o, "ro"));
+  EXPECT_EQ(o->max_threads, 4u);
+  EXPECT_EQ(o->log_level, "info");
+}
+
+TEST(FuseOptions, LeaseOptions) {
+  auto o = parse({"/img", "/mnt", "-o",
+                  "lease_break_time=5,revoke=quarantine,dax_group=root,strict_write_break"});
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_EQ(o->lease_break_time_s, 5u);
+  EXPECT_EQ(o->revoke, RevokePolicy::kQuarantine);
+  EXPECT_EQ(o->dax_group, "root");
+  EXPECT_TRUE(o->strict_write_break);
+}
+
+TEST(FuseOptions, BadValuesAreRejected) {
+  for (auto bad : {"revoke=maybe", "lease_break_time=-1", "lease_break_time=10s",
+                   "lease_break_time=99999", "max_threads=0", "max_threads=x",
+                   "dax_group=no-such-group-sealfs", "dax_group=", "frobnicate",
+                   "emulate_pmem=1"}) {
+    auto o = parse({"/img", "/mnt", "-o", bad});
+    ASSERT_FALSE(o.is_ok()) << bad;
+    EXPECT_EQ(o.status().code(), Code::kInvalid) << bad;
+    EXPECT_FALSE(o.status().message().empty());
+  }
+}
+
+TEST(FuseOptions, ArgumentErrors) {
+  EXPECT_EQ(parse({"/img"}).status().code(), Code::kInvalid);
+  EXPECT_EQ(parse({"/img", "/mnt", "/extra"}).status().code(), Code::kInvalid);
+  EXPECT_EQ(parse({"-x", "/img", "/mnt"}).status().code(), Code::kInvalid);
+  EXPECT_EQ(parse({"--nope", "/img", "/mnt"}).status().code(), Code::kInvalid);
+  EXPECT_EQ(parse({"/img", "/mnt", "-o"}).status().code(), Code::kInvalid);
+  EXPECT_EQ(parse({"--log-level=loud", "/img", "/mnt"}).status().code(), Code::kInvalid);
+  EXPECT_TRUE(parse({"-h"}).is_ok());
+  EXPECT_TRUE(parse({"-V"})->show_version);
+}
+
+TEST(FuseOptions, UserFsnameWinsAndCommasAreEscaped) {
+  auto own = parse({"/img", "/mnt", "-o", "fsname=pool0,subtype=sealfs"});
+  ASSERT_TRUE(own.is_ok());
+  EXPECT_EQ(join_fuse_options(*own), "fsname=pool0,subtype=sealfs,default_permissions");
+  auto comma = parse({"/a,b", "/mnt"});
+  ASSERT_TRUE(comma.is_ok());
+  EXPECT_TRUE(has(*comma, "fsname=/a\\,b"));
+}
+
+}  // namespace
+}  // namespace sealfs::fuse
