@@ -1,0 +1,327 @@
+// mkfs.sealfs: writes a new, empty sealfs onto a devdax device, a file on a
+// DAX filesystem, or an ordinary file.
+//
+// Exit status (e2fsprogs style): 0 success; 1 for any failure, usage errors
+// included. On every failure before "writing" the target is left untouched:
+// all arguments and the layout are checked before the first byte changes.
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "media/formatter.h"
+#include "media/region_pmem2.h"
+#include "tools/fs_probe.h"
+#include "tools/uuid_text.h"
+#include "util/log.h"
+#include "util/units.h"
+
+#ifndef SEALFS_VERSION
+#define SEALFS_VERSION "unknown"
+#endif
+
+namespace sealfs {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+
+struct Args {
+  bool force = false;
+  bool dry_run = false;
+  bool quiet = false;
+  std::string label;
+  uint64_t inodes = 0;
+  uint64_t journal_bytes = 0;
+  uint64_t align = 0;       // 0 = the region's alignment
+  uint64_t size = 0;        // 0 = no --size
+  std::string target;
+};
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+      "Usage: mkfs.sealfs [-f] [-n] [-q] [-L label] [-N inodes] [-J journal-size]\n"
+      "                   [--align BYTES] [--size SIZE] TARGET\n"
+      "\n"
+      "Creates a sealfs on TARGET: a devdax device (/dev/daxX.Y), a file on a DAX\n"
+      "filesystem, or an ordinary file.\n"
+      "\n"
+      "  -f, --force          overwrite an existing filesystem (sealfs, ext2/3/4, XFS)\n"
+      "  -n, --dry-run        print the layout, write nothing\n"
+      "  -q, --quiet          print nothing on success\n"
+      "  -L, --label LABEL    volume label, at most 63 bytes\n"
+      "  -N, --inodes COUNT   inode count (default one per 16 KiB, at least 64)\n"
+      "  -J, --journal SIZE   journal size (default 16M, at least 256K)\n"
+      "      --align BYTES    data area alignment: a power of two >= 4096 and >= the\n"
+      "                       device's own alignment (the default)\n"
+      "      --size SIZE      create TARGET, or grow it to SIZE (never shrinks); files only\n"
+      "  -h, --help           this text\n"
+      "  -V, --version        print the version\n"
+      "\n"
+      "Sizes take binary suffixes: 4096, 64K, 16M, 1G, 2T.\n"
+      "Exit status: 0 on success, 1 on any error (the target is then unchanged).\n");
+}
+
+template <typename... T>
+int fail(fmt::format_string<T...> format, T&&... args) {
+  std::fprintf(stderr, "mkfs.sealfs: %s\n", fmt::format(format, std::forward<T>(args)...).c_str());
+  return kExitError;
+}
+
+std::optional<uint64_t> parse_count(const char* text) {
+  if (*text == '\0') return std::nullopt;
+  uint64_t value = 0;
+  for (const char* p = text; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9') return std::nullopt;
+    uint64_t digit = static_cast<uint64_t>(*p - '0');
+    if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+// Returns kExitOk to go on, or the exit status to stop with (help, version
+// and errors); -1 means "parsed".
+int parse_args(int argc, char** argv, Args& args) {
+  enum { kAlign = 256, kSize };
+  static const option kLong[] = {
+      {"force", no_argument, nullptr, 'f'},      {"dry-run", no_argument, nullptr, 'n'},
+      {"quiet", no_argument, nullptr, 'q'},      {"label", required_argument, nullptr, 'L'},
+      {"inodes", required_argument, nullptr, 'N'},
+      {"journal", required_argument, nullptr, 'J'},
+      {"align", required_argument, nullptr, kAlign},
+      {"size", required_argument, nullptr, kSize},
+      {"help", no_argument, nullptr, 'h'},       {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0}};
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":fnqL:N:J:hV", kLong, nullptr)) != -1) {
+    switch (c) {
+      case 'f': args.force = true; break;
+      case 'n': args.dry_run = true; break;
+      case 'q': args.quiet = true; break;
+      case 'L':
+        args.label = optarg;
+        if (args.label.size() > 63) {
+          return fail("label '{}' is {} bytes; at most 63", args.label, args.label.size());
+        }
+        break;
+      case 'N': {
+        auto n = parse_count(optarg);
+        if (!n || *n == 0 || *n > std::numeric_limits<uint32_t>::max()) {
+          return fail("invalid inode count '{}': expected 1 to {}", optarg,
+                      std::numeric_limits<uint32_t>::max());
+        }
+        args.inodes = *n;
+        break;
+      }
+      case 'J': {
+        auto n = parse_size(optarg);
+        if (!n || *n == 0) return fail("invalid journal size '{}'", optarg);
+        args.journal_bytes = *n;
+        break;
+      }
+      case kAlign: {
+        auto n = parse_size(optarg);
+        if (!n || *n < 4096 || (*n & (*n - 1)) != 0) {
+          return fail("invalid alignment '{}': expected a power of two of at least 4096",
+                      optarg);
+        }
+        args.align = *n;
+        break;
+      }
+      case kSize: {
+        auto n = parse_size(optarg);
+        if (!n || *n == 0) return fail("invalid size '{}'", optarg);
+        args.size = *n;
+        break;
+      }
+      case 'h': usage(stdout); return kExitOk;
+      case 'V':
+        std::printf("mkfs.sealfs %s (on-media format version %u)\n", SEALFS_VERSION,
+                    format::kFormatVersion);
+        return kExitOk;
+      case ':':
+        fail("option '{}' needs an argument", argv[optind - 1]);
+        usage(stderr);
+        return kExitError;
+      default:
+        fail("unknown option '{}'", argv[optind - 1]);
+        usage(stderr);
+        return kExitError;
+    }
+  }
+  if (optind + 1 != argc) {
+    fail("{}", optind == argc ? "no target given" : "more than one target given");
+    usage(stderr);
+    return kExitError;
+  }
+  args.target = argv[optind];
+  return -1;
+}
+
+void print_layout(const Superblock& sb, const std::string& target, const std::string& source,
+                  bool dry_run) {
+  const Geometry& g = sb.geometry;
+  std::printf("%s%s: %s\n", dry_run ? "dry run, nothing written: " : "", target.c_str(),
+              source.c_str());
+  struct Row {
+    const char* name;
+    uint64_t start, blocks;
+  };
+  const Row rows[] = {{"superblock", 0, 1},
+                      {"journal", g.journal_start, g.journal_blocks},
+                      {"holder table", g.holder_start, g.holder_blocks},
+                      {"inode table", g.inode_start, g.inode_blocks},
+                      {"bitmap", g.bitmap_start, g.bitmap_blocks},
+                      {"data", g.data_start, g.data_blocks},
+                      {"backup superblock", g.backup_block(), 1}};
+  std::printf("  %-18s %-24s %-14s %s\n", "area", "blocks", "offset", "size");
+  for (const Row& r : rows) {
+    std::string range = fmt::format("{}-{}", r.start, r.start + r.blocks - 1);
+    std::printf("  %-18s %-24s %-14llu %s\n", r.name, range.c_str(),
+                static_cast<unsigned long long>(block_offset(r.start)),
+                format_size(block_offset(r.blocks)).c_str());
+  }
+  std::printf("inodes: %llu\n", static_cast<unsigned long long>(g.inode_count));
+  std::printf("data: %llu blocks, %s\n", static_cast<unsigned long long>(g.data_blocks),
+              format_size(block_offset(g.data_blocks)).c_str());
+  std::printf("alignment: %s\n", format_size(g.device_alignment).c_str());
+  std::printf("label: %s\n", sb.label.empty() ? "(none)" : sb.label.c_str());
+  std::printf("uuid: %s\n", dry_run ? "(chosen when written)" : uuid_text(sb.uuid).c_str());
+}
+
+LayoutRequest layout_request(const Args& args, uint64_t region_size, uint64_t alignment) {
+  LayoutRequest r;
+  r.region_size = region_size;
+  r.device_alignment = args.align != 0 ? args.align : alignment;
+  r.inode_count = args.inodes;
+  r.journal_bytes = args.journal_bytes;
+  return r;
+}
+
+FormatOptions format_options(const Args& args, const Region& region) {
+  FormatOptions o;
+  o.layout = layout_request(args, 0, region.alignment());
+  o.label = args.label;
+  // The root belongs to whoever makes the filesystem: an unprivileged user's
+  // FUSE mount must be able to write its own root.
+  o.root_uid = static_cast<uint32_t>(getuid());
+  o.root_gid = static_cast<uint32_t>(getgid());
+  return o;
+}
+
+std::string describe(const RegionPmem2& region) {
+  return fmt::format("{}, {}, {} granularity", region_kind_name(region.kind()),
+                     format_size(region.size()), granularity_name(region.granularity()));
+}
+
+// Refuses a target that holds a filesystem, unless forced.
+int check_existing(const Args& args, const RegionPmem2& region) {
+  auto found = probe_filesystem(region.data(), std::min<uint64_t>(region.size(), kProbeBytes));
+  if (!found) return -1;
+  if (args.force) {
+    if (!args.quiet) std::printf("%s: overwriting %s (forced)\n", args.target.c_str(), found->c_str());
+    return -1;
+  }
+  return fail("{} contains a {} filesystem; use -f to overwrite it", args.target, *found);
+}
+
+int run(const Args& args) {
+  if (args.quiet) set_log_level("error");
+  struct stat st;
+  bool exists = ::stat(args.target.c_str(), &st) == 0;
+  if (!exists && (errno != ENOENT || args.size == 0)) {
+    return fail("cannot access {}: {}", args.target, std::strerror(errno));
+  }
+  if (exists && S_ISDIR(st.st_mode)) return fail("{} is a directory", args.target);
+  if (exists && !S_ISREG(st.st_mode) && args.size != 0) {
+    return fail("--size applies to files only; {} is a device", args.target);
+  }
+  if (exists && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    return fail("{} is neither a regular file nor a devdax device", args.target);
+  }
+
+  // A file that must be created or grown: check the final layout before
+  // creating or growing anything.
+  const uint64_t current = exists && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
+  const bool grow = args.size > current;
+  if (grow || (exists && S_ISREG(st.st_mode))) {
+    uint64_t final_size = std::max(args.size, current) / format::kBlockSize * format::kBlockSize;
+    Result<Geometry> g = compute_geometry(layout_request(args, final_size, format::kBlockSize));
+    if (!g.is_ok()) return fail("{}: {}", args.target, g.status().message());
+  }
+
+  if (exists) {
+    // Probe through a read-only mapping: a devdax device cannot be read(2).
+    RegionOptions ro;
+    ro.read_only = true;
+    // The "not DAX" warning belongs to the open that formats, said once.
+    set_log_level("error");
+    auto probe = RegionPmem2::open(args.target, ro);
+    set_log_level(args.quiet ? "error" : "warn");
+    if (!probe.is_ok()) return fail("{}", probe.status().message());
+    if (int rc = check_existing(args, **probe); rc >= 0) return rc;
+    if (args.align != 0 && args.align < (*probe)->alignment()) {
+      return fail("alignment {} is below the device's alignment {}", args.align,
+                  (*probe)->alignment());
+    }
+    if (args.dry_run && !grow) {
+      auto plan = Formatter::plan(**probe, format_options(args, **probe));
+      if (!plan.is_ok()) return fail("{}: {}", args.target, plan.status().message());
+      print_layout(*plan, args.target, describe(**probe), true);
+      return kExitOk;
+    }
+  }
+  if (args.dry_run) {
+    // The file does not exist yet, or is smaller than --size: show the layout
+    // it would get, touching nothing.
+    Result<Geometry> g = compute_geometry(layout_request(args, args.size, format::kBlockSize));
+    if (!g.is_ok()) return fail("{}: {}", args.target, g.status().message());
+    Superblock sb;
+    sb.geometry = *g;
+    sb.label = args.label;
+    print_layout(sb, args.target, fmt::format("file, {} after --size", format_size(args.size)),
+                 true);
+    return kExitOk;
+  }
+
+  if (grow) {
+    int fd = ::open(args.target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return fail("cannot create {}: {}", args.target, std::strerror(errno));
+    // Sparse: only the metadata the formatter writes gets allocated.
+    int rc = ::ftruncate(fd, static_cast<off_t>(args.size));
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return fail("cannot grow {} to {}: {}", args.target, args.size, std::strerror(err));
+  }
+
+  auto region = RegionPmem2::open(args.target, RegionOptions{});
+  if (!region.is_ok()) return fail("{}", region.status().message());
+  if (args.align != 0 && args.align < (*region)->alignment()) {
+    return fail("alignment {} is below the device's alignment {}", args.align,
+                (*region)->alignment());
+  }
+  auto sb = Formatter::format(**region, format_options(args, **region));
+  if (!sb.is_ok()) return fail("{}: {}", args.target, sb.status().message());
+  if (!args.quiet) print_layout(*sb, args.target, describe(**region), false);
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace sealfs
+
+int main(int argc, char** argv) {
+  sealfs::Args args;
+  if (int rc = sealfs::parse_args(argc, argv, args); rc >= 0) return rc;
+  return sealfs::run(args);
+}

@@ -1,0 +1,316 @@
+// mkfs.sealfs as a user runs it: the built binary (path in $MKFS_SEALFS) on
+// files in a temporary directory.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "media/superblock.h"
+
+namespace sealfs {
+namespace {
+
+namespace fsys = std::filesystem;
+constexpr uint64_t kMiB = 1ull << 20;
+
+struct Outcome {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fsys::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class MkfsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* mkfs = std::getenv("MKFS_SEALFS");
+    ASSERT_NE(mkfs, nullptr) << "MKFS_SEALFS must name the built mkfs.sealfs";
+    mkfs_ = mkfs;
+    char tmpl[] = "/tmp/mkfs_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fsys::remove_all(dir_); }
+
+  Outcome mkfs(const std::vector<std::string>& args) {
+    Outcome r;
+    const fsys::path out = dir_ / ".out", err = dir_ / ".err";
+    pid_t pid = fork();
+    if (pid == 0) {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(o, 1);
+      dup2(e, 2);
+      std::vector<char*> argv{const_cast<char*>(mkfs_.c_str())};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    int wstatus = 0;
+    waitpid(pid, &wstatus, 0);
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  // A file of `size` bytes of a pattern that looks like no filesystem.
+  fsys::path pattern_file(const std::string& name, uint64_t size) {
+    fsys::path p = dir_ / name;
+    std::ofstream f(p, std::ios::binary);
+    std::string block(4096, '\0');
+    for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<char>('a' + i % 23);
+    for (uint64_t off = 0; off < size; off += block.size()) f.write(block.data(), block.size());
+    return p;
+  }
+
+  void poke(const fsys::path& p, uint64_t offset, const void* bytes, size_t len) {
+    int fd = ::open(p.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, bytes, len, static_cast<off_t>(offset)), static_cast<ssize_t>(len));
+    ::close(fd);
+  }
+
+  Result<Superblock> superblock_of(const fsys::path& p) {
+    std::string bytes = slurp(p);
+    format::DiskSuperblock d;
+    std::memcpy(&d, bytes.data(), sizeof(d));
+    return decode_superblock(d, bytes.size());
+  }
+
+  std::string mkfs_;
+  fsys::path dir_;
+};
+
+TEST_F(MkfsTest, FormatsASparseOneGiBFileInUnderASecond) {
+  const fsys::path img = dir_ / "img";
+  auto start = std::chrono::steady_clock::now();
+  Outcome r = mkfs({"--size", "1G", img});
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_LT(elapsed, std::chrono::seconds(1));
+  EXPECT_EQ(fsys::file_size(img), 1ull << 30);
+  struct stat st;
+  ASSERT_EQ(stat(img.c_str(), &st), 0);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 64 * kMiB) << "the data area was written";
+  for (const char* area : {"superblock", "journal", "holder table", "inode table", "bitmap",
+                           "data", "backup superblock", "inodes: 65536", "alignment: 4 KiB",
+                           "uuid: ", "offset"}) {
+    EXPECT_NE(r.out.find(area), std::string::npos) << area << " missing in:\n" << r.out;
+  }
+  Result<Superblock> sb = superblock_of(img);
+  ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
+  EXPECT_EQ(sb->geometry.region_size, 1ull << 30);
+  EXPECT_EQ(sb->geometry.inode_count, 65536u);
+}
+
+TEST_F(MkfsTest, LabelInodesJournalAndAlignmentAreHonoured) {
+  const fsys::path img = dir_ / "img";
+  Outcome r = mkfs({"--size", "256M", "-L", "scratch", "-N", "1000", "-J", "4M", "--align", "2M",
+                img});
+  ASSERT_EQ(r.status, 0) << r.err;
+  Result<Superblock> sb = superblock_of(img);
+  ASSERT_TRUE(sb.is_ok());
+  EXPECT_EQ(sb->label, "scratch");
+  EXPECT_EQ(sb->geometry.inode_count, 1008u);
+  EXPECT_EQ(sb->geometry.journal_blocks, 1024u);
+  EXPECT_EQ(sb->geometry.device_alignment, 2 * kMiB);
+  EXPECT_EQ(block_offset(sb->geometry.data_start) % (2 * kMiB), 0u);
+  EXPECT_NE(r.out.find("label: scratch"), std::string::npos);
+  EXPECT_NE(r.out.find("alignment: 2 MiB"), std::string::npos);
+}
+
+TEST_F(MkfsTest, QuietPrintsNothing) {
+  Outcome r = mkfs({"-q", "--size", "64M", dir_ / "img"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(MkfsTest, DryRunWritesNothing) {
+  fsys::path img = pattern_file("img", 64 * kMiB);
+  const std::string before = slurp(img);
+  Outcome r = mkfs({"-n", img});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("nothing written"), std::string::npos);
+  EXPECT_NE(r.out.find("inode table"), std::string::npos);
+  EXPECT_EQ(slurp(img), before);
+  // Not even created, or grown.
+  Outcome created = mkfs({"-n", "--size", "1G", dir_ / "new"});
+  ASSERT_EQ(created.status, 0) << created.err;
+  EXPECT_FALSE(fsys::exists(dir_ / "new"));
+  Outcome grown = mkfs({"-n", "--size", "1G", img});
+  ASSERT_EQ(grown.status, 0) << grown.err;
+  EXPECT_EQ(slurp(img), before);
+}
+
+TEST_F(MkfsTest, RefusesAnExistingSealfsUnlessForced) {
+  const fsys::path img = dir_ / "img";
+  ASSERT_EQ(mkfs({"-L", "first", "--size", "64M", img}).status, 0);
+  const std::string before = slurp(img);
+  Outcome r = mkfs({"-L", "second", img});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("sealfs"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("first"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(img), before);
+  // A damaged one is still refused: the magic is enough.
+  poke(img, 200, "\xff", 1);
+  EXPECT_EQ(mkfs({img}).status, 1);
+  Outcome forced = mkfs({"-f", "-L", "second", img});
+  ASSERT_EQ(forced.status, 0) << forced.err;
+  EXPECT_EQ(superblock_of(img)->label, "second");
+}
+
+TEST_F(MkfsTest, RefusesExtMagicUnlessForced) {
+  fsys::path img = pattern_file("img", 64 * kMiB);
+  const uint8_t magic[2] = {0x53, 0xef};
+  poke(img, 1080, magic, 2);
+  const std::string before = slurp(img);
+  Outcome r = mkfs({img});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("ext2/3/4"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(img), before);
+  EXPECT_EQ(mkfs({"-f", img}).status, 0);
+  EXPECT_TRUE(superblock_of(img).is_ok());
+}
+
+TEST_F(MkfsTest, RefusesXfsMagicUnlessForced) {
+  fsys::path img = pattern_file("img", 64 * kMiB);
+  poke(img, 0, "XFSB", 4);
+  const std::string before = slurp(img);
+  Outcome r = mkfs({img});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("XFS"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(img), before);
+  EXPECT_EQ(mkfs({"-f", img}).status, 0);
+}
+
+TEST_F(MkfsTest, RefusesARealExt4) {
+  const char* mke2fs = "/sbin/mkfs.ext4";
+  ASSERT_EQ(access(mke2fs, X_OK), 0) << mke2fs << " is needed (e2fsprogs)";
+  fsys::path img = dir_ / "ext4.img";
+  {
+    std::ofstream f(img);
+  }
+  fsys::resize_file(img, 64 * kMiB);
+  std::string cmd = std::string(mke2fs) + " -q -F " + img.string() + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string before = slurp(img);
+  Outcome r = mkfs({img});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("ext2/3/4"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(img), before);
+  EXPECT_EQ(mkfs({"-f", img}).status, 0);
+  EXPECT_TRUE(superblock_of(img).is_ok());
+}
+
+TEST_F(MkfsTest, BadArgumentsFailAndLeaveTheTargetAlone) {
+  fsys::path img = pattern_file("img", 16 * kMiB);
+  const std::string before = slurp(img);
+  const std::vector<std::vector<std::string>> cases = {
+      {"--size", "0"},       {"--size", "abc"},      {"--size", "1.5G"},
+      {"--size", "-1G"},     {"-N", "0"},            {"-N", "-5"},
+      {"-N", "12abc"},       {"-N", "4294967296"},   {"-N", "4000000000"},
+      {"-J", "4K"},          {"-J", "0"},            {"-J", "xyz"},
+      {"-J", "1G"},          {"--align", "12K"},     {"--align", "2048"},
+      {"--align", "0"},      {"--bogus"},            {"-Z"},
+      {"-L", std::string(64, 'x')},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = c;
+    args.push_back(img);
+    Outcome r = mkfs(args);
+    std::string joined;
+    for (const auto& a : c) joined += a + " ";
+    EXPECT_EQ(r.status, 1) << joined;
+    EXPECT_NE(r.err.find("mkfs.sealfs: "), std::string::npos) << joined << ": " << r.err;
+    EXPECT_EQ(slurp(img), before) << joined;
+  }
+  // An option missing its argument.
+  Outcome r = mkfs({img, "-L"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("needs an argument"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(img), before);
+}
+
+TEST_F(MkfsTest, BadTargets) {
+  Outcome none = mkfs({});
+  EXPECT_EQ(none.status, 1);
+  EXPECT_NE(none.err.find("no target"), std::string::npos);
+  Outcome two = mkfs({dir_ / "a", dir_ / "b"});
+  EXPECT_EQ(two.status, 1);
+  Outcome missing = mkfs({dir_ / "missing"});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.err.find("No such file"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fsys::exists(dir_ / "missing"));
+  Outcome directory = mkfs({dir_});
+  EXPECT_EQ(directory.status, 1);
+  EXPECT_NE(directory.err.find("directory"), std::string::npos) << directory.err;
+  Outcome null_dev = mkfs({"/dev/null"});
+  EXPECT_EQ(null_dev.status, 1);
+  EXPECT_NE(null_dev.err.find("not a devdax device"), std::string::npos) << null_dev.err;
+  Outcome null_size = mkfs({"--size", "1G", "/dev/null"});
+  EXPECT_EQ(null_size.status, 1);
+  EXPECT_NE(null_size.err.find("--size"), std::string::npos) << null_size.err;
+}
+
+TEST_F(MkfsTest, TooSmallTargetIsRefusedUntouched) {
+  fsys::path img = pattern_file("small", 128 * 1024);
+  const std::string before = slurp(img);
+  Outcome r = mkfs({img});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("too small"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(img), before);
+  Outcome empty = mkfs({"--size", "100K", dir_ / "new"});
+  EXPECT_EQ(empty.status, 1);
+  EXPECT_FALSE(fsys::exists(dir_ / "new"));
+  {
+    std::ofstream f(dir_ / "zero");
+  }
+  Outcome zero = mkfs({dir_ / "zero"});
+  EXPECT_EQ(zero.status, 1);
+  EXPECT_NE(zero.err.find("too small"), std::string::npos) << zero.err;
+  EXPECT_EQ(fsys::file_size(dir_ / "zero"), 0u);
+}
+
+TEST_F(MkfsTest, SizeGrowsButNeverShrinks) {
+  fsys::path img = pattern_file("img", 8 * kMiB);
+  Outcome grow = mkfs({"--size", "64M", img});
+  ASSERT_EQ(grow.status, 0) << grow.err;
+  EXPECT_EQ(fsys::file_size(img), 64 * kMiB);
+  EXPECT_EQ(superblock_of(img)->geometry.region_size, 64 * kMiB);
+
+  fsys::path big = pattern_file("big", 128 * kMiB);
+  Outcome keep = mkfs({"--size", "64M", big});
+  ASSERT_EQ(keep.status, 0) << keep.err;
+  EXPECT_EQ(fsys::file_size(big), 128 * kMiB);
+  EXPECT_EQ(superblock_of(big)->geometry.region_size, 128 * kMiB);
+}
+
+TEST_F(MkfsTest, HelpAndVersion) {
+  Outcome help = mkfs({"--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("Usage: mkfs.sealfs"), std::string::npos);
+  Outcome version = mkfs({"-V"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_NE(version.out.find("mkfs.sealfs "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sealfs
