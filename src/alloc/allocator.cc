@@ -416,7 +416,7 @@ Status Allocator::quarantine(Transaction& txn, BlockExtent e, const Holder& hold
   txn.on_prepare([impl, slot, entry, prepared](Transaction& t) {
     std::lock_guard guard(impl->mu);
     impl->holders->commit_set(slot, entry);
-    impl->holders->stage_block_of(t, slot);
+    impl->holders->stage_slot(t, slot);
     *prepared = true;
     impl->note_prepared(t, [impl, slot, prepared] {
       impl->holders->commit_clear(slot);
@@ -465,7 +465,7 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
       impl->committed.assign(impl->bit(entry.extent.start), entry.extent.count, false);
     }
     for (const auto& [slot, entry] : taken) {
-      impl->holders->stage_block_of(t, slot);
+      impl->holders->stage_slot(t, slot);
       impl->stage_words(t, entry.extent);
     }
     *prepared = true;

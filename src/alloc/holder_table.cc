@@ -152,9 +152,15 @@ void HolderTable::reseal(size_t block) {
   std::memcpy(image, &header, sizeof(header));
 }
 
-void HolderTable::stage_block_of(Transaction& txn, size_t slot_index) const {
+void HolderTable::stage_slot(Transaction& txn, size_t slot_index) const {
+  // The media block equals the committed image except where the image
+  // changed, and a change touches one entry plus the header (count, crc).
   size_t block = slot_index / kHolderEntriesPerBlock;
-  txn.write((holder_start_ + block) * kBlock, images_.data() + block * kBlock, kBlock);
+  size_t entry = entry_offset(slot_index % kHolderEntriesPerBlock);
+  const std::byte* image = images_.data() + block * kBlock;
+  uint64_t home = (holder_start_ + block) * kBlock;
+  txn.write(home, image, sizeof(DiskHolderBlockHeader));
+  txn.write(home + entry, image + entry, sizeof(DiskHolderEntry));
 }
 
 }  // namespace sealfs

@@ -7,8 +7,9 @@
 //
 // Two views, like the bitmap: the live slot states (reserved at once by
 // quarantine(), freed only when a release commits) and the committed block
-// images, changed only from prepare hooks and staged whole (the crc covers
-// the block) so a transaction never persists another one's uncommitted slot.
+// images, changed only from prepare hooks, which stage the changed entry and
+// the header (count, crc over the whole block) from the image, so a
+// transaction never persists another one's uncommitted slot.
 //
 // Not thread-safe: the Allocator's mutex guards it.
 #pragma once
@@ -61,7 +62,7 @@ class HolderTable {
   // Committed view (prepare hooks).
   void commit_set(size_t i, const QuarantineEntry& entry);
   void commit_clear(size_t i);
-  void stage_block_of(Transaction& txn, size_t slot_index) const;
+  void stage_slot(Transaction& txn, size_t slot_index) const;
 
  private:
   HolderTable(uint64_t holder_start, uint64_t holder_blocks);
