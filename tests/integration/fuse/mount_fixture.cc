@@ -223,7 +223,9 @@ void MountFixture::format(const MountConfig& config) {
   ASSERT_GE(fd, 0) << std::strerror(errno);
   ASSERT_EQ(ftruncate(fd, static_cast<off_t>(config_.region_size)), 0) << std::strerror(errno);
   close(fd);
-  if (config_.uid) ASSERT_EQ(chown(region_path_.c_str(), *config_.uid, config_.gid), 0);
+  if (config_.uid) {
+    ASSERT_EQ(chown(region_path_.c_str(), *config_.uid, config_.gid), 0);
+  }
 
   std::vector<std::string> argv = {mkfs_bin()};
   argv.insert(argv.end(), config_.mkfs_args.begin(), config_.mkfs_args.end());
@@ -320,6 +322,84 @@ void MountFixture::force_cleanup() {
 
 std::string MountFixture::path(std::string_view relative) const {
   return mountpoint_ + "/" + std::string(relative);
+}
+
+}  // namespace sealfs::itest
+
+#include "fs_helpers.h"
+
+namespace sealfs::itest {
+namespace {
+
+bool digest_into(const std::string& root, const std::string& rel,
+                 std::map<std::string, std::string>* out, std::string* error) {
+  std::string dir = rel.empty() ? root : root + "/" + rel;
+  int err = 0;
+  auto names = list_dir(dir, &err);
+  if (err != 0) {
+    *error = "readdir " + dir + ": " + std::strerror(err);
+    return false;
+  }
+  for (const auto& name : names) {
+    std::string child_rel = rel.empty() ? name : rel + "/" + name;
+    std::string child = root + "/" + child_rel;
+    struct stat st {};
+    if (lstat(child.c_str(), &st) != 0) {
+      *error = "lstat " + child + ": " + std::strerror(errno);
+      return false;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      (*out)[child_rel] = "dir";
+      if (!digest_into(root, child_rel, out, error)) return false;
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = readlink(child.c_str(), target, sizeof target);
+      if (n < 0) {
+        *error = "readlink " + child + ": " + std::strerror(errno);
+        return false;
+      }
+      (*out)[child_rel] = "link:" + std::string(target, static_cast<size_t>(n));
+    } else if (S_ISREG(st.st_mode)) {
+      int fd = open(child.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        *error = "open " + child + ": " + std::strerror(errno);
+        return false;
+      }
+      std::vector<char> buf(1 << 20);
+      uint64_t h = fnv1a(nullptr, 0);
+      uint64_t total = 0;
+      while (true) {
+        ssize_t n = read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          *error = "read " + child + ": " + std::strerror(errno);
+          close(fd);
+          return false;
+        }
+        if (n == 0) break;
+        h = fnv1a(buf.data(), static_cast<size_t>(n), h);
+        total += static_cast<uint64_t>(n);
+      }
+      close(fd);
+      if (total != static_cast<uint64_t>(st.st_size)) {
+        *error = child + ": read " + std::to_string(total) + " bytes of " +
+                 std::to_string(st.st_size);
+        return false;
+      }
+      (*out)[child_rel] = "file:" + std::to_string(total) + ":" + std::to_string(h);
+    } else {
+      (*out)[child_rel] = "special:" + std::to_string(st.st_mode & S_IFMT);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool digest_tree(const std::string& root, std::map<std::string, std::string>* out,
+                 std::string* error) {
+  out->clear();
+  return digest_into(root, "", out, error);
 }
 
 }  // namespace sealfs::itest
