@@ -147,6 +147,38 @@ TEST(JournalTest, CommitThenReopenReplays) {
   EXPECT_EQ((*journal)->next_seq(), 3u);
 }
 
+// A fence orders only the flushes of its own thread, and home writes are
+// flushed by whichever thread committed: the checkpoint must flush them again
+// itself, drain, and only then move the tail.
+TEST(JournalTest, CheckpointReflushesHomeWritesBeforeMovingTheTail) {
+  Fixture f;
+  ASSERT_TRUE(f.commit_bytes(kHome + 64, pattern(100, 1)).is_ok());
+  ASSERT_TRUE(f.commit_bytes(kHome + 8192, pattern(8, 2)).is_ok());
+  f.region->clear_trace();
+  ASSERT_TRUE(f.journal->checkpoint().is_ok());
+  using Event = RegionDram::TraceEvent;
+  std::vector<Event> trace = f.region->trace();
+  ASSERT_EQ(trace.size(), 5u);
+  EXPECT_EQ(trace[0].kind, Event::kFlush);
+  EXPECT_EQ(trace[0].offset, kHome + 64);
+  EXPECT_EQ(trace[0].length, 100u);
+  EXPECT_EQ(trace[1].kind, Event::kFlush);
+  EXPECT_EQ(trace[1].offset, kHome + 8192);
+  EXPECT_EQ(trace[2].kind, Event::kDrain);
+  EXPECT_EQ(trace[3].kind, Event::kFlush);
+  EXPECT_EQ(trace[3].offset, kHeaderAt + format::kJournalHeaderSlotOffset);  // the other slot
+  EXPECT_EQ(trace[4].kind, Event::kDrain);
+  EXPECT_EQ(f.journal->log_used(), 0u);
+  EXPECT_EQ(f.journal->checkpoints(), 1u);
+  // An empty log replays nothing, and the sequence continues.
+  auto rebooted = RegionDram::from_image(f.region->crash(CrashMode::kDrop));
+  RecoveryStats stats;
+  ASSERT_TRUE(reopen(*rebooted, &stats).is_ok());
+  EXPECT_EQ(stats.replayed_transactions, 0u);
+  EXPECT_EQ(stats.next_seq, 3u);
+  EXPECT_EQ(home_of(*rebooted), home_of(*f.region));
+}
+
 // Commits A, then B, and checks recovery of every image in which only the
 // first k bytes of B's log span reached the media.
 struct TornCase {
