@@ -153,8 +153,10 @@ Result<Superblock> Formatter::format(Region& region, const FormatOptions& option
   //    Devdax devices hold whatever was there before. (Journal::format
   //    zeroes its own area.)
   zero_blocks(region, key, g.holder_start, g.holder_blocks);
-  zero_blocks(region, key, g.inode_start, g.inode_blocks);
-  zero_blocks(region, key, g.bitmap_start, g.bitmap_blocks);
+  if (!options.metadata_zeroed) {
+    zero_blocks(region, key, g.inode_start, g.inode_blocks);
+    zero_blocks(region, key, g.bitmap_start, g.bitmap_blocks);
+  }
   region.drain();
 
   // 3. Journal header, empty holder blocks, root inode.

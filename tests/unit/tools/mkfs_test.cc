@@ -88,10 +88,11 @@ class MkfsTest : public ::testing::Test {
   }
 
   Result<Superblock> superblock_of(const fsys::path& p) {
-    std::string bytes = slurp(p);
     format::DiskSuperblock d;
-    std::memcpy(&d, bytes.data(), sizeof(d));
-    return decode_superblock(d, bytes.size());
+    std::ifstream in(p, std::ios::binary);
+    in.read(reinterpret_cast<char*>(&d), sizeof(d));
+    if (!in) return Status(Code::kIoError, "short read of " + p.string());
+    return decode_superblock(d, fsys::file_size(p));
   }
 
   std::string mkfs_;
@@ -295,6 +296,15 @@ TEST_F(MkfsTest, SizeGrowsButNeverShrinks) {
   ASSERT_EQ(grow.status, 0) << grow.err;
   EXPECT_EQ(fsys::file_size(img), 64 * kMiB);
   EXPECT_EQ(superblock_of(img)->geometry.region_size, 64 * kMiB);
+
+  // The old pattern is gone from every metadata area (inodes past the root,
+  // bitmap), whether holes were punched or bytes zeroed.
+  const std::string bytes = slurp(img);
+  const Geometry g = superblock_of(img)->geometry;
+  const uint64_t meta_begin = block_offset(g.inode_start) + format::kInodeSize;
+  const uint64_t meta_end = block_offset(g.bitmap_start + g.bitmap_blocks);
+  EXPECT_EQ(bytes.substr(meta_begin, meta_end - meta_begin),
+            std::string(meta_end - meta_begin, '\0'));
 
   fsys::path big = pattern_file("big", 128 * kMiB);
   Outcome keep = mkfs({"--size", "64M", big});
