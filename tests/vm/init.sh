@@ -1,0 +1,160 @@
+#!/bin/busybox sh
+# /init of the VM tier's initramfs (see run.sh and docs/vm.md). Runs as PID 1
+# in the guest: loads the NVDIMM stack, makes the namespace devdax, probes it,
+# reconfigures it to fsdax, probes files on ext4 and XFS mounted -o dax, and
+# prints exactly one "VM-RESULT: PASS" or "VM-RESULT: FAIL <why>" line before
+# powering off. Every step is bounded; nothing is skipped.
+/bin/busybox --install -s
+export PATH=/sealfs:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+
+seed=$(cat /sealfs/seed)
+
+stamp() { cut -d' ' -f1 /proc/uptime; }
+say() { echo "vm: [$(stamp)s] $*"; }
+
+finish() {  # PASS | FAIL reason
+  sync
+  if [ "$1" = PASS ]; then
+    echo "VM-RESULT: PASS"
+  else
+    shift
+    echo "VM-RESULT: FAIL $*"
+  fi
+  poweroff -f
+  sleep 5
+  echo "VM-RESULT: FAIL poweroff did not stop the guest"
+}
+
+# Runs a command, shows its output, and stops the whole run if it fails.
+must() {  # description, command...
+  local what=$1
+  shift
+  say "$what: $*"
+  if ! "$@" > /tmp/out 2>&1; then
+    cat /tmp/out
+    finish FAIL "$what"
+  fi
+  cat /tmp/out
+}
+
+# A check that is expected to fail: the probe must be able to say no.
+must_fail() {  # description, command...
+  local what=$1
+  shift
+  say "$what (must fail): $*"
+  if "$@" > /tmp/out 2>&1; then
+    cat /tmp/out
+    finish FAIL "$what succeeded"
+  fi
+  cat /tmp/out
+}
+
+expect_eq() {  # description, actual, expected
+  if [ "$2" != "$3" ]; then finish FAIL "$1: got '$2', expected '$3'"; fi
+  say "$1 = $2 (as expected)"
+}
+
+# Waits for a path to appear, polling: devices show up asynchronously after
+# driver probing. Bounded at 30 s.
+wait_for() {  # path
+  local i=0
+  while [ ! -e "$1" ]; do
+    i=$((i + 1))
+    [ $i -gt 300 ] && finish FAIL "$1 did not appear within 30 s"
+    sleep 0.1
+  done
+}
+
+json_field() {  # field name, file: the first "field":"value" or "field":number
+  sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" "$2" | head -1
+}
+
+say "init started; kernel $(uname -r)"
+
+for module in $(cat /etc/modules.order); do
+  if ! insmod "/lib/modules/$module" 2> /tmp/out; then
+    cat /tmp/out
+    finish FAIL "insmod $module failed (the guest kernel needs it)"
+  fi
+done
+say "loaded $(wc -l < /etc/modules.order) modules"
+
+wait_for /sys/bus/nd/devices/region0
+must "nvdimm inventory" ndctl list -D -R -N -i
+
+# --- devdax ---------------------------------------------------------------------
+ndctl destroy-namespace -f all > /dev/null 2>&1
+must "create devdax namespace" ndctl create-namespace -r region0 -m devdax -a 2M
+cp /tmp/out /tmp/ns.json
+namespace=$(json_field dev /tmp/ns.json)
+daxdev=$(json_field chardev /tmp/ns.json)
+[ -n "$namespace" ] && [ -n "$daxdev" ] || finish FAIL "no namespace/chardev in ndctl output"
+wait_for "/dev/$daxdev"
+dax_size=$(cat "/sys/bus/dax/devices/$daxdev/size")
+dax_align=$(cat "/sys/bus/dax/devices/$daxdev/align")
+say "devdax $daxdev of $namespace: sysfs size $dax_size, align $dax_align"
+expect_eq "devdax sysfs align" "$dax_align" 2097152
+expect_eq "devdax st_size" "$(stat -c %s "/dev/$daxdev")" 0
+must "daxctl view" daxctl list
+grep -q "\"chardev\":\"$daxdev\"" /tmp/out || finish FAIL "daxctl does not list $daxdev"
+grep -q '"mode":"devdax"' /tmp/out || finish FAIL "daxctl does not show $daxdev in devdax mode"
+
+must "probe devdax" region_probe --kind devdax --size "$dax_size" --alignment 2M \
+  --granularity byte,cacheline --seed "$seed" "/dev/$daxdev"
+# Rebinding the namespace tears down the device and maps it anew: what the
+# probe committed must still be there.
+must "disable namespace" ndctl disable-namespace "$namespace"
+must "enable namespace" ndctl enable-namespace "$namespace"
+wait_for "/dev/$daxdev"
+must "probe devdax after rebind" region_probe --verify-only --seed "$seed" "/dev/$daxdev"
+must_fail "probe with a wrong alignment" region_probe --verify-only --alignment 4K \
+  --seed "$seed" "/dev/$daxdev"
+must_fail "probe with a wrong seed" region_probe --verify-only --seed $((seed + 1)) "/dev/$daxdev"
+
+must "mkfs.sealfs dry run on devdax" mkfs.sealfs -n "/dev/$daxdev"
+must "mkfs.sealfs on devdax" mkfs.sealfs -f -L vm-devdax "/dev/$daxdev"
+# mkfs wrote a new filesystem over the probe's: its label must be gone.
+must_fail "probe label after mkfs" region_probe --verify-only --seed "$seed" "/dev/$daxdev"
+
+# --- fsdax ----------------------------------------------------------------------
+must "reconfigure to fsdax" ndctl create-namespace -f -e "$namespace" -m fsdax
+cp /tmp/out /tmp/ns.json
+blockdev=$(json_field blockdev /tmp/ns.json)
+[ -n "$blockdev" ] || finish FAIL "no blockdev in ndctl output"
+wait_for "/dev/$blockdev"
+[ -e "/dev/$daxdev" ] && finish FAIL "/dev/$daxdev still exists after switching to fsdax"
+
+probe_fsdax() {  # filesystem, mkfs command...
+  local fs=$1
+  shift
+  must "mkfs $fs" "$@" "/dev/$blockdev"
+  mkdir -p "/mnt/$fs"
+  must "mount $fs -o dax" mount -t "$fs" -o dax "/dev/$blockdev" "/mnt/$fs"
+  grep " /mnt/$fs " /proc/mounts
+  grep " /mnt/$fs " /proc/mounts | grep -q dax || finish FAIL "$fs mounted without dax"
+  must "create 64M file on $fs" truncate -s 64M "/mnt/$fs/probe.img"
+  must "probe fsdax file on $fs" region_probe --kind fsdax --size 64M \
+    --granularity byte,cacheline --seed "$seed" "/mnt/$fs/probe.img"
+  must "mkfs.sealfs --size on $fs" mkfs.sealfs --size 32M -L "vm-$fs" "/mnt/$fs/sealfs.img"
+  must "unmount $fs" umount "/mnt/$fs"
+  # Mount again: the probe's filesystem in the file must have survived.
+  must "remount $fs -o dax" mount -t "$fs" -o dax "/dev/$blockdev" "/mnt/$fs"
+  must "probe $fs file after remount" region_probe --verify-only --seed "$seed" \
+    "/mnt/$fs/probe.img"
+  must "unmount $fs" umount "/mnt/$fs"
+}
+
+probe_fsdax ext4 mkfs.ext4 -F -q -b 4096
+probe_fsdax xfs mkfs.xfs -f -q -m reflink=0
+
+# A file on tmpfs is no DAX file: the probe must notice when told to expect one.
+truncate -s 16M /tmp/plain.img
+must_fail "probe tmpfs file as fsdax" region_probe --kind fsdax --seed "$seed" /tmp/plain.img
+
+say "all checks passed"
+finish PASS

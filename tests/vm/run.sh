@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# VM tier: boots the host's Debian kernel in qemu (TCG) with an emulated
+# NVDIMM and runs sealfs's region code against a real devdax device and a
+# real fsdax filesystem (ext4 and XFS mounted -o dax). See docs/vm.md.
+#
+#   tests/vm/run.sh --probe BUILD/tests/vm/region_probe \
+#                   --mkfs BUILD/src/tools/mkfs.sealfs [--build-dir BUILD]
+#
+# Exit 0 only when the guest printed "VM-RESULT: PASS". Anything missing on
+# the host (kernel, module, tool) is a failure with a message, never a skip.
+#
+# Environment: SEALFS_VM_TIMEOUT (seconds for the guest, default 480),
+# SEALFS_VM_DIR (work dir, default BUILD/vm or /var/tmp/sealfs-vm),
+# SEALFS_VM_KERNEL (a vmlinuz; default the newest in /boot with modules),
+# SEALFS_VM_PERSISTENCE (qemu nvdimm-persistence: "" for none, mem-ctrl, cpu).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build_dir=""
+probe=""
+mkfs=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build_dir=$2; shift 2 ;;
+    --probe) probe=$2; shift 2 ;;
+    --mkfs) mkfs=$2; shift 2 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+die() {
+  echo "vm: FAIL (host) $*" >&2
+  echo "VM-RESULT: FAIL host: $*"
+  exit 1
+}
+
+[ -x "$probe" ] || die "--probe must name the built region_probe (got '$probe')"
+[ -x "$mkfs" ] || die "--mkfs must name the built mkfs.sealfs (got '$mkfs')"
+
+work=${SEALFS_VM_DIR:-}
+if [ -z "$work" ]; then
+  if [ -n "$build_dir" ]; then work=$build_dir/vm; else work=/var/tmp/sealfs-vm; fi
+fi
+mkdir -p "$work"
+guest_timeout=${SEALFS_VM_TIMEOUT:-480}
+t_start=$(date +%s)
+
+# --- host prerequisites ------------------------------------------------------
+need_tool() {  # tool, Debian package
+  command -v "$1" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null 2>&1 ||
+    die "'$1' not found on the host; apt-get install $2"
+}
+need_tool qemu-system-x86_64 qemu-system-x86
+need_tool cpio cpio
+need_tool gzip gzip
+need_tool modprobe kmod
+need_tool ndctl ndctl
+need_tool daxctl daxctl
+need_tool mkfs.ext4 e2fsprogs
+need_tool mkfs.xfs xfsprogs
+need_tool ldd libc-bin
+export PATH=$PATH:/usr/sbin:/sbin
+busybox=""
+for candidate in /bin/busybox /usr/bin/busybox; do
+  if [ -x "$candidate" ] && ! ldd "$candidate" >/dev/null 2>&1; then busybox=$candidate; fi
+done
+[ -n "$busybox" ] || die "no statically linked busybox; apt-get install busybox-static"
+
+kernel=${SEALFS_VM_KERNEL:-}
+if [ -z "$kernel" ]; then
+  for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V); do
+    [ -d "/lib/modules/${k#/boot/vmlinuz-}/kernel" ] && kernel=$k
+  done
+fi
+[ -n "$kernel" ] && [ -r "$kernel" ] ||
+  die "no /boot/vmlinuz-* with matching /lib/modules; apt-get install linux-image-amd64"
+kver=${kernel##*/vmlinuz-}
+moddir=/lib/modules/$kver
+[ -f "$moddir/modules.dep" ] || die "$moddir/modules.dep missing (run depmod $kver)"
+
+# --- module list ---------------------------------------------------------------
+# Order matters: libnvdimm before its users (ndctl's modprobe.d "install" rule
+# for libnvdimm is not followed here), the dax drivers before any namespace is
+# switched to devdax. Each is resolved with its dependencies; "builtin" ones
+# need nothing.
+wanted_modules="libnvdimm nfit nd_pmem nd_btt device_dax dax_pmem ext4 xfs"
+module_files=()
+for m in $wanted_modules; do
+  deps=$(modprobe --ignore-install --show-depends -S "$kver" "$m" 2>&1) ||
+    die "kernel $kver lacks module '$m' (needed for the NVDIMM test): $deps"
+  while read -r verb path _; do
+    case "$verb" in
+      insmod)
+        dup=0
+        for f in "${module_files[@]}"; do [ "$f" = "$path" ] && dup=1; done
+        [ $dup = 1 ] || module_files+=("$path")
+        ;;
+      builtin|install) ;;
+      *) die "unexpected modprobe output for $m: $verb $path" ;;
+    esac
+  done <<<"$deps"
+done
+config=/boot/config-$kver
+if [ -r "$config" ]; then
+  for option in CONFIG_FS_DAX CONFIG_ZONE_DEVICE CONFIG_DEVTMPFS CONFIG_BLK_DEV_INITRD CONFIG_RD_GZIP; do
+    grep -q "^$option=y" "$config" || die "kernel $kver built without $option=y"
+  done
+fi
+
+# --- initramfs -------------------------------------------------------------------
+# The base (busybox, modules, ndctl, mkfs tools) is cached by its inputs; the
+# sealfs binaries go in a second archive, rebuilt every run, which the kernel
+# unpacks over the first.
+host_tools="$(command -v ndctl) $(command -v daxctl) $(command -v mkfs.ext4) $(command -v mkfs.xfs)"
+base_key=$( (echo "$kver $busybox"; sha256sum "$here/init.sh"; ls -lL $host_tools "$busybox" "${module_files[@]}") |
+  sha256sum | cut -c1-16)
+base_cpio=$work/base-$base_key.cpio.gz
+
+copy_with_libs() {  # root, binary...
+  local root=$1; shift
+  local bin lib
+  for bin in "$@"; do
+    mkdir -p "$root$(dirname "$bin")"
+    cp -L "$bin" "$root$bin"
+    for lib in $(ldd "$bin" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p'); do
+      if [ ! -e "$root$lib" ]; then
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+      fi
+    done
+  done
+}
+
+if [ ! -f "$base_cpio" ]; then
+  rm -f "$work"/base-*.cpio.gz
+  root=$work/base-root
+  rm -rf "$root"
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,mnt,run,etc,lib/modules}
+  cp "$busybox" "$root/bin/busybox"
+  copy_with_libs "$root" $host_tools
+  : > "$root/etc/modules.order"
+  for f in "${module_files[@]}"; do
+    case "$f" in
+      *.ko) ;;
+      *.ko.xz) ;;
+      *.ko.zst) ;;
+      *) die "unknown module file type $f" ;;
+    esac
+    dest=$root/lib/modules/$(basename "${f%.xz}")
+    dest=${dest%.zst}
+    case "$f" in
+      *.xz) xz -dc "$f" > "$dest" || die "cannot decompress $f" ;;
+      *.zst) zstd -qdc "$f" > "$dest" || die "cannot decompress $f" ;;
+      *) cp "$f" "$dest" ;;
+    esac
+    echo "$(basename "$dest")" >> "$root/etc/modules.order"
+  done
+  cp "$here/init.sh" "$root/init"
+  chmod 755 "$root/init"
+  (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$base_cpio.tmp"
+  mv "$base_cpio.tmp" "$base_cpio"
+  rm -rf "$root"
+fi
+
+sealfs_root=$work/sealfs-root
+rm -rf "$sealfs_root"
+mkdir -p "$sealfs_root/sealfs"
+copy_with_libs "$sealfs_root" "$(readlink -f "$probe")" "$(readlink -f "$mkfs")"
+cp -L "$probe" "$sealfs_root/sealfs/region_probe"
+cp -L "$mkfs" "$sealfs_root/sealfs/mkfs.sealfs"
+# Drop the copies at their host build paths; only /sealfs is used.
+rm -rf "$sealfs_root$(dirname "$(readlink -f "$probe")")" "$sealfs_root$(dirname "$(readlink -f "$mkfs")")"
+# A seed the guest's patterns derive from, so nothing stale can pass.
+echo "$(date +%s)$$" > "$sealfs_root/sealfs/seed"
+(cd "$sealfs_root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$work/sealfs.cpio.gz"
+rm -rf "$sealfs_root"
+cat "$base_cpio" "$work/sealfs.cpio.gz" > "$work/initramfs.cpio.gz"
+
+# --- boot --------------------------------------------------------------------------
+# A fresh, sparse backing file: the guest sees an NVDIMM full of zeros and
+# labels nobody wrote. qemu carves the 128 KiB label area off the end of the
+# backend and rounds the rest down to the 2 MiB backend alignment; the guest
+# kernel then wants namespaces that are multiples of the 16 MiB region
+# alignment. 1 GiB + 2 MiB leaves exactly 1 GiB of pmem, which is both.
+nvdimm_file=$work/nvdimm.img
+nvdimm_size=$((1024 + 2))M
+rm -f "$nvdimm_file"
+truncate -s "$nvdimm_size" "$nvdimm_file"
+machine="pc,nvdimm=on"
+[ -n "${SEALFS_VM_PERSISTENCE:-}" ] && machine="$machine,nvdimm-persistence=$SEALFS_VM_PERSISTENCE"
+
+log=$work/serial.log
+t_boot=$(date +%s)
+echo "vm: kernel $kver, $(du -h "$work/initramfs.cpio.gz" | cut -f1) initramfs, ${#module_files[@]} modules," \
+     "prepared in $((t_boot - t_start)) s; booting (TCG, timeout ${guest_timeout}s), serial log $log"
+status=0
+timeout --signal=TERM --kill-after=10 "$guest_timeout" \
+  qemu-system-x86_64 -accel tcg -cpu max -smp 1 \
+    -machine "$machine" -m 2G,slots=2,maxmem=6G \
+    -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm_file,size=$nvdimm_size,align=2M" \
+    -device nvdimm,memdev=mem1,id=nv1,label-size=128K \
+    -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
+    -append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init" \
+    -nographic -no-reboot -serial stdio -monitor none \
+    </dev/null 2>&1 | tr -d '\r' | tee "$log" || status=$?
+t_end=$(date +%s)
+rm -f "$nvdimm_file"
+
+echo "vm: guest ran $((t_end - t_boot)) s, whole run $((t_end - t_start)) s"
+if grep -qx 'VM-RESULT: PASS' "$log"; then
+  echo "vm: PASS"
+  exit 0
+fi
+if grep -q '^VM-RESULT: FAIL' "$log"; then
+  echo "vm: FAIL: $(grep '^VM-RESULT: FAIL' "$log" | head -1)"
+elif [ "$status" -eq 124 ]; then
+  echo "vm: FAIL: guest did not finish within ${guest_timeout}s (TCG boot stuck or too slow)"
+else
+  echo "vm: FAIL: guest exited (status $status) without a result line"
+fi
+exit 1
