@@ -105,7 +105,7 @@ grep -q "\"chardev\":\"$daxdev\"" /tmp/out || finish FAIL "daxctl does not list 
 grep -q '"mode":"devdax"' /tmp/out || finish FAIL "daxctl does not show $daxdev in devdax mode"
 
 must "probe devdax" region_probe --kind devdax --size "$dax_size" --alignment 2M \
-  --granularity byte,cacheline --seed "$seed" "/dev/$daxdev"
+  --granularity byte,cache-line --seed "$seed" "/dev/$daxdev"
 # Rebinding the namespace tears down the device and maps it anew: what the
 # probe committed must still be there.
 must "disable namespace" ndctl disable-namespace "$namespace"
@@ -116,8 +116,11 @@ must_fail "probe with a wrong alignment" region_probe --verify-only --alignment 
   --seed "$seed" "/dev/$daxdev"
 must_fail "probe with a wrong seed" region_probe --verify-only --seed $((seed + 1)) "/dev/$daxdev"
 
-must "mkfs.sealfs dry run on devdax" mkfs.sealfs -n "/dev/$daxdev"
+must "mkfs.sealfs dry run on devdax" mkfs.sealfs -n -f "/dev/$daxdev"
+grep -q "^alignment: 2 MiB" /tmp/out || finish FAIL "mkfs.sealfs -n did not plan a 2 MiB alignment"
 must "mkfs.sealfs on devdax" mkfs.sealfs -f -L vm-devdax "/dev/$daxdev"
+grep -q "devdax" /tmp/out || finish FAIL "mkfs.sealfs did not see a devdax device"
+grep -q "^label: vm-devdax" /tmp/out || finish FAIL "mkfs.sealfs did not report the label"
 # mkfs wrote a new filesystem over the probe's: its label must be gone.
 must_fail "probe label after mkfs" region_probe --verify-only --seed "$seed" "/dev/$daxdev"
 
@@ -139,8 +142,9 @@ probe_fsdax() {  # filesystem, mkfs command...
   grep " /mnt/$fs " /proc/mounts | grep -q dax || finish FAIL "$fs mounted without dax"
   must "create 64M file on $fs" truncate -s 64M "/mnt/$fs/probe.img"
   must "probe fsdax file on $fs" region_probe --kind fsdax --size 64M \
-    --granularity byte,cacheline --seed "$seed" "/mnt/$fs/probe.img"
+    --granularity byte,cache-line --seed "$seed" "/mnt/$fs/probe.img"
   must "mkfs.sealfs --size on $fs" mkfs.sealfs --size 32M -L "vm-$fs" "/mnt/$fs/sealfs.img"
+  grep -q "fsdax" /tmp/out || finish FAIL "mkfs.sealfs did not see an fsdax file on $fs"
   must "unmount $fs" umount "/mnt/$fs"
   # Mount again: the probe's filesystem in the file must have survived.
   must "remount $fs -o dax" mount -t "$fs" -o dax "/dev/$blockdev" "/mnt/$fs"
