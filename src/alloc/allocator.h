@@ -20,6 +20,33 @@
 // into free extents that cannot hold an aligned chunk, so aligned space stays
 // whole.
 //
+// Placement details (free_space.h): a request of >= align_blocks takes the
+// aligned run at the goal if the goal's free extent has one, else the best
+// fitting extent that holds an aligned run, else plain best fit, else the
+// largest piece >= min_count. A smaller request takes the goal if its free
+// extent can satisfy it there, else the best fitting fragment (an extent with
+// no aligned chunk), else the end of an unaligned head or the start of an
+// unaligned tail of an extent with chunks, and only then breaks one chunk.
+//
+// Decisions on media trouble found by open():
+//  - bitmap bits set beyond data_blocks: kCorruption (the bitmap is not what
+//    mkfs and the journal wrote, so none of it is trusted);
+//  - a holder table block with a bad magic or crc (an all-zero block is a
+//    valid empty one): logged, its entries ignored, its slots never reused.
+//    The extents it listed stay marked in the bitmap, so they leak until
+//    fsck rather than risk reuse under a live mapping;
+//  - a holder entry with a valid crc that lies outside the data area, covers
+//    blocks the bitmap marks free or overlaps another entry, or a count that
+//    does not match the entries: kCorruption;
+//  - an inconsistent area (overlaps, outside the region, bitmap too small,
+//    data_start not aligned, align not a power of two): kInvalid.
+//
+// A prepare hook that changed the committed copies registers one more
+// prepare hook, which undoes the changes if the transaction has grown too big
+// for the log (the only way a commit fails after its prepare hooks ran), so
+// later transactions never stage those bits. Transactions that used an
+// Allocator must end (commit or drop) before it is destroyed.
+//
 // Thread-safe. Lock order: callers' locks -> allocator mutex; the prepare
 // hook runs under journal mutex -> allocator mutex; allocate/free never take
 // the journal mutex.
