@@ -1,0 +1,142 @@
+// Directory blocks of a directory inode: index building, entry insert,
+// remove and retarget, readdir.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "meta/filesystem_impl.h"
+
+namespace sealfs {
+
+namespace {
+uint8_t dtype_of(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
+}  // namespace
+
+Status FilesystemImpl::check_name(std::string_view name) const {
+  if (name.empty()) return Status(Code::kInvalid, "empty name");
+  if (name.size() > format::kNameMax) return Status(Code::kNameTooLong, "name too long");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return Status(Code::kInvalid, "bad character in name");
+  }
+  return Status::ok();
+}
+
+Result<uint64_t> FilesystemImpl::dir_region_block(const Inode& dir, uint32_t index) const {
+  const Extent* e = dir.extents.find(index);
+  if (e == nullptr) {
+    return Status(Code::kCorruption, "directory " + std::to_string(dir.ino) + " has a hole");
+  }
+  return e->region_block + (index - e->file_block);
+}
+
+// Caller holds dir.mu (shared or exclusive). The index is built once; a
+// shared holder may build it, guarded by table_mu_ (a leaf) to serialise
+// builders.
+Status FilesystemImpl::ensure_dir_index(Inode& dir) {
+  {
+    std::lock_guard lock(table_mu_);
+    if (dir.dir) return Status::ok();
+  }
+  auto index = std::make_unique<DirIndex>();
+  uint32_t nblocks = static_cast<uint32_t>(dir.core.size / format::kBlockSize);
+  index->largest_free.resize(nblocks);
+  for (uint32_t bi = 0; bi < nblocks; ++bi) {
+    ASSIGN_OR_RETURN(uint64_t rb, dir_region_block(dir, bi));
+    const std::byte* b = region_->data() + block_offset(rb);
+    Status s = dir_block_verify(b, dir.ino);
+    if (!s.is_ok()) return s.with_context("directory " + std::to_string(dir.ino));
+    dir_block_for_each(b, [&](const DirBlockEntry& e) {
+      index->by_name.emplace(std::string(e.name), DirLocation{e.ino, e.type, bi, e.offset});
+    });
+    index->largest_free[bi] = dir_block_largest_free(b);
+  }
+  std::lock_guard lock(table_mu_);
+  if (!dir.dir) dir.dir = std::move(index);
+  return Status::ok();
+}
+
+Status FilesystemImpl::dir_insert(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino,
+                                  uint8_t type) {
+  RETURN_IF_ERROR(ensure_dir_index(dir));
+  DirIndex& index = *dir.dir;
+  uint32_t need = format::dir_entry_size(static_cast<uint32_t>(name.size()));
+  for (uint32_t bi = 0; bi < index.largest_free.size(); ++bi) {
+    if (index.largest_free[bi] < need) continue;
+    ASSIGN_OR_RETURN(uint64_t rb, dir_region_block(dir, bi));
+    std::byte* img = t.block(rb);
+    auto at = dir_block_insert(img, name, ino, type);
+    if (!at) continue;
+    index.largest_free[bi] = dir_block_largest_free(img);
+    index.by_name[std::string(name)] = DirLocation{ino, type, bi, *at};
+    return Status::ok();
+  }
+  // A new block at the end of the directory.
+  uint32_t bi = static_cast<uint32_t>(index.largest_free.size());
+  ASSIGN_OR_RETURN(BlockExtent b, alloc_->allocate(t.txn(), 1, dir.extents.goal_for(bi)));
+  std::byte* img = t.fresh_block(b.start);
+  dir_block_init(img, dir.ino);
+  auto at = dir_block_insert(img, name, ino, type);
+  dir.extents.insert(Extent{bi, b.start, 1, false});
+  dir.core.blocks += 1;
+  dir.core.size += format::kBlockSize;
+  RETURN_IF_ERROR(sync_extent_blocks(t, dir));
+  index.largest_free.push_back(dir_block_largest_free(img));
+  index.by_name[std::string(name)] = DirLocation{ino, type, bi, *at};
+  return Status::ok();
+}
+
+void FilesystemImpl::dir_remove(MetaTxn& t, Inode& dir, std::string_view name) {
+  DirIndex& index = *dir.dir;
+  auto it = index.by_name.find(std::string(name));
+  uint64_t rb = dir_region_block(dir, it->second.block_index).value();
+  std::byte* img = t.block(rb);
+  dir_block_remove(img, it->second.offset);
+  index.largest_free[it->second.block_index] = dir_block_largest_free(img);
+  index.by_name.erase(it);
+}
+
+void FilesystemImpl::dir_retarget(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino,
+                                  uint8_t type) {
+  DirIndex& index = *dir.dir;
+  auto& loc = index.by_name.find(std::string(name))->second;
+  uint64_t rb = dir_region_block(dir, loc.block_index).value();
+  dir_block_retarget(t.block(rb), loc.offset, ino, type);
+  loc.ino = ino;
+  loc.type = type;
+}
+
+Status FilesystemImpl::readdir(Ino ino, uint64_t cookie,
+                               const std::function<bool(const DirEntry&)>& emit) {
+  ASSIGN_OR_RETURN(Inode * dir, live(ino));
+  std::shared_lock lock(dir->mu);
+  if (!dir->in_use()) return Status(Code::kStale, "directory freed");
+  if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "readdir on a non-directory");
+  if (cookie <= 0) {
+    if (!emit(DirEntry{".", dir->ino, DT_DIR, 1})) return Status::ok();
+  }
+  if (cookie <= 1) {
+    uint64_t parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
+    if (!emit(DirEntry{"..", parent, DT_DIR, 2})) return Status::ok();
+  }
+  uint64_t pos = cookie >= 3 ? cookie - 3 : 0;
+  uint64_t first_block = pos >> format::kBlockShift;
+  uint64_t nblocks = dir->core.size / format::kBlockSize;
+  for (uint64_t bi = first_block; bi < nblocks; ++bi) {
+    ASSIGN_OR_RETURN(uint64_t rb, dir_region_block(*dir, static_cast<uint32_t>(bi)));
+    const std::byte* b = region_->data() + block_offset(rb);
+    Status s = dir_block_verify(b, dir->ino);
+    if (!s.is_ok()) return s.with_context("directory " + std::to_string(dir->ino));
+    uint64_t min_offset = bi == first_block ? (pos & (format::kBlockSize - 1)) : 0;
+    bool stop = false;
+    dir_block_for_each(b, [&](const DirBlockEntry& e) {
+      if (stop || e.offset < min_offset) return;
+      uint64_t c = dir_cookie(static_cast<uint32_t>(bi), e.offset);
+      if (!emit(DirEntry{e.name, e.ino, e.type, c + 1})) stop = true;
+    });
+    if (stop) break;
+  }
+  return Status::ok();
+}
+
+uint8_t dtype_for_mode(uint32_t mode) { return dtype_of(mode); }
+
+}  // namespace sealfs

@@ -1,0 +1,181 @@
+#include "meta/directory.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "util/crc32c.h"
+#include "util/log.h"
+
+namespace sealfs {
+
+namespace {
+
+constexpr uint16_t kFirstEntry = sizeof(format::DiskDirBlockHeader);
+
+format::DiskDirEntry load_entry(const std::byte* block, uint16_t offset) {
+  format::DiskDirEntry e;
+  std::memcpy(&e, block + offset, sizeof(e));
+  return e;
+}
+
+void store_entry(std::byte* block, uint16_t offset, const format::DiskDirEntry& e) {
+  std::memcpy(block + offset, &e, sizeof(e));
+}
+
+uint32_t used_size(const format::DiskDirEntry& e) {
+  return e.ino.get() == 0 ? 0 : format::dir_entry_size(e.name_len);
+}
+
+[[noreturn]] void die(const char* what) {
+  log().critical("directory block invariant broken: {}", what);
+  std::abort();
+}
+
+}  // namespace
+
+void dir_block_init(std::byte* block, uint64_t owner) {
+  std::memset(block, 0, format::kBlockSize);
+  format::DiskDirBlockHeader h{};
+  h.magic.set(format::kDirBlockMagic);
+  h.owner_ino.set(owner);
+  std::memcpy(block, &h, sizeof(h));
+  format::DiskDirEntry e{};
+  e.rec_len.set(format::kBlockSize - kFirstEntry);
+  store_entry(block, kFirstEntry, e);
+  dir_block_seal(block);
+}
+
+void dir_block_seal(std::byte* block) {
+  uint32_t zero = 0;
+  std::memcpy(block + offsetof(format::DiskDirBlockHeader, crc), &zero, 4);
+  format::le32 crc(crc32c_with_hole(block, format::kBlockSize,
+                                    offsetof(format::DiskDirBlockHeader, crc)));
+  std::memcpy(block + offsetof(format::DiskDirBlockHeader, crc), &crc, 4);
+}
+
+Status dir_block_verify(const std::byte* block, uint64_t owner) {
+  format::DiskDirBlockHeader h;
+  std::memcpy(&h, block, sizeof(h));
+  if (h.magic.get() != format::kDirBlockMagic) {
+    return Status(Code::kCorruption, "directory block: bad magic");
+  }
+  if (crc32c_with_hole(block, format::kBlockSize, offsetof(format::DiskDirBlockHeader, crc)) !=
+      h.crc.get()) {
+    return Status(Code::kBadCrc, "directory block: bad crc");
+  }
+  if (h.owner_ino.get() != owner) {
+    return Status(Code::kCorruption,
+                  "directory block owned by inode " + std::to_string(h.owner_ino.get()));
+  }
+  uint32_t offset = kFirstEntry;
+  while (offset < format::kBlockSize) {
+    if (format::kBlockSize - offset < sizeof(format::DiskDirEntry)) {
+      return Status(Code::kCorruption, "directory entry header crosses the block end");
+    }
+    auto e = load_entry(block, static_cast<uint16_t>(offset));
+    uint32_t rec = e.rec_len.get();
+    if (rec < sizeof(format::DiskDirEntry) || rec % 8 != 0 || rec > format::kBlockSize - offset) {
+      return Status(Code::kCorruption,
+                    "directory entry at " + std::to_string(offset) + ": bad rec_len");
+    }
+    if (e.ino.get() != 0 && (e.name_len == 0 || used_size(e) > rec)) {
+      return Status(Code::kCorruption,
+                    "directory entry at " + std::to_string(offset) + ": bad name length");
+    }
+    offset += rec;
+  }
+  return Status::ok();
+}
+
+void dir_block_for_each(const std::byte* block,
+                        const std::function<void(const DirBlockEntry&)>& fn) {
+  uint32_t offset = kFirstEntry;
+  while (offset < format::kBlockSize) {
+    auto e = load_entry(block, static_cast<uint16_t>(offset));
+    if (e.ino.get() != 0) {
+      std::string_view name(reinterpret_cast<const char*>(block + offset + sizeof(e)), e.name_len);
+      fn(DirBlockEntry{static_cast<uint16_t>(offset), e.ino.get(), e.type, name});
+    }
+    uint32_t rec = e.rec_len.get();
+    if (rec == 0) die("rec_len 0 in a verified block");
+    offset += rec;
+  }
+}
+
+std::optional<uint16_t> dir_block_insert(std::byte* block, std::string_view name, uint64_t ino,
+                                         uint8_t type) {
+  uint32_t need = format::dir_entry_size(static_cast<uint32_t>(name.size()));
+  uint32_t offset = kFirstEntry;
+  while (offset < format::kBlockSize) {
+    auto e = load_entry(block, static_cast<uint16_t>(offset));
+    uint32_t rec = e.rec_len.get();
+    uint32_t used = used_size(e);
+    if (rec - used >= need) {
+      uint32_t at = offset;
+      uint32_t new_rec = rec;
+      if (used != 0) {
+        e.rec_len.set(static_cast<uint16_t>(used));
+        store_entry(block, static_cast<uint16_t>(offset), e);
+        at = offset + used;
+        new_rec = rec - used;
+      }
+      format::DiskDirEntry n{};
+      n.ino.set(ino);
+      n.rec_len.set(static_cast<uint16_t>(new_rec));
+      n.name_len = static_cast<uint8_t>(name.size());
+      n.type = type;
+      store_entry(block, static_cast<uint16_t>(at), n);
+      std::memcpy(block + at + sizeof(n), name.data(), name.size());
+      // Clear the padding so images are deterministic.
+      std::memset(block + at + sizeof(n) + name.size(), 0, need - sizeof(n) - name.size());
+      return static_cast<uint16_t>(at);
+    }
+    offset += rec;
+  }
+  return std::nullopt;
+}
+
+void dir_block_remove(std::byte* block, uint16_t target) {
+  uint32_t offset = kFirstEntry;
+  uint32_t prev = 0;
+  while (offset < format::kBlockSize && offset != target) {
+    prev = offset;
+    offset += load_entry(block, static_cast<uint16_t>(offset)).rec_len.get();
+  }
+  if (offset != target) die("removing an entry that does not exist");
+  auto e = load_entry(block, target);
+  if (prev == 0) {
+    e.ino.set(0);
+    e.name_len = 0;
+    e.type = 0;
+    store_entry(block, target, e);
+    std::memset(block + target + sizeof(e), 0, e.rec_len.get() - sizeof(e));
+    return;
+  }
+  auto p = load_entry(block, static_cast<uint16_t>(prev));
+  p.rec_len.set(static_cast<uint16_t>(p.rec_len.get() + e.rec_len.get()));
+  store_entry(block, static_cast<uint16_t>(prev), p);
+  std::memset(block + target, 0, e.rec_len.get());
+}
+
+void dir_block_retarget(std::byte* block, uint16_t offset, uint64_t ino, uint8_t type) {
+  auto e = load_entry(block, offset);
+  if (e.ino.get() == 0) die("retargeting a free entry");
+  e.ino.set(ino);
+  e.type = type;
+  store_entry(block, offset, e);
+}
+
+uint16_t dir_block_largest_free(const std::byte* block) {
+  uint32_t best = 0;
+  uint32_t offset = kFirstEntry;
+  while (offset < format::kBlockSize) {
+    auto e = load_entry(block, static_cast<uint16_t>(offset));
+    uint32_t rec = e.rec_len.get();
+    best = std::max(best, rec - used_size(e));
+    offset += rec;
+  }
+  return static_cast<uint16_t>(best);
+}
+
+}  // namespace sealfs

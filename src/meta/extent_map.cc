@@ -1,0 +1,223 @@
+#include "meta/extent_map.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "util/crc32c.h"
+#include "util/log.h"
+
+namespace sealfs {
+
+namespace {
+[[noreturn]] void die(const std::string& what) {
+  log().critical("extent map invariant broken: {}", what);
+  std::abort();
+}
+}  // namespace
+
+const Extent* ExtentMap::find(uint64_t file_block) const {
+  auto it = map_.upper_bound(file_block);
+  if (it == map_.begin()) return nullptr;
+  --it;
+  return file_block < it->second.file_end() ? &it->second : nullptr;
+}
+
+ExtentMap::Map::const_iterator ExtentMap::first_ending_after(uint64_t file_block) const {
+  auto it = map_.upper_bound(file_block);
+  if (it != map_.begin()) {
+    auto prev = std::prev(it);
+    if (file_block < prev->second.file_end()) return prev;
+  }
+  return it;
+}
+
+void ExtentMap::split_at(uint64_t file_block) {
+  auto it = map_.upper_bound(file_block);
+  if (it == map_.begin()) return;
+  --it;
+  Extent& e = it->second;
+  if (file_block <= e.file_block || file_block >= e.file_end()) return;
+  Extent tail = e;
+  uint64_t head_len = file_block - e.file_block;
+  tail.file_block = file_block;
+  tail.region_block = e.region_block + head_len;
+  tail.length = e.length - head_len;
+  e.length = head_len;
+  map_.emplace(file_block, tail);
+}
+
+void ExtentMap::merge_around(uint64_t file_block) {
+  auto it = map_.find(file_block);
+  if (it == map_.end()) return;
+  // Merge with the next extent.
+  auto next = std::next(it);
+  if (next != map_.end() && next->second.file_block == it->second.file_end() &&
+      next->second.region_block == it->second.region_end() &&
+      next->second.unwritten == it->second.unwritten &&
+      it->second.length + next->second.length <= UINT32_MAX) {
+    it->second.length += next->second.length;
+    map_.erase(next);
+  }
+  // Merge into the previous extent.
+  if (it != map_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second.file_end() == it->second.file_block &&
+        prev->second.region_end() == it->second.region_block &&
+        prev->second.unwritten == it->second.unwritten &&
+        prev->second.length + it->second.length <= UINT32_MAX) {
+      prev->second.length += it->second.length;
+      map_.erase(it);
+    }
+  }
+}
+
+void ExtentMap::insert(const Extent& extent) {
+  if (extent.length == 0) die("empty extent");
+  auto it = first_ending_after(extent.file_block);
+  if (it != map_.end() && it->second.file_block < extent.file_end()) {
+    die("overlapping insert at file block " + std::to_string(extent.file_block));
+  }
+  map_.emplace(extent.file_block, extent);
+  mapped_blocks_ += extent.length;
+  merge_around(extent.file_block);
+}
+
+std::vector<Extent> ExtentMap::punch(uint64_t file_block, uint64_t count) {
+  std::vector<Extent> removed;
+  if (count == 0) return removed;
+  uint64_t end = file_block + count;
+  split_at(file_block);
+  split_at(end);
+  auto it = map_.lower_bound(file_block);
+  while (it != map_.end() && it->second.file_block < end) {
+    removed.push_back(it->second);
+    mapped_blocks_ -= it->second.length;
+    it = map_.erase(it);
+  }
+  return removed;
+}
+
+void ExtentMap::set_unwritten(uint64_t file_block, uint64_t count, bool unwritten) {
+  if (count == 0) return;
+  uint64_t end = file_block + count;
+  split_at(file_block);
+  split_at(end);
+  std::vector<uint64_t> touched;
+  for (auto it = map_.lower_bound(file_block); it != map_.end() && it->second.file_block < end;
+       ++it) {
+    it->second.unwritten = unwritten;
+    touched.push_back(it->first);
+  }
+  // Merge back, right to left so keys stay valid.
+  for (auto k = touched.rbegin(); k != touched.rend(); ++k) merge_around(*k);
+  if (!touched.empty()) {
+    auto before = map_.upper_bound(touched.front());
+    if (before != map_.begin()) merge_around(std::prev(before)->first);
+  }
+  auto after = first_ending_after(end);
+  if (after != map_.end()) {
+    if (after != map_.begin()) merge_around(std::prev(after)->first);
+  }
+}
+
+uint64_t ExtentMap::end_block() const {
+  return map_.empty() ? 0 : map_.rbegin()->second.file_end();
+}
+
+uint64_t ExtentMap::goal_for(uint64_t file_block) const {
+  auto it = map_.upper_bound(file_block);
+  if (it == map_.begin()) return 0;
+  --it;
+  const Extent& e = it->second;
+  if (file_block >= e.file_end()) return e.region_end() + (file_block - e.file_end());
+  return e.region_block + (file_block - e.file_block);
+}
+
+std::vector<Extent> ExtentMap::to_vector() const {
+  std::vector<Extent> out;
+  out.reserve(map_.size());
+  for (const auto& [k, e] : map_) out.push_back(e);
+  return out;
+}
+
+format::DiskExtent encode_extent(const Extent& extent) {
+  format::DiskExtent d{};
+  d.file_block.set(extent.file_block);
+  d.region_block.set(extent.region_block);
+  d.length.set(static_cast<uint32_t>(extent.length));
+  d.flags.set(extent.unwritten ? uint32_t{format::kExtentUnwritten} : 0u);
+  return d;
+}
+
+Result<Extent> decode_extent(const format::DiskExtent& disk, uint64_t data_start,
+                             uint64_t data_end) {
+  Extent e;
+  e.file_block = disk.file_block.get();
+  e.region_block = disk.region_block.get();
+  e.length = disk.length.get();
+  uint32_t flags = disk.flags.get();
+  if ((flags & ~format::kExtentFlagsKnown) != 0) {
+    return Status(Code::kCorruption, "extent with unknown flags " + std::to_string(flags));
+  }
+  e.unwritten = (flags & format::kExtentUnwritten) != 0;
+  if (e.length == 0) return Status(Code::kCorruption, "extent of length 0");
+  if (e.region_block < data_start || e.region_block >= data_end ||
+      e.length > data_end - e.region_block) {
+    return Status(Code::kCorruption, "extent [" + std::to_string(e.region_block) + ", +" +
+                                         std::to_string(e.length) +
+                                         ") outside the data area");
+  }
+  if (e.file_block > (UINT64_MAX >> format::kBlockShift) - e.length) {
+    return Status(Code::kCorruption, "extent file block out of range");
+  }
+  return e;
+}
+
+void encode_extent_block(std::byte* block, uint64_t owner_ino, uint64_t next_block,
+                         std::span<const format::DiskExtent> extents) {
+  if (extents.size() > format::kExtentsPerBlock) die("too many extents for one block");
+  std::memset(block, 0, format::kBlockSize);
+  format::DiskExtentBlockHeader h{};
+  h.magic.set(format::kExtentBlockMagic);
+  h.owner_ino.set(owner_ino);
+  h.next_block.set(next_block);
+  h.count.set(static_cast<uint32_t>(extents.size()));
+  std::memcpy(block, &h, sizeof(h));
+  if (!extents.empty()) {
+    std::memcpy(block + sizeof(h), extents.data(), extents.size() * sizeof(format::DiskExtent));
+  }
+  uint32_t crc = crc32c_with_hole(block, format::kBlockSize,
+                                  offsetof(format::DiskExtentBlockHeader, crc));
+  h.crc.set(crc);
+  std::memcpy(block, &h, sizeof(h));
+}
+
+Result<ExtentBlockView> decode_extent_block(const std::byte* block, uint64_t owner_ino) {
+  format::DiskExtentBlockHeader h;
+  std::memcpy(&h, block, sizeof(h));
+  if (h.magic.get() != format::kExtentBlockMagic) {
+    return Status(Code::kCorruption, "extent block: bad magic");
+  }
+  if (crc32c_with_hole(block, format::kBlockSize, offsetof(format::DiskExtentBlockHeader, crc)) !=
+      h.crc.get()) {
+    return Status(Code::kBadCrc, "extent block: bad crc");
+  }
+  if (h.owner_ino.get() != owner_ino) {
+    return Status(Code::kCorruption, "extent block owned by inode " +
+                                         std::to_string(h.owner_ino.get()));
+  }
+  uint32_t count = h.count.get();
+  if (count > format::kExtentsPerBlock) {
+    return Status(Code::kCorruption, "extent block: count " + std::to_string(count));
+  }
+  ExtentBlockView view;
+  view.next_block = h.next_block.get();
+  view.extents.resize(count);
+  if (count > 0) {
+    std::memcpy(view.extents.data(), block + sizeof(h), count * sizeof(format::DiskExtent));
+  }
+  return view;
+}
+
+}  // namespace sealfs

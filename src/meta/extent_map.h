@@ -1,0 +1,85 @@
+// ExtentMap: a file's logical-to-physical block map in DRAM, plus the codec
+// for the on-media forms (inline extents in the inode, overflow blocks).
+//
+// Extents are kept sorted by file block and never overlap; adjacent extents
+// that are contiguous on media and have the same flags are merged, so a file
+// written sequentially with goal-directed allocation stays one extent.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "sealfs/format.h"
+#include "util/status.h"
+
+namespace sealfs {
+
+struct Extent {
+  uint64_t file_block = 0;
+  uint64_t region_block = 0;
+  uint64_t length = 0;  // blocks
+  bool unwritten = false;
+  uint64_t file_end() const { return file_block + length; }
+  uint64_t region_end() const { return region_block + length; }
+  bool operator==(const Extent&) const = default;
+};
+
+class ExtentMap {
+ public:
+  using Map = std::map<uint64_t, Extent>;
+
+  // The extent containing `file_block`, or nullptr.
+  const Extent* find(uint64_t file_block) const;
+  // The first extent that ends after `file_block` (contains it or follows).
+  Map::const_iterator first_ending_after(uint64_t file_block) const;
+  Map::const_iterator begin() const { return map_.begin(); }
+  Map::const_iterator end() const { return map_.end(); }
+
+  // Adds a mapping for blocks that are currently unmapped (aborts on overlap:
+  // an in-memory invariant).
+  void insert(const Extent& extent);
+  // Unmaps [file_block, file_block + count); returns the physical pieces
+  // removed (to free), in file order.
+  std::vector<Extent> punch(uint64_t file_block, uint64_t count);
+  // Sets the unwritten flag on the mapped parts of the range, splitting
+  // extents at the range edges.
+  void set_unwritten(uint64_t file_block, uint64_t count, bool unwritten);
+
+  size_t count() const { return map_.size(); }
+  bool empty() const { return map_.empty(); }
+  uint64_t mapped_blocks() const { return mapped_blocks_; }
+  // One past the last mapped file block (0 when empty).
+  uint64_t end_block() const;
+  // Region block following the extent that precedes `file_block`: the
+  // allocation goal that keeps a file contiguous.
+  uint64_t goal_for(uint64_t file_block) const;
+  std::vector<Extent> to_vector() const;
+  void clear() {
+    map_.clear();
+    mapped_blocks_ = 0;
+  }
+
+ private:
+  void split_at(uint64_t file_block);
+  void merge_around(uint64_t file_block);
+  Map map_;
+  uint64_t mapped_blocks_ = 0;
+};
+
+format::DiskExtent encode_extent(const Extent& extent);
+// Validates one decoded extent against the data area.
+Result<Extent> decode_extent(const format::DiskExtent& disk, uint64_t data_start,
+                             uint64_t data_end);
+
+// Overflow block image: header + up to kExtentsPerBlock extents.
+void encode_extent_block(std::byte* block, uint64_t owner_ino, uint64_t next_block,
+                         std::span<const format::DiskExtent> extents);
+struct ExtentBlockView {
+  uint64_t next_block = 0;
+  std::vector<format::DiskExtent> extents;
+};
+Result<ExtentBlockView> decode_extent_block(const std::byte* block, uint64_t owner_ino);
+
+}  // namespace sealfs

@@ -1,0 +1,262 @@
+// File data: read (zero-copy segments), write, SEEK_DATA/SEEK_HOLE,
+// copy_file_range.
+//
+// Ordered data: every byte a new or converted extent exposes is written (data
+// or zeros) and drained before the transaction that maps it commits; in-place
+// overwrites of written blocks change no metadata except mtime/ctime.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "meta/filesystem_impl.h"
+
+namespace sealfs {
+
+namespace {
+constexpr uint64_t kBlock = format::kBlockSize;
+constexpr int64_t kDayNs = 24ll * 3600 * 1000000000;
+}  // namespace
+
+Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
+                            const std::function<void(const std::vector<ReadSegment>&)>& consume) {
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  bool want_atime = false;
+  {
+    std::shared_lock lock(inode->mu);
+    if (!inode->in_use()) return Status(Code::kStale, "inode freed");
+    if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "read of a directory");
+    std::vector<ReadSegment> segs;
+    const uint64_t size = inode->core.size;
+    if (offset < size && length > 0) {
+      uint64_t end = offset + std::min<uint64_t>(length, size - offset);
+      uint64_t pos = offset;
+      auto add = [&](const void* p, uint64_t n) {
+        if (!segs.empty()) {
+          auto& last = segs.back();
+          bool both_zero = last.data == nullptr && p == nullptr;
+          bool contiguous = last.data != nullptr && p != nullptr &&
+                            static_cast<const std::byte*>(last.data) + last.length == p;
+          if (both_zero || contiguous) {
+            last.length += n;
+            return;
+          }
+        }
+        segs.push_back(ReadSegment{p, static_cast<size_t>(n)});
+      };
+      while (pos < end) {
+        uint64_t fb = pos / kBlock;
+        const Extent* e = inode->extents.find(fb);
+        if (e != nullptr) {
+          uint64_t run_end = std::min(end, e->file_end() * kBlock);
+          const void* p = nullptr;
+          if (!e->unwritten) {
+            p = region_->data() + (e->region_block + (fb - e->file_block)) * kBlock + pos % kBlock;
+          }
+          add(p, run_end - pos);
+          pos = run_end;
+          continue;
+        }
+        auto next = inode->extents.first_ending_after(fb);
+        uint64_t run_end =
+            next == inode->extents.end() ? end : std::min(end, next->second.file_block * kBlock);
+        add(nullptr, run_end - pos);
+        pos = run_end;
+      }
+    }
+    consume(segs);
+    const InodeCore& c = inode->core;
+    want_atime = !read_only_ && (c.atime <= c.mtime || c.atime <= c.ctime ||
+                                 now_ns() - c.atime > kDayNs);
+  }
+  if (want_atime) touch_atime(*inode);
+  return Status::ok();
+}
+
+void FilesystemImpl::touch_atime(Inode& inode) {
+  std::unique_lock lock(inode.mu);
+  if (!inode.in_use()) return;
+  InodeCore& c = inode.core;
+  int64_t now = now_ns();
+  if (!(c.atime <= c.mtime || c.atime <= c.ctime || now - c.atime > kDayNs)) return;
+  int64_t saved = c.atime;
+  c.atime = now;
+  MetaTxn t(*this);
+  t.dirty(&inode);
+  if (!t.commit().is_ok()) c.atime = saved;
+}
+
+Result<size_t> FilesystemImpl::read_copy(Ino ino, uint64_t offset, void* buf, size_t length) {
+  size_t copied = 0;
+  RETURN_IF_ERROR(read(ino, offset, length, [&](const std::vector<ReadSegment>& segs) {
+    auto* out = static_cast<std::byte*>(buf);
+    for (const auto& s : segs) {
+      if (s.data == nullptr) {
+        std::memset(out + copied, 0, s.length);
+      } else {
+        std::memcpy(out + copied, s.data, s.length);
+      }
+      copied += s.length;
+    }
+  }));
+  return copied;
+}
+
+Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, size_t length,
+                                     bool append) {
+  RETURN_IF_ERROR(check_writable());
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  std::unique_lock lock(inode->mu);
+  if (!inode->in_use()) return Status(Code::kStale, "inode freed");
+  if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "write to a directory");
+  if (!S_ISREG(inode->core.mode)) return Status(Code::kInvalid, "write to a special file");
+  if (append) offset = inode->core.size;
+  if (length == 0) return size_t{0};
+  if (offset >= kMaxFileSize) return Status(Code::kTooBig, "write beyond the maximum file size");
+  length = static_cast<size_t>(std::min<uint64_t>(length, kMaxFileSize - offset));
+  const uint64_t end = offset + length;
+  const uint64_t fb_end = (end + kBlock - 1) / kBlock;
+
+  bool layout_change = end > inode->core.size;
+  for (uint64_t fb = offset / kBlock; fb < fb_end && !layout_change;) {
+    const Extent* e = inode->extents.find(fb);
+    if (e == nullptr || e->unwritten) layout_change = true;
+    else fb = e->file_end();
+  }
+  if (layout_change) RETURN_IF_ERROR(gate(*inode));
+
+  InodeCore saved_core = inode->core;
+  std::unique_ptr<ExtentMap> saved_extents;
+  std::vector<uint64_t> saved_overflow;
+  if (layout_change) {
+    saved_extents = std::make_unique<ExtentMap>(inode->extents);
+    saved_overflow = inode->overflow_blocks;
+  }
+  auto restore = [&]() {
+    inode->core = saved_core;
+    if (saved_extents) {
+      inode->extents = *saved_extents;
+      inode->overflow_blocks = saved_overflow;
+    }
+  };
+
+  MetaTxn t(*this);
+  const auto* src = static_cast<const std::byte*>(buf);
+  // Writes data into blocks [fb, fb + n) at region block `rb`, zeroing the
+  // parts of those blocks the write does not cover.
+  auto fill_new = [&](uint64_t fb, uint64_t rb, uint64_t n, uint64_t pos) -> uint64_t {
+    uint64_t block_start = fb * kBlock;
+    uint64_t stop = std::min(end, (fb + n) * kBlock);
+    uint64_t base = rb * kBlock;
+    if (pos > block_start) data_->zero(base, pos - block_start);
+    data_->write(base + (pos - block_start), src + (pos - offset), stop - pos);
+    uint64_t blocks_end = (fb + n) * kBlock;
+    if (stop < blocks_end) data_->zero(base + (stop - block_start), blocks_end - stop);
+    return stop;
+  };
+  uint64_t pos = offset;
+  Status alloc_error;
+  while (pos < end) {
+    uint64_t fb = pos / kBlock;
+    const Extent* e = inode->extents.find(fb);
+    if (e != nullptr && !e->unwritten) {
+      uint64_t stop = std::min(end, e->file_end() * kBlock);
+      uint64_t at = (e->region_block + (fb - e->file_block)) * kBlock + pos % kBlock;
+      data_->write(at, src + (pos - offset), stop - pos);
+      pos = stop;
+      continue;
+    }
+    if (e != nullptr) {
+      uint64_t n = std::min(fb_end, e->file_end()) - fb;
+      uint64_t rb = e->region_block + (fb - e->file_block);
+      pos = fill_new(fb, rb, n, pos);
+      inode->extents.set_unwritten(fb, n, false);
+      continue;
+    }
+    auto next = inode->extents.first_ending_after(fb);
+    uint64_t hole_end = next == inode->extents.end() ? fb_end
+                                                     : std::min(fb_end, next->second.file_block);
+    auto b = alloc_->allocate(t.txn(), hole_end - fb, inode->extents.goal_for(fb));
+    if (!b.is_ok()) {
+      alloc_error = b.status();
+      break;
+    }
+    pos = fill_new(fb, b->start, b->count, pos);
+    inode->extents.insert(Extent{fb, b->start, b->count, false});
+    inode->core.blocks += b->count;
+  }
+  data_->drain();
+  uint64_t written = pos - offset;
+  if (written == 0) {
+    restore();
+    return alloc_error.is_ok() ? Status(Code::kNoSpace, "no space") : alloc_error;
+  }
+  if (layout_change) {
+    Status s = sync_extent_blocks(t, *inode);
+    if (!s.is_ok()) {
+      restore();
+      return s;
+    }
+  }
+  int64_t now = now_ns();
+  inode->core.size = std::max(inode->core.size, offset + written);
+  inode->core.mtime = inode->core.ctime = now;
+  t.dirty(inode);
+  t.data_written();
+  Status s = t.commit();
+  if (!s.is_ok()) {
+    restore();
+    return s;
+  }
+  return static_cast<size_t>(written);
+}
+
+Result<uint64_t> FilesystemImpl::lseek(Ino ino, uint64_t offset, int whence) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status(Code::kInvalid, "whence");
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  std::shared_lock lock(inode->mu);
+  const uint64_t size = inode->core.size;
+  if (offset >= size) return Status(Code::kNxio, "offset at or beyond EOF");
+  if (whence == SEEK_DATA) {
+    for (auto it = inode->extents.first_ending_after(offset / kBlock); it != inode->extents.end();
+         ++it) {
+      if (it->second.unwritten) continue;
+      uint64_t start = std::max(offset, it->second.file_block * kBlock);
+      if (start < size) return start;
+      break;
+    }
+    return Status(Code::kNxio, "no data after offset");
+  }
+  uint64_t pos = offset;
+  while (pos < size) {
+    const Extent* e = inode->extents.find(pos / kBlock);
+    if (e == nullptr || e->unwritten) return pos;
+    pos = e->file_end() * kBlock;
+  }
+  return size;
+}
+
+Result<size_t> FilesystemImpl::copy_file_range(Ino in, uint64_t in_offset, Ino out,
+                                               uint64_t out_offset, size_t length) {
+  if (in == out && in_offset < out_offset + length && out_offset < in_offset + length) {
+    return Status(Code::kInvalid, "overlapping ranges in one file");
+  }
+  constexpr size_t kChunk = 1 << 20;
+  std::vector<std::byte> buf(std::min(length, kChunk));
+  size_t done = 0;
+  while (done < length) {
+    size_t want = std::min(kChunk, length - done);
+    ASSIGN_OR_RETURN(size_t got, read_copy(in, in_offset + done, buf.data(), want));
+    if (got == 0) break;
+    auto w = write(out, out_offset + done, buf.data(), got, false);
+    if (!w.is_ok()) {
+      if (done > 0) break;
+      return w.status();
+    }
+    done += *w;
+    if (*w < got) break;
+  }
+  return done;
+}
+
+}  // namespace sealfs

@@ -1,0 +1,152 @@
+// FilesystemImpl: the Filesystem over media + alloc. The operations are
+// split by subject: filesystem_impl.cc (mount, unmount, inode table,
+// lifetimes), namespace_ops.cc, file_io.cc, file_layout.cc (truncate,
+// fallocate, block map edits), dir_ops.cc (directory blocks), attr_ops.cc
+// (getattr/setattr/xattrs). Lock order: locking.h.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "alloc/allocator.h"
+#include "media/data_writer.h"
+#include "media/journal.h"
+#include "media/superblock.h"
+#include "meta/directory.h"
+#include "meta/filesystem.h"
+#include "meta/inode.h"
+#include "meta/locking.h"
+#include "meta/meta_txn.h"
+#include "meta/xattr.h"
+
+namespace sealfs {
+
+// Largest file: 2^44 bytes (16 TiB). Block numbers then fit easily in the
+// 64-bit file_block of an extent and offsets never overflow.
+inline constexpr uint64_t kMaxFileSize = 1ull << 44;
+inline constexpr uint32_t kMaxLinks = 65000;
+inline constexpr uint32_t kSymlinkMax = 4095;
+
+int64_t now_ns();
+uint8_t dtype_for_mode(uint32_t mode);
+
+class FilesystemImpl final : public Filesystem {
+ public:
+  FilesystemImpl(std::unique_ptr<Region> region, const MountOptions& options);
+  ~FilesystemImpl() override;
+  Status do_mount(FsckLikeStats* stats);
+
+  Status unmount() override;
+  Result<Attr> lookup(Ino parent, std::string_view name) override;
+  void forget(Ino ino, uint64_t nlookup) override;
+  Result<Attr> getattr(Ino ino) override;
+  Result<Attr> setattr(Ino ino, const SetAttr& request) override;
+  Result<Attr> mknod(Ino parent, std::string_view name, uint32_t mode, uint32_t rdev,
+                     const Cred& cred) override;
+  Result<Attr> mkdir(Ino parent, std::string_view name, uint32_t mode, const Cred& cred) override;
+  Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target,
+                       const Cred& cred) override;
+  Result<std::string> readlink(Ino ino) override;
+  Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name) override;
+  Status unlink(Ino parent, std::string_view name) override;
+  Status rmdir(Ino parent, std::string_view name) override;
+  Status rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                unsigned flags) override;
+  Status open(Ino ino, int flags) override;
+  Result<Attr> create(Ino parent, std::string_view name, uint32_t mode, int flags,
+                      const Cred& cred) override;
+  void release(Ino ino) override;
+  Status read(Ino ino, uint64_t offset, size_t length,
+              const std::function<void(const std::vector<ReadSegment>&)>& consume) override;
+  Result<size_t> read_copy(Ino ino, uint64_t offset, void* buf, size_t length) override;
+  Result<size_t> write(Ino ino, uint64_t offset, const void* buf, size_t length,
+                       bool append) override;
+  Status fsync(Ino ino, bool datasync) override;
+  Status fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) override;
+  Result<uint64_t> lseek(Ino ino, uint64_t offset, int whence) override;
+  Result<size_t> copy_file_range(Ino in, uint64_t in_offset, Ino out, uint64_t out_offset,
+                                 size_t length) override;
+  Status readdir(Ino ino, uint64_t cookie,
+                 const std::function<bool(const DirEntry&)>& emit) override;
+  Status setxattr(Ino ino, std::string_view name, const void* value, size_t size,
+                  int flags) override;
+  Result<std::vector<uint8_t>> getxattr(Ino ino, std::string_view name) override;
+  Result<std::vector<std::string>> listxattr(Ino ino) override;
+  Status removexattr(Ino ino, std::string_view name) override;
+  StatFs statfs() override;
+  const Region& region() const override { return *region_; }
+
+ private:
+  friend class MetaTxn;
+
+  // --- inode table (filesystem_impl.cc)
+  Inode* slot(Ino ino);               // nullptr when out of range
+  Result<Inode*> live(Ino ino);       // in-use inode or kNotFound / kStale
+  Status load_inode(Inode& inode);    // decodes slot + overflow chain
+  Result<Inode*> allocate_inode();    // reserved in DRAM; caller stages it
+  void release_inode_number(Ino ino);
+  Status check_writable() const;
+  Status gate(const Inode& inode) const;
+  Attr attr_of(const Inode& inode) const;
+  // Frees an unlinked inode with no references: blocks, slot. Caller holds
+  // inode.mu exclusively.
+  Status free_inode(Inode& inode);
+  void maybe_free(Inode& inode);  // caller holds inode.mu exclusively
+  Status process_orphans(FsckLikeStats* stats);
+  Status trim_beyond_eof(Inode& inode);
+
+  // --- block map (file_layout.cc)
+  // Makes the overflow chain match the extent map; may allocate or free
+  // overflow blocks.
+  Status sync_extent_blocks(MetaTxn& t, Inode& inode);
+  // Unmaps [first, first+count) blocks in bounded transactions; the first
+  // transaction also applies `first_edit` (e.g. the new size).
+  Status free_range(Inode& inode, uint64_t first_block, uint64_t count,
+                    const std::function<void(Inode&)>& first_edit);
+  Status truncate_locked(Inode& inode, uint64_t new_size);
+  Status zero_partial(Inode& inode, uint64_t offset, uint64_t length);
+  // Allocates and maps unwritten extents for the holes in the range.
+  Status allocate_unwritten(MetaTxn& t, Inode& inode, uint64_t first_block, uint64_t count);
+
+  // --- directories (dir_ops.cc)
+  Status ensure_dir_index(Inode& dir);
+  Result<uint64_t> dir_region_block(const Inode& dir, uint32_t block_index) const;
+  Status dir_insert(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino, uint8_t type);
+  void dir_remove(MetaTxn& t, Inode& dir, std::string_view name);
+  void dir_retarget(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino, uint8_t type);
+  Status check_name(std::string_view name) const;
+
+  // --- namespace helpers (namespace_ops.cc)
+  Result<Attr> make_node(Ino parent, std::string_view name, uint32_t mode, uint32_t rdev,
+                         const Cred& cred, std::string_view symlink_target, bool open_it);
+  Status remove_entry(Ino parent, std::string_view name, bool is_rmdir);
+  Result<bool> is_ancestor(Ino ancestor, Ino ino);
+  Status read_xattrs(const Inode& inode, XattrList* out);
+  void touch_atime(Inode& inode);
+
+  std::unique_ptr<Region> region_;
+  MountOptions options_;
+  bool read_only_ = false;
+  Geometry geo_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<Allocator> alloc_;
+  std::unique_ptr<DataWriter> data_;
+  bool mounted_ = false;
+
+  Superblock sb_staged_;  // guarded by the journal mutex (prepare hooks)
+
+  std::mutex table_mu_;   // leaf: the vector below
+  std::vector<std::unique_ptr<Inode>> inodes_;
+
+  std::mutex ialloc_mu_;  // leaf: free-inode set
+  std::vector<uint64_t> inode_used_;  // bit per inode number
+  uint64_t used_inodes_ = 0;
+  uint64_t ialloc_hint_ = 1;
+
+  std::mutex rename_mu_;
+};
+
+}  // namespace sealfs

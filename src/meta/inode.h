@@ -1,0 +1,80 @@
+// Inode: the DRAM form of one inode (decoded fields, extent map, counts) and
+// the codec for its 256-byte slot in the inode table.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "meta/directory.h"
+#include "meta/extent_map.h"
+#include "sealfs/format.h"
+#include "util/status.h"
+
+namespace sealfs {
+
+
+// The fields of DiskInode that live in DRAM. orphan_next is not here: it
+// belongs to the orphan list, which is staged under the journal mutex
+// (see orphan_list.h).
+struct InodeCore {
+  uint32_t mode = 0;  // 0 = free
+  uint32_t uid = 0, gid = 0;
+  uint32_t nlink = 0;
+  uint32_t flags = 0;
+  uint32_t generation = 0;
+  uint32_t rdev = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // data-area blocks owned, incl. overflow and xattr blocks
+  int64_t atime = 0, mtime = 0, ctime = 0, btime = 0;
+  uint64_t xattr_block = 0;
+};
+
+struct Inode {
+  explicit Inode(uint64_t number) : ino(number) {}
+  const uint64_t ino;
+
+  // Order: see locking.h. Guards every field below except `image`.
+  std::shared_mutex mu;
+  InodeCore core;
+  ExtentMap extents;
+  std::vector<uint64_t> overflow_blocks;  // chain, in order
+  std::string inline_symlink;             // symlinks of <= kInlineSymlinkMax bytes
+  uint64_t lookups = 0;
+  uint64_t opens = 0;
+  std::unique_ptr<DirIndex> dir;  // directories, built on first use
+  // Directories: rebuilt at mount, changed under rename_mu_ (read without
+  // the inode lock by rename's ancestry walk, hence atomic).
+  std::atomic<uint64_t> parent{0};
+
+  // The slot as last staged into a transaction. Touched only under the
+  // journal mutex (prepare hooks), so that orphan-list edits of a
+  // neighbouring inode never race with this inode's own updates.
+  format::DiskInode image{};
+
+  bool in_use() const { return core.mode != 0; }
+};
+
+// Builds the slot image. `orphan_next` comes from the staged image.
+format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next);
+void seal_inode_crc(format::DiskInode& disk);
+
+// Decoded slot: fields, inline extents (or symlink), where the rest lives.
+struct DecodedInode {
+  InodeCore core;
+  uint64_t orphan_next = 0;
+  uint64_t extent_block = 0;
+  uint32_t extent_count = 0;
+  std::vector<format::DiskExtent> inline_extents;
+  std::string inline_symlink;
+};
+// kBadCrc / kCorruption naming the inode. An all-zero slot is a free,
+// never-used inode.
+Result<DecodedInode> decode_inode(const format::DiskInode& disk, uint64_t ino,
+                                  uint64_t inode_count);
+bool slot_is_zero(const format::DiskInode& disk);
+
+}  // namespace sealfs

@@ -1,0 +1,27 @@
+// Lock order of the metadata layer (the one authoritative statement):
+//
+//   FilesystemImpl::rename_mu_
+//     -> directory inodes (an ancestor before its descendant, otherwise by
+//        inode number)
+//     -> non-directory inodes, by inode number
+//     -> leaf mutexes, never held while taking another lock above:
+//        FilesystemImpl::table_mu_ (inode objects), ialloc_mu_ (free-inode
+//        set), DirIndex building
+//     -> Allocator mutex
+//     -> Journal mutex
+//        -> (inside prepare hooks) Inode::image and the staged superblock,
+//           which are touched only under the journal mutex; hooks may take
+//           table_mu_ (a leaf) and the allocator mutex (the allocator's own
+//           bitmap hook).
+//
+// An operation holds the locks of every inode it changes across building AND
+// committing its transaction, so the order of transactions in the log equals
+// the order of the DRAM changes. Readers take inode locks shared; a read()
+// holds the shared lock while the consumer uses the region pointers.
+//
+// The orphan list is edited only inside prepare hooks (journal mutex): an
+// unlink that orphans X, or the final free of X, may have to rewrite the slot
+// of the inode Y before X on the list; Y's DRAM fields may be mid-change by
+// another thread holding Y's lock, so the hook rewrites Y from Y's last
+// staged image (Inode::image), never from Y's DRAM fields.
+#pragma once

@@ -1,0 +1,313 @@
+// Namespace operations: lookup, create, link, unlink, rmdir, rename, open.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "meta/filesystem_impl.h"
+
+namespace sealfs {
+
+namespace {
+
+// Directory state an operation may change, restored when its commit fails.
+struct DirUndo {
+  Inode* dir;
+  InodeCore core;
+  ExtentMap extents;
+  std::vector<uint64_t> overflow;
+  explicit DirUndo(Inode* d) : dir(d), core(d->core), extents(d->extents), overflow(d->overflow_blocks) {}
+  void restore() {
+    dir->core = core;
+    dir->extents = extents;
+    dir->overflow_blocks = overflow;
+    dir->dir.reset();  // rebuilt from media on next use
+  }
+};
+
+}  // namespace
+
+Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
+  if (name.size() > format::kNameMax) return Status(Code::kNameTooLong, "name too long");
+  ASSIGN_OR_RETURN(Inode * dir, live(parent));
+  std::shared_lock dl(dir->mu);
+  if (!dir->in_use()) return Status(Code::kStale, "directory freed");
+  if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "lookup in a non-directory");
+  uint64_t target = 0;
+  if (name == ".") {
+    target = dir->ino;
+  } else if (name == "..") {
+    target = dir->parent != 0 ? dir->parent.load() : dir->ino;
+  } else {
+    RETURN_IF_ERROR(ensure_dir_index(*dir));
+    const DirLocation* loc = dir->dir->find(name);
+    if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
+    target = loc->ino;
+  }
+  Inode* child = slot(target);
+  if (child == dir) {
+    dl.unlock();
+    std::unique_lock cl(child->mu);
+    ++child->lookups;
+    return attr_of(*child);
+  }
+  if (name == "..") {
+    // Locking the parent while holding the child would invert the order.
+    dl.unlock();
+    std::unique_lock cl(child->mu);
+    if (!child->in_use()) return Status(Code::kStale, "parent freed");
+    ++child->lookups;
+    return attr_of(*child);
+  }
+  std::unique_lock cl(child->mu);
+  ++child->lookups;
+  return attr_of(*child);
+}
+
+Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32_t mode,
+                                       uint32_t rdev, const Cred& cred,
+                                       std::string_view symlink_target, bool open_it) {
+  RETURN_IF_ERROR(check_writable());
+  RETURN_IF_ERROR(check_name(name));
+  if (name == "." || name == "..") return Status(Code::kExists, std::string(name));
+  ASSIGN_OR_RETURN(Inode * dir, live(parent));
+  std::unique_lock dl(dir->mu);
+  if (!dir->in_use()) return Status(Code::kStale, "directory freed");
+  if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "parent is not a directory");
+  if (dir->core.nlink == 0) return Status(Code::kNotFound, "directory was removed");
+  RETURN_IF_ERROR(ensure_dir_index(*dir));
+  if (dir->dir->find(name) != nullptr) return Status(Code::kExists, std::string(name));
+  if (S_ISDIR(mode) && dir->core.nlink >= kMaxLinks) {
+    return Status(Code::kTooManyLinks, "too many subdirectories");
+  }
+  ASSIGN_OR_RETURN(Inode * inode, allocate_inode());
+  std::unique_lock il(inode->mu);
+  DirUndo undo(dir);
+  const uint32_t generation = inode->core.generation + 1;
+  int64_t now = now_ns();
+  InodeCore& c = inode->core;
+  c = InodeCore{};
+  c.mode = mode;
+  c.uid = cred.uid;
+  c.gid = cred.gid;
+  if (dir->core.mode & S_ISGID) {
+    c.gid = dir->core.gid;
+    if (S_ISDIR(mode)) c.mode |= S_ISGID;
+  }
+  c.nlink = S_ISDIR(mode) ? 2 : 1;
+  c.generation = generation;
+  c.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+  c.atime = c.mtime = c.ctime = c.btime = now;
+  inode->extents.clear();
+  inode->overflow_blocks.clear();
+  inode->inline_symlink.clear();
+  inode->lookups = 0;
+  inode->opens = 0;
+  inode->dir.reset();
+
+  MetaTxn t(*this);
+  auto fail = [&](Status s) -> Status {
+    undo.restore();
+    inode->core = InodeCore{};
+    inode->core.generation = generation - 1;
+    inode->extents.clear();
+    inode->inline_symlink.clear();
+    release_inode_number(inode->ino);
+    return s;
+  };
+  if (S_ISLNK(mode)) {
+    c.size = symlink_target.size();
+    if (symlink_target.size() <= format::kInlineSymlinkMax) {
+      inode->inline_symlink = std::string(symlink_target);
+    } else {
+      auto b = alloc_->allocate(t.txn(), 1, 0);
+      if (!b.is_ok()) return fail(b.status());
+      data_->write(block_offset(b->start), symlink_target.data(), symlink_target.size());
+      data_->zero(block_offset(b->start) + symlink_target.size(),
+                  format::kBlockSize - symlink_target.size());
+      t.data_written();
+      inode->extents.insert(Extent{0, b->start, 1, false});
+      c.blocks = 1;
+    }
+  }
+  Status s = dir_insert(t, *dir, name, inode->ino, dtype_for_mode(mode));
+  if (!s.is_ok()) return fail(s);
+  if (S_ISDIR(mode)) {
+    dir->core.nlink += 1;
+    inode->parent = dir->ino;
+  }
+  dir->core.mtime = dir->core.ctime = now;
+  t.dirty(dir);
+  t.dirty(inode);
+  s = t.commit();
+  if (!s.is_ok()) return fail(s);
+  ++inode->lookups;
+  if (open_it) ++inode->opens;
+  return attr_of(*inode);
+}
+
+Result<Attr> FilesystemImpl::mknod(Ino parent, std::string_view name, uint32_t mode, uint32_t rdev,
+                                   const Cred& cred) {
+  uint32_t type = mode & S_IFMT;
+  if (type == 0) mode |= S_IFREG;
+  else if (type == S_IFDIR || type == S_IFLNK) return Status(Code::kInvalid, "mknod type");
+  return make_node(parent, name, mode, rdev, cred, {}, false);
+}
+
+Result<Attr> FilesystemImpl::mkdir(Ino parent, std::string_view name, uint32_t mode,
+                                   const Cred& cred) {
+  return make_node(parent, name, S_IFDIR | (mode & 07777), 0, cred, {}, false);
+}
+
+Result<Attr> FilesystemImpl::symlink(Ino parent, std::string_view name, std::string_view target,
+                                     const Cred& cred) {
+  if (target.size() > kSymlinkMax) return Status(Code::kNameTooLong, "symlink target too long");
+  if (target.empty()) return Status(Code::kNotFound, "empty symlink target");
+  return make_node(parent, name, S_IFLNK | 0777, 0, cred, target, false);
+}
+
+Result<Attr> FilesystemImpl::create(Ino parent, std::string_view name, uint32_t mode, int flags,
+                                    const Cred& cred) {
+  auto made = make_node(parent, name, S_IFREG | (mode & 07777), 0, cred, {}, true);
+  if (made.is_ok() || made.status().code() != Code::kExists || (flags & O_EXCL)) return made;
+  // Lost a race with another creator: open the existing file.
+  ASSIGN_OR_RETURN(Attr attr, lookup(parent, name));
+  if (S_ISDIR(attr.mode)) {
+    forget(attr.ino, 1);
+    return Status(Code::kIsDir, std::string(name));
+  }
+  Status s = open(attr.ino, flags);
+  if (!s.is_ok()) {
+    forget(attr.ino, 1);
+    return s;
+  }
+  return getattr(attr.ino);
+}
+
+Result<std::string> FilesystemImpl::readlink(Ino ino) {
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  std::shared_lock lock(inode->mu);
+  if (!S_ISLNK(inode->core.mode)) return Status(Code::kInvalid, "not a symlink");
+  if (inode->extents.empty()) return inode->inline_symlink;
+  const Extent& e = inode->extents.begin()->second;
+  uint64_t len = std::min<uint64_t>(inode->core.size, format::kBlockSize);
+  return std::string(reinterpret_cast<const char*>(region_->data() + block_offset(e.region_block)),
+                     len);
+}
+
+Result<Attr> FilesystemImpl::link(Ino ino, Ino new_parent, std::string_view new_name) {
+  RETURN_IF_ERROR(check_writable());
+  RETURN_IF_ERROR(check_name(new_name));
+  ASSIGN_OR_RETURN(Inode * dir, live(new_parent));
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  std::unique_lock dl(dir->mu);
+  if (!dir->in_use()) return Status(Code::kStale, "directory freed");
+  if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "link target is not a directory");
+  if (dir == inode) return Status(Code::kPermission, "hard link to a directory");
+  std::unique_lock il(inode->mu);
+  if (!inode->in_use()) return Status(Code::kStale, "inode freed");
+  if (S_ISDIR(inode->core.mode)) return Status(Code::kPermission, "hard link to a directory");
+  if (inode->core.nlink == 0) return Status(Code::kNotFound, "file was unlinked");
+  if (inode->core.nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
+  if (dir->core.nlink == 0) return Status(Code::kNotFound, "directory was removed");
+  RETURN_IF_ERROR(ensure_dir_index(*dir));
+  if (dir->dir->find(new_name) != nullptr) return Status(Code::kExists, std::string(new_name));
+  DirUndo undo(dir);
+  InodeCore saved = inode->core;
+  MetaTxn t(*this);
+  Status s = dir_insert(t, *dir, new_name, inode->ino, dtype_for_mode(inode->core.mode));
+  if (s.is_ok()) {
+    int64_t now = now_ns();
+    inode->core.nlink += 1;
+    inode->core.ctime = now;
+    dir->core.mtime = dir->core.ctime = now;
+    t.dirty(dir);
+    t.dirty(inode);
+    s = t.commit();
+  }
+  if (!s.is_ok()) {
+    undo.restore();
+    inode->core = saved;
+    return s;
+  }
+  ++inode->lookups;
+  return attr_of(*inode);
+}
+
+Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_rmdir) {
+  RETURN_IF_ERROR(check_writable());
+  if (name.size() > format::kNameMax) return Status(Code::kNameTooLong, "name too long");
+  if (is_rmdir && name == ".") return Status(Code::kInvalid, "rmdir .");
+  if (is_rmdir && name == "..") return Status(Code::kNotEmpty, "rmdir ..");
+  ASSIGN_OR_RETURN(Inode * dir, live(parent));
+  std::unique_lock dl(dir->mu);
+  if (!dir->in_use()) return Status(Code::kStale, "directory freed");
+  if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "parent is not a directory");
+  RETURN_IF_ERROR(ensure_dir_index(*dir));
+  const DirLocation* loc = dir->dir->find(name);
+  if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
+  Inode* child = slot(loc->ino);
+  std::unique_lock cl(child->mu);
+  bool child_is_dir = S_ISDIR(child->core.mode);
+  if (is_rmdir) {
+    if (!child_is_dir) return Status(Code::kNotDir, std::string(name));
+    RETURN_IF_ERROR(ensure_dir_index(*child));
+    if (!child->dir->by_name.empty()) return Status(Code::kNotEmpty, std::string(name));
+  } else if (child_is_dir) {
+    return Status(Code::kIsDir, std::string(name));
+  }
+  DirUndo undo(dir);
+  InodeCore saved = child->core;
+  int64_t now = now_ns();
+  MetaTxn t(*this);
+  dir_remove(t, *dir, name);
+  if (child_is_dir) {
+    child->core.nlink = 0;
+    dir->core.nlink -= 1;
+  } else {
+    child->core.nlink -= 1;
+  }
+  child->core.ctime = now;
+  dir->core.mtime = dir->core.ctime = now;
+  if (child->core.nlink == 0) {
+    child->core.flags |= format::kInodeOrphan;
+    t.orphan_add(child);
+  }
+  t.dirty(dir);
+  t.dirty(child);
+  Status s = t.commit();
+  if (!s.is_ok()) {
+    undo.restore();
+    child->core = saved;
+    return s;
+  }
+  maybe_free(*child);
+  return Status::ok();
+}
+
+Status FilesystemImpl::unlink(Ino parent, std::string_view name) {
+  return remove_entry(parent, name, false);
+}
+
+Status FilesystemImpl::rmdir(Ino parent, std::string_view name) {
+  return remove_entry(parent, name, true);
+}
+
+Status FilesystemImpl::open(Ino ino, int flags) {
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  std::unique_lock lock(inode->mu);
+  if (!inode->in_use()) return Status(Code::kStale, "inode freed");
+  bool writing = (flags & O_ACCMODE) != O_RDONLY;
+  if (writing && S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "open a directory for writing");
+  if (writing) RETURN_IF_ERROR(check_writable());
+  if ((flags & O_TRUNC) && writing && S_ISREG(inode->core.mode) &&
+      (inode->core.size != 0 || !inode->extents.empty())) {
+    RETURN_IF_ERROR(truncate_locked(*inode, 0));
+  }
+  ++inode->opens;
+  return Status::ok();
+}
+
+}  // namespace sealfs
