@@ -1,0 +1,150 @@
+/* libsealfs: direct mappings of sealfs files.
+ *
+ * A direct mapping puts a file's extents of the pmem region straight into
+ * the caller's address space: loads and stores reach the media with no
+ * kernel or daemon on the path. While it exists the file's block map is
+ * sealed. Operations that would change it (truncate, fallocate, an
+ * allocating write, unlink of the last name, unmount) BREAK the lease: the
+ * library tells the application (callback, pollable descriptor, signal),
+ * the application stops using the range and calls sealfs_unmap(). A holder
+ * that does not let go by the deadline is revoked by the daemon's policy:
+ *   fence      (default) the range is replaced so that every access raises
+ *              SIGBUS, as the kernel's MAP_DIRECT did;
+ *   kill       the holder is sent SIGKILL;
+ *   quarantine the mapping stays; its blocks leave the file and are not
+ *              reused while the holder lives.
+ *
+ * Trust: a direct mapping gives access to the region itself, so only the
+ * daemon's uid, root and members of the mount's dax_group may have one;
+ * others get -EACCES and keep the ordinary file API.
+ *
+ * fork(): mappings are marked MADV_DONTFORK, so a child does not inherit
+ * them (the daemon could not know the child can still reach the blocks).
+ * In the child, every inherited struct sealfs_map is dead: sealfs_unmap()
+ * frees it and returns 0, and its address must not be used.
+ *
+ * Every function returns 0 or a negative errno; sealfs_last_error() gives a
+ * per-thread explanation of the last failure.
+ *
+ * The control socket is found through the file's virtual xattr
+ * "user.sealfs.control"; the environment variable SEALFS_CONTROL_SOCKET
+ * overrides it (tests, or a daemon that cannot publish the xattr).
+ */
+#ifndef SEALFS_SEALFS_H
+#define SEALFS_SEALFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sealfs_map;
+struct sealfs_reg;
+
+/* Break reasons. */
+enum {
+  SEALFS_BREAK_TRUNCATE = 1,
+  SEALFS_BREAK_FALLOCATE = 2,
+  SEALFS_BREAK_WRITE = 3,    /* allocating or extending write(2) */
+  SEALFS_BREAK_UNLINK = 4,
+  SEALFS_BREAK_RENAME = 5,   /* rename over the file */
+  SEALFS_BREAK_UNMOUNT = 6,
+  SEALFS_BREAK_RELOCATE = 7, /* another client asked to relocate the range */
+  SEALFS_BREAK_DAEMON_GONE = 8, /* local: the control connection was lost; already fenced */
+  SEALFS_BREAK_OTHER = 9,
+};
+
+struct sealfs_break_event {
+  struct sealfs_map *map; /* NULL for a layout lease */
+  uint64_t lease_id;
+  int reason;             /* SEALFS_BREAK_* */
+  uint64_t deadline_ns;   /* CLOCK_MONOTONIC; release before it */
+};
+
+/* sealfs_map() flags */
+#define SEALFS_MAP_ALLOCATE (1u << 0)   /* allocate and zero holes/unwritten extents first */
+#define SEALFS_MAP_RELOCATE (1u << 1)   /* move data into aligned extents first */
+#define SEALFS_MAP_WAIT_BREAK (1u << 2) /* during a break, wait for it to commit instead of -ENXIO */
+/* Revoke policy for this mapping (default: the mount's, normally fence). */
+#define SEALFS_MAP_POLICY_FENCE (1u << 8)
+#define SEALFS_MAP_POLICY_KILL (2u << 8)
+#define SEALFS_MAP_POLICY_QUARANTINE (3u << 8)
+#define SEALFS_MAP_POLICY_MASK (3u << 8)
+
+/* Maps [offset, offset+length) of the file open at fd. prot is PROT_READ,
+ * optionally | PROT_WRITE (not more than fd's open mode). offset must be a
+ * multiple of the page size. Errors: -EACCES (untrusted peer, or prot
+ * exceeds the open mode), -ENODATA (hole/unwritten extent), -ERANGE (past
+ * EOF), -EINVAL (misaligned or bad arguments), -ENXIO (the file is breaking
+ * its leases), -EOPNOTSUPP (not a sealfs file / no control socket),
+ * -ENODEV (not a regular file), -EXDEV (fd not on the daemon's mount). */
+int sealfs_map(int fd, off_t offset, size_t length, int prot, unsigned flags,
+               struct sealfs_map **out);
+/* As sealfs_map with an explicit break time for this lease (ns; capped by
+ * the daemon's hard cap; 0 = the mount's lease_break_time). */
+int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
+                  uint64_t break_time_ns, struct sealfs_map **out);
+void *sealfs_map_addr(const struct sealfs_map *m);
+size_t sealfs_map_length(const struct sealfs_map *m);
+off_t sealfs_map_offset(const struct sealfs_map *m);
+uint64_t sealfs_map_generation(const struct sealfs_map *m);
+uint64_t sealfs_map_lease_id(const struct sealfs_map *m);
+/* 1 once a break has been announced for this mapping, 2 once it has been
+ * fenced (access raises SIGBUS), else 0. */
+int sealfs_map_state(const struct sealfs_map *m);
+/* Makes stores to [addr, addr+len) durable (inside the mapping). */
+int sealfs_persist(const struct sealfs_map *m, const void *addr, size_t len);
+/* Unmaps, releases the lease and frees m (also after a break or fence). */
+int sealfs_unmap(struct sealfs_map *m);
+
+/* Break delivery. The descriptor is an eventfd owned by the library:
+ * readable while break events are queued; sealfs_next_break() dequeues. */
+int sealfs_break_fd(void);
+int sealfs_next_break(struct sealfs_break_event *ev); /* -EAGAIN when none */
+/* Called on the library's callback thread for every break, after the event
+ * is queued for sealfs_next_break(); it may call sealfs_unmap(). NULL
+ * removes it. */
+int sealfs_set_break_handler(void (*cb)(struct sealfs_map *, const struct sealfs_break_event *, void *),
+                             void *arg);
+/* Like F_SETSIG: signal the process with signo (si_value = lease id) on
+ * every break; 0 = no signal. */
+int sealfs_set_break_signal(int signo);
+
+/* Registration leases: for memory registered with a device (DMA). Each
+ * registration gets its own callback, run once on the library thread when
+ * the mapping's lease breaks. -ENXIO while the mapping is breaking,
+ * -EINVAL without a live mapping. sealfs_unregister() waits for a callback
+ * of that registration that is running on another thread, then frees it. */
+int sealfs_register(struct sealfs_map *m,
+                    void (*cb)(struct sealfs_map *, const struct sealfs_break_event *, void *),
+                    void *arg, struct sealfs_reg **out);
+int sealfs_unregister(struct sealfs_reg *reg);
+
+/* Layout leases: a stable, breakable view of the file's physical extents
+ * without a mapping (inspection tools, hypervisors). Breaks are delivered
+ * like mapping breaks, with ev.map == NULL. */
+struct sealfs_extent {
+  uint64_t file_offset;
+  uint64_t region_offset;
+  uint64_t length;
+};
+struct sealfs_layout;
+int sealfs_layout_lease(int fd, off_t offset, size_t length, unsigned flags,
+                        struct sealfs_layout **out);
+/* Returns the number of extents; copies at most max into out. */
+size_t sealfs_layout_extents(const struct sealfs_layout *l, struct sealfs_extent *out, size_t max);
+uint64_t sealfs_layout_generation(const struct sealfs_layout *l);
+uint64_t sealfs_layout_lease_id(const struct sealfs_layout *l);
+int sealfs_layout_release(struct sealfs_layout *l);
+
+/* Text for the last failure on this thread ("" if none). */
+const char *sealfs_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SEALFS_SEALFS_H */

@@ -1,0 +1,128 @@
+// libsealfs internals: the per-process state, the control connection and
+// its reader thread, the callback thread.
+//
+// Threads: the reader thread of each connection only reads the socket,
+// updates state and queues work; it never waits for the daemon, so a break
+// handler that calls sealfs_unmap() (which waits for the daemon's answer)
+// runs on the separate callback thread. Lock order: State::mu -> send_mu.
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lease/wire.h"
+#include "sealfs/sealfs.h"
+
+namespace sealfs::client {
+
+using BreakCallback = void (*)(struct sealfs_map*, const struct sealfs_break_event*, void*);
+
+struct Connection;
+
+}  // namespace sealfs::client
+
+struct sealfs_reg {
+  struct sealfs_map* map = nullptr;
+  sealfs::client::BreakCallback cb = nullptr;
+  void* arg = nullptr;
+  bool fired = false;
+  int running = 0;  // callbacks of this registration in flight
+  bool dead = false;
+};
+
+struct sealfs_map {
+  std::shared_ptr<sealfs::client::Connection> conn;
+  pid_t pid = 0;  // the process that mapped it; a forked child's copy is dead
+  uint64_t lease_id = 0;
+  uint64_t generation = 0;
+  off_t offset = 0;
+  size_t length = 0;
+  void* addr = nullptr;
+  int prot = 0;
+  uint32_t granularity = sealfs::wire::kGranularityPage;
+  int state = 0;  // 0 live, 1 breaking, 2 fenced
+  bool mapped = false;
+  bool fence_pending = false;  // REVOKE arrived before the pages were in place
+  bool released = false;       // the daemon no longer holds the lease for us
+  std::vector<sealfs_reg*> regs;
+};
+
+struct sealfs_layout {
+  std::shared_ptr<sealfs::client::Connection> conn;
+  pid_t pid = 0;
+  uint64_t lease_id = 0;
+  uint64_t generation = 0;
+  std::vector<sealfs_extent> extents;
+};
+
+namespace sealfs::client {
+
+struct Answer {
+  int error = 0;  // local failure (positive errno), else 0
+  std::vector<uint8_t> message;  // header + body
+  int fd = -1;
+  // A granted MAP: the reader registers the lease before anyone waits on it,
+  // so a BREAK right behind the reply finds it.
+  struct sealfs_map* map = nullptr;
+  sealfs_layout* layout = nullptr;
+};
+
+struct Connection : std::enable_shared_from_this<Connection> {
+  std::string path;
+  int fd = -1;
+  bool alive = true;     // guarded by State::mu
+  std::mutex send_mu;    // after State::mu
+  uint64_t next_request = 1;
+  std::map<uint64_t, Answer*> pending;   // guarded by State::mu
+  std::map<uint64_t, struct sealfs_map*> maps;  // by lease id, guarded by State::mu
+  std::map<uint64_t, sealfs_layout*> layouts;
+  ~Connection();
+};
+
+struct State {
+  std::mutex mu;
+  std::condition_variable cv;  // answers, callbacks finishing
+  pid_t pid = 0;
+  std::map<std::string, std::shared_ptr<Connection>> conns;
+  int break_fd = -1;
+  std::deque<sealfs_break_event> events;
+  BreakCallback handler = nullptr;
+  void* handler_arg = nullptr;
+  int signo = 0;
+  std::deque<std::function<void()>> jobs;  // for the callback thread
+  bool callback_thread_started = false;
+  std::thread::id callback_thread_id;
+};
+
+State& state();
+// Resets inherited state in a forked child; call with mu held at every entry.
+void check_fork_locked();
+void set_error(const std::string& text);
+int fail(int err, const std::string& text);  // sets the text, returns -err
+
+// The connection for a control socket path, connecting on first use.
+// 0 or -errno (with the error text set).
+int connection_for(const std::string& path, std::shared_ptr<Connection>* out);
+// Sends a request (with an optional descriptor) and waits for its answer.
+// Called without State::mu.
+Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void* body,
+            size_t body_size, int fd = -1);
+// Fire-and-forget (REVOKE ack). Called without State::mu.
+void send_only(Connection& conn, wire::Type type, const void* body, size_t body_size);
+
+// Replaces the map's pages with ones that raise SIGBUS on access. mu held.
+void fence_locked(struct sealfs_map* m);
+// Queues a break event for m (or a layout lease) and schedules callbacks. mu held.
+void deliver_break_locked(struct sealfs_map* m, uint64_t lease_id, int reason, uint64_t deadline_ns);
+
+}  // namespace sealfs::client

@@ -1,0 +1,388 @@
+// The control connection: connect, the reader thread, request/answer, fork.
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "client/client_internal.h"
+
+namespace sealfs::client {
+namespace {
+
+thread_local std::string t_error;
+
+void atfork_prepare() { state().mu.lock(); }
+void atfork_parent() { state().mu.unlock(); }
+void atfork_child() { state().mu.unlock(); }
+
+uint64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+bool read_full(int fd, void* buf, size_t len, std::deque<int>& fds) {
+  auto* p = static_cast<uint8_t*>(buf);
+  while (len > 0) {
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    struct iovec iov {p, len};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) fds.push_back(wire::load<int>(CMSG_DATA(c) + i * sizeof(int)));
+      }
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void run_callback_thread() {
+  State& s = state();
+  std::unique_lock lock(s.mu);
+  const pid_t pid = s.pid;
+  for (;;) {
+    s.cv.wait(lock, [&] { return !s.jobs.empty() || s.pid != pid; });
+    if (s.pid != pid) return;
+    auto job = std::move(s.jobs.front());
+    s.jobs.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+    s.cv.notify_all();
+  }
+}
+
+void start_callback_thread_locked() {
+  State& s = state();
+  if (s.callback_thread_started) return;
+  s.callback_thread_started = true;
+  std::thread t(run_callback_thread);
+  s.callback_thread_id = t.get_id();
+  t.detach();
+}
+
+// The daemon is gone: every mapping it granted is fenced.
+void connection_lost_locked(Connection& conn) {
+  State& s = state();
+  conn.alive = false;
+  for (auto& [id, answer] : conn.pending) answer->error = ECONNRESET;
+  conn.pending.clear();
+  for (auto& [id, m] : conn.maps) {
+    m->released = true;
+    fence_locked(m);
+    deliver_break_locked(m, id, SEALFS_BREAK_DAEMON_GONE, now_ns());
+  }
+  for (auto& [id, l] : conn.layouts) deliver_break_locked(nullptr, id, SEALFS_BREAK_DAEMON_GONE, now_ns());
+  auto it = s.conns.find(conn.path);
+  if (it != s.conns.end() && it->second.get() == &conn) s.conns.erase(it);
+  s.cv.notify_all();
+}
+
+void reader(std::shared_ptr<Connection> conn) {
+  State& s = state();
+  std::deque<int> fds;
+  for (;;) {
+    wire::Header h;
+    if (!read_full(conn->fd, &h, sizeof(h), fds) || !wire::header_valid(h, /*from_client=*/false)) {
+      break;
+    }
+    std::vector<uint8_t> message(h.length);
+    std::memcpy(message.data(), &h, sizeof(h));
+    if (!read_full(conn->fd, message.data() + sizeof(h), h.length - sizeof(h), fds)) break;
+    const uint8_t* body = message.data() + sizeof(h);
+    std::lock_guard lock(s.mu);
+    switch (static_cast<wire::Type>(h.type)) {
+      case wire::Type::kReply:
+      case wire::Type::kMapReply: {
+        int fd = -1;
+        if (static_cast<wire::Type>(h.type) == wire::Type::kMapReply &&
+            wire::load<wire::MapReply>(body).has_fd && !fds.empty()) {
+          fd = fds.front();
+          fds.pop_front();
+        }
+        auto it = conn->pending.find(h.request_id);
+        if (it == conn->pending.end()) {
+          if (fd >= 0) close(fd);
+          break;
+        }
+        Answer* answer = it->second;
+        if (static_cast<wire::Type>(h.type) == wire::Type::kMapReply) {
+          const auto reply = wire::load<wire::MapReply>(body);
+          if (reply.error == 0 && reply.lease_id != 0) {
+            if (reply.has_fd) {
+              answer->map = new struct sealfs_map();
+              answer->map->conn = conn;
+              answer->map->pid = getpid();
+              answer->map->lease_id = reply.lease_id;
+              conn->maps[reply.lease_id] = answer->map;
+            } else {
+              answer->layout = new sealfs_layout();
+              answer->layout->conn = conn;
+              answer->layout->pid = getpid();
+              answer->layout->lease_id = reply.lease_id;
+              conn->layouts[reply.lease_id] = answer->layout;
+            }
+          }
+        }
+        answer->message = std::move(message);
+        answer->fd = fd;
+        conn->pending.erase(it);
+        s.cv.notify_all();
+        break;
+      }
+      case wire::Type::kBreak: {
+        const auto notice = wire::load<wire::BreakNotice>(body);
+        auto m = conn->maps.find(notice.lease_id);
+        if (m != conn->maps.end()) {
+          if (m->second->state == 0) m->second->state = 1;
+          deliver_break_locked(m->second, notice.lease_id, int(notice.reason), notice.deadline_ns);
+        } else if (conn->layouts.count(notice.lease_id)) {
+          deliver_break_locked(nullptr, notice.lease_id, int(notice.reason), notice.deadline_ns);
+        }
+        break;
+      }
+      case wire::Type::kRevoke: {
+        const auto ref = wire::load<wire::LeaseRef>(body);
+        auto m = conn->maps.find(ref.lease_id);
+        if (m != conn->maps.end()) {
+          fence_locked(m->second);
+          if (m->second->mapped) {
+            m->second->released = true;
+            send_only(*conn, wire::Type::kRevokeAck, &ref, sizeof(ref));
+          }
+        }
+        break;
+      }
+      case wire::Type::kError: {
+        auto it = conn->pending.find(h.request_id);
+        if (it != conn->pending.end()) {
+          it->second->message = std::move(message);
+          conn->pending.erase(it);
+        }
+        break;  // the daemon closes next; EOF handles the rest
+      }
+      default:
+        break;
+    }
+  }
+  for (int fd : fds) close(fd);
+  std::lock_guard lock(s.mu);
+  if (s.pid == getpid()) connection_lost_locked(*conn);
+}
+
+}  // namespace
+
+Connection::~Connection() {
+  if (fd >= 0) close(fd);
+}
+
+State& state() {
+  static State* s = [] {
+    auto* st = new State();  // never destroyed: threads may outlive static destructors
+    st->pid = getpid();
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    return st;
+  }();
+  return *s;
+}
+
+void check_fork_locked() {
+  State& s = state();
+  const pid_t pid = getpid();
+  if (s.pid == pid) return;
+  // A forked child: the parent's threads do not exist here and its
+  // mappings were not inherited (MADV_DONTFORK). Start afresh; the
+  // connections' sockets are this process's copies and may be closed.
+  s.pid = pid;
+  for (auto& [path, conn] : s.conns) {
+    conn->alive = false;
+    conn->pending.clear();
+    conn->maps.clear();
+    conn->layouts.clear();
+  }
+  s.conns.clear();
+  s.events.clear();
+  s.jobs.clear();
+  s.callback_thread_started = false;
+  if (s.break_fd >= 0) close(s.break_fd);
+  s.break_fd = -1;
+}
+
+void set_error(const std::string& text) { t_error = text; }
+int fail(int err, const std::string& text) {
+  t_error = text;
+  return -err;
+}
+
+int connection_for(const std::string& path, std::shared_ptr<Connection>* out) {
+  State& s = state();
+  {
+    std::lock_guard lock(s.mu);
+    check_fork_locked();
+    auto it = s.conns.find(path);
+    if (it != s.conns.end() && it->second->alive) {
+      *out = it->second;
+      return 0;
+    }
+  }
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return fail(ENAMETOOLONG, "control socket path too long");
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(errno, "socket: " + std::string(strerror(errno)));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    close(fd);
+    return fail(err == ENOENT || err == ECONNREFUSED ? EOPNOTSUPP : err,
+                "cannot reach the sealfs daemon at " + path + ": " + strerror(err));
+  }
+  std::lock_guard lock(s.mu);
+  auto it = s.conns.find(path);
+  if (it != s.conns.end() && it->second->alive) {  // another thread won
+    close(fd);
+    *out = it->second;
+    return 0;
+  }
+  auto conn = std::make_shared<Connection>();
+  conn->path = path;
+  conn->fd = fd;
+  s.conns[path] = conn;
+  start_callback_thread_locked();
+  std::thread(reader, conn).detach();
+  *out = conn;
+  return 0;
+}
+
+Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void* body,
+            size_t body_size, int fd) {
+  State& s = state();
+  Answer answer;
+  std::unique_lock lock(s.mu);
+  if (!conn->alive) {
+    answer.error = ECONNRESET;
+    return answer;
+  }
+  const uint64_t id = conn->next_request++;
+  conn->pending[id] = &answer;
+  std::vector<uint8_t> bytes(sizeof(wire::Header) + body_size);
+  wire::Header h = wire::make_header(type, uint32_t(bytes.size()), id);
+  std::memcpy(bytes.data(), &h, sizeof(h));
+  std::memcpy(bytes.data() + sizeof(h), body, body_size);
+  {
+    std::lock_guard send_lock(conn->send_mu);
+    struct iovec iov {bytes.data(), bytes.size()};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (fd >= 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t n;
+    do {
+      n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != ssize_t(bytes.size())) {
+      conn->pending.erase(id);
+      answer.error = n < 0 ? errno : EPIPE;
+      return answer;
+    }
+  }
+  s.cv.wait(lock, [&] { return answer.error != 0 || !answer.message.empty(); });
+  return answer;
+}
+
+void send_only(Connection& conn, wire::Type type, const void* body, size_t body_size) {
+  std::vector<uint8_t> bytes(sizeof(wire::Header) + body_size);
+  wire::Header h = wire::make_header(type, uint32_t(bytes.size()), 0);
+  std::memcpy(bytes.data(), &h, sizeof(h));
+  std::memcpy(bytes.data() + sizeof(h), body, body_size);
+  std::lock_guard send_lock(conn.send_mu);
+  ssize_t ignored = send(conn.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  (void)ignored;
+}
+
+void fence_locked(struct sealfs_map* m) {
+  if (!m->mapped) {
+    m->fence_pending = true;
+    return;
+  }
+  if (m->state == 2) return;
+  // Pages of an empty shared file: every access raises SIGBUS, exactly as
+  // the kernel's revoked MAP_DIRECT mapping did.
+  int memfd = memfd_create("sealfs-fenced", MFD_CLOEXEC);
+  void* p = MAP_FAILED;
+  if (memfd >= 0) {
+    p = mmap(m->addr, m->length, PROT_READ | (m->prot & PROT_WRITE), MAP_SHARED | MAP_FIXED, memfd, 0);
+    close(memfd);
+  }
+  if (p == MAP_FAILED) {
+    // Without a memfd, PROT_NONE anonymous pages still keep the old blocks
+    // out of reach (SIGSEGV instead of SIGBUS).
+    p = mmap(m->addr, m->length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  }
+  madvise(m->addr, m->length, MADV_DONTFORK);
+  m->state = 2;
+}
+
+void deliver_break_locked(struct sealfs_map* m, uint64_t lease_id, int reason, uint64_t deadline_ns) {
+  State& s = state();
+  sealfs_break_event ev{m, lease_id, reason, deadline_ns};
+  s.events.push_back(ev);
+  if (s.break_fd >= 0) {
+    uint64_t one = 1;
+    ssize_t ignored = write(s.break_fd, &one, sizeof(one));
+    (void)ignored;
+  }
+  if (s.handler != nullptr) {
+    BreakCallback cb = s.handler;
+    void* arg = s.handler_arg;
+    s.jobs.push_back([cb, arg, ev] { cb(ev.map, &ev, arg); });
+  }
+  if (m != nullptr) {
+    for (sealfs_reg* reg : m->regs) {
+      if (reg->fired || reg->dead) continue;
+      reg->fired = true;
+      reg->running++;
+      s.jobs.push_back([reg, ev] {
+        reg->cb(ev.map, &ev, reg->arg);
+        std::lock_guard lock(state().mu);
+        reg->running--;
+      });
+    }
+  }
+  if (s.signo > 0) {
+    union sigval value;
+    value.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(lease_id));
+    sigqueue(getpid(), s.signo, value);
+  }
+  s.cv.notify_all();
+}
+
+}  // namespace sealfs::client
+
+extern "C" const char* sealfs_last_error(void) { return sealfs::client::t_error.c_str(); }

@@ -1,0 +1,109 @@
+// What the lease engine needs from the filesystem, as interfaces, so the
+// engine is tested without the meta layer or FUSE.
+//
+// LayoutSource: the file side (extent maps, eligibility, ALLOCATE/RELOCATE,
+// the per-inode layout lock). QuarantineSink: the allocator side (blocks a
+// holder may still reach). Clock: time, faked in tests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lease/wire.h"
+#include "util/status.h"
+
+namespace sealfs::lease {
+
+// One piece of a granted range: file bytes [file_offset, +length) live at
+// region bytes [region_offset, +length).
+struct MapExtent {
+  uint64_t file_offset = 0;
+  uint64_t region_offset = 0;
+  uint64_t length = 0;
+  bool operator==(const MapExtent&) const = default;
+};
+
+// A process, named so a reused pid is not mistaken for it: pid and its start
+// time (field 22 of /proc/PID/stat). Same meaning as alloc's Holder.
+struct HolderId {
+  uint32_t pid = 0;
+  uint64_t start_time = 0;
+  auto operator<=>(const HolderId&) const = default;
+};
+
+// The region as a client must map it.
+struct RegionInfo {
+  int fd = -1;               // read-write descriptor of the region; the engine dups it
+  uint64_t alignment = 4096;  // device alignment, bytes
+  uint32_t granularity = wire::kGranularityPage;
+  uint32_t flags = 0;        // wire::kRegion*
+};
+
+// The eligibility answer for a range: extents, or why not.
+struct LayoutAnswer {
+  wire::Refusal refusal = wire::Refusal::kNone;
+  uint64_t where = 0;  // file offset of the offending piece, for the message
+  std::vector<MapExtent> extents;
+};
+
+class LayoutSource {
+ public:
+  // Holds an inode's layout lock exclusively while alive. Grants check the
+  // extents and install the lease under it, so no allocation, truncate or
+  // punch that started before a grant can finish after it.
+  class Lock {
+   public:
+    virtual ~Lock() = default;
+  };
+
+  virtual ~LayoutSource() = default;
+  virtual std::unique_ptr<Lock> lock_layout(uint64_t ino) = 0;
+  // Called with `held` (the lock of `ino`). With kMapAllocate the source
+  // allocates and zeroes holes and unwritten extents first; with
+  // kMapRelocate it moves data into aligned extents first. A refusal is a
+  // normal answer; a Status error is a failure of the filesystem itself.
+  virtual Result<LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
+                                                uint64_t length, uint32_t flags) = 0;
+  virtual RegionInfo region() const = 0;
+};
+
+// Where blocks that a holder may reach are accounted, persistently. The meta
+// side implements it over the allocator's holder table (alloc/allocator.h).
+// Called with the engine's mutex held (lock order: inode layout lock ->
+// lease engine -> allocator -> journal); must not call back into the engine.
+class QuarantineSink {
+ public:
+  virtual ~QuarantineSink() = default;
+  // A grant: `holder` can now reach `extents` of `ino`. Recorded so that a
+  // restarted daemon quarantines them if the holder is still alive. An error
+  // refuses the grant.
+  virtual Status pin(const HolderId& holder, uint64_t lease_id, uint64_t ino,
+                     const std::vector<MapExtent>& extents) = 0;
+  // The holder let go of the lease (released, fenced and acknowledged,
+  // or exited).
+  virtual void unpin(const HolderId& holder, uint64_t lease_id) = 0;
+  // The lease was revoked while the holder may still reach `extents`: when
+  // the breaker frees them from the file they must go to quarantine against
+  // `holder`, not to free space. An error keeps the breaker waiting (the
+  // engine escalates to SIGKILL and waits for the holder's death).
+  virtual Status quarantine(const HolderId& holder, uint64_t ino,
+                            const std::vector<MapExtent>& extents) = 0;
+  // `holder` is gone and no process can reach its old mappings (mappings are
+  // MADV_DONTFORK): its quarantined blocks may be freed.
+  virtual void release_holder(const HolderId& holder) = 0;
+};
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual uint64_t now_ns() const = 0;  // CLOCK_MONOTONIC
+};
+
+class MonotonicClock final : public Clock {
+ public:
+  uint64_t now_ns() const override;
+};
+
+}  // namespace sealfs::lease

@@ -1,0 +1,381 @@
+#include "lease/lease_core.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "util/log.h"
+#include "util/sync_point.h"
+
+namespace sealfs::lease {
+
+struct LeaseCore::Lease {
+  LeaseInfo info;
+  std::vector<MapExtent> extents;
+};
+
+uint64_t MonotonicClock::now_ns() const {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+const char* lease_state_name(LeaseState s) {
+  switch (s) {
+    case LeaseState::kActive: return "active";
+    case LeaseState::kBreaking: return "breaking";
+    case LeaseState::kRevoking: return "revoking";
+    case LeaseState::kRevoked: return "revoked";
+    case LeaseState::kOrphaned: return "orphaned";
+  }
+  return "?";
+}
+
+LeaseCore::LeaseCore(const Clock& clock, Notifier& notifier, QuarantineSink* sink,
+                     LeaseOptions options)
+    : clock_(clock), notifier_(notifier), sink_(sink), options_(options) {
+  if (options_.break_time_ns > options_.max_break_time_ns) {
+    log().critical("lease: break time {} exceeds the hard cap {}", options_.break_time_ns,
+                   options_.max_break_time_ns);
+    std::abort();
+  }
+}
+
+LeaseCore::~LeaseCore() { shutdown(); }
+
+bool LeaseCore::blocks(LeaseState s) {
+  return s == LeaseState::kActive || s == LeaseState::kBreaking || s == LeaseState::kRevoking;
+}
+
+LeaseCore::Inode& LeaseCore::inode_locked(uint64_t ino) {
+  auto [it, inserted] = inodes_.try_emplace(ino);
+  // A forgotten inode comes back with a generation newer than any it had, so
+  // a holder comparing generations never mistakes a changed layout for its
+  // old one.
+  if (inserted) it->second.generation = ++generation_counter_;
+  return it->second;
+}
+
+void LeaseCore::forget_inode_if_idle_locked(uint64_t ino) {
+  auto it = inodes_.find(ino);
+  if (it != inodes_.end() && it->second.leases.empty() && !it->second.breaking) inodes_.erase(it);
+}
+
+Result<Grant> LeaseCore::grant(const GrantRequest& request) {
+  std::lock_guard lock(mu_);
+  SEALFS_SYNC_POINT("lease.grant.before_install");  // under the engine mutex
+  Inode& inode = inode_locked(request.ino);
+  if (inode.breaking) {
+    forget_inode_if_idle_locked(request.ino);
+    return Status(Code::kNxio, "inode " + std::to_string(request.ino) + " is breaking its leases");
+  }
+  Lease lease;
+  LeaseInfo& info = lease.info;
+  info.lease_id = next_lease_id_++;
+  info.conn = request.conn;
+  info.holder = request.holder;
+  info.ino = request.ino;
+  info.offset = request.offset;
+  info.length = request.length;
+  info.prot = request.prot;
+  info.layout_only = request.layout_only;
+  info.policy = request.policy == wire::kPolicyDefault ? options_.policy : request.policy;
+  uint64_t break_time = request.break_time_ns ? request.break_time_ns : options_.break_time_ns;
+  info.generation = inode.generation;
+  lease.extents = request.extents;
+  info.break_time_ns = std::min(break_time, options_.max_break_time_ns);
+  if (sink_ != nullptr && !request.layout_only) {
+    Status pinned = sink_->pin(info.holder, info.lease_id, info.ino, lease.extents);
+    if (!pinned.is_ok()) {
+      forget_inode_if_idle_locked(request.ino);
+      return pinned.with_context("pinning lease extents");
+    }
+  }
+  Grant grant{info.lease_id, info.generation, info.break_time_ns};
+  inode.leases.insert(info.lease_id);
+  holders_[info.holder].leases++;
+  leases_.emplace(info.lease_id, std::move(lease));
+  return grant;
+}
+
+bool LeaseCore::breaking(uint64_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(ino);
+  return it != inodes_.end() && it->second.breaking;
+}
+
+bool LeaseCore::sealed(uint64_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(ino);
+  return it != inodes_.end() && (!it->second.leases.empty() || it->second.breaking);
+}
+
+uint64_t LeaseCore::generation(uint64_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? generation_counter_ : it->second.generation;
+}
+
+void LeaseCore::remove_lease_locked(uint64_t lease_id, Ready& ready) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return;
+  const LeaseInfo info = it->second.info;
+  if (sink_ != nullptr && !info.layout_only) sink_->unpin(info.holder, info.lease_id);
+  leases_.erase(it);
+  auto holder = holders_.find(info.holder);
+  if (holder != holders_.end()) {
+    holder->second.leases--;
+    if (holder->second.leases == 0 && !holder->second.quarantined) holders_.erase(holder);
+  }
+  auto inode = inodes_.find(info.ino);
+  if (inode != inodes_.end()) {
+    inode->second.leases.erase(lease_id);
+    finish_if_done_locked(info.ino, ready);
+    forget_inode_if_idle_locked(info.ino);
+  }
+  notifier_.deadlines_changed();
+}
+
+void LeaseCore::finish_if_done_locked(uint64_t ino, Ready& ready) {
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end() || !it->second.breaking) return;
+  Inode& inode = it->second;
+  for (uint64_t id : inode.leases) {
+    if (blocks(leases_.at(id).info.state)) return;
+  }
+  inode.breaking = false;
+  inode.generation = ++generation_counter_;
+  for (auto& c : inode.waiting) ready.push_back(std::move(c));
+  inode.waiting.clear();
+  notifier_.break_finished(ino);
+}
+
+void LeaseCore::run(Ready& ready, const Status& status) {
+  for (auto& c : ready) c(status);
+  ready.clear();
+}
+
+Status LeaseCore::release(uint64_t conn, uint64_t lease_id) {
+  Ready ready;
+  {
+    std::lock_guard lock(mu_);
+    auto it = leases_.find(lease_id);
+    if (it == leases_.end() || it->second.info.conn != conn) {
+      return Status(Code::kNotFound, "no lease " + std::to_string(lease_id) + " on this connection");
+    }
+    remove_lease_locked(lease_id, ready);
+  }
+  run(ready, Status::ok());
+  return Status::ok();
+}
+
+Status LeaseCore::check_register(uint64_t conn, uint64_t lease_id) const {
+  std::lock_guard lock(mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.info.conn != conn || it->second.info.layout_only) {
+    return Status(Code::kInvalid, "no mapping lease " + std::to_string(lease_id));
+  }
+  if (it->second.info.state != LeaseState::kActive) {
+    return Status(Code::kNxio, "lease " + std::to_string(lease_id) + " is breaking");
+  }
+  return Status::ok();
+}
+
+void LeaseCore::revoke_to_quarantine_locked(Lease& lease) {
+  LeaseInfo& info = lease.info;
+  if (!info.layout_only && sink_ != nullptr) {
+    Status s = sink_->quarantine(info.holder, info.ino, lease.extents);
+    if (!s.is_ok()) {
+      // The blocks cannot be fenced off from reuse, so the holder must go
+      // before the breaker may proceed: stay blocking until it exits.
+      log().error("lease {}: quarantine failed ({}); killing holder pid {}", info.lease_id,
+                  s.to_string(), info.holder.pid);
+      notifier_.kill_holder(info.holder);
+      info.state = LeaseState::kRevoking;
+      info.deadline_ns = UINT64_MAX;
+      return;
+    }
+    holders_[info.holder].quarantined = true;
+  }
+  info.state = LeaseState::kRevoked;
+  info.deadline_ns = 0;
+}
+
+void LeaseCore::connection_closed(uint64_t conn, bool holder_alive) {
+  Ready ready;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<uint64_t> ids;
+    for (auto& [id, lease] : leases_) {
+      if (lease.info.conn == conn) ids.push_back(id);
+    }
+    for (uint64_t id : ids) {
+      Lease& lease = leases_.at(id);
+      if (!holder_alive || lease.info.layout_only || lease.info.state == LeaseState::kRevoked) {
+        // Dead holders reach nothing; layout leases map nothing; revoked
+        // leases are already quarantined (the quarantine outlives this).
+        remove_lease_locked(id, ready);
+        continue;
+      }
+      if (lease.info.state == LeaseState::kActive) {
+        lease.info.state = LeaseState::kOrphaned;
+      } else {
+        // Nobody left to fence: quarantine now; the record stays for holder_exited.
+        revoke_to_quarantine_locked(lease);
+      }
+      finish_if_done_locked(lease.info.ino, ready);
+    }
+    notifier_.deadlines_changed();
+  }
+  run(ready, Status::ok());
+}
+
+void LeaseCore::holder_exited(const HolderId& holder) {
+  Ready ready;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<uint64_t> ids;
+    for (auto& [id, lease] : leases_) {
+      if (lease.info.holder == holder) ids.push_back(id);
+    }
+    for (uint64_t id : ids) remove_lease_locked(id, ready);
+    auto it = holders_.find(holder);
+    if (it != holders_.end()) {
+      if (it->second.quarantined && sink_ != nullptr) sink_->release_holder(holder);
+      holders_.erase(it);
+    }
+  }
+  run(ready, Status::ok());
+}
+
+bool LeaseCore::holder_needed(const HolderId& holder) const {
+  std::lock_guard lock(mu_);
+  return holders_.count(holder) != 0;
+}
+
+void LeaseCore::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length, uint32_t reason,
+                                  Continuation then) {
+  (void)offset;
+  (void)length;  // leases cover their range, but any change to a leased inode breaks all
+  Ready ready;
+  bool run_now = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inodes_.find(ino);
+    if (it == inodes_.end()) {
+      run_now = true;
+    } else {
+      Inode& inode = it->second;
+      const uint64_t now = clock_.now_ns();
+      bool any_blocking = false;
+      for (uint64_t id : inode.leases) {
+        Lease& lease = leases_.at(id);
+        LeaseInfo& info = lease.info;
+        switch (info.state) {
+          case LeaseState::kActive:
+            info.state = LeaseState::kBreaking;
+            info.deadline_ns = now + info.break_time_ns;
+            notifier_.send_break(info.conn, info.lease_id, reason, info.deadline_ns);
+            any_blocking = true;
+            break;
+          case LeaseState::kBreaking:
+          case LeaseState::kRevoking:
+            any_blocking = true;  // joins the break already running
+            break;
+          case LeaseState::kOrphaned:
+            revoke_to_quarantine_locked(lease);
+            any_blocking = any_blocking || blocks(info.state);
+            break;
+          case LeaseState::kRevoked:
+            break;
+        }
+      }
+      if (any_blocking) {
+        if (!inode.breaking) inode.reason = reason;
+        inode.breaking = true;
+        inode.waiting.push_back(std::move(then));
+        notifier_.deadlines_changed();
+      } else {
+        run_now = true;
+        inode.generation = ++generation_counter_;
+        forget_inode_if_idle_locked(ino);
+      }
+    }
+  }
+  if (run_now) then(Status::ok());
+  run(ready, Status::ok());
+}
+
+void LeaseCore::tick() {
+  Ready ready;
+  {
+    std::lock_guard lock(mu_);
+    const uint64_t now = clock_.now_ns();
+    std::set<uint64_t> touched;
+    for (auto& [id, lease] : leases_) {
+      LeaseInfo& info = lease.info;
+      if (!blocks(info.state) || info.deadline_ns > now) continue;
+      if (info.state == LeaseState::kBreaking) {
+        SEALFS_SYNC_POINT("lease.break.before_revoke");
+        switch (info.policy) {
+          case wire::kPolicyKill:
+            notifier_.kill_holder(info.holder);
+            revoke_to_quarantine_locked(lease);
+            break;
+          case wire::kPolicyQuarantine:
+            revoke_to_quarantine_locked(lease);
+            break;
+          default:  // fence
+            notifier_.send_revoke(info.conn, info.lease_id);
+            info.state = LeaseState::kRevoking;
+            info.deadline_ns = now + options_.revoke_grace_ns;
+            if (options_.revoke_grace_ns == 0) revoke_to_quarantine_locked(lease);
+            break;
+        }
+        touched.insert(info.ino);
+      } else if (info.state == LeaseState::kRevoking) {
+        revoke_to_quarantine_locked(lease);
+        touched.insert(info.ino);
+      }
+    }
+    for (uint64_t ino : touched) finish_if_done_locked(ino, ready);
+    notifier_.deadlines_changed();
+  }
+  run(ready, Status::ok());
+}
+
+std::optional<uint64_t> LeaseCore::next_deadline_ns() const {
+  std::lock_guard lock(mu_);
+  std::optional<uint64_t> next;
+  for (auto& [id, lease] : leases_) {
+    const LeaseInfo& info = lease.info;
+    if ((info.state == LeaseState::kBreaking || info.state == LeaseState::kRevoking) &&
+        info.deadline_ns != UINT64_MAX) {
+      if (!next || info.deadline_ns < *next) next = info.deadline_ns;
+    }
+  }
+  return next;
+}
+
+void LeaseCore::shutdown() {
+  Ready ready;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [ino, inode] : inodes_) {
+      for (auto& c : inode.waiting) ready.push_back(std::move(c));
+      inode.waiting.clear();
+      inode.breaking = false;
+    }
+  }
+  run(ready, Status(Code::kIoError, "lease engine shut down with a break pending"));
+}
+
+std::vector<LeaseInfo> LeaseCore::leases() const {
+  std::lock_guard lock(mu_);
+  std::vector<LeaseInfo> out;
+  for (auto& [id, lease] : leases_) out.push_back(lease.info);
+  return out;
+}
+
+}  // namespace sealfs::lease

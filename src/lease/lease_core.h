@@ -1,0 +1,185 @@
+// The lease engine's state machine: lease table per inode, breaks, deadlines,
+// revoke policies, quarantine hand-off. No sockets and no threads of its own:
+// the server (lease_server.h) feeds it messages and timer ticks, and tests
+// drive it directly with a fake clock.
+//
+// Lease states:
+//   active    granted; seals the inode's layout
+//   breaking  BREAK sent; the holder must release before its deadline
+//   revoking  (fence) REVOKE sent at the deadline; an ack within the grace
+//             period counts as a release
+//   revoked   deadline passed: its extents were handed to the QuarantineSink
+//             and it no longer holds the breaker back; the record stays
+//             until the holder releases, acks or exits
+//   orphaned  the holder's connection closed while its process lives (exec,
+//             a closed socket): nobody to talk to, so a breaker quarantines
+//             it at once instead of waiting
+// active, breaking and revoking leases block layout changes.
+//
+// Threads: every method is thread-safe. Continuations never run under the
+// engine mutex; they run on the thread whose call made them ready (the
+// server's loop thread for release/close/exit/tick) or, when no lease blocks
+// the inode, on the caller of may_change_layout. The Notifier is called
+// under the engine mutex and must only queue work.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "lease/layout_source.h"
+#include "util/status.h"
+
+namespace sealfs::lease {
+
+struct LeaseOptions {
+  uint64_t break_time_ns = 45'000'000'000ull;       // mount option lease_break_time
+  uint64_t max_break_time_ns = 600'000'000'000ull;  // hard cap on per-grant overrides
+  uint32_t policy = wire::kPolicyFence;             // mount default revoke policy
+  uint64_t revoke_grace_ns = 100'000'000ull;        // fence: wait this long for the ack
+};
+
+// The engine's outbound actions (queued by the server, recorded by tests).
+class Notifier {
+ public:
+  virtual ~Notifier() = default;
+  virtual void send_break(uint64_t conn, uint64_t lease_id, uint32_t reason,
+                          uint64_t deadline_ns) = 0;
+  virtual void send_revoke(uint64_t conn, uint64_t lease_id) = 0;
+  virtual void kill_holder(const HolderId& holder) = 0;
+  // A break on `ino` finished and its continuations ran or are about to run
+  // on this thread; waiting re-grants may be retried afterwards.
+  virtual void break_finished(uint64_t ino) = 0;
+  // The earliest deadline may have changed (rearm the timer).
+  virtual void deadlines_changed() = 0;
+};
+
+enum class LeaseState { kActive, kBreaking, kRevoking, kRevoked, kOrphaned };
+const char* lease_state_name(LeaseState s);
+
+struct GrantRequest {
+  uint64_t conn = 0;
+  HolderId holder;
+  uint64_t ino = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint32_t prot = 0;
+  bool layout_only = false;
+  uint64_t break_time_ns = 0;  // 0 = default
+  uint32_t policy = wire::kPolicyDefault;
+  std::vector<MapExtent> extents;
+};
+
+struct Grant {
+  uint64_t lease_id = 0;
+  uint64_t generation = 0;
+  uint64_t break_time_ns = 0;
+};
+
+struct LeaseInfo {
+  uint64_t lease_id = 0;
+  uint64_t conn = 0;
+  HolderId holder;
+  uint64_t ino = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint32_t prot = 0;
+  bool layout_only = false;
+  uint32_t policy = 0;
+  LeaseState state = LeaseState::kActive;
+  uint64_t break_time_ns = 0;  // sampled at grant; the break's deadline is start + this
+  uint64_t deadline_ns = 0;    // while breaking or revoking
+  uint64_t generation = 0;
+};
+
+// Runs once, when every lease that blocked the change is gone. The Status is
+// not ok only when the engine shuts down with the break pending.
+using Continuation = std::function<void(Status)>;
+
+class LeaseCore {
+ public:
+  LeaseCore(const Clock& clock, Notifier& notifier, QuarantineSink* sink, LeaseOptions options);
+  ~LeaseCore();
+  LeaseCore(const LeaseCore&) = delete;
+  LeaseCore& operator=(const LeaseCore&) = delete;
+
+  // Installs a lease. The caller holds the inode's layout lock (taken before
+  // it asked the LayoutSource for the extents). kNxio while the inode is
+  // breaking; kNoSpace if the sink cannot pin.
+  Result<Grant> grant(const GrantRequest& request);
+  bool breaking(uint64_t ino) const;
+  // True while any lease record exists on ino (the meta layer's LayoutGate:
+  // such inodes must change their layout through may_change_layout).
+  bool sealed(uint64_t ino) const;
+  uint64_t generation(uint64_t ino) const;
+
+  // RELEASE (or a REVOKE ack) from `conn`. kNotFound if conn holds no such lease.
+  Status release(uint64_t conn, uint64_t lease_id);
+  // May a registration attach to this lease? kNxio while breaking or revoked.
+  Status check_register(uint64_t conn, uint64_t lease_id) const;
+  // The connection is gone; `holder_alive` says whether its process still
+  // runs (and may still reach its mappings).
+  void connection_closed(uint64_t conn, bool holder_alive);
+  // The holder's process has exited: release everything it held and free
+  // its quarantine.
+  void holder_exited(const HolderId& holder);
+  // Whether the engine still cares about `holder` (leases or quarantine);
+  // when false the server may stop watching its pidfd.
+  bool holder_needed(const HolderId& holder) const;
+
+  // The one gate for layout changes. No blocking lease: runs `then` now, on
+  // this thread. Otherwise starts a break (or joins the running one) and
+  // queues `then`; never blocks.
+  void may_change_layout(uint64_t ino, uint64_t offset, uint64_t length, uint32_t reason,
+                         Continuation then);
+
+  // Acts on every deadline that has passed (the server's timerfd).
+  void tick();
+  std::optional<uint64_t> next_deadline_ns() const;
+
+  // Answers every queued continuation with an error (engine shutdown).
+  void shutdown();
+
+  std::vector<LeaseInfo> leases() const;
+
+ private:
+  struct Lease;
+  struct Inode {
+    uint64_t generation = 0;
+    std::set<uint64_t> leases;
+    bool breaking = false;
+    uint32_t reason = 0;
+    std::vector<Continuation> waiting;
+  };
+  struct HolderState {
+    uint32_t leases = 0;
+    bool quarantined = false;
+  };
+  using Ready = std::vector<Continuation>;
+
+  static bool blocks(LeaseState s);
+  Inode& inode_locked(uint64_t ino);
+  void remove_lease_locked(uint64_t lease_id, Ready& ready);
+  void revoke_to_quarantine_locked(Lease& lease);
+  void finish_if_done_locked(uint64_t ino, Ready& ready);
+  void forget_inode_if_idle_locked(uint64_t ino);
+  static void run(Ready& ready, const Status& status);
+
+  const Clock& clock_;
+  Notifier& notifier_;
+  QuarantineSink* sink_;
+  const LeaseOptions options_;
+
+  mutable std::mutex mu_;  // after the inode layout lock, before the sink's locks
+  uint64_t next_lease_id_ = 1;
+  uint64_t generation_counter_ = 0;
+  std::map<uint64_t, Lease> leases_;
+  std::map<uint64_t, Inode> inodes_;
+  std::map<HolderId, HolderState> holders_;
+};
+
+}  // namespace sealfs::lease

@@ -1,0 +1,744 @@
+#include "lease/lease_server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "lease/peer.h"
+#include "lease/wire.h"
+#include "util/log.h"
+#include "util/sync_point.h"
+
+namespace sealfs::lease {
+namespace {
+
+enum Tag : uint64_t { kListen = 1, kWake = 2, kTimer = 3, kConn = 4, kPidfd = 5 };
+uint64_t tag(Tag kind, uint64_t id) { return (uint64_t{kind} << 56) | id; }
+
+int errno_of(wire::Refusal r) {
+  switch (r) {
+    case wire::Refusal::kNone: return 0;
+    case wire::Refusal::kHole:
+    case wire::Refusal::kUnwritten: return ENODATA;
+    case wire::Refusal::kPastEof: return ERANGE;
+    case wire::Refusal::kMisaligned: return EINVAL;
+    case wire::Refusal::kNotRegular: return ENODEV;
+    case wire::Refusal::kNotDax: return EOPNOTSUPP;
+    case wire::Refusal::kBreaking: return ENXIO;
+    case wire::Refusal::kUntrusted:
+    case wire::Refusal::kOpenMode: return EACCES;
+    case wire::Refusal::kWrongMount: return EXDEV;
+    case wire::Refusal::kBadRequest: return EINVAL;
+    case wire::Refusal::kNoSpace: return ENOSPC;
+    case wire::Refusal::kNoLease: return ENOENT;
+  }
+  return EINVAL;
+}
+
+struct Outgoing {
+  std::vector<uint8_t> bytes;
+  size_t sent = 0;
+  int fd = -1;  // sent with the first byte, closed once sent
+};
+
+struct Conn {
+  int fd = -1;
+  PeerInfo peer;  // peer.pidfd belongs to the holder's Watch
+  HolderId holder;
+  std::vector<uint8_t> in;
+  std::deque<int> fds_in;
+  std::deque<Outgoing> out;
+  size_t out_bytes = 0;
+  bool want_write = false;
+};
+
+struct Watch {
+  int pidfd = -1;
+  uint64_t id = 0;
+  int conns = 0;
+  bool exited = false;
+};
+
+struct Parked {
+  uint64_t conn = 0;
+  uint64_t request_id = 0;
+  wire::MapRequest request{};
+  int fd = -1;
+};
+
+struct Action {
+  enum Kind { kBreak, kRevoke, kKill, kBreakFinished } kind;
+  uint64_t conn = 0;
+  uint64_t lease_id = 0;
+  uint32_t reason = 0;
+  uint64_t deadline_ns = 0;
+  HolderId holder;
+  uint64_t ino = 0;
+};
+
+template <typename Body>
+std::vector<uint8_t> encode(wire::Type type, uint64_t request_id, const Body& body,
+                            const std::vector<wire::WireExtent>* extents = nullptr) {
+  const size_t extra = extents ? extents->size() * sizeof(wire::WireExtent) : 0;
+  const uint32_t length = static_cast<uint32_t>(sizeof(wire::Header) + sizeof(Body) + extra);
+  std::vector<uint8_t> bytes(length);
+  wire::Header h = wire::make_header(type, length, request_id);
+  std::memcpy(bytes.data(), &h, sizeof(h));
+  std::memcpy(bytes.data() + sizeof(h), &body, sizeof(body));
+  if (extra) std::memcpy(bytes.data() + sizeof(h) + sizeof(body), extents->data(), extra);
+  return bytes;
+}
+
+}  // namespace
+
+struct LeaseServer::Impl final : Notifier {
+  ServerOptions options;
+  LayoutSource* source = nullptr;
+  QuarantineSink* sink = nullptr;
+  MonotonicClock own_clock;
+  std::unique_ptr<LeaseCore> core;
+
+  int listen_fd = -1, epoll_fd = -1, wake_fd = -1, timer_fd = -1;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+
+  std::map<uint64_t, Conn> conns;
+  uint64_t next_conn = 1;
+  std::map<HolderId, Watch> watches;
+  std::map<uint64_t, HolderId> watch_ids;
+  uint64_t next_watch = 1;
+  std::map<uint64_t, std::vector<Parked>> parked;
+  std::atomic<size_t> conn_count{0};
+
+  std::mutex actions_mu;  // leaf lock: taken under the engine mutex
+  std::vector<Action> actions;
+  bool timer_dirty = true;
+
+  ~Impl() override {
+    if (thread.joinable()) {
+      stopping = true;
+      wake();
+      thread.join();
+    }
+    for (auto& [id, conn] : conns) drop_conn_fds(conn);
+    for (auto& [ino, list] : parked) {
+      for (auto& p : list) close(p.fd);
+    }
+    for (auto& [h, w] : watches) close(w.pidfd);
+    core.reset();  // answers pending continuations with an error
+    for (int fd : {listen_fd, epoll_fd, wake_fd, timer_fd}) {
+      if (fd >= 0) close(fd);
+    }
+    if (!options.socket_path.empty()) unlink(options.socket_path.c_str());
+  }
+
+  // --- Notifier (called under the engine mutex, from any thread) ---
+  void push(Action a) {
+    {
+      std::lock_guard lock(actions_mu);
+      actions.push_back(a);
+    }
+    wake();
+  }
+  void send_break(uint64_t conn, uint64_t lease_id, uint32_t reason, uint64_t deadline) override {
+    push({Action::kBreak, conn, lease_id, reason, deadline, {}, 0});
+  }
+  void send_revoke(uint64_t conn, uint64_t lease_id) override {
+    push({Action::kRevoke, conn, lease_id, 0, 0, {}, 0});
+  }
+  void kill_holder(const HolderId& holder) override {
+    push({Action::kKill, 0, 0, 0, 0, holder, 0});
+  }
+  void break_finished(uint64_t ino) override {
+    push({Action::kBreakFinished, 0, 0, 0, 0, {}, ino});
+  }
+  void deadlines_changed() override {
+    {
+      std::lock_guard lock(actions_mu);
+      timer_dirty = true;
+    }
+    wake();
+  }
+  void wake() const {
+    uint64_t one = 1;
+    ssize_t ignored = write(wake_fd, &one, sizeof(one));
+    (void)ignored;
+  }
+
+  Status setup() {
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (epoll_fd < 0 || wake_fd < 0 || timer_fd < 0) return Status::from_errno(errno, "lease loop fds");
+    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listen_fd < 0) return Status::from_errno(errno, "socket");
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (options.socket_path.size() >= sizeof(addr.sun_path)) {
+      return Status(Code::kNameTooLong, "control socket path too long: " + options.socket_path);
+    }
+    std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
+    unlink(options.socket_path.c_str());
+    if (bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      return Status::from_errno(errno, "bind " + options.socket_path);
+    }
+    // Anyone may connect; trust is decided per peer from its credentials.
+    chmod(options.socket_path.c_str(), 0666);
+    if (listen(listen_fd, 128) != 0) return Status::from_errno(errno, "listen");
+    for (auto [fd, kind] : {std::pair{listen_fd, kListen}, {wake_fd, kWake}, {timer_fd, kTimer}}) {
+      add_epoll(fd, tag(kind, 0), EPOLLIN);
+    }
+    return Status::ok();
+  }
+
+  void add_epoll(int fd, uint64_t data, uint32_t events) {
+    struct epoll_event ev {};
+    ev.events = events;
+    ev.data.u64 = data;
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      log().critical("lease: epoll_ctl add failed: {}", strerror(errno));
+      std::abort();
+    }
+  }
+
+  // --- the loop ---
+  void loop() {
+    struct epoll_event events[64];
+    while (!stopping) {
+      rearm_timer();
+      int n = epoll_wait(epoll_fd, events, 64, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        log().critical("lease: epoll_wait: {}", strerror(errno));
+        std::abort();
+      }
+      for (int i = 0; i < n; ++i) dispatch(events[i]);
+      drain_actions();
+      sweep_watches();
+    }
+  }
+
+  void dispatch(const epoll_event& ev) {
+    const uint64_t kind = ev.data.u64 >> 56;
+    const uint64_t id = ev.data.u64 & ((uint64_t{1} << 56) - 1);
+    switch (kind) {
+      case kListen: accept_all(); break;
+      case kWake: {
+        uint64_t count;
+        ssize_t ignored = read(wake_fd, &count, sizeof(count));
+        (void)ignored;
+        break;
+      }
+      case kTimer: {
+        uint64_t expirations;
+        ssize_t ignored = read(timer_fd, &expirations, sizeof(expirations));
+        (void)ignored;
+        core->tick();
+        break;
+      }
+      case kConn: {
+        auto it = conns.find(id);
+        if (it == conns.end()) break;
+        if (ev.events & EPOLLOUT) flush(id);
+        if (conns.count(id) && (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_conn(id);
+        break;
+      }
+      case kPidfd: holder_gone(id); break;
+    }
+  }
+
+  void rearm_timer() {
+    {
+      std::lock_guard lock(actions_mu);
+      if (!timer_dirty) return;
+      timer_dirty = false;
+    }
+    struct itimerspec spec {};
+    if (auto next = core->next_deadline_ns()) {
+      uint64_t at = std::max<uint64_t>(*next, 1);
+      spec.it_value.tv_sec = static_cast<time_t>(at / 1'000'000'000ull);
+      spec.it_value.tv_nsec = static_cast<long>(at % 1'000'000'000ull);
+    }
+    timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &spec, nullptr);
+  }
+
+  void drain_actions() {
+    for (;;) {
+      std::vector<Action> batch;
+      {
+        std::lock_guard lock(actions_mu);
+        batch.swap(actions);
+      }
+      if (batch.empty()) return;
+      for (const Action& a : batch) {
+        switch (a.kind) {
+          case Action::kBreak: {
+            wire::BreakNotice notice{a.lease_id, a.reason, 0, a.deadline_ns};
+            queue(a.conn, encode(wire::Type::kBreak, 0, notice));
+            break;
+          }
+          case Action::kRevoke:
+            queue(a.conn, encode(wire::Type::kRevoke, 0, wire::LeaseRef{a.lease_id}));
+            break;
+          case Action::kKill: {
+            auto it = watches.find(a.holder);
+            if (it != watches.end() && !it->second.exited) {
+              log().warn("lease: killing holder pid {} at its break deadline", a.holder.pid);
+              syscall(SYS_pidfd_send_signal, it->second.pidfd, SIGKILL, nullptr, 0);
+            }
+            break;
+          }
+          case Action::kBreakFinished: {
+            auto it = parked.find(a.ino);
+            if (it == parked.end()) break;
+            std::vector<Parked> retry = std::move(it->second);
+            parked.erase(it);
+            for (Parked& p : retry) {
+              if (conns.count(p.conn)) {
+                handle_map(p.conn, p.request_id, p.request, p.fd);
+              } else {
+                close(p.fd);
+              }
+            }
+            break;
+          }
+        }
+      }
+    }
+  }
+
+  void accept_all() {
+    for (;;) {
+      int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+          log().warn("lease: accept: {}", strerror(errno));
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        return;
+      }
+      auto peer = peer_info(fd);
+      if (!peer.is_ok()) {
+        log().debug("lease: dropping connection: {}", peer.status().to_string());
+        close(fd);
+        continue;
+      }
+      const uint64_t id = next_conn++;
+      Conn& conn = conns[id];
+      conn.fd = fd;
+      conn.peer = *peer;
+      conn.holder = HolderId{peer->pid, peer->start_time};
+      Watch& watch = watches[conn.holder];
+      if (watch.pidfd < 0) {
+        watch.pidfd = peer->pidfd;
+        watch.id = next_watch++;
+        watch_ids[watch.id] = conn.holder;
+        add_epoll(watch.pidfd, tag(kPidfd, watch.id), EPOLLIN);
+      } else {
+        close(peer->pidfd);
+      }
+      conn.peer.pidfd = -1;
+      watch.conns++;
+      conn_count = conns.size();
+      add_epoll(fd, tag(kConn, id), EPOLLIN | EPOLLRDHUP);
+    }
+  }
+
+  void read_conn(uint64_t id) {
+    Conn* conn = &conns.at(id);
+    for (;;) {
+      uint8_t buf[16384];
+      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+      struct iovec iov {buf, sizeof(buf)};
+      struct msghdr msg {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      ssize_t n = recvmsg(conn->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return;
+        close_conn(id);
+        return;
+      }
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+          size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+          for (size_t i = 0; i < count; ++i) {
+            conn->fds_in.push_back(wire::load<int>(CMSG_DATA(c) + i * sizeof(int)));
+          }
+        }
+      }
+      if ((msg.msg_flags & MSG_CTRUNC) || conn->fds_in.size() > 4) {
+        return protocol_error(id, 0, "too many descriptors");
+      }
+      if (n == 0) {
+        close_conn(id);
+        return;
+      }
+      conn->in.insert(conn->in.end(), buf, buf + n);
+      if (!parse(id)) return;  // connection closed
+      auto it = conns.find(id);
+      if (it == conns.end()) return;
+      conn = &it->second;
+    }
+  }
+
+  // Handles every complete message; false if the connection was closed.
+  bool parse(uint64_t id) {
+    for (;;) {
+      auto it = conns.find(id);
+      if (it == conns.end()) return false;
+      Conn& conn = it->second;
+      if (conn.in.size() < sizeof(wire::Header)) return true;
+      const auto h = wire::load<wire::Header>(conn.in.data());
+      if (!wire::header_valid(h, /*from_client=*/true)) {
+        protocol_error(id, h.request_id, "bad header");
+        return false;
+      }
+      if (conn.in.size() < h.length) return true;
+      std::vector<uint8_t> body(conn.in.begin() + sizeof(h), conn.in.begin() + h.length);
+      conn.in.erase(conn.in.begin(), conn.in.begin() + h.length);
+      if (!handle(id, h, body.data())) return false;
+    }
+  }
+
+  bool handle(uint64_t id, const wire::Header& h, const uint8_t* body) {
+    Conn& conn = conns.at(id);
+    switch (static_cast<wire::Type>(h.type)) {
+      case wire::Type::kMap: {
+        if (conn.fds_in.empty()) {
+          protocol_error(id, h.request_id, "MAP without a descriptor");
+          return false;
+        }
+        int fd = conn.fds_in.front();
+        conn.fds_in.pop_front();
+        handle_map(id, h.request_id, wire::load<wire::MapRequest>(body), fd);
+        return conns.count(id) != 0;
+      }
+      case wire::Type::kRelease:
+      case wire::Type::kRevokeAck: {
+        const auto ref = wire::load<wire::LeaseRef>(body);
+        Status s = core->release(id, ref.lease_id);
+        if (static_cast<wire::Type>(h.type) == wire::Type::kRelease) {
+          wire::Reply reply{s.is_ok() ? 0 : ENOENT,
+                            static_cast<uint32_t>(s.is_ok() ? wire::Refusal::kNone
+                                                            : wire::Refusal::kNoLease)};
+          queue(id, encode(wire::Type::kReply, h.request_id, reply));
+        }
+        return conns.count(id) != 0;
+      }
+      case wire::Type::kRegister: {
+        const auto ref = wire::load<wire::LeaseRef>(body);
+        Status s = core->check_register(id, ref.lease_id);
+        wire::Reply reply{s.is_ok() ? 0 : s.to_errno(),
+                          static_cast<uint32_t>(s.code() == Code::kNxio ? wire::Refusal::kBreaking
+                                                : s.is_ok()             ? wire::Refusal::kNone
+                                                                        : wire::Refusal::kNoLease)};
+        queue(id, encode(wire::Type::kReply, h.request_id, reply));
+        return conns.count(id) != 0;
+      }
+      default:
+        protocol_error(id, h.request_id, "unexpected message type");
+        return false;
+    }
+  }
+
+  bool trusted(const Conn& conn) const {
+    const PeerInfo& p = conn.peer;
+    if (p.uid == 0 || p.uid == options.daemon_uid) return true;
+    if (!options.dax_group) return false;
+    const uint32_t g = *options.dax_group;
+    return p.gid == g || std::find(p.groups.begin(), p.groups.end(), g) != p.groups.end();
+  }
+
+  void reply_map_error(uint64_t id, uint64_t request_id, wire::Refusal refusal, int err = 0) {
+    wire::MapReply reply{};
+    reply.error = err ? err : errno_of(refusal);
+    reply.detail = static_cast<uint32_t>(refusal);
+    queue(id, encode(wire::Type::kMapReply, request_id, reply));
+  }
+
+  // Owns `fd` (the client's file descriptor).
+  void handle_map(uint64_t id, uint64_t request_id, const wire::MapRequest& req, int fd) {
+    struct FdCloser {
+      int fd;
+      ~FdCloser() {
+        if (fd >= 0) close(fd);
+      }
+    } closer{fd};
+    const Conn& conn = conns.at(id);
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const bool layout_only = (req.flags & wire::kMapLayoutOnly) != 0;
+    if (req.reserved != 0 || (req.flags & ~wire::kMapKnownFlags) != 0 ||
+        req.policy > wire::kPolicyQuarantine || req.length == 0 ||
+        req.length > (uint64_t{1} << 50) || req.offset > (uint64_t{1} << 60) ||
+        req.offset % page != 0 ||
+        (!layout_only && req.prot != wire::kProtRead &&
+         req.prot != (wire::kProtRead | wire::kProtWrite))) {
+      return reply_map_error(id, request_id, wire::Refusal::kBadRequest);
+    }
+    if (!trusted(conn)) return reply_map_error(id, request_id, wire::Refusal::kUntrusted);
+    auto info = fd_info(fd);
+    if (!info.is_ok()) return reply_map_error(id, request_id, wire::Refusal::kNotRegular);
+    if (info->mnt_id != options.mnt_id) {
+      return reply_map_error(id, request_id, wire::Refusal::kWrongMount);
+    }
+    const uint32_t mode = info->flags & O_ACCMODE;
+    if ((info->flags & O_PATH) || mode == O_WRONLY ||
+        ((req.prot & wire::kProtWrite) && mode != O_RDWR)) {
+      return reply_map_error(id, request_id, wire::Refusal::kOpenMode);
+    }
+    const uint64_t length = (req.length + page - 1) / page * page;
+
+    std::unique_ptr<LayoutSource::Lock> lock = source->lock_layout(info->ino);
+    if (core->breaking(info->ino)) {
+      if (req.flags & wire::kMapWaitBreak) {
+        parked[info->ino].push_back(Parked{id, request_id, req, closer.fd});
+        closer.fd = -1;
+        return;
+      }
+      return reply_map_error(id, request_id, wire::Refusal::kBreaking);
+    }
+    auto answer = source->layout_for_lease(*lock, info->ino, req.offset, length, req.flags);
+    if (!answer.is_ok()) {
+      log().error("lease: layout of inode {}: {}", info->ino, answer.status().to_string());
+      return reply_map_error(id, request_id, wire::Refusal::kNone, answer.status().to_errno());
+    }
+    if (answer->refusal != wire::Refusal::kNone) {
+      return reply_map_error(id, request_id, answer->refusal);
+    }
+    SEALFS_SYNC_POINT("lease.grant.after_check");
+    GrantRequest grant_req;
+    grant_req.conn = id;
+    grant_req.holder = conn.holder;
+    grant_req.ino = info->ino;
+    grant_req.offset = req.offset;
+    grant_req.length = length;
+    grant_req.prot = req.prot;
+    grant_req.layout_only = layout_only;
+    grant_req.break_time_ns = req.break_time_ns;
+    grant_req.policy = req.policy;
+    grant_req.extents = answer->extents;
+    auto grant = core->grant(grant_req);
+    lock.reset();
+    if (!grant.is_ok()) {
+      return reply_map_error(id, request_id,
+                             grant.status().code() == Code::kNxio ? wire::Refusal::kBreaking
+                                                                  : wire::Refusal::kNoSpace);
+    }
+    const RegionInfo region = source->region();
+    int region_fd = -1;
+    if (!layout_only) {
+      if (req.prot & wire::kProtWrite) {
+        region_fd = fcntl(region.fd, F_DUPFD_CLOEXEC, 0);
+      } else {
+        // A read-only lease gets a read-only descriptor, so the client
+        // cannot map the region writable at all.
+        std::string self = "/proc/self/fd/" + std::to_string(region.fd);
+        region_fd = open(self.c_str(), O_RDONLY | O_CLOEXEC);
+      }
+      if (region_fd < 0) {
+        int err = errno;
+        Status ignored = core->release(id, grant->lease_id);
+        (void)ignored;
+        return reply_map_error(id, request_id, wire::Refusal::kNone, err);
+      }
+    }
+    wire::MapReply reply{};
+    reply.lease_id = grant->lease_id;
+    reply.generation = grant->generation;
+    reply.alignment = region.alignment;
+    reply.granularity = region.granularity;
+    reply.region_flags = region.flags;
+    reply.offset = req.offset;
+    reply.length = length;
+    reply.break_time_ns = grant->break_time_ns;
+    std::vector<wire::WireExtent> extents;
+    for (const MapExtent& e : answer->extents) {
+      extents.push_back({e.file_offset, e.region_offset, e.length});
+    }
+    reply.extent_count = static_cast<uint32_t>(extents.size());
+    reply.has_fd = region_fd >= 0 ? 1 : 0;
+    queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
+  }
+
+  void protocol_error(uint64_t id, uint64_t request_id, const char* why) {
+    auto it = conns.find(id);
+    if (it == conns.end()) return;
+    log().warn("lease: closing connection of pid {}: {}", it->second.peer.pid, why);
+    auto bytes = encode(wire::Type::kError, request_id,
+                        wire::Reply{EPROTO, static_cast<uint32_t>(wire::Refusal::kBadRequest)});
+    ssize_t ignored = send(it->second.fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)ignored;
+    close_conn(id);
+  }
+
+  void queue(uint64_t id, std::vector<uint8_t> bytes, int fd = -1) {
+    auto it = conns.find(id);
+    if (it == conns.end()) {
+      if (fd >= 0) close(fd);
+      return;
+    }
+    Conn& conn = it->second;
+    conn.out_bytes += bytes.size();
+    conn.out.push_back(Outgoing{std::move(bytes), 0, fd});
+    if (conn.out_bytes > options.max_outbox_bytes) {
+      log().warn("lease: pid {} does not read its control socket; disconnecting", conn.peer.pid);
+      close_conn(id);
+      return;
+    }
+    flush(id);
+  }
+
+  void flush(uint64_t id) {
+    Conn& conn = conns.at(id);
+    while (!conn.out.empty()) {
+      Outgoing& o = conn.out.front();
+      struct iovec iov {o.bytes.data() + o.sent, o.bytes.size() - o.sent};
+      struct msghdr msg {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+      if (o.fd >= 0 && o.sent == 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &o.fd, sizeof(int));
+      }
+      ssize_t n = sendmsg(conn.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        close_conn(id);
+        return;
+      }
+      if (o.fd >= 0) {
+        close(o.fd);
+        o.fd = -1;
+      }
+      o.sent += static_cast<size_t>(n);
+      if (o.sent == o.bytes.size()) {
+        conn.out_bytes -= o.bytes.size();
+        conn.out.pop_front();
+      }
+    }
+    const bool want = !conn.out.empty();
+    if (want != conn.want_write) {
+      conn.want_write = want;
+      struct epoll_event ev {};
+      ev.events = EPOLLIN | EPOLLRDHUP | (want ? uint32_t{EPOLLOUT} : 0u);
+      ev.data.u64 = tag(kConn, id);
+      epoll_ctl(epoll_fd, EPOLL_CTL_MOD, conn.fd, &ev);
+    }
+  }
+
+  static void drop_conn_fds(Conn& conn) {
+    for (int fd : conn.fds_in) close(fd);
+    conn.fds_in.clear();
+    for (auto& o : conn.out) {
+      if (o.fd >= 0) close(o.fd);
+    }
+    conn.out.clear();
+    if (conn.fd >= 0) close(conn.fd);
+    conn.fd = -1;
+  }
+
+  void close_conn(uint64_t id) {
+    auto it = conns.find(id);
+    if (it == conns.end()) return;
+    Conn& conn = it->second;
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, conn.fd, nullptr);
+    drop_conn_fds(conn);
+    const HolderId holder = conn.holder;
+    conns.erase(it);
+    conn_count = conns.size();
+    for (auto& [ino, list] : parked) {
+      std::erase_if(list, [&](Parked& p) {
+        if (p.conn != id) return false;
+        close(p.fd);
+        return true;
+      });
+    }
+    Watch& watch = watches.at(holder);
+    watch.conns--;
+    const bool alive = !watch.exited && !pidfd_exited(watch.pidfd);
+    core->connection_closed(id, alive);
+  }
+
+  void holder_gone(uint64_t watch_id) {
+    auto it = watch_ids.find(watch_id);
+    if (it == watch_ids.end()) return;
+    const HolderId holder = it->second;
+    Watch& watch = watches.at(holder);
+    if (!watch.exited) {
+      watch.exited = true;
+      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, watch.pidfd, nullptr);
+      core->holder_exited(holder);
+    }
+  }
+
+  // Stops watching holders that have no connection and nothing in the engine.
+  void sweep_watches() {
+    for (auto it = watches.begin(); it != watches.end();) {
+      Watch& w = it->second;
+      if (w.conns == 0 && (w.exited || !core->holder_needed(it->first))) {
+        if (!w.exited) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, w.pidfd, nullptr);
+        close(w.pidfd);
+        watch_ids.erase(w.id);
+        it = watches.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+};
+
+LeaseServer::LeaseServer() : impl_(std::make_unique<Impl>()) {}
+LeaseServer::~LeaseServer() = default;
+
+Result<std::unique_ptr<LeaseServer>> LeaseServer::start(ServerOptions options,
+                                                        LayoutSource& source, QuarantineSink* sink,
+                                                        const Clock* clock) {
+  std::unique_ptr<LeaseServer> server(new LeaseServer());
+  Impl& impl = *server->impl_;
+  impl.options = std::move(options);
+  impl.source = &source;
+  impl.sink = sink;
+  impl.core = std::make_unique<LeaseCore>(clock ? *clock : impl.own_clock, impl, sink,
+                                          impl.options.lease);
+  RETURN_IF_ERROR(impl.setup());
+  impl.thread = std::thread([&impl] { impl.loop(); });
+  return server;
+}
+
+void LeaseServer::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length,
+                                    uint32_t reason, Continuation then) {
+  impl_->core->may_change_layout(ino, offset, length, reason, std::move(then));
+}
+
+LeaseCore& LeaseServer::core() { return *impl_->core; }
+const std::string& LeaseServer::socket_path() const { return impl_->options.socket_path; }
+size_t LeaseServer::connection_count() const { return impl_->conn_count; }
+
+}  // namespace sealfs::lease

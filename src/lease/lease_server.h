@@ -1,0 +1,52 @@
+// The lease engine's control-socket server: one thread running an epoll loop
+// over the listening socket, client connections, holders' pidfds, a timerfd
+// for break deadlines and an eventfd for work queued from other threads.
+//
+// Grants run on this thread under the inode's layout lock (LayoutSource);
+// breaks are started from any thread through may_change_layout(), which
+// never blocks; continuations of breaks run on this thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "lease/lease_core.h"
+#include "util/status.h"
+
+namespace sealfs::lease {
+
+struct ServerOptions {
+  std::string socket_path;  // created (mode 0666: trust is checked per peer)
+  uint64_t mnt_id = 0;      // received descriptors must be on this mount
+  uint32_t daemon_uid = 0;  // trusted, as are root and dax_group members
+  std::optional<uint32_t> dax_group;
+  LeaseOptions lease;
+  // Outbound bytes queued to one client before it counts as unresponsive
+  // and is disconnected.
+  size_t max_outbox_bytes = 1 << 20;
+};
+
+class LeaseServer {
+ public:
+  // Binds the socket and starts the engine thread.
+  static Result<std::unique_ptr<LeaseServer>> start(ServerOptions options, LayoutSource& source,
+                                                    QuarantineSink* sink,
+                                                    const Clock* clock = nullptr);
+  ~LeaseServer();  // stops the thread; pending continuations get an error
+
+  // The gate (thread-safe, never blocks); see LeaseCore::may_change_layout.
+  void may_change_layout(uint64_t ino, uint64_t offset, uint64_t length, uint32_t reason,
+                         Continuation then);
+  LeaseCore& core();
+  const std::string& socket_path() const;
+  size_t connection_count() const;
+
+ private:
+  LeaseServer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sealfs::lease

@@ -1,0 +1,129 @@
+#include "lease/peer.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5; older headers lack it
+#endif
+
+namespace sealfs::lease {
+namespace {
+
+bool parse_u64(std::string_view text, uint64_t& out, int base = 10) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
+  return ec == std::errc() && end != text.data();
+}
+
+std::vector<uint32_t> supplementary_groups(uint32_t pid) {
+  std::vector<uint32_t> groups;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream words(line.substr(7));
+    uint64_t g;
+    while (words >> g) groups.push_back(static_cast<uint32_t>(g));
+    break;
+  }
+  return groups;
+}
+
+}  // namespace
+
+Result<uint64_t> process_start_time(uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // comm may hold spaces and parentheses: fields resume after the last ')'.
+  size_t close = text.rfind(')');
+  if (text.empty() || close == std::string::npos) {
+    return Status(Code::kNotFound, "no process " + std::to_string(pid));
+  }
+  std::istringstream fields(text.substr(close + 1));
+  std::string field;
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 22) {
+      uint64_t value;
+      if (!parse_u64(field, value)) break;
+      return value;
+    }
+  }
+  return Status(Code::kCorruption, "unparsable /proc/" + std::to_string(pid) + "/stat");
+}
+
+Result<PeerInfo> peer_info(int socket_fd) {
+  struct ucred cred {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(socket_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return Status::from_errno(errno, "SO_PEERCRED");
+  }
+  PeerInfo peer;
+  peer.pid = static_cast<uint32_t>(cred.pid);
+  peer.uid = cred.uid;
+  peer.gid = cred.gid;
+  // SO_PEERPIDFD names the very process that connected; pidfd_open(pid)
+  // could name a successor if the peer died and its pid was reused.
+  int pidfd = -1;
+  len = sizeof(pidfd);
+  if (getsockopt(socket_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0) {
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, cred.pid, 0));
+    if (pidfd < 0) return Status::from_errno(errno, "pidfd_open of peer");
+  }
+  peer.pidfd = pidfd;
+  peer.groups = supplementary_groups(peer.pid);
+  auto start = process_start_time(peer.pid);
+  if (!start.is_ok() || pidfd_exited(pidfd)) {
+    close(pidfd);
+    return Status(Code::kNotFound, "peer exited while connecting");
+  }
+  peer.start_time = *start;
+  return peer;
+}
+
+Result<FdInfo> fd_info(int fd) {
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+  if (!in) return Status::from_errno(errno ? errno : EBADF, "fdinfo");
+  FdInfo info;
+  bool have_ino = false, have_flags = false, have_mnt = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string_view view(line);
+    uint64_t value;
+    if (view.rfind("flags:", 0) == 0 && parse_u64(view.substr(6), value, 8)) {
+      info.flags = static_cast<uint32_t>(value);
+      have_flags = true;
+    } else if (view.rfind("mnt_id:", 0) == 0 && parse_u64(view.substr(7), value)) {
+      info.mnt_id = value;
+      have_mnt = true;
+    } else if (view.rfind("ino:", 0) == 0 && parse_u64(view.substr(4), value)) {
+      info.ino = value;
+      have_ino = true;
+    }
+  }
+  if (!have_ino || !have_flags || !have_mnt) {
+    return Status(Code::kNotSupported, "fdinfo lacks ino/flags/mnt_id");
+  }
+  return info;
+}
+
+Result<uint64_t> mount_id_of(int fd) {
+  ASSIGN_OR_RETURN(FdInfo info, fd_info(fd));
+  return info.mnt_id;
+}
+
+bool pidfd_exited(int pidfd) {
+  struct pollfd p {pidfd, POLLIN, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
+}
+
+}  // namespace sealfs::lease

@@ -1,0 +1,180 @@
+// A lease holder process for lease_socket_test. Driven through stdin (one
+// command per line) and reporting through stdout (one event per line).
+//   lease_holder MODE FILE [LENGTH]
+// The control socket comes from SEALFS_CONTROL_SOCKET.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "sealfs/sealfs.h"
+
+namespace {
+
+void say(const char* fmt, auto... args) {
+  char line[512];
+  int n = snprintf(line, sizeof(line), fmt, args...);
+  line[n] = '\n';
+  ssize_t ignored = write(1, line, size_t(n) + 1);
+  (void)ignored;
+}
+
+std::string command() {
+  std::string line;
+  char c;
+  while (read(0, &c, 1) == 1) {
+    if (c == '\n') return line;
+    line += c;
+  }
+  return "eof";
+}
+
+struct sealfs_map* map_or_die(const char* file, size_t length, unsigned flags, int open_flags = O_RDWR,
+                              int prot = PROT_READ | PROT_WRITE) {
+  int fd = open(file, open_flags);
+  if (fd < 0) {
+    say("error open %s", strerror(errno));
+    exit(2);
+  }
+  struct sealfs_map* m = nullptr;
+  int r = sealfs_map(fd, 0, length, prot, flags, &m);
+  close(fd);  // the lease lives as long as the mapping, not the descriptor
+  if (r != 0) {
+    say("result %d %s", r, sealfs_last_error());
+    exit(0);
+  }
+  return m;
+}
+
+void store(struct sealfs_map* m) {
+  char* p = static_cast<char*>(sealfs_map_addr(m));
+  int n = snprintf(p, 64, "holder %d was here", int(getpid()));
+  sealfs_persist(m, p, size_t(n));
+  // and the last page, so every extent is touched
+  p[sealfs_map_length(m) - 1] = 'Z';
+  sealfs_persist(m, p + sealfs_map_length(m) - 1, 1);
+}
+
+void wait_break(struct sealfs_break_event* ev) {
+  struct pollfd p {sealfs_break_fd(), POLLIN, 0};
+  while (sealfs_next_break(ev) == -EAGAIN) poll(&p, 1, -1);
+}
+
+void on_reg(struct sealfs_map*, const struct sealfs_break_event* ev, void* arg) {
+  say("reg %d reason %d", int(reinterpret_cast<intptr_t>(arg)), ev->reason);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  const std::string mode = argv[1];
+  const char* file = argv[2];
+  const size_t length = argc > 3 ? strtoull(argv[3], nullptr, 0) : (2u << 20);
+
+  if (mode == "rdonly-write") {
+    map_or_die(file, length, 0, O_RDONLY);
+    say("result 0");
+    return 0;
+  }
+  if (mode == "untrusted") {
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) {
+      say("error setresuid %s", strerror(errno));
+      return 2;
+    }
+    map_or_die(file, length, 0);
+    say("result 0");
+    return 0;
+  }
+  if (mode == "read-only") {
+    struct sealfs_map* m = map_or_die(file, length, 0, O_RDONLY, PROT_READ);
+    // The region descriptor was read-only: a writable remap must fail.
+    void* w = mmap(sealfs_map_addr(m), 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, 0, 0);
+    say("mapped %llu first %d remap %s", (unsigned long long)sealfs_map_lease_id(m),
+        int(static_cast<char*>(sealfs_map_addr(m))[0]), w == MAP_FAILED ? "failed" : "ok");
+    sealfs_unmap(m);
+    return 0;
+  }
+
+  unsigned flags = 0;
+  if (mode == "kill") flags |= SEALFS_MAP_POLICY_KILL;
+  if (mode == "quarantine") flags |= SEALFS_MAP_POLICY_QUARANTINE;
+  if (mode == "wait") flags |= SEALFS_MAP_WAIT_BREAK;
+  struct sealfs_map* m = map_or_die(file, length, flags);
+  store(m);
+  say("mapped %llu gen %llu", (unsigned long long)sealfs_map_lease_id(m),
+      (unsigned long long)sealfs_map_generation(m));
+
+  if (mode == "coop") {  // releases as soon as the break arrives
+    struct sealfs_break_event ev;
+    wait_break(&ev);
+    sealfs_unmap(m);
+    say("released reason %d", ev.reason);
+    command();
+    return 0;
+  }
+  if (mode == "manual") {  // announces the break, releases on "release"
+    struct sealfs_break_event ev;
+    wait_break(&ev);
+    say("break reason %d", ev.reason);
+    command();
+    sealfs_unmap(m);
+    say("released");
+    command();
+    return 0;
+  }
+  if (mode == "register") {
+    struct sealfs_reg *r1, *r2, *r3;
+    int a = sealfs_register(m, on_reg, reinterpret_cast<void*>(1), &r1);
+    int b = sealfs_register(m, on_reg, reinterpret_cast<void*>(2), &r2);
+    say("registered %d %d", a, b);
+    struct sealfs_break_event ev;
+    wait_break(&ev);
+    sealfs_unregister(r1);  // flushes its callback
+    sealfs_unregister(r2);
+    say("late register %d", sealfs_register(m, on_reg, reinterpret_cast<void*>(3), &r3));
+    sealfs_unmap(m);
+    say("released");
+    command();
+    return 0;
+  }
+  if (mode == "fork") {
+    pid_t child = fork();
+    if (child == 0) {
+      // MADV_DONTFORK: the range must not exist here.
+      unsigned char vec;
+      int r = mincore(sealfs_map_addr(m), 4096, &vec);
+      say("child mincore %d errno %d unmap %d", r, r ? errno : 0, sealfs_unmap(m));
+      _exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    say("parent still sees %c", static_cast<char*>(sealfs_map_addr(m))[0]);
+    command();
+    return 0;
+  }
+  // stubborn, kill, quarantine, wait: hold on; touch the mapping on request.
+  for (;;) {
+    std::string cmd = command();
+    if (cmd == "touch") {
+      volatile char* p = static_cast<volatile char*>(sealfs_map_addr(m));
+      p[0] = 'T';
+      say("touched state %d", sealfs_map_state(m));
+    } else if (cmd == "events") {
+      struct sealfs_break_event ev;
+      while (sealfs_next_break(&ev) == 0) say("event reason %d", ev.reason);
+      say("state %d", sealfs_map_state(m));
+    } else if (cmd == "unmap") {
+      say("unmap %d", sealfs_unmap(m));
+    } else {
+      return 0;
+    }
+  }
+}
