@@ -5,12 +5,17 @@
 #
 # BUILD_DIR picks the build directory (default: build). With
 # SEALFS_REQUIRE_ALL=1 (CI) a skipped test counts as a failure, and so does a
-# run with no tests at all. Integration tests need /dev/fuse; as a normal
-# user they mount through fusermount3.
+# run with no tests at all. Missing Debian packages are installed first
+# (SKIP_DEPS=1 to skip the check). Integration tests need /dev/fuse; run as
+# root, as CI does, so the tests that switch users can.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build}
+
+if [ "${SKIP_DEPS:-0}" != 1 ]; then
+  "$top/scripts/install-deps.sh"
+fi
 
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$top" -Dwerror=true
