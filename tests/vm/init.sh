@@ -13,6 +13,9 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 
 seed=$(cat /sealfs/seed)
+# What the host's qemu platform promises (see run.sh).
+expect_domain=$(sed -n 's/.*sealfs.domain=\([^ ]*\).*/\1/p' /proc/cmdline)
+expect_granularity=$(sed -n 's/.*sealfs.granularity=\([^ ]*\).*/\1/p' /proc/cmdline)
 
 stamp() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "vm: [$(stamp)s] $*"; }
@@ -84,8 +87,12 @@ for module in $(cat /etc/modules.order); do
 done
 say "loaded $(wc -l < /etc/modules.order) modules"
 
+[ -n "$expect_domain" ] && [ -n "$expect_granularity" ] ||
+  finish FAIL "kernel command line lacks sealfs.domain / sealfs.granularity"
 wait_for /sys/bus/nd/devices/region0
 must "nvdimm inventory" ndctl list -D -R -N -i
+expect_eq "region persistence domain" "$(cat /sys/bus/nd/devices/region0/persistence_domain)" \
+  "$expect_domain"
 
 # --- devdax ---------------------------------------------------------------------
 ndctl destroy-namespace -f all > /dev/null 2>&1
@@ -105,7 +112,7 @@ grep -q "\"chardev\":\"$daxdev\"" /tmp/out || finish FAIL "daxctl does not list 
 grep -q '"mode":"devdax"' /tmp/out || finish FAIL "daxctl does not show $daxdev in devdax mode"
 
 must "probe devdax" region_probe --kind devdax --size "$dax_size" --alignment 2M \
-  --granularity byte,cache-line --seed "$seed" "/dev/$daxdev"
+  --granularity "$expect_granularity" --seed "$seed" "/dev/$daxdev"
 # Rebinding the namespace tears down the device and maps it anew: what the
 # probe committed must still be there.
 must "disable namespace" ndctl disable-namespace "$namespace"
@@ -142,7 +149,7 @@ probe_fsdax() {  # filesystem, mkfs command...
   grep " /mnt/$fs " /proc/mounts | grep -q dax || finish FAIL "$fs mounted without dax"
   must "create 64M file on $fs" truncate -s 64M "/mnt/$fs/probe.img"
   must "probe fsdax file on $fs" region_probe --kind fsdax --size 64M \
-    --granularity byte,cache-line --seed "$seed" "/mnt/$fs/probe.img"
+    --granularity "$expect_granularity" --seed "$seed" "/mnt/$fs/probe.img"
   must "mkfs.sealfs --size on $fs" mkfs.sealfs --size 32M -L "vm-$fs" "/mnt/$fs/sealfs.img"
   grep -q "fsdax" /tmp/out || finish FAIL "mkfs.sealfs did not see an fsdax file on $fs"
   must "unmount $fs" umount "/mnt/$fs"

@@ -9,10 +9,10 @@
 # Exit 0 only when the guest printed "VM-RESULT: PASS". Anything missing on
 # the host (kernel, module, tool) is a failure with a message, never a skip.
 #
-# Environment: SEALFS_VM_TIMEOUT (seconds for the guest, default 480),
+# Environment: SEALFS_VM_TIMEOUT (seconds for all boots together, default 480),
 # SEALFS_VM_DIR (work dir, default BUILD/vm or /var/tmp/sealfs-vm),
 # SEALFS_VM_KERNEL (a vmlinuz; default the newest in /boot with modules),
-# SEALFS_VM_PERSISTENCE (qemu nvdimm-persistence: "" for none, mem-ctrl, cpu).
+# SEALFS_VM_PERSISTENCE (mem-ctrl or cpu: boot only that platform).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -177,45 +177,72 @@ rm -rf "$sealfs_root"
 cat "$base_cpio" "$work/sealfs.cpio.gz" > "$work/initramfs.cpio.gz"
 
 # --- boot --------------------------------------------------------------------------
-# A fresh, sparse backing file: the guest sees an NVDIMM full of zeros and
-# labels nobody wrote. qemu carves the 128 KiB label area off the end of the
-# backend and rounds the rest down to the 2 MiB backend alignment; the guest
-# kernel then wants namespaces that are multiples of the 16 MiB region
-# alignment. 1 GiB + 2 MiB leaves exactly 1 GiB of pmem, which is both.
-nvdimm_file=$work/nvdimm.img
-nvdimm_size=$((1024 + 2))M
-rm -f "$nvdimm_file"
-truncate -s "$nvdimm_size" "$nvdimm_file"
-machine="pc,nvdimm=on"
-[ -n "${SEALFS_VM_PERSISTENCE:-}" ] && machine="$machine,nvdimm-persistence=$SEALFS_VM_PERSISTENCE"
-
-log=$work/serial.log
-t_boot=$(date +%s)
-echo "vm: kernel $kver, $(du -h "$work/initramfs.cpio.gz" | cut -f1) initramfs, ${#module_files[@]} modules," \
-     "prepared in $((t_boot - t_start)) s; booting (TCG, timeout ${guest_timeout}s), serial log $log"
-status=0
-timeout --signal=TERM --kill-after=10 "$guest_timeout" \
-  qemu-system-x86_64 -accel tcg -cpu max -smp 1 \
-    -machine "$machine" -m 2G,slots=2,maxmem=6G \
-    -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm_file,size=$nvdimm_size,align=2M" \
-    -device nvdimm,memdev=mem1,id=nv1,label-size=128K \
-    -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init" \
-    -nographic -no-reboot -serial stdio -monitor none \
-    </dev/null 2>&1 | tr -d '\r' | tee "$log" || status=$?
-t_end=$(date +%s)
-rm -f "$nvdimm_file"
-
-echo "vm: guest ran $((t_end - t_boot)) s, whole run $((t_end - t_start)) s"
-if grep -qx 'VM-RESULT: PASS' "$log"; then
-  echo "vm: PASS"
-  exit 0
+# Two platforms, one boot each: ADR (qemu nvdimm-persistence=mem-ctrl, the
+# kernel reports persistence_domain memory_controller, so flushes are needed:
+# cache-line granularity) and eADR (cpu, cpu_cache: byte granularity). The
+# guest reads what to expect from its command line.
+platforms="mem-ctrl:memory_controller:cache-line cpu:cpu_cache:byte"
+if [ -n "${SEALFS_VM_PERSISTENCE:-}" ]; then
+  platforms=$(for p in $platforms; do case "$p" in "$SEALFS_VM_PERSISTENCE":*) echo "$p" ;; esac; done)
+  [ -n "$platforms" ] || die "SEALFS_VM_PERSISTENCE must be mem-ctrl or cpu"
 fi
-if grep -q '^VM-RESULT: FAIL' "$log"; then
-  echo "vm: FAIL: $(grep '^VM-RESULT: FAIL' "$log" | head -1)"
-elif [ "$status" -eq 124 ]; then
-  echo "vm: FAIL: guest did not finish within ${guest_timeout}s (TCG boot stuck or too slow)"
-else
-  echo "vm: FAIL: guest exited (status $status) without a result line"
+deadline=$((t_start + guest_timeout))
+echo "vm: kernel $kver, $(du -h "$work/initramfs.cpio.gz" | cut -f1) initramfs," \
+     "${#module_files[@]} modules, prepared in $(($(date +%s) - t_start)) s"
+
+boot_guest() {  # persistence, expected persistence_domain, expected granularity
+  local persistence=$1 domain=$2 granularity=$3
+  local log=$work/serial-$persistence.log
+  local nvdimm_file=$work/nvdimm.img
+  # A fresh, sparse backing file: the guest sees an NVDIMM full of zeros and
+  # labels nobody wrote. qemu carves the 128 KiB label area off the end of
+  # the backend and rounds the rest down to the 2 MiB backend alignment; the
+  # guest kernel then wants namespaces that are multiples of the 16 MiB
+  # region alignment. 1 GiB + 2 MiB leaves exactly 1 GiB of pmem, which is
+  # both.
+  local nvdimm_size=$((1024 + 2))M
+  rm -f "$nvdimm_file"
+  truncate -s "$nvdimm_size" "$nvdimm_file"
+  local t_boot left status=0
+  t_boot=$(date +%s)
+  left=$((deadline - t_boot))
+  [ "$left" -gt 30 ] || { echo "vm: FAIL ($persistence): no time left for this boot"; return 1; }
+  echo "vm: booting ($persistence: expect $domain, $granularity granularity; TCG," \
+       "timeout ${left}s), serial log $log"
+  timeout --signal=TERM --kill-after=10 "$left" \
+    qemu-system-x86_64 -accel tcg -cpu max -smp 1 \
+      -machine "pc,nvdimm=on,nvdimm-persistence=$persistence" -m 2G,slots=2,maxmem=6G \
+      -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm_file,size=$nvdimm_size,align=2M" \
+      -device nvdimm,memdev=mem1,id=nv1,label-size=128K \
+      -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
+      -append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init sealfs.domain=$domain sealfs.granularity=$granularity" \
+      -nographic -no-reboot -serial stdio -monitor none \
+      </dev/null 2>&1 | tr -d '\r' | tee "$log" || status=$?
+  rm -f "$nvdimm_file"
+  echo "vm: ($persistence) guest ran $(($(date +%s) - t_boot)) s"
+  if grep -qx 'VM-RESULT: PASS' "$log"; then
+    echo "vm: ($persistence) PASS"
+    return 0
+  fi
+  if grep -q '^VM-RESULT: FAIL' "$log"; then
+    echo "vm: ($persistence) FAIL: $(grep '^VM-RESULT: FAIL' "$log" | head -1)"
+  elif [ "$status" -eq 124 ]; then
+    echo "vm: ($persistence) FAIL: guest did not finish within ${left}s (TCG boot stuck or too slow)"
+  else
+    echo "vm: ($persistence) FAIL: guest exited (status $status) without a result line"
+  fi
+  return 1
+}
+
+failed=""
+for p in $platforms; do
+  IFS=: read -r persistence domain granularity <<<"$p"
+  boot_guest "$persistence" "$domain" "$granularity" || failed="$failed $persistence"
+done
+echo "vm: whole run $(($(date +%s) - t_start)) s"
+if [ -n "$failed" ]; then
+  echo "vm: FAIL:$failed"
+  exit 1
 fi
-exit 1
+echo "vm: PASS"
+exit 0
