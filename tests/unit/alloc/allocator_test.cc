@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
 
 #include "alloc_fixture.h"
 #include "util/crc32c.h"
@@ -452,6 +455,61 @@ TEST_F(AllocatorDeathTest, FreeOfQuarantinedBlocksAborts) {
   ASSERT_TRUE(env.journal().commit(std::move(q)).is_ok());
   Transaction txn = env.journal().begin();
   EXPECT_DEATH(env.alloc().free(txn, e), "quarantined");
+}
+
+}  // namespace
+}  // namespace sealfs
+
+namespace sealfs {
+namespace {
+
+// Threads allocate, commit, free and abort at once; the prepare hooks run
+// under the journal mutex while allocate/free take only the allocator's.
+TEST(AllocatorThreadsTest, ConcurrentCommitsKeepMediaAndDramInStep) {
+  Layout layout;
+  layout.data_blocks = 4096;
+  layout.journal_blocks = 256;
+  testing_alloc::AllocEnv env(layout);
+  ASSERT_NO_FATAL_FAILURE(env.format());
+  constexpr int kThreads = 4;
+  std::vector<std::vector<BlockExtent>> kept(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&env, &kept, t] {
+      std::mt19937_64 rng(static_cast<uint64_t>(t) + 1);
+      std::vector<BlockExtent>& mine = kept[static_cast<size_t>(t)];
+      for (int i = 0; i < 3000; ++i) {
+        Transaction txn = env.journal().begin();
+        if (mine.empty() || rng() % 2 == 0) {
+          auto e = env.alloc().allocate(txn, 1 + rng() % 40);
+          if (!e.is_ok()) continue;
+          if (rng() % 5 == 0) continue;  // dropped: aborts
+          if (env.journal().commit(std::move(txn)).is_ok()) mine.push_back(*e);
+        } else {
+          size_t k = rng() % mine.size();
+          env.alloc().free(txn, mine[k]);
+          if (env.journal().commit(std::move(txn)).is_ok()) {
+            mine[k] = mine.back();
+            mine.pop_back();
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  uint64_t held = 0;
+  for (const auto& v : kept) {
+    for (BlockExtent e : v) held += e.count;
+  }
+  EXPECT_EQ(env.alloc().free_blocks(), layout.data_blocks - held);
+  ASSERT_NO_FATAL_FAILURE(env.expect_media_matches_dram());
+  ASSERT_TRUE(env.reopen_after_crash().is_ok());
+  EXPECT_EQ(env.alloc().free_blocks(), layout.data_blocks - held);
+  for (const auto& v : kept) {
+    for (BlockExtent e : v) {
+      for (uint64_t b = e.start; b < e.end(); ++b) ASSERT_TRUE(env.alloc().is_allocated(b));
+    }
+  }
 }
 
 }  // namespace
