@@ -4,6 +4,7 @@
 // The control socket comes from SEALFS_CONTROL_SOCKET.
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +68,12 @@ void wait_break(struct sealfs_break_event* ev) {
   while (sealfs_next_break(ev) == -EAGAIN) poll(&p, 1, -1);
 }
 
+void unmap_from_handler(struct sealfs_map* m, const struct sealfs_break_event* ev, void*) {
+  // Runs on the library's callback thread; unmapping here must not deadlock.
+  int r = sealfs_unmap(m);
+  say("handler reason %d unmap %d", ev->reason, r);
+}
+
 void on_reg(struct sealfs_map*, const struct sealfs_break_event* ev, void* arg) {
   say("reg %d reason %d", int(reinterpret_cast<intptr_t>(arg)), ev->reason);
 }
@@ -107,11 +114,34 @@ int main(int argc, char** argv) {
   if (mode == "kill") flags |= SEALFS_MAP_POLICY_KILL;
   if (mode == "quarantine") flags |= SEALFS_MAP_POLICY_QUARANTINE;
   if (mode == "wait") flags |= SEALFS_MAP_WAIT_BREAK;
+  // Delivery channels are chosen before mapping, so no break can precede them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  if (mode == "handler") sealfs_set_break_handler(unmap_from_handler, nullptr);
+  if (mode == "signal") {  // F_SETSIG-style delivery
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    sealfs_set_break_signal(SIGUSR1);
+  }
   struct sealfs_map* m = map_or_die(file, length, flags);
   store(m);
   say("mapped %llu gen %llu", (unsigned long long)sealfs_map_lease_id(m),
       (unsigned long long)sealfs_map_generation(m));
 
+  if (mode == "handler") {
+    command();
+    return 0;
+  }
+  if (mode == "signal") {
+    siginfo_t info;
+    while (sigwaitinfo(&set, &info) < 0) {
+    }
+    const auto lease = static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(info.si_value.sival_ptr));
+    say("signal %d lease-match %d", info.si_signo, int(lease == sealfs_map_lease_id(m)));
+    sealfs_unmap(m);
+    command();
+    return 0;
+  }
   if (mode == "coop") {  // releases as soon as the break arrives
     struct sealfs_break_event ev;
     wait_break(&ev);

@@ -279,6 +279,22 @@ TEST_F(LeaseSocketTest, BreakRoundTripOverManyBreaks) {
               kRounds, total / kRounds, worst);
 }
 
+TEST_F(LeaseSocketTest, BreakHandlerMayUnmapFromTheCallbackThread) {
+  Holder h = holder("handler");
+  ASSERT_EQ(h.line().rfind("mapped ", 0), 0u);
+  auto b = start_break(SEALFS_BREAK_WRITE);
+  EXPECT_EQ(h.line(), "handler reason 3 unmap 0");
+  ASSERT_TRUE(b->wait(std::chrono::milliseconds(900)));
+}
+
+TEST_F(LeaseSocketTest, BreakSignalCarriesTheLeaseId) {
+  Holder h = holder("signal");
+  ASSERT_EQ(h.line().rfind("mapped ", 0), 0u);
+  auto b = start_break();
+  EXPECT_EQ(h.line(), "signal " + std::to_string(SIGUSR1) + " lease-match 1");
+  ASSERT_TRUE(b->wait(std::chrono::milliseconds(900)));
+}
+
 TEST_F(LeaseSocketTest, StubbornHolderIsFencedAtDeadlineAndGetsSigbus) {
   Holder h = holder("stubborn");
   ASSERT_EQ(h.line().rfind("mapped ", 0), 0u);
