@@ -16,6 +16,7 @@ seed=$(cat /sealfs/seed)
 # What the host's qemu platform promises (see run.sh).
 expect_domain=$(sed -n 's/.*sealfs.domain=\([^ ]*\).*/\1/p' /proc/cmdline)
 expect_granularity=$(sed -n 's/.*sealfs.granularity=\([^ ]*\).*/\1/p' /proc/cmdline)
+phase=$(sed -n 's/.*sealfs.phase=\([^ ]*\).*/\1/p' /proc/cmdline)
 
 stamp() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "vm: [$(stamp)s] $*"; }
@@ -87,12 +88,34 @@ for module in $(cat /etc/modules.order); do
 done
 say "loaded $(wc -l < /etc/modules.order) modules"
 
-[ -n "$expect_domain" ] && [ -n "$expect_granularity" ] ||
-  finish FAIL "kernel command line lacks sealfs.domain / sealfs.granularity"
+[ -n "$expect_domain" ] && [ -n "$expect_granularity" ] && [ -n "$phase" ] ||
+  finish FAIL "kernel command line lacks sealfs.domain / sealfs.granularity / sealfs.phase"
 wait_for /sys/bus/nd/devices/region0
 must "nvdimm inventory" ndctl list -D -R -N -i
 expect_eq "region persistence domain" "$(cat /sys/bus/nd/devices/region0/persistence_domain)" \
   "$expect_domain"
+
+# --- reboot phase ----------------------------------------------------------------
+# The previous boot left an fsdax namespace with XFS on it and a probe file
+# whose last transaction was never checkpointed. The namespace comes back
+# from its info block; recovery in this new kernel must replay exactly that
+# transaction.
+if [ "$phase" = reboot ]; then
+  wait_for /dev/pmem0
+  must "namespace after reboot" ndctl list -N
+  grep -q '"mode":"fsdax"' /tmp/out || finish FAIL "the namespace did not come back in fsdax mode"
+  mkdir -p /mnt/xfs
+  must "mount xfs -o dax after reboot" mount -t xfs -o dax /dev/pmem0 /mnt/xfs
+  grep " /mnt/xfs " /proc/mounts | grep -q dax || finish FAIL "xfs mounted without dax"
+  must "probe the pending file after reboot" region_probe --verify-only --expect-replayed 1 \
+    --kind fsdax --granularity "$expect_granularity" --seed "$seed" /mnt/xfs/reboot.img
+  must "probe the xfs probe file after reboot" region_probe --verify-only \
+    --expect-replayed 0 --seed "$seed" /mnt/xfs/probe.img
+  must "unmount xfs" umount /mnt/xfs
+  say "all checks passed"
+  finish PASS
+fi
+[ "$phase" = full ] || finish FAIL "unknown phase '$phase'"
 
 # --- devdax ---------------------------------------------------------------------
 ndctl destroy-namespace -f all > /dev/null 2>&1
@@ -162,6 +185,14 @@ probe_fsdax() {  # filesystem, mkfs command...
 
 probe_fsdax ext4 mkfs.ext4 -F -q -b 4096
 probe_fsdax xfs mkfs.xfs -f -q -m reflink=0
+
+# Leave work for the reboot phase: a filesystem whose last commit is only in
+# the journal, on XFS, cleanly unmounted.
+must "mount xfs for the reboot file" mount -t xfs -o dax "/dev/$blockdev" /mnt/xfs
+must "create 64M reboot file" truncate -s 64M /mnt/xfs/reboot.img
+must "probe reboot file, leave a commit pending" region_probe --leave-pending --kind fsdax \
+  --granularity "$expect_granularity" --seed "$seed" /mnt/xfs/reboot.img
+must "unmount xfs" umount /mnt/xfs
 
 # A file on tmpfs is no DAX file: the probe must notice when told to expect one.
 truncate -s 16M /tmp/plain.img

@@ -6,11 +6,14 @@
 // line starting with "probe: FAIL".
 //
 //   region_probe [--kind K] [--size N] [--alignment N] [--granularity G,G..]
-//                [--seed N] [--verify-only] PATH
+//                [--seed N] [--leave-pending] [--verify-only]
+//                [--expect-replayed N] PATH
 //
 // --verify-only reopens a region the probe already ran on with the same seed
-// and checks that the filesystem and the committed transaction are still
-// there (after a driver rebind or a reboot of the guest).
+// and checks that the filesystem and the committed transactions are still
+// there (after a driver rebind or a reboot of the guest). --leave-pending
+// skips the full run's own reopen, so its last transaction is still in the
+// log for the next --verify-only to replay (--expect-replayed 1).
 #include <getopt.h>
 #include <sys/stat.h>
 
@@ -50,6 +53,8 @@ struct Args {
   Expectations expect;
   uint64_t seed = 1;
   bool verify_only = false;
+  bool leave_pending = false;             // full run: end with record 1 in the log
+  std::optional<uint64_t> expect_replayed;  // verify: transactions recovery must replay
   std::string path;
 };
 
@@ -219,6 +224,10 @@ void verify_filesystem(const Args& args, bool check_expectations) {
   std::printf("probe: reopen replayed=%llu torn_tail=%d\n",
               static_cast<unsigned long long>(stats.replayed_transactions), stats.torn_tail);
   if (stats.torn_tail) fail("torn tail after a clean run");
+  if (args.expect_replayed && stats.replayed_transactions != *args.expect_replayed) {
+    fail("replayed " + std::to_string(stats.replayed_transactions) + " transactions, expected " +
+         std::to_string(*args.expect_replayed));
+  }
   verify_record(*region, *sb, args.seed, 0);
   verify_record(*region, *sb, args.seed, 1);
 }
@@ -267,6 +276,8 @@ void full_run(const Args& args) {
     if (!commit_record(**journal, *formatted, args.seed, 1)) return;
   }
   region.reset();
+  // Left pending, record 1 is what a later boot's recovery must replay.
+  if (args.leave_pending) return;
   verify_filesystem(args, /*check_expectations=*/false);
   // The identity must be stable across mappings, not just the bytes we wrote.
   auto again = open_region(args.path);
@@ -276,7 +287,8 @@ void full_run(const Args& args) {
 }
 
 bool parse_args(int argc, char** argv, Args* args) {
-  enum { kKind = 256, kSize, kAlignment, kGranularity, kSeed, kVerifyOnly };
+  enum { kKind = 256, kSize, kAlignment, kGranularity, kSeed, kVerifyOnly, kLeavePending,
+         kExpectReplayed };
   static const option kOptions[] = {
       {"kind", required_argument, nullptr, kKind},
       {"size", required_argument, nullptr, kSize},
@@ -284,6 +296,8 @@ bool parse_args(int argc, char** argv, Args* args) {
       {"granularity", required_argument, nullptr, kGranularity},
       {"seed", required_argument, nullptr, kSeed},
       {"verify-only", no_argument, nullptr, kVerifyOnly},
+      {"leave-pending", no_argument, nullptr, kLeavePending},
+      {"expect-replayed", required_argument, nullptr, kExpectReplayed},
       {nullptr, 0, nullptr, 0},
   };
   int c;
@@ -316,6 +330,11 @@ bool parse_args(int argc, char** argv, Args* args) {
         break;
       }
       case kVerifyOnly: args->verify_only = true; break;
+      case kLeavePending: args->leave_pending = true; break;
+      case kExpectReplayed:
+        args->expect_replayed = parse_size(optarg);
+        if (!args->expect_replayed) return false;
+        break;
       default: return false;
     }
   }
@@ -332,7 +351,8 @@ int main(int argc, char** argv) {
   if (!sealfs::parse_args(argc, argv, &args)) {
     std::fprintf(stderr,
                  "usage: region_probe [--kind K] [--size N] [--alignment N] "
-                 "[--granularity G,G] [--seed N] [--verify-only] PATH\n");
+                 "[--granularity G,G] [--seed N] [--leave-pending] [--verify-only] "
+                 "[--expect-replayed N] PATH\n");
     return 2;
   }
   if (args.verify_only) {

@@ -190,24 +190,29 @@ deadline=$((t_start + guest_timeout))
 echo "vm: kernel $kver, $(du -h "$work/initramfs.cpio.gz" | cut -f1) initramfs," \
      "${#module_files[@]} modules, prepared in $(($(date +%s) - t_start)) s"
 
-boot_guest() {  # persistence, expected persistence_domain, expected granularity
-  local persistence=$1 domain=$2 granularity=$3
-  local log=$work/serial-$persistence.log
-  local nvdimm_file=$work/nvdimm.img
-  # A fresh, sparse backing file: the guest sees an NVDIMM full of zeros and
-  # labels nobody wrote. qemu carves the 128 KiB label area off the end of
-  # the backend and rounds the rest down to the 2 MiB backend alignment; the
-  # guest kernel then wants namespaces that are multiples of the 16 MiB
-  # region alignment. 1 GiB + 2 MiB leaves exactly 1 GiB of pmem, which is
-  # both.
-  local nvdimm_size=$((1024 + 2))M
+nvdimm_file=$work/nvdimm.img
+# A fresh, sparse backing file: the guest sees an NVDIMM full of zeros and
+# labels nobody wrote. qemu carves the 128 KiB label area off the end of the
+# backend and rounds the rest down to the 2 MiB backend alignment; the guest
+# kernel then wants namespaces that are multiples of the 16 MiB region
+# alignment. 1 GiB + 2 MiB leaves exactly 1 GiB of pmem, which is both.
+nvdimm_size=$((1024 + 2))M
+fresh_nvdimm() {
   rm -f "$nvdimm_file"
   truncate -s "$nvdimm_size" "$nvdimm_file"
+}
+
+# phase "full" runs every check on a blank NVDIMM; phase "reboot" boots again
+# on what the previous boot left and checks that it survived.
+boot_guest() {  # persistence, expected persistence_domain, expected granularity, phase
+  local persistence=$1 domain=$2 granularity=$3 phase=$4
+  local name=$persistence-$phase
+  local log=$work/serial-$name.log
   local t_boot left status=0
   t_boot=$(date +%s)
   left=$((deadline - t_boot))
-  [ "$left" -gt 30 ] || { echo "vm: FAIL ($persistence): no time left for this boot"; return 1; }
-  echo "vm: booting ($persistence: expect $domain, $granularity granularity; TCG," \
+  [ "$left" -gt 30 ] || { echo "vm: FAIL ($name): no time left for this boot"; return 1; }
+  echo "vm: booting ($name: expect $domain, $granularity granularity; TCG," \
        "timeout ${left}s), serial log $log"
   timeout --signal=TERM --kill-after=10 "$left" \
     qemu-system-x86_64 -accel tcg -cpu max -smp 1 \
@@ -215,21 +220,20 @@ boot_guest() {  # persistence, expected persistence_domain, expected granularity
       -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm_file,size=$nvdimm_size,align=2M" \
       -device nvdimm,memdev=mem1,id=nv1,label-size=128K \
       -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
-      -append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init sealfs.domain=$domain sealfs.granularity=$granularity" \
+      -append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init sealfs.domain=$domain sealfs.granularity=$granularity sealfs.phase=$phase" \
       -nographic -no-reboot -serial stdio -monitor none \
       </dev/null 2>&1 | tr -d '\r' | tee "$log" || status=$?
-  rm -f "$nvdimm_file"
-  echo "vm: ($persistence) guest ran $(($(date +%s) - t_boot)) s"
+  echo "vm: ($name) guest ran $(($(date +%s) - t_boot)) s"
   if grep -qx 'VM-RESULT: PASS' "$log"; then
-    echo "vm: ($persistence) PASS"
+    echo "vm: ($name) PASS"
     return 0
   fi
   if grep -q '^VM-RESULT: FAIL' "$log"; then
-    echo "vm: ($persistence) FAIL: $(grep '^VM-RESULT: FAIL' "$log" | head -1)"
+    echo "vm: ($name) FAIL: $(grep '^VM-RESULT: FAIL' "$log" | head -1)"
   elif [ "$status" -eq 124 ]; then
-    echo "vm: ($persistence) FAIL: guest did not finish within ${left}s (TCG boot stuck or too slow)"
+    echo "vm: ($name) FAIL: guest did not finish within ${left}s (TCG boot stuck or too slow)"
   else
-    echo "vm: ($persistence) FAIL: guest exited (status $status) without a result line"
+    echo "vm: ($name) FAIL: guest exited (status $status) without a result line"
   fi
   return 1
 }
@@ -237,8 +241,15 @@ boot_guest() {  # persistence, expected persistence_domain, expected granularity
 failed=""
 for p in $platforms; do
   IFS=: read -r persistence domain granularity <<<"$p"
-  boot_guest "$persistence" "$domain" "$granularity" || failed="$failed $persistence"
+  fresh_nvdimm
+  if ! boot_guest "$persistence" "$domain" "$granularity" full; then
+    failed="$failed $persistence-full"
+  elif [ "$persistence" = mem-ctrl ]; then
+    # Once is enough: the reboot shows the on-media state outlives the guest.
+    boot_guest "$persistence" "$domain" "$granularity" reboot || failed="$failed $persistence-reboot"
+  fi
 done
+rm -f "$nvdimm_file"
 echo "vm: whole run $(($(date +%s) - t_start)) s"
 if [ -n "$failed" ]; then
   echo "vm: FAIL:$failed"
