@@ -1,0 +1,96 @@
+#include <fcntl.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "meta_fixture.h"
+#include "sealfs/format.h"
+
+namespace sealfs::testing_meta {
+namespace {
+
+using format::kRootIno;
+
+class LifecycleTest : public MetaTest {
+ protected:
+  void SetUp() override { format(); }
+};
+
+TEST_F(LifecycleTest, UnlinkedOpenFileLivesUntilRelease) {
+  Attr f = make_file(kRootIno, "o");
+  write_str(f.ino, 0, std::string(50000, 'o'));
+  uint64_t free_with_file = fs_->statfs().free_blocks;
+  ASSERT_TRUE(fs_->unlink(kRootIno, "o").is_ok());
+  EXPECT_EQ(read_all(f.ino).size(), 50000u);
+  EXPECT_EQ(fs_->getattr(f.ino)->nlink, 0u);
+  fs_->release(f.ino);
+  EXPECT_TRUE(fs_->getattr(f.ino).is_ok());  // still looked up
+  fs_->forget(f.ino, 1);
+  EXPECT_EQ(fs_->getattr(f.ino).status().code(), Code::kStale);
+  EXPECT_EQ(fs_->statfs().free_blocks, free_with_file + 13);
+}
+
+TEST_F(LifecycleTest, CrashWithOpenUnlinkedFileFreesAtNextMount) {
+  Attr f = make_file(kRootIno, "o");
+  write_str(f.ino, 0, std::string(50000, 'o'));
+  uint64_t free_with_file = fs_->statfs().free_blocks;
+  uint64_t free_inodes = fs_->statfs().free_inodes;
+  ASSERT_TRUE(fs_->unlink(kRootIno, "o").is_ok());
+  crash_and_remount();
+  EXPECT_EQ(stats_.orphans_freed, 1u);
+  EXPECT_EQ(fs_->statfs().free_blocks, free_with_file + 13);
+  EXPECT_EQ(fs_->statfs().free_inodes, free_inodes + 1);
+  // The generation moves on when the number is reused.
+  Attr g = make_file(kRootIno, "reuse");
+  if (g.ino == f.ino) {
+    EXPECT_GT(g.generation, f.generation);
+  }
+}
+
+TEST_F(LifecycleTest, UnmountFreesRemainingOrphans) {
+  Attr f = make_file(kRootIno, "o");
+  write_str(f.ino, 0, "x");
+  ASSERT_TRUE(fs_->unlink(kRootIno, "o").is_ok());
+  clean_remount();
+  EXPECT_EQ(stats_.orphans_freed, 0u);
+  EXPECT_EQ(fs_->getattr(f.ino).status().code(), Code::kStale);
+}
+
+TEST_F(LifecycleTest, ReadOnlyMountRefusesMutations) {
+  make_file(kRootIno, "f");
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  auto image = dram()->image();
+  fs_.reset();
+  owned_ = RegionDram::from_image(std::move(image));
+  MountOptions options;
+  options.read_only = true;
+  mount_region(options);
+  EXPECT_EQ(fs_->mkdir(kRootIno, "d", 0755, user()).status().code(), Code::kReadOnly);
+  EXPECT_EQ(fs_->unlink(kRootIno, "f").code(), Code::kReadOnly);
+  Ino f = fs_->lookup(kRootIno, "f")->ino;
+  EXPECT_EQ(fs_->write(f, 0, "x", 1, false).status().code(), Code::kReadOnly);
+  EXPECT_EQ(fs_->setxattr(f, "user.a", "x", 1, 0).code(), Code::kReadOnly);
+}
+
+TEST_F(LifecycleTest, CorruptInodeFailsMountWithBadCrc) {
+  Attr f = make_file(kRootIno, "f");
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  auto image = dram()->image();
+  fs_.reset();
+  auto region = RegionDram::from_image(std::move(image));
+  // Flip a byte of the file's inode slot (inode table located through the
+  // superblock).
+  format::DiskSuperblock sb;
+  std::memcpy(&sb, region->data(), sizeof(sb));
+  uint64_t at = sb.inode_start.get() * 4096 + (f.ino - 1) * 256 + 40;
+  std::byte bad{0x5a};
+  region->corrupt(at, &bad, 1);
+  auto fs = Filesystem::mount(std::move(region), {});
+  ASSERT_FALSE(fs.is_ok());
+  EXPECT_EQ(fs.status().code(), Code::kBadCrc);
+  EXPECT_NE(fs.status().message().find("inode " + std::to_string(f.ino)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sealfs::testing_meta
