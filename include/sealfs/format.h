@@ -196,9 +196,14 @@ struct DiskHolderBlockHeader {
 };
 static_assert(sizeof(DiskHolderBlockHeader) == 16);
 
+// DiskHolderEntry.flags
+inline constexpr uint32_t kHolderEntryPinned = 1;  // a granted extent, still owned by its file
+inline constexpr uint32_t kHolderEntryFlagsKnown = kHolderEntryPinned;
+
 struct DiskHolderEntry {
   le32 pid;
-  le32 reserved0;
+  le32 flags;         // 0: quarantined (owned by the table); kHolderEntryPinned
+                      // (owned by the file `ino`; the holder could map it)
   le64 start_time;    // /proc/PID/stat field 22, to tell a reused pid apart
   le64 ino;           // the file the extent belonged to (for reports)
   le64 region_block;  // quarantined extent

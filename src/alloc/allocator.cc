@@ -194,8 +194,12 @@ struct Allocator::Impl {
     preparing_undo->steps.push_back(std::move(undo));
   }
 
-  Status load(const std::function<bool(const Holder&)>& alive, std::vector<Holder>* dead);
+  Status load(const std::function<bool(const Holder&)>& alive, std::vector<Holder>* dead,
+              std::vector<size_t>* stale_pins);
   void release_locked(Transaction& txn, const Holder& holder);
+  // Clears pinned slots (kLive) through `txn`; nothing else changes.
+  void drop_pins_locked(Transaction& txn, const std::vector<size_t>& slots);
+  std::vector<QuarantineEntry> entries(bool pinned) const;
 };
 
 Allocator::Allocator() = default;
@@ -216,7 +220,7 @@ Status Allocator::format(Transaction& txn, const AllocatorArea& area) {
 }
 
 Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
-                             std::vector<Holder>* dead) {
+                             std::vector<Holder>* dead, std::vector<size_t>* stale_pins) {
   // The bitmap, 64 bits at a time: runs of zero words and of full words cost
   // one comparison each, so a mostly empty or mostly full area opens fast.
   const std::byte* bitmap = region.data() + area.bitmap_start * kBlock;
@@ -281,6 +285,16 @@ Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
     const HolderTable::Slot& slot = holders->slot(i);
     if (slot.state != HolderTable::SlotState::kLive) continue;
     BlockExtent e = slot.entry.extent;
+    if (slot.entry.pinned) {
+      // A pin names blocks of a file; pins of one extent by several holders
+      // overlap legitimately, and so do a pin and the quarantine it became.
+      // A pin over free blocks is stale (its file freed them after the pin's
+      // lease went and before the unpin committed): dropped.
+      if (!alive(slot.entry.holder) || !in_use.all(bit(e.start), e.count)) {
+        stale_pins->push_back(i);
+      }
+      continue;
+    }
     if (!in_use.all(bit(e.start), e.count)) {
       return Status(Code::kCorruption, "holder table entry " + extent_text(e) +
                                            " covers blocks the bitmap marks free");
@@ -305,13 +319,19 @@ Result<std::unique_ptr<Allocator>> Allocator::open(
   std::unique_ptr<Allocator> allocator(new Allocator());
   allocator->impl_ = std::make_unique<Impl>(region, journal, area);
   std::vector<Holder> dead;
-  RETURN_IF_ERROR(allocator->impl_->load(alive, &dead));
-  if (!dead.empty()) {
+  std::vector<size_t> stale_pins;
+  RETURN_IF_ERROR(allocator->impl_->load(alive, &dead, &stale_pins));
+  if (!dead.empty() || !stale_pins.empty()) {
     Transaction txn = journal.begin();
-    for (const Holder& h : dead) RETURN_IF_ERROR(allocator->release_holder(txn, h));
+    {
+      std::lock_guard lock(allocator->impl_->mu);
+      allocator->impl_->drop_pins_locked(txn, stale_pins);
+      for (const Holder& h : dead) allocator->impl_->release_locked(txn, h);
+    }
     Status s = journal.commit(std::move(txn));
     if (!s.is_ok()) return s.with_context("freeing the quarantine of exited holders");
-    log().info("allocator: released the quarantine of {} exited holder(s)", dead.size());
+    log().info("allocator: released the quarantine of {} exited holder(s), {} stale pin(s)",
+               dead.size(), stale_pins.size());
   }
   return allocator;
 }
@@ -439,15 +459,108 @@ Status Allocator::release_holder(Transaction& txn, const Holder& holder) {
   return Status::ok();
 }
 
+void Allocator::Impl::drop_pins_locked(Transaction& txn, const std::vector<size_t>& slots) {
+  if (slots.empty()) return;
+  std::vector<std::pair<size_t, QuarantineEntry>> taken;
+  for (size_t i : slots) {
+    HolderTable::Slot& slot = holders->slot(i);
+    if (slot.state != HolderTable::SlotState::kLive || !slot.entry.pinned) {
+      broken("dropping holder slot " + std::to_string(i) + " that is not a live pin");
+    }
+    slot.state = HolderTable::SlotState::kReleasing;
+    taken.emplace_back(i, slot.entry);
+  }
+  auto prepared = std::make_shared<bool>(false);
+  Impl* impl = this;
+  auto undo = [impl, taken, prepared] {
+    for (const auto& [slot, entry] : taken) impl->holders->commit_set(slot, entry);
+    *prepared = false;
+  };
+  txn.on_prepare([impl, taken, prepared, undo](Transaction& t) {
+    std::lock_guard guard(impl->mu);
+    for (const auto& [slot, entry] : taken) impl->holders->commit_clear(slot);
+    for (const auto& [slot, entry] : taken) impl->holders->stage_slot(t, slot);
+    *prepared = true;
+    impl->note_prepared(t, undo);
+  });
+  txn.on_commit([impl, taken] {
+    std::lock_guard guard(impl->mu);
+    for (const auto& [slot, entry] : taken) impl->holders->release_slot(slot);
+  });
+  txn.on_abort([impl, taken, prepared, undo] {
+    std::lock_guard guard(impl->mu);
+    if (*prepared) undo();
+    for (const auto& [slot, entry] : taken) {
+      impl->holders->slot(slot).state = HolderTable::SlotState::kLive;
+    }
+  });
+}
+
+Status Allocator::pin(Transaction& txn, BlockExtent e, const Holder& holder, uint64_t ino) {
+  Impl& a = *impl_;
+  QuarantineEntry entry{holder, ino, e, /*pinned=*/true};
+  size_t slot = 0;
+  {
+    std::lock_guard lock(a.mu);
+    a.check_inside(e, "pin");
+    if (!a.in_use.all(a.bit(e.start), e.count)) broken("pin of unallocated blocks in " + extent_text(e));
+    auto reserved = a.holders->reserve(entry);
+    if (!reserved) {
+      return Status(Code::kNoSpace, "holder table full (" + std::to_string(a.holders->slot_count()) +
+                                        " slots) pinning " + extent_text(e));
+    }
+    slot = *reserved;
+  }
+  auto prepared = std::make_shared<bool>(false);
+  Impl* impl = impl_.get();
+  txn.on_prepare([impl, slot, entry, prepared](Transaction& t) {
+    std::lock_guard guard(impl->mu);
+    impl->holders->commit_set(slot, entry);
+    impl->holders->stage_slot(t, slot);
+    *prepared = true;
+    impl->note_prepared(t, [impl, slot, prepared] {
+      impl->holders->commit_clear(slot);
+      *prepared = false;
+    });
+  });
+  txn.on_abort([impl, slot, prepared] {
+    std::lock_guard guard(impl->mu);
+    if (*prepared) impl->holders->commit_clear(slot);
+    impl->holders->release_slot(slot);
+  });
+  return Status::ok();
+}
+
+Status Allocator::unpin(Transaction& txn, BlockExtent e, const Holder& holder) {
+  std::lock_guard lock(impl_->mu);
+  Impl& a = *impl_;
+  for (size_t i = 0; i < a.holders->slot_count(); ++i) {
+    const HolderTable::Slot& slot = a.holders->slot(i);
+    if (slot.state == HolderTable::SlotState::kLive && slot.entry.pinned &&
+        slot.entry.holder == holder && slot.entry.extent == e) {
+      a.drop_pins_locked(txn, {i});
+      return Status::ok();
+    }
+  }
+  return Status(Code::kNotFound, "no pin of " + extent_text(e) + " for pid " +
+                                     std::to_string(holder.pid));
+}
+
 void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
+  std::vector<size_t> pins;
   std::vector<std::pair<size_t, QuarantineEntry>> taken;
   for (size_t i = 0; i < holders->slot_count(); ++i) {
     HolderTable::Slot& slot = holders->slot(i);
     if (slot.state != HolderTable::SlotState::kLive || !(slot.entry.holder == holder)) continue;
+    if (slot.entry.pinned) {
+      pins.push_back(i);
+      continue;
+    }
     slot.state = HolderTable::SlotState::kReleasing;
     pending_free.assign(bit(slot.entry.extent.start), slot.entry.extent.count, true);
     taken.emplace_back(i, slot.entry);
   }
+  drop_pins_locked(txn, pins);
   if (taken.empty()) return;
   auto prepared = std::make_shared<bool>(false);
   Impl* impl = this;
@@ -504,12 +617,21 @@ uint64_t Allocator::quarantined_blocks() const {
 }
 
 std::vector<QuarantineEntry> Allocator::quarantine_entries() const {
-  std::lock_guard lock(impl_->mu);
+  return impl_->entries(/*pinned=*/false);
+}
+
+std::vector<QuarantineEntry> Allocator::pinned_entries() const {
+  return impl_->entries(/*pinned=*/true);
+}
+
+std::vector<QuarantineEntry> Allocator::Impl::entries(bool want_pinned) const {
+  std::lock_guard lock(mu);
   std::vector<QuarantineEntry> out;
-  for (size_t i = 0; i < impl_->holders->slot_count(); ++i) {
-    const HolderTable::Slot& slot = impl_->holders->slot(i);
-    if (slot.state == HolderTable::SlotState::kLive ||
-        slot.state == HolderTable::SlotState::kReleasing) {
+  for (size_t i = 0; i < holders->slot_count(); ++i) {
+    const HolderTable::Slot& slot = holders->slot(i);
+    if ((slot.state == HolderTable::SlotState::kLive ||
+         slot.state == HolderTable::SlotState::kReleasing) &&
+        slot.entry.pinned == want_pinned) {
       out.push_back(slot.entry);
     }
   }

@@ -92,6 +92,11 @@ struct QuarantineEntry {
   Holder holder;
   uint64_t ino = 0;
   BlockExtent extent;
+  // A pin: the blocks still belong to file `ino` and the holder was granted
+  // a mapping of them. Pins change nothing in the bitmap or free space; they
+  // only survive a daemon restart, so that blocks a live holder may reach
+  // are quarantined when their file frees them.
+  bool pinned = false;
 };
 
 class Allocator {
@@ -117,12 +122,20 @@ class Allocator {
   // Moves allocated blocks from their owner into quarantine against
   // `holder`, persistently (holder table). kNoSpace if the table is full.
   Status quarantine(Transaction& txn, BlockExtent extent, const Holder& holder, uint64_t ino);
-  // Frees every extent quarantined against `holder`.
+  // Frees every extent quarantined against `holder` and drops its pins.
   Status release_holder(Transaction& txn, const Holder& holder);
+  // Records persistently that `holder` may reach `extent` (allocated, owned
+  // by file `ino`): a holder table entry flagged pinned. kNoSpace if the
+  // table is full. At open, pins of holders that are gone are dropped; pins
+  // of live holders stay (pinned_entries()).
+  Status pin(Transaction& txn, BlockExtent extent, const Holder& holder, uint64_t ino);
+  // Drops one pin equal to (holder, extent); kNotFound if there is none.
+  Status unpin(Transaction& txn, BlockExtent extent, const Holder& holder);
 
   uint64_t free_blocks() const;
   uint64_t quarantined_blocks() const;
-  std::vector<QuarantineEntry> quarantine_entries() const;
+  std::vector<QuarantineEntry> quarantine_entries() const;  // without pins
+  std::vector<QuarantineEntry> pinned_entries() const;
   std::vector<BlockExtent> free_extents() const;  // sorted by start
   bool is_allocated(uint64_t block) const;
   const AllocatorArea& area() const;

@@ -83,8 +83,13 @@ Result<HolderTable> HolderTable::load(const std::byte* area_bytes, uint64_t hold
                           std::to_string(i) + ": extent [" + std::to_string(start) + ", +" +
                           std::to_string(count) + ") is outside the data area");
       }
+      if ((disk.flags.get() & ~format::kHolderEntryFlagsKnown) != 0) {
+        return Status(Code::kCorruption, "holder table block " + std::to_string(holder_start + b) +
+                                             " entry " + std::to_string(i) + ": unknown flags");
+      }
       Slot& slot = table.slots_[b * kHolderEntriesPerBlock + i];
       slot.state = SlotState::kLive;
+      slot.entry.pinned = (disk.flags.get() & format::kHolderEntryPinned) != 0;
       slot.entry.holder = Holder{disk.pid.get(), disk.start_time.get()};
       slot.entry.ino = disk.ino.get();
       slot.entry.extent = BlockExtent{start, count};
@@ -121,6 +126,7 @@ void HolderTable::commit_set(size_t i, const QuarantineEntry& entry) {
   size_t block = i / kHolderEntriesPerBlock;
   DiskHolderEntry disk{};
   disk.pid.set(entry.holder.pid);
+  disk.flags.set(entry.pinned ? format::kHolderEntryPinned : 0);
   disk.start_time.set(entry.holder.start_time);
   disk.ino.set(entry.ino);
   disk.region_block.set(entry.extent.start);
