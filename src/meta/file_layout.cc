@@ -93,11 +93,12 @@ Status FilesystemImpl::free_range(Inode& inode, uint64_t first, uint64_t count,
     MetaTxn t(*this);
     if (first_txn && first_edit) first_edit(inode);
     if (!starts.empty()) {
+      Status s = Status::ok();
       for (const Extent& r : inode.extents.punch(chunk_start, end - chunk_start)) {
-        alloc_->free(t.txn(), {r.region_block, r.length});
+        if (s.is_ok()) s = release_blocks(t, inode, {r.region_block, r.length});
         inode.core.blocks -= r.length;
       }
-      Status s = sync_extent_blocks(t, inode);
+      if (s.is_ok()) s = sync_extent_blocks(t, inode);
       if (!s.is_ok()) {
         snap.restore(inode);
         return s;
@@ -113,6 +114,17 @@ Status FilesystemImpl::free_range(Inode& inode, uint64_t first, uint64_t count,
     end = chunk_start;
     if (starts.size() <= kFreeChunkExtents) return Status::ok();
   }
+}
+
+Status FilesystemImpl::release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks) {
+  for (const auto& [piece, holder] : pins_.split(blocks)) {
+    if (holder) {
+      RETURN_IF_ERROR(alloc_->quarantine(t.txn(), piece, *holder, inode.ino));
+    } else {
+      alloc_->free(t.txn(), piece);
+    }
+  }
+  return Status::ok();
 }
 
 Status FilesystemImpl::zero_partial(Inode& inode, uint64_t offset, uint64_t length) {

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "alloc/allocator.h"
 #include "media/region.h"
 #include "util/status.h"
 
@@ -125,6 +126,29 @@ struct FsckLikeStats {
   bool torn_tail = false;
 };
 
+// Direct mappings (the lease engine's bridge: src/lease/meta_layout_source.h).
+// One piece of a file's layout: bytes [file_offset, +length) of the file are
+// bytes [region_offset, +length) of the region.
+struct LayoutPiece {
+  uint64_t file_offset = 0;
+  uint64_t region_offset = 0;
+  uint64_t length = 0;
+  bool operator==(const LayoutPiece&) const = default;
+};
+
+enum LayoutFlags : uint32_t {
+  kLayoutAllocate = 1u << 0,  // allocate holes, convert unwritten extents (zeroed) first
+  kLayoutRelocate = 1u << 1,  // move the range into extents aligned to layout_alignment()
+};
+
+// Holds an inode's lock exclusively: the lock every size or block-map change
+// holds across its gate check and its change.
+class LayoutLock {
+ public:
+  virtual ~LayoutLock() = default;
+  virtual Ino ino() const = 0;
+};
+
 class Filesystem {
  public:
   // Verifies the superblock, replays the journal, rebuilds DRAM indexes,
@@ -193,6 +217,50 @@ class Filesystem {
   virtual Result<std::vector<uint8_t>> getxattr(Ino ino, std::string_view name) = 0;
   virtual Result<std::vector<std::string>> listxattr(Ino ino) = 0;
   virtual Status removexattr(Ino ino, std::string_view name) = 0;
+
+  // --- Direct mappings ---------------------------------------------------
+  // kNotFound / kStale for a bad inode.
+  virtual Result<std::unique_ptr<LayoutLock>> lock_layout(Ino ino) = 0;
+  // The region pieces of [offset, offset+length) of held.ino(), in file
+  // order, tiling the range. Refusals (each its own code; `where` gets the
+  // file offset of the offending piece):
+  //   kNotSupported "not a regular file"
+  //   kRange        "range extends past end of file"
+  //   kNoData       "hole at offset N"             (unless kLayoutAllocate)
+  //   kAgain        "unwritten extent at offset N" (unless kLayoutAllocate)
+  //   kInvalid      "extent at offset N is not aligned to A" (unless
+  //                 kLayoutRelocate): every piece must start on a region
+  //                 offset multiple of A, and every piece but the last must
+  //                 be a multiple of A long
+  //   kNxio         "relocation needs the file's other leases gone": with
+  //                 kLayoutRelocate, when the range is misaligned and the
+  //                 gate says the inode is sealed (relocation moves blocks
+  //                 other holders may map; the caller breaks them first)
+  // ALLOCATE and RELOCATE commit before returning; their failures (kNoSpace,
+  // kIoError, kReadOnly) are errors, not refusals.
+  virtual Result<std::vector<LayoutPiece>> layout_extents(const LayoutLock& held, uint64_t offset,
+                                                          uint64_t length, uint32_t flags,
+                                                          uint64_t* where = nullptr) = 0;
+  // Device alignment used at mkfs (bytes): what layout_extents checks.
+  virtual uint64_t layout_alignment() const = 0;
+
+  // Holders of direct mappings (persistent: the allocator's holder table).
+  // pin: `holder` was granted `pieces` of `ino`; unpin: it let go of them.
+  virtual Status pin_pieces(const Holder& holder, Ino ino,
+                            const std::vector<LayoutPiece>& pieces) = 0;
+  virtual void unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) = 0;
+  // `holder` was revoked but may still reach `pieces`: from now on, when a
+  // file frees any of these blocks they go to allocator quarantine against
+  // `holder` (same transaction) instead of free space. DRAM only: at mount
+  // the same rule is rebuilt from the pins of holders still alive.
+  virtual void quarantine_on_free(const Holder& holder, Ino ino,
+                                  const std::vector<LayoutPiece>& pieces) = 0;
+  // `holder` is gone: frees its quarantine, drops its pins and its rules.
+  virtual Status release_holder(const Holder& holder) = 0;
+  // Holders with pins restored at mount (alive then): the daemon watches
+  // them and calls release_holder when each exits.
+  virtual std::vector<Holder> restored_holders() = 0;
+  virtual std::vector<QuarantineEntry> quarantine_entries() = 0;
 
   virtual StatFs statfs() = 0;
   virtual const Region& region() const = 0;

@@ -1,5 +1,7 @@
 #include "meta/filesystem_impl.h"
 
+#include <algorithm>
+
 #include <sys/stat.h>
 #include <time.h>
 
@@ -194,6 +196,15 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
                                   : holder_process_alive(h.pid, h.start_time);
                    }));
   data_ = std::make_unique<DataWriter>(*region_, geo_.data_start, geo_.data_blocks);
+  // Blocks granted to holders that outlived the previous daemon: their
+  // files may not give them to free space while those holders live.
+  for (const QuarantineEntry& pin : alloc_->pinned_entries()) {
+    pins_.add(pin.holder, pin.extent);
+    if (std::find(restored_holders_.begin(), restored_holders_.end(), pin.holder) ==
+        restored_holders_.end()) {
+      restored_holders_.push_back(pin.holder);
+    }
+  }
 
   inodes_.resize(geo_.inode_count + 1);
   inode_used_.assign(geo_.inode_count / 64 + 1, 0);

@@ -17,6 +17,7 @@
 #include "media/superblock.h"
 #include "meta/directory.h"
 #include "meta/filesystem.h"
+#include "meta/holder_pins.h"
 #include "meta/inode.h"
 #include "meta/locking.h"
 #include "meta/meta_txn.h"
@@ -76,6 +77,19 @@ class FilesystemImpl final : public Filesystem {
   Result<std::vector<uint8_t>> getxattr(Ino ino, std::string_view name) override;
   Result<std::vector<std::string>> listxattr(Ino ino) override;
   Status removexattr(Ino ino, std::string_view name) override;
+  Result<std::unique_ptr<LayoutLock>> lock_layout(Ino ino) override;
+  Result<std::vector<LayoutPiece>> layout_extents(const LayoutLock& held, uint64_t offset,
+                                                  uint64_t length, uint32_t flags,
+                                                  uint64_t* where) override;
+  uint64_t layout_alignment() const override { return geo_.device_alignment; }
+  Status pin_pieces(const Holder& holder, Ino ino,
+                    const std::vector<LayoutPiece>& pieces) override;
+  void unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) override;
+  void quarantine_on_free(const Holder& holder, Ino ino,
+                          const std::vector<LayoutPiece>& pieces) override;
+  Status release_holder(const Holder& holder) override;
+  std::vector<Holder> restored_holders() override;
+  std::vector<QuarantineEntry> quarantine_entries() override;
   StatFs statfs() override;
   const Region& region() const override { return *region_; }
 
@@ -108,6 +122,13 @@ class FilesystemImpl final : public Filesystem {
                     const std::function<void(Inode&)>& first_edit);
   Status truncate_locked(Inode& inode, uint64_t new_size);
   Status zero_partial(Inode& inode, uint64_t offset, uint64_t length);
+  // Gives blocks that left `inode`'s map back: to quarantine where a
+  // revoked holder may still reach them (pins_), else to free space.
+  Status release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks);
+  // --- direct mappings (file_lease.cc)
+  Status allocate_for_lease(Inode& inode, uint64_t first_block, uint64_t end_block);
+  Status relocate_for_lease(Inode& inode, uint64_t first_block, uint64_t end_block);
+  std::vector<LayoutPiece> pieces_of(const Inode& inode, uint64_t offset, uint64_t length) const;
   // Allocates and maps unwritten extents for the holes in the range.
   Status allocate_unwritten(MetaTxn& t, Inode& inode, uint64_t first_block, uint64_t count);
 
@@ -147,6 +168,10 @@ class FilesystemImpl final : public Filesystem {
   uint64_t ialloc_hint_ = 1;
 
   std::mutex rename_mu_;
+
+  HolderPins pins_;
+  std::mutex restored_mu_;  // leaf
+  std::vector<Holder> restored_holders_;
 };
 
 }  // namespace sealfs

@@ -1,0 +1,286 @@
+// What the lease engine needs from files: the layout lock, eligibility of a
+// range for a direct mapping, ALLOCATE and RELOCATE, and the holder pins.
+//
+// Locking: lock_layout() takes the inode's lock exclusively; it is the lock
+// every size or block-map change holds across its gate check and its change
+// (locking.h), so a grant made under it cannot interleave with one.
+// layout_extents() runs under it and never takes it again.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <optional>
+#include <shared_mutex>
+
+#include "meta/filesystem_impl.h"
+#include "util/log.h"
+
+namespace sealfs {
+
+namespace {
+
+constexpr uint64_t kBlock = format::kBlockSize;
+constexpr uint64_t kLeaseChunkBlocks = 1 << 14;  // blocks per ALLOCATE/RELOCATE transaction
+
+class InodeLayoutLock final : public LayoutLock {
+ public:
+  explicit InodeLayoutLock(Inode& inode) : inode_(inode), hold_(inode.mu) {}
+  Ino ino() const override { return inode_.ino; }
+  Inode& inode() const { return inode_; }
+
+ private:
+  Inode& inode_;
+  std::unique_lock<std::shared_mutex> hold_;
+};
+
+struct Snapshot {
+  InodeCore core;
+  ExtentMap extents;
+  std::vector<uint64_t> overflow;
+  explicit Snapshot(const Inode& i) : core(i.core), extents(i.extents), overflow(i.overflow_blocks) {}
+  void restore(Inode& i) const {
+    i.core = core;
+    i.extents = extents;
+    i.overflow_blocks = overflow;
+  }
+};
+
+std::string at(uint64_t offset) { return " at offset " + std::to_string(offset); }
+
+}  // namespace
+
+Result<std::unique_ptr<LayoutLock>> FilesystemImpl::lock_layout(Ino ino) {
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  auto lock = std::make_unique<InodeLayoutLock>(*inode);
+  if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
+  return std::unique_ptr<LayoutLock>(std::move(lock));
+}
+
+std::vector<LayoutPiece> FilesystemImpl::pieces_of(const Inode& inode, uint64_t offset,
+                                                   uint64_t length) const {
+  std::vector<LayoutPiece> out;
+  const uint64_t end = offset + length;
+  for (auto it = inode.extents.first_ending_after(offset / kBlock);
+       it != inode.extents.end() && it->second.file_block * kBlock < end; ++it) {
+    const Extent& e = it->second;
+    const uint64_t from = std::max(offset, e.file_block * kBlock);
+    const uint64_t to = std::min(end, e.file_end() * kBlock);
+    out.push_back({from, e.region_block * kBlock + (from - e.file_block * kBlock), to - from});
+  }
+  return out;
+}
+
+Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t end) {
+  for (uint64_t fb = first; fb < end;) {
+    const uint64_t chunk_end = std::min(end, fb + kLeaseChunkBlocks);
+    Snapshot snap(inode);
+    MetaTxn t(*this);
+    Status s = Status::ok();
+    bool changed = false;
+    for (uint64_t b = fb; b < chunk_end && s.is_ok();) {
+      const Extent* e = inode.extents.find(b);
+      if (e != nullptr) {
+        const uint64_t stop = std::min(chunk_end, e->file_end());
+        if (e->unwritten) {
+          // Zeroed before the transaction that makes it written commits
+          // (MetaTxn drains data first): never stale bytes of a former owner.
+          data_->zero((e->region_block + (b - e->file_block)) * kBlock, (stop - b) * kBlock);
+          inode.extents.set_unwritten(b, stop - b, false);
+          changed = true;
+        }
+        b = stop;
+        continue;
+      }
+      auto next = inode.extents.first_ending_after(b);
+      const uint64_t hole_end =
+          next == inode.extents.end() ? chunk_end : std::min(chunk_end, next->second.file_block);
+      auto got = alloc_->allocate(t.txn(), hole_end - b, inode.extents.goal_for(b));
+      if (!got.is_ok()) {
+        s = got.status();
+        break;
+      }
+      data_->zero(got->start * kBlock, got->count * kBlock);
+      inode.extents.insert(Extent{b, got->start, got->count, false});
+      inode.core.blocks += got->count;
+      changed = true;
+      b += got->count;
+    }
+    if (s.is_ok() && changed) {
+      s = sync_extent_blocks(t, inode);
+      if (s.is_ok()) {
+        t.data_written();
+        t.dirty(&inode);
+        s = t.commit();
+      }
+    }
+    if (!s.is_ok()) {
+      snap.restore(inode);
+      return s.with_context("allocating inode " + std::to_string(inode.ino) + " for a lease");
+    }
+    fb = chunk_end;
+  }
+  return Status::ok();
+}
+
+Status FilesystemImpl::relocate_for_lease(Inode& inode, uint64_t first, uint64_t end) {
+  const uint64_t align = std::max<uint64_t>(geo_.device_alignment / kBlock, 1);
+  const std::byte* base = region_->data();
+  for (uint64_t fb = first; fb < end;) {
+    const uint64_t take = std::min(end - fb, kLeaseChunkBlocks);
+    const uint64_t rounded = (take + align - 1) / align * align;
+    Snapshot snap(inode);
+    MetaTxn t(*this);
+    // Whole aligned chunks, so the allocator places the run on the alignment.
+    auto got = alloc_->allocate(t.txn(), rounded, 0, rounded);
+    if (!got.is_ok()) return got.status().with_context("relocating for a lease");
+    if ((got->start * kBlock) % geo_.device_alignment != 0) {
+      return Status(Code::kInvalid, "no free space aligned to " +
+                                        std::to_string(geo_.device_alignment) + at(fb * kBlock));
+    }
+    if (rounded > take) alloc_->free(t.txn(), {got->start + take, rounded - take});
+    // Copy the file's bytes (every block is written: holes and unwritten
+    // extents were refused or allocated before).
+    for (const LayoutPiece& p : pieces_of(inode, fb * kBlock, take * kBlock)) {
+      data_->write(got->start * kBlock + (p.file_offset - fb * kBlock), base + p.region_offset,
+                   p.length);
+    }
+    Status s = Status::ok();
+    for (const Extent& old : inode.extents.punch(fb, take)) {
+      if (s.is_ok()) s = release_blocks(t, inode, {old.region_block, old.length});
+    }
+    inode.extents.insert(Extent{fb, got->start, take, false});
+    if (s.is_ok()) s = sync_extent_blocks(t, inode);
+    if (s.is_ok()) {
+      t.data_written();
+      t.dirty(&inode);
+      s = t.commit();
+    }
+    if (!s.is_ok()) {
+      snap.restore(inode);
+      return s.with_context("relocating inode " + std::to_string(inode.ino));
+    }
+    fb += take;
+  }
+  return Status::ok();
+}
+
+Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock& held,
+                                                                uint64_t offset, uint64_t length,
+                                                                uint32_t flags, uint64_t* where) {
+  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
+  if (lock == nullptr) {
+    log().critical("layout_extents: a lock not made by this filesystem");
+    std::abort();
+  }
+  Inode& inode = lock->inode();
+  uint64_t ignored_where = 0;
+  uint64_t& bad = where != nullptr ? *where : ignored_where;
+  bad = offset;
+  if (!inode.in_use()) return Status(Code::kStale, "inode " + std::to_string(inode.ino) + " is free");
+  if (!S_ISREG(inode.core.mode)) return Status(Code::kNotSupported, "not a regular file");
+  // The last block is mappable whole: bytes past EOF in it read as zeros.
+  const uint64_t mappable = (inode.core.size + kBlock - 1) / kBlock * kBlock;
+  if (length == 0 || offset % kBlock != 0 || length % kBlock != 0 || offset > mappable ||
+      length > mappable - offset) {
+    bad = inode.core.size;
+    return Status(Code::kRange, "range extends past end of file (size " +
+                                    std::to_string(inode.core.size) + ")");
+  }
+  const uint64_t first = offset / kBlock, end = (offset + length) / kBlock;
+  if (flags & (kLayoutAllocate | kLayoutRelocate)) RETURN_IF_ERROR(check_writable());
+  if (flags & kLayoutAllocate) RETURN_IF_ERROR(allocate_for_lease(inode, first, end));
+  for (uint64_t b = first; b < end;) {
+    const Extent* e = inode.extents.find(b);
+    if (e == nullptr) {
+      bad = b * kBlock;
+      return Status(Code::kNoData, "hole" + at(bad));
+    }
+    if (e->unwritten) {
+      bad = b * kBlock;
+      return Status(Code::kAgain, "unwritten extent" + at(bad));
+    }
+    b = e->file_end();
+  }
+  auto misaligned = [&](const std::vector<LayoutPiece>& pieces) -> std::optional<uint64_t> {
+    const uint64_t a = geo_.device_alignment;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const bool last = i + 1 == pieces.size();
+      if (pieces[i].region_offset % a != 0 || (!last && pieces[i].length % a != 0)) {
+        return pieces[i].file_offset;
+      }
+    }
+    return std::nullopt;
+  };
+  std::vector<LayoutPiece> pieces = pieces_of(inode, offset, length);
+  if (auto off = misaligned(pieces)) {
+    bad = *off;
+    const std::string why = "extent" + at(*off) + " is not aligned to " +
+                            std::to_string(geo_.device_alignment);
+    if (!(flags & kLayoutRelocate)) return Status(Code::kInvalid, why);
+    // Relocation moves blocks other holders of this file may map: those
+    // must be broken first, which the caller does (ENXIO, then retry).
+    if (options_.gate != nullptr && options_.gate->sealed(inode.ino)) {
+      return Status(Code::kNxio, "relocation needs the file's other leases gone");
+    }
+    RETURN_IF_ERROR(relocate_for_lease(inode, first, end));
+    pieces = pieces_of(inode, offset, length);
+    if (auto again = misaligned(pieces)) {
+      bad = *again;
+      return Status(Code::kInvalid, "relocated extent" + at(*again) + " is still not aligned");
+    }
+  }
+  return pieces;
+}
+
+Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
+                                  const std::vector<LayoutPiece>& pieces) {
+  if (read_only_) return Status::ok();  // nothing can free blocks on a read-only mount
+  MetaTxn t(*this);
+  for (const LayoutPiece& p : pieces) {
+    RETURN_IF_ERROR(
+        alloc_->pin(t.txn(), {p.region_offset / kBlock, p.length / kBlock}, holder, ino));
+  }
+  return t.commit();
+}
+
+void FilesystemImpl::unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) {
+  if (read_only_) return;
+  MetaTxn t(*this);
+  for (const LayoutPiece& p : pieces) {
+    Status s = alloc_->unpin(t.txn(), {p.region_offset / kBlock, p.length / kBlock}, holder);
+    if (!s.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, s.to_string());
+  }
+  Status s = t.commit();
+  // A pin left behind only delays reuse until the holder is gone (the next
+  // mount drops pins of dead holders): logged, not fatal.
+  if (!s.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, s.to_string());
+}
+
+void FilesystemImpl::quarantine_on_free(const Holder& holder, Ino,
+                                        const std::vector<LayoutPiece>& pieces) {
+  for (const LayoutPiece& p : pieces) {
+    pins_.add(holder, {p.region_offset / kBlock, p.length / kBlock});
+  }
+}
+
+Status FilesystemImpl::release_holder(const Holder& holder) {
+  pins_.drop(holder);
+  {
+    std::lock_guard lock(restored_mu_);
+    std::erase(restored_holders_, holder);
+  }
+  if (read_only_) return Status::ok();
+  MetaTxn t(*this);
+  RETURN_IF_ERROR(alloc_->release_holder(t.txn(), holder));
+  return t.commit();
+}
+
+std::vector<Holder> FilesystemImpl::restored_holders() {
+  std::lock_guard lock(restored_mu_);
+  return restored_holders_;
+}
+
+std::vector<QuarantineEntry> FilesystemImpl::quarantine_entries() {
+  return alloc_->quarantine_entries();
+}
+
+}  // namespace sealfs
