@@ -48,6 +48,7 @@ void RegionDram::flush(const void* addr, size_t len) {
 }
 
 void RegionDram::drain() {
+  if (drain_observer_) drain_observer_(drain_count());
   std::lock_guard lock(mu_);
   for (auto& [line, bytes] : pending_) {
     std::memcpy(durable_.data() + line * kLine, bytes.data(), kLine);
@@ -106,6 +107,10 @@ uint64_t RegionDram::drain_count() const {
 uint64_t RegionDram::flush_count() const {
   std::lock_guard lock(mu_);
   return flushes_;
+}
+
+void RegionDram::set_drain_observer(std::function<void(uint64_t)> observer) {
+  drain_observer_ = std::move(observer);
 }
 
 void RegionDram::corrupt(uint64_t offset, const void* bytes, size_t len) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -55,6 +56,11 @@ class RegionDram final : public Region {
   // Raw write for tests that corrupt images on purpose (bypasses the journal;
   // also makes the bytes durable).
   void corrupt(uint64_t offset, const void* bytes, size_t len);
+  // Called at the start of every drain(), before it makes the pending lines
+  // durable, with the number of drains completed so far: crash() from the
+  // observer gives the image a power loss just before that fence leaves.
+  // Called without the region's lock held; the observer must not drain.
+  void set_drain_observer(std::function<void(uint64_t drain_index)> observer);
 
  private:
   RegionDram(uint64_t size, uint64_t alignment, Granularity g);
@@ -67,6 +73,7 @@ class RegionDram final : public Region {
   std::vector<TraceEvent> trace_;
   uint64_t flushes_ = 0;
   uint64_t drains_ = 0;
+  std::function<void(uint64_t)> drain_observer_;
 };
 
 }  // namespace sealfs
