@@ -1,0 +1,233 @@
+// Orchestration: phases 1 (superblock) and 2 (journal) here, the rest in
+// phase_*.cc; repair rounds and the verification pass.
+#include "fsck/checker.h"
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "fsck/context.h"
+#include "fsck/readonly_region.h"
+#include "media/journal.h"
+#include "media/superblock.h"
+
+namespace sealfs::fsck {
+
+namespace {
+
+Result<Superblock> decode_at(const Region& region, uint64_t block) {
+  format::DiskSuperblock disk{};
+  if (block >= region.size() / format::kBlockSize) {
+    return Status(Code::kCorruption, "superblock block past the region");
+  }
+  std::memcpy(&disk, region.data() + block * format::kBlockSize, sizeof(disk));
+  return decode_superblock(disk, region.size());
+}
+
+void write_superblock_block(Image& image, uint64_t block, const Superblock& sb) {
+  format::DiskSuperblock disk = encode_superblock(sb);
+  std::byte* b = image.edit_block(block);
+  std::memset(b, 0, format::kBlockSize);
+  std::memcpy(b, &disk, sizeof(disk));
+}
+
+bool same_geometry(const Geometry& a, const Geometry& b) {
+  return std::memcmp(&a, &b, sizeof(Geometry)) == 0;
+}
+
+// One pass over the image. In repair mode `region` is writable and the
+// overlay is committed after each phase.
+void run_pass(Region& region, const FsckOptions& opt, Report& report) {
+  Image image(region);
+  Context ctx(image, report, opt);
+  auto fail = [&](const std::string& what) {
+    report.operational_error = what;
+  };
+  auto phase_done = [&](Phase p) -> bool {
+    report.phases[static_cast<int>(p)].ran = true;
+    if (!opt.repair) return true;
+    Status s = image.commit();
+    if (!s.is_ok()) {
+      fail(std::string("committing ") + phase_name(p) + " repairs: " + s.to_string());
+      return false;
+    }
+    return true;
+  };
+
+  // Phase 1: superblock.
+  bool used_backup = false;
+  auto sb = read_superblock(region, &used_backup);
+  if (!sb.is_ok()) {
+    report.phases[0].ran = true;
+    report.add(Phase::kSuperblock, "no_superblock", 0,
+               "neither superblock is valid: " + sb.status().to_string(), false);
+    fail("no valid superblock");
+    return;
+  }
+  ctx.sb = *sb;
+  image.set_geometry(sb->geometry);
+  report.counts.inodes_total = sb->geometry.inode_count;
+  report.counts.data_blocks = sb->geometry.data_blocks;
+  if (opt.repair && needs_read_only(*sb)) {
+    report.phases[0].ran = true;
+    fail("unknown read-only-compatible features: this fsck must not write the image");
+    return;
+  }
+  if (!used_backup) {
+    auto backup = decode_at(region, sb->geometry.backup_block());
+    if (!backup.is_ok() || !same_geometry(backup->geometry, sb->geometry)) {
+      ctx.problem(Phase::kSuperblock, "backup_superblock_bad", 0,
+                  (backup.is_ok() ? std::string("geometry differs from the primary")
+                                  : backup.status().to_string()) +
+                      "; backup rewritten from the primary");
+      write_superblock_block(image, sb->geometry.backup_block(), *sb);
+    }
+  }
+  report.phases[0].ran = true;
+
+  // Phase 2: journal (replay needs a writable region).
+  std::unique_ptr<Journal> journal;
+  {
+    JournalArea area{sb->geometry.journal_start, sb->geometry.journal_blocks};
+    RecoveryStats rs;
+    auto opened = Journal::open(region, area, &rs);
+    if (!opened.is_ok() && opened.status().code() == Code::kReadOnly) {
+      ctx.problem(Phase::kJournal, "journal_needs_recovery", 0,
+                  "committed transactions wait for replay: " + opened.status().message());
+    } else if (!opened.is_ok()) {
+      ctx.problem(Phase::kJournal, "journal_corrupt", 0,
+                  opened.status().to_string() + "; journal reset (uncommitted history lost)");
+      if (opt.repair) {
+        Status s = Journal::format(region, area);
+        if (s.is_ok()) {
+          opened = Journal::open(region, area, &rs);
+        } else {
+          opened = s;
+        }
+        if (!opened.is_ok()) {
+          fail("journal: " + opened.status().to_string());
+          return;
+        }
+      }
+    }
+    if (opened.is_ok()) {
+      journal = std::move(*opened);
+      report.counts.journal_transactions_replayed = rs.replayed_transactions;
+      if (rs.replayed_transactions > 0) {
+        ctx.problem(Phase::kJournal, "journal_replayed", 0,
+                    std::to_string(rs.replayed_transactions) + " committed transaction(s) replayed");
+      }
+    }
+  }
+  if (opt.repair) {
+    if (!journal) {
+      fail("journal could not be opened for writing");
+      return;
+    }
+    image.attach_journal(journal.get());
+  }
+  // Replay may have rewritten the superblock (orphan head, state) or even
+  // repaired a torn primary.
+  {
+    auto primary = decode_at(region, format::kSuperblockBlock);
+    if (primary.is_ok() && same_geometry(primary->geometry, sb->geometry)) {
+      ctx.sb = *primary;
+    } else {
+      ctx.problem(Phase::kSuperblock, "primary_superblock_bad", 0,
+                  (primary.is_ok() ? std::string("geometry differs from the backup")
+                                   : primary.status().to_string()) +
+                      "; primary restored from the backup");
+      write_superblock_block(image, format::kSuperblockBlock, ctx.sb);
+    }
+  }
+  if (!phase_done(Phase::kJournal)) return;
+
+  check_inodes(ctx);
+  if (!phase_done(Phase::kInodes)) return;
+  check_extents(ctx);
+  if (!phase_done(Phase::kExtents)) return;
+  check_bitmap(ctx);
+  if (!phase_done(Phase::kBitmap)) return;
+  check_directories(ctx);
+  if (!phase_done(Phase::kDirectories)) return;
+  check_links(ctx);
+  if (!phase_done(Phase::kLinks)) return;
+  check_orphans(ctx);
+  if (!phase_done(Phase::kOrphans)) return;
+
+  if (opt.repair && journal) {
+    ctx.sb.last_check_time_ns = opt.now_ns;
+    ctx.superblock_changed();
+    Status s = image.commit();
+    if (s.is_ok()) s = journal->checkpoint();
+    if (!s.is_ok()) fail("final commit: " + s.to_string());
+  }
+}
+
+Report checked_pass(const Region& region, const FsckOptions& opt) {
+  ReadOnlyRegion view(region);
+  FsckOptions check = opt;
+  check.repair = false;
+  Report report;
+  report.target = opt.target;
+  run_pass(view, check, report);
+  return report;
+}
+
+int exit_code_for(const Report& r) {
+  if (!r.operational_error.empty()) return kExitOperational;
+  if (r.problem_count == 0) return kExitClean;
+  if (!r.repair || r.remaining_after_repair > 0 || r.repaired_count < r.problem_count) {
+    return kExitUncorrected;
+  }
+  return kExitCorrected;
+}
+
+}  // namespace
+
+Report run_fsck(Region& region, const FsckOptions& options) {
+  FsckOptions opt = options;
+  if (opt.now_ns == 0) {
+    opt.now_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
+  }
+  Report report;
+  report.target = opt.target;
+  report.repair = opt.repair;
+  try {
+    if (!opt.repair || region.read_only()) {
+      report = checked_pass(region, opt);
+      report.repair = false;
+    } else {
+      // Repair, then verify with a fresh check-only pass; a repair can
+      // uncover what it hid (a freed inode's blocks), so allow a few rounds.
+      run_pass(region, opt, report);
+      for (int round = 0;; ++round) {
+        Report verify = checked_pass(region, opt);
+        report.counts = verify.counts;
+        report.remaining_after_repair = verify.problem_count;
+        if (!verify.operational_error.empty()) {
+          report.operational_error = verify.operational_error;
+          break;
+        }
+        if (verify.problem_count == 0 || round == 2 || !report.operational_error.empty()) break;
+        Report again;
+        again.repair = true;
+        run_pass(region, opt, again);
+        for (const Problem& p : again.problems) {
+          report.add(p.phase, p.kind, p.inode,
+                     p.detail + " (repair round " + std::to_string(round + 2) + ")", p.repaired);
+        }
+        if (!again.operational_error.empty()) report.operational_error = again.operational_error;
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    report.operational_error = "out of memory";
+  }
+  report.exit_code = exit_code_for(report);
+  return report;
+}
+
+}  // namespace sealfs::fsck

@@ -1,0 +1,79 @@
+// Shared state of one fsck pass: the image, the report, and what the phases
+// learned about every inode. Internal to fsck/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fsck/checker.h"
+#include "fsck/image.h"
+#include "fsck/report.h"
+#include "media/superblock.h"
+#include "meta/extent_map.h"
+#include "sealfs/format.h"
+
+namespace sealfs::fsck {
+
+struct EntryRef {
+  uint64_t dir = 0;
+  uint64_t region_block = 0;
+  uint16_t offset = 0;
+};
+
+struct InodeState {
+  bool used = false;  // decoded and in use (mode != 0)
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  bool inline_symlink = false;
+  // Phase 4: the layout as it stands after repairs.
+  std::vector<Extent> extents;
+  std::vector<uint64_t> chain;  // overflow blocks, in order
+  uint64_t xattr_block = 0;
+  // Phase 6: the namespace.
+  uint32_t refs = 0;     // directory entries naming this inode
+  uint32_t subdirs = 0;  // directories: entries naming subdirectories
+  uint64_t parent = 0;   // directories: the directory holding their entry
+  EntryRef parent_entry;
+  bool reachable = false;
+  std::vector<uint64_t> children;  // directories: inodes their entries name
+};
+
+struct Context {
+  Context(Image& img, Report& rep, const FsckOptions& o) : image(img), report(rep), opt(o) {}
+  Image& image;
+  Report& report;
+  const FsckOptions& opt;
+  Superblock sb;
+  std::vector<InodeState> inodes;  // indexed by inode number; [0] unused
+
+  const Geometry& geo() const { return image.geo(); }
+  bool repair() const { return opt.repair; }
+  void problem(Phase phase, std::string kind, uint64_t ino, std::string detail,
+               bool fixable = true) {
+    report.add(phase, std::move(kind), ino, std::move(detail), fixable && opt.repair);
+  }
+  void superblock_changed();  // re-encodes `sb` into block 0 of the overlay
+};
+
+// Phases 3..8 (phase 1 and 2 live in checker.cc).
+void check_inodes(Context& ctx);
+void check_extents(Context& ctx);
+void check_bitmap(Context& ctx);
+void check_directories(Context& ctx);
+void check_links(Context& ctx);
+void check_orphans(Context& ctx);
+
+// Shared helpers (layout.cc).
+// Rewrites the inode's extents (inline, then the overflow blocks in
+// `chain`, allocating more from the bitmap only when may_allocate) and its
+// block count; surplus chain blocks are freed in the bitmap. Extents that
+// fit nowhere are dropped (returns false then).
+bool store_layout(Context& ctx, uint64_t ino, std::vector<Extent> extents,
+                  std::vector<uint64_t> chain, bool may_allocate);
+// Frees the inode: its blocks in the bitmap, then the slot (mode 0, the
+// generation kept for the next reuse).
+void free_inode(Context& ctx, uint64_t ino);
+uint64_t expected_blocks(const InodeState& st);
+
+}  // namespace sealfs::fsck

@@ -1,0 +1,72 @@
+// fsck.sealfs [-n] [-y] [-f] [-v] [--json] TARGET
+#include <getopt.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "fsck/checker.h"
+#include "fsck/report.h"
+#include "media/region_pmem2.h"
+
+namespace {
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: fsck.sealfs [-n] [-y] [-f] [-v] [--json] DEVICE|FILE\n"
+               "  -n      check only, open read-only (the default)\n"
+               "  -y      repair every problem found\n"
+               "  -f      force (accepted for fsck(8) compatibility: the check is always full)\n"
+               "  -v      verbose summary\n"
+               "  --json  one JSON object on stdout instead of the summary\n"
+               "exit: 0 clean, 1 errors corrected, 4 errors left, 8 operational error, 16 usage\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sealfs;
+  bool check_only = false, repair = false, verbose = false, json = false;
+  static const option long_options[] = {{"json", no_argument, nullptr, 'j'},
+                                        {"help", no_argument, nullptr, 'h'},
+                                        {nullptr, 0, nullptr, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "nyfvpah", long_options, nullptr)) != -1) {
+    switch (c) {
+      case 'n': check_only = true; break;
+      case 'y': case 'p': case 'a': repair = true; break;
+      case 'f': break;
+      case 'v': verbose = true; break;
+      case 'j': json = true; break;
+      case 'h': usage(stdout); return fsck::kExitClean;
+      default: usage(stderr); return fsck::kExitUsage;
+    }
+  }
+  if (optind + 1 != argc || (check_only && repair)) {
+    if (check_only && repair) std::fprintf(stderr, "fsck.sealfs: -n and -y exclude each other\n");
+    usage(stderr);
+    return fsck::kExitUsage;
+  }
+  const std::string target = argv[optind];
+  RegionOptions ro;
+  ro.read_only = !repair;
+  auto region = RegionPmem2::open(target, ro);
+  if (!region.is_ok()) {
+    fsck::Report report;
+    report.target = target;
+    report.repair = repair;
+    report.operational_error = "cannot open " + target + ": " + region.status().to_string();
+    report.exit_code = fsck::kExitOperational;
+    std::fputs(json ? fsck::render_json(report).c_str()
+                    : fsck::render_text(report, verbose).c_str(),
+               json ? stdout : stderr);
+    return report.exit_code;
+  }
+  fsck::FsckOptions options;
+  options.repair = repair;
+  options.target = target;
+  fsck::Report report = fsck::run_fsck(**region, options);
+  std::fputs(json ? fsck::render_json(report).c_str() : fsck::render_text(report, verbose).c_str(),
+             stdout);
+  return report.exit_code;
+}

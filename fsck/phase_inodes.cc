@@ -1,0 +1,343 @@
+// Phase 3 (inode slots) and phase 4 (extent maps, overflow chains, xattr
+// blocks, cross-linked blocks).
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+
+#include "fsck/context.h"
+#include "meta/inode.h"
+#include "meta/xattr.h"
+
+namespace sealfs::fsck {
+
+namespace {
+
+bool has_block_map(uint32_t mode) {
+  return S_ISREG(mode) || S_ISDIR(mode) || S_ISLNK(mode);
+}
+
+void write_fresh_root(Context& ctx) {
+  format::DiskInode old = ctx.image.read_inode(format::kRootIno);
+  format::DiskInode root{};
+  root.mode.set(S_IFDIR | 0755);
+  root.nlink.set(2);
+  root.generation.set(old.generation.get() + 1);
+  uint64_t now = ctx.opt.now_ns;
+  root.atime_ns.set(now);
+  root.mtime_ns.set(now);
+  root.ctime_ns.set(now);
+  root.btime_ns.set(now);
+  ctx.image.write_inode(format::kRootIno, root);
+}
+
+}  // namespace
+
+void check_inodes(Context& ctx) {
+  const uint64_t n = ctx.geo().inode_count;
+  ctx.inodes.assign(n + 1, InodeState{});
+  for (uint64_t ino = 1; ino <= n; ++ino) {
+    format::DiskInode disk = ctx.image.read_inode(ino);
+    if (slot_is_zero(disk) && ino != format::kRootIno) continue;
+    auto decoded = decode_inode(disk, ino, n);
+    bool root = ino == format::kRootIno;
+    if (!decoded.is_ok() || (root && !S_ISDIR(decoded->core.mode))) {
+      std::string why = decoded.is_ok() ? "root inode is not a directory"
+                                        : decoded.status().message();
+      std::string kind = !decoded.is_ok() && decoded.status().code() == Code::kBadCrc
+                             ? "inode_bad_crc"
+                             : "inode_corrupt";
+      if (root) {
+        ctx.problem(Phase::kInodes, kind, ino, why + "; root recreated as an empty directory");
+        write_fresh_root(ctx);
+        decoded = decode_inode(ctx.image.read_inode(ino), ino, n);
+      } else {
+        // The slot cannot be trusted: clear it. Its blocks become leaks
+        // (phase 5), its names dangling entries (phase 6).
+        ctx.problem(Phase::kInodes, kind, ino, why + "; inode cleared");
+        format::DiskInode freed{};
+        freed.generation.set(disk.generation.get() + 1);
+        ctx.image.write_inode(ino, freed);
+        continue;
+      }
+      if (!decoded.is_ok()) continue;  // cannot happen: we just wrote it
+    }
+    const InodeCore& c = decoded->core;
+    if (c.mode == 0) continue;
+    InodeState& st = ctx.inodes[ino];
+    st.used = true;
+    st.mode = c.mode;
+    st.nlink = c.nlink;
+    st.xattr_block = c.xattr_block;
+    st.inline_symlink = S_ISLNK(c.mode) && decoded->extent_count == 0 &&
+                        c.size <= format::kInlineSymlinkMax;
+    if ((c.flags & ~uint32_t{format::kInodeOrphan}) != 0) {
+      ctx.problem(Phase::kInodes, "inode_flags", ino,
+                  "unknown flags " + std::to_string(c.flags) + " cleared");
+      format::DiskInode fixed = ctx.image.read_inode(ino);
+      fixed.flags.set(c.flags & format::kInodeOrphan);
+      ctx.image.write_inode(ino, fixed);
+    }
+    if (S_ISDIR(c.mode) && c.size % format::kBlockSize != 0) {
+      // Fixed with the layout in phase 4.
+      ctx.problem(Phase::kInodes, "dir_size", ino,
+                  "directory size " + std::to_string(c.size) + " is not whole blocks");
+    }
+    if (S_ISLNK(c.mode) && (c.size == 0 || c.size >= format::kBlockSize)) {
+      ctx.problem(Phase::kInodes, "symlink_size", ino,
+                  "symlink target of " + std::to_string(c.size) + " bytes; inode cleared");
+      format::DiskInode freed{};
+      freed.generation.set(c.generation + 1);
+      ctx.image.write_inode(ino, freed);
+      st = InodeState{};
+      continue;
+    }
+    if (c.nlink == 0 && (c.flags & format::kInodeOrphan) == 0) {
+      // Reported and resolved with the namespace (phases 6 to 8).
+    }
+  }
+}
+
+namespace {
+
+struct Gathered {
+  std::vector<Extent> extents;
+  std::vector<uint64_t> chain;
+  bool changed = false;
+};
+
+// Reads the block map of one inode as far as it can be trusted.
+Gathered gather(Context& ctx, uint64_t ino, const DecodedInode& d) {
+  Gathered g;
+  const Geometry& geo = ctx.geo();
+  const uint64_t data_end = geo.data_start + geo.data_blocks;
+  std::vector<format::DiskExtent> raw = d.inline_extents;
+  uint64_t next = d.extent_block;
+  std::set<uint64_t> seen;
+  while (next != 0) {
+    std::string bad;
+    if (!ctx.image.in_data_area(next)) {
+      bad = "overflow block " + std::to_string(next) + " outside the data area";
+    } else if (seen.count(next) != 0) {
+      bad = "overflow chain loops at block " + std::to_string(next);
+    } else if (raw.size() >= uint64_t{d.extent_count} + format::kExtentsPerBlock) {
+      bad = "overflow chain longer than its extent count";
+    }
+    if (bad.empty()) {
+      auto view = decode_extent_block(ctx.image.read_block(next), ino);
+      if (!view.is_ok()) {
+        ctx.problem(Phase::kExtents,
+                    view.status().code() == Code::kBadCrc ? "overflow_bad_crc" : "overflow_corrupt",
+                    ino, view.status().message() + " at block " + std::to_string(next) +
+                             "; chain cut there");
+        g.changed = true;
+        break;
+      }
+      seen.insert(next);
+      g.chain.push_back(next);
+      raw.insert(raw.end(), view->extents.begin(), view->extents.end());
+      next = view->next_block;
+      continue;
+    }
+    ctx.problem(Phase::kExtents, "overflow_chain", ino, bad + "; chain cut there");
+    g.changed = true;
+    break;
+  }
+  if (!g.changed && raw.size() != d.extent_count) {
+    ctx.problem(Phase::kExtents, "extent_count", ino,
+                "extent count " + std::to_string(d.extent_count) + " but " +
+                    std::to_string(raw.size()) + " stored");
+    g.changed = true;
+  }
+  uint64_t prev_end = 0;
+  for (const auto& de : raw) {
+    auto e = decode_extent(de, geo.data_start, data_end);
+    if (!e.is_ok()) {
+      ctx.problem(Phase::kExtents, "extent_bad", ino, e.status().message() + "; extent dropped");
+      g.changed = true;
+      continue;
+    }
+    if (e->file_block < prev_end) {
+      ctx.problem(Phase::kExtents, "extent_overlap", ino,
+                  "extent at file block " + std::to_string(e->file_block) +
+                      " overlaps or is out of order; extent dropped");
+      g.changed = true;
+      continue;
+    }
+    prev_end = e->file_end();
+    g.extents.push_back(*e);
+  }
+  return g;
+}
+
+enum class ClaimKind { kOverflow, kXattr, kDirData, kFileData };
+
+struct Claim {
+  uint64_t start, count, ino;
+  ClaimKind kind;
+  size_t index;  // extent or chain index
+};
+
+const char* claim_name(ClaimKind k) {
+  switch (k) {
+    case ClaimKind::kOverflow: return "extent overflow block";
+    case ClaimKind::kXattr: return "xattr block";
+    case ClaimKind::kDirData: return "directory block";
+    default: return "file data";
+  }
+}
+
+}  // namespace
+
+void check_extents(Context& ctx) {
+  const uint64_t n = ctx.geo().inode_count;
+  std::vector<bool> changed(n + 1, false);
+  for (uint64_t ino = 1; ino <= n; ++ino) {
+    InodeState& st = ctx.inodes[ino];
+    if (!st.used) continue;
+    auto d = decode_inode(ctx.image.read_inode(ino), ino, n);
+    if (!d.is_ok()) continue;  // phase 3 cleared it
+    if (st.xattr_block != 0) {
+      std::string bad;
+      if (!ctx.image.in_data_area(st.xattr_block)) {
+        bad = "xattr block " + std::to_string(st.xattr_block) + " outside the data area";
+      } else {
+        auto x = decode_xattr_block(ctx.image.read_block(st.xattr_block), ino);
+        if (!x.is_ok()) bad = x.status().message();
+      }
+      if (!bad.empty()) {
+        ctx.problem(Phase::kExtents, "xattr_bad", ino, bad + "; extended attributes dropped");
+        st.xattr_block = 0;
+        format::DiskInode disk = ctx.image.read_inode(ino);
+        disk.xattr_block.set(0);
+        ctx.image.write_inode(ino, disk);
+        changed[ino] = true;
+      }
+    }
+    if (st.inline_symlink) continue;
+    Gathered g = gather(ctx, ino, *d);
+    if (!has_block_map(st.mode) && (!g.extents.empty() || !g.chain.empty())) {
+      ctx.problem(Phase::kExtents, "special_extents", ino,
+                  "device, fifo or socket with a block map; map dropped");
+      g.extents.clear();
+      g.changed = true;
+    }
+    st.extents = std::move(g.extents);
+    st.chain = std::move(g.chain);
+    if (g.changed) changed[ino] = true;
+  }
+
+  // Cross-linked blocks: metadata blocks win over data, directories over
+  // files, lower inode numbers over higher; the loser gives the blocks up.
+  std::vector<Claim> claims;
+  for (uint64_t ino = 1; ino <= n; ++ino) {
+    const InodeState& st = ctx.inodes[ino];
+    if (!st.used) continue;
+    for (size_t i = 0; i < st.chain.size(); ++i) {
+      claims.push_back({st.chain[i], 1, ino, ClaimKind::kOverflow, i});
+    }
+    if (st.xattr_block != 0) claims.push_back({st.xattr_block, 1, ino, ClaimKind::kXattr, 0});
+    ClaimKind data = S_ISDIR(st.mode) ? ClaimKind::kDirData : ClaimKind::kFileData;
+    for (size_t i = 0; i < st.extents.size(); ++i) {
+      claims.push_back({st.extents[i].region_block, st.extents[i].length, ino, data, i});
+    }
+  }
+  std::stable_sort(claims.begin(), claims.end(), [](const Claim& a, const Claim& b) {
+    if (a.kind != b.kind) return a.kind < b.kind;
+    return a.ino < b.ino;
+  });
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> accepted;  // start -> (end, ino)
+  std::vector<std::set<size_t>> lost_extents(n + 1);
+  std::vector<size_t> chain_cut(n + 1, SIZE_MAX);
+  for (const Claim& c : claims) {
+    uint64_t end = c.start + c.count;
+    auto it = accepted.upper_bound(c.start);
+    bool overlaps = false;
+    uint64_t other = 0;
+    if (it != accepted.end() && it->first < end) {
+      overlaps = true;
+      other = it->second.second;
+    }
+    if (it != accepted.begin()) {
+      auto prev = std::prev(it);
+      if (prev->second.first > c.start) {
+        overlaps = true;
+        other = prev->second.second;
+      }
+    }
+    if (!overlaps) {
+      accepted.emplace(c.start, std::make_pair(end, c.ino));
+      continue;
+    }
+    ctx.problem(Phase::kExtents, "cross_linked", c.ino,
+                std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) + ", +" +
+                    std::to_string(c.count) + ") also belongs to inode " +
+                    std::to_string(other) + "; removed from this inode");
+    changed[c.ino] = true;
+    InodeState& st = ctx.inodes[c.ino];
+    if (c.kind == ClaimKind::kOverflow) {
+      chain_cut[c.ino] = std::min(chain_cut[c.ino], c.index);
+    } else if (c.kind == ClaimKind::kXattr) {
+      st.xattr_block = 0;
+      format::DiskInode disk = ctx.image.read_inode(c.ino);
+      disk.xattr_block.set(0);
+      ctx.image.write_inode(c.ino, disk);
+    } else {
+      lost_extents[c.ino].insert(c.index);
+    }
+  }
+
+  for (uint64_t ino = 1; ino <= n; ++ino) {
+    InodeState& st = ctx.inodes[ino];
+    if (!st.used || st.inline_symlink) continue;
+    std::vector<Extent> kept;
+    for (size_t i = 0; i < st.extents.size(); ++i) {
+      if (lost_extents[ino].count(i) == 0) kept.push_back(st.extents[i]);
+    }
+    std::vector<uint64_t> chain = st.chain;
+    if (chain_cut[ino] < chain.size()) chain.resize(chain_cut[ino]);  // cut blocks belong elsewhere
+    format::DiskInode disk = ctx.image.read_inode(ino);
+    if (S_ISDIR(st.mode)) {
+      // A directory is blocks 0..k-1, all written, and size = k blocks.
+      std::vector<Extent> prefix;
+      uint64_t expect = 0;
+      for (const Extent& e : kept) {
+        if (e.file_block != expect || e.unwritten) break;
+        prefix.push_back(e);
+        expect = e.file_end();
+      }
+      uint64_t size_blocks = disk.size.get() / format::kBlockSize;
+      if (prefix.size() != kept.size() || disk.size.get() != expect * format::kBlockSize) {
+        ctx.problem(Phase::kExtents, "dir_layout", ino,
+                    "directory of " + std::to_string(size_blocks) + " blocks maps " +
+                        std::to_string(expect) + " leading blocks; size set to " +
+                        std::to_string(expect) + " blocks");
+        // Blocks dropped here are no one's: phase 5 frees them.
+        kept = std::move(prefix);
+        disk.size.set(expect * format::kBlockSize);
+        ctx.image.write_inode(ino, disk);
+        changed[ino] = true;
+      }
+    }
+    if (changed[ino]) {
+      // Blocks of a cut chain stay with whoever else claims them.
+      if (!store_layout(ctx, ino, kept, chain, false)) {
+        ctx.problem(Phase::kExtents, "extents_dropped", ino,
+                    "not enough overflow blocks left for every extent; the rest dropped");
+      }
+    }
+    uint64_t want = expected_blocks(st);
+    disk = ctx.image.read_inode(ino);
+    if (disk.blocks.get() != want) {
+      ctx.problem(Phase::kExtents, "block_count", ino,
+                  "block count " + std::to_string(disk.blocks.get()) + ", owns " +
+                      std::to_string(want));
+      disk.blocks.set(want);
+      ctx.image.write_inode(ino, disk);
+    }
+  }
+}
+
+}  // namespace sealfs::fsck

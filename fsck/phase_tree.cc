@@ -1,0 +1,315 @@
+// Phase 6: directory blocks and entries, connectivity from the root, parent
+// pointers and loops; disconnected inodes go to /lost+found.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <set>
+#include <string>
+#include <unordered_set>
+
+#include "fsck/context.h"
+#include "meta/directory.h"
+#include "meta/inode.h"
+
+namespace sealfs::fsck {
+
+namespace {
+
+constexpr const char* kLostFound = "lost+found";
+
+uint8_t dtype_of(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
+
+bool name_ok(std::string_view name) {
+  if (name.empty() || name == "." || name == "..") return false;
+  return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
+std::string printable(std::string_view name) {
+  std::string out;
+  for (char c : name) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out;
+}
+
+// Verifies (and repairs) one directory block; returns false when it had to
+// be emptied.
+void check_dir_block(Context& ctx, uint64_t dir, uint64_t rb) {
+  Status s = dir_block_verify(ctx.image.read_block(rb), dir);
+  if (s.is_ok()) return;
+  std::vector<std::byte> copy(ctx.image.read_block(rb), ctx.image.read_block(rb) + format::kBlockSize);
+  dir_block_seal(copy.data());
+  const char* kind = s.code() == Code::kBadCrc ? "dir_block_bad_crc" : "dir_block_corrupt";
+  if (s.code() == Code::kBadCrc && dir_block_verify(copy.data(), dir).is_ok()) {
+    // The entries still tile the block: keep them (each is checked below)
+    // and rewrite the checksum.
+    ctx.problem(Phase::kDirectories, kind, dir,
+                s.message() + " at block " + std::to_string(rb) + "; checksum rewritten");
+    std::memcpy(ctx.image.edit_block(rb), copy.data(), copy.size());
+    return;
+  }
+  ctx.problem(Phase::kDirectories, kind, dir,
+              s.message() + " at block " + std::to_string(rb) +
+                  "; block emptied (its inodes go to lost+found)");
+  dir_block_init(ctx.image.edit_block(rb), dir);
+}
+
+struct Tree {
+  Context& ctx;
+  uint64_t lost_found = 0;
+
+  bool add_entry(uint64_t dir, std::string_view name, uint64_t ino, uint8_t type) {
+    InodeState& d = ctx.inodes[dir];
+    uint32_t need = format::dir_entry_size(static_cast<uint32_t>(name.size()));
+    uint64_t next_file_block = 0;
+    for (const Extent& e : d.extents) {
+      for (uint64_t i = 0; i < e.length; ++i) {
+        uint64_t rb = e.region_block + i;
+        if (dir_block_largest_free(ctx.image.read_block(rb)) < need) continue;
+        std::byte* img = ctx.image.edit_block(rb);
+        auto at = dir_block_insert(img, name, ino, type);
+        if (!at) continue;
+        dir_block_seal(img);
+        return true;
+      }
+      next_file_block = e.file_end();
+    }
+    auto nb = ctx.image.allocate_block();
+    if (!nb) return false;
+    std::byte* img = ctx.image.edit_block(*nb);
+    dir_block_init(img, dir);
+    dir_block_insert(img, name, ino, type);
+    dir_block_seal(img);
+    std::vector<Extent> extents = d.extents;
+    extents.push_back(Extent{next_file_block, *nb, 1, false});
+    if (!store_layout(ctx, dir, extents, d.chain, true)) return false;
+    format::DiskInode disk = ctx.image.read_inode(dir);
+    disk.size.set((next_file_block + 1) * format::kBlockSize);
+    ctx.image.write_inode(dir, disk);
+    return true;
+  }
+
+  void remove_entry(const EntryRef& ref) {
+    std::byte* img = ctx.image.edit_block(ref.region_block);
+    dir_block_remove(img, ref.offset);
+    dir_block_seal(img);
+  }
+
+  uint64_t find_free_inode() {
+    for (uint64_t ino = 2; ino < ctx.inodes.size(); ++ino) {
+      if (!ctx.inodes[ino].used) return ino;
+    }
+    return 0;
+  }
+
+  // The lost+found directory, created in the root when missing.
+  uint64_t ensure_lost_found() {
+    if (lost_found != 0) return lost_found;
+    uint64_t ino = find_free_inode();
+    if (ino == 0) return 0;
+    format::DiskInode old = ctx.image.read_inode(ino);
+    format::DiskInode disk{};
+    disk.mode.set(S_IFDIR | 0700);
+    disk.nlink.set(2);
+    disk.generation.set(old.generation.get() + 1);
+    for (auto* t : {&disk.atime_ns, &disk.mtime_ns, &disk.ctime_ns, &disk.btime_ns}) {
+      t->set(ctx.opt.now_ns);
+    }
+    ctx.image.write_inode(ino, disk);
+    InodeState& st = ctx.inodes[ino];
+    st = InodeState{};
+    st.used = true;
+    st.mode = S_IFDIR | 0700;
+    st.nlink = 2;
+    if (!add_entry(format::kRootIno, kLostFound, ino, DT_DIR)) {
+      free_inode(ctx, ino);
+      return 0;
+    }
+    ctx.problem(Phase::kDirectories, "lost_found_created", ino, "created /lost+found");
+    link(format::kRootIno, ino);
+    st.reachable = true;
+    lost_found = ino;
+    return ino;
+  }
+
+  void link(uint64_t dir, uint64_t ino) {
+    InodeState& child = ctx.inodes[ino];
+    ++child.refs;
+    ctx.inodes[dir].children.push_back(ino);
+    if (S_ISDIR(child.mode)) {
+      child.parent = dir;
+      ++ctx.inodes[dir].subdirs;
+    }
+  }
+
+  void mark_reachable(uint64_t from) {
+    std::vector<uint64_t> stack{from};
+    ctx.inodes[from].reachable = true;
+    while (!stack.empty()) {
+      uint64_t d = stack.back();
+      stack.pop_back();
+      for (uint64_t c : ctx.inodes[d].children) {
+        if (ctx.inodes[c].reachable) continue;
+        ctx.inodes[c].reachable = true;
+        if (S_ISDIR(ctx.inodes[c].mode)) stack.push_back(c);
+      }
+    }
+  }
+
+  // Moves a disconnected inode into lost+found as "#ino".
+  void reconnect(uint64_t ino, const char* kind, const std::string& why) {
+    uint64_t lf = ensure_lost_found();
+    if (lf == 0) {
+      ctx.problem(Phase::kDirectories, kind, ino, why + "; cannot create /lost+found", false);
+      return;
+    }
+    std::string name = "#" + std::to_string(ino);
+    InodeState& st = ctx.inodes[ino];
+    if (!add_entry(lf, name, ino, dtype_of(st.mode))) {
+      ctx.problem(Phase::kDirectories, kind, ino, why + "; no space in /lost+found", false);
+      return;
+    }
+    ctx.problem(Phase::kDirectories, kind, ino, why + "; moved to /lost+found/" + name);
+    link(lf, ino);
+    mark_reachable(ino);
+  }
+};
+
+}  // namespace
+
+void check_directories(Context& ctx) {
+  const uint64_t n = ctx.inodes.size() - 1;
+  Tree tree{ctx};
+  for (uint64_t dir = 1; dir <= n; ++dir) {
+    InodeState& d = ctx.inodes[dir];
+    if (!d.used || !S_ISDIR(d.mode)) continue;
+    std::unordered_set<std::string> names;
+    // Copy: adding lost+found may grow this directory's map meanwhile.
+    std::vector<Extent> extents = d.extents;
+    for (const Extent& e : extents) {
+      for (uint64_t i = 0; i < e.length; ++i) {
+        uint64_t rb = e.region_block + i;
+        check_dir_block(ctx, dir, rb);
+        std::vector<EntryRef> removals;
+        struct Retype {
+          uint16_t offset;
+          uint64_t ino;
+          uint8_t type;
+        };
+        std::vector<Retype> retypes;
+        dir_block_for_each(ctx.image.read_block(rb), [&](const DirBlockEntry& de) {
+          EntryRef ref{dir, rb, de.offset};
+          std::string shown = printable(de.name);
+          if (!name_ok(de.name)) {
+            ctx.problem(Phase::kDirectories, "bad_name", dir,
+                        "entry '" + shown + "' has an invalid name; removed");
+            removals.push_back(ref);
+            return;
+          }
+          if (de.ino > n || !ctx.inodes[de.ino].used) {
+            ctx.problem(Phase::kDirectories, "dangling_entry", dir,
+                        "entry '" + shown + "' names free inode " + std::to_string(de.ino) +
+                            "; removed");
+            removals.push_back(ref);
+            return;
+          }
+          if (de.ino == format::kRootIno) {
+            ctx.problem(Phase::kDirectories, "entry_to_root", dir,
+                        "entry '" + shown + "' names the root; removed");
+            removals.push_back(ref);
+            return;
+          }
+          if (!names.insert(std::string(de.name)).second) {
+            ctx.problem(Phase::kDirectories, "duplicate_name", dir,
+                        "second entry '" + shown + "'; removed");
+            removals.push_back(ref);
+            return;
+          }
+          InodeState& child = ctx.inodes[de.ino];
+          if (S_ISDIR(child.mode) && child.parent != 0) {
+            ctx.problem(Phase::kDirectories, "dir_hard_link", dir,
+                        "entry '" + shown + "' names directory " + std::to_string(de.ino) +
+                            " already linked from " + std::to_string(child.parent) +
+                            "; removed");
+            removals.push_back(ref);
+            names.erase(std::string(de.name));
+            return;
+          }
+          if (de.type != dtype_of(child.mode)) {
+            ctx.problem(Phase::kDirectories, "entry_type", dir,
+                        "entry '" + shown + "' has type " + std::to_string(de.type) +
+                            ", inode is " + std::to_string(dtype_of(child.mode)) + "; fixed");
+            retypes.push_back({de.offset, de.ino, dtype_of(child.mode)});
+          }
+          if (dir == format::kRootIno && de.name == kLostFound && S_ISDIR(child.mode)) {
+            tree.lost_found = de.ino;
+          }
+          tree.link(dir, de.ino);
+          if (S_ISDIR(child.mode)) child.parent_entry = ref;
+        });
+        for (const EntryRef& r : removals) tree.remove_entry(r);
+        for (const Retype& t : retypes) {
+          std::byte* img = ctx.image.edit_block(rb);
+          dir_block_retarget(img, t.offset, t.ino, t.type);
+          dir_block_seal(img);
+        }
+      }
+    }
+  }
+
+  tree.mark_reachable(format::kRootIno);
+  // Disconnected directories: reconnect the top of each detached subtree
+  // (the directory with no parent, or where a parent loop closes).
+  for (uint64_t ino = 2; ino <= n; ++ino) {
+    InodeState& st = ctx.inodes[ino];
+    if (!st.used || !S_ISDIR(st.mode) || st.reachable) continue;
+    if (st.nlink == 0 && st.parent == 0 && st.children.empty()) continue;  // phase 8 frees it
+    std::set<uint64_t> path;
+    uint64_t top = ino;
+    bool loop = false;
+    while (ctx.inodes[top].parent != 0) {
+      if (!path.insert(top).second) {
+        loop = true;
+        break;
+      }
+      uint64_t p = ctx.inodes[top].parent;
+      if (ctx.inodes[p].reachable) break;  // cannot happen: we would be reachable
+      top = p;
+    }
+    if (loop) {
+      // Break the cycle at `top`: its entry in its parent goes away.
+      InodeState& t = ctx.inodes[top];
+      tree.remove_entry(t.parent_entry);
+      InodeState& p = ctx.inodes[t.parent];
+      --p.subdirs;
+      std::erase(p.children, top);
+      --t.refs;
+      t.parent = 0;
+      tree.reconnect(top, "dir_loop", "directory is part of a loop cut off from the root");
+    } else {
+      tree.reconnect(top, "disconnected_dir", "directory is not reachable from the root");
+    }
+  }
+  for (uint64_t ino = 2; ino <= n; ++ino) {
+    InodeState& st = ctx.inodes[ino];
+    if (!st.used || st.reachable || S_ISDIR(st.mode)) continue;
+    if (st.refs == 0 && st.nlink == 0) continue;  // unlinked: phase 8
+    if (st.refs == 0) tree.reconnect(ino, "disconnected_inode", "inode has no name");
+  }
+  for (uint64_t ino = 1; ino <= n; ++ino) {
+    if (ctx.inodes[ino].used) {
+      ++ctx.report.counts.inodes_used;
+      uint32_t m = ctx.inodes[ino].mode;
+      if (S_ISREG(m)) {
+        ++ctx.report.counts.regular_files;
+      } else if (S_ISDIR(m)) {
+        ++ctx.report.counts.directories;
+      } else if (S_ISLNK(m)) {
+        ++ctx.report.counts.symlinks;
+      } else {
+        ++ctx.report.counts.other_inodes;
+      }
+    }
+  }
+}
+
+}  // namespace sealfs::fsck
