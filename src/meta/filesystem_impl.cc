@@ -176,10 +176,10 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
     stats->transactions_replayed = rs.replayed_transactions;
     stats->torn_tail = rs.torn_tail;
   }
-  // The journal may have replayed superblock changes.
-  if (!used_backup) {
-    ASSIGN_OR_RETURN(sb, read_superblock(*region_, &used_backup));
-  }
+  // The journal may have replayed superblock changes, and a primary torn in
+  // the middle of a committed home write is whole again after replay: the
+  // backup's fields (orphan head, counters) may be stale, so re-read.
+  ASSIGN_OR_RETURN(sb, read_superblock(*region_, &used_backup));
   sb_staged_ = sb;
   AllocatorArea area;
   area.data_start = geo_.data_start;
