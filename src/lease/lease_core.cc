@@ -108,7 +108,15 @@ bool LeaseCore::breaking(uint64_t ino) const {
 bool LeaseCore::sealed(uint64_t ino) const {
   std::lock_guard lock(mu_);
   auto it = inodes_.find(ino);
-  return it != inodes_.end() && (!it->second.leases.empty() || it->second.breaking);
+  if (it == inodes_.end()) return false;
+  if (it->second.breaking) return true;
+  // A revoked lease no longer seals: its blocks are quarantined when the
+  // file frees them (QuarantineSink::quarantine ran at revocation), so the
+  // breaker's re-run must pass the gate.
+  for (uint64_t id : it->second.leases) {
+    if (leases_.at(id).info.state != LeaseState::kRevoked) return true;
+  }
+  return false;
 }
 
 uint64_t LeaseCore::generation(uint64_t ino) const {

@@ -112,8 +112,9 @@ class LeaseCore {
   // breaking; kNoSpace if the sink cannot pin.
   Result<Grant> grant(const GrantRequest& request);
   bool breaking(uint64_t ino) const;
-  // True while any lease record exists on ino (the meta layer's LayoutGate:
-  // such inodes must change their layout through may_change_layout).
+  // True while ino is breaking or has a lease that is not revoked (the meta
+  // layer's LayoutGate: such inodes must change their layout through
+  // may_change_layout).
   bool sealed(uint64_t ino) const;
   uint64_t generation(uint64_t ino) const;
 

@@ -1,0 +1,132 @@
+#include "lease/meta_layout_source.h"
+
+#include "util/log.h"
+
+namespace sealfs::lease {
+
+namespace {
+
+struct MetaLock final : LayoutSource::Lock {
+  std::unique_ptr<LayoutLock> held;  // null when the inode could not be locked
+  Status why = Status::ok();
+};
+
+Holder to_holder(const HolderId& h) { return Holder{h.pid, h.start_time}; }
+
+std::vector<LayoutPiece> to_pieces(const std::vector<MapExtent>& extents) {
+  std::vector<LayoutPiece> out;
+  out.reserve(extents.size());
+  for (const MapExtent& e : extents) out.push_back({e.file_offset, e.region_offset, e.length});
+  return out;
+}
+
+wire::Refusal refusal_of(Code code) {
+  switch (code) {
+    case Code::kNotSupported: return wire::Refusal::kNotRegular;
+    case Code::kRange: return wire::Refusal::kPastEof;
+    case Code::kNoData: return wire::Refusal::kHole;
+    case Code::kAgain: return wire::Refusal::kUnwritten;
+    case Code::kInvalid: return wire::Refusal::kMisaligned;
+    case Code::kNxio: return wire::Refusal::kBreaking;
+    default: return wire::Refusal::kNone;
+  }
+}
+
+uint32_t granularity_of(Granularity g) {
+  switch (g) {
+    case Granularity::kByte: return wire::kGranularityByte;
+    case Granularity::kCacheLine: return wire::kGranularityCacheLine;
+    case Granularity::kPage: return wire::kGranularityPage;
+  }
+  return wire::kGranularityPage;
+}
+
+}  // namespace
+
+MetaLayoutSource::MetaLayoutSource(Filesystem& fs, int region_fd, uint32_t region_flags)
+    : fs_(fs), region_fd_(region_fd), region_flags_(region_flags) {}
+
+std::unique_ptr<LayoutSource::Lock> MetaLayoutSource::lock_layout(uint64_t ino) {
+  auto lock = std::make_unique<MetaLock>();
+  auto held = fs_.lock_layout(ino);
+  if (held.is_ok()) {
+    lock->held = std::move(*held);
+  } else {
+    lock->why = held.status();
+  }
+  return lock;
+}
+
+Result<LayoutAnswer> MetaLayoutSource::layout_for_lease(const Lock& held, uint64_t ino,
+                                                        uint64_t offset, uint64_t length,
+                                                        uint32_t flags) {
+  const auto& lock = static_cast<const MetaLock&>(held);
+  if (lock.held == nullptr) return lock.why;
+  if (lock.held->ino() != ino) {
+    log().critical("lease: layout lock of inode {} used for inode {}", lock.held->ino(), ino);
+    std::abort();
+  }
+  uint32_t meta_flags = 0;
+  if (flags & wire::kMapAllocate) meta_flags |= kLayoutAllocate;
+  if (flags & wire::kMapRelocate) meta_flags |= kLayoutRelocate;
+  LayoutAnswer answer;
+  auto pieces = fs_.layout_extents(*lock.held, offset, length, meta_flags, &answer.where);
+  if (!pieces.is_ok()) {
+    answer.refusal = refusal_of(pieces.status().code());
+    if (answer.refusal == wire::Refusal::kNone) return pieces.status();
+    log().debug("lease: inode {} [{}, +{}) refused: {}", ino, offset, length,
+                pieces.status().to_string());
+    return answer;
+  }
+  for (const LayoutPiece& p : *pieces) {
+    answer.extents.push_back({p.file_offset, p.region_offset, p.length});
+  }
+  return answer;
+}
+
+RegionInfo MetaLayoutSource::region() const {
+  RegionInfo info;
+  info.fd = region_fd_;
+  info.alignment = fs_.layout_alignment();
+  info.granularity = granularity_of(fs_.region().granularity());
+  info.flags = region_flags_;
+  return info;
+}
+
+Status MetaQuarantineSink::pin(const HolderId& holder, uint64_t lease_id, uint64_t ino,
+                               const std::vector<MapExtent>& extents) {
+  std::vector<LayoutPiece> pieces = to_pieces(extents);
+  RETURN_IF_ERROR(fs_.pin_pieces(to_holder(holder), ino, pieces));
+  std::lock_guard lock(mu_);
+  pinned_[lease_id] = std::move(pieces);
+  return Status::ok();
+}
+
+void MetaQuarantineSink::unpin(const HolderId& holder, uint64_t lease_id) {
+  std::vector<LayoutPiece> pieces;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pinned_.find(lease_id);
+    if (it == pinned_.end()) return;
+    pieces = std::move(it->second);
+    pinned_.erase(it);
+  }
+  fs_.unpin_pieces(to_holder(holder), pieces);
+}
+
+Status MetaQuarantineSink::quarantine(const HolderId& holder, uint64_t ino,
+                                      const std::vector<MapExtent>& extents) {
+  // The rule must be in place before the breaker's continuation runs: the
+  // engine calls this before it releases the breaker.
+  fs_.quarantine_on_free(to_holder(holder), ino, to_pieces(extents));
+  return Status::ok();
+}
+
+void MetaQuarantineSink::release_holder(const HolderId& holder) {
+  Status s = fs_.release_holder(to_holder(holder));
+  // Left quarantined: the blocks leak until the next mount drops the dead
+  // holder's entries, which is safe.
+  if (!s.is_ok()) log().error("lease: releasing holder pid {}: {}", holder.pid, s.to_string());
+}
+
+}  // namespace sealfs::lease
