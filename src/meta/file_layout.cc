@@ -162,11 +162,16 @@ Status FilesystemImpl::truncate_locked(Inode& inode, uint64_t new_size) {
     if (!s.is_ok()) inode.core = saved;
     return s;
   }
+  // The rest of the new last block is zeroed only after the new size has
+  // committed: zeroed first, a crash before the commit would leave the old
+  // size showing zeros where the file's data was. A crash after the commit
+  // leaves old bytes beyond EOF, which trim_beyond_eof zeroes at mount.
+  uint64_t first = (new_size + kBlock - 1) / kBlock;
+  RETURN_IF_ERROR(free_range(inode, first, UINT64_MAX - first, edit));
   if (new_size % kBlock != 0) {
     RETURN_IF_ERROR(zero_partial(inode, new_size, kBlock - new_size % kBlock));
   }
-  uint64_t first = (new_size + kBlock - 1) / kBlock;
-  return free_range(inode, first, UINT64_MAX - first, edit);
+  return Status::ok();
 }
 
 Status FilesystemImpl::allocate_unwritten(MetaTxn& t, Inode& inode, uint64_t first,
@@ -192,6 +197,18 @@ Status FilesystemImpl::allocate_unwritten(MetaTxn& t, Inode& inode, uint64_t fir
 
 Status FilesystemImpl::trim_beyond_eof(Inode& inode) {
   uint64_t first = (inode.core.size + kBlock - 1) / kBlock;
+  // Extending a file exposes the rest of its last block, which must read
+  // as zeros (see truncate_locked).
+  if (uint64_t tail = inode.core.size % kBlock; tail != 0) {
+    const Extent* e = inode.extents.find(inode.core.size / kBlock);
+    if (e != nullptr && !e->unwritten) {
+      uint64_t rb = e->region_block + (inode.core.size / kBlock - e->file_block);
+      const std::byte* p = region_->data() + block_offset(rb) + tail;
+      bool dirty = false;
+      for (uint64_t i = 0; i < kBlock - tail && !dirty; ++i) dirty = p[i] != std::byte{0};
+      if (dirty) RETURN_IF_ERROR(zero_partial(inode, inode.core.size, kBlock - tail));
+    }
+  }
   std::vector<Extent> written;
   for (auto it = inode.extents.first_ending_after(first); it != inode.extents.end(); ++it) {
     if (!it->second.unwritten) written.push_back(it->second);

@@ -37,8 +37,8 @@ uint64_t env_u64(const char* name, uint64_t fallback) {
 Config config() {
   Config c;
   bool long_mode = env_u64("SEALFS_CRASH_LONG", 0) != 0;
-  c.steps = long_mode ? 160 : 45;
-  c.tears = long_mode ? 6 : 3;
+  c.steps = long_mode ? 160 : 40;
+  c.tears = long_mode ? 6 : 2;
   if (const char* s = std::getenv("SEALFS_CRASH_SEED"); s != nullptr && *s != '\0') {
     c.seeds = {std::strtoull(s, nullptr, 0)};
   } else {
@@ -157,7 +157,7 @@ class Enumerator {
   void run() {
     std::printf("crash tier: seed %#llx, %d steps, %d torn images per point\n",
                 static_cast<unsigned long long>(seed_), config_.steps, config_.tears);
-    auto region = RegionDram::create(8ull << 20);
+    auto region = RegionDram::create(4ull << 20);
     FormatOptions options;
     options.layout.inode_count = 256;
     options.layout.journal_bytes = 256ull << 10;

@@ -13,7 +13,7 @@ namespace sealfs::crash {
 namespace {
 
 constexpr uint64_t kBlock = 4096;
-constexpr int kBigExtents = 150;
+constexpr int kBigExtents = 135;  // more than one free transaction (128)
 
 Cred user() { return Cred{1000, 1000, 022, 1}; }
 
@@ -129,11 +129,11 @@ std::string Workload::step(Filesystem& fs, const FsState& now, int i) {
     SetAttr set;
     set.valid = SetAttr::kSize;
     set.size = 1000 + below(5 * kBlock);
-    return "truncate big1 (150 extents) to " + std::to_string(set.size) + ": " +
+    return "truncate big1 (135 extents) to " + std::to_string(set.size) + ": " +
            result(fs.setattr(big1_, set));
   }
   if (i == 2 * steps_ / 3 && now.paths.count("/big2")) {
-    return "unlink big2 (150 extents): " + result(fs.unlink(1, "big2"));
+    return "unlink big2 (135 extents): " + result(fs.unlink(1, "big2"));
   }
   return random_step(fs, now);
 }
