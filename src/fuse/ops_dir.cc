@@ -125,7 +125,12 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   handle(req, "getxattr", ino, [&](Reply& r) {
     auto value = r.ctx().fs->getxattr(ino, name);
-    if (!value.is_ok()) return r.error(value.status());
+    if (!value.is_ok()) {
+      // The kernel asks for security.capability before every write; its
+      // absence is the normal answer, not worth a log line.
+      if (value.status().code() == Code::kNoData) return r.expected_error(ENODATA);
+      return r.error(value.status());
+    }
     if (size == 0) return (void)r.xattr_size(value->size());
     if (value->size() > size) return r.error(ERANGE);
     r.buf(value->data(), value->size());

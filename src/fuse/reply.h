@@ -34,6 +34,11 @@ class Reply {
   void error(const Status& status);
   void error(int err);
   void ok() { error(0); }
+  // An error that is the normal answer (a missing xattr): no log line.
+  void expected_error(int err) {
+    mark();
+    fuse_reply_err(req_, err);
+  }
 
   // The send functions return libfuse's result: nonzero means the kernel did
   // not take the reply (interrupted request), so references the reply would

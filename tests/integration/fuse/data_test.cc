@@ -182,7 +182,10 @@ TEST_F(DataTest, AppendTruncAndExcl) {
   ASSERT_EQ(ftruncate(f, 2), 0);
   close(f);
   EXPECT_EQ(read_file(path("log")), "ne");
-  EXPECT_ERRNO(ftruncate(open_file("log", O_RDONLY), 0), EINVAL);
+  int ro = open_file("log", O_RDONLY);
+  ASSERT_GE(ro, 0);
+  EXPECT_ERRNO(ftruncate(ro, 0), EINVAL);
+  close(ro);
 }
 
 TEST_F(DataTest, FallocateModes) {

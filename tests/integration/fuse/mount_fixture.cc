@@ -196,6 +196,10 @@ void MountFixture::SetUp() {
   dir_ = templ;
   mountpoint_ = dir_ + "/mnt";
   region_path_ = dir_ + "/region.img";
+  std::string shm_templ = "/dev/shm/sealfs-it-XXXXXX";
+  if (access("/dev/shm", W_OK) == 0 && mkdtemp(shm_templ.data()) != nullptr) {
+    shm_dir_ = shm_templ;
+  }
   log_path_ = dir_ + "/sealfs.log";
   ASSERT_EQ(mkdir(mountpoint_.c_str(), 0755), 0) << std::strerror(errno);
 }
@@ -210,10 +214,15 @@ void MountFixture::TearDown() {
   }
   std::error_code ec;
   if (!is_mounted(mountpoint_)) std::filesystem::remove_all(dir_, ec);
+  if (!shm_dir_.empty()) std::filesystem::remove_all(shm_dir_, ec);
 }
 
 void MountFixture::format(const MountConfig& config) {
   config_ = config;
+  region_path_ = (emulated() ? shm_dir_ : dir_) + "/region.img";
+  if (config_.uid && !shm_dir_.empty()) {
+    ASSERT_EQ(chown(shm_dir_.c_str(), *config_.uid, config_.gid), 0) << std::strerror(errno);
+  }
   if (config_.uid) {
     ASSERT_EQ(chown(dir_.c_str(), *config_.uid, config_.gid), 0) << std::strerror(errno);
     ASSERT_EQ(chown(mountpoint_.c_str(), *config_.uid, config_.gid), 0);
@@ -244,9 +253,11 @@ void MountFixture::mount() {
   ASSERT_LT(daemon_pid_, 0) << "already mounted";
   std::vector<std::string> args = {sealfs_bin(), "-f", "--log-level=debug", region_path_,
                                    mountpoint_};
-  if (!config_.options.empty()) {
+  std::string options = config_.options;
+  if (emulated()) options = options.empty() ? "emulate_pmem" : "emulate_pmem," + options;
+  if (!options.empty()) {
     args.push_back("-o");
-    args.push_back(config_.options);
+    args.push_back(options);
   }
   std::vector<char*> argv = c_argv(args);
   std::string banner = "==== mount " + std::to_string(++mount_count_) + " ====\n";
@@ -281,7 +292,7 @@ void MountFixture::unmount() {
   std::string output;
   int rc = run_command({"fusermount3", "-u", mountpoint_}, &output, config_.uid, config_.gid);
   ASSERT_EQ(rc, 0) << "fusermount3 -u failed: " << output;
-  auto status = wait_child(daemon_pid_, 30s);
+  auto status = wait_child(daemon_pid_, 60s);
   ASSERT_TRUE(status.has_value()) << "daemon did not exit after unmount";
   daemon_pid_ = -1;
   ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
@@ -302,12 +313,33 @@ void MountFixture::kill_daemon() {
   ASSERT_TRUE(wait_for_mount_state(mountpoint_, false, 10s));
 }
 
+std::optional<int> MountFixture::signal_daemon(int sig) {
+  if (daemon_pid_ <= 0) {
+    ADD_FAILURE() << "not mounted";
+    return std::nullopt;
+  }
+  if (kill(daemon_pid_, sig) != 0) return std::nullopt;
+  auto status = wait_child(daemon_pid_, 30s);
+  if (status) daemon_pid_ = -1;
+  return status;
+}
+
 void MountFixture::force_cleanup() {
   if (daemon_pid_ > 0) {
-    run_command({"fusermount3", "-u", mountpoint_}, nullptr, config_.uid, config_.gid);
-    auto status = wait_child(daemon_pid_, 10s);
+    std::string output;
+    if (run_command({"fusermount3", "-u", mountpoint_}, &output, config_.uid, config_.gid) != 0) {
+      // Busy (a test left something open): detach the mount and stop the
+      // daemon by signal instead.
+      ADD_FAILURE() << "fusermount3 -u failed at teardown: " << output;
+      if (umount2(mountpoint_.c_str(), MNT_DETACH) != 0) {
+        run_command({"fusermount3", "-u", "-z", mountpoint_}, nullptr, config_.uid,
+                    config_.gid);
+      }
+      kill(daemon_pid_, SIGTERM);
+    }
+    auto status = wait_child(daemon_pid_, 60s);
     if (!status) {
-      ADD_FAILURE() << "daemon did not exit after fusermount3 -u; killing it";
+      ADD_FAILURE() << "daemon did not exit after unmount; killing it";
       kill(daemon_pid_, SIGKILL);
       wait_child(daemon_pid_, 30s);
     }

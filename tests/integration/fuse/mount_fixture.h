@@ -50,6 +50,11 @@ struct MountConfig {
   std::string options;                // extra -o list
   std::optional<uid_t> uid;           // run mkfs and the daemon as this user
   gid_t gid = 0;
+  // By default the region lives in /dev/shm and is mounted with
+  // emulate_pmem (cache-line flushes instead of msync), which keeps the
+  // suites fast; on_disk puts it in TMPDIR and persists with msync, as an
+  // ordinary file on a disk would be used.
+  bool on_disk = false;
 };
 
 class MountFixture : public ::testing::Test {
@@ -70,11 +75,15 @@ class MountFixture : public ::testing::Test {
   }
   // SIGKILL the daemon, then `fusermount3 -u -z` as cleanup.
   void kill_daemon();
+  // Sends `sig` to the daemon and waits for it; the raw wait status, or
+  // nullopt if it did not exit in time.
+  std::optional<int> signal_daemon(int sig);
 
   std::string path(std::string_view relative) const;
   const std::string& mountpoint() const { return mountpoint_; }
   const std::string& region_path() const { return region_path_; }
   const std::string& dir() const { return dir_; }
+  bool emulated() const { return !config_.on_disk && !shm_dir_.empty(); }
   const std::string& log_path() const { return log_path_; }
   pid_t daemon_pid() const { return daemon_pid_; }
   bool mounted() const { return daemon_pid_ > 0; }
@@ -88,6 +97,7 @@ class MountFixture : public ::testing::Test {
 
   MountConfig config_;
   std::string dir_;
+  std::string shm_dir_;
   std::string mountpoint_;
   std::string region_path_;
   std::string log_path_;
