@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -108,6 +109,25 @@ int main(int argc, char** argv) {
         int(static_cast<char*>(sealfs_map_addr(m))[0]), w == MAP_FAILED ? "failed" : "ok");
     sealfs_unmap(m);
     return 0;
+  }
+
+  if (mode == "inspect") {
+    // Maps without storing (argv[4]: map flags), reports a hash of what it
+    // sees, then on "fill C" stores C over the whole mapping.
+    const unsigned map_flags = argc > 4 ? unsigned(strtoul(argv[4], nullptr, 0)) : 0;
+    struct sealfs_map* m = map_or_die(file, length, map_flags);
+    const unsigned char* p = static_cast<const unsigned char*>(sealfs_map_addr(m));
+    uint64_t hash = 1469598103934665603ull;  // FNV-1a 64
+    for (size_t i = 0; i < sealfs_map_length(m); ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+    say("mapped %llu sum %llx", (unsigned long long)sealfs_map_lease_id(m), (unsigned long long)hash);
+    for (;;) {
+      std::string cmd = command();
+      if (cmd.rfind("fill ", 0) != 0) return 0;
+      char* w = static_cast<char*>(sealfs_map_addr(m));
+      memset(w, cmd[5], sealfs_map_length(m));
+      sealfs_persist(m, w, sealfs_map_length(m));
+      say("filled");
+    }
   }
 
   unsigned flags = 0;
