@@ -213,8 +213,10 @@ TEST_F(LifecycleTest, KillNineMidWorkloadKeepsEveryFsyncedByte) {
   EXPECT_EQ(again.size(), tree.size() + 1);
 }
 
-// `mount -t fuse.sealfs` goes through mount.fuse3, which runs
+// `mount -t fuse.sealfs` and fstab go through mount.fuse3, which runs
 // `sealfs TARGET MOUNTPOINT -o OPTIONS` found in PATH and lets it detach.
+// mount(8) resets PATH to the system directories, where the built daemon
+// is not, so the test runs the helper itself, as mount(8) would.
 TEST_F(LifecycleTest, MountCommandAndFstabOptions) {
   MountConfig config;
   ASSERT_NO_FATAL_FAILURE(format(config));
@@ -222,9 +224,10 @@ TEST_F(LifecycleTest, MountCommandAndFstabOptions) {
   const char* old_path = std::getenv("PATH");
   std::string env_path = "PATH=" + bindir + ":" + (old_path ? old_path : "/usr/bin:/bin");
   std::string output;
-  int rc = run_command({"mount", "-t", "fuse.sealfs", "-o",
-                        "rw,nosuid,nodev,noatime,_netdev,nofail,defaults,allow_other",
-                        region_path(), mountpoint()},
+  std::string options = "rw,nosuid,nodev,noatime,_netdev,nofail,defaults,allow_other";
+  if (emulated()) options += ",emulate_pmem";
+  int rc = run_command({"mount.fuse3", region_path(), mountpoint(), "-t", "fuse.sealfs", "-o",
+                        options},
                        &output, std::nullopt, 0, {env_path});
   ASSERT_EQ(rc, 0) << output;
   // The daemon reported success only once mounted: no waiting needed.
