@@ -165,6 +165,7 @@ Status FilesystemImpl::removexattr(Ino ino, std::string_view name) {
   MetaTxn t(*this);
   uint64_t b = inode->core.xattr_block;
   if (list.empty()) {
+    t.freed_metadata();
     alloc_->free(t.txn(), {b, 1});
     inode->core.xattr_block = 0;
     inode->core.blocks -= 1;

@@ -124,6 +124,7 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
     else fb = e->file_end();
   }
   if (layout_change) RETURN_IF_ERROR(gate(*inode));
+  if (layout_change) RETURN_IF_ERROR(settle_freed_metadata());
 
   InodeCore saved_core = inode->core;
   std::unique_ptr<ExtentMap> saved_extents;
@@ -209,6 +210,21 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
     return s;
   }
   return static_cast<size_t>(written);
+}
+
+// A free block that held journaled metadata (directory, symlink, xattr or
+// extent block) is rewritten by the replay of any transaction before the log
+// tail that logged it: data written there now would be clobbered by recovery
+// after a crash. So before data goes into newly mapped blocks, a checkpoint
+// moves the tail past every committed transaction that freed such a block.
+Status FilesystemImpl::settle_freed_metadata() {
+  uint64_t frees = metadata_frees_.load();
+  if (frees == metadata_frees_settled_.load()) return Status::ok();
+  RETURN_IF_ERROR(journal_->checkpoint());
+  uint64_t settled = metadata_frees_settled_.load();
+  while (settled < frees && !metadata_frees_settled_.compare_exchange_weak(settled, frees)) {
+  }
+  return Status::ok();
 }
 
 Result<uint64_t> FilesystemImpl::lseek(Ino ino, uint64_t offset, int whence) {

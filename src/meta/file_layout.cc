@@ -54,6 +54,7 @@ Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
     uint64_t b = inode.overflow_blocks.back();
     inode.overflow_blocks.pop_back();
     t.drop_block(b);
+    t.freed_metadata();
     alloc_->free(t.txn(), {b, 1});
     inode.core.blocks -= 1;
   }
@@ -92,6 +93,7 @@ Status FilesystemImpl::free_range(Inode& inode, uint64_t first, uint64_t count,
     LayoutSnapshot snap(inode);
     MetaTxn t(*this);
     if (first_txn && first_edit) first_edit(inode);
+    if (!S_ISREG(inode.core.mode)) t.freed_metadata();  // directory or symlink blocks
     if (!starts.empty()) {
       Status s = Status::ok();
       for (const Extent& r : inode.extents.punch(chunk_start, end - chunk_start)) {

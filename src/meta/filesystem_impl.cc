@@ -345,6 +345,7 @@ Status FilesystemImpl::free_inode(Inode& inode) {
     RETURN_IF_ERROR(free_range(inode, 0, inode.extents.end_block(), nullptr));
   }
   MetaTxn t(*this);
+  t.freed_metadata();
   if (inode.core.xattr_block != 0) {
     alloc_->free(t.txn(), {inode.core.xattr_block, 1});
   }

@@ -122,6 +122,7 @@ class FilesystemImpl final : public Filesystem {
                     const std::function<void(Inode&)>& first_edit);
   Status truncate_locked(Inode& inode, uint64_t new_size);
   Status zero_partial(Inode& inode, uint64_t offset, uint64_t length);
+  Status settle_freed_metadata();
   // Gives blocks that left `inode`'s map back: to quarantine where a
   // revoked holder may still reach them (pins_), else to free space.
   Status release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks);
@@ -153,6 +154,10 @@ class FilesystemImpl final : public Filesystem {
   bool read_only_ = false;
   Geometry geo_;
   std::unique_ptr<Journal> journal_;
+  // Committed transactions that freed journaled metadata blocks, and how many
+  // of them a checkpoint has since put behind the log tail.
+  std::atomic<uint64_t> metadata_frees_{0};
+  std::atomic<uint64_t> metadata_frees_settled_{0};
   std::unique_ptr<Allocator> alloc_;
   std::unique_ptr<DataWriter> data_;
   bool mounted_ = false;

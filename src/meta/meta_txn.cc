@@ -170,7 +170,9 @@ Status MetaTxn::commit() {
     txn_.on_prepare([this](Transaction& t) { stage_locked(t); });
   }
   if (txn_.empty()) return Status::ok();
-  return fs_.journal_->commit(std::move(txn_));
+  Status s = fs_.journal_->commit(std::move(txn_));
+  if (s.is_ok() && freed_metadata_) fs_.metadata_frees_.fetch_add(1);
+  return s;
 }
 
 }  // namespace sealfs

@@ -42,6 +42,9 @@ class MetaTxn {
   void orphan_remove(Inode* inode);
   void edit_superblock(std::function<void(Superblock&)> edit);
   void data_written() { data_written_ = true; }
+  // This transaction frees a block that held journaled metadata (see
+  // FilesystemImpl::settle_freed_metadata).
+  void freed_metadata() { freed_metadata_ = true; }
 
   // Rough bytes this transaction will take in the log.
   uint64_t estimated_bytes() const;
@@ -62,6 +65,7 @@ class MetaTxn {
   std::vector<std::pair<OrphanOp, Inode*>> orphan_ops_;
   std::vector<std::function<void(Superblock&)>> sb_edits_;
   bool data_written_ = false;
+  bool freed_metadata_ = false;
   // Last: destroyed first, so its abort hooks run while the rest is alive.
   Transaction txn_;
 };

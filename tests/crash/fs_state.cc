@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -199,8 +200,18 @@ std::string content_diff(const FsState& got, const FsState& want, const FsState*
       }
       if (std::memcmp(gw, w.data() + at, n) == 0) continue;
       if (o != nullptr && at + n <= o->size() && std::memcmp(gw, o->data() + at, n) == 0) continue;
-      return "inode " + std::to_string(ino) + " offset " + std::to_string(at) +
-             ": bytes are neither the old nor the new data";
+      auto hex = [](const char* p, uint64_t len) {
+        std::string out;
+        char buf[4];
+        for (uint64_t i = 0; i < len; ++i) {
+          std::snprintf(buf, sizeof(buf), "%02x", static_cast<unsigned char>(p[i]));
+          out += buf;
+        }
+        return out;
+      };
+      return "inode " + std::to_string(ino) + " offset " + std::to_string(at) + " of " +
+             std::to_string(g.content.size()) + ": bytes are neither the old nor the new data (" +
+             hex(gw, n) + " vs " + hex(w.data() + at, n) + ")";
     }
   }
   return "";
