@@ -301,11 +301,12 @@ Status FilesystemImpl::open(Ino ino, int flags) {
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   bool writing = (flags & O_ACCMODE) != O_RDONLY;
   if (writing && S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "open a directory for writing");
-  if (writing) RETURN_IF_ERROR(check_writable());
-  if ((flags & O_TRUNC) && writing && S_ISREG(inode->core.mode) &&
-      (inode->core.size != 0 || !inode->extents.empty())) {
-    RETURN_IF_ERROR(truncate_locked(*inode, 0));
-  }
+  // Linux truncates on O_TRUNC whatever the access mode (the kernel has
+  // already checked write permission), and marks mtime/ctime even when the
+  // file is empty, as POSIX asks.
+  bool truncating = (flags & O_TRUNC) && S_ISREG(inode->core.mode);
+  if (writing || truncating) RETURN_IF_ERROR(check_writable());
+  if (truncating) RETURN_IF_ERROR(truncate_locked(*inode, 0));
   ++inode->opens;
   return Status::ok();
 }

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <random>
@@ -78,6 +79,26 @@ TEST_F(FileIoTest, TruncateDownZeroesTailAndUpReadsZeros) {
   ASSERT_TRUE(fs_->open(f.ino, O_RDWR | O_TRUNC).is_ok());
   EXPECT_EQ(fs_->getattr(f.ino)->size, 0u);
   EXPECT_EQ(fs_->getattr(f.ino)->blocks, 0u);
+}
+
+// Found by the differential tester: Linux and tmpfs truncate on O_TRUNC even
+// when the file is opened read-only, and mark mtime on an empty file too.
+TEST_F(FileIoTest, OTruncTruncatesWhateverTheAccessMode) {
+  Attr f = make_file(kRootIno, "ro-trunc");
+  write_str(f.ino, 0, std::string(6000, 'y'));
+  ASSERT_TRUE(fs_->open(f.ino, O_RDONLY | O_TRUNC).is_ok());
+  EXPECT_EQ(fs_->getattr(f.ino)->size, 0u);
+  EXPECT_EQ(fs_->getattr(f.ino)->blocks, 0u);
+  fs_->release(f.ino);
+
+  Attr before = *fs_->getattr(f.ino);
+  struct timespec pause = {0, 2'000'000};
+  nanosleep(&pause, nullptr);
+  ASSERT_TRUE(fs_->open(f.ino, O_WRONLY | O_TRUNC).is_ok());
+  Attr after = *fs_->getattr(f.ino);
+  EXPECT_GT(after.mtime.tv_sec * 1'000'000'000ll + after.mtime.tv_nsec,
+            before.mtime.tv_sec * 1'000'000'000ll + before.mtime.tv_nsec);
+  fs_->release(f.ino);
 }
 
 TEST_F(FileIoTest, TruncateOfHugelyFragmentedFileUsesSeveralTransactions) {
