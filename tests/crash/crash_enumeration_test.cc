@@ -37,12 +37,12 @@ uint64_t env_u64(const char* name, uint64_t fallback) {
 Config config() {
   Config c;
   bool long_mode = env_u64("SEALFS_CRASH_LONG", 0) != 0;
-  c.steps = long_mode ? 160 : 40;
+  c.steps = long_mode ? 160 : 55;
   c.tears = long_mode ? 6 : 2;
   if (const char* s = std::getenv("SEALFS_CRASH_SEED"); s != nullptr && *s != '\0') {
     c.seeds = {std::strtoull(s, nullptr, 0)};
   } else {
-    int n = long_mode ? 12 : 3;
+    int n = long_mode ? 12 : 4;
     for (int i = 0; i < n; ++i) c.seeds.push_back(0x5ea1f500 + i);
   }
   c.only_point = static_cast<int64_t>(env_u64("SEALFS_CRASH_POINT", UINT64_MAX));
