@@ -1,0 +1,282 @@
+// fsck round trips: a populated image is clean; each corruption kind is
+// found by a check-only run (exit 4, the right kind), repaired by -y (exit
+// 1), after which a check-only run is clean (exit 0) and the meta layer
+// mounts the image.
+#include <gtest/gtest.h>
+
+#include "fsck_fixture.h"
+#include "util/crc32c.h"
+
+namespace sealfs::fsck::testing {
+namespace {
+
+class FsckTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    image_ = populated().image;
+    geo_ = populated().geo;
+  }
+  const Populated& p() const { return populated(); }
+
+  // -n finds `kind`, -y repairs, -n is then clean.
+  Bytes expect_round_trip(const std::string& kind) {
+    FsckRun check = run(image_, false);
+    EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+    EXPECT_TRUE(has_kind(check.report, kind)) << kinds(check.report);
+    EXPECT_EQ(check.image, image_) << "check-only run wrote to the image";
+    FsckRun fix = run(image_, true);
+    EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+    EXPECT_TRUE(has_kind(fix.report, kind)) << kinds(fix.report);
+    EXPECT_EQ(fix.report.remaining_after_repair, 0u);
+    FsckRun again = run(fix.image, false);
+    EXPECT_EQ(again.report.exit_code, kExitClean) << kinds(again.report);
+    auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+    EXPECT_TRUE(fs.is_ok()) << fs.status().to_string();
+    return fix.image;
+  }
+
+  Bytes image_;
+  Geometry geo_;
+};
+
+TEST_F(FsckTest, PopulatedImageIsClean) {
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitClean) << kinds(check.report);
+  EXPECT_EQ(check.report.problem_count, 0u);
+  for (const auto& phase : check.report.phases) EXPECT_TRUE(phase.ran);
+  EXPECT_GE(check.report.counts.directories, 4u);
+  EXPECT_GE(check.report.counts.symlinks, 2u);
+  EXPECT_EQ(check.report.counts.blocks_referenced, check.report.counts.blocks_marked);
+  // The sparse file needs an overflow block.
+  EXPECT_NE(get_inode(image_, geo_, p().sparse).extent_block.get(), 0u);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitClean) << kinds(fix.report);
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+}
+
+TEST_F(FsckTest, BadPrimarySuperblock) {
+  image_[20] ^= std::byte{0x40};
+  expect_round_trip("primary_superblock_bad");
+}
+
+TEST_F(FsckTest, BadBackupSuperblock) {
+  image_[(geo_.region_blocks - 1) * format::kBlockSize + 8] ^= std::byte{1};
+  expect_round_trip("backup_superblock_bad");
+}
+
+TEST_F(FsckTest, NoSuperblockIsOperationalError) {
+  image_[0] ^= std::byte{1};
+  image_[(geo_.region_blocks - 1) * format::kBlockSize] ^= std::byte{1};
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitOperational);
+  EXPECT_TRUE(has_kind(check.report, "no_superblock"));
+}
+
+TEST_F(FsckTest, LeakedBlock) {
+  uint64_t last = geo_.data_start + geo_.data_blocks - 1;
+  ASSERT_FALSE(get_bit(image_, geo_, last));
+  set_bit(image_, geo_, last, true);
+  Bytes fixed = expect_round_trip("leaked_blocks");
+  EXPECT_FALSE(get_bit(fixed, geo_, last));
+}
+
+TEST_F(FsckTest, UsedButFreeBlock) {
+  uint64_t b = first_block(image_, geo_, p().file2);
+  ASSERT_TRUE(get_bit(image_, geo_, b));
+  set_bit(image_, geo_, b, false);
+  Bytes fixed = expect_round_trip("used_but_free");
+  EXPECT_TRUE(get_bit(fixed, geo_, b));
+}
+
+TEST_F(FsckTest, CrossLinkedExtent) {
+  auto d = get_inode(image_, geo_, p().file1);
+  uint64_t theirs = first_block(image_, geo_, p().file2);
+  d.u.extents[0].region_block.set(theirs);
+  put_inode(image_, geo_, p().file1, d);
+  Bytes fixed = expect_round_trip("cross_linked");
+  // file2 (lower claim order: same kind, decided by inode number) keeps
+  // its block either way; exactly one of them maps it now.
+  auto f1 = get_inode(fixed, geo_, p().file1);
+  auto f2 = get_inode(fixed, geo_, p().file2);
+  bool f1_maps = false;
+  for (uint32_t i = 0; i < std::min<uint32_t>(f1.extent_count.get(), 6); ++i) {
+    f1_maps |= f1.u.extents[i].region_block.get() == theirs;
+  }
+  bool f2_maps = f2.u.extents[0].region_block.get() == theirs;
+  EXPECT_NE(f1_maps, f2_maps);
+}
+
+TEST_F(FsckTest, WrongLinkCount) {
+  auto d = get_inode(image_, geo_, p().file2);
+  d.nlink.set(5);
+  put_inode(image_, geo_, p().file2, d);
+  Bytes fixed = expect_round_trip("wrong_nlink");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).nlink.get(), 1u);
+}
+
+TEST_F(FsckTest, WrongDirectoryLinkCount) {
+  auto d = get_inode(image_, geo_, kRootIno);
+  d.nlink.set(9);
+  put_inode(image_, geo_, kRootIno, d);
+  Bytes fixed = expect_round_trip("wrong_nlink");
+  EXPECT_EQ(get_inode(fixed, geo_, kRootIno).nlink.get(), 4u);  // ., a, many
+}
+
+TEST_F(FsckTest, DanglingDirectoryEntry) {
+  uint64_t blk = first_block(image_, geo_, p().dir_a);
+  int off = entry_offset(image_, blk, p().dir_a, "f2");
+  ASSERT_GE(off, 0);
+  dir_block_retarget(block_ptr(image_, blk), static_cast<uint16_t>(off), geo_.inode_count, 8);
+  dir_block_seal(block_ptr(image_, blk));
+  Bytes fixed = expect_round_trip("dangling_entry");
+  EXPECT_LT(entry_offset(fixed, blk, p().dir_a, "f2"), 0);
+}
+
+TEST_F(FsckTest, DisconnectedInodeGoesToLostFound) {
+  uint64_t blk = first_block(image_, geo_, p().dir_a);
+  int off = entry_offset(image_, blk, p().dir_a, "f2");
+  ASSERT_GE(off, 0);
+  dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
+  dir_block_seal(block_ptr(image_, blk));
+  Bytes fixed = expect_round_trip("disconnected_inode");
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok());
+  auto lf = (*fs)->lookup(kRootIno, "lost+found");
+  ASSERT_TRUE(lf.is_ok()) << lf.status().to_string();
+  auto f = (*fs)->lookup(lf->ino, "#" + std::to_string(p().file2));
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_EQ(f->ino, p().file2);
+  EXPECT_EQ(f->size, 100000u);
+}
+
+TEST_F(FsckTest, DisconnectedDirectoryGoesToLostFound) {
+  uint64_t blk = first_block(image_, geo_, p().dir_a);
+  int off = entry_offset(image_, blk, p().dir_a, "b");
+  ASSERT_GE(off, 0);
+  dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
+  dir_block_seal(block_ptr(image_, blk));
+  Bytes fixed = expect_round_trip("disconnected_dir");
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok());
+  auto lf = (*fs)->lookup(kRootIno, "lost+found");
+  ASSERT_TRUE(lf.is_ok());
+  auto b = (*fs)->lookup(lf->ino, "#" + std::to_string(p().dir_b));
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_TRUE((*fs)->lookup(b->ino, "sparse").is_ok());
+}
+
+TEST_F(FsckTest, OrphanNotYetFreed) {
+  uint64_t blk = first_block(image_, geo_, p().dir_a);
+  int off = entry_offset(image_, blk, p().dir_a, "f2");
+  dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
+  dir_block_seal(block_ptr(image_, blk));
+  auto d = get_inode(image_, geo_, p().file2);
+  d.nlink.set(0);
+  d.flags.set(format::kInodeOrphan);
+  put_inode(image_, geo_, p().file2, d);
+  auto region = RegionDram::from_image(image_);
+  auto sb = read_superblock(*region);
+  ASSERT_TRUE(sb.is_ok());
+  sb->orphan_head = p().file2;
+  auto disk = encode_superblock(*sb);
+  std::memcpy(image_.data(), &disk, sizeof(disk));
+  uint64_t data_block = first_block(image_, geo_, p().file2);
+  Bytes fixed = expect_round_trip("orphan_pending");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  EXPECT_FALSE(get_bit(fixed, geo_, data_block));
+  auto after = read_superblock(*RegionDram::from_image(fixed));
+  ASSERT_TRUE(after.is_ok());
+  EXPECT_EQ(after->orphan_head, 0u);
+}
+
+TEST_F(FsckTest, BadInodeCrcClearsTheInode) {
+  auto d = get_inode(image_, geo_, p().file2);
+  d.mtime_ns.set(d.mtime_ns.get() ^ 1);
+  put_inode(image_, geo_, p().file2, d, /*seal=*/false);
+  uint64_t data_block = first_block(image_, geo_, p().file2);
+  Bytes fixed = expect_round_trip("inode_bad_crc");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  EXPECT_FALSE(get_bit(fixed, geo_, data_block));  // its blocks were freed
+  uint64_t blk = first_block(fixed, geo_, p().dir_a);
+  EXPECT_LT(entry_offset(fixed, blk, p().dir_a, "f2"), 0);  // its name removed
+}
+
+TEST_F(FsckTest, DirectoryBlockWithBadCrc) {
+  uint64_t blk = first_block(image_, geo_, p().dir_a);
+  block_ptr(image_, blk)[format::kBlockSize - 1] ^= std::byte{0x20};  // slack
+  Bytes fixed = expect_round_trip("dir_block_bad_crc");
+  EXPECT_TRUE(dir_block_verify(block_ptr(fixed, blk), p().dir_a).is_ok());
+  EXPECT_GE(entry_offset(fixed, blk, p().dir_a, "f2"), 0);  // entries kept
+}
+
+TEST_F(FsckTest, DirectoryBlockWithBadMagicIsEmptied) {
+  uint64_t blk = first_block(image_, geo_, p().dir_b);
+  block_ptr(image_, blk)[0] ^= std::byte{0x01};
+  expect_round_trip("dir_block_corrupt");
+}
+
+TEST_F(FsckTest, OverflowBlockWithBadCrc) {
+  uint64_t ob = get_inode(image_, geo_, p().sparse).extent_block.get();
+  block_ptr(image_, ob)[100] ^= std::byte{0x10};
+  expect_round_trip("overflow_bad_crc");
+}
+
+TEST_F(FsckTest, StaleHolderEntryIsCleared) {
+  // A quarantined extent against a process that is gone: its blocks stay
+  // marked, so they are both a stale entry and a leak.
+  uint64_t last = geo_.data_start + geo_.data_blocks - 1;
+  set_bit(image_, geo_, last, true);
+  std::byte* hb = block_ptr(image_, geo_.holder_start);
+  format::DiskHolderEntry e{};
+  e.pid.set(123456);
+  e.start_time.set(42);
+  e.ino.set(p().file1);
+  e.region_block.set(last);
+  e.block_count.set(1);
+  std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), &e, sizeof(e));
+  format::DiskHolderBlockHeader h;
+  std::memcpy(&h, hb, sizeof(h));
+  h.count.set(1);
+  h.crc.set(0);
+  std::memcpy(hb, &h, sizeof(h));
+  h.crc.set(crc32c_with_hole(hb, format::kBlockSize, offsetof(format::DiskHolderBlockHeader, crc)));
+  std::memcpy(hb, &h, sizeof(h));
+  Bytes fixed = expect_round_trip("stale_holder");
+  EXPECT_FALSE(get_bit(fixed, geo_, last));
+}
+
+TEST_F(FsckTest, JournalNeedingRecovery) {
+  // Crash after a committed operation, before any checkpoint.
+  auto mounted = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_TRUE(mounted.is_ok());
+  ASSERT_TRUE((*mounted)->mkdir(kRootIno, "after", 0755, cred()).is_ok());
+  auto crashed = static_cast<const RegionDram&>((*mounted)->region()).crash(RegionDram::CrashMode::kDrop);
+  mounted->reset();
+  image_ = crashed;
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  EXPECT_TRUE(has_kind(check.report, "journal_needs_recovery")) << kinds(check.report);
+  EXPECT_EQ(check.image, image_);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, "journal_replayed"));
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  ASSERT_TRUE(fs.is_ok());
+  EXPECT_TRUE((*fs)->lookup(kRootIno, "after").is_ok());
+}
+
+TEST_F(FsckTest, JsonReport) {
+  set_bit(image_, geo_, geo_.data_start + geo_.data_blocks - 1, true);
+  FsckRun check = run(image_, false);
+  std::string json = render_json(check.report);
+  EXPECT_NE(json.find("\"exit_code\":4"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"kind\":\"leaked_blocks\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"phase\":\"bitmap\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"mode\":\"check\""), std::string::npos) << json;
+  std::string text = render_text(check.report, true);
+  EXPECT_NE(text.find("Phase 5: bitmap: 1 problem"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace sealfs::fsck::testing
