@@ -70,6 +70,9 @@ std::vector<LayoutPiece> FilesystemImpl::pieces_of(const Inode& inode, uint64_t 
 }
 
 Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t end) {
+  // New blocks get zeros (and a holder's stores) straight away: see
+  // settle_freed_metadata for why recently freed metadata blocks must not.
+  RETURN_IF_ERROR(settle_freed_metadata());
   for (uint64_t fb = first; fb < end;) {
     const uint64_t chunk_end = std::min(end, fb + kLeaseChunkBlocks);
     Snapshot snap(inode);
@@ -122,6 +125,7 @@ Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t
 }
 
 Status FilesystemImpl::relocate_for_lease(Inode& inode, uint64_t first, uint64_t end) {
+  RETURN_IF_ERROR(settle_freed_metadata());
   const uint64_t align = std::max<uint64_t>(geo_.device_alignment / kBlock, 1);
   const std::byte* base = region_->data();
   for (uint64_t fb = first; fb < end;) {
