@@ -76,7 +76,9 @@ Result<XattrList> decode_xattr_block(const std::byte* block, uint64_t owner) {
   XattrList list;
   uint64_t pos = sizeof(h);
   for (uint32_t i = 0; i < h.count.get(); ++i) {
-    if (end - pos < sizeof(format::DiskXattrEntry)) {
+    // Entries are padded, so pos can step past `end`: compare before
+    // subtracting, or the unsigned difference wraps and the check passes.
+    if (pos > end || end - pos < sizeof(format::DiskXattrEntry)) {
       return Status(Code::kCorruption, "xattr block: entry past the end");
     }
     format::DiskXattrEntry d;

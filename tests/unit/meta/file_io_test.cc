@@ -4,9 +4,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <random>
+#include <vector>
 
+#include "meta/xattr.h"
 #include "meta_fixture.h"
+#include "util/crc32c.h"
 #include "sealfs/format.h"
 
 namespace sealfs::testing_meta {
@@ -79,6 +83,34 @@ TEST_F(FileIoTest, TruncateDownZeroesTailAndUpReadsZeros) {
   ASSERT_TRUE(fs_->open(f.ino, O_RDWR | O_TRUNC).is_ok());
   EXPECT_EQ(fs_->getattr(f.ino)->size, 0u);
   EXPECT_EQ(fs_->getattr(f.ino)->blocks, 0u);
+}
+
+// Found by fsck's random corruption test: padding after the last entry that
+// `used` covers moved the cursor past the end, the unsigned remainder wrapped,
+// and bytes beyond `used` were decoded as a further entry.
+TEST(XattrBlockDecode, PaddingPastUsedIsCorruption) {
+  std::vector<std::byte> block(format::kBlockSize);
+  format::DiskXattrBlockHeader h{};
+  h.magic.set(format::kXattrBlockMagic);
+  h.owner_ino.set(5);
+  h.count.set(2);
+  h.used.set(sizeof(format::DiskXattrEntry) + 1);  // one 1-byte name, unpadded
+  auto put_entry = [&](size_t at, char name) {
+    format::DiskXattrEntry e{};
+    e.name_len = 1;
+    e.value_len.set(0);
+    std::memcpy(block.data() + at, &e, sizeof(e));
+    block[at + sizeof(e)] = std::byte(name);
+  };
+  put_entry(sizeof(h), 'a');
+  put_entry(sizeof(h) + 8, 'b');  // beyond `used`: must not be read
+  std::memcpy(block.data(), &h, sizeof(h));
+  uint32_t crc = crc32c_with_hole(block.data(), block.size(),
+                                  offsetof(format::DiskXattrBlockHeader, crc));
+  h.crc.set(crc);
+  std::memcpy(block.data(), &h, sizeof(h));
+  auto list = decode_xattr_block(block.data(), 5);
+  EXPECT_EQ(list.status().code(), Code::kCorruption);
 }
 
 // Found by the differential tester: Linux and tmpfs truncate on O_TRUNC even
