@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -109,99 +110,86 @@ TEST(CrashRegression, TruncateDownIsAllOrNothing) {
   }
 }
 
+// A full filesystem whose only free block just held an xattr block, freed
+// by a transaction that is still in the log (no checkpoint since): whatever
+// allocates next gets that block.
+struct FreedXattrBlockImage {
+  RegionDram* dram = nullptr;
+  std::unique_ptr<Filesystem> fs;
+  Ino target = 0;  // an empty regular file to put data in
+};
+
+void make_freed_xattr_block_image(FreedXattrBlockImage* out) {
+  auto region = RegionDram::create(8ull << 20);
+  FormatOptions options;
+  options.layout.inode_count = 256;
+  options.layout.journal_bytes = 2ull << 20;  // no checkpoint happens by itself
+  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
+  out->dram = region.get();
+  auto mounted = Filesystem::mount(std::move(region), MountOptions{});
+  ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
+  out->fs = std::move(*mounted);
+  Filesystem& fs = *out->fs;
+  Cred cred{1000, 1000, 022, 1};
+  auto a = fs.create(1, "a", 0644, O_RDWR, cred);
+  auto b = fs.create(1, "b", 0644, O_RDWR, cred);
+  auto filler = fs.create(1, "filler", 0644, O_RDWR, cred);
+  ASSERT_TRUE(a.is_ok() && b.is_ok() && filler.is_ok());
+  std::string value(2000, 'X');
+  ASSERT_TRUE(fs.setxattr(a->ino, "user.big", value.data(), value.size(), 0).is_ok());
+  std::string chunk(64 * 1024, 'f');
+  for (uint64_t off = 0;; off += chunk.size()) {
+    auto w = fs.write(filler->ino, off, chunk.data(), chunk.size(), false);
+    if (!w.is_ok() || *w < chunk.size()) break;
+  }
+  ASSERT_EQ(fs.statfs().free_blocks, 0u);
+  ASSERT_TRUE(fs.removexattr(a->ino, "user.big").is_ok());
+  ASSERT_EQ(fs.statfs().free_blocks, 1u);
+  out->target = b->ino;
+}
+
+void expect_survives_power_loss(const FreedXattrBlockImage& image, const std::string& data) {
+  auto r = Filesystem::mount(
+      RegionDram::from_image(image.dram->crash(RegionDram::CrashMode::kDrop)), MountOptions{});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  std::string got(data.size(), '\0');
+  auto n = (*r)->read_copy(image.target, 0, got.data(), got.size());
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_TRUE(got == data) << "data replaced by: " << got.substr(0, 24);
+}
+
 // A block that held journaled metadata (here an xattr block) was reused for
 // file data while the transaction that logged it was still before the log
 // tail: recovery replayed the old xattr block over the new data.
 TEST(CrashRegression, FreedMetadataBlockReusedForDataSurvivesReplay) {
-  auto region = RegionDram::create(8ull << 20);
-  FormatOptions options;
-  options.layout.inode_count = 256;
-  options.layout.journal_bytes = 2ull << 20;  // no checkpoint happens by itself
-  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
-  RegionDram* dram = region.get();
-  auto mounted = Filesystem::mount(std::move(region), MountOptions{});
-  ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
-  Filesystem& fs = **mounted;
-  Cred cred{1000, 1000, 022, 1};
-  auto a = fs.create(1, "a", 0644, O_RDWR, cred);
-  auto b = fs.create(1, "b", 0644, O_RDWR, cred);
-  auto filler = fs.create(1, "filler", 0644, O_RDWR, cred);
-  ASSERT_TRUE(a.is_ok() && b.is_ok() && filler.is_ok());
-  std::string value(2000, 'X');
-  ASSERT_TRUE(fs.setxattr(a->ino, "user.big", value.data(), value.size(), 0).is_ok());
-  // Use up every free block, so the xattr block is the only one left after
-  // its removal.
-  std::string chunk(64 * 1024, 'f');
-  for (uint64_t off = 0;; off += chunk.size()) {
-    auto w = fs.write(filler->ino, off, chunk.data(), chunk.size(), false);
-    if (!w.is_ok() || *w < chunk.size()) break;
-  }
-  ASSERT_EQ(fs.statfs().free_blocks, 0u);
-  ASSERT_TRUE(fs.removexattr(a->ino, "user.big").is_ok());
-  ASSERT_EQ(fs.statfs().free_blocks, 1u);
+  FreedXattrBlockImage image;
+  ASSERT_NO_FATAL_FAILURE(make_freed_xattr_block_image(&image));
   std::string data(4096, 'D');
-  auto w = fs.write(b->ino, 0, data.data(), data.size(), false);
+  auto w = image.fs->write(image.target, 0, data.data(), data.size(), false);
   ASSERT_TRUE(w.is_ok()) << w.status().to_string();
-
-  auto r = Filesystem::mount(RegionDram::from_image(dram->crash(RegionDram::CrashMode::kDrop)),
-                             MountOptions{});
-  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-  std::string got(4096, '\0');
-  auto n = (*r)->read_copy(b->ino, 0, got.data(), got.size());
-  ASSERT_TRUE(n.is_ok());
-  EXPECT_TRUE(got == data) << "file data replaced by: " << got.substr(0, 24);
+  expect_survives_power_loss(image, data);
 }
 
 // The same hazard on the direct-mapping path: ALLOCATE hands a holder fresh
-// blocks it stores into directly; one that held journaled metadata must not
-// be rewritten by replay after a crash.
+// blocks it stores into directly.
 TEST(CrashRegression, FreedMetadataBlockAllocatedForLeaseSurvivesReplay) {
-  auto region = RegionDram::create(8ull << 20);
-  FormatOptions options;
-  options.layout.inode_count = 256;
-  options.layout.journal_bytes = 2ull << 20;  // no checkpoint happens by itself
-  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
-  RegionDram* dram = region.get();
-  auto mounted = Filesystem::mount(std::move(region), MountOptions{});
-  ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
-  Filesystem& fs = **mounted;
-  Cred cred{1000, 1000, 022, 1};
-  auto a = fs.create(1, "a", 0644, O_RDWR, cred);
-  auto b = fs.create(1, "b", 0644, O_RDWR, cred);
-  auto filler = fs.create(1, "filler", 0644, O_RDWR, cred);
-  ASSERT_TRUE(a.is_ok() && b.is_ok() && filler.is_ok());
-  std::string value(2000, 'X');
-  ASSERT_TRUE(fs.setxattr(a->ino, "user.big", value.data(), value.size(), 0).is_ok());
-  std::string chunk(64 * 1024, 'f');
-  for (uint64_t off = 0;; off += chunk.size()) {
-    auto w = fs.write(filler->ino, off, chunk.data(), chunk.size(), false);
-    if (!w.is_ok() || *w < chunk.size()) break;
-  }
-  ASSERT_EQ(fs.statfs().free_blocks, 0u);
-  ASSERT_TRUE(fs.removexattr(a->ino, "user.big").is_ok());
-  ASSERT_EQ(fs.statfs().free_blocks, 1u);
-
+  FreedXattrBlockImage image;
+  ASSERT_NO_FATAL_FAILURE(make_freed_xattr_block_image(&image));
+  Filesystem& fs = *image.fs;
   SetAttr grow;
   grow.valid = SetAttr::kSize;
   grow.size = 4096;
-  ASSERT_TRUE(fs.setattr(b->ino, grow).is_ok());
-  auto lock = fs.lock_layout(b->ino);
+  ASSERT_TRUE(fs.setattr(image.target, grow).is_ok());
+  auto lock = fs.lock_layout(image.target);
   ASSERT_TRUE(lock.is_ok()) << lock.status().to_string();
   auto pieces = fs.layout_extents(**lock, 0, 4096, kLayoutAllocate);
   ASSERT_TRUE(pieces.is_ok()) << pieces.status().to_string();
   ASSERT_EQ(pieces->size(), 1u);
   // The holder's store through its mapping, made durable.
   std::string data(4096, 'D');
-  dram->corrupt((*pieces)[0].region_offset, data.data(), data.size());
+  image.dram->corrupt((*pieces)[0].region_offset, data.data(), data.size());
   lock->reset();
-
-  auto r = Filesystem::mount(RegionDram::from_image(dram->crash(RegionDram::CrashMode::kDrop)),
-                             MountOptions{});
-  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-  std::string got(4096, '\0');
-  auto n = (*r)->read_copy(b->ino, 0, got.data(), got.size());
-  ASSERT_TRUE(n.is_ok());
-  EXPECT_TRUE(got == data) << "direct stores replaced by: " << got.substr(0, 24);
+  expect_survives_power_loss(image, data);
 }
 
 }  // namespace
