@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "client/client_internal.h"
+#include "lease/fd_passing.h"
 
 namespace sealfs::client {
 namespace {
@@ -31,22 +32,11 @@ uint64_t now_ns() {
 bool read_full(int fd, void* buf, size_t len, std::deque<int>& fds) {
   auto* p = static_cast<uint8_t*>(buf);
   while (len > 0) {
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-    struct iovec iov {p, len};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    bool truncated = false;
+    ssize_t n = wire::recv_with_fds(fd, p, len, 0, fds, &truncated);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) fds.push_back(wire::load<int>(CMSG_DATA(c) + i * sizeof(int)));
-      }
-    }
+    // A daemon that sends more descriptors than any reply carries is broken.
+    if (n <= 0 || truncated) return false;
     p += n;
     len -= static_cast<size_t>(n);
   }
@@ -288,23 +278,9 @@ Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void
   std::memcpy(bytes.data() + sizeof(h), body, body_size);
   {
     std::lock_guard send_lock(conn->send_mu);
-    struct iovec iov {bytes.data(), bytes.size()};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    if (fd >= 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
     ssize_t n;
     do {
-      n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
+      n = wire::send_with_fd(conn->fd, bytes.data(), bytes.size(), fd, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     if (n != ssize_t(bytes.size())) {
       conn->pending.erase(id);

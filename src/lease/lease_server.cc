@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 
+#include "lease/fd_passing.h"
 #include "lease/peer.h"
 #include "lease/wire.h"
 #include "util/log.h"
@@ -364,29 +365,16 @@ struct LeaseServer::Impl final : Notifier {
     Conn* conn = &conns.at(id);
     for (;;) {
       uint8_t buf[16384];
-      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-      struct iovec iov {buf, sizeof(buf)};
-      struct msghdr msg {};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      ssize_t n = recvmsg(conn->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      bool truncated = false;
+      ssize_t n = wire::recv_with_fds(conn->fd, buf, sizeof(buf), MSG_DONTWAIT, conn->fds_in,
+                                      &truncated);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) return;
         close_conn(id);
         return;
       }
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-          size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-          for (size_t i = 0; i < count; ++i) {
-            conn->fds_in.push_back(wire::load<int>(CMSG_DATA(c) + i * sizeof(int)));
-          }
-        }
-      }
-      if ((msg.msg_flags & MSG_CTRUNC) || conn->fds_in.size() > 4) {
+      if (truncated || conn->fds_in.size() > 4) {
         return protocol_error(id, 0, "too many descriptors");
       }
       if (n == 0) {
@@ -612,21 +600,8 @@ struct LeaseServer::Impl final : Notifier {
     Conn& conn = conns.at(id);
     while (!conn.out.empty()) {
       Outgoing& o = conn.out.front();
-      struct iovec iov {o.bytes.data() + o.sent, o.bytes.size() - o.sent};
-      struct msghdr msg {};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-      if (o.fd >= 0 && o.sent == 0) {
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof(control);
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &o.fd, sizeof(int));
-      }
-      ssize_t n = sendmsg(conn.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      ssize_t n = wire::send_with_fd(conn.fd, o.bytes.data() + o.sent, o.bytes.size() - o.sent,
+                                     o.sent == 0 ? o.fd : -1, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) break;
