@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Direct-mapping benchmark (issue 4): in one run on one sealfs mount over an
+# emulate_pmem region file in /dev/shm, prints a Markdown table of
+#   (1) sequential read/write bandwidth of a 1 GiB direct mapping vs a raw
+#       MAP_SHARED mmap of the region file (goal >= 0.97x);
+#   (2) 4 KiB random load/store latency, direct vs raw (goal <= 1.05x);
+#   (3) sealfs_map latency for files of 1, 16 and 256 extents (goal: median
+#       <= 50 us at 16), beside the same mmap work done without the daemon;
+#   (4) truncate(2) round trip against a cooperative holder process (goal:
+#       median <= 1 ms), beside the same truncate with no lease;
+#   (5) the same workloads through read(2)/write(2) on the FUSE path.
+#
+#   bench/direct/run.sh            full run (1 GiB, 9 passes per bandwidth row)
+#   QUICK=1 bench/direct/run.sh    a quick run (128 MiB, fewer repetitions)
+#
+# Environment: BUILD_DIR (default build), REGION_SIZE (default 3G, sparse),
+# LEASE_BREAK_TIME (seconds, default 5: only a broken holder would wait it
+# out), OUT (also write the table to this file).
+#
+# How each row is measured (details at the top of each bench/direct/*.cc):
+# - Sequential: one thread pinned to its CPU, 32-byte AVX2 loads (read) and
+#   32-byte stores, either non-temporal + sfence or ordinary (write); each
+#   pass covers the whole 1 GiB; the median of 9 passes per side, the sides
+#   alternating which goes first. Every page is touched once per side before
+#   (that first pass is the "first touch" row: page faults).
+# - Random: 4 KiB-aligned blocks at uniformly random offsets of the 1 GiB
+#   range, 5 x 200,000 per side; a load reads the whole block, a store
+#   writes it with non-temporal stores and an sfence; each op timed alone
+#   with rdtsc/rdtscp (the timer's own cost is printed). Plus a pointer
+#   chase, one dependent 8-byte load per random page.
+# - The raw peer maps the region file with the same reservation, alignment
+#   and madvise calls libsealfs uses; over the same bytes when the file is
+#   one physical run (the driver's stderr says whether it is).
+# - FUSE rows: O_DIRECT pread/pwrite of 1 MiB (sequential, + fsync for
+#   writes, median of 3) and of 4 KiB (random, 20,000 each, timed alone).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD_DIR:-$top/build}
+REGION_SIZE=${REGION_SIZE:-3G}
+LEASE_BREAK_TIME=${LEASE_BREAK_TIME:-5}
+mode=$([ "${QUICK:-0}" = 1 ] && echo quick || true)
+
+bench=$build/bench/direct/direct_bench
+sealfs_bin=$build/src/fuse/sealfs
+mkfs_bin=$build/src/tools/mkfs.sealfs
+if [ ! -x "$bench" ] || [ ! -x "$sealfs_bin" ] || [ ! -x "$mkfs_bin" ]; then
+  ninja -C "$build" bench/direct/direct_bench src/fuse/sealfs src/tools/mkfs.sealfs >/dev/null
+fi
+
+scratch=$(mktemp -d /dev/shm/sealfs-dbench-XXXXXX)
+mnt=$(mktemp -d /tmp/sealfs-dbench-mnt-XXXXXX)
+unmount() {
+  mountpoint -q "$mnt" || return 0
+  if [ "$(id -u)" -eq 0 ]; then umount "$mnt"; else fusermount3 -u "$mnt"; fi
+}
+cleanup() {
+  unmount || true
+  rm -rf "$scratch"
+  rmdir "$mnt" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+region=$scratch/sealfs.region
+truncate -s "$REGION_SIZE" "$region"
+"$mkfs_bin" -f --size "$REGION_SIZE" "$region" >/dev/null
+"$sealfs_bin" -o "emulate_pmem,lease_break_time=$LEASE_BREAK_TIME,revoke=fence" "$region" "$mnt"
+mountpoint -q "$mnt" || { echo "run.sh: sealfs did not mount" >&2; exit 1; }
+
+results=$scratch/results.txt
+"$bench" run "$mnt" "$region" $mode >"$results"
+unmount
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+table=$(python3 - "$results" <<'PY'
+import sys
+r = {}
+for line in open(sys.argv[1]):
+    key, side, value = line.split()
+    r[(key, side)] = float(value)
+
+def get(key, side):
+    return r.get((key, side))
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+def verdict(ratio, goal):
+    if ratio is None or goal is None:
+        return ""
+    kind, bound = goal
+    ok = ratio >= bound if kind == ">=" else ratio <= bound
+    return "yes" if ok else "**NO**"
+
+print("| workload | direct map | raw mmap | direct/raw | goal | met | FUSE read(2)/write(2) |")
+print("|---|---|---|---|---|---|---|")
+data_rows = [
+    ("seq_read_gibs", "seq read, GiB/s", (">=", 0.97), "seq_read_gibs"),
+    ("seq_write_nt_gibs", "seq write, non-temporal stores + sfence, GiB/s", (">=", 0.97), "seq_write_gibs"),
+    ("seq_write_plain_gibs", "seq write, ordinary stores, GiB/s", (">=", 0.97), None),
+    ("first_touch_gibs", "first pass, ordinary stores (page faults), GiB/s", None, None),
+    ("rand4k_load_median_ns", "4 KiB random load, median ns", ("<=", 1.05), "rand4k_load_median_ns"),
+    ("rand4k_load_p99_ns", "4 KiB random load, p99 ns", ("<=", 1.05), "rand4k_load_p99_ns"),
+    ("rand4k_store_median_ns", "4 KiB random store (NT + sfence), median ns", ("<=", 1.05), "rand4k_store_median_ns"),
+    ("rand4k_store_p99_ns", "4 KiB random store (NT + sfence), p99 ns", ("<=", 1.05), "rand4k_store_p99_ns"),
+    ("chase_median_ns", "8 B dependent load, random page, median ns", ("<=", 1.05), None),
+    ("chase_p99_ns", "8 B dependent load, random page, p99 ns", ("<=", 1.05), None),
+]
+for key, label, goal, fuse_key in data_rows:
+    d, w = get(key, "direct"), get(key, "raw")
+    ratio = d / w if d is not None and w else None
+    goal_text = f"{goal[0]} {goal[1]}" if goal else "-"
+    fuse = get(fuse_key, "fuse") if fuse_key else None
+    print(f"| {label} | {fmt(d)} | {fmt(w)} | {'-' if ratio is None else f'{ratio:.3f}'} | "
+          f"{goal_text} | {verdict(ratio, goal)} | {fmt(fuse)} |")
+print(f"| (timer cost per timed op, ns) | {fmt(get('timer_overhead_ns', 'both'))} | | | | | |")
+
+print()
+print("| workload | sealfs | peer | peer value | sealfs/peer | goal | met |")
+print("|---|---|---|---|---|---|---|")
+for want in (1, 16, 256):
+    e = f"e{want}"
+    n = get(f"extents_{e}", "sealfs")
+    label = f"{int(n) if n is not None else '?'} extent(s), 16 MiB file"
+    for what, name in (("map", "sealfs_map"), ("map_unmap", "sealfs_map + sealfs_unmap")):
+        for stat in ("median", "p99"):
+            s, p = get(f"{what}_{e}_{stat}_us", "sealfs"), get(f"{what}_{e}_{stat}_us", "raw")
+            goal = ("<=", 50.0) if want == 16 and what == "map" and stat == "median" else None
+            print(f"| {name}, {label}, {stat} us | {fmt(s)} | raw mmap of the same extents | {fmt(p)} | "
+                  f"{'-' if not (s and p) else f'{s / p:.1f}'} | {'<= 50 us' if goal else '-'} | "
+                  f"{'' if not goal or s is None else ('yes' if s <= 50 else '**NO**')} |")
+x = get("control_xattr_median_us", "sealfs")
+print(f"| of which: getxattr user.sealfs.control, median us | {fmt(x)} | | | | | |")
+for stat in ("median", "p99"):
+    s, p = get(f"truncate_{stat}_us", "leased"), get(f"truncate_{stat}_us", "unleased")
+    goal = stat == "median"
+    print(f"| truncate(2) with a cooperative holder, {stat} us | {fmt(s)} | same truncate, no lease | {fmt(p)} | "
+          f"{'-' if not (s and p) else f'{s / p:.1f}'} | {'<= 1000 us' if goal else '-'} | "
+          f"{'' if not goal or s is None else ('yes' if s <= 1000 else '**NO**')} |")
+n = get("truncate_breaks", "leased")
+print(f"| (breaks delivered, one per leased truncate) | {fmt(n)} | | | | | |")
+PY
+)
+echo
+echo "Direct mappings, $(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $load_before before / $load_after after${mode:+ (quick run)}"
+echo
+echo "$table"
+if [ -n "${OUT:-}" ]; then echo "$table" >"$OUT"; fi
