@@ -1,0 +1,278 @@
+// Grants and refusals of direct mappings on a real mount, from a real
+// holder process; no stale data through ALLOCATE; coherence between the
+// mapping and the FUSE path.
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "lease_fixture.h"
+#include "pattern.h"
+#include "sealfs/sealfs.h"
+
+namespace sealfs::itest {
+namespace {
+
+class GrantTest : public LeaseFixture {};
+
+constexpr uint64_t kFile = 1 * kMiB;
+
+TEST_F(GrantTest, ReadWriteAndReadOnlyGrantsSeeTheFile) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  MapReply rw = h.map(path("f"), 0, kFile, "rw");
+  ASSERT_EQ(rw.rc, 0) << rw.text;
+  EXPECT_EQ(rw.length, kFile);
+  h.send("check 0 0 " + std::to_string(kFile) + " 1");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  MapReply ro = h.map(path("f"), 0, kFile, "r", 0, "ro");
+  ASSERT_EQ(ro.rc, 0) << ro.text;
+  h.send("check 1 4096 8192 1");
+  EXPECT_EQ(h.expect("check 1"), "check 1 ok");
+}
+
+TEST_F(GrantTest, WritableMappingOfReadOnlyDescriptorIsEacces) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, kFile, "rw", 0, "ro");
+  EXPECT_EQ(r.rc, -EACCES) << r.text;
+  EXPECT_NE(r.text.find("exceeds the descriptor's open mode"), std::string::npos) << r.text;
+}
+
+// A root daemon without dax_group trusts root only: another user, with a
+// descriptor it may legitimately open, still gets EACCES.
+TEST_F(GrantTest, UntrustedUserIsEacces) {
+  auto user = test_user();
+  ASSERT_TRUE(user.has_value());
+  ASSERT_EQ(chmod(dir().c_str(), 0755), 0);  // let the user reach the mountpoint
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "allow_other"));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(false, user);
+  MapReply r = h.map(path("f"), 0, kFile, "rw");
+  EXPECT_EQ(r.rc, -EACCES) << r.text;
+  EXPECT_NE(r.text.find("not trusted"), std::string::npos) << r.text;
+  // The same user keeps the ordinary file API.
+  std::string out;
+  EXPECT_EQ(run_command({"cmp", "-s", path("f"), path("f")}, &out, user->uid, user->gid), 0)
+      << out;
+}
+
+TEST_F(GrantTest, DaxGroupMemberIsGranted) {
+  auto user = test_user();
+  ASSERT_TRUE(user.has_value());
+  struct group* g = getgrgid(user->gid);
+  ASSERT_NE(g, nullptr);
+  ASSERT_EQ(chmod(dir().c_str(), 0755), 0);
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, std::string("allow_other,dax_group=") + g->gr_name));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(false, user);
+  MapReply r = h.map(path("f"), 0, kFile, "rw");
+  ASSERT_EQ(r.rc, 0) << r.text;
+  h.send("store 0 8192 4096 9");
+  ASSERT_TRUE(h.expect("stored 0"));
+  EXPECT_TRUE(file_has_pattern("f", 4096, 9, 8192));
+  EXPECT_TRUE(file_has_pattern("f", 8192, 1, 0));
+}
+
+TEST_F(GrantTest, HoleIsEnodata) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 0, 0));
+  ASSERT_EQ(truncate(path("f").c_str(), kFile), 0) << std::strerror(errno);
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, kFile);
+  EXPECT_EQ(r.rc, -ENODATA) << r.text;
+  EXPECT_NE(r.text.find("hole"), std::string::npos) << r.text;
+  // A partly written file: the hole after the data is refused as well.
+  ASSERT_NO_FATAL_FAILURE(make_file("g", 64 * kKiB, 2));
+  ASSERT_EQ(truncate(path("g").c_str(), kFile), 0) << std::strerror(errno);
+  r = h.map(path("g"), 0, kFile);
+  EXPECT_EQ(r.rc, -ENODATA) << r.text;
+  r = h.map(path("g"), 0, 64 * kKiB);
+  EXPECT_EQ(r.rc, 0) << r.text;
+}
+
+TEST_F(GrantTest, UnwrittenExtentIsEnodata) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 0, 0));
+  int fd = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fallocate(fd, 0, 0, static_cast<off_t>(kFile)), 0) << std::strerror(errno);
+  close(fd);
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, kFile);
+  EXPECT_EQ(r.rc, -ENODATA) << r.text;
+  EXPECT_NE(r.text.find("unwritten"), std::string::npos) << r.text;
+}
+
+TEST_F(GrantTest, PastEndOfFileIsErange) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, 2 * kFile);
+  EXPECT_EQ(r.rc, -ERANGE) << r.text;
+  r = h.map(path("f"), 2 * kFile, 4096);
+  EXPECT_EQ(r.rc, -ERANGE) << r.text;
+  // A partial last block is mappable whole.
+  ASSERT_NO_FATAL_FAILURE(make_file("g", 5000, 2));
+  r = h.map(path("g"), 0, 8192);
+  EXPECT_EQ(r.rc, 0) << r.text;
+  r = h.map(path("g"), 0, 8192 + 4096);
+  EXPECT_EQ(r.rc, -ERANGE) << r.text;
+}
+
+TEST_F(GrantTest, MisalignedOffsetIsEinval) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 1000, 4096);
+  EXPECT_EQ(r.rc, -EINVAL) << r.text;
+  r = h.map(path("f"), 4096 + 512, 4096);
+  EXPECT_EQ(r.rc, -EINVAL) << r.text;
+}
+
+// With a 2 MiB device alignment, a small file packed after another one has
+// extents off the alignment: refused, unless RELOCATE moves it (and keeps
+// its bytes).
+TEST_F(GrantTest, MisalignedExtentsNeedRelocate) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(make_file("pad", 12 * kKiB, 7));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 256 * kKiB, 1));
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, 256 * kKiB);
+  ASSERT_EQ(r.rc, -EINVAL) << r.text;
+  EXPECT_NE(r.text.find("aligned"), std::string::npos) << r.text;
+  r = h.map(path("f"), 0, 256 * kKiB, "rw", SEALFS_MAP_RELOCATE);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  h.send("check 0 0 262144 1");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  h.send("store 0 0 4096 5");
+  ASSERT_TRUE(h.expect("stored 0"));
+  EXPECT_TRUE(file_has_pattern("f", 4096, 5, 0));
+  EXPECT_TRUE(file_has_pattern("f", 252 * kKiB, 1, 4096));
+  EXPECT_TRUE(file_has_pattern("pad", 12 * kKiB, 7));
+  // Relocated: a plain map of it is granted now.
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0 0"));
+  r = h.map(path("f"), 0, 256 * kKiB);
+  EXPECT_EQ(r.rc, 0) << r.text;
+}
+
+TEST_F(GrantTest, AllocateOnSparseFileReadsZeros) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 0, 0));
+  ASSERT_EQ(truncate(path("f").c_str(), 2 * kMiB), 0);
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, 2 * kMiB, "rw", SEALFS_MAP_ALLOCATE);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  h.send("zeros 0");
+  EXPECT_EQ(h.expect("zeros 0"), "zeros 0 ok");
+  struct stat st {};
+  ASSERT_EQ(stat(path("f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(2 * kMiB));
+  EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, 2 * kMiB) << "ALLOCATE allocated nothing";
+  EXPECT_TRUE(file_is_zero("f", 0, 2 * kMiB));
+  h.send("store 0 1048576 65536 4");
+  ASSERT_TRUE(h.expect("stored 0"));
+  EXPECT_TRUE(file_has_pattern("f", 64 * kKiB, 4, kMiB));
+  EXPECT_TRUE(file_is_zero("f", 0, kMiB));
+}
+
+// The only free space is the blocks of a deleted file full of a secret:
+// whatever reuses them (ALLOCATE on a hole, fallocate, ALLOCATE of
+// unwritten extents, extension) must show zeros, never the secret.
+TEST_F(GrantTest, NoStaleDataFromFreedBlocks) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  constexpr uint64_t kSecret = 4 * kMiB;
+  constexpr uint64_t kSecretSeed = 666;
+  ASSERT_NO_FATAL_FAILURE(make_file("secret", kSecret, kSecretSeed));
+  uint64_t filled = fill_filesystem("filler", 3);
+  ASSERT_GT(filled, 0u);
+  ASSERT_LT(free_blocks(), 64u) << "the filesystem is not full";
+  ASSERT_EQ(unlink(path("secret").c_str()), 0);
+  ASSERT_TRUE(wait_free_blocks(kSecret / 4096, 10s)) << free_blocks();
+
+  HolderProcess& h = holder();
+  // A hole, allocated for the mapping.
+  ASSERT_NO_FATAL_FAILURE(make_file("hole", 0, 0));
+  ASSERT_EQ(truncate(path("hole").c_str(), kMiB), 0);
+  MapReply r = h.map(path("hole"), 0, kMiB, "rw", SEALFS_MAP_ALLOCATE);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  h.send("zeros 0");
+  EXPECT_EQ(h.expect("zeros 0"), "zeros 0 ok");
+  EXPECT_TRUE(file_is_zero("hole", 0, kMiB));
+
+  // Unwritten extents: zeros through read(2), refused without ALLOCATE,
+  // zeros through the mapping with it.
+  ASSERT_NO_FATAL_FAILURE(make_file("unwritten", 0, 0));
+  int fd = open(path("unwritten").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fallocate(fd, 0, 0, static_cast<off_t>(kMiB)), 0) << std::strerror(errno);
+  close(fd);
+  EXPECT_TRUE(file_is_zero("unwritten", 0, kMiB));
+  r = h.map(path("unwritten"), 0, kMiB);
+  EXPECT_EQ(r.rc, -ENODATA) << r.text;
+  r = h.map(path("unwritten"), 0, kMiB, "rw", SEALFS_MAP_ALLOCATE);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  h.send("zeros " + std::to_string(r.index));
+  EXPECT_EQ(h.expect("zeros"), "zeros " + std::to_string(r.index) + " ok");
+
+  // A file extended past its data, then allocated for a mapping.
+  ASSERT_NO_FATAL_FAILURE(make_file("extended", 4096, 8));
+  ASSERT_EQ(truncate(path("extended").c_str(), kMiB), 0);
+  EXPECT_TRUE(file_is_zero("extended", 4096, kMiB - 4096));
+  r = h.map(path("extended"), 0, kMiB, "rw", SEALFS_MAP_ALLOCATE);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  h.send("check " + std::to_string(r.index) + " 0 4096 8");
+  EXPECT_EQ(h.expect("check"), "check " + std::to_string(r.index) + " ok");
+  h.send("zeros " + std::to_string(r.index) + " 4096 " + std::to_string(kMiB - 4096));
+  EXPECT_EQ(h.expect("zeros"), "zeros " + std::to_string(r.index) + " ok");
+  EXPECT_TRUE(file_is_zero("extended", 4096, kMiB - 4096));
+
+  // The new files took the secret's blocks (nothing else was free).
+  EXPECT_LT(free_blocks(), kSecret / 4096);
+  EXPECT_TRUE(file_has_pattern("filler", filled, 3));
+}
+
+TEST_F(GrantTest, DirectStoresAndFusePathAreCoherent) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, kFile);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  // Stores through the mapping, then read(2) through FUSE.
+  h.send("store 0 4096 8192 7");
+  ASSERT_TRUE(h.expect("stored 0"));
+  EXPECT_TRUE(file_has_pattern("f", 8192, 7, 4096));
+  EXPECT_TRUE(file_has_pattern("f", 4096, 1, 0));
+  EXPECT_TRUE(file_has_pattern("f", kFile - 12288, 1, 12288));
+  // Again at the same place: no stale page cache copy of the first stores.
+  h.send("store 0 4096 8192 8");
+  ASSERT_TRUE(h.expect("stored 0"));
+  EXPECT_TRUE(file_has_pattern("f", 8192, 8, 4096));
+
+  // pwrite(2) through FUSE, then loads through the mapping.
+  int fd = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::vector<uint8_t> buf(16 * kKiB);
+  fill_lease_pattern(buf.data(), buf.size(), 9, 65536);
+  ASSERT_EQ(pwrite(fd, buf.data(), buf.size(), 65536), static_cast<ssize_t>(buf.size()));
+  h.send("check 0 65536 16384 9");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  // An unaligned write across a block boundary.
+  fill_lease_pattern(buf.data(), 100, 10, 8190);
+  ASSERT_EQ(pwrite(fd, buf.data(), 100, 8190), 100);
+  h.send("check 0 8190 100 10");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  close(fd);
+  h.sync();
+  EXPECT_EQ(h.count("break "), 0) << h.transcript();
+}
+
+}  // namespace
+}  // namespace sealfs::itest

@@ -1,0 +1,346 @@
+// Lease lifecycles across processes: several holders, holders that die,
+// fork and partial munmap, concurrent breakers, a grant racing a truncate
+// (daemon sync points), and a daemon killed with leases out.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "lease_fixture.h"
+#include "sealfs/sealfs.h"
+
+namespace sealfs::itest {
+namespace {
+
+constexpr uint64_t kFile = 1 * kMiB;
+constexpr uint64_t kFileBlocks = kFile / 4096;
+
+class LifecycleTest : public LeaseFixture {
+ protected:
+  void TearDown() override {
+    unsetenv("SEALFS_TEST_SYNC_DIR");
+    unsetenv("SEALFS_TEST_SYNC_POINTS");
+    LeaseFixture::TearDown();
+  }
+
+  // Mounts a daemon that stops at `point` once (see the brief's sync-point
+  // contract): DIR/<point>.reached appears, DIR/<point>.go releases it.
+  void mount_with_sync_point(unsigned break_time, const std::string& point) {
+    sync_dir_ = dir() + "/sync";
+    ASSERT_EQ(mkdir(sync_dir_.c_str(), 0755), 0) << std::strerror(errno);
+    setenv("SEALFS_TEST_SYNC_DIR", sync_dir_.c_str(), 1);
+    setenv("SEALFS_TEST_SYNC_POINTS", point.c_str(), 1);
+    mount_with(break_time);
+    unsetenv("SEALFS_TEST_SYNC_DIR");
+    unsetenv("SEALFS_TEST_SYNC_POINTS");
+  }
+  std::string reached(const std::string& point) const { return sync_dir_ + "/" + point + ".reached"; }
+  std::string go(const std::string& point) const { return sync_dir_ + "/" + point + ".go"; }
+
+  std::string sync_dir_;
+};
+
+TEST_F(LifecycleTest, SeveralHoldersEachGetOneBreakAndAllMustRelease) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  std::vector<HolderProcess*> hs;
+  for (int i = 0; i < 3; ++i) {
+    HolderProcess& h = holder();
+    ASSERT_EQ(h.map(path("f"), 0, kFile, i == 2 ? "r" : "rw", 0, i == 2 ? "ro" : "rw").rc, 0);
+    hs.push_back(&h);
+  }
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  for (HolderProcess* h : hs) {
+    auto line = h->expect("break ", 5s);
+    ASSERT_TRUE(line) << h->transcript();
+    EXPECT_EQ(break_reason(*line), SEALFS_BREAK_TRUNCATE);
+  }
+  for (size_t i = 0; i < hs.size(); ++i) {
+    // Proving a negative: one holder still holds, so the truncate waits.
+    EXPECT_FALSE(op.wait(i == 0 ? 300ms : 100ms)) << "returned with " << hs.size() - i
+                                                  << " holders left";
+    hs[i]->send("unmap 0");
+    ASSERT_TRUE(hs[i]->expect("unmapped 0 0"));
+  }
+  auto r = op.wait(2s);
+  ASSERT_TRUE(r) << "truncate did not finish after the last release";
+  EXPECT_EQ(r->rc, 0);
+  EXPECT_LT(r->seconds, 1.9);
+  for (HolderProcess* h : hs) {
+    ASSERT_TRUE(h->sync());
+    EXPECT_EQ(h->count("break "), 1) << h->transcript();
+  }
+}
+
+enum class Death { kExit, kAbort, kSigkill };
+
+class HolderDeathTest : public LeaseFixture, public ::testing::WithParamInterface<Death> {};
+
+// A holder that goes away mid-lease releases it: a later truncate does not
+// wait for any deadline.
+TEST_P(HolderDeathTest, LaterTruncateCompletesAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  const uint64_t free_before = free_blocks();
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  h.send("store 0 0 4096 4");
+  ASSERT_TRUE(h.expect("stored 0"));
+  switch (GetParam()) {
+    case Death::kExit: h.send("exit"); break;
+    case Death::kAbort: h.send("abort"); break;
+    case Death::kSigkill: h.signal(SIGKILL); break;
+  }
+  auto status = h.wait_exit(5s);
+  ASSERT_TRUE(status);
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  auto r = op.wait(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0) << std::strerror(r->err);
+  EXPECT_LT(r->seconds, 1.0) << "truncate waited for a dead holder";
+  EXPECT_TRUE(wait_free_blocks(free_before, 5s)) << free_blocks() << " < " << free_before;
+}
+
+INSTANTIATE_TEST_SUITE_P(Deaths, HolderDeathTest,
+                         ::testing::Values(Death::kExit, Death::kAbort, Death::kSigkill),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case Death::kExit: return std::string("Exit");
+                             case Death::kAbort: return std::string("Abort");
+                             case Death::kSigkill: return std::string("Sigkill");
+                           }
+                           return std::string("Unknown");
+                         });
+
+// A forked child does not inherit the mapping (MADV_DONTFORK); the parent's
+// keeps working and is the one that gets the break.
+TEST_F(LifecycleTest, ForkedChildHasNoMappingParentKeepsIt) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  h.send("fork 0");
+  auto child = h.expect("child ");
+  ASSERT_TRUE(child) << h.transcript();
+  EXPECT_EQ(*child, "child mincore -1 errno " + std::to_string(ENOMEM) + " unmap 0");
+  EXPECT_EQ(h.expect("forked "), "forked 0");
+  h.send("store 0 12288 4096 5");
+  ASSERT_TRUE(h.expect("stored 0"));
+  EXPECT_TRUE(file_has_pattern("f", 4096, 5, 12288));
+  TimedOp op([&] { return truncate(path("f").c_str(), 4096); });
+  ASSERT_TRUE(h.expect("break ", 5s)) << h.transcript();
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0 0"));
+  auto r = op.wait(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0);
+  EXPECT_LT(r->seconds, 1.9);
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
+// Unmapping part of the range by hand keeps the lease (it lives until
+// sealfs_unmap); the rest of the mapping works; the break still comes and
+// the final unmap is clean.
+TEST_F(LifecycleTest, PartialMunmapKeepsTheLease) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  h.send("munmap 0 0 65536");
+  EXPECT_EQ(h.expect("munmapped 0"), "munmapped 0 0");
+  h.send("store 0 65536 4096 6");
+  ASSERT_TRUE(h.expect("stored 0"));
+  EXPECT_TRUE(file_has_pattern("f", 4096, 6, 65536));
+  EXPECT_TRUE(file_has_pattern("f", 65536, 1, 0));
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  ASSERT_TRUE(h.expect("break ", 5s)) << h.transcript();
+  EXPECT_FALSE(op.wait(300ms)) << "a partial munmap released the lease";
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0 0"));
+  auto r = op.wait(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0);
+  EXPECT_LT(r->seconds, 1.9);
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
+// Two breakers at once on one leased file: one break, both finish after the
+// release, and the file is what one of the two orders gives.
+TEST_F(LifecycleTest, TwoConcurrentBreakers) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  TimedOp shrink([&] { return truncate(path("f").c_str(), 12288); });
+  TimedOp grow([&] {
+    int fd = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fallocate(fd, 0, static_cast<off_t>(2 * kMiB), static_cast<off_t>(kMiB));
+    int err = errno;
+    close(fd);
+    errno = err;
+    return rc;
+  });
+  ASSERT_TRUE(h.expect("break ", 5s)) << h.transcript();
+  // Proving a negative: neither may finish while the lease is held.
+  EXPECT_FALSE(shrink.wait(300ms));
+  EXPECT_FALSE(grow.done());
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0 0"));
+  auto a = shrink.wait(5s);
+  auto b = grow.wait(5s);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->rc, 0) << std::strerror(a->err);
+  EXPECT_EQ(b->rc, 0) << std::strerror(b->err);
+  EXPECT_LT(a->seconds, 1.9);
+  EXPECT_LT(b->seconds, 1.9);
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+  const uint64_t size = file_size("f");
+  EXPECT_TRUE(size == 12288 || size == 3 * kMiB) << size;
+  EXPECT_TRUE(file_has_pattern("f", 12288, 1));
+  if (size == 3 * kMiB) {
+    EXPECT_TRUE(file_is_zero("f", 12288, 3 * kMiB - 12288));
+  }
+}
+
+// The grant has checked the extents under the layout lock and is about to
+// install the lease when a truncate arrives: the truncate must not slip in
+// between. It waits, then breaks the new lease.
+TEST_F(LifecycleTest, GrantRacingTruncate) {
+  const std::string point = "lease.grant.after_check";
+  ASSERT_NO_FATAL_FAILURE(mount_with_sync_point(2, point));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  h.send_map(path("f"), 0, kFile);
+  ASSERT_TRUE(wait_for_path(reached(point), 10s)) << "the grant never reached " << point;
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  // Proving a negative: the truncate cannot complete inside the grant.
+  EXPECT_FALSE(op.wait(300ms)) << "truncate completed between the grant's check and install";
+  touch_path(go(point));
+  MapReply r = h.map_reply(10s);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  EXPECT_EQ(r.length, kFile);
+  auto line = h.expect("break ", 5s);
+  ASSERT_TRUE(line) << "the truncate did not break the lease granted before it; " << h.transcript();
+  EXPECT_EQ(break_reason(*line), SEALFS_BREAK_TRUNCATE);
+  // The granted map is the file as it was: still intact while leased.
+  h.send("check 0 0 1048576 1");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  EXPECT_FALSE(op.done()) << "truncate finished while the new lease is held";
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0 0"));
+  auto done = op.wait(5s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->rc, 0);
+  EXPECT_EQ(file_size("f"), 0u);
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
+// A truncate has found the layout sealed and is about to start the break
+// when a second holder asks for a mapping: it must either be refused
+// (ENXIO) or be granted a lease that this break covers too.
+TEST_F(LifecycleTest, GrantRacingDeferredBreak) {
+  const std::string point = "fuse.layout.deferred";
+  ASSERT_NO_FATAL_FAILURE(mount_with_sync_point(2, point));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& first = holder();
+  ASSERT_EQ(first.map(path("f"), 0, kFile).rc, 0);
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  ASSERT_TRUE(wait_for_path(reached(point), 10s)) << "the truncate never reached " << point;
+  HolderProcess& second = holder(true);
+  second.send_map(path("f"), 0, kFile);
+  // Proving a negative, in the spirit of the race: nothing finished yet.
+  EXPECT_FALSE(op.wait(200ms));
+  touch_path(go(point));
+  ASSERT_TRUE(first.expect("break ", 5s)) << first.transcript();
+  MapReply r = second.map_reply(10s);
+  ASSERT_TRUE(r.rc == 0 || r.rc == -ENXIO) << r.text;
+  first.send("unmap 0");
+  ASSERT_TRUE(first.expect("unmapped 0 0"));
+  if (r.rc == 0) {
+    EXPECT_TRUE(second.expect("released ", 5s))
+        << "a lease granted during the break was not broken; " << second.transcript();
+  }
+  auto done = op.wait(5s);
+  ASSERT_TRUE(done) << "truncate never finished";
+  EXPECT_EQ(done->rc, 0);
+  EXPECT_LT(done->seconds, 1.9);
+  EXPECT_EQ(file_size("f"), 0u);
+}
+
+enum class HolderState { kAlive, kStopped };
+
+class DaemonDeathTest : public LeaseFixture, public ::testing::WithParamInterface<HolderState> {};
+
+// The daemon is SIGKILLed while a holder has a lease. The library fences
+// the mapping when it notices; the restarted daemon must still treat the
+// holder's blocks as reachable while the holder lives: freed from the file,
+// they go to quarantine, never to another file. Once the holder is gone,
+// the daemon frees them.
+TEST_P(DaemonDeathTest, RestartedDaemonQuarantinesLiveHoldersBlocks) {
+  const bool stopped = GetParam() == HolderState::kStopped;
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  if (stopped) {
+    ASSERT_TRUE(h.stop());
+  }
+  ASSERT_NO_FATAL_FAILURE(kill_daemon());
+  if (!stopped) {
+    auto line = h.expect("break ", 5s);
+    ASSERT_TRUE(line) << "the library did not notice the daemon's death; " << h.transcript();
+    EXPECT_EQ(break_reason(*line), SEALFS_BREAK_DAEMON_GONE);
+  }
+  ASSERT_NO_FATAL_FAILURE(mount());
+
+  const uint64_t free_before = free_blocks();
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  auto r = op.wait(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0) << std::strerror(r->err);
+  EXPECT_LT(free_blocks(), free_before + kFileBlocks)
+      << "blocks a live holder may reach went back to free space after the restart";
+
+  const uint64_t filled = fill_filesystem("g", 2);
+  ASSERT_GT(filled, 0u);
+  const uint64_t free_full = free_blocks();
+  EXPECT_LT(free_full, 16u);
+
+  if (stopped) h.signal(SIGCONT);
+  // Scribble through the old mapping: fenced (SIGBUS) or, if the library
+  // has not noticed yet, stores into blocks nobody else may have.
+  h.send("fill 0 3");
+  auto outcome = h.expect_any({"filled 0", "sigbus"}, 10s);
+  ASSERT_TRUE(outcome) << h.transcript();
+  if (!stopped) {
+    EXPECT_EQ(*outcome, "sigbus") << "an alive holder's mapping was not fenced";
+  }
+  EXPECT_TRUE(file_has_pattern("g", filled, 2)) << "an old mapping's stores reached another file";
+
+  h.signal(SIGKILL);
+  ASSERT_TRUE(h.wait_exit(5s));
+  EXPECT_TRUE(wait_free_blocks(free_full + kFileBlocks, 10s))
+      << "the dead holder's quarantined blocks were never freed: " << free_blocks();
+  EXPECT_TRUE(file_has_pattern("g", filled, 2));
+}
+
+INSTANTIATE_TEST_SUITE_P(Holders, DaemonDeathTest,
+                         ::testing::Values(HolderState::kAlive, HolderState::kStopped),
+                         [](const auto& info) {
+                           return std::string(info.param == HolderState::kAlive ? "Alive"
+                                                                                : "Stopped");
+                         });
+
+}  // namespace
+}  // namespace sealfs::itest
