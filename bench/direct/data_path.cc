@@ -22,11 +22,6 @@ using Clock = std::chrono::steady_clock;
 
 volatile uint64_t g_sink;
 
-struct Side {
-  const char* name;
-  char* base;
-};
-
 double gib_per_s(size_t bytes, Clock::duration d) {
   return static_cast<double>(bytes) / static_cast<double>(1ull << 30) /
          std::chrono::duration<double>(d).count();
@@ -99,9 +94,9 @@ class PinToCurrentCpu {
 
 }  // namespace
 
-void run_data_path(const Config& config, char* direct, char* raw) {
+void run_data_path(const Config& config, Side a, Side b) {
   const size_t bytes = config.data_bytes;
-  const std::array<Side, 2> sides{Side{"direct", direct}, Side{"raw", raw}};
+  const std::array<Side, 2> sides{a, b};
   PinToCurrentCpu pin;
 
   // Timer overhead, for reading the latency rows: two back-to-back reads.

@@ -4,10 +4,14 @@
 //
 //   direct_bench run MOUNT REGION_FILE [quick]
 //   direct_bench holder FILE LENGTH     (the break phase's holder process)
+//   direct_bench aa FILE [quick]        only the A/A data-path run, on any
+//                                       file of at least the data size
+//                                       (no sealfs needed: checks the kernels)
 //
 // Phases, in this order, in one run:
 //   FUSE path (5): 1 GiB file written, then read/written with O_DIRECT;
-//   data path (1, 2): that file direct-mapped vs a raw mmap of the region;
+//   data path (1, 2): that file direct-mapped vs a raw mmap of the region,
+//     then raw vs raw (A/A: the noise between two equal sides);
 //   sealfs_map latency (3) on files of 1, 16 and 256 extents;
 //   break round trip (4) with a cooperative holder process.
 #include <fcntl.h>
@@ -76,7 +80,11 @@ int run(const Config& config, const char* self_exe) {
   const std::vector<sealfs_extent> extents = extents_of(fd, config.data_bytes);
   report("data_extents", "sealfs", static_cast<double>(extents.size()));
   char* raw = map_raw_peer(config, extents);
-  run_data_path(config, static_cast<char*>(sealfs_map_addr(map)), raw);
+  run_data_path(config, {"direct", static_cast<char*>(sealfs_map_addr(map))}, {"raw", raw});
+  // The A/A run: a second raw mapping of the same bytes in place of sealfs.
+  char* raw_again = map_raw_peer(config, extents);
+  run_data_path(config, {"raw_a", raw_again}, {"raw_b", raw});
+  unmap_raw(raw_again, config.data_bytes);
   unmap_raw(raw, config.data_bytes);
   if (int r = sealfs_unmap(map); r != 0) die_sealfs("sealfs_unmap", r);
   close(fd);
@@ -84,6 +92,33 @@ int run(const Config& config, const char* self_exe) {
   run_map_latency(config);
   run_break_round_trip(config, self_exe);
   return 0;
+}
+
+int run_aa_only(const Config& config) {
+  if (!kernels_supported()) die("this CPU lacks AVX2, which the memory kernels use");
+  calibrate_ticks();
+  int fd = open(config.region.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) die_errno("open " + config.region);
+  sealfs_extent whole{0, 0, config.data_bytes};
+  char* a = map_raw(fd, &whole, 1, config.data_bytes);
+  char* b = map_raw(fd, &whole, 1, config.data_bytes);
+  if (a == nullptr || b == nullptr) die_errno("mmap " + config.region);
+  close(fd);
+  run_data_path(config, {"raw_a", a}, {"raw_b", b});
+  unmap_raw(a, config.data_bytes);
+  unmap_raw(b, config.data_bytes);
+  return 0;
+}
+
+void make_quick(Config* config) {
+  config->data_bytes = 128ull << 20;
+  config->bandwidth_reps = 5;
+  config->fuse_reps = 1;
+  config->random_ops = 50000;
+  config->random_reps = 2;
+  config->fuse_random_ops = 5000;
+  config->map_iterations = 300;
+  config->break_iterations = 200;
 }
 
 }  // namespace
@@ -98,21 +133,19 @@ int main(int argc, char** argv) {
     Config config;
     config.mount = argv[2];
     config.region = argv[3];
-    if (argc == 5 && std::strcmp(argv[4], "quick") == 0) {
-      config.data_bytes = 128ull << 20;
-      config.bandwidth_reps = 5;
-      config.fuse_reps = 1;
-      config.random_ops = 50000;
-      config.random_reps = 2;
-      config.fuse_random_ops = 5000;
-      config.map_iterations = 300;
-      config.break_iterations = 200;
-    }
+    if (argc == 5 && std::strcmp(argv[4], "quick") == 0) make_quick(&config);
     // The holder is this program; /proc/self/exe survives a relative argv[0].
     return run(config, "/proc/self/exe");
   }
+  if ((argc == 3 || argc == 4) && std::strcmp(argv[1], "aa") == 0) {
+    Config config;
+    config.region = argv[2];
+    if (argc == 4 && std::strcmp(argv[3], "quick") == 0) make_quick(&config);
+    return run_aa_only(config);
+  }
   std::fprintf(stderr,
                "usage: direct_bench run MOUNT REGION_FILE [quick]\n"
-               "       direct_bench holder FILE LENGTH\n");
+               "       direct_bench holder FILE LENGTH\n"
+               "       direct_bench aa FILE [quick]\n");
   return 2;
 }

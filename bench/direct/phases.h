@@ -27,10 +27,16 @@ struct Config {
 void fill_file(const std::string& path, size_t bytes);
 void run_fuse_path(const Config& config, const std::string& path);
 
-// (1) and (2): the same kernels on `direct` (a sealfs mapping) and `raw`
-// (an mmap of the region file), both config.data_bytes long, alternating
-// sides between repetitions.
-void run_data_path(const Config& config, char* direct, char* raw);
+// (1) and (2): the same kernels on two mappings, both config.data_bytes
+// long, alternating sides between repetitions; results are reported under
+// the two side names. The real run is ("direct", a sealfs mapping) against
+// ("raw", an mmap of the region file); raw against a second raw mapping of
+// the same bytes (an A/A run) shows how far apart two equal sides land.
+struct Side {
+  const char* name;
+  char* base;
+};
+void run_data_path(const Config& config, Side a, Side b);
 
 // (3) sealfs_map latency on files of 1, 16 and 256 extents.
 void run_map_latency(const Config& config);

@@ -21,7 +21,10 @@
 # - Sequential: one thread pinned to its CPU, 32-byte AVX2 loads (read) and
 #   32-byte stores, either non-temporal + sfence or ordinary (write); each
 #   pass covers the whole 1 GiB; the median of 9 passes per side, the sides
-#   alternating which goes first. Every page is touched once per side before
+#   alternating which goes first. The same rows are then run raw against a
+#   second raw mapping of the same bytes (column "A/A"): how far apart two
+#   equal sides land, i.e. the noise a direct/raw ratio must be read with.
+#   Every page is touched once per side before
 #   (that first pass is the "first touch" row: page faults).
 # - Random: 4 KiB-aligned blocks at uniformly random offsets of the 1 GiB
 #   range, 5 x 200,000 per side; a load reads the whole block, a store
@@ -97,8 +100,8 @@ def verdict(ratio, goal):
     ok = ratio >= bound if kind == ">=" else ratio <= bound
     return "yes" if ok else "**NO**"
 
-print("| workload | direct map | raw mmap | direct/raw | goal | met | FUSE read(2)/write(2) |")
-print("|---|---|---|---|---|---|---|")
+print("| workload | direct map | raw mmap | direct/raw | A/A: raw/raw | goal | met | FUSE read(2)/write(2) |")
+print("|---|---|---|---|---|---|---|---|")
 data_rows = [
     ("seq_read_gibs", "seq read, GiB/s", (">=", 0.97), "seq_read_gibs"),
     ("seq_write_nt_gibs", "seq write, non-temporal stores + sfence, GiB/s", (">=", 0.97), "seq_write_gibs"),
@@ -114,11 +117,13 @@ data_rows = [
 for key, label, goal, fuse_key in data_rows:
     d, w = get(key, "direct"), get(key, "raw")
     ratio = d / w if d is not None and w else None
+    a, b = get(key, "raw_a"), get(key, "raw_b")
+    aa = f"{a / b:.3f}" if a is not None and b else "-"
     goal_text = f"{goal[0]} {goal[1]}" if goal else "-"
     fuse = get(fuse_key, "fuse") if fuse_key else None
-    print(f"| {label} | {fmt(d)} | {fmt(w)} | {'-' if ratio is None else f'{ratio:.3f}'} | "
+    print(f"| {label} | {fmt(d)} | {fmt(w)} | {'-' if ratio is None else f'{ratio:.3f}'} | {aa} | "
           f"{goal_text} | {verdict(ratio, goal)} | {fmt(fuse)} |")
-print(f"| (timer cost per timed op, ns) | {fmt(get('timer_overhead_ns', 'both'))} | | | | | |")
+print(f"| (timer cost per timed op, ns) | {fmt(get('timer_overhead_ns', 'both'))} | | | | | | |")
 
 print()
 print("| workload | sealfs | peer | peer value | sealfs/peer | goal | met |")
