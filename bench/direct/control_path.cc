@@ -82,12 +82,14 @@ void measure_file(const Config& config, const std::string& path, size_t wanted, 
 
   const int warmup = 50;
   Samples map, map_unmap, raw_map, raw_map_unmap;
+  bool align_2m = true;
   for (int i = -warmup; i < config.map_iterations; ++i) {
     struct sealfs_map* m = nullptr;
     uint64_t t0 = ticks_begin();
     int r = sealfs_map(fd, 0, kFileBytes, PROT_READ | PROT_WRITE, 0, &m);
     uint64_t t1 = ticks_end();
     if (r != 0) die_sealfs("sealfs_map " + path, r);
+    align_2m &= on_2m_boundary(sealfs_map_addr(m));
     if ((r = sealfs_unmap(m)) != 0) die_sealfs("sealfs_unmap", r);
     uint64_t t2 = ticks_end();
     if (i >= 0) {
@@ -97,7 +99,7 @@ void measure_file(const Config& config, const std::string& path, size_t wanted, 
   }
   for (int i = -warmup; i < config.map_iterations; ++i) {
     uint64_t t0 = ticks_begin();
-    char* p = map_raw(region_fd, extents.data(), extents.size(), kFileBytes);
+    char* p = map_raw(region_fd, extents.data(), extents.size(), kFileBytes, align_2m);
     uint64_t t1 = ticks_end();
     if (p == nullptr) die_errno("mmap of the region file");
     unmap_raw(p, kFileBytes);

@@ -40,7 +40,7 @@ std::vector<sealfs_extent> extents_of(int fd, size_t length) {
 // The raw peer: one MAP_SHARED mmap of the region file, as long as the
 // direct mapping, over the same bytes when the file is one physical run
 // (else over the region from the file's first block on).
-char* map_raw_peer(const Config& config, const std::vector<sealfs_extent>& extents) {
+char* map_raw_peer(const Config& config, const std::vector<sealfs_extent>& extents, bool align_2m) {
   int region_fd = open(config.region.c_str(), O_RDWR | O_CLOEXEC);
   if (region_fd < 0) die_errno("open " + config.region);
   struct stat st {};
@@ -56,7 +56,7 @@ char* map_raw_peer(const Config& config, const std::vector<sealfs_extent>& exten
        contiguous ? ", one physical run" : "", static_cast<unsigned long long>(start),
        config.data_bytes, contiguous ? " (the same bytes)" : " (not the same bytes)");
   sealfs_extent whole{0, start, config.data_bytes};
-  char* raw = map_raw(region_fd, &whole, 1, config.data_bytes);
+  char* raw = map_raw(region_fd, &whole, 1, config.data_bytes, align_2m);
   if (raw == nullptr) die_errno("mmap of the region file");
   close(region_fd);
   return raw;
@@ -79,10 +79,12 @@ int run(const Config& config, const char* self_exe) {
   }
   const std::vector<sealfs_extent> extents = extents_of(fd, config.data_bytes);
   report("data_extents", "sealfs", static_cast<double>(extents.size()));
-  char* raw = map_raw_peer(config, extents);
+  const bool align_2m = on_2m_boundary(sealfs_map_addr(map));
+  note("direct mapping at %p%s", sealfs_map_addr(map), align_2m ? " (2 MiB-aligned; so is the raw peer)" : "");
+  char* raw = map_raw_peer(config, extents, align_2m);
   run_data_path(config, {"direct", static_cast<char*>(sealfs_map_addr(map))}, {"raw", raw});
   // The A/A run: a second raw mapping of the same bytes in place of sealfs.
-  char* raw_again = map_raw_peer(config, extents);
+  char* raw_again = map_raw_peer(config, extents, align_2m);
   run_data_path(config, {"raw_a", raw_again}, {"raw_b", raw});
   unmap_raw(raw_again, config.data_bytes);
   unmap_raw(raw, config.data_bytes);
@@ -100,8 +102,8 @@ int run_aa_only(const Config& config) {
   int fd = open(config.region.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) die_errno("open " + config.region);
   sealfs_extent whole{0, 0, config.data_bytes};
-  char* a = map_raw(fd, &whole, 1, config.data_bytes);
-  char* b = map_raw(fd, &whole, 1, config.data_bytes);
+  char* a = map_raw(fd, &whole, 1, config.data_bytes, true);
+  char* b = map_raw(fd, &whole, 1, config.data_bytes, true);
   if (a == nullptr || b == nullptr) die_errno("mmap " + config.region);
   close(fd);
   run_data_path(config, {"raw_a", a}, {"raw_b", b});

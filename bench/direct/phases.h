@@ -47,10 +47,15 @@ void run_break_round_trip(const Config& config, const char* self_exe);
 int holder_main(const char* path, size_t length);
 
 // Maps extents of the region file into one range the way libsealfs lays
-// out a direct mapping (2 MiB-aligned reservation, one MAP_SHARED|MAP_FIXED
-// mmap per extent, the same madvise calls), but without the daemon: the raw
-// peer. `length` is the sum of the extents. nullptr on failure (errno set).
-char* map_raw(int region_fd, const sealfs_extent* extents, size_t count, size_t length);
+// out a direct mapping (a reservation, 2 MiB-aligned when the region's
+// alignment asks for it; one MAP_SHARED|MAP_FIXED mmap per extent; the same
+// madvise calls), but without the daemon: the raw peer. `length` is the sum
+// of the extents. nullptr on failure (errno set).
+char* map_raw(int region_fd, const sealfs_extent* extents, size_t count, size_t length,
+              bool align_2m);
+// Whether libsealfs placed this mapping on a 2 MiB boundary (it does when
+// the region alignment is 2 MiB or more; by chance 1 in 512 otherwise).
+bool on_2m_boundary(const void* addr);
 void unmap_raw(char* addr, size_t length);
 
 }  // namespace dbench
