@@ -153,6 +153,10 @@ TEST_P(BreakTest, WaitsForTheHolderToRelease) {
   auto line = h.expect("break ", 5s);
   ASSERT_TRUE(line) << b.name << " delivered no break; " << h.transcript();
   EXPECT_EQ(break_reason(*line), b.reason) << *line;
+  // The deadline is lease_break_time (2 s) after the break started.
+  const long ms_left = std::stol(line->substr(line->rfind(' ') + 1));
+  EXPECT_GT(ms_left, 1000) << *line;
+  EXPECT_LE(ms_left, 2000) << *line;
   // Proving a negative: the breaker must not finish while the lease is held.
   EXPECT_FALSE(op.wait(300ms)) << b.name << " returned before the holder released";
   auto released_at = std::chrono::steady_clock::now();

@@ -278,6 +278,39 @@ TEST_F(LifecycleTest, GrantRacingDeferredBreak) {
   EXPECT_EQ(file_size("f"), 0u);
 }
 
+// During a break a new grant is refused (ENXIO), or with WAIT_BREAK it
+// waits until the breaking operation has committed: it then sees the new
+// size and a newer layout generation.
+TEST_F(LifecycleTest, RegrantDuringBreakWaitsForTheCommit) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& first = holder();
+  MapReply granted = first.map(path("f"), 0, kFile);
+  ASSERT_EQ(granted.rc, 0) << granted.text;
+  TimedOp op([&] { return truncate(path("f").c_str(), 512 * kKiB); });
+  ASSERT_TRUE(first.expect("break ", 5s)) << first.transcript();
+  HolderProcess& second = holder();
+  MapReply refused = second.map(path("f"), 0, 512 * kKiB);
+  EXPECT_EQ(refused.rc, -ENXIO) << refused.text;
+  // Asks for the old size: granted before the commit it would succeed.
+  second.send_map(path("f"), 0, kFile, "rw", SEALFS_MAP_WAIT_BREAK);
+  second.send_map(path("f"), 0, 512 * kKiB, "rw", SEALFS_MAP_WAIT_BREAK);
+  // Proving a negative: the waiting grants get no answer during the break.
+  EXPECT_FALSE(second.expect_any({"mapped", "maperr"}, 300ms)) << second.transcript();
+  first.send("unmap 0");
+  ASSERT_TRUE(first.expect("unmapped 0 0"));
+  auto r = op.wait(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0);
+  MapReply old_size = second.map_reply(10s);
+  EXPECT_EQ(old_size.rc, -ERANGE) << "granted before the truncate committed: " << old_size.text;
+  MapReply new_size = second.map_reply(10s);
+  ASSERT_EQ(new_size.rc, 0) << new_size.text;
+  EXPECT_GT(new_size.generation, granted.generation);
+  second.send("check " + std::to_string(new_size.index) + " 0 524288 1");
+  EXPECT_EQ(second.expect("check"), "check " + std::to_string(new_size.index) + " ok");
+}
+
 enum class HolderState { kAlive, kStopped };
 
 class DaemonDeathTest : public LeaseFixture, public ::testing::WithParamInterface<HolderState> {};
