@@ -5,6 +5,7 @@
 #include <functional>
 #include <mutex>
 
+#include "fuse/leases.h"
 #include "fuse/options.h"
 #include "meta/filesystem.h"
 
@@ -21,17 +22,20 @@ struct DaemonContext {
   double entry_timeout_s = 1.0;
   double attr_timeout_s = 1.0;
 
-  // Coherence with direct mappings (docs/daemon.md): an inode that has ever
-  // been leased in this mount is opened with direct_io, so a read(2) sees
-  // stores made through a direct mapping instead of stale page cache. Set by
-  // the lease engine; until it exists no inode has had a lease.
-  std::function<bool(Ino)> had_lease;
+  // The lease engine (never null once serving). Coherence with direct
+  // mappings (docs/daemon.md): an inode that has ever been leased in this
+  // mount is opened with direct_io, so a read(2) sees stores made through a
+  // direct mapping instead of stale page cache.
+  DaemonLeases* leases = nullptr;
+  // Runs before Filesystem::unmount (stops the lease engine).
+  std::function<void()> before_unmount;
 
   // Filesystem::unmount() must run exactly once: from the destroy callback
   // (the kernel went away: fusermount3 -u, umount) or after the loop ends
   // (a signal), whichever comes first.
   Status unmount_once() {
     std::call_once(unmount_flag_, [this] {
+      if (before_unmount) before_unmount();
       unmount_status_ = fs->unmount();
       unmounted_.store(true);
     });

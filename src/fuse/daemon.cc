@@ -10,7 +10,9 @@
 
 #include "fuse/context.h"
 #include "fuse/detach.h"
+#include "fuse/leases.h"
 #include "fuse/operations.h"
+#include "fuse/test_hooks.h"
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
 #include "util/log.h"
@@ -56,8 +58,14 @@ int run_daemon(const DaemonOptions& options) {
     return fail("cannot open " + options.target + ": " + region.status().to_string());
   }
 
+  arm_sync_points_from_env();
+  // The gate must exist before the mount; the engine behind it starts once
+  // the kernel mount does (its mount id is part of the capability check).
+  DaemonLeases leases(options);
   MountOptions mount_options;
   mount_options.read_only = options.read_only;
+  mount_options.gate = &leases.gate();
+  const RegionPmem2& region_ref = **region;
   FsckLikeStats stats;
   auto mounted = Filesystem::mount(std::move(region).value(), mount_options, &stats);
   if (!mounted.is_ok()) {
@@ -73,7 +81,8 @@ int run_daemon(const DaemonOptions& options) {
   DaemonContext ctx;
   ctx.fs = fs.get();
   ctx.options = &options;
-  ctx.had_lease = [](Ino) { return false; };
+  ctx.leases = &leases;
+  ctx.before_unmount = [&leases] { leases.stop(); };
 
   std::string fuse_option_list = join_fuse_options(options);
   std::vector<const char*> argv = {"sealfs", "-o", fuse_option_list.c_str()};
@@ -97,6 +106,14 @@ int run_daemon(const DaemonOptions& options) {
     Status st = ctx.unmount_once();
     (void)st;
     return fail("cannot mount on " + options.mountpoint);
+  }
+  if (Status st = leases.start(*fs, region_ref, se); !st.is_ok()) {
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    Status ignored = ctx.unmount_once();
+    (void)ignored;
+    return fail("cannot start the lease engine: " + st.to_string());
   }
   log().info("{} mounted on {}", options.target, options.mountpoint);
   if (!options.foreground) {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fuse/ops_internal.h"
@@ -116,14 +117,35 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* f
          [&](Reply& r) { r.error(r.ctx().fs->fsync(ino, datasync != 0)); });
 }
 
+namespace {
+
+// Where libsealfs finds the lease engine: answered by the daemon for every
+// inode, never stored, not listed (so copying tools do not carry a stale
+// socket path to other filesystems), and not settable.
+constexpr std::string_view kControlXattr = "user.sealfs.control";
+
+}  // namespace
+
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                  size_t size, int flags) {
-  handle(req, "setxattr", ino,
-         [&](Reply& r) { r.error(r.ctx().fs->setxattr(ino, name, value, size, flags)); });
+  handle(req, "setxattr", ino, [&](Reply& r) {
+    if (name == kControlXattr) return r.error(EPERM);
+    r.error(r.ctx().fs->setxattr(ino, name, value, size, flags));
+  });
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   handle(req, "getxattr", ino, [&](Reply& r) {
+    if (name == kControlXattr) {
+      const DaemonLeases* leases = r.ctx().leases;
+      if (leases == nullptr || leases->control_socket().empty()) {
+        return r.expected_error(ENODATA);  // read-only mount: no leases
+      }
+      const std::string& path = leases->control_socket();
+      if (size == 0) return (void)r.xattr_size(path.size());
+      if (path.size() > size) return r.error(ERANGE);
+      return (void)r.buf(path.data(), path.size());
+    }
     auto value = r.ctx().fs->getxattr(ino, name);
     if (!value.is_ok()) {
       // The kernel asks for security.capability before every write; its
@@ -153,8 +175,10 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  handle(req, "removexattr", ino,
-         [&](Reply& r) { r.error(r.ctx().fs->removexattr(ino, name)); });
+  handle(req, "removexattr", ino, [&](Reply& r) {
+    if (name == kControlXattr) return r.error(EPERM);
+    r.error(r.ctx().fs->removexattr(ino, name));
+  });
 }
 
 }  // namespace sealfs::fuse

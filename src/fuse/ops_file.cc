@@ -5,9 +5,12 @@
 
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "fuse/deferred_change.h"
 #include "fuse/ops_internal.h"
+#include "sealfs/sealfs.h"
 
 namespace sealfs::fuse {
 namespace {
@@ -22,9 +25,63 @@ alignas(4096) const char kZeros[kZeroChunk] = {};
 constexpr size_t kMaxSegments = 1000;
 
 void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi) {
-  // Coherence with direct mappings: see DaemonContext::had_lease.
-  fi->direct_io = ctx.had_lease && ctx.had_lease(ino) ? 1 : 0;
+  // Coherence with direct mappings: see DaemonContext::leases.
+  fi->direct_io = ctx.leases != nullptr && ctx.leases->had_lease(ino) ? 1 : 0;
   fi->keep_cache = 0;
+}
+
+// open(2) with O_TRUNC truncates here: a layout change.
+bool try_open(Reply& r, Ino ino, fuse_file_info* fi) {
+  Status st = r.ctx().fs->open(ino, fi->flags);
+  if (sealed(st)) return false;
+  if (!st.is_ok()) return r.error(st), true;
+  set_open_flags(r.ctx(), ino, fi);
+  if (r.open(fi) != 0) r.ctx().fs->release(ino);  // no release will come
+  return true;
+}
+
+bool try_create(Reply& r, Ino parent, const std::string& name, mode_t mode, fuse_file_info* fi) {
+  auto attr = r.ctx().fs->create(parent, name, mode, fi->flags, cred_of(r.req()));
+  if (!attr.is_ok() && sealed(attr.status())) return false;
+  if (!attr.is_ok()) return r.error(attr.status()), true;
+  set_open_flags(r.ctx(), attr->ino, fi);
+  if (r.create(entry_of(r.ctx(), *attr), fi) != 0) {
+    r.ctx().fs->release(attr->ino);
+    r.ctx().fs->forget(attr->ino, 1);
+  }
+  return true;
+}
+
+// With -o strict_write_break every write to a leased file breaks its leases
+// (as the kernel's MAP_DIRECT did); otherwise only writes that allocate or
+// extend do, which the meta layer decides.
+bool try_write(Reply& r, Ino ino, const char* buf, size_t size, uint64_t off, bool append) {
+  DaemonContext& ctx = r.ctx();
+  if (ctx.options->strict_write_break && ctx.leases != nullptr &&
+      ctx.leases->gate().sealed(ino)) {
+    return false;
+  }
+  auto written = ctx.fs->write(ino, off, buf, size, append);
+  if (!written.is_ok() && sealed(written.status())) return false;
+  if (!written.is_ok()) return r.error(written.status()), true;
+  r.write(*written);
+  return true;
+}
+
+bool try_fallocate(Reply& r, Ino ino, int mode, uint64_t offset, uint64_t length) {
+  Status st = r.ctx().fs->fallocate(ino, mode, offset, length);
+  if (sealed(st)) return false;
+  r.error(st);
+  return true;
+}
+
+bool try_copy_file_range(Reply& r, Ino ino_in, uint64_t off_in, Ino ino_out, uint64_t off_out,
+                         size_t len) {
+  auto copied = r.ctx().fs->copy_file_range(ino_in, off_in, ino_out, off_out, len);
+  if (!copied.is_ok() && sealed(copied.status())) return false;
+  if (!copied.is_ok()) return r.error(copied.status()), true;
+  r.write(*copied);
+  return true;
 }
 
 // Replies to a read with iovecs that point straight into the mapped region
@@ -75,23 +132,27 @@ void reply_segments(Reply& r, const std::vector<ReadSegment>& segments, Ino ino,
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   handle(req, "open", ino, [&](Reply& r) {
-    Status st = r.ctx().fs->open(ino, fi->flags);
-    if (!st.is_ok()) return r.error(st);
-    set_open_flags(r.ctx(), ino, fi);
-    if (r.open(fi) != 0) r.ctx().fs->release(ino);  // no release will come
+    if (try_open(r, ino, fi)) return;
+    auto info = std::make_shared<fuse_file_info>(*fi);
+    defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
+                        [ino, info](Reply& again) { return try_open(again, ino, info.get()); });
   });
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
   handle(req, "create", parent, [&](Reply& r) {
-    auto attr = r.ctx().fs->create(parent, name, mode, fi->flags, cred_of(req));
-    if (!attr.is_ok()) return r.error(attr.status());
-    set_open_flags(r.ctx(), attr->ino, fi);
-    if (r.create(entry_of(r.ctx(), *attr), fi) != 0) {
-      r.ctx().fs->release(attr->ino);
-      r.ctx().fs->forget(attr->ino, 1);
-    }
+    std::string owned(name);
+    if (try_create(r, parent, owned, mode, fi)) return;
+    // An existing file opened with O_TRUNC: break the leases of that file.
+    auto existing = r.ctx().fs->lookup(parent, owned);
+    if (!existing.is_ok()) return r.error(existing.status());
+    r.ctx().fs->forget(existing->ino, 1);
+    auto info = std::make_shared<fuse_file_info>(*fi);
+    defer_layout_change(r, existing->ino, SEALFS_BREAK_TRUNCATE,
+                        [parent, owned, mode, info](Reply& again) {
+                          return try_create(again, parent, owned, mode, info.get());
+                        });
   });
 }
 
@@ -119,9 +180,12 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   handle(req, "write", ino, [&](Reply& r) {
     if (off < 0) return r.error(EINVAL);
     bool append = (fi->flags & O_APPEND) != 0;
-    auto written = r.ctx().fs->write(ino, static_cast<uint64_t>(off), buf, size, append);
-    if (!written.is_ok()) return r.error(written.status());
-    r.write(*written);
+    const uint64_t at = static_cast<uint64_t>(off);
+    if (try_write(r, ino, buf, size, at, append)) return;
+    auto data = std::make_shared<std::string>(buf, size);
+    defer_layout_change(r, ino, SEALFS_BREAK_WRITE, [ino, data, at, append](Reply& again) {
+      return try_write(again, ino, data->data(), data->size(), at, append);
+    });
   });
 }
 
@@ -150,8 +214,11 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
   (void)fi;
   handle(req, "fallocate", ino, [&](Reply& r) {
     if (offset < 0 || length <= 0) return r.error(EINVAL);
-    r.error(r.ctx().fs->fallocate(ino, mode, static_cast<uint64_t>(offset),
-                                  static_cast<uint64_t>(length)));
+    const uint64_t at = static_cast<uint64_t>(offset), len = static_cast<uint64_t>(length);
+    if (try_fallocate(r, ino, mode, at, len)) return;
+    defer_layout_change(r, ino, SEALFS_BREAK_FALLOCATE, [ino, mode, at, len](Reply& again) {
+      return try_fallocate(again, ino, mode, at, len);
+    });
   });
 }
 
@@ -173,10 +240,12 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   (void)fi_out;
   handle(req, "copy_file_range", ino_in, [&](Reply& r) {
     if (flags != 0 || off_in < 0 || off_out < 0) return r.error(EINVAL);
-    auto copied = r.ctx().fs->copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
-                                              static_cast<uint64_t>(off_out), len);
-    if (!copied.is_ok()) return r.error(copied.status());
-    r.write(*copied);
+    const uint64_t in_at = static_cast<uint64_t>(off_in), out_at = static_cast<uint64_t>(off_out);
+    if (try_copy_file_range(r, ino_in, in_at, ino_out, out_at, len)) return;
+    defer_layout_change(r, ino_out, SEALFS_BREAK_WRITE,
+                        [ino_in, in_at, ino_out, out_at, len](Reply& again) {
+                          return try_copy_file_range(again, ino_in, in_at, ino_out, out_at, len);
+                        });
   });
 }
 

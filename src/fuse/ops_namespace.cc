@@ -2,7 +2,9 @@
 #include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE
 #include <sys/statvfs.h>
 
+#include "fuse/deferred_change.h"
 #include "fuse/ops_internal.h"
+#include "sealfs/sealfs.h"
 
 namespace sealfs::fuse {
 namespace {
@@ -121,6 +123,28 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   });
 }
 
+namespace {
+
+// truncate(2) and ftruncate(2) arrive here: a layout change.
+bool try_setattr(Reply& r, Ino ino, const SetAttr& s) {
+  auto attr = r.ctx().fs->setattr(ino, s);
+  if (!attr.is_ok() && sealed(attr.status())) return false;
+  if (!attr.is_ok()) return r.error(attr.status()), true;
+  r.attr(attr->to_stat(), r.ctx().attr_timeout_s);
+  return true;
+}
+
+// Renaming over the last link of a leased file frees its blocks.
+bool try_rename(Reply& r, Ino parent, const std::string& name, Ino newparent,
+                const std::string& newname, unsigned flags) {
+  Status st = r.ctx().fs->rename(parent, name, newparent, newname, flags);
+  if (sealed(st)) return false;
+  r.error(st);
+  return true;
+}
+
+}  // namespace
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
                 fuse_file_info* fi) {
   (void)fi;
@@ -159,9 +183,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
       s.valid |= SetAttr::kCtime;
       s.ctime = in->st_ctim;
     }
-    auto attr = r.ctx().fs->setattr(ino, s);
-    if (!attr.is_ok()) return r.error(attr.status());
-    r.attr(attr->to_stat(), r.ctx().attr_timeout_s);
+    if (try_setattr(r, ino, s)) return;
+    defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
+                        [ino, s](Reply& again) { return try_setattr(again, ino, s); });
   });
 }
 
@@ -216,7 +240,15 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
         flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
       return r.error(EINVAL);
     }
-    r.error(r.ctx().fs->rename(parent, name_of(name), newparent, name_of(newname), flags));
+    std::string from(name_of(name)), to(name_of(newname));
+    if (try_rename(r, parent, from, newparent, to, flags)) return;
+    auto target = r.ctx().fs->lookup(newparent, to);
+    if (!target.is_ok()) return r.error(target.status());
+    r.ctx().fs->forget(target->ino, 1);
+    defer_layout_change(r, target->ino, SEALFS_BREAK_RENAME,
+                        [parent, from, newparent, to, flags](Reply& again) {
+                          return try_rename(again, parent, from, newparent, to, flags);
+                        });
   });
 }
 

@@ -116,14 +116,23 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
     struct group* found = nullptr;
     std::string name(value);
     int rc = getgrnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
-    if (rc != 0 || found == nullptr) {
+    gid_t gid = 0;
+    if (rc == 0 && found != nullptr) {
+      gid = found->gr_gid;
+    } else if (!parse_uint<gid_t>(value, 0, static_cast<gid_t>(-2), &gid)) {
       // A numeric gid is accepted as well, as chown(1) does.
-      gid_t gid = 0;
-      if (!parse_uint<gid_t>(value, 0, static_cast<gid_t>(-2), &gid)) {
-        return invalid("dax_group=" + name + ": no such group");
-      }
+      return invalid("dax_group=" + name + ": no such group");
     }
     o->dax_group = name;
+    o->dax_gid = gid;
+  } else if (key == "control_socket" && eq != std::string::npos) {
+    if (value.empty() || value[0] != '/') {
+      return invalid("control_socket=" + std::string(value) + ": expected an absolute path");
+    }
+    if (value.size() >= 108) {
+      return invalid("control_socket=" + std::string(value) + ": longer than a socket path may be");
+    }
+    o->control_socket = std::string(value);
   } else if (key == "max_threads" && eq != std::string::npos) {
     if (!parse_uint<unsigned>(value, 1, 1024, &o->max_threads)) {
       return invalid("max_threads=" + std::string(value) + ": expected a number from 1 to 1024");
@@ -277,6 +286,8 @@ void print_usage(const char* program) {
       "  revoke=fence|kill|quarantine  what happens to a holder that does not let go\n"
       "  dax_group=GROUP         members may hold direct mappings (besides root and owner)\n"
       "  strict_write_break      write(2) breaks direct-mapping leases, as the kernel did\n"
+      "  control_socket=PATH     where the lease control socket is created (default: a\n"
+      "                          private directory under $XDG_RUNTIME_DIR or /tmp)\n"
       "\n"
       "FUSE and mount options: ro, rw, allow_other, allow_root, auto_unmount,\n"
       "default_permissions (always on), fsname=, subtype=, max_read=, [no]suid, [no]dev,\n"

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ struct DaemonOptions {
   uint32_t lease_break_time_s = 45;
   RevokePolicy revoke = RevokePolicy::kFence;
   std::string dax_group;
+  std::optional<uint32_t> dax_gid;  // dax_group resolved at parse time
+  std::string control_socket;       // "" = a fresh private directory
   bool strict_write_break = false;
 
   // Options for the kernel / fusermount3, in -o form, in the order given.

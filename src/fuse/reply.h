@@ -24,6 +24,7 @@ class Reply {
   Reply& operator=(const Reply&) = delete;
 
   fuse_req_t req() const { return req_; }
+  const char* op() const { return op_; }
   bool replied() const { return replied_; }
   DaemonContext& ctx() const {
     return *static_cast<DaemonContext*>(fuse_req_userdata(req_));
@@ -64,6 +65,8 @@ class Reply {
     mark();
     fuse_reply_none(req_);
   }
+  // The request was handed on (deferred_change.h): someone else replies.
+  void handed_on() { mark(); }
 
  private:
   void mark() {

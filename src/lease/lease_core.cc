@@ -379,6 +379,22 @@ void LeaseCore::shutdown() {
   run(ready, Status(Code::kIoError, "lease engine shut down with a break pending"));
 }
 
+void LeaseCore::revoke_all() {
+  Ready ready;
+  {
+    std::lock_guard lock(mu_);
+    std::set<uint64_t> touched;
+    for (auto& [id, lease] : leases_) {
+      if (lease.info.state == LeaseState::kRevoked) continue;
+      revoke_to_quarantine_locked(lease);
+      touched.insert(lease.info.ino);
+    }
+    for (uint64_t ino : touched) finish_if_done_locked(ino, ready);
+    notifier_.deadlines_changed();
+  }
+  run(ready, Status(Code::kIoError, "lease engine shut down"));
+}
+
 std::vector<LeaseInfo> LeaseCore::leases() const {
   std::lock_guard lock(mu_);
   std::vector<LeaseInfo> out;

@@ -144,6 +144,10 @@ class LeaseCore {
 
   // Answers every queued continuation with an error (engine shutdown).
   void shutdown();
+  // Unmount: every lease not yet revoked is revoked into quarantine now,
+  // without a break (its holder may still reach the blocks). Call after
+  // shutdown(), so no breaker's continuation runs.
+  void revoke_all();
 
   std::vector<LeaseInfo> leases() const;
 

@@ -486,7 +486,8 @@ struct LeaseServer::Impl final : Notifier {
     if (!trusted(conn)) return reply_map_error(id, request_id, wire::Refusal::kUntrusted);
     auto info = fd_info(fd);
     if (!info.is_ok()) return reply_map_error(id, request_id, wire::Refusal::kNotRegular);
-    if (info->mnt_id != options.mnt_id) {
+    if (info->mnt_id != options.mnt_id &&
+        !(options.also_accept && options.also_accept(info->mnt_id))) {
       return reply_map_error(id, request_id, wire::Refusal::kWrongMount);
     }
     const uint32_t mode = info->flags & O_ACCMODE;
@@ -710,6 +711,15 @@ Result<std::unique_ptr<LeaseServer>> LeaseServer::start(ServerOptions options,
 void LeaseServer::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length,
                                     uint32_t reason, Continuation then) {
   impl_->core->may_change_layout(ino, offset, length, reason, std::move(then));
+}
+
+void LeaseServer::stop_thread() {
+  Impl& impl = *impl_;
+  if (impl.thread.joinable()) {
+    impl.stopping = true;
+    impl.wake();
+    impl.thread.join();
+  }
 }
 
 LeaseCore& LeaseServer::core() { return *impl_->core; }

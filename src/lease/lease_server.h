@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,7 +20,9 @@ namespace sealfs::lease {
 
 struct ServerOptions {
   std::string socket_path;  // created (mode 0666: trust is checked per peer)
-  uint64_t mnt_id = 0;      // received descriptors must be on this mount
+  uint64_t mnt_id = 0;      // received descriptors must be on this mount,
+  // or on one this accepts (bind mounts of the same filesystem).
+  std::function<bool(uint64_t mnt_id)> also_accept;
   uint32_t daemon_uid = 0;  // trusted, as are root and dax_group members
   std::optional<uint32_t> dax_group;
   LeaseOptions lease;
@@ -39,6 +42,10 @@ class LeaseServer {
   // The gate (thread-safe, never blocks); see LeaseCore::may_change_layout.
   void may_change_layout(uint64_t ino, uint64_t offset, uint64_t length, uint32_t reason,
                          Continuation then);
+  // Stops handling messages and timers (the thread exits); connections stay
+  // open until destruction. Idempotent. For an orderly unmount: after this
+  // the core can be shut down and revoked with nothing racing it.
+  void stop_thread();
   LeaseCore& core();
   const std::string& socket_path() const;
   size_t connection_count() const;

@@ -110,7 +110,17 @@ class LayoutGate {
   // "layout sealed" without side effects; the caller breaks the leases and
   // retries.
   virtual bool sealed(Ino ino) = 0;
+  // The last reference to an unlinked inode went away while it was sealed,
+  // so its blocks were not freed. Called with no filesystem lock held; the
+  // gate breaks the leases and then calls Filesystem::retry_free(ino).
+  virtual void free_deferred(Ino ino) { (void)ino; }
 };
+
+// The status a layout change returns while the gate says "sealed".
+inline constexpr const char* kLayoutSealedMessage = "layout sealed";
+inline bool is_layout_sealed(const Status& s) {
+  return s.code() == Code::kBusy && s.message() == kLayoutSealedMessage;
+}
 
 struct MountOptions {
   bool read_only = false;
@@ -186,6 +196,9 @@ class Filesystem {
   virtual Result<Attr> create(Ino parent, std::string_view name, uint32_t mode, int flags,
                               const Cred& cred) = 0;  // +1 lookup, +1 open
   virtual void release(Ino ino) = 0;
+  // Frees `ino` if it is unlinked and unreferenced (after a deferred free:
+  // LayoutGate::free_deferred). A no-op otherwise.
+  virtual void retry_free(Ino ino) = 0;
 
   // Data. read() calls `consume` with the segments while the inode is locked
   // shared, so the pointers stay valid for the duration of the call only.

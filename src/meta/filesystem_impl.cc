@@ -89,7 +89,7 @@ Status FilesystemImpl::check_writable() const {
 
 Status FilesystemImpl::gate(const Inode& inode) const {
   if (options_.gate != nullptr && options_.gate->sealed(inode.ino)) {
-    return Status(Code::kBusy, "layout sealed");
+    return Status(Code::kBusy, kLayoutSealedMessage);
   }
   return Status::ok();
 }
@@ -336,7 +336,33 @@ void FilesystemImpl::maybe_free(Inode& inode) {
   if (!inode.in_use() || inode.core.nlink != 0 || inode.lookups != 0 || inode.opens != 0) return;
   if (read_only_) return;
   Status s = free_inode(inode);
+  if (is_layout_sealed(s)) {
+    // Still mapped through a lease: freed once the leases are broken.
+    std::lock_guard lock(deferred_frees_mu_);
+    deferred_frees_.push_back(inode.ino);
+    return;
+  }
   if (!s.is_ok()) log().warn("inode {}: not freed now: {}", inode.ino, s.to_string());
+}
+
+void FilesystemImpl::notify_deferred_frees() {
+  std::vector<Ino> inos;
+  {
+    std::lock_guard lock(deferred_frees_mu_);
+    inos.swap(deferred_frees_);
+  }
+  if (options_.gate == nullptr) return;
+  for (Ino ino : inos) options_.gate->free_deferred(ino);
+}
+
+void FilesystemImpl::retry_free(Ino ino) {
+  Inode* inode = slot(ino);
+  if (inode == nullptr) return;
+  {
+    std::unique_lock lock(inode->mu);
+    maybe_free(*inode);
+  }
+  notify_deferred_frees();
 }
 
 Status FilesystemImpl::free_inode(Inode& inode) {
@@ -402,17 +428,23 @@ Status FilesystemImpl::unmount() {
 void FilesystemImpl::forget(Ino ino, uint64_t nlookup) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
-  std::unique_lock lock(inode->mu);
-  inode->lookups -= std::min(nlookup, inode->lookups);
-  maybe_free(*inode);
+  {
+    std::unique_lock lock(inode->mu);
+    inode->lookups -= std::min(nlookup, inode->lookups);
+    maybe_free(*inode);
+  }
+  notify_deferred_frees();
 }
 
 void FilesystemImpl::release(Ino ino) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
-  std::unique_lock lock(inode->mu);
-  if (inode->opens > 0) --inode->opens;
-  maybe_free(*inode);
+  {
+    std::unique_lock lock(inode->mu);
+    if (inode->opens > 0) --inode->opens;
+    maybe_free(*inode);
+  }
+  notify_deferred_frees();
 }
 
 StatFs FilesystemImpl::statfs() {

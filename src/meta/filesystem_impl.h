@@ -60,6 +60,7 @@ class FilesystemImpl final : public Filesystem {
   Result<Attr> create(Ino parent, std::string_view name, uint32_t mode, int flags,
                       const Cred& cred) override;
   void release(Ino ino) override;
+  void retry_free(Ino ino) override;
   Status read(Ino ino, uint64_t offset, size_t length,
               const std::function<void(const std::vector<ReadSegment>&)>& consume) override;
   Result<size_t> read_copy(Ino ino, uint64_t offset, void* buf, size_t length) override;
@@ -109,6 +110,11 @@ class FilesystemImpl final : public Filesystem {
   // inode.mu exclusively.
   Status free_inode(Inode& inode);
   void maybe_free(Inode& inode);  // caller holds inode.mu exclusively
+  // Hands inodes whose free the gate refused to LayoutGate::free_deferred;
+  // called by the public entry points once they hold no inode lock.
+  void notify_deferred_frees();
+  Status rename_entries(Ino parent, std::string_view name, Ino new_parent,
+                        std::string_view new_name, unsigned flags);
   Status process_orphans(FsckLikeStats* stats);
   Status trim_beyond_eof(Inode& inode);
 
@@ -175,6 +181,8 @@ class FilesystemImpl final : public Filesystem {
   std::mutex rename_mu_;
 
   HolderPins pins_;
+  std::mutex deferred_frees_mu_;  // leaf
+  std::vector<Ino> deferred_frees_;
   std::mutex restored_mu_;  // leaf
   std::vector<Holder> restored_holders_;
 };

@@ -288,7 +288,9 @@ Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_r
 }
 
 Status FilesystemImpl::unlink(Ino parent, std::string_view name) {
-  return remove_entry(parent, name, false);
+  Status s = remove_entry(parent, name, false);
+  notify_deferred_frees();
+  return s;
 }
 
 Status FilesystemImpl::rmdir(Ino parent, std::string_view name) {

@@ -22,6 +22,13 @@ Result<bool> FilesystemImpl::is_ancestor(Ino ancestor, Ino ino) {
 
 Status FilesystemImpl::rename(Ino parent, std::string_view name, Ino new_parent,
                               std::string_view new_name, unsigned flags) {
+  Status s = rename_entries(parent, name, new_parent, new_name, flags);
+  notify_deferred_frees();
+  return s;
+}
+
+Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new_parent,
+                                      std::string_view new_name, unsigned flags) {
   RETURN_IF_ERROR(check_writable());
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
       ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))) {

@@ -1,0 +1,87 @@
+#include "fuse/deferred_change.h"
+
+#include <memory>
+#include <mutex>
+
+#include "util/sync_point.h"
+
+namespace sealfs::fuse {
+namespace {
+
+struct DeferredChange {
+  fuse_req_t req;
+  const char* op;
+  Ino ino;
+  uint32_t reason;
+  LayoutAttempt attempt;
+  DaemonContext* ctx;
+  // Whoever sets `claimed` answers the request: the interrupt callback
+  // (EINTR) or the continuation (the change). Reset between rounds.
+  std::mutex mu;
+  bool claimed = false;
+};
+
+bool claim(DeferredChange& d) {
+  std::lock_guard lock(d.mu);
+  if (d.claimed) return false;
+  d.claimed = true;
+  return true;
+}
+
+// libfuse calls this with the request's lock held; the request stays valid
+// until it returns even if the other side replies meanwhile.
+void on_interrupt(fuse_req_t req, void* data) {
+  auto* d = static_cast<DeferredChange*>(data);
+  if (!claim(*d)) return;
+  log().debug("fuse {} (inode {}): interrupted while leases break", d->op, d->ino);
+  fuse_reply_err(req, EINTR);
+}
+
+void wait_for_break(const std::shared_ptr<DeferredChange>& d);
+
+void resume(const std::shared_ptr<DeferredChange>& d, const Status& engine) {
+  if (!claim(*d)) return;  // answered EINTR: the request is gone
+  // Waits until a concurrent on_interrupt has returned; none comes after.
+  fuse_req_interrupt_func(d->req, nullptr, nullptr);
+  bool again = false;
+  handle(d->req, d->op, d->ino, [&](Reply& r) {
+    if (!engine.is_ok()) return r.error(engine);
+    if (d->attempt(r)) return;
+    // A new lease was granted between the break and this retry.
+    r.handed_on();
+    again = true;
+  });
+  if (!again) return;
+  {
+    std::lock_guard lock(d->mu);
+    d->claimed = false;
+  }
+  wait_for_break(d);
+}
+
+void wait_for_break(const std::shared_ptr<DeferredChange>& d) {
+  SEALFS_SYNC_POINT("fuse.layout.deferred");
+  // Replies EINTR at once if the request was interrupted already.
+  fuse_req_interrupt_func(d->req, on_interrupt, d.get());
+  d->ctx->leases->may_change_layout(d->ino, d->reason,
+                                    [d](Status s) { resume(d, s); });
+}
+
+}  // namespace
+
+void defer_layout_change(Reply& r, Ino ino, uint32_t reason, LayoutAttempt retry) {
+  DaemonContext& ctx = r.ctx();
+  if (ctx.leases == nullptr) return r.error(EBUSY);
+  log().debug("fuse {} (inode {}): layout sealed, breaking its leases", r.op(), ino);
+  auto d = std::make_shared<DeferredChange>();
+  d->req = r.req();
+  d->op = r.op();
+  d->ino = ino;
+  d->reason = reason;
+  d->attempt = std::move(retry);
+  d->ctx = &ctx;
+  r.handed_on();
+  wait_for_break(d);
+}
+
+}  // namespace sealfs::fuse

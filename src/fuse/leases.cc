@@ -1,0 +1,294 @@
+#include "fuse/leases.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "fuse/restored_holders.h"
+#include "lease/meta_layout_source.h"
+#include "media/region_pmem2.h"
+#include "sealfs/sealfs.h"
+#include "util/log.h"
+
+namespace sealfs::fuse {
+namespace {
+
+// One line of /proc/self/mountinfo, the fields we use.
+struct MountLine {
+  uint64_t id = 0;
+  std::string device;  // "major:minor"
+  std::string mount_point;
+  std::string fstype;
+};
+
+// Mount points in mountinfo escape space, tab, newline and backslash as \ooo.
+std::string unescape_octal(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+        s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<MountLine> read_mountinfo() {
+  std::vector<MountLine> lines;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string text;
+  while (std::getline(in, text)) {
+    std::istringstream fields(text);
+    MountLine m;
+    std::string parent, root, point, word;
+    fields >> m.id >> parent >> m.device >> root >> point;
+    // Optional fields end at "-"; the filesystem type follows.
+    while (fields >> word && word != "-") {
+    }
+    fields >> m.fstype;
+    m.mount_point = unescape_octal(point);
+    lines.push_back(std::move(m));
+  }
+  return lines;
+}
+
+uint32_t region_flags_of(RegionKind kind) {
+  switch (kind) {
+    case RegionKind::kDevDax: return wire::kRegionDevdax;
+    case RegionKind::kFsDax: return wire::kRegionFsdax;
+    case RegionKind::kFile: return 0;
+  }
+  return 0;
+}
+
+uint32_t wire_policy_of(RevokePolicy p) {
+  switch (p) {
+    case RevokePolicy::kFence: return wire::kPolicyFence;
+    case RevokePolicy::kKill: return wire::kPolicyKill;
+    case RevokePolicy::kQuarantine: return wire::kPolicyQuarantine;
+  }
+  return wire::kPolicyFence;
+}
+
+// A private directory for the socket: $XDG_RUNTIME_DIR when it is ours,
+// /tmp otherwise. World-searchable so that trusted users other than the
+// daemon's can reach the socket; trust is decided per peer.
+Result<std::string> make_socket_dir() {
+  std::string base = "/tmp";
+  if (const char* xdg = getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
+    struct stat st;
+    if (stat(xdg, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid()) base = xdg;
+  }
+  std::string templ = base + "/sealfs.XXXXXX";
+  std::vector<char> path(templ.begin(), templ.end());
+  path.push_back('\0');
+  if (mkdtemp(path.data()) == nullptr) return Status::from_errno(errno, "mkdtemp " + templ);
+  if (chmod(path.data(), 0755) != 0) {
+    int err = errno;
+    rmdir(path.data());
+    return Status::from_errno(err, "chmod " + std::string(path.data()));
+  }
+  return std::string(path.data());
+}
+
+}  // namespace
+
+// The meta layer's gate: an inode is sealed while the engine says so.
+class DaemonLeases::Gate final : public LayoutGate {
+ public:
+  explicit Gate(DaemonLeases& owner) : owner_(owner) {}
+  bool sealed(Ino ino) override {
+    auto server = current();
+    return server != nullptr && server->core().sealed(ino);
+  }
+  void free_deferred(Ino ino) override {
+    Filesystem* fs = owner_.fs_;
+    owner_.may_change_layout(ino, SEALFS_BREAK_UNLINK, [fs, ino](Status s) {
+      // On error (unmount) the inode stays an orphan: freed at the next mount.
+      if (s.is_ok() && fs != nullptr) fs->retry_free(ino);
+    });
+  }
+  void attach(std::shared_ptr<lease::LeaseServer> server) {
+    std::lock_guard lock(mu_);
+    server_ = std::move(server);
+  }
+  std::shared_ptr<lease::LeaseServer> current() {
+    std::lock_guard lock(mu_);
+    return server_;
+  }
+
+ private:
+  DaemonLeases& owner_;
+  std::mutex mu_;  // leaf
+  std::shared_ptr<lease::LeaseServer> server_;
+};
+
+// MetaLayoutSource, plus what the daemon must do around a grant: mark the
+// inode for direct_io before the lease exists, and drop the kernel's page
+// cache of it once the layout lock is released.
+class DaemonLeases::Source final : public lease::LayoutSource {
+ public:
+  Source(DaemonLeases& owner, lease::LayoutSource& inner) : owner_(owner), inner_(inner) {}
+
+  class Held final : public Lock {
+   public:
+    Held(DaemonLeases& owner, std::unique_ptr<Lock> inner, uint64_t ino)
+        : owner_(owner), inner_(std::move(inner)), ino_(ino) {}
+    ~Held() override {
+      inner_.reset();
+      if (granting_) owner_.invalidate_cache(ino_);
+    }
+    const Lock& inner() const { return *inner_; }
+    void granting() const { granting_ = true; }
+
+   private:
+    DaemonLeases& owner_;
+    std::unique_ptr<Lock> inner_;
+    uint64_t ino_;
+    mutable bool granting_ = false;
+  };
+
+  std::unique_ptr<Lock> lock_layout(uint64_t ino) override {
+    return std::make_unique<Held>(owner_, inner_.lock_layout(ino), ino);
+  }
+  Result<lease::LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
+                                               uint64_t length, uint32_t flags) override {
+    const auto& h = static_cast<const Held&>(held);
+    auto answer = inner_.layout_for_lease(h.inner(), ino, offset, length, flags);
+    if (answer.is_ok() && answer->refusal == wire::Refusal::kNone) {
+      owner_.note_leased(ino);
+      h.granting();
+    }
+    return answer;
+  }
+  lease::RegionInfo region() const override { return inner_.region(); }
+
+ private:
+  DaemonLeases& owner_;
+  lease::LayoutSource& inner_;
+};
+
+DaemonLeases::DaemonLeases(const DaemonOptions& options)
+    : options_(options), gate_(std::make_unique<Gate>(*this)) {}
+
+DaemonLeases::~DaemonLeases() { stop(); }
+
+LayoutGate& DaemonLeases::gate() { return *gate_; }
+
+Status DaemonLeases::start(Filesystem& fs, const RegionPmem2& region, fuse_session* session) {
+  fs_ = &fs;
+  session_ = session;
+  restored_ = std::make_unique<RestoredHolderWatch>(fs, fs.restored_holders());
+  if (options_.read_only) return Status::ok();  // nothing to seal on a read-only mount
+
+  char real[PATH_MAX];
+  if (realpath(options_.mountpoint.c_str(), real) == nullptr) {
+    return Status::from_errno(errno, "realpath " + options_.mountpoint);
+  }
+  // Our mount is the newest fuse mount on that point (read here rather than
+  // by fstat of the mount point, which would send a request to ourselves
+  // before the loop runs).
+  std::optional<MountLine> ours;
+  for (MountLine& m : read_mountinfo()) {
+    if (m.mount_point == real && m.fstype.rfind("fuse", 0) == 0) ours = m;
+  }
+  if (!ours) return Status(Code::kNotFound, std::string("no fuse mount on ") + real);
+
+  if (options_.control_socket.empty()) {
+    ASSIGN_OR_RETURN(socket_dir_, make_socket_dir());
+    socket_path_ = socket_dir_ + "/control";
+  } else {
+    socket_path_ = options_.control_socket;
+  }
+
+  meta_source_ = std::make_unique<lease::MetaLayoutSource>(fs, region.fd(),
+                                                           region_flags_of(region.kind()));
+  source_ = std::make_unique<Source>(*this, *meta_source_);
+  sink_ = std::make_unique<lease::MetaQuarantineSink>(fs);
+
+  lease::ServerOptions server_options;
+  server_options.socket_path = socket_path_;
+  server_options.mnt_id = ours->id;
+  // Bind mounts of this filesystem in our namespace are the same files.
+  const std::string device = ours->device;
+  server_options.also_accept = [device](uint64_t mnt_id) {
+    for (const MountLine& m : read_mountinfo()) {
+      if (m.id == mnt_id) return m.device == device;
+    }
+    return false;
+  };
+  server_options.daemon_uid = geteuid();
+  server_options.dax_group = options_.dax_gid;
+  server_options.lease.break_time_ns = uint64_t{options_.lease_break_time_s} * 1'000'000'000ull;
+  server_options.lease.max_break_time_ns =
+      std::max<uint64_t>(server_options.lease.max_break_time_ns,
+                         server_options.lease.break_time_ns);
+  server_options.lease.policy = wire_policy_of(options_.revoke);
+  auto server = lease::LeaseServer::start(std::move(server_options), *source_, sink_.get());
+  if (!server.is_ok()) {
+    socket_path_.clear();
+    return server.status().with_context("lease engine");
+  }
+  server_ = std::move(server).value();
+  gate_->attach(server_);
+  log().info("lease engine: control socket {}, break time {} s, revoke={}", socket_path_,
+             options_.lease_break_time_s, revoke_policy_name(options_.revoke));
+  return Status::ok();
+}
+
+bool DaemonLeases::running() const { return server_ != nullptr; }
+
+void DaemonLeases::stop() {
+  if (server_ != nullptr) {
+    // No message is handled from here on; then no breaker waits any more;
+    // then every lease still out becomes quarantine (persistent pins of
+    // live holders are what the next mount rebuilds it from).
+    server_->stop_thread();
+    server_->core().shutdown();
+    server_->core().revoke_all();
+    gate_->attach(nullptr);
+    server_.reset();  // closes connections: each library fences its mappings
+  }
+  restored_.reset();
+  if (!socket_dir_.empty()) {
+    rmdir(socket_dir_.c_str());
+    socket_dir_.clear();
+  }
+}
+
+void DaemonLeases::may_change_layout(Ino ino, uint32_t reason, lease::Continuation then) {
+  auto server = gate_->current();
+  if (server == nullptr) return then(Status(Code::kIoError, "lease engine not running"));
+  server->may_change_layout(ino, 0, UINT64_MAX, reason, std::move(then));
+}
+
+bool DaemonLeases::had_lease(Ino ino) const {
+  std::lock_guard lock(leased_mu_);
+  return leased_.count(ino) != 0;
+}
+
+void DaemonLeases::note_leased(Ino ino) {
+  std::lock_guard lock(leased_mu_);
+  leased_.insert(ino);
+}
+
+void DaemonLeases::invalidate_cache(Ino ino) {
+  if (session_ == nullptr) return;
+  // Pages cached by descriptors opened before the first lease would hide
+  // stores made through the mapping; drop them. ENOENT: nothing cached.
+  int rc = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+  if (rc != 0 && rc != -ENOENT) {
+    log().debug("inode {}: page cache invalidation: {}", ino, strerror(-rc));
+  }
+}
+
+}  // namespace sealfs::fuse
