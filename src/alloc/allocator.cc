@@ -197,6 +197,10 @@ struct Allocator::Impl {
   Status load(const std::function<bool(const Holder&)>& alive, std::vector<Holder>* dead,
               std::vector<size_t>* stale_pins);
   void release_locked(Transaction& txn, const Holder& holder);
+  // The parts of `e` that live pins of holders other than `holder` cover,
+  // each with the holder it goes to.
+  std::vector<std::pair<BlockExtent, Holder>> reached_by_others(BlockExtent e,
+                                                                const Holder& holder) const;
   // Clears pinned slots (kLive) through `txn`; nothing else changes.
   void drop_pins_locked(Transaction& txn, const std::vector<size_t>& slots);
   std::vector<QuarantineEntry> entries(bool pinned) const;
@@ -546,9 +550,59 @@ Status Allocator::unpin(Transaction& txn, BlockExtent e, const Holder& holder) {
                                      std::to_string(holder.pid));
 }
 
+std::vector<std::pair<BlockExtent, Holder>> Allocator::Impl::reached_by_others(
+    BlockExtent e, const Holder& holder) const {
+  // Live pins of other holders that intersect e, clipped to it.
+  std::vector<std::pair<BlockExtent, Holder>> pins;
+  for (size_t i = 0; i < holders->slot_count(); ++i) {
+    const HolderTable::Slot& slot = holders->slot(i);
+    if (slot.state != HolderTable::SlotState::kLive || !slot.entry.pinned ||
+        slot.entry.holder == holder) {
+      continue;
+    }
+    const uint64_t lo = std::max(e.start, slot.entry.extent.start);
+    const uint64_t hi = std::min(e.end(), slot.entry.extent.end());
+    if (lo < hi) pins.push_back({{lo, hi - lo}, slot.entry.holder});
+  }
+  // Walk e block range by block range: each covered stretch goes to the
+  // first pin (in table order) covering it; neighbours with the same
+  // holder merge.
+  std::vector<uint64_t> cuts;
+  for (const auto& [p, h] : pins) {
+    cuts.push_back(p.start);
+    cuts.push_back(p.end());
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  std::vector<std::pair<BlockExtent, Holder>> out;
+  for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+    const uint64_t lo = cuts[c], hi = cuts[c + 1];
+    for (const auto& [p, h] : pins) {
+      if (p.start > lo || p.end() < hi) continue;
+      if (!out.empty() && out.back().second == h && out.back().first.end() == lo) {
+        out.back().first.count += hi - lo;
+      } else {
+        out.push_back({{lo, hi - lo}, h});
+      }
+      break;
+    }
+  }
+  return out;
+}
+
 void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
+  // A released entry's blocks go to free space, except the parts another
+  // live holder has pinned (several holders revoked on one file): those are
+  // handed over to a new quarantine entry against that holder, in the same
+  // transaction, so no block leaves quarantine while anyone may reach it.
+  struct Released {
+    size_t slot;
+    QuarantineEntry entry;
+    std::vector<BlockExtent> freed;
+    std::vector<std::pair<size_t, QuarantineEntry>> handed;  // new slot, entry
+  };
   std::vector<size_t> pins;
-  std::vector<std::pair<size_t, QuarantineEntry>> taken;
+  std::vector<Released> taken;
   for (size_t i = 0; i < holders->slot_count(); ++i) {
     HolderTable::Slot& slot = holders->slot(i);
     if (slot.state != HolderTable::SlotState::kLive || !(slot.entry.holder == holder)) continue;
@@ -556,52 +610,88 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
       pins.push_back(i);
       continue;
     }
+    const BlockExtent e = slot.entry.extent;
+    Released r{i, slot.entry, {}, {}};
+    bool table_full = false;
+    uint64_t at = e.start;
+    for (const auto& [piece, other] : reached_by_others(e, holder)) {
+      if (piece.start > at) r.freed.push_back({at, piece.start - at});
+      QuarantineEntry handed{other, slot.entry.ino, piece};
+      auto reserved = holders->reserve(handed);
+      if (!reserved) {
+        table_full = true;
+        break;
+      }
+      r.handed.emplace_back(*reserved, handed);
+      at = piece.end();
+    }
+    if (table_full) {
+      // Keep the whole entry: its blocks stay quarantined against this
+      // holder until the next mount finds it gone (a leak, never a reuse).
+      for (const auto& [j, h] : r.handed) holders->release_slot(j);
+      log().warn("allocator: holder table full; quarantine of {} kept until the next mount",
+                 extent_text(e));
+      continue;
+    }
+    if (at < e.end()) r.freed.push_back({at, e.end() - at});
     slot.state = HolderTable::SlotState::kReleasing;
-    pending_free.assign(bit(slot.entry.extent.start), slot.entry.extent.count, true);
-    taken.emplace_back(i, slot.entry);
+    for (const BlockExtent& f : r.freed) pending_free.assign(bit(f.start), f.count, true);
+    taken.push_back(std::move(r));
   }
   drop_pins_locked(txn, pins);
   if (taken.empty()) return;
   auto prepared = std::make_shared<bool>(false);
   Impl* impl = this;
   auto undo = [impl, taken, prepared] {
-    for (const auto& [slot, entry] : taken) {
-      impl->holders->commit_set(slot, entry);
-      impl->committed.assign(impl->bit(entry.extent.start), entry.extent.count, true);
+    for (const Released& r : taken) {
+      impl->holders->commit_set(r.slot, r.entry);
+      for (const auto& [j, h] : r.handed) impl->holders->commit_clear(j);
+      for (const BlockExtent& f : r.freed) impl->committed.assign(impl->bit(f.start), f.count, true);
     }
     *prepared = false;
   };
   txn.on_prepare([impl, taken, prepared, undo](Transaction& t) {
     std::lock_guard guard(impl->mu);
-    for (const auto& [slot, entry] : taken) {
-      impl->holders->commit_clear(slot);
-      impl->committed.assign(impl->bit(entry.extent.start), entry.extent.count, false);
+    for (const Released& r : taken) {
+      impl->holders->commit_clear(r.slot);
+      for (const auto& [j, h] : r.handed) impl->holders->commit_set(j, h);
+      for (const BlockExtent& f : r.freed) impl->committed.assign(impl->bit(f.start), f.count, false);
     }
-    for (const auto& [slot, entry] : taken) {
-      impl->holders->stage_slot(t, slot);
-      impl->stage_words(t, entry.extent);
+    for (const Released& r : taken) {
+      impl->holders->stage_slot(t, r.slot);
+      for (const auto& [j, h] : r.handed) impl->holders->stage_slot(t, j);
+      for (const BlockExtent& f : r.freed) impl->stage_words(t, f);
     }
     *prepared = true;
     impl->note_prepared(t, undo);
   });
   txn.on_commit([impl, taken] {
     std::lock_guard guard(impl->mu);
-    for (const auto& [slot, entry] : taken) {
-      BlockExtent e = entry.extent;
-      impl->holders->release_slot(slot);
+    for (const Released& r : taken) {
+      const BlockExtent e = r.entry.extent;
+      impl->holders->release_slot(r.slot);
       impl->quarantined.erase(e.start);
       impl->quarantined_blocks -= e.count;
-      impl->pending_free.assign(impl->bit(e.start), e.count, false);
-      impl->in_use.assign(impl->bit(e.start), e.count, false);
-      impl->free_space.insert(e.start, e.count);
+      for (const auto& [j, h] : r.handed) {
+        impl->quarantined.emplace(h.extent.start, h.extent.count);
+        impl->quarantined_blocks += h.extent.count;
+      }
+      for (const BlockExtent& f : r.freed) {
+        impl->pending_free.assign(impl->bit(f.start), f.count, false);
+        impl->in_use.assign(impl->bit(f.start), f.count, false);
+        impl->free_space.insert(f.start, f.count);
+      }
     }
   });
   txn.on_abort([impl, taken, prepared, undo] {
     std::lock_guard guard(impl->mu);
     if (*prepared) undo();
-    for (const auto& [slot, entry] : taken) {
-      impl->holders->slot(slot).state = HolderTable::SlotState::kLive;
-      impl->pending_free.assign(impl->bit(entry.extent.start), entry.extent.count, false);
+    for (const Released& r : taken) {
+      impl->holders->slot(r.slot).state = HolderTable::SlotState::kLive;
+      for (const auto& [j, h] : r.handed) impl->holders->release_slot(j);
+      for (const BlockExtent& f : r.freed) {
+        impl->pending_free.assign(impl->bit(f.start), f.count, false);
+      }
     }
   });
 }

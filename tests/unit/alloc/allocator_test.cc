@@ -514,3 +514,65 @@ TEST(AllocatorThreadsTest, ConcurrentCommitsKeepMediaAndDramInStep) {
 
 }  // namespace
 }  // namespace sealfs
+
+namespace sealfs {
+namespace {
+
+// Two holders reached the same blocks and both were revoked: the blocks
+// were quarantined against the first; its exit must not free the parts the
+// second still pins.
+TEST_F(AllocatorTest, ReleaseHandsQuarantineToAnotherHolderThatPinsIt) {
+  BlockExtent all = env.take(1024);
+  const BlockExtent file{all.start, 16};
+  const Holder first{500, 1}, second{501, 1};
+  Transaction pin = env.journal().begin();
+  ASSERT_TRUE(env.alloc().pin(pin, file, first, 9).is_ok());
+  ASSERT_TRUE(env.alloc().pin(pin, {file.start + 4, 8}, second, 9).is_ok());  // a sub-range
+  ASSERT_TRUE(env.journal().commit(std::move(pin)).is_ok());
+  Transaction q = env.journal().begin();
+  ASSERT_TRUE(env.alloc().quarantine(q, file, first, 9).is_ok());
+  ASSERT_TRUE(env.journal().commit(std::move(q)).is_ok());
+
+  Transaction rel = env.journal().begin();
+  ASSERT_TRUE(env.alloc().release_holder(rel, first).is_ok());
+  ASSERT_TRUE(env.journal().commit(std::move(rel)).is_ok());
+  // Blocks 0-3 and 12-15 are free; 4-11 are now quarantined against the second.
+  EXPECT_EQ(env.alloc().free_blocks(), 8u);
+  auto entries = env.alloc().quarantine_entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].holder, second);
+  EXPECT_EQ(entries[0].extent, (BlockExtent{file.start + 4, 8}));
+  for (uint64_t b = file.start + 4; b < file.start + 12; ++b) {
+    EXPECT_TRUE(env.alloc().is_allocated(b)) << b;
+  }
+  env.expect_media_matches_dram();
+  // Durable, and gone with the second holder.
+  ASSERT_TRUE(env.reopen_after_crash().is_ok());
+  EXPECT_EQ(env.alloc().free_blocks(), 8u);
+  env.liveness.dead_pids.insert(501);
+  ASSERT_TRUE(env.reopen().is_ok());
+  EXPECT_EQ(env.alloc().free_blocks(), 16u);
+  EXPECT_TRUE(env.alloc().quarantine_entries().empty());
+}
+
+// The same hand-over at open: the first holder died with the daemon, the
+// second outlives both.
+TEST_F(AllocatorTest, OpenHandsADeadHoldersQuarantineToALiveOne) {
+  BlockExtent all = env.take(1024);
+  const BlockExtent file{all.start, 8};
+  Transaction t = env.journal().begin();
+  ASSERT_TRUE(env.alloc().pin(t, file, Holder{600, 1}, 3).is_ok());
+  ASSERT_TRUE(env.alloc().pin(t, file, Holder{601, 1}, 3).is_ok());
+  ASSERT_TRUE(env.alloc().quarantine(t, file, Holder{600, 1}, 3).is_ok());
+  ASSERT_TRUE(env.journal().commit(std::move(t)).is_ok());
+  env.liveness.dead_pids.insert(600);
+  ASSERT_TRUE(env.reopen_after_crash().is_ok());
+  EXPECT_EQ(env.alloc().free_blocks(), 0u);
+  auto entries = env.alloc().quarantine_entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].holder, (Holder{601, 1}));
+  EXPECT_EQ(entries[0].extent, file);
+}
+
+}  // namespace
+}  // namespace sealfs
