@@ -1,8 +1,8 @@
 // (3) sealfs_map latency for files of 1, 16 and 256 extents.
 //
 // Fragmented files are built by appending equal chunks alternately to the
-// file and to a spacer file (O_DIRECT, so each append reaches the allocator
-// at once): the allocator grows each file next to its last extent, which
+// file and to a spacer file (fallocate, then an O_DIRECT write, so each
+// append reaches the allocator at once and in order): the allocator grows each file next to its last extent, which
 // the other file has just taken. The extent count is then read back through
 // a layout lease, not assumed.
 //
@@ -32,7 +32,13 @@ int open_or_die(const std::string& path, int flags) {
   return fd;
 }
 
+// One fallocate per chunk, then the data: the kernel may split a large
+// O_DIRECT write into requests the daemon's threads serve out of order, so
+// the allocation is made by one request and the writes only fill it.
 void append_chunk(int fd, const char* buf, size_t chunk, size_t index) {
+  if (fallocate(fd, 0, static_cast<off_t>(chunk * index), static_cast<off_t>(chunk)) != 0) {
+    die_errno("fallocate (building a fragmented file)");
+  }
   if (pwrite(fd, buf, chunk, static_cast<off_t>(chunk * index)) != static_cast<ssize_t>(chunk)) {
     die_errno("pwrite (building a fragmented file)");
   }

@@ -83,11 +83,14 @@ int run(const Config& config, const char* self_exe) {
   note("direct mapping at %p%s", sealfs_map_addr(map), align_2m ? " (2 MiB-aligned; so is the raw peer)" : "");
   char* raw = map_raw_peer(config, extents, align_2m);
   run_data_path(config, {"direct", static_cast<char*>(sealfs_map_addr(map))}, {"raw", raw});
-  // The A/A run: a second raw mapping of the same bytes in place of sealfs.
-  char* raw_again = map_raw_peer(config, extents, align_2m);
-  run_data_path(config, {"raw_a", raw_again}, {"raw_b", raw});
-  unmap_raw(raw_again, config.data_bytes);
   unmap_raw(raw, config.data_bytes);
+  // The A/A run: two fresh raw mappings of the same bytes (fresh, so that
+  // both first passes are page faults again).
+  char* raw_a = map_raw_peer(config, extents, align_2m);
+  char* raw_b = map_raw_peer(config, extents, align_2m);
+  run_data_path(config, {"raw_a", raw_a}, {"raw_b", raw_b});
+  unmap_raw(raw_a, config.data_bytes);
+  unmap_raw(raw_b, config.data_bytes);
   if (int r = sealfs_unmap(map); r != 0) die_sealfs("sealfs_unmap", r);
   close(fd);
 
