@@ -13,7 +13,7 @@ struct Config {
   std::string mount;         // the sealfs mount point
   std::string region;        // the region file the daemon serves
   size_t data_bytes = 1ull << 30;
-  int bandwidth_reps = 9;    // passes per side for each sequential row
+  int bandwidth_reps = 21;   // passes per side for each sequential row
   int fuse_reps = 3;         // passes for the FUSE sequential rows
   size_t random_ops = 200000;  // 4 KiB ops per side per repetition
   int random_reps = 5;

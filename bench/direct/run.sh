@@ -10,7 +10,7 @@
 #       median <= 1 ms), beside the same truncate with no lease;
 #   (5) the same workloads through read(2)/write(2) on the FUSE path.
 #
-#   bench/direct/run.sh            full run (1 GiB, 9 passes per bandwidth row)
+#   bench/direct/run.sh            full run (1 GiB, 21 passes per bandwidth row)
 #   QUICK=1 bench/direct/run.sh    a quick run (128 MiB, fewer repetitions)
 #
 # Environment: BUILD_DIR (default build), REGION_SIZE (default 3G, sparse),
@@ -20,7 +20,7 @@
 # How each row is measured (details at the top of each bench/direct/*.cc):
 # - Sequential: one thread pinned to its CPU, 32-byte AVX2 loads (read) and
 #   32-byte stores, either non-temporal + sfence or ordinary (write); each
-#   pass covers the whole 1 GiB; the median of 9 passes per side, the sides
+#   pass covers the whole 1 GiB; the median of 21 passes per side, the sides
 #   alternating which goes first. The same rows are then run raw against a
 #   second raw mapping of the same bytes (column "A/A"): how far apart two
 #   equal sides land, i.e. the noise a direct/raw ratio must be read with.
