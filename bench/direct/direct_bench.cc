@@ -7,6 +7,7 @@
 //   direct_bench aa FILE [quick]        only the A/A data-path run, on any
 //                                       file of at least the data size
 //                                       (no sealfs needed: checks the kernels)
+//   direct_bench map|break MOUNT REGION_FILE   one control-path phase alone
 //
 // Phases, in this order, in one run:
 //   FUSE path (5): 1 GiB file written, then read/written with O_DIRECT;
@@ -142,6 +143,19 @@ int main(int argc, char** argv) {
     // The holder is this program; /proc/self/exe survives a relative argv[0].
     return run(config, "/proc/self/exe");
   }
+  // One control-path phase alone, on a mount (for profiling it).
+  if (argc == 4 && (std::strcmp(argv[1], "map") == 0 || std::strcmp(argv[1], "break") == 0)) {
+    Config config;
+    config.mount = argv[2];
+    config.region = argv[3];
+    calibrate_ticks();
+    if (argv[1][0] == 'm') {
+      run_map_latency(config);
+    } else {
+      run_break_round_trip(config, "/proc/self/exe");
+    }
+    return 0;
+  }
   if ((argc == 3 || argc == 4) && std::strcmp(argv[1], "aa") == 0) {
     Config config;
     config.region = argv[2];
@@ -151,6 +165,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "usage: direct_bench run MOUNT REGION_FILE [quick]\n"
                "       direct_bench holder FILE LENGTH\n"
-               "       direct_bench aa FILE [quick]\n");
+               "       direct_bench aa FILE [quick]\n"
+               "       direct_bench map|break MOUNT REGION_FILE\n");
   return 2;
 }
