@@ -23,6 +23,7 @@
 //   unmap IDX                 sealfs_unmap                 -> unmapped IDX R
 //   munmap IDX OFF LEN        raw munmap of a piece        -> munmapped IDX R
 //   fork IDX                  child inspects the mapping   -> child ...; forked STATUS
+//   truncate PATH SIZE        truncate(2) from the holder  -> truncated R ms M
 //   breaks                    -> breaks N
 //   ping                      -> pong
 //   exit | abort
@@ -248,6 +249,17 @@ class Holder {
       Slot* s = slot(in, &idx);
       if (s == nullptr) return true;
       fork_and_inspect(*s);
+    } else if (cmd == "truncate") {
+      // The holder breaking its own lease, single-threaded: it cannot
+      // release while blocked here, so only the deadline can end this.
+      std::string path;
+      unsigned long long size = 0;
+      in >> path >> size;
+      const uint64_t start = now_ns();
+      int r = truncate(path.c_str(), static_cast<off_t>(size));
+      const int err = r == 0 ? 0 : errno;
+      say("truncated " + std::to_string(r == 0 ? 0 : -err) + " ms " +
+          std::to_string((now_ns() - start) / 1'000'000));
     } else if (cmd == "breaks") {
       say("breaks " + std::to_string(breaks_));
     } else if (cmd == "ping") {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 #include "lease_fixture.h"
 #include "sealfs/sealfs.h"
@@ -313,17 +314,89 @@ TEST_F(LifecycleTest, RegrantDuringBreakWaitsForTheCommit) {
   EXPECT_EQ(second.expect("check"), "check " + std::to_string(new_size.index) + " ok");
 }
 
+// Two mappings of one file in one process are two leases: one break each.
+TEST_F(LifecycleTest, TwoLeasesInOneProcessEachGetABreak) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  MapReply a = h.map(path("f"), 0, kFile);
+  MapReply b = h.map(path("f"), 64 * kKiB, 64 * kKiB);
+  ASSERT_EQ(a.rc, 0) << a.text;
+  ASSERT_EQ(b.rc, 0) << b.text;
+  ASSERT_NE(a.lease_id, b.lease_id);
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  ASSERT_TRUE(h.expect("break " + std::to_string(a.lease_id) + " ", 5s)) << h.transcript();
+  ASSERT_TRUE(h.expect("break " + std::to_string(b.lease_id) + " ", 5s)) << h.transcript();
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0 0"));
+  // Proving a negative: the second lease still holds the truncate.
+  EXPECT_FALSE(op.wait(300ms)) << "returned with one of two leases held";
+  h.send("unmap 1");
+  ASSERT_TRUE(h.expect("unmapped 1 0"));
+  auto r = op.wait(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0);
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 2) << h.transcript();
+}
+
+// A single-threaded holder truncating its own leased file cannot release
+// while it waits: the deadline ends the wait (fence), never a deadlock.
+TEST_F(LifecycleTest, HolderBreakingItsOwnLeaseDoesNotDeadlock) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(1));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  h.send("truncate " + path("f") + " 4096");
+  auto done = h.expect("truncated ", 10s);
+  ASSERT_TRUE(done) << "the holder's own truncate never returned; " << h.transcript();
+  EXPECT_EQ(done->substr(0, 12), "truncated 0 ") << *done;
+  EXPECT_EQ(file_size("f"), 4096u);
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
+// Unmount with a lease out (docs/daemon.md): the engine revokes the lease
+// into quarantine and the daemon goes without waiting for a deadline; the
+// library fences the mapping when the socket closes and reports it once.
+// (Blocks of a holder still alive stay quarantined across the remount:
+// DaemonDeathTest/*Unmounted.)
+TEST_F(LifecycleTest, UnmountRevokesLeasesAndFencesTheHolder) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_LT(seconds, 1.9) << "unmount waited for the lease deadline";
+  auto line = h.expect("break ", 5s);
+  ASSERT_TRUE(line) << "the holder never learnt that its mapping is gone; " << h.transcript();
+  EXPECT_TRUE(break_reason(*line) == SEALFS_BREAK_DAEMON_GONE ||
+              break_reason(*line) == SEALFS_BREAK_UNMOUNT)
+      << *line;
+  h.send("touch 0");
+  EXPECT_TRUE(h.expect("sigbus", 5s)) << "the mapping outlived the mount; " << h.transcript();
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
 enum class HolderState { kAlive, kStopped };
+enum class DaemonEnd { kSigkill, kUnmount };
 
-class DaemonDeathTest : public LeaseFixture, public ::testing::WithParamInterface<HolderState> {};
+class DaemonDeathTest
+    : public LeaseFixture,
+      public ::testing::WithParamInterface<std::tuple<HolderState, DaemonEnd>> {};
 
-// The daemon is SIGKILLed while a holder has a lease. The library fences
+// The daemon is SIGKILLed (or unmounted cleanly) while a holder has a
+// lease. The library fences
 // the mapping when it notices; the restarted daemon must still treat the
 // holder's blocks as reachable while the holder lives: freed from the file,
 // they go to quarantine, never to another file. Once the holder is gone,
 // the daemon frees them.
 TEST_P(DaemonDeathTest, RestartedDaemonQuarantinesLiveHoldersBlocks) {
-  const bool stopped = GetParam() == HolderState::kStopped;
+  const bool stopped = std::get<0>(GetParam()) == HolderState::kStopped;
+  const bool killed = std::get<1>(GetParam()) == DaemonEnd::kSigkill;
   ASSERT_NO_FATAL_FAILURE(mount_with(2));
   ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
   HolderProcess& h = holder();
@@ -331,11 +404,18 @@ TEST_P(DaemonDeathTest, RestartedDaemonQuarantinesLiveHoldersBlocks) {
   if (stopped) {
     ASSERT_TRUE(h.stop());
   }
-  ASSERT_NO_FATAL_FAILURE(kill_daemon());
+  if (killed) {
+    ASSERT_NO_FATAL_FAILURE(kill_daemon());
+  } else {
+    ASSERT_NO_FATAL_FAILURE(unmount());
+  }
   if (!stopped) {
     auto line = h.expect("break ", 5s);
     ASSERT_TRUE(line) << "the library did not notice the daemon's death; " << h.transcript();
-    EXPECT_EQ(break_reason(*line), SEALFS_BREAK_DAEMON_GONE);
+    // (UnmountBreaksLeases checks the reason a clean unmount gives.)
+    if (killed) {
+      EXPECT_EQ(break_reason(*line), SEALFS_BREAK_DAEMON_GONE);
+    }
   }
   ASSERT_NO_FATAL_FAILURE(mount());
 
@@ -370,12 +450,14 @@ TEST_P(DaemonDeathTest, RestartedDaemonQuarantinesLiveHoldersBlocks) {
   EXPECT_TRUE(file_has_pattern("g", filled, 2));
 }
 
-INSTANTIATE_TEST_SUITE_P(Holders, DaemonDeathTest,
-                         ::testing::Values(HolderState::kAlive, HolderState::kStopped),
-                         [](const auto& info) {
-                           return std::string(info.param == HolderState::kAlive ? "Alive"
-                                                                                : "Stopped");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Holders, DaemonDeathTest,
+    ::testing::Combine(::testing::Values(HolderState::kAlive, HolderState::kStopped),
+                       ::testing::Values(DaemonEnd::kSigkill, DaemonEnd::kUnmount)),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param) == HolderState::kAlive ? "Alive" : "Stopped") +
+             (std::get<1>(info.param) == DaemonEnd::kSigkill ? "DaemonKilled" : "Unmounted");
+    });
 
 }  // namespace
 }  // namespace sealfs::itest
