@@ -271,6 +271,28 @@ TEST_F(BreakMiscTest, UnlinkOfStubbornHoldersFileFreesAtTheDeadline) {
   EXPECT_EQ(h.count("break "), 1) << h.transcript();
 }
 
+// Leases are per file: changing another file breaks nothing.
+TEST_F(BreakMiscTest, OtherFilesDoNotBreak) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  ASSERT_NO_FATAL_FAILURE(make_file("g", kFile, 2));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  TimedOp op([&] {
+    if (truncate(path("g").c_str(), 4096) != 0) return -1;
+    if (with_fd(path("g"), O_RDWR, [](int fd) { return write_at(fd, kFile, 4096, 3); }) != 0) {
+      return -1;
+    }
+    return unlink(path("g").c_str());
+  });
+  auto r = op.wait(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0) << std::strerror(r->err);
+  EXPECT_LT(r->seconds, 1.0);
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 0) << h.transcript();
+}
+
 TEST_F(BreakMiscTest, InPlaceWriteInsideEofDoesNotBreak) {
   ASSERT_NO_FATAL_FAILURE(mount_with(2));
   ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));

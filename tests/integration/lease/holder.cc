@@ -13,7 +13,8 @@
 // queued up meanwhile.
 //
 // Commands (IDX: the index printed by "mapped"):
-//   map PATH OFFSET LENGTH r|rw FLAGS ro|rw   -> mapped IDX id ID gen G len L
+//   map PATH OFFSET LENGTH r|rw FLAGS ro|rw [BREAK_MS]
+//                                             -> mapped IDX id ID gen G len L
 //                                             |  maperr -ERRNO TEXT
 //   store IDX OFF LEN SEED    pattern stores + persist     -> stored IDX
 //   check IDX OFF LEN SEED    compare with the pattern     -> check IDX ok|bad OFF
@@ -163,7 +164,8 @@ class Holder {
     if (cmd == "map") {
       std::string path, prot, open_mode, flags_text;
       unsigned long long offset = 0, length = 0;
-      in >> path >> offset >> length >> prot >> flags_text >> open_mode;
+      unsigned long long break_ms = 0;  // optional: per-grant break time
+      in >> path >> offset >> length >> prot >> flags_text >> open_mode >> break_ms;
       const unsigned flags = static_cast<unsigned>(std::strtoul(flags_text.c_str(), nullptr, 0));
       int fd = open(path.c_str(), (open_mode == "ro" ? O_RDONLY : O_RDWR) | O_CLOEXEC);
       if (fd < 0) {
@@ -171,8 +173,9 @@ class Holder {
         return true;
       }
       struct sealfs_map* m = nullptr;
-      int r = sealfs_map(fd, static_cast<off_t>(offset), length,
-                         prot == "rw" ? PROT_READ | PROT_WRITE : PROT_READ, flags, &m);
+      int r = sealfs_map_ex(fd, static_cast<off_t>(offset), length,
+                            prot == "rw" ? PROT_READ | PROT_WRITE : PROT_READ, flags,
+                            break_ms * 1'000'000ull, &m);
       // The lease lives as long as the mapping, not the descriptor.
       close(fd);
       if (r != 0) {

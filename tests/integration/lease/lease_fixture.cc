@@ -183,9 +183,9 @@ std::string HolderProcess::transcript() const {
 
 void HolderProcess::send_map(const std::string& path, uint64_t offset, uint64_t length,
                              const std::string& prot, unsigned flags,
-                             const std::string& open_mode) {
+                             const std::string& open_mode, uint64_t break_ms) {
   send("map " + path + " " + std::to_string(offset) + " " + std::to_string(length) + " " + prot +
-       " " + std::to_string(flags) + " " + open_mode);
+       " " + std::to_string(flags) + " " + open_mode + " " + std::to_string(break_ms));
 }
 
 MapReply HolderProcess::map_reply(std::chrono::milliseconds timeout) {
@@ -222,8 +222,8 @@ MapReply HolderProcess::map_reply(std::chrono::milliseconds timeout) {
 
 MapReply HolderProcess::map(const std::string& path, uint64_t offset, uint64_t length,
                             const std::string& prot, unsigned flags,
-                            const std::string& open_mode) {
-  send_map(path, offset, length, prot, flags, open_mode);
+                            const std::string& open_mode, uint64_t break_ms) {
+  send_map(path, offset, length, prot, flags, open_mode, break_ms);
   return map_reply();
 }
 

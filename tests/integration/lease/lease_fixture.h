@@ -70,13 +70,14 @@ class HolderProcess {
   bool sync(std::chrono::milliseconds timeout = 10s);
   std::string transcript() const;
 
+  // break_ms > 0: a per-grant break time (sealfs_map_ex).
   MapReply map(const std::string& path, uint64_t offset, uint64_t length,
                const std::string& prot = "rw", unsigned flags = 0,
-               const std::string& open_mode = "rw");
+               const std::string& open_mode = "rw", uint64_t break_ms = 0);
   // Sends the map command only; finish with map_reply().
   void send_map(const std::string& path, uint64_t offset, uint64_t length,
                 const std::string& prot = "rw", unsigned flags = 0,
-                const std::string& open_mode = "rw");
+                const std::string& open_mode = "rw", uint64_t break_ms = 0);
   MapReply map_reply(std::chrono::milliseconds timeout = 10s);
 
   // Raw wait status once the process exited, nullopt on timeout.

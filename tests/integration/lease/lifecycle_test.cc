@@ -249,6 +249,34 @@ TEST_F(LifecycleTest, GrantRacingTruncate) {
   EXPECT_EQ(h.count("break "), 1) << h.transcript();
 }
 
+// The same race with ALLOCATE: the grant allocated and zeroed the holes
+// under the layout lock; the truncate that arrives meanwhile breaks the new
+// lease and then frees every block the grant allocated.
+TEST_F(LifecycleTest, AllocatingGrantRacingTruncate) {
+  const std::string point = "lease.grant.after_check";
+  ASSERT_NO_FATAL_FAILURE(mount_with_sync_point(2, point));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 0, 0));
+  ASSERT_EQ(truncate(path("f").c_str(), kFile), 0);
+  const uint64_t free_before = free_blocks();
+  HolderProcess& h = holder(true);
+  h.send_map(path("f"), 0, kFile, "rw", SEALFS_MAP_ALLOCATE);
+  ASSERT_TRUE(wait_for_path(reached(point), 10s)) << "the grant never reached " << point;
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  EXPECT_FALSE(op.wait(300ms)) << "truncate completed between the grant's check and install";
+  touch_path(go(point));
+  MapReply r = h.map_reply(10s);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  auto done = op.wait(5s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->rc, 0);
+  EXPECT_LT(done->seconds, 1.9);
+  ASSERT_TRUE(h.expect("released ", 5s)) << h.transcript();
+  EXPECT_EQ(file_size("f"), 0u);
+  EXPECT_TRUE(wait_free_blocks(free_before, 5s)) << free_blocks() << " < " << free_before;
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
 // A truncate has found the layout sealed and is about to start the break
 // when a second holder asks for a mapping: it must either be refused
 // (ENXIO) or be granted a lease that this break covers too.
@@ -379,6 +407,43 @@ TEST_F(LifecycleTest, UnmountRevokesLeasesAndFencesTheHolder) {
   h.send("touch 0");
   EXPECT_TRUE(h.expect("sigbus", 5s)) << "the mapping outlived the mount; " << h.transcript();
   EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
+// A lease already revoked into quarantine (stopped holder, quarantine
+// policy) when the daemon is SIGKILLed: the restarted daemon must keep
+// those blocks out of free space while the holder lives.
+TEST_F(LifecycleTest, QuarantineSurvivesDaemonDeath) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(1, "revoke=quarantine"));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  ASSERT_TRUE(h.stop());
+  const uint64_t free_before = free_blocks();
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  auto r = op.wait(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0);
+  EXPECT_GE(r->seconds, 0.95);
+  const uint64_t free_quarantined = free_blocks();
+  EXPECT_LT(free_quarantined, free_before + kFileBlocks);
+
+  ASSERT_NO_FATAL_FAILURE(kill_daemon());
+  ASSERT_NO_FATAL_FAILURE(mount());
+  EXPECT_LT(free_blocks(), free_before + kFileBlocks)
+      << "quarantined blocks were freed by the restart while their holder lives";
+  const uint64_t filled = fill_filesystem("g", 2);
+  ASSERT_GT(filled, 0u);
+  const uint64_t free_full = free_blocks();
+  EXPECT_LT(free_full, 16u);
+
+  h.signal(SIGCONT);
+  h.send("fill 0 3");
+  ASSERT_TRUE(h.expect_any({"filled 0", "sigbus"}, 10s)) << h.transcript();
+  EXPECT_TRUE(file_has_pattern("g", filled, 2)) << "a quarantined holder's stores reached another file";
+  h.signal(SIGKILL);
+  ASSERT_TRUE(h.wait_exit(5s));
+  EXPECT_TRUE(wait_free_blocks(free_full + kFileBlocks, 10s))
+      << "the dead holder's quarantined blocks were never freed: " << free_blocks();
 }
 
 enum class HolderState { kAlive, kStopped };

@@ -107,6 +107,20 @@ TEST_F(RevokeTest, PerGrantKillPolicy) {
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
 }
 
+// The break time can be chosen per grant: 1 s on a 5 s mount.
+TEST_F(RevokeTest, PerGrantBreakTime) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(5));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile, "rw", 0, "rw", 1000).rc, 0);
+  double seconds = truncate_against_stubborn_holder();
+  EXPECT_GE(seconds, 0.95);
+  EXPECT_LT(seconds, 3.0) << "the per-grant break time was ignored";
+  auto line = h.expect("break ", 1s);
+  ASSERT_TRUE(line) << h.transcript();
+  EXPECT_LE(std::stol(line->substr(line->rfind(' ') + 1)), 1000) << *line;
+}
+
 // The quarantine proof: a stopped holder is revoked by truncate; its blocks
 // leave the file but not the holder. Fill every free block of the
 // filesystem with a known pattern; resume the holder and let it scribble
