@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <set>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -249,6 +252,7 @@ bool DaemonLeases::running() const { return server_ != nullptr; }
 
 void DaemonLeases::stop() {
   if (server_ != nullptr) {
+    break_for_unmount();
     // No message is handled from here on; then no breaker waits any more;
     // then every lease still out becomes quarantine (persistent pins of
     // live holders are what the next mount rebuilds it from).
@@ -262,6 +266,37 @@ void DaemonLeases::stop() {
   if (!socket_dir_.empty()) {
     rmdir(socket_dir_.c_str());
     socket_dir_.clear();
+  }
+}
+
+void DaemonLeases::break_for_unmount() {
+  std::set<uint64_t> inos;
+  for (const lease::LeaseInfo& l : server_->core().leases()) {
+    if (l.state == lease::LeaseState::kActive || l.state == lease::LeaseState::kBreaking) {
+      inos.insert(l.ino);
+    }
+  }
+  if (inos.empty()) return;
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->left = inos.size();
+  for (uint64_t ino : inos) {
+    server_->may_change_layout(ino, 0, UINT64_MAX, SEALFS_BREAK_UNMOUNT, [pending](Status) {
+      std::lock_guard lock(pending->mu);
+      --pending->left;
+      pending->cv.notify_all();
+    });
+  }
+  // Cooperative holders let go at once and keep nothing quarantined; an
+  // unmount does not wait a whole break time for the others.
+  const auto wait = std::chrono::seconds(std::min<uint32_t>(options_.lease_break_time_s, 5));
+  std::unique_lock lock(pending->mu);
+  if (!pending->cv.wait_for(lock, wait, [&] { return pending->left == 0; })) {
+    log().warn("unmount: {} leased file(s) not released in time; revoking", pending->left);
   }
 }
 

@@ -47,9 +47,10 @@ class DaemonLeases {
   // mount id is what received descriptors must be on).
   Status start(Filesystem& fs, const RegionPmem2& region, fuse_session* session);
 
-  // Revokes every lease into quarantine (holders are fenced by their
-  // library when the connection closes), then stops the engine. Queued
-  // layout changes are answered with an error. Idempotent.
+  // Breaks every lease (reason UNMOUNT) and gives holders up to
+  // min(lease_break_time, 5 s) to let go; revokes the rest into quarantine
+  // (their library fences them when the connection closes), then stops the
+  // engine. Queued layout changes are answered with an error. Idempotent.
   void stop();
 
   bool running() const;
@@ -68,6 +69,9 @@ class DaemonLeases {
   class Source;
   friend class Source;
 
+  // Breaks every lease with reason UNMOUNT and waits for holders to let go,
+  // at most min(lease_break_time, 5 s).
+  void break_for_unmount();
   void note_leased(Ino ino);
   void invalidate_cache(Ino ino);
 
