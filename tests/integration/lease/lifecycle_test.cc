@@ -547,3 +547,73 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace sealfs::itest
+
+namespace sealfs::itest {
+namespace {
+
+// A breaker child: truncates `path` to 0 with a SIGUSR1 handler installed
+// without SA_RESTART, and writes "errno elapsed_ms" to `out`.
+pid_t spawn_interruptible_truncate(const std::string& path, int out) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  sigaction(SIGUSR1, &sa, nullptr);
+  auto t0 = std::chrono::steady_clock::now();
+  int rc = truncate(path.c_str(), 0);
+  int err = rc == 0 ? 0 : errno;
+  long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - t0)
+                                  .count());
+  dprintf(out, "%d %ld\n", err, ms);
+  _exit(0);
+}
+
+// A breaker waiting for a holder that will not let go is interruptible: a
+// signal answers EINTR at once and nothing changed; SIGKILL ends it at once
+// (without the daemon's EINTR the kernel would wait for the reply).
+TEST_F(LifecycleTest, WaitingBreakerIsInterruptibleAndChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(20));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = spawn_interruptible_truncate(path("f"), fds[1]);
+  close(fds[1]);
+  ASSERT_TRUE(h.expect("break ", 5s)) << h.transcript();  // the breaker is waiting now
+  kill(child, SIGUSR1);
+  char buf[64] = {};
+  ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+  close(fds[0]);
+  ASSERT_GT(n, 0);
+  int err = -1;
+  long ms = -1;
+  ASSERT_EQ(sscanf(buf, "%d %ld", &err, &ms), 2) << buf;
+  EXPECT_EQ(err, EINTR) << "truncate returned " << std::strerror(err);
+  EXPECT_LT(ms, 5000) << "the interrupted breaker waited for the deadline";
+  ASSERT_TRUE(wait_child(child, 5s));
+  EXPECT_EQ(file_size("f"), kFile);
+  h.send("check 0 0 4096 1");
+  EXPECT_TRUE(h.expect("check 0 ok", 5s)) << h.transcript();
+
+  // The same break is still running; a SIGKILLed breaker goes at once.
+  pid_t killed = fork();
+  if (killed == 0) {
+    int rc = truncate(path("f").c_str(), 0);
+    _exit(rc == 0 ? 0 : 1);
+  }
+  usleep(200 * 1000);  // give it time to block in the kernel (proves nothing by itself)
+  auto t0 = std::chrono::steady_clock::now();
+  kill(killed, SIGKILL);
+  auto status = wait_child(killed, 5s);
+  ASSERT_TRUE(status) << "a SIGKILLed breaker stayed in the kernel";
+  EXPECT_TRUE(WIFSIGNALED(*status));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  EXPECT_EQ(file_size("f"), kFile);
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+}
+
+}  // namespace
+}  // namespace sealfs::itest
