@@ -191,7 +191,8 @@ Status DaemonLeases::start(Filesystem& fs, const RegionPmem2& region, fuse_sessi
   fs_ = &fs;
   session_ = session;
   restored_ = std::make_unique<RestoredHolderWatch>(fs, fs.restored_holders());
-  if (options_.read_only) return Status::ok();  // nothing to seal on a read-only mount
+  // On a read-only mount the engine still serves read-only mappings: a
+  // PROT_WRITE request needs an O_RDWR descriptor, which the kernel refuses.
 
   char real[PATH_MAX];
   if (realpath(options_.mountpoint.c_str(), real) == nullptr) {

@@ -139,7 +139,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
     if (name == kControlXattr) {
       const DaemonLeases* leases = r.ctx().leases;
       if (leases == nullptr || leases->control_socket().empty()) {
-        return r.expected_error(ENODATA);  // read-only mount: no leases
+        return r.expected_error(ENODATA);  // the engine is not running
       }
       const std::string& path = leases->control_socket();
       if (size == 0) return (void)r.xattr_size(path.size());

@@ -276,3 +276,27 @@ TEST_F(GrantTest, DirectStoresAndFusePathAreCoherent) {
 
 }  // namespace
 }  // namespace sealfs::itest
+
+namespace sealfs::itest {
+namespace {
+
+// A read-only mount still serves read-only direct mappings; a writable one
+// cannot be asked for (the kernel refuses the O_RDWR open with EROFS).
+TEST_F(GrantTest, ReadOnlyMountGrantsReadOnlyMappings) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  config().options += ",ro";
+  ASSERT_NO_FATAL_FAILURE(mount());
+  HolderProcess& h = holder();
+  MapReply ro = h.map(path("f"), 0, kFile, "r", 0, "ro");
+  ASSERT_EQ(ro.rc, 0) << ro.text;
+  h.send("check 0 0 " + std::to_string(kFile) + " 1");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  int fd = open(path("f").c_str(), O_RDWR);
+  EXPECT_EQ(fd, -1);
+  EXPECT_EQ(errno, EROFS);
+}
+
+}  // namespace
+}  // namespace sealfs::itest
