@@ -62,6 +62,12 @@ class Samples {
     return ticks_to_ns(ticks_[std::min(rank, ticks_.size() - 1)]);
   }
   double median_ns() { return percentile_ns(50); }
+  double mean_ns() const {
+    if (ticks_.empty()) return 0;
+    long double sum = 0;
+    for (uint64_t t : ticks_) sum += static_cast<long double>(t);
+    return ticks_to_ns(1) * static_cast<double>(sum / static_cast<long double>(ticks_.size()));
+  }
   double p99_ns() { return percentile_ns(99); }
 
  private:

@@ -1,8 +1,9 @@
 // (1) sequential bandwidth and (2) 4 KiB random latency, direct vs raw.
 //
-// Both sides run the same kernels on the same number of bytes. Each
-// repetition runs both sides back to back and the order flips every
+// Both sides run the same kernels on the same number of bytes. Bandwidth:
+// each repetition runs both sides back to back and the order flips every
 // repetition, so slow drift (another process, frequency) lands on both.
+// Latency: the sides take turns op by op.
 // Every page is touched once per side before anything is timed: the first
 // pass is page faults, reported on its own row.
 #include <sched.h>
@@ -21,6 +22,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 volatile uint64_t g_sink;
+
+void report_latency(const std::string& key, const char* side, Samples& samples) {
+  report(key + "_median_ns", side, samples.median_ns());
+  report(key + "_p99_ns", side, samples.p99_ns());
+  report(key + "_mean_ns", side, samples.mean_ns());
+}
 
 double gib_per_s(size_t bytes, Clock::duration d) {
   return static_cast<double>(bytes) / static_cast<double>(1ull << 30) /
@@ -49,28 +56,32 @@ void bandwidth_row(const std::string& key, const std::array<Side, 2>& sides, siz
   }
 }
 
-// Times one call of `op(block)` per random block, reps times per side.
+// Times one call of `op(block)` per random block, the two sides taking
+// turns op by op (which side goes first alternates too), so whatever the
+// machine does meanwhile lands on both alike: the distributions here are
+// broad and bimodal (NT stores: modes near 290 and 500 ns), and their
+// medians drift between runs by more than the 5% being judged. The sides
+// walk the block list half a list apart, never the same block back to back
+// (they may be the same bytes: a block one side just loaded is cached).
 template <typename Op>
 void latency_row(const std::string& key, const std::array<Side, 2>& sides,
                  const std::vector<uint32_t>& blocks, int reps, Op op) {
   std::array<Samples, 2> samples;
   for (auto& s : samples) s.reserve(blocks.size() * static_cast<size_t>(reps));
+  const size_t n = blocks.size();
   for (int rep = 0; rep < reps; ++rep) {
-    for (int k = 0; k < 2; ++k) {
-      const int s = rep % 2 == 0 ? k : 1 - k;
-      char* base = sides[s].base;
-      for (uint32_t b : blocks) {
-        char* block = base + static_cast<size_t>(b) * kBlock;
+    for (size_t i = 0; i < n; ++i) {
+      for (int k = 0; k < 2; ++k) {
+        const int s = (i + static_cast<size_t>(rep)) % 2 == 0 ? k : 1 - k;
+        const uint32_t b = blocks[(i + static_cast<size_t>(s) * n / 2) % n];
+        char* block = sides[s].base + static_cast<size_t>(b) * kBlock;
         uint64_t t0 = ticks_begin();
         op(block);
         samples[s].add(ticks_end() - t0);
       }
     }
   }
-  for (int s = 0; s < 2; ++s) {
-    report(key + "_median_ns", sides[s].name, samples[s].median_ns());
-    report(key + "_p99_ns", sides[s].name, samples[s].p99_ns());
-  }
+  for (int s = 0; s < 2; ++s) report_latency(key, sides[s].name, samples[s]);
 }
 
 // Pins the calling thread to the CPU it is on, for the duration: a
@@ -134,19 +145,27 @@ void run_data_path(const Config& config, Side a, Side b) {
 
   // Dependent 8-byte loads, one per random page: TLB walk plus cache miss,
   // nothing to overlap; the most sensitive row to how the range is mapped.
+  // Hops alternate between the sides like the ops above; the second side
+  // starts half the cycle further on, so it never follows the first one's
+  // footsteps through the cache when both map the same bytes.
   std::array<uint64_t, 2> at{};
   for (int s = 0; s < 2; ++s) at[s] = build_chase(sides[s].base, pages, config.seed + 1);
+  {
+    Samples ignored;
+    ignored.reserve(pages / 2);
+    at[1] = run_chase(sides[1].base, at[1], pages / 2, &ignored);
+  }
   std::array<Samples, 2> chase;
+  for (auto& c : chase) c.reserve(config.random_ops * static_cast<size_t>(config.random_reps));
   for (int rep = 0; rep < config.random_reps; ++rep) {
-    for (int k = 0; k < 2; ++k) {
-      const int s = rep % 2 == 0 ? k : 1 - k;
-      at[s] = run_chase(sides[s].base, at[s], config.random_ops, &chase[s]);
+    for (size_t i = 0; i < config.random_ops; ++i) {
+      for (int k = 0; k < 2; ++k) {
+        const int s = (i + static_cast<size_t>(rep)) % 2 == 0 ? k : 1 - k;
+        at[s] = run_chase(sides[s].base, at[s], 1, &chase[s]);
+      }
     }
   }
-  for (int s = 0; s < 2; ++s) {
-    report("chase_median_ns", sides[s].name, chase[s].median_ns());
-    report("chase_p99_ns", sides[s].name, chase[s].p99_ns());
-  }
+  for (int s = 0; s < 2; ++s) report_latency("chase", sides[s].name, chase[s]);
 }
 
 }  // namespace dbench

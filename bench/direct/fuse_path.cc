@@ -90,8 +90,10 @@ void run_fuse_path(const Config& config, const std::string& path) {
   }
   report("rand4k_load_median_ns", "fuse", loads.median_ns());
   report("rand4k_load_p99_ns", "fuse", loads.p99_ns());
+  report("rand4k_load_mean_ns", "fuse", loads.mean_ns());
   report("rand4k_store_median_ns", "fuse", stores.median_ns());
   report("rand4k_store_p99_ns", "fuse", stores.p99_ns());
+  report("rand4k_store_mean_ns", "fuse", stores.mean_ns());
   close(fd);
   free(buf);
 }
