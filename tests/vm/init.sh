@@ -1,9 +1,11 @@
 #!/bin/busybox sh
 # /init of the VM tier's initramfs (see run.sh and docs/vm.md). Runs as PID 1
 # in the guest: loads the NVDIMM stack, makes the namespace devdax, probes it,
-# reconfigures it to fsdax, probes files on ext4 and XFS mounted -o dax, and
-# prints exactly one "VM-RESULT: PASS" or "VM-RESULT: FAIL <why>" line before
-# powering off. Every step is bounded; nothing is skipped.
+# mounts the sealfs daemon on it and takes direct mappings, reconfigures it to
+# fsdax, probes files on ext4 and XFS mounted -o dax, does the direct mappings
+# again on a file on ext4, and prints exactly one "VM-RESULT: PASS" or
+# "VM-RESULT: FAIL <why>" line before powering off. Every step is bounded;
+# nothing is skipped.
 /bin/busybox --install -s
 export PATH=/sealfs:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
@@ -87,6 +89,14 @@ for module in $(cat /etc/modules.order); do
   fi
 done
 say "loaded $(wc -l < /etc/modules.order) modules"
+# devtmpfs makes /dev/fuse when the fuse module registers its misc device;
+# should it not, the node is the fixed misc minor 229.
+i=0
+while [ ! -e /dev/fuse ] && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
+if [ ! -e /dev/fuse ]; then
+  say "/dev/fuse did not appear; making it (char 10 229)"
+  mknod -m 666 /dev/fuse c 10 229 || finish FAIL "cannot create /dev/fuse"
+fi
 
 [ -n "$expect_domain" ] && [ -n "$expect_granularity" ] && [ -n "$phase" ] ||
   finish FAIL "kernel command line lacks sealfs.domain / sealfs.granularity / sealfs.phase"
@@ -94,6 +104,68 @@ wait_for /sys/bus/nd/devices/region0
 must "nvdimm inventory" ndctl list -D -R -N -i
 expect_eq "region persistence domain" "$(cat /sys/bus/nd/devices/region0/persistence_domain)" \
   "$expect_domain"
+
+# Direct mappings through the daemon: mounts sealfs on an already formatted
+# target, runs dax_holder on a file of it (map, store, persist, read(2) back,
+# a truncate from another process breaking a cooperative holder), unmounts
+# with fusermount3; the daemon must then exit 0.
+lease_break_time=10
+process_alive() {  # pid: running and not a zombie
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+lease_check() {  # kind, target, dax_holder options...
+  local kind=$1 target=$2 mnt=/mnt/sealfs log=/tmp/sealfs-$1.log daemon status i=0
+  shift 2
+  mkdir -p $mnt
+  say "mount the sealfs daemon on $target ($kind): sealfs -f -o lease_break_time=$lease_break_time"
+  sealfs -f -o lease_break_time=$lease_break_time "$target" $mnt > "$log" 2>&1 &
+  daemon=$!
+  while ! grep -q " $mnt fuse" /proc/mounts; do
+    if ! process_alive $daemon; then
+      cat "$log"
+      finish FAIL "the sealfs daemon on $kind exited before mounting"
+    fi
+    i=$((i + 1))
+    if [ $i -gt 600 ]; then
+      cat "$log"
+      finish FAIL "the sealfs daemon did not mount $kind within 60 s"
+    fi
+    sleep 0.1
+  done
+  say "mounted after $((i / 10)).$((i % 10)) s: $(grep " $mnt " /proc/mounts)"
+  say "direct mappings on $kind: dax_holder --kind $kind $* $mnt/lease.dat"
+  if ! dax_holder --kind "$kind" --seed "$seed" --break-time $lease_break_time "$@" \
+      $mnt/lease.dat > /tmp/out 2>&1; then
+    cat /tmp/out
+    say "daemon log:"
+    cat "$log"
+    finish FAIL "direct mappings on $kind"
+  fi
+  cat /tmp/out
+  must "unmount sealfs ($kind)" fusermount3 -u $mnt
+  i=0
+  while process_alive $daemon; do
+    i=$((i + 1))
+    if [ $i -gt 300 ]; then
+      cat "$log"
+      finish FAIL "the sealfs daemon on $kind did not exit within 30 s of the unmount"
+    fi
+    sleep 0.1
+  done
+  status=0
+  wait $daemon || status=$?
+  if [ $status -ne 0 ]; then
+    cat "$log"
+    finish FAIL "the sealfs daemon on $kind exited with status $status"
+  fi
+  if [ -s "$log" ]; then
+    say "daemon log:"
+    cat "$log"
+  fi
+  say "direct mappings on $kind: done, daemon exited 0"
+}
 
 # --- reboot phase ----------------------------------------------------------------
 # The previous boot left an fsdax namespace with XFS on it and a probe file
@@ -153,6 +225,7 @@ grep -q "devdax" /tmp/out || finish FAIL "mkfs.sealfs did not see a devdax devic
 grep -q "^label: vm-devdax" /tmp/out || finish FAIL "mkfs.sealfs did not report the label"
 # mkfs wrote a new filesystem over the probe's: its label must be gone.
 must_fail "probe label after mkfs" region_probe --verify-only --seed "$seed" "/dev/$daxdev"
+lease_check devdax "/dev/$daxdev" --alignment 2M --size 8M
 
 # --- fsdax ----------------------------------------------------------------------
 must "reconfigure to fsdax" ndctl create-namespace -f -e "$namespace" -m fsdax
@@ -184,6 +257,12 @@ probe_fsdax() {  # filesystem, mkfs command...
 }
 
 probe_fsdax ext4 mkfs.ext4 -F -q -b 4096
+# The daemon on a file of ext4 -o dax: libsealfs must map it with MAP_SYNC.
+must "mount ext4 -o dax for the daemon" mount -t ext4 -o dax "/dev/$blockdev" /mnt/ext4
+must "mkfs.sealfs for the daemon on ext4" mkfs.sealfs --size 64M -L vm-lease /mnt/ext4/lease.img
+grep -q "fsdax" /tmp/out || finish FAIL "mkfs.sealfs did not see an fsdax file for the daemon"
+lease_check fsdax /mnt/ext4/lease.img --size 8M
+must "unmount ext4" umount /mnt/ext4
 probe_fsdax xfs mkfs.xfs -f -q -m reflink=0
 
 # Leave work for the reboot phase: a filesystem whose last commit is only in

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # VM tier: boots the host's Debian kernel in qemu (TCG) with an emulated
 # NVDIMM and runs sealfs's region code against a real devdax device and a
-# real fsdax filesystem (ext4 and XFS mounted -o dax). See docs/vm.md.
+# real fsdax filesystem (ext4 and XFS mounted -o dax), and the FUSE daemon's
+# direct mappings on both. See docs/vm.md.
 #
 #   tests/vm/run.sh --probe BUILD/tests/vm/region_probe \
-#                   --mkfs BUILD/src/tools/mkfs.sealfs [--build-dir BUILD]
+#                   --mkfs BUILD/src/tools/mkfs.sealfs \
+#                   --daemon BUILD/src/fuse/sealfs \
+#                   --holder BUILD/tests/vm/dax_holder [--build-dir BUILD]
 #
 # Exit 0 only when the guest printed "VM-RESULT: PASS". Anything missing on
 # the host (kernel, module, tool) is a failure with a message, never a skip.
@@ -19,11 +22,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 build_dir=""
 probe=""
 mkfs=""
+daemon=""
+holder=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build_dir=$2; shift 2 ;;
     --probe) probe=$2; shift 2 ;;
     --mkfs) mkfs=$2; shift 2 ;;
+    --daemon) daemon=$2; shift 2 ;;
+    --holder) holder=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +43,8 @@ die() {
 
 [ -x "$probe" ] || die "--probe must name the built region_probe (got '$probe')"
 [ -x "$mkfs" ] || die "--mkfs must name the built mkfs.sealfs (got '$mkfs')"
+[ -x "$daemon" ] || die "--daemon must name the built sealfs FUSE daemon (got '$daemon')"
+[ -x "$holder" ] || die "--holder must name the built dax_holder (got '$holder')"
 
 work=${SEALFS_VM_DIR:-}
 if [ -z "$work" ]; then
@@ -59,6 +68,7 @@ need_tool daxctl daxctl
 need_tool mkfs.ext4 e2fsprogs
 need_tool mkfs.xfs xfsprogs
 need_tool ldd libc-bin
+need_tool fusermount3 fuse3
 export PATH=$PATH:/usr/sbin:/sbin
 busybox=""
 for candidate in /bin/busybox /usr/bin/busybox; do
@@ -83,7 +93,7 @@ moddir=/lib/modules/$kver
 # for libnvdimm is not followed here), the dax drivers before any namespace is
 # switched to devdax. Each is resolved with its dependencies; "builtin" ones
 # need nothing.
-wanted_modules="libnvdimm nfit nd_pmem nd_btt device_dax dax_pmem ext4 xfs"
+wanted_modules="libnvdimm nfit nd_pmem nd_btt device_dax dax_pmem ext4 xfs fuse"
 module_files=()
 for m in $wanted_modules; do
   deps=$(modprobe --ignore-install --show-depends -S "$kver" "$m" 2>&1) ||
@@ -108,24 +118,33 @@ if [ -r "$config" ]; then
 fi
 
 # --- initramfs -------------------------------------------------------------------
-# The base (busybox, modules, ndctl, mkfs tools) is cached by its inputs; the
-# sealfs binaries go in a second archive, rebuilt every run, which the kernel
+# The base (busybox, modules, ndctl, mkfs tools, fusermount3) is cached by its
+# inputs; the sealfs binaries (with libfuse3, libpmem2, spdlog, fmt and
+# libsealfs) go in a second archive, rebuilt every run, which the kernel
 # unpacks over the first.
-host_tools="$(command -v ndctl) $(command -v daxctl) $(command -v mkfs.ext4) $(command -v mkfs.xfs)"
+host_tools="$(command -v ndctl) $(command -v daxctl) $(command -v mkfs.ext4) $(command -v mkfs.xfs)
+            $(command -v fusermount3)"
 base_key=$( (echo "$kver $busybox"; sha256sum "$here/init.sh"; ls -lL $host_tools "$busybox" "${module_files[@]}") |
   sha256sum | cut -c1-16)
 base_cpio=$work/base-$base_key.cpio.gz
 
+# Libraries keep their host path when it is one of the loader's default
+# directories; others (libsealfs from the build tree, found through the
+# binary's RUNPATH) go to /usr/lib, where the guest's loader looks.
 copy_with_libs() {  # root, binary...
   local root=$1; shift
-  local bin lib
+  local bin lib dest
   for bin in "$@"; do
     mkdir -p "$root$(dirname "$bin")"
     cp -L "$bin" "$root$bin"
     for lib in $(ldd "$bin" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p'); do
-      if [ ! -e "$root$lib" ]; then
-        mkdir -p "$root$(dirname "$lib")"
-        cp -L "$lib" "$root$lib"
+      case "$lib" in
+        /lib/*|/lib64/*|/usr/lib/*) dest=$lib ;;
+        *) dest=/usr/lib/$(basename "$lib") ;;
+      esac
+      if [ ! -e "$root$dest" ]; then
+        mkdir -p "$root$(dirname "$dest")"
+        cp -L "$lib" "$root$dest"
       fi
     done
   done
@@ -165,11 +184,18 @@ fi
 sealfs_root=$work/sealfs-root
 rm -rf "$sealfs_root"
 mkdir -p "$sealfs_root/sealfs"
-copy_with_libs "$sealfs_root" "$(readlink -f "$probe")" "$(readlink -f "$mkfs")"
+sealfs_bins="$(readlink -f "$probe") $(readlink -f "$mkfs") $(readlink -f "$daemon") $(readlink -f "$holder")"
+for bin in $sealfs_bins; do
+  ldd "$bin" | grep -q 'not found' && die "$bin has unresolved libraries: $(ldd "$bin" | grep 'not found')"
+done
+copy_with_libs "$sealfs_root" $sealfs_bins
 cp -L "$probe" "$sealfs_root/sealfs/region_probe"
 cp -L "$mkfs" "$sealfs_root/sealfs/mkfs.sealfs"
+cp -L "$daemon" "$sealfs_root/sealfs/sealfs"
+cp -L "$holder" "$sealfs_root/sealfs/dax_holder"
 # Drop the copies at their host build paths; only /sealfs is used.
-rm -rf "$sealfs_root$(dirname "$(readlink -f "$probe")")" "$sealfs_root$(dirname "$(readlink -f "$mkfs")")"
+for bin in $sealfs_bins; do rm -f "$sealfs_root$bin"; done
+find "$sealfs_root" -depth -type d -empty -delete
 # A seed the guest's patterns derive from, so nothing stale can pass.
 echo "$(date +%s)$$" > "$sealfs_root/sealfs/seed"
 (cd "$sealfs_root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$work/sealfs.cpio.gz"
