@@ -38,7 +38,8 @@ int errno_of(wire::Refusal r) {
     case wire::Refusal::kHole:
     case wire::Refusal::kUnwritten: return ENODATA;
     case wire::Refusal::kPastEof: return ERANGE;
-    case wire::Refusal::kMisaligned: return EINVAL;
+    case wire::Refusal::kMisaligned:
+    case wire::Refusal::kDevdaxLength: return EINVAL;
     case wire::Refusal::kNotRegular: return ENODEV;
     case wire::Refusal::kNotDax: return EOPNOTSUPP;
     case wire::Refusal::kBreaking: return ENXIO;

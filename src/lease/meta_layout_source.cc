@@ -66,6 +66,18 @@ Result<LayoutAnswer> MetaLayoutSource::layout_for_lease(const Lock& held, uint64
     log().critical("lease: layout lock of inode {} used for inode {}", lock.held->ino(), ino);
     std::abort();
   }
+  // Device dax maps only whole alignment units (2 MiB or 1 GiB pages): a
+  // range that ends inside one cannot be mapped without exposing the bytes
+  // after it, which may belong to another file.
+  if ((region_flags_ & wire::kRegionDevdax) != 0) {
+    const uint64_t align = fs_.layout_alignment();
+    if (offset % align != 0 || length % align != 0) {
+      LayoutAnswer answer;
+      answer.refusal = wire::Refusal::kDevdaxLength;
+      answer.where = offset % align != 0 ? offset : offset + length;
+      return answer;
+    }
+  }
   uint32_t meta_flags = 0;
   if (flags & wire::kMapAllocate) meta_flags |= kLayoutAllocate;
   if (flags & wire::kMapRelocate) meta_flags |= kLayoutRelocate;

@@ -145,6 +145,7 @@ enum class Refusal : uint32_t {
   kBadRequest = 11,  // EINVAL / EPROTO
   kNoSpace = 12,     // ENOSPC
   kNoLease = 13,     // ENOENT
+  kDevdaxLength = 14,  // EINVAL: device dax maps whole alignment units
 };
 
 inline const char* refusal_text(uint32_t r) {
@@ -163,6 +164,9 @@ inline const char* refusal_text(uint32_t r) {
     case Refusal::kBadRequest: return "malformed request";
     case Refusal::kNoSpace: return "holder table full";
     case Refusal::kNoLease: return "no such lease";
+    case Refusal::kDevdaxLength:
+      return "on device dax the range's offset and length must be multiples of the device "
+             "alignment";
   }
   return "unknown refusal";
 }

@@ -469,3 +469,38 @@ TEST_F(MetaLeaseTest, RestartKeepsLiveHoldersBlocksOutOfFreeSpace) {
 
 }  // namespace
 }  // namespace sealfs::lease
+
+namespace sealfs::lease {
+namespace {
+
+// Device dax maps whole alignment units: a range ending inside one is
+// refused (the client's mmap would fail, or expose the next file's bytes),
+// while an ordinary file or fsdax maps the short tail.
+TEST_F(MetaLeaseTest, DevdaxRefusesARangeEndingInsideAnAlignmentUnit) {
+  Ino ino;
+  file("dd", &ino);
+  const uint64_t size = 2 * kAlign + kAlign / 2;
+  write_all(ino, 0, pattern(size, 'd'));
+  MetaLayoutSource devdax(*fs_, region_fd_, wire::kRegionDevdax);
+  MetaLayoutSource plain(*fs_, region_fd_, 0);
+  {
+    auto lock = devdax.lock_layout(ino);
+    auto tail = devdax.layout_for_lease(*lock, ino, 0, size, wire::kMapRelocate);
+    ASSERT_TRUE(tail.is_ok()) << tail.status().to_string();
+    EXPECT_EQ(tail->refusal, wire::Refusal::kDevdaxLength);
+    EXPECT_EQ(tail->where, size);
+    auto whole_units = devdax.layout_for_lease(*lock, ino, 0, 2 * kAlign, wire::kMapRelocate);
+    ASSERT_TRUE(whole_units.is_ok());
+    EXPECT_EQ(whole_units->refusal, wire::Refusal::kNone);
+    auto odd_start = devdax.layout_for_lease(*lock, ino, kAlign / 2, kAlign, wire::kMapRelocate);
+    ASSERT_TRUE(odd_start.is_ok());
+    EXPECT_EQ(odd_start->refusal, wire::Refusal::kDevdaxLength);
+  }
+  auto lock = plain.lock_layout(ino);
+  auto tail = plain.layout_for_lease(*lock, ino, 0, size, wire::kMapRelocate);
+  ASSERT_TRUE(tail.is_ok());
+  EXPECT_EQ(tail->refusal, wire::Refusal::kNone);
+}
+
+}  // namespace
+}  // namespace sealfs::lease
