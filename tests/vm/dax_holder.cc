@@ -434,6 +434,30 @@ int run(const Args& args) {
     else say("read-only mapping of the remaining " + std::to_string(half >> 20) + " MiB sees the pattern");
     if (int u = sealfs_unmap(map); u != 0) fail("sealfs_unmap (read-only): " + std::to_string(u));
   }
+  // 5. a range that ends inside an alignment unit: device dax maps only
+  // whole units, so the grant refuses it (EINVAL) rather than a later mmap;
+  // anything else maps it.
+  if (args.alignment > 4096 && half > args.alignment) {
+    const size_t odd = args.alignment + args.alignment / 2;
+    fd = open(args.path.c_str(), O_RDWR | O_CLOEXEC);
+    r = fd < 0 ? -errno : sealfs_map(fd, 0, odd, PROT_READ | PROT_WRITE, 0, &map);
+    if (fd >= 0) close(fd);
+    if (args.kind == "devdax") {
+      if (r != -EINVAL || std::strstr(sealfs_last_error(), "device dax") == nullptr) {
+        fail("devdax map of " + std::to_string(odd >> 10) + " KiB: " + std::to_string(r) + " " +
+             sealfs_last_error() + " (expected -EINVAL, device dax)");
+        if (r == 0) sealfs_unmap(map);
+      } else {
+        say(std::string("devdax refuses a range ending inside an alignment unit: ") +
+            sealfs_last_error());
+      }
+    } else if (r != 0) {
+      fail("map of " + std::to_string(odd >> 10) + " KiB: " + std::to_string(r) + " " +
+           sealfs_last_error());
+    } else {
+      sealfs_unmap(map);
+    }
+  }
   sealfs_set_break_handler(nullptr, nullptr);
   close(seen.wake_fd);
   if (unlink(args.path.c_str()) != 0) fail(std::string("unlink: ") + std::strerror(errno));
