@@ -76,7 +76,11 @@ inline constexpr uint64_t kSuperblockBlock = 0;
 // informational.
 inline constexpr uint32_t kFeatureCompatKnown = 0;
 inline constexpr uint32_t kFeatureRoCompatKnown = 0;
-inline constexpr uint32_t kFeatureIncompatKnown = 0;
+// Every transaction's commit crc is seeded with the journal header's random
+// salt, so bytes left in the log by an earlier lap (user data such as xattr
+// values) cannot be forged into a transaction that replays.
+inline constexpr uint32_t kFeatureIncompatJournalSalt = 1u << 0;
+inline constexpr uint32_t kFeatureIncompatKnown = kFeatureIncompatJournalSalt;
 
 enum SuperState : uint32_t {
   kStateClean = 1,    // unmounted cleanly: journal empty, orphans processed
@@ -134,7 +138,9 @@ static_assert(offsetof(DiskSuperblock, mkfs_time_ns) == 256);
 //
 // A transaction in the log is: DiskTxnHeader, then `record_count` records
 // (DiskTxnRecord followed by `length` payload bytes padded to 8), then a
-// DiskTxnCommit. The commit's crc covers header through the last payload byte.
+// DiskTxnCommit. The commit's crc covers header through the last payload byte,
+// seeded with the header's salt (crc32c_extend(crc32c(salt as le32), bytes));
+// a salt of 0 (images without kFeatureIncompatJournalSalt) is plain crc32c.
 // A transaction never straddles the end of the log: if it does not fit, a
 // header with magic kTxnWrapMagic is written (when there is room for one) and
 // the transaction starts at log offset 0. Fewer than sizeof(DiskTxnHeader)
@@ -150,7 +156,7 @@ inline constexpr uint32_t kJournalHeaderSlotOffset = 2048;
 struct DiskJournalHeader {
   le64 magic;
   le32 crc;          // crc32c of this struct, crc = 0
-  le32 reserved0;
+  le32 salt;         // random at mkfs, never changes; seeds transaction crcs
   le64 epoch;        // incremented on every header write; higher valid wins
   le64 tail_offset;  // byte offset in the log of the oldest live transaction
   le64 tail_seq;     // sequence number expected at tail_offset

@@ -124,6 +124,7 @@ Result<Superblock> Formatter::plan(const Region& region, const FormatOptions& op
   ASSIGN_OR_RETURN(sb.geometry, compute_geometry(layout));
   sb.label = options.label;
   sb.uuid = options.uuid;
+  sb.feature_incompat = format::kFeatureIncompatJournalSalt;
   if (std::all_of(sb.uuid.begin(), sb.uuid.end(), [](uint8_t b) { return b == 0; })) {
     RETURN_IF_ERROR(random_uuid(sb.uuid));
   }

@@ -1,5 +1,8 @@
 #include "media/journal.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -123,6 +126,7 @@ struct Journal::Impl {
   mutable std::mutex mu;
   int slot = 0;          // winning header slot
   uint64_t epoch = 0;    // its epoch
+  uint32_t salt = 0;     // seeds every transaction crc (format.h)
   uint64_t tail = 0;     // log offset of the oldest live transaction
   uint64_t head = 0;     // log offset where the next transaction goes
   uint64_t used = 0;     // live bytes from tail to head, wrap waste included
@@ -140,7 +144,7 @@ struct Journal::Impl {
 void Journal::Impl::write_header(uint64_t tail_offset, uint64_t tail_seq) {
   int target = 1 - slot;
   std::byte* dst = mutable_base() + area_begin + target * format::kJournalHeaderSlotOffset;
-  jl::encode_header({epoch + 1, tail_offset, tail_seq}, dst);
+  jl::encode_header({salt, epoch + 1, tail_offset, tail_seq}, dst);
   region.persist(dst, sizeof(format::DiskJournalHeader));
   slot = target;
   ++epoch;
@@ -197,8 +201,14 @@ Status Journal::format(Region& region, const JournalArea& area) {
   // otherwise hold a chain of valid transactions starting at seq 1.
   region.zero_flush(RegionWriteKey(), base + impl.area_begin, impl.area_end - impl.area_begin);
   std::byte* header = base + impl.area_begin;
-  jl::encode_header({1, 0, 1}, header);
-  jl::encode_header({0, 0, 1}, header + format::kJournalHeaderSlotOffset);
+  uint32_t salt = 0;
+  while (salt == 0) {  // 0 means "no salt" (images from before the feature)
+    if (getrandom(&salt, sizeof(salt), 0) != static_cast<ssize_t>(sizeof(salt))) {
+      return Status::from_errno(errno, "journal format: getrandom");
+    }
+  }
+  jl::encode_header({salt, 1, 0, 1}, header);
+  jl::encode_header({salt, 0, 0, 1}, header + format::kJournalHeaderSlotOffset);
   region.flush(header, kBlockSize);
   region.drain();
   return Status::ok();
@@ -220,9 +230,10 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
   }
   j.slot = slot;
   j.epoch = header.epoch;
+  j.salt = header.salt;
   j.tail = header.tail_offset;
 
-  jl::LogScanner scanner(j.log(), j.capacity, header.tail_offset, header.tail_seq);
+  jl::LogScanner scanner(j.log(), j.capacity, header.salt, header.tail_offset, header.tail_seq);
   std::vector<jl::ScannedTxn> committed;
   while (auto txn = scanner.next()) committed.push_back(*txn);
   if (scanner.torn_tail()) {
@@ -334,7 +345,7 @@ Status Journal::commit(Transaction&& txn) {
     }
     j.scratch.resize(size);
     jl::encode_transaction(
-        j.seq, static_cast<uint32_t>(txn.records_.size()), size,
+        j.salt, j.seq, static_cast<uint32_t>(txn.records_.size()), size,
         [&](uint32_t i) {
           const auto& r = txn.records_[i];
           return jl::RecordView{r.region_offset, txn.payload_.data() + r.payload_offset,

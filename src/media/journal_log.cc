@@ -38,6 +38,7 @@ SlotVerdict check_slot(const std::byte* slot, DiskJournalHeader* out) {
 void encode_header(const HeaderState& state, void* slot) {
   DiskJournalHeader h{};
   h.magic.set(format::kJournalHeaderMagic);
+  h.salt.set(state.salt);
   h.epoch.set(state.epoch);
   h.tail_offset.set(state.tail_offset);
   h.tail_seq.set(state.tail_seq);
@@ -63,11 +64,19 @@ Result<HeaderState> read_header_block(const std::byte* header_block, int* winner
     return Status(Code::kCorruption, "journal header: neither slot has the header magic");
   }
   *winner_slot = winner;
-  return HeaderState{slots[winner].epoch.get(), slots[winner].tail_offset.get(),
-                     slots[winner].tail_seq.get()};
+  return HeaderState{slots[winner].salt.get(), slots[winner].epoch.get(),
+                     slots[winner].tail_offset.get(), slots[winner].tail_seq.get()};
 }
 
-void encode_transaction(uint64_t seq, uint32_t record_count, uint64_t total_bytes,
+uint32_t transaction_crc(uint32_t salt, const std::byte* bytes, uint64_t length) {
+  if (salt == 0) return crc32c(bytes, length);
+  format::le32 seed;
+  seed.set(salt);
+  return crc32c_extend(crc32c(&seed, sizeof(seed)), bytes, length);
+}
+
+void encode_transaction(uint32_t salt, uint64_t seq, uint32_t record_count,
+                        uint64_t total_bytes,
                         const std::function<RecordView(uint32_t)>& next, std::byte* out) {
   DiskTxnHeader header{};
   header.magic.set(format::kTxnMagic);
@@ -90,7 +99,7 @@ void encode_transaction(uint64_t seq, uint32_t record_count, uint64_t total_byte
   }
   DiskTxnCommit commit{};
   commit.magic.set(format::kTxnCommitMagic);
-  commit.crc.set(crc32c(out, pos));
+  commit.crc.set(transaction_crc(salt, out, pos));
   commit.seq.set(seq);
   std::memcpy(out + pos, &commit, sizeof(commit));
 }
@@ -103,9 +112,9 @@ void encode_wrap(uint64_t seq, uint64_t bytes_to_end, std::byte* out) {
   std::memcpy(out, &wrap, sizeof(wrap));
 }
 
-LogScanner::LogScanner(const std::byte* log, uint64_t capacity, uint64_t tail_offset,
-                       uint64_t tail_seq)
-    : log_(log), capacity_(capacity), offset_(tail_offset), seq_(tail_seq) {}
+LogScanner::LogScanner(const std::byte* log, uint64_t capacity, uint32_t salt,
+                       uint64_t tail_offset, uint64_t tail_seq)
+    : log_(log), capacity_(capacity), salt_(salt), offset_(tail_offset), seq_(tail_seq) {}
 
 std::optional<ScannedTxn> LogScanner::stop(bool torn, std::string reason) {
   torn_ = torn;
@@ -170,7 +179,7 @@ std::optional<ScannedTxn> LogScanner::next() {
     if (commit.magic.get() != format::kTxnCommitMagic || commit.seq.get() != seq_) {
       return stop(true, "missing commit record" + at(offset_));
     }
-    if (commit.crc.get() != crc32c(txn, commit_pos)) {
+    if (commit.crc.get() != transaction_crc(salt_, txn, commit_pos)) {
       return stop(true, "commit crc mismatch" + at(offset_));
     }
     ScannedTxn found{seq_, offset_, length};

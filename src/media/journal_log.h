@@ -31,6 +31,7 @@ inline constexpr uint64_t record_log_bytes(uint64_t length) {
 
 // The decoded state of one header slot.
 struct HeaderState {
+  uint32_t salt = 0;  // seeds every transaction crc (format.h)
   uint64_t epoch = 0;
   uint64_t tail_offset = 0;
   uint64_t tail_seq = 0;
@@ -54,8 +55,12 @@ struct RecordView {
 // Serialises a whole transaction (header, records, commit with crc) into
 // `out`, which must hold `total_bytes` (= kMinTxnBytes + sum of
 // record_log_bytes). `next(i)` yields record i.
-void encode_transaction(uint64_t seq, uint32_t record_count, uint64_t total_bytes,
+void encode_transaction(uint32_t salt, uint64_t seq, uint32_t record_count,
+                        uint64_t total_bytes,
                         const std::function<RecordView(uint32_t)>& next, std::byte* out);
+
+// The commit crc of `length` transaction bytes under `salt`.
+uint32_t transaction_crc(uint32_t salt, const std::byte* bytes, uint64_t length);
 
 // Encodes a wrap marker for `seq` covering `bytes_to_end` (>= kHeaderBytes).
 void encode_wrap(uint64_t seq, uint64_t bytes_to_end, std::byte* out);
@@ -71,7 +76,8 @@ struct ScannedTxn {
 // yields every transaction that validates. Stops at the first mismatch.
 class LogScanner {
  public:
-  LogScanner(const std::byte* log, uint64_t capacity, uint64_t tail_offset, uint64_t tail_seq);
+  LogScanner(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_t tail_offset,
+             uint64_t tail_seq);
 
   // The next valid transaction, or nullopt at the end of the committed log.
   std::optional<ScannedTxn> next();
@@ -90,6 +96,7 @@ class LogScanner {
 
   const std::byte* log_;
   uint64_t capacity_;
+  uint32_t salt_;
   uint64_t offset_;
   uint64_t seq_;
   uint64_t consumed_ = 0;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -556,9 +557,9 @@ TEST(JournalCorruptionTest, HeaderSlots) {
   }
   {  // a valid header whose tail is outside the log
     Bytes image = base.image;
-    jl::encode_header({5, kLogCapacity, 3}, image.data() + slot1);
+    jl::encode_header({0, 5, kLogCapacity, 3}, image.data() + slot1);
     EXPECT_EQ(open_image(image).code(), Code::kCorruption);
-    jl::encode_header({5, 12, 3}, image.data() + slot1);  // not 8-aligned
+    jl::encode_header({0, 5, 12, 3}, image.data() + slot1);  // not 8-aligned
     EXPECT_EQ(open_image(image).code(), Code::kCorruption);
   }
 }
@@ -602,15 +603,60 @@ TEST(JournalCorruptionTest, TransactionFieldsStopTheScan) {
   }
 }
 
-// Writes a well-formed (crc-valid) transaction with seq 2 in place of B.
-Bytes with_forged_b(const TwoSlotImage& base, uint64_t region_offset, uint32_t length) {
+uint32_t salt_of(const Bytes& image) {
+  int slot = 0;
+  auto header = jl::read_header_block(image.data() + kHeaderAt, &slot);
+  return header.is_ok() ? header->salt : 0;
+}
+
+// Writes a well-formed (crc-valid) transaction with seq 2 in place of B,
+// with the journal's salt unless `salt` is given.
+Bytes with_forged_b(const TwoSlotImage& base, uint64_t region_offset, uint32_t length,
+                    std::optional<uint32_t> salt = std::nullopt) {
   Bytes image = base.image;
   Bytes payload(length, std::byte{0x5a});
   uint64_t size = jl::kMinTxnBytes + jl::record_log_bytes(length);
   jl::encode_transaction(
-      2, 1, size, [&](uint32_t) { return jl::RecordView{region_offset, payload.data(), length}; },
+      salt.value_or(salt_of(base.image)), 2, 1, size,
+      [&](uint32_t) { return jl::RecordView{region_offset, payload.data(), length}; },
       image.data() + kLogAt + base.b_offset);
   return image;
+}
+
+// Bytes in the log that look like the next transaction but were written by
+// someone who does not know the salt (user data left from an earlier lap:
+// an xattr value carries any bytes) are not replayed.
+TEST(JournalCorruptionTest, TransactionWithoutTheSaltIsNotReplayed) {
+  TwoSlotImage base = make_two_slot_image();
+  ASSERT_NE(salt_of(base.image), 0u) << "journal format must choose a salt";
+  Bytes forged = with_forged_b(base, kHome, 8, /*salt=*/0);
+  auto region = RegionDram::from_image(forged);
+  RecoveryStats stats;
+  ASSERT_TRUE(reopen(*region, &stats).is_ok());
+  EXPECT_EQ(stats.replayed_transactions, 0u);  // A was checkpointed; B was overwritten
+  EXPECT_TRUE(stats.torn_tail);
+  Bytes home(8);
+  std::memcpy(home.data(), region->data() + kHome, 8);
+  EXPECT_NE(home, Bytes(8, std::byte{0x5a})) << "the forged record reached its home";
+}
+
+// Images from before the salt (header salt 0) keep plain crc32c commits.
+TEST(JournalCorruptionTest, UnsaltedJournalStillReplays) {
+  TwoSlotImage base = make_two_slot_image();
+  Bytes image = with_forged_b(base, kHome, 8, /*salt=*/0);
+  for (uint64_t at : {kHeaderAt, kHeaderAt + format::kJournalHeaderSlotOffset}) {
+    format::DiskJournalHeader slot;
+    std::memcpy(&slot, image.data() + at, sizeof(slot));
+    jl::encode_header({0, slot.epoch.get(), slot.tail_offset.get(), slot.tail_seq.get()},
+                      image.data() + at);
+  }
+  auto region = RegionDram::from_image(image);
+  RecoveryStats stats;
+  ASSERT_TRUE(reopen(*region, &stats).is_ok());
+  EXPECT_EQ(stats.replayed_transactions, 1u);
+  Bytes home(8);
+  std::memcpy(home.data(), region->data() + kHome, 8);
+  EXPECT_EQ(home, Bytes(8, std::byte{0x5a}));
 }
 
 TEST(JournalCorruptionTest, ReplayedRecordOutsideItsBounds) {
