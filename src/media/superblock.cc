@@ -17,7 +17,12 @@ using format::kBlockSize;
 
 constexpr uint64_t kDefaultJournalBytes = 16ull << 20;
 constexpr uint64_t kMinJournalBlocks = 64;
-constexpr uint64_t kHolderBlocks = 16;
+// Holder table: one entry per (holder, extent) pinned or quarantined, so it
+// grows with the region (more files, more leases): one block per 256 MiB,
+// 16 to 1024 blocks (about 1,600 to 104,000 entries).
+constexpr uint64_t kMinHolderBlocks = 16;
+constexpr uint64_t kMaxHolderBlocks = 1024;
+constexpr uint64_t kRegionBlocksPerHolderBlock = (256ull << 20) / kBlockSize;
 constexpr uint64_t kBytesPerInode = 16ull << 10;
 constexpr uint64_t kMinDefaultInodes = 64;
 constexpr uint64_t kMaxInodes = std::numeric_limits<uint32_t>::max();
@@ -88,7 +93,8 @@ Result<Geometry> compute_geometry(const LayoutRequest& request) {
   g.inode_blocks = g.inode_count / format::kInodesPerBlock;
   g.journal_start = format::kSuperblockBlock + 1;
   g.holder_start = g.journal_start + g.journal_blocks;
-  g.holder_blocks = kHolderBlocks;
+  g.holder_blocks = std::clamp(g.region_blocks / kRegionBlocksPerHolderBlock, kMinHolderBlocks,
+                               kMaxHolderBlocks);
   g.inode_start = g.holder_start + g.holder_blocks;
   g.bitmap_start = g.inode_start + g.inode_blocks;
 

@@ -306,6 +306,20 @@ TEST(GeometryTest, DefaultLayoutOfOneGiB) {
   EXPECT_TRUE(decode_superblock(encode_superblock(sb), kGiB).is_ok());
 }
 
+TEST(GeometryTest, HolderTableGrowsWithTheRegion) {
+  for (auto [size, blocks] : {std::pair{kGiB, 16u}, {16 * kGiB, 64u}, {256 * kGiB, 1024u},
+                              {4096 * kGiB, 1024u}}) {
+    LayoutRequest r;
+    r.region_size = size;
+    Result<Geometry> g = compute_geometry(r);
+    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+    EXPECT_EQ(g->holder_blocks, blocks) << size / kGiB << " GiB";
+    Superblock sb;
+    sb.geometry = *g;
+    EXPECT_TRUE(decode_superblock(encode_superblock(sb), size).is_ok());
+  }
+}
+
 TEST(GeometryTest, SmallRegionGetsAnEighthForTheJournal) {
   LayoutRequest r;
   r.region_size = 8 * kMiB;
