@@ -181,7 +181,12 @@ class DaemonLeases::Source final : public lease::LayoutSource {
 };
 
 DaemonLeases::DaemonLeases(const DaemonOptions& options)
-    : options_(options), gate_(std::make_unique<Gate>(*this)) {}
+    : options_(options), gate_(std::make_unique<Gate>(*this)) {
+  // Resolved before the mount: afterwards, looking the mount point up could
+  // send a request to this daemon before its loop runs.
+  char real[PATH_MAX];
+  mountpoint_ = realpath(options.mountpoint.c_str(), real) != nullptr ? real : options.mountpoint;
+}
 
 DaemonLeases::~DaemonLeases() { stop(); }
 
@@ -194,18 +199,14 @@ Status DaemonLeases::start(Filesystem& fs, const RegionPmem2& region, fuse_sessi
   // On a read-only mount the engine still serves read-only mappings: a
   // PROT_WRITE request needs an O_RDWR descriptor, which the kernel refuses.
 
-  char real[PATH_MAX];
-  if (realpath(options_.mountpoint.c_str(), real) == nullptr) {
-    return Status::from_errno(errno, "realpath " + options_.mountpoint);
-  }
   // Our mount is the newest fuse mount on that point (read here rather than
   // by fstat of the mount point, which would send a request to ourselves
   // before the loop runs).
   std::optional<MountLine> ours;
   for (MountLine& m : read_mountinfo()) {
-    if (m.mount_point == real && m.fstype.rfind("fuse", 0) == 0) ours = m;
+    if (m.mount_point == mountpoint_ && m.fstype.rfind("fuse", 0) == 0) ours = m;
   }
-  if (!ours) return Status(Code::kNotFound, std::string("no fuse mount on ") + real);
+  if (!ours) return Status(Code::kNotFound, "no fuse mount on " + mountpoint_);
 
   if (options_.control_socket.empty()) {
     ASSIGN_OR_RETURN(socket_dir_, make_socket_dir());

@@ -76,6 +76,7 @@ class DaemonLeases {
   void invalidate_cache(Ino ino);
 
   const DaemonOptions& options_;
+  std::string mountpoint_;  // canonical, resolved before the mount
   std::unique_ptr<Gate> gate_;
   Filesystem* fs_ = nullptr;
   fuse_session* session_ = nullptr;
