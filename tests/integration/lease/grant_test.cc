@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -296,6 +297,51 @@ TEST_F(GrantTest, ReadOnlyMountGrantsReadOnlyMappings) {
   int fd = open(path("f").c_str(), O_RDWR);
   EXPECT_EQ(fd, -1);
   EXPECT_EQ(errno, EROFS);
+}
+
+}  // namespace
+}  // namespace sealfs::itest
+
+namespace sealfs::itest {
+namespace {
+
+// A layout lease (no mapping) on a real mount: the extents tile the range
+// and lie in the data area, and a truncate breaks it like a mapping lease
+// (ev.map == NULL) and waits for the release. Held by this test process.
+TEST_F(GrantTest, LayoutLeaseIsBrokenByTruncateAndReleased) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(5));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  int fd = open(path("f").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  struct sealfs_layout* layout = nullptr;
+  ASSERT_EQ(sealfs_layout_lease(fd, 0, kFile, 0, &layout), 0) << sealfs_last_error();
+  close(fd);
+  sealfs_extent extents[64];
+  size_t n = sealfs_layout_extents(layout, extents, 64);
+  ASSERT_GE(n, 1u);
+  uint64_t covered = 0;
+  for (size_t i = 0; i < n && i < 64; ++i) {
+    EXPECT_EQ(extents[i].file_offset, covered);
+    EXPECT_EQ(extents[i].region_offset % 4096, 0u);
+    covered += extents[i].length;
+  }
+  EXPECT_EQ(covered, kFile);
+
+  TimedOp op([&] { return truncate(path("f").c_str(), 0); });
+  struct pollfd p {sealfs_break_fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "no break for the layout lease";
+  sealfs_break_event ev{};
+  ASSERT_EQ(sealfs_next_break(&ev), 0);
+  EXPECT_EQ(ev.map, nullptr);
+  EXPECT_EQ(ev.reason, SEALFS_BREAK_TRUNCATE);
+  EXPECT_EQ(ev.lease_id, sealfs_layout_lease_id(layout));
+  EXPECT_FALSE(op.done()) << "truncate did not wait for the layout lease";
+  ASSERT_EQ(sealfs_layout_release(layout), 0);
+  auto r = op.wait(3s);
+  ASSERT_TRUE(r) << "truncate still waiting after the release";
+  EXPECT_EQ(r->rc, 0);
+  EXPECT_LT(r->seconds, 3.0);
+  EXPECT_EQ(file_size("f"), 0u);
 }
 
 }  // namespace
