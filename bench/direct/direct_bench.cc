@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "mem_kernels.h"
@@ -53,7 +54,8 @@ char* map_raw_peer(const Config& config, const std::vector<sealfs_extent>& exten
   uint64_t start = extents.front().region_offset;
   const auto region_size = static_cast<uint64_t>(st.st_size);
   if (start + config.data_bytes > region_size) start = (region_size - config.data_bytes) & ~(kBlock - 1);
-  note("data file: %zu extent(s)%s; raw peer maps region bytes [%llu, +%zu)%s", extents.size(),
+  static bool told = false;
+  if (!std::exchange(told, true)) note("data file: %zu extent(s)%s; raw peer maps region bytes [%llu, +%zu)%s", extents.size(),
        contiguous ? ", one physical run" : "", static_cast<unsigned long long>(start),
        config.data_bytes, contiguous ? " (the same bytes)" : " (not the same bytes)");
   sealfs_extent whole{0, start, config.data_bytes};
@@ -74,6 +76,7 @@ int run(const Config& config, const char* self_exe) {
 
   int fd = open(data_path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) die_errno("open " + data_path);
+  std::vector<struct sealfs_map*> fresh_maps;
   struct sealfs_map* map = nullptr;
   if (int r = sealfs_map(fd, 0, config.data_bytes, PROT_READ | PROT_WRITE, 0, &map); r != 0) {
     die_sealfs("sealfs_map " + data_path, r);
@@ -85,6 +88,7 @@ int run(const Config& config, const char* self_exe) {
   char* raw = map_raw_peer(config, extents, align_2m);
   run_data_path(config, {"direct", static_cast<char*>(sealfs_map_addr(map))}, {"raw", raw});
   unmap_raw(raw, config.data_bytes);
+  if (int r = sealfs_unmap(map); r != 0) die_sealfs("sealfs_unmap", r);
   // The A/A run: two fresh raw mappings of the same bytes (fresh, so that
   // both first passes are page faults again).
   char* raw_a = map_raw_peer(config, extents, align_2m);
@@ -92,7 +96,27 @@ int run(const Config& config, const char* self_exe) {
   run_data_path(config, {"raw_a", raw_a}, {"raw_b", raw_b});
   unmap_raw(raw_a, config.data_bytes);
   unmap_raw(raw_b, config.data_bytes);
-  if (int r = sealfs_unmap(map); r != 0) die_sealfs("sealfs_unmap", r);
+
+  std::array<MapFactory, 2> fresh{
+      MapFactory{"direct",
+                 [&] {
+                   struct sealfs_map* m = nullptr;
+                   if (int r = sealfs_map(fd, 0, config.data_bytes, PROT_READ | PROT_WRITE, 0, &m); r != 0) {
+                     die_sealfs("sealfs_map " + data_path, r);
+                   }
+                   fresh_maps.push_back(m);
+                   return static_cast<char*>(sealfs_map_addr(m));
+                 },
+                 [&](char*) {
+                   if (int r = sealfs_unmap(fresh_maps.back()); r != 0) die_sealfs("sealfs_unmap", r);
+                   fresh_maps.pop_back();
+                 }},
+      MapFactory{"raw", [&] { return map_raw_peer(config, extents, align_2m); },
+                 [&](char* p) { unmap_raw(p, config.data_bytes); }}};
+  run_first_touch(config, fresh);
+  fresh[0] = MapFactory{"raw_a", fresh[1].map, fresh[1].unmap};
+  fresh[1].name = "raw_b";
+  run_first_touch(config, fresh);
   close(fd);
 
   run_map_latency(config);
@@ -122,6 +146,7 @@ void make_quick(Config* config) {
   config->fuse_reps = 1;
   config->random_ops = 50000;
   config->random_reps = 2;
+  config->first_touch_reps = 3;
   config->fuse_random_ops = 5000;
   config->map_iterations = 300;
   config->break_iterations = 200;

@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <array>
+#include <functional>
 #include <string>
 
 #include <sealfs/sealfs.h>
@@ -17,6 +19,7 @@ struct Config {
   int fuse_reps = 3;         // passes for the FUSE sequential rows
   size_t random_ops = 200000;  // 4 KiB ops per side per repetition
   int random_reps = 5;
+  int first_touch_reps = 7;
   size_t fuse_random_ops = 20000;
   int map_iterations = 2000;  // sealfs_map + unmap per file
   int break_iterations = 400;
@@ -37,6 +40,15 @@ struct Side {
   char* base;
 };
 void run_data_path(const Config& config, Side a, Side b);
+// The first pass of ordinary stores over a fresh mapping (page faults),
+// config.first_touch_reps times per side, alternating; each factory maps
+// config.data_bytes and unmaps what it mapped.
+struct MapFactory {
+  const char* name;
+  std::function<char*()> map;
+  std::function<void(char*)> unmap;
+};
+void run_first_touch(const Config& config, const std::array<MapFactory, 2>& sides);
 
 // (3) sealfs_map latency on files of 1, 16 and 256 extents.
 void run_map_latency(const Config& config);
