@@ -127,6 +127,8 @@ for key, label, goal, fuse_key in data_rows:
     fuse = get(fuse_key, "fuse") if fuse_key else None
     print(f"| {label} | {fmt(d)} | {fmt(w)} | {'-' if ratio is None else f'{ratio:.3f}'} | {aa} | "
           f"{goal_text} | {verdict(ratio, goal)} | {fmt(fuse)} |")
+print(f"| seq write through FUSE, allocating (the file's first fill), GiB/s | | | | | | | "
+      f"{fmt(get('seq_write_allocating_gibs', 'fuse'))} |")
 print(f"| (timer cost per timed op, ns) | {fmt(get('timer_overhead_ns', 'both'))} | | | | | | |")
 
 print()
