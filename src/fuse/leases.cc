@@ -135,41 +135,30 @@ class DaemonLeases::Gate final : public LayoutGate {
   std::shared_ptr<lease::LeaseServer> server_;
 };
 
-// MetaLayoutSource, plus what the daemon must do around a grant: mark the
-// inode for direct_io before the lease exists, and drop the kernel's page
-// cache of it once the layout lock is released.
+// MetaLayoutSource, plus what the daemon must do at a grant: mark the inode
+// for direct_io before the lease exists.
+//
+// No fuse_lowlevel_notify_inval_inode here: the kernel runs it under the
+// writing thread, which then waits for every page lock of the inode, and a
+// page is locked for as long as a READ of it waits for this daemon. A daemon
+// killed or exiting then never answers, the invalidating thread never leaves
+// the kernel, it keeps /dev/fuse open, so the connection is never aborted and
+// everything on the mount hangs (found by the lease stress test). Every open
+// of a regular file already drops its cached pages (keep_cache is off).
+// Attributes are another matter: ALLOCATE and RELOCATE change st_blocks, so
+// the kernel's cached attributes are dropped (offset -1: attributes only,
+// which takes no page lock).
 class DaemonLeases::Source final : public lease::LayoutSource {
  public:
   Source(DaemonLeases& owner, lease::LayoutSource& inner) : owner_(owner), inner_(inner) {}
 
-  class Held final : public Lock {
-   public:
-    Held(DaemonLeases& owner, std::unique_ptr<Lock> inner, uint64_t ino)
-        : owner_(owner), inner_(std::move(inner)), ino_(ino) {}
-    ~Held() override {
-      inner_.reset();
-      if (granting_) owner_.invalidate_cache(ino_);
-    }
-    const Lock& inner() const { return *inner_; }
-    void granting() const { granting_ = true; }
-
-   private:
-    DaemonLeases& owner_;
-    std::unique_ptr<Lock> inner_;
-    uint64_t ino_;
-    mutable bool granting_ = false;
-  };
-
-  std::unique_ptr<Lock> lock_layout(uint64_t ino) override {
-    return std::make_unique<Held>(owner_, inner_.lock_layout(ino), ino);
-  }
+  std::unique_ptr<Lock> lock_layout(uint64_t ino) override { return inner_.lock_layout(ino); }
   Result<lease::LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
                                                uint64_t length, uint32_t flags) override {
-    const auto& h = static_cast<const Held&>(held);
-    auto answer = inner_.layout_for_lease(h.inner(), ino, offset, length, flags);
+    auto answer = inner_.layout_for_lease(held, ino, offset, length, flags);
     if (answer.is_ok() && answer->refusal == wire::Refusal::kNone) {
       owner_.note_leased(ino);
-      h.granting();
+      if ((flags & (wire::kMapAllocate | wire::kMapRelocate)) != 0) owner_.drop_cached_attributes(ino);
     }
     return answer;
   }
@@ -294,8 +283,11 @@ void DaemonLeases::break_for_unmount() {
     });
   }
   // Cooperative holders let go at once and keep nothing quarantined; an
-  // unmount does not wait a whole break time for the others.
-  const auto wait = std::chrono::seconds(std::min<uint32_t>(options_.lease_break_time_s, 5));
+  // unmount does not wait a whole break time for the others. When the break
+  // time is short enough the engine revokes them itself within the wait
+  // (fence: the acknowledged fence counts as a release), hence the margin.
+  const auto wait = std::chrono::seconds(std::min<uint32_t>(options_.lease_break_time_s, 5)) +
+                    std::chrono::milliseconds(500);
   std::unique_lock lock(pending->mu);
   if (!pending->cv.wait_for(lock, wait, [&] { return pending->left == 0; })) {
     log().warn("unmount: {} leased file(s) not released in time; revoking", pending->left);
@@ -313,19 +305,17 @@ bool DaemonLeases::had_lease(Ino ino) const {
   return leased_.count(ino) != 0;
 }
 
+void DaemonLeases::drop_cached_attributes(Ino ino) {
+  if (session_ == nullptr) return;
+  int rc = fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
+  if (rc != 0 && rc != -ENOENT) {
+    log().debug("inode {}: attribute invalidation: {}", ino, strerror(-rc));
+  }
+}
+
 void DaemonLeases::note_leased(Ino ino) {
   std::lock_guard lock(leased_mu_);
   leased_.insert(ino);
-}
-
-void DaemonLeases::invalidate_cache(Ino ino) {
-  if (session_ == nullptr) return;
-  // Pages cached by descriptors opened before the first lease would hide
-  // stores made through the mapping; drop them. ENOENT: nothing cached.
-  int rc = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
-  if (rc != 0 && rc != -ENOENT) {
-    log().debug("inode {}: page cache invalidation: {}", ino, strerror(-rc));
-  }
 }
 
 }  // namespace sealfs::fuse

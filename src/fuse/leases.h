@@ -43,8 +43,8 @@ class DaemonLeases {
 
   LayoutGate& gate();
 
-  // Starts the engine on a mounted filesystem. `session` is mounted (its
-  // mount id is what received descriptors must be on).
+  // Starts the engine once the kernel mount exists (its mount id is what
+  // received descriptors must be on).
   Status start(Filesystem& fs, const RegionPmem2& region, fuse_session* session);
 
   // Breaks every lease (reason UNMOUNT) and gives holders up to
@@ -73,13 +73,13 @@ class DaemonLeases {
   // at most min(lease_break_time, 5 s).
   void break_for_unmount();
   void note_leased(Ino ino);
-  void invalidate_cache(Ino ino);
+  void drop_cached_attributes(Ino ino);
 
   const DaemonOptions& options_;
+  fuse_session* session_ = nullptr;
   std::string mountpoint_;  // canonical, resolved before the mount
   std::unique_ptr<Gate> gate_;
   Filesystem* fs_ = nullptr;
-  fuse_session* session_ = nullptr;
   std::string socket_dir_;  // created by start() when no control_socket was given
   std::string socket_path_;
   std::unique_ptr<lease::LayoutSource> meta_source_;
