@@ -18,7 +18,7 @@
 //
 // Output, one line per event on stdout, each line one write(2):
 //   ready PID
-//   map FILE OFF LEN FLAGS rc R gen G lin L size S
+//   map FILE OFF LEN FLAGS rc R gen G bt BREAK_MS lin L size S
 //   break ID reason R ms M | release ID rc R | sigbus ID state S
 //   ghost ID FILE OFF
 //   eintr WHAT                 an EINTR (the test knows whether it stopped us)
@@ -52,7 +52,7 @@ namespace {
 namespace st = sealfs::itest::stress;
 
 constexpr uint64_t kPage = 4096;
-constexpr size_t kMaxMaps = 3;
+constexpr size_t kMaxMaps = 4;
 constexpr uint64_t kMaxMapPages = 256;
 
 void say(const std::string& text) {
@@ -287,8 +287,11 @@ class Holder {
     flags |= m.policy;
     arm("sealfs_map " + path + " off " + std::to_string(m.offset) + " len " +
         std::to_string(m.length) + " flags " + std::to_string(flags));
+    // Half the grants ask for a shorter break time than the mount's, so
+    // deadlines (and revokes) come thick and fast.
+    const uint64_t break_ns = chance(50) ? (100 + rng_() % 300) * 1'000'000ull : 0;
     int r = sealfs_map_ex(fd, static_cast<off_t>(m.offset), m.length, PROT_READ | PROT_WRITE,
-                          flags, 0, &m.map);
+                          flags, break_ns, &m.map);
     disarm();
     const std::string why = r != 0 ? sealfs_last_error() : "";
     const uint64_t lineage_after = lineage_of(fd, path);
@@ -297,7 +300,7 @@ class Holder {
     const uint64_t gen = r == 0 ? sealfs_map_generation(m.map) : 0;
     say("map " + std::to_string(file) + " " + std::to_string(m.offset) + " " +
         std::to_string(m.length) + " " + std::to_string(flags) + " rc " + std::to_string(r) +
-        " gen " + std::to_string(gen) + " lin " + std::to_string(lineage_before) + " size " +
+        " gen " + std::to_string(gen) + " bt " + std::to_string(break_ns / 1'000'000) + " lin " + std::to_string(lineage_before) + " size " +
         std::to_string(size_before) + (r != 0 ? " (" + why + ")" : ""));
     if (r != 0) {
       const bool allocate = flags & SEALFS_MAP_ALLOCATE;

@@ -10,6 +10,10 @@ using namespace std::chrono_literals;
 
 void Violations::add(const std::string& what) {
   std::lock_guard lock(mu_);
+  // A holder that rechecks a bad mapping says the same thing again.
+  for (const std::string& seen : list_) {
+    if (seen == what) return;
+  }
   list_.push_back(what);
 }
 
@@ -39,6 +43,8 @@ void Trace::line(const std::string& who, const std::string& text) {
   std::lock_guard lock(mu_);
   if (out_ == nullptr) return;
   std::fprintf(out_, "%10.3f %-8s %s\n", seconds(), who.c_str(), text.c_str());
+  // A hung run may end by a timeout's SIGKILL: keep every line on disk.
+  std::fflush(out_);
 }
 
 uint64_t Lineages::create(int file, const std::string& how, double at) {
@@ -105,9 +111,10 @@ std::string OpStats::summary() const {
 }
 
 Watchdog::Watchdog(Violations& violations, Trace& trace, std::chrono::milliseconds bound,
-                   std::chrono::milliseconds hard_limit, std::function<void()> on_hang)
+                   std::chrono::milliseconds hard_limit, std::function<void()> on_slow,
+                   std::function<void()> on_hang)
     : violations_(violations), trace_(trace), bound_(bound), hard_limit_(hard_limit),
-      on_hang_(std::move(on_hang)) {
+      on_slow_(std::move(on_slow)), on_hang_(std::move(on_hang)) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -132,6 +139,7 @@ void Watchdog::run() {
     // Polling: a blocked call cannot be waited on from outside.
     cv_.wait_for(lock, 50ms);
     const auto now = SteadyClock::now();
+    bool slow = false, hang = false;
     for (auto& [who, s] : slots_) {
       std::lock_guard op(s->mu);
       if (!s->active) continue;
@@ -142,17 +150,24 @@ void Watchdog::run() {
                                  std::to_string(bound_.count()) + " ms (the bound)";
         violations_.add(text);
         trace_.line("watchdog", text);
+        slow = true;
       }
       if (running > hard_limit_ && !hang_handled_) {
         hang_handled_ = true;
         const std::string text = who + ": " + s->what + " hung for " +
                                  std::to_string(hard_limit_.count()) +
-                                 " ms; killing the daemon to end the run";
+                                 " ms; ending the daemon to end the run";
         violations_.add(text);
         trace_.line("watchdog", text);
-        on_hang_();
+        hang = true;
       }
     }
+    // Outside the slots' locks: these take time (a debugger, a kill).
+    if (slow && !slow_handled_) {
+      slow_handled_ = true;
+      on_slow_();
+    }
+    if (hang) on_hang_();
   }
 }
 

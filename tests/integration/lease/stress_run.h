@@ -94,12 +94,14 @@ struct InFlight {
   bool reported = false;
 };
 
-// Reports a call that runs longer than `bound`; past `hard_limit` it calls
-// on_hang (which kills the daemon so the test can end and say why).
+// Reports a call that runs longer than `bound` (the first time, on_slow
+// may collect evidence); past `hard_limit` it calls on_hang (which ends the
+// daemon so the test can end and say why).
 class Watchdog {
  public:
   Watchdog(Violations& violations, Trace& trace, std::chrono::milliseconds bound,
-           std::chrono::milliseconds hard_limit, std::function<void()> on_hang);
+           std::chrono::milliseconds hard_limit, std::function<void()> on_slow,
+           std::function<void()> on_hang);
   ~Watchdog();
   InFlight& slot(const std::string& who);
   std::chrono::milliseconds bound() const { return bound_; }
@@ -110,10 +112,11 @@ class Watchdog {
   Violations& violations_;
   Trace& trace_;
   const std::chrono::milliseconds bound_, hard_limit_;
-  std::function<void()> on_hang_;
+  std::function<void()> on_slow_, on_hang_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool slow_handled_ = false;
   bool hang_handled_ = false;
   std::vector<std::pair<std::string, std::unique_ptr<InFlight>>> slots_;
   std::thread thread_;
