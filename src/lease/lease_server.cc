@@ -467,12 +467,21 @@ struct LeaseServer::Impl final : Notifier {
 
   // Owns `fd` (the client's file descriptor).
   void handle_map(uint64_t id, uint64_t request_id, const wire::MapRequest& req, int fd) {
+    // The client's descriptor is closed before any answer goes out: while
+    // the daemon holds a file of its own mount, that mount cannot be
+    // unmounted, and a client may unmount right after its answer.
     struct FdCloser {
       int fd;
-      ~FdCloser() {
+      void now() {
         if (fd >= 0) close(fd);
+        fd = -1;
       }
+      ~FdCloser() { now(); }
     } closer{fd};
+    auto refuse = [&](wire::Refusal refusal, int err = 0) {
+      closer.now();
+      reply_map_error(id, request_id, refusal, err);
+    };
     const Conn& conn = conns.at(id);
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     const bool layout_only = (req.flags & wire::kMapLayoutOnly) != 0;
@@ -482,19 +491,19 @@ struct LeaseServer::Impl final : Notifier {
         req.offset % page != 0 ||
         (!layout_only && req.prot != wire::kProtRead &&
          req.prot != (wire::kProtRead | wire::kProtWrite))) {
-      return reply_map_error(id, request_id, wire::Refusal::kBadRequest);
+      return refuse(wire::Refusal::kBadRequest);
     }
-    if (!trusted(conn)) return reply_map_error(id, request_id, wire::Refusal::kUntrusted);
+    if (!trusted(conn)) return refuse(wire::Refusal::kUntrusted);
     auto info = fd_info(fd);
-    if (!info.is_ok()) return reply_map_error(id, request_id, wire::Refusal::kNotRegular);
+    if (!info.is_ok()) return refuse(wire::Refusal::kNotRegular);
     if (info->mnt_id != options.mnt_id &&
         !(options.also_accept && options.also_accept(info->mnt_id))) {
-      return reply_map_error(id, request_id, wire::Refusal::kWrongMount);
+      return refuse(wire::Refusal::kWrongMount);
     }
     const uint32_t mode = info->flags & O_ACCMODE;
     if ((info->flags & O_PATH) || mode == O_WRONLY ||
         ((req.prot & wire::kProtWrite) && mode != O_RDWR)) {
-      return reply_map_error(id, request_id, wire::Refusal::kOpenMode);
+      return refuse(wire::Refusal::kOpenMode);
     }
     const uint64_t length = (req.length + page - 1) / page * page;
 
@@ -505,15 +514,15 @@ struct LeaseServer::Impl final : Notifier {
         closer.fd = -1;
         return;
       }
-      return reply_map_error(id, request_id, wire::Refusal::kBreaking);
+      return refuse(wire::Refusal::kBreaking);
     }
     auto answer = source->layout_for_lease(*lock, info->ino, req.offset, length, req.flags);
     if (!answer.is_ok()) {
       log().error("lease: layout of inode {}: {}", info->ino, answer.status().to_string());
-      return reply_map_error(id, request_id, wire::Refusal::kNone, answer.status().to_errno());
+      return refuse(wire::Refusal::kNone, answer.status().to_errno());
     }
     if (answer->refusal != wire::Refusal::kNone) {
-      return reply_map_error(id, request_id, answer->refusal);
+      return refuse(answer->refusal);
     }
     SEALFS_SYNC_POINT("lease.grant.after_check");
     GrantRequest grant_req;
@@ -530,9 +539,8 @@ struct LeaseServer::Impl final : Notifier {
     auto grant = core->grant(grant_req);
     lock.reset();
     if (!grant.is_ok()) {
-      return reply_map_error(id, request_id,
-                             grant.status().code() == Code::kNxio ? wire::Refusal::kBreaking
-                                                                  : wire::Refusal::kNoSpace);
+      return refuse(grant.status().code() == Code::kNxio ? wire::Refusal::kBreaking
+                                                         : wire::Refusal::kNoSpace);
     }
     const RegionInfo region = source->region();
     int region_fd = -1;
@@ -549,7 +557,7 @@ struct LeaseServer::Impl final : Notifier {
         int err = errno;
         Status ignored = core->release(id, grant->lease_id);
         (void)ignored;
-        return reply_map_error(id, request_id, wire::Refusal::kNone, err);
+        return refuse(wire::Refusal::kNone, err);
       }
     }
     wire::MapReply reply{};
@@ -567,7 +575,9 @@ struct LeaseServer::Impl final : Notifier {
     }
     reply.extent_count = static_cast<uint32_t>(extents.size());
     reply.has_fd = region_fd >= 0 ? 1 : 0;
+    closer.now();
     queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
+    SEALFS_SYNC_POINT("lease.map.replied");  // engine thread, no lock held
   }
 
   void protocol_error(uint64_t id, uint64_t request_id, const char* why) {

@@ -252,6 +252,28 @@ TEST_F(LifecycleTest, GrantRacingTruncate) {
 // The same race with ALLOCATE: the grant allocated and zeroed the holes
 // under the layout lock; the truncate that arrives meanwhile breaks the new
 // lease and then frees every block the grant allocated.
+// Once a map is answered the daemon holds no descriptor of its own mount
+// (the client's, received as the capability): otherwise an unmount right
+// after the answer fails with EBUSY. The engine thread is held just after
+// the answer went out.
+TEST_F(LifecycleTest, DaemonHoldsNoClientDescriptorOnceItAnswers) {
+  const std::string point = "lease.map.replied";
+  ASSERT_NO_FATAL_FAILURE(mount_with_sync_point(2, point));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(true);
+  MapReply r = h.map(path("f"), 0, kFile);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  ASSERT_TRUE(wait_for_path(reached(point), 10s));
+  std::string out;
+  int rc = run_command({"fusermount3", "-u", mountpoint()}, &out);
+  touch_path(go(point));
+  EXPECT_EQ(rc, 0) << "unmount right after a map answer: " << out;
+  // Unmounted behind the fixture's back: collect the daemon here.
+  if (rc == 0) {
+    EXPECT_TRUE(signal_daemon(SIGTERM).has_value());
+  }
+}
+
 TEST_F(LifecycleTest, AllocatingGrantRacingTruncate) {
   const std::string point = "lease.grant.after_check";
   ASSERT_NO_FATAL_FAILURE(mount_with_sync_point(2, point));
