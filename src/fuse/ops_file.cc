@@ -189,12 +189,6 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   });
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  (void)fi;
-  // Every write is durable when it returns; close has nothing left to do.
-  handle(req, "flush", ino, [&](Reply& r) { r.ok(); });
-}
-
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   (void)fi;
   handle(req, "release", ino, [&](Reply& r) {

@@ -41,7 +41,6 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
               fuse_file_info* fi);
-void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
