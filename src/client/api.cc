@@ -6,9 +6,15 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "client/client_internal.h"
 
@@ -37,6 +43,47 @@ int control_path(int fd, std::string* out) {
                               std::string(strerror(err)) + ") and SEALFS_CONTROL_SOCKET unset");
 }
 
+// The mount a descriptor is on, from /proc/self/fdinfo: no request to the
+// daemon (a getxattr is a FUSE round trip, the largest part of a map).
+std::optional<uint64_t> mount_id_of(int fd) {
+  char name[64];
+  snprintf(name, sizeof(name), "/proc/self/fdinfo/%d", fd);
+  int info = open(name, O_RDONLY | O_CLOEXEC);
+  if (info < 0) return std::nullopt;
+  char text[512];
+  ssize_t n = read(info, text, sizeof(text) - 1);
+  close(info);
+  if (n <= 0) return std::nullopt;
+  text[n] = '\0';
+  const char* at = strstr(text, "mnt_id:");
+  if (at == nullptr) return std::nullopt;
+  return strtoull(at + 7, nullptr, 10);
+}
+
+// Control socket paths by mount id, so the xattr is read once per mount.
+std::mutex g_paths_mu;
+std::unordered_map<uint64_t, std::string> g_paths;
+
+bool cached_control_path(uint64_t mount, std::string* path) {
+  std::lock_guard lock(g_paths_mu);
+  auto it = g_paths.find(mount);
+  if (it == g_paths.end()) return false;
+  *path = it->second;
+  return true;
+}
+void remember_control_path(uint64_t mount, const std::string& path) {
+  std::lock_guard lock(g_paths_mu);
+  g_paths[mount] = path;
+}
+void forget_control_path(uint64_t mount) {
+  std::lock_guard lock(g_paths_mu);
+  g_paths.erase(mount);
+}
+
+int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, size_t length,
+                 int prot, unsigned flags, uint64_t break_time_ns, uint32_t wire_flags,
+                 Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents);
+
 // Asks for a lease; on success *reply and *extents are filled and the
 // answer's map/layout object is registered with the connection.
 int request_lease(int fd, off_t offset, size_t length, int prot, unsigned flags,
@@ -49,10 +96,38 @@ int request_lease(int fd, off_t offset, size_t length, int prot, unsigned flags,
   const unsigned known = SEALFS_MAP_ALLOCATE | SEALFS_MAP_RELOCATE | SEALFS_MAP_WAIT_BREAK |
                          SEALFS_MAP_POLICY_MASK;
   if (flags & ~known) return fail(EINVAL, "unknown flags");
-  std::string path;
-  if (int r = control_path(fd, &path); r != 0) return r;
-  std::shared_ptr<Connection> conn;
-  if (int r = connection_for(path, &conn); r != 0) return r;
+  // A cached socket path may be stale (the mount id was reused by a later
+  // mount): connecting fails, or that daemon says the descriptor is not on
+  // its mount. Then the path is looked up again, once.
+  for (int attempt = 0;; ++attempt) {
+    bool cached = false;
+    std::string path;
+    const std::optional<uint64_t> mount = mount_id_of(fd);
+    if (mount && attempt == 0) cached = cached_control_path(*mount, &path);
+    if (!cached) {
+      if (int r = control_path(fd, &path); r != 0) return r;
+      if (mount) remember_control_path(*mount, path);
+    }
+    *reply = wire::MapReply{};
+    extents->clear();
+    std::shared_ptr<Connection> conn;
+    int r = connection_for(path, &conn);
+    if (r == 0) {
+      r = request_once(conn, fd, offset, length, prot, flags, break_time_ns, wire_flags, answer,
+                       reply, extents);
+    }
+    if (r == 0 || !cached) return r;
+    const bool stale =
+        conn == nullptr ||
+        (reply->error != 0 && reply->detail == static_cast<uint32_t>(wire::Refusal::kWrongMount));
+    if (!stale) return r;
+    forget_control_path(*mount);
+  }
+}
+
+int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, size_t length,
+                 int prot, unsigned flags, uint64_t break_time_ns, uint32_t wire_flags,
+                 Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents) {
   wire::MapRequest req{};
   req.offset = static_cast<uint64_t>(offset);
   req.length = length;

@@ -651,3 +651,26 @@ TEST_F(LifecycleTest, WaitingBreakerIsInterruptibleAndChangesNothing) {
 
 }  // namespace
 }  // namespace sealfs::itest
+
+namespace sealfs::itest {
+namespace {
+
+// libsealfs remembers each mount's control socket; after a remount (a new
+// daemon, a new socket, maybe the same mount id) the same process maps
+// again without being told.
+TEST_F(LifecycleTest, SameProcessMapsAgainAfterARemount) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(true);
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0", 5s)) << h.transcript();
+  ASSERT_NO_FATAL_FAILURE(remount());
+  MapReply again = h.map(path("f"), 0, kFile);
+  EXPECT_EQ(again.rc, 0) << again.text;
+  h.send("check 1 0 4096 1");
+  EXPECT_TRUE(h.expect("check 1 ok", 5s)) << h.transcript();
+}
+
+}  // namespace
+}  // namespace sealfs::itest
