@@ -91,7 +91,10 @@ struct Connection : std::enable_shared_from_this<Connection> {
 
 struct State {
   std::mutex mu;
-  std::condition_variable cv;  // answers, callbacks finishing
+  std::condition_variable cv;          // callback jobs queued or finished
+  // Answers (and lost connections) wake only the callers waiting for an
+  // answer: on cv they would also wake the callback thread every time.
+  std::condition_variable answers_cv;
   pid_t pid = 0;
   std::map<std::string, std::shared_ptr<Connection>> conns;
   int break_fd = -1;

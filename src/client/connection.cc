@@ -83,6 +83,7 @@ void connection_lost_locked(Connection& conn) {
   auto it = s.conns.find(conn.path);
   if (it != s.conns.end() && it->second.get() == &conn) s.conns.erase(it);
   s.cv.notify_all();
+  s.answers_cv.notify_all();
 }
 
 void reader(std::shared_ptr<Connection> conn) {
@@ -134,7 +135,7 @@ void reader(std::shared_ptr<Connection> conn) {
         answer->message = std::move(message);
         answer->fd = fd;
         conn->pending.erase(it);
-        s.cv.notify_all();
+        s.answers_cv.notify_all();
         break;
       }
       case wire::Type::kBreak: {
@@ -288,7 +289,7 @@ Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void
       return answer;
     }
   }
-  s.cv.wait(lock, [&] { return answer.error != 0 || !answer.message.empty(); });
+  s.answers_cv.wait(lock, [&] { return answer.error != 0 || !answer.message.empty(); });
   return answer;
 }
 
