@@ -12,13 +12,15 @@
 //               random time up to 2.5 break times later (often after the
 //               deadline); the grant asks for that revoke policy
 //   mixed       one of the four, chosen per grant
+// Some grants are read-only (O_RDONLY descriptor, PROT_READ), some keep
+// their descriptor open until the unmap.
 // After a deadline has passed, a stubborn holder's stores are "ghost" words
 // (stress_word.h): they go to blocks the file may no longer own, and must
 // never show up in any other file.
 //
 // Output, one line per event on stdout, each line one write(2):
 //   ready PID
-//   map FILE OFF LEN FLAGS rc R gen G bt BREAK_MS lin L size S
+//   map FILE OFF LEN FLAGS rc R gen G bt BREAK_MS ro|rw lin L size S
 //   break ID reason R ms M | release ID rc R | sigbus ID state S
 //   ghost ID FILE OFF
 //   eintr WHAT                 an EINTR (the test knows whether it stopped us)
@@ -105,6 +107,7 @@ enum class Behaviour { kCoop, kStubborn };
 
 struct Mapping {
   struct sealfs_map* map = nullptr;
+  int fd = -1;  // kept open for the mapping's life, or -1 (closed after the grant)
   uint64_t lease_id = 0;
   int file = 0;
   uint64_t offset = 0;
@@ -205,6 +208,8 @@ class Holder {
     maps_.erase(maps_.begin() + static_cast<long>(i));
     arm("sealfs_unmap of lease " + std::to_string(m.lease_id) + " (" + why + ")");
     int r = sealfs_unmap(m.map);
+    // After the unmap: this may be the inode's last close.
+    if (m.fd >= 0) close(m.fd);
     disarm();
     say("release " + std::to_string(m.lease_id) + " rc " + std::to_string(r) + " " + why);
     if (r != 0) say("BAD sealfs_unmap of lease " + std::to_string(m.lease_id) + " gave " +
@@ -243,8 +248,11 @@ class Holder {
   void map_one() {
     const int file = static_cast<int>(rng_() % static_cast<uint64_t>(nfiles_));
     const std::string path = path_of(file);
+    // Some read-only mappings (of an O_RDONLY descriptor): checked, never
+    // stored to.
+    const bool read_only = chance(15);
     arm("open " + path);
-    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    int fd = open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     const int open_err = errno;
     disarm();
     if (fd < 0) {
@@ -290,17 +298,24 @@ class Holder {
     // Half the grants ask for a shorter break time than the mount's, so
     // deadlines (and revokes) come thick and fast.
     const uint64_t break_ns = chance(50) ? (100 + rng_() % 300) * 1'000'000ull : 0;
-    int r = sealfs_map_ex(fd, static_cast<off_t>(m.offset), m.length, PROT_READ | PROT_WRITE,
-                          flags, break_ns, &m.map);
+    int r = sealfs_map_ex(fd, static_cast<off_t>(m.offset), m.length,
+                          read_only ? PROT_READ : PROT_READ | PROT_WRITE, flags, break_ns, &m.map);
     disarm();
     const std::string why = r != 0 ? sealfs_last_error() : "";
     const uint64_t lineage_after = lineage_of(fd, path);
     const int64_t size_after = size_of(fd, path);
-    close(fd);
+    // Some holders keep the descriptor as long as the mapping: then an
+    // unlink's final free waits for their close (or their death) as well.
+    if (r == 0 && chance(30)) {
+      m.fd = fd;
+    } else {
+      close(fd);
+    }
     const uint64_t gen = r == 0 ? sealfs_map_generation(m.map) : 0;
     say("map " + std::to_string(file) + " " + std::to_string(m.offset) + " " +
         std::to_string(m.length) + " " + std::to_string(flags) + " rc " + std::to_string(r) +
-        " gen " + std::to_string(gen) + " bt " + std::to_string(break_ns / 1'000'000) + " lin " + std::to_string(lineage_before) + " size " +
+        " gen " + std::to_string(gen) + " bt " + std::to_string(break_ns / 1'000'000) +
+        (read_only ? " ro" : " rw") + " lin " + std::to_string(lineage_before) + " size " +
         std::to_string(size_before) + (r != 0 ? " (" + why + ")" : ""));
     if (r != 0) {
       const bool allocate = flags & SEALFS_MAP_ALLOCATE;
@@ -324,7 +339,9 @@ class Holder {
     if (lineage_before == lineage_after && size_after >= 0) {
       m.lineage = lineage_before;
       const uint64_t eof = static_cast<uint64_t>(std::min(size_before, size_after));
-      m.store_limit = eof > m.offset ? std::min(m.length, (eof - m.offset) & ~uint64_t{7}) : 0;
+      m.store_limit = eof > m.offset && !read_only
+                          ? std::min(m.length, (eof - m.offset) & ~uint64_t{7})
+                          : 0;
     }
     maps_.push_back(m);
     check(maps_.size() - 1, "new mapping");

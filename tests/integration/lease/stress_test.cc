@@ -7,12 +7,15 @@
 // file's words through it; some are SIGSTOPped for a while, some SIGKILLed.
 // Breaker threads meanwhile truncate up and down, fallocate in every mode,
 // write in place and past EOF, unlink and recreate, rename over, open with
-// O_TRUNC, and read every file back.
+// O_TRUNC, and read every file back. A signalled breaker process
+// (stress_sigbreaker.cc) changes the size of two files of its own while it
+// gets SIGUSR1 and SIGSTOP/SIGCONT, and checks that an EINTR changed nothing.
 //
 // Invariants checked:
-//  - every syscall returns a valid result: no EIO, EBUSY, EINTR (nothing
-//    signals the breakers), ENXIO, ...; maps refuse only with their
-//    documented errors;
+//  - every syscall returns a valid result: no EIO, EBUSY, ENXIO, ...; no
+//    EINTR without a signal (nothing signals the breaker threads; the
+//    signalled breaker's EINTRs are matched with the signals sent); maps
+//    refuse only with their documented errors;
 //  - no call hangs: each is bounded by 3 break times + 2 s (watchdog);
 //  - no byte of another (often deleted) file, and nothing at a wrong
 //    offset, is ever visible through read(2) or a new mapping: all data are
@@ -62,7 +65,9 @@ namespace {
 namespace st = stress;
 using st::SteadyClock;
 
-constexpr int kFiles = 8;
+constexpr int kFiles = 8;      // f0..f7: the breaker threads'
+constexpr int kSigFiles = 2;   // f8, f9: the signalled breaker's alone
+constexpr int kAllFiles = kFiles + kSigFiles;
 constexpr int kBreakers = 4;
 constexpr unsigned kBreakTime = 1;
 constexpr uint64_t kRegion = 256 * kMiB;
@@ -93,7 +98,7 @@ std::string errno_name(int err) {
 // ---- holders ----
 
 struct Holder {
-  std::string mode;
+  std::string mode;  // "sigbreaker" for the signalled breaker
   pid_t pid = -1;
   int out = -1;
   std::thread reader;
@@ -189,17 +194,24 @@ class StressTest : public LeaseFixture {
   // ---- holders ----
 
   void spawn_holder(size_t index) {
-    Holder& h = *holders_[index];
+    ASSERT_NO_FATAL_FAILURE(spawn(*holders_[index], "h" + std::to_string(index), index));
+  }
+
+  void spawn(Holder& h, const std::string& name, size_t index) {
     int fds[2];
     ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
-    const std::string bin = env_str("SEALFS_STRESS_HOLDER");
-    ASSERT_FALSE(bin.empty()) << "SEALFS_STRESS_HOLDER is not set (meson sets it)";
+    const bool sig = h.mode == "sigbreaker";
+    const char* env = sig ? "SEALFS_STRESS_SIGBREAKER" : "SEALFS_STRESS_HOLDER";
+    const std::string bin = env_str(env);
+    ASSERT_FALSE(bin.empty()) << env << " is not set (meson sets it)";
     const std::string seed = std::to_string(seed_ * 1000003 + index * 7919 + spawns_++);
-    const std::string files = std::to_string(kFiles);
     const std::string hang = std::to_string(
         std::chrono::duration_cast<std::chrono::seconds>(kOpBound + kMaxStop).count() + 1);
     const std::string dir = path("d");
-    std::vector<std::string> args = {bin, h.mode, dir, files, seed, hang};
+    std::vector<std::string> args =
+        sig ? std::vector<std::string>{bin, dir, std::to_string(kFiles), std::to_string(kSigFiles),
+                                       seed, hang}
+            : std::vector<std::string>{bin, h.mode, dir, std::to_string(kAllFiles), seed, hang};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -216,7 +228,7 @@ class StressTest : public LeaseFixture {
     h.stopped = false;
     h.killed_by_us = false;
     h.stops = 0;
-    const std::string who = "h" + std::to_string(index) + "/" + std::to_string(pid);
+    const std::string who = name + "/" + std::to_string(pid);
     trace_->line(who, "spawned " + h.mode + " seed " + seed);
     h.reader = std::thread([this, &h, who] { read_holder(h, who); });
   }
@@ -265,6 +277,10 @@ class StressTest : public LeaseFixture {
       stats_->count("breaks_reason_" + std::to_string(reason));
     } else if (word == "sigbus" || word == "ghost" || word == "release") {
       stats_->count(word == "release" ? "releases" : word);
+    } else if (word == "op") {
+      stats_->count("sigbreaker_calls");
+    } else if (word == "eintr" && h.mode == "sigbreaker") {
+      judge_sigbreaker_eintr(who, line);
     } else if (word == "eintr") {
       // A FUSE request interrupted by SIGSTOP answers EINTR (the kernel
       // cannot restart it); without any stop it is a violation.
@@ -273,6 +289,67 @@ class StressTest : public LeaseFixture {
       } else {
         violations_->add(who + " (" + h.mode + "): EINTR without any signal: " + line);
       }
+    }
+  }
+
+  // "eintr OP START END handler H" from the signalled breaker: fine after
+  // its SIGUSR1 handler ran; after a SIGSTOP/SIGCONT alone it is counted
+  // (a FUSE request cannot be restarted: the daemon answers the interrupt
+  // with EINTR); with no signal at all it is a violation.
+  void judge_sigbreaker_eintr(const std::string& who, const std::string& line) {
+    std::istringstream in(line);
+    std::string word, op, key;
+    uint64_t start = 0, end = 0;
+    int handler = 0;
+    in >> word >> op >> start >> end >> key >> handler;
+    if (handler != 0) {
+      stats_->count("sigbreaker_eintr_handler");
+      return;
+    }
+    std::lock_guard lock(signals_mu_);
+    for (uint64_t t : stops_sent_) {
+      if (t >= start && t <= end) {
+        stats_->count("sigbreaker_eintr_after_stop_only");
+        return;
+      }
+    }
+    violations_->add(who + ": " + op + " failed with EINTR, and no signal was sent during it: " +
+                     line);
+  }
+
+  static uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+  }
+
+  // Signals the signalled breaker: SIGUSR1, or SIGSTOP now and SIGCONT at
+  // resume_at.
+  void signal_sigbreaker(std::mt19937_64& rng, SteadyClock::time_point now) {
+    Holder& s = *sigbreaker_;
+    if (s.pid <= 0) return;
+    if (s.stopped) {
+      if (now >= s.resume_at) {
+        kill(s.pid, SIGCONT);
+        s.stopped = false;
+      }
+      return;
+    }
+    if (now < sig_next_) return;
+    sig_next_ = now + std::chrono::milliseconds(100 + rng() % 400);
+    if (rng() % 2 == 0) {
+      kill(s.pid, SIGUSR1);
+      stats_->count("sigbreaker_usr1");
+    } else {
+      {
+        std::lock_guard lock(signals_mu_);
+        stops_sent_.push_back(monotonic_ns());
+      }
+      ++s.stops;
+      kill(s.pid, SIGSTOP);
+      s.stopped = true;
+      s.resume_at = now + std::chrono::milliseconds(20 + rng() % 400);
+      stats_->count("sigbreaker_stops");
     }
   }
 
@@ -299,9 +376,17 @@ class StressTest : public LeaseFixture {
       h.pid = -1;
       if (!stop_holders_) spawn_holder(i);
     }
+    if (sigbreaker_ && sigbreaker_->pid > 0 &&
+        waitpid(sigbreaker_->pid, nullptr, WNOHANG) == sigbreaker_->pid) {
+      sigbreaker_->reader.join();
+      sigbreaker_->pid = -1;
+      // 71: it said BAD (a hang) already.
+      violations_->add("the signalled breaker exited during the run");
+    }
   }
 
   void kill_holders() {
+    if (sigbreaker_) holders_.push_back(std::move(sigbreaker_));
     for (auto& hp : holders_) {
       Holder& h = *hp;
       if (h.pid <= 0) continue;
@@ -318,7 +403,11 @@ class StressTest : public LeaseFixture {
     auto next_action = SteadyClock::now() + 500ms;
     while (SteadyClock::now() < until) {
       // The holders live on their own; this loop only paces the chaos.
-      std::this_thread::sleep_for(50ms);
+      // Faster than the holders' chaos: the signals must meet calls.
+      for (int k = 0; k < 5; ++k) {
+        signal_sigbreaker(rng, SteadyClock::now());
+        std::this_thread::sleep_for(10ms);
+      }
       reap_and_respawn();
       const auto now = SteadyClock::now();
       for (size_t i = 0; i < holders_.size(); ++i) {
@@ -353,6 +442,10 @@ class StressTest : public LeaseFixture {
       if (hp->stopped && hp->pid > 0) kill(hp->pid, SIGCONT);
       hp->stopped = false;
     }
+    if (sigbreaker_ && sigbreaker_->stopped) {
+      kill(sigbreaker_->pid, SIGCONT);
+      sigbreaker_->stopped = false;
+    }
   }
 
   // ---- breakers ----
@@ -371,7 +464,7 @@ class StressTest : public LeaseFixture {
     const std::string who = "b" + std::to_string(t);
     st::InFlight& slot = watchdog_->slot(who);
     while (!stop_breakers_.load()) {
-      const int file = static_cast<int>(rng() % kFiles);
+      int file = static_cast<int>(rng() % kFiles);
       const unsigned pick = static_cast<unsigned>(rng() % 100);
       if (pick < 14) {
         op_truncate(who, slot, rng, file);
@@ -392,6 +485,8 @@ class StressTest : public LeaseFixture {
       } else if (pick < 68) {
         op_fsync(who, slot, file);
       } else {
+        // Read checks cover the signalled breaker's files too.
+        if (rng() % 5 == 0) file = kFiles + static_cast<int>(rng() % kSigFiles);
         op_read_check(who, slot, file);
       }
     }
@@ -625,7 +720,7 @@ class StressTest : public LeaseFixture {
   void create_initial_files(std::mt19937_64& rng) {
     ASSERT_EQ(mkdir(path("d").c_str(), 0755), 0) << std::strerror(errno);
     st::InFlight& slot = watchdog_->slot("setup");
-    for (int f = 0; f < kFiles; ++f) {
+    for (int f = 0; f < kAllFiles; ++f) {
       int fd = open(file_path(f).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
       ASSERT_GE(fd, 0) << std::strerror(errno);
       const uint64_t lineage = lineages_.create(f, "created at setup", trace_->seconds());
@@ -647,7 +742,7 @@ class StressTest : public LeaseFixture {
     ASSERT_EQ(statvfs(mountpoint().c_str(), &sv), 0) << std::strerror(errno);
 
     // Quiet files read back clean.
-    for (int f = 0; f < kFiles; ++f) {
+    for (int f = 0; f < kAllFiles; ++f) {
       int fd = open(file_path(f).c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
         EXPECT_EQ(errno, ENOENT) << std::strerror(errno);
@@ -741,9 +836,13 @@ class StressTest : public LeaseFixture {
   uint64_t seed_ = 0;
   uint64_t spawns_ = 0;
   std::vector<std::unique_ptr<Holder>> holders_;
+  std::unique_ptr<Holder> sigbreaker_;
+  SteadyClock::time_point sig_next_;
+  std::mutex signals_mu_;
+  std::vector<uint64_t> stops_sent_;  // CLOCK_MONOTONIC ns of each SIGSTOP to the sigbreaker
   std::atomic<bool> stop_breakers_{false};
   bool stop_holders_ = false;
-  FileLocks locks_[kFiles];
+  FileLocks locks_[kAllFiles];
   st::Lineages lineages_;
   std::unique_ptr<st::Violations> violations_ = std::make_unique<st::Violations>();
   std::unique_ptr<st::Trace> trace_;
@@ -780,6 +879,9 @@ TEST_F(StressTest, RandomHoldersAndBreakers) {
     holders_.back()->mode = mode;
   }
   for (size_t i = 0; i < holders_.size(); ++i) ASSERT_NO_FATAL_FAILURE(spawn_holder(i));
+  sigbreaker_ = std::make_unique<Holder>();
+  sigbreaker_->mode = "sigbreaker";
+  ASSERT_NO_FATAL_FAILURE(spawn(*sigbreaker_, "sb", 99));
 
   std::vector<std::thread> breakers;
   for (int t = 0; t < kBreakers; ++t) {
@@ -790,6 +892,7 @@ TEST_F(StressTest, RandomHoldersAndBreakers) {
   for (auto& b : breakers) b.join();
   stop_holders_ = true;
   reap_and_respawn();
+  if (sigbreaker_) sigbreaker_->killed_by_us = true;
   for (auto& hp : holders_) hp->killed_by_us = true;
   kill_holders();
   trace_->line("main", "quiesced");
