@@ -104,7 +104,8 @@ struct Holder {
   std::thread reader;
   bool stopped = false;
   SteadyClock::time_point resume_at;
-  std::atomic<int> stops{0};  // SIGSTOPs it has had (an EINTR after one is explained)
+  std::atomic<int> stops{0};
+  std::atomic<bool> ready{false};  // it said "ready": its signal handlers are in place  // SIGSTOPs it has had (an EINTR after one is explained)
   bool killed_by_us = false;
 };
 
@@ -228,6 +229,7 @@ class StressTest : public LeaseFixture {
     h.stopped = false;
     h.killed_by_us = false;
     h.stops = 0;
+    h.ready = false;
     const std::string who = name + "/" + std::to_string(pid);
     trace_->line(who, "spawned " + h.mode + " seed " + seed);
     h.reader = std::thread([this, &h, who] { read_holder(h, who); });
@@ -256,7 +258,9 @@ class StressTest : public LeaseFixture {
     std::istringstream in(line);
     std::string word;
     in >> word;
-    if (word == "BAD") {
+    if (word == "ready") {
+      h.ready = true;
+    } else if (word == "BAD") {
       std::string text = who + " (" + h.mode + "): " + line.substr(4);
       // Name the lineage of a foreign word in a stale-data report.
       auto at = line.find("(lineage ", line.find(" is 0x"));
@@ -327,7 +331,8 @@ class StressTest : public LeaseFixture {
   // resume_at.
   void signal_sigbreaker(std::mt19937_64& rng, SteadyClock::time_point now) {
     Holder& s = *sigbreaker_;
-    if (s.pid <= 0) return;
+    // Before its handlers exist, SIGUSR1 would simply kill it.
+    if (s.pid <= 0 || !s.ready) return;
     if (s.stopped) {
       if (now >= s.resume_at) {
         kill(s.pid, SIGCONT);
