@@ -1,7 +1,12 @@
 #include "fuse/deferred_change.h"
 
+#include <signal.h>
+
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "util/sync_point.h"
 
@@ -28,10 +33,36 @@ bool claim(DeferredChange& d) {
   return true;
 }
 
+// Does the caller (thread `tid`) have a signal pending that it will act on:
+// a caught or fatal one, not a stop or continue? The kernel sends
+// FUSE_INTERRUPT for any signal, SIGSTOP included; a kernel filesystem would
+// restart the call after SIGCONT, so a stop must not turn into EINTR.
+bool interrupting_signal_pending(pid_t tid) {
+  std::ifstream status("/proc/" + std::to_string(tid) + "/status");
+  if (!status) return true;  // gone or unknown: let the caller go
+  uint64_t thread = 0, shared = 0, blocked = 0;
+  std::string line;
+  while (std::getline(status, line)) {
+    auto field = [&](const char* name, uint64_t* out) {
+      if (line.rfind(name, 0) == 0) *out = std::stoull(line.substr(std::strlen(name)), nullptr, 16);
+    };
+    field("SigPnd:", &thread);
+    field("ShdPnd:", &shared);
+    field("SigBlk:", &blocked);
+  }
+  auto bit = [](int sig) { return uint64_t{1} << (sig - 1); };
+  const uint64_t job_control = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU) | bit(SIGCONT);
+  return ((thread | shared) & ~blocked & ~job_control) != 0;
+}
+
 // libfuse calls this with the request's lock held; the request stays valid
 // until it returns even if the other side replies meanwhile.
 void on_interrupt(fuse_req_t req, void* data) {
   auto* d = static_cast<DeferredChange*>(data);
+  if (!interrupting_signal_pending(fuse_req_ctx(req)->pid)) {
+    log().debug("fuse {} (inode {}): stopped while leases break; still waiting", d->op, d->ino);
+    return;
+  }
   if (!claim(*d)) return;
   log().debug("fuse {} (inode {}): interrupted while leases break", d->op, d->ino);
   fuse_reply_err(req, EINTR);

@@ -674,3 +674,43 @@ TEST_F(LifecycleTest, SameProcessMapsAgainAfterARemount) {
 
 }  // namespace
 }  // namespace sealfs::itest
+
+namespace sealfs::itest {
+namespace {
+
+// SIGSTOP and SIGCONT of a breaker waiting for a holder are not an
+// interruption (the kernel sends FUSE_INTERRUPT for them too): its call
+// completes once the holder lets go, as on a kernel filesystem.
+TEST_F(LifecycleTest, StoppedAndContinuedBreakerIsNotInterrupted) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(20));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    int rc = truncate(path("f").c_str(), 0);
+    dprintf(fds[1], "%d %d\n", rc, rc == 0 ? 0 : errno);
+    _exit(0);
+  }
+  close(fds[1]);
+  ASSERT_TRUE(h.expect("break ", 5s)) << h.transcript();
+  kill(child, SIGSTOP);
+  usleep(300 * 1000);  // the kernel's INTERRUPT reaches the daemon meanwhile
+  kill(child, SIGCONT);
+  usleep(100 * 1000);
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0", 5s)) << h.transcript();
+  char buf[64] = {};
+  ASSERT_GT(read(fds[0], buf, sizeof(buf) - 1), 0);
+  close(fds[0]);
+  int rc = -2, err = 0;
+  ASSERT_EQ(sscanf(buf, "%d %d", &rc, &err), 2) << buf;
+  EXPECT_EQ(rc, 0) << "a stop and continue made truncate fail: " << std::strerror(err);
+  EXPECT_EQ(file_size("f"), 0u);
+  ASSERT_TRUE(wait_child(child, 5s));
+}
+
+}  // namespace
+}  // namespace sealfs::itest
