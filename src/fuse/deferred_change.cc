@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -44,7 +45,7 @@ bool interrupting_signal_pending(pid_t tid) {
   std::string line;
   while (std::getline(status, line)) {
     auto field = [&](const char* name, uint64_t* out) {
-      if (line.rfind(name, 0) == 0) *out = std::stoull(line.substr(std::strlen(name)), nullptr, 16);
+      if (line.rfind(name, 0) == 0) *out = std::strtoull(line.c_str() + std::strlen(name), nullptr, 16);
     };
     field("SigPnd:", &thread);
     field("ShdPnd:", &shared);
