@@ -6,8 +6,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +15,7 @@
 #include <unordered_map>
 
 #include "client/client_internal.h"
+#include "lease/fdinfo.h"
 
 using namespace sealfs::client;
 namespace wire = sealfs::wire;
@@ -46,18 +45,9 @@ int control_path(int fd, std::string* out) {
 // The mount a descriptor is on, from /proc/self/fdinfo: no request to the
 // daemon (a getxattr is a FUSE round trip, the largest part of a map).
 std::optional<uint64_t> mount_id_of(int fd) {
-  char name[64];
-  snprintf(name, sizeof(name), "/proc/self/fdinfo/%d", fd);
-  int info = open(name, O_RDONLY | O_CLOEXEC);
-  if (info < 0) return std::nullopt;
-  char text[512];
-  ssize_t n = read(info, text, sizeof(text) - 1);
-  close(info);
-  if (n <= 0) return std::nullopt;
-  text[n] = '\0';
-  const char* at = strstr(text, "mnt_id:");
-  if (at == nullptr) return std::nullopt;
-  return strtoull(at + 7, nullptr, 10);
+  wire::FdInfoFields f;
+  if (!wire::read_fdinfo(fd, &f) || !f.has_mnt_id) return std::nullopt;
+  return f.mnt_id;
 }
 
 // Control socket paths by mount id, so the xattr is read once per mount.

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "lease/fdinfo.h"
+
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77  // Linux 6.5; older headers lack it
 #endif
@@ -91,29 +93,12 @@ Result<PeerInfo> peer_info(int socket_fd) {
 }
 
 Result<FdInfo> fd_info(int fd) {
-  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
-  if (!in) return Status::from_errno(errno ? errno : EBADF, "fdinfo");
-  FdInfo info;
-  bool have_ino = false, have_flags = false, have_mnt = false;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::string_view view(line);
-    uint64_t value;
-    if (view.rfind("flags:", 0) == 0 && parse_u64(view.substr(6), value, 8)) {
-      info.flags = static_cast<uint32_t>(value);
-      have_flags = true;
-    } else if (view.rfind("mnt_id:", 0) == 0 && parse_u64(view.substr(7), value)) {
-      info.mnt_id = value;
-      have_mnt = true;
-    } else if (view.rfind("ino:", 0) == 0 && parse_u64(view.substr(4), value)) {
-      info.ino = value;
-      have_ino = true;
-    }
-  }
-  if (!have_ino || !have_flags || !have_mnt) {
+  wire::FdInfoFields f;
+  if (!wire::read_fdinfo(fd, &f)) return Status::from_errno(errno ? errno : EBADF, "fdinfo");
+  if (!f.has_ino || !f.has_flags || !f.has_mnt_id) {
     return Status(Code::kNotSupported, "fdinfo lacks ino/flags/mnt_id");
   }
-  return info;
+  return FdInfo{f.ino, f.flags, f.mnt_id};
 }
 
 Result<uint64_t> mount_id_of(int fd) {
