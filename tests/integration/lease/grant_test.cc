@@ -275,11 +275,6 @@ TEST_F(GrantTest, DirectStoresAndFusePathAreCoherent) {
   EXPECT_EQ(h.count("break "), 0) << h.transcript();
 }
 
-}  // namespace
-}  // namespace sealfs::itest
-
-namespace sealfs::itest {
-namespace {
 
 // A read-only mount still serves read-only direct mappings; a writable one
 // cannot be asked for (the kernel refuses the O_RDWR open with EROFS).
@@ -299,11 +294,6 @@ TEST_F(GrantTest, ReadOnlyMountGrantsReadOnlyMappings) {
   EXPECT_EQ(errno, EROFS);
 }
 
-}  // namespace
-}  // namespace sealfs::itest
-
-namespace sealfs::itest {
-namespace {
 
 // A layout lease (no mapping) on a real mount: the extents tile the range
 // and lie in the data area, and a truncate breaks it like a mapping lease

@@ -579,11 +579,6 @@ INSTANTIATE_TEST_SUITE_P(
              (std::get<1>(info.param) == DaemonEnd::kSigkill ? "DaemonKilled" : "Unmounted");
     });
 
-}  // namespace
-}  // namespace sealfs::itest
-
-namespace sealfs::itest {
-namespace {
 
 // A breaker child: truncates `path` to 0 with a SIGUSR1 handler installed
 // without SA_RESTART, and writes "errno elapsed_ms" to `out`.
@@ -649,11 +644,6 @@ TEST_F(LifecycleTest, WaitingBreakerIsInterruptibleAndChangesNothing) {
   EXPECT_EQ(h.count("break "), 1) << h.transcript();
 }
 
-}  // namespace
-}  // namespace sealfs::itest
-
-namespace sealfs::itest {
-namespace {
 
 // libsealfs remembers each mount's control socket; after a remount (a new
 // daemon, a new socket, maybe the same mount id) the same process maps
@@ -672,11 +662,6 @@ TEST_F(LifecycleTest, SameProcessMapsAgainAfterARemount) {
   EXPECT_TRUE(h.expect("check 1 ok", 5s)) << h.transcript();
 }
 
-}  // namespace
-}  // namespace sealfs::itest
-
-namespace sealfs::itest {
-namespace {
 
 // SIGSTOP and SIGCONT of a breaker waiting for a holder are not an
 // interruption (the kernel sends FUSE_INTERRUPT for them too): its call

@@ -457,11 +457,6 @@ TEST_F(AllocatorDeathTest, FreeOfQuarantinedBlocksAborts) {
   EXPECT_DEATH(env.alloc().free(txn, e), "quarantined");
 }
 
-}  // namespace
-}  // namespace sealfs
-
-namespace sealfs {
-namespace {
 
 // Threads allocate, commit, free and abort at once; the prepare hooks run
 // under the journal mutex while allocate/free take only the allocator's.
@@ -512,11 +507,6 @@ TEST(AllocatorThreadsTest, ConcurrentCommitsKeepMediaAndDramInStep) {
   }
 }
 
-}  // namespace
-}  // namespace sealfs
-
-namespace sealfs {
-namespace {
 
 // Two holders reached the same blocks and both were revoked: the blocks
 // were quarantined against the first; its exit must not free the parts the

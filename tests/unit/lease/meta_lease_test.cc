@@ -467,11 +467,6 @@ TEST_F(MetaLeaseTest, RestartKeepsLiveHoldersBlocksOutOfFreeSpace) {
   EXPECT_EQ(fs_->statfs().free_blocks, free_before + size / 4096);
 }
 
-}  // namespace
-}  // namespace sealfs::lease
-
-namespace sealfs::lease {
-namespace {
 
 // Device dax maps whole alignment units: a range ending inside one is
 // refused (the client's mmap would fail, or expose the next file's bytes),
