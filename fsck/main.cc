@@ -1,6 +1,7 @@
 // fsck.sealfs [-n] [-y] [-f] [-v] [--json] TARGET
 #include <getopt.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -20,6 +21,29 @@ void usage(FILE* out) {
                "  -v      verbose summary\n"
                "  --json  one JSON object on stdout instead of the summary\n"
                "exit: 0 clean, 1 errors corrected, 4 errors left, 8 operational error, 16 usage\n");
+}
+
+// fsck runs alone on a region (media/region_owner.h): -y excludes every other
+// owner; -n shares the region with read-only mounts and other checks, never
+// with a writer, whose region changes under the check. A daemon finishing its
+// unmount is waited for, so that `umount; fsck` checks the final state.
+sealfs::ClaimRequest claim_request(const std::string& target, bool repair) {
+  sealfs::ClaimRequest request;
+  request.role = repair ? sealfs::OwnerRole::kFsckRepair : sealfs::OwnerRole::kFsckCheck;
+  request.wait_for_closing = std::chrono::seconds(30);
+  request.wait_for_serving = std::chrono::seconds(5);
+  request.on_wait = [target](const sealfs::RegionHolder& holder) {
+    std::fprintf(stderr, "fsck.sealfs: %s is in use by %s; waiting for it to let go\n",
+                 target.c_str(), holder.describe().c_str());
+  };
+  return request;
+}
+
+std::string busy_message(const sealfs::Status& status, bool repair) {
+  std::string text = status.message() + ": ";
+  if (repair) return text + "unmount it before repairing it";
+  return text + "a region in use by a writer cannot be checked consistently; unmount it (or "
+                "mount it read-only) first";
 }
 
 }  // namespace
@@ -50,12 +74,16 @@ int main(int argc, char** argv) {
   const std::string target = argv[optind];
   RegionOptions ro;
   ro.read_only = !repair;
+  ro.claim = claim_request(target, repair);
   auto region = RegionPmem2::open(target, ro);
   if (!region.is_ok()) {
     fsck::Report report;
     report.target = target;
     report.repair = repair;
-    report.operational_error = "cannot open " + target + ": " + region.status().to_string();
+    report.operational_error =
+        region.status().code() == Code::kBusy
+            ? busy_message(region.status(), repair)
+            : "cannot open " + target + ": " + region.status().to_string();
     report.exit_code = fsck::kExitOperational;
     std::fputs(json ? fsck::render_json(report).c_str()
                     : fsck::render_text(report, verbose).c_str(),

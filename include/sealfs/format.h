@@ -85,6 +85,9 @@ inline constexpr uint32_t kFeatureIncompatKnown = kFeatureIncompatJournalSalt;
 enum SuperState : uint32_t {
   kStateClean = 1,    // unmounted cleanly: journal empty, orphans processed
   kStateMounted = 2,  // in use, or the daemon died
+  // Damage was found while mounted (a media error, corruption): read-only
+  // mounts only, until fsck.sealfs -y has checked the region.
+  kStateNeedsCheck = 3,
 };
 
 struct DiskSuperblock {
@@ -119,7 +122,13 @@ struct DiskSuperblock {
   le64 mkfs_time_ns;         // mkfs
   le64 last_mount_time_ns;   // journaled
   le64 last_check_time_ns;   // written by fsck through the journal
-  le64 reserved[29];
+  // Who mounted the region last (kept after a clean unmount), so that fsck
+  // and a refused mount can say who left it in use. Older images: zeros.
+  le32 mount_pid;            // journaled
+  le32 reserved1;
+  char mount_host[64];       // journaled (NUL padded, not necessarily terminated)
+  char mount_point[128];     // journaled (NUL padded; truncated if longer)
+  le64 reserved[4];
 };
 static_assert(sizeof(DiskSuperblock) == 512);
 static_assert(offsetof(DiskSuperblock, crc) == 12);
@@ -130,6 +139,9 @@ static_assert(offsetof(DiskSuperblock, data_blocks) == 216);
 static_assert(offsetof(DiskSuperblock, orphan_head) == 232);
 static_assert(offsetof(DiskSuperblock, state) == 248);
 static_assert(offsetof(DiskSuperblock, mkfs_time_ns) == 256);
+static_assert(offsetof(DiskSuperblock, mount_pid) == 280);
+static_assert(offsetof(DiskSuperblock, mount_host) == 288);
+static_assert(offsetof(DiskSuperblock, mount_point) == 352);
 
 // ---------------------------------------------------------------------------
 // Journal. The first block of the journal area holds two header slots (at

@@ -3,8 +3,11 @@
 #include <fuse_lowlevel.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <syslog.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
 #include "util/log.h"
+#include "util/sync_point.h"
 
 namespace sealfs::fuse {
 namespace {
@@ -40,6 +44,37 @@ int serve(fuse_session* se, const DaemonOptions& options) {
   return rc;
 }
 
+constexpr std::chrono::milliseconds kWaitForClosingDaemon{30'000};
+constexpr std::chrono::milliseconds kWaitForServingDaemon{5'000};
+
+// One owner per region (media/region_owner.h). A daemon that is finishing
+// its unmount is waited for, so that `umount; mount` does not fail; a daemon
+// that still serves gets a short grace, because `umount` returns before the
+// old daemon has noticed that its mount is gone.
+ClaimRequest daemon_claim(const DaemonOptions& options) {
+  ClaimRequest claim;
+  claim.role = options.read_only ? OwnerRole::kDaemonReadOnly : OwnerRole::kDaemon;
+  claim.wait_for_closing = kWaitForClosingDaemon;
+  claim.wait_for_serving = kWaitForServingDaemon;
+  std::string target = options.target;
+  claim.on_wait = [target](const RegionHolder& holder) {
+    std::fprintf(stderr, "sealfs: %s is in use by %s; waiting for it to let go\n",
+                 target.c_str(), holder.describe().c_str());
+  };
+  return claim;
+}
+
+MountRecord mount_record(const DaemonOptions& options) {
+  MountRecord record;
+  record.pid = static_cast<uint32_t>(getpid());
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) record.host = host;
+  std::error_code ec;
+  std::filesystem::path point = std::filesystem::absolute(options.mountpoint, ec);
+  record.mount_point = ec ? options.mountpoint : point.lexically_normal().string();
+  return record;
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& options) {
@@ -53,6 +88,7 @@ int run_daemon(const DaemonOptions& options) {
   RegionOptions region_options;
   region_options.read_only = options.read_only;
   region_options.emulate_pmem = options.emulate_pmem;
+  region_options.claim = daemon_claim(options);
   auto region = RegionPmem2::open(options.target, region_options);
   if (!region.is_ok()) {
     return fail("cannot open " + options.target + ": " + region.status().to_string());
@@ -65,6 +101,7 @@ int run_daemon(const DaemonOptions& options) {
   MountOptions mount_options;
   mount_options.read_only = options.read_only;
   mount_options.gate = &leases.gate();
+  mount_options.owner = mount_record(options);
   const RegionPmem2& region_ref = **region;
   FsckLikeStats stats;
   auto mounted = Filesystem::mount(std::move(region).value(), mount_options, &stats);
@@ -123,6 +160,14 @@ int run_daemon(const DaemonOptions& options) {
 
   int rc = serve(se, options);
   if (rc < 0) log().error("request loop failed: {}", std::strerror(-rc));
+  // The kernel mount is gone: tell a waiting successor that what is left is
+  // our own unmount, which it should wait for rather than refuse.
+  if (RegionClaim* claim = region_ref.claim(); claim != nullptr) {
+    if (Status st = claim->change_role(OwnerRole::kDaemonClosing); !st.is_ok()) {
+      log().warn("{}: {}", options.target, st.to_string());
+    }
+  }
+  SEALFS_SYNC_POINT("daemon.unmount.closing");  // no lock held
 
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);

@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <string_view>
 
 namespace sealfs::fuse {
@@ -248,7 +249,14 @@ Result<DaemonOptions> parse_command_line(int argc, const char* const* argv) {
       o.fuse_options.end()) {
     o.fuse_options.emplace_back("default_permissions");
   }
-  if (!own_fsname) o.fuse_options.push_back("fsname=" + escape_option_value(o.target));
+  if (!own_fsname) {
+    // Absolute, so that the mount table names the region whatever the
+    // daemon's working directory was (region_owner.h finds a live daemon's
+    // mount by it).
+    std::error_code ec;
+    std::string source = std::filesystem::absolute(o.target, ec).lexically_normal().string();
+    o.fuse_options.push_back("fsname=" + escape_option_value(ec ? o.target : source));
+  }
   if (!own_subtype) o.fuse_options.emplace_back("subtype=sealfs");
   return o;
 }

@@ -246,7 +246,8 @@ struct RegionPmem2::Impl {
 };
 
 RegionPmem2::~RegionPmem2() {
-  impl_.reset();  // unmap before the descriptor goes
+  impl_.reset();   // unmap before the descriptor goes
+  claim_.reset();  // and before the region is free for another owner
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -275,6 +276,9 @@ Result<std::unique_ptr<RegionPmem2>> RegionPmem2::open(const std::string& path,
   }
   if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
     return Status::from_errno(errno, "fcntl " + path);
+  }
+  if (options.claim) {
+    ASSIGN_OR_RETURN(region->claim_, RegionClaim::acquire(fd, path, *options.claim));
   }
 
   pmem2_source* raw_source = nullptr;

@@ -14,9 +14,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "media/region.h"
+#include "media/region_owner.h"
 #include "util/status.h"
 
 namespace sealfs {
@@ -30,6 +32,10 @@ struct RegionOptions {
   // Map only the first `length` bytes (0 = whole source, rounded down to the
   // alignment).
   uint64_t length = 0;
+  // Claim the region (media/region_owner.h) before mapping it; the claim
+  // lasts as long as the region object. Without it nothing is claimed (unit
+  // tests, and tools that run under a caller's claim).
+  std::optional<ClaimRequest> claim;
 };
 
 class RegionPmem2 final : public Region {
@@ -44,6 +50,7 @@ class RegionPmem2 final : public Region {
   RegionKind kind() const { return kind_; }
   bool emulated() const { return emulated_; }
   int fd() const { return fd_; }  // the source descriptor (lease grants dup it)
+  RegionClaim* claim() const { return claim_.get(); }  // nullptr if none was asked
 
   void flush(const void* addr, size_t len) override;
   void drain() override;
@@ -54,6 +61,7 @@ class RegionPmem2 final : public Region {
   RegionPmem2() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::unique_ptr<RegionClaim> claim_;
   RegionKind kind_ = RegionKind::kFile;
   bool emulated_ = false;
   int fd_ = -1;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <string>
 
@@ -154,6 +155,11 @@ format::DiskSuperblock encode_superblock(const Superblock& sb) {
   d.mkfs_time_ns.set(sb.mkfs_time_ns);
   d.last_mount_time_ns.set(sb.last_mount_time_ns);
   d.last_check_time_ns.set(sb.last_check_time_ns);
+  d.mount_pid.set(sb.mount_pid);
+  std::memcpy(d.mount_host, sb.mount_host.data(),
+              std::min(sb.mount_host.size(), sizeof(d.mount_host) - 1));
+  std::memcpy(d.mount_point, sb.mount_point.data(),
+              std::min(sb.mount_point.size(), sizeof(d.mount_point) - 1));
   d.crc.set(crc32c_with_hole(&d, sizeof(d), offsetof(format::DiskSuperblock, crc)));
   return d;
 }
@@ -279,13 +285,33 @@ Result<Superblock> decode_superblock(const format::DiskSuperblock& d, uint64_t a
   }
   sb.mount_count = d.mount_count.get();
   sb.state = d.state.get();
-  if (sb.state != format::kStateClean && sb.state != format::kStateMounted) {
+  if (sb.state != format::kStateClean && sb.state != format::kStateMounted &&
+      sb.state != format::kStateNeedsCheck) {
     return corrupt(fmt::format("state {}", sb.state));
   }
   sb.mkfs_time_ns = d.mkfs_time_ns.get();
   sb.last_mount_time_ns = d.last_mount_time_ns.get();
   sb.last_check_time_ns = d.last_check_time_ns.get();
+  sb.mount_pid = d.mount_pid.get();
+  sb.mount_host.assign(d.mount_host, strnlen(d.mount_host, sizeof(d.mount_host)));
+  sb.mount_point.assign(d.mount_point, strnlen(d.mount_point, sizeof(d.mount_point)));
   return sb;
+}
+
+std::string Superblock::describe_last_mount() const {
+  if (mount_pid == 0 && last_mount_time_ns == 0) return "";
+  std::string text = "pid " + std::to_string(mount_pid);
+  if (!mount_host.empty()) text += " on host " + mount_host;
+  if (!mount_point.empty()) text += ", mounted on " + mount_point;
+  if (last_mount_time_ns != 0) {
+    time_t secs = static_cast<time_t>(last_mount_time_ns / 1'000'000'000ull);
+    struct tm tm {};
+    char when[64];
+    if (gmtime_r(&secs, &tm) != nullptr && strftime(when, sizeof when, "%F %T UTC", &tm) > 0) {
+      text += std::string(" at ") + when;
+    }
+  }
+  return text;
 }
 
 bool needs_read_only(const Superblock& sb) {

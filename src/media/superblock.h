@@ -47,6 +47,12 @@ struct Superblock {
   uint64_t mount_count = 0;
   uint32_t state = format::kStateClean;
   uint64_t mkfs_time_ns = 0, last_mount_time_ns = 0, last_check_time_ns = 0;
+  // The last mount's owner (format.h); empty strings and 0 when unknown.
+  uint32_t mount_pid = 0;
+  std::string mount_host;   // at most 63 bytes kept
+  std::string mount_point;  // at most 127 bytes kept
+  // "pid 123 on host h, mounted on /mnt/x at 2026-12-05 20:01:02 UTC", or "".
+  std::string describe_last_mount() const;
 };
 
 // Verifies and decodes. Errors, in the order checked (tests assert them):

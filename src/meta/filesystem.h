@@ -122,8 +122,16 @@ inline bool is_layout_sealed(const Status& s) {
   return s.code() == Code::kBusy && s.message() == kLayoutSealedMessage;
 }
 
+// Who mounts: recorded in the superblock (format.h) at a read-write mount.
+struct MountRecord {
+  uint32_t pid = 0;
+  std::string host;
+  std::string mount_point;
+};
+
 struct MountOptions {
   bool read_only = false;
+  MountRecord owner;
   LayoutGate* gate = nullptr;
   // Blocks quarantined against holders that are still alive stay out of
   // the free space; decides liveness of a (pid, start time).

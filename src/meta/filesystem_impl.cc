@@ -169,6 +169,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
     log().warn("unknown ro_compat features: mounting read-only");
     read_only_ = true;
   }
+  RETURN_IF_ERROR(check_state_allows_mount(sb));
   geo_ = sb.geometry;
   RecoveryStats rs;
   ASSIGN_OR_RETURN(journal_, Journal::open(*region_, {geo_.journal_start, geo_.journal_blocks}, &rs));
@@ -180,6 +181,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   // the middle of a committed home write is whole again after replay: the
   // backup's fields (orphan head, counters) may be stale, so re-read.
   ASSIGN_OR_RETURN(sb, read_superblock(*region_, &used_backup));
+  RETURN_IF_ERROR(check_state_allows_mount(sb));
   sb_staged_ = sb;
   AllocatorArea area;
   area.data_start = geo_.data_start;
@@ -262,15 +264,32 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
     }
     MetaTxn t(*this);
     int64_t now = now_ns();
-    t.edit_superblock([now](Superblock& s) {
+    const MountRecord& owner = options_.owner;
+    t.edit_superblock([now, &owner](Superblock& s) {
       s.state = format::kStateMounted;
       s.mount_count += 1;
       s.last_mount_time_ns = static_cast<uint64_t>(now);
+      s.mount_pid = owner.pid;
+      s.mount_host = owner.host;
+      s.mount_point = owner.mount_point;
     });
     RETURN_IF_ERROR(t.commit());
   }
   mounted_ = true;
   return Status::ok();
+}
+
+// Read-write only from a state that allows it: a region marked as needing a
+// check is served read-only or not at all until fsck has seen it. (A region
+// left kStateMounted by a daemon that died is recovered by the journal; the
+// region claim, media/region_owner.h, guarantees that daemon is gone.)
+Status FilesystemImpl::check_state_allows_mount(const Superblock& sb) const {
+  if (sb.state != format::kStateNeedsCheck || read_only_) return Status::ok();
+  std::string who = sb.describe_last_mount();
+  return Status(Code::kCorruption,
+                "the filesystem was marked as needing a check (damage was found while it was "
+                "mounted" + (who.empty() ? std::string() : " by " + who) +
+                    "): run fsck.sealfs -y on it; until then it can be mounted read-only (-o ro)");
 }
 
 Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
@@ -417,7 +436,10 @@ Status FilesystemImpl::unmount() {
       }
     }
     MetaTxn t(*this);
-    t.edit_superblock([](Superblock& s) { s.state = format::kStateClean; });
+    t.edit_superblock([](Superblock& s) {
+      // A region found damaged stays marked until fsck has checked it.
+      if (s.state != format::kStateNeedsCheck) s.state = format::kStateClean;
+    });
     RETURN_IF_ERROR(t.commit());
     RETURN_IF_ERROR(journal_->checkpoint());
   }

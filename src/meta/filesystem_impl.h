@@ -115,6 +115,7 @@ class FilesystemImpl final : public Filesystem {
   void notify_deferred_frees();
   Status rename_entries(Ino parent, std::string_view name, Ino new_parent,
                         std::string_view new_name, unsigned flags);
+  Status check_state_allows_mount(const Superblock& sb) const;
   Status process_orphans(FsckLikeStats* stats);
   Status trim_beyond_eof(Inode& inode);
 

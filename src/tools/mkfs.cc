@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -237,6 +239,30 @@ bool punch_metadata(const RegionPmem2& region, const Geometry& g) {
                      static_cast<off_t>(start), static_cast<off_t>(length)) == 0;
 }
 
+// A daemon finishing its unmount is waited for (`umount; mkfs` works); one
+// that serves gets the short grace `umount` needs to reach it, then mkfs
+// refuses, even with -f: -f overrides what is on the target, not who uses it.
+ClaimRequest mkfs_claim_request(const Args& args) {
+  ClaimRequest request;
+  request.role = OwnerRole::kMkfs;
+  request.wait_for_closing = std::chrono::seconds(30);
+  request.wait_for_serving = std::chrono::seconds(5);
+  std::string target = args.target;
+  request.on_wait = [target](const RegionHolder& holder) {
+    std::fprintf(stderr, "mkfs.sealfs: %s is in use by %s; waiting for it to let go\n",
+                 target.c_str(), holder.describe().c_str());
+  };
+  return request;
+}
+
+Result<std::unique_ptr<RegionClaim>> claim_target(const Args& args) {
+  int fd = ::open(args.target.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return Status::from_errno(errno, "cannot open " + args.target);
+  auto claim = RegionClaim::acquire(fd, args.target, mkfs_claim_request(args));
+  ::close(fd);  // the claim has a descriptor of its own
+  return claim;
+}
+
 // Refuses a target that holds a filesystem, unless forced.
 int check_existing(const Args& args, const RegionPmem2& region) {
   auto found = probe_filesystem(region.data(), std::min<uint64_t>(region.size(), kProbeBytes));
@@ -271,6 +297,15 @@ int run(const Args& args) {
     uint64_t final_size = std::max(args.size, current) / format::kBlockSize * format::kBlockSize;
     Result<Geometry> g = compute_geometry(layout_request(args, final_size, format::kBlockSize));
     if (!g.is_ok()) return fail("{}: {}", args.target, g.status().message());
+  }
+
+  // One owner per region: held from before the first read of the target to
+  // the exit, across the probe, the growth of a file and the format.
+  std::unique_ptr<RegionClaim> claim;
+  if (exists && !args.dry_run) {
+    auto claimed = claim_target(args);
+    if (!claimed.is_ok()) return fail("{}", claimed.status().message());
+    claim = std::move(claimed).value();
   }
 
   if (exists) {
@@ -308,8 +343,16 @@ int run(const Args& args) {
   }
 
   if (grow) {
-    int fd = ::open(args.target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(args.target.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return fail("cannot create {}: {}", args.target, std::strerror(errno));
+    if (claim == nullptr) {
+      auto claimed = RegionClaim::acquire(fd, args.target, mkfs_claim_request(args));
+      if (!claimed.is_ok()) {
+        ::close(fd);
+        return fail("{}", claimed.status().message());
+      }
+      claim = std::move(claimed).value();
+    }
     // Sparse: only the metadata the formatter writes gets allocated.
     int rc = ::ftruncate(fd, static_cast<off_t>(args.size));
     int err = errno;

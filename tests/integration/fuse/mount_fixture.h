@@ -78,6 +78,15 @@ class MountFixture : public ::testing::Test {
   // Sends `sig` to the daemon and waits for it; the raw wait status, or
   // nullopt if it did not exit in time.
   std::optional<int> signal_daemon(int sig);
+  // Hands the running daemon over to the test, which must then wait for it
+  // (the fixture forgets it); adopt_daemon gives one started by the test to
+  // the fixture, which then unmounts it like its own.
+  pid_t release_daemon() {
+    pid_t pid = daemon_pid_;
+    daemon_pid_ = -1;
+    return pid;
+  }
+  void adopt_daemon(pid_t pid) { daemon_pid_ = pid; }
 
   std::string path(std::string_view relative) const;
   const std::string& mountpoint() const { return mountpoint_; }

@@ -32,6 +32,10 @@ Superblock sample(uint64_t region_size = 64 * kMiB) {
   sb.mount_count = 3;
   sb.orphan_head = 5;
   sb.state = format::kStateMounted;
+  sb.mount_pid = 4242;
+  sb.mount_host = "pmem-host-1";
+  sb.mount_point = "/mnt/sealfs";
+  sb.last_mount_time_ns = 1'764'964'800'000'000'000ull;  // 2025-12-05 20:00:00 UTC
   return sb;
 }
 
@@ -59,6 +63,11 @@ TEST(SuperblockTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(back->mount_count, 3u);
   EXPECT_EQ(back->orphan_head, 5u);
   EXPECT_EQ(back->state, format::kStateMounted);
+  EXPECT_EQ(back->mount_pid, 4242u);
+  EXPECT_EQ(back->mount_host, "pmem-host-1");
+  EXPECT_EQ(back->mount_point, "/mnt/sealfs");
+  EXPECT_EQ(back->describe_last_mount(),
+            "pid 4242 on host pmem-host-1, mounted on /mnt/sealfs at 2025-12-05 20:00:00 UTC");
   EXPECT_EQ(back->geometry.data_start, sb.geometry.data_start);
   EXPECT_EQ(back->geometry.data_blocks, sb.geometry.data_blocks);
   EXPECT_EQ(back->geometry.inode_count, sb.geometry.inode_count);
@@ -430,6 +439,23 @@ TEST(GeometryTest, LargeRegionBitmapConverges) {
   Superblock sb;
   sb.geometry = *g;
   EXPECT_TRUE(decode_superblock(encode_superblock(sb), 16ull << 40).is_ok());
+}
+
+TEST(SuperblockTest, MountRecordIsTruncatedNotOverflowed) {
+  Superblock sb = sample();
+  sb.mount_host = std::string(300, 'h');
+  sb.mount_point = "/" + std::string(300, 'p');
+  Result<Superblock> back = decode_superblock(encode_superblock(sb), 64 * kMiB);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->mount_host, std::string(63, 'h'));
+  EXPECT_EQ(back->mount_point, sb.mount_point.substr(0, 127));
+}
+
+TEST(SuperblockTest, NeedsCheckIsAKnownStateAndOthersAreNot) {
+  EXPECT_TRUE(decode_mutated([](DiskSuperblock& d) { d.state.set(format::kStateNeedsCheck); })
+                  .is_ok());
+  Status bad = decode_mutated([](DiskSuperblock& d) { d.state.set(4); });
+  EXPECT_EQ(bad.code(), Code::kCorruption);
 }
 
 }  // namespace

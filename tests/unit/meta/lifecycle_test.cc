@@ -92,5 +92,51 @@ TEST_F(LifecycleTest, CorruptInodeFailsMountWithBadCrc) {
   EXPECT_NE(fs.status().message().find("inode " + std::to_string(f.ino)), std::string::npos);
 }
 
+// A region marked as needing a check (damage found while mounted) mounts
+// read-only only, names who had it mounted, and keeps the mark through a
+// read-only mount; a read-write mount records its owner.
+TEST_F(LifecycleTest, NeedsCheckStateAllowsOnlyReadOnlyMounts) {
+  make_file(kRootIno, "f");
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  auto image = dram()->image();
+  fs_.reset();
+  MountOptions rw;
+  rw.owner = {777, "hostA", "/mnt/a"};
+  {
+    auto fs = Filesystem::mount(RegionDram::from_image(image), rw);
+    ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+    ASSERT_TRUE((*fs)->unmount().is_ok());
+    image = static_cast<const RegionDram&>((*fs)->region()).image();
+  }
+  auto region = RegionDram::from_image(image);
+  auto sb = read_superblock(*region);
+  ASSERT_TRUE(sb.is_ok());
+  EXPECT_EQ(sb->mount_pid, 777u);
+  EXPECT_EQ(sb->mount_host, "hostA");
+  EXPECT_EQ(sb->mount_point, "/mnt/a");
+  EXPECT_EQ(sb->state, format::kStateClean);
+
+  // Mark it the way a daemon that met damage does (format.h), crc and all.
+  sb->state = format::kStateNeedsCheck;
+  format::DiskSuperblock disk = encode_superblock(*sb);
+  region->corrupt(0, reinterpret_cast<const std::byte*>(&disk), sizeof(disk));
+  image = region->image();
+
+  auto refused = Filesystem::mount(RegionDram::from_image(image), rw);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("needing a check"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("pid 777 on host hostA, mounted on /mnt/a"),
+            std::string::npos)
+      << refused.status().message();
+
+  MountOptions ro;
+  ro.read_only = true;
+  auto fs = Filesystem::mount(RegionDram::from_image(image), ro);
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  EXPECT_TRUE((*fs)->lookup(kRootIno, "f").is_ok());
+  ASSERT_TRUE((*fs)->unmount().is_ok());
+}
+
 }  // namespace
 }  // namespace sealfs::testing_meta

@@ -1,0 +1,215 @@
+#include "media/region_owner.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace sealfs {
+
+namespace {
+
+constexpr off_t kOwnershipByte = 0;
+// Identity bytes lie far beyond any region (locks past EOF are allowed and
+// touch no data). kPidSpan is PID_MAX_LIMIT on 64-bit Linux, so every pid of
+// the holder's pid namespace fits.
+constexpr off_t kIdentityBase = off_t{1} << 56;
+constexpr off_t kPidSpan = off_t{1} << 22;
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
+off_t identity_offset(OwnerRole role, pid_t pid) {
+  return kIdentityBase + static_cast<off_t>(role) * kPidSpan + pid;
+}
+
+bool writes(OwnerRole role) {
+  return role == OwnerRole::kDaemon || role == OwnerRole::kDaemonClosing ||
+         role == OwnerRole::kMkfs || role == OwnerRole::kFsckRepair;
+}
+
+int lock_byte(int fd, short type, off_t offset) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = offset;
+  fl.l_len = 1;
+  return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+std::string read_command(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
+  for (char& c : raw) {
+    if (c == '\0') c = ' ';
+  }
+  if (raw.empty()) {
+    // cmdline is empty for a zombie or hidden by hidepid; comm may not be.
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::getline(comm, raw);
+  }
+  constexpr size_t kMax = 200;
+  if (raw.size() > kMax) raw = raw.substr(0, kMax) + "...";
+  return raw;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mountinfo(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      int value = 0;
+      bool octal = true;
+      for (size_t k = 1; k <= 3; ++k) {
+        char c = field[i + k];
+        if (c < '0' || c > '7') octal = false;
+        value = value * 8 + (c - '0');
+      }
+      if (octal) {
+        out += static_cast<char>(value);
+        i += 3;
+        continue;
+      }
+    }
+    out += field[i];
+  }
+  return out;
+}
+
+bool is_daemon(OwnerRole role) {
+  return role == OwnerRole::kDaemon || role == OwnerRole::kDaemonReadOnly;
+}
+
+}  // namespace
+
+const char* owner_role_name(OwnerRole role) {
+  switch (role) {
+    case OwnerRole::kDaemon: return "sealfs daemon, mounted read-write";
+    case OwnerRole::kDaemonReadOnly: return "sealfs daemon, mounted read-only";
+    case OwnerRole::kDaemonClosing: return "sealfs daemon, finishing its unmount";
+    case OwnerRole::kMkfs: return "mkfs.sealfs";
+    case OwnerRole::kFsckRepair: return "fsck.sealfs repairing";
+    case OwnerRole::kFsckCheck: return "fsck.sealfs checking";
+    case OwnerRole::kCount: break;
+  }
+  return "unknown owner";
+}
+
+std::string RegionHolder::describe() const {
+  std::string text = "pid " + std::to_string(pid) + " (" + owner_role_name(role);
+  if (!mount_point.empty()) text += " on " + mount_point;
+  if (!command.empty()) text += ": " + command;
+  return text + ")";
+}
+
+std::string RegionClaim::find_daemon_mount(pid_t pid, int fd) {
+  struct stat region_st {};
+  if (fstat(fd, &region_st) != 0) return "";
+  std::ifstream in("/proc/" + std::to_string(pid) + "/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+    size_t sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream head(line.substr(0, sep));
+    std::string id, parent, devno, root, point;
+    head >> id >> parent >> devno >> root >> point;
+    std::istringstream tail(line.substr(sep + 3));
+    std::string fstype, source;
+    tail >> fstype >> source;
+    if (fstype != "fuse.sealfs") continue;
+    struct stat source_st {};
+    if (::stat(unescape_mountinfo(source).c_str(), &source_st) != 0) continue;
+    if (source_st.st_dev == region_st.st_dev && source_st.st_ino == region_st.st_ino &&
+        source_st.st_rdev == region_st.st_rdev) {
+      return unescape_mountinfo(point);
+    }
+  }
+  return "";
+}
+
+std::optional<RegionHolder> RegionClaim::find_holder(int fd) {
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = kIdentityBase;
+  fl.l_len = static_cast<off_t>(OwnerRole::kCount) * kPidSpan;
+  if (fcntl(fd, F_OFD_GETLK, &fl) != 0 || fl.l_type == F_UNLCK) return std::nullopt;
+  off_t rel = fl.l_start - kIdentityBase;
+  RegionHolder holder;
+  holder.role = static_cast<OwnerRole>(rel / kPidSpan);
+  holder.pid = static_cast<pid_t>(rel % kPidSpan);
+  holder.command = read_command(holder.pid);
+  if (is_daemon(holder.role)) holder.mount_point = find_daemon_mount(holder.pid, fd);
+  return holder;
+}
+
+Result<std::unique_ptr<RegionClaim>> RegionClaim::acquire(int region_fd, const std::string& path,
+                                                          const ClaimRequest& request) {
+  const bool exclusive = writes(request.role);
+  // A new open file description of the same inode (see the header).
+  std::string self = "/proc/self/fd/" + std::to_string(region_fd);
+  int fd = ::open(self.c_str(), (exclusive ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return Status::from_errno(errno, "reopen " + path + " to claim it");
+  std::unique_ptr<RegionClaim> claim(new RegionClaim(fd, request.role));
+
+  const auto start = std::chrono::steady_clock::now();
+  bool announced = false;
+  for (;;) {
+    if (lock_byte(fd, exclusive ? F_WRLCK : F_RDLCK, kOwnershipByte) == 0) break;
+    int err = errno;
+    if (err != EAGAIN && err != EACCES) {
+      return Status::from_errno(err, path + ": cannot lock the region to claim it (the "
+                                           "filesystem it is on must support OFD locks)");
+    }
+    std::optional<RegionHolder> holder = find_holder(fd);
+    if (!holder) {
+      // The holder is between its two locks (starting or exiting): ask again.
+      std::this_thread::sleep_for(kPollInterval);
+      continue;
+    }
+    std::chrono::milliseconds budget{0};
+    if (holder->role == OwnerRole::kDaemonClosing) {
+      budget = request.wait_for_closing;
+    } else if (is_daemon(holder->role) && holder->mount_point.empty()) {
+      budget = request.wait_for_serving;  // its mount may just have gone
+    }
+    if (std::chrono::steady_clock::now() - start >= budget) {
+      std::string text = path + " is in use by " + holder->describe();
+      if (announced) text += fmt::format(", still after {:.1f} s", budget.count() / 1000.0);
+      return Status(Code::kBusy, text);
+    }
+    if (!announced && request.on_wait) request.on_wait(*holder);
+    announced = true;
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  if (lock_byte(fd, F_RDLCK, identity_offset(request.role, getpid())) != 0) {
+    return Status::from_errno(errno, path + ": cannot record the claim's owner");
+  }
+  return claim;
+}
+
+Status RegionClaim::change_role(OwnerRole role) {
+  if (role == role_) return Status::ok();
+  if (lock_byte(fd_, F_RDLCK, identity_offset(role, getpid())) != 0) {
+    return Status::from_errno(errno, "region claim: record the new role");
+  }
+  if (lock_byte(fd_, F_UNLCK, identity_offset(role_, getpid())) != 0) {
+    return Status::from_errno(errno, "region claim: drop the old role");
+  }
+  role_ = role;
+  return Status::ok();
+}
+
+RegionClaim::~RegionClaim() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace sealfs
