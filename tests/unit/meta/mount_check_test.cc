@@ -15,6 +15,7 @@
 #include "meta/inode.h"
 #include "meta_fixture.h"
 #include "sealfs/format.h"
+#include "util/crc32c.h"
 #include "util/log.h"
 
 namespace sealfs::testing_meta {
@@ -99,6 +100,30 @@ class MountCheckTest : public MetaTest {
     auto disk = encode_superblock(*sb);
     std::memcpy(image_.data(), &disk, sizeof(disk));
     std::memcpy(image_.data() + geo_.backup_block() * format::kBlockSize, &disk, sizeof(disk));
+  }
+  // One live quarantine entry (flags 0: the blocks belong to the table)
+  // in the first holder block, as the allocator writes it.
+  void put_quarantine(uint64_t block, uint64_t count, Ino from) {
+    std::byte* hb = image_.data() + geo_.holder_start * format::kBlockSize;
+    format::DiskHolderEntry e{};
+    e.pid.set(4242);
+    e.start_time.set(7);
+    e.ino.set(from);
+    e.region_block.set(block);
+    e.block_count.set(count);
+    std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), &e, sizeof(e));
+    format::DiskHolderBlockHeader h{};
+    h.magic.set(format::kHolderMagic);
+    h.count.set(1);
+    std::memcpy(hb, &h, sizeof(h));
+    h.crc.set(crc32c_with_hole(hb, format::kBlockSize,
+                               offsetof(format::DiskHolderBlockHeader, crc)));
+    std::memcpy(hb, &h, sizeof(h));
+  }
+  static MountOptions holders_alive() {
+    MountOptions options;
+    options.holder_alive = [](uint32_t, uint64_t) { return true; };
+    return options;
   }
   static bool mentions(const Status& s, const std::string& what) {
     return s.message().find(what) != std::string::npos;
@@ -313,6 +338,36 @@ TEST_F(MountCheckTest, LinkCountAboveTheNamesMountsWithAWarning) {
             std::string::npos)
       << log.text();
   EXPECT_TRUE(read_all(f.ino, 0, data.size()) == data);
+}
+
+// --------------------------------------------------------------- holder table
+
+TEST_F(MountCheckTest, QuarantinedBlocksAreReferencedNotLeaked) {
+  Attr f = file_with("f", "x");
+  unmount_to_image();
+  const uint64_t last = geo_.data_start + geo_.data_blocks - 2;
+  set_bits(last, 2, true);
+  put_quarantine(last, 2, f.ino);
+  LogCapture log;
+  auto mounted = mount_image(holders_alive());
+  ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
+  adopt(mounted);
+  ASSERT_EQ(fs_->quarantine_entries().size(), 1u);
+  EXPECT_EQ(log.text().find("belong to nothing"), std::string::npos) << log.text();
+}
+
+TEST_F(MountCheckTest, FileBlocksAlsoQuarantinedRefuseTheMount) {
+  Attr f = file_with("f", pattern(4, 'q'));
+  unmount_to_image();
+  const uint64_t start = inode(f.ino).u.extents[0].region_block.get();
+  put_quarantine(start + 1, 2, f.ino);  // blocks the file still maps
+  auto mounted = mount_image(holders_alive());
+  ASSERT_FALSE(mounted.is_ok());
+  const Status& s = mounted.status();
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.to_string();
+  EXPECT_TRUE(mentions(s, "cross-linked")) << s.to_string();
+  EXPECT_TRUE(mentions(s, "quarantined for pid 4242")) << s.to_string();
+  EXPECT_TRUE(mentions(s, "inode " + std::to_string(f.ino) + ": extent")) << s.to_string();
 }
 
 }  // namespace
