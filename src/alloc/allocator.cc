@@ -738,6 +738,11 @@ std::vector<BlockExtent> Allocator::free_extents() const {
   return out;
 }
 
+std::vector<uint64_t> Allocator::allocated_words() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->in_use.words();
+}
+
 bool Allocator::is_allocated(uint64_t block) const {
   std::lock_guard lock(impl_->mu);
   const Impl& a = *impl_;

@@ -150,10 +150,8 @@ Status FilesystemImpl::load_inode(Inode& inode) {
     auto e = decode_extent(de, geo_.data_start, data_end);
     if (!e.is_ok()) return ctx(e.status());
     if (e->file_block < prev_end) return ctx(Status(Code::kCorruption, "extents overlap"));
-    if (!alloc_->is_allocated(e->region_block) ||
-        !alloc_->is_allocated(e->region_end() - 1)) {
-      return ctx(Status(Code::kCorruption, "extent on blocks free in the bitmap"));
-    }
+    // Every block against the bitmap: check_block_references(), once all
+    // inodes are loaded.
     prev_end = e->file_end();
     inode.extents.insert(*e);
   }
@@ -226,6 +224,8 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   if (root == nullptr || !S_ISDIR(root->core.mode)) {
     return Status(Code::kCorruption, "root inode is not a directory");
   }
+  RETURN_IF_ERROR(check_block_references());
+  std::vector<uint32_t> names(geo_.inode_count + 1, 0), subdirs(geo_.inode_count + 1, 0);
   // Parent links of directories (for "..", rename loop checks).
   root->parent = format::kRootIno;
   for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
@@ -246,12 +246,17 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
                                                 std::to_string(de.ino));
             return;
           }
-          if (S_ISDIR(child->core.mode)) child->parent = ino;
+          ++names[de.ino];
+          if (S_ISDIR(child->core.mode)) {
+            child->parent = ino;
+            ++subdirs[ino];
+          }
         });
         RETURN_IF_ERROR(bad);
       }
     }
   }
+  RETURN_IF_ERROR(check_link_counts(names, subdirs));
   if (!read_only_) {
     RETURN_IF_ERROR(process_orphans(stats));
     for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {

@@ -117,6 +117,15 @@ class FilesystemImpl final : public Filesystem {
                         std::string_view new_name, unsigned flags);
   Status check_state_allows_mount(const Superblock& sb) const;
   Status process_orphans(FsckLikeStats* stats);
+  // --- mount-time cross-checks (mount_checks.cc)
+  // The block bitmap against every block referent: kCorruption on a
+  // referenced block that is free or referenced twice; leaks are logged.
+  Status check_block_references();
+  // Link counts against the names the directory pass found (`names` per
+  // inode; `subdirs`: subdirectory entries per directory). kCorruption when
+  // a count is below what the names need.
+  Status check_link_counts(const std::vector<uint32_t>& names,
+                           const std::vector<uint32_t>& subdirs);
   Status trim_beyond_eof(Inode& inode);
 
   // --- block map (file_layout.cc)
