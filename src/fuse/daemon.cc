@@ -4,7 +4,9 @@
 #include <spdlog/sinks/syslog_sink.h>
 #include <syslog.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "fuse/leases.h"
 #include "fuse/operations.h"
 #include "fuse/test_hooks.h"
+#include "media/media_fault.h"
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
 #include "util/log.h"
@@ -50,6 +53,12 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   };
 
+  // Before the region is mapped: a SIGBUS on the mapping (backing store
+  // full, poison) then fails the request that touched it, not the daemon.
+  if (!install_media_fault_handler()) {
+    log().warn("cannot install the SIGBUS handler ({}): a media error will kill the daemon",
+               std::strerror(errno));
+  }
   RegionOptions region_options;
   region_options.read_only = options.read_only;
   region_options.emulate_pmem = options.emulate_pmem;
