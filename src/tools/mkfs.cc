@@ -163,7 +163,8 @@ int parse_args(int argc, char** argv, Args& args) {
       }
       case kAllocate:
       case kSparseOk: {
-        SparsePolicy wanted = c == kAllocate ? SparsePolicy::kAllocate : SparsePolicy::kAllowSparse;
+        SparsePolicy wanted =
+            c == kAllocate ? SparsePolicy::kAllocate : SparsePolicy::kAllowSparse;
         if (args.sparse != SparsePolicy::kRefuse && args.sparse != wanted) {
           return fail("--allocate and --sparse-ok exclude each other");
         }
@@ -396,14 +397,23 @@ int run(const Args& args) {
   }
 
   auto region = RegionPmem2::open(args.target, RegionOptions{});
-  if (!region.is_ok()) return fail("{}", region.status().message());
+  if (!region.is_ok()) {
+    undo_file();
+    return fail("{}", region.status().message());
+  }
   if (args.align != 0 && args.align < (*region)->alignment()) {
-    return fail("alignment {} is below the device's alignment {}", args.align,
-                (*region)->alignment());
+    const uint64_t alignment = (*region)->alignment();
+    region->reset();
+    undo_file();
+    return fail("alignment {} is below the device's alignment {}", args.align, alignment);
   }
   FormatOptions options = format_options(args, **region);
   auto plan = Formatter::plan(**region, options);
-  if (!plan.is_ok()) return fail("{}: {}", args.target, plan.status().message());
+  if (!plan.is_ok()) {
+    region->reset();
+    undo_file();
+    return fail("{}: {}", args.target, plan.status().message());
+  }
   if (is_file) {
     // The blocks the format stores to are allocated first, so that a full
     // backing store fails here, with nothing written, rather than half way.
