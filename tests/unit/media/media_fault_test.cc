@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "media/data_writer.h"
+#include "media/formatter.h"
 #include "media/journal.h"
 #include "media/region_pmem2.h"
 #include "sealfs/format.h"
@@ -152,6 +153,25 @@ TEST_F(MediaFaultTest, RegionFailsOnceAndNamesTheOffset) {
   // The region stays failed for every later write, even one that would fit.
   writer.write(4 * kBlock, data.data(), kBlock);
   EXPECT_EQ(writer.drain().code(), Code::kIoError);
+}
+
+TEST_F(MediaFaultTest, AFormatCutShortFailsAndLeavesNoSuperblock) {
+  TempFile file(8ull << 20);
+  auto region = RegionPmem2::open(file.path(), RegionOptions{});
+  ASSERT_TRUE(region.is_ok());
+  FormatOptions options;
+  options.layout.inode_count = 64;
+  options.layout.journal_bytes = 256 << 10;
+  ASSERT_TRUE(Formatter::format(**region, options).is_ok());
+  // Formatting again over a file that lost its second half: mkfs must get
+  // an error (and exit 1), not die with SIGBUS.
+  file.resize(1ull << 20);
+  auto again = Formatter::format(**region, options);
+  ASSERT_FALSE(again.is_ok());
+  EXPECT_EQ(again.status().code(), Code::kIoError) << again.status().to_string();
+  // The old primary superblock was cleared before the fault.
+  const std::byte* primary = (*region)->data();
+  for (uint64_t i = 0; i < kBlock; ++i) ASSERT_EQ(primary[i], std::byte{0}) << "byte " << i;
 }
 
 // --- Journal --------------------------------------------------------------
