@@ -95,6 +95,14 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
     if (!opened.is_ok() && opened.status().code() == Code::kReadOnly) {
       ctx.problem(Phase::kJournal, "journal_needs_recovery", 0,
                   "committed transactions wait for replay: " + opened.status().message());
+    } else if (!opened.is_ok() && opened.status().code() == Code::kIoError) {
+      // A media error (media_fault.h) stopped the replay: the log is whole,
+      // and resetting it would lose committed transactions. Stop here with
+      // nothing written; a later run, once the media takes writes, replays.
+      fail("journal replay: " + opened.status().to_string() +
+           "; nothing changed: give the backing store room (or replace the media) and run "
+           "fsck.sealfs again");
+      return;
     } else if (!opened.is_ok()) {
       ctx.problem(Phase::kJournal, "journal_corrupt", 0,
                   opened.status().to_string() + "; journal reset (uncommitted history lost)");

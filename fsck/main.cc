@@ -8,6 +8,7 @@
 
 #include "fsck/checker.h"
 #include "fsck/report.h"
+#include "media/media_fault.h"
 #include "media/region_pmem2.h"
 
 namespace {
@@ -72,6 +73,9 @@ int main(int argc, char** argv) {
     return fsck::kExitUsage;
   }
   const std::string target = argv[optind];
+  // A SIGBUS on the mapping (replay into a full backing store, poison)
+  // becomes an I/O error instead of killing fsck (media_fault.h).
+  install_media_fault_handler();
   RegionOptions ro;
   ro.read_only = !repair;
   ro.claim = claim_request(target, repair);

@@ -5,8 +5,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "fuse/leases.h"
 #include "fuse/operations.h"
 #include "fuse/test_hooks.h"
+#include "media/media_fault.h"
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
 #include "util/log.h"
@@ -85,6 +88,12 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   };
 
+  // Before the region is mapped: a SIGBUS on the mapping (backing store
+  // full, poison) then fails the request that touched it, not the daemon.
+  if (!install_media_fault_handler()) {
+    log().warn("cannot install the SIGBUS handler ({}): a media error will kill the daemon",
+               std::strerror(errno));
+  }
   RegionOptions region_options;
   region_options.read_only = options.read_only;
   region_options.emulate_pmem = options.emulate_pmem;

@@ -3,6 +3,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -113,18 +114,38 @@ void reply_segments(Reply& r, const std::vector<ReadSegment>& segments, Ino ino,
     r.buf(nullptr, 0);
     return;
   }
+  const Region& region = r.ctx().fs->region();
   if (iov.size() <= kMaxSegments) {
-    r.iov(iov.data(), static_cast<int>(iov.size()));
+    // The kernel copies from the mapping. A media fault there (poison, a
+    // region file cut short) is no signal: writev fails with EFAULT and the
+    // kernel ends the request with EIO. Find the faulting page here, under a
+    // recovery window, so that the region is marked failed and logged.
+    if (r.iov(iov.data(), static_cast<int>(iov.size())) == -EFAULT) {
+      Status probed = region.guarded("file data read", [&] {
+        for (const auto& seg : segments) {
+          if (seg.data == nullptr || seg.length == 0) continue;
+          const auto* p = static_cast<const volatile std::byte*>(seg.data);
+          for (size_t at = 0; at < seg.length; at += 4096) (void)p[at];
+          (void)p[seg.length - 1];
+        }
+      });
+      log().warn("read inode {} at {}: the kernel could not copy the reply ({}); the reader "
+                 "got EIO", ino, offset, probed.is_ok() ? "no fault found" : probed.message());
+    }
     return;
   }
   // A badly fragmented range: gather into one buffer.
   log().debug("read inode {} at {}: {} segments, gathering", ino, offset, iov.size());
   std::unique_ptr<char[]> gathered(new char[total]);
   size_t pos = 0;
-  for (const auto& v : iov) {
-    std::memcpy(gathered.get() + pos, v.iov_base, v.iov_len);
-    pos += v.iov_len;
-  }
+  // A media fault on a source page fails the read with EIO.
+  Status copied = region.guarded("file data read", [&] {
+    for (const auto& v : iov) {
+      std::memcpy(gathered.get() + pos, v.iov_base, v.iov_len);
+      pos += v.iov_len;
+    }
+  });
+  if (!copied.is_ok()) return r.error(copied);
   r.buf(gathered.get(), total);
 }
 

@@ -21,14 +21,27 @@ void DataWriter::check(uint64_t region_offset, size_t len) const {
 
 void DataWriter::write(uint64_t region_offset, const void* src, size_t len) {
   check(region_offset, len);
+  if (region_.media_failed()) return;  // drain() reports it
   RegionWriteKey key;
-  region_.copy_flush(key, region_.writable(key) + region_offset, src, len);
+  std::byte* dst = region_.writable(key) + region_offset;
+  Status s = region_.guarded("file data write",
+                             [&] { region_.copy_flush(key, dst, src, len); });
+  (void)s;  // the region is now failed; drain() reports it
 }
 
 void DataWriter::zero(uint64_t region_offset, size_t len) {
   check(region_offset, len);
+  if (region_.media_failed()) return;
   RegionWriteKey key;
-  region_.zero_flush(key, region_.writable(key) + region_offset, len);
+  std::byte* dst = region_.writable(key) + region_offset;
+  Status s = region_.guarded("file data zeroing", [&] { region_.zero_flush(key, dst, len); });
+  (void)s;
+}
+
+Status DataWriter::drain() {
+  region_.drain();
+  if (region_.media_failed()) return region_.failed_status("file data", Code::kIoError);
+  return Status::ok();
 }
 
 std::byte* DataWriter::data_pointer(uint64_t region_offset, size_t len) {

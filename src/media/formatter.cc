@@ -142,43 +142,57 @@ Result<Superblock> Formatter::format(Region& region, const FormatOptions& option
   RegionWriteKey key;
   std::byte* base = region.writable(key);
 
+  // Every step runs in a media fault window (media_fault.h): a store that
+  // faults (a sparse file whose filesystem filled up, poison) ends the
+  // format with kIoError instead of killing mkfs. Because of the order
+  // below, a format cut short that way leaves no valid sealfs behind, as a
+  // power loss would.
+
   // 1. Kill any old superblock first (primary, new backup slot, old backup
   //    slot at the end of the region): from here until step 5 a power loss
   //    leaves no valid sealfs, not an old one over half-zeroed metadata.
-  zero_blocks(region, key, format::kSuperblockBlock, 1);
-  zero_blocks(region, key, g.backup_block(), 1);
-  zero_blocks(region, key, region.size() / kBlockSize - 1, 1);
-  region.drain();
+  RETURN_IF_ERROR(region.guarded("format: clearing old superblocks", [&] {
+    zero_blocks(region, key, format::kSuperblockBlock, 1);
+    zero_blocks(region, key, g.backup_block(), 1);
+    zero_blocks(region, key, region.size() / kBlockSize - 1, 1);
+    region.drain();
+  }));
 
   // 2. Metadata areas to zero: all inodes free, every data block free.
   //    Devdax devices hold whatever was there before. (Journal::format
   //    zeroes its own area.)
-  zero_blocks(region, key, g.holder_start, g.holder_blocks);
-  if (!options.metadata_zeroed) {
-    zero_blocks(region, key, g.inode_start, g.inode_blocks);
-    zero_blocks(region, key, g.bitmap_start, g.bitmap_blocks);
-  }
-  region.drain();
+  RETURN_IF_ERROR(region.guarded("format: zeroing metadata", [&] {
+    zero_blocks(region, key, g.holder_start, g.holder_blocks);
+    if (!options.metadata_zeroed) {
+      zero_blocks(region, key, g.inode_start, g.inode_blocks);
+      zero_blocks(region, key, g.bitmap_start, g.bitmap_blocks);
+    }
+    region.drain();
+  }));
 
   // 3. Journal header, empty holder blocks, root inode.
   RETURN_IF_ERROR(Journal::format(region, JournalArea{g.journal_start, g.journal_blocks}));
-  for (uint64_t b = 0; b < g.holder_blocks; ++b) {
-    write_empty_holder_block(region, key, g.holder_start + b);
-  }
   const format::DiskInode root = root_inode(options, sb.mkfs_time_ns);
-  std::byte* root_slot = base + inode_offset(g, format::kRootIno);
-  std::memcpy(root_slot, &root, sizeof(root));
-  region.flush(root_slot, sizeof(root));
-  region.drain();
+  RETURN_IF_ERROR(region.guarded("format: holder table and root inode", [&] {
+    for (uint64_t b = 0; b < g.holder_blocks; ++b) {
+      write_empty_holder_block(region, key, g.holder_start + b);
+    }
+    std::byte* root_slot = base + inode_offset(g, format::kRootIno);
+    std::memcpy(root_slot, &root, sizeof(root));
+    region.flush(root_slot, sizeof(root));
+    region.drain();
+  }));
 
   // 4. Backup, then 5. primary: the primary's persist is the commit point.
   const format::DiskSuperblock disk = encode_superblock(sb);
-  std::byte* backup = base + block_offset(g.backup_block());
-  std::memcpy(backup, &disk, sizeof(disk));
-  region.persist(backup, sizeof(disk));
-  std::byte* primary = base + block_offset(format::kSuperblockBlock);
-  std::memcpy(primary, &disk, sizeof(disk));
-  region.persist(primary, sizeof(disk));
+  RETURN_IF_ERROR(region.guarded("format: superblocks", [&] {
+    std::byte* backup = base + block_offset(g.backup_block());
+    std::memcpy(backup, &disk, sizeof(disk));
+    region.persist(backup, sizeof(disk));
+    std::byte* primary = base + block_offset(format::kSuperblockBlock);
+    std::memcpy(primary, &disk, sizeof(disk));
+    region.persist(primary, sizeof(disk));
+  }));
   return sb;
 }
 

@@ -111,7 +111,9 @@ struct Journal::Impl {
   // Can `size` log bytes go at head without touching live transactions?
   // Sets *pos and *waste (bytes skipped at the end of the log).
   bool place(uint64_t size, uint64_t* pos, uint64_t* waste) const;
-  void checkpoint_locked();
+  // kIoError on a media fault: the log is then kept (the tail does not move),
+  // so that recovery still replays every committed transaction.
+  Status checkpoint_locked();
   void note_home_write(uint64_t offset, uint64_t len);
 
   Region& region;
@@ -172,15 +174,22 @@ void Journal::Impl::note_home_write(uint64_t offset, uint64_t len) {
   dirty_home.emplace_back(offset, len);
 }
 
-void Journal::Impl::checkpoint_locked() {
+Status Journal::Impl::checkpoint_locked() {
+  // Home writes that faulted never landed: emptying the log now would lose
+  // committed transactions.
+  if (region.media_failed()) return region.failed_status("journal checkpoint");
   const std::byte* base = region.data();
-  for (auto [offset, len] : dirty_home) region.flush(base + offset, len);
-  region.drain();
+  RETURN_IF_ERROR(region.guarded("journal checkpoint", [&] {
+    for (auto [offset, len] : dirty_home) region.flush(base + offset, len);
+    region.drain();
+  }));
   dirty_home.clear();
-  write_header(head, seq);
+  // write_header is an encode into the slot and a persist: plain stores.
+  RETURN_IF_ERROR(region.guarded("journal header write", [&] { write_header(head, seq); }));
   tail = head;
   used = 0;
   ++checkpoints;
+  return Status::ok();
 }
 
 Journal::Journal(Region& region, const JournalArea& area)
@@ -199,7 +208,6 @@ Status Journal::format(Region& region, const JournalArea& area) {
   std::byte* base = impl.mutable_base();
   // The whole area is zeroed: a log left by an earlier filesystem could
   // otherwise hold a chain of valid transactions starting at seq 1.
-  region.zero_flush(RegionWriteKey(), base + impl.area_begin, impl.area_end - impl.area_begin);
   std::byte* header = base + impl.area_begin;
   uint32_t salt = 0;
   while (salt == 0) {  // 0 means "no salt" (images from before the feature)
@@ -207,11 +215,13 @@ Status Journal::format(Region& region, const JournalArea& area) {
       return Status::from_errno(errno, "journal format: getrandom");
     }
   }
-  jl::encode_header({salt, 1, 0, 1}, header);
-  jl::encode_header({salt, 0, 0, 1}, header + format::kJournalHeaderSlotOffset);
-  region.flush(header, kBlockSize);
-  region.drain();
-  return Status::ok();
+  return region.guarded("journal format", [&] {
+    region.zero_flush(RegionWriteKey(), base + impl.area_begin, impl.area_end - impl.area_begin);
+    jl::encode_header({salt, 1, 0, 1}, header);
+    jl::encode_header({salt, 0, 0, 1}, header + format::kJournalHeaderSlotOffset);
+    region.flush(header, kBlockSize);
+    region.drain();
+  });
 }
 
 Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea& area,
@@ -271,16 +281,31 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
                     "journal needs recovery: mount read-write once or run fsck.sealfs");
     }
     std::byte* base = j.mutable_base();
+    struct Copy {
+      uint64_t offset;
+      const std::byte* payload;
+      uint32_t length;
+    };
+    std::vector<Copy> copies;
     for (const auto& txn : committed) {
       jl::for_each_record(j.log() + txn.offset,
                           [&](uint64_t off, const std::byte* payload, uint32_t len) {
-                            std::memcpy(base + off, payload, len);
-                            region.flush(base + off, len);
+                            copies.push_back({off, payload, len});
                           });
     }
-    region.drain();
+    // A media fault (media_fault.h) stops the replay with the header
+    // untouched: replay is idempotent, so a later one redoes all of it. The
+    // window holds plain copies only (see media_fault.h).
+    RETURN_IF_ERROR(region.guarded("journal replay", [&] {
+      for (const Copy& c : copies) {
+        std::memcpy(base + c.offset, c.payload, c.length);
+        region.flush(base + c.offset, c.length);
+      }
+      region.drain();
+    }));
     // Replay is idempotent, but moving the tail saves doing it again.
-    j.write_header(j.head, j.seq);
+    RETURN_IF_ERROR(
+        region.guarded("journal header write", [&] { j.write_header(j.head, j.seq); }));
     j.tail = j.head;
     j.used = 0;
     log().info("journal: replayed {} transactions ({} bytes)", committed.size(), replayed_bytes);
@@ -306,6 +331,11 @@ Status Journal::commit(Transaction&& txn) {
     lock.unlock();
     txn.run_abort();
     return Status(Code::kReadOnly, "journal commit: region is read-only");
+  }
+  if (j.region.media_failed()) {
+    lock.unlock();
+    txn.run_abort();
+    return j.region.failed_status("journal commit");
   }
   // Index loop: a hook may register further hooks.
   for (size_t i = 0; i < txn.prepare_.size(); ++i) {
@@ -333,16 +363,16 @@ Status Journal::commit(Transaction&& txn) {
     uint64_t pos = 0;
     uint64_t waste = 0;
     if (!j.place(size, &pos, &waste)) {
-      j.checkpoint_locked();
+      if (Status s = j.checkpoint_locked(); !s.is_ok()) {
+        lock.unlock();
+        txn.run_abort();
+        return s;
+      }
       if (!j.place(size, &pos, &waste)) die("no log room after a checkpoint");
     }
 
     std::byte* base = j.mutable_base();
     std::byte* log = base + j.log_begin;
-    if (waste >= jl::kHeaderBytes) {
-      jl::encode_wrap(j.seq, waste, log + j.head);
-      j.region.flush(log + j.head, jl::kHeaderBytes);
-    }
     j.scratch.resize(size);
     jl::encode_transaction(
         j.salt, j.seq, static_cast<uint32_t>(txn.records_.size()), size,
@@ -352,20 +382,51 @@ Status Journal::commit(Transaction&& txn) {
                                 r.length};
         },
         j.scratch.data());
-    std::memcpy(log + pos, j.scratch.data(), size);
-    j.region.flush(log + pos, size);
-    j.region.drain();  // the commit point
+    // Media faults (media_fault.h): a fault while the log is written means
+    // the transaction did not commit (no valid commit record; the next
+    // recovery sees a torn tail), so it fails like any refused commit and
+    // the caller's DRAM state is rolled back by the abort hooks.
+    const uint64_t head = j.head;
+    Status logged = j.region.guarded("journal log write", [&] {
+      if (waste >= jl::kHeaderBytes) {
+        jl::encode_wrap(j.seq, waste, log + head);
+        j.region.flush(log + head, jl::kHeaderBytes);
+      }
+      std::memcpy(log + pos, j.scratch.data(), size);
+      j.region.flush(log + pos, size);
+      j.region.drain();  // the commit point
+    });
+    if (!logged.is_ok()) {
+      lock.unlock();
+      txn.run_abort();
+      return logged;
+    }
 
     j.head = pos + size;
     j.used += waste + size;
     ++j.seq;
     ++j.commits;
-    for (const auto& r : txn.records_) {
-      std::byte* home = base + r.region_offset;
-      std::memcpy(home, txn.payload_.data() + r.payload_offset, r.length);
-      j.region.flush(home, r.length);
-      j.note_home_write(r.region_offset, r.length);
+    // A fault in the home writes comes after the commit point: the
+    // transaction is durable in the log and recovery will apply it, but its
+    // home bytes are partly written. The region is now failed, which stops
+    // every later commit and checkpoint, so the log keeps it until a replay
+    // (mount or fsck, once the media is writable again) finishes the job.
+    // The request still fails (EIO): its DRAM state is rolled back by the
+    // abort hooks, and the change appears after recovery, as it would had
+    // the daemon crashed at this point.
+    Status homed = j.region.guarded("journal home write", [&] {
+      for (const auto& r : txn.records_) {
+        std::byte* home = base + r.region_offset;
+        std::memcpy(home, txn.payload_.data() + r.payload_offset, r.length);
+        j.region.flush(home, r.length);
+      }
+    });
+    if (!homed.is_ok()) {
+      lock.unlock();
+      txn.run_abort();
+      return homed;
     }
+    for (const auto& r : txn.records_) j.note_home_write(r.region_offset, r.length);
   }
   lock.unlock();
 
@@ -382,8 +443,7 @@ Status Journal::checkpoint() {
   if (impl_->region.read_only()) {
     return Status(Code::kReadOnly, "journal checkpoint: region is read-only");
   }
-  impl_->checkpoint_locked();
-  return Status::ok();
+  return impl_->checkpoint_locked();
 }
 
 uint64_t Journal::max_transaction_bytes() const { return impl_->capacity / 4; }

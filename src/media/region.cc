@@ -1,5 +1,9 @@
 #include "media/region.h"
 
+#include <fmt/format.h>
+
+#include "util/log.h"
+
 namespace sealfs {
 
 const char* granularity_name(Granularity g) {
@@ -9,6 +13,28 @@ const char* granularity_name(Granularity g) {
     case Granularity::kPage: return "page";
   }
   return "?";
+}
+
+Status Region::media_fault(const char* what, uintptr_t address) const {
+  const uint64_t offset = address - reinterpret_cast<uintptr_t>(base_);
+  uint64_t expected = kNoFault;
+  if (media_fault_offset_.compare_exchange_strong(expected, offset)) {
+    // Once: every later write is refused, so one fault is one log line.
+    log().error(
+        "{}: media error (SIGBUS) at region offset {} during {}: the filesystem is read-only "
+        "from now on and needs fsck.sealfs (a sparse region file whose filesystem is full, a "
+        "truncated region file, or poisoned persistent memory)",
+        description_, offset, what);
+  }
+  return Status(Code::kIoError,
+                fmt::format("{}: media error at region offset {}", what, offset));
+}
+
+Status Region::failed_status(const char* what, Code code) const {
+  return Status(code,
+                fmt::format("{}: read-only after a media error at region offset {}; unmount "
+                            "and run fsck.sealfs",
+                            what, media_fault_offset()));
 }
 
 }  // namespace sealfs

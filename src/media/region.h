@@ -10,9 +10,13 @@
 // enforced by the compiler rather than by review.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+#include "media/media_fault.h"
+#include "util/status.h"
 
 namespace sealfs {
 
@@ -67,6 +71,26 @@ class Region {
     return static_cast<uint64_t>(static_cast<const std::byte*>(p) - base_);
   }
 
+  // Media faults (media_fault.h). Runs fn (plain loads, stores, copies and
+  // flushes of the mapping only) so that a SIGBUS on the mapping ends it
+  // early instead of killing the process; returns kIoError naming `what` and
+  // the region offset. The first fault marks the region failed for good and
+  // is logged once at error level: from then on nothing may be written that
+  // assumes earlier writes landed (the journal refuses commits and
+  // checkpoints, the filesystem turns read-only).
+  template <typename F>
+  [[nodiscard]] Status guarded(const char* what, F&& fn) const {
+    uintptr_t address = 0;
+    if (run_recoverable(base_, size_, fn, &address)) return Status::ok();
+    return media_fault(what, address);
+  }
+  bool media_failed() const { return media_fault_offset_.load() != kNoFault; }
+  // Region offset of the first fault (meaningful once media_failed()).
+  uint64_t media_fault_offset() const { return media_fault_offset_.load(); }
+  // The error a write refuses with once the region has failed: kReadOnly
+  // (EROFS) for layout changes, kIoError (EIO) for data.
+  Status failed_status(const char* what, Code code = Code::kReadOnly) const;
+
  protected:
   Region() = default;
   std::byte* base_ = nullptr;
@@ -75,6 +99,12 @@ class Region {
   Granularity granularity_ = Granularity::kPage;
   bool read_only_ = false;
   std::string description_;
+
+ private:
+  static constexpr uint64_t kNoFault = UINT64_MAX;
+  Status media_fault(const char* what, uintptr_t address) const;
+  // Mutable: a fault found while reading is still a fault of the region.
+  mutable std::atomic<uint64_t> media_fault_offset_{kNoFault};
 };
 
 }  // namespace sealfs

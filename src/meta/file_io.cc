@@ -66,8 +66,8 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
     }
     consume(segs);
     const InodeCore& c = inode->core;
-    want_atime = !read_only_ && (c.atime <= c.mtime || c.atime <= c.ctime ||
-                                 now_ns() - c.atime > kDayNs);
+    want_atime = !read_only_ && !region_->media_failed() &&
+                 (c.atime <= c.mtime || c.atime <= c.ctime || now_ns() - c.atime > kDayNs);
   }
   if (want_atime) touch_atime(*inode);
   return Status::ok();
@@ -88,17 +88,22 @@ void FilesystemImpl::touch_atime(Inode& inode) {
 
 Result<size_t> FilesystemImpl::read_copy(Ino ino, uint64_t offset, void* buf, size_t length) {
   size_t copied = 0;
+  Status faulted;
   RETURN_IF_ERROR(read(ino, offset, length, [&](const std::vector<ReadSegment>& segs) {
     auto* out = static_cast<std::byte*>(buf);
-    for (const auto& s : segs) {
-      if (s.data == nullptr) {
-        std::memset(out + copied, 0, s.length);
-      } else {
-        std::memcpy(out + copied, s.data, s.length);
+    // A media fault (SIGBUS) on the source bytes fails this read with EIO.
+    faulted = region_->guarded("file data read", [&] {
+      for (const auto& s : segs) {
+        if (s.data == nullptr) {
+          std::memset(out + copied, 0, s.length);
+        } else {
+          std::memcpy(out + copied, s.data, s.length);
+        }
+        copied += s.length;
       }
-      copied += s.length;
-    }
+    });
   }));
+  RETURN_IF_ERROR(faulted);
   return copied;
 }
 
@@ -186,7 +191,12 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
     inode->extents.insert(Extent{fb, b->start, b->count, false});
     inode->core.blocks += b->count;
   }
-  data_->drain();
+  // A media fault in any copy above (backing store full, poison) fails the
+  // whole write with EIO: nothing of it is acknowledged.
+  if (Status drained = data_->drain(); !drained.is_ok()) {
+    restore();
+    return drained;
+  }
   uint64_t written = pos - offset;
   if (written == 0) {
     restore();

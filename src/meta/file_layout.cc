@@ -143,7 +143,7 @@ Status FilesystemImpl::zero_partial(Inode& inode, uint64_t offset, uint64_t leng
     }
     offset = block_end;
   }
-  if (wrote) data_->drain();
+  if (wrote) RETURN_IF_ERROR(data_->drain());
   return Status::ok();
 }
 

@@ -84,6 +84,8 @@ Result<Inode*> FilesystemImpl::live(Ino ino) {
 
 Status FilesystemImpl::check_writable() const {
   if (read_only_) return Status(Code::kReadOnly, "mounted read-only");
+  // After a media fault (media_fault.h) the mount is read-only for good.
+  if (region_->media_failed()) return region_->failed_status("write");
   return Status::ok();
 }
 
@@ -358,7 +360,7 @@ void FilesystemImpl::release_inode_number(Ino ino) {
 
 void FilesystemImpl::maybe_free(Inode& inode) {
   if (!inode.in_use() || inode.core.nlink != 0 || inode.lookups != 0 || inode.opens != 0) return;
-  if (read_only_) return;
+  if (read_only_ || region_->media_failed()) return;
   Status s = free_inode(inode);
   if (is_layout_sealed(s)) {
     // Still mapped through a lease: freed once the leases are broken.
@@ -424,6 +426,17 @@ Status FilesystemImpl::free_inode(Inode& inode) {
 
 Status FilesystemImpl::unmount() {
   if (!mounted_) return Status::ok();
+  if (!read_only_ && region_->media_failed()) {
+    // The log holds committed transactions whose home writes faulted: no
+    // orphan frees, no checkpoint, no "clean" state. The superblock stays
+    // "mounted", so the next mount or fsck.sealfs replays the journal.
+    mounted_ = false;
+    return Status(Code::kIoError,
+                  "not marked clean: a media error at region offset " +
+                      std::to_string(region_->media_fault_offset()) +
+                      " made the filesystem read-only; free space on the backing store (or "
+                      "replace the media) and run fsck.sealfs");
+  }
   if (!read_only_) {
     for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
       Inode* inode = nullptr;

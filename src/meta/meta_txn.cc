@@ -164,7 +164,9 @@ void MetaTxn::stage_locked(Transaction& t) {
 }
 
 Status MetaTxn::commit() {
-  if (data_written_) fs_.data_->drain();
+  // A media fault in the data copies (DataWriter) fails the commit: nothing
+  // may expose blocks whose bytes did not land.
+  if (data_written_) RETURN_IF_ERROR(fs_.data_->drain());
   for (auto& [block, b] : blocks_) stage_block(block, b);
   if (!dirty_.empty() || !orphan_ops_.empty() || !sb_edits_.empty()) {
     txn_.on_prepare([this](Transaction& t) { stage_locked(t); });

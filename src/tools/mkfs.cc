@@ -3,7 +3,12 @@
 //
 // Exit status (e2fsprogs style): 0 success; 1 for any failure, usage errors
 // included. On every failure before "writing" the target is left untouched:
-// all arguments and the layout are checked before the first byte changes.
+// all arguments, the layout and the backing store's free space
+// (backing_store.h) are checked, and the blocks the format writes are
+// allocated, before the first byte changes. A media error while writing (the
+// backing store filled up anyway, poison) ends mkfs with status 1 rather than
+// SIGBUS; the old superblocks are cleared first, so the target then holds no
+// valid filesystem (Formatter::format).
 #include <fcntl.h>
 #include <getopt.h>
 #include <sys/stat.h>
@@ -21,7 +26,9 @@
 #include <fmt/format.h>
 
 #include "media/formatter.h"
+#include "media/media_fault.h"
 #include "media/region_pmem2.h"
+#include "tools/backing_store.h"
 #include "tools/fs_probe.h"
 #include "tools/uuid_text.h"
 #include "util/log.h"
@@ -46,13 +53,14 @@ struct Args {
   uint64_t journal_bytes = 0;
   uint64_t align = 0;       // 0 = the region's alignment
   uint64_t size = 0;        // 0 = no --size
+  SparsePolicy sparse = SparsePolicy::kRefuse;
   std::string target;
 };
 
 void usage(std::FILE* out) {
   std::fprintf(out,
       "Usage: mkfs.sealfs [-f] [-n] [-q] [-L label] [-N inodes] [-J journal-size]\n"
-      "                   [--align BYTES] [--size SIZE] TARGET\n"
+      "                   [--align BYTES] [--size SIZE] [--allocate | --sparse-ok] TARGET\n"
       "\n"
       "Creates a sealfs on TARGET: a devdax device (/dev/daxX.Y), a file on a DAX\n"
       "filesystem, or an ordinary file.\n"
@@ -66,11 +74,17 @@ void usage(std::FILE* out) {
       "      --align BYTES    data area alignment: a power of two >= 4096 and >= the\n"
       "                       device's own alignment (the default)\n"
       "      --size SIZE      create TARGET, or grow it to SIZE (never shrinks); files only\n"
+      "      --allocate       allocate every block of a region file now (fails cleanly,\n"
+      "                       target unchanged, if its filesystem cannot hold it)\n"
+      "      --sparse-ok      format a sparse region file even when its filesystem cannot\n"
+      "                       hold the whole region (refused otherwise: once that\n"
+      "                       filesystem is full, sealfs writes fail with EIO)\n"
       "  -h, --help           this text\n"
       "  -V, --version        print the version\n"
       "\n"
       "Sizes take binary suffixes: 4096, 64K, 16M, 1G, 2T.\n"
-      "Exit status: 0 on success, 1 on any error (the target is then unchanged).\n");
+      "Exit status: 0 on success, 1 on any error. The target is then unchanged, except\n"
+      "after an I/O error while writing the format: it then holds no valid filesystem.\n");
 }
 
 template <typename... T>
@@ -94,7 +108,7 @@ std::optional<uint64_t> parse_count(const char* text) {
 // Returns kExitOk to go on, or the exit status to stop with (help, version
 // and errors); -1 means "parsed".
 int parse_args(int argc, char** argv, Args& args) {
-  enum { kAlign = 256, kSize };
+  enum { kAlign = 256, kSize, kAllocate, kSparseOk };
   static const option kLong[] = {
       {"force", no_argument, nullptr, 'f'},      {"dry-run", no_argument, nullptr, 'n'},
       {"quiet", no_argument, nullptr, 'q'},      {"label", required_argument, nullptr, 'L'},
@@ -102,6 +116,8 @@ int parse_args(int argc, char** argv, Args& args) {
       {"journal", required_argument, nullptr, 'J'},
       {"align", required_argument, nullptr, kAlign},
       {"size", required_argument, nullptr, kSize},
+      {"allocate", no_argument, nullptr, kAllocate},
+      {"sparse-ok", no_argument, nullptr, kSparseOk},
       {"help", no_argument, nullptr, 'h'},       {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0}};
   opterr = 0;
@@ -145,6 +161,16 @@ int parse_args(int argc, char** argv, Args& args) {
         auto n = parse_size(optarg);
         if (!n || *n == 0) return fail("invalid size '{}'", optarg);
         args.size = *n;
+        break;
+      }
+      case kAllocate:
+      case kSparseOk: {
+        SparsePolicy wanted =
+            c == kAllocate ? SparsePolicy::kAllocate : SparsePolicy::kAllowSparse;
+        if (args.sparse != SparsePolicy::kRefuse && args.sparse != wanted) {
+          return fail("--allocate and --sparse-ok exclude each other");
+        }
+        args.sparse = wanted;
         break;
       }
       case 'h': usage(stdout); return kExitOk;
@@ -274,6 +300,29 @@ int check_existing(const Args& args, const RegionPmem2& region) {
   return fail("{} contains a {} filesystem; use -f to overwrite it", args.target, *found);
 }
 
+// A region file must fit on the filesystem that holds it, or the user must
+// say what to do about it (backing_store.h). Returns -1 to go on.
+int check_backing_store(const Args& args, uint64_t region_bytes) {
+  auto space = measure_backing_space(args.target, region_bytes);
+  if (!space.is_ok()) return fail("{}", space.status().message());
+  std::string warning;
+  Status verdict = judge_backing_space(args.target, *space, args.sparse, &warning);
+  if (!verdict.is_ok()) return fail("{}", verdict.message());
+  if (!warning.empty() && !args.quiet) {
+    std::fprintf(stderr, "mkfs.sealfs: %s\n", warning.c_str());
+  }
+  return -1;
+}
+
+// --allocate: every block of the region file, before any byte is written.
+Status allocate_file(const std::string& target, uint64_t size) {
+  int fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(errno, "open " + target);
+  Status s = allocate_range(fd, 0, size);
+  ::close(fd);
+  return s;
+}
+
 int run(const Args& args) {
   if (args.quiet) set_log_level("error");
   struct stat st;
@@ -342,6 +391,30 @@ int run(const Args& args) {
     return kExitOk;
   }
 
+  // A region file (not a device): will its filesystem hold the region?
+  const bool is_file = !exists || S_ISREG(st.st_mode);
+  const uint64_t final_size = std::max(args.size, current);
+  if (is_file) {
+    if (int rc = check_backing_store(args, final_size); rc >= 0) return rc;
+  }
+  // What this run did to the file is undone on every failure below: a file
+  // it created goes, a file it grew gets its old size back.
+  auto undo_file = [&] {
+    if (!exists) {
+      ::unlink(args.target.c_str());
+    } else if (grow) {
+      if (::truncate(args.target.c_str(), static_cast<off_t>(current)) != 0) {
+        std::fprintf(stderr, "mkfs.sealfs: cannot shrink %s back to %llu bytes: %s\n",
+                     args.target.c_str(), static_cast<unsigned long long>(current),
+                     std::strerror(errno));
+      }
+    }
+  };
+  // Faults on the mapping turn into errors from here on (media_fault.h).
+  if (!install_media_fault_handler()) {
+    return fail("cannot install the SIGBUS handler: {}", std::strerror(errno));
+  }
+
   if (grow) {
     int fd = ::open(args.target.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return fail("cannot create {}: {}", args.target, std::strerror(errno));
@@ -359,19 +432,57 @@ int run(const Args& args) {
     ::close(fd);
     if (rc != 0) return fail("cannot grow {} to {}: {}", args.target, args.size, std::strerror(err));
   }
+  if (is_file && args.sparse == SparsePolicy::kAllocate) {
+    if (Status s = allocate_file(args.target, final_size); !s.is_ok()) {
+      undo_file();
+      return fail("{}: {}; nothing written", args.target, s.message());
+    }
+  }
 
   auto region = RegionPmem2::open(args.target, RegionOptions{});
-  if (!region.is_ok()) return fail("{}", region.status().message());
+  if (!region.is_ok()) {
+    undo_file();
+    return fail("{}", region.status().message());
+  }
   if (args.align != 0 && args.align < (*region)->alignment()) {
-    return fail("alignment {} is below the device's alignment {}", args.align,
-                (*region)->alignment());
+    const uint64_t alignment = (*region)->alignment();
+    region->reset();
+    undo_file();
+    return fail("alignment {} is below the device's alignment {}", args.align, alignment);
   }
   FormatOptions options = format_options(args, **region);
   auto plan = Formatter::plan(**region, options);
-  if (!plan.is_ok()) return fail("{}: {}", args.target, plan.status().message());
-  options.metadata_zeroed = punch_metadata(**region, plan->geometry);
+  if (!plan.is_ok()) {
+    region->reset();
+    undo_file();
+    return fail("{}: {}", args.target, plan.status().message());
+  }
+  if (is_file) {
+    // The blocks the format stores to are allocated first, so that a full
+    // backing store fails here, with nothing written, rather than half way.
+    if (Status s = reserve_format_blocks((*region)->fd(), plan->geometry); !s.is_ok()) {
+      region->reset();
+      undo_file();
+      return fail("{}: {}; nothing written", args.target, s.message());
+    }
+  }
+  // --allocate keeps the inode table and bitmap allocated (punching them
+  // would make the file sparse again); they read as zero, so the formatter's
+  // zeroing finds nothing to write there.
+  if (args.sparse != SparsePolicy::kAllocate) {
+    options.metadata_zeroed = punch_metadata(**region, plan->geometry);
+  }
   auto sb = Formatter::format(**region, options);
-  if (!sb.is_ok()) return fail("{}: {}", args.target, sb.status().message());
+  if (!sb.is_ok()) {
+    region->reset();
+    undo_file();
+    if (sb.status().code() == Code::kIoError) {
+      return fail("{}: {}; the format was cut short and {} holds no valid filesystem now (the "
+                  "old superblocks are cleared first)",
+                  args.target, sb.status().message(), args.target);
+    }
+    return fail("{}: {}", args.target, sb.status().message());
+  }
   if (!args.quiet) print_layout(*sb, args.target, describe(**region), false);
   return kExitOk;
 }

@@ -219,7 +219,10 @@ void MountFixture::TearDown() {
 
 void MountFixture::format(const MountConfig& config) {
   config_ = config;
-  region_path_ = (emulated() ? shm_dir_ : dir_) + "/region.img";
+  region_path_ = (!config_.region_dir.empty() ? config_.region_dir
+                  : emulated()                  ? shm_dir_
+                                                : dir_) +
+                 "/region.img";
   if (config_.uid && !shm_dir_.empty()) {
     ASSERT_EQ(chown(shm_dir_.c_str(), *config_.uid, config_.gid), 0) << std::strerror(errno);
   }

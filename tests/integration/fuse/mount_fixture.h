@@ -55,6 +55,9 @@ struct MountConfig {
   // suites fast; on_disk puts it in TMPDIR and persists with msync, as an
   // ordinary file on a disk would be used.
   bool on_disk = false;
+  // When set, the region file is made in this directory instead (a small
+  // tmpfs standing for a full disk, for instance).
+  std::string region_dir;
 };
 
 class MountFixture : public ::testing::Test {

@@ -2,7 +2,10 @@
 // files in a temporary directory.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -320,6 +323,139 @@ TEST_F(MkfsTest, HelpAndVersion) {
   Outcome version = mkfs({"-V"});
   EXPECT_EQ(version.status, 0);
   EXPECT_NE(version.out.find("mkfs.sealfs "), std::string::npos);
+}
+
+// --- The backing store (backing_store.h) ---------------------------------
+//
+// A small tmpfs plays the full disk. It is mounted in a private mount
+// namespace of this test process (mkfs runs as its child and sees it), so
+// nothing is left mounted if the test dies. Needs CAP_SYS_ADMIN, as the
+// integration tests need root.
+class MkfsBackingStoreTest : public MkfsTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(MkfsTest::SetUp());
+    static bool unshared = [] {
+      return unshare(CLONE_NEWNS) == 0 &&
+             ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+    }();
+    ASSERT_TRUE(unshared) << "a private mount namespace needs CAP_SYS_ADMIN: "
+                          << std::strerror(errno);
+    small_ = dir_ / "small";
+    fsys::create_directory(small_);
+    ASSERT_EQ(::mount("sealfs-test", small_.c_str(), "tmpfs", 0, "size=16m"), 0)
+        << std::strerror(errno);
+  }
+  void TearDown() override {
+    umount2(small_.c_str(), MNT_DETACH);
+    MkfsTest::TearDown();
+  }
+  uint64_t free_bytes() {
+    struct statvfs v;
+    EXPECT_EQ(statvfs(small_.c_str(), &v), 0);
+    return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  }
+  uint64_t allocated(const fsys::path& p) {
+    struct stat st;
+    EXPECT_EQ(stat(p.c_str(), &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  // A sparse file of `size` whose first MiB holds a pattern.
+  fsys::path sparse_pattern_file(const std::string& name, uint64_t size) {
+    fsys::path p = small_ / name;
+    fsys::copy_file(pattern_file(name, kMiB), p);
+    fsys::resize_file(p, size);
+    return p;
+  }
+  fsys::path small_;
+};
+
+TEST_F(MkfsBackingStoreTest, RefusesASparseRegionItsFilesystemCannotHold) {
+  // A new file: refused before it is created.
+  Outcome fresh = mkfs({"--size", "64M", small_ / "new"});
+  EXPECT_EQ(fresh.status, 1);
+  EXPECT_FALSE(fsys::exists(small_ / "new"));
+  for (const char* word : {"sparse", "64 MiB", "--allocate", "--sparse-ok", "EIO"}) {
+    EXPECT_NE(fresh.err.find(word), std::string::npos) << word << " missing in: " << fresh.err;
+  }
+  // An existing sparse file: refused byte for byte unchanged.
+  fsys::path img = sparse_pattern_file("img", 64 * kMiB);
+  const std::string before = slurp(img);
+  const uint64_t blocks_before = allocated(img);
+  Outcome existing = mkfs({img});
+  EXPECT_EQ(existing.status, 1);
+  EXPECT_NE(existing.err.find("sparse"), std::string::npos) << existing.err;
+  EXPECT_EQ(slurp(img), before);
+  EXPECT_EQ(allocated(img), blocks_before);
+}
+
+TEST_F(MkfsBackingStoreTest, SparseOkFormatsAnywayWithAWarning) {
+  fsys::path img = small_ / "img";
+  Outcome r = mkfs({"--sparse-ok", "--size", "64M", img});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("WARNING"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("short of the whole region"), std::string::npos) << r.err;
+  Result<Superblock> sb = superblock_of(img);
+  ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
+  EXPECT_EQ(sb->geometry.region_size, 64 * kMiB);
+}
+
+TEST_F(MkfsBackingStoreTest, SparseOkStillFailsCleanlyWhenTheFormatItselfCannotFit) {
+  // Fill the tmpfs but for 1 MiB: the 16 MiB journal cannot be allocated.
+  fsys::path filler = small_ / "filler";
+  int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fallocate(fd, 0, 0, static_cast<off_t>(free_bytes() - kMiB)), 0)
+      << std::strerror(errno);
+  ::close(fd);
+  fsys::path img = sparse_pattern_file("img", 64 * kMiB);
+  const std::string before = slurp(img);
+  Outcome r = mkfs({"--sparse-ok", img});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("nothing written"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(img), before);
+  EXPECT_EQ(fsys::file_size(img), 64 * kMiB);
+}
+
+TEST_F(MkfsBackingStoreTest, AllocateReservesTheWholeRegion) {
+  fsys::path img = small_ / "img";
+  Outcome r = mkfs({"--allocate", "--size", "8M", img});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
+  EXPECT_GE(allocated(img), 8 * kMiB) << "the region is still sparse";
+  Result<Superblock> sb = superblock_of(img);
+  ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
+  EXPECT_EQ(sb->geometry.region_size, 8 * kMiB);
+}
+
+TEST_F(MkfsBackingStoreTest, AllocateFailsCleanlyWhenTheRegionCannotFit) {
+  const uint64_t free_before = free_bytes();
+  Outcome fresh = mkfs({"--allocate", "--size", "64M", small_ / "new"});
+  EXPECT_EQ(fresh.status, 1);
+  EXPECT_NE(fresh.err.find("nothing written"), std::string::npos) << fresh.err;
+  EXPECT_FALSE(fsys::exists(small_ / "new"));
+  EXPECT_EQ(free_bytes(), free_before) << "the failed allocation was not given back";
+
+  fsys::path img = sparse_pattern_file("img", 32 * kMiB);
+  const std::string before = slurp(img);
+  Outcome grow = mkfs({"--allocate", "--size", "64M", img});
+  EXPECT_EQ(grow.status, 1);
+  EXPECT_EQ(fsys::file_size(img), 32 * kMiB) << "the file kept the size mkfs gave it";
+  EXPECT_EQ(slurp(img), before);
+}
+
+TEST_F(MkfsBackingStoreTest, AllocateAndSparseOkExcludeEachOther) {
+  Outcome r = mkfs({"--allocate", "--sparse-ok", "--size", "8M", small_ / "img"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_FALSE(fsys::exists(small_ / "img"));
+}
+
+TEST_F(MkfsTest, ASparseRegionThatFitsIsFormattedWithAWarning) {
+  Outcome r = mkfs({"--size", "64M", dir_ / "img"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("WARNING"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("sparse"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("short of"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -1,0 +1,123 @@
+// A media fault under the filesystem (a region file cut short under the
+// mapping: what a full backing store or poison does to stores): the write
+// that hit it fails with kIoError and acknowledges nothing, the mount turns
+// read-only but keeps reading, unmount leaves it for recovery, and a mount
+// once the media is whole again has everything that was acknowledged.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "media/formatter.h"
+#include "media/media_fault.h"
+#include "media/region_pmem2.h"
+#include "meta/filesystem.h"
+
+namespace sealfs {
+namespace {
+
+constexpr uint64_t kRegionBytes = 64ull << 20;
+
+std::string pattern(size_t len, char seed) {
+  std::string s(len, '\0');
+  for (size_t i = 0; i < len; ++i) s[i] = static_cast<char>(seed + i % 97);
+  return s;
+}
+
+class MediaErrorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(install_media_fault_handler());
+    char tmpl[] = "/tmp/media_error_test.XXXXXX";
+    fd_ = mkstemp(tmpl);
+    ASSERT_GE(fd_, 0);
+    path_ = tmpl;
+    ASSERT_EQ(ftruncate(fd_, kRegionBytes), 0);
+    auto region = RegionPmem2::open(path_, RegionOptions{});
+    ASSERT_TRUE(region.is_ok()) << region.status().to_string();
+    FormatOptions options;
+    options.layout.inode_count = 1024;
+    options.layout.journal_bytes = 2ull << 20;
+    auto sb = Formatter::format(**region, options);
+    ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
+    data_start_ = sb->geometry.data_start;
+  }
+  void TearDown() override {
+    fs_.reset();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  void mount() {
+    auto region = RegionPmem2::open(path_, RegionOptions{});
+    ASSERT_TRUE(region.is_ok()) << region.status().to_string();
+    auto fs = Filesystem::mount(std::move(region).value(), MountOptions{});
+    ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+    fs_ = std::move(fs).value();
+  }
+  std::string read_all(Ino ino, size_t len) {
+    std::string out(len + 1, '\0');
+    auto n = fs_->read_copy(ino, 0, out.data(), out.size());
+    EXPECT_TRUE(n.is_ok()) << n.status().to_string();
+    out.resize(n.is_ok() ? *n : 0);
+    return out;
+  }
+
+  int fd_ = -1;
+  std::string path_;
+  uint64_t data_start_ = 0;
+  std::unique_ptr<Filesystem> fs_;
+  const Cred cred_{1000, 1000, 022, 1};
+};
+
+TEST_F(MediaErrorTest, AFaultedWriteAcknowledgesNothingAndTheMountTurnsReadOnly) {
+  ASSERT_NO_FATAL_FAILURE(mount());
+  const std::string early = pattern(64 << 10, 'a');
+  auto a = fs_->create(format::kRootIno, "a", 0644, O_RDWR, cred_);
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  auto wrote = fs_->write(a->ino, 0, early.data(), early.size(), false);
+  ASSERT_TRUE(wrote.is_ok()) << wrote.status().to_string();
+  auto b = fs_->create(format::kRootIno, "b", 0644, O_RDWR, cred_);
+  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+
+  // The backing store loses everything past the first MiB of the data area.
+  ASSERT_EQ(ftruncate(fd_, static_cast<off_t>(data_start_ * format::kBlockSize + (1 << 20))), 0);
+  const std::string late = pattern(4 << 20, 'k');
+  auto failed = fs_->write(b->ino, 0, late.data(), late.size(), false);
+  ASSERT_FALSE(failed.is_ok());
+  EXPECT_EQ(failed.status().code(), Code::kIoError) << failed.status().to_string();
+  EXPECT_TRUE(fs_->region().media_failed());
+  auto b_attr = fs_->getattr(b->ino);
+  ASSERT_TRUE(b_attr.is_ok());
+  EXPECT_EQ(b_attr->size, 0u) << "a failed write changed the file";
+  EXPECT_EQ(b_attr->blocks, 0u);
+
+  // Reads go on; every change is refused.
+  EXPECT_EQ(read_all(a->ino, early.size()), early);
+  EXPECT_EQ(fs_->write(a->ino, 0, "x", 1, false).status().code(), Code::kReadOnly);
+  EXPECT_EQ(fs_->create(format::kRootIno, "c", 0644, O_RDWR, cred_).status().code(),
+            Code::kReadOnly);
+  EXPECT_EQ(fs_->unlink(format::kRootIno, "a").code(), Code::kReadOnly);
+  Status unmounted = fs_->unmount();
+  EXPECT_EQ(unmounted.code(), Code::kIoError) << unmounted.to_string();
+  fs_.reset();
+
+  // The media is whole again: everything acknowledged is there, and the
+  // filesystem takes writes.
+  ASSERT_EQ(ftruncate(fd_, kRegionBytes), 0);
+  ASSERT_NO_FATAL_FAILURE(mount());
+  auto a2 = fs_->lookup(format::kRootIno, "a");
+  ASSERT_TRUE(a2.is_ok()) << a2.status().to_string();
+  EXPECT_EQ(read_all(a2->ino, early.size()), early);
+  auto b2 = fs_->lookup(format::kRootIno, "b");
+  ASSERT_TRUE(b2.is_ok()) << b2.status().to_string();
+  EXPECT_EQ(b2->size, 0u);
+  auto again = fs_->write(b2->ino, 0, late.data(), late.size(), false);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(read_all(b2->ino, late.size()), late);
+  EXPECT_TRUE(fs_->unmount().is_ok());
+}
+
+}  // namespace
+}  // namespace sealfs
