@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "fsck/checker.h"
 #include "fsck/image.h"
 #include "fsck/report.h"
+#include "media/journal.h"
 #include "media/superblock.h"
 #include "meta/extent_map.h"
 #include "sealfs/format.h"
@@ -56,7 +58,14 @@ struct Context {
   void superblock_changed();  // re-encodes `sb` into block 0 of the overlay
 };
 
-// Phases 3..8 (phase 1 and 2 live in checker.cc).
+// Phase 2 (phase_journal.cc). Repair: opens the journal, replaying what is
+// committed (past damaged transactions too) or resetting an unusable one, and
+// returns it for the overlay's commits. Check: writes nothing, lays what
+// replay would write over the overlay so the later phases check the replayed
+// state, and returns nullptr. An error is operational.
+Result<std::unique_ptr<Journal>> check_journal(Context& ctx, Region& region);
+
+// Phases 3..8 (phase 1 lives in checker.cc).
 void check_inodes(Context& ctx);
 void check_extents(Context& ctx);
 void check_bitmap(Context& ctx);
