@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "alloc/allocator.h"
 #include "fsck/checker.h"
 #include "fsck/image.h"
 #include "fsck/report.h"
@@ -72,6 +74,12 @@ void check_bitmap(Context& ctx);
 void check_directories(Context& ctx);
 void check_links(Context& ctx);
 void check_orphans(Context& ctx);
+
+// Phase 5 (holder_salvage.cc): a holder table block that fails its checks
+// is reported and rewritten with only the entries that still parse and whose
+// holder is alive; returns those, whose blocks stay referenced.
+std::vector<QuarantineEntry> salvage_holder_block(
+    Context& ctx, uint64_t index, const std::function<bool(uint32_t, uint64_t)>& alive);
 
 // Shared helpers (layout.cc).
 // Rewrites the inode's extents (inline, then the overflow blocks in

@@ -246,6 +246,67 @@ TEST_F(FsckTest, StaleHolderEntryIsCleared) {
   EXPECT_FALSE(get_bit(fixed, geo_, last));
 }
 
+// A holder block with a bad crc: the mount is refused; fsck keeps the entry
+// of the living holder (its blocks stay allocated) and drops the dead one's.
+TEST_F(FsckTest, DamagedHolderBlockKeepsLiveHoldersEntries) {
+  const uint64_t live_block = geo_.data_start + geo_.data_blocks - 2;
+  const uint64_t dead_block = live_block + 1;
+  set_bit(image_, geo_, live_block, true);
+  set_bit(image_, geo_, dead_block, true);
+  std::byte* hb = block_ptr(image_, geo_.holder_start);
+  format::DiskHolderEntry entries[2]{};
+  entries[0].pid.set(111);
+  entries[0].start_time.set(1);
+  entries[0].ino.set(p().file1);
+  entries[0].region_block.set(live_block);
+  entries[0].block_count.set(1);
+  entries[1].pid.set(222);
+  entries[1].start_time.set(2);
+  entries[1].ino.set(p().file2);
+  entries[1].region_block.set(dead_block);
+  entries[1].block_count.set(1);
+  std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), entries, sizeof(entries));
+  format::DiskHolderBlockHeader h;
+  std::memcpy(&h, hb, sizeof(h));
+  h.count.set(2);
+  h.crc.set(0xbad);  // damaged
+  std::memcpy(hb, &h, sizeof(h));
+
+  auto refused = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("run fsck.sealfs"), std::string::npos)
+      << refused.status().to_string();
+
+  auto run_alive = [](const Bytes& image, bool repair) {
+    auto region = RegionDram::from_image(image);
+    FsckOptions o;
+    o.repair = repair;
+    o.target = "dram";
+    o.holder_alive = [](uint32_t pid, uint64_t start) { return pid == 111 && start == 1; };
+    FsckRun r;
+    r.report = run_fsck(*region, o);
+    r.image = region->image();
+    return r;
+  };
+  FsckRun check = run_alive(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  EXPECT_TRUE(has_kind(check.report, "holder_block_bad")) << kinds(check.report);
+  EXPECT_EQ(check.image, image_);
+  FsckRun fix = run_alive(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_EQ(run_alive(fix.image, false).report.exit_code, kExitClean);
+  EXPECT_TRUE(get_bit(fix.image, geo_, live_block)) << "a live holder's blocks were freed";
+  EXPECT_FALSE(get_bit(fix.image, geo_, dead_block));
+  format::DiskHolderEntry kept;
+  std::memcpy(&kept, block_ptr(fix.image, geo_.holder_start) + sizeof(format::DiskHolderBlockHeader),
+              sizeof(kept));
+  EXPECT_EQ(kept.pid.get(), 111u);
+  EXPECT_EQ(kept.region_block.get(), live_block);
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  EXPECT_TRUE(fs.is_ok()) << fs.status().to_string();
+}
+
 TEST_F(FsckTest, JournalNeedingRecovery) {
   // Crash after a committed operation, before any checkpoint.
   auto mounted = Filesystem::mount(RegionDram::from_image(image_), mount_options());
