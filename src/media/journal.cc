@@ -58,7 +58,10 @@ Result<Plan> make_plan(const Region& region, const JournalArea& area) {
   ASSIGN_OR_RETURN(plan.header,
                    jl::read_header_block(region.data() + area_begin, &plan.slot, &standby_valid));
   const jl::HeaderState& header = plan.header;
-  if (header.tail_offset >= capacity || header.tail_offset % 8 != 0) {
+  // A tail at the very end of the log means 0 (the scan wraps at once);
+  // earlier versions wrote it when a checkpoint followed a transaction that
+  // ended exactly there.
+  if (header.tail_offset > capacity || header.tail_offset % 8 != 0) {
     return Status(Code::kCorruption, "journal header: tail offset " +
                                          std::to_string(header.tail_offset) +
                                          " is not inside the " + std::to_string(capacity) +
@@ -206,6 +209,10 @@ struct Journal::Impl {
 };
 
 void Journal::Impl::write_header(uint64_t tail_offset, uint64_t tail_seq) {
+  // A transaction that ends exactly at the end of the log leaves the head
+  // there; the next one starts at 0, and so does the log the header
+  // describes.
+  if (tail_offset == capacity) tail_offset = 0;
   int target = 1 - slot;
   std::byte* dst = mutable_base() + area_begin + target * format::kJournalHeaderSlotOffset;
   jl::encode_header({salt, epoch + 1, tail_offset, tail_seq}, dst);

@@ -180,6 +180,43 @@ TEST(JournalTest, CheckpointReflushesHomeWritesBeforeMovingTheTail) {
   EXPECT_EQ(home_of(*rebooted), home_of(*f.region));
 }
 
+// A transaction that ends exactly at the end of the log, then a checkpoint
+// (a full log, or an unmount): the header must describe a log that opens.
+// Earlier versions wrote the log size as the tail, which open refused.
+TEST(JournalTest, CheckpointRightAfterATransactionEndingAtTheLogEnd) {
+  Fixture f;
+  const Bytes payload = pattern(200, 5);  // 56 + 200 = 256 log bytes each
+  const uint64_t fill = kLogCapacity / 256;
+  for (uint64_t i = 0; i < fill; ++i) {
+    ASSERT_TRUE(f.commit_bytes(kHome + (i % 16) * 256, payload).is_ok());
+  }
+  ASSERT_EQ(f.journal->log_used(), kLogCapacity);
+  ASSERT_TRUE(f.journal->checkpoint().is_ok());
+  RecoveryStats stats;
+  auto rebooted = RegionDram::from_image(f.region->crash(CrashMode::kDrop));
+  auto opened = reopen(*rebooted, &stats);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  EXPECT_EQ(stats.replayed_transactions, 0u);
+  EXPECT_EQ(stats.next_seq, fill + 1);
+  // The next commit goes to offset 0 and a crash after it replays it.
+  Bytes after = pattern(8, 6);
+  ASSERT_TRUE(f.commit_bytes(kHome + 8192, after).is_ok());
+  auto crashed = RegionDram::from_image(f.region->crash(CrashMode::kDrop));
+  ASSERT_TRUE(reopen(*crashed, &stats).is_ok());
+  EXPECT_EQ(stats.replayed_transactions, 1u);
+  EXPECT_EQ(0, std::memcmp(crashed->data() + kHome + 8192, after.data(), after.size()));
+  // A header an earlier version wrote that way opens too: the tail is 0.
+  Bytes image = f.region->crash(CrashMode::kDrop);
+  int slot = 0;
+  auto header = jl::read_header_block(image.data() + kHeaderAt, &slot);
+  ASSERT_TRUE(header.is_ok());
+  jl::encode_header({header->salt, header->epoch + 1, kLogCapacity, header->tail_seq},
+                    image.data() + kHeaderAt + (1 - slot) * format::kJournalHeaderSlotOffset);
+  auto old_header = RegionDram::from_image(image);
+  ASSERT_TRUE(reopen(*old_header, &stats).is_ok());
+  EXPECT_EQ(stats.replayed_transactions, 1u);
+}
+
 // Commits A, then B, and checks recovery of every image in which only the
 // first k bytes of B's log span reached the media.
 struct TornCase {
@@ -557,7 +594,7 @@ TEST(JournalCorruptionTest, HeaderSlots) {
   }
   {  // a valid header whose tail is outside the log
     Bytes image = base.image;
-    jl::encode_header({0, 5, kLogCapacity, 3}, image.data() + slot1);
+    jl::encode_header({0, 5, kLogCapacity + 8, 3}, image.data() + slot1);
     EXPECT_EQ(open_image(image).code(), Code::kCorruption);
     jl::encode_header({0, 5, 12, 3}, image.data() + slot1);  // not 8-aligned
     EXPECT_EQ(open_image(image).code(), Code::kCorruption);
