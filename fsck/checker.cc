@@ -16,13 +16,17 @@ namespace sealfs::fsck {
 
 namespace {
 
-Result<Superblock> decode_at(const Region& region, uint64_t block) {
+Result<Superblock> decode_block(const std::byte* block, uint64_t region_size) {
   format::DiskSuperblock disk{};
+  std::memcpy(&disk, block, sizeof(disk));
+  return decode_superblock(disk, region_size);
+}
+
+Result<Superblock> decode_at(const Region& region, uint64_t block) {
   if (block >= region.size() / format::kBlockSize) {
     return Status(Code::kCorruption, "superblock block past the region");
   }
-  std::memcpy(&disk, region.data() + block * format::kBlockSize, sizeof(disk));
-  return decode_superblock(disk, region.size());
+  return decode_block(region.data() + block * format::kBlockSize, region.size());
 }
 
 void write_superblock_block(Image& image, uint64_t block, const Superblock& sb) {
@@ -86,47 +90,15 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
   }
   report.phases[0].ran = true;
 
-  // Phase 2: journal (replay needs a writable region).
+  // Phase 2: journal.
   std::unique_ptr<Journal> journal;
   {
-    JournalArea area{sb->geometry.journal_start, sb->geometry.journal_blocks};
-    RecoveryStats rs;
-    auto opened = Journal::open(region, area, &rs);
-    if (!opened.is_ok() && opened.status().code() == Code::kReadOnly) {
-      ctx.problem(Phase::kJournal, "journal_needs_recovery", 0,
-                  "committed transactions wait for replay: " + opened.status().message());
-    } else if (!opened.is_ok() && opened.status().code() == Code::kIoError) {
-      // A media error (media_fault.h) stopped the replay: the log is whole,
-      // and resetting it would lose committed transactions. Stop here with
-      // nothing written; a later run, once the media takes writes, replays.
-      fail("journal replay: " + opened.status().to_string() +
-           "; nothing changed: give the backing store room (or replace the media) and run "
-           "fsck.sealfs again");
+    auto opened = check_journal(ctx, region);
+    if (!opened.is_ok()) {
+      fail("journal: " + opened.status().to_string());
       return;
-    } else if (!opened.is_ok()) {
-      ctx.problem(Phase::kJournal, "journal_corrupt", 0,
-                  opened.status().to_string() + "; journal reset (uncommitted history lost)");
-      if (opt.repair) {
-        Status s = Journal::format(region, area);
-        if (s.is_ok()) {
-          opened = Journal::open(region, area, &rs);
-        } else {
-          opened = s;
-        }
-        if (!opened.is_ok()) {
-          fail("journal: " + opened.status().to_string());
-          return;
-        }
-      }
     }
-    if (opened.is_ok()) {
-      journal = std::move(*opened);
-      report.counts.journal_transactions_replayed = rs.replayed_transactions;
-      if (rs.replayed_transactions > 0) {
-        ctx.problem(Phase::kJournal, "journal_replayed", 0,
-                    std::to_string(rs.replayed_transactions) + " committed transaction(s) replayed");
-      }
-    }
+    journal = std::move(*opened);
   }
   if (opt.repair) {
     if (!journal) {
@@ -136,9 +108,9 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
     image.attach_journal(journal.get());
   }
   // Replay may have rewritten the superblock (orphan head, state) or even
-  // repaired a torn primary.
+  // repaired a torn primary; with -n it did so in the overlay.
   {
-    auto primary = decode_at(region, format::kSuperblockBlock);
+    auto primary = decode_block(image.read_block(format::kSuperblockBlock), region.size());
     if (primary.is_ok() && same_geometry(primary->geometry, sb->geometry)) {
       ctx.sb = *primary;
     } else {
@@ -148,6 +120,14 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
                       "; primary restored from the backup");
       write_superblock_block(image, format::kSuperblockBlock, ctx.sb);
     }
+  }
+  if (ctx.sb.state == format::kStateMounted) {
+    // Informational: after a crash this is expected, and what the crash
+    // left is what the phases check.
+    report.note(Phase::kSuperblock, "not_cleanly_unmounted",
+                std::string("the superblock says mounted: the daemon did not unmount cleanly "
+                            "(or still runs); ") +
+                    (opt.repair ? "marked clean" : "-y marks it clean"));
   }
   if (!phase_done(Phase::kJournal)) return;
 
@@ -166,6 +146,7 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
 
   if (opt.repair && journal) {
     ctx.sb.last_check_time_ns = opt.now_ns;
+    ctx.sb.state = format::kStateClean;
     ctx.superblock_changed();
     Status s = image.commit();
     if (s.is_ok()) s = journal->checkpoint();
@@ -211,8 +192,10 @@ Report run_fsck(Region& region, const FsckOptions& options) {
     } else {
       // Repair, then verify with a fresh check-only pass; a repair can
       // uncover what it hid (a freed inode's blocks), so allow a few rounds.
+      // A repair that stopped (a media error, say) is not verified: the
+      // check would read the media that just failed.
       run_pass(region, opt, report);
-      for (int round = 0;; ++round) {
+      for (int round = 0; report.operational_error.empty(); ++round) {
         Report verify = checked_pass(region, opt);
         report.counts = verify.counts;
         report.remaining_after_repair = verify.problem_count;

@@ -3,12 +3,16 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "alloc/allocator.h"
 #include "fsck/checker.h"
 #include "fsck/image.h"
 #include "fsck/report.h"
+#include "media/journal.h"
 #include "media/superblock.h"
 #include "meta/extent_map.h"
 #include "sealfs/format.h"
@@ -56,13 +60,26 @@ struct Context {
   void superblock_changed();  // re-encodes `sb` into block 0 of the overlay
 };
 
-// Phases 3..8 (phase 1 and 2 live in checker.cc).
+// Phase 2 (phase_journal.cc). Repair: opens the journal, replaying what is
+// committed (past damaged transactions too) or resetting an unusable one, and
+// returns it for the overlay's commits. Check: writes nothing, lays what
+// replay would write over the overlay so the later phases check the replayed
+// state, and returns nullptr. An error is operational.
+Result<std::unique_ptr<Journal>> check_journal(Context& ctx, Region& region);
+
+// Phases 3..8 (phase 1 lives in checker.cc).
 void check_inodes(Context& ctx);
 void check_extents(Context& ctx);
 void check_bitmap(Context& ctx);
 void check_directories(Context& ctx);
 void check_links(Context& ctx);
 void check_orphans(Context& ctx);
+
+// Phase 5 (holder_salvage.cc): a holder table block that fails its checks
+// is reported and rewritten with only the entries that still parse and whose
+// holder is alive; returns those, whose blocks stay referenced.
+std::vector<QuarantineEntry> salvage_holder_block(
+    Context& ctx, uint64_t index, const std::function<bool(uint32_t, uint64_t)>& alive);
 
 // Shared helpers (layout.cc).
 // Rewrites the inode's extents (inline, then the overflow blocks in

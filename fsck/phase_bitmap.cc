@@ -89,7 +89,7 @@ void check_bitmap(Context& ctx) {
                 format::kBlockSize);
   }
   auto table = HolderTable::load(area.data(), geo.holder_start, geo.holder_blocks, geo.data_start,
-                                 geo.data_blocks);
+                                 geo.data_blocks, HolderTable::DamagedBlocks::kMarkUnusable);
   auto alive = [&](uint32_t pid, uint64_t start) {
     return ctx.opt.holder_alive ? ctx.opt.holder_alive(pid, start)
                                 : holder_process_alive(pid, start);
@@ -110,10 +110,9 @@ void check_bitmap(Context& ctx) {
       if (slot.state == HolderTable::SlotState::kUnusable) {
         if (!bad_block[block]) {
           bad_block[block] = true;
-          ctx.problem(Phase::kBitmap, "holder_block_bad", 0,
-                      "holder table block " + std::to_string(geo.holder_start + block) +
-                          " has a bad magic or crc; rewritten empty");
-          rewrite_empty(block);
+          for (const QuarantineEntry& q : salvage_holder_block(ctx, block, alive)) {
+            claim(q.extent.start, q.extent.count, q.ino);
+          }
         }
         continue;
       }

@@ -61,6 +61,12 @@ void Report::add(Phase phase, std::string kind, uint64_t inode, std::string deta
   }
 }
 
+void Report::note(Phase phase, std::string kind, std::string detail) {
+  if (notes.size() < kMaxListedProblems) {
+    notes.push_back(Problem{phase, std::move(kind), 0, std::move(detail), false});
+  }
+}
+
 std::string render_text(const Report& r, bool verbose) {
   std::ostringstream out;
   out << "fsck.sealfs " << r.target << (r.repair ? " (repair)" : " (check only)") << "\n";
@@ -82,6 +88,9 @@ std::string render_text(const Report& r, bool verbose) {
       if (pr.inode != 0) out << " (inode " << pr.inode << ")";
       out << ": " << pr.detail << "\n";
     }
+    for (const Problem& n : r.notes) {
+      if (static_cast<int>(n.phase) == p) out << "  note " << n.kind << ": " << n.detail << "\n";
+    }
   }
   if (r.problem_count > r.problems.size()) {
     out << "(" << (r.problem_count - r.problems.size()) << " more problems not listed)\n";
@@ -98,6 +107,9 @@ std::string render_text(const Report& r, bool verbose) {
   if (verbose) {
     out << ", " << c.blocks_marked << " marked in the bitmap, " << c.orphans << " orphans, "
         << c.journal_transactions_replayed << " journal transactions replayed";
+    if (c.journal_transactions_pending > 0) {
+      out << " (" << c.journal_transactions_pending << " waiting for replay)";
+    }
   }
   out << "\n";
   if (r.problem_count == 0 && r.operational_error.empty()) {
@@ -133,6 +145,13 @@ std::string render_json(const Report& r) {
     out << ",\"detail\":" << json_string(pr.detail)
         << ",\"repaired\":" << (pr.repaired ? "true" : "false") << "}";
   }
+  out << "],\"notes\":[";
+  for (size_t i = 0; i < r.notes.size(); ++i) {
+    const Problem& n = r.notes[i];
+    if (i > 0) out << ",";
+    out << "{\"phase\":\"" << phase_name(n.phase) << "\",\"kind\":" << json_string(n.kind)
+        << ",\"detail\":" << json_string(n.detail) << "}";
+  }
   const Counts& c = r.counts;
   out << "],\"problems_unlisted\":" << (r.problem_count - r.problems.size())
       << ",\"counts\":{\"problems\":" << r.problem_count << ",\"repaired\":" << r.repaired_count
@@ -142,7 +161,8 @@ std::string render_json(const Report& r) {
       << ",\"symlinks\":" << c.symlinks << ",\"other_inodes\":" << c.other_inodes
       << ",\"data_blocks\":" << c.data_blocks << ",\"blocks_referenced\":" << c.blocks_referenced
       << ",\"blocks_marked\":" << c.blocks_marked << ",\"orphans\":" << c.orphans
-      << ",\"journal_transactions_replayed\":" << c.journal_transactions_replayed << "}";
+      << ",\"journal_transactions_replayed\":" << c.journal_transactions_replayed
+      << ",\"journal_transactions_pending\":" << c.journal_transactions_pending << "}";
   out << ",\"error\":";
   if (r.operational_error.empty()) {
     out << "null";

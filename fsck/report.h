@@ -55,6 +55,8 @@ struct Counts {
   uint64_t blocks_marked = 0;      // in the bitmap after the run
   uint64_t orphans = 0;
   uint64_t journal_transactions_replayed = 0;
+  // -n: committed transactions a repair would replay (checked as replayed).
+  uint64_t journal_transactions_pending = 0;
 };
 
 // Problems beyond this are counted but not listed (an image of random bytes
@@ -66,6 +68,10 @@ struct Report {
   bool repair = false;
   std::array<PhaseSummary, kPhaseCount> phases{};
   std::vector<Problem> problems;
+  // Informational findings (what -y will do that is not a repair, a state
+  // worth knowing): listed, never counted as problems, never change the
+  // exit code.
+  std::vector<Problem> notes;
   uint64_t problem_count = 0;  // including unlisted ones
   uint64_t repaired_count = 0;
   Counts counts;
@@ -75,6 +81,7 @@ struct Report {
   int exit_code = kExitClean;
 
   void add(Phase phase, std::string kind, uint64_t inode, std::string detail, bool repaired);
+  void note(Phase phase, std::string kind, std::string detail);
 };
 
 std::string render_text(const Report& report, bool verbose);

@@ -6,7 +6,6 @@
 
 #include "sealfs/format.h"
 #include "util/crc32c.h"
-#include "util/log.h"
 
 namespace sealfs {
 
@@ -23,11 +22,45 @@ size_t entry_offset(size_t index_in_block) {
   return sizeof(DiskHolderBlockHeader) + index_in_block * sizeof(DiskHolderEntry);
 }
 
-bool all_zero(const std::byte* p, size_t len) {
-  for (size_t i = 0; i < len; ++i) {
-    if (p[i] != std::byte{0}) return false;
+format::DiskHolderEntry encode_entry(const QuarantineEntry& entry) {
+  DiskHolderEntry disk{};
+  disk.pid.set(entry.holder.pid);
+  disk.flags.set(entry.pinned ? format::kHolderEntryPinned : 0);
+  disk.start_time.set(entry.holder.start_time);
+  disk.ino.set(entry.ino);
+  disk.region_block.set(entry.extent.start);
+  disk.block_count.set(entry.extent.count);
+  return disk;
+}
+
+QuarantineEntry decode_entry(const DiskHolderEntry& disk) {
+  QuarantineEntry entry;
+  entry.pinned = (disk.flags.get() & format::kHolderEntryPinned) != 0;
+  entry.holder = Holder{disk.pid.get(), disk.start_time.get()};
+  entry.ino = disk.ino.get();
+  entry.extent = BlockExtent{disk.region_block.get(), disk.block_count.get()};
+  return entry;
+}
+
+bool inside_data_area(uint64_t start, uint64_t count, uint64_t data_start, uint64_t data_blocks) {
+  return start >= data_start && start - data_start < data_blocks &&
+         count <= data_blocks - (start - data_start);
+}
+
+// Recomputes count and crc of a block image whose entries are in place.
+void seal_block(std::byte* image) {
+  uint32_t used = 0;
+  for (size_t i = 0; i < kHolderEntriesPerBlock; ++i) {
+    DiskHolderEntry disk;
+    std::memcpy(&disk, image + entry_offset(i), sizeof(disk));
+    if (disk.block_count.get() != 0) ++used;
   }
-  return true;
+  DiskHolderBlockHeader header{};
+  header.magic.set(kHolderMagic);
+  header.count.set(used);
+  std::memcpy(image, &header, sizeof(header));
+  header.crc.set(crc32c_with_hole(image, format::kBlockSize, kCrcOffset));
+  std::memcpy(image, &header, sizeof(header));
 }
 
 }  // namespace
@@ -49,7 +82,7 @@ std::vector<std::byte> HolderTable::empty_block() {
 
 Result<HolderTable> HolderTable::load(const std::byte* area_bytes, uint64_t holder_start,
                                       uint64_t holder_blocks, uint64_t data_start,
-                                      uint64_t data_blocks) {
+                                      uint64_t data_blocks, DamagedBlocks damaged) {
   HolderTable table(holder_start, holder_blocks);
   std::memcpy(table.images_.data(), area_bytes, table.images_.size());
   for (uint64_t b = 0; b < holder_blocks; ++b) {
@@ -59,10 +92,12 @@ Result<HolderTable> HolderTable::load(const std::byte* area_bytes, uint64_t hold
     bool formatted = header.magic.get() == kHolderMagic &&
                      header.crc.get() == crc32c_with_hole(image, kBlock, kCrcOffset);
     if (!formatted) {
-      if (all_zero(image, kBlock)) continue;  // as mkfs left it
-      log().warn("holder table block {} (region block {}) has a bad magic or crc: its entries "
-                 "are ignored and their blocks stay allocated until fsck",
-                 b, holder_start + b);
+      if (damaged == DamagedBlocks::kRefuse) {
+        return Status(Code::kCorruption,
+                      "holder table block " + std::to_string(holder_start + b) +
+                          " has a bad magic or crc: the blocks it quarantines are unknown; run "
+                          "fsck.sealfs");
+      }
       ++table.unusable_blocks_;
       for (size_t i = 0; i < kHolderEntriesPerBlock; ++i) {
         table.slots_[b * kHolderEntriesPerBlock + i].state = SlotState::kUnusable;
@@ -76,8 +111,7 @@ Result<HolderTable> HolderTable::load(const std::byte* area_bytes, uint64_t hold
       if (disk.block_count.get() == 0) continue;
       uint64_t start = disk.region_block.get();
       uint64_t count = disk.block_count.get();
-      if (start < data_start || start - data_start >= data_blocks ||
-          count > data_blocks - (start - data_start)) {
+      if (!inside_data_area(start, count, data_start, data_blocks)) {
         return Status(Code::kCorruption,
                       "holder table block " + std::to_string(holder_start + b) + " entry " +
                           std::to_string(i) + ": extent [" + std::to_string(start) + ", +" +
@@ -89,10 +123,7 @@ Result<HolderTable> HolderTable::load(const std::byte* area_bytes, uint64_t hold
       }
       Slot& slot = table.slots_[b * kHolderEntriesPerBlock + i];
       slot.state = SlotState::kLive;
-      slot.entry.pinned = (disk.flags.get() & format::kHolderEntryPinned) != 0;
-      slot.entry.holder = Holder{disk.pid.get(), disk.start_time.get()};
-      slot.entry.ino = disk.ino.get();
-      slot.entry.extent = BlockExtent{start, count};
+      slot.entry = decode_entry(disk);
       ++used;
     }
     if (used != header.count.get()) {
@@ -105,6 +136,34 @@ Result<HolderTable> HolderTable::load(const std::byte* area_bytes, uint64_t hold
     if (table.slots_[i].state == SlotState::kFree) table.free_slots_.push_back(i);
   }
   return table;
+}
+
+std::vector<std::pair<size_t, QuarantineEntry>> HolderTable::salvage_entries(
+    const std::byte* block, uint64_t data_start, uint64_t data_blocks) {
+  std::vector<std::pair<size_t, QuarantineEntry>> out;
+  for (size_t i = 0; i < kHolderEntriesPerBlock; ++i) {
+    DiskHolderEntry disk;
+    std::memcpy(&disk, block + entry_offset(i), sizeof(disk));
+    if (disk.block_count.get() == 0 || disk.pid.get() == 0 ||
+        (disk.flags.get() & ~format::kHolderEntryFlagsKnown) != 0 ||
+        !inside_data_area(disk.region_block.get(), disk.block_count.get(), data_start,
+                          data_blocks)) {
+      continue;
+    }
+    out.emplace_back(i, decode_entry(disk));
+  }
+  return out;
+}
+
+std::vector<std::byte> HolderTable::encode_block(
+    const std::vector<std::pair<size_t, QuarantineEntry>>& entries) {
+  std::vector<std::byte> block(kBlock);
+  for (const auto& [index, entry] : entries) {
+    DiskHolderEntry disk = encode_entry(entry);
+    std::memcpy(block.data() + entry_offset(index), &disk, sizeof(disk));
+  }
+  seal_block(block.data());
+  return block;
 }
 
 std::optional<size_t> HolderTable::reserve(const QuarantineEntry& entry) {
@@ -124,13 +183,7 @@ void HolderTable::release_slot(size_t i) {
 
 void HolderTable::commit_set(size_t i, const QuarantineEntry& entry) {
   size_t block = i / kHolderEntriesPerBlock;
-  DiskHolderEntry disk{};
-  disk.pid.set(entry.holder.pid);
-  disk.flags.set(entry.pinned ? format::kHolderEntryPinned : 0);
-  disk.start_time.set(entry.holder.start_time);
-  disk.ino.set(entry.ino);
-  disk.region_block.set(entry.extent.start);
-  disk.block_count.set(entry.extent.count);
+  DiskHolderEntry disk = encode_entry(entry);
   std::memcpy(block_image(block) + entry_offset(i % kHolderEntriesPerBlock), &disk, sizeof(disk));
   reseal(block);
 }
@@ -142,21 +195,7 @@ void HolderTable::commit_clear(size_t i) {
   reseal(block);
 }
 
-void HolderTable::reseal(size_t block) {
-  std::byte* image = block_image(block);
-  uint32_t used = 0;
-  for (size_t i = 0; i < kHolderEntriesPerBlock; ++i) {
-    DiskHolderEntry disk;
-    std::memcpy(&disk, image + entry_offset(i), sizeof(disk));
-    if (disk.block_count.get() != 0) ++used;
-  }
-  DiskHolderBlockHeader header{};
-  header.magic.set(kHolderMagic);
-  header.count.set(used);
-  std::memcpy(image, &header, sizeof(header));
-  header.crc.set(crc32c_with_hole(image, kBlock, kCrcOffset));
-  std::memcpy(image, &header, sizeof(header));
-}
+void HolderTable::reseal(size_t block) { seal_block(block_image(block)); }
 
 void HolderTable::stage_slot(Transaction& txn, size_t slot_index) const {
   // The media block equals the committed image except where the image

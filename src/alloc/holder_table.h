@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "alloc/allocator.h"
@@ -38,15 +39,34 @@ class HolderTable {
     QuarantineEntry entry;
   };
 
-  // Parses the table at `area_bytes` (holder_blocks blocks). A block that is
-  // all zeros is empty (mkfs zeroes the area). A block with a bad magic or
-  // crc is logged, its slots become unusable and its entries are ignored:
-  // their blocks stay marked in the bitmap, so they leak until fsck rather
-  // than risk reuse. An entry outside the data area, or a count that does
-  // not match the entries, is kCorruption (a valid crc over nonsense).
+  // What load does with a block that fails its magic or crc check (an
+  // all-zero block too: mkfs and Allocator::format write every block
+  // formatted, so zeros are damage).
+  enum class DamagedBlocks {
+    // kCorruption naming the block: its entries may quarantine blocks that
+    // a living holder still maps, and nothing at mount can tell which, so
+    // the mount is refused until fsck has looked (the daemon).
+    kRefuse,
+    // The block's slots become kUnusable and its entries are ignored: for
+    // fsck, which reports and repairs the block itself.
+    kMarkUnusable,
+  };
+
+  // Parses the table at `area_bytes` (holder_blocks blocks). An entry
+  // outside the data area, or a count that does not match the entries, is
+  // kCorruption (a valid crc over nonsense).
   static Result<HolderTable> load(const std::byte* area_bytes, uint64_t holder_start,
                                   uint64_t holder_blocks, uint64_t data_start,
-                                  uint64_t data_blocks);
+                                  uint64_t data_blocks,
+                                  DamagedBlocks damaged = DamagedBlocks::kRefuse);
+  // The entries of a damaged block that still look like entries (extent
+  // inside the data area, known flags, a pid), by slot index in the block.
+  // Nothing vouches for them: fsck keeps only those of living holders.
+  static std::vector<std::pair<size_t, QuarantineEntry>> salvage_entries(
+      const std::byte* block, uint64_t data_start, uint64_t data_blocks);
+  // A formatted block holding `entries` (slot index in the block, entry).
+  static std::vector<std::byte> encode_block(
+      const std::vector<std::pair<size_t, QuarantineEntry>>& entries);
   // The bytes of one empty formatted block.
   static std::vector<std::byte> empty_block();
 

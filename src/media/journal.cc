@@ -38,6 +38,73 @@ Status check_area(const Region& region, const JournalArea& area) {
   return Status::ok();
 }
 
+// What recovery finds in the log, before anything is written.
+struct Plan {
+  jl::HeaderState header;
+  int slot = 0;
+  jl::LogScan scan;
+  Status records;  // kCorruption if a record would land outside its bounds
+  RecoveryStats stats;
+};
+
+Result<Plan> make_plan(const Region& region, const JournalArea& area) {
+  RETURN_IF_ERROR(check_area(region, area));
+  const uint64_t area_begin = area.start_block * kBlockSize;
+  const uint64_t area_end = (area.start_block + area.blocks) * kBlockSize;
+  const uint64_t capacity = (area.blocks - 1) * kBlockSize;
+  const std::byte* log = region.data() + area_begin + kBlockSize;
+  Plan plan;
+  bool standby_valid = false;
+  ASSIGN_OR_RETURN(plan.header,
+                   jl::read_header_block(region.data() + area_begin, &plan.slot, &standby_valid));
+  const jl::HeaderState& header = plan.header;
+  // A tail at the very end of the log means 0 (the scan wraps at once);
+  // earlier versions wrote it when a checkpoint followed a transaction that
+  // ended exactly there.
+  if (header.tail_offset > capacity || header.tail_offset % 8 != 0) {
+    return Status(Code::kCorruption, "journal header: tail offset " +
+                                         std::to_string(header.tail_offset) +
+                                         " is not inside the " + std::to_string(capacity) +
+                                         "-byte log");
+  }
+  plan.scan = jl::scan_log(log, capacity, header.salt, header.tail_offset, header.tail_seq);
+
+  // Every record is checked before any is applied, so a corrupt log changes
+  // nothing at home.
+  uint64_t bytes = 0;
+  for (const auto& txn : plan.scan.transactions) {
+    jl::for_each_record(log + txn.offset, [&](uint64_t off, const std::byte*, uint32_t len) {
+      bytes += len;
+      if (!plan.records.is_ok()) return;
+      std::string where = "journal transaction " + std::to_string(txn.seq) + ": record [" +
+                          std::to_string(off) + ", +" + std::to_string(len) + ")";
+      if (off > region.size() || len > region.size() - off) {
+        plan.records = Status(Code::kCorruption, where + " lies outside the region");
+      } else if (off < area_end && off + len > area_begin) {
+        plan.records = Status(Code::kCorruption, where + " overlaps the journal area");
+      }
+    });
+  }
+
+  RecoveryStats& st = plan.stats;
+  st.replayed_transactions = plan.scan.transactions.size();
+  st.replayed_bytes = bytes;
+  st.next_seq = plan.scan.next_seq;
+  st.torn_tail = plan.scan.torn_tail;
+  st.standby_header_bad = !standby_valid;
+  if (!plan.scan.gaps.empty()) {
+    const jl::Gap& first = plan.scan.gaps.front();
+    st.corrupt_seq = first.first_missing_seq;
+    st.corrupt_block = area.start_block + 1 + first.offset / kBlockSize;
+    for (const auto& txn : plan.scan.transactions) {
+      if (txn.seq < first.first_missing_seq) ++st.transactions_before_corrupt;
+    }
+    st.transactions_after_corrupt = st.replayed_transactions - st.transactions_before_corrupt;
+    for (const jl::Gap& gap : plan.scan.gaps) st.lost_transactions += gap.missing();
+  }
+  return plan;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -144,6 +211,10 @@ struct Journal::Impl {
 };
 
 void Journal::Impl::write_header(uint64_t tail_offset, uint64_t tail_seq) {
+  // A transaction that ends exactly at the end of the log leaves the head
+  // there; the next one starts at 0, and so does the log the header
+  // describes.
+  if (tail_offset == capacity) tail_offset = 0;
   int target = 1 - slot;
   std::byte* dst = mutable_base() + area_begin + target * format::kJournalHeaderSlotOffset;
   jl::encode_header({salt, epoch + 1, tail_offset, tail_seq}, dst);
@@ -225,56 +296,38 @@ Status Journal::format(Region& region, const JournalArea& area) {
 }
 
 Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea& area,
-                                               RecoveryStats* stats) {
-  RETURN_IF_ERROR(check_area(region, area));
+                                               RecoveryStats* stats, RecoveryMode mode) {
+  ASSIGN_OR_RETURN(Plan plan, make_plan(region, area));
+  const RecoveryStats& found = plan.stats;
+  if (!plan.scan.gaps.empty() && mode == RecoveryMode::kStrict) {
+    // Replaying the prefix would put older bytes over home locations that
+    // later transactions had updated, and dropping the rest would lose them:
+    // leave everything as it is for fsck.
+    return Status(Code::kCorruption,
+                  "journal: transaction " + std::to_string(found.corrupt_seq) + " at block " +
+                      std::to_string(found.corrupt_block) +
+                      " is corrupt but later committed transactions follow; run fsck.sealfs");
+  }
+  RETURN_IF_ERROR(plan.records);
+
   std::unique_ptr<Journal> journal(new Journal(region, area));
   Impl& j = *journal->impl_;
-
-  int slot = 0;
-  ASSIGN_OR_RETURN(jl::HeaderState header, jl::read_header_block(j.header_block(), &slot));
-  if (header.tail_offset >= j.capacity || header.tail_offset % 8 != 0) {
-    return Status(Code::kCorruption, "journal header: tail offset " +
-                                         std::to_string(header.tail_offset) +
-                                         " is not inside the " + std::to_string(j.capacity) +
-                                         "-byte log");
+  j.slot = plan.slot;
+  j.epoch = plan.header.epoch;
+  j.salt = plan.header.salt;
+  j.tail = plan.header.tail_offset;
+  j.seq = plan.scan.next_seq;
+  j.head = plan.scan.head_offset;
+  j.used = plan.scan.consumed;
+  if (plan.scan.torn_tail) {
+    log().info("journal: ignoring torn transaction: {}", plan.scan.stop_reason);
   }
-  j.slot = slot;
-  j.epoch = header.epoch;
-  j.salt = header.salt;
-  j.tail = header.tail_offset;
-
-  jl::LogScanner scanner(j.log(), j.capacity, header.salt, header.tail_offset, header.tail_seq);
-  std::vector<jl::ScannedTxn> committed;
-  while (auto txn = scanner.next()) committed.push_back(*txn);
-  if (scanner.torn_tail()) {
-    log().info("journal: ignoring torn transaction: {}", scanner.stop_reason());
+  for (const jl::Gap& gap : plan.scan.gaps) {
+    log().warn("journal: skipping {} damaged transaction(s) from sequence {} ({})",
+               gap.missing(), gap.first_missing_seq, gap.reason);
   }
 
-  // Every record is checked before any is applied, so a corrupt log changes
-  // nothing at home.
-  uint64_t replayed_bytes = 0;
-  Status bad;
-  for (const auto& txn : committed) {
-    jl::for_each_record(j.log() + txn.offset, [&](uint64_t off, const std::byte*, uint32_t len) {
-      if (!bad.is_ok()) return;
-      if (!j.inside_region(off, len)) {
-        bad = Status(Code::kCorruption, "journal transaction " + std::to_string(txn.seq) +
-                                            ": record [" + std::to_string(off) + ", +" +
-                                            std::to_string(len) + ") lies outside the region");
-      } else if (j.touches_journal(off, len)) {
-        bad = Status(Code::kCorruption, "journal transaction " + std::to_string(txn.seq) +
-                                            ": record [" + std::to_string(off) + ", +" +
-                                            std::to_string(len) +
-                                            ") overlaps the journal area");
-      }
-      replayed_bytes += len;
-    });
-    RETURN_IF_ERROR(bad);
-  }
-
-  j.seq = scanner.next_seq();
-  j.head = scanner.head_offset();
-  j.used = scanner.consumed();
+  const auto& committed = plan.scan.transactions;
   if (!committed.empty()) {
     if (region.read_only()) {
       return Status(Code::kReadOnly,
@@ -308,15 +361,29 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
         region.guarded("journal header write", [&] { j.write_header(j.head, j.seq); }));
     j.tail = j.head;
     j.used = 0;
-    log().info("journal: replayed {} transactions ({} bytes)", committed.size(), replayed_bytes);
+    log().info("journal: replayed {} transactions ({} bytes)", committed.size(),
+               found.replayed_bytes);
   }
   if (stats != nullptr) {
-    stats->replayed_transactions = committed.size();
-    stats->replayed_bytes = committed.empty() ? 0 : replayed_bytes;
-    stats->next_seq = j.seq;
-    stats->torn_tail = scanner.torn_tail();
+    *stats = found;
+    if (committed.empty()) stats->replayed_bytes = 0;
   }
   return journal;
+}
+
+Result<RecoveryPreview> Journal::preview(const Region& region, const JournalArea& area) {
+  ASSIGN_OR_RETURN(Plan plan, make_plan(region, area));
+  RETURN_IF_ERROR(plan.records);
+  RecoveryPreview out;
+  out.stats = plan.stats;
+  const std::byte* log = region.data() + (area.start_block + 1) * kBlockSize;
+  for (const auto& txn : plan.scan.transactions) {
+    jl::for_each_record(log + txn.offset,
+                        [&](uint64_t off, const std::byte* payload, uint32_t len) {
+                          out.records.push_back(ReplayRecord{off, payload, len});
+                        });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------

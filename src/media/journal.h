@@ -5,7 +5,9 @@
 // durable (one drain), then copies the records to their home locations and
 // flushes them; home writes are drained lazily, at the next checkpoint.
 // Recovery (open) replays every committed transaction after the checkpoint and
-// stops at the first torn or stale one.
+// stops at the first torn or stale one. A damaged transaction that later
+// committed ones follow is not a torn tail: open refuses (kCorruption) and
+// writes nothing, and only fsck replays past it (RecoveryMode::kSalvage).
 //
 // Concurrency: commit() serialises on the journal mutex. Callers that stage
 // bytes derived from shared state must hold that state's lock across commit
@@ -33,11 +35,41 @@ struct JournalArea {
   uint64_t blocks = 0;       // including the header block
 };
 
+enum class RecoveryMode {
+  // A damaged transaction followed by later committed ones is kCorruption.
+  kStrict,
+  // fsck -y: replay every transaction that validates, in sequence order,
+  // skipping the damaged ones (docs/fsck.md says why that is the right
+  // order), then move the tail past the last one.
+  kSalvage,
+};
+
 struct RecoveryStats {
-  uint64_t replayed_transactions = 0;
+  uint64_t replayed_transactions = 0;  // (to be) replayed, after gaps included
   uint64_t replayed_bytes = 0;
   uint64_t next_seq = 0;
   bool torn_tail = false;  // a partial transaction was found and ignored
+  bool standby_header_bad = false;  // the losing header slot fails its checks
+  // A damaged transaction in the middle of the log (kSalvage replays past it).
+  uint64_t corrupt_seq = 0;         // the first damaged transaction; 0 = none
+  uint64_t corrupt_block = 0;       // region block where it starts
+  uint64_t transactions_before_corrupt = 0;
+  uint64_t transactions_after_corrupt = 0;  // found and (to be) replayed
+  uint64_t lost_transactions = 0;   // sequence numbers skipped over
+};
+
+// One record recovery would copy home; `payload` points into the log.
+struct ReplayRecord {
+  uint64_t region_offset;
+  const std::byte* payload;
+  uint32_t length;
+};
+
+// What open would replay, found without writing (fsck -n applies it to an
+// in-memory overlay). The payload pointers live as long as the mapping.
+struct RecoveryPreview {
+  RecoveryStats stats;
+  std::vector<ReplayRecord> records;  // in replay order
 };
 
 class Journal;
@@ -90,9 +122,16 @@ class Journal {
   // Writes an empty journal header (mkfs, or fsck rebuilding the journal).
   static Status format(Region& region, const JournalArea& area);
   // Opens the journal and replays what is committed. Fails with kCorruption
-  // or kBadCrc if both header slots are bad, kInvalid on a bad area.
+  // or kBadCrc if both header slots are bad, kInvalid on a bad area,
+  // kCorruption without writing anything on a damaged transaction that later
+  // committed ones follow (kStrict), kReadOnly if a read-only region needs
+  // replay.
   static Result<std::unique_ptr<Journal>> open(Region& region, const JournalArea& area,
-                                               RecoveryStats* stats = nullptr);
+                                               RecoveryStats* stats = nullptr,
+                                               RecoveryMode mode = RecoveryMode::kStrict);
+  // What open(kSalvage) would replay, read from a region it never writes.
+  // Fails as open does on a bad area, bad header slots or a bad record.
+  static Result<RecoveryPreview> preview(const Region& region, const JournalArea& area);
   ~Journal();
 
   Transaction begin() { return Transaction(this); }

@@ -1,5 +1,6 @@
 #include "media/journal_log.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "util/crc32c.h"
@@ -46,7 +47,8 @@ void encode_header(const HeaderState& state, void* slot) {
   std::memcpy(slot, &h, sizeof(h));
 }
 
-Result<HeaderState> read_header_block(const std::byte* header_block, int* winner_slot) {
+Result<HeaderState> read_header_block(const std::byte* header_block, int* winner_slot,
+                                      bool* standby_valid) {
   DiskJournalHeader slots[2];
   SlotVerdict verdicts[2];
   for (int i = 0; i < 2; ++i) {
@@ -64,6 +66,7 @@ Result<HeaderState> read_header_block(const std::byte* header_block, int* winner
     return Status(Code::kCorruption, "journal header: neither slot has the header magic");
   }
   *winner_slot = winner;
+  if (standby_valid != nullptr) *standby_valid = verdicts[1 - winner] == SlotVerdict::kValid;
   return HeaderState{slots[winner].salt.get(), slots[winner].epoch.get(),
                      slots[winner].tail_offset.get(), slots[winner].tail_seq.get()};
 }
@@ -112,9 +115,45 @@ void encode_wrap(uint64_t seq, uint64_t bytes_to_end, std::byte* out) {
   std::memcpy(out, &wrap, sizeof(wrap));
 }
 
+std::optional<uint64_t> validate_transaction(const std::byte* txn, uint64_t room, uint32_t salt,
+                                             uint64_t seq, std::string* why) {
+  auto fail = [&](const char* reason) -> std::optional<uint64_t> {
+    if (why != nullptr) *why = reason;
+    return std::nullopt;
+  };
+  auto header = load<DiskTxnHeader>(txn);
+  uint64_t length = header.length.get();
+  if (length < kMinTxnBytes || length % 8 != 0 || length > room) {
+    if (why != nullptr) *why = "transaction length " + std::to_string(length) + " does not fit";
+    return std::nullopt;
+  }
+  uint64_t commit_pos = length - kCommitBytes;
+  uint64_t pos = kHeaderBytes;
+  for (uint32_t i = 0; i < header.record_count.get(); ++i) {
+    if (pos + kRecordBytes > commit_pos) return fail("records overrun the transaction");
+    auto rec = load<DiskTxnRecord>(txn + pos);
+    pos += record_log_bytes(rec.length.get());
+    if (pos > commit_pos) return fail("records overrun the transaction");
+  }
+  if (pos != commit_pos) return fail("record lengths do not add up to the transaction");
+  auto commit = load<DiskTxnCommit>(txn + commit_pos);
+  if (commit.magic.get() != format::kTxnCommitMagic || commit.seq.get() != seq) {
+    return fail("missing commit record");
+  }
+  if (commit.crc.get() != transaction_crc(salt, txn, commit_pos)) {
+    return fail("commit crc mismatch");
+  }
+  return length;
+}
+
 LogScanner::LogScanner(const std::byte* log, uint64_t capacity, uint32_t salt,
-                       uint64_t tail_offset, uint64_t tail_seq)
-    : log_(log), capacity_(capacity), salt_(salt), offset_(tail_offset), seq_(tail_seq) {}
+                       uint64_t tail_offset, uint64_t tail_seq, uint64_t consumed)
+    : log_(log),
+      capacity_(capacity),
+      salt_(salt),
+      offset_(tail_offset),
+      seq_(tail_seq),
+      consumed_(consumed) {}
 
 std::optional<ScannedTxn> LogScanner::stop(bool torn, std::string reason) {
   torn_ = torn;
@@ -154,40 +193,61 @@ std::optional<ScannedTxn> LogScanner::next() {
                              std::to_string(seq_) + " was expected" + at(offset_));
     }
     // From here on the bytes claim to be the expected transaction: any failure
-    // means it was being written when power failed.
-    uint64_t length = header.length.get();
-    if (length < kMinTxnBytes || length % 8 != 0 || length > left ||
-        consumed_ + length > capacity_) {
-      return stop(true, "transaction length " + std::to_string(length) + " does not fit" +
-                            at(offset_));
-    }
-    const std::byte* txn = log_ + offset_;
-    uint64_t commit_pos = length - kCommitBytes;
-    uint64_t pos = kHeaderBytes;
-    for (uint32_t i = 0; i < header.record_count.get(); ++i) {
-      if (pos + kRecordBytes > commit_pos) {
-        return stop(true, "records overrun the transaction" + at(offset_));
-      }
-      auto rec = load<DiskTxnRecord>(txn + pos);
-      pos += record_log_bytes(rec.length.get());
-      if (pos > commit_pos) return stop(true, "records overrun the transaction" + at(offset_));
-    }
-    if (pos != commit_pos) {
-      return stop(true, "record lengths do not add up to the transaction" + at(offset_));
-    }
-    auto commit = load<DiskTxnCommit>(txn + commit_pos);
-    if (commit.magic.get() != format::kTxnCommitMagic || commit.seq.get() != seq_) {
-      return stop(true, "missing commit record" + at(offset_));
-    }
-    if (commit.crc.get() != transaction_crc(salt_, txn, commit_pos)) {
-      return stop(true, "commit crc mismatch" + at(offset_));
-    }
-    ScannedTxn found{seq_, offset_, length};
-    offset_ += length;
-    consumed_ += length;
+    // means it was being written when power failed (or was damaged since).
+    std::string why;
+    auto length = validate_transaction(log_ + offset_, std::min(left, capacity_ - consumed_),
+                                       salt_, seq_, &why);
+    if (!length) return stop(true, why + at(offset_));
+    ScannedTxn found{seq_, offset_, *length};
+    offset_ += *length;
+    consumed_ += *length;
     ++seq_;
     return found;
   }
+}
+
+std::optional<ScannedTxn> find_later_transaction(const std::byte* log, uint64_t capacity,
+                                                 uint32_t salt, uint64_t from, uint64_t span,
+                                                 uint64_t after_seq) {
+  // Every transaction starts 8-aligned (lengths are multiples of 8, a wrap
+  // restarts at 0), and the length field of the damaged header cannot be
+  // trusted to skip over it, so every aligned position is a candidate.
+  for (uint64_t d = 0; d + kMinTxnBytes <= span; d += 8) {
+    uint64_t pos = (from + d) % capacity;
+    uint64_t to_end = capacity - pos;
+    if (to_end < kMinTxnBytes) continue;
+    auto header = load<DiskTxnHeader>(log + pos);
+    if (header.magic.get() != format::kTxnMagic || header.seq.get() <= after_seq) continue;
+    uint64_t room = std::min(to_end, span - d);
+    if (auto length = validate_transaction(log + pos, room, salt, header.seq.get(), nullptr)) {
+      return ScannedTxn{header.seq.get(), pos, *length};
+    }
+  }
+  return std::nullopt;
+}
+
+LogScan scan_log(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_t tail_offset,
+                 uint64_t tail_seq) {
+  LogScan out;
+  uint64_t offset = tail_offset, seq = tail_seq, consumed = 0;
+  for (;;) {
+    LogScanner scanner(log, capacity, salt, offset, seq, consumed);
+    while (auto txn = scanner.next()) out.transactions.push_back(*txn);
+    out.torn_tail = scanner.torn_tail();
+    out.stop_reason = scanner.stop_reason();
+    out.head_offset = scanner.head_offset();
+    out.consumed = scanner.consumed();
+    out.next_seq = scanner.next_seq();
+    if (salt == 0) break;
+    auto later = find_later_transaction(log, capacity, salt, out.head_offset,
+                                        capacity - out.consumed, out.next_seq);
+    if (!later) break;
+    out.gaps.push_back(Gap{out.next_seq, out.head_offset, later->seq, out.stop_reason});
+    consumed = out.consumed + (later->offset + capacity - out.head_offset) % capacity;
+    offset = later->offset;
+    seq = later->seq;
+  }
+  return out;
 }
 
 void for_each_record(const std::byte* txn,

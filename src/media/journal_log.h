@@ -12,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "sealfs/format.h"
 #include "util/status.h"
@@ -41,9 +42,11 @@ struct HeaderState {
 void encode_header(const HeaderState& state, void* slot);
 
 // Picks the winning slot of a header block: the valid (magic + crc) slot with
-// the higher epoch. `winner_slot` gets 0 or 1. Both bad: kBadCrc when a magic
+// the higher epoch. `winner_slot` gets 0 or 1; `standby_valid`, when given,
+// tells whether the other slot is valid too. Both bad: kBadCrc when a magic
 // was right but its crc wrong, kCorruption when neither magic is right.
-Result<HeaderState> read_header_block(const std::byte* header_block, int* winner_slot);
+Result<HeaderState> read_header_block(const std::byte* header_block, int* winner_slot,
+                                      bool* standby_valid = nullptr);
 
 // One record of a transaction being serialised.
 struct RecordView {
@@ -72,12 +75,19 @@ struct ScannedTxn {
   uint64_t length = 0;  // header through commit
 };
 
+// Validates the transaction at `txn`, whose header already has kTxnMagic and
+// sequence `seq`: length, record framing, commit record and salted crc, all
+// within `room` bytes. Returns its length, or nullopt and the reason.
+std::optional<uint64_t> validate_transaction(const std::byte* txn, uint64_t room, uint32_t salt,
+                                             uint64_t seq, std::string* why);
+
 // Walks the log from (tail_offset, tail_seq), following wrap markers, and
 // yields every transaction that validates. Stops at the first mismatch.
+// `consumed` is where a scan resumed past a gap starts counting (scan_log).
 class LogScanner {
  public:
   LogScanner(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_t tail_offset,
-             uint64_t tail_seq);
+             uint64_t tail_seq, uint64_t consumed = 0);
 
   // The next valid transaction, or nullopt at the end of the committed log.
   std::optional<ScannedTxn> next();
@@ -103,6 +113,44 @@ class LogScanner {
   bool torn_ = false;
   std::string stop_reason_;
 };
+
+// Looks for a transaction that validates under `salt` with a sequence number
+// above `after_seq`, at every 8-byte position of the `span` log bytes that
+// follow log offset `from` circularly. Used past a scan's stop: stale
+// transactions of earlier laps all carry lower sequence numbers, and a torn
+// tail is never followed by a later one (a commit starts only after the
+// previous one is durable), so a hit means the stop was a damaged
+// transaction in the middle of the committed log.
+std::optional<ScannedTxn> find_later_transaction(const std::byte* log, uint64_t capacity,
+                                                 uint32_t salt, uint64_t from, uint64_t span,
+                                                 uint64_t after_seq);
+
+// A stretch of the log the scan could not read although later committed
+// transactions follow it.
+struct Gap {
+  uint64_t first_missing_seq = 0;  // the damaged transaction's sequence number
+  uint64_t offset = 0;             // log offset where it should start
+  uint64_t resume_seq = 0;         // the next transaction that validates
+  std::string reason;              // why the scan stopped there
+  uint64_t missing() const { return resume_seq - first_missing_seq; }
+};
+
+// The whole committed log: every transaction that validates, in sequence
+// order, with the gaps skipped over. A log without gaps is exactly what
+// LogScanner yields. Images without a salt (salt 0) are not searched past
+// the first stop: without the salt, bytes an earlier lap left in the log
+// (user data in payloads) could pass for later transactions.
+struct LogScan {
+  std::vector<ScannedTxn> transactions;
+  std::vector<Gap> gaps;
+  bool torn_tail = false;  // of the last stop, as LogScanner::torn_tail
+  std::string stop_reason;
+  uint64_t head_offset = 0;  // after the last transaction found
+  uint64_t consumed = 0;     // bytes from the tail to head_offset
+  uint64_t next_seq = 0;
+};
+LogScan scan_log(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_t tail_offset,
+                 uint64_t tail_seq);
 
 // Calls fn(region_offset, payload, length) for each record of a transaction
 // the scanner validated.

@@ -116,6 +116,19 @@ inline bool has_kind(const Report& r, const std::string& kind) {
   return false;
 }
 
+inline bool has_note(const Report& r, const std::string& kind) {
+  for (const Problem& n : r.notes) {
+    if (n.kind == kind) return true;
+  }
+  return false;
+}
+
+inline std::string notes(const Report& r) {
+  std::string out;
+  for (const Problem& n : r.notes) out += n.kind + ": " + n.detail + "\n";
+  return out;
+}
+
 inline std::string kinds(const Report& r) {
   std::string out;
   for (const Problem& p : r.problems) out += p.kind + "(" + std::to_string(p.inode) + "): " + p.detail + "\n";

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "fsck_fixture.h"
+#include "media/journal_log.h"
 #include "util/crc32c.h"
 
 namespace sealfs::fsck::testing {
@@ -245,6 +246,67 @@ TEST_F(FsckTest, StaleHolderEntryIsCleared) {
   EXPECT_FALSE(get_bit(fixed, geo_, last));
 }
 
+// A holder block with a bad crc: the mount is refused; fsck keeps the entry
+// of the living holder (its blocks stay allocated) and drops the dead one's.
+TEST_F(FsckTest, DamagedHolderBlockKeepsLiveHoldersEntries) {
+  const uint64_t live_block = geo_.data_start + geo_.data_blocks - 2;
+  const uint64_t dead_block = live_block + 1;
+  set_bit(image_, geo_, live_block, true);
+  set_bit(image_, geo_, dead_block, true);
+  std::byte* hb = block_ptr(image_, geo_.holder_start);
+  format::DiskHolderEntry entries[2]{};
+  entries[0].pid.set(111);
+  entries[0].start_time.set(1);
+  entries[0].ino.set(p().file1);
+  entries[0].region_block.set(live_block);
+  entries[0].block_count.set(1);
+  entries[1].pid.set(222);
+  entries[1].start_time.set(2);
+  entries[1].ino.set(p().file2);
+  entries[1].region_block.set(dead_block);
+  entries[1].block_count.set(1);
+  std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), entries, sizeof(entries));
+  format::DiskHolderBlockHeader h;
+  std::memcpy(&h, hb, sizeof(h));
+  h.count.set(2);
+  h.crc.set(0xbad);  // damaged
+  std::memcpy(hb, &h, sizeof(h));
+
+  auto refused = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("run fsck.sealfs"), std::string::npos)
+      << refused.status().to_string();
+
+  auto run_alive = [](const Bytes& image, bool repair) {
+    auto region = RegionDram::from_image(image);
+    FsckOptions o;
+    o.repair = repair;
+    o.target = "dram";
+    o.holder_alive = [](uint32_t pid, uint64_t start) { return pid == 111 && start == 1; };
+    FsckRun r;
+    r.report = run_fsck(*region, o);
+    r.image = region->image();
+    return r;
+  };
+  FsckRun check = run_alive(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  EXPECT_TRUE(has_kind(check.report, "holder_block_bad")) << kinds(check.report);
+  EXPECT_EQ(check.image, image_);
+  FsckRun fix = run_alive(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_EQ(run_alive(fix.image, false).report.exit_code, kExitClean);
+  EXPECT_TRUE(get_bit(fix.image, geo_, live_block)) << "a live holder's blocks were freed";
+  EXPECT_FALSE(get_bit(fix.image, geo_, dead_block));
+  format::DiskHolderEntry kept;
+  std::memcpy(&kept, block_ptr(fix.image, geo_.holder_start) + sizeof(format::DiskHolderBlockHeader),
+              sizeof(kept));
+  EXPECT_EQ(kept.pid.get(), 111u);
+  EXPECT_EQ(kept.region_block.get(), live_block);
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  EXPECT_TRUE(fs.is_ok()) << fs.status().to_string();
+}
+
 TEST_F(FsckTest, JournalNeedingRecovery) {
   // Crash after a committed operation, before any checkpoint.
   auto mounted = Filesystem::mount(RegionDram::from_image(image_), mount_options());
@@ -253,17 +315,126 @@ TEST_F(FsckTest, JournalNeedingRecovery) {
   auto crashed = static_cast<const RegionDram&>((*mounted)->region()).crash(RegionDram::CrashMode::kDrop);
   mounted->reset();
   image_ = crashed;
+  // -n checks the state replay would produce, in memory: the new directory
+  // is counted, nothing is a problem, and not a byte is written.
   FsckRun check = run(image_, false);
-  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
-  EXPECT_TRUE(has_kind(check.report, "journal_needs_recovery")) << kinds(check.report);
+  EXPECT_EQ(check.report.exit_code, kExitClean) << kinds(check.report);
+  EXPECT_TRUE(has_note(check.report, "journal_needs_recovery")) << notes(check.report);
+  EXPECT_TRUE(has_note(check.report, "not_cleanly_unmounted")) << notes(check.report);
+  EXPECT_GT(check.report.counts.journal_transactions_pending, 0u);
+  EXPECT_EQ(check.report.counts.journal_transactions_replayed, 0u);
+  FsckRun clean = run(populated().image, false);
+  EXPECT_EQ(check.report.counts.directories, clean.report.counts.directories + 1);
   EXPECT_EQ(check.image, image_);
   FsckRun fix = run(image_, true);
   EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
   EXPECT_TRUE(has_kind(fix.report, "journal_replayed"));
-  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+  FsckRun after = run(fix.image, false);
+  EXPECT_EQ(after.report.exit_code, kExitClean);
+  EXPECT_TRUE(after.report.notes.empty()) << notes(after.report);
   auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
   ASSERT_TRUE(fs.is_ok());
   EXPECT_TRUE((*fs)->lookup(kRootIno, "after").is_ok());
+}
+
+// Several operations committed after the last checkpoint, then power loss;
+// one byte of a transaction in the middle of the log is damaged afterwards.
+struct DamagedLog {
+  Bytes image;
+  std::vector<std::string> names;
+  uint64_t damaged_seq = 0;
+};
+
+DamagedLog damage_middle_transaction(const Bytes& populated_image, const Geometry& geo) {
+  DamagedLog out;
+  auto mounted = Filesystem::mount(RegionDram::from_image(populated_image), mount_options());
+  EXPECT_TRUE(mounted.is_ok());
+  for (int i = 0; i < 8; ++i) {
+    out.names.push_back("late-" + std::to_string(i));
+    auto made = (*mounted)->create(kRootIno, out.names.back(), 0644, O_RDWR, cred());
+    EXPECT_TRUE(made.is_ok());
+    std::string data(5000, static_cast<char>('a' + i));
+    EXPECT_TRUE((*mounted)->write(made->ino, 0, data.data(), data.size(), false).is_ok());
+    (*mounted)->release(made->ino);
+  }
+  out.image = static_cast<const RegionDram&>((*mounted)->region()).crash(RegionDram::CrashMode::kDrop);
+  mounted->reset();
+  const std::byte* header = out.image.data() + geo.journal_start * format::kBlockSize;
+  const uint64_t log_at = (geo.journal_start + 1) * format::kBlockSize;
+  const uint64_t capacity = (geo.journal_blocks - 1) * format::kBlockSize;
+  int slot = 0;
+  auto state = journal_log::read_header_block(header, &slot);
+  EXPECT_TRUE(state.is_ok());
+  auto scan = journal_log::scan_log(out.image.data() + log_at, capacity, state->salt,
+                                    state->tail_offset, state->tail_seq);
+  EXPECT_GE(scan.transactions.size(), 8u);
+  const journal_log::ScannedTxn& victim = scan.transactions[scan.transactions.size() / 2];
+  out.damaged_seq = victim.seq;
+  out.image[log_at + victim.offset + victim.length / 2] ^= std::byte{0x20};
+  return out;
+}
+
+TEST_F(FsckTest, JournalCorruptInTheMiddle) {
+  DamagedLog damaged = damage_middle_transaction(image_, geo_);
+  image_ = damaged.image;
+  // The meta layer refuses to mount it, and says to run fsck.
+  auto refused = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("run fsck.sealfs"), std::string::npos)
+      << refused.status().to_string();
+
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  ASSERT_TRUE(has_kind(check.report, "journal_corrupt_middle")) << kinds(check.report);
+  EXPECT_NE(kinds(check.report).find("transaction " + std::to_string(damaged.damaged_seq) + " "),
+            std::string::npos)
+      << kinds(check.report);
+  EXPECT_EQ(check.image, image_) << "check-only run wrote to the image";
+
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, "journal_corrupt_middle"));
+  EXPECT_EQ(fix.report.remaining_after_repair, 0u);
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+
+  // Everything but what the damaged transaction did is back: at most one
+  // name is missing (the damaged one may have been a create; then its
+  // inode, which later writes updated, is in lost+found).
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  size_t found = 0;
+  for (const std::string& name : damaged.names) found += (*fs)->lookup(kRootIno, name).is_ok();
+  EXPECT_GE(found, damaged.names.size() - 1);
+  EXPECT_TRUE((*fs)->lookup(kRootIno, "many").is_ok());
+}
+
+TEST_F(FsckTest, StandbyJournalHeaderSlot) {
+  const uint64_t header_at = geo_.journal_start * format::kBlockSize;
+  int winner = 0;
+  ASSERT_TRUE(journal_log::read_header_block(image_.data() + header_at, &winner).is_ok());
+  image_[header_at + (1 - winner) * format::kJournalHeaderSlotOffset + 20] ^= std::byte{4};
+  // The image still opens: the winning slot is intact.
+  ASSERT_TRUE(Filesystem::mount(RegionDram::from_image(image_), mount_options()).is_ok());
+  expect_round_trip("journal_header_slot_bad");
+}
+
+TEST_F(FsckTest, NotCleanlyUnmountedIsANote) {
+  auto sb = read_superblock(*RegionDram::from_image(image_));
+  ASSERT_TRUE(sb.is_ok());
+  sb->state = format::kStateMounted;
+  format::DiskSuperblock disk = encode_superblock(*sb);
+  std::memcpy(image_.data(), &disk, sizeof(disk));
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitClean) << kinds(check.report);
+  EXPECT_TRUE(has_note(check.report, "not_cleanly_unmounted")) << notes(check.report);
+  EXPECT_EQ(check.image, image_);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitClean) << kinds(fix.report);
+  auto fixed = read_superblock(*RegionDram::from_image(fix.image));
+  ASSERT_TRUE(fixed.is_ok());
+  EXPECT_EQ(fixed->state, format::kStateClean);
+  EXPECT_TRUE(run(fix.image, false).report.notes.empty());
 }
 
 TEST_F(FsckTest, JsonReport) {

@@ -180,6 +180,43 @@ TEST(JournalTest, CheckpointReflushesHomeWritesBeforeMovingTheTail) {
   EXPECT_EQ(home_of(*rebooted), home_of(*f.region));
 }
 
+// A transaction that ends exactly at the end of the log, then a checkpoint
+// (a full log, or an unmount): the header must describe a log that opens.
+// Earlier versions wrote the log size as the tail, which open refused.
+TEST(JournalTest, CheckpointRightAfterATransactionEndingAtTheLogEnd) {
+  Fixture f;
+  const Bytes payload = pattern(200, 5);  // 56 + 200 = 256 log bytes each
+  const uint64_t fill = kLogCapacity / 256;
+  for (uint64_t i = 0; i < fill; ++i) {
+    ASSERT_TRUE(f.commit_bytes(kHome + (i % 16) * 256, payload).is_ok());
+  }
+  ASSERT_EQ(f.journal->log_used(), kLogCapacity);
+  ASSERT_TRUE(f.journal->checkpoint().is_ok());
+  RecoveryStats stats;
+  auto rebooted = RegionDram::from_image(f.region->crash(CrashMode::kDrop));
+  auto opened = reopen(*rebooted, &stats);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  EXPECT_EQ(stats.replayed_transactions, 0u);
+  EXPECT_EQ(stats.next_seq, fill + 1);
+  // The next commit goes to offset 0 and a crash after it replays it.
+  Bytes after = pattern(8, 6);
+  ASSERT_TRUE(f.commit_bytes(kHome + 8192, after).is_ok());
+  auto crashed = RegionDram::from_image(f.region->crash(CrashMode::kDrop));
+  ASSERT_TRUE(reopen(*crashed, &stats).is_ok());
+  EXPECT_EQ(stats.replayed_transactions, 1u);
+  EXPECT_EQ(0, std::memcmp(crashed->data() + kHome + 8192, after.data(), after.size()));
+  // A header an earlier version wrote that way opens too: the tail is 0.
+  Bytes image = f.region->crash(CrashMode::kDrop);
+  int slot = 0;
+  auto header = jl::read_header_block(image.data() + kHeaderAt, &slot);
+  ASSERT_TRUE(header.is_ok());
+  jl::encode_header({header->salt, header->epoch + 1, kLogCapacity, header->tail_seq},
+                    image.data() + kHeaderAt + (1 - slot) * format::kJournalHeaderSlotOffset);
+  auto old_header = RegionDram::from_image(image);
+  ASSERT_TRUE(reopen(*old_header, &stats).is_ok());
+  EXPECT_EQ(stats.replayed_transactions, 1u);
+}
+
 // Commits A, then B, and checks recovery of every image in which only the
 // first k bytes of B's log span reached the media.
 struct TornCase {
@@ -557,7 +594,7 @@ TEST(JournalCorruptionTest, HeaderSlots) {
   }
   {  // a valid header whose tail is outside the log
     Bytes image = base.image;
-    jl::encode_header({0, 5, kLogCapacity, 3}, image.data() + slot1);
+    jl::encode_header({0, 5, kLogCapacity + 8, 3}, image.data() + slot1);
     EXPECT_EQ(open_image(image).code(), Code::kCorruption);
     jl::encode_header({0, 5, 12, 3}, image.data() + slot1);  // not 8-aligned
     EXPECT_EQ(open_image(image).code(), Code::kCorruption);
@@ -716,6 +753,224 @@ TEST(JournalCorruptionTest, ReadOnlyRegionThatNeedsRecovery) {
   txn.on_abort([&] { aborted = true; });
   EXPECT_EQ((*opened)->commit(std::move(txn)).code(), Code::kReadOnly);
   EXPECT_TRUE(aborted);
+}
+
+// ---------------------------------------------------------------------------
+// A damaged transaction in the middle of the log
+// ---------------------------------------------------------------------------
+
+// Five committed, never checkpointed transactions; the fourth rewrites the
+// bytes of the first, so replaying only a prefix would roll them back.
+struct FiveTxnImage {
+  Bytes image;
+  std::vector<uint64_t> offsets;  // log offset of transaction seq i + 1
+  std::vector<uint64_t> lengths;
+  std::vector<Bytes> payloads;
+  std::vector<uint64_t> homes;
+};
+
+FiveTxnImage make_five_txn_image() {
+  Fixture f;
+  FiveTxnImage out;
+  const uint64_t homes[] = {kHome, kHome + 4096, kHome + 8192, kHome, kHome + 12288};
+  const size_t sizes[] = {40, 100, 64, 40, 16};
+  uint64_t at = 0;
+  for (int i = 0; i < 5; ++i) {
+    Bytes payload = pattern(sizes[i], 11 + i);
+    EXPECT_TRUE(f.commit_bytes(homes[i], payload).is_ok());
+    out.offsets.push_back(at);
+    out.lengths.push_back(jl::kMinTxnBytes + jl::record_log_bytes(sizes[i]));
+    at += out.lengths.back();
+    out.payloads.push_back(payload);
+    out.homes.push_back(homes[i]);
+  }
+  EXPECT_EQ(f.journal->checkpoints(), 0u);
+  out.image = f.region->crash(CrashMode::kDrop);
+  return out;
+}
+
+bool home_holds(const Region& region, const FiveTxnImage& base, int txn) {
+  const Bytes& want = base.payloads[txn];
+  return std::memcmp(region.data() + base.homes[txn], want.data(), want.size()) == 0;
+}
+
+// One damaged byte in each field of a transaction that later committed ones
+// follow: the scan stops there whatever field it is (some stops look like a
+// tail, some like stale bytes), and the search past it finds seq 4 and 5.
+struct Damage {
+  const char* name;
+  uint64_t at;  // from the start of the transaction; past its end: from its commit
+};
+const Damage kDamages[] = {
+    {"header magic", 0},   {"record count", 4}, {"header seq", 8},
+    {"length", 16},        {"record offset", 24}, {"payload byte", 40},
+};
+
+Bytes damaged(const FiveTxnImage& base, int txn, uint64_t at) {
+  Bytes image = base.image;
+  image[kLogAt + base.offsets[txn] + at] ^= std::byte{0x10};
+  return image;
+}
+
+TEST(JournalCorruptMiddleTest, OpenRefusesAndWritesNothing) {
+  FiveTxnImage base = make_five_txn_image();
+  std::vector<Damage> damages(std::begin(kDamages), std::end(kDamages));
+  damages.push_back({"commit crc", base.lengths[2] - 12});
+  damages.push_back({"commit seq", base.lengths[2] - 8});
+  for (const Damage& d : damages) {
+    SCOPED_TRACE(d.name);
+    Bytes image = damaged(base, 2, d.at);
+    auto region = RegionDram::from_image(image);
+    RecoveryStats stats;
+    Status s = reopen(*region, &stats).status();
+    EXPECT_EQ(s.code(), Code::kCorruption) << s.to_string();
+    EXPECT_EQ(s.message(),
+              "journal: transaction 3 at block 2 is corrupt but later committed transactions "
+              "follow; run fsck.sealfs");
+    EXPECT_EQ(region->image(), image) << "a refused open wrote to the region";
+    EXPECT_EQ(region->flush_count(), 0u);
+  }
+}
+
+TEST(JournalCorruptMiddleTest, DamagedFirstTransactionIsNotATail) {
+  FiveTxnImage base = make_five_txn_image();
+  Bytes image = damaged(base, 0, 40);
+  auto region = RegionDram::from_image(image);
+  Status s = reopen(*region, nullptr).status();
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.to_string();
+  EXPECT_NE(s.message().find("transaction 1 at block 2"), std::string::npos) << s.message();
+  EXPECT_EQ(region->image(), image);
+}
+
+// The same damage in the last transaction is a torn tail, as before: the
+// prefix replays and nothing is refused.
+TEST(JournalCorruptMiddleTest, DamagedLastTransactionIsStillATornTail) {
+  FiveTxnImage base = make_five_txn_image();
+  for (const Damage& d : kDamages) {
+    SCOPED_TRACE(d.name);
+    auto region = RegionDram::from_image(damaged(base, 4, d.at));
+    RecoveryStats stats;
+    auto opened = reopen(*region, &stats);
+    ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+    EXPECT_EQ(stats.replayed_transactions, 4u);
+    EXPECT_EQ(stats.corrupt_seq, 0u);
+    EXPECT_EQ(stats.next_seq, 5u);
+    EXPECT_TRUE(home_holds(*region, base, 1));
+    EXPECT_TRUE(home_holds(*region, base, 3));
+  }
+}
+
+TEST(JournalCorruptMiddleTest, SalvageReplaysEveryValidTransactionInOrder) {
+  FiveTxnImage base = make_five_txn_image();
+  for (const Damage& d : kDamages) {
+    SCOPED_TRACE(d.name);
+    auto region = RegionDram::from_image(damaged(base, 2, d.at));
+    RecoveryStats stats;
+    auto opened = Journal::open(*region, kArea, &stats, RecoveryMode::kSalvage);
+    ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+    EXPECT_EQ(stats.corrupt_seq, 3u);
+    EXPECT_EQ(stats.corrupt_block, 2u);
+    EXPECT_EQ(stats.transactions_before_corrupt, 2u);
+    EXPECT_EQ(stats.transactions_after_corrupt, 2u);
+    EXPECT_EQ(stats.lost_transactions, 1u);
+    EXPECT_EQ(stats.replayed_transactions, 4u);
+    EXPECT_EQ(stats.next_seq, 6u);
+    // Transaction 4's bytes, not the first's it replaced, are at home.
+    EXPECT_TRUE(home_holds(*region, base, 3));
+    EXPECT_FALSE(home_holds(*region, base, 0));
+    EXPECT_TRUE(home_holds(*region, base, 1));
+    EXPECT_TRUE(home_holds(*region, base, 4));
+    // The tail moved past the damage: a plain open is clean and the
+    // sequence goes on.
+    EXPECT_EQ((*opened)->next_seq(), 6u);
+    opened->reset();
+    RecoveryStats again;
+    ASSERT_TRUE(reopen(*region, &again).is_ok());
+    EXPECT_EQ(again.replayed_transactions, 0u);
+    EXPECT_EQ(again.next_seq, 6u);
+  }
+}
+
+TEST(JournalCorruptMiddleTest, SalvageSkipsEveryGap) {
+  FiveTxnImage base = make_five_txn_image();
+  Bytes image = damaged(base, 1, 40);
+  image[kLogAt + base.offsets[3] + 40] ^= std::byte{0x01};
+  auto region = RegionDram::from_image(image);
+  EXPECT_EQ(reopen(*region, nullptr).status().code(), Code::kCorruption);
+  RecoveryStats stats;
+  ASSERT_TRUE(Journal::open(*region, kArea, &stats, RecoveryMode::kSalvage).is_ok());
+  EXPECT_EQ(stats.corrupt_seq, 2u);
+  EXPECT_EQ(stats.transactions_before_corrupt, 1u);
+  EXPECT_EQ(stats.transactions_after_corrupt, 2u);  // 3 and 5
+  EXPECT_EQ(stats.lost_transactions, 2u);
+  EXPECT_TRUE(home_holds(*region, base, 2));
+  EXPECT_TRUE(home_holds(*region, base, 4));
+}
+
+// A damaged transaction past the end of the log, with the next one written
+// at offset 0 after a wrap marker.
+TEST(JournalCorruptMiddleTest, GapBeforeAWrap) {
+  Fixture f;
+  const uint64_t big = f.journal->max_transaction_bytes() - jl::kMinTxnBytes - jl::kRecordBytes;
+  uint64_t at = 0;
+  std::vector<uint64_t> offsets;
+  // Fill the log to near its end with large transactions, then commit two
+  // more: the second of them no longer fits and wraps to offset 0.
+  while (at + 2 * (jl::kMinTxnBytes + jl::record_log_bytes(big)) <= kLogCapacity) {
+    offsets.push_back(at);
+    ASSERT_TRUE(f.commit_bytes(kHome, pattern(big, at)).is_ok());
+    at += jl::kMinTxnBytes + jl::record_log_bytes(big);
+  }
+  ASSERT_TRUE(f.journal->checkpoint().is_ok());
+  const uint64_t before = f.journal->next_seq();
+  Bytes last = pattern(big, 999), wrapped = pattern(64, 1000);
+  ASSERT_TRUE(f.commit_bytes(kHome + 8192, last).is_ok());
+  ASSERT_TRUE(f.commit_bytes(kHome + 16384, wrapped).is_ok());
+  ASSERT_TRUE(f.commit_bytes(kHome + 24576, pattern(8, 1001)).is_ok());
+  Bytes image = f.region->crash(CrashMode::kDrop);
+  image[kLogAt + at + 40] ^= std::byte{0x01};  // a payload byte of `last`
+  auto region = RegionDram::from_image(image);
+  Status s = reopen(*region, nullptr).status();
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.to_string();
+  EXPECT_NE(s.message().find("transaction " + std::to_string(before) + " "), std::string::npos)
+      << s.message();
+  EXPECT_EQ(region->image(), image);
+  RecoveryStats stats;
+  ASSERT_TRUE(Journal::open(*region, kArea, &stats, RecoveryMode::kSalvage).is_ok());
+  EXPECT_EQ(stats.transactions_after_corrupt, 2u);
+  EXPECT_EQ(0, std::memcmp(region->data() + kHome + 16384, wrapped.data(), wrapped.size()));
+}
+
+TEST(JournalCorruptMiddleTest, PreviewReadsWithoutWriting) {
+  FiveTxnImage base = make_five_txn_image();
+  Bytes image = damaged(base, 2, 40);
+  auto dram = RegionDram::from_image(image);
+  ObservedRegion read_only(*dram, true);
+  auto preview = Journal::preview(read_only, kArea);
+  ASSERT_TRUE(preview.is_ok()) << preview.status().to_string();
+  EXPECT_EQ(preview->stats.corrupt_seq, 3u);
+  EXPECT_EQ(preview->stats.replayed_transactions, 4u);
+  ASSERT_EQ(preview->records.size(), 4u);
+  EXPECT_EQ(preview->records[2].region_offset, base.homes[3]);
+  EXPECT_EQ(0, std::memcmp(preview->records[2].payload, base.payloads[3].data(),
+                           base.payloads[3].size()));
+  EXPECT_EQ(dram->image(), image);
+  EXPECT_EQ(dram->flush_count(), 0u);
+}
+
+TEST(JournalCorruptMiddleTest, StandbyHeaderSlotIsReported) {
+  FiveTxnImage base = make_five_txn_image();
+  RecoveryStats stats;
+  ASSERT_TRUE(open_image(base.image, &stats).is_ok());
+  EXPECT_FALSE(stats.standby_header_bad);
+  Bytes image = base.image;
+  // mkfs leaves slot 0 the winner (epoch 1) and slot 1 the standby.
+  image[kHeaderAt + format::kJournalHeaderSlotOffset + 16] ^= std::byte{1};
+  auto preview = Journal::preview(*RegionDram::from_image(image), kArea);
+  ASSERT_TRUE(preview.is_ok());
+  EXPECT_TRUE(preview->stats.standby_header_bad);
+  ASSERT_TRUE(open_image(image, &stats).is_ok());
+  EXPECT_TRUE(stats.standby_header_bad);
 }
 
 TEST(JournalDeathTest, RecordInsideTheJournalAborts) {
