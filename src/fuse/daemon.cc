@@ -12,6 +12,7 @@
 #include "fuse/detach.h"
 #include "fuse/leases.h"
 #include "fuse/operations.h"
+#include "fuse/startup_checks.h"
 #include "fuse/test_hooks.h"
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
@@ -49,6 +50,8 @@ int run_daemon(const DaemonOptions& options) {
     detacher.failed(1);
     return 1;
   };
+  if (Status st = check_mountpoint(options.mountpoint); !st.is_ok()) return fail(st.message());
+  const auto exposure = warn_if_region_exposed(options);
 
   RegionOptions region_options;
   region_options.read_only = options.read_only;
@@ -119,6 +122,7 @@ int run_daemon(const DaemonOptions& options) {
   if (!options.foreground) {
     detacher.succeeded();
     log_to_syslog(options.log_level);
+    if (exposure) log().warn("{}", *exposure);  // said on stderr already; now in syslog too
   }
 
   int rc = serve(se, options);
