@@ -51,6 +51,7 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   };
   if (Status st = check_mountpoint(options.mountpoint); !st.is_ok()) return fail(st.message());
+  if (Status st = check_control_socket(options); !st.is_ok()) return fail(st.message());
   const auto exposure = warn_if_region_exposed(options);
 
   RegionOptions region_options;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "lease/socket_path.h"
 #include "util/log.h"
 
 namespace sealfs::fuse {
@@ -77,6 +78,11 @@ Status check_mountpoint(const std::string& mountpoint) {
                                      ", not a directory; refusing to mount over it");
   }
   return Status::ok();
+}
+
+Status check_control_socket(const DaemonOptions& options) {
+  if (options.control_socket.empty()) return Status::ok();
+  return lease::socket_path_free(options.control_socket);
 }
 
 std::optional<std::string> region_exposure(const std::string& target, const struct stat& st,

@@ -18,6 +18,11 @@ namespace sealfs::fuse {
 // mounting over it would hide a system file behind the filesystem's root.
 Status check_mountpoint(const std::string& mountpoint);
 
+// A control_socket=PATH must be free: nothing there, or a socket nobody
+// listens on. Checked before the mount so that a refusal changes nothing;
+// the engine checks again when it binds.
+Status check_control_socket(const DaemonOptions& options);
+
 // Whether the region's permissions let someone read or write it whom the
 // mount would not let read every file: the region holds every file's bytes,
 // whatever the modes inside say. Exposed are any "other" read or write bit,

@@ -18,10 +18,12 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "lease/fd_passing.h"
 #include "lease/peer.h"
+#include "lease/socket_path.h"
 #include "lease/wire.h"
 #include "util/log.h"
 #include "util/sync_point.h"
@@ -117,6 +119,7 @@ struct LeaseServer::Impl final : Notifier {
   std::unique_ptr<LeaseCore> core;
 
   int listen_fd = -1, epoll_fd = -1, wake_fd = -1, timer_fd = -1;
+  std::optional<struct stat> bound;  // the socket file bind() made
   std::thread thread;
   std::atomic<bool> stopping{false};
 
@@ -147,7 +150,17 @@ struct LeaseServer::Impl final : Notifier {
     for (int fd : {listen_fd, epoll_fd, wake_fd, timer_fd}) {
       if (fd >= 0) close(fd);
     }
-    if (!options.socket_path.empty()) unlink(options.socket_path.c_str());
+    unlink_own_socket();
+  }
+
+  // Removes the socket this server bound, if the path still names it.
+  void unlink_own_socket() {
+    if (!bound) return;
+    struct stat st {};
+    if (lstat(options.socket_path.c_str(), &st) == 0 && st.st_dev == bound->st_dev &&
+        st.st_ino == bound->st_ino) {
+      unlink(options.socket_path.c_str());
+    }
   }
 
   // --- Notifier (called under the engine mutex, from any thread) ---
@@ -196,10 +209,14 @@ struct LeaseServer::Impl final : Notifier {
       return Status(Code::kNameTooLong, "control socket path too long: " + options.socket_path);
     }
     std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
-    unlink(options.socket_path.c_str());
+    // Only a socket nobody listens on is replaced: never a file that
+    // happens to be at the path, never another daemon's socket.
+    RETURN_IF_ERROR(clear_dead_socket(options.socket_path));
     if (bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
       return Status::from_errno(errno, "bind " + options.socket_path);
     }
+    struct stat bound_st {};
+    if (lstat(options.socket_path.c_str(), &bound_st) == 0) bound = bound_st;
     // Anyone may connect; trust is decided per peer from its credentials.
     chmod(options.socket_path.c_str(), 0666);
     if (listen(listen_fd, 128) != 0) return Status::from_errno(errno, "listen");
