@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,6 +51,14 @@ class StartupChecksTest : public MountFixture {
   // A mount and unmount; the daemon's warnings land in log_path().
   void mount_once() {
     ASSERT_NO_FATAL_FAILURE(mount());
+    // The lease engine starts just after the kernel mount appears, and
+    // fails the daemon if the mount is gone by then: let it start first.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    char value[256];
+    while (getxattr(mountpoint().c_str(), "user.sealfs.control", value, sizeof(value)) <= 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      usleep(10'000);  // nothing to wait on: the xattr has no notification
+    }
     ASSERT_NO_FATAL_FAILURE(unmount());
   }
 };
