@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include "lease_fixture.h"
 
@@ -277,6 +278,16 @@ TEST_F(ControlSocketTest, FloodFromAnUntrustedUserLeavesTrustedMapsWorking) {
   mount_with(2);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
   ASSERT_FALSE(HasFatalFailure());
+  // The daemon raised its soft limit to the hard one.
+  std::istringstream limits(read_file("/proc/" + std::to_string(daemon_pid()) + "/limits"));
+  std::string line;
+  while (std::getline(limits, line) && line.rfind("Max open files", 0) != 0) {
+  }
+  std::istringstream fields(line.substr(std::strlen("Max open files")));
+  unsigned long long soft = 0, hard = 0;
+  fields >> soft >> hard;
+  EXPECT_EQ(soft, static_cast<unsigned long long>(saved.rlim_max)) << line;
+  EXPECT_EQ(hard, soft) << line;
   ASSERT_NO_FATAL_FAILURE(make_file("f", kMiB, 5));
   ASSERT_TRUE(wait_for_engine(path("f"), std::chrono::seconds(10)));
   const std::string socket_path = control_socket_of(path("f"));
