@@ -47,7 +47,8 @@ fi
 
 if [ ! -e "$region" ]; then
   echo "sealfs: creating a $size sparse region file at $region"
-  truncate -s "$size" "$region"
+  # The region holds every file's bytes: its owner's alone (mode 0600).
+  (umask 077 && truncate -s "$size" "$region")
   if ! "$mkfs_bin" --size "$size" "$region"; then
     rm -f "$region"  # a half-made region would be refused by the next run
     echo "sealfs: mkfs.sealfs failed" >&2
@@ -55,6 +56,17 @@ if [ ! -e "$region" ]; then
   fi
 else
   echo "sealfs: reusing the existing region $region (not reformatted)"
+  mode=$(stat -c %a "$region")
+  if [ $((8#$mode & 8#066)) -ne 0 ]; then
+    if [ -z "${SEALFS_REGION:-}" ] && [ -O "$region" ] && [ -f "$region" ]; then
+      # Made 0644 by an earlier version of this script: close it.
+      chmod go-rw "$region"
+      echo "sealfs: $region was readable by others (mode $mode); now $(stat -c %a "$region")"
+    else
+      echo "sealfs: warning: $region is accessible to others (mode $mode): they can read" \
+           "every file in the filesystem; run 'chmod go-rw $region'" >&2
+    fi
+  fi
 fi
 
 opts=()

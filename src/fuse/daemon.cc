@@ -17,6 +17,7 @@
 #include "fuse/detach.h"
 #include "fuse/leases.h"
 #include "fuse/operations.h"
+#include "fuse/startup_checks.h"
 #include "fuse/test_hooks.h"
 #include "media/media_fault.h"
 #include "media/region_pmem2.h"
@@ -87,6 +88,9 @@ int run_daemon(const DaemonOptions& options) {
     detacher.failed(1);
     return 1;
   };
+  if (Status st = check_mountpoint(options.mountpoint); !st.is_ok()) return fail(st.message());
+  if (Status st = check_control_socket(options); !st.is_ok()) return fail(st.message());
+  const auto exposure = warn_if_region_exposed(options);
 
   // Before the region is mapped: a SIGBUS on the mapping (backing store
   // full, poison) then fails the request that touched it, not the daemon.
@@ -165,6 +169,7 @@ int run_daemon(const DaemonOptions& options) {
   if (!options.foreground) {
     detacher.succeeded();
     log_to_syslog(options.log_level);
+    if (exposure) log().warn("{}", *exposure);  // said on stderr already; now in syslog too
   }
 
   int rc = serve(se, options);

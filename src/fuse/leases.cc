@@ -15,6 +15,7 @@
 
 #include "fuse/restored_holders.h"
 #include "lease/meta_layout_source.h"
+#include "lease/socket_path.h"
 #include "media/region_pmem2.h"
 #include "sealfs/sealfs.h"
 #include "util/log.h"
@@ -91,6 +92,8 @@ Result<std::string> make_socket_dir() {
     struct stat st;
     if (stat(xdg, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid()) base = xdg;
   }
+  // Daemons killed before they could remove theirs leave one behind each.
+  lease::remove_dead_socket_dirs(base);
   std::string templ = base + "/sealfs.XXXXXX";
   std::vector<char> path(templ.begin(), templ.end());
   path.push_back('\0');

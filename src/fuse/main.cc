@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "fuse/daemon.h"
+#include "fuse/fd_limit.h"
 #include "fuse/options.h"
 #include "util/log.h"
 
@@ -22,5 +23,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   sealfs::set_log_level(options.log_level);
+  raise_fd_limit();
   return run_daemon(options);
 }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,10 +19,13 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "lease/fd_passing.h"
 #include "lease/peer.h"
+#include "lease/socket_path.h"
+#include "lease/warning_throttle.h"
 #include "lease/wire.h"
 #include "util/log.h"
 #include "util/sync_point.h"
@@ -29,7 +33,7 @@
 namespace sealfs::lease {
 namespace {
 
-enum Tag : uint64_t { kListen = 1, kWake = 2, kTimer = 3, kConn = 4, kPidfd = 5 };
+enum Tag : uint64_t { kListen = 1, kWake = 2, kTimer = 3, kConn = 4, kPidfd = 5, kIdle = 6 };
 uint64_t tag(Tag kind, uint64_t id) { return (uint64_t{kind} << 56) | id; }
 
 int errno_of(wire::Refusal r) {
@@ -68,6 +72,8 @@ struct Conn {
   std::deque<Outgoing> out;
   size_t out_bytes = 0;
   bool want_write = false;
+  bool trusted = false;         // counted so in the budget
+  uint64_t last_active_ns = 0;  // last bytes received (untrusted idle check)
 };
 
 struct Watch {
@@ -117,6 +123,16 @@ struct LeaseServer::Impl final : Notifier {
   std::unique_ptr<LeaseCore> core;
 
   int listen_fd = -1, epoll_fd = -1, wake_fd = -1, timer_fd = -1;
+  std::optional<struct stat> bound;  // the socket file bind() made
+  // Fires every untrusted_idle_ns / 4 while untrusted peers are connected.
+  int idle_fd = -1;
+  bool idle_armed = false;
+  // Kept open to be given up when accept() hits the descriptor limit: the
+  // pending connection can then be taken and closed instead of staying in
+  // the backlog and waking the loop forever.
+  int spare_fd = -1;
+  std::optional<ConnectionBudget> budget;
+  std::optional<WarningThrottle> throttle;
   std::thread thread;
   std::atomic<bool> stopping{false};
 
@@ -144,10 +160,20 @@ struct LeaseServer::Impl final : Notifier {
     }
     for (auto& [h, w] : watches) close(w.pidfd);
     core.reset();  // answers pending continuations with an error
-    for (int fd : {listen_fd, epoll_fd, wake_fd, timer_fd}) {
+    for (int fd : {listen_fd, epoll_fd, wake_fd, timer_fd, idle_fd, spare_fd}) {
       if (fd >= 0) close(fd);
     }
-    if (!options.socket_path.empty()) unlink(options.socket_path.c_str());
+    unlink_own_socket();
+  }
+
+  // Removes the socket this server bound, if the path still names it.
+  void unlink_own_socket() {
+    if (!bound) return;
+    struct stat st {};
+    if (lstat(options.socket_path.c_str(), &st) == 0 && st.st_dev == bound->st_dev &&
+        st.st_ino == bound->st_ino) {
+      unlink(options.socket_path.c_str());
+    }
   }
 
   // --- Notifier (called under the engine mutex, from any thread) ---
@@ -184,6 +210,16 @@ struct LeaseServer::Impl final : Notifier {
   }
 
   Status setup() {
+    if (options.limits.total == 0) {
+      struct rlimit nofile {};
+      getrlimit(RLIMIT_NOFILE, &nofile);
+      options.limits.total = connection_cap_for_fd_limit(nofile.rlim_cur);
+    }
+    budget.emplace(options.limits);
+    throttle.emplace(options.warning_interval_ns);
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    idle_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (spare_fd < 0 || idle_fd < 0) return Status::from_errno(errno, "lease loop fds");
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -196,14 +232,19 @@ struct LeaseServer::Impl final : Notifier {
       return Status(Code::kNameTooLong, "control socket path too long: " + options.socket_path);
     }
     std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
-    unlink(options.socket_path.c_str());
+    // Only a socket nobody listens on is replaced: never a file that
+    // happens to be at the path, never another daemon's socket.
+    RETURN_IF_ERROR(clear_dead_socket(options.socket_path));
     if (bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
       return Status::from_errno(errno, "bind " + options.socket_path);
     }
+    struct stat bound_st {};
+    if (lstat(options.socket_path.c_str(), &bound_st) == 0) bound = bound_st;
     // Anyone may connect; trust is decided per peer from its credentials.
     chmod(options.socket_path.c_str(), 0666);
     if (listen(listen_fd, 128) != 0) return Status::from_errno(errno, "listen");
-    for (auto [fd, kind] : {std::pair{listen_fd, kListen}, {wake_fd, kWake}, {timer_fd, kTimer}}) {
+    for (auto [fd, kind] : {std::pair{listen_fd, kListen}, {wake_fd, kWake}, {timer_fd, kTimer},
+                            {idle_fd, kIdle}}) {
       add_epoll(fd, tag(kind, 0), EPOLLIN);
     }
     return Status::ok();
@@ -262,6 +303,13 @@ struct LeaseServer::Impl final : Notifier {
         break;
       }
       case kPidfd: holder_gone(id); break;
+      case kIdle: {
+        uint64_t expirations;
+        ssize_t ignored = read(idle_fd, &expirations, sizeof(expirations));
+        (void)ignored;
+        drop_idle_untrusted();
+        break;
+      }
     }
   }
 
@@ -329,10 +377,9 @@ struct LeaseServer::Impl final : Notifier {
     for (;;) {
       int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-          log().warn("lease: accept: {}", strerror(errno));
-        }
         if (errno == EINTR || errno == ECONNABORTED) continue;
+        if ((errno == EMFILE || errno == ENFILE) && shed_one_pending()) continue;
+        if (errno != EAGAIN) warn_peer(kNoUid, std::string("lease: accept: ") + strerror(errno));
         return;
       }
       auto peer = peer_info(fd);
@@ -341,11 +388,23 @@ struct LeaseServer::Impl final : Notifier {
         close(fd);
         continue;
       }
+      const bool is_trusted = trusted(*peer);
+      const auto verdict = budget->admit(peer->uid, is_trusted);
+      if (verdict != ConnectionBudget::Verdict::kAdmit) {
+        close(fd);
+        close(peer->pidfd);
+        warn_peer(peer->uid, "lease: refusing connections of uid " + std::to_string(peer->uid) +
+                                 " (pid " + std::to_string(peer->pid) +
+                                 "): " + verdict_reason(verdict));
+        continue;
+      }
       const uint64_t id = next_conn++;
       Conn& conn = conns[id];
       conn.fd = fd;
       conn.peer = *peer;
       conn.holder = HolderId{peer->pid, peer->start_time};
+      conn.trusted = is_trusted;
+      conn.last_active_ns = own_clock.now_ns();
       Watch& watch = watches[conn.holder];
       if (watch.pidfd < 0) {
         watch.pidfd = peer->pidfd;
@@ -359,7 +418,69 @@ struct LeaseServer::Impl final : Notifier {
       watch.conns++;
       conn_count = conns.size();
       add_epoll(fd, tag(kConn, id), EPOLLIN | EPOLLRDHUP);
+      if (!is_trusted) arm_idle_sweep(true);
     }
+  }
+
+  // At the descriptor limit: takes one pending connection with the spare
+  // descriptor's slot and closes it. False if even that failed.
+  bool shed_one_pending() {
+    warn_peer(kNoUid, "lease: out of descriptors; closing pending control connections");
+    if (spare_fd < 0) return false;
+    close(spare_fd);
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) close(fd);
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 && spare_fd >= 0;
+  }
+
+  // A warning caused by a peer: at most one per uid per interval.
+  static constexpr uint64_t kNoUid = UINT64_MAX;
+  void warn_peer(uint64_t uid, const std::string& text) {
+    uint64_t held_back = 0;
+    if (!throttle->allow(uid, own_clock.now_ns(), &held_back)) return;
+    if (held_back == 0) {
+      log().warn("{}", text);
+    } else {
+      log().warn("{} ({} more like it held back)", text, held_back);
+    }
+  }
+
+  void arm_idle_sweep(bool on) {
+    if (on == idle_armed) return;
+    idle_armed = on;
+    const uint64_t period = std::max<uint64_t>(options.limits.untrusted_idle_ns / 4, 10'000'000);
+    struct itimerspec spec {};
+    if (on) {
+      spec.it_value.tv_sec = static_cast<time_t>(period / 1'000'000'000ull);
+      spec.it_value.tv_nsec = static_cast<long>(period % 1'000'000'000ull);
+      spec.it_interval = spec.it_value;
+    }
+    timerfd_settime(idle_fd, 0, &spec, nullptr);
+  }
+
+  // Untrusted peers may not map, so they hold nothing: one that has been
+  // silent for untrusted_idle_ns only takes a descriptor.
+  void drop_idle_untrusted() {
+    const uint64_t now = own_clock.now_ns();
+    std::vector<uint64_t> idle;
+    bool any_untrusted = false;
+    for (const auto& [id, conn] : conns) {
+      if (conn.trusted) continue;
+      if (now - conn.last_active_ns >= options.limits.untrusted_idle_ns) {
+        idle.push_back(id);
+      } else {
+        any_untrusted = true;
+      }
+    }
+    for (uint64_t id : idle) {
+      const Conn& conn = conns.at(id);
+      warn_peer(conn.peer.uid, "lease: closing idle connection of untrusted uid " +
+                                   std::to_string(conn.peer.uid) + " (pid " +
+                                   std::to_string(conn.peer.pid) + ")");
+      close_conn(id);
+    }
+    if (!any_untrusted) arm_idle_sweep(false);
   }
 
   void read_conn(uint64_t id) {
@@ -382,6 +503,7 @@ struct LeaseServer::Impl final : Notifier {
         close_conn(id);
         return;
       }
+      conn->last_active_ns = own_clock.now_ns();
       conn->in.insert(conn->in.end(), buf, buf + n);
       if (!parse(id)) return;  // connection closed
       auto it = conns.find(id);
@@ -450,8 +572,7 @@ struct LeaseServer::Impl final : Notifier {
     }
   }
 
-  bool trusted(const Conn& conn) const {
-    const PeerInfo& p = conn.peer;
+  bool trusted(const PeerInfo& p) const {
     if (p.uid == 0 || p.uid == options.daemon_uid) return true;
     if (!options.dax_group) return false;
     const uint32_t g = *options.dax_group;
@@ -493,7 +614,7 @@ struct LeaseServer::Impl final : Notifier {
          req.prot != (wire::kProtRead | wire::kProtWrite))) {
       return refuse(wire::Refusal::kBadRequest);
     }
-    if (!trusted(conn)) return refuse(wire::Refusal::kUntrusted);
+    if (!conn.trusted) return refuse(wire::Refusal::kUntrusted);
     auto info = fd_info(fd);
     if (!info.is_ok()) return refuse(wire::Refusal::kNotRegular);
     if (info->mnt_id != options.mnt_id &&
@@ -583,7 +704,8 @@ struct LeaseServer::Impl final : Notifier {
   void protocol_error(uint64_t id, uint64_t request_id, const char* why) {
     auto it = conns.find(id);
     if (it == conns.end()) return;
-    log().warn("lease: closing connection of pid {}: {}", it->second.peer.pid, why);
+    warn_peer(it->second.peer.uid, "lease: closing connection of pid " +
+                                        std::to_string(it->second.peer.pid) + ": " + why);
     auto bytes = encode(wire::Type::kError, request_id,
                         wire::Reply{EPROTO, static_cast<uint32_t>(wire::Refusal::kBadRequest)});
     ssize_t ignored = send(it->second.fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -601,7 +723,8 @@ struct LeaseServer::Impl final : Notifier {
     conn.out_bytes += bytes.size();
     conn.out.push_back(Outgoing{std::move(bytes), 0, fd});
     if (conn.out_bytes > options.max_outbox_bytes) {
-      log().warn("lease: pid {} does not read its control socket; disconnecting", conn.peer.pid);
+      warn_peer(conn.peer.uid, "lease: pid " + std::to_string(conn.peer.pid) +
+                                   " does not read its control socket; disconnecting");
       close_conn(id);
       return;
     }
@@ -658,6 +781,7 @@ struct LeaseServer::Impl final : Notifier {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, conn.fd, nullptr);
     drop_conn_fds(conn);
     const HolderId holder = conn.holder;
+    budget->release(conn.peer.uid, conn.trusted);
     conns.erase(it);
     conn_count = conns.size();
     for (auto& [ino, list] : parked) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "lease/conn_limits.h"
 #include "lease/lease_core.h"
 #include "util/status.h"
 
@@ -29,6 +30,11 @@ struct ServerOptions {
   // Outbound bytes queued to one client before it counts as unresponsive
   // and is disconnected.
   size_t max_outbox_bytes = 1 << 20;
+  // Connections kept per uid and in total; over them a connection is
+  // accepted and closed at once (so the listen backlog never fills).
+  ConnectionLimits limits;
+  // Warnings a peer causes: at most one per uid per interval.
+  uint64_t warning_interval_ns = 30'000'000'000ull;
 };
 
 class LeaseServer {

@@ -337,6 +337,13 @@ int run(const Args& args) {
   if (exists && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
     return fail("{} is neither a regular file nor a devdax device", args.target);
   }
+  if (exists && (st.st_mode & (S_IROTH | S_IWOTH)) != 0 && !args.quiet) {
+    std::fprintf(stderr,
+                 "mkfs.sealfs: warning: %s is accessible to all users (mode %04o): they can read "
+                 "every file of the new filesystem; run 'chmod o-rw %s'\n",
+                 args.target.c_str(), static_cast<unsigned>(st.st_mode & 07777),
+                 args.target.c_str());
+  }
 
   // A file that must be created or grown: check the final layout before
   // creating or growing anything.
@@ -416,7 +423,9 @@ int run(const Args& args) {
   }
 
   if (grow) {
-    int fd = ::open(args.target.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // The region holds every file's bytes, whatever the modes inside say:
+    // only its owner may read it (docs/daemon.md, "Who can read the region").
+    int fd = ::open(args.target.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return fail("cannot create {}: {}", args.target, std::strerror(errno));
     if (claim == nullptr) {
       auto claimed = RegionClaim::acquire(fd, args.target, mkfs_claim_request(args));

@@ -147,6 +147,30 @@ TEST_F(MkfsTest, QuietPrintsNothing) {
   EXPECT_EQ(r.err, "");
 }
 
+// The region holds every file's bytes: a file mkfs creates is its owner's
+// alone, whatever the umask lets through; an existing one open to all users
+// is formatted with a warning.
+TEST_F(MkfsTest, CreatesTheRegionReadableByItsOwnerOnly) {
+  const mode_t old_umask = umask(022);
+  Outcome r = mkfs({"--size", "64M", dir_ / "img"});
+  umask(old_umask);
+  ASSERT_EQ(r.status, 0) << r.err;
+  struct stat st;
+  ASSERT_EQ(stat((dir_ / "img").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  fsys::path open_img = pattern_file("open", 64 * kMiB);
+  ASSERT_EQ(chmod(open_img.c_str(), 0644), 0);
+  Outcome warned = mkfs({open_img});
+  ASSERT_EQ(warned.status, 0) << warned.err;
+  EXPECT_NE(warned.err.find("accessible to all users (mode 0644)"), std::string::npos)
+      << warned.err;
+  ASSERT_EQ(chmod(open_img.c_str(), 0600), 0);
+  Outcome closed = mkfs({"-f", open_img});
+  ASSERT_EQ(closed.status, 0) << closed.err;
+  EXPECT_EQ(closed.err.find("accessible to all users"), std::string::npos) << closed.err;
+}
+
 TEST_F(MkfsTest, DryRunWritesNothing) {
   fsys::path img = pattern_file("img", 64 * kMiB);
   const std::string before = slurp(img);
