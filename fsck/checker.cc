@@ -71,6 +71,16 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
   }
   ctx.sb = *sb;
   image.set_geometry(sb->geometry);
+  if (sb->state == format::kStateNeedsCheck) {
+    // Read before the replay, which restores the logged state: the stamp
+    // lives outside the journal (Journal::stamp_needs_check).
+    std::string who = sb->describe_last_mount();
+    report.note(Phase::kSuperblock, "marked_needs_check",
+                "the daemon met damage or a media error while mounted" +
+                    (who.empty() ? std::string() : " by " + who) + "; " +
+                    (opt.repair ? "the mark is cleared by this check"
+                                : "read-write mounts are refused until fsck.sealfs -y"));
+  }
   report.counts.inodes_total = sb->geometry.inode_count;
   report.counts.data_blocks = sb->geometry.data_blocks;
   if (opt.repair && needs_read_only(*sb)) {

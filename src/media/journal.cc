@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "media/journal_log.h"
+#include "media/superblock.h"
 #include "sealfs/format.h"
 #include "util/log.h"
 
@@ -243,6 +244,30 @@ void Journal::Impl::note_home_write(uint64_t offset, uint64_t len) {
     }
   }
   dirty_home.emplace_back(offset, len);
+}
+
+Status Journal::stamp_needs_check() {
+  Impl& j = *impl_;
+  std::lock_guard lock(j.mu);
+  if (j.region.read_only()) return Status(Code::kReadOnly, "region is read-only");
+  ASSIGN_OR_RETURN(Superblock sb, read_superblock(j.region));
+  sb.state = format::kStateNeedsCheck;
+  const format::DiskSuperblock disk = encode_superblock(sb);
+  std::byte* base = j.region.writable(RegionWriteKey());
+  auto stamp = [&](uint64_t block) {
+    std::byte* at = base + block_offset(block);
+    return j.region.guarded("superblock needs-check stamp", [&] {
+      std::memcpy(at, &disk, sizeof(disk));
+      j.region.persist(at, sizeof(disk));
+    });
+  };
+  RETURN_IF_ERROR(stamp(format::kSuperblockBlock));
+  // The primary carries the mark (a mount reads the backup only when the
+  // primary is bad); a backup the media refuses is logged, not fatal.
+  if (Status backup = stamp(sb.geometry.backup_block()); !backup.is_ok()) {
+    log().warn("backup superblock not stamped: {}", backup.to_string());
+  }
+  return Status::ok();
 }
 
 Status Journal::Impl::checkpoint_locked() {

@@ -140,6 +140,15 @@ class Journal {
   Status commit(Transaction&& txn);
   // Drains home writes and empties the log.
   Status checkpoint();
+  // For a region whose journal can no longer commit (a media error, see
+  // media_fault.h): sets the state of both home superblocks to
+  // kStateNeedsCheck outside any transaction, so that the next mount refuses
+  // to go read-write (it reads the state before its replay, which would
+  // restore the logged "mounted") and fsck says why. Each copy is rewritten
+  // whole with a fresh crc and persisted, the primary first: a crash between
+  // leaves at worst a torn primary, which the backup replaces. Best effort:
+  // the media may refuse this too (kIoError when it refuses the primary).
+  Status stamp_needs_check();
 
   uint64_t max_transaction_bytes() const;
   uint64_t next_seq() const;

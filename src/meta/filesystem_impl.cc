@@ -428,14 +428,19 @@ Status FilesystemImpl::unmount() {
   if (!mounted_) return Status::ok();
   if (!read_only_ && region_->media_failed()) {
     // The log holds committed transactions whose home writes faulted: no
-    // orphan frees, no checkpoint, no "clean" state. The superblock stays
-    // "mounted", so the next mount or fsck.sealfs replays the journal.
+    // orphan frees, no checkpoint, no "clean" state. The superblock is
+    // stamped "needs check" where the media still takes it, so that the next
+    // mount stays read-only until fsck.sealfs -y has replayed and checked.
     mounted_ = false;
+    Status stamped = journal_->stamp_needs_check();
+    if (!stamped.is_ok()) log().error("unmount: needs-check stamp: {}", stamped.to_string());
     return Status(Code::kIoError,
-                  "not marked clean: a media error at region offset " +
+                  std::string("not marked clean") +
+                      (stamped.is_ok() ? " (marked as needing a check)" : "") +
+                      ": a media error at region offset " +
                       std::to_string(region_->media_fault_offset()) +
                       " made the filesystem read-only; free space on the backing store (or "
-                      "replace the media) and run fsck.sealfs");
+                      "replace the media) and run fsck.sealfs -y");
   }
   if (!read_only_) {
     for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {

@@ -114,6 +114,7 @@ TEST_F(BackingStoreTest, AFullBackingStoreFailsWritesNotTheDaemon) {
   EXPECT_NE(log.find("media error (SIGBUS) at region offset"), std::string::npos) << log;
 
   // Unmount works; the daemon says the filesystem was not left clean.
+  const pid_t first_daemon = daemon_pid();
   auto status = signal_daemon(SIGTERM);
   ASSERT_TRUE(status.has_value()) << "the daemon did not exit";
   EXPECT_TRUE(WIFEXITED(*status)) << "raw wait status " << *status;
@@ -124,8 +125,19 @@ TEST_F(BackingStoreTest, AFullBackingStoreFailsWritesNotTheDaemon) {
   // fsync'd byte.
   ASSERT_EQ(::mount(nullptr, backing_.c_str(), nullptr, MS_REMOUNT, "size=512m"), 0)
       << std::strerror(errno);
+  // The unmount stamped the region "needs check": a read-write mount is
+  // refused (naming the last owner) until fsck -y, and fsck -n says why.
   std::string output;
-  int rc = run_command({fsck_bin(), "-y", region_path()}, &output);
+  int rc = run_command({"timeout", "20", sealfs_bin(), "-f", region_path(), mountpoint()},
+                       &output);
+  EXPECT_EQ(rc, 1) << output;
+  EXPECT_NE(output.find("marked as needing a check"), std::string::npos) << output;
+  EXPECT_NE(output.find("pid " + std::to_string(first_daemon)), std::string::npos) << output;
+  output.clear();
+  run_command({fsck_bin(), "-n", region_path()}, &output);
+  EXPECT_NE(output.find("note marked_needs_check"), std::string::npos) << output;
+  output.clear();
+  rc = run_command({fsck_bin(), "-y", region_path()}, &output);
   EXPECT_TRUE(rc == 0 || rc == 1) << "fsck -y exit " << rc << ":\n" << output;
   rc = run_command({fsck_bin(), "-n", region_path()}, &output);
   EXPECT_EQ(rc, 0) << "fsck -n after repair:\n" << output;
