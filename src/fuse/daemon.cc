@@ -187,7 +187,12 @@ int run_daemon(const DaemonOptions& options) {
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);  // runs the destroy callback if init happened
   Status st = ctx.unmount_once();
-  fs.reset();
+  // Everything durable is written (or, after an error, deliberately not).
+  // The DRAM structures die with the process: tearing them down one by one
+  // took seconds with a few hundred thousand cached inodes, and a successor
+  // waits for this process to exit (region_owner.h).
+  static Filesystem* const abandoned_at_exit = fs.release();
+  (void)abandoned_at_exit;
   if (!st.is_ok()) {
     log().error("unmount of {}: {}", options.target, st.to_string());
     return 1;

@@ -443,13 +443,18 @@ Status FilesystemImpl::unmount() {
                       "replace the media) and run fsck.sealfs -y");
   }
   if (!read_only_) {
-    for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
-      Inode* inode = nullptr;
-      {
-        std::lock_guard lock(table_mu_);
-        inode = inodes_[ino].get();
+    // Only the inodes in DRAM can be open-but-unlinked; one pass over the
+    // table, not one table lock per slot (the exit of a daemon with a
+    // million slots is waited for by its successor).
+    std::vector<Inode*> cached;
+    {
+      std::lock_guard lock(table_mu_);
+      for (const auto& slot : inodes_) {
+        if (slot != nullptr) cached.push_back(slot.get());
       }
-      if (inode == nullptr) continue;
+    }
+    for (Inode* inode : cached) {
+      const uint64_t ino = inode->ino;
       std::unique_lock lock(inode->mu);
       if (inode->in_use() && inode->core.nlink == 0) {
         inode->lookups = 0;
