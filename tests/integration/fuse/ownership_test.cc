@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "media/region_owner.h"
 #include "mount_fixture.h"
 
 namespace sealfs::itest {
@@ -273,6 +274,49 @@ TEST_F(OwnershipTest, UmountThenMountOrFsckAtOnceNeverOverlaps) {
   }
   ASSERT_NO_FATAL_FAILURE(unmount());
   fsck_clean();
+}
+
+// fsck.sealfs -y holds the region (claimed here in a child, with fsck's own
+// role, so that the claim lasts as long as the test wants): a daemon and
+// mkfs started meanwhile are refused at once, naming it.
+TEST_F(OwnershipTest, MountDuringARepairIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(format_and_mount());
+  ASSERT_NO_FATAL_FAILURE(populate());
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t repairer = fork();
+  ASSERT_GE(repairer, 0);
+  if (repairer == 0) {
+    int fd = open(region_path().c_str(), O_RDWR | O_CLOEXEC);
+    ClaimRequest request;
+    request.role = OwnerRole::kFsckRepair;
+    auto claim = RegionClaim::acquire(fd, region_path(), request);
+    char ok = claim.is_ok() ? 1 : 0;
+    (void)!write(ready[1], &ok, 1);
+    pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char ok = 0;
+  ASSERT_EQ(read(ready[0], &ok, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(ok, 1);
+  std::string out;
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_command(daemon_argv(mountpoint()), &out), 1) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+  EXPECT_TRUE(contains(out, "is in use by pid " + std::to_string(repairer) +
+                                " (fsck.sealfs repairing"))
+      << out;
+  EXPECT_FALSE(is_mounted(mountpoint()));
+  out.clear();
+  EXPECT_EQ(run_command({mkfs_bin(), "-f", region_path()}, &out), 1) << out;
+  EXPECT_TRUE(contains(out, "fsck.sealfs repairing")) << out;
+  kill(repairer, SIGKILL);
+  ASSERT_TRUE(wait_child(repairer, 10s).has_value());
+  ASSERT_NO_FATAL_FAILURE(mount());
+  ASSERT_NO_FATAL_FAILURE(expect_intact());
 }
 
 TEST_F(OwnershipTest, AKilledDaemonReleasesTheRegionAtOnce) {
