@@ -131,6 +131,14 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
       write_superblock_block(image, format::kSuperblockBlock, ctx.sb);
     }
   }
+  if (sb->state == format::kStateNeedsCheck && ctx.sb.state != format::kStateNeedsCheck &&
+      opt.repair) {
+    // The replay restored the logged state over the stamp; keep the mark in
+    // the journal's view too, so that a repair cut short (killed, or stopped
+    // by an error) leaves it for the next mount. The final commit clears it.
+    ctx.sb.state = format::kStateNeedsCheck;
+    ctx.superblock_changed();
+  }
   if (ctx.sb.state == format::kStateMounted) {
     // Informational: after a crash this is expected, and what the crash
     // left is what the phases check.

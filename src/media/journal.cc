@@ -261,13 +261,15 @@ Status Journal::stamp_needs_check() {
       j.region.persist(at, sizeof(disk));
     });
   };
-  RETURN_IF_ERROR(stamp(format::kSuperblockBlock));
-  // The primary carries the mark (a mount reads the backup only when the
-  // primary is bad); a backup the media refuses is logged, not fatal.
-  if (Status backup = stamp(sb.geometry.backup_block()); !backup.is_ok()) {
-    log().warn("backup superblock not stamped: {}", backup.to_string());
+  // Both copies, whichever the media refuses: a mount reads the backup when
+  // the primary is bad, which is likely just when the media is failing.
+  Status primary = stamp(format::kSuperblockBlock);
+  Status backup = stamp(sb.geometry.backup_block());
+  if (primary.is_ok() != backup.is_ok()) {
+    log().warn("only one superblock copy stamped: {}",
+               (primary.is_ok() ? backup : primary).to_string());
   }
-  return Status::ok();
+  return primary.is_ok() ? primary : backup;
 }
 
 Status Journal::Impl::checkpoint_locked() {

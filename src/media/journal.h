@@ -147,7 +147,7 @@ class Journal {
   // restore the logged "mounted") and fsck says why. Each copy is rewritten
   // whole with a fresh crc and persisted, the primary first: a crash between
   // leaves at worst a torn primary, which the backup replaces. Best effort:
-  // the media may refuse this too (kIoError when it refuses the primary).
+  // the media may refuse this too (kIoError when it refuses both copies).
   Status stamp_needs_check();
 
   uint64_t max_transaction_bytes() const;

@@ -24,6 +24,7 @@ constexpr off_t kOwnershipByte = 0;
 constexpr off_t kIdentityBase = off_t{1} << 56;
 constexpr off_t kPidSpan = off_t{1} << 22;
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr auto kAnonymousLockPatience = std::chrono::seconds(2);
 
 off_t identity_offset(OwnerRole role, pid_t pid) {
   return kIdentityBase + static_cast<off_t>(role) * kPidSpan + pid;
@@ -99,10 +100,11 @@ const char* owner_role_name(OwnerRole role) {
     case OwnerRole::kFsckCheck: return "fsck.sealfs checking";
     case OwnerRole::kCount: break;
   }
-  return "unknown owner";
+  return "another program's lock, not a sealfs tool";
 }
 
 std::string RegionHolder::describe() const {
+  if (pid == 0) return "another program's lock (not a sealfs tool; it does not say which)";
   std::string text = "pid " + std::to_string(pid) + " (" + owner_role_name(role);
   if (!mount_point.empty()) text += " on " + mount_point;
   if (!command.empty()) text += ": " + command;
@@ -142,8 +144,16 @@ std::optional<RegionHolder> RegionClaim::find_holder(int fd) {
   fl.l_start = kIdentityBase;
   fl.l_len = static_cast<off_t>(OwnerRole::kCount) * kPidSpan;
   if (fcntl(fd, F_OFD_GETLK, &fl) != 0 || fl.l_type == F_UNLCK) return std::nullopt;
-  off_t rel = fl.l_start - kIdentityBase;
+  const off_t rel = fl.l_start - kIdentityBase;
   RegionHolder holder;
+  if (rel < 0 || rel >= static_cast<off_t>(OwnerRole::kCount) * kPidSpan || fl.l_len != 1) {
+    // Not one of ours: another program's lock covering the identity bytes
+    // (a whole-file POSIX lock, say). A POSIX lock reports its pid.
+    holder.role = OwnerRole::kCount;
+    holder.pid = fl.l_pid > 0 ? fl.l_pid : 0;
+    if (holder.pid > 0) holder.command = read_command(holder.pid);
+    return holder;
+  }
   holder.role = static_cast<OwnerRole>(rel / kPidSpan);
   holder.pid = static_cast<pid_t>(rel % kPidSpan);
   holder.command = read_command(holder.pid);
@@ -171,7 +181,13 @@ Result<std::unique_ptr<RegionClaim>> RegionClaim::acquire(int region_fd, const s
     }
     std::optional<RegionHolder> holder = find_holder(fd);
     if (!holder) {
-      // The holder is between its two locks (starting or exiting): ask again.
+      // A sealfs owner between its two locks (starting or exiting) shows no
+      // identity for microseconds; a lock of another program on byte 0 never
+      // shows one.
+      if (std::chrono::steady_clock::now() - start >= kAnonymousLockPatience) {
+        return Status(Code::kBusy, path + " is locked by another program (not a sealfs tool; "
+                                          "its lock does not say which)");
+      }
       std::this_thread::sleep_for(kPollInterval);
       continue;
     }
@@ -206,6 +222,12 @@ Status RegionClaim::change_role(OwnerRole role) {
   }
   role_ = role;
   return Status::ok();
+}
+
+bool RegionClaim::covers(int fd) const {
+  struct stat mine {}, theirs {};
+  return fstat(fd_, &mine) == 0 && fstat(fd, &theirs) == 0 && mine.st_dev == theirs.st_dev &&
+         mine.st_ino == theirs.st_ino;
 }
 
 RegionClaim::~RegionClaim() {

@@ -46,7 +46,7 @@ enum class OwnerRole : uint32_t {
   kMkfs = 3,
   kFsckRepair = 4,      // fsck -y
   kFsckCheck = 5,       // fsck -n
-  kCount = 6,
+  kCount = 6,           // also: a lock that is not a sealfs tool's (RegionHolder)
 };
 const char* owner_role_name(OwnerRole role);
 
@@ -94,6 +94,9 @@ class RegionClaim {
   RegionClaim& operator=(const RegionClaim&) = delete;
 
   OwnerRole role() const { return role_; }
+  // Whether `fd` is a descriptor of the claimed file (a tool that opens the
+  // region again by path checks that the path still names it).
+  bool covers(int fd) const;
   // Announces a new role (the daemon: serving -> closing). The new identity
   // is locked before the old one is dropped, so a prober never sees none.
   Status change_role(OwnerRole role);

@@ -373,6 +373,9 @@ int run(const Args& args) {
     auto probe = RegionPmem2::open(args.target, ro);
     set_log_level(args.quiet ? "error" : "warn");
     if (!probe.is_ok()) return fail("{}", probe.status().message());
+    if (claim != nullptr && !claim->covers((*probe)->fd())) {
+      return fail("{} was replaced while mkfs ran; nothing written", args.target);
+    }
     if (int rc = check_existing(args, **probe); rc >= 0) return rc;
     if (args.align != 0 && args.align < (*probe)->alignment()) {
       return fail("alignment {} is below the device's alignment {}", args.align,
@@ -425,7 +428,10 @@ int run(const Args& args) {
   if (grow) {
     // The region holds every file's bytes, whatever the modes inside say:
     // only its owner may read it (docs/daemon.md, "Who can read the region").
-    int fd = ::open(args.target.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    // O_EXCL for a new file: one that appeared since the stat above is
+    // someone else's, not ours to size or format.
+    int fd = ::open(args.target.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (exists ? 0 : O_EXCL),
+                    0600);
     if (fd < 0) return fail("cannot create {}: {}", args.target, std::strerror(errno));
     if (claim == nullptr) {
       auto claimed = RegionClaim::acquire(fd, args.target, mkfs_claim_request(args));
@@ -452,6 +458,10 @@ int run(const Args& args) {
   if (!region.is_ok()) {
     undo_file();
     return fail("{}", region.status().message());
+  }
+  if (claim != nullptr && !claim->covers((*region)->fd())) {
+    return fail("{} was replaced while mkfs ran (it no longer names the file mkfs claimed); "
+                "nothing written", args.target);
   }
   if (args.align != 0 && args.align < (*region)->alignment()) {
     const uint64_t alignment = (*region)->alignment();

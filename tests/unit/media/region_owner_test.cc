@@ -162,5 +162,54 @@ TEST_F(RegionClaimTest, RegionOpenClaimsBeforeMapping) {
   EXPECT_TRUE(RegionPmem2::open(path_, options).is_ok());
 }
 
+// Locks that are not a sealfs tool's: a plain POSIX lock on the ownership
+// byte shows no identity (refused after a short patience, never waited for
+// forever), a whole-file one covers the identity bytes (refused at once,
+// named by the pid a POSIX lock reports).
+TEST_F(RegionClaimTest, AForeignLockIsRefusedNotWaitedForForever) {
+  int other = open_region();
+  struct flock byte0 {};
+  byte0.l_type = F_WRLCK;
+  byte0.l_whence = SEEK_SET;
+  byte0.l_start = 0;
+  byte0.l_len = 1;
+  // POSIX and OFD locks conflict even within one process.
+  ASSERT_EQ(fcntl(other, F_SETLK, &byte0), 0);
+  ClaimRequest request;
+  request.wait_for_closing = 60s;
+  request.wait_for_serving = 60s;
+  auto start = std::chrono::steady_clock::now();
+  auto refused = claim(OwnerRole::kDaemon, request);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kBusy);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_NE(refused.status().message().find("not a sealfs tool"), std::string::npos)
+      << refused.status().message();
+
+  struct flock whole = byte0;
+  whole.l_len = 0;  // to the end of every offset, identity bytes included
+  ASSERT_EQ(fcntl(other, F_SETLK, &whole), 0);
+  start = std::chrono::steady_clock::now();
+  refused = claim(OwnerRole::kDaemon, request);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  EXPECT_NE(refused.status().message().find(me() + "another program's lock"), std::string::npos)
+      << refused.status().message();
+}
+
+TEST_F(RegionClaimTest, CoversTellsWhetherAPathStillNamesTheClaimedFile) {
+  auto mkfs = claim(OwnerRole::kMkfs);
+  ASSERT_TRUE(mkfs.is_ok());
+  EXPECT_TRUE((*mkfs)->covers(open_region(O_RDONLY)));
+  std::string moved = path_ + ".moved";
+  ASSERT_EQ(rename(path_.c_str(), moved.c_str()), 0);
+  int replacement = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(replacement, 0);
+  fds_.push_back(replacement);
+  EXPECT_FALSE((*mkfs)->covers(replacement));
+  unlink(path_.c_str());
+  ASSERT_EQ(rename(moved.c_str(), path_.c_str()), 0);
+}
+
 }  // namespace
 }  // namespace sealfs
