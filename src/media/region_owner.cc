@@ -171,6 +171,7 @@ Result<std::unique_ptr<RegionClaim>> RegionClaim::acquire(int region_fd, const s
   std::unique_ptr<RegionClaim> claim(new RegionClaim(fd, request.role));
 
   const auto start = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> anonymous_since;
   bool announced = false;
   for (;;) {
     if (lock_byte(fd, exclusive ? F_WRLCK : F_RDLCK, kOwnershipByte) == 0) break;
@@ -184,13 +185,16 @@ Result<std::unique_ptr<RegionClaim>> RegionClaim::acquire(int region_fd, const s
       // A sealfs owner between its two locks (starting or exiting) shows no
       // identity for microseconds; a lock of another program on byte 0 never
       // shows one.
-      if (std::chrono::steady_clock::now() - start >= kAnonymousLockPatience) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!anonymous_since) anonymous_since = now;
+      if (now - *anonymous_since >= kAnonymousLockPatience) {
         return Status(Code::kBusy, path + " is locked by another program (not a sealfs tool; "
                                           "its lock does not say which)");
       }
       std::this_thread::sleep_for(kPollInterval);
       continue;
     }
+    anonymous_since.reset();
     std::chrono::milliseconds budget{0};
     if (holder->role == OwnerRole::kDaemonClosing) {
       budget = request.wait_for_closing;
