@@ -23,14 +23,6 @@ namespace {
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kFileBytes = 2 * kMiB;
 
-const std::string& fsck_bin() {
-  static const std::string bin = [] {
-    const char* v = std::getenv("FSCK_BIN");
-    return std::string(v != nullptr ? v : "");
-  }();
-  return bin;
-}
-
 // The daemon's region lives on a 48 MiB tmpfs while the region is 256 MiB:
 // the backing store runs out long before sealfs does. The tmpfs is mounted
 // in a private mount namespace of the test (the daemon, mkfs and fsck are

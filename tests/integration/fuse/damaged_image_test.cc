@@ -36,10 +36,6 @@ class DamagedImageTest : public MountFixture {
     ASSERT_NO_FATAL_FAILURE(format_and_mount(config));
   }
 
-  static const std::string& fsck_bin() {
-    static const std::string bin = std::getenv("FSCK_BIN") ? std::getenv("FSCK_BIN") : "";
-    return bin;
-  }
 
   // Writes the victim file and returns its inode number.
   uint64_t write_victim() {

@@ -22,10 +22,6 @@ namespace jl = journal_log;
 
 class DamagedJournalTest : public MountFixture {
  protected:
-  static const std::string& fsck_bin() {
-    static const std::string bin = std::getenv("FSCK_BIN") ? std::getenv("FSCK_BIN") : "";
-    return bin;
-  }
   int fsck(const std::string& mode, std::string* output) {
     return run_command({fsck_bin(), mode, region_path()}, output);
   }

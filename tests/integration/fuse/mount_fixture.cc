@@ -187,6 +187,20 @@ const std::string& MountFixture::mkfs_bin() {
   return bin;
 }
 
+const std::string& MountFixture::fsck_bin() {
+  static const std::string bin = env_or_fail("FSCK_BIN");
+  return bin;
+}
+
+size_t MountFixture::log_count(const std::string& needle) const {
+  const std::string log = read_file(log_path_);
+  size_t count = 0;
+  for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
 void MountFixture::SetUp() {
   if (access("/dev/fuse", F_OK) != 0) GTEST_SKIP() << "/dev/fuse is missing";
   const char* tmp = std::getenv("TMPDIR");

@@ -103,6 +103,9 @@ class MountFixture : public ::testing::Test {
 
   static const std::string& sealfs_bin();
   static const std::string& mkfs_bin();
+  static const std::string& fsck_bin();
+  // How many times `needle` occurs in the daemon log.
+  size_t log_count(const std::string& needle) const;
 
  private:
   void force_cleanup();

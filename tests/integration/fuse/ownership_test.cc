@@ -22,14 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string& fsck_bin() {
-  static const std::string bin = [] {
-    const char* v = std::getenv("FSCK_BIN");
-    return std::string(v != nullptr ? v : "");
-  }();
-  return bin;
-}
-
 bool contains(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;
 }

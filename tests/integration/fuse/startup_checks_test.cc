@@ -38,16 +38,6 @@ class StartupChecksTest : public MountFixture {
     return rc;
   }
 
-  // The number of times `needle` occurs in the daemon log.
-  size_t log_count(const std::string& needle) {
-    const std::string log = read_file(log_path());
-    size_t count = 0;
-    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) {
-      ++count;
-    }
-    return count;
-  }
-
   // A mount and unmount; the daemon's warnings land in log_path().
   void mount_once() {
     ASSERT_NO_FATAL_FAILURE(mount());

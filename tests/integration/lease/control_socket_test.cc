@@ -45,15 +45,6 @@ class ControlSocketTest : public LeaseFixture {
     }
     return true;
   }
-
-  size_t log_count(const std::string& needle) {
-    const std::string log = read_file(log_path());
-    size_t count = 0;
-    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) {
-      ++count;
-    }
-    return count;
-  }
 };
 
 TEST_F(ControlSocketTest, FileAtControlSocketPathIsRefusedAndKept) {
