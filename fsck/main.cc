@@ -1,7 +1,6 @@
 // fsck.sealfs [-n] [-y] [-f] [-v] [--json] TARGET
 #include <getopt.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -29,15 +28,9 @@ void usage(FILE* out) {
 // with a writer, whose region changes under the check. A daemon finishing its
 // unmount is waited for, so that `umount; fsck` checks the final state.
 sealfs::ClaimRequest claim_request(const std::string& target, bool repair) {
-  sealfs::ClaimRequest request;
-  request.role = repair ? sealfs::OwnerRole::kFsckRepair : sealfs::OwnerRole::kFsckCheck;
-  request.wait_for_closing = std::chrono::seconds(30);
-  request.wait_for_serving = std::chrono::seconds(5);
-  request.on_wait = [target](const sealfs::RegionHolder& holder) {
-    std::fprintf(stderr, "fsck.sealfs: %s is in use by %s; waiting for it to let go\n",
-                 target.c_str(), holder.describe().c_str());
-  };
-  return request;
+  return sealfs::tool_claim_request(
+      repair ? sealfs::OwnerRole::kFsckRepair : sealfs::OwnerRole::kFsckCheck, "fsck.sealfs",
+      target);
 }
 
 std::string busy_message(const sealfs::Status& status, bool repair) {

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -48,26 +47,6 @@ int serve(fuse_session* se, const DaemonOptions& options) {
   return rc;
 }
 
-constexpr std::chrono::milliseconds kWaitForClosingDaemon{30'000};
-constexpr std::chrono::milliseconds kWaitForServingDaemon{5'000};
-
-// One owner per region (media/region_owner.h). A daemon that is finishing
-// its unmount is waited for, so that `umount; mount` does not fail; a daemon
-// that still serves gets a short grace, because `umount` returns before the
-// old daemon has noticed that its mount is gone.
-ClaimRequest daemon_claim(const DaemonOptions& options) {
-  ClaimRequest claim;
-  claim.role = options.read_only ? OwnerRole::kDaemonReadOnly : OwnerRole::kDaemon;
-  claim.wait_for_closing = kWaitForClosingDaemon;
-  claim.wait_for_serving = kWaitForServingDaemon;
-  std::string target = options.target;
-  claim.on_wait = [target](const RegionHolder& holder) {
-    std::fprintf(stderr, "sealfs: %s is in use by %s; waiting for it to let go\n",
-                 target.c_str(), holder.describe().c_str());
-  };
-  return claim;
-}
-
 MountRecord mount_record(const DaemonOptions& options) {
   MountRecord record;
   record.pid = static_cast<uint32_t>(getpid());
@@ -101,7 +80,11 @@ int run_daemon(const DaemonOptions& options) {
   RegionOptions region_options;
   region_options.read_only = options.read_only;
   region_options.emulate_pmem = options.emulate_pmem;
-  region_options.claim = daemon_claim(options);
+  // One owner per region (media/region_owner.h): `umount; mount` waits for
+  // the old daemon instead of failing.
+  region_options.claim = tool_claim_request(
+      options.read_only ? OwnerRole::kDaemonReadOnly : OwnerRole::kDaemon, "sealfs",
+      options.target);
   auto region = RegionPmem2::open(options.target, region_options);
   if (!region.is_ok()) {
     return fail("cannot open " + options.target + ": " + region.status().to_string());

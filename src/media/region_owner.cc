@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -135,6 +136,19 @@ std::string RegionClaim::find_daemon_mount(pid_t pid, int fd) {
     }
   }
   return "";
+}
+
+ClaimRequest tool_claim_request(OwnerRole role, const std::string& program,
+                                const std::string& target) {
+  ClaimRequest request;
+  request.role = role;
+  request.wait_for_closing = std::chrono::seconds(30);
+  request.wait_for_serving = std::chrono::seconds(5);
+  request.on_wait = [program, target](const RegionHolder& holder) {
+    std::fprintf(stderr, "%s: %s is in use by %s; waiting for it to let go\n", program.c_str(),
+                 target.c_str(), holder.describe().c_str());
+  };
+  return request;
 }
 
 std::optional<RegionHolder> RegionClaim::find_holder(int fd) {

@@ -76,6 +76,13 @@ struct ClaimRequest {
   std::function<void(const RegionHolder& holder)> on_wait;
 };
 
+// The request every sealfs tool makes (docs/daemon.md, "One owner per
+// region"): a daemon finishing its unmount is waited for up to 30 s, a
+// serving one whose mount is not seen gets a 5 s grace, and the wait is
+// announced once on stderr as "PROGRAM: TARGET is in use by ...".
+ClaimRequest tool_claim_request(OwnerRole role, const std::string& program,
+                                const std::string& target);
+
 class RegionClaim {
  public:
   // Claims the file behind `region_fd` (the caller's open descriptor of the

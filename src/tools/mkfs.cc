@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -265,20 +264,10 @@ bool punch_metadata(const RegionPmem2& region, const Geometry& g) {
                      static_cast<off_t>(start), static_cast<off_t>(length)) == 0;
 }
 
-// A daemon finishing its unmount is waited for (`umount; mkfs` works); one
-// that serves gets the short grace `umount` needs to reach it, then mkfs
-// refuses, even with -f: -f overrides what is on the target, not who uses it.
+// -f overrides what is on the target, not who uses it: a live owner refuses
+// mkfs even with -f (media/region_owner.h).
 ClaimRequest mkfs_claim_request(const Args& args) {
-  ClaimRequest request;
-  request.role = OwnerRole::kMkfs;
-  request.wait_for_closing = std::chrono::seconds(30);
-  request.wait_for_serving = std::chrono::seconds(5);
-  std::string target = args.target;
-  request.on_wait = [target](const RegionHolder& holder) {
-    std::fprintf(stderr, "mkfs.sealfs: %s is in use by %s; waiting for it to let go\n",
-                 target.c_str(), holder.describe().c_str());
-  };
-  return request;
+  return tool_claim_request(OwnerRole::kMkfs, "mkfs.sealfs", args.target);
 }
 
 Result<std::unique_ptr<RegionClaim>> claim_target(const Args& args) {
