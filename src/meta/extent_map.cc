@@ -32,12 +32,40 @@ ExtentMap::Map::const_iterator ExtentMap::first_ending_after(uint64_t file_block
   return it;
 }
 
+void ExtentMap::remember(uint64_t key) {
+  auto it = map_.find(key);
+  changes_.push_back({key, it == map_.end() ? std::nullopt : std::optional<Extent>(it->second)});
+}
+
+ExtentMap::Map::iterator ExtentMap::erase(Map::iterator it) {
+  remember(it->first);
+  return map_.erase(it);
+}
+
+void ExtentMap::undo_to(size_t mark) {
+  while (changes_.size() > mark) {
+    Change c = std::move(changes_.back());
+    changes_.pop_back();
+    auto it = map_.find(c.key);
+    if (it != map_.end()) {
+      mapped_blocks_ -= it->second.length;
+      map_.erase(it);
+    }
+    if (c.before) {
+      map_.emplace(c.key, *c.before);
+      mapped_blocks_ += c.before->length;
+    }
+  }
+}
+
 void ExtentMap::split_at(uint64_t file_block) {
   auto it = map_.upper_bound(file_block);
   if (it == map_.begin()) return;
   --it;
   Extent& e = it->second;
   if (file_block <= e.file_block || file_block >= e.file_end()) return;
+  remember(it->first);
+  remember(file_block);
   Extent tail = e;
   uint64_t head_len = file_block - e.file_block;
   tail.file_block = file_block;
@@ -56,8 +84,9 @@ void ExtentMap::merge_around(uint64_t file_block) {
       next->second.region_block == it->second.region_end() &&
       next->second.unwritten == it->second.unwritten &&
       it->second.length + next->second.length <= UINT32_MAX) {
+    remember(it->first);
     it->second.length += next->second.length;
-    map_.erase(next);
+    erase(next);
   }
   // Merge into the previous extent.
   if (it != map_.begin()) {
@@ -66,21 +95,27 @@ void ExtentMap::merge_around(uint64_t file_block) {
         prev->second.region_end() == it->second.region_block &&
         prev->second.unwritten == it->second.unwritten &&
         prev->second.length + it->second.length <= UINT32_MAX) {
+      remember(prev->first);
       prev->second.length += it->second.length;
-      map_.erase(it);
+      erase(it);
     }
   }
 }
 
 void ExtentMap::insert(const Extent& extent) {
+  insert_as_stored(extent);
+  merge_around(extent.file_block);
+}
+
+void ExtentMap::insert_as_stored(const Extent& extent) {
   if (extent.length == 0) die("empty extent");
   auto it = first_ending_after(extent.file_block);
   if (it != map_.end() && it->second.file_block < extent.file_end()) {
     die("overlapping insert at file block " + std::to_string(extent.file_block));
   }
+  remember(extent.file_block);
   map_.emplace(extent.file_block, extent);
   mapped_blocks_ += extent.length;
-  merge_around(extent.file_block);
 }
 
 std::vector<Extent> ExtentMap::punch(uint64_t file_block, uint64_t count) {
@@ -93,7 +128,7 @@ std::vector<Extent> ExtentMap::punch(uint64_t file_block, uint64_t count) {
   while (it != map_.end() && it->second.file_block < end) {
     removed.push_back(it->second);
     mapped_blocks_ -= it->second.length;
-    it = map_.erase(it);
+    it = erase(it);
   }
   return removed;
 }
@@ -106,7 +141,10 @@ void ExtentMap::set_unwritten(uint64_t file_block, uint64_t count, bool unwritte
   std::vector<uint64_t> touched;
   for (auto it = map_.lower_bound(file_block); it != map_.end() && it->second.file_block < end;
        ++it) {
-    it->second.unwritten = unwritten;
+    if (it->second.unwritten != unwritten) {
+      remember(it->first);
+      it->second.unwritten = unwritten;
+    }
     touched.push_back(it->first);
   }
   // Merge back, right to left so keys stay valid.

@@ -4,10 +4,16 @@
 // Extents are kept sorted by file block and never overlap; adjacent extents
 // that are contiguous on media and have the same flags are merged, so a file
 // written sequentially with goal-directed allocation stays one extent.
+//
+// Every edit is also logged (the key it touched and the extent there before)
+// until forget_changes(): the log is both the undo of a failed transaction
+// and the list of keys whose overflow blocks must be rewritten, so neither
+// costs more than the edit itself (no copy of the whole map per write).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -34,18 +40,35 @@ class ExtentMap {
   const Extent* find(uint64_t file_block) const;
   // The first extent that ends after `file_block` (contains it or follows).
   Map::const_iterator first_ending_after(uint64_t file_block) const;
+  // The first extent whose first file block is at or after `file_block`.
+  Map::const_iterator lower_bound(uint64_t file_block) const { return map_.lower_bound(file_block); }
   Map::const_iterator begin() const { return map_.begin(); }
   Map::const_iterator end() const { return map_.end(); }
 
   // Adds a mapping for blocks that are currently unmapped (aborts on overlap:
   // an in-memory invariant).
   void insert(const Extent& extent);
+  // The same without merging into neighbours: for loading a map that must
+  // stay extent for extent what the media holds.
+  void insert_as_stored(const Extent& extent);
   // Unmaps [file_block, file_block + count); returns the physical pieces
   // removed (to free), in file order.
   std::vector<Extent> punch(uint64_t file_block, uint64_t count);
   // Sets the unwritten flag on the mapped parts of the range, splitting
   // extents at the range edges.
   void set_unwritten(uint64_t file_block, uint64_t count, bool unwritten);
+
+  // The change log. A mark is a position in it; undo_to(mark) restores the
+  // map as it was at the mark. MetaTxn forgets the log of every inode whose
+  // transaction committed (the map then equals its on-media form).
+  struct Change {
+    uint64_t key = 0;
+    std::optional<Extent> before;  // nullopt: the key was absent
+  };
+  size_t change_mark() const { return changes_.size(); }
+  std::span<const Change> changes() const { return changes_; }
+  void undo_to(size_t mark);
+  void forget_changes() { changes_.clear(); }
 
   size_t count() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
@@ -56,16 +79,22 @@ class ExtentMap {
   // allocation goal that keeps a file contiguous.
   uint64_t goal_for(uint64_t file_block) const;
   std::vector<Extent> to_vector() const;
+  // Empties the map and its change log (a slot being loaded or reused).
   void clear() {
     map_.clear();
+    changes_.clear();
     mapped_blocks_ = 0;
   }
 
  private:
   void split_at(uint64_t file_block);
   void merge_around(uint64_t file_block);
+  // Logs the extent at `key` (or its absence) before an edit of that key.
+  void remember(uint64_t key);
+  Map::iterator erase(Map::iterator it);
   Map map_;
   uint64_t mapped_blocks_ = 0;
+  std::vector<Change> changes_;
 };
 
 format::DiskExtent encode_extent(const Extent& extent);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "meta/filesystem_impl.h"
+#include "meta/layout_undo.h"
 
 namespace sealfs {
 
@@ -79,11 +80,8 @@ void FilesystemImpl::touch_atime(Inode& inode) {
   InodeCore& c = inode.core;
   int64_t now = now_ns();
   if (!(c.atime <= c.mtime || c.atime <= c.ctime || now - c.atime > kDayNs)) return;
-  int64_t saved = c.atime;
   c.atime = now;
-  MetaTxn t(*this);
-  t.dirty(&inode);
-  if (!t.commit().is_ok()) c.atime = saved;
+  mark_times_dirty(inode);
 }
 
 Result<size_t> FilesystemImpl::read_copy(Ino ino, uint64_t offset, void* buf, size_t length) {
@@ -128,26 +126,32 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
     if (e == nullptr || e->unwritten) layout_change = true;
     else fb = e->file_end();
   }
-  if (layout_change) RETURN_IF_ERROR(gate(*inode));
-  if (layout_change) RETURN_IF_ERROR(settle_freed_metadata());
-
-  InodeCore saved_core = inode->core;
-  std::unique_ptr<ExtentMap> saved_extents;
-  std::vector<uint64_t> saved_overflow;
-  if (layout_change) {
-    saved_extents = std::make_unique<ExtentMap>(inode->extents);
-    saved_overflow = inode->overflow_blocks;
-  }
-  auto restore = [&]() {
-    inode->core = saved_core;
-    if (saved_extents) {
-      inode->extents = *saved_extents;
-      inode->overflow_blocks = saved_overflow;
-    }
-  };
-
-  MetaTxn t(*this);
   const auto* src = static_cast<const std::byte*>(buf);
+  if (!layout_change) {
+    // An overwrite of written blocks inside EOF: data only. The new times
+    // stay in DRAM until the inode's next transaction, its fsync or the
+    // unmount (lazytime: docs/design.md, "Timestamps").
+    for (uint64_t pos = offset; pos < end;) {
+      uint64_t fb = pos / kBlock;
+      const Extent* e = inode->extents.find(fb);
+      uint64_t stop = std::min(end, e->file_end() * kBlock);
+      uint64_t at = (e->region_block + (fb - e->file_block)) * kBlock + pos % kBlock;
+      data_->write(at, src + (pos - offset), stop - pos);
+      pos = stop;
+    }
+    // A media fault in a copy (backing store full, poison) fails the whole
+    // write with EIO: nothing of it is acknowledged.
+    RETURN_IF_ERROR(data_->drain());
+    inode->core.mtime = inode->core.ctime = now_ns();
+    mark_times_dirty(*inode);
+    return length;
+  }
+  RETURN_IF_ERROR(gate(*inode));
+  RETURN_IF_ERROR(settle_freed_metadata());
+
+  // Undo of this write's block-map edits, should they not commit.
+  LayoutUndo undo(*inode);
+  MetaTxn t(*this);
   // Writes data into blocks [fb, fb + n) at region block `rb`, zeroing the
   // parts of those blocks the write does not cover.
   auto fill_new = [&](uint64_t fb, uint64_t rb, uint64_t n, uint64_t pos) -> uint64_t {
@@ -173,6 +177,9 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
       continue;
     }
     if (e != nullptr) {
+      // Unwritten: the blocks become written in place. set_unwritten merges
+      // them with written neighbours that are contiguous on media, so a
+      // preallocated file written piece by piece ends as few extents.
       uint64_t n = std::min(fb_end, e->file_end()) - fb;
       uint64_t rb = e->region_block + (fb - e->file_block);
       pos = fill_new(fb, rb, n, pos);
@@ -191,32 +198,27 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
     inode->extents.insert(Extent{fb, b->start, b->count, false});
     inode->core.blocks += b->count;
   }
-  // A media fault in any copy above (backing store full, poison) fails the
-  // whole write with EIO: nothing of it is acknowledged.
+  // A media fault in any copy above fails the whole write with EIO.
   if (Status drained = data_->drain(); !drained.is_ok()) {
-    restore();
+    undo.restore();
     return drained;
   }
   uint64_t written = pos - offset;
   if (written == 0) {
-    restore();
+    undo.restore();
     return alloc_error.is_ok() ? Status(Code::kNoSpace, "no space") : alloc_error;
   }
-  if (layout_change) {
-    Status s = sync_extent_blocks(t, *inode);
-    if (!s.is_ok()) {
-      restore();
-      return s;
-    }
+  if (Status s = sync_extent_blocks(t, *inode); !s.is_ok()) {
+    undo.restore();
+    return s;
   }
   int64_t now = now_ns();
   inode->core.size = std::max(inode->core.size, offset + written);
   inode->core.mtime = inode->core.ctime = now;
   t.dirty(inode);
   t.data_written();
-  Status s = t.commit();
-  if (!s.is_ok()) {
-    restore();
+  if (Status s = t.commit(); !s.is_ok()) {
+    undo.restore();
     return s;
   }
   return static_cast<size_t>(written);

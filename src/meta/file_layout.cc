@@ -14,7 +14,10 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 
+#include <set>
+
 #include "meta/filesystem_impl.h"
+#include "meta/layout_undo.h"
 
 namespace sealfs {
 
@@ -23,56 +26,116 @@ constexpr size_t kFreeChunkExtents = 128;
 constexpr uint64_t kAllocChunkBlocks = 1 << 16;  // per fallocate transaction
 constexpr uint64_t kBlock = format::kBlockSize;
 
-struct LayoutSnapshot {
-  InodeCore core;
-  ExtentMap extents;
-  std::vector<uint64_t> overflow;
-  explicit LayoutSnapshot(const Inode& i)
-      : core(i.core), extents(i.extents), overflow(i.overflow_blocks) {}
-  void restore(Inode& i) const {
-    i.core = core;
-    i.extents = extents;
-    i.overflow_blocks = overflow;
+// How the extents of one overfull block are cut into blocks. The chain's last
+// block is filled (files grow at the end: keep their blocks full); another
+// is split evenly, leaving room on both sides for the next inserts.
+std::vector<size_t> piece_sizes(size_t count, bool last) {
+  const size_t per = format::kExtentsPerBlock;
+  std::vector<size_t> sizes;
+  if (last) {
+    for (size_t left = count; left > 0; left -= std::min(left, per)) {
+      sizes.push_back(std::min(left, per));
+    }
+    return sizes;
   }
-};
+  size_t pieces = (count + per - 1) / per;
+  for (size_t i = 0; i < pieces; ++i) sizes.push_back(count / pieces + (i < count % pieces ? 1 : 0));
+  return sizes;
+}
+
 }  // namespace
 
+// Brings the overflow blocks in line with the extent map after an edit,
+// rewriting only the blocks whose ranges the edit touched (ExtentChain).
 Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
-  uint64_t n = inode.extents.count();
-  uint64_t need = n > format::kInlineExtents
-                      ? (n - format::kInlineExtents + format::kExtentsPerBlock - 1) /
-                            format::kExtentsPerBlock
-                      : 0;
-  size_t old_count = inode.overflow_blocks.size();
-  while (inode.overflow_blocks.size() < need) {
-    uint64_t goal = inode.overflow_blocks.empty() ? 0 : inode.overflow_blocks.back() + 1;
-    ASSIGN_OR_RETURN(BlockExtent b, alloc_->allocate(t.txn(), 1, goal));
-    inode.overflow_blocks.push_back(b.start);
-    inode.core.blocks += 1;
-  }
-  while (inode.overflow_blocks.size() > need) {
-    uint64_t b = inode.overflow_blocks.back();
-    inode.overflow_blocks.pop_back();
+  const ExtentMap& map = inode.extents;
+  ExtentChain& chain = inode.chain;
+  auto unlink_block = [&](size_t i) {
+    uint64_t b = chain[i].region_block;
+    chain.erase(i);
     t.drop_block(b);
     t.freed_metadata();
     alloc_->free(t.txn(), {b, 1});
     inode.core.blocks -= 1;
+  };
+  if (map.count() <= format::kInlineExtents) {
+    while (!chain.empty()) unlink_block(chain.size() - 1);
+    chain.set_synced_start(0);
+    return Status::ok();
   }
-  if (need == 0) return Status::ok();
-  std::vector<format::DiskExtent> rest;
-  rest.reserve(n - format::kInlineExtents);
-  uint64_t i = 0;
-  for (const auto& [fb, e] : inode.extents) {
-    if (i++ >= format::kInlineExtents) rest.push_back(encode_extent(e));
+  const uint64_t first_key = std::next(map.begin(), format::kInlineExtents)->first;
+  // Block indexes to rewrite, highest first: splitting or unlinking block i
+  // then never moves a block still to be visited.
+  std::set<size_t, std::greater<>> dirty;
+  // Blocks new in this call: their images start from zero.
+  std::set<uint64_t> fresh;
+  if (chain.empty()) {
+    ASSIGN_OR_RETURN(BlockExtent b, alloc_->allocate(t.txn(), 1, 0));
+    chain.insert(0, {b.start, first_key});
+    fresh.insert(b.start);
+    inode.core.blocks += 1;
+    dirty.insert(0);
+  } else {
+    for (const auto& change : map.changes()) dirty.insert(chain.index_of(change.key));
+    uint64_t old_first = chain.synced_start();
+    if (old_first != first_key) {
+      // Extents moved between the inode and block 0 (and past it, when
+      // blocks in front emptied): every block over the moved range.
+      size_t lo = chain.index_of(std::min(old_first, first_key));
+      size_t hi = chain.index_of(std::max(old_first, first_key));
+      for (size_t i = lo; i <= hi; ++i) dirty.insert(i);
+    }
   }
-  for (size_t k = 0; k < need; ++k) {
-    uint64_t b = inode.overflow_blocks[k];
-    uint64_t next = k + 1 < need ? inode.overflow_blocks[k + 1] : 0;
-    size_t from = k * format::kExtentsPerBlock;
-    size_t count = std::min<size_t>(format::kExtentsPerBlock, rest.size() - from);
-    std::byte* img = k >= old_count ? t.fresh_block(b) : t.block(b);
-    encode_extent_block(img, inode.ino, next, std::span(rest.data() + from, count));
+  std::set<size_t, std::greater<>> rewrite;
+  while (!dirty.empty()) {
+    size_t i = *dirty.begin();
+    dirty.erase(dirty.begin());
+    uint64_t lo = i == 0 ? first_key : std::max(chain[i].start, first_key);
+    bool last = i + 1 == chain.size();
+    uint64_t hi = last ? UINT64_MAX : std::max(chain[i + 1].start, first_key);
+    std::vector<Extent> held;
+    for (auto it = map.lower_bound(lo); it != map.end() && it->first < hi; ++it) {
+      held.push_back(it->second);
+    }
+    if (held.empty()) {
+      unlink_block(i);
+      // The block in front now links past it; block 0 is linked from the
+      // inode, which every transaction of this inode rewrites.
+      if (i > 0) dirty.insert(i - 1);
+      std::set<size_t, std::greater<>> shifted;
+      for (size_t r : rewrite) shifted.insert(r > i ? r - 1 : r);
+      rewrite.swap(shifted);
+      continue;
+    }
+    std::vector<size_t> sizes = piece_sizes(held.size(), last);
+    size_t first = 0;
+    for (size_t p = 1; p < sizes.size(); ++p) {
+      first += sizes[p - 1];
+      uint64_t goal = chain[i + p - 1].region_block + 1;
+      ASSIGN_OR_RETURN(BlockExtent b, alloc_->allocate(t.txn(), 1, goal));
+      chain.insert(i + p, {b.start, held[first].file_block});
+      fresh.insert(b.start);
+      inode.core.blocks += 1;
+    }
+    std::set<size_t, std::greater<>> shifted;
+    for (size_t r : rewrite) shifted.insert(r > i ? r + sizes.size() - 1 : r);
+    rewrite.swap(shifted);
+    for (size_t p = 0; p < sizes.size(); ++p) rewrite.insert(i + p);
   }
+  // Encode: every block of `rewrite` from the map, with its next link.
+  for (size_t i : rewrite) {
+    uint64_t lo = i == 0 ? first_key : std::max(chain[i].start, first_key);
+    uint64_t hi = i + 1 == chain.size() ? UINT64_MAX : std::max(chain[i + 1].start, first_key);
+    std::vector<format::DiskExtent> disk;
+    for (auto it = map.lower_bound(lo); it != map.end() && it->first < hi; ++it) {
+      disk.push_back(encode_extent(it->second));
+    }
+    uint64_t b = chain[i].region_block;
+    std::byte* img = fresh.count(b) != 0 ? t.fresh_block(b) : t.block(b);
+    encode_extent_block(img, inode.ino, chain.next_after(i), disk);
+    extent_blocks_encoded_.fetch_add(1, std::memory_order_relaxed);
+  }
+  chain.set_synced_start(first_key);
   return Status::ok();
 }
 
@@ -90,7 +153,7 @@ Status FilesystemImpl::free_range(Inode& inode, uint64_t first, uint64_t count,
     if (starts.empty() && !first_txn) return Status::ok();
     uint64_t chunk_start =
         starts.size() > kFreeChunkExtents ? starts[starts.size() - kFreeChunkExtents] : first;
-    LayoutSnapshot snap(inode);
+    LayoutUndo snap(inode);
     MetaTxn t(*this);
     if (first_txn && first_edit) first_edit(inode);
     if (!S_ISREG(inode.core.mode)) t.freed_metadata();  // directory or symlink blocks
@@ -102,14 +165,14 @@ Status FilesystemImpl::free_range(Inode& inode, uint64_t first, uint64_t count,
       }
       if (s.is_ok()) s = sync_extent_blocks(t, inode);
       if (!s.is_ok()) {
-        snap.restore(inode);
+        snap.restore();
         return s;
       }
     }
     t.dirty(&inode);
     Status s = t.commit();
     if (!s.is_ok()) {
-      snap.restore(inode);
+      snap.restore();
       return s;
     }
     first_txn = false;
@@ -288,7 +351,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
   uint64_t fb = first;
   do {
     uint64_t chunk_end = std::min(last, fb + kAllocChunkBlocks);
-    LayoutSnapshot snap(*inode);
+    LayoutUndo snap(*inode);
     MetaTxn t(*this);
     if (mode & FALLOC_FL_ZERO_RANGE) inode->extents.set_unwritten(fb, chunk_end - fb, true);
     Status s = allocate_unwritten(t, *inode, fb, chunk_end - fb);
@@ -302,7 +365,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
       s = t.commit();
     }
     if (!s.is_ok()) {
-      snap.restore(*inode);
+      snap.restore();
       return s;
     }
     fb = chunk_end;

@@ -12,6 +12,7 @@
 #include <shared_mutex>
 
 #include "meta/filesystem_impl.h"
+#include "meta/layout_undo.h"
 #include "util/log.h"
 
 namespace sealfs {
@@ -30,18 +31,6 @@ class InodeLayoutLock final : public LayoutLock {
  private:
   Inode& inode_;
   std::unique_lock<std::shared_mutex> hold_;
-};
-
-struct Snapshot {
-  InodeCore core;
-  ExtentMap extents;
-  std::vector<uint64_t> overflow;
-  explicit Snapshot(const Inode& i) : core(i.core), extents(i.extents), overflow(i.overflow_blocks) {}
-  void restore(Inode& i) const {
-    i.core = core;
-    i.extents = extents;
-    i.overflow_blocks = overflow;
-  }
 };
 
 std::string at(uint64_t offset) { return " at offset " + std::to_string(offset); }
@@ -75,7 +64,7 @@ Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t
   RETURN_IF_ERROR(settle_freed_metadata());
   for (uint64_t fb = first; fb < end;) {
     const uint64_t chunk_end = std::min(end, fb + kLeaseChunkBlocks);
-    Snapshot snap(inode);
+    LayoutUndo snap(inode);
     MetaTxn t(*this);
     Status s = Status::ok();
     bool changed = false;
@@ -116,7 +105,7 @@ Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t
       }
     }
     if (!s.is_ok()) {
-      snap.restore(inode);
+      snap.restore();
       return s.with_context("allocating inode " + std::to_string(inode.ino) + " for a lease");
     }
     fb = chunk_end;
@@ -131,7 +120,7 @@ Status FilesystemImpl::relocate_for_lease(Inode& inode, uint64_t first, uint64_t
   for (uint64_t fb = first; fb < end;) {
     const uint64_t take = std::min(end - fb, kLeaseChunkBlocks);
     const uint64_t rounded = (take + align - 1) / align * align;
-    Snapshot snap(inode);
+    LayoutUndo snap(inode);
     MetaTxn t(*this);
     // Whole aligned chunks, so the allocator places the run on the alignment.
     auto got = alloc_->allocate(t.txn(), rounded, 0, rounded);
@@ -159,7 +148,7 @@ Status FilesystemImpl::relocate_for_lease(Inode& inode, uint64_t first, uint64_t
       s = t.commit();
     }
     if (!s.is_ok()) {
-      snap.restore(inode);
+      snap.restore();
       return s.with_context("relocating inode " + std::to_string(inode.ino));
     }
     fb += take;

@@ -265,6 +265,17 @@ class Filesystem {
   // Device alignment used at mkfs (bytes): what layout_extents checks.
   virtual uint64_t layout_alignment() const = 0;
 
+  // Counts of work done since mount, for tests and benchmarks that check
+  // what an operation costs rather than how long it takes.
+  struct WorkCounters {
+    uint64_t extent_blocks_encoded = 0;  // overflow extent blocks (re)written
+    uint64_t lazy_time_commits = 0;      // transactions that only persisted times
+  };
+  virtual WorkCounters work_counters() const = 0;
+  // Extents of a file's block map (directories too), for layout inspection
+  // and tests.
+  virtual Result<uint64_t> extent_count(Ino ino) = 0;
+
   // Holders of direct mappings (persistent: the allocator's holder table).
   // pin: `holder` was granted `pieces` of `ino`; unpin: it let go of them.
   virtual Status pin_pieces(const Holder& holder, Ino ino,

@@ -122,24 +122,29 @@ Status FilesystemImpl::load_inode(Inode& inode) {
   inode.image = disk;
   inode.core = d.core;
   inode.extents.clear();
-  inode.overflow_blocks.clear();
+  inode.chain.clear();
   inode.inline_symlink = d.inline_symlink;
   if (d.core.mode == 0) return Status::ok();
   const uint64_t data_end = geo_.data_start + geo_.data_blocks;
   auto ctx = [&](const Status& s) { return s.with_context("inode " + std::to_string(inode.ino)); };
   std::vector<format::DiskExtent> all = d.inline_extents;
+  std::vector<ExtentChain::Link> links;
   uint64_t next = d.extent_block;
   while (next != 0) {
     if (next < geo_.data_start || next >= data_end) {
       return ctx(Status(Code::kCorruption, "overflow block out of range"));
     }
-    if (inode.overflow_blocks.size() * format::kExtentsPerBlock + format::kInlineExtents >=
-        d.extent_count + format::kExtentsPerBlock) {
+    // No block is empty, so the chain has fewer blocks than extents past the
+    // inline ones (this also ends a chain that loops).
+    if (links.size() + format::kInlineExtents >= d.extent_count) {
       return ctx(Status(Code::kCorruption, "overflow chain longer than its extents"));
     }
     auto view = decode_extent_block(region_->data() + block_offset(next), inode.ino);
     if (!view.is_ok()) return ctx(view.status());
-    inode.overflow_blocks.push_back(next);
+    if (view->extents.empty()) {
+      return ctx(Status(Code::kCorruption, "empty overflow block " + std::to_string(next)));
+    }
+    links.push_back({next, view->extents.front().file_block.get()});
     all.insert(all.end(), view->extents.begin(), view->extents.end());
     next = view->next_block;
   }
@@ -155,7 +160,14 @@ Status FilesystemImpl::load_inode(Inode& inode) {
     // Every block against the bitmap: check_block_references(), once all
     // inodes are loaded.
     prev_end = e->file_end();
-    inode.extents.insert(*e);
+    // As stored, unmerged: the overflow blocks are rewritten one at a time,
+    // each from the map, so the map must hold exactly what they hold.
+    inode.extents.insert_as_stored(*e);
+  }
+  inode.extents.forget_changes();
+  if (!links.empty()) {
+    uint64_t first_key = all[format::kInlineExtents].file_block.get();
+    inode.chain.load(std::move(links), first_key);
   }
   return Status::ok();
 }
@@ -401,21 +413,18 @@ Status FilesystemImpl::free_inode(Inode& inode) {
   if (inode.core.xattr_block != 0) {
     alloc_->free(t.txn(), {inode.core.xattr_block, 1});
   }
-  for (uint64_t b : inode.overflow_blocks) alloc_->free(t.txn(), {b, 1});
+  // free_range left no extents, hence no overflow blocks (sync_extent_blocks).
   uint32_t generation = inode.core.generation;
   bool orphaned = (inode.core.flags & format::kInodeOrphan) != 0;
   InodeCore saved = inode.core;
-  auto saved_overflow = inode.overflow_blocks;
   inode.core = InodeCore{};
   inode.core.generation = generation;
-  inode.overflow_blocks.clear();
   inode.inline_symlink.clear();
   if (orphaned) t.orphan_remove(&inode);
   t.dirty(&inode);
   Status s = t.commit();
   if (!s.is_ok()) {
     inode.core = saved;
-    inode.overflow_blocks = saved_overflow;
     return s;
   }
   inode.dir.reset();
@@ -443,6 +452,9 @@ Status FilesystemImpl::unmount() {
                       "replace the media) and run fsck.sealfs -y");
   }
   if (!read_only_) {
+    if (Status s = persist_lazy_times(); !s.is_ok()) {
+      log().error("unmount: timestamps not written: {}", s.to_string());
+    }
     // Only the inodes in DRAM can be open-but-unlinked; one pass over the
     // table, not one table lock per slot (the exit of a daemon with a
     // million slots is waited for by its successor).
@@ -507,13 +519,58 @@ StatFs FilesystemImpl::statfs() {
   return s;
 }
 
-Status FilesystemImpl::fsync(Ino ino, bool) {
+Status FilesystemImpl::fsync(Ino ino, bool datasync) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  (void)inode;
-  // Every operation is durable when it returns; data copies are drained
-  // before the call that wrote them returns.
+  // Every operation but the time updates is durable when it returns: data
+  // copies are drained before the call that wrote them returns.
   region_->drain();
+  if (datasync || read_only_) return Status::ok();
+  std::unique_lock lock(inode->mu);
+  return persist_times(*inode);
+}
+
+void FilesystemImpl::mark_times_dirty(Inode& inode) {
+  if (inode.times_dirty) return;
+  inode.times_dirty = true;
+  std::lock_guard lock(lazy_times_mu_);
+  lazy_times_.insert(&inode);
+}
+
+Status FilesystemImpl::persist_times(Inode& inode) {
+  if (!inode.times_dirty || !inode.in_use()) return Status::ok();
+  MetaTxn t(*this);
+  t.dirty(&inode);
+  RETURN_IF_ERROR(t.commit());  // clears times_dirty
+  lazy_time_commits_.fetch_add(1, std::memory_order_relaxed);
   return Status::ok();
+}
+
+Status FilesystemImpl::persist_lazy_times() {
+  std::unordered_set<Inode*> pending;
+  {
+    std::lock_guard lock(lazy_times_mu_);
+    pending.swap(lazy_times_);
+  }
+  Status first = Status::ok();
+  for (Inode* inode : pending) {
+    std::unique_lock lock(inode->mu);
+    Status s = persist_times(*inode);
+    if (!s.is_ok() && first.is_ok()) first = s;
+  }
+  return first;
+}
+
+Filesystem::WorkCounters FilesystemImpl::work_counters() const {
+  WorkCounters c;
+  c.extent_blocks_encoded = extent_blocks_encoded_.load(std::memory_order_relaxed);
+  c.lazy_time_commits = lazy_time_commits_.load(std::memory_order_relaxed);
+  return c;
+}
+
+Result<uint64_t> FilesystemImpl::extent_count(Ino ino) {
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  std::shared_lock lock(inode->mu);
+  return static_cast<uint64_t>(inode->extents.count());
 }
 
 }  // namespace sealfs

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "alloc/allocator.h"
@@ -83,6 +84,8 @@ class FilesystemImpl final : public Filesystem {
                                                   uint64_t length, uint32_t flags,
                                                   uint64_t* where) override;
   uint64_t layout_alignment() const override { return geo_.device_alignment; }
+  WorkCounters work_counters() const override;
+  Result<uint64_t> extent_count(Ino ino) override;
   Status pin_pieces(const Holder& holder, Ino ino,
                     const std::vector<LayoutPiece>& pieces) override;
   void unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) override;
@@ -164,6 +167,13 @@ class FilesystemImpl final : public Filesystem {
   Result<bool> is_ancestor(Ino ancestor, Ino ino);
   Status read_xattrs(const Inode& inode, XattrList* out);
   void touch_atime(Inode& inode);
+  // Lazy timestamps (docs/design.md, "Timestamps"): an overwrite or a read
+  // changes times in DRAM only; the inode's next transaction, its fsync or
+  // the unmount writes them. Both need inode.mu held exclusively.
+  void mark_times_dirty(Inode& inode);
+  Status persist_times(Inode& inode);
+  // Unmount: every inode whose times are only in DRAM.
+  Status persist_lazy_times();
 
   std::unique_ptr<Region> region_;
   MountOptions options_;
@@ -173,6 +183,8 @@ class FilesystemImpl final : public Filesystem {
   // Committed transactions that freed journaled metadata blocks, and how many
   // of them a checkpoint has since put behind the log tail.
   std::atomic<uint64_t> metadata_frees_{0};
+  // Work counters (Filesystem::work_counters).
+  std::atomic<uint64_t> extent_blocks_encoded_{0};
   std::atomic<uint64_t> metadata_frees_settled_{0};
   std::unique_ptr<Allocator> alloc_;
   std::unique_ptr<DataWriter> data_;
@@ -184,6 +196,9 @@ class FilesystemImpl final : public Filesystem {
   std::vector<std::unique_ptr<Inode>> inodes_;
 
   std::mutex ialloc_mu_;  // leaf: free-inode set
+  std::mutex lazy_times_mu_;  // leaf: the set below
+  std::unordered_set<Inode*> lazy_times_;
+  std::atomic<uint64_t> lazy_time_commits_{0};
   std::vector<uint64_t> inode_used_;  // bit per inode number
   uint64_t used_inodes_ = 0;
   uint64_t ialloc_hint_ = 1;

@@ -35,7 +35,7 @@ format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next) {
   d.mtime_ns.set(static_cast<uint64_t>(c.mtime));
   d.ctime_ns.set(static_cast<uint64_t>(c.ctime));
   d.btime_ns.set(static_cast<uint64_t>(c.btime));
-  d.extent_block.set(inode.overflow_blocks.empty() ? 0 : inode.overflow_blocks.front());
+  d.extent_block.set(inode.chain.head());
   d.xattr_block.set(c.xattr_block);
   d.orphan_next.set(orphan_next);
   if (c.mode != 0 && S_ISLNK(c.mode) && inode.extents.empty()) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "meta/directory.h"
+#include "meta/extent_chain.h"
 #include "meta/extent_map.h"
 #include "sealfs/format.h"
 #include "util/status.h"
@@ -41,8 +42,10 @@ struct Inode {
   std::shared_mutex mu;
   InodeCore core;
   ExtentMap extents;
-  std::vector<uint64_t> overflow_blocks;  // chain, in order
+  ExtentChain chain;                      // overflow blocks, in file order
   std::string inline_symlink;             // symlinks of <= kInlineSymlinkMax bytes
+  // atime/mtime/ctime changed in DRAM only (FilesystemImpl::mark_times_dirty).
+  bool times_dirty = false;
   uint64_t lookups = 0;
   uint64_t opens = 0;
   std::unique_ptr<DirIndex> dir;  // directories, built on first use

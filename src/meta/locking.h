@@ -6,7 +6,8 @@
 //     -> non-directory inodes, by inode number
 //     -> leaf mutexes, never held while taking another lock above:
 //        FilesystemImpl::table_mu_ (inode objects), ialloc_mu_ (free-inode
-//        set), DirIndex building
+//        set), lazy_times_mu_ (inodes with times only in DRAM), DirIndex
+//        building
 //     -> Allocator mutex
 //     -> Journal mutex
 //        -> (inside prepare hooks) Inode::image and the staged superblock,

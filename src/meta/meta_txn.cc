@@ -171,10 +171,18 @@ Status MetaTxn::commit() {
   if (!dirty_.empty() || !orphan_ops_.empty() || !sb_edits_.empty()) {
     txn_.on_prepare([this](Transaction& t) { stage_locked(t); });
   }
-  if (txn_.empty()) return Status::ok();
-  Status s = fs_.journal_->commit(std::move(txn_));
-  if (s.is_ok() && freed_metadata_) fs_.metadata_frees_.fetch_add(1);
-  return s;
+  if (!txn_.empty()) {
+    RETURN_IF_ERROR(fs_.journal_->commit(std::move(txn_)));
+    if (freed_metadata_) fs_.metadata_frees_.fetch_add(1);
+  }
+  // Committed: each inode's block map now equals its on-media form, and its
+  // timestamps are on media too (the whole slot was staged).
+  for (Inode* inode : dirty_) {
+    inode->extents.forget_changes();
+    inode->chain.forget_changes();
+    inode->times_dirty = false;
+  }
+  return Status::ok();
 }
 
 }  // namespace sealfs

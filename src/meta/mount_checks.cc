@@ -39,7 +39,9 @@ Status FilesystemImpl::check_block_references() {
       for (const auto& [file_block, e] : inode.extents) {
         emit({Kind::kExtent, ino, 0, {e.region_block, e.length}});
       }
-      for (uint64_t b : inode.overflow_blocks) emit({Kind::kExtentBlock, ino, 0, {b, 1}});
+      for (const auto& link : inode.chain.links()) {
+        emit({Kind::kExtentBlock, ino, 0, {link.region_block, 1}});
+      }
       if (inode.core.xattr_block != 0) {
         emit({Kind::kXattrBlock, ino, 0, {inode.core.xattr_block, 1}});
       }

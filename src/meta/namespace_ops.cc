@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "meta/filesystem_impl.h"
+#include "meta/layout_undo.h"
 
 namespace sealfs {
 
@@ -14,16 +15,11 @@ namespace {
 
 // Directory state an operation may change, restored when its commit fails.
 struct DirUndo {
-  Inode* dir;
-  InodeCore core;
-  ExtentMap extents;
-  std::vector<uint64_t> overflow;
-  explicit DirUndo(Inode* d) : dir(d), core(d->core), extents(d->extents), overflow(d->overflow_blocks) {}
-  void restore() {
-    dir->core = core;
-    dir->extents = extents;
-    dir->overflow_blocks = overflow;
-    dir->dir.reset();  // rebuilt from media on next use
+  LayoutUndo layout;
+  explicit DirUndo(Inode* d) : layout(*d) {}
+  void restore() const {
+    layout.restore();
+    layout.inode()->dir.reset();  // rebuilt from media on next use
   }
 };
 
@@ -101,7 +97,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   c.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
   c.atime = c.mtime = c.ctime = c.btime = now;
   inode->extents.clear();
-  inode->overflow_blocks.clear();
+  inode->chain.clear();
   inode->inline_symlink.clear();
   inode->lookups = 0;
   inode->opens = 0;

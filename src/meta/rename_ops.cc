@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "meta/filesystem_impl.h"
+#include "meta/layout_undo.h"
 
 namespace sealfs {
 
@@ -110,18 +111,12 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     }
   }
 
-  struct Saved {
-    Inode* inode;
-    InodeCore core;
-    ExtentMap extents;
-    std::vector<uint64_t> overflow;
-  };
-  std::vector<Saved> saved;
+  std::vector<LayoutUndo> saved;
   for (Inode* i : {src_dir, dst_dir, src, tgt}) {
     if (i == nullptr) continue;
     bool seen = false;
-    for (auto& s : saved) seen |= s.inode == i;
-    if (!seen) saved.push_back({i, i->core, i->extents, i->overflow_blocks});
+    for (auto& s : saved) seen |= s.inode() == i;
+    if (!seen) saved.emplace_back(*i);
   }
   uint64_t src_parent_before = src->parent;
   uint64_t tgt_parent_before = tgt != nullptr ? tgt->parent.load() : 0;
@@ -177,15 +172,11 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     src->core.ctime = now;
     src_dir->core.mtime = src_dir->core.ctime = now;
     dst_dir->core.mtime = dst_dir->core.ctime = now;
-    for (auto& sv : saved) t.dirty(sv.inode);
+    for (auto& sv : saved) t.dirty(sv.inode());
     s = t.commit();
   }
   if (!s.is_ok()) {
-    for (auto& sv : saved) {
-      sv.inode->core = sv.core;
-      sv.inode->extents = sv.extents;
-      sv.inode->overflow_blocks = sv.overflow;
-    }
+    for (auto& sv : saved) sv.restore();
     src_dir->dir.reset();
     dst_dir->dir.reset();
     src->parent = src_parent_before;

@@ -222,16 +222,17 @@ class Enumerator {
       const Recovered& r = p.recovered;
       if (!r.problems.empty()) {
         verdict = r.problems.front();
-      } else if (metadata_diff(r.state, before).empty()) {
+      } else if (metadata_diff(r.state, before, Times::kFileTimesMayLag).empty()) {
         verdict = content_diff(r.state, before, &after);
-        if (!verdict.empty() && metadata_diff(r.state, after).empty()) {
+        if (!verdict.empty() && metadata_diff(r.state, after, Times::kFileTimesMayLag).empty()) {
           verdict = content_diff(r.state, after, &before);
         }
-      } else if (metadata_diff(r.state, after).empty()) {
+      } else if (metadata_diff(r.state, after, Times::kFileTimesMayLag).empty()) {
         verdict = content_diff(r.state, after, &before);
       } else {
         verdict = "neither before nor after the step: vs before: " +
-                  metadata_diff(r.state, before) + "; vs after: " + metadata_diff(r.state, after);
+                  metadata_diff(r.state, before, Times::kFileTimesMayLag) + "; vs after: " +
+                  metadata_diff(r.state, after, Times::kFileTimesMayLag);
       }
       if (!verdict.empty() || config_.only_point >= 0) {
         std::printf("seed %llu (%#llx) drain %llu %s, step %d: %s\n  -> %s\n",

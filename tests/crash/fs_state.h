@@ -49,9 +49,15 @@ FsState capture(Filesystem& fs, std::vector<std::string>& problems);
 // valid when no unlinked inode is still open.
 void check_space(Filesystem& fs, const FsState& state, std::vector<std::string>& problems);
 
+// How timestamps compare. A regular file's times may lag after a crash: an
+// overwrite of written blocks keeps them in DRAM until the inode's next
+// transaction or fsync (lazytime; docs/design.md, "Timestamps"), so a
+// recovered file may show older times than the live one did, never newer.
+enum class Times { kExact, kFileTimesMayLag };
+
 // First metadata difference (names, inode numbers, attributes, symlink
 // targets, xattrs; not file contents), or "" when equal.
-std::string metadata_diff(const FsState& got, const FsState& want);
+std::string metadata_diff(const FsState& got, const FsState& want, Times times = Times::kExact);
 
 // Contents of every regular file in `got` (whose metadata equals `want`):
 // each 8-byte word equals the word in `want` or, when `other` is given (the
