@@ -136,6 +136,15 @@ Gathered gather(Context& ctx, uint64_t ino, const DecodedInode& d) {
         break;
       }
       seen.insert(next);
+      if (view->extents.empty()) {
+        // The mount refuses an empty block (docs/format.md, §7): unlink it
+        // and keep the rest of the chain; the block becomes free space.
+        ctx.problem(Phase::kExtents, "overflow_empty", ino,
+                    "empty overflow block " + std::to_string(next) + " unlinked");
+        g.changed = true;
+        next = view->next_block;
+        continue;
+      }
       g.chain.push_back(next);
       raw.insert(raw.end(), view->extents.begin(), view->extents.end());
       next = view->next_block;

@@ -222,6 +222,25 @@ TEST_F(FsckTest, OverflowBlockWithBadCrc) {
   expect_round_trip("overflow_bad_crc");
 }
 
+TEST_F(FsckTest, EmptyOverflowBlockIsUnlinked) {
+  // An empty block at the head of the sparse file's chain: the mount refuses
+  // it (docs/format.md, §7), so fsck must not call the image clean.
+  auto d = get_inode(image_, geo_, p().sparse);
+  uint64_t empty = geo_.data_start + geo_.data_blocks - 1;
+  encode_extent_block(block_ptr(image_, empty), p().sparse, d.extent_block.get(), {});
+  set_bit(image_, geo_, empty, true);
+  d.extent_block.set(empty);
+  d.blocks.set(d.blocks.get() + 1);
+  put_inode(image_, geo_, p().sparse, d);
+  auto refused = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("empty overflow block"), std::string::npos)
+      << refused.status().to_string();
+  Bytes fixed = expect_round_trip("overflow_empty");
+  EXPECT_FALSE(get_bit(fixed, geo_, empty));
+  EXPECT_NE(get_inode(fixed, geo_, p().sparse).extent_block.get(), empty);
+}
+
 TEST_F(FsckTest, StaleHolderEntryIsCleared) {
   // A quarantined extent against a process that is gone: its blocks stay
   // marked, so they are both a stale entry and a leak.
