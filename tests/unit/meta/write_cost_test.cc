@@ -21,7 +21,7 @@ constexpr uint64_t kBlock = format::kBlockSize;
 
 class WriteCostTest : public MetaTest {
  protected:
-  void SetUp() override { format(256ull << 20, 256); }
+  void SetUp() override { format(1ull << 30, 256); }
   uint64_t encoded() const { return fs_->work_counters().extent_blocks_encoded; }
   uint64_t extents(Ino ino) {
     auto n = fs_->extent_count(ino);
@@ -39,49 +39,63 @@ class WriteCostTest : public MetaTest {
 };
 
 TEST_F(WriteCostTest, RandomWritesIntoPreallocatedSpaceRewriteBoundedExtentBlocks) {
-  constexpr uint64_t kBlocks = 16384;  // 64 MiB
+  // A write into preallocated space converts the 64-block chunk around it
+  // (file_io.cc, kZeroOutBlocks). One write into every other chunk, in
+  // random order, leaves written and unwritten chunks alternating: the map
+  // grows to thousands of extents.
+  constexpr uint64_t kChunk = 64;
+  constexpr uint64_t kChunks = 3072;  // 768 MiB
   Attr f = make_file(kRootIno, "prealloc");
-  ASSERT_TRUE(fs_->fallocate(f.ino, 0, 0, kBlocks * kBlock).is_ok());
-  std::vector<uint64_t> order(kBlocks);
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
-
-  // Every other block first, in random order: each write splits an
-  // unwritten extent, so the map grows to thousands of extents.
-  std::vector<uint64_t> first_half, second_half;
-  for (uint64_t fb : order) (fb % 2 == 0 ? first_half : second_half).push_back(fb);
+  ASSERT_TRUE(fs_->fallocate(f.ino, 0, 0, kChunks * kChunk * kBlock).is_ok());
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> even;
+  for (uint64_t c = 0; c < kChunks; c += 2) even.push_back(c);
+  std::shuffle(even.begin(), even.end(), rng);
+  std::vector<uint64_t> written_block(kChunks);
   uint64_t worst = 0;
   uint64_t total = 0;
-  for (size_t i = 0; i < first_half.size(); ++i) {
+  for (uint64_t c : even) {
+    uint64_t fb = c * kChunk + rng() % kChunk;
+    written_block[c] = fb;
     uint64_t before = encoded();
-    write_str(f.ino, first_half[i] * kBlock, block_text(first_half[i]));
+    write_str(f.ino, fb * kBlock, block_text(fb));
     uint64_t cost = encoded() - before;
     total += cost;
     worst = std::max(worst, cost);
   }
-  // The map really is large: 2 extents per written block, roughly.
   uint64_t many = extents(f.ino);
-  EXPECT_GT(many, 10000u);
-  // Rewriting every overflow block per write would cost many / 169 ≈ 60+
-  // blocks each time; the chain rewrites the block holding the edit, plus
+  EXPECT_GT(many, 2 * even.size() - 10);
+  // Rewriting every overflow block per write would cost up to many / 85 ≈
+  // 36 blocks a write; the chain rewrites the block holding the edit, plus
   // its new neighbour when it splits and the block in front when extents
   // move between the inode and the chain.
-  EXPECT_LE(worst, 4u);
-  EXPECT_LE(total, first_half.size() * 2);
+  EXPECT_LE(worst, 4u) << "extents: " << many;
+  EXPECT_LE(total, even.size() * 2) << "extents: " << many;
 
-  // The rest: written neighbours merge, so the file converges back to as
-  // many extents as its preallocation had.
-  for (uint64_t fb : second_half) write_str(f.ino, fb * kBlock, block_text(fb));
+  // The odd chunks, whole: written neighbours merge, and the file returns
+  // to the extents its preallocation had.
+  const std::string chunk_bytes(kChunk * kBlock, 'o');
+  for (uint64_t c = 1; c < kChunks; c += 2) write_str(f.ino, c * kChunk * kBlock, chunk_bytes);
   EXPECT_LE(extents(f.ino), 4u);
 
-  auto check_all = [&](const char* when) {
-    for (uint64_t fb = 0; fb < kBlocks; fb += 97) {
-      ASSERT_EQ(read_all(f.ino, fb * kBlock, kBlock), block_text(fb)) << when << " block " << fb;
+  // The bytes: each even chunk has its one block and zeros around it.
+  auto check = [&](const char* when) {
+    for (uint64_t c = 0; c < kChunks; c += 37) {
+      std::string got = read_all(f.ino, c * kChunk * kBlock, kChunk * kBlock);
+      ASSERT_EQ(got.size(), kChunk * kBlock);
+      if (c % 2 == 1) {
+        ASSERT_EQ(got, chunk_bytes) << when << " chunk " << c;
+        continue;
+      }
+      std::string want(kChunk * kBlock, '\0');
+      uint64_t at = (written_block[c] - c * kChunk) * kBlock;
+      want.replace(at, kBlock, block_text(written_block[c]));
+      ASSERT_EQ(got, want) << when << " chunk " << c;
     }
   };
-  check_all("live");
+  check("live");
   clean_remount();
-  check_all("after remount");
+  check("after remount");
   EXPECT_LE(extents(f.ino), 4u);
 }
 
