@@ -121,6 +121,20 @@ TEST_F(MmapCoherenceTest, FileCanBeMmappedAfterItsLeaseIsReleased) {
   EXPECT_TRUE(in_child([&] { return pread_is_pattern(path("f"), 65536, 4096, 3); }));
 }
 
+// With one /dev/fuse descriptor per worker thread the INIT request may come
+// in on any of them; the flag must be set all the same.
+TEST_F(MmapCoherenceTest, CloneFdLoopToo) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "clone_fd"));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(true);
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0", 5s)) << h.transcript();
+  SharedMapping m(path("f"), kFile);
+  ASSERT_TRUE(m.ok()) << "mmap(MAP_SHARED) after the lease: " << m.error();
+  EXPECT_TRUE(m.has_pattern(0, kFile, 1));
+}
+
 // The three users at once: a holder with a direct mapping, this process
 // with a mapping through the mount, a child with read(2)/write(2).
 TEST_F(MmapCoherenceTest, HolderMappingAndReadWriteSeeEachOther) {
