@@ -25,7 +25,8 @@ struct DaemonContext {
   // The lease engine (never null once serving). Coherence with direct
   // mappings (docs/daemon.md): an inode that has ever been leased in this
   // mount is opened with direct_io, so a read(2) sees stores made through a
-  // direct mapping instead of stale page cache.
+  // direct mapping instead of stale page cache; mmap(MAP_SHARED) of it still
+  // works through FUSE_DIRECT_IO_ALLOW_MMAP (direct_io_mmap.h).
   DaemonLeases* leases = nullptr;
   // Runs before Filesystem::unmount (stops the lease engine).
   std::function<void()> before_unmount;

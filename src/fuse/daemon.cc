@@ -14,6 +14,7 @@
 
 #include "fuse/context.h"
 #include "fuse/detach.h"
+#include "fuse/direct_io_mmap.h"
 #include "fuse/leases.h"
 #include "fuse/operations.h"
 #include "fuse/startup_checks.h"
@@ -140,6 +141,8 @@ int run_daemon(const DaemonOptions& options) {
     (void)st;
     return fail("cannot mount on " + options.mountpoint);
   }
+  // Lets files that had a lease be mmapped (direct_io_mmap.h).
+  if (Status st = request_direct_io_mmap(se); !st.is_ok()) log().warn("{}", st.to_string());
   if (Status st = leases.start(*fs, region_ref, se); !st.is_ok()) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);

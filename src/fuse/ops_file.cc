@@ -3,6 +3,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "fuse/deferred_change.h"
+#include "fuse/direct_io_mmap.h"
 #include "fuse/ops_internal.h"
 #include "sealfs/sealfs.h"
 
@@ -29,6 +31,11 @@ void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi) {
   // Coherence with direct mappings: see DaemonContext::leases.
   fi->direct_io = ctx.leases != nullptr && ctx.leases->had_lease(ino) ? 1 : 0;
   fi->keep_cache = 0;
+  static std::atomic<bool> warned{false};
+  if (fi->direct_io != 0 && !direct_io_mmap_granted() && !warned.exchange(true)) {
+    log().warn("the kernel did not accept FUSE_DIRECT_IO_ALLOW_MMAP (it needs Linux 6.6): "
+               "mmap(MAP_SHARED) of a file that had a lease fails with ENODEV in this mount");
+  }
 }
 
 // open(2) with O_TRUNC truncates here: a layout change.

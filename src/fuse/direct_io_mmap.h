@@ -1,0 +1,31 @@
+// FUSE_DIRECT_IO_ALLOW_MMAP with libfuse 3.14.
+//
+// A file opened with direct_io (every inode that has had a lease, see
+// DaemonLeases::had_lease) can be mmap(MAP_SHARED)'d only when the daemon
+// set FUSE_DIRECT_IO_ALLOW_MMAP in its INIT reply (kernel >= 6.6); without
+// it the kernel refuses such mmaps with ENODEV. libfuse 3.14 knows no such
+// capability and builds the INIT reply flags from the capabilities it knows,
+// so a raw bit in fuse_conn_info::want never reaches the kernel. This file
+// adds the flag on the way out instead: it installs pass-through custom I/O
+// (fuse_session_custom_io, in libfuse since 3.14) on the mounted descriptor,
+// notes the unique id of the kernel's INIT request and, when the kernel
+// offered the flag, sets it in the INIT reply. Every other message passes
+// unchanged. With a libfuse that negotiates FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+// itself (>= 3.16) this file can go.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include "util/status.h"
+
+namespace sealfs::fuse {
+
+// Call after fuse_session_mount and before the request loop. One session per
+// process.
+Status request_direct_io_mmap(fuse_session* se);
+
+// Whether the INIT reply carried the flag (false until INIT was answered,
+// and on kernels that did not offer it).
+bool direct_io_mmap_granted();
+
+}  // namespace sealfs::fuse
