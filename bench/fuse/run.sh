@@ -16,7 +16,7 @@
 # 16), PEERS (default "tmpfs bindfs passthrough sealfs"), SEQ_DIRECT=1
 # (O_DIRECT sequential reads), REGION_SIZE (sealfs region, default
 # 2*SEQ_MIB+1024 MiB), BUILD_DIR, SEALFS_LAYOUT (the sealfs-layout binary),
-# OUT (also write the table to this file).
+# OUT (also write the report to this file).
 #
 # How each row is measured (4 KiB = fio --bs=4k, --ioengine=psync unless
 # said; "buffered" = --direct=0, "O_DIRECT" = --direct=1; every fio row is
@@ -351,11 +351,12 @@ if sealfs:
 PY
 )
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+report="FUSE path: kernel $(uname -r), $(nproc) CPUs, $cpu
+started $started; ended $ended
+settings: FILES=$FILES SEQ_MIB=$SEQ_MIB REQ_KIB=$REQ_KIB RAND_SECONDS=$RAND_SECONDS JOBS=\"$JOBS\" \
+FALLOC_MIB=$FALLOC_MIB SMALL_FALLOC_MIB=$SMALL_FALLOC_MIB FILL_MIB=$FILL_MIB PEERS=\"$PEERS\"
+
+$table"
 echo
-echo "FUSE path: kernel $(uname -r), $(nproc) CPUs, $cpu"
-echo "started $started; ended $ended"
-echo "settings: FILES=$FILES SEQ_MIB=$SEQ_MIB REQ_KIB=$REQ_KIB RAND_SECONDS=$RAND_SECONDS JOBS=\"$JOBS\"" \
-  "FALLOC_MIB=$FALLOC_MIB SMALL_FALLOC_MIB=$SMALL_FALLOC_MIB FILL_MIB=$FILL_MIB PEERS=\"$PEERS\""
-echo
-echo "$table"
-if [ -n "${OUT:-}" ]; then echo "$table" >"$OUT"; fi
+echo "$report"
+if [ -n "${OUT:-}" ]; then echo "$report" >"$OUT"; fi
