@@ -15,13 +15,14 @@
 # 256), SMALL_FALLOC_MIB (16), FILL_MIB (file written end to end, 64; quick
 # 16), PEERS (default "tmpfs bindfs passthrough sealfs"), SEQ_DIRECT=1
 # (O_DIRECT sequential reads), REGION_SIZE (sealfs region, default
-# 2*SEQ_MIB+1024 MiB), BUILD_DIR, SEALFS_LAYOUT (the sealfs-layout binary),
-# OUT (also write the report to this file).
+# 2*SEQ_MIB+1024 MiB), BUILD_DIR, SEALFS_BIN, MKFS_BIN, SEALFS_LAYOUT (the
+# sealfs-layout binary), OUT (also write the report to this file).
 #
 # How each row is measured (4 KiB = fio --bs=4k, --ioengine=psync unless
-# said; "buffered" = --direct=0, "O_DIRECT" = --direct=1; every fio row is
-# --time_based for RAND_SECONDS, with --numjobs=N threads on one shared file,
-# --group_reporting, the IOPS of all jobs summed; write rows add
+# said; "buffered" = --direct=0, "O_DIRECT" = --direct=1; every fio row but
+# the end-to-end one is --time_based for RAND_SECONDS, with --numjobs=N
+# processes on one shared file, --group_reporting, the IOPS of all jobs
+# summed; write rows add
 # --end_fsync=1 so data a writeback cache holds reaches the daemon inside the
 # timed job):
 # - creates/stats/unlinks: one thread, one directory, openat(O_CREAT|O_EXCL)
@@ -35,7 +36,8 @@
 # - random read/write, fallocated file: before each fio job the file is
 #   removed and made again with `fallocate -l FALLOC_MIB` (space reserved,
 #   never written: on sealfs unwritten extents), then fio reads or writes it
-#   (--allow_file_create=0, so fio never lays the file out itself).
+#   (--allow_file_create=0, so fio never lays the file out itself). bindfs
+#   has no fallocate: its fallocated rows are "-".
 # - random read/write, written file: fio on the seq write's file, reads
 #   first, then writes (which leave it written).
 # - fsync after each write: fio --fsync=1, buffered, 1 job, fresh
@@ -43,14 +45,16 @@
 # - mmap random read/write: fio --ioengine=mmap --rw=randrw (50/50), 1 job,
 #   on the written file; read + write IOPS.
 # - 16 MiB fallocated: as the FALLOC_MIB buffered 1-job random-write row on
-#   a SMALL_FALLOC_MIB file (issue 10: the large row within 10% of this one).
+#   a SMALL_FALLOC_MIB file (issue 10: the large row within 10% of this one;
+#   a cost that grows with the extent count shows only when a row runs long
+#   enough to split many extents: judge it in a full run, not QUICK).
 # - written end to end: fio random writes, buffered, 1 job, not timed: each
 #   4 KiB block of a fresh fallocated FILL_MIB file written exactly once in
 #   random order (fio's random map); IOPS over the whole fill.
 # - extents (sealfs only): the file's extent count after the FALLOC_MIB
 #   buffered 1-job random-write row and after the end-to-end fill, from
 #   `sealfs-layout extents` (asks the daemon) or else `filefrag` (FIEMAP,
-#   which FUSE does not pass on: "-" then).
+#   which FUSE does not pass on: "not measured" then).
 # - sealfs runs with -o emulate_pmem on a region file in /dev/shm; bindfs
 #   with its defaults (single-threaded); passthrough multi-threaded,
 #   write-through, keep_cache off, 1 MiB requests (bench/fuse/passthrough_main.cc).
