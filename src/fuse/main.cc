@@ -5,6 +5,7 @@
 #include "fuse/fd_limit.h"
 #include "fuse/options.h"
 #include "util/log.h"
+#include "util/version.h"
 
 int main(int argc, char** argv) {
   using namespace sealfs::fuse;
@@ -19,7 +20,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (options.show_version) {
-    std::printf("sealfs %s\n", SEALFS_VERSION);
+    std::printf("sealfs %s\n", sealfs::kVersion);
     return 0;
   }
   sealfs::set_log_level(options.log_level);
