@@ -3,6 +3,7 @@
 
 #include "fuse/daemon.h"
 #include "fuse/fd_limit.h"
+#include "fuse/log_sink.h"
 #include "fuse/options.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -24,6 +25,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   sealfs::set_log_level(options.log_level);
+  if (auto st = start_daemon_log(options); !st.is_ok()) {
+    std::fprintf(stderr, "sealfs: %s\n", st.message().c_str());
+    return 1;
+  }
   raise_fd_limit();
   return run_daemon(options);
 }
