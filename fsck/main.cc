@@ -9,6 +9,7 @@
 #include "fsck/report.h"
 #include "media/media_fault.h"
 #include "media/region_pmem2.h"
+#include "util/version.h"
 
 namespace {
 
@@ -20,6 +21,7 @@ void usage(FILE* out) {
                "  -f      force (accepted for fsck(8) compatibility: the check is always full)\n"
                "  -v      verbose summary\n"
                "  --json  one JSON object on stdout instead of the summary\n"
+               "  -V, --version  print the version\n"
                "exit: 0 clean, 1 errors corrected, 4 errors left, 8 operational error, 16 usage\n");
 }
 
@@ -47,9 +49,10 @@ int main(int argc, char** argv) {
   bool check_only = false, repair = false, verbose = false, json = false;
   static const option long_options[] = {{"json", no_argument, nullptr, 'j'},
                                         {"help", no_argument, nullptr, 'h'},
+                                        {"version", no_argument, nullptr, 'V'},
                                         {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "nyfvpah", long_options, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "nyfvpahV", long_options, nullptr)) != -1) {
     switch (c) {
       case 'n': check_only = true; break;
       case 'y': case 'p': case 'a': repair = true; break;
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
       case 'v': verbose = true; break;
       case 'j': json = true; break;
       case 'h': usage(stdout); return fsck::kExitClean;
+      case 'V': std::printf("fsck.sealfs %s\n", kVersion); return fsck::kExitClean;
       default: usage(stderr); return fsck::kExitUsage;
     }
   }

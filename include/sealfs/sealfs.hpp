@@ -1,5 +1,8 @@
 // C++ RAII wrappers over libsealfs (sealfs.h). Errors are returned, never
 // thrown: every factory gives a value or a negative errno.
+//
+// Needs C++17 or later (std::byte); DirectMap::bytes() (a std::span) only
+// exists from C++20 on. tests/integration/examples builds a C++17 user.
 #pragma once
 
 #include <sealfs/sealfs.h>
@@ -7,9 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <span>
 #include <utility>
 #include <vector>
+#if __cplusplus >= 202002L
+#include <span>
+#endif
 
 namespace sealfs {
 
@@ -40,7 +45,9 @@ class DirectMap {
   explicit operator bool() const { return map_ != nullptr; }
   void* data() const { return sealfs_map_addr(map_); }
   size_t size() const { return sealfs_map_length(map_); }
+#if __cplusplus >= 202002L
   std::span<std::byte> bytes() const { return {static_cast<std::byte*>(data()), size()}; }
+#endif
   uint64_t generation() const { return sealfs_map_generation(map_); }
   uint64_t lease_id() const { return sealfs_map_lease_id(map_); }
   bool breaking() const { return map_ != nullptr && sealfs_map_state(map_) != 0; }

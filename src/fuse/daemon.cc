@@ -1,8 +1,6 @@
 #include "fuse/daemon.h"
 
 #include <fuse_lowlevel.h>
-#include <spdlog/sinks/syslog_sink.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +14,7 @@
 #include "fuse/detach.h"
 #include "fuse/direct_io_mmap.h"
 #include "fuse/leases.h"
+#include "fuse/log_sink.h"
 #include "fuse/operations.h"
 #include "fuse/startup_checks.h"
 #include "fuse/test_hooks.h"
@@ -27,15 +26,6 @@
 
 namespace sealfs::fuse {
 namespace {
-
-// Once detached, stderr is /dev/null: keep warnings in syslog.
-void log_to_syslog(const std::string& level) {
-  auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("sealfs", LOG_PID, LOG_DAEMON,
-                                                             false);
-  auto logger = std::make_shared<spdlog::logger>("sealfs", std::move(sink));
-  set_log(std::move(logger));
-  set_log_level(level);
-}
 
 int serve(fuse_session* se, const DaemonOptions& options) {
   if (options.single_threaded) return fuse_session_loop(se);
@@ -65,6 +55,7 @@ int run_daemon(const DaemonOptions& options) {
   Detacher detacher(options.foreground);
   auto fail = [&](const std::string& message) {
     std::fprintf(stderr, "sealfs: %s\n", message.c_str());
+    error_to_log_file(message);
     detacher.failed(1);
     return 1;
   };
@@ -81,6 +72,7 @@ int run_daemon(const DaemonOptions& options) {
   RegionOptions region_options;
   region_options.read_only = options.read_only;
   region_options.emulate_pmem = options.emulate_pmem;
+  region_options.warn_if_not_dax = true;
   // One owner per region (media/region_owner.h): `umount; mount` waits for
   // the old daemon instead of failing.
   region_options.claim = tool_claim_request(
@@ -154,8 +146,9 @@ int run_daemon(const DaemonOptions& options) {
   log().info("{} mounted on {}", options.target, options.mountpoint);
   if (!options.foreground) {
     detacher.succeeded();
-    log_to_syslog(options.log_level);
-    if (exposure) log().warn("{}", *exposure);  // said on stderr already; now in syslog too
+    log_after_detach(options);
+    // Said on stderr already (and in the log file, if any); now in syslog too.
+    if (exposure && options.log_file.empty()) log().warn("{}", *exposure);
   }
 
   int rc = serve(se, options);

@@ -134,6 +134,9 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
       return invalid("control_socket=" + std::string(value) + ": longer than a socket path may be");
     }
     o->control_socket = std::string(value);
+  } else if (key == "log_file" && eq != std::string::npos) {
+    if (value.empty()) return invalid("log_file= needs a path");
+    o->log_file = std::string(value);
   } else if (key == "max_threads" && eq != std::string::npos) {
     if (!parse_uint<unsigned>(value, 1, 1024, &o->max_threads)) {
       return invalid("max_threads=" + std::string(value) + ": expected a number from 1 to 1024");
@@ -197,6 +200,12 @@ Result<DaemonOptions> parse_command_line(int argc, const char* const* argv) {
     } else if (arg == "--log-level") {
       if (i + 1 >= argc) return invalid("--log-level needs a level");
       o.log_level = argv[++i];
+    } else if (starts_with(arg, "--log-file=")) {
+      o.log_file = std::string(arg.substr(11));
+      if (o.log_file.empty()) return invalid("--log-file= needs a path");
+    } else if (arg == "--log-file") {
+      if (i + 1 >= argc) return invalid("--log-file needs a path");
+      o.log_file = argv[++i];
     } else if (starts_with(arg, "--")) {
       return invalid("unknown option '" + std::string(arg) + "' (see sealfs -h)");
     } else if (arg == "-o") {
@@ -280,6 +289,8 @@ void print_usage(const char* program) {
       "  -f, --foreground        stay in the foreground\n"
       "  -d, --debug             log at debug level (same as --log-level=debug)\n"
       "  --log-level=LEVEL       trace|debug|info|warn|error|critical|off (default warn)\n"
+      "  --log-file=PATH         append the log to PATH as well, and only there once\n"
+      "                          detached (default: syslog once detached)\n"
       "  -s                      single-threaded request loop\n"
       "  -o OPT[,OPT...]         mount options (below)\n"
       "  -h, --help              this text\n"
@@ -294,6 +305,7 @@ void print_usage(const char* program) {
       "  revoke=fence|kill|quarantine  what happens to a holder that does not let go\n"
       "  dax_group=GROUP         members may hold direct mappings (besides root and owner)\n"
       "  strict_write_break      write(2) breaks direct-mapping leases, as the kernel did\n"
+      "  log_file=PATH           as --log-file=PATH, for fstab lines\n"
       "  control_socket=PATH     where the lease control socket is created (default: a\n"
       "                          private directory under $XDG_RUNTIME_DIR or /tmp)\n"
       "\n"

@@ -29,6 +29,9 @@ struct DaemonOptions {
   bool show_help = false;
   bool show_version = false;
   std::string log_level = "warn";
+  // --log-file=PATH or -o log_file=PATH (fstab): the log goes there too,
+  // and only there once detached (fuse/log_sink.h); "" = syslog.
+  std::string log_file;
 
   bool read_only = false;
   bool emulate_pmem = false;

@@ -332,9 +332,15 @@ void LeaseCore::tick() {
             revoke_to_quarantine_locked(lease);
             break;
           case wire::kPolicyQuarantine:
+            log().warn("lease: quarantining the blocks of holder pid {} (lease {}, inode {}) at "
+                       "its break deadline", info.holder.pid, info.lease_id, info.ino);
             revoke_to_quarantine_locked(lease);
             break;
           default:  // fence
+            // At warning level, as a kill is (lease_server.cc): the holder
+            // will fault on its next access, and the admin should know why.
+            log().warn("lease: fencing holder pid {} (lease {}, inode {}) at its break deadline",
+                       info.holder.pid, info.lease_id, info.ino);
             notifier_.send_revoke(info.conn, info.lease_id);
             info.state = LeaseState::kRevoking;
             info.deadline_ns = now + options_.revoke_grace_ns;

@@ -387,8 +387,9 @@ Result<std::unique_ptr<RegionPmem2>> RegionPmem2::open(const std::string& path,
                       : " (this file is on a disk-backed filesystem and is never msync'ed)");
     }
   } else if (region->granularity_ == Granularity::kPage) {
-    log().warn("{}: region is not DAX: direct mappings are emulated, persistence uses msync",
-               path);
+    log().log(options.warn_if_not_dax ? spdlog::level::warn : spdlog::level::info,
+              "{}: region is not DAX: direct mappings are emulated, persistence uses msync",
+              path);
   }
 
   region->description_ = std::string(region_kind_name(region->kind_)) + " " + path + " (" +

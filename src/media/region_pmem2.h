@@ -36,6 +36,11 @@ struct RegionOptions {
   // lasts as long as the region object. Without it nothing is claimed (unit
   // tests, and tools that run under a caller's claim).
   std::optional<ClaimRequest> claim;
+  // "region is not DAX" at warning level: the daemon's open, once per mount.
+  // Tools (mkfs, fsck) and tests open at info level, where it is not shown
+  // by default: a person formatting or checking a file hears it from the
+  // mount, not from every tool on every run.
+  bool warn_if_not_dax = false;
 };
 
 class RegionPmem2 final : public Region {

@@ -32,10 +32,7 @@
 #include "tools/uuid_text.h"
 #include "util/log.h"
 #include "util/units.h"
-
-#ifndef SEALFS_VERSION
-#define SEALFS_VERSION "unknown"
-#endif
+#include "util/version.h"
 
 namespace sealfs {
 namespace {
@@ -174,7 +171,7 @@ int parse_args(int argc, char** argv, Args& args) {
       }
       case 'h': usage(stdout); return kExitOk;
       case 'V':
-        std::printf("mkfs.sealfs %s (on-media format version %u)\n", SEALFS_VERSION,
+        std::printf("mkfs.sealfs %s (on-media format version %u)\n", kVersion,
                     format::kFormatVersion);
         return kExitOk;
       case ':':

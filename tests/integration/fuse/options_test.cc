@@ -89,6 +89,26 @@ TEST(FuseOptions, ArgumentErrors) {
   EXPECT_TRUE(parse({"-V"})->show_version);
 }
 
+// The log file: on the command line, or as -o log_file= for fstab lines
+// (mount.fuse3 hands only -o options down); never a kernel option.
+TEST(FuseOptions, LogFile) {
+  EXPECT_EQ(parse({"/img", "/mnt"})->log_file, "");
+  auto eq = parse({"--log-file=/var/log/sealfs.log", "/img", "/mnt"});
+  ASSERT_TRUE(eq.is_ok()) << eq.status().to_string();
+  EXPECT_EQ(eq->log_file, "/var/log/sealfs.log");
+  auto sep = parse({"--log-file", "rel.log", "/img", "/mnt"});
+  ASSERT_TRUE(sep.is_ok()) << sep.status().to_string();
+  EXPECT_EQ(sep->log_file, "rel.log");
+  EXPECT_EQ(sep->target, "/img");
+  auto fstab = parse({"/img", "/mnt", "-o", "rw,log_file=/var/log/pool.log,allow_other"});
+  ASSERT_TRUE(fstab.is_ok()) << fstab.status().to_string();
+  EXPECT_EQ(fstab->log_file, "/var/log/pool.log");
+  EXPECT_EQ(join_fuse_options(*fstab).find("log_file"), std::string::npos);
+  EXPECT_EQ(parse({"--log-file=", "/img", "/mnt"}).status().code(), Code::kInvalid);
+  EXPECT_EQ(parse({"/img", "/mnt", "--log-file"}).status().code(), Code::kInvalid);
+  EXPECT_EQ(parse({"/img", "/mnt", "-o", "log_file="}).status().code(), Code::kInvalid);
+}
+
 TEST(FuseOptions, UserFsnameWinsAndCommasAreEscaped) {
   auto own = parse({"/img", "/mnt", "-o", "fsname=pool0,subtype=sealfs"});
   ASSERT_TRUE(own.is_ok());

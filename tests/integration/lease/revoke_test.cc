@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
+#include <string>
 
 #include "lease_fixture.h"
 #include "sealfs/sealfs.h"
@@ -33,6 +35,18 @@ class RevokeTest : public LeaseFixture {
     EXPECT_EQ(file_size("f"), 0u);
     return r->seconds;
   }
+
+  // Whether the daemon log has a line at `level` that contains `text`.
+  bool logged_at(const std::string& level, const std::string& text) const {
+    std::istringstream lines(read_file(log_path()));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(" " + level + " ") != std::string::npos &&
+          line.find(text) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }
 };
 
 // Default policy: at the deadline the library replaces the range; the
@@ -57,6 +71,10 @@ TEST_F(RevokeTest, FenceMakesTheNextAccessRaiseSigbus) {
   ASSERT_TRUE(status);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 77) << *status;
   EXPECT_EQ(h.count("break "), 1) << h.transcript();
+  // A revocation is logged at warning level (the default level shows it),
+  // a fence as a kill is.
+  EXPECT_TRUE(logged_at("warning", "lease: fencing holder pid " + std::to_string(h.pid())))
+      << read_file(log_path());
 }
 
 // A fenced holder that cannot acknowledge (stopped): the breaker still
@@ -92,6 +110,8 @@ TEST_F(RevokeTest, KillPolicyKillsTheHolder) {
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
   EXPECT_EQ(h.count("break "), 1) << h.transcript();
   EXPECT_TRUE(wait_free_blocks(free_before + kFileBlocks, 5s)) << free_blocks();
+  EXPECT_TRUE(logged_at("warning", "lease: killing holder pid " + std::to_string(h.pid())))
+      << read_file(log_path());
 }
 
 // The policy can be chosen per grant: a kill lease on a fence mount.
@@ -139,6 +159,9 @@ TEST_F(RevokeTest, QuarantinedHolderScribblesNeverReachAnotherFile) {
   const uint64_t free_after = free_blocks();
   EXPECT_LT(free_after, free_before + kFileBlocks)
       << "the quarantined blocks were returned to free space";
+  EXPECT_TRUE(logged_at("warning", "lease: quarantining the blocks of holder pid " +
+                                       std::to_string(h.pid())))
+      << read_file(log_path());
 
   const uint64_t filled = fill_filesystem("g", 2);
   ASSERT_GT(filled, 0u);
