@@ -3,11 +3,13 @@
 // offsets), against the lease table the test's holders create, and against
 // the region read offline after unmount.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -30,18 +32,22 @@ const std::string& layout_bin() {
   return bin;
 }
 
-// Runs sealfs-layout; its stdout+stderr in *out, the exit status returned.
-int layout(const std::vector<std::string>& args, std::string* out) {
+// Runs sealfs-layout (as `user` when given); its stdout+stderr in *out, the
+// exit status returned.
+int layout(const std::vector<std::string>& args, std::string* out,
+           const std::optional<TestUser>& user = std::nullopt) {
   std::vector<std::string> argv{layout_bin()};
   argv.insert(argv.end(), args.begin(), args.end());
+  if (user) return run_command(argv, out, user->uid, user->gid);
   return run_command(argv, out);
 }
 
-Json layout_json(const std::vector<std::string>& args, int want_status = 0) {
+Json layout_json(const std::vector<std::string>& args, int want_status = 0,
+                 const std::optional<TestUser>& user = std::nullopt) {
   std::string out;
   std::vector<std::string> with_json = args;
   with_json.push_back("--json");
-  const int status = layout(with_json, &out);
+  const int status = layout(with_json, &out, user);
   EXPECT_EQ(status, want_status) << out;
   auto parsed = Json::parse(out);
   EXPECT_TRUE(parsed) << "not JSON: " << out;
@@ -237,6 +243,77 @@ TEST_F(LayoutTest, LeasesHeldBreakingAndGone) {
   EXPECT_EQ(r->rc, 0);
   Json gone = layout_json({"leases", mountpoint()});
   EXPECT_EQ(gone["leases"].size(), 0u);
+}
+
+// A revoked lease (revoke=quarantine, a stopped holder): the table shows it
+// revoked, the file's remaining extent is flagged quarantined, and the
+// blocks the truncate took from the file are quarantined space held by the
+// holder's pid, until it dies.
+TEST_F(LayoutTest, RevokedLeaseAndQuarantinedSpace) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(1, "revoke=quarantine", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("f"), 0, 4 * kMiB, 1, /*preallocate=*/true));
+  struct stat st {};
+  ASSERT_EQ(stat(path("f").c_str(), &st), 0);
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, 4 * kMiB).rc, 0) << h.transcript();
+  ASSERT_TRUE(h.stop());
+  // Blocks until the 1 s deadline revokes the stopped holder's lease.
+  ASSERT_EQ(truncate(path("f").c_str(), 2 * kMiB), 0) << std::strerror(errno);
+  Json leases = layout_json({"leases", mountpoint()});
+  ASSERT_EQ(leases["leases"].size(), 1u);
+  EXPECT_EQ(leases["leases"][0]["state"].text, "revoked");
+  EXPECT_EQ(leases["leases"][0]["pid"].u(), static_cast<uint64_t>(h.pid()));
+  Json ext = layout_json({"extents", path("f")});
+  ASSERT_GE(ext["files"][0]["extents"].size(), 1u);
+  for (const Json& e : ext["files"][0]["extents"].items) {
+    EXPECT_TRUE(e["quarantined"].boolean);
+    EXPECT_FALSE(e["leased"].boolean);
+  }
+  Json free_space = layout_json({"free", mountpoint()});
+  EXPECT_EQ(free_space["quarantined_bytes"].u(), 2 * kMiB);
+  ASSERT_EQ(free_space["holders"].size(), 1u);
+  EXPECT_EQ(free_space["holders"][0]["pid"].u(), static_cast<uint64_t>(h.pid()));
+  EXPECT_EQ(free_space["holders"][0]["bytes"].u(), 2 * kMiB);
+  EXPECT_EQ(free_space["holders"][0]["command"].text, "lease_it_holder");
+  ASSERT_EQ(free_space["holders"][0]["inos"].size(), 1u);
+  EXPECT_EQ(free_space["holders"][0]["inos"][0].u(), st.st_ino);
+
+  const uint64_t before = free_blocks();
+  h.signal(SIGKILL);
+  ASSERT_TRUE(h.wait_exit(5s));
+  ASSERT_TRUE(wait_free_blocks(before + 2 * kMiB / 4096, 5s)) << free_blocks();
+  Json after = layout_json({"free", mountpoint()});
+  EXPECT_EQ(after["quarantined_bytes"].u(), 0u);
+  EXPECT_EQ(layout_json({"leases", mountpoint()})["leases"].size(), 0u);
+}
+
+// Another user sees its own leases only (the others are counted as hidden)
+// and the extents of files it may read, not of files it may not.
+TEST_F(LayoutTest, OtherUsersSeeTheirsOnly) {
+  auto user = test_user();
+  ASSERT_TRUE(user.has_value());
+  ASSERT_EQ(chmod(dir().c_str(), 0755), 0);  // let the user reach the mountpoint
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "allow_other", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("open"), 0, 2 * kMiB, 1, /*preallocate=*/true));
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("secret"), 0, 4096, 2));
+  ASSERT_EQ(chmod(path("open").c_str(), 0644), 0);
+  ASSERT_EQ(chmod(path("secret").c_str(), 0600), 0);
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("open"), 0, 2 * kMiB).rc, 0) << h.transcript();
+
+  Json theirs = layout_json({"leases", mountpoint()}, 0, user);
+  EXPECT_EQ(theirs["leases"].size(), 0u);
+  EXPECT_EQ(theirs["hidden"].u(), 1u);
+  Json root = layout_json({"leases", mountpoint()});
+  EXPECT_EQ(root["leases"].size(), 1u);
+  EXPECT_EQ(root["hidden"].u(), 0u);
+
+  Json readable = layout_json({"extents", path("open")}, 0, user);
+  ASSERT_EQ(readable["files"].size(), 1u);
+  EXPECT_EQ(readable["files"][0]["summary"]["mapped_bytes"].u(), 2 * kMiB);
+  std::string out;
+  EXPECT_EQ(layout({"extents", path("secret")}, &out, user), 4) << out;
+  EXPECT_NE(out.find("ermission denied"), std::string::npos) << out;
 }
 
 // The superblock through the daemon names the live mount; offline it is
