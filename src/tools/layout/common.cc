@@ -177,6 +177,10 @@ Result<Image> open_image(const std::string& region_path) {
   ASSIGN_OR_RETURN(std::unique_ptr<RegionPmem2> region, open_region(region_path));
   MountOptions mo;
   mo.read_only = true;
+  // Every holder counts as alive: a read-only mount cannot release the
+  // quarantine of exited holders (that is a journal transaction), and the
+  // tool shows what is on media; free marks the holders that are gone.
+  mo.holder_alive = [](uint32_t, uint64_t) { return true; };
   Image image;
   auto fs = Filesystem::mount(std::move(region), mo);
   if (!fs.is_ok()) {

@@ -353,6 +353,11 @@ int run_map(const Options& options) {
     return kExitFailed;
   }
   const bool png = write_png(options.output);
+  if (!options.json) {
+    std::printf("wrote %s: %s region, %zu files%s\n", options.output.c_str(),
+                human(picture->region_size).c_str(), picture->files.size(),
+                png ? " (and a PNG beside it)" : "");
+  }
   if (options.json) {
     JsonWriter j;
     j.begin_object().key("target").value(path).key("svg").value(options.output);

@@ -287,6 +287,27 @@ TEST_F(LayoutTest, RevokedLeaseAndQuarantinedSpace) {
   EXPECT_EQ(layout_json({"leases", mountpoint()})["leases"].size(), 0u);
 }
 
+// Offline, the quarantine of a holder that has exited since the unmount is
+// shown as it is on media (a read-only mount cannot release it), naming the
+// holder, instead of failing to read the region.
+TEST_F(LayoutTest, QuarantineOfAnExitedHolderShowsOffline) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(1, "revoke=quarantine", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("f"), 0, 4 * kMiB, 1, /*preallocate=*/true));
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, 4 * kMiB).rc, 0) << h.transcript();
+  ASSERT_TRUE(h.stop());
+  ASSERT_EQ(truncate(path("f").c_str(), 2 * kMiB), 0) << std::strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  const pid_t pid = h.pid();
+  h.signal(SIGKILL);
+  ASSERT_TRUE(h.wait_exit(5s));
+  Json cold = layout_json({"free", region_path()});
+  EXPECT_EQ(cold["quarantined_bytes"].u(), 2 * kMiB);
+  ASSERT_EQ(cold["holders"].size(), 1u);
+  EXPECT_EQ(cold["holders"][0]["pid"].u(), static_cast<uint64_t>(pid));
+  EXPECT_EQ(cold["holders"][0]["command"].text, "");  // gone
+}
+
 // Another user sees its own leases only (the others are counted as hidden)
 // and the extents of files it may read, not of files it may not.
 TEST_F(LayoutTest, OtherUsersSeeTheirsOnly) {
