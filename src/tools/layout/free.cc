@@ -2,9 +2,11 @@
 // runs a huge-page mapping can take, and quarantined space with its holders.
 // For a mount the daemon's allocator answers (its free-space index, in pages
 // that each are a snapshot); for a region, the image mounted read-only.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,7 +49,19 @@ struct HolderSpace {
   std::vector<uint64_t> inos;
 };
 
-std::string command_of(uint32_t pid) {
+// The holder's command while that very process runs: a pid reused by
+// another process (another start time, field 22 of /proc/PID/stat) is not it.
+std::string command_of(uint32_t pid, uint64_t start_time) {
+  std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(stat_file, stat)) return "";
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return "";
+  std::istringstream fields(stat.substr(close + 2));  // field 3 onwards
+  std::string field;
+  for (int i = 3; i <= 22 && (fields >> field); ++i) {
+  }
+  if (field != std::to_string(start_time)) return "";
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
   if (!std::getline(comm, name)) return "";
@@ -105,7 +119,7 @@ int run_free(const Options& options) {
     j.key("holders").begin_array();
     for (const auto& [key, h] : holders) {
       j.begin_object().key("pid").value(h.pid).key("start_time").value(h.start_time);
-      j.key("command").value(command_of(h.pid));
+      j.key("command").value(command_of(h.pid, h.start_time));
       j.key("extents").value(h.extents).key("bytes").value(h.bytes);
       j.key("inos").begin_array();
       for (uint64_t ino : h.inos) j.value(ino);
@@ -134,7 +148,7 @@ int run_free(const Options& options) {
   std::printf("  quarantined %s", human(quarantined).c_str());
   if (holders.empty()) std::printf("\n");
   for (const auto& [key, h] : holders) {
-    const std::string cmd = command_of(h.pid);
+    const std::string cmd = command_of(h.pid, h.start_time);
     std::string files;
     for (uint64_t ino : h.inos) files += (files.empty() ? "inode " : ", ") + std::to_string(ino);
     std::printf("\n    %s held by pid %u%s (%llu extent%s; from %s)", human(h.bytes).c_str(),
