@@ -4,8 +4,11 @@
 // the region read offline after unmount.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -16,6 +19,8 @@
 
 #include "../lease/pattern.h"
 #include "json_value.h"
+#include "lease/fd_passing.h"
+#include "lease/wire.h"
 #include "lease_fixture.h"
 #include "sealfs/sealfs.h"
 
@@ -424,6 +429,94 @@ TEST_F(LayoutTest, MapIsSvgNamingTheFiles) {
   ASSERT_EQ(run_command({"python3", "-c", check, cold_svg, "/database", "/logs/app.log"}, &out),
             0)
       << out;
+}
+
+// The inspection messages from a hostile or careless peer: a write-only
+// descriptor is refused (EACCES), a descriptor of another filesystem too
+// (EXDEV), a non-zero reserved word is EINVAL, and EXTENTS without a
+// descriptor is a protocol error that closes the connection; the daemon
+// keeps serving.
+class InspectWireTest : public LayoutTest {
+ protected:
+  int connect_control() {
+    char path[108] = {};
+    const ssize_t n = getxattr(mountpoint().c_str(), "user.sealfs.control", path, sizeof(path) - 1);
+    EXPECT_GT(n, 0) << std::strerror(errno);
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path, sizeof(path));
+    EXPECT_EQ(connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    struct timeval tv {5, 0};
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return sock;
+  }
+  // Sends one inspection request; returns the answer's type and InspectReply.
+  std::pair<uint16_t, wire::InspectReply> ask(int sock, wire::Type type, int fd,
+                                              uint64_t reserved = 0) {
+    wire::InspectRequest req{0, reserved};
+    uint8_t out[sizeof(wire::Header) + sizeof(req)];
+    const wire::Header h = wire::make_header(type, sizeof(out), 7);
+    std::memcpy(out, &h, sizeof(h));
+    std::memcpy(out + sizeof(h), &req, sizeof(req));
+    EXPECT_EQ(wire::send_with_fd(sock, out, sizeof(out), fd, MSG_NOSIGNAL),
+              static_cast<ssize_t>(sizeof(out)));
+    wire::Header in{};
+    if (recv(sock, &in, sizeof(in), MSG_WAITALL) != static_cast<ssize_t>(sizeof(in))) {
+      return {0, {}};
+    }
+    std::vector<uint8_t> body(in.length - sizeof(in));
+    EXPECT_EQ(recv(sock, body.data(), body.size(), MSG_WAITALL),
+              static_cast<ssize_t>(body.size()));
+    wire::InspectReply reply{};
+    if (in.type == static_cast<uint16_t>(wire::Type::kInspectReply)) {
+      reply = wire::load<wire::InspectReply>(body.data());
+    }
+    return {in.type, reply};
+  }
+};
+
+TEST_F(InspectWireTest, RefusalsAndProtocolErrors) {
+  ASSERT_NO_FATAL_FAILURE(mount_aligned());
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("f"), 0, 8192, 1));
+  int sock = connect_control();
+  const auto reply_type = static_cast<uint16_t>(wire::Type::kInspectReply);
+
+  int wronly = open(path("f").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(wronly, 0);
+  auto [t1, r1] = ask(sock, wire::Type::kExtents, wronly);
+  close(wronly);
+  EXPECT_EQ(t1, reply_type);
+  EXPECT_EQ(r1.error, EACCES);
+  EXPECT_EQ(r1.count, 0u);
+
+  int elsewhere = open(region_path().c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(elsewhere, 0);
+  auto [t2, r2] = ask(sock, wire::Type::kExtents, elsewhere);
+  close(elsewhere);
+  EXPECT_EQ(t2, reply_type);
+  EXPECT_EQ(r2.error, EXDEV);
+
+  auto [t3, r3] = ask(sock, wire::Type::kLeaseTable, -1, /*reserved=*/1);
+  EXPECT_EQ(t3, reply_type);
+  EXPECT_EQ(r3.error, EINVAL);
+
+  int rdonly = open(path("f").c_str(), O_RDONLY | O_CLOEXEC);
+  auto [t4, r4] = ask(sock, wire::Type::kExtents, rdonly);
+  close(rdonly);
+  EXPECT_EQ(t4, reply_type);
+  EXPECT_EQ(r4.error, 0);
+  EXPECT_EQ(r4.count, 1u);
+  EXPECT_EQ(r4.size, 8192u);
+
+  auto [t5, r5] = ask(sock, wire::Type::kExtents, -1);
+  EXPECT_EQ(t5, static_cast<uint16_t>(wire::Type::kError));
+  char byte;
+  EXPECT_EQ(recv(sock, &byte, 1, 0), 0) << "the connection should be closed";
+  close(sock);
+  // The daemon still answers.
+  Json still = layout_json({"extents", path("f")});
+  EXPECT_EQ(still["files"].size(), 1u);
 }
 
 TEST(LayoutCli, UsageAndVersion) {
