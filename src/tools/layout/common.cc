@@ -143,6 +143,13 @@ Result<DaemonConnection::Answer> DaemonConnection::ask(wire::Type type, int fd) 
   return all;
 }
 
+std::string not_sealfs_or(const Status& status) {
+  if (status.code() == Code::kCorruption && status.message().ends_with("bad magic")) {
+    return "not a sealfs filesystem (bad magic)";
+  }
+  return "cannot read the filesystem: " + status.to_string();
+}
+
 Result<Target> resolve_target(const std::string& path) {
   Target target;
   target.path = path;
@@ -184,8 +191,7 @@ Result<Image> open_image(const std::string& region_path) {
   Image image;
   auto fs = Filesystem::mount(std::move(region), mo);
   if (!fs.is_ok()) {
-    return Status(fs.status().code(), "cannot read the filesystem on " + region_path + ": " +
-                                          fs.status().to_string());
+    return Status(fs.status().code(), region_path + ": " + not_sealfs_or(fs.status()));
   }
   image.fs = std::move(*fs);
   return image;

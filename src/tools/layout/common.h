@@ -30,6 +30,9 @@ struct Options {
 
 // "0", "4K", "1.5G", "16T": binary units, one decimal unless exact.
 std::string human(uint64_t bytes);
+// "not a sealfs filesystem (bad magic)" for a region without a superblock,
+// else "cannot read the filesystem: STATUS".
+std::string not_sealfs_or(const Status& status);
 // Prints "sealfs-layout: TEXT" on stderr.
 void complain(const std::string& text);
 

@@ -171,7 +171,7 @@ int run_super(const Options& options) {
     copies = copies_from_region(*region);
   }
   if (!copies.is_ok()) {
-    complain(path + ": " + copies.status().to_string());
+    complain(path + ": " + not_sealfs_or(copies.status()));
     return kExitFailed;
   }
   auto primary = decode_superblock(copies->primary, copies->region_size);

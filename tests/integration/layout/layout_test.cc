@@ -528,6 +528,17 @@ TEST(LayoutCli, UsageAndVersion) {
   EXPECT_EQ(layout({"nonsense"}, &out), 2) << out;
   EXPECT_EQ(layout({"extents"}, &out), 2) << out;
   EXPECT_EQ(layout({"extents", "/nonexistent/file"}, &out), 4) << out;
+  // A region without a sealfs superblock is named as such.
+  char zeros[] = "/tmp/sealfs-layout-zeros.XXXXXX";
+  int fd = mkstemp(zeros);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 1 << 20), 0);
+  close(fd);
+  EXPECT_EQ(layout({"super", zeros}, &out), 4) << out;
+  EXPECT_NE(out.find("not a sealfs filesystem (bad magic)"), std::string::npos) << out;
+  EXPECT_EQ(layout({"free", zeros}, &out), 4) << out;
+  EXPECT_NE(out.find("not a sealfs filesystem (bad magic)"), std::string::npos) << out;
+  unlink(zeros);
 }
 
 }  // namespace
