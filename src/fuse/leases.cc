@@ -166,6 +166,9 @@ class DaemonLeases::Source final : public lease::LayoutSource {
     return answer;
   }
   lease::RegionInfo region() const override { return inner_.region(); }
+  Result<FileInspection> inspect_file(uint64_t ino) override { return inner_.inspect_file(ino); }
+  Result<wire::SuperRecord> inspect_super() override { return inner_.inspect_super(); }
+  Result<SpaceInspection> inspect_space() override { return inner_.inspect_space(); }
 
  private:
   DaemonLeases& owner_;

@@ -67,6 +67,29 @@ class LayoutSource {
   virtual Result<LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
                                                 uint64_t length, uint32_t flags) = 0;
   virtual RegionInfo region() const = 0;
+
+  // --- Inspection (sealfs-layout; wire::kExtents, kSuper, kFreeSpace) ---
+  // Read-only snapshots; the defaults say the source has none.
+  struct FileInspection {
+    uint64_t size = 0;
+    uint32_t mode = 0;
+    std::vector<wire::ExtentRecord> extents;  // flags: kExtentUnwritten only
+  };
+  struct SpaceInspection {
+    uint64_t block_size = 4096;
+    uint64_t data_start = 0, data_length = 0;  // bytes
+    std::vector<wire::SpaceRecord> pieces;     // free extents by offset, then quarantine
+  };
+  virtual Result<FileInspection> inspect_file(uint64_t ino) {
+    (void)ino;
+    return Status(Code::kNotSupported, "no inspection");
+  }
+  virtual Result<wire::SuperRecord> inspect_super() {
+    return Status(Code::kNotSupported, "no inspection");
+  }
+  virtual Result<SpaceInspection> inspect_space() {
+    return Status(Code::kNotSupported, "no inspection");
+  }
 };
 
 // Where blocks that a holder may reach are accounted, persistently. The meta

@@ -283,6 +283,7 @@ void LeaseCore::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length
         switch (info.state) {
           case LeaseState::kActive:
             info.state = LeaseState::kBreaking;
+            info.break_reason = reason;
             info.deadline_ns = now + info.break_time_ns;
             notifier_.send_break(info.conn, info.lease_id, reason, info.deadline_ns);
             any_blocking = true;

@@ -93,6 +93,7 @@ struct LeaseInfo {
   LeaseState state = LeaseState::kActive;
   uint64_t break_time_ns = 0;  // sampled at grant; the break's deadline is start + this
   uint64_t deadline_ns = 0;    // while breaking or revoking
+  uint32_t break_reason = 0;   // SEALFS_BREAK_* of the break that reached it
   uint64_t generation = 0;
 };
 

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "lease/fd_passing.h"
 #include "lease/peer.h"
@@ -566,9 +567,138 @@ struct LeaseServer::Impl final : Notifier {
         queue(id, encode(wire::Type::kReply, h.request_id, reply));
         return conns.count(id) != 0;
       }
+      case wire::Type::kExtents:
+      case wire::Type::kLeaseTable:
+      case wire::Type::kSuper:
+      case wire::Type::kFreeSpace: {
+        const auto req = wire::load<wire::InspectRequest>(body);
+        int fd = -1;
+        if (static_cast<wire::Type>(h.type) == wire::Type::kExtents) {
+          if (conn.fds_in.empty()) {
+            protocol_error(id, h.request_id, "EXTENTS without a descriptor");
+            return false;
+          }
+          fd = conn.fds_in.front();
+          conn.fds_in.pop_front();
+        }
+        handle_inspect(id, h, req, fd);
+        return conns.count(id) != 0;
+      }
       default:
         protocol_error(id, h.request_id, "unexpected message type");
         return false;
+    }
+  }
+
+  // --- inspection (sealfs-layout) ---
+  // Any peer may ask: a file's extents need a readable descriptor of it
+  // (who may read a file may know where it lies; whoever may map it learns
+  // that anyway); the lease table shows other users' leases only to trusted
+  // peers (daemon uid, root, dax_group) and counts the rest as hidden.
+  void handle_inspect(uint64_t id, const wire::Header& h, const wire::InspectRequest& req,
+                      int fd) {
+    const auto type = static_cast<wire::Type>(h.type);
+    wire::InspectReply reply{};
+    reply.now_ns = own_clock.now_ns();
+    const RegionInfo region = source->region();
+    reply.block_size = 4096;
+    reply.alignment = region.alignment;
+    auto answer = [&](int err, const std::vector<uint8_t>& records, uint32_t count,
+                      uint64_t next) {
+      reply.error = err;
+      reply.count = err == 0 ? count : 0;
+      reply.next_cursor = err == 0 ? next : 0;
+      std::vector<uint8_t> bytes = encode(wire::Type::kInspectReply, h.request_id, reply);
+      if (err == 0) bytes.insert(bytes.end(), records.begin(), records.end());
+      wire::Header fixed = wire::make_header(wire::Type::kInspectReply,
+                                             static_cast<uint32_t>(bytes.size()), h.request_id);
+      std::memcpy(bytes.data(), &fixed, sizeof(fixed));
+      queue(id, std::move(bytes));
+    };
+    if (req.reserved != 0) {
+      if (fd >= 0) close(fd);
+      return answer(EINVAL, {}, 0, 0);
+    }
+    // One page of `all`, starting at the cursor.
+    auto page = [&](const auto& all) {
+      using Record = std::decay_t<decltype(all[0])>;
+      const uint64_t first = std::min<uint64_t>(req.cursor, all.size());
+      const uint64_t n = std::min<uint64_t>(all.size() - first, wire::kMaxRecords);
+      std::vector<uint8_t> bytes(n * sizeof(Record));
+      if (n) std::memcpy(bytes.data(), &all[first], bytes.size());
+      answer(0, bytes, static_cast<uint32_t>(n), first + n < all.size() ? first + n : 0);
+    };
+    switch (type) {
+      case wire::Type::kExtents: {
+        auto info = fd_info(fd);
+        close(fd);
+        if (!info.is_ok()) return answer(EBADF, {}, 0, 0);
+        if (info->mnt_id != options.mnt_id &&
+            !(options.also_accept && options.also_accept(info->mnt_id))) {
+          return answer(EXDEV, {}, 0, 0);
+        }
+        const uint32_t mode = info->flags & O_ACCMODE;
+        if ((info->flags & O_PATH) || mode == O_WRONLY) return answer(EACCES, {}, 0, 0);
+        auto file = source->inspect_file(info->ino);
+        if (!file.is_ok()) return answer(file.status().to_errno(), {}, 0, 0);
+        mark_leased(info->ino, file->extents);
+        reply.ino = info->ino;
+        reply.size = file->size;
+        reply.mode = file->mode;
+        return page(file->extents);
+      }
+      case wire::Type::kLeaseTable: {
+        const Conn& conn = conns.at(id);
+        std::vector<wire::LeaseRecord> records;
+        uint32_t hidden = 0;
+        for (const LeaseInfo& l : core->leases()) {
+          auto owner = conns.find(l.conn);
+          const uint32_t uid = owner != conns.end() ? owner->second.peer.uid : UINT32_MAX;
+          if (!conn.trusted && uid != conn.peer.uid) {
+            ++hidden;
+            continue;
+          }
+          const bool breaking =
+              l.state == LeaseState::kBreaking || l.state == LeaseState::kRevoking;
+          records.push_back({l.lease_id, l.ino, l.offset, l.length, l.generation,
+                             breaking ? l.deadline_ns : 0, l.holder.start_time, l.holder.pid,
+                             uid, l.prot, l.layout_only ? 1u : 0u,
+                             static_cast<uint32_t>(l.state), breaking ? l.break_reason : 0,
+                             l.policy, 0});
+        }
+        reply.hidden = hidden;
+        return page(records);
+      }
+      case wire::Type::kSuper: {
+        auto record = source->inspect_super();
+        if (!record.is_ok()) return answer(record.status().to_errno(), {}, 0, 0);
+        std::vector<wire::SuperRecord> one{*record};
+        return page(one);
+      }
+      case wire::Type::kFreeSpace: {
+        auto space = source->inspect_space();
+        if (!space.is_ok()) return answer(space.status().to_errno(), {}, 0, 0);
+        reply.block_size = space->block_size;
+        reply.a = space->data_start;
+        reply.b = space->data_length;
+        return page(space->pieces);
+      }
+      default: break;
+    }
+  }
+
+  // Flags the extents of `ino` that a lease covers: leased while the lease
+  // holds the layout, quarantined once it was revoked (its holder may still
+  // reach the blocks). A lease flags every extent its file range overlaps.
+  void mark_leased(uint64_t ino, std::vector<wire::ExtentRecord>& extents) const {
+    for (const LeaseInfo& l : core->leases()) {
+      if (l.ino != ino) continue;
+      const bool revoked = l.state == LeaseState::kRevoked;
+      for (wire::ExtentRecord& e : extents) {
+        if (e.file_offset < l.offset + l.length && l.offset < e.file_offset + e.length) {
+          e.flags |= revoked ? wire::kExtentQuarantined : wire::kExtentLeased;
+        }
+      }
     }
   }
 

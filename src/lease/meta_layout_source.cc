@@ -1,5 +1,8 @@
 #include "lease/meta_layout_source.h"
 
+#include <cstring>
+
+#include "media/superblock.h"
 #include "util/log.h"
 
 namespace sealfs::lease {
@@ -103,6 +106,61 @@ RegionInfo MetaLayoutSource::region() const {
   info.granularity = granularity_of(fs_.region().granularity());
   info.flags = region_flags_;
   return info;
+}
+
+Result<LayoutSource::FileInspection> MetaLayoutSource::inspect_file(uint64_t ino) {
+  ASSIGN_OR_RETURN(FileLayoutReport report, fs_.file_layout(ino));
+  FileInspection out;
+  out.size = report.size;
+  out.mode = report.mode;
+  out.extents.reserve(report.extents.size());
+  for (const FileExtentReport& e : report.extents) {
+    out.extents.push_back({e.file_offset, e.region_offset, e.length,
+                           e.unwritten ? wire::kExtentUnwritten : 0u, 0});
+  }
+  return out;
+}
+
+// Both copies as they are on media; the tool decodes them with the same
+// verifier as mount and fsck. A copy taken while a commit rewrites the
+// primary may be torn: its crc then fails and a second copy gives the
+// settled bytes. A primary that stays bad is sent as it is (the tool says so).
+Result<wire::SuperRecord> MetaLayoutSource::inspect_super() {
+  const Region& region = fs_.region();
+  ASSIGN_OR_RETURN(Superblock sb, read_superblock(region));
+  const uint64_t backup = block_offset(sb.geometry.backup_block());
+  wire::SuperRecord record{};
+  if (backup + sizeof(record.backup) > region.size()) {
+    return Status(Code::kCorruption, "backup superblock beyond the region");
+  }
+  record.region_size = region.size();
+  record.backup_offset = backup;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::memcpy(record.primary, region.data() + block_offset(format::kSuperblockBlock),
+                sizeof(record.primary));
+    format::DiskSuperblock disk;
+    std::memcpy(&disk, record.primary, sizeof(disk));
+    if (decode_superblock(disk, region.size()).is_ok()) break;
+  }
+  std::memcpy(record.backup, region.data() + backup, sizeof(record.backup));
+  return record;
+}
+
+Result<LayoutSource::SpaceInspection> MetaLayoutSource::inspect_space() {
+  ASSIGN_OR_RETURN(Superblock sb, read_superblock(fs_.region()));
+  SpaceInspection out;
+  out.block_size = format::kBlockSize;
+  out.data_start = block_offset(sb.geometry.data_start);
+  out.data_length = block_offset(sb.geometry.data_blocks);
+  for (const BlockExtent& e : fs_.free_extents()) {
+    out.pieces.push_back({block_offset(e.start), block_offset(e.count), 0, 0, 0,
+                          wire::kSpaceFree});
+  }
+  for (const QuarantineEntry& q : fs_.quarantine_entries()) {
+    out.pieces.push_back({block_offset(q.extent.start), block_offset(q.extent.count), q.ino,
+                          q.holder.start_time, q.holder.pid, wire::kSpaceQuarantined});
+  }
+  return out;
 }
 
 Status MetaQuarantineSink::pin(const HolderId& holder, uint64_t lease_id, uint64_t ino,

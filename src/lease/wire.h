@@ -23,6 +23,8 @@ inline constexpr uint16_t kVersion = 1;
 // Bounds a malicious peer cannot push past.
 inline constexpr uint32_t kMaxExtents = 4096;
 inline constexpr uint32_t kMaxMessage = 64 * 1024 + 4096 * 24;
+// An inspection page: the reply and kMaxRecords of the largest record.
+inline constexpr uint32_t kMaxInspectMessage = 24 + 80 + 2048 * 88;
 
 enum class Type : uint16_t {
   // client -> daemon
@@ -30,12 +32,18 @@ enum class Type : uint16_t {
   kRelease = 2,      // LeaseRef                           -> Reply
   kRevokeAck = 3,    // LeaseRef, after fencing            (no reply)
   kRegister = 4,     // LeaseRef                           -> Reply (ENXIO while breaking)
+  // Inspection (sealfs-layout, docs/layout.md); any peer may ask.
+  kExtents = 5,      // InspectRequest + SCM_RIGHTS(file)  -> InspectReply + ExtentRecords
+  kLeaseTable = 6,   // InspectRequest                     -> InspectReply + LeaseRecords
+  kSuper = 7,        // InspectRequest                     -> InspectReply + SuperRecord
+  kFreeSpace = 8,    // InspectRequest                     -> InspectReply + SpaceRecords
   // daemon -> client
   kReply = 16,       // Reply
   kMapReply = 17,    // MapReply + extents (+ SCM_RIGHTS(region) for mappings)
   kBreak = 18,       // BreakNotice, request_id 0
   kRevoke = 19,      // LeaseRef, request_id 0
   kError = 20,       // Reply; the daemon closes the connection after it
+  kInspectReply = 21,  // InspectReply + records of the request's kind
 };
 
 struct Header {
@@ -129,6 +137,107 @@ struct BreakNotice {
 };
 static_assert(sizeof(BreakNotice) == 24);
 
+// --- Inspection --------------------------------------------------------
+// Answers come in pages of at most kMaxRecords records: a request names the
+// first record it wants (`cursor`), the reply says where the next page
+// starts (`next_cursor`, 0 when there is no more). Each page is a snapshot
+// of its own; pages of a changing table need not agree with each other.
+inline constexpr uint32_t kMaxRecords = 2048;
+
+struct InspectRequest {
+  uint64_t cursor;    // 0 for the first page
+  uint64_t reserved;  // must be zero
+};
+static_assert(sizeof(InspectRequest) == 16);
+
+struct InspectReply {
+  int32_t error;         // 0 or a positive errno; then no records follow
+  uint32_t count;        // records that follow
+  uint64_t next_cursor;  // 0: this was the last page
+  uint64_t now_ns;       // CLOCK_MONOTONIC, for break deadlines
+  uint64_t block_size;
+  uint64_t alignment;    // device alignment, bytes
+  // kExtents: the file's inode, mode and size; kLeaseTable: leases of other
+  // users not shown to this peer (a, b unused); kFreeSpace: data area start
+  // and length in bytes (a, b).
+  uint64_t ino;
+  uint64_t size;
+  uint32_t mode;
+  uint32_t hidden;
+  uint64_t a, b;
+};
+static_assert(sizeof(InspectReply) == 80);
+
+// ExtentRecord.flags
+inline constexpr uint32_t kExtentUnwritten = 1u << 0;
+inline constexpr uint32_t kExtentLeased = 1u << 1;       // in a lease that is not revoked
+inline constexpr uint32_t kExtentQuarantined = 1u << 2;  // a revoked holder may still reach it
+
+struct ExtentRecord {
+  uint64_t file_offset;
+  uint64_t region_offset;
+  uint64_t length;
+  uint32_t flags;
+  uint32_t reserved;
+};
+static_assert(sizeof(ExtentRecord) == 32);
+
+// LeaseRecord.state: lease_core.h's LeaseState in this order.
+inline constexpr uint32_t kLeaseActive = 0, kLeaseBreaking = 1, kLeaseRevoking = 2,
+                          kLeaseRevoked = 3, kLeaseOrphaned = 4;
+struct LeaseRecord {
+  uint64_t lease_id;
+  uint64_t ino;
+  uint64_t offset;
+  uint64_t length;
+  uint64_t generation;
+  uint64_t deadline_ns;  // CLOCK_MONOTONIC; 0 unless breaking or revoking
+  uint64_t holder_start_time;
+  uint32_t holder_pid;
+  uint32_t holder_uid;
+  uint32_t prot;         // kProt*
+  uint32_t layout_only;  // 1: a layout lease (extents, no mapping)
+  uint32_t state;        // kLease*
+  uint32_t reason;       // SEALFS_BREAK_* while breaking, else 0
+  uint32_t policy;       // kPolicy*
+  uint32_t reserved;
+};
+static_assert(sizeof(LeaseRecord) == 88);
+
+// The two superblock copies as they are on media, for the tool to decode
+// with the same verifier as every other reader.
+struct SuperRecord {
+  uint64_t region_size;    // bytes the daemon maps
+  uint64_t backup_offset;  // region offset of the backup copy
+  uint8_t primary[512];
+  uint8_t backup[512];
+};
+static_assert(sizeof(SuperRecord) == 1040);
+
+// SpaceRecord.kind
+inline constexpr uint32_t kSpaceFree = 0;
+inline constexpr uint32_t kSpaceQuarantined = 1;
+struct SpaceRecord {
+  uint64_t region_offset;
+  uint64_t length;
+  uint64_t ino;               // quarantined: the file the blocks left
+  uint64_t holder_start_time;
+  uint32_t holder_pid;        // quarantined: who may still reach them
+  uint32_t kind;
+};
+static_assert(sizeof(SpaceRecord) == 40);
+
+// Bytes of each record that follows an InspectReply answering `request`.
+inline size_t record_size(Type request) {
+  switch (request) {
+    case Type::kExtents: return sizeof(ExtentRecord);
+    case Type::kLeaseTable: return sizeof(LeaseRecord);
+    case Type::kSuper: return sizeof(SuperRecord);
+    case Type::kFreeSpace: return sizeof(SpaceRecord);
+    default: return 0;
+  }
+}
+
 // Why a range cannot be leased (Reply.detail / MapReply.detail).
 enum class Refusal : uint32_t {
   kNone = 0,
@@ -183,6 +292,11 @@ inline size_t body_size(Type t) {
     case Type::kError: return sizeof(Reply);
     case Type::kMapReply: return sizeof(MapReply);  // plus extents
     case Type::kBreak: return sizeof(BreakNotice);
+    case Type::kExtents:
+    case Type::kLeaseTable:
+    case Type::kSuper:
+    case Type::kFreeSpace: return sizeof(InspectRequest);
+    case Type::kInspectReply: return sizeof(InspectReply);  // plus records
   }
   return 0;
 }
@@ -209,6 +323,10 @@ inline bool header_valid(const Header& h, bool from_client) {
   if (t == Type::kMapReply) {
     if (h.length < sizeof(Header) + body || h.length > kMaxMessage) return false;
     return (h.length - sizeof(Header) - body) % sizeof(WireExtent) == 0;
+  }
+  if (t == Type::kInspectReply) {
+    // The record size depends on the request; the reader checks the rest.
+    return h.length >= sizeof(Header) + body && h.length <= kMaxInspectMessage;
   }
   return h.length == sizeof(Header) + body;
 }

@@ -99,6 +99,7 @@ const char* owner_role_name(OwnerRole role) {
     case OwnerRole::kMkfs: return "mkfs.sealfs";
     case OwnerRole::kFsckRepair: return "fsck.sealfs repairing";
     case OwnerRole::kFsckCheck: return "fsck.sealfs checking";
+    case OwnerRole::kLayoutRead: return "sealfs-layout reading";
     case OwnerRole::kCount: break;
   }
   return "another program's lock, not a sealfs tool";

@@ -46,7 +46,8 @@ enum class OwnerRole : uint32_t {
   kMkfs = 3,
   kFsckRepair = 4,      // fsck -y
   kFsckCheck = 5,       // fsck -n
-  kCount = 6,           // also: a lock that is not a sealfs tool's (RegionHolder)
+  kLayoutRead = 6,      // sealfs-layout on a region (reads only)
+  kCount = 7,           // also: a lock that is not a sealfs tool's (RegionHolder)
 };
 const char* owner_role_name(OwnerRole role);
 

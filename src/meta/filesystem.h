@@ -154,6 +154,20 @@ struct LayoutPiece {
   bool operator==(const LayoutPiece&) const = default;
 };
 
+// One extent of a file as sealfs-layout shows it (bytes, not blocks).
+struct FileExtentReport {
+  uint64_t file_offset = 0;
+  uint64_t region_offset = 0;
+  uint64_t length = 0;
+  bool unwritten = false;
+};
+struct FileLayoutReport {
+  Ino ino = 0;
+  uint32_t mode = 0;
+  uint64_t size = 0;
+  std::vector<FileExtentReport> extents;  // file order; gaps are holes
+};
+
 enum LayoutFlags : uint32_t {
   kLayoutAllocate = 1u << 0,  // allocate holes, convert unwritten extents (zeroed) first
   kLayoutRelocate = 1u << 1,  // move the range into extents aligned to layout_alignment()
@@ -293,6 +307,17 @@ class Filesystem {
   // them and calls release_holder when each exits.
   virtual std::vector<Holder> restored_holders() = 0;
   virtual std::vector<QuarantineEntry> quarantine_entries() = 0;
+
+  // --- Inspection (sealfs-layout; docs/layout.md) ------------------------
+  // A snapshot of a file's block map, holes and unwritten extents included,
+  // taken under the inode's lock shared. kNotFound / kStale for a bad inode.
+  virtual Result<FileLayoutReport> file_layout(Ino ino) = 0;
+  // The free extents of the data area (quarantined blocks are not free),
+  // sorted by start, and the device alignment in blocks.
+  virtual std::vector<BlockExtent> free_extents() = 0;
+  virtual uint64_t alignment_blocks() const = 0;
+  // Inodes in use, in number order (a read-only walk for pictures).
+  virtual std::vector<Ino> used_inodes() = 0;
 
   virtual StatFs statfs() = 0;
   virtual const Region& region() const = 0;

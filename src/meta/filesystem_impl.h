@@ -5,6 +5,7 @@
 // (getattr/setattr/xattrs). Lock order: locking.h.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -94,6 +95,12 @@ class FilesystemImpl final : public Filesystem {
   Status release_holder(const Holder& holder) override;
   std::vector<Holder> restored_holders() override;
   std::vector<QuarantineEntry> quarantine_entries() override;
+  Result<FileLayoutReport> file_layout(Ino ino) override;
+  std::vector<BlockExtent> free_extents() override;
+  uint64_t alignment_blocks() const override {
+    return std::max<uint64_t>(geo_.device_alignment / format::kBlockSize, 1);
+  }
+  std::vector<Ino> used_inodes() override;
   StatFs statfs() override;
   const Region& region() const override { return *region_; }
 

@@ -1,0 +1,36 @@
+// Read-only snapshots for sealfs-layout (docs/layout.md): a file's block
+// map as it is, holes and unwritten extents included, where layout_extents()
+// refuses both; the free extents; the inodes in use.
+#include "meta/filesystem_impl.h"
+
+namespace sealfs {
+
+Result<FileLayoutReport> FilesystemImpl::file_layout(Ino ino) {
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  std::shared_lock lock(inode->mu);
+  if (!inode->in_use()) return Status(Code::kStale, "inode freed");
+  FileLayoutReport report;
+  report.ino = ino;
+  report.mode = inode->core.mode;
+  report.size = inode->core.size;
+  report.extents.reserve(inode->extents.count());
+  for (const auto& [first, e] : inode->extents) {
+    report.extents.push_back({e.file_block * format::kBlockSize,
+                              e.region_block * format::kBlockSize,
+                              e.length * format::kBlockSize, e.unwritten});
+  }
+  return report;
+}
+
+std::vector<BlockExtent> FilesystemImpl::free_extents() { return alloc_->free_extents(); }
+
+std::vector<Ino> FilesystemImpl::used_inodes() {
+  std::vector<Ino> out;
+  std::lock_guard lock(ialloc_mu_);
+  for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
+    if (inode_used_[ino / 64] & (uint64_t{1} << (ino % 64))) out.push_back(ino);
+  }
+  return out;
+}
+
+}  // namespace sealfs
