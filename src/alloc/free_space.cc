@@ -151,10 +151,17 @@ std::optional<FreeSpace::Extent> FreeSpace::choose_small_(uint64_t count, uint64
     bool is_head = by_offset_.count(piece_start) != 0;
     return is_head ? Extent{piece_start + piece->first - count, count} : Extent{piece_start, count};
   }
-  // Every extent big enough holds aligned chunks: break the last chunk of
-  // the smallest one, from its end.
+  // Every extent big enough holds aligned chunks: break the first chunk of
+  // the smallest one, from its start. A file that grows by small writes then
+  // finds its next goal free right behind it and stays one extent, filling
+  // the chunk forwards (from the chunk's end it would grow backwards: one
+  // extent per write).
   auto best = by_size_.lower_bound({count, 0});
-  if (best != by_size_.end()) return Extent{best->second + best->first - count, count};
+  if (best != by_size_.end()) {
+    uint64_t chunk = align_up(best->second);
+    if (chunk + count <= best->second + best->first) return Extent{chunk, count};
+    return Extent{best->second + best->first - count, count};
+  }
   return largest_piece_(min_count);
 }
 

@@ -143,16 +143,39 @@ TEST(FreeSpaceTest, SmallRequestBreaksOnlyOneChunkWhenItMust) {
   fs.insert(0, 64);
   auto got = fs.choose(4, 0, 4);
   ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(*got, (Extent{60, 4}));
-  fs.remove(60, 4);
+  EXPECT_EQ(*got, (Extent{0, 4}));
+  fs.remove(0, 4);
   // The next small one goes into the rest of the broken chunk.
   got = fs.choose(4, 0, 4);
   ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(*got, (Extent{48, 4}));
-  fs.remove(48, 4);
+  EXPECT_EQ(*got, (Extent{12, 4}));
+  fs.remove(12, 4);
   auto big = fs.choose(48, 0, 48);
   ASSERT_TRUE(big.has_value());
-  EXPECT_EQ(*big, (Extent{0, 48}));
+  EXPECT_EQ(*big, (Extent{16, 48}));
+}
+
+TEST(FreeSpaceTest, SmallWritesWithAGoalGrowForwardsThroughAChunk) {
+  // 2 MiB alignment, 1 MiB writes (what FUSE sends): each write asks for the
+  // block behind the previous one. They must land there, so the file stays
+  // one extent (they used to land in front of it, one extent per write).
+  FreeSpace fs(512);
+  fs.insert(512, 512 * 40);
+  uint64_t goal = 0;
+  uint64_t first = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto got = fs.choose(256, goal, 256);
+    ASSERT_TRUE(got.has_value());
+    if (i == 0) {
+      first = got->start;
+      EXPECT_EQ(first % 512, 0u);
+    } else {
+      EXPECT_EQ(got->start, goal) << "write " << i;
+    }
+    fs.remove(got->start, got->count);
+    goal = got->end();
+  }
+  EXPECT_EQ(goal - first, 20u * 256);
 }
 
 TEST(FreeSpaceTest, RandomOperationsKeepIndexesConsistent) {
