@@ -52,8 +52,8 @@ sealfs::ClaimRequest claim_request(const std::string& target, bool repair) {
 std::string busy_message(const sealfs::Status& status, bool repair) {
   std::string text = status.message() + ": ";
   if (repair) {
-    return text + "a mounted region is never repaired; unmount it first (fsck.sealfs -n checks "
-                  "a read-only mount)";
+    return text + "a mounted region is never repaired; unmount it before repairing it "
+                  "(fsck.sealfs -n checks a read-only mount)";
   }
   return text + "a region in use by a writer cannot be checked consistently; unmount it (or "
                 "mount it read-only) first";

@@ -58,7 +58,8 @@ TEST_F(FsckAdminTest, MountPointNamesItsRegionWhichIsNotRepairedWhileMounted) {
   EXPECT_EQ(run_command({fsck_bin(), "-y", mountpoint()}, &out), 8) << out;
   EXPECT_NE(out.find(mountpoint() + " is mounted from " + region_path()), std::string::npos)
       << out;
-  EXPECT_NE(out.find("a mounted region is never repaired; unmount it first"), std::string::npos)
+  EXPECT_NE(out.find("a mounted region is never repaired; unmount it before repairing it"),
+            std::string::npos)
       << out;
   // -n shares the region with read-only mounts only.
   out.clear();
