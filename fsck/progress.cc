@@ -11,12 +11,9 @@ namespace {
 
 constexpr auto kInterval = std::chrono::milliseconds(100);
 
+// Phase 3 walks inode table blocks; phases 4 and 6 the inodes in use.
 const char* item_name(Phase phase) {
-  switch (phase) {
-    case Phase::kInodes: return "inode blocks";
-    case Phase::kDirectories: return "inodes";
-    default: return "inodes";
-  }
+  return phase == Phase::kInodes ? "inode blocks" : "inodes";
 }
 
 std::string rate_text(double per_second) {
@@ -34,7 +31,8 @@ std::string rate_text(double per_second) {
 }  // namespace
 
 std::string ProgressMeter::line(Phase phase, uint64_t done, uint64_t total, double seconds) {
-  double percent = total == 0 ? 100.0 : 100.0 * static_cast<double>(done) / static_cast<double>(total);
+  double percent =
+      total == 0 ? 100.0 : 100.0 * static_cast<double>(done) / static_cast<double>(total);
   char buf[128];
   std::snprintf(buf, sizeof(buf), "Phase %d/%d %s: %5.1f%% (%llu of %llu %s, %s)",
                 static_cast<int>(phase) + 1, kPhaseCount, phase_name(phase), percent,
