@@ -8,6 +8,7 @@
 #include <new>
 
 #include "fsck/context.h"
+#include "fsck/preen.h"
 #include "fsck/readonly_region.h"
 #include "media/journal.h"
 #include "media/superblock.h"
@@ -36,6 +37,19 @@ void write_superblock_block(Image& image, uint64_t block, const Superblock& sb) 
   std::memcpy(b, &disk, sizeof(disk));
 }
 
+// Neither superblock location carries the magic: most likely never
+// formatted (or formatted as something else), not a damaged sealfs.
+bool no_magic_anywhere(const Region& region) {
+  const uint64_t blocks = region.size() / format::kBlockSize;
+  for (uint64_t block : {uint64_t{format::kSuperblockBlock}, blocks - 1}) {
+    if (blocks == 0) break;
+    uint64_t magic = 0;
+    std::memcpy(&magic, region.data() + block * format::kBlockSize, sizeof(magic));
+    if (le64toh(magic) == format::kSuperMagic) return false;
+  }
+  return true;
+}
+
 bool same_geometry(const Geometry& a, const Geometry& b) {
   return std::memcmp(&a, &b, sizeof(Geometry)) == 0;
 }
@@ -62,6 +76,11 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
   // Phase 1: superblock.
   bool used_backup = false;
   auto sb = read_superblock(region, &used_backup);
+  if (!sb.is_ok() && no_magic_anywhere(region)) {
+    report.phases[0].ran = true;
+    fail("not a sealfs filesystem (bad magic); run mkfs.sealfs to create one");
+    return;
+  }
   if (!sb.is_ok()) {
     report.phases[0].ran = true;
     report.add(Phase::kSuperblock, "no_superblock", 0,
@@ -92,9 +111,10 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
     auto backup = decode_at(region, sb->geometry.backup_block());
     if (!backup.is_ok() || !same_geometry(backup->geometry, sb->geometry)) {
       ctx.problem(Phase::kSuperblock, "backup_superblock_bad", 0,
-                  (backup.is_ok() ? std::string("geometry differs from the primary")
-                                  : backup.status().to_string()) +
-                      "; backup rewritten from the primary");
+                  ctx.fix(backup.is_ok() ? std::string("geometry differs from the primary")
+                                         : backup.status().to_string(),
+                          "backup rewritten from the primary",
+                          "rewrite the backup from the primary"));
       write_superblock_block(image, sb->geometry.backup_block(), *sb);
     }
   }
@@ -125,9 +145,10 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
       ctx.sb = *primary;
     } else {
       ctx.problem(Phase::kSuperblock, "primary_superblock_bad", 0,
-                  (primary.is_ok() ? std::string("geometry differs from the backup")
-                                   : primary.status().to_string()) +
-                      "; primary restored from the backup");
+                  ctx.fix(primary.is_ok() ? std::string("geometry differs from the backup")
+                                          : primary.status().to_string(),
+                          "primary restored from the backup",
+                          "restore the primary from the backup"));
       write_superblock_block(image, format::kSuperblockBlock, ctx.sb);
     }
   }
@@ -204,7 +225,19 @@ Report run_fsck(Region& region, const FsckOptions& options) {
   report.target = opt.target;
   report.repair = opt.repair;
   try {
-    if (!opt.repair || region.read_only()) {
+    uint64_t unsafe = 0;
+    if (opt.preen && opt.repair && !region.read_only()) {
+      // Look before touching anything: preen repairs all or nothing.
+      report = checked_pass(region, opt);
+      for (const Problem& p : report.problems) unsafe += preen_safe(p.kind) ? 0 : 1;
+      // Unlisted problems (past kMaxListedProblems) are not known to be safe.
+      unsafe += report.problem_count - report.problems.size();
+    }
+    if (opt.preen && (unsafe > 0 || !report.operational_error.empty())) {
+      report.repair = false;
+      report.preen = true;
+      report.preen_unsafe = unsafe;
+    } else if (!opt.repair || region.read_only()) {
       report = checked_pass(region, opt);
       report.repair = false;
     } else {
@@ -212,6 +245,10 @@ Report run_fsck(Region& region, const FsckOptions& options) {
       // uncover what it hid (a freed inode's blocks), so allow a few rounds.
       // A repair that stopped (a media error, say) is not verified: the
       // check would read the media that just failed.
+      report = Report{};
+      report.target = opt.target;
+      report.repair = true;
+      report.preen = opt.preen;
       run_pass(region, opt, report);
       for (int round = 0; report.operational_error.empty(); ++round) {
         Report verify = checked_pass(region, opt);

@@ -16,12 +16,19 @@ struct FsckOptions {
   // read-only view whatever the caller passed). true: repair through
   // journal transactions, then verify with a fresh check-only pass.
   bool repair = false;
+  // With repair: e2fsck's preen (-p). A check-only pass runs first; the
+  // repair follows only if every problem it found is preen-safe
+  // (fsck/preen.h), else nothing is written and the exit code is 4.
+  bool preen = false;
   // Is the holder of a quarantined extent still alive? Default: the process
   // exists and its start time matches (meta/holder_liveness.h).
   std::function<bool(uint32_t pid, uint64_t start_time)> holder_alive;
   // Time written to last_check_time_ns on repair (0 = now).
   uint64_t now_ns = 0;
   std::string target;  // for the report
+  // Called as a phase advances (items done of total; the items are inode
+  // table blocks, inodes, directories); the caller rate-limits its output.
+  std::function<void(Phase phase, uint64_t done, uint64_t total)> progress;
 };
 
 // Never crashes on any image. Operational trouble (a journal commit that

@@ -6,11 +6,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "alloc/allocator.h"
 #include "fsck/checker.h"
 #include "fsck/image.h"
+#include "fsck/inode_states.h"
 #include "fsck/report.h"
 #include "media/journal.h"
 #include "media/superblock.h"
@@ -49,13 +51,32 @@ struct Context {
   Report& report;
   const FsckOptions& opt;
   Superblock sb;
-  std::vector<InodeState> inodes;  // indexed by inode number; [0] unused
+  SparseStates<InodeState> inodes;  // inodes in use (and those phases freed)
+  // Phase 6: the name of each directory's entry in its parent, for paths.
+  std::unordered_map<uint64_t, std::string> dir_names;
+  // "/a/b" for a directory whose parent pointers (found in phase 6) lead to
+  // the root, else "(directory inode N)/b" from the last one known.
+  std::string dir_path(uint64_t dir) const;
+
+  bool used(uint64_t ino) const {
+    const InodeState* st = inodes.find(ino);
+    return st != nullptr && st->used;
+  }
 
   const Geometry& geo() const { return image.geo(); }
   bool repair() const { return opt.repair; }
   void problem(Phase phase, std::string kind, uint64_t ino, std::string detail,
                bool fixable = true) {
     report.add(phase, std::move(kind), ino, std::move(detail), fixable && opt.repair);
+  }
+  // The text of a repair: what was done with -y, what would be done with -n
+  // (which changes nothing, so never says "cleared" or "freed").
+  std::string fix(const std::string& what, const std::string& done,
+                  const std::string& would) const {
+    return what + "; " + (opt.repair ? done : "would " + would);
+  }
+  void progress(Phase phase, uint64_t done, uint64_t total) const {
+    if (opt.progress) opt.progress(phase, done, total);
   }
   void superblock_changed();  // re-encodes `sb` into block 0 of the overlay
 };

@@ -27,9 +27,9 @@ std::vector<QuarantineEntry> salvage_holder_block(
     if (alive(slot.second.holder.pid, slot.second.holder.start_time)) live.push_back(slot);
   }
   ctx.problem(Phase::kBitmap, "holder_block_bad", 0,
-              "holder table block " + std::to_string(block) +
-                  " has a bad magic or crc; rewritten with the " + std::to_string(live.size()) +
-                  " of its " + std::to_string(parsed.size()) +
+              ctx.fix("holder table block " + std::to_string(block) + " has a bad magic or crc",
+                      "rewritten with the ", "rewrite it with the ") +
+                  std::to_string(live.size()) + " of its " + std::to_string(parsed.size()) +
                   " readable entries whose holder is alive");
   auto rebuilt = HolderTable::encode_block(live);
   std::memcpy(ctx.image.edit_block(block), rebuilt.data(), rebuilt.size());

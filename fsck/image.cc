@@ -1,5 +1,6 @@
 #include "fsck/image.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "meta/inode.h"
@@ -18,6 +19,32 @@ const std::byte* Image::read_block(uint64_t block) const {
   if (it != overlay_.end()) return it->second.data();
   if (block >= region_blocks()) return zero_block();
   return region_.data() + block * format::kBlockSize;
+}
+
+std::vector<Image::BlockRun> Image::nonzero_blocks(uint64_t first, uint64_t count) const {
+  std::vector<BlockRun> runs;
+  const uint64_t last = first + count;
+  for (const Region::ByteRange& r :
+       region_.data_ranges(first * format::kBlockSize, count * format::kBlockSize)) {
+    uint64_t begin = r.offset / format::kBlockSize;
+    uint64_t end = (r.offset + r.length + format::kBlockSize - 1) / format::kBlockSize;
+    runs.push_back(BlockRun{std::max(begin, first), std::min(end, last)});
+  }
+  for (auto it = overlay_.lower_bound(first); it != overlay_.end() && it->first < last; ++it) {
+    runs.push_back(BlockRun{it->first, it->first + 1});
+  }
+  std::sort(runs.begin(), runs.end(),
+            [](const BlockRun& a, const BlockRun& b) { return a.begin < b.begin; });
+  std::vector<BlockRun> merged;
+  for (const BlockRun& r : runs) {
+    if (r.begin >= r.end) continue;
+    if (!merged.empty() && r.begin <= merged.back().end) {
+      merged.back().end = std::max(merged.back().end, r.end);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  return merged;
 }
 
 std::byte* Image::edit_block(uint64_t block) {

@@ -34,6 +34,15 @@ class Image {
   const Geometry& geo() const { return geo_; }
 
   const std::byte* read_block(uint64_t block) const;
+  // Blocks of [first, first + count) that may hold non-zero bytes, as
+  // ascending disjoint [begin, end) runs: the region's data ranges plus the
+  // overlay's blocks. What lies outside them reads as zero, so a scan of a
+  // sparse region's inode table or bitmap costs what was ever written.
+  struct BlockRun {
+    uint64_t begin = 0;
+    uint64_t end = 0;
+  };
+  std::vector<BlockRun> nonzero_blocks(uint64_t first, uint64_t count) const;
   std::byte* edit_block(uint64_t block);
 
   // Inode slots (1 <= ino <= inode_count; others read as zero, writes are

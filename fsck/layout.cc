@@ -16,6 +16,22 @@ uint64_t expected_blocks(const InodeState& st) {
   return n;
 }
 
+std::string Context::dir_path(uint64_t dir) const {
+  std::string path;
+  uint64_t at = dir;
+  // Parent pointers may loop on a damaged image: a path is never deeper
+  // than the directories in use.
+  for (size_t depth = 0; depth <= inodes.size(); ++depth) {
+    if (at == format::kRootIno) return path.empty() ? "/" : path;
+    const InodeState* st = inodes.find(at);
+    auto name = dir_names.find(at);
+    if (st == nullptr || st->parent == 0 || name == dir_names.end()) break;
+    path = "/" + name->second + path;
+    at = st->parent;
+  }
+  return "(directory inode " + std::to_string(at) + ")" + path;
+}
+
 void Context::superblock_changed() {
   format::DiskSuperblock disk = encode_superblock(sb);
   std::memcpy(image.edit_block(format::kSuperblockBlock), &disk, sizeof(disk));

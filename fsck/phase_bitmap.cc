@@ -1,7 +1,8 @@
 // Phase 5: the block bitmap against what references blocks (inodes and the
 // holder table entries of live holders).
 #include <cstring>
-#include <map>
+#include <algorithm>
+#include <vector>
 #include <string>
 
 #include "alloc/holder_table.h"
@@ -12,11 +13,10 @@ namespace sealfs::fsck {
 
 namespace {
 
-constexpr uint64_t kBitsPerBlock = 8ull * format::kBlockSize;
-
-void set_range(std::vector<uint64_t>& bits, uint64_t first, uint64_t count) {
-  for (uint64_t i = first; i < first + count; ++i) bits[i / 64] |= uint64_t{1} << (i % 64);
-}
+// A block range referenced by an inode or a live holder.
+struct Owned {
+  uint64_t start, end, ino;  // data-block indexes [start, end)
+};
 
 uint64_t load_word(const Image& image, uint64_t bitmap_start, uint64_t word) {
   uint64_t byte = word * 8;
@@ -33,32 +33,49 @@ void store_word(Image& image, uint64_t bitmap_start, uint64_t word, uint64_t val
   std::memcpy(b + byte % format::kBlockSize, &v, 8);
 }
 
-// Reports runs of set bits in `diff` (data-block indexes) as one problem each.
-void report_runs(Context& ctx, const std::vector<uint64_t>& diff, const char* kind,
-                 const char* what, const std::map<uint64_t, std::pair<uint64_t, uint64_t>>& owners) {
+// Bits of word `w` covered by the disjoint ascending `runs`; `cursor` only
+// moves forward, so a pass over ascending words costs O(words + runs).
+uint64_t expected_word(const std::vector<Owned>& runs, size_t& cursor, uint64_t w) {
+  const uint64_t lo = w * 64, hi = lo + 64;
+  while (cursor < runs.size() && runs[cursor].end <= lo) ++cursor;
+  uint64_t bits = 0;
+  for (size_t i = cursor; i < runs.size() && runs[i].start < hi; ++i) {
+    uint64_t a = std::max(runs[i].start, lo) - lo, b = std::min(runs[i].end, hi) - lo;
+    bits |= (b - a == 64 ? ~uint64_t{0} : ((uint64_t{1} << (b - a)) - 1) << a);
+  }
+  return bits;
+}
+
+// Collects runs of set bits of successive (ascending) words.
+struct RunCollector {
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // [start, end) data-block indexes
+  void feed(uint64_t w, uint64_t bits) {
+    while (bits != 0) {
+      uint64_t at = static_cast<uint64_t>(__builtin_ctzll(bits));
+      uint64_t shifted = bits >> at;  // zeros come in at the top, so the run ends below 64
+      uint64_t len = ~shifted == 0 ? 64 : static_cast<uint64_t>(__builtin_ctzll(~shifted));
+      uint64_t start = w * 64 + at;
+      if (!runs.empty() && runs.back().second == start) {
+        runs.back().second = start + len;
+      } else {
+        runs.emplace_back(start, start + len);
+      }
+      bits = at + len >= 64 ? 0 : bits & (~uint64_t{0} << (at + len));
+    }
+  }
+};
+
+void report_runs(Context& ctx, const RunCollector& found, const char* kind, const std::string& what,
+                 const std::vector<Owned>& owners) {
   const uint64_t base = ctx.geo().data_start;
-  uint64_t i = 0;
-  const uint64_t total = diff.size() * 64;
-  while (i < total) {
-    if (diff[i / 64] == 0) {
-      i = (i / 64 + 1) * 64;
-      continue;
-    }
-    if (((diff[i / 64] >> (i % 64)) & 1) == 0) {
-      ++i;
-      continue;
-    }
-    uint64_t start = i;
-    while (i < total && ((diff[i / 64] >> (i % 64)) & 1) != 0) ++i;
+  for (const auto& [start, end] : found.runs) {
     uint64_t ino = 0;
-    auto it = owners.upper_bound(base + start);
-    if (it != owners.begin()) {
-      auto p = std::prev(it);
-      if (p->second.first > base + start) ino = p->second.second;
-    }
+    auto it = std::upper_bound(owners.begin(), owners.end(), start,
+                               [](uint64_t v, const Owned& o) { return v < o.start; });
+    if (it != owners.begin() && std::prev(it)->end > start) ino = std::prev(it)->ino;
     ctx.problem(Phase::kBitmap, kind, ino,
-                std::to_string(i - start) + " block(s) at " + std::to_string(base + start) + " " +
-                    what);
+                std::to_string(end - start) + " block(s) at " + std::to_string(base + start) +
+                    " " + what);
   }
 }
 
@@ -67,14 +84,14 @@ void report_runs(Context& ctx, const std::vector<uint64_t>& diff, const char* ki
 void check_bitmap(Context& ctx) {
   const Geometry& geo = ctx.geo();
   const uint64_t words = (geo.data_blocks + 63) / 64;
-  std::vector<uint64_t> expected(words, 0);
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> owners;  // start -> (end, ino)
+  // What is referenced, as ranges: memory grows with the extents in use,
+  // never with the region (a bit array of the data area is 32 MiB a TiB).
+  std::vector<Owned> owners;
   auto claim = [&](uint64_t block, uint64_t count, uint64_t ino) {
     if (!ctx.image.in_data_area(block, count)) return;
-    set_range(expected, block - geo.data_start, count);
-    owners.emplace(block, std::make_pair(block + count, ino));
+    owners.push_back(Owned{block - geo.data_start, block - geo.data_start + count, ino});
   };
-  for (uint64_t ino = 1; ino < ctx.inodes.size(); ++ino) {
+  for (uint64_t ino : ctx.inodes.numbers()) {
     const InodeState& st = ctx.inodes[ino];
     if (!st.used) continue;
     for (const Extent& e : st.extents) claim(e.region_block, e.length, ino);
@@ -100,7 +117,8 @@ void check_bitmap(Context& ctx) {
   };
   if (!table.is_ok()) {
     ctx.problem(Phase::kBitmap, "holder_table_corrupt", 0,
-                table.status().message() + "; holder table emptied");
+                ctx.fix(table.status().message(), "holder table emptied",
+                        "empty the holder table"));
     for (uint64_t b = 0; b < geo.holder_blocks; ++b) rewrite_empty(b);
   } else {
     std::vector<bool> bad_block(geo.holder_blocks, false);
@@ -123,9 +141,11 @@ void check_bitmap(Context& ctx) {
         continue;
       }
       ctx.problem(Phase::kBitmap, "stale_holder", q.ino,
-                  "holder pid " + std::to_string(q.holder.pid) + " is gone; entry for [" +
-                      std::to_string(q.extent.start) + ", +" + std::to_string(q.extent.count) +
-                      ") cleared");
+                  ctx.fix("holder pid " + std::to_string(q.holder.pid) + " is gone",
+                          "entry for [" + std::to_string(q.extent.start) + ", +" +
+                              std::to_string(q.extent.count) + ") cleared",
+                          "clear its entry for [" + std::to_string(q.extent.start) + ", +" +
+                              std::to_string(q.extent.count) + ")"));
       if (Transaction* txn = ctx.image.extra()) {
         table->commit_clear(i);
         table->stage_slot(*txn, i);
@@ -133,25 +153,50 @@ void check_bitmap(Context& ctx) {
     }
   }
 
-  std::vector<uint64_t> used_free(words, 0), leaked(words, 0);
-  uint64_t marked = 0, referenced = 0;
-  for (uint64_t w = 0; w < words; ++w) {
-    uint64_t actual = load_word(ctx.image, geo.bitmap_start, w);
-    uint64_t valid = (w + 1) * 64 <= geo.data_blocks
-                         ? ~uint64_t{0}
-                         : (uint64_t{1} << (geo.data_blocks % 64)) - 1;
-    if ((actual & ~valid) != 0) {
-      ctx.problem(Phase::kBitmap, "bitmap_tail", 0, "bits set beyond the data area; cleared");
+  std::sort(owners.begin(), owners.end(),
+            [](const Owned& a, const Owned& b) { return a.start < b.start; });
+  std::vector<Owned> expected;  // owners merged into disjoint runs
+  for (const Owned& o : owners) {
+    if (!expected.empty() && o.start <= expected.back().end) {
+      expected.back().end = std::max(expected.back().end, o.end);
+    } else {
+      expected.push_back(o);
     }
-    actual &= valid;
-    used_free[w] = expected[w] & ~actual;
-    leaked[w] = actual & ~expected[w];
-    referenced += static_cast<uint64_t>(__builtin_popcountll(expected[w]));
-    if (expected[w] != load_word(ctx.image, geo.bitmap_start, w)) {
-      store_word(ctx.image, geo.bitmap_start, w, expected[w]);
-    }
-    marked += static_cast<uint64_t>(__builtin_popcountll(expected[w]));
   }
+  // Words to compare: those a run covers and those of bitmap blocks that may
+  // hold set bits; every other word is zero on both sides.
+  std::vector<std::pair<uint64_t, uint64_t>> spans;  // [first word, end word)
+  for (const Owned& e : expected) spans.emplace_back(e.start / 64, (e.end + 63) / 64);
+  constexpr uint64_t kWordsPerBlock = format::kBlockSize / 8;
+  for (const Image::BlockRun& r : ctx.image.nonzero_blocks(geo.bitmap_start, geo.bitmap_blocks)) {
+    spans.emplace_back((r.begin - geo.bitmap_start) * kWordsPerBlock,
+                       std::min(words, (r.end - geo.bitmap_start) * kWordsPerBlock));
+  }
+  std::sort(spans.begin(), spans.end());
+  RunCollector used_free, leaked;
+  uint64_t referenced = 0;
+  size_t cursor = 0;
+  uint64_t next = 0;  // first word not yet compared
+  for (auto [first, end] : spans) {
+    for (uint64_t w = std::max(first, next); w < end; ++w) {
+      uint64_t want = expected_word(expected, cursor, w);
+      uint64_t stored = load_word(ctx.image, geo.bitmap_start, w);
+      uint64_t valid = (w + 1) * 64 <= geo.data_blocks
+                           ? ~uint64_t{0}
+                           : (uint64_t{1} << (geo.data_blocks % 64)) - 1;
+      if ((stored & ~valid) != 0) {
+        ctx.problem(Phase::kBitmap, "bitmap_tail", 0,
+                    ctx.fix("bits set beyond the data area", "cleared", "clear them"));
+      }
+      uint64_t actual = stored & valid;
+      used_free.feed(w, want & ~actual);
+      leaked.feed(w, actual & ~want);
+      referenced += static_cast<uint64_t>(__builtin_popcountll(want));
+      if (want != stored) store_word(ctx.image, geo.bitmap_start, w, want);
+    }
+    next = std::max(next, end);
+  }
+  const uint64_t marked = referenced;
   // Whole bitmap blocks past the data area's last word must be zero too.
   for (uint64_t byte = words * 8; byte < geo.bitmap_blocks * format::kBlockSize;
        byte += format::kBlockSize - byte % format::kBlockSize) {
@@ -162,13 +207,17 @@ void check_bitmap(Context& ctx) {
     for (uint64_t k = from; k < format::kBlockSize; ++k) dirty |= b[k] != std::byte{0};
     if (dirty) {
       ctx.problem(Phase::kBitmap, "bitmap_tail", 0,
-                  "bitmap block " + std::to_string(block) + " has bits beyond the data area; cleared");
+                  ctx.fix("bitmap block " + std::to_string(block) +
+                              " has bits beyond the data area",
+                          "cleared", "clear them"));
       std::memset(ctx.image.edit_block(block) + from, 0, format::kBlockSize - from);
     }
   }
-  report_runs(ctx, used_free, "used_but_free", "in use but free in the bitmap; marked used",
+  report_runs(ctx, used_free, "used_but_free",
+              ctx.fix("in use but free in the bitmap", "marked used", "mark them used"),
               owners);
-  report_runs(ctx, leaked, "leaked_blocks", "marked in the bitmap but unreferenced; freed",
+  report_runs(ctx, leaked, "leaked_blocks",
+              ctx.fix("marked in the bitmap but unreferenced", "freed", "free them"),
               owners);
   ctx.report.counts.blocks_referenced = referenced;
   ctx.report.counts.blocks_marked = marked;

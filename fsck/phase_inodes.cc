@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "fsck/context.h"
 #include "meta/inode.h"
@@ -33,69 +35,91 @@ void write_fresh_root(Context& ctx) {
   ctx.image.write_inode(format::kRootIno, root);
 }
 
+// One inode slot; a zero slot other than the root's is free.
+void check_inode_slot(Context& ctx, uint64_t ino) {
+  const uint64_t n = ctx.geo().inode_count;
+  format::DiskInode disk = ctx.image.read_inode(ino);
+  if (slot_is_zero(disk) && ino != format::kRootIno) return;
+  auto decoded = decode_inode(disk, ino, n);
+  bool root = ino == format::kRootIno;
+  if (!decoded.is_ok() || (root && !S_ISDIR(decoded->core.mode))) {
+    std::string why = decoded.is_ok() ? "root inode is not a directory"
+                                      : decoded.status().message();
+    std::string kind = !decoded.is_ok() && decoded.status().code() == Code::kBadCrc
+                           ? "inode_bad_crc"
+                           : "inode_corrupt";
+    if (root) {
+      ctx.problem(Phase::kInodes, kind, ino,
+                ctx.fix(why, "root recreated as an empty directory",
+                        "recreate the root as an empty directory"));
+      write_fresh_root(ctx);
+      decoded = decode_inode(ctx.image.read_inode(ino), ino, n);
+    } else {
+      // The slot cannot be trusted: clear it. Its blocks become leaks
+      // (phase 5), its names dangling entries (phase 6).
+      ctx.problem(Phase::kInodes, kind, ino, ctx.fix(why, "inode cleared", "clear the inode"));
+      format::DiskInode freed{};
+      freed.generation.set(disk.generation.get() + 1);
+      ctx.image.write_inode(ino, freed);
+      return;
+    }
+    if (!decoded.is_ok()) return;  // cannot happen: we just wrote it
+  }
+  const InodeCore& c = decoded->core;
+  if (c.mode == 0) return;
+  InodeState& st = ctx.inodes[ino];
+  st.used = true;
+  st.mode = c.mode;
+  st.nlink = c.nlink;
+  st.xattr_block = c.xattr_block;
+  st.inline_symlink = S_ISLNK(c.mode) && decoded->extent_count == 0 &&
+                      c.size <= format::kInlineSymlinkMax;
+  if ((c.flags & ~uint32_t{format::kInodeOrphan}) != 0) {
+    ctx.problem(Phase::kInodes, "inode_flags", ino,
+                ctx.fix("unknown flags " + std::to_string(c.flags), "cleared", "clear them"));
+    format::DiskInode fixed = ctx.image.read_inode(ino);
+    fixed.flags.set(c.flags & format::kInodeOrphan);
+    ctx.image.write_inode(ino, fixed);
+  }
+  if (S_ISDIR(c.mode) && c.size % format::kBlockSize != 0) {
+    // Fixed with the layout in phase 4.
+    ctx.problem(Phase::kInodes, "dir_size", ino,
+                "directory size " + std::to_string(c.size) + " is not whole blocks");
+  }
+  if (S_ISLNK(c.mode) && (c.size == 0 || c.size >= format::kBlockSize)) {
+    ctx.problem(Phase::kInodes, "symlink_size", ino,
+                ctx.fix("symlink target of " + std::to_string(c.size) + " bytes", "inode cleared",
+                        "clear the inode"));
+    format::DiskInode freed{};
+    freed.generation.set(c.generation + 1);
+    ctx.image.write_inode(ino, freed);
+    st = InodeState{};
+    return;
+  }
+  if (c.nlink == 0 && (c.flags & format::kInodeOrphan) == 0) {
+    // Reported and resolved with the namespace (phases 6 to 8).
+  }
+}
+
 }  // namespace
 
 void check_inodes(Context& ctx) {
-  const uint64_t n = ctx.geo().inode_count;
-  ctx.inodes.assign(n + 1, InodeState{});
-  for (uint64_t ino = 1; ino <= n; ++ino) {
-    format::DiskInode disk = ctx.image.read_inode(ino);
-    if (slot_is_zero(disk) && ino != format::kRootIno) continue;
-    auto decoded = decode_inode(disk, ino, n);
-    bool root = ino == format::kRootIno;
-    if (!decoded.is_ok() || (root && !S_ISDIR(decoded->core.mode))) {
-      std::string why = decoded.is_ok() ? "root inode is not a directory"
-                                        : decoded.status().message();
-      std::string kind = !decoded.is_ok() && decoded.status().code() == Code::kBadCrc
-                             ? "inode_bad_crc"
-                             : "inode_corrupt";
-      if (root) {
-        ctx.problem(Phase::kInodes, kind, ino, why + "; root recreated as an empty directory");
-        write_fresh_root(ctx);
-        decoded = decode_inode(ctx.image.read_inode(ino), ino, n);
-      } else {
-        // The slot cannot be trusted: clear it. Its blocks become leaks
-        // (phase 5), its names dangling entries (phase 6).
-        ctx.problem(Phase::kInodes, kind, ino, why + "; inode cleared");
-        format::DiskInode freed{};
-        freed.generation.set(disk.generation.get() + 1);
-        ctx.image.write_inode(ino, freed);
-        continue;
+  const Geometry& geo = ctx.geo();
+  ctx.inodes.clear();
+  // The root is checked even where its slot reads as zero (a hole): a
+  // filesystem needs one. Every other slot of a block that reads as zero is
+  // free, so only the blocks that may hold bytes are read.
+  check_inode_slot(ctx, format::kRootIno);
+  const auto runs = ctx.image.nonzero_blocks(geo.inode_start, geo.inode_blocks);
+  uint64_t total = 0, done = 0;
+  for (const Image::BlockRun& r : runs) total += r.end - r.begin;
+  for (const Image::BlockRun& r : runs) {
+    for (uint64_t b = r.begin; b < r.end; ++b) {
+      uint64_t first = (b - geo.inode_start) * format::kInodesPerBlock + 1;
+      for (uint64_t ino = first; ino < first + format::kInodesPerBlock; ++ino) {
+        if (ino != format::kRootIno && ino <= geo.inode_count) check_inode_slot(ctx, ino);
       }
-      if (!decoded.is_ok()) continue;  // cannot happen: we just wrote it
-    }
-    const InodeCore& c = decoded->core;
-    if (c.mode == 0) continue;
-    InodeState& st = ctx.inodes[ino];
-    st.used = true;
-    st.mode = c.mode;
-    st.nlink = c.nlink;
-    st.xattr_block = c.xattr_block;
-    st.inline_symlink = S_ISLNK(c.mode) && decoded->extent_count == 0 &&
-                        c.size <= format::kInlineSymlinkMax;
-    if ((c.flags & ~uint32_t{format::kInodeOrphan}) != 0) {
-      ctx.problem(Phase::kInodes, "inode_flags", ino,
-                  "unknown flags " + std::to_string(c.flags) + " cleared");
-      format::DiskInode fixed = ctx.image.read_inode(ino);
-      fixed.flags.set(c.flags & format::kInodeOrphan);
-      ctx.image.write_inode(ino, fixed);
-    }
-    if (S_ISDIR(c.mode) && c.size % format::kBlockSize != 0) {
-      // Fixed with the layout in phase 4.
-      ctx.problem(Phase::kInodes, "dir_size", ino,
-                  "directory size " + std::to_string(c.size) + " is not whole blocks");
-    }
-    if (S_ISLNK(c.mode) && (c.size == 0 || c.size >= format::kBlockSize)) {
-      ctx.problem(Phase::kInodes, "symlink_size", ino,
-                  "symlink target of " + std::to_string(c.size) + " bytes; inode cleared");
-      format::DiskInode freed{};
-      freed.generation.set(c.generation + 1);
-      ctx.image.write_inode(ino, freed);
-      st = InodeState{};
-      continue;
-    }
-    if (c.nlink == 0 && (c.flags & format::kInodeOrphan) == 0) {
-      // Reported and resolved with the namespace (phases 6 to 8).
+      ctx.progress(Phase::kInodes, ++done, total);
     }
   }
 }
@@ -130,8 +154,8 @@ Gathered gather(Context& ctx, uint64_t ino, const DecodedInode& d) {
       if (!view.is_ok()) {
         ctx.problem(Phase::kExtents,
                     view.status().code() == Code::kBadCrc ? "overflow_bad_crc" : "overflow_corrupt",
-                    ino, view.status().message() + " at block " + std::to_string(next) +
-                             "; chain cut there");
+                    ino, ctx.fix(view.status().message() + " at block " + std::to_string(next),
+                                 "chain cut there", "cut the chain there"));
         g.changed = true;
         break;
       }
@@ -150,7 +174,8 @@ Gathered gather(Context& ctx, uint64_t ino, const DecodedInode& d) {
       next = view->next_block;
       continue;
     }
-    ctx.problem(Phase::kExtents, "overflow_chain", ino, bad + "; chain cut there");
+    ctx.problem(Phase::kExtents, "overflow_chain", ino,
+                ctx.fix(bad, "chain cut there", "cut the chain there"));
     g.changed = true;
     break;
   }
@@ -164,14 +189,16 @@ Gathered gather(Context& ctx, uint64_t ino, const DecodedInode& d) {
   for (const auto& de : raw) {
     auto e = decode_extent(de, geo.data_start, data_end);
     if (!e.is_ok()) {
-      ctx.problem(Phase::kExtents, "extent_bad", ino, e.status().message() + "; extent dropped");
+      ctx.problem(Phase::kExtents, "extent_bad", ino,
+                  ctx.fix(e.status().message(), "extent dropped", "drop the extent"));
       g.changed = true;
       continue;
     }
     if (e->file_block < prev_end) {
       ctx.problem(Phase::kExtents, "extent_overlap", ino,
-                  "extent at file block " + std::to_string(e->file_block) +
-                      " overlaps or is out of order; extent dropped");
+                  ctx.fix("extent at file block " + std::to_string(e->file_block) +
+                              " overlaps or is out of order",
+                          "extent dropped", "drop the extent"));
       g.changed = true;
       continue;
     }
@@ -202,9 +229,13 @@ const char* claim_name(ClaimKind k) {
 
 void check_extents(Context& ctx) {
   const uint64_t n = ctx.geo().inode_count;
-  std::vector<bool> changed(n + 1, false);
-  for (uint64_t ino = 1; ino <= n; ++ino) {
+  // Per inode in use, not per slot: the region may have millions of slots.
+  std::unordered_set<uint64_t> changed;
+  const std::vector<uint64_t>& numbers = ctx.inodes.numbers();
+  uint64_t done = 0;
+  for (uint64_t ino : numbers) {
     InodeState& st = ctx.inodes[ino];
+    ctx.progress(Phase::kExtents, ++done, numbers.size());
     if (!st.used) continue;
     auto d = decode_inode(ctx.image.read_inode(ino), ino, n);
     if (!d.is_ok()) continue;  // phase 3 cleared it
@@ -217,31 +248,33 @@ void check_extents(Context& ctx) {
         if (!x.is_ok()) bad = x.status().message();
       }
       if (!bad.empty()) {
-        ctx.problem(Phase::kExtents, "xattr_bad", ino, bad + "; extended attributes dropped");
+        ctx.problem(Phase::kExtents, "xattr_bad", ino,
+                    ctx.fix(bad, "extended attributes dropped", "drop the extended attributes"));
         st.xattr_block = 0;
         format::DiskInode disk = ctx.image.read_inode(ino);
         disk.xattr_block.set(0);
         ctx.image.write_inode(ino, disk);
-        changed[ino] = true;
+        changed.insert(ino);
       }
     }
     if (st.inline_symlink) continue;
     Gathered g = gather(ctx, ino, *d);
     if (!has_block_map(st.mode) && (!g.extents.empty() || !g.chain.empty())) {
       ctx.problem(Phase::kExtents, "special_extents", ino,
-                  "device, fifo or socket with a block map; map dropped");
+                  ctx.fix("device, fifo or socket with a block map", "map dropped",
+                          "drop the map"));
       g.extents.clear();
       g.changed = true;
     }
     st.extents = std::move(g.extents);
     st.chain = std::move(g.chain);
-    if (g.changed) changed[ino] = true;
+    if (g.changed) changed.insert(ino);
   }
 
   // Cross-linked blocks: metadata blocks win over data, directories over
   // files, lower inode numbers over higher; the loser gives the blocks up.
   std::vector<Claim> claims;
-  for (uint64_t ino = 1; ino <= n; ++ino) {
+  for (uint64_t ino : numbers) {
     const InodeState& st = ctx.inodes[ino];
     if (!st.used) continue;
     for (size_t i = 0; i < st.chain.size(); ++i) {
@@ -258,8 +291,8 @@ void check_extents(Context& ctx) {
     return a.ino < b.ino;
   });
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> accepted;  // start -> (end, ino)
-  std::vector<std::set<size_t>> lost_extents(n + 1);
-  std::vector<size_t> chain_cut(n + 1, SIZE_MAX);
+  std::unordered_map<uint64_t, std::set<size_t>> lost_extents;
+  std::unordered_map<uint64_t, size_t> chain_cut;
   for (const Claim& c : claims) {
     uint64_t end = c.start + c.count;
     auto it = accepted.upper_bound(c.start);
@@ -281,13 +314,15 @@ void check_extents(Context& ctx) {
       continue;
     }
     ctx.problem(Phase::kExtents, "cross_linked", c.ino,
-                std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) + ", +" +
-                    std::to_string(c.count) + ") also belongs to inode " +
-                    std::to_string(other) + "; removed from this inode");
-    changed[c.ino] = true;
+                ctx.fix(std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) + ", +" +
+                            std::to_string(c.count) + ") also belongs to inode " +
+                            std::to_string(other),
+                "removed from this inode", "remove it from this inode"));
+    changed.insert(c.ino);
     InodeState& st = ctx.inodes[c.ino];
     if (c.kind == ClaimKind::kOverflow) {
-      chain_cut[c.ino] = std::min(chain_cut[c.ino], c.index);
+      auto [cut, first] = chain_cut.try_emplace(c.ino, c.index);
+      if (!first) cut->second = std::min(cut->second, c.index);
     } else if (c.kind == ClaimKind::kXattr) {
       st.xattr_block = 0;
       format::DiskInode disk = ctx.image.read_inode(c.ino);
@@ -298,15 +333,19 @@ void check_extents(Context& ctx) {
     }
   }
 
-  for (uint64_t ino = 1; ino <= n; ++ino) {
+  for (uint64_t ino : numbers) {
     InodeState& st = ctx.inodes[ino];
     if (!st.used || st.inline_symlink) continue;
     std::vector<Extent> kept;
+    auto lost = lost_extents.find(ino);
     for (size_t i = 0; i < st.extents.size(); ++i) {
-      if (lost_extents[ino].count(i) == 0) kept.push_back(st.extents[i]);
+      if (lost == lost_extents.end() || lost->second.count(i) == 0) kept.push_back(st.extents[i]);
     }
     std::vector<uint64_t> chain = st.chain;
-    if (chain_cut[ino] < chain.size()) chain.resize(chain_cut[ino]);  // cut blocks belong elsewhere
+    auto cut = chain_cut.find(ino);
+    if (cut != chain_cut.end() && cut->second < chain.size()) {
+      chain.resize(cut->second);  // cut blocks belong elsewhere
+    }
     format::DiskInode disk = ctx.image.read_inode(ino);
     if (S_ISDIR(st.mode)) {
       // A directory is blocks 0..k-1, all written, and size = k blocks.
@@ -320,29 +359,32 @@ void check_extents(Context& ctx) {
       uint64_t size_blocks = disk.size.get() / format::kBlockSize;
       if (prefix.size() != kept.size() || disk.size.get() != expect * format::kBlockSize) {
         ctx.problem(Phase::kExtents, "dir_layout", ino,
-                    "directory of " + std::to_string(size_blocks) + " blocks maps " +
-                        std::to_string(expect) + " leading blocks; size set to " +
-                        std::to_string(expect) + " blocks");
+                    ctx.fix("directory of " + std::to_string(size_blocks) + " blocks maps " +
+                                std::to_string(expect) + " leading blocks",
+                            "size set to " + std::to_string(expect) + " blocks",
+                            "set its size to " + std::to_string(expect) + " blocks"));
         // Blocks dropped here are no one's: phase 5 frees them.
         kept = std::move(prefix);
         disk.size.set(expect * format::kBlockSize);
         ctx.image.write_inode(ino, disk);
-        changed[ino] = true;
+        changed.insert(ino);
       }
     }
-    if (changed[ino]) {
+    if (changed.count(ino) != 0) {
       // Blocks of a cut chain stay with whoever else claims them.
       if (!store_layout(ctx, ino, kept, chain, false)) {
         ctx.problem(Phase::kExtents, "extents_dropped", ino,
-                    "not enough overflow blocks left for every extent; the rest dropped");
+                    ctx.fix("not enough overflow blocks left for every extent",
+                            "the rest dropped", "drop the rest"));
       }
     }
     uint64_t want = expected_blocks(st);
     disk = ctx.image.read_inode(ino);
     if (disk.blocks.get() != want) {
       ctx.problem(Phase::kExtents, "block_count", ino,
-                  "block count " + std::to_string(disk.blocks.get()) + ", owns " +
-                      std::to_string(want));
+                  ctx.fix("block count " + std::to_string(disk.blocks.get()) + ", owns " +
+                              std::to_string(want),
+                          "fixed", "fix it"));
       disk.blocks.set(want);
       ctx.image.write_inode(ino, disk);
     }

@@ -61,8 +61,9 @@ void report_recovery(Context& ctx, const RecoveryStats& rs) {
     // Any header write goes to the standby slot, and a repair always ends
     // with a checkpoint, which writes one.
     ctx.problem(Phase::kJournal, "journal_header_slot_bad", 0,
-                "the standby journal header slot fails its magic or crc check; rewritten "
-                "from the current header");
+                ctx.fix("the standby journal header slot fails its magic or crc check",
+                        "rewritten from the current header",
+                        "rewrite it from the current header"));
   }
 }
 
@@ -97,7 +98,8 @@ Result<std::unique_ptr<Journal>> check_journal(Context& ctx, Region& region) {
                       "and run fsck.sealfs again");
   }
   ctx.problem(Phase::kJournal, "journal_corrupt", 0,
-              opened.status().to_string() + "; journal reset (uncommitted history lost)");
+              ctx.fix(opened.status().to_string(), "journal reset (uncommitted history lost)",
+                      "reset the journal (uncommitted history lost)"));
   RETURN_IF_ERROR(Journal::format(region, area));
   return Journal::open(region, area);
 }

@@ -32,7 +32,7 @@ void clear_orphan_state(Context& ctx, uint64_t ino) {
 }  // namespace
 
 void check_links(Context& ctx) {
-  for (uint64_t ino = 1; ino < ctx.inodes.size(); ++ino) {
+  for (uint64_t ino : ctx.inodes.numbers()) {
     const InodeState& st = ctx.inodes[ino];
     if (!st.used) continue;
     if (st.refs == 0 && ino != format::kRootIno) continue;  // unlinked: phase 8
@@ -40,15 +40,16 @@ void check_links(Context& ctx) {
     if (want > UINT32_MAX) want = UINT32_MAX;
     if (st.nlink != want) {
       ctx.problem(Phase::kLinks, "wrong_nlink", ino,
-                  "link count " + std::to_string(st.nlink) + ", should be " +
-                      std::to_string(want));
+                  ctx.fix((S_ISDIR(st.mode) ? "directory '" + ctx.dir_path(ino) + "': " : "") +
+                              std::string("link count ") + std::to_string(st.nlink) +
+                              ", should be " + std::to_string(want),
+                          "fixed", "fix it"));
       set_nlink(ctx, ino, static_cast<uint32_t>(want));
     }
   }
 }
 
 void check_orphans(Context& ctx) {
-  const uint64_t n = ctx.inodes.size() - 1;
   std::set<uint64_t> listed;
   std::vector<uint64_t> order;
   uint64_t cur = ctx.sb.orphan_head;
@@ -56,14 +57,14 @@ void check_orphans(Context& ctx) {
   bool cut = false;
   while (cur != 0) {
     std::string bad;
-    if (cur > n || !ctx.inodes[cur].used) {
+    if (!ctx.used(cur)) {
       bad = "names free or out-of-range inode " + std::to_string(cur);
     } else if (listed.count(cur) != 0) {
       bad = "loops back to inode " + std::to_string(cur);
     }
     if (!bad.empty()) {
       ctx.problem(Phase::kOrphans, "orphan_list_broken", prev,
-                  "orphan list " + bad + "; list cut there");
+                  ctx.fix("orphan list " + bad, "list cut there", "cut the list there"));
       cut = true;
       break;
     }
@@ -79,12 +80,13 @@ void check_orphans(Context& ctx) {
     InodeState& st = ctx.inodes[ino];
     if (st.refs > 0) {
       ctx.problem(Phase::kOrphans, "orphan_linked", ino,
-                  "on the orphan list but has " + std::to_string(st.refs) +
-                      " name(s); taken off the list");
+                  ctx.fix("on the orphan list but has " + std::to_string(st.refs) + " name(s)",
+                          "taken off the list", "take it off the list"));
       clear_orphan_state(ctx, ino);
     } else {
       ctx.problem(Phase::kOrphans, "orphan_pending", ino,
-                  "unlinked inode on the orphan list not yet freed; freed");
+                  ctx.fix("unlinked inode on the orphan list not yet freed", "freed",
+                          "free it"));
       free_inode(ctx, ino);
     }
     list_changed = true;
@@ -95,22 +97,24 @@ void check_orphans(Context& ctx) {
     ctx.sb.orphan_head = 0;
     ctx.superblock_changed();
   }
-  for (uint64_t ino = 1; ino <= n; ++ino) {
+  for (uint64_t ino : ctx.inodes.numbers()) {
     InodeState& st = ctx.inodes[ino];
     if (!st.used || listed.count(ino) != 0) continue;
     format::DiskInode disk = ctx.image.read_inode(ino);
     bool flagged = (disk.flags.get() & format::kInodeOrphan) != 0;
     if (st.refs == 0 && ino != format::kRootIno && !st.reachable) {
       ctx.problem(Phase::kOrphans, "unlinked_inode", ino,
-                  std::string("inode with no name") +
-                      (flagged ? " flagged orphan but not on the list" : " and link count 0") +
-                      "; freed");
+                  ctx.fix(std::string("inode with no name") +
+                              (flagged ? " flagged orphan but not on the list"
+                                       : " and link count 0"),
+                          "freed", "free it"));
       free_inode(ctx, ino);
       continue;
     }
     if (flagged || disk.orphan_next.get() != 0) {
       ctx.problem(Phase::kOrphans, "orphan_flag", ino,
-                  "linked inode marked as an orphan; mark cleared");
+                  ctx.fix("linked inode marked as an orphan", "mark cleared",
+                          "clear the mark"));
       clear_orphan_state(ctx, ino);
     }
   }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <functional>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -33,7 +34,9 @@ std::string printable(std::string_view name) {
 
 // Verifies (and repairs) one directory block; returns false when it had to
 // be emptied.
-void check_dir_block(Context& ctx, uint64_t dir, uint64_t rb) {
+using BlockReport = std::function<void(const char* kind, std::string detail)>;
+
+void check_dir_block(Context& ctx, uint64_t rb, uint64_t dir, const BlockReport& report) {
   Status s = dir_block_verify(ctx.image.read_block(rb), dir);
   if (s.is_ok()) return;
   std::vector<std::byte> copy(ctx.image.read_block(rb), ctx.image.read_block(rb) + format::kBlockSize);
@@ -42,14 +45,14 @@ void check_dir_block(Context& ctx, uint64_t dir, uint64_t rb) {
   if (s.code() == Code::kBadCrc && dir_block_verify(copy.data(), dir).is_ok()) {
     // The entries still tile the block: keep them (each is checked below)
     // and rewrite the checksum.
-    ctx.problem(Phase::kDirectories, kind, dir,
-                s.message() + " at block " + std::to_string(rb) + "; checksum rewritten");
+    report(kind, ctx.fix(s.message() + " at block " + std::to_string(rb), "checksum rewritten",
+                         "rewrite the checksum"));
     std::memcpy(ctx.image.edit_block(rb), copy.data(), copy.size());
     return;
   }
-  ctx.problem(Phase::kDirectories, kind, dir,
-              s.message() + " at block " + std::to_string(rb) +
-                  "; block emptied (its inodes go to lost+found)");
+  report(kind, ctx.fix(s.message() + " at block " + std::to_string(rb),
+                       "block emptied (its inodes go to lost+found)",
+                       "empty the block (its inodes go to lost+found)"));
   dir_block_init(ctx.image.edit_block(rb), dir);
 }
 
@@ -95,8 +98,9 @@ struct Tree {
   }
 
   uint64_t find_free_inode() {
-    for (uint64_t ino = 2; ino < ctx.inodes.size(); ++ino) {
-      if (!ctx.inodes[ino].used) return ino;
+    const uint64_t n = ctx.geo().inode_count;
+    for (uint64_t ino = 2; ino <= n; ++ino) {
+      if (!ctx.used(ino)) return ino;
     }
     return 0;
   }
@@ -124,7 +128,8 @@ struct Tree {
       free_inode(ctx, ino);
       return 0;
     }
-    ctx.problem(Phase::kDirectories, "lost_found_created", ino, "created /lost+found");
+    ctx.problem(Phase::kDirectories, "lost_found_created", ino,
+                ctx.repair() ? "created /lost+found" : "no /lost+found; would create it");
     link(format::kRootIno, ino);
     st.reachable = true;
     lost_found = ino;
@@ -168,7 +173,8 @@ struct Tree {
       ctx.problem(Phase::kDirectories, kind, ino, why + "; no space in /lost+found", false);
       return;
     }
-    ctx.problem(Phase::kDirectories, kind, ino, why + "; moved to /lost+found/" + name);
+    ctx.problem(Phase::kDirectories, kind, ino,
+                ctx.fix(why, "moved to /lost+found/" + name, "move it to /lost+found/" + name));
     link(lf, ino);
     mark_reachable(ino);
   }
@@ -177,10 +183,22 @@ struct Tree {
 }  // namespace
 
 void check_directories(Context& ctx) {
-  const uint64_t n = ctx.inodes.size() - 1;
   Tree tree{ctx};
-  for (uint64_t dir = 1; dir <= n; ++dir) {
+  // Entry problems are reported once every directory is read, when the
+  // parent pointers give their directories' paths.
+  struct Deferred {
+    const char* kind;
+    uint64_t dir;
+    std::string name;  // the entry's; empty for a whole block
+    std::string detail;
+    uint64_t other_dir = 0;  // dir_hard_link: the directory that names it first
+  };
+  std::vector<Deferred> deferred;
+  const std::vector<uint64_t> numbers = ctx.inodes.numbers();
+  uint64_t dirs_done = 0;
+  for (uint64_t dir : numbers) {
     InodeState& d = ctx.inodes[dir];
+    ctx.progress(Phase::kDirectories, ++dirs_done, numbers.size());
     if (!d.used || !S_ISDIR(d.mode)) continue;
     std::unordered_set<std::string> names;
     // Copy: adding lost+found may grow this directory's map meanwhile.
@@ -188,7 +206,9 @@ void check_directories(Context& ctx) {
     for (const Extent& e : extents) {
       for (uint64_t i = 0; i < e.length; ++i) {
         uint64_t rb = e.region_block + i;
-        check_dir_block(ctx, dir, rb);
+        check_dir_block(ctx, rb, dir, [&](const char* kind, std::string detail) {
+          deferred.push_back({kind, dir, "", std::move(detail)});
+        });
         std::vector<EntryRef> removals;
         struct Retype {
           uint16_t offset;
@@ -200,51 +220,58 @@ void check_directories(Context& ctx) {
           EntryRef ref{dir, rb, de.offset};
           std::string shown = printable(de.name);
           if (!name_ok(de.name)) {
-            ctx.problem(Phase::kDirectories, "bad_name", dir,
-                        "entry '" + shown + "' has an invalid name; removed");
+            deferred.push_back({"bad_name", dir, shown,
+                                ctx.fix("invalid name", "entry removed", "remove the entry")});
             removals.push_back(ref);
             return;
           }
-          if (de.ino > n || !ctx.inodes[de.ino].used) {
-            ctx.problem(Phase::kDirectories, "dangling_entry", dir,
-                        "entry '" + shown + "' names free inode " + std::to_string(de.ino) +
-                            "; removed");
+          if (!ctx.used(de.ino)) {
+            deferred.push_back({"dangling_entry", dir, shown,
+                                ctx.fix("names free inode " + std::to_string(de.ino),
+                                        "entry removed", "remove the entry")});
             removals.push_back(ref);
             return;
           }
           if (de.ino == format::kRootIno) {
-            ctx.problem(Phase::kDirectories, "entry_to_root", dir,
-                        "entry '" + shown + "' names the root; removed");
+            deferred.push_back({"entry_to_root", dir, shown,
+                                ctx.fix("names the root", "entry removed", "remove the entry")});
             removals.push_back(ref);
             return;
           }
           if (!names.insert(std::string(de.name)).second) {
-            ctx.problem(Phase::kDirectories, "duplicate_name", dir,
-                        "second entry '" + shown + "'; removed");
+            deferred.push_back({"duplicate_name", dir, shown,
+                                ctx.fix("second entry of this name", "entry removed",
+                                        "remove the entry")});
             removals.push_back(ref);
             return;
           }
           InodeState& child = ctx.inodes[de.ino];
           if (S_ISDIR(child.mode) && child.parent != 0) {
-            ctx.problem(Phase::kDirectories, "dir_hard_link", dir,
-                        "entry '" + shown + "' names directory " + std::to_string(de.ino) +
-                            " already linked from " + std::to_string(child.parent) +
-                            "; removed");
+            deferred.push_back({"dir_hard_link", dir, shown,
+                                ctx.fix("names directory " + std::to_string(de.ino) +
+                                            ", which already has a name in ",
+                                        "entry removed", "remove the entry"),
+                                child.parent});
             removals.push_back(ref);
             names.erase(std::string(de.name));
             return;
           }
           if (de.type != dtype_of(child.mode)) {
-            ctx.problem(Phase::kDirectories, "entry_type", dir,
-                        "entry '" + shown + "' has type " + std::to_string(de.type) +
-                            ", inode is " + std::to_string(dtype_of(child.mode)) + "; fixed");
+            deferred.push_back({"entry_type", dir, shown,
+                                ctx.fix("has type " + std::to_string(de.type) + ", inode " +
+                                            std::to_string(de.ino) + " is " +
+                                            std::to_string(dtype_of(child.mode)),
+                                        "fixed", "fix it")});
             retypes.push_back({de.offset, de.ino, dtype_of(child.mode)});
           }
           if (dir == format::kRootIno && de.name == kLostFound && S_ISDIR(child.mode)) {
             tree.lost_found = de.ino;
           }
           tree.link(dir, de.ino);
-          if (S_ISDIR(child.mode)) child.parent_entry = ref;
+          if (S_ISDIR(child.mode)) {
+            child.parent_entry = ref;
+            ctx.dir_names[de.ino] = shown;
+          }
         });
         for (const EntryRef& r : removals) tree.remove_entry(r);
         for (const Retype& t : retypes) {
@@ -256,10 +283,28 @@ void check_directories(Context& ctx) {
     }
   }
 
+  for (const Deferred& p : deferred) {
+    std::string where = ctx.dir_path(p.dir);
+    std::string detail = p.detail;
+    if (p.other_dir != 0) {
+      // "..., which already has a name in ; entry removed": the path goes
+      // before the action.
+      size_t at = detail.find(" in ; ");
+      if (at != std::string::npos) detail.insert(at + 4, ctx.dir_path(p.other_dir));
+    }
+    if (!p.name.empty()) {
+      where = "'" + (where == "/" ? "" : where) + "/" + p.name + "'";
+    } else {
+      where = "directory '" + where + "'";
+    }
+    ctx.problem(Phase::kDirectories, p.kind, p.dir, where + ": " + detail);
+  }
+
   tree.mark_reachable(format::kRootIno);
   // Disconnected directories: reconnect the top of each detached subtree
   // (the directory with no parent, or where a parent loop closes).
-  for (uint64_t ino = 2; ino <= n; ++ino) {
+  for (uint64_t ino : numbers) {
+    if (ino < 2) continue;
     InodeState& st = ctx.inodes[ino];
     if (!st.used || !S_ISDIR(st.mode) || st.reachable) continue;
     if (st.nlink == 0 && st.parent == 0 && st.children.empty()) continue;  // phase 8 frees it
@@ -289,13 +334,14 @@ void check_directories(Context& ctx) {
       tree.reconnect(top, "disconnected_dir", "directory is not reachable from the root");
     }
   }
-  for (uint64_t ino = 2; ino <= n; ++ino) {
+  for (uint64_t ino : numbers) {
+    if (ino < 2) continue;
     InodeState& st = ctx.inodes[ino];
     if (!st.used || st.reachable || S_ISDIR(st.mode)) continue;
     if (st.refs == 0 && st.nlink == 0) continue;  // unlinked: phase 8
     if (st.refs == 0) tree.reconnect(ino, "disconnected_inode", "inode has no name");
   }
-  for (uint64_t ino = 1; ino <= n; ++ino) {
+  for (uint64_t ino : ctx.inodes.numbers()) {
     if (ctx.inodes[ino].used) {
       ++ctx.report.counts.inodes_used;
       uint32_t m = ctx.inodes[ino].mode;

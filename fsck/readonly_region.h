@@ -13,7 +13,7 @@ namespace sealfs::fsck {
 
 class ReadOnlyRegion final : public Region {
  public:
-  explicit ReadOnlyRegion(const Region& source) {
+  explicit ReadOnlyRegion(const Region& source) : source_(source) {
     base_ = const_cast<std::byte*>(source.data());
     size_ = source.size();
     alignment_ = source.alignment();
@@ -26,6 +26,12 @@ class ReadOnlyRegion final : public Region {
   // Nothing holding a write key may write through a read-only view.
   void copy_flush(RegionWriteKey, void*, const void*, size_t) override { std::abort(); }
   void zero_flush(RegionWriteKey, void*, size_t) override { std::abort(); }
+  std::vector<ByteRange> data_ranges(uint64_t offset, uint64_t length) const override {
+    return source_.data_ranges(offset, length);
+  }
+
+ private:
+  const Region& source_;
 };
 
 }  // namespace sealfs::fsck

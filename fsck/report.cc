@@ -67,11 +67,17 @@ void Report::note(Phase phase, std::string kind, std::string detail) {
   }
 }
 
-std::string render_text(const Report& r, bool verbose) {
+std::string render_text(const Report& r, bool verbose, bool quiet) {
   std::ostringstream out;
-  out << "fsck.sealfs " << r.target << (r.repair ? " (repair)" : " (check only)") << "\n";
+  if (!quiet) {
+    out << "fsck.sealfs " << r.target
+        << (r.repair ? (r.preen ? " (preen)" : " (repair)") : " (check only)") << "\n";
+  }
   for (int p = 0; p < kPhaseCount; ++p) {
     const PhaseSummary& s = r.phases[p];
+    bool noted = false;
+    for (const Problem& n : r.notes) noted |= static_cast<int>(n.phase) == p;
+    if (quiet && s.problems == 0 && !noted) continue;
     out << "Phase " << (p + 1) << ": " << kPhaseNames[p] << ": ";
     if (!s.ran) {
       out << "not run\n";
@@ -100,20 +106,27 @@ std::string render_text(const Report& r, bool verbose) {
     out << r.remaining_after_repair << " problems remain after repair\n";
   }
   const Counts& c = r.counts;
-  out << c.inodes_used << "/" << c.inodes_total << " inodes used (" << c.regular_files
-      << " files, " << c.directories << " directories, " << c.symlinks << " symlinks, "
-      << c.other_inodes << " other), " << c.blocks_referenced << "/" << c.data_blocks
-      << " data blocks referenced";
-  if (verbose) {
-    out << ", " << c.blocks_marked << " marked in the bitmap, " << c.orphans << " orphans, "
-        << c.journal_transactions_replayed << " journal transactions replayed";
-    if (c.journal_transactions_pending > 0) {
-      out << " (" << c.journal_transactions_pending << " waiting for replay)";
+  if (!quiet) {
+    out << c.inodes_used << "/" << c.inodes_total << " inodes used (" << c.regular_files
+        << " files, " << c.directories << " directories, " << c.symlinks << " symlinks, "
+        << c.other_inodes << " other), " << c.blocks_referenced << "/" << c.data_blocks
+        << " data blocks referenced";
+    if (verbose) {
+      out << ", " << c.blocks_marked << " marked in the bitmap, " << c.orphans << " orphans, "
+          << c.journal_transactions_replayed << " journal transactions replayed";
+      if (c.journal_transactions_pending > 0) {
+        out << " (" << c.journal_transactions_pending << " waiting for replay)";
+      }
     }
+    out << "\n";
   }
-  out << "\n";
   if (r.problem_count == 0 && r.operational_error.empty()) {
     out << "filesystem is clean\n";
+  } else if (r.preen_unsafe > 0) {
+    out << "UNEXPECTED INCONSISTENCY: " << r.preen_unsafe << " of " << r.problem_count
+        << " problems need a decision that preen (-p) does not make unattended; nothing was "
+           "changed: run fsck.sealfs -y "
+        << r.target << " manually\n";
   } else if (!r.repair && r.operational_error.empty()) {
     out << r.problem_count << " problems found; run fsck.sealfs -y to repair\n";
   }
@@ -124,7 +137,7 @@ std::string render_text(const Report& r, bool verbose) {
 std::string render_json(const Report& r) {
   std::ostringstream out;
   out << "{\"target\":" << json_string(r.target) << ",\"mode\":\""
-      << (r.repair ? "repair" : "check") << "\",\"phases\":[";
+      << (r.preen ? "preen" : r.repair ? "repair" : "check") << "\",\"phases\":[";
   for (int p = 0; p < kPhaseCount; ++p) {
     const PhaseSummary& s = r.phases[p];
     if (p > 0) out << ",";
@@ -156,6 +169,7 @@ std::string render_json(const Report& r) {
   out << "],\"problems_unlisted\":" << (r.problem_count - r.problems.size())
       << ",\"counts\":{\"problems\":" << r.problem_count << ",\"repaired\":" << r.repaired_count
       << ",\"remaining_after_repair\":" << r.remaining_after_repair
+      << ",\"preen_unsafe\":" << r.preen_unsafe
       << ",\"inodes_total\":" << c.inodes_total << ",\"inodes_used\":" << c.inodes_used
       << ",\"regular_files\":" << c.regular_files << ",\"directories\":" << c.directories
       << ",\"symlinks\":" << c.symlinks << ",\"other_inodes\":" << c.other_inodes

@@ -79,12 +79,17 @@ struct Report {
   // Problems the verification pass after repair still found.
   uint64_t remaining_after_repair = 0;
   int exit_code = kExitClean;
+  bool preen = false;
+  // Preen: problems that need a person; nonzero means nothing was repaired.
+  uint64_t preen_unsafe = 0;
 
   void add(Phase phase, std::string kind, uint64_t inode, std::string detail, bool repaired);
   void note(Phase phase, std::string kind, std::string detail);
 };
 
-std::string render_text(const Report& report, bool verbose);
+// quiet: only problems, notes, errors and the verdict (no phase lines
+// without findings, no counts).
+std::string render_text(const Report& report, bool verbose, bool quiet = false);
 std::string render_json(const Report& report);
 
 }  // namespace sealfs::fsck

@@ -27,6 +27,21 @@
 namespace sealfs::fuse {
 namespace {
 
+// Why a mount was refused, with what to do about it: damage needs fsck, a
+// region without a superblock's magic was most likely never formatted.
+std::string mount_refusal(const std::string& target, const Status& status) {
+  const bool damage = status.code() == Code::kCorruption || status.code() == Code::kBadCrc;
+  if (damage && status.message().ends_with("superblock: bad magic")) {
+    return "not a sealfs filesystem (bad magic); run mkfs.sealfs to create one";
+  }
+  std::string text = status.to_string();
+  if (damage && text.find("fsck.sealfs") == std::string::npos) {
+    text += "; run fsck.sealfs -n " + target + " to see the damage, fsck.sealfs -y " + target +
+            " to repair it";
+  }
+  return text;
+}
+
 int serve(fuse_session* se, const DaemonOptions& options) {
   if (options.single_threaded) return fuse_session_loop(se);
   fuse_loop_config* config = fuse_loop_cfg_create();
@@ -95,7 +110,8 @@ int run_daemon(const DaemonOptions& options) {
   FsckLikeStats stats;
   auto mounted = Filesystem::mount(std::move(region).value(), mount_options, &stats);
   if (!mounted.is_ok()) {
-    return fail("cannot mount " + options.target + ": " + mounted.status().to_string());
+    return fail("cannot mount " + options.target + ": " +
+                mount_refusal(options.target, mounted.status()));
   }
   std::unique_ptr<Filesystem> fs = std::move(mounted).value();
   if (stats.transactions_replayed > 0 || stats.orphans_freed > 0) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "util/log.h"
 
 namespace sealfs {
@@ -28,6 +30,11 @@ Status Region::media_fault(const char* what, uintptr_t address) const {
   }
   return Status(Code::kIoError,
                 fmt::format("{}: media error at region offset {}", what, offset));
+}
+
+std::vector<Region::ByteRange> Region::data_ranges(uint64_t offset, uint64_t length) const {
+  if (offset >= size_) return {};
+  return {ByteRange{offset, std::min(length, size_ - offset)}};
 }
 
 Status Region::failed_status(const char* what, Code code) const {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "media/media_fault.h"
 #include "util/status.h"
@@ -66,6 +67,17 @@ class Region {
   // caller drains. Used for file data.
   virtual void copy_flush(RegionWriteKey key, void* dst, const void* src, size_t len) = 0;
   virtual void zero_flush(RegionWriteKey key, void* dst, size_t len) = 0;
+
+  // Byte ranges of [offset, offset + length) that may hold non-zero bytes,
+  // ascending; everything else reads as zero. The default knows nothing and
+  // answers the whole range; a sparse region file answers from its holes, so
+  // that fsck skips an inode table or bitmap that was never written (a
+  // 1 TiB region has a 16 GiB inode table) instead of faulting it in.
+  struct ByteRange {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+  virtual std::vector<ByteRange> data_ranges(uint64_t offset, uint64_t length) const;
 
   uint64_t offset_of(const void* p) const {
     return static_cast<uint64_t>(static_cast<const std::byte*>(p) - base_);

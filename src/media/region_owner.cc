@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -111,6 +112,29 @@ std::string RegionHolder::describe() const {
   if (!mount_point.empty()) text += " on " + mount_point;
   if (!command.empty()) text += ": " + command;
   return text + ")";
+}
+
+std::string RegionClaim::find_mounted_region(const std::string& mountpoint) {
+  std::error_code ec;
+  const std::string want = std::filesystem::canonical(mountpoint, ec).string();
+  if (ec) return "";
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+    size_t sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream head(line.substr(0, sep));
+    std::string id, parent, devno, root, point;
+    head >> id >> parent >> devno >> root >> point;
+    std::istringstream tail(line.substr(sep + 3));
+    std::string fstype, source;
+    tail >> fstype >> source;
+    // The last mount on a point is the one seen there.
+    if (unescape_mountinfo(point) != want) continue;
+    found = fstype == "fuse.sealfs" ? unescape_mountinfo(source) : "";
+  }
+  return found;
 }
 
 std::string RegionClaim::find_daemon_mount(pid_t pid, int fd) {

@@ -96,6 +96,10 @@ class RegionClaim {
   // The mount point of a fuse.sealfs mount listed in /proc/PID/mountinfo
   // whose source names the file behind `fd`, or "".
   static std::string find_daemon_mount(pid_t pid, int fd);
+  // The reverse, for tools given a MOUNTPOINT: the source (the region's
+  // absolute path, the daemon's fsname) of the fuse.sealfs mount on
+  // `mountpoint` in /proc/self/mountinfo, or "" when none is mounted there.
+  static std::string find_mounted_region(const std::string& mountpoint);
 
   ~RegionClaim();
   RegionClaim(const RegionClaim&) = delete;

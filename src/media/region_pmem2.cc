@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -244,6 +245,28 @@ struct RegionPmem2::Impl {
     if (map != nullptr) pmem2_map_delete(&map);
   }
 };
+
+std::vector<Region::ByteRange> RegionPmem2::data_ranges(uint64_t offset, uint64_t length) const {
+  if (kind_ == RegionKind::kDevDax || offset >= size()) return Region::data_ranges(offset, length);
+  const uint64_t end = offset + std::min(length, size() - offset);
+  std::vector<ByteRange> out;
+  uint64_t at = offset;
+  while (at < end) {
+    off_t data = ::lseek(fd_, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole up to the end of the file
+      // No SEEK_DATA here (an old filesystem): assume all of it is data.
+      out.push_back(ByteRange{at, end - at});
+      break;
+    }
+    if (static_cast<uint64_t>(data) >= end) break;
+    off_t hole = ::lseek(fd_, data, SEEK_HOLE);
+    uint64_t stop = hole < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(hole), end);
+    out.push_back(ByteRange{static_cast<uint64_t>(data), stop - static_cast<uint64_t>(data)});
+    at = stop;
+  }
+  return out;
+}
 
 RegionPmem2::~RegionPmem2() {
   impl_.reset();   // unmap before the descriptor goes

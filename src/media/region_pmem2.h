@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "media/region.h"
 #include "media/region_owner.h"
@@ -61,6 +62,9 @@ class RegionPmem2 final : public Region {
   void drain() override;
   void copy_flush(RegionWriteKey key, void* dst, const void* src, size_t len) override;
   void zero_flush(RegionWriteKey key, void* dst, size_t len) override;
+  // A file's holes (SEEK_DATA / SEEK_HOLE) read as zero; a devdax device
+  // has none.
+  std::vector<ByteRange> data_ranges(uint64_t offset, uint64_t length) const override;
 
  private:
   RegionPmem2() = default;

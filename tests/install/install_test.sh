@@ -61,7 +61,7 @@ version=$(meson introspect "$build" --projectinfo |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
 
 expected=(
-  "$bindir/sealfs" "$sbindir/mkfs.sealfs" "$sbindir/fsck.sealfs" "$sbindir/sealfs-layout"
+  "$bindir/sealfs" "$sbindir/mkfs.sealfs" "$sbindir/fsck.sealfs" "$sbindir/fsck.fuse.sealfs" "$sbindir/sealfs-layout"
   "$libdir/libsealfs.so" "$libdir/libsealfs.so.0" "$libdir/libsealfs.so.$version"
   "$libdir/pkgconfig/sealfs.pc"
   "$includedir/sealfs/sealfs.h" "$includedir/sealfs/sealfs.hpp" "$includedir/sealfs/format.h"

@@ -345,6 +345,43 @@ TEST_F(RegionPmem2Test, LengthOptionMapsAPrefix) {
   EXPECT_EQ(RegionPmem2::open(path, opt).status().code(), Code::kInvalid);
 }
 
+// fsck skips what a sparse file never wrote (docs/fsck.md, "Scale"): the
+// data ranges are the written blocks, clipped to the asked range.
+TEST_F(RegionPmem2Test, DataRangesOfASparseFileAreItsWrittenBlocks) {
+  std::string path = dir_.file("sparse.img", 64ull << 20);
+  {
+    int fd = ::open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    std::vector<char> block(4096, 'x');
+    ASSERT_EQ(::pwrite(fd, block.data(), block.size(), 8 << 20), 4096);
+    ASSERT_EQ(::pwrite(fd, block.data(), block.size(), 40 << 20), 4096);
+    ::close(fd);
+  }
+  auto r = RegionPmem2::open(path, RegionOptions{.read_only = true});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  auto ranges = (*r)->data_ranges(0, 64ull << 20);
+  ASSERT_EQ(ranges.size(), 2u);
+  // A filesystem may report data in larger units than a block; it must
+  // cover the written block and not reach the other one.
+  EXPECT_LE(ranges[0].offset, 8u << 20);
+  EXPECT_GE(ranges[0].offset + ranges[0].length, (8u << 20) + 4096);
+  EXPECT_LT(ranges[0].offset + ranges[0].length, 40u << 20);
+  EXPECT_LE(ranges[1].offset, 40u << 20);
+  EXPECT_GE(ranges[1].offset + ranges[1].length, (40u << 20) + 4096);
+  // Clipped to the range asked for; nothing where nothing was written.
+  auto inner = (*r)->data_ranges((8u << 20) + 1024, 1024);
+  ASSERT_EQ(inner.size(), 1u);
+  EXPECT_EQ(inner[0].offset, (8u << 20) + 1024);
+  EXPECT_EQ(inner[0].length, 1024u);
+  EXPECT_TRUE((*r)->data_ranges(16u << 20, 16u << 20).empty());
+  // A region that knows nothing (DRAM) answers the whole range.
+  auto dram = RegionDram::create(1 << 20);
+  auto all = dram->data_ranges(4096, 8192);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].offset, 4096u);
+  EXPECT_EQ(all[0].length, 8192u);
+}
+
 TEST_F(RegionPmem2Test, MissingPathIsNotFound) {
   auto r = RegionPmem2::open(dir_.path() + "/nope.img", {});
   EXPECT_EQ(r.status().code(), Code::kNotFound);
