@@ -151,12 +151,18 @@ int run_daemon(const DaemonOptions& options) {
   }
   // Lets files that had a lease be mmapped (direct_io_mmap.h).
   if (Status st = request_direct_io_mmap(se); !st.is_ok()) log().warn("{}", st.to_string());
+  SEALFS_SYNC_POINT("daemon.mounted.before_leases");  // no lock held
   if (Status st = leases.start(*fs, region_ref, se); !st.is_ok()) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
-    Status ignored = ctx.unmount_once();
-    (void)ignored;
+    Status unmounted = ctx.unmount_once();
+    // The kernel mount was removed (umount right after the mount showed)
+    // before there was anything to serve: an ordinary, clean end.
+    if (st.code() == Code::kNotFound && unmounted.is_ok()) {
+      log().info("{} was unmounted before it was served", options.mountpoint);
+      return 0;
+    }
     return fail("cannot start the lease engine: " + st.to_string());
   }
   log().info("{} mounted on {}", options.target, options.mountpoint);

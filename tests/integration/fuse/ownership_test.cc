@@ -244,6 +244,33 @@ TEST_F(OwnershipAfterUmountTest, FsckRightAfterUmountWaitsAndSeesACleanRegion) {
   ASSERT_NO_FATAL_FAILURE(expect_intact());
 }
 
+// `umount` as soon as the mount shows, before the daemon has started its
+// lease engine (held there by a sync point): the daemon ends cleanly, exit 0,
+// and the region is clean. It used to fail ("no fuse mount on ...", exit 1).
+TEST_F(OwnershipTest, UmountBeforeTheDaemonServesEndsCleanly) {
+  std::string sync_dir = dir() + "/sync";
+  ASSERT_EQ(mkdir(sync_dir.c_str(), 0755), 0);
+  setenv("SEALFS_TEST_SYNC_DIR", sync_dir.c_str(), 1);
+  setenv("SEALFS_TEST_SYNC_POINTS", "daemon.mounted.before_leases", 1);
+  ASSERT_NO_FATAL_FAILURE(format_and_mount());
+  std::string reached = sync_dir + "/daemon.mounted.before_leases.reached";
+  for (int i = 0; i < 400 && access(reached.c_str(), F_OK) != 0; ++i) {
+    std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_EQ(access(reached.c_str(), F_OK), 0) << "the daemon never reached its lease start";
+  pid_t daemon = release_daemon();
+  std::string out;
+  EXPECT_EQ(run_command({"fusermount3", "-u", mountpoint()}, &out), 0) << out;
+  write_file(sync_dir + "/daemon.mounted.before_leases.go", "");
+  auto status = wait_child(daemon, 30s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+      << *status << "\n" << read_file(log_path());
+  EXPECT_TRUE(contains(read_file(log_path()), "was unmounted before it was served"))
+      << read_file(log_path());
+  fsck_clean();
+}
+
 // Without a sync point: unmount and immediately mount / check, many times.
 TEST_F(OwnershipTest, UmountThenMountOrFsckAtOnceNeverOverlaps) {
   ASSERT_NO_FATAL_FAILURE(format_and_mount());
