@@ -19,7 +19,7 @@
 # (thread counts of the random rows, default "1 4"), STORE (hugetmpfs or
 # devshm, above), FALLOC_MIB (default
 # 256), SMALL_FALLOC_MIB (16), FILL_MIB (file written end to end, 64; quick
-# 16), PEERS (default "tmpfs bindfs passthrough sealfs"), SEQ_DIRECT=1
+# 16), PEERS (default "tmpfs bindfs passthrough sealfs sealfs-wb"), SEQ_DIRECT=1
 # (O_DIRECT sequential reads), REGION_SIZE (sealfs region, default
 # 2*SEQ_MIB+1024 MiB), BUILD_DIR, SEALFS_BIN, MKFS_BIN, SEALFS_LAYOUT (the
 # sealfs-layout binary), OUT (also write the report to this file).
@@ -61,8 +61,10 @@
 #   buffered 1-job random-write row and after the end-to-end fill, from
 #   `sealfs-layout extents` (asks the daemon) or else `filefrag` (FIEMAP,
 #   which FUSE does not pass on: "not measured" then).
-# - sealfs runs with -o emulate_pmem on a region file in that tmpfs; bindfs
-#   with its defaults (single-threaded); passthrough multi-threaded,
+# - sealfs runs with -o emulate_pmem on a region file in that tmpfs (each
+#   4 KiB write(2) reaches the daemon and is durable when it returns),
+#   sealfs-wb the same with -o writeback_cache (the kernel's writeback cache:
+#   durable at fsync); bindfs with its defaults (single-threaded); passthrough multi-threaded,
 #   write-through, keep_cache off, 1 MiB requests (bench/fuse/passthrough_main.cc).
 set -euo pipefail
 
@@ -79,7 +81,7 @@ REQ_KIB=${REQ_KIB:-1024}
 JOBS=${JOBS:-"1 4"}
 FALLOC_MIB=${FALLOC_MIB:-256}
 SMALL_FALLOC_MIB=${SMALL_FALLOC_MIB:-16}
-PEERS=${PEERS:-"tmpfs bindfs passthrough sealfs"}
+PEERS=${PEERS:-"tmpfs bindfs passthrough sealfs sealfs-wb"}
 REGION_SIZE=${REGION_SIZE:-$((SEQ_MIB * 2 + 1024))M}
 SEQ_DIRECT=${SEQ_DIRECT:-0}
 
@@ -161,27 +163,29 @@ setup_peer() {
         "$passthrough" "$scratch/passthrough-src" "$mounts/passthrough"
       fi
       mountpoint -q "$mounts/$1" && echo "$mounts/$1" ;;
-    sealfs)
+    sealfs|sealfs-wb)
       local sealfs_bin=${SEALFS_BIN:-$build/src/fuse/sealfs}
+      local options=emulate_pmem
+      [ "$1" = sealfs-wb ] && options=emulate_pmem,writeback_cache
       local mkfs_bin=${MKFS_BIN:-$build/src/tools/mkfs.sealfs}
       if [ ! -x "$sealfs_bin" ] || [ ! -x "$mkfs_bin" ]; then
         echo "run.sh: sealfs or mkfs.sealfs not built in $build; skipping sealfs" >&2
         return 1
       fi
-      truncate -s "$REGION_SIZE" "$scratch/sealfs.region"
-      chmod 0600 "$scratch/sealfs.region"
+      truncate -s "$REGION_SIZE" "$scratch/$1.region"
+      chmod 0600 "$scratch/$1.region"
       # -q: sparse on purpose (the space is DRAM taken as written).
-      "$mkfs_bin" -f -q --size "$REGION_SIZE" "$scratch/sealfs.region"
-      mkdir "$mounts/sealfs"
-      "$sealfs_bin" -o emulate_pmem "$scratch/sealfs.region" "$mounts/sealfs" &&
-        mountpoint -q "$mounts/sealfs" && echo "$mounts/sealfs" ;;
+      "$mkfs_bin" -f -q --size "$REGION_SIZE" "$scratch/$1.region"
+      mkdir "$mounts/$1"
+      "$sealfs_bin" -o "$options" "$scratch/$1.region" "$mounts/$1" &&
+        mountpoint -q "$mounts/$1" && echo "$mounts/$1" ;;
     *) echo "run.sh: unknown peer $1" >&2; return 1 ;;
   esac
 }
 
 teardown_peer() {
   case $1 in
-    bindfs|passthrough|sealfs) unmount "$mounts/$1" ;;
+    bindfs|passthrough|sealfs|sealfs-wb) unmount "$mounts/$1" ;;
   esac
   rm -rf "${scratch:?}/$1" "$scratch/$1-src" "$scratch/$1.region"
 }
