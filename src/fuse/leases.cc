@@ -163,7 +163,7 @@ class DaemonLeases::Source final : public lease::LayoutSource {
     // writes the file's pages back first (docs/daemon.md "Caching and
     // coherence"). It cannot be done from here: the writeback needs this
     // daemon's threads and the layout lock this grant holds.
-    if (owner_.options_.writeback_cache && (flags & wire::kMapFlushed) == 0) {
+    if (owner_.writeback_cache_.load() && (flags & wire::kMapFlushed) == 0) {
       lease::LayoutAnswer refusal;
       refusal.refusal = wire::Refusal::kFlushFirst;
       return refusal;

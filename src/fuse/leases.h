@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -61,6 +62,9 @@ class DaemonLeases {
   // An inode that was ever leased in this mount: opened with direct_io, so
   // read(2) sees stores made through direct mappings (docs/daemon.md).
   bool had_lease(Ino ino) const;
+  // The kernel caches writes (INIT granted -o writeback_cache): map requests
+  // must then come after the client wrote the file back.
+  void set_writeback_cache() { writeback_cache_.store(true); }
   // The value of the virtual xattr user.sealfs.control ("" before start).
   const std::string& control_socket() const { return socket_path_; }
 
@@ -76,6 +80,7 @@ class DaemonLeases {
   void drop_cached_attributes(Ino ino);
 
   const DaemonOptions& options_;
+  std::atomic<bool> writeback_cache_{false};
   fuse_session* session_ = nullptr;
   std::string mountpoint_;  // canonical, resolved before the mount
   std::unique_ptr<Gate> gate_;

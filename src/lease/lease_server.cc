@@ -65,6 +65,10 @@ struct Outgoing {
   std::vector<uint8_t> bytes;
   size_t sent = 0;
   int fd = -1;  // sent with the first byte, closed once sent
+  // Non-zero: an answer held in its place until the closer has closed the
+  // request's client descriptor (mount_fd_closer.h); nothing behind it is
+  // sent before it, so a connection's messages keep their order.
+  uint64_t awaiting_close = 0;
 };
 
 struct Conn {
@@ -87,25 +91,26 @@ struct Watch {
   bool exited = false;
 };
 
+// A MAP whose checks passed: its descriptor is being closed (or was), and
+// the grant runs after that, by inode.
 struct Parked {
   uint64_t conn = 0;
   uint64_t request_id = 0;
   wire::MapRequest request{};
-  int fd = -1;
+  uint64_t ino = 0;
 };
 
 struct Action {
-  // kDeliver: an answer whose client descriptor the closer has closed.
-  enum Kind { kBreak, kRevoke, kKill, kBreakFinished, kDeliver } kind;
+  // kClosed: the closer closed the client descriptor of the held answer
+  // `token` of connection `conn`.
+  enum Kind { kBreak, kRevoke, kKill, kBreakFinished, kClosed } kind;
   uint64_t conn = 0;
   uint64_t lease_id = 0;
   uint32_t reason = 0;
   uint64_t deadline_ns = 0;
   HolderId holder;
   uint64_t ino = 0;
-  std::vector<uint8_t> bytes = {};  // kDeliver: the encoded answer
-  int fd = -1;                      // kDeliver: sent with it (the region), or -1
-  bool map_reply = false;           // kDeliver: the answer to a MAP
+  uint64_t token = 0;
 };
 
 template <typename Body>
@@ -145,14 +150,20 @@ struct LeaseServer::Impl final : Notifier {
   std::atomic<bool> stopping{false};
   // Client descriptors are closed here, never on the engine's thread
   // (mount_fd_closer.h). Made before the thread starts.
+  // `closer` takes descriptors of files on this mount; `foreign_closer`
+  // everything else, so that a peer passing a file of a filesystem that
+  // never answers (its own FUSE mount) stalls only answers about such files.
   std::unique_ptr<MountFdCloser> closer;
+  std::unique_ptr<MountFdCloser> foreign_closer;
+  uint64_t next_token = 1;  // of answers and grants waiting for a closer
 
   std::map<uint64_t, Conn> conns;
   uint64_t next_conn = 1;
   std::map<HolderId, Watch> watches;
   std::map<uint64_t, HolderId> watch_ids;
   uint64_t next_watch = 1;
-  std::map<uint64_t, std::vector<Parked>> parked;
+  std::map<uint64_t, std::vector<Parked>> parked;  // by inode: waiting for a break
+  std::map<uint64_t, Parked> closing;               // by token: waiting for the closer
   std::atomic<size_t> conn_count{0};
 
   std::mutex actions_mu;  // leaf lock: taken under the engine mutex
@@ -166,14 +177,9 @@ struct LeaseServer::Impl final : Notifier {
       thread.join();
     }
     for (auto& [id, conn] : conns) drop_conn_fds(conn);
-    for (auto& [ino, list] : parked) {
-      for (auto& p : list) close_client_fd(p.fd);
-    }
-    // Closes what is queued; the answers it then hands over are dropped.
+    // Closes what is queued (the answers were dropped with their conns).
     closer.reset();
-    for (Action& a : actions) {
-      if (a.fd >= 0) close(a.fd);
-    }
+    foreign_closer.reset();
     for (auto& [h, w] : watches) close(w.pidfd);
     core.reset();  // answers pending continuations with an error
     for (int fd : {listen_fd, epoll_fd, wake_fd, timer_fd, idle_fd, spare_fd}) {
@@ -211,28 +217,53 @@ struct LeaseServer::Impl final : Notifier {
   }
 
   // --- client descriptors (mount_fd_closer.h) ---
-  void close_client_fd(int fd) {
+  MountFdCloser* closer_for(bool own_mount) {
+    return own_mount ? closer.get() : foreign_closer.get();
+  }
+  void close_client_fd(int fd, bool own_mount = false) {
     if (fd < 0) return;
-    if (closer) {
-      closer->close_then(fd, nullptr);
+    if (MountFdCloser* c = closer_for(own_mount)) {
+      c->close_then(fd, nullptr);
     } else {
       close(fd);
     }
   }
-  // Queues the answer once the client's descriptor is closed.
-  void answer_after_close(uint64_t id, int client_fd, std::vector<uint8_t> bytes,
-                          int send_fd = -1, bool map_reply = false) {
-    Action ready{Action::kDeliver, id, 0, 0, 0, {}, 0, std::move(bytes), send_fd, map_reply};
-    if (client_fd < 0 || !closer) {
-      if (client_fd >= 0) close(client_fd);
-      return deliver(ready);
-    }
-    auto later = std::make_shared<Action>(std::move(ready));
-    closer->close_then(client_fd, [this, later] { push(std::move(*later)); });
+  // Closes the client's descriptor, then pushes kClosed with a new token.
+  uint64_t close_then_notify(uint64_t id, int client_fd, bool own_mount) {
+    const uint64_t token = next_token++;
+    closer_for(own_mount)->close_then(client_fd, [this, id, token] {
+      push({Action::kClosed, id, 0, 0, 0, {}, 0, token});
+    });
+    return token;
   }
-  void deliver(const Action& a) {
-    queue(a.conn, a.bytes, a.fd);
-    if (a.map_reply) SEALFS_SYNC_POINT("lease.map.replied");  // engine thread, no lock held
+  // Queues the answer now, in order, and lets it go out once the client's
+  // descriptor is closed: nothing behind it in the connection's queue goes
+  // before it.
+  void answer_after_close(uint64_t id, int client_fd, std::vector<uint8_t> bytes,
+                          bool own_mount = false) {
+    if (client_fd < 0 || !closer_for(own_mount) || conns.count(id) == 0) {
+      if (client_fd >= 0) close_client_fd(client_fd, own_mount);
+      return queue(id, std::move(bytes));
+    }
+    queue(id, std::move(bytes), -1, close_then_notify(id, client_fd, own_mount));
+  }
+  // The closer is done with `token`: a MAP's grant runs now, or a held
+  // answer may go.
+  void closed(uint64_t id, uint64_t token) {
+    if (auto g = closing.find(token); g != closing.end()) {
+      Parked grant = g->second;
+      closing.erase(g);
+      if (conns.count(id)) grant_map(grant);
+      return;
+    }
+    auto it = conns.find(id);
+    if (it == conns.end()) return;
+    for (Outgoing& o : it->second.out) {
+      if (o.awaiting_close != token) continue;
+      o.awaiting_close = 0;
+      break;
+    }
+    flush(id);
   }
   void break_finished(uint64_t ino) override {
     push({Action::kBreakFinished, 0, 0, 0, 0, {}, ino});
@@ -387,8 +418,8 @@ struct LeaseServer::Impl final : Notifier {
           case Action::kRevoke:
             queue(a.conn, encode(wire::Type::kRevoke, 0, wire::LeaseRef{a.lease_id}));
             break;
-          case Action::kDeliver:
-            deliver(a);
+          case Action::kClosed:
+            closed(a.conn, a.token);
             break;
           case Action::kKill: {
             auto it = watches.find(a.holder);
@@ -404,11 +435,7 @@ struct LeaseServer::Impl final : Notifier {
             std::vector<Parked> retry = std::move(it->second);
             parked.erase(it);
             for (Parked& p : retry) {
-              if (conns.count(p.conn)) {
-                handle_map(p.conn, p.request_id, p.request, p.fd);
-              } else {
-                close_client_fd(p.fd);
-              }
+              if (conns.count(p.conn)) grant_map(p);
             }
             break;
           }
@@ -641,6 +668,7 @@ struct LeaseServer::Impl final : Notifier {
   void handle_inspect(uint64_t id, const wire::Header& h, const wire::InspectRequest& req,
                       int fd) {
     const auto type = static_cast<wire::Type>(h.type);
+    bool own_mount = false;  // set once fd_info says the descriptor is on this mount
     wire::InspectReply reply{};
     reply.now_ns = own_clock.now_ns();
     const RegionInfo region = source->region();
@@ -656,8 +684,7 @@ struct LeaseServer::Impl final : Notifier {
       wire::Header fixed = wire::make_header(wire::Type::kInspectReply,
                                              static_cast<uint32_t>(bytes.size()), h.request_id);
       std::memcpy(bytes.data(), &fixed, sizeof(fixed));
-      answer_after_close(id, fd, std::move(bytes));
-      fd = -1;
+      answer_after_close(id, std::exchange(fd, -1), std::move(bytes), own_mount);
     };
     if (req.reserved != 0) return answer(EINVAL, {}, 0, 0);
     // One page of `all`, starting at the cursor.
@@ -677,6 +704,7 @@ struct LeaseServer::Impl final : Notifier {
             !(options.also_accept && options.also_accept(info->mnt_id))) {
           return answer(EXDEV, {}, 0, 0);
         }
+        own_mount = true;
         const uint32_t mode = info->flags & O_ACCMODE;
         if ((info->flags & O_PATH) || mode == O_WRONLY) return answer(EACCES, {}, 0, 0);
         auto file = source->inspect_file(info->ino);
@@ -749,30 +777,28 @@ struct LeaseServer::Impl final : Notifier {
     return p.gid == g || std::find(p.groups.begin(), p.groups.end(), g) != p.groups.end();
   }
 
-  // Answers with a refusal once the client's descriptor (owned) is closed.
-  void reply_map_error(uint64_t id, uint64_t request_id, int client_fd, wire::Refusal refusal,
-                       int err = 0) {
+  // Answers with a refusal once the client's descriptor (owned; -1 when
+  // already closed) is closed.
+  void reply_map_error(uint64_t id, uint64_t request_id, int client_fd, bool own_mount,
+                       wire::Refusal refusal, int err = 0) {
     wire::MapReply reply{};
     reply.error = err ? err : errno_of(refusal);
     reply.detail = static_cast<uint32_t>(refusal);
-    answer_after_close(id, client_fd, encode(wire::Type::kMapReply, request_id, reply));
+    answer_after_close(id, client_fd, encode(wire::Type::kMapReply, request_id, reply),
+                       own_mount);
   }
 
   // Owns `fd` (the client's file descriptor).
+  // Owns `fd` (the client's file descriptor). The checks that need it run
+  // here; then it is closed (mount_fd_closer.h) and the grant runs after
+  // that (grant_map): no lease exists while the close writes the file's
+  // dirty pages back, and the answer is queued after the close, as a client
+  // may unmount right after its answer (a descriptor the daemon still held
+  // would keep the mount busy).
   void handle_map(uint64_t id, uint64_t request_id, const wire::MapRequest& req, int fd) {
-    // The client's descriptor is closed before any answer goes out, and
-    // not on this thread (mount_fd_closer.h): while the daemon holds a file
-    // of its own mount, that mount cannot be unmounted, and a client may
-    // unmount right after its answer. `client_fd` is given up by whichever
-    // answer is sent, or by parking the request.
-    int client_fd = fd;
-    struct Owned {
-      int& fd;
-      Impl& impl;
-      ~Owned() { impl.close_client_fd(std::exchange(fd, -1)); }
-    } owned{client_fd, *this};
+    bool own_mount = false;
     auto refuse = [&](wire::Refusal refusal, int err = 0) {
-      reply_map_error(id, request_id, std::exchange(client_fd, -1), refusal, err);
+      reply_map_error(id, request_id, std::exchange(fd, -1), own_mount, refusal, err);
     };
     const Conn& conn = conns.at(id);
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -792,24 +818,40 @@ struct LeaseServer::Impl final : Notifier {
         !(options.also_accept && options.also_accept(info->mnt_id))) {
       return refuse(wire::Refusal::kWrongMount);
     }
+    own_mount = true;
     const uint32_t mode = info->flags & O_ACCMODE;
     if ((info->flags & O_PATH) || mode == O_WRONLY ||
         ((req.prot & wire::kProtWrite) && mode != O_RDWR)) {
       return refuse(wire::Refusal::kOpenMode);
     }
+    const uint64_t token = close_then_notify(id, std::exchange(fd, -1), /*own_mount=*/true);
+    closing[token] = Parked{id, request_id, req, info->ino};
+  }
+
+  // The rest of a MAP, its descriptor closed: under the inode's layout lock,
+  // check the extents and install the lease, then answer.
+  void grant_map(const Parked& p) {
+    const uint64_t id = p.conn, request_id = p.request_id;
+    const wire::MapRequest& req = p.request;
+    auto refuse = [&](wire::Refusal refusal, int err = 0) {
+      reply_map_error(id, request_id, -1, true, refusal, err);
+    };
+    const Conn& conn = conns.at(id);
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const bool layout_only = (req.flags & wire::kMapLayoutOnly) != 0;
     const uint64_t length = (req.length + page - 1) / page * page;
 
-    std::unique_ptr<LayoutSource::Lock> lock = source->lock_layout(info->ino);
-    if (core->breaking(info->ino)) {
+    std::unique_ptr<LayoutSource::Lock> lock = source->lock_layout(p.ino);
+    if (core->breaking(p.ino)) {
       if (req.flags & wire::kMapWaitBreak) {
-        parked[info->ino].push_back(Parked{id, request_id, req, std::exchange(client_fd, -1)});
+        parked[p.ino].push_back(p);
         return;
       }
       return refuse(wire::Refusal::kBreaking);
     }
-    auto answer = source->layout_for_lease(*lock, info->ino, req.offset, length, req.flags);
+    auto answer = source->layout_for_lease(*lock, p.ino, req.offset, length, req.flags);
     if (!answer.is_ok()) {
-      log().error("lease: layout of inode {}: {}", info->ino, answer.status().to_string());
+      log().error("lease: layout of inode {}: {}", p.ino, answer.status().to_string());
       return refuse(wire::Refusal::kNone, answer.status().to_errno());
     }
     if (answer->refusal != wire::Refusal::kNone) {
@@ -819,7 +861,7 @@ struct LeaseServer::Impl final : Notifier {
     GrantRequest grant_req;
     grant_req.conn = id;
     grant_req.holder = conn.holder;
-    grant_req.ino = info->ino;
+    grant_req.ino = p.ino;
     grant_req.offset = req.offset;
     grant_req.length = length;
     grant_req.prot = req.prot;
@@ -866,9 +908,8 @@ struct LeaseServer::Impl final : Notifier {
     }
     reply.extent_count = static_cast<uint32_t>(extents.size());
     reply.has_fd = region_fd >= 0 ? 1 : 0;
-    answer_after_close(id, std::exchange(client_fd, -1),
-                       encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd,
-                       /*map_reply=*/true);
+    queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
+    SEALFS_SYNC_POINT("lease.map.replied");  // engine thread, no lock held
   }
 
   void protocol_error(uint64_t id, uint64_t request_id, const char* why) {
@@ -883,7 +924,7 @@ struct LeaseServer::Impl final : Notifier {
     close_conn(id);
   }
 
-  void queue(uint64_t id, std::vector<uint8_t> bytes, int fd = -1) {
+  void queue(uint64_t id, std::vector<uint8_t> bytes, int fd = -1, uint64_t awaiting_close = 0) {
     auto it = conns.find(id);
     if (it == conns.end()) {
       if (fd >= 0) close(fd);
@@ -891,7 +932,7 @@ struct LeaseServer::Impl final : Notifier {
     }
     Conn& conn = it->second;
     conn.out_bytes += bytes.size();
-    conn.out.push_back(Outgoing{std::move(bytes), 0, fd});
+    conn.out.push_back(Outgoing{std::move(bytes), 0, fd, awaiting_close});
     if (conn.out_bytes > options.max_outbox_bytes) {
       warn_peer(conn.peer.uid, "lease: pid " + std::to_string(conn.peer.pid) +
                                    " does not read its control socket; disconnecting");
@@ -903,7 +944,7 @@ struct LeaseServer::Impl final : Notifier {
 
   void flush(uint64_t id) {
     Conn& conn = conns.at(id);
-    while (!conn.out.empty()) {
+    while (!conn.out.empty() && conn.out.front().awaiting_close == 0) {
       Outgoing& o = conn.out.front();
       ssize_t n = wire::send_with_fd(conn.fd, o.bytes.data() + o.sent, o.bytes.size() - o.sent,
                                      o.sent == 0 ? o.fd : -1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -923,7 +964,9 @@ struct LeaseServer::Impl final : Notifier {
         conn.out.pop_front();
       }
     }
-    const bool want = !conn.out.empty();
+    // Not while the head waits for the closer: the socket is writable and
+    // the loop would spin; the closer's action flushes again.
+    const bool want = !conn.out.empty() && conn.out.front().awaiting_close == 0;
     if (want != conn.want_write) {
       conn.want_write = want;
       struct epoll_event ev {};
@@ -955,11 +998,7 @@ struct LeaseServer::Impl final : Notifier {
     conns.erase(it);
     conn_count = conns.size();
     for (auto& [ino, list] : parked) {
-      std::erase_if(list, [&](Parked& p) {
-        if (p.conn != id) return false;
-        close_client_fd(p.fd);
-        return true;
-      });
+      std::erase_if(list, [&](Parked& p) { return p.conn == id; });
     }
     Watch& watch = watches.at(holder);
     watch.conns--;
@@ -1010,6 +1049,7 @@ Result<std::unique_ptr<LeaseServer>> LeaseServer::start(ServerOptions options,
                                           impl.options.lease);
   RETURN_IF_ERROR(impl.setup());
   impl.closer = std::make_unique<MountFdCloser>();
+  impl.foreign_closer = std::make_unique<MountFdCloser>();
   impl.thread = std::thread([&impl] { impl.loop(); });
   return server;
 }

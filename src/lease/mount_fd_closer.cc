@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include "util/sync_point.h"
+
 namespace sealfs::lease {
 
 MountFdCloser::MountFdCloser() : thread_([this] { run(); }) {}
@@ -32,6 +34,7 @@ void MountFdCloser::run() {
     queue_.pop_front();
     lock.unlock();
     if (fd >= 0) close(fd);
+    SEALFS_SYNC_POINT("lease.closer.closed");  // closer thread, no lock held
     if (then) then();
     lock.lock();
   }

@@ -8,8 +8,10 @@
 // for the engine (a write that changes a leased file's layout waits for its
 // break) or for a lock the engine holds, so the engine never waits for a
 // close: it hands the descriptor here, with what to do once it is closed
-// (send the answer: a client may unmount as soon as it has its answer, and
-// a descriptor the daemon still holds would keep the mount busy).
+// (grant the MAP, or let the held answer go: a client may unmount as soon
+// as it has its answer, and a descriptor the daemon still held would keep
+// the mount busy). docs/protocol.md says what this means for the order of a
+// connection's messages.
 #pragma once
 
 #include <condition_variable>

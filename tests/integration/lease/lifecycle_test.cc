@@ -215,6 +215,34 @@ TEST_F(LifecycleTest, TwoConcurrentBreakers) {
   }
 }
 
+// A MAP's descriptor is closed before its lease exists (mount_fd_closer.h):
+// the close writes the file's dirty pages back through the daemon, and a
+// write that changed the layout would have to break a lease whose holder
+// cannot let go before it has its answer, which waits for the close. So
+// while the closer is held right after the close, a layout change goes
+// through at once, and the lease granted afterwards is never broken by it.
+// (When the lease was granted first, this truncate waited for a break the
+// holder never heard of: the BREAK went out before the answer.)
+TEST_F(LifecycleTest, NoLeaseExistsWhileTheRequestsDescriptorIsClosed) {
+  const std::string point = "lease.closer.closed";
+  ASSERT_NO_FATAL_FAILURE(mount_with_sync_point(2, point));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(true);
+  h.send_map(path("f"), 0, kFile);
+  ASSERT_TRUE(wait_for_path(reached(point), 10s)) << "the closer never reached " << point;
+  TimedOp op([&] { return truncate(path("f").c_str(), 2 * kFile); });
+  auto done = op.wait(1500ms);
+  touch_path(go(point));
+  ASSERT_TRUE(done) << "the truncate waited for a lease that was still being answered";
+  EXPECT_EQ(done->rc, 0);
+  MapReply r = h.map_reply(10s);
+  ASSERT_EQ(r.rc, 0) << r.text;
+  h.send("check 0 0 1048576 1");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 0) << h.transcript();
+}
+
 // The grant has checked the extents under the layout lock and is about to
 // install the lease when a truncate arrives: the truncate must not slip in
 // between. It waits, then breaks the new lease.
