@@ -44,7 +44,6 @@ struct Range {
   off_t offset = 0;
   int prot = 0;
   int fd = -1;             // our O_CLOEXEC duplicate of the program's descriptor
-  int access = O_RDONLY;   // its open mode, to open the file again
   dev_t dev = 0;
   ino_t ino = 0;
   struct sealfs_map* direct = nullptr;  // covers [addr, addr + direct_len)
@@ -100,15 +99,15 @@ bool never_direct(int rc) {
   return rc == -EACCES || rc == -EOPNOTSUPP || rc == -EXDEV || rc == -ENODEV || rc == -EINVAL;
 }
 
-// A descriptor of our own on the file, opened afresh: the open drops the
-// kernel's cached pages of the file (the mount keeps no cache across
-// opens), which may predate the holder's stores. The duplicate when that
-// fails.
-int fresh_descriptor(const Range& r) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/self/fd/%d", r.fd);
-  const int fd = open(path, r.access | O_CLOEXEC);
-  return fd;
+// Drops the kernel's clean cached pages of the file range before it is
+// mapped through the mount again: they may predate the holder's stores.
+// Not an open(2) or an mmap(2) through a fresh descriptor, which would do
+// it too: those wait for every page lock of the file, and a write(2) of the
+// program that is waiting in the daemon for this very break holds one (a
+// deadlock until the break deadline). POSIX_FADV_DONTNEED skips locked
+// pages instead; docs/preload.md says what that leaves.
+void drop_cached_pages(const Range& r) {
+  posix_fadvise(r.fd, r.offset, static_cast<off_t>(r.direct_len), POSIX_FADV_DONTNEED);
 }
 
 void wait_not_demoting(std::unique_lock<std::mutex>& lock, uintptr_t a, size_t len) {
@@ -140,13 +139,12 @@ void demote(uintptr_t key, const char* why, bool by_break = false) {
     m = it->second.direct;
     copy = it->second;
   }
-  const int fresh = fresh_descriptor(copy);
+  drop_cached_pages(copy);
   int rc;
   {
     Inside inside;
-    rc = sealfs_unmap_to_file(m, fresh >= 0 ? fresh : copy.fd);
+    rc = sealfs_unmap_to_file(m, copy.fd);
   }
-  if (fresh >= 0) close(fresh);
   counters().demoted++;
   debug("ordinary again %#lx+%zu (file offset %lld, %s)%s%s", static_cast<unsigned long>(copy.addr),
         copy.direct_len, static_cast<long long>(copy.offset), why, rc == 0 ? "" : ": ",
@@ -210,6 +208,7 @@ void fork_parent() { g_mu.unlock(); }
 void fork_child() {
   for (auto& [key, r] : ranges()) {
     if (r.direct == nullptr) continue;
+    drop_cached_pages(r);
     real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED, r.fd,
               r.offset);
     r.direct = nullptr;
@@ -271,7 +270,6 @@ void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offs
   r.offset = offset;
   r.prot = prot;
   r.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  r.access = fcntl(fd, F_GETFL) & O_ACCMODE;
   r.dev = st.st_dev;
   r.ino = st.st_ino;
   if (r.fd < 0) {  // out of descriptors: cannot fall back later, so not now either
@@ -315,6 +313,8 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
     if (whole || r.direct == nullptr) {
       struct sealfs_map* m = r.direct;
       const int fd = r.fd;
+      const off_t r_offset = r.offset;
+      const size_t r_direct_len = r.direct_len;
       r.fd = -1;
       forget_locked(it);
       lock.unlock();
@@ -324,6 +324,7 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
         // taken by another thread's mmap before the program's munmap.
         Inside inside;
         counters().released++;
+        posix_fadvise(fd, r_offset, static_cast<off_t>(r_direct_len), POSIX_FADV_DONTNEED);
         sealfs_unmap_to_file(m, fd);
       }
       close(fd);
@@ -458,6 +459,7 @@ void reseal_file(int fd) {
     // gives its pages back to the file, then a lease on all of what exists
     // now replaces them.
     if (copy.direct != nullptr) {
+      drop_cached_pages(copy);
       Inside inside;
       sealfs_unmap_to_file(copy.direct, copy.fd);
     }
