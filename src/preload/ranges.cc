@@ -388,6 +388,9 @@ int persist_range(void* addr, size_t len, void (*ordinary)(void*, size_t, void*)
       // waits for no daemon and no FUSE request (cache-line flushes, or an
       // msync of the region, which is not on the mount).
       if (r.prot & PROT_WRITE) {
+        // On a page-granularity region sealfs_persist calls msync(2),
+        // which must reach the kernel, not this library (and its lock).
+        Inside inside;
         const int rc = sealfs_persist(r.direct, reinterpret_cast<void*>(s), e - s);
         if (rc != 0 && result == 0) result = rc;
         counters().persists++;
@@ -412,6 +415,7 @@ void persist_file(int fd) {
   for (auto& [key, r] : ranges()) {
     if (r.dev != st.st_dev || r.ino != st.st_ino || r.direct == nullptr || r.demoting) continue;
     if ((r.prot & PROT_WRITE) == 0) continue;
+    Inside inside;  // see persist_range
     (void)sealfs_persist(r.direct, reinterpret_cast<void*>(r.addr), r.direct_len);
     counters().persists++;
   }

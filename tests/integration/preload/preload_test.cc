@@ -80,6 +80,21 @@ class PreloadTest : public MountFixture {
   std::string debug_log_;
 };
 
+// The same on a region file that is persisted with msync(2) (page
+// granularity), as an ordinary file on a disk is used.
+class PreloadOnDiskTest : public PreloadTest {
+ protected:
+  void SetUp() override {
+    MountFixture::SetUp();
+    if (IsSkipped()) return;
+    MountConfig config;
+    config.region_size = 256ull << 20;
+    config.on_disk = true;
+    ASSERT_NO_FATAL_FAILURE(format_and_mount(config));
+    debug_log_ = dir() + "/preload.log";
+  }
+};
+
 const std::string kLmdb = env_or_die("LMDB_WORKLOAD");
 const std::string kSqlite = env_or_die("SQLITE_WORKLOAD");
 const std::string kBehaviour = env_or_die("PRELOAD_BEHAVIOUR");
@@ -316,6 +331,25 @@ TEST_F(PreloadTest, SignalTheProgramWaitsForIsNotTakenByTheLibrary) {
   EXPECT_EQ(run({kBehaviour, "signal", path("signalled")}, &output), 0) << output;
   EXPECT_NE(output.find("signal ok"), std::string::npos) << output;
   EXPECT_GT(debug_count("direct "), 0u) << debug_text();
+}
+
+// A persist on a page-granularity region is an msync(2) of the region
+// mapping, made by libsealfs from inside the library's own msync: it must
+// go to the kernel (it deadlocked on the library's lock).
+TEST_F(PreloadOnDiskTest, LmdbWritemapOnAnMsyncRegion) {
+  const std::string env_dir = path("lmdb-disk");
+  ASSERT_EQ(mkdir(env_dir.c_str(), 0755), 0);
+  Program program(under_run({kLmdb, "load", env_dir, "writemap", "40", region_name()}),
+                  preload_env());
+  const auto status = program.wait(60s);
+  ASSERT_TRUE(status.has_value()) << "the program hangs: " << program.output();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << program.output();
+  const size_t at = program.output().find("mapped region=");
+  ASSERT_NE(at, std::string::npos) << program.output();
+  EXPECT_GE(std::atoi(program.output().c_str() + at + 14), 2) << program.output();
+  EXPECT_EQ(verify({kLmdb, "verify", env_dir, "40"}), 40);
+  EXPECT_GT(debug_count("persists="), 0u) << debug_text();
+  EXPECT_EQ(debug_count("persists=0 "), debug_count("stats ") - 1) << debug_text();
 }
 
 }  // namespace
