@@ -1,7 +1,9 @@
 /* An LMDB program for the preload tests (tests/integration/preload).
  *
- *   lmdb_workload load DIR writemap|default TXNS REGION_NAME
- *     Commits transactions 0..TXNS-1, each putting kPerTxn records and
+ *   lmdb_workload load DIR writemap|default TXNS REGION_NAME [READERS]
+ *     With READERS threads reading at random all along (each key they
+ *     find must hold a value some transaction wrote for it), commits
+ *     transactions 0..TXNS-1, each putting kPerTxn records and
  *     updating kPerTxn earlier ones, printing "committed T" after each
  *     commit returns, and after the first and the last commit "mapped
  *     region=N data=M": how many of the process's mappings are of the
@@ -16,6 +18,7 @@
  * it, so any lost or torn update shows. */
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,10 +61,56 @@ static MDB_env *open_env(const char *dir, unsigned flags) {
   return env;
 }
 
-static int load(const char *dir, const char *mode, uint64_t txns, const char *region) {
+struct reader_arg {
+  MDB_env *env;
+  volatile int *stop;
+  uint64_t seed;
+  long bad;
+  long reads;
+};
+
+/* Random reads in short read transactions until told to stop: a key that is
+ * there must hold the value of a transaction that inserted or updated it. */
+static void *reader(void *p) {
+  struct reader_arg *a = p;
+  unsigned char want[kValueSize];
+  while (!*a->stop) {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    if (mdb_txn_begin(a->env, NULL, MDB_RDONLY, &txn) != 0) continue;
+    if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0) {
+      for (int i = 0; i < 64; ++i) {
+        a->seed = mix(a->seed + 1);
+        const uint64_t k = a->seed % 4096;
+        uint64_t kbe = __builtin_bswap64(k);
+        MDB_val key = {sizeof(kbe), &kbe}, v;
+        if (mdb_get(txn, dbi, &key, &v) != 0) continue;
+        a->reads++;
+        int found = 0;
+        for (uint64_t t = k / kPerTxn; t <= k / kPerTxn + 2 * (k / kPerTxn + 2) && !found; ++t) {
+          value_of(k, t, want);
+          found = v.mv_size == kValueSize && memcmp(v.mv_data, want, kValueSize) == 0;
+        }
+        if (!found) a->bad++;
+      }
+    }
+    mdb_txn_abort(txn);
+  }
+  return NULL;
+}
+
+static int load(const char *dir, const char *mode, uint64_t txns, const char *region, int readers) {
   const unsigned flags = strcmp(mode, "writemap") == 0 ? MDB_WRITEMAP : 0;
   MDB_env *env = open_env(dir, flags);
   MDB_dbi dbi;
+  volatile int stop = 0;
+  pthread_t threads[8];
+  struct reader_arg args[8];
+  if (readers > 8) readers = 8;
+  for (int r = 0; r < readers; ++r) {
+    args[r] = (struct reader_arg){env, &stop, (uint64_t)r * 7777, 0, 0};
+    if (pthread_create(&threads[r], NULL, reader, &args[r]) != 0) die("pthread_create", errno);
+  }
   unsigned char value[kValueSize];
   for (uint64_t t = 0; t < txns; ++t) {
     MDB_txn *txn;
@@ -84,6 +133,14 @@ static int load(const char *dir, const char *mode, uint64_t txns, const char *re
       printf("mapped region=%d data=%d\n", count_mappings(region), count_mappings("data.mdb"));
     }
   }
+  stop = 1;
+  long bad = 0, reads = 0;
+  for (int r = 0; r < readers; ++r) {
+    pthread_join(threads[r], NULL);
+    bad += args[r].bad;
+    reads += args[r].reads;
+  }
+  if (readers > 0) printf("readers bad=%ld reads=%ld\n", bad, reads);
   mdb_env_close(env);
   return 0;
 }
@@ -144,12 +201,13 @@ static int verify(const char *dir, uint64_t max_txns) {
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  if (argc == 6 && strcmp(argv[1], "load") == 0) {
-    return load(argv[2], argv[3], strtoull(argv[4], NULL, 10), argv[5]);
+  if ((argc == 6 || argc == 7) && strcmp(argv[1], "load") == 0) {
+    return load(argv[2], argv[3], strtoull(argv[4], NULL, 10), argv[5],
+                argc == 7 ? atoi(argv[6]) : 0);
   }
   if (argc == 4 && strcmp(argv[1], "verify") == 0) {
     return verify(argv[2], strtoull(argv[3], NULL, 10));
   }
-  fprintf(stderr, "usage: lmdb_workload load DIR writemap|default TXNS REGION_NAME | verify DIR TXNS\n");
+  fprintf(stderr, "usage: lmdb_workload load DIR writemap|default TXNS REGION_NAME [READERS] | verify DIR TXNS\n");
   return 2;
 }
