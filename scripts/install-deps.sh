@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   bindfs fio e2fsprogs xfsprogs util-linux passwd procps kmod
   groff-base librsvg2-bin
+  liblmdb-dev lmdb-utils libsqlite3-dev sqlite3
 )
 
 missing=()

@@ -87,6 +87,14 @@ int sealfs_map(int fd, off_t offset, size_t length, int prot, unsigned flags,
  * the daemon's hard cap; 0 = the mount's lease_break_time). */
 int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
                   uint64_t break_time_ns, struct sealfs_map **out);
+/* As sealfs_map at the caller's page-aligned addr: once the daemon has
+ * granted exactly [offset, offset+length), the pages of [addr,
+ * addr+length) are replaced (MAP_FIXED) by the direct mapping. A refusal
+ * leaves the range untouched; a failure after the grant leaves an ordinary
+ * MAP_SHARED mapping of the file there. For interposers (libsealfs-preload)
+ * that must keep the addresses a program chose. */
+int sealfs_map_at(void *addr, int fd, off_t offset, size_t length, int prot, unsigned flags,
+                  struct sealfs_map **out);
 void *sealfs_map_addr(const struct sealfs_map *m);
 size_t sealfs_map_length(const struct sealfs_map *m);
 off_t sealfs_map_offset(const struct sealfs_map *m);
@@ -99,6 +107,12 @@ int sealfs_map_state(const struct sealfs_map *m);
 int sealfs_persist(const struct sealfs_map *m, const void *addr, size_t len);
 /* Unmaps, releases the lease and frees m (also after a break or fence). */
 int sealfs_unmap(struct sealfs_map *m);
+/* As sealfs_unmap, but the range is not unmapped: it becomes, at the same
+ * addresses, an ordinary MAP_SHARED mapping of the same range of the file
+ * open at fd (the kernel's page cache through the mount), then the lease
+ * is released. The program keeps running on the file, slower. On failure
+ * the range is unmapped; the lease is released and m freed in every case. */
+int sealfs_unmap_to_file(struct sealfs_map *m, int fd);
 
 /* Break delivery. The descriptor is an eventfd owned by the library:
  * readable while break events are queued; sealfs_next_break() dequeues. */

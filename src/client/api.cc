@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -119,7 +120,8 @@ int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, 
                  int prot, unsigned flags, uint64_t break_time_ns, uint32_t wire_flags,
                  Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents) {
   const bool flush = conn->flush_before_map.load(std::memory_order_relaxed);
-  if (flush && fdatasync(fd) != 0) {
+  // The system call itself: libsealfs-preload wraps fdatasync(3).
+  if (flush && syscall(SYS_fdatasync, fd) != 0) {
     return fail(errno, "writing the file's cached pages back before mapping it: " +
                            std::string(strerror(errno)));
   }
@@ -196,16 +198,18 @@ void forget_map_locked(struct sealfs_map* m) {
   }
 }
 
-}  // namespace
-
-extern "C" {
-
-int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
-                  uint64_t break_time_ns, struct sealfs_map** out) {
+// sealfs_map_ex and sealfs_map_at: `fixed` is the caller's address, or
+// nullptr for a range the library reserves itself.
+int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigned flags,
+             uint64_t break_time_ns, struct sealfs_map** out) {
   if (out == nullptr) return fail(EINVAL, "out is NULL");
   *out = nullptr;
   if ((prot & ~(PROT_READ | PROT_WRITE)) != 0 || (prot & PROT_READ) == 0) {
     return fail(EINVAL, "prot must be PROT_READ or PROT_READ|PROT_WRITE");
+  }
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (fixed != nullptr && reinterpret_cast<uintptr_t>(fixed) % page != 0) {
+    return fail(EINVAL, "addr must be a multiple of the page size");
   }
   Answer answer;
   wire::MapReply reply{};
@@ -231,23 +235,40 @@ int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
   };
   if (m == nullptr || answer.fd < 0) return give_up(EPROTO, "the daemon granted a mapping without a region");
   if (!extents_valid(reply, extents)) return give_up(EPROTO, "the daemon's extents do not tile the range");
-  void* base = reserve(reply.length, reply.alignment);
+  const uint64_t want = (length + page - 1) / page * page;
+  if (fixed != nullptr && (reply.offset != uint64_t(offset) || reply.length != want)) {
+    return give_up(EINVAL, "the daemon granted another range than the one asked at a fixed address");
+  }
+  void* base = fixed != nullptr ? fixed : reserve(reply.length, reply.alignment);
   if (base == nullptr) return give_up(ENOMEM, "cannot reserve address space");
-  m->addr = base;
+  // At a fixed address the caller's pages are replaced only once every
+  // extent is in place; a failure halfway puts an ordinary mapping of the
+  // file back, so the range stays usable.
+  if (fixed == nullptr) m->addr = base;
   m->length = reply.length;
   for (const auto& e : extents) {
     void* at = static_cast<uint8_t*>(base) + (e.file_offset - reply.offset);
     void* p = MAP_FAILED;
+    int err = 0;
     if (reply.region_flags & wire::kRegionFsdax) {
       p = mmap(at, e.length, prot, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, answer.fd, off_t(e.region_offset));
       // Only a page-granularity (emulated) region may do without MAP_SYNC.
       if (p == MAP_FAILED && errno == EOPNOTSUPP && reply.granularity != wire::kGranularityPage) {
-        return give_up(EOPNOTSUPP, "MAP_SYNC refused on an fsdax region");
+        err = EOPNOTSUPP;
       }
     }
-    if (p == MAP_FAILED) p = mmap(at, e.length, prot, MAP_SHARED | MAP_FIXED, answer.fd, off_t(e.region_offset));
-    if (p == MAP_FAILED) return give_up(errno, "mmap of the region: " + std::string(strerror(errno)));
+    if (p == MAP_FAILED && err == 0) {
+      p = mmap(at, e.length, prot, MAP_SHARED | MAP_FIXED, answer.fd, off_t(e.region_offset));
+      if (p == MAP_FAILED) err = errno;
+    }
+    if (err != 0) {
+      if (fixed != nullptr) mmap(fixed, reply.length, prot, MAP_SHARED | MAP_FIXED, fd, offset);
+      return give_up(err, err == EOPNOTSUPP && (reply.region_flags & wire::kRegionFsdax)
+                              ? "MAP_SYNC refused on an fsdax region"
+                              : "mmap of the region: " + std::string(strerror(err)));
+    }
   }
+  m->addr = base;
   // A child must not inherit the blocks: the daemon could not know it can
   // still reach them after this process releases the lease.
   madvise(base, reply.length, MADV_DONTFORK);
@@ -271,22 +292,9 @@ int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
   return 0;
 }
 
-int sealfs_map(int fd, off_t offset, size_t length, int prot, unsigned flags, struct sealfs_map** out) {
-  return sealfs_map_ex(fd, offset, length, prot, flags, 0, out);
-}
-
-void* sealfs_map_addr(const struct sealfs_map* m) { return m ? m->addr : nullptr; }
-size_t sealfs_map_length(const struct sealfs_map* m) { return m ? m->length : 0; }
-off_t sealfs_map_offset(const struct sealfs_map* m) { return m ? m->offset : 0; }
-uint64_t sealfs_map_generation(const struct sealfs_map* m) { return m ? m->generation : 0; }
-uint64_t sealfs_map_lease_id(const struct sealfs_map* m) { return m ? m->lease_id : 0; }
-int sealfs_map_state(const struct sealfs_map* m) {
-  if (m == nullptr) return -EINVAL;
-  std::lock_guard lock(state().mu);
-  return m->state;
-}
-
-int sealfs_unmap(struct sealfs_map* m) {
+// sealfs_unmap and sealfs_unmap_to_file: replace_fd >= 0 puts an ordinary
+// mapping of that file in place of the pages instead of unmapping them.
+int unmap_impl(struct sealfs_map* m, int replace_fd) {
   if (m == nullptr) return fail(EINVAL, "map is NULL");
   State& s = state();
   std::unique_lock lock(s.mu);
@@ -295,6 +303,8 @@ int sealfs_unmap(struct sealfs_map* m) {
     delete m;
     return 0;
   }
+  // Forgotten first: a REVOKE or a lost connection no longer fences these
+  // addresses, which the caller may reuse as soon as we return.
   forget_map_locked(m);
   for (sealfs_reg* reg : m->regs) reg->dead = true;
   const bool on_callback_thread = std::this_thread::get_id() == s.callback_thread_id;
@@ -310,10 +320,65 @@ int sealfs_unmap(struct sealfs_map* m) {
   lock.unlock();
   // The pages go before the lease: once the daemon hears RELEASE the
   // blocks may belong to someone else.
-  if (m->addr) munmap(m->addr, m->length);
+  int result = 0;
+  if (m->addr && replace_fd >= 0) {
+    // Stores made through the direct pages are made durable before those
+    // pages leave: nothing flushes them once the addresses show the file.
+    if (m->prot & PROT_WRITE) (void)sealfs_persist(m, m->addr, m->length);
+    void* p = mmap(m->addr, m->length, m->prot, MAP_SHARED | MAP_FIXED, replace_fd, m->offset);
+    if (p == MAP_FAILED) {
+      result = fail(errno, "mmap of the file in place of the mapping: " + std::string(strerror(errno)));
+      munmap(m->addr, m->length);
+    }
+  } else if (m->addr) {
+    munmap(m->addr, m->length);
+  }
   if (release) release_lease(conn, m->lease_id);
   delete m;
-  return 0;
+  return result;
+}
+
+}  // namespace
+
+extern "C" {
+
+int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
+                  uint64_t break_time_ns, struct sealfs_map** out) {
+  return map_impl(nullptr, fd, offset, length, prot, flags, break_time_ns, out);
+}
+
+int sealfs_map_at(void* addr, int fd, off_t offset, size_t length, int prot, unsigned flags,
+                  struct sealfs_map** out) {
+  if (addr == nullptr) {
+    if (out != nullptr) *out = nullptr;
+    return fail(EINVAL, "addr is NULL");
+  }
+  return map_impl(addr, fd, offset, length, prot, flags, 0, out);
+}
+
+int sealfs_map(int fd, off_t offset, size_t length, int prot, unsigned flags, struct sealfs_map** out) {
+  return sealfs_map_ex(fd, offset, length, prot, flags, 0, out);
+}
+
+void* sealfs_map_addr(const struct sealfs_map* m) { return m ? m->addr : nullptr; }
+size_t sealfs_map_length(const struct sealfs_map* m) { return m ? m->length : 0; }
+off_t sealfs_map_offset(const struct sealfs_map* m) { return m ? m->offset : 0; }
+uint64_t sealfs_map_generation(const struct sealfs_map* m) { return m ? m->generation : 0; }
+uint64_t sealfs_map_lease_id(const struct sealfs_map* m) { return m ? m->lease_id : 0; }
+int sealfs_map_state(const struct sealfs_map* m) {
+  if (m == nullptr) return -EINVAL;
+  std::lock_guard lock(state().mu);
+  return m->state;
+}
+
+int sealfs_unmap(struct sealfs_map* m) { return unmap_impl(m, -1); }
+
+int sealfs_unmap_to_file(struct sealfs_map* m, int fd) {
+  if (fd < 0) {
+    if (m != nullptr) unmap_impl(m, -1);
+    return fail(EBADF, "bad file descriptor");
+  }
+  return unmap_impl(m, fd);
 }
 
 int sealfs_break_fd(void) {

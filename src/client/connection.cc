@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 
 #include "client/client_internal.h"
 #include "lease/fd_passing.h"
@@ -44,6 +45,9 @@ bool read_full(int fd, void* buf, size_t len, std::deque<int>& fds) {
 }
 
 void run_callback_thread() {
+  // Named so an interposer (libsealfs-preload) can tell the library's own
+  // calls from the program's; the name also shows in ps -L and gdb.
+  pthread_setname_np(pthread_self(), "sealfs-callback");
   State& s = state();
   std::unique_lock lock(s.mu);
   const pid_t pid = s.pid;
@@ -59,11 +63,24 @@ void run_callback_thread() {
   }
 }
 
+// The library's threads block every signal, so a signal meant for the
+// program never runs its handler on them (a program that blocks a signal
+// in its own threads to sigwait() for it keeps receiving it).
+template <typename F>
+std::thread start_thread_without_signals(F&& body) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread t(std::forward<F>(body));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return t;
+}
+
 void start_callback_thread_locked() {
   State& s = state();
   if (s.callback_thread_started) return;
   s.callback_thread_started = true;
-  std::thread t(run_callback_thread);
+  std::thread t = start_thread_without_signals(run_callback_thread);
   s.callback_thread_id = t.get_id();
   t.detach();
 }
@@ -87,6 +104,7 @@ void connection_lost_locked(Connection& conn) {
 }
 
 void reader(std::shared_ptr<Connection> conn) {
+  pthread_setname_np(pthread_self(), "sealfs-reader");
   State& s = state();
   std::deque<int> fds;
   for (;;) {
@@ -257,7 +275,7 @@ int connection_for(const std::string& path, std::shared_ptr<Connection>* out) {
   conn->fd = fd;
   s.conns[path] = conn;
   start_callback_thread_locked();
-  std::thread(reader, conn).detach();
+  start_thread_without_signals([conn] { reader(conn); }).detach();
   *out = conn;
   return 0;
 }

@@ -66,7 +66,8 @@ expected=(
   "$libdir/pkgconfig/sealfs.pc"
   "$includedir/sealfs/sealfs.h" "$includedir/sealfs/sealfs.hpp" "$includedir/sealfs/format.h"
   "$mandir/man8/sealfs.8" "$mandir/man8/mkfs.sealfs.8" "$mandir/man8/fsck.sealfs.8"
-  "$mandir/man8/sealfs-layout.8" "$mandir/man3/libsealfs.3"
+  "$mandir/man8/sealfs-layout.8" "$mandir/man3/libsealfs.3" "$mandir/man1/sealfs-run.1"
+  "$libdir/libsealfs-preload.so" "$bindir/sealfs-run"
 )
 for f in "${expected[@]}"; do
   [ -e "$f" ] || fail "not installed: ${f#"$dest/root"}"

@@ -1,0 +1,30 @@
+// The preload library's debug log and counters.
+//
+// SEALFS_PRELOAD_DEBUG=1 writes one line per decision to stderr; a value
+// starting with '/' appends the lines to that file instead (a program's
+// stderr may be its output). The counters are written as one "stats" line
+// when the program exits, so a test can prove the direct path was taken.
+// Lines are formatted on the stack and written with one write(2): no stdio
+// and no logging library inside every program the library is preloaded into.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace sealfs::preload {
+
+struct Counters {
+  std::atomic<uint64_t> direct{0};      // mmaps (or parts) made direct
+  std::atomic<uint64_t> refused{0};     // the daemon refused: ordinary mapping kept
+  std::atomic<uint64_t> demoted{0};     // direct ranges turned ordinary (break, munmap part, ...)
+  std::atomic<uint64_t> resealed{0};    // read-only ranges made direct again after a break
+  std::atomic<uint64_t> persists{0};    // msync/fsync/fdatasync answered with sealfs_persist
+  std::atomic<uint64_t> released{0};    // leases released by munmap/mremap
+};
+
+Counters& counters();
+bool debug_enabled();
+void debug(const char* format, ...) __attribute__((format(printf, 1, 2)));
+void write_stats();
+
+}  // namespace sealfs::preload

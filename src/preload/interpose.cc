@@ -1,0 +1,142 @@
+// The functions libsealfs-preload puts in front of libc's: mmap, mmap64,
+// munmap, mremap, mprotect, msync, fsync, fdatasync. Each decides quickly
+// whether the call concerns a sealfs mapping and otherwise goes straight to
+// the kernel. docs/preload.md says what each does.
+//
+// Built without _FILE_OFFSET_BITS=64 (meson adds it): with it, glibc's
+// headers rename mmap to mmap64 and the two definitions below would be
+// one symbol. Both take a 64-bit off_t on the 64-bit targets we build for.
+#undef _FILE_OFFSET_BITS
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "preload/debug.h"
+#include "preload/ranges.h"
+#include "preload/real_calls.h"
+
+static_assert(sizeof(off_t) == 8, "libsealfs-preload needs a 64-bit off_t");
+
+namespace sealfs::preload {
+namespace {
+
+constexpr long kFuseSuperMagic = 0x65735546;
+
+// A MAP_SHARED mapping of a file on a FUSE mount with a protection libsealfs
+// can give (read, or read and write), at a page-aligned offset.
+bool candidate(size_t len, int prot, int flags, int fd, off_t offset) {
+  if (fd < 0 || len == 0 || (flags & MAP_ANONYMOUS) != 0) return false;
+  const int type = flags & MAP_TYPE;
+  if (type != MAP_SHARED && type != MAP_SHARED_VALIDATE) return false;
+  if ((flags & MAP_SYNC) != 0) return false;  // the program asks the kernel for something specific
+  if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE)) return false;
+  if (offset < 0 || offset % sysconf(_SC_PAGESIZE) != 0) return false;
+  struct statfs fs;
+  return fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic;
+}
+
+struct SyncResult {
+  int flags;
+  int rc;
+  int err;
+};
+
+void msync_ordinary(void* addr, size_t len, void* arg) {
+  auto* result = static_cast<SyncResult*>(arg);
+  if (real_msync(addr, len, result->flags) != 0 && result->rc == 0) {
+    result->rc = -1;
+    result->err = errno;
+  }
+}
+
+template <int (*Real)(int)>
+int sync_file(int fd) {
+  if (Inside::now() || !any_tracked()) return Real(fd);
+  persist_file(fd);
+  const int rc = Real(fd);
+  const int err = errno;
+  reseal_file(fd);
+  errno = err;
+  return rc;
+}
+
+__attribute__((constructor)) void start() {
+  install_break_handler();
+  install_fork_handlers();
+  debug("loaded");
+}
+
+__attribute__((destructor)) void stop() {
+  if (debug_enabled()) write_stats();
+}
+
+}  // namespace
+}  // namespace sealfs::preload
+
+using namespace sealfs::preload;
+
+extern "C" {
+
+__attribute__((visibility("default"))) void* mmap(void* addr, size_t len, int prot, int flags,
+                                                  int fd, off_t offset) {
+  if (Inside::now()) return real_mmap(addr, len, prot, flags, fd, offset);
+  if (candidate(len, prot, flags, fd, offset)) return map_shared(addr, len, prot, flags, fd, offset);
+  if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == MAP_FIXED && any_tracked()) {
+    release_overlapping(addr, len, true);
+  }
+  return real_mmap(addr, len, prot, flags, fd, offset);
+}
+
+__attribute__((visibility("default"))) void* mmap64(void* addr, size_t len, int prot, int flags,
+                                                    int fd, off_t offset) {
+  return mmap(addr, len, prot, flags, fd, offset);
+}
+
+__attribute__((visibility("default"))) int munmap(void* addr, size_t len) {
+  if (!Inside::now() && any_tracked()) release_overlapping(addr, len, true);
+  return real_munmap(addr, len);
+}
+
+__attribute__((visibility("default"))) int mprotect(void* addr, size_t len, int prot) {
+  if (!Inside::now() && any_tracked()) release_overlapping(addr, len, false);
+  return real_mprotect(addr, len, prot);
+}
+
+__attribute__((visibility("default"))) void* mremap(void* old_addr, size_t old_len, size_t new_len,
+                                                    int flags, ...) {
+  void* new_addr = nullptr;
+  if (flags & MREMAP_FIXED) {
+    va_list args;
+    va_start(args, flags);
+    new_addr = va_arg(args, void*);
+    va_end(args);
+  }
+  if (!Inside::now() && any_tracked()) {
+    void* result = nullptr;
+    if (remap_tracked(old_addr, old_len, new_len, flags, &result)) return result;
+    release_overlapping(old_addr, old_len, false);
+  }
+  return real_mremap(old_addr, old_len, new_len, flags, new_addr);
+}
+
+__attribute__((visibility("default"))) int msync(void* addr, size_t len, int flags) {
+  if (Inside::now() || !any_tracked()) return real_msync(addr, len, flags);
+  SyncResult result{flags, 0, 0};
+  const int rc = persist_range(addr, len, msync_ordinary, &result);
+  if (result.rc != 0) {
+    errno = result.err;
+    return -1;
+  }
+  if (rc != 0) {
+    errno = -rc;
+    return -1;
+  }
+  return 0;
+}
+
+__attribute__((visibility("default"))) int fsync(int fd) { return sync_file<real_fsync>(fd); }
+__attribute__((visibility("default"))) int fdatasync(int fd) { return sync_file<real_fdatasync>(fd); }
+
+}  // extern "C"

@@ -1,0 +1,505 @@
+#include "preload/ranges.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "preload/debug.h"
+#include "preload/real_calls.h"
+#include "sealfs/sealfs.h"
+
+namespace sealfs::preload {
+
+namespace {
+
+thread_local int t_inside = 0;
+// 0 not looked at, 1 one of libsealfs's own threads, 2 another thread.
+thread_local int t_library_thread = 0;
+
+uint64_t page_size() {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+uint64_t round_up(uint64_t x) { return (x + page_size() - 1) / page_size() * page_size(); }
+
+struct Range {
+  uintptr_t addr = 0;
+  size_t len = 0;  // page rounded
+  off_t offset = 0;
+  int prot = 0;
+  int fd = -1;             // our O_CLOEXEC duplicate of the program's descriptor
+  dev_t dev = 0;
+  ino_t ino = 0;
+  struct sealfs_map* direct = nullptr;  // covers [addr, addr + direct_len)
+  size_t direct_len = 0;
+  uint64_t lease = 0;
+  bool demoting = false;  // a thread is changing the direct part; wait for it
+  // A read-only range that a break takes back at every commit (the file
+  // grows each time) is not made direct at every sync: after the n-th
+  // such break in a row the next 2^n syncs (at most 64) leave it ordinary.
+  unsigned backoff = 0;
+  unsigned skip_syncs = 0;
+};
+
+std::mutex g_mu;
+std::condition_variable g_cv;
+std::atomic<size_t> g_tracked{0};
+
+// Never destroyed: the program's threads may still map while it exits.
+std::map<uintptr_t, Range>& ranges() {
+  static auto* table = new std::map<uintptr_t, Range>();
+  return *table;
+}
+
+bool overlaps(const Range& r, uintptr_t a, size_t len) { return a < r.addr + r.len && r.addr < a + len; }
+
+// The bytes of [offset, offset+len) that the file has (its last block whole).
+size_t existing_part(off_t offset, size_t len, uint64_t size) {
+  const uint64_t mappable = round_up(size);
+  if (static_cast<uint64_t>(offset) >= mappable) return 0;
+  return static_cast<size_t>(std::min<uint64_t>(len, mappable - static_cast<uint64_t>(offset)));
+}
+
+bool allocate_holes() {
+  static const bool on = [] {
+    const char* v = getenv("SEALFS_PRELOAD_ALLOCATE");
+    return v == nullptr || strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+// A store into a hole of a shared mapping allocates the block anyway, so a
+// writable mapping asks the daemon to allocate holes and unwritten extents
+// up front (SEALFS_PRELOAD_ALLOCATE=0 keeps sparse files sparse; the range
+// then stays ordinary). A read-only one maps only what is written.
+int make_direct(void* at, int fd, off_t offset, size_t len, int prot, struct sealfs_map** m) {
+  Inside inside;
+  const unsigned flags = (prot & PROT_WRITE) && allocate_holes() ? SEALFS_MAP_ALLOCATE : 0;
+  return sealfs_map_at(at, fd, offset, len, prot, flags, m);
+}
+
+// Refusals that say the file can never be mapped directly by this process.
+bool never_direct(int rc) {
+  return rc == -EACCES || rc == -EOPNOTSUPP || rc == -EXDEV || rc == -ENODEV || rc == -EINVAL;
+}
+
+// Drops the kernel's clean cached pages of the file range before it is
+// mapped through the mount again: they may predate the holder's stores.
+// Not an open(2) or an mmap(2) through a fresh descriptor, which would do
+// it too: those wait for every page lock of the file, and a write(2) of the
+// program that is waiting in the daemon for this very break holds one (a
+// deadlock until the break deadline). POSIX_FADV_DONTNEED skips locked
+// pages instead; docs/preload.md says what that leaves.
+void drop_cached_pages(const Range& r) {
+  posix_fadvise(r.fd, r.offset, static_cast<off_t>(r.direct_len), POSIX_FADV_DONTNEED);
+}
+
+void wait_not_demoting(std::unique_lock<std::mutex>& lock, uintptr_t a, size_t len) {
+  g_cv.wait(lock, [&] {
+    for (auto& [key, r] : ranges()) {
+      if (r.demoting && overlaps(r, a, len)) return false;
+    }
+    return true;
+  });
+}
+
+// The direct part of the range at key becomes an ordinary mapping of the
+// same file at the same addresses; then its lease is released.
+void demote(uintptr_t key, const char* why, bool by_break = false) {
+  struct sealfs_map* m = nullptr;
+  Range copy;
+  {
+    std::unique_lock lock(g_mu);
+    auto it = ranges().find(key);
+    if (it == ranges().end() || it->second.direct == nullptr) return;
+    if (it->second.demoting) {  // someone else does it
+      g_cv.wait(lock, [&] {
+        auto again = ranges().find(key);
+        return again == ranges().end() || !again->second.demoting;
+      });
+      return;
+    }
+    it->second.demoting = true;
+    m = it->second.direct;
+    copy = it->second;
+  }
+  drop_cached_pages(copy);
+  int rc;
+  {
+    Inside inside;
+    rc = sealfs_unmap_to_file(m, copy.fd);
+  }
+  counters().demoted++;
+  debug("ordinary again %#lx+%zu (file offset %lld, %s)%s%s", static_cast<unsigned long>(copy.addr),
+        copy.direct_len, static_cast<long long>(copy.offset), why, rc == 0 ? "" : ": ",
+        rc == 0 ? "" : sealfs_last_error());
+  {
+    std::lock_guard lock(g_mu);
+    auto it = ranges().find(key);
+    if (it != ranges().end()) {
+      Range& r = it->second;
+      r.direct = nullptr;
+      r.direct_len = 0;
+      r.lease = 0;
+      r.demoting = false;
+      if (by_break) {
+        r.backoff = std::min(r.backoff == 0 ? 1u : r.backoff * 2, 64u);
+        r.skip_syncs = r.backoff;
+      }
+    }
+  }
+  g_cv.notify_all();
+}
+
+const char* break_text(int reason) {
+  switch (reason) {
+    case SEALFS_BREAK_TRUNCATE: return "break: truncate";
+    case SEALFS_BREAK_FALLOCATE: return "break: fallocate";
+    case SEALFS_BREAK_WRITE: return "break: write";
+    case SEALFS_BREAK_UNLINK: return "break: unlink";
+    case SEALFS_BREAK_RENAME: return "break: rename";
+    case SEALFS_BREAK_UNMOUNT: return "break: unmount";
+    case SEALFS_BREAK_RELOCATE: return "break: relocate";
+    case SEALFS_BREAK_DAEMON_GONE: return "break: daemon gone";
+    default: return "break";
+  }
+}
+
+void on_break(struct sealfs_map*, const sealfs_break_event* ev, void*) {
+  uintptr_t key = 0;
+  {
+    std::lock_guard lock(g_mu);
+    for (auto& [k, r] : ranges()) {
+      if (r.direct != nullptr && r.lease == ev->lease_id) key = k;
+    }
+  }
+  // Not found: the mapping is not in the table yet; map_shared sees the
+  // break in the map's state once it has put it there.
+  if (key != 0) demote(key, break_text(ev->reason), /*by_break=*/true);
+}
+
+void forget_locked(std::map<uintptr_t, Range>::iterator it) {
+  if (it->second.fd >= 0) close(it->second.fd);
+  ranges().erase(it);
+  g_tracked.fetch_sub(1);
+}
+
+void fork_prepare() { g_mu.lock(); }
+void fork_parent() { g_mu.unlock(); }
+// The child has holes where the parent's direct pages are (MADV_DONTFORK):
+// it gets the file there instead, through the mount. Its copies of the
+// parent's struct sealfs_map are dead and are not used again.
+void fork_child() {
+  for (auto& [key, r] : ranges()) {
+    if (r.direct == nullptr) continue;
+    drop_cached_pages(r);
+    real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED, r.fd,
+              r.offset);
+    r.direct = nullptr;
+    r.direct_len = 0;
+    r.lease = 0;
+    r.demoting = false;
+  }
+  g_mu.unlock();
+}
+
+}  // namespace
+
+Inside::Inside() { ++t_inside; }
+Inside::~Inside() { --t_inside; }
+
+bool Inside::now() {
+  if (t_inside > 0) return true;
+  if (t_library_thread == 0) {
+    // libsealfs names its reader and callback threads; what they map (the
+    // region, a fence) is the library's own business.
+    char name[17] = {};
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    t_library_thread =
+        strcmp(name, "sealfs-reader") == 0 || strcmp(name, "sealfs-callback") == 0 ? 1 : 2;
+  }
+  return t_library_thread == 1;
+}
+
+bool any_tracked() { return g_tracked.load(std::memory_order_relaxed) > 0; }
+
+void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offset) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return real_mmap(addr, len, prot, flags, fd, offset);
+  if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == MAP_FIXED && any_tracked()) {
+    release_overlapping(addr, len, true);
+  }
+  void* p = real_mmap(addr, len, prot, flags, fd, offset);
+  if (p == MAP_FAILED) return p;
+  const size_t rounded = round_up(len);
+  const size_t want = existing_part(offset, rounded, static_cast<uint64_t>(st.st_size));
+  struct sealfs_map* m = nullptr;
+  int rc = -ERANGE;
+  if (want > 0) rc = make_direct(p, fd, offset, want, prot, &m);
+  if (rc == 0) {
+    counters().direct++;
+    debug("direct %#lx+%zu of %zu (file offset %lld, lease %llu)", reinterpret_cast<unsigned long>(p),
+          want, rounded, static_cast<long long>(offset),
+          static_cast<unsigned long long>(sealfs_map_lease_id(m)));
+  } else {
+    counters().refused++;
+    debug("ordinary %#lx+%zu (file offset %lld, size %lld): %s", reinterpret_cast<unsigned long>(p),
+          rounded, static_cast<long long>(offset), static_cast<long long>(st.st_size),
+          want == 0 ? "nothing of the file there yet" : sealfs_last_error());
+    if (never_direct(rc)) return p;
+  }
+  Range r;
+  r.addr = reinterpret_cast<uintptr_t>(p);
+  r.len = rounded;
+  r.offset = offset;
+  r.prot = prot;
+  r.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  r.dev = st.st_dev;
+  r.ino = st.st_ino;
+  if (r.fd < 0) {  // out of descriptors: cannot fall back later, so not now either
+    if (m != nullptr) {
+      Inside inside;
+      sealfs_unmap_to_file(m, fd);
+    }
+    return p;
+  }
+  r.direct = m;
+  r.direct_len = m != nullptr ? want : 0;
+  r.lease = m != nullptr ? sealfs_map_lease_id(m) : 0;
+  bool broke = false;
+  {
+    std::lock_guard lock(g_mu);
+    auto old = ranges().find(r.addr);
+    if (old != ranges().end()) forget_locked(old);  // unmapped behind our back
+    // A break that came before the range was in the table found nothing
+    // to do; the map's state still shows it.
+    broke = m != nullptr && sealfs_map_state(m) != 0;
+    ranges()[r.addr] = r;
+    g_tracked.fetch_add(1);
+  }
+  if (broke) demote(r.addr, "break during the map");
+  return p;
+}
+
+bool release_overlapping(void* addr, size_t len, bool unmap) {
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  len = round_up(len);
+  bool any = false;
+  for (;;) {
+    std::unique_lock lock(g_mu);
+    wait_not_demoting(lock, a, len);
+    auto it = std::find_if(ranges().begin(), ranges().end(),
+                           [&](const auto& kv) { return overlaps(kv.second, a, len); });
+    if (it == ranges().end()) return any;
+    any = true;
+    Range& r = it->second;
+    const bool whole = r.addr >= a && r.addr + r.len <= a + len;
+    if (whole || r.direct == nullptr) {
+      struct sealfs_map* m = r.direct;
+      const int fd = r.fd;
+      const off_t r_offset = r.offset;
+      const size_t r_direct_len = r.direct_len;
+      r.fd = -1;
+      forget_locked(it);
+      lock.unlock();
+      if (m != nullptr) {
+        // Even when the program unmaps the range right after, the pages
+        // become the file's first: unmapped, their addresses could be
+        // taken by another thread's mmap before the program's munmap.
+        Inside inside;
+        counters().released++;
+        posix_fadvise(fd, r_offset, static_cast<off_t>(r_direct_len), POSIX_FADV_DONTNEED);
+        sealfs_unmap_to_file(m, fd);
+      }
+      close(fd);
+      continue;
+    }
+    // Part of a direct range: all of it goes back to the file, so the part
+    // the program keeps stays a valid mapping; then it is no longer ours.
+    const uintptr_t key = r.addr;
+    lock.unlock();
+    demote(key, unmap ? "part unmapped" : "part remapped or protected");
+    std::lock_guard again(g_mu);
+    auto still = ranges().find(key);
+    if (still != ranges().end() && !still->second.demoting) forget_locked(still);
+  }
+}
+
+bool remap_tracked(void* old_addr, size_t old_len, size_t new_len, int flags, void** result) {
+  if ((flags & MREMAP_MAYMOVE) == 0 || (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) != 0) return false;
+  const auto a = reinterpret_cast<uintptr_t>(old_addr);
+  Range copy;
+  int fd;
+  {
+    std::unique_lock lock(g_mu);
+    wait_not_demoting(lock, a, round_up(old_len));
+    auto it = ranges().find(a);
+    if (it == ranges().end() || it->second.len != round_up(old_len)) return false;
+    copy = it->second;
+    fd = fcntl(copy.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return false;
+  }
+  // A shared mapping of a file shows the file wherever it is: a new
+  // mapping of the new length is what mremap would give, and its existing
+  // part can be direct.
+  void* p = map_shared(nullptr, new_len, copy.prot, MAP_SHARED, fd, copy.offset);
+  const int err = errno;
+  close(fd);
+  if (p == MAP_FAILED) {
+    errno = err;
+    *result = MAP_FAILED;
+    return true;
+  }
+  release_overlapping(old_addr, old_len, true);
+  real_munmap(old_addr, old_len);
+  *result = p;
+  return true;
+}
+
+int persist_range(void* addr, size_t len, void (*ordinary)(void*, size_t, void*), void* arg) {
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  const uintptr_t end = a + len;
+  std::vector<std::pair<uintptr_t, uintptr_t>> direct;
+  int result = 0;
+  {
+    std::unique_lock lock(g_mu);
+    wait_not_demoting(lock, a, len);
+    for (auto& [key, r] : ranges()) {
+      if (r.direct == nullptr) continue;
+      const uintptr_t s = std::max(a, r.addr), e = std::min(end, r.addr + r.direct_len);
+      if (s >= e) continue;
+      // Under the table lock: nobody frees the map meanwhile. A persist
+      // waits for no daemon and no FUSE request (cache-line flushes, or an
+      // msync of the region, which is not on the mount).
+      if (r.prot & PROT_WRITE) {
+        // On a page-granularity region sealfs_persist calls msync(2),
+        // which must reach the kernel, not this library (and its lock).
+        Inside inside;
+        const int rc = sealfs_persist(r.direct, reinterpret_cast<void*>(s), e - s);
+        if (rc != 0 && result == 0) result = rc;
+        counters().persists++;
+      }
+      direct.emplace_back(s, e);
+    }
+  }
+  std::sort(direct.begin(), direct.end());
+  uintptr_t at = a;
+  for (auto& [s, e] : direct) {
+    if (s > at) ordinary(reinterpret_cast<void*>(at), s - at, arg);
+    at = std::max(at, e);
+  }
+  if (at < end) ordinary(reinterpret_cast<void*>(at), end - at, arg);
+  return result;
+}
+
+void persist_file(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return;
+  std::unique_lock lock(g_mu);
+  for (auto& [key, r] : ranges()) {
+    if (r.dev != st.st_dev || r.ino != st.st_ino || r.direct == nullptr || r.demoting) continue;
+    if ((r.prot & PROT_WRITE) == 0) continue;
+    Inside inside;  // see persist_range
+    (void)sealfs_persist(r.direct, reinterpret_cast<void*>(r.addr), r.direct_len);
+    counters().persists++;
+  }
+}
+
+void reseal_file(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return;
+  {
+    // A break the program's own write caused is answered (the lease
+    // released) just before the handler marks the range ordinary: wait for
+    // that, or this sync would find the range busy and skip it.
+    std::unique_lock lock(g_mu);
+    g_cv.wait(lock, [&] {
+      for (auto& [key, r] : ranges()) {
+        if (r.demoting && r.dev == st.st_dev && r.ino == st.st_ino) return false;
+      }
+      return true;
+    });
+    for (auto& [key, r] : ranges()) {
+      if (r.dev != st.st_dev || r.ino != st.st_ino || r.prot != PROT_READ) continue;
+      if (r.direct != nullptr && existing_part(r.offset, r.len, uint64_t(st.st_size)) <= r.direct_len) {
+        r.backoff = 0;  // direct over all the file has: it lasted from one sync to the next
+      } else if (r.skip_syncs > 0) {
+        r.skip_syncs--;
+      }
+    }
+  }
+  // Bounded: a range that breaks again at once is not chased.
+  for (int budget = 8; budget > 0; --budget) {
+    Range copy;
+    {
+      std::lock_guard lock(g_mu);
+      auto it = std::find_if(ranges().begin(), ranges().end(), [&](const auto& kv) {
+        const Range& r = kv.second;
+        return r.dev == st.st_dev && r.ino == st.st_ino && r.prot == PROT_READ && !r.demoting &&
+               r.skip_syncs == 0 && existing_part(r.offset, r.len, uint64_t(st.st_size)) > r.direct_len;
+      });
+      if (it == ranges().end()) return;
+      it->second.demoting = true;
+      copy = it->second;
+    }
+    // Read-only pages show the file whichever way they are mapped, so the
+    // range may change under the program's loads: the old lease (if any)
+    // gives its pages back to the file, then a lease on all of what exists
+    // now replaces them.
+    if (copy.direct != nullptr) {
+      drop_cached_pages(copy);
+      Inside inside;
+      sealfs_unmap_to_file(copy.direct, copy.fd);
+    }
+    const size_t want = existing_part(copy.offset, copy.len, uint64_t(st.st_size));
+    struct sealfs_map* m = nullptr;
+    const int rc = make_direct(reinterpret_cast<void*>(copy.addr), copy.fd, copy.offset, want,
+                               copy.prot, &m);
+    if (rc == 0) {
+      counters().resealed++;
+      debug("direct again %#lx+%zu (file offset %lld, lease %llu)",
+            static_cast<unsigned long>(copy.addr), want, static_cast<long long>(copy.offset),
+            static_cast<unsigned long long>(sealfs_map_lease_id(m)));
+    } else {
+      debug("still ordinary %#lx+%zu: %s", static_cast<unsigned long>(copy.addr), want,
+            sealfs_last_error());
+    }
+    bool broke = false;
+    {
+      std::lock_guard lock(g_mu);
+      auto it = ranges().find(copy.addr);
+      if (it != ranges().end()) {
+        it->second.direct = m;
+        it->second.direct_len = m != nullptr ? want : 0;
+        it->second.lease = m != nullptr ? sealfs_map_lease_id(m) : 0;
+        it->second.demoting = false;
+        broke = m != nullptr && sealfs_map_state(m) != 0;
+      }
+    }
+    g_cv.notify_all();
+    if (broke) demote(copy.addr, "break during the map");
+    if (rc != 0) return;  // the daemon refuses now; the next sync tries again
+  }
+}
+
+void install_break_handler() { sealfs_set_break_handler(on_break, nullptr); }
+
+void install_fork_handlers() { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+}  // namespace sealfs::preload

@@ -1,0 +1,60 @@
+#include "preload/real_calls.h"
+
+#include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace sealfs::preload {
+
+namespace {
+
+// syscall(2) already turns a failure into -1 (MAP_FAILED) and errno.
+void* as_pointer(long r) { return reinterpret_cast<void*>(r); }
+
+template <typename F>
+F next_symbol(const char* name, std::atomic<F>& cache) {
+  F f = cache.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    f = reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+    cache.store(f, std::memory_order_release);
+  }
+  return f;
+}
+
+}  // namespace
+
+void* real_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t offset) {
+  return as_pointer(syscall(SYS_mmap, addr, len, prot, flags, fd, offset));
+}
+
+int real_munmap(void* addr, size_t len) { return static_cast<int>(syscall(SYS_munmap, addr, len)); }
+
+void* real_mremap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_addr) {
+  return as_pointer(syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr));
+}
+
+int real_msync(void* addr, size_t len, int flags) {
+  return static_cast<int>(syscall(SYS_msync, addr, len, flags));
+}
+
+int real_mprotect(void* addr, size_t len, int prot) {
+  return static_cast<int>(syscall(SYS_mprotect, addr, len, prot));
+}
+
+int real_fsync(int fd) {
+  static std::atomic<int (*)(int)> cache{nullptr};
+  auto f = next_symbol("fsync", cache);
+  if (f == nullptr) return static_cast<int>(syscall(SYS_fsync, fd));
+  return f(fd);
+}
+
+int real_fdatasync(int fd) {
+  static std::atomic<int (*)(int)> cache{nullptr};
+  auto f = next_symbol("fdatasync", cache);
+  if (f == nullptr) return static_cast<int>(syscall(SYS_fdatasync, fd));
+  return f(fd);
+}
+
+}  // namespace sealfs::preload

@@ -1,0 +1,21 @@
+// The kernel's own mmap family, called as raw system calls: the preload
+// library must not look these up with dlsym (which may allocate, and an
+// allocation may mmap: a loop before the pointer is known), and glibc's
+// wrappers add nothing we need.
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+namespace sealfs::preload {
+
+void* real_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t offset);
+int real_munmap(void* addr, size_t len);
+void* real_mremap(void* old_addr, size_t old_len, size_t new_len, int flags, void* new_addr);
+int real_msync(void* addr, size_t len, int flags);
+int real_mprotect(void* addr, size_t len, int prot);
+// fsync and fdatasync are cancellation points: glibc's, found with dlsym.
+int real_fsync(int fd);
+int real_fdatasync(int fd);
+
+}  // namespace sealfs::preload

@@ -1,0 +1,362 @@
+// libsealfs-preload with real databases: LMDB (both map modes, mdb_load /
+// mdb_dump) and SQLite (DELETE and WAL journals) run under sealfs-run on a
+// real mount. Each test proves the direct path was taken: the program's
+// map is backed by the region file in /proc/self/maps (what the kernel
+// says, not the library), and the library's debug log counts direct maps.
+// Breaks (fallocate, truncate from another process during a load) and
+// kill -9 of the program or of the daemon must leave every committed
+// transaction in place.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "mount_fixture.h"
+#include "program.h"
+
+namespace sealfs::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string env_or_die(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr ? v : "";
+}
+
+class PreloadTest : public MountFixture {
+ protected:
+  void SetUp() override {
+    MountFixture::SetUp();
+    if (IsSkipped()) return;
+    MountConfig config;
+    config.region_size = 256ull << 20;
+    ASSERT_NO_FATAL_FAILURE(format_and_mount(config));
+    debug_log_ = dir() + "/preload.log";
+  }
+
+  // The environment of a program run under sealfs-run.
+  std::vector<std::string> preload_env() const {
+    return {"SEALFS_PRELOAD_LIBRARY=" + env_or_die("SEALFS_PRELOAD_LIBRARY"),
+            "SEALFS_PRELOAD_DEBUG=" + debug_log_};
+  }
+  std::vector<std::string> under_run(std::vector<std::string> argv) const {
+    argv.insert(argv.begin(), env_or_die("SEALFS_RUN"));
+    return argv;
+  }
+  // Runs to completion; output (stdout and stderr) and exit status.
+  int run(const std::vector<std::string>& argv, std::string* output, bool preload = true) {
+    return run_command(preload ? under_run(argv) : argv, output, std::nullopt, 0,
+                       preload ? preload_env() : std::vector<std::string>{});
+  }
+  std::string debug_text() const { return read_file(debug_log_); }
+  size_t debug_count(const std::string& needle) const {
+    const std::string text = debug_text();
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  }
+  std::string region_name() const { return region_path().substr(region_path().rfind('/') + 1); }
+
+  // "ok C" from a verify run, or -1 (with the output in the failure).
+  long long verify(const std::vector<std::string>& argv, bool preload = true) {
+    std::string output;
+    const int rc = run(argv, &output, preload);
+    EXPECT_EQ(rc, 0) << output;
+    const size_t at = output.find("ok ");
+    if (rc != 0 || at == std::string::npos) return -1;
+    return std::atoll(output.c_str() + at + 3);
+  }
+
+  std::string debug_log_;
+};
+
+// The same on a region file that is persisted with msync(2) (page
+// granularity), as an ordinary file on a disk is used.
+class PreloadOnDiskTest : public PreloadTest {
+ protected:
+  void SetUp() override {
+    MountFixture::SetUp();
+    if (IsSkipped()) return;
+    MountConfig config;
+    config.region_size = 256ull << 20;
+    config.on_disk = true;
+    ASSERT_NO_FATAL_FAILURE(format_and_mount(config));
+    debug_log_ = dir() + "/preload.log";
+  }
+};
+
+const std::string kLmdb = env_or_die("LMDB_WORKLOAD");
+const std::string kSqlite = env_or_die("SQLITE_WORKLOAD");
+const std::string kBehaviour = env_or_die("PRELOAD_BEHAVIOUR");
+
+TEST_F(PreloadTest, LmdbWritemapAndDefaultModeOnDirectMappings) {
+  for (const std::string mode : {"writemap", "default"}) {
+    SCOPED_TRACE(mode);
+    const std::string env_dir = path("lmdb-" + mode);
+    ASSERT_EQ(mkdir(env_dir.c_str(), 0755), 0);
+    std::string output;
+    ASSERT_EQ(run({kLmdb, "load", env_dir, mode, "150", region_name()}, &output), 0) << output;
+    EXPECT_NE(output.find("committed 149"), std::string::npos) << output;
+    // After the first commit the kernel shows the lock file and the data
+    // map on the region. The writable map is direct whole from the start
+    // (LMDB extends the file to the map size), so no page of data.mdb is
+    // mapped through the mount; the read-only one of the default mode is
+    // direct over what the file has and ordinary past its end.
+    const size_t at = output.find("mapped region=");
+    ASSERT_NE(at, std::string::npos) << output;
+    int region = 0, data = 0;
+    ASSERT_EQ(sscanf(output.c_str() + at, "mapped region=%d data=%d", &region, &data), 2);
+    EXPECT_GE(region, 2) << output;
+    EXPECT_EQ(data, mode == "writemap" ? 0 : 1) << output;
+    // Read back under sealfs-run: the existing environment is mapped
+    // directly at once; and without it, through the mount: same data.
+    EXPECT_EQ(verify({kLmdb, "verify", env_dir, "150"}), 150);
+    EXPECT_EQ(verify({kLmdb, "verify", env_dir, "150"}, /*preload=*/false), 150);
+    std::string direct_dump, fuse_dump;
+    ASSERT_EQ(run({"mdb_dump", env_dir}, &direct_dump), 0) << direct_dump;
+    ASSERT_EQ(run({"mdb_dump", env_dir}, &fuse_dump, false), 0) << fuse_dump;
+    EXPECT_GT(direct_dump.size(), 150u * 16 * 200);
+    EXPECT_TRUE(direct_dump == fuse_dump) << "mdb_dump differs with and without sealfs-run";
+  }
+  // The default mode grows the file by write(2): each growth breaks the
+  // read-only lease, the range goes back to the file, and the next
+  // fdatasync maps what exists again.
+  EXPECT_GT(debug_count("direct again"), 0u) << debug_text();
+  EXPECT_GT(debug_count(", break: write)"), 0u) << debug_text();
+  EXPECT_GT(debug_count("sealfs-preload"), 0u);
+  EXPECT_EQ(debug_count("stats direct=0 "), 0u) << debug_text();
+}
+
+TEST_F(PreloadTest, MdbLoadAndMdbDumpRoundTrip) {
+  const std::string env_dir = path("loaded");
+  ASSERT_EQ(mkdir(env_dir.c_str(), 0755), 0);
+  // A dump of 3000 records written by the test itself.
+  std::ostringstream data;
+  for (int i = 0; i < 3000; ++i) {
+    char key[32], value[512];
+    snprintf(key, sizeof(key), "key-%06d", i);
+    std::string v;
+    for (int j = 0; j < 40 + i % 100; ++j) v += static_cast<char>('a' + (i * 7 + j) % 26);
+    snprintf(value, sizeof(value), "%s", v.c_str());
+    auto hex = [](const std::string& s) {
+      static const char* digits = "0123456789abcdef";
+      std::string out;
+      for (unsigned char c : s) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+      }
+      return out;
+    };
+    data << " " << hex(key) << "\n " << hex(value) << "\n";
+  }
+  const std::string header = "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n";
+  const std::string input = dir() + "/in.dump";
+  write_file(input, header + data.str() + "DATA=END\n");
+  std::string output;
+  ASSERT_EQ(run({"mdb_load", "-f", input, env_dir}, &output), 0) << output;
+  ASSERT_EQ(run({"mdb_dump", env_dir}, &output), 0) << output;
+  const size_t start = output.find("HEADER=END\n");
+  ASSERT_NE(start, std::string::npos) << output;
+  EXPECT_TRUE(output.substr(start + 11) == data.str() + "DATA=END\n") << "dump differs";
+  // mdb_dump opened an existing environment: its read-only map was direct.
+  EXPECT_GT(debug_count("direct "), 0u) << debug_text();
+}
+
+TEST_F(PreloadTest, SqliteDeleteAndWalWithLargeMmap) {
+  for (const std::string mode : {"delete", "wal"}) {
+    SCOPED_TRACE(mode);
+    const std::string db = path("sqlite-" + mode + ".db");
+    std::string output;
+    ASSERT_EQ(run({kSqlite, "load", db, mode, "120", region_name()}, &output), 0) << output;
+    EXPECT_NE(output.find("committed 119"), std::string::npos) << output;
+    // SQLite reads through its map: the kernel shows it on the region.
+    const size_t at = output.find("mapped region=");
+    ASSERT_NE(at, std::string::npos) << output;
+    EXPECT_GT(std::atoi(output.c_str() + at + 14), 0) << output;
+    EXPECT_EQ(verify({kSqlite, "verify", db, "120"}), 120);
+    EXPECT_EQ(verify({kSqlite, "verify", db, "120"}, /*preload=*/false), 120);
+  }
+  EXPECT_GT(debug_count("direct "), 0u) << debug_text();
+}
+
+// The program's own write(2) breaks its own lease while the write holds a
+// page of the file locked in the kernel (SQLite extends its WAL index, -shm,
+// by writing into it while it maps its start): the fallback must not wait
+// for that page (an open(2) or mmap(2) of the file would, until the break
+// deadline, and the program would then die of SIGBUS).
+TEST_F(PreloadTest, SqliteWalIndexGrowingUnderItsOwnMapping) {
+  const std::string db = path("big.db");
+  std::string output;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(run({kSqlite, "bigtxn", db, "70000"}, &output), 0) << output;
+  EXPECT_NE(output.find("ok 70000"), std::string::npos) << output;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s) << "a break waited for its deadline";
+  EXPECT_GT(debug_count(", break: write)"), 0u) << debug_text();
+  // And through the mount, by the sqlite3 shell.
+  output.clear();
+  ASSERT_EQ(run({"sqlite3", db, "PRAGMA integrity_check; SELECT count(*) FROM t;"}, &output,
+                /*preload=*/false),
+            0)
+      << output;
+  EXPECT_EQ(output, "ok\n70000\n");
+}
+
+// Another process changes the database file's layout while the program
+// runs on a direct mapping: the range goes back to the file in place and
+// the program goes on; every transaction is there at the end.
+TEST_F(PreloadTest, BreakDuringLoadKeepsTheDatabaseWorking) {
+  struct Case {
+    std::string name;
+    std::vector<std::string> load;
+    std::string file;  // what the breaker changes
+    bool truncate;     // else fallocate past EOF
+    std::vector<std::string> verify;
+  };
+  const std::string lmdb_dir = path("lmdb-break"), db = path("break.db");
+  ASSERT_EQ(mkdir(lmdb_dir.c_str(), 0755), 0);
+  const std::vector<Case> cases = {
+      // Three reader threads read the map all along, across the break.
+      {"lmdb writemap, truncate", {kLmdb, "load", lmdb_dir, "writemap", "600", region_name(), "3"},
+       lmdb_dir + "/data.mdb", true, {kLmdb, "verify", lmdb_dir, "600"}},
+      {"sqlite delete, fallocate", {kSqlite, "load", db, "delete", "400", region_name()}, db,
+       false, {kSqlite, "verify", db, "400"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string reason = c.truncate ? ", break: truncate)" : ", break: fallocate)";
+    const size_t breaks_before = debug_count(reason);
+    Program program(under_run(c.load), preload_env());
+    ASSERT_TRUE(program.expect("committed 40", 30s)) << program.output();
+    const int fd = open(c.file.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    struct stat st;
+    ASSERT_EQ(fstat(fd, &st), 0);
+    if (c.truncate) {
+      ASSERT_EQ(ftruncate(fd, st.st_size + (1 << 20)), 0) << strerror(errno);
+    } else {
+      ASSERT_EQ(fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, 1 << 20), 0) << strerror(errno);
+    }
+    close(fd);
+    // The breaker got its answer while the program was still running: the
+    // program let the lease go (without the fallback the daemon would have
+    // waited for its exit or for lease_break_time, 45 s).
+    const long long total = std::atoll(c.verify.back().c_str());
+    EXPECT_LT(program.last_committed(), total - 1) << "the break waited for the program's end";
+    const auto status = program.wait(120s);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << program.output();
+    if (c.load.size() == 7) {
+      const size_t at = program.output().find("readers bad=0 reads=");
+      ASSERT_NE(at, std::string::npos) << program.output();
+      EXPECT_GT(std::atol(program.output().c_str() + at + 20), 1000) << program.output();
+    }
+    // The test's own truncate or fallocate broke the program's lease.
+    EXPECT_GT(debug_count(reason), breaks_before) << debug_text();
+    EXPECT_EQ(verify(c.verify), total);
+  }
+}
+
+// kill -9 of the program, then of the daemon, in the middle of a load:
+// after a remount every transaction the program saw committed is there.
+TEST_F(PreloadTest, KillNineOfProgramAndDaemonKeepsCommittedTransactions) {
+  struct Case {
+    std::string name;
+    std::vector<std::string> load;
+    std::vector<std::string> verify;
+  };
+  // A database of its own for each run: a load starts again from the first
+  // transaction and would rewrite what an earlier run committed.
+  auto make_case = [&](bool lmdb, const std::string& suffix) {
+    if (lmdb) {
+      const std::string dir = path("lmdb-kill-" + suffix);
+      EXPECT_EQ(mkdir(dir.c_str(), 0755), 0);
+      return Case{"lmdb writemap", {kLmdb, "load", dir, "writemap", "1000000", region_name()},
+                  {kLmdb, "verify", dir, "1000000"}};
+    }
+    const std::string db = path("kill-" + suffix + ".db");
+    return Case{"sqlite wal", {kSqlite, "load", db, "wal", "1000000", region_name()},
+                {kSqlite, "verify", db, "1000000"}};
+  };
+  for (const bool lmdb : {true, false}) {
+    for (const bool daemon : {false, true}) {
+      const Case c = make_case(lmdb, daemon ? "daemon" : "program");
+      SCOPED_TRACE(c.name + (daemon ? ", daemon killed" : ", program killed"));
+      Program program(under_run(c.load), preload_env());
+      // The database runs on the region: the kernel says so.
+      const auto mapped = program.expect("mapped region=", 60s);
+      ASSERT_TRUE(mapped) << program.output();
+      EXPECT_GT(std::atoi(mapped->c_str() + 14), 0) << *mapped;
+      ASSERT_TRUE(program.expect("committed 60", 60s)) << program.output();
+      if (daemon) {
+        kill_daemon();
+      } else {
+        program.kill9();
+      }
+      // The daemon's death fences the direct pages: the program dies of
+      // SIGBUS or of an I/O error, or is already dead.
+      program.kill9();
+      ASSERT_TRUE(program.wait(30s).has_value());
+      const long long committed = program.last_committed();
+      ASSERT_GE(committed, 60);
+      if (daemon) {
+        ASSERT_NO_FATAL_FAILURE(mount());
+      }
+      EXPECT_GE(verify(c.verify), committed + 1);
+    }
+  }
+}
+
+// fork: the child of a process with a direct mapping (MADV_DONTFORK) finds
+// the file at the same addresses, through the mount.
+TEST_F(PreloadTest, ForkedChildReadsTheFileWhereTheParentMapsItDirectly) {
+  std::string data;
+  for (int i = 0; i < 300000; ++i) data += static_cast<char>('A' + (i * 31 + i / 4096) % 26);
+  write_file(path("forked"), data);
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "fork", path("forked"), region_name()}, &output), 0) << output;
+  EXPECT_NE(output.find("mapped region=1"), std::string::npos) << output;
+  EXPECT_NE(output.find("child ok"), std::string::npos) << output;
+}
+
+// Signals: libsealfs's threads block every signal, so a process-directed
+// signal that the program blocks in its own thread to sigwait() for is not
+// taken (and its default action run) on one of them.
+TEST_F(PreloadTest, SignalTheProgramWaitsForIsNotTakenByTheLibrary) {
+  write_file(path("signalled"), std::string(65536, 's'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "signal", path("signalled")}, &output), 0) << output;
+  EXPECT_NE(output.find("signal ok"), std::string::npos) << output;
+  EXPECT_GT(debug_count("direct "), 0u) << debug_text();
+}
+
+// A persist on a page-granularity region is an msync(2) of the region
+// mapping, made by libsealfs from inside the library's own msync: it must
+// go to the kernel (it deadlocked on the library's lock).
+TEST_F(PreloadOnDiskTest, LmdbWritemapOnAnMsyncRegion) {
+  const std::string env_dir = path("lmdb-disk");
+  ASSERT_EQ(mkdir(env_dir.c_str(), 0755), 0);
+  Program program(under_run({kLmdb, "load", env_dir, "writemap", "40", region_name()}),
+                  preload_env());
+  const auto status = program.wait(60s);
+  ASSERT_TRUE(status.has_value()) << "the program hangs: " << program.output();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << program.output();
+  const size_t at = program.output().find("mapped region=");
+  ASSERT_NE(at, std::string::npos) << program.output();
+  EXPECT_GE(std::atoi(program.output().c_str() + at + 14), 2) << program.output();
+  EXPECT_EQ(verify({kLmdb, "verify", env_dir, "40"}), 40);
+  EXPECT_GT(debug_count("persists="), 0u) << debug_text();
+  EXPECT_EQ(debug_count("persists=0 "), debug_count("stats ") - 1) << debug_text();
+}
+
+}  // namespace
+}  // namespace sealfs::itest
