@@ -160,6 +160,7 @@ void reply_segments(Reply& r, const std::vector<ReadSegment>& segments, Ino ino,
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   handle(req, "open", ino, [&](Reply& r) {
+    if ((fi->flags & O_TRUNC) && !drop_setid_first(r, ino)) return;
     if (try_open(r, ino, fi)) return;
     auto info = std::make_shared<fuse_file_info>(*fi);
     defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
@@ -171,6 +172,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
   handle(req, "create", parent, [&](Reply& r) {
     std::string owned(name);
+    if ((fi->flags & O_TRUNC) && !drop_setid_of_existing(r, parent, owned)) return;
     if (try_create(r, parent, owned, mode, fi)) return;
     // An existing file opened with O_TRUNC: break the leases of that file.
     auto existing = r.ctx().fs->lookup(parent, owned);
@@ -207,6 +209,9 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               fuse_file_info* fi) {
   handle(req, "write", ino, [&](Reply& r) {
     if (off < 0) return r.error(EINVAL);
+    // Not for a page written back from a shared mapping: the kernel clears
+    // set-id bits on write(2) only.
+    if (!fi->writepage && !drop_setid_first(r, ino)) return;
     bool append = (fi->flags & O_APPEND) != 0;
     const uint64_t at = static_cast<uint64_t>(off);
     if (try_write(r, ino, buf, size, at, append)) return;
@@ -236,6 +241,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
   (void)fi;
   handle(req, "fallocate", ino, [&](Reply& r) {
     if (offset < 0 || length <= 0) return r.error(EINVAL);
+    if (!drop_setid_first(r, ino)) return;
     const uint64_t at = static_cast<uint64_t>(offset), len = static_cast<uint64_t>(length);
     if (try_fallocate(r, ino, mode, at, len)) return;
     defer_layout_change(r, ino, SEALFS_BREAK_FALLOCATE, [ino, mode, at, len](Reply& again) {
@@ -262,6 +268,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   (void)fi_out;
   handle(req, "copy_file_range", ino_in, [&](Reply& r) {
     if (flags != 0 || off_in < 0 || off_out < 0) return r.error(EINVAL);
+    if (!drop_setid_first(r, ino_out)) return;
     const uint64_t in_at = static_cast<uint64_t>(off_in), out_at = static_cast<uint64_t>(off_out);
     if (try_copy_file_range(r, ino_in, in_at, ino_out, out_at, len)) return;
     defer_layout_change(r, ino_out, SEALFS_BREAK_WRITE,

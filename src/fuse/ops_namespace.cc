@@ -63,8 +63,10 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // Splice would only help with write_buf; reads already reply from the
   // region without a copy.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-  // The metadata layer neither applies the umask itself nor clears setuid
-  // bits on write: leave both to the kernel.
+  // The metadata layer does not apply the umask itself: leave it to the
+  // kernel. Set-id bits are cleared by the daemon (ops_setid.cc) under
+  // HANDLE_KILLPRIV_V2, negotiated in direct_io_mmap.cc: v1 would have it
+  // clear them on every write, whatever the writer's privilege.
   conn->want &= ~(FUSE_CAP_DONT_MASK | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_POSIX_ACL);
   // No lock handlers exist; keep it that way (DESIGN 7).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
@@ -183,6 +185,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
       s.valid |= SetAttr::kCtime;
       s.ctime = in->st_ctim;
     }
+    // Truncate and chown clear set-id bits by the caller's privilege.
+    if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid)) s.caller = setid_caller_of(req);
     if (try_setattr(r, ino, s)) return;
     defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
                         [ino, s](Reply& again) { return try_setattr(again, ino, s); });

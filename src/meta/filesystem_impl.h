@@ -70,6 +70,7 @@ class FilesystemImpl final : public Filesystem {
                        bool append) override;
   Status fsync(Ino ino, bool datasync) override;
   Status fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) override;
+  Result<bool> drop_setid(Ino ino, SetidCaller& caller) override;
   Result<uint64_t> lseek(Ino ino, uint64_t offset, int whence) override;
   Result<size_t> copy_file_range(Ino in, uint64_t in_offset, Ino out, uint64_t out_offset,
                                  size_t length) override;
