@@ -254,7 +254,9 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
   (void)fi;
   handle(req, "lseek", ino, [&](Reply& r) {
     // SEEK_SET/CUR/END never get here: the kernel handles them.
-    if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) return r.error(EINVAL);
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) return r.error(EINVAL);
+    // As on ext4 and XFS (iomap_seek_data/iomap_seek_hole).
+    if (off < 0) return r.error(ENXIO);
     auto pos = r.ctx().fs->lseek(ino, static_cast<uint64_t>(off), whence);
     if (!pos.is_ok()) return r.error(pos.status());
     r.lseek(static_cast<off_t>(*pos));

@@ -1,5 +1,5 @@
 // Namespace handlers: init/destroy, lookup and forget, attributes, names.
-#include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE
+#include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
 #include <sys/statvfs.h>
 
 #include "fuse/deferred_change.h"
@@ -138,8 +138,8 @@ bool try_setattr(Reply& r, Ino ino, const SetAttr& s) {
 
 // Renaming over the last link of a leased file frees its blocks.
 bool try_rename(Reply& r, Ino parent, const std::string& name, Ino newparent,
-                const std::string& newname, unsigned flags) {
-  Status st = r.ctx().fs->rename(parent, name, newparent, newname, flags);
+                const std::string& newname, unsigned flags, const Cred& cred) {
+  Status st = r.ctx().fs->rename(parent, name, newparent, newname, flags, cred);
   if (sealed(st)) return false;
   r.error(st);
   return true;
@@ -239,19 +239,21 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
   handle(req, "rename", parent, [&](Reply& r) {
-    // RENAME_WHITEOUT belongs to overlay filesystems; nothing else exists.
-    if ((flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
-        flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    // RENAME_WHITEOUT: overlayfs, with sealfs as its upper layer.
+    constexpr unsigned kKnown = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT;
+    if ((flags & ~kKnown) != 0 ||
+        ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))) {
       return r.error(EINVAL);
     }
     std::string from(name_of(name)), to(name_of(newname));
-    if (try_rename(r, parent, from, newparent, to, flags)) return;
+    const Cred cred = cred_of(req);
+    if (try_rename(r, parent, from, newparent, to, flags, cred)) return;
     auto target = r.ctx().fs->lookup(newparent, to);
     if (!target.is_ok()) return r.error(target.status());
     r.ctx().fs->forget(target->ino, 1);
     defer_layout_change(r, target->ino, SEALFS_BREAK_RENAME,
-                        [parent, from, newparent, to, flags](Reply& again) {
-                          return try_rename(again, parent, from, newparent, to, flags);
+                        [parent, from, newparent, to, flags, cred](Reply& again) {
+                          return try_rename(again, parent, from, newparent, to, flags, cred);
                         });
   });
 }

@@ -154,8 +154,17 @@ struct MountRecord {
   std::string mount_point;
 };
 
+// When a read updates atime (the mount's noatime / relatime / strictatime;
+// docs/design.md, "Timestamps").
+enum class AtimePolicy {
+  kRelative,  // relatime, the default: atime older than mtime or ctime, or a day old
+  kStrict,    // strictatime: every read
+  kNever,     // noatime
+};
+
 struct MountOptions {
   bool read_only = false;
+  AtimePolicy atime = AtimePolicy::kRelative;
   MountRecord owner;
   LayoutGate* gate = nullptr;
   // Blocks quarantined against holders that are still alive stay out of
@@ -233,9 +242,11 @@ class Filesystem {
   virtual Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name) = 0;  // +1
   virtual Status unlink(Ino parent, std::string_view name) = 0;
   virtual Status rmdir(Ino parent, std::string_view name) = 0;
-  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE.
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (the old name
+  // becomes a 0/0 character device owned by `cred`, in the same
+  // transaction: overlayfs's whiteout).
   virtual Status rename(Ino parent, std::string_view name, Ino new_parent,
-                        std::string_view new_name, unsigned flags) = 0;
+                        std::string_view new_name, unsigned flags, const Cred& cred = {}) = 0;
 
   // Open files. open() handles O_TRUNC; create() is mknod + open and fails
   // with kExists under O_EXCL.
