@@ -8,7 +8,7 @@ packages=(
   libfuse3-dev fuse3 libpmem2-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   bindfs fio e2fsprogs xfsprogs util-linux passwd procps kmod
-  groff-base
+  groff-base librsvg2-bin
 )
 
 missing=()

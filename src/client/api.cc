@@ -118,11 +118,16 @@ int request_lease(int fd, off_t offset, size_t length, int prot, unsigned flags,
 int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, size_t length,
                  int prot, unsigned flags, uint64_t break_time_ns, uint32_t wire_flags,
                  Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents) {
+  const bool flush = conn->flush_before_map.load(std::memory_order_relaxed);
+  if (flush && fdatasync(fd) != 0) {
+    return fail(errno, "writing the file's cached pages back before mapping it: " +
+                           std::string(strerror(errno)));
+  }
   wire::MapRequest req{};
   req.offset = static_cast<uint64_t>(offset);
   req.length = length;
   req.prot = (prot & PROT_WRITE) ? (wire::kProtRead | wire::kProtWrite) : wire::kProtRead;
-  req.flags = wire_flags;
+  req.flags = wire_flags | (flush ? wire::kMapFlushed : 0);
   if (flags & SEALFS_MAP_ALLOCATE) req.flags |= wire::kMapAllocate;
   if (flags & SEALFS_MAP_RELOCATE) req.flags |= wire::kMapRelocate;
   if (flags & SEALFS_MAP_WAIT_BREAK) req.flags |= wire::kMapWaitBreak;
@@ -137,6 +142,12 @@ int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, 
     return fail(EPROTO, "the daemon refused the request as malformed");
   }
   *reply = wire::load<wire::MapReply>(answer->message.data() + sizeof(h));
+  if (reply->error != 0 && !flush &&
+      reply->detail == static_cast<uint32_t>(wire::Refusal::kFlushFirst)) {
+    conn->flush_before_map.store(true, std::memory_order_relaxed);
+    return request_once(conn, fd, offset, length, prot, flags, break_time_ns, wire_flags, answer,
+                        reply, extents);
+  }
   if (reply->error != 0) {
     return fail(reply->error, std::string("sealfs: ") + wire::refusal_text(reply->detail) + " (" +
                                   strerror(reply->error) + ")");

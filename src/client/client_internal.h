@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -86,6 +87,10 @@ struct Connection : std::enable_shared_from_this<Connection> {
   std::map<uint64_t, Answer*> pending;   // guarded by State::mu
   std::map<uint64_t, struct sealfs_map*> maps;  // by lease id, guarded by State::mu
   std::map<uint64_t, sealfs_layout*> layouts;
+  // The daemon caches writes (-o writeback_cache) and wants every file
+  // written back (fdatasync) before it is mapped; learnt from its first
+  // kFlushFirst refusal.
+  std::atomic<bool> flush_before_map{false};
   ~Connection();
 };
 

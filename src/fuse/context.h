@@ -28,6 +28,9 @@ struct DaemonContext {
   // direct mapping instead of stale page cache; mmap(MAP_SHARED) of it still
   // works through FUSE_DIRECT_IO_ALLOW_MMAP (direct_io_mmap.h).
   DaemonLeases* leases = nullptr;
+  // The kernel agreed to cache writes (-o writeback_cache). Set once, in
+  // INIT, before any other request.
+  bool writeback_cache = false;
   // Runs before Filesystem::unmount (stops the lease engine).
   std::function<void()> before_unmount;
 

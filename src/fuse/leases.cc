@@ -158,6 +158,16 @@ class DaemonLeases::Source final : public lease::LayoutSource {
   std::unique_ptr<Lock> lock_layout(uint64_t ino) override { return inner_.lock_layout(ino); }
   Result<lease::LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
                                                uint64_t length, uint32_t flags) override {
+    // With the writeback cache the kernel may hold written data the region
+    // does not have yet (and a size the daemon has not seen): the client
+    // writes the file's pages back first (docs/daemon.md "Caching and
+    // coherence"). It cannot be done from here: the writeback needs this
+    // daemon's threads and the layout lock this grant holds.
+    if (owner_.options_.writeback_cache && (flags & wire::kMapFlushed) == 0) {
+      lease::LayoutAnswer refusal;
+      refusal.refusal = wire::Refusal::kFlushFirst;
+      return refusal;
+    }
     auto answer = inner_.layout_for_lease(held, ino, offset, length, flags);
     if (answer.is_ok() && answer->refusal == wire::Refusal::kNone) {
       owner_.note_leased(ino);

@@ -209,10 +209,14 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               fuse_file_info* fi) {
   handle(req, "write", ino, [&](Reply& r) {
     if (off < 0) return r.error(EINVAL);
-    // Not for a page written back from a shared mapping: the kernel clears
-    // set-id bits on write(2) only.
+    // Not for pages written back (a shared mapping, the writeback cache):
+    // the kernel clears set-id bits on write(2) only, and under
+    // HANDLE_KILLPRIV_V2 writes a set-id file through even with the
+    // writeback cache.
     if (!fi->writepage && !drop_setid_first(r, ino)) return;
-    bool append = (fi->flags & O_APPEND) != 0;
+    // With the writeback cache the kernel places O_APPEND writes itself (it
+    // owns the size until writeback) and sends them with their offsets.
+    bool append = (fi->flags & O_APPEND) != 0 && !r.ctx().writeback_cache;
     const uint64_t at = static_cast<uint64_t>(off);
     if (try_write(r, ino, buf, size, at, append)) return;
     auto data = std::make_shared<std::string>(buf, size);

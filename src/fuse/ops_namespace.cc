@@ -42,7 +42,7 @@ void reply_entry_ref(Reply& reply, const Attr& attr) {
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
+  auto& ctx = *static_cast<DaemonContext*>(userdata);
   auto enable = [conn](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
@@ -54,12 +54,18 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   enable(FUSE_CAP_PARALLEL_DIROPS);
   enable(FUSE_CAP_AUTO_INVAL_DATA);
   enable(FUSE_CAP_CACHE_SYMLINKS);
-  // No writeback cache: with it the kernel keeps dirty pages and its own idea
-  // of size and mtime, and writes back whenever it likes. Data written with
-  // write(2) would then be invisible to direct mappings of the same blocks
-  // until writeback, and write ordering against fsync would be the kernel's,
-  // not the journal's.
+  // The writeback cache only when asked for: the kernel then keeps dirty
+  // pages and its own size and times until writeback, so write(2) is no
+  // longer durable when it returns (docs/daemon.md "Caching and coherence").
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (ctx.options->writeback_cache) {
+    if ((conn->capable & FUSE_CAP_WRITEBACK_CACHE) != 0) {
+      conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+      ctx.writeback_cache = true;
+    } else {
+      log().warn("the kernel does not offer the writeback cache: writes go through");
+    }
+  }
   // Splice would only help with write_buf; reads already reply from the
   // region without a copy.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);

@@ -97,6 +97,8 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
     o->emulate_pmem = true;
   } else if (opt == "strict_write_break") {
     o->strict_write_break = true;
+  } else if (opt == "writeback_cache") {
+    o->writeback_cache = true;
   } else if (opt == "clone_fd") {
     o->clone_fd = true;
   } else if (opt == "debug") {
@@ -320,6 +322,8 @@ void print_usage(const char* program) {
       "  revoke=fence|kill|quarantine  what happens to a holder that does not let go\n"
       "  dax_group=GROUP         members may hold direct mappings (besides root and owner)\n"
       "  strict_write_break      write(2) breaks direct-mapping leases, as the kernel did\n"
+      "  writeback_cache         the kernel caches write(2) data until writeback or fsync\n"
+      "                          (faster small writes; a daemon killed before then loses it)\n"
       "  log_file=PATH           as --log-file=PATH, for fstab lines\n"
       "  control_socket=PATH     where the lease control socket is created (default: a\n"
       "                          private directory under $XDG_RUNTIME_DIR or /tmp)\n"

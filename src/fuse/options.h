@@ -45,6 +45,8 @@ struct DaemonOptions {
   std::optional<uint32_t> dax_gid;  // dax_group resolved at parse time
   std::string control_socket;       // "" = a fresh private directory
   bool strict_write_break = false;
+  // The kernel's writeback cache (docs/daemon.md "Caching and coherence").
+  bool writeback_cache = false;
 
   // Options for the kernel / fusermount3, in -o form, in the order given.
   // Always ends with default_permissions, fsname= and subtype= unless the

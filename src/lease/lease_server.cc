@@ -22,8 +22,10 @@
 #include <optional>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 #include "lease/fd_passing.h"
+#include "lease/mount_fd_closer.h"
 #include "lease/peer.h"
 #include "lease/socket_path.h"
 #include "lease/warning_throttle.h"
@@ -48,6 +50,7 @@ int errno_of(wire::Refusal r) {
     case wire::Refusal::kNotRegular: return ENODEV;
     case wire::Refusal::kNotDax: return EOPNOTSUPP;
     case wire::Refusal::kBreaking: return ENXIO;
+    case wire::Refusal::kFlushFirst: return EAGAIN;
     case wire::Refusal::kUntrusted:
     case wire::Refusal::kOpenMode: return EACCES;
     case wire::Refusal::kWrongMount: return EXDEV;
@@ -92,13 +95,17 @@ struct Parked {
 };
 
 struct Action {
-  enum Kind { kBreak, kRevoke, kKill, kBreakFinished } kind;
+  // kDeliver: an answer whose client descriptor the closer has closed.
+  enum Kind { kBreak, kRevoke, kKill, kBreakFinished, kDeliver } kind;
   uint64_t conn = 0;
   uint64_t lease_id = 0;
   uint32_t reason = 0;
   uint64_t deadline_ns = 0;
   HolderId holder;
   uint64_t ino = 0;
+  std::vector<uint8_t> bytes = {};  // kDeliver: the encoded answer
+  int fd = -1;                      // kDeliver: sent with it (the region), or -1
+  bool map_reply = false;           // kDeliver: the answer to a MAP
 };
 
 template <typename Body>
@@ -136,6 +143,9 @@ struct LeaseServer::Impl final : Notifier {
   std::optional<WarningThrottle> throttle;
   std::thread thread;
   std::atomic<bool> stopping{false};
+  // Client descriptors are closed here, never on the engine's thread
+  // (mount_fd_closer.h). Made before the thread starts.
+  std::unique_ptr<MountFdCloser> closer;
 
   std::map<uint64_t, Conn> conns;
   uint64_t next_conn = 1;
@@ -157,7 +167,12 @@ struct LeaseServer::Impl final : Notifier {
     }
     for (auto& [id, conn] : conns) drop_conn_fds(conn);
     for (auto& [ino, list] : parked) {
-      for (auto& p : list) close(p.fd);
+      for (auto& p : list) close_client_fd(p.fd);
+    }
+    // Closes what is queued; the answers it then hands over are dropped.
+    closer.reset();
+    for (Action& a : actions) {
+      if (a.fd >= 0) close(a.fd);
     }
     for (auto& [h, w] : watches) close(w.pidfd);
     core.reset();  // answers pending continuations with an error
@@ -193,6 +208,31 @@ struct LeaseServer::Impl final : Notifier {
   }
   void kill_holder(const HolderId& holder) override {
     push({Action::kKill, 0, 0, 0, 0, holder, 0});
+  }
+
+  // --- client descriptors (mount_fd_closer.h) ---
+  void close_client_fd(int fd) {
+    if (fd < 0) return;
+    if (closer) {
+      closer->close_then(fd, nullptr);
+    } else {
+      close(fd);
+    }
+  }
+  // Queues the answer once the client's descriptor is closed.
+  void answer_after_close(uint64_t id, int client_fd, std::vector<uint8_t> bytes,
+                          int send_fd = -1, bool map_reply = false) {
+    Action ready{Action::kDeliver, id, 0, 0, 0, {}, 0, std::move(bytes), send_fd, map_reply};
+    if (client_fd < 0 || !closer) {
+      if (client_fd >= 0) close(client_fd);
+      return deliver(ready);
+    }
+    auto later = std::make_shared<Action>(std::move(ready));
+    closer->close_then(client_fd, [this, later] { push(std::move(*later)); });
+  }
+  void deliver(const Action& a) {
+    queue(a.conn, a.bytes, a.fd);
+    if (a.map_reply) SEALFS_SYNC_POINT("lease.map.replied");  // engine thread, no lock held
   }
   void break_finished(uint64_t ino) override {
     push({Action::kBreakFinished, 0, 0, 0, 0, {}, ino});
@@ -347,6 +387,9 @@ struct LeaseServer::Impl final : Notifier {
           case Action::kRevoke:
             queue(a.conn, encode(wire::Type::kRevoke, 0, wire::LeaseRef{a.lease_id}));
             break;
+          case Action::kDeliver:
+            deliver(a);
+            break;
           case Action::kKill: {
             auto it = watches.find(a.holder);
             if (it != watches.end() && !it->second.exited) {
@@ -364,7 +407,7 @@ struct LeaseServer::Impl final : Notifier {
               if (conns.count(p.conn)) {
                 handle_map(p.conn, p.request_id, p.request, p.fd);
               } else {
-                close(p.fd);
+                close_client_fd(p.fd);
               }
             }
             break;
@@ -613,12 +656,10 @@ struct LeaseServer::Impl final : Notifier {
       wire::Header fixed = wire::make_header(wire::Type::kInspectReply,
                                              static_cast<uint32_t>(bytes.size()), h.request_id);
       std::memcpy(bytes.data(), &fixed, sizeof(fixed));
-      queue(id, std::move(bytes));
+      answer_after_close(id, fd, std::move(bytes));
+      fd = -1;
     };
-    if (req.reserved != 0) {
-      if (fd >= 0) close(fd);
-      return answer(EINVAL, {}, 0, 0);
-    }
+    if (req.reserved != 0) return answer(EINVAL, {}, 0, 0);
     // One page of `all`, starting at the cursor.
     auto page = [&](const auto& all) {
       using Record = std::decay_t<decltype(all[0])>;
@@ -631,7 +672,6 @@ struct LeaseServer::Impl final : Notifier {
     switch (type) {
       case wire::Type::kExtents: {
         auto info = fd_info(fd);
-        close(fd);
         if (!info.is_ok()) return answer(EBADF, {}, 0, 0);
         if (info->mnt_id != options.mnt_id &&
             !(options.also_accept && options.also_accept(info->mnt_id))) {
@@ -709,29 +749,30 @@ struct LeaseServer::Impl final : Notifier {
     return p.gid == g || std::find(p.groups.begin(), p.groups.end(), g) != p.groups.end();
   }
 
-  void reply_map_error(uint64_t id, uint64_t request_id, wire::Refusal refusal, int err = 0) {
+  // Answers with a refusal once the client's descriptor (owned) is closed.
+  void reply_map_error(uint64_t id, uint64_t request_id, int client_fd, wire::Refusal refusal,
+                       int err = 0) {
     wire::MapReply reply{};
     reply.error = err ? err : errno_of(refusal);
     reply.detail = static_cast<uint32_t>(refusal);
-    queue(id, encode(wire::Type::kMapReply, request_id, reply));
+    answer_after_close(id, client_fd, encode(wire::Type::kMapReply, request_id, reply));
   }
 
   // Owns `fd` (the client's file descriptor).
   void handle_map(uint64_t id, uint64_t request_id, const wire::MapRequest& req, int fd) {
-    // The client's descriptor is closed before any answer goes out: while
-    // the daemon holds a file of its own mount, that mount cannot be
-    // unmounted, and a client may unmount right after its answer.
-    struct FdCloser {
-      int fd;
-      void now() {
-        if (fd >= 0) close(fd);
-        fd = -1;
-      }
-      ~FdCloser() { now(); }
-    } closer{fd};
+    // The client's descriptor is closed before any answer goes out, and
+    // not on this thread (mount_fd_closer.h): while the daemon holds a file
+    // of its own mount, that mount cannot be unmounted, and a client may
+    // unmount right after its answer. `client_fd` is given up by whichever
+    // answer is sent, or by parking the request.
+    int client_fd = fd;
+    struct Owned {
+      int& fd;
+      Impl& impl;
+      ~Owned() { impl.close_client_fd(std::exchange(fd, -1)); }
+    } owned{client_fd, *this};
     auto refuse = [&](wire::Refusal refusal, int err = 0) {
-      closer.now();
-      reply_map_error(id, request_id, refusal, err);
+      reply_map_error(id, request_id, std::exchange(client_fd, -1), refusal, err);
     };
     const Conn& conn = conns.at(id);
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -761,8 +802,7 @@ struct LeaseServer::Impl final : Notifier {
     std::unique_ptr<LayoutSource::Lock> lock = source->lock_layout(info->ino);
     if (core->breaking(info->ino)) {
       if (req.flags & wire::kMapWaitBreak) {
-        parked[info->ino].push_back(Parked{id, request_id, req, closer.fd});
-        closer.fd = -1;
+        parked[info->ino].push_back(Parked{id, request_id, req, std::exchange(client_fd, -1)});
         return;
       }
       return refuse(wire::Refusal::kBreaking);
@@ -826,9 +866,9 @@ struct LeaseServer::Impl final : Notifier {
     }
     reply.extent_count = static_cast<uint32_t>(extents.size());
     reply.has_fd = region_fd >= 0 ? 1 : 0;
-    closer.now();
-    queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
-    SEALFS_SYNC_POINT("lease.map.replied");  // engine thread, no lock held
+    answer_after_close(id, std::exchange(client_fd, -1),
+                       encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd,
+                       /*map_reply=*/true);
   }
 
   void protocol_error(uint64_t id, uint64_t request_id, const char* why) {
@@ -893,8 +933,8 @@ struct LeaseServer::Impl final : Notifier {
     }
   }
 
-  static void drop_conn_fds(Conn& conn) {
-    for (int fd : conn.fds_in) close(fd);
+  void drop_conn_fds(Conn& conn) {
+    for (int fd : conn.fds_in) close_client_fd(fd);
     conn.fds_in.clear();
     for (auto& o : conn.out) {
       if (o.fd >= 0) close(o.fd);
@@ -917,7 +957,7 @@ struct LeaseServer::Impl final : Notifier {
     for (auto& [ino, list] : parked) {
       std::erase_if(list, [&](Parked& p) {
         if (p.conn != id) return false;
-        close(p.fd);
+        close_client_fd(p.fd);
         return true;
       });
     }
@@ -969,6 +1009,7 @@ Result<std::unique_ptr<LeaseServer>> LeaseServer::start(ServerOptions options,
   impl.core = std::make_unique<LeaseCore>(clock ? *clock : impl.own_clock, impl, sink,
                                           impl.options.lease);
   RETURN_IF_ERROR(impl.setup());
+  impl.closer = std::make_unique<MountFdCloser>();
   impl.thread = std::thread([&impl] { impl.loop(); });
   return server;
 }

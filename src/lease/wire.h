@@ -61,7 +61,11 @@ inline constexpr uint32_t kMapAllocate = 1u << 0;   // allocate and zero holes f
 inline constexpr uint32_t kMapRelocate = 1u << 1;   // move data into aligned extents first
 inline constexpr uint32_t kMapWaitBreak = 1u << 2;  // during a break: wait instead of ENXIO
 inline constexpr uint32_t kMapLayoutOnly = 1u << 3; // layout lease: extents, no region fd
-inline constexpr uint32_t kMapKnownFlags = 0xf;
+// The client wrote the file's cached pages back (fdatasync) just before
+// asking. A daemon mounted with writeback_cache refuses a request without it
+// (kFlushFirst): pages the kernel still holds dirty are not in the region.
+inline constexpr uint32_t kMapFlushed = 1u << 4;
+inline constexpr uint32_t kMapKnownFlags = 0x1f;
 
 // MapRequest.prot (PROT_* values, fixed here so the daemon need not trust
 // the client's headers)
@@ -255,6 +259,7 @@ enum class Refusal : uint32_t {
   kNoSpace = 12,     // ENOSPC
   kNoLease = 13,     // ENOENT
   kDevdaxLength = 14,  // EINVAL: device dax maps whole alignment units
+  kFlushFirst = 15,    // EAGAIN: fdatasync the file, then ask again with kMapFlushed
 };
 
 inline const char* refusal_text(uint32_t r) {
@@ -276,6 +281,9 @@ inline const char* refusal_text(uint32_t r) {
     case Refusal::kDevdaxLength:
       return "on device dax the range's offset and length must be multiples of the device "
              "alignment";
+    case Refusal::kFlushFirst:
+      return "the mount caches writes (writeback_cache): write the file's cached pages back "
+             "(fdatasync) and ask again";
   }
   return "unknown refusal";
 }

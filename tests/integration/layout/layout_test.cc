@@ -403,7 +403,8 @@ TEST_F(LayoutTest, FreeSpaceAddsUp) {
 }
 
 // The picture is an SVG that parses and names the files in its legend, for
-// a region and for a mount.
+// a region and for a mount; a PNG of it is written beside it (rsvg-convert
+// is installed by scripts/install-deps.sh: its absence fails the test).
 TEST_F(LayoutTest, MapIsSvgNamingTheFiles) {
   ASSERT_NO_FATAL_FAILURE(mount_aligned());
   ASSERT_NO_FATAL_FAILURE(write_pattern(path("database"), 0, 6 * kMiB, 1));
@@ -423,6 +424,10 @@ TEST_F(LayoutTest, MapIsSvgNamingTheFiles) {
   ASSERT_EQ(run_command({"python3", "-c", check, live_svg, "/database", "/logs/app.log"}, &out),
             0)
       << out;
+  const std::string png = dir() + "/live.png";
+  std::string bytes = read_file(png);
+  ASSERT_GT(bytes.size(), 1000u) << "no PNG beside the SVG (is rsvg-convert installed?)";
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
   ASSERT_NO_FATAL_FAILURE(unmount());
   const std::string cold_svg = dir() + "/cold.svg";
   ASSERT_EQ(layout({"map", region_path(), "-o", cold_svg}, &out), 0) << out;

@@ -1,0 +1,46 @@
+// Closes descriptors of files on the daemon's own mount away from the lease
+// engine's thread.
+//
+// A map or inspection request passes the client's descriptor of the file.
+// Closing it runs the kernel's flush, which with the writeback cache (and
+// for pages dirtied through a mapping of the mount) writes the file's dirty
+// pages back through this daemon and waits for them. Those writes may wait
+// for the engine (a write that changes a leased file's layout waits for its
+// break) or for a lock the engine holds, so the engine never waits for a
+// close: it hands the descriptor here, with what to do once it is closed
+// (send the answer: a client may unmount as soon as it has its answer, and
+// a descriptor the daemon still holds would keep the mount busy).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+namespace sealfs::lease {
+
+class MountFdCloser {
+ public:
+  MountFdCloser();
+  // Closes what is queued, running each `then`, and joins.
+  ~MountFdCloser();
+  MountFdCloser(const MountFdCloser&) = delete;
+  MountFdCloser& operator=(const MountFdCloser&) = delete;
+
+  // Closes fd on the closer's thread, then runs then() there. In the order
+  // of the calls. then() must not call back into this closer.
+  void close_then(int fd, std::function<void()> then);
+
+ private:
+  void run();
+
+  std::mutex mu_;  // leaf
+  std::condition_variable cv_;
+  std::deque<std::pair<int, std::function<void()>>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace sealfs::lease
