@@ -155,6 +155,20 @@ TEST_F(SetidTest, ChownClearsSetuidAndExecutableSetgid) {
   check("chgrp", "chgrp " + std::to_string(user_.gid) + " $F", 06755, 0, std::nullopt, 0755);
 }
 
+// With the writeback cache the kernel writes a set-id file through (under
+// HANDLE_KILLPRIV_V2), so the daemon still sees the writer.
+TEST_F(SetidTest, WritebackCacheMountClearsToo) {
+  ASSERT_NO_FATAL_FAILURE(mount_shared("writeback_cache"));
+  check("write", "dd if=/dev/zero of=$F bs=4096 count=1 conv=notrunc status=none", 06777, 0,
+        user_, 0777);
+  check("append", "echo more >> $F", 06777, 0, user_, 0777);
+  check("truncate", "truncate -s 100 $F", 06777, 0, user_, 0777);
+  check("member writes", "dd if=/dev/zero of=$F bs=512 count=1 conv=notrunc status=none", 02666,
+        user_.gid, user_, 02666);
+  check("root writes", "dd if=/dev/zero of=$F bs=4096 count=1 conv=notrunc status=none", 06777,
+        0, std::nullopt, 06777);
+}
+
 // The set-id bits cleared are on the media, not only in the kernel's cache.
 TEST_F(SetidTest, ClearedBitsSurviveARemount) {
   ASSERT_NO_FATAL_FAILURE(mount_shared());
