@@ -53,6 +53,23 @@ int serve(fuse_session* se, const DaemonOptions& options) {
   return rc;
 }
 
+// The kernel leaves a FUSE file's atime to the daemon: the mount's choice,
+// the last one given winning as in mount(8).
+AtimePolicy atime_policy(const DaemonOptions& options) {
+  AtimePolicy policy = AtimePolicy::kRelative;
+  for (const std::string& o : options.atime_options) {
+    if (o == "noatime") {
+      policy = AtimePolicy::kNever;
+    } else if (o == "strictatime" || o == "norelatime") {
+      policy = AtimePolicy::kStrict;
+    } else if (o == "relatime" || o == "nostrictatime" ||
+               (o == "atime" && policy == AtimePolicy::kNever)) {
+      policy = AtimePolicy::kRelative;
+    }
+  }
+  return policy;
+}
+
 MountRecord mount_record(const DaemonOptions& options) {
   MountRecord record;
   record.pid = static_cast<uint32_t>(getpid());
@@ -106,6 +123,7 @@ int run_daemon(const DaemonOptions& options) {
   mount_options.read_only = options.read_only;
   mount_options.gate = &leases.gate();
   mount_options.owner = mount_record(options);
+  mount_options.atime = atime_policy(options);
   const RegionPmem2& region_ref = **region;
   FsckLikeStats stats;
   auto mounted = Filesystem::mount(std::move(region).value(), mount_options, &stats);

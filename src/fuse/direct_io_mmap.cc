@@ -16,6 +16,11 @@ namespace {
 constexpr uint32_t kOpInit = 26;
 constexpr uint32_t kInitExt = 1u << 30;               // flags: flags2 is valid
 constexpr uint32_t kDirectIoAllowMmapHigh = 1u << 4;  // flags2: bit 36 of the 64
+// The daemon clears set-id bits itself (ops_setid.cc), so the kernel may
+// stop asking for security.capability before every write: with this flag it
+// sets SB_NOSEC, and an inode whose first write found no set-id bit and no
+// capability is marked S_NOSEC and skips the probe from then on.
+constexpr uint32_t kHandleKillprivV2 = 1u << 28;
 
 struct InHeader {
   uint32_t len;
@@ -49,6 +54,8 @@ std::atomic<bool> g_init_answered{false};
 std::atomic<uint64_t> g_init_unique{0};
 std::atomic<bool> g_offered{false};
 std::atomic<bool> g_granted{false};
+std::atomic<bool> g_killpriv_offered{false};
+std::atomic<bool> g_killpriv_granted{false};
 
 // INIT is always the first request and arrives through read(), never splice:
 // libfuse splices only once INIT has negotiated it.
@@ -62,6 +69,7 @@ ssize_t read_hook(int fd, void* buf, size_t len, void*) {
       InitIn in;
       std::memcpy(&in, static_cast<const char*>(buf) + sizeof h, sizeof in);
       g_offered.store((in.flags & kInitExt) != 0 && (in.flags2 & kDirectIoAllowMmapHigh) != 0);
+      g_killpriv_offered.store((in.flags & kHandleKillprivV2) != 0);
       g_init_unique.store(h.unique);
       g_init_read.store(true, std::memory_order_release);
     }
@@ -85,6 +93,10 @@ ssize_t writev_hook(int fd, iovec* iov, int count, void*) {
     std::memcpy(&h, iov[0].iov_base, sizeof h);
     if (h.unique == g_init_unique.load() && h.unique != 0) {
       g_init_answered.store(true);
+      if (h.error == 0 && g_killpriv_offered.load() && iov[1].iov_len >= kInitOutFlags + 4) {
+        patch_u32(iov[1].iov_base, kInitOutFlags, kHandleKillprivV2);
+        g_killpriv_granted.store(true);
+      }
       if (h.error == 0 && g_offered.load() && iov[1].iov_len >= kInitOutFlags2 + 4) {
         patch_u32(iov[1].iov_base, kInitOutFlags, kInitExt);
         patch_u32(iov[1].iov_base, kInitOutFlags2, kDirectIoAllowMmapHigh);
@@ -118,5 +130,7 @@ Status request_direct_io_mmap(fuse_session* se) {
 }
 
 bool direct_io_mmap_granted() { return g_granted.load(std::memory_order_relaxed); }
+
+bool killpriv_v2_granted() { return g_killpriv_granted.load(std::memory_order_relaxed); }
 
 }  // namespace sealfs::fuse

@@ -12,6 +12,11 @@
 // offered the flag, sets it in the INIT reply. Every other message passes
 // unchanged. With a libfuse that negotiates FUSE_CAP_DIRECT_IO_ALLOW_MMAP
 // itself (>= 3.16) this file can go.
+//
+// The same hook sets FUSE_HANDLE_KILLPRIV_V2 (INIT flags bit 28), which no
+// libfuse 3.x negotiates: the daemon clears set-id bits itself with the
+// caller's credentials (ops_setid.cc), and the kernel then stops sending
+// getxattr("security.capability") before every write (docs/daemon.md).
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -27,5 +32,7 @@ Status request_direct_io_mmap(fuse_session* se);
 // Whether the INIT reply carried the flag (false until INIT was answered,
 // and on kernels that did not offer it).
 bool direct_io_mmap_granted();
+// Whether the INIT reply carried FUSE_HANDLE_KILLPRIV_V2.
+bool killpriv_v2_granted();
 
 }  // namespace sealfs::fuse

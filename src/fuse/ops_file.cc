@@ -160,6 +160,7 @@ void reply_segments(Reply& r, const std::vector<ReadSegment>& segments, Ino ino,
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   handle(req, "open", ino, [&](Reply& r) {
+    if ((fi->flags & O_TRUNC) && !drop_setid_first(r, ino)) return;
     if (try_open(r, ino, fi)) return;
     auto info = std::make_shared<fuse_file_info>(*fi);
     defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
@@ -171,6 +172,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
   handle(req, "create", parent, [&](Reply& r) {
     std::string owned(name);
+    if ((fi->flags & O_TRUNC) && !drop_setid_of_existing(r, parent, owned)) return;
     if (try_create(r, parent, owned, mode, fi)) return;
     // An existing file opened with O_TRUNC: break the leases of that file.
     auto existing = r.ctx().fs->lookup(parent, owned);
@@ -207,6 +209,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               fuse_file_info* fi) {
   handle(req, "write", ino, [&](Reply& r) {
     if (off < 0) return r.error(EINVAL);
+    // Not for pages written back (a shared mapping, the writeback cache):
+    // the kernel clears set-id bits on write(2) only, and under
+    // HANDLE_KILLPRIV_V2 writes a set-id file through even with the
+    // writeback cache.
+    if (!fi->writepage && !drop_setid_first(r, ino)) return;
     // With the writeback cache the kernel places O_APPEND writes itself (it
     // owns the size until writeback) and sends them with their offsets.
     bool append = (fi->flags & O_APPEND) != 0 && !r.ctx().writeback_cache;
@@ -238,6 +245,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
   (void)fi;
   handle(req, "fallocate", ino, [&](Reply& r) {
     if (offset < 0 || length <= 0) return r.error(EINVAL);
+    if (!drop_setid_first(r, ino)) return;
     const uint64_t at = static_cast<uint64_t>(offset), len = static_cast<uint64_t>(length);
     if (try_fallocate(r, ino, mode, at, len)) return;
     defer_layout_change(r, ino, SEALFS_BREAK_FALLOCATE, [ino, mode, at, len](Reply& again) {
@@ -250,7 +258,9 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
   (void)fi;
   handle(req, "lseek", ino, [&](Reply& r) {
     // SEEK_SET/CUR/END never get here: the kernel handles them.
-    if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) return r.error(EINVAL);
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) return r.error(EINVAL);
+    // As on ext4 and XFS (iomap_seek_data/iomap_seek_hole).
+    if (off < 0) return r.error(ENXIO);
     auto pos = r.ctx().fs->lseek(ino, static_cast<uint64_t>(off), whence);
     if (!pos.is_ok()) return r.error(pos.status());
     r.lseek(static_cast<off_t>(*pos));
@@ -264,6 +274,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   (void)fi_out;
   handle(req, "copy_file_range", ino_in, [&](Reply& r) {
     if (flags != 0 || off_in < 0 || off_out < 0) return r.error(EINVAL);
+    if (!drop_setid_first(r, ino_out)) return;
     const uint64_t in_at = static_cast<uint64_t>(off_in), out_at = static_cast<uint64_t>(off_out);
     if (try_copy_file_range(r, ino_in, in_at, ino_out, out_at, len)) return;
     defer_layout_change(r, ino_out, SEALFS_BREAK_WRITE,

@@ -3,6 +3,9 @@
 
 #include <fuse_lowlevel.h>
 
+#include <memory>
+#include <string>
+
 #include "fuse/reply.h"
 
 namespace sealfs::fuse {
@@ -13,6 +16,15 @@ fuse_entry_param entry_of(const DaemonContext& ctx, const Attr& attr);
 // Replies with an entry for an inode the handler took a lookup reference
 // on; drops the reference again if the kernel did not take the reply.
 void reply_entry_ref(Reply& reply, const Attr& attr);
+
+// ops_setid.cc: set-id bits, cleared with the caller's credentials.
+std::shared_ptr<SetidCaller> setid_caller_of(fuse_req_t req);
+// Drops what the caller's change would drop; false when it failed and the
+// request was answered with the error.
+bool drop_setid_first(Reply& reply, Ino ino);
+// The same for create(O_TRUNC) of a name that exists: the kernel clears the
+// bits of a file it truncates at open, never of one it creates.
+bool drop_setid_of_existing(Reply& reply, Ino parent, const std::string& name);
 
 // ops_namespace.cc
 void op_init(void* userdata, fuse_conn_info* conn);

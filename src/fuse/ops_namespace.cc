@@ -1,5 +1,5 @@
 // Namespace handlers: init/destroy, lookup and forget, attributes, names.
-#include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE
+#include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
 #include <sys/statvfs.h>
 
 #include "fuse/deferred_change.h"
@@ -70,8 +70,10 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // Splice would only help with write_buf; reads already reply from the
   // region without a copy.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-  // The metadata layer neither applies the umask itself nor clears setuid
-  // bits on write: leave both to the kernel.
+  // The metadata layer does not apply the umask itself: leave it to the
+  // kernel. Set-id bits are cleared by the daemon (ops_setid.cc) under
+  // HANDLE_KILLPRIV_V2, negotiated in direct_io_mmap.cc: v1 would have it
+  // clear them on every write, whatever the writer's privilege.
   conn->want &= ~(FUSE_CAP_DONT_MASK | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_POSIX_ACL);
   // No lock handlers exist; keep it that way (DESIGN 7).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
@@ -143,8 +145,8 @@ bool try_setattr(Reply& r, Ino ino, const SetAttr& s) {
 
 // Renaming over the last link of a leased file frees its blocks.
 bool try_rename(Reply& r, Ino parent, const std::string& name, Ino newparent,
-                const std::string& newname, unsigned flags) {
-  Status st = r.ctx().fs->rename(parent, name, newparent, newname, flags);
+                const std::string& newname, unsigned flags, const Cred& cred) {
+  Status st = r.ctx().fs->rename(parent, name, newparent, newname, flags, cred);
   if (sealed(st)) return false;
   r.error(st);
   return true;
@@ -190,6 +192,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
       s.valid |= SetAttr::kCtime;
       s.ctime = in->st_ctim;
     }
+    // Truncate and chown clear set-id bits by the caller's privilege.
+    if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid)) s.caller = setid_caller_of(req);
     if (try_setattr(r, ino, s)) return;
     defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
                         [ino, s](Reply& again) { return try_setattr(again, ino, s); });
@@ -242,19 +246,21 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
   handle(req, "rename", parent, [&](Reply& r) {
-    // RENAME_WHITEOUT belongs to overlay filesystems; nothing else exists.
-    if ((flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
-        flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    // RENAME_WHITEOUT: overlayfs, with sealfs as its upper layer.
+    constexpr unsigned kKnown = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT;
+    if ((flags & ~kKnown) != 0 ||
+        ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))) {
       return r.error(EINVAL);
     }
     std::string from(name_of(name)), to(name_of(newname));
-    if (try_rename(r, parent, from, newparent, to, flags)) return;
+    const Cred cred = cred_of(req);
+    if (try_rename(r, parent, from, newparent, to, flags, cred)) return;
     auto target = r.ctx().fs->lookup(newparent, to);
     if (!target.is_ok()) return r.error(target.status());
     r.ctx().fs->forget(target->ino, 1);
     defer_layout_change(r, target->ino, SEALFS_BREAK_RENAME,
-                        [parent, from, newparent, to, flags](Reply& again) {
-                          return try_rename(again, parent, from, newparent, to, flags);
+                        [parent, from, newparent, to, flags, cred](Reply& again) {
+                          return try_rename(again, parent, from, newparent, to, flags, cred);
                         });
   });
 }

@@ -17,8 +17,14 @@ namespace {
 constexpr std::array kFuseFlags = {
     "allow_other", "allow_root", "auto_unmount", "default_permissions", "rw", "ro",
     "suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync", "dirsync",
-    "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
-    "strictatime", "nostrictatime",
+    "atime", "noatime",
+};
+// atime policy: the daemon keeps FUSE files' times, so it applies these
+// itself (AtimePolicy, meta/filesystem.h). libfuse 3.14 refuses all but
+// atime and noatime, so the rest are not forwarded.
+constexpr std::array kAtimeFlags = {
+    "atime", "noatime", "relatime", "norelatime", "strictatime", "nostrictatime",
+    "diratime", "nodiratime",
 };
 constexpr std::array kFuseValued = {
     "fsname=", "subtype=", "max_read=", "context=", "fscontext=", "defcontext=",
@@ -144,10 +150,19 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
       return invalid("max_threads=" + std::string(value) + ": expected a number from 1 to 1024");
     }
   } else if (std::find(kFuseFlags.begin(), kFuseFlags.end(), std::string_view(opt)) !=
-             kFuseFlags.end()) {
+                 kFuseFlags.end() ||
+             std::find(kAtimeFlags.begin(), kAtimeFlags.end(), std::string_view(opt)) !=
+                 kAtimeFlags.end()) {
     if (opt == "ro") o->read_only = true;
     if (opt == "rw") o->read_only = false;
-    o->fuse_options.push_back(opt);
+    if (std::find(kAtimeFlags.begin(), kAtimeFlags.end(), std::string_view(opt)) !=
+        kAtimeFlags.end()) {
+      o->atime_options.push_back(opt);
+    }
+    if (std::find(kFuseFlags.begin(), kFuseFlags.end(), std::string_view(opt)) !=
+        kFuseFlags.end()) {
+      o->fuse_options.push_back(opt);
+    }
   } else if (std::any_of(kFuseValued.begin(), kFuseValued.end(),
                          [&](const char* p) { return starts_with(opt, p); })) {
     if (key == "fsname") *own_fsname = true;

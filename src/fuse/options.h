@@ -52,6 +52,9 @@ struct DaemonOptions {
   // Always ends with default_permissions, fsname= and subtype= unless the
   // user gave their own fsname or subtype.
   std::vector<std::string> fuse_options;
+  // The atime family (noatime, relatime, strictatime, ...) in the order
+  // given: the daemon's own atime policy.
+  std::vector<std::string> atime_options;
 };
 
 // Parses argv (argv[0] is the program name). kInvalid with a message a person

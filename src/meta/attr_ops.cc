@@ -42,20 +42,24 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
     c.mode = (c.mode & S_IFMT) | (req.mode & 07777);
     changed = true;
   }
-  bool owner_change = false;
-  if ((req.valid & SetAttr::kUid) && req.uid != c.uid) {
-    c.uid = req.uid;
-    owner_change = true;
-  }
-  if ((req.valid & SetAttr::kGid) && req.gid != c.gid) {
-    c.gid = req.gid;
-    owner_change = true;
+  if (req.valid & SetAttr::kUid) c.uid = req.uid;
+  if (req.valid & SetAttr::kGid) c.gid = req.gid;
+  // The kernel never sends a mode with a size or an owner: the set-id bits
+  // it would clear are decided against the mode and group held before.
+  if (!(req.valid & SetAttr::kMode)) {
+    uint32_t drop = 0;
+    if ((req.valid & SetAttr::kSize) && req.caller != nullptr) {
+      drop |= setid_bits_to_drop(saved.mode, saved.gid, *req.caller);
+    }
+    if (req.valid & (SetAttr::kUid | SetAttr::kGid)) {
+      drop |= setid_bits_to_drop_on_chown(saved.mode, saved.gid, req.caller.get());
+    }
+    if ((c.mode & drop) != 0) {
+      c.mode &= ~drop;
+      changed = true;
+    }
   }
   if ((req.valid & (SetAttr::kUid | SetAttr::kGid)) != 0) changed = true;
-  if (owner_change && !S_ISDIR(c.mode) && !(req.valid & SetAttr::kMode)) {
-    c.mode &= ~static_cast<uint32_t>(S_ISUID);
-    if (c.mode & S_IXGRP) c.mode &= ~static_cast<uint32_t>(S_ISGID);
-  }
   if (req.valid & SetAttr::kAtimeNow) c.atime = now, changed = true;
   else if (req.valid & SetAttr::kAtime) c.atime = ns_of(req.atime), changed = true;
   if (req.valid & SetAttr::kMtimeNow) c.mtime = now, changed = true;

@@ -16,7 +16,6 @@ namespace sealfs {
 
 namespace {
 constexpr uint64_t kBlock = format::kBlockSize;
-constexpr int64_t kDayNs = 24ll * 3600 * 1000000000;
 // A write into preallocated space converts (and zeroes) up to this many
 // blocks around it: 256 KiB, a few tens of microseconds of stores on pmem,
 // paid once per chunk instead of a transaction per write. ext4 zeroes out
@@ -27,7 +26,8 @@ constexpr uint64_t kZeroOutBlocks = 64;
 Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
                             const std::function<void(const std::vector<ReadSegment>&)>& consume) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  bool want_atime = false;
+  // atime before the reply: the reader may stat(2) the moment it has it.
+  if (atime_wanted(*inode)) touch_atime(*inode);
   {
     std::shared_lock lock(inode->mu);
     if (!inode->in_use()) return Status(Code::kStale, "inode freed");
@@ -71,11 +71,7 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
       }
     }
     consume(segs);
-    const InodeCore& c = inode->core;
-    want_atime = !read_only_ && !region_->media_failed() &&
-                 (c.atime <= c.mtime || c.atime <= c.ctime || now_ns() - c.atime > kDayNs);
   }
-  if (want_atime) touch_atime(*inode);
   return Status::ok();
 }
 
@@ -84,7 +80,7 @@ void FilesystemImpl::touch_atime(Inode& inode) {
   if (!inode.in_use()) return;
   InodeCore& c = inode.core;
   int64_t now = now_ns();
-  if (!(c.atime <= c.mtime || c.atime <= c.ctime || now - c.atime > kDayNs)) return;
+  if (!atime_due(c, now)) return;
   c.atime = now;
   mark_times_dirty(inode);
 }

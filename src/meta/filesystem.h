@@ -57,6 +57,28 @@ struct Attr {
   struct stat to_stat() const;
 };
 
+// Who changes a file, for clearing its set-id bits as the kernel does
+// (setattr_should_drop_suidgid; docs/daemon.md "Set-id bits"). Asked only
+// about a file that has S_ISUID or S_ISGID, so the common write never pays
+// for the answer.
+class SetidCaller {
+ public:
+  virtual ~SetidCaller() = default;
+  // CAP_FSETID in the mount's user namespace: the caller keeps set-id bits.
+  virtual bool has_fsetid() = 0;
+  // `gid` is the caller's filesystem gid or one of its supplementary groups.
+  virtual bool in_group(uint32_t gid) = 0;
+};
+
+// The set-id bits the kernel drops when `caller` changes the contents (or
+// size) of a regular file of mode `mode`: S_ISUID always, S_ISGID when the
+// group may execute or the caller is not in the file's group `gid`; none
+// when the caller has CAP_FSETID. 0 for anything but a regular file.
+uint32_t setid_bits_to_drop(uint32_t mode, uint32_t gid, SetidCaller& caller);
+// The same for chown (chown_common): S_ISUID whatever the caller, S_ISGID
+// as above; non-directories only.
+uint32_t setid_bits_to_drop_on_chown(uint32_t mode, uint32_t gid, SetidCaller* caller);
+
 struct SetAttr {
   enum : uint32_t {
     kMode = 1 << 0,
@@ -75,6 +97,9 @@ struct SetAttr {
   uint32_t gid = 0;
   uint64_t size = 0;
   struct timespec atime {}, mtime{}, ctime{};
+  // Truncate and chown clear set-id bits as this caller's kernel would;
+  // null: a caller with CAP_FSETID in every group.
+  std::shared_ptr<SetidCaller> caller;
 };
 
 struct StatFs {
@@ -129,8 +154,17 @@ struct MountRecord {
   std::string mount_point;
 };
 
+// When a read updates atime (the mount's noatime / relatime / strictatime;
+// docs/design.md, "Timestamps").
+enum class AtimePolicy {
+  kRelative,  // relatime, the default: atime older than mtime or ctime, or a day old
+  kStrict,    // strictatime: every read
+  kNever,     // noatime
+};
+
 struct MountOptions {
   bool read_only = false;
+  AtimePolicy atime = AtimePolicy::kRelative;
   MountRecord owner;
   LayoutGate* gate = nullptr;
   // Blocks quarantined against holders that are still alive stay out of
@@ -208,9 +242,11 @@ class Filesystem {
   virtual Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name) = 0;  // +1
   virtual Status unlink(Ino parent, std::string_view name) = 0;
   virtual Status rmdir(Ino parent, std::string_view name) = 0;
-  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE.
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (the old name
+  // becomes a 0/0 character device owned by `cred`, in the same
+  // transaction: overlayfs's whiteout).
   virtual Status rename(Ino parent, std::string_view name, Ino new_parent,
-                        std::string_view new_name, unsigned flags) = 0;
+                        std::string_view new_name, unsigned flags, const Cred& cred = {}) = 0;
 
   // Open files. open() handles O_TRUNC; create() is mknod + open and fails
   // with kExists under O_EXCL.
@@ -234,6 +270,11 @@ class Filesystem {
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally |KEEP_SIZE). Others: kNotSupported.
   virtual Status fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) = 0;
+  // Before `caller` writes, fallocates or copies into a regular file: drops
+  // the set-id bits setid_bits_to_drop names, in a transaction of its own
+  // (as the kernel's file_remove_privs precedes the write). A file without
+  // set-id bits costs one shared lock. Returns whether the mode changed.
+  virtual Result<bool> drop_setid(Ino ino, SetidCaller& caller) = 0;
   // whence: SEEK_DATA or SEEK_HOLE. kNoData (ENXIO semantics are the
   // caller's) when offset >= size: returns Code::kNxio.
   virtual Result<uint64_t> lseek(Ino ino, uint64_t offset, int whence) = 0;

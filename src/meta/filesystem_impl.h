@@ -57,7 +57,7 @@ class FilesystemImpl final : public Filesystem {
   Status unlink(Ino parent, std::string_view name) override;
   Status rmdir(Ino parent, std::string_view name) override;
   Status rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
-                unsigned flags) override;
+                unsigned flags, const Cred& cred = {}) override;
   Status open(Ino ino, int flags) override;
   Result<Attr> create(Ino parent, std::string_view name, uint32_t mode, int flags,
                       const Cred& cred) override;
@@ -70,6 +70,7 @@ class FilesystemImpl final : public Filesystem {
                        bool append) override;
   Status fsync(Ino ino, bool datasync) override;
   Status fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) override;
+  Result<bool> drop_setid(Ino ino, SetidCaller& caller) override;
   Result<uint64_t> lseek(Ino ino, uint64_t offset, int whence) override;
   Result<size_t> copy_file_range(Ino in, uint64_t in_offset, Ino out, uint64_t out_offset,
                                  size_t length) override;
@@ -124,7 +125,7 @@ class FilesystemImpl final : public Filesystem {
   // called by the public entry points once they hold no inode lock.
   void notify_deferred_frees();
   Status rename_entries(Ino parent, std::string_view name, Ino new_parent,
-                        std::string_view new_name, unsigned flags);
+                        std::string_view new_name, unsigned flags, const Cred& cred);
   Status check_state_allows_mount(const Superblock& sb) const;
   Status process_orphans(FsckLikeStats* stats);
   // --- mount-time cross-checks (mount_checks.cc)
@@ -172,8 +173,16 @@ class FilesystemImpl final : public Filesystem {
                          const Cred& cred, std::string_view symlink_target, bool open_it);
   Status remove_entry(Ino parent, std::string_view name, bool is_rmdir);
   Result<bool> is_ancestor(Ino ancestor, Ino ino);
+  // RENAME_WHITEOUT's character device, and its undo when the rename fails
+  // (rename_ops.cc). Caller holds wo.mu exclusively.
+  void init_whiteout(Inode& wo, const Cred& cred, int64_t now);
+  void undo_whiteout(Inode& wo);
   Status read_xattrs(const Inode& inode, XattrList* out);
   void touch_atime(Inode& inode);
+  // Whether a read now changes atime, by the mount's AtimePolicy (atime.cc).
+  bool atime_due(const InodeCore& c, int64_t now) const;
+  // The same under the inode's shared lock, for a read about to be served.
+  bool atime_wanted(Inode& inode);
   // Lazy timestamps (docs/design.md, "Timestamps"): an overwrite or a read
   // changes times in DRAM only; the inode's next transaction, its fsync or
   // the unmount writes them. Both need inode.mu held exclusively.

@@ -1,4 +1,5 @@
-// rename(2) with RENAME_NOREPLACE and RENAME_EXCHANGE, in one transaction.
+// rename(2) with RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT, in
+// one transaction.
 #include <linux/fs.h>
 #include <sys/stat.h>
 
@@ -22,19 +23,21 @@ Result<bool> FilesystemImpl::is_ancestor(Ino ancestor, Ino ino) {
 }
 
 Status FilesystemImpl::rename(Ino parent, std::string_view name, Ino new_parent,
-                              std::string_view new_name, unsigned flags) {
-  Status s = rename_entries(parent, name, new_parent, new_name, flags);
+                              std::string_view new_name, unsigned flags, const Cred& cred) {
+  Status s = rename_entries(parent, name, new_parent, new_name, flags, cred);
   notify_deferred_frees();
   return s;
 }
 
 Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new_parent,
-                                      std::string_view new_name, unsigned flags) {
+                                      std::string_view new_name, unsigned flags,
+                                      const Cred& cred) {
   RETURN_IF_ERROR(check_writable());
-  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
-      ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))) {
+  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) != 0 ||
+      ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))) {
     return Status(Code::kInvalid, "rename flags");
   }
+  const bool whiteout = (flags & RENAME_WHITEOUT) != 0;
   RETURN_IF_ERROR(check_name(name));
   RETURN_IF_ERROR(check_name(new_name));
   if (name == "." || name == ".." || new_name == "." || new_name == "..") {
@@ -122,6 +125,15 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   uint64_t tgt_parent_before = tgt != nullptr ? tgt->parent.load() : 0;
 
   int64_t now = now_ns();
+  // The whiteout: a fresh inode nobody else can reach yet, so its lock
+  // comes last without breaking the order.
+  Inode* wo = nullptr;
+  std::unique_lock<std::shared_mutex> l5;
+  if (whiteout) {
+    ASSIGN_OR_RETURN(wo, allocate_inode());
+    l5 = std::unique_lock(wo->mu);
+    init_whiteout(*wo, cred, now);
+  }
   MetaTxn t(*this);
   Status s;
   std::string src_name(name);
@@ -159,7 +171,14 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     } else {
       s = dir_insert(t, *dst_dir, dst_name, src->ino, dtype_for_mode(src->core.mode));
     }
-    if (s.is_ok()) {
+    if (s.is_ok() && wo != nullptr) {
+      dir_retarget(t, *src_dir, src_name, wo->ino, dtype_for_mode(S_IFCHR));
+      if (src_is_dir && src_dir != dst_dir) {
+        src_dir->core.nlink -= 1;
+        dst_dir->core.nlink += 1;
+        src->parent = dst_dir->ino;
+      }
+    } else if (s.is_ok()) {
       dir_remove(t, *src_dir, src_name);
       if (src_is_dir && src_dir != dst_dir) {
         src_dir->core.nlink -= 1;
@@ -173,9 +192,11 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     src_dir->core.mtime = src_dir->core.ctime = now;
     dst_dir->core.mtime = dst_dir->core.ctime = now;
     for (auto& sv : saved) t.dirty(sv.inode());
+    if (wo != nullptr) t.dirty(wo);
     s = t.commit();
   }
   if (!s.is_ok()) {
+    if (wo != nullptr) undo_whiteout(*wo);
     for (auto& sv : saved) sv.restore();
     src_dir->dir.reset();
     dst_dir->dir.reset();
@@ -185,6 +206,31 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   }
   if (tgt != nullptr && !exchange && tgt->core.nlink == 0) maybe_free(*tgt);
   return Status::ok();
+}
+
+void FilesystemImpl::init_whiteout(Inode& wo, const Cred& cred, int64_t now) {
+  const uint32_t generation = wo.core.generation + 1;
+  InodeCore& c = wo.core;
+  c = InodeCore{};
+  c.mode = S_IFCHR;  // WHITEOUT_MODE: no permission bits, device 0/0
+  c.uid = cred.uid;
+  c.gid = cred.gid;
+  c.nlink = 1;
+  c.generation = generation;
+  c.atime = c.mtime = c.ctime = c.btime = now;
+  wo.extents.clear();
+  wo.chain.clear();
+  wo.inline_symlink.clear();
+  wo.lookups = 0;
+  wo.opens = 0;
+  wo.dir.reset();
+}
+
+void FilesystemImpl::undo_whiteout(Inode& wo) {
+  const uint32_t generation = wo.core.generation - 1;
+  wo.core = InodeCore{};
+  wo.core.generation = generation;
+  release_inode_number(wo.ino);
 }
 
 }  // namespace sealfs

@@ -294,8 +294,14 @@ std::string Workload::rename_step(Filesystem& fs, const FsState& now) {
       if (pick(now, S_ISDIR(now.nodes.at(from.ino).mode) ? is_dir : is_not_dir, to)) break;
       [[fallthrough]];
     case 1:
-    case 2:
       kind = "to a new name";
+      to = place_new(now);
+      break;
+    case 2:
+      // overlayfs's rename: the old name becomes a 0/0 character device in
+      // the same transaction.
+      kind = "with a whiteout";
+      flags = RENAME_WHITEOUT;
       to = place_new(now);
       break;
     default:

@@ -43,6 +43,9 @@ TEST(FuseOptions, MountHelperForm) {
   EXPECT_FALSE(has(*o, "_netdev"));
   EXPECT_FALSE(has(*o, "defaults"));
   EXPECT_FALSE(has(*o, "emulate_pmem"));
+  // libfuse 3.14 refuses relatime: the daemon applies it itself.
+  EXPECT_FALSE(has(*o, "relatime"));
+  EXPECT_EQ(o->atime_options, std::vector<std::string>{"relatime"});
 }
 
 TEST(FuseOptions, FlagsAnywhereAndClusters) {

@@ -1,0 +1,64 @@
+#include "fuse/caller_privilege.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace sealfs::fuse {
+namespace {
+
+constexpr int kCapFsetid = 4;  // linux/capability.h
+
+// Same user namespace as the daemon: compare the namespace inodes.
+bool same_user_namespace(pid_t tid) {
+  struct stat mine {}, theirs {};
+  std::string path = "/proc/" + std::to_string(tid) + "/ns/user";
+  if (stat("/proc/self/ns/user", &mine) != 0 || stat(path.c_str(), &theirs) != 0) return false;
+  return mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
+}
+
+}  // namespace
+
+void CallerPrivilege::load() {
+  if (loaded_) return;
+  loaded_ = true;
+  fsetid_ = uid_ == 0;
+  groups_ = {gid_};
+  if (tid_ <= 0) return;
+  std::ifstream in("/proc/" + std::to_string(tid_) + "/status");
+  if (!in) return;
+  bool have_caps = false;
+  uint64_t cap_eff = 0;
+  std::vector<uint32_t> groups = {gid_};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string key;
+    fields >> key;
+    if (key == "CapEff:") {
+      fields >> std::hex >> cap_eff;
+      have_caps = !fields.fail();
+    } else if (key == "Groups:") {
+      uint32_t g = 0;
+      while (fields >> g) groups.push_back(g);
+    }
+  }
+  if (!have_caps) return;
+  fsetid_ = (cap_eff & (1ull << kCapFsetid)) != 0 && same_user_namespace(tid_);
+  groups_ = std::move(groups);
+}
+
+bool CallerPrivilege::has_fsetid() {
+  load();
+  return fsetid_;
+}
+
+bool CallerPrivilege::in_group(uint32_t gid) {
+  load();
+  return std::find(groups_.begin(), groups_.end(), gid) != groups_.end();
+}
+
+}  // namespace sealfs::fuse

@@ -1,0 +1,41 @@
+// CallerPrivilege: what the kernel's capable(CAP_FSETID) and in_group_p()
+// would answer for the task behind a FUSE request, for clearing set-id bits
+// (meta/filesystem.h, SetidCaller).
+//
+// The request header carries the caller's fsuid, fsgid and thread id; its
+// capabilities and supplementary groups are read from /proc/<tid>/status,
+// once per request and only when a set-id file asks. CAP_FSETID counts only
+// in the daemon's own user namespace: a task that is root in a user
+// namespace of its own holds CAP_FSETID there, not over this mount, just as
+// capable() (which checks the initial namespace) would say. When /proc
+// cannot tell (the task is gone, or invisible from the daemon's pid
+// namespace) the answer falls back to the header: CAP_FSETID for fsuid 0,
+// and the fsgid as the only group.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "meta/filesystem.h"
+
+namespace sealfs::fuse {
+
+class CallerPrivilege final : public SetidCaller {
+ public:
+  CallerPrivilege(uint32_t uid, uint32_t gid, pid_t tid) : uid_(uid), gid_(gid), tid_(tid) {}
+  bool has_fsetid() override;
+  bool in_group(uint32_t gid) override;
+
+ private:
+  void load();
+
+  uint32_t uid_, gid_;
+  pid_t tid_;
+  bool loaded_ = false;
+  bool fsetid_ = false;
+  std::vector<uint32_t> groups_;
+};
+
+}  // namespace sealfs::fuse
