@@ -168,7 +168,9 @@ int run_daemon(const DaemonOptions& options) {
     return fail("cannot mount on " + options.mountpoint);
   }
   // Lets files that had a lease be mmapped (direct_io_mmap.h).
-  if (Status st = request_direct_io_mmap(se); !st.is_ok()) log().warn("{}", st.to_string());
+  if (Status st = request_direct_io_mmap(se, options.killpriv_v2); !st.is_ok()) {
+    log().warn("{}", st.to_string());
+  }
   SEALFS_SYNC_POINT("daemon.mounted.before_leases");  // no lock held
   if (Status st = leases.start(*fs, region_ref, se); !st.is_ok()) {
     fuse_session_unmount(se);

@@ -54,6 +54,7 @@ std::atomic<bool> g_init_answered{false};
 std::atomic<uint64_t> g_init_unique{0};
 std::atomic<bool> g_offered{false};
 std::atomic<bool> g_granted{false};
+std::atomic<bool> g_killpriv_wanted{false};
 std::atomic<bool> g_killpriv_offered{false};
 std::atomic<bool> g_killpriv_granted{false};
 
@@ -69,7 +70,7 @@ ssize_t read_hook(int fd, void* buf, size_t len, void*) {
       InitIn in;
       std::memcpy(&in, static_cast<const char*>(buf) + sizeof h, sizeof in);
       g_offered.store((in.flags & kInitExt) != 0 && (in.flags2 & kDirectIoAllowMmapHigh) != 0);
-      g_killpriv_offered.store((in.flags & kHandleKillprivV2) != 0);
+      g_killpriv_offered.store(g_killpriv_wanted.load() && (in.flags & kHandleKillprivV2) != 0);
       g_init_unique.store(h.unique);
       g_init_read.store(true, std::memory_order_release);
     }
@@ -118,7 +119,8 @@ ssize_t splice_hook(int fdin, off_t* offin, int fdout, off_t* offout, size_t len
 
 }  // namespace
 
-Status request_direct_io_mmap(fuse_session* se) {
+Status request_direct_io_mmap(fuse_session* se, bool killpriv_v2) {
+  g_killpriv_wanted.store(killpriv_v2);
   fuse_custom_io io{};
   io.read = read_hook;
   io.writev = writev_hook;

@@ -13,7 +13,8 @@
 // unchanged. With a libfuse that negotiates FUSE_CAP_DIRECT_IO_ALLOW_MMAP
 // itself (>= 3.16) this file can go.
 //
-// The same hook sets FUSE_HANDLE_KILLPRIV_V2 (INIT flags bit 28), which no
+// With -o killpriv_v2 the same hook sets FUSE_HANDLE_KILLPRIV_V2 (INIT flags
+// bit 28), which no
 // libfuse 3.x negotiates: the daemon clears set-id bits itself with the
 // caller's credentials (ops_setid.cc), and the kernel then stops sending
 // getxattr("security.capability") before every write (docs/daemon.md).
@@ -27,7 +28,8 @@ namespace sealfs::fuse {
 
 // Call after fuse_session_mount and before the request loop. One session per
 // process.
-Status request_direct_io_mmap(fuse_session* se);
+// With `killpriv_v2`, FUSE_HANDLE_KILLPRIV_V2 is set as well.
+Status request_direct_io_mmap(fuse_session* se, bool killpriv_v2);
 
 // Whether the INIT reply carried the flag (false until INIT was answered,
 // and on kernels that did not offer it).

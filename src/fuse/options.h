@@ -45,6 +45,10 @@ struct DaemonOptions {
   std::optional<uint32_t> dax_gid;  // dax_group resolved at parse time
   std::string control_socket;       // "" = a fresh private directory
   bool strict_write_break = false;
+  // Set FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (opt-in for now: it
+  // changes when a truncate takes the kernel's inode lock, and the lease
+  // test GrantRacingTruncate failed more often with it; docs/daemon.md).
+  bool killpriv_v2 = false;
   // The kernel's writeback cache (docs/daemon.md "Caching and coherence").
   bool writeback_cache = false;
 

@@ -94,6 +94,9 @@ class SetidTest : public MountFixture {
     }
   }
 
+  // Every way of changing contents, by the test user, on a 06777 file.
+  void content_changes();
+
   User user_{};
   std::string tmpfs_;
   int case_ = 0;
@@ -103,6 +106,22 @@ class SetidTest : public MountFixture {
 // set-uid, set-gid, group-executable file of another group.
 TEST_F(SetidTest, ContentChangesByAnUnprivilegedCallerClearBoth) {
   ASSERT_NO_FATAL_FAILURE(mount_shared());
+  content_changes();
+}
+
+// Under HANDLE_KILLPRIV_V2 the kernel clears nothing itself: the daemon does
+// it all.
+TEST_F(SetidTest, ContentChangesClearBothUnderKillprivV2) {
+  ASSERT_NO_FATAL_FAILURE(mount_shared("killpriv_v2"));
+  content_changes();
+  check("outsider writes", "dd if=/dev/zero of=$F bs=512 count=1 conv=notrunc status=none",
+        02666, 0, user_, 0666);
+  check("member writes", "dd if=/dev/zero of=$F bs=512 count=1 conv=notrunc status=none", 02666,
+        user_.gid, user_, 02666);
+  check("chown g+x", "chown " + std::to_string(user_.uid) + " $F", 06755, 0, std::nullopt, 0755);
+}
+
+void SetidTest::content_changes() {
   const mode_t both = 06777;
   check("write", "dd if=/dev/zero of=$F bs=4096 count=1 conv=notrunc status=none", both, 0,
         user_, 0777);
@@ -158,7 +177,7 @@ TEST_F(SetidTest, ChownClearsSetuidAndExecutableSetgid) {
 // With the writeback cache the kernel writes a set-id file through (under
 // HANDLE_KILLPRIV_V2), so the daemon still sees the writer.
 TEST_F(SetidTest, WritebackCacheMountClearsToo) {
-  ASSERT_NO_FATAL_FAILURE(mount_shared("writeback_cache"));
+  ASSERT_NO_FATAL_FAILURE(mount_shared("writeback_cache,killpriv_v2"));
   check("write", "dd if=/dev/zero of=$F bs=4096 count=1 conv=notrunc status=none", 06777, 0,
         user_, 0777);
   check("append", "echo more >> $F", 06777, 0, user_, 0777);
@@ -186,7 +205,7 @@ TEST_F(SetidTest, ClearedBitsSurviveARemount) {
 // HANDLE_KILLPRIV_V2: the kernel asks for security.capability on the first
 // write to an inode only, not before each of them.
 TEST_F(SetidTest, WritesDoNotProbeSecurityCapabilityEachTime) {
-  ASSERT_NO_FATAL_FAILURE(mount_shared("debug"));
+  ASSERT_NO_FATAL_FAILURE(mount_shared("debug,killpriv_v2"));
   std::string file = path("w");
   int fd = open(file.c_str(), O_CREAT | O_WRONLY, 0644);
   ASSERT_GE(fd, 0);
