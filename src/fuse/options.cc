@@ -99,6 +99,8 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
     o->strict_write_break = true;
   } else if (opt == "killpriv_v2") {
     o->killpriv_v2 = true;
+  } else if (opt == "no_killpriv_v2") {
+    o->killpriv_v2 = false;
   } else if (opt == "writeback_cache") {
     o->writeback_cache = true;
   } else if (opt == "clone_fd") {
@@ -324,8 +326,9 @@ void print_usage(const char* program) {
       "  revoke=fence|kill|quarantine  what happens to a holder that does not let go\n"
       "  dax_group=GROUP         members may hold direct mappings (besides root and owner)\n"
       "  strict_write_break      write(2) breaks direct-mapping leases, as the kernel did\n"
-      "  killpriv_v2             ask for FUSE_HANDLE_KILLPRIV_V2: no security.capability\n"
-      "                          lookup before each write (docs/daemon.md, Set-id bits)\n"
+      "  killpriv_v2             ask for FUSE_HANDLE_KILLPRIV_V2 (the default): no\n"
+      "                          security.capability lookup before each write\n"
+      "  no_killpriv_v2          do not: the kernel clears set-id bits where it can\n"
       "  writeback_cache         the kernel caches write(2) data until writeback or fsync\n"
       "                          (faster small writes; a daemon killed before then loses it)\n"
       "  log_file=PATH           as --log-file=PATH, for fstab lines\n"

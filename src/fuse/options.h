@@ -48,7 +48,7 @@ struct DaemonOptions {
   // Set FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (opt-in for now: it
   // changes when a truncate takes the kernel's inode lock, and the lease
   // test GrantRacingTruncate failed more often with it; docs/daemon.md).
-  bool killpriv_v2 = false;
+  bool killpriv_v2 = true;
   // The kernel's writeback cache (docs/daemon.md "Caching and coherence").
   bool writeback_cache = false;
 

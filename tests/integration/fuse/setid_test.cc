@@ -105,7 +105,7 @@ class SetidTest : public MountFixture {
 // Each way of changing contents, by a caller without CAP_FSETID, on a
 // set-uid, set-gid, group-executable file of another group.
 TEST_F(SetidTest, ContentChangesByAnUnprivilegedCallerClearBoth) {
-  ASSERT_NO_FATAL_FAILURE(mount_shared());
+  ASSERT_NO_FATAL_FAILURE(mount_shared("no_killpriv_v2"));
   content_changes();
 }
 
@@ -202,10 +202,10 @@ TEST_F(SetidTest, ClearedBitsSurviveARemount) {
   EXPECT_EQ(mode_of(file), 0777u);
 }
 
-// HANDLE_KILLPRIV_V2: the kernel asks for security.capability on the first
+// HANDLE_KILLPRIV_V2 (the default): the kernel asks for security.capability on the first
 // write to an inode only, not before each of them.
 TEST_F(SetidTest, WritesDoNotProbeSecurityCapabilityEachTime) {
-  ASSERT_NO_FATAL_FAILURE(mount_shared("debug,killpriv_v2"));
+  ASSERT_NO_FATAL_FAILURE(mount_shared("debug"));  // v2 is the default
   std::string file = path("w");
   int fd = open(file.c_str(), O_CREAT | O_WRONLY, 0644);
   ASSERT_GE(fd, 0);
