@@ -87,6 +87,11 @@ SEQ_DIRECT=${SEQ_DIRECT:-0}
 
 command -v fio >/dev/null && command -v bindfs >/dev/null || "$top/scripts/install-deps.sh"
 
+# The passthrough peer keeps a descriptor open per inode it knows (as
+# libfuse's passthrough_ll does): FILES of them in the metadata rows, so
+# FILES must stay below the hard limit of open files when root cannot
+# raise it (a container without CAP_SYS_RESOURCE).
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 STORE=${STORE:-$([ "$(id -u)" -eq 0 ] && echo hugetmpfs || echo devshm)}
 mounts=$(mktemp -d /tmp/sealfs-bench-mnt-XXXXXX)
 if [ "$STORE" = hugetmpfs ]; then

@@ -788,7 +788,6 @@ struct LeaseServer::Impl final : Notifier {
                        own_mount);
   }
 
-  // Owns `fd` (the client's file descriptor).
   // Owns `fd` (the client's file descriptor). The checks that need it run
   // here; then it is closed (mount_fd_closer.h) and the grant runs after
   // that (grant_map): no lease exists while the close writes the file's

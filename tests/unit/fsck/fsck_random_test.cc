@@ -42,7 +42,9 @@ TEST(FsckRandomTest, NeverCrashesAndRepairsConverge) {
   std::mt19937_64 rng(seed);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   int iterations = 0, repaired = 0, uncorrected = 0, operational = 0;
-  while (std::chrono::steady_clock::now() < deadline && iterations < 5000) {
+  // At least 10 images however slow the machine (the time budget only
+  // bounds how many more), so a loaded machine cannot fail the test.
+  while ((std::chrono::steady_clock::now() < deadline || iterations < 10) && iterations < 5000) {
     ++iterations;
     Bytes image = p.image;
     int flips = 1 + static_cast<int>(rng() % 8);
@@ -78,7 +80,6 @@ TEST(FsckRandomTest, NeverCrashesAndRepairsConverge) {
   }
   std::printf("random corruption: %d images, %d repaired or clean, %d uncorrected, %d operational\n",
               iterations, repaired, uncorrected, operational);
-  EXPECT_GE(iterations, 10);
   EXPECT_GT(repaired, iterations / 2);
 }
 
