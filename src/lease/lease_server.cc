@@ -836,6 +836,14 @@ struct LeaseServer::Impl final : Notifier {
       reply_map_error(id, request_id, -1, true, refusal, err);
     };
     const Conn& conn = conns.at(id);
+    // The holder may have died while its descriptor was being closed, and
+    // its exit been handled already: a lease granted now would outlive it,
+    // pinned and quarantined forever (found by the lease stress test). Its
+    // connection closes next; nobody waits for this answer.
+    if (auto w = watches.find(conn.holder);
+        w == watches.end() || w->second.exited || pidfd_exited(w->second.pidfd)) {
+      return;
+    }
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     const bool layout_only = (req.flags & wire::kMapLayoutOnly) != 0;
     const uint64_t length = (req.length + page - 1) / page * page;
