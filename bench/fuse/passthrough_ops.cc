@@ -17,8 +17,11 @@
 namespace passthrough {
 namespace {
 
-// The same timeouts as sealfs's defaults, so metadata rows compare daemons,
-// not cache contracts.
+// libfuse passthrough_ll's default (cache=auto): a passthrough daemon cannot
+// safely cache much longer, since its backing directory may change under it
+// without a word. sealfs owns its region and caches for a day
+// (docs/daemon.md "Caching and coherence"); the README says so beside the
+// metadata rows.
 constexpr double kEntryTimeoutS = 1.0;
 constexpr double kAttrTimeoutS = 1.0;
 

@@ -15,12 +15,11 @@ struct DaemonContext {
   Filesystem* fs = nullptr;
   const DaemonOptions* options = nullptr;
 
-  // Kernel cache lifetimes. Only this daemon changes the filesystem and the
-  // kernel invalidates entries for the operations it forwards itself, so
-  // these need not be short for correctness; one second bounds the damage of
-  // a bug.
-  double entry_timeout_s = 1.0;
-  double attr_timeout_s = 1.0;
+  // Kernel cache lifetimes, from the options (DaemonOptions says why they
+  // are long).
+  double entry_timeout_s = kDefaultCacheTimeoutS;
+  double negative_timeout_s = kDefaultCacheTimeoutS;
+  double attr_timeout_s = kDefaultCacheTimeoutS;
 
   // The lease engine (never null once serving). Coherence with direct
   // mappings (docs/daemon.md): an inode that has ever been leased in this
@@ -28,6 +27,9 @@ struct DaemonContext {
   // direct mapping instead of stale page cache; mmap(MAP_SHARED) of it still
   // works through FUSE_DIRECT_IO_ALLOW_MMAP (direct_io_mmap.h).
   DaemonLeases* leases = nullptr;
+  // Set right after fuse_session_new, before the loop serves anything; for
+  // the notifications of kernel_cache.h.
+  fuse_session* session = nullptr;
   // The kernel agreed to cache writes (-o writeback_cache). Set once, in
   // INIT, before any other request.
   bool writeback_cache = false;

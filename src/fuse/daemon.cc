@@ -141,6 +141,9 @@ int run_daemon(const DaemonOptions& options) {
   DaemonContext ctx;
   ctx.fs = fs.get();
   ctx.options = &options;
+  ctx.entry_timeout_s = options.entry_timeout_s;
+  ctx.negative_timeout_s = options.negative_timeout_s;
+  ctx.attr_timeout_s = options.attr_timeout_s;
   ctx.leases = &leases;
   ctx.before_unmount = [&leases] { leases.stop(); };
 
@@ -154,6 +157,7 @@ int run_daemon(const DaemonOptions& options) {
     (void)st;
     return fail("cannot start a FUSE session with options '" + fuse_option_list + "'");
   }
+  ctx.session = se;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
     Status st = ctx.unmount_once();

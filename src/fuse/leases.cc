@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "fuse/kernel_cache.h"
 #include "fuse/restored_holders.h"
 #include "lease/meta_layout_source.h"
 #include "lease/socket_path.h"
@@ -321,13 +322,7 @@ bool DaemonLeases::had_lease(Ino ino) const {
   return leased_.count(ino) != 0;
 }
 
-void DaemonLeases::drop_cached_attributes(Ino ino) {
-  if (session_ == nullptr) return;
-  int rc = fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
-  if (rc != 0 && rc != -ENOENT) {
-    log().debug("inode {}: attribute invalidation: {}", ino, strerror(-rc));
-  }
-}
+void DaemonLeases::drop_cached_attributes(Ino ino) { fuse::drop_cached_attributes(session_, ino); }
 
 void DaemonLeases::note_leased(Ino ino) {
   std::lock_guard lock(leased_mu_);

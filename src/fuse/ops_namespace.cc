@@ -98,10 +98,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (attr.is_ok()) {
       reply_entry_ref(r, *attr);
     } else if (attr.status().code() == Code::kNotFound) {
-      // A negative entry: the kernel caches the absence for entry_timeout
-      // and drops it itself when it creates the name through us.
+      // A negative entry: the kernel caches the absence for
+      // negative_timeout and drops it itself when it creates the name
+      // through us.
       fuse_entry_param e{};
-      e.entry_timeout = r.ctx().entry_timeout_s;
+      e.entry_timeout = r.ctx().negative_timeout_s;
       r.entry(e);
     } else {
       r.error(attr.status());

@@ -3,6 +3,7 @@
 // fallocate, copy_file_range and open(O_TRUNC) call this first; truncate
 // and chown pass the caller along in SetAttr.
 #include "fuse/caller_privilege.h"
+#include "fuse/kernel_cache.h"
 #include "fuse/ops_internal.h"
 
 namespace sealfs::fuse {
@@ -16,7 +17,13 @@ bool drop_setid_first(Reply& r, Ino ino) {
   const fuse_ctx* c = fuse_req_ctx(r.req());
   CallerPrivilege caller(c->uid, c->gid, c->pid);
   auto dropped = r.ctx().fs->drop_setid(ino, caller);
-  if (dropped.is_ok()) return true;
+  if (dropped.is_ok()) {
+    // The kernel handed the clearing to us (KILLPRIV_V2) and does not
+    // refresh the mode after a write or fallocate: without this it would
+    // show, and exec, the bits for attr_timeout.
+    if (*dropped) drop_cached_attributes(r.ctx().session, ino);
+    return true;
+  }
   // Writing on with the bits in place would hand the writer's bytes the
   // owner's privileges: fail the request instead.
   r.error(dropped.status());

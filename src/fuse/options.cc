@@ -54,6 +54,19 @@ bool parse_uint(std::string_view text, T min, T max, T* out) {
   return true;
 }
 
+// Seconds, whole or decimal ("0.5"), from 0 to kMaxCacheTimeoutS.
+bool parse_timeout(std::string_view text, double* out) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value,
+                                   std::chars_format::fixed);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !(value >= 0) ||
+      value > kMaxCacheTimeoutS) {
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
 Status invalid(std::string message) { return Status(Code::kInvalid, std::move(message)); }
 
 // Splits a -o list on commas; "\," is a literal comma (libfuse's escape).
@@ -149,6 +162,15 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
   } else if (key == "log_file" && eq != std::string::npos) {
     if (value.empty()) return invalid("log_file= needs a path");
     o->log_file = std::string(value);
+  } else if ((key == "entry_timeout" || key == "negative_timeout" || key == "attr_timeout") &&
+             eq != std::string::npos) {
+    double* field = key == "entry_timeout"      ? &o->entry_timeout_s
+                    : key == "negative_timeout" ? &o->negative_timeout_s
+                                                : &o->attr_timeout_s;
+    if (!parse_timeout(value, field)) {
+      return invalid(std::string(key) + "=" + std::string(value) +
+                     ": expected seconds from 0 to 31536000 (decimals allowed)");
+    }
   } else if (key == "max_threads" && eq != std::string::npos) {
     if (!parse_uint<unsigned>(value, 1, 1024, &o->max_threads)) {
       return invalid("max_threads=" + std::string(value) + ": expected a number from 1 to 1024");
@@ -331,6 +353,9 @@ void print_usage(const char* program) {
       "  no_killpriv_v2          do not: the kernel clears set-id bits where it can\n"
       "  writeback_cache         the kernel caches write(2) data until writeback or fsync\n"
       "                          (faster small writes; a daemon killed before then loses it)\n"
+      "  entry_timeout=SECS      how long the kernel caches a name (default 86400)\n"
+      "  negative_timeout=SECS   how long it caches a name's absence (default 86400)\n"
+      "  attr_timeout=SECS       how long it caches attributes (default 86400)\n"
       "  log_file=PATH           as --log-file=PATH, for fstab lines\n"
       "  control_socket=PATH     where the lease control socket is created (default: a\n"
       "                          private directory under $XDG_RUNTIME_DIR or /tmp)\n"

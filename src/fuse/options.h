@@ -20,6 +20,11 @@ namespace sealfs::fuse {
 enum class RevokePolicy { kFence, kKill, kQuarantine };
 const char* revoke_policy_name(RevokePolicy policy);
 
+// One day: as long as "until the daemon says otherwise" in practice, short
+// enough that the kernel's jiffies arithmetic never overflows.
+inline constexpr double kDefaultCacheTimeoutS = 86400.0;
+inline constexpr double kMaxCacheTimeoutS = 31536000.0;  // a year
+
 struct DaemonOptions {
   std::string target;
   std::string mountpoint;
@@ -45,12 +50,18 @@ struct DaemonOptions {
   std::optional<uint32_t> dax_gid;  // dax_group resolved at parse time
   std::string control_socket;       // "" = a fresh private directory
   bool strict_write_break = false;
-  // Set FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (opt-in for now: it
-  // changes when a truncate takes the kernel's inode lock, and the lease
-  // test GrantRacingTruncate failed more often with it; docs/daemon.md).
+  // Set FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (-o no_killpriv_v2 to
+  // leave set-id clearing to the kernel; docs/daemon.md "Set-id bits").
   bool killpriv_v2 = true;
   // The kernel's writeback cache (docs/daemon.md "Caching and coherence").
   bool writeback_cache = false;
+  // How long the kernel may trust a name, a name's absence and an inode's
+  // attributes without asking again (docs/daemon.md "Caching and
+  // coherence": long by default because only this daemon changes the
+  // filesystem and it invalidates what it changes on its own).
+  double entry_timeout_s = kDefaultCacheTimeoutS;
+  double negative_timeout_s = kDefaultCacheTimeoutS;
+  double attr_timeout_s = kDefaultCacheTimeoutS;
 
   // Options for the kernel / fusermount3, in -o form, in the order given.
   // Always ends with default_permissions, fsname= and subtype= unless the

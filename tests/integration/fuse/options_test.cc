@@ -69,8 +69,24 @@ TEST(FuseOptions, LeaseOptions) {
   EXPECT_TRUE(o->strict_write_break);
 }
 
+TEST(FuseOptions, CacheTimeouts) {
+  auto d = parse({"/img", "/mnt"});
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(d->entry_timeout_s, 86400.0);
+  EXPECT_EQ(d->negative_timeout_s, 86400.0);
+  EXPECT_EQ(d->attr_timeout_s, 86400.0);
+  auto o = parse({"/img", "/mnt", "-o", "entry_timeout=0.5,negative_timeout=0,attr_timeout=30"});
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_EQ(o->entry_timeout_s, 0.5);
+  EXPECT_EQ(o->negative_timeout_s, 0.0);
+  EXPECT_EQ(o->attr_timeout_s, 30.0);
+  // The daemon's business, not the kernel's: never forwarded.
+  EXPECT_EQ(join_fuse_options(*o), "default_permissions,fsname=/img,subtype=sealfs");
+}
+
 TEST(FuseOptions, BadValuesAreRejected) {
-  for (auto bad : {"revoke=maybe", "lease_break_time=-1", "lease_break_time=10s",
+  for (auto bad : {"entry_timeout=-1", "attr_timeout=1e3", "attr_timeout=", "attr_timeout=x",
+                   "negative_timeout=31536001", "entry_timeout=nan", "revoke=maybe", "lease_break_time=-1", "lease_break_time=10s",
                    "lease_break_time=99999", "max_threads=0", "max_threads=x",
                    "dax_group=no-such-group-sealfs", "dax_group=", "frobnicate",
                    "emulate_pmem=1"}) {

@@ -73,7 +73,7 @@ class SetidTest : public MountFixture {
   }
 
   // Runs `command` (F stands for the file) as `as` (nullopt: root) on a
-  // file made with `mode`/`gid`, on sealfs and, when `on_tmpfs`, on tmpfs;
+  // file made with `mode`/`gid` and just stat'ed, on sealfs and, when `on_tmpfs`, on tmpfs;
   // both must end with `expected`.
   void check(const std::string& what, const std::string& command, mode_t mode, gid_t gid,
              std::optional<User> as, mode_t expected, bool on_tmpfs = true) {
@@ -83,6 +83,9 @@ class SetidTest : public MountFixture {
     for (const std::string& d : dirs) {
       std::string file = d + "/case" + std::to_string(case_++);
       ASSERT_NO_FATAL_FAILURE(make_file(file, mode, gid));
+      // Cached in the kernel now (attr_timeout is a day): the daemon must
+      // tell it when it clears the bits itself.
+      ASSERT_EQ(mode_of(file), mode);
       std::string sh = "F=" + file + "; " + command;
       std::string out;
       int rc = as ? run_command({"sh", "-c", sh}, &out, as->uid, as->gid)
@@ -186,6 +189,28 @@ TEST_F(SetidTest, WritebackCacheMountClearsToo) {
         user_.gid, user_, 02666);
   check("root writes", "dd if=/dev/zero of=$F bs=4096 count=1 conv=notrunc status=none", 06777,
         0, std::nullopt, 06777);
+}
+
+// The daemon clears the bits itself under KILLPRIV_V2 and the kernel keeps
+// attributes for attr_timeout (a day): it must be told, or stat(2) and
+// exec(2) go on seeing a set-id file. One shell session, as an admin would
+// see it: stat, a change by the user, stat again.
+TEST_F(SetidTest, ClearedBitsShowInTheNextStat) {
+  ASSERT_NO_FATAL_FAILURE(mount_shared());
+  const std::string as_user = "setpriv --reuid=" + std::to_string(user_.uid) +
+                              " --regid=" + std::to_string(user_.gid) + " --clear-groups ";
+  for (const std::string& change :
+       {std::string("fallocate -p -o 0 -l 4096"), std::string("fallocate -n -o 0 -l 65536"),
+        std::string("fallocate -z -o 0 -l 4096"), std::string("fallocate -o 0 -l 65536")}) {
+    SCOPED_TRACE(change);
+    std::string file = path("shown" + std::to_string(case_++));
+    std::string sh = "F=" + file +
+                     "; head -c 8192 /dev/zero > $F && chmod 06777 $F && stat -c %a $F && " +
+                     as_user + change + " $F && stat -c %a $F";
+    std::string out;
+    ASSERT_EQ(run_command({"sh", "-c", sh}, &out), 0) << out;
+    EXPECT_EQ(out, "6777\n777\n");
+  }
 }
 
 // The set-id bits cleared are on the media, not only in the kernel's cache.
