@@ -62,14 +62,12 @@ FilesystemImpl::FilesystemImpl(std::unique_ptr<Region> region, const MountOption
 FilesystemImpl::~FilesystemImpl() = default;
 
 Inode* FilesystemImpl::slot(Ino ino) {
-  if (ino == 0 || ino > geo_.inode_count) return nullptr;
-  std::lock_guard lock(table_mu_);
-  auto& p = inodes_[ino];
-  if (!p) {
-    p = std::make_unique<Inode>(ino);
-    std::memcpy(&p->image, region_->data() + inode_offset(geo_, ino), sizeof(p->image));
-  }
-  return p.get();
+  // A slot first touched here holds zeros on the media: the mount made an
+  // inode for every slot that did not (load_inode_table), and the media
+  // slot changes only through its inode. So it is not read, which on a
+  // sparse region file would be a read of a hole: a page the backing
+  // filesystem may have no room for (docs/daemon.md, "Media errors and a full backing store").
+  return inodes_.get_or_make(ino, [](Inode&) {});
 }
 
 Result<Inode*> FilesystemImpl::live(Ino ino) {
@@ -220,67 +218,38 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
     }
   }
 
-  inodes_.resize(geo_.inode_count + 1);
-  inode_used_.assign(geo_.inode_count / 64 + 1, 0);
-  inode_used_[0] |= 1;  // inode 0 does not exist
-  for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
-    format::DiskInode disk{};
-    std::memcpy(&disk, region_->data() + inode_offset(geo_, ino), sizeof(disk));
-    if (slot_is_zero(disk)) continue;
-    Inode* inode = slot(ino);
-    RETURN_IF_ERROR(load_inode(*inode));
-    if (inode->in_use()) {
-      inode_used_[ino / 64] |= uint64_t{1} << (ino % 64);
-      ++used_inodes_;
-    }
-  }
+  RETURN_IF_ERROR(load_inode_table());
   Inode* root = slot(format::kRootIno);
   if (root == nullptr || !S_ISDIR(root->core.mode)) {
     return Status(Code::kCorruption, "root inode is not a directory");
   }
   RETURN_IF_ERROR(check_block_references());
-  std::vector<uint32_t> names(geo_.inode_count + 1, 0), subdirs(geo_.inode_count + 1, 0);
+  // Indexed by inode number, up to the highest in use: a name pointing
+  // higher points at a free inode and stops the mount below.
+  uint64_t highest_used = 0;
+  for_each_used_inode([&](uint64_t ino) { highest_used = ino; });
+  std::vector<uint32_t> names(highest_used + 1, 0), subdirs(highest_used + 1, 0);
   // Parent links of directories (for "..", rename loop checks).
   root->parent = format::kRootIno;
-  for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
-    if ((inode_used_[ino / 64] & (uint64_t{1} << (ino % 64))) == 0) continue;
+  Status tree;
+  for_each_used_inode([&](uint64_t ino) {
+    if (!tree.is_ok()) return;
     Inode* dir = slot(ino);
-    if (!S_ISDIR(dir->core.mode)) continue;
-    for (const auto& [fb, e] : dir->extents) {
-      for (uint64_t i = 0; i < e.length; ++i) {
-        const std::byte* b = region_->data() + block_offset(e.region_block + i);
-        Status s = dir_block_verify(b, ino);
-        if (!s.is_ok()) return s.with_context("directory " + std::to_string(ino));
-        Status bad;
-        dir_block_for_each(b, [&](const DirBlockEntry& de) {
-          Inode* child = de.ino <= geo_.inode_count ? slot(de.ino) : nullptr;
-          if (child == nullptr || !child->in_use()) {
-            bad = Status(Code::kCorruption, "directory " + std::to_string(ino) + ": entry '" +
-                                                std::string(de.name) + "' -> free inode " +
-                                                std::to_string(de.ino));
-            return;
-          }
-          ++names[de.ino];
-          if (S_ISDIR(child->core.mode)) {
-            child->parent = ino;
-            ++subdirs[ino];
-          }
-        });
-        RETURN_IF_ERROR(bad);
-      }
-    }
-  }
+    if (!S_ISDIR(dir->core.mode)) return;
+    tree = count_directory_names(*dir, names, subdirs);
+  });
+  RETURN_IF_ERROR(tree);
   RETURN_IF_ERROR(check_link_counts(names, subdirs));
   if (!read_only_) {
     RETURN_IF_ERROR(process_orphans(stats));
-    for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
-      if ((inode_used_[ino / 64] & (uint64_t{1} << (ino % 64))) == 0) continue;
+    Status trimmed;
+    for_each_used_inode([&](uint64_t ino) {
       Inode* inode = slot(ino);
-      if (S_ISREG(inode->core.mode)) {
-        std::unique_lock lock(inode->mu);
-        RETURN_IF_ERROR(trim_beyond_eof(*inode));
-      }
-    }
+      if (!trimmed.is_ok() || !S_ISREG(inode->core.mode)) return;
+      std::unique_lock lock(inode->mu);
+      trimmed = trim_beyond_eof(*inode);
+    });
+    RETURN_IF_ERROR(trimmed);
     MetaTxn t(*this);
     int64_t now = now_ns();
     const MountRecord& owner = options_.owner;
@@ -295,6 +264,68 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
     RETURN_IF_ERROR(t.commit());
   }
   mounted_ = true;
+  return Status::ok();
+}
+
+// Mount: counts the names pointing at each inode and the subdirectories of
+// `dir`, and sets each subdirectory's parent link (for "..", rename loop
+// checks).
+Status FilesystemImpl::count_directory_names(Inode& dir, std::vector<uint32_t>& names,
+                                             std::vector<uint32_t>& subdirs) {
+  const uint64_t ino = dir.ino;
+  for (const auto& [fb, e] : dir.extents) {
+    for (uint64_t i = 0; i < e.length; ++i) {
+      const std::byte* b = region_->data() + block_offset(e.region_block + i);
+      Status s = dir_block_verify(b, ino);
+      if (!s.is_ok()) return s.with_context("directory " + std::to_string(ino));
+      Status bad;
+      dir_block_for_each(b, [&](const DirBlockEntry& de) {
+        if (!bad.is_ok()) return;
+        Inode* child = de.ino <= geo_.inode_count ? slot(de.ino) : nullptr;
+        if (child == nullptr || !child->in_use()) {
+          bad = Status(Code::kCorruption, "directory " + std::to_string(ino) + ": entry '" +
+                                              std::string(de.name) + "' -> free inode " +
+                                              std::to_string(de.ino));
+          return;
+        }
+        ++names[de.ino];
+        if (S_ISDIR(child->core.mode)) {
+          child->parent = ino;
+          ++subdirs[ino];
+        }
+      });
+      RETURN_IF_ERROR(bad);
+    }
+  }
+  return Status::ok();
+}
+
+Status FilesystemImpl::load_inode_table() {
+  inodes_.reset(geo_.inode_count);
+  inode_used_.assign(geo_.inode_count / 64 + 1, 0);
+  inode_used_[0] |= 1;  // inode 0 does not exist
+  // Only the parts of the table that hold data: a slot never written since
+  // mkfs is a hole in a sparse region file and reads as zero (free), and an
+  // empty region's mount then reads (on tmpfs: allocates) nothing of its
+  // table. A devdax region has no holes and is read whole.
+  const uint64_t table = inode_offset(geo_, 1);
+  const uint64_t table_bytes = geo_.inode_count * format::kInodeSize;
+  for (const Region::ByteRange& r : region_->data_ranges(table, table_bytes)) {
+    const uint64_t first = (r.offset - table) / format::kInodeSize + 1;
+    const uint64_t last = std::min(
+        geo_.inode_count, (r.offset + r.length - table + format::kInodeSize - 1) / format::kInodeSize);
+    for (uint64_t ino = first; ino <= last; ++ino) {
+      format::DiskInode disk{};
+      std::memcpy(&disk, region_->data() + inode_offset(geo_, ino), sizeof(disk));
+      if (slot_is_zero(disk)) continue;
+      Inode* inode = slot(ino);
+      RETURN_IF_ERROR(load_inode(*inode));
+      if (inode->in_use()) {
+        inode_used_[ino / 64] |= uint64_t{1} << (ino % 64);
+        ++used_inodes_;
+      }
+    }
+  }
   return Status::ok();
 }
 
@@ -458,14 +489,7 @@ Status FilesystemImpl::unmount() {
     // Only the inodes in DRAM can be open-but-unlinked; one pass over the
     // table, not one table lock per slot (the exit of a daemon with a
     // million slots is waited for by its successor).
-    std::vector<Inode*> cached;
-    {
-      std::lock_guard lock(table_mu_);
-      for (const auto& slot : inodes_) {
-        if (slot != nullptr) cached.push_back(slot.get());
-      }
-    }
-    for (Inode* inode : cached) {
+    for (Inode* inode : inodes_.made()) {
       const uint64_t ino = inode->ino;
       std::unique_lock lock(inode->mu);
       if (inode->in_use() && inode->core.nlink == 0) {

@@ -21,6 +21,7 @@
 #include "meta/filesystem.h"
 #include "meta/holder_pins.h"
 #include "meta/inode.h"
+#include "meta/inode_table.h"
 #include "meta/locking.h"
 #include "meta/meta_txn.h"
 #include "meta/xattr.h"
@@ -110,6 +111,22 @@ class FilesystemImpl final : public Filesystem {
 
   // --- inode table (filesystem_impl.cc)
   Inode* slot(Ino ino);               // nullptr when out of range
+  // Calls f(ino) for each inode number marked in use, in order, skipping
+  // empty words (a region's inode count may be tens of millions). The
+  // caller holds ialloc_mu_ or runs before the mount is shared.
+  template <typename F>
+  void for_each_used_inode(F&& f) const {
+    for (uint64_t w = 0; w < inode_used_.size(); ++w) {
+      for (uint64_t bits = inode_used_[w]; bits != 0; bits &= bits - 1) {
+        const uint64_t ino = w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits));
+        if (ino != 0) f(ino);
+      }
+    }
+  }
+  // Reads the inode slots that hold data into DRAM (mount).
+  Status load_inode_table();
+  Status count_directory_names(Inode& dir, std::vector<uint32_t>& names,
+                               std::vector<uint32_t>& subdirs);
   Result<Inode*> live(Ino ino);       // in-use inode or kNotFound / kStale
   Status load_inode(Inode& inode);    // decodes slot + overflow chain
   Result<Inode*> allocate_inode();    // reserved in DRAM; caller stages it
@@ -208,8 +225,8 @@ class FilesystemImpl final : public Filesystem {
 
   Superblock sb_staged_;  // guarded by the journal mutex (prepare hooks)
 
-  std::mutex table_mu_;   // leaf: the vector below
-  std::vector<std::unique_ptr<Inode>> inodes_;
+  std::mutex table_mu_;  // leaf: serialises DirIndex builders (dir_ops.cc)
+  InodeTable inodes_;
 
   std::mutex ialloc_mu_;  // leaf: free-inode set
   std::mutex lazy_times_mu_;  // leaf: the set below

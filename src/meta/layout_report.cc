@@ -27,9 +27,7 @@ std::vector<BlockExtent> FilesystemImpl::free_extents() { return alloc_->free_ex
 std::vector<Ino> FilesystemImpl::used_inodes() {
   std::vector<Ino> out;
   std::lock_guard lock(ialloc_mu_);
-  for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
-    if (inode_used_[ino / 64] & (uint64_t{1} << (ino % 64))) out.push_back(ino);
-  }
+  for_each_used_inode([&](uint64_t ino) { out.push_back(ino); });
   return out;
 }
 

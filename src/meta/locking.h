@@ -5,14 +5,14 @@
 //        inode number)
 //     -> non-directory inodes, by inode number
 //     -> leaf mutexes, never held while taking another lock above:
-//        FilesystemImpl::table_mu_ (inode objects), ialloc_mu_ (free-inode
-//        set), lazy_times_mu_ (inodes with times only in DRAM), DirIndex
-//        building
+//        InodeTable's mutex (inode objects), ialloc_mu_ (free-inode set),
+//        lazy_times_mu_ (inodes with times only in DRAM),
+//        FilesystemImpl::table_mu_ (DirIndex building)
 //     -> Allocator mutex
 //     -> Journal mutex
 //        -> (inside prepare hooks) Inode::image and the staged superblock,
 //           which are touched only under the journal mutex; hooks may take
-//           table_mu_ (a leaf) and the allocator mutex (the allocator's own
+//           InodeTable's mutex (a leaf) and the allocator mutex (the allocator's own
 //           bitmap hook).
 //
 // An operation holds the locks of every inode it changes across building AND

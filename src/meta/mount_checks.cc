@@ -15,10 +15,6 @@ namespace sealfs {
 
 namespace {
 
-bool used(const std::vector<uint64_t>& inode_used, uint64_t ino) {
-  return (inode_used[ino / 64] & (uint64_t{1} << (ino % 64))) != 0;
-}
-
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
       .count();
@@ -33,8 +29,7 @@ Status FilesystemImpl::check_block_references() {
   // left out: their blocks are still in their file's extent map.
   const std::vector<QuarantineEntry> quarantine = alloc_->quarantine_entries();
   auto referents = [&](const std::function<void(const BlockReferent&)>& emit) {
-    for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
-      if (!used(inode_used_, ino)) continue;
+    for_each_used_inode([&](uint64_t ino) {
       const Inode& inode = *slot(ino);
       for (const auto& [file_block, e] : inode.extents) {
         emit({Kind::kExtent, ino, 0, {e.region_block, e.length}});
@@ -45,7 +40,7 @@ Status FilesystemImpl::check_block_references() {
       if (inode.core.xattr_block != 0) {
         emit({Kind::kXattrBlock, ino, 0, {inode.core.xattr_block, 1}});
       }
-    }
+    });
     for (const QuarantineEntry& q : quarantine) {
       emit({Kind::kQuarantine, q.ino, q.holder.pid, q.extent});
     }
@@ -67,16 +62,18 @@ Status FilesystemImpl::check_link_counts(const std::vector<uint32_t>& names,
                                          const std::vector<uint32_t>& subdirs) {
   const auto start = std::chrono::steady_clock::now();
   uint64_t above = 0, first_above = 0;
-  for (uint64_t ino = 1; ino <= geo_.inode_count; ++ino) {
-    if (!used(inode_used_, ino)) continue;
+  Status bad;
+  for_each_used_inode([&](uint64_t ino) {
+    if (!bad.is_ok()) return;
     const InodeCore& c = slot(ino)->core;
     uint64_t want = names[ino];
     if (S_ISDIR(c.mode)) {
       const uint32_t max_names = ino == format::kRootIno ? 0 : 1;
       if (names[ino] > max_names) {
-        return Status(Code::kCorruption, "directory " + std::to_string(ino) + " has " +
+        bad = Status(Code::kCorruption, "directory " + std::to_string(ino) + " has " +
                                              std::to_string(names[ino]) +
                                              " name(s); run fsck.sealfs");
+        return;
       }
       // A removed directory still open has no name and link count 0.
       const bool named = names[ino] > 0 || ino == format::kRootIno;
@@ -85,15 +82,17 @@ Status FilesystemImpl::check_link_counts(const std::vector<uint32_t>& names,
     if (c.nlink < want) {
       // Served as is, the inode would be freed (at its last close, at
       // unmount, or as an orphan) while names still point at it.
-      return Status(Code::kCorruption,
-                    "inode " + std::to_string(ino) + ": link count " + std::to_string(c.nlink) + " but " +
+      bad = Status(Code::kCorruption,
+                   "inode " + std::to_string(ino) + ": link count " + std::to_string(c.nlink) + " but " +
                         (S_ISDIR(c.mode) ? "a directory with " + std::to_string(subdirs[ino]) +
                                                " subdirectories needs " + std::to_string(want)
                                          : std::to_string(want) + " name(s) point at it") +
                         "; run fsck.sealfs");
+      return;
     }
     if (c.nlink > want && above++ == 0) first_above = ino;
-  }
+  });
+  RETURN_IF_ERROR(bad);
   log().info("mount: link counts checked against names, {:.1f} ms", ms_since(start));
   if (above != 0) {
     log().warn("mount: {} inode(s) have a link count above their names (first: inode {}); "
