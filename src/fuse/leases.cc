@@ -170,10 +170,11 @@ class DaemonLeases::Source final : public lease::LayoutSource {
       return refusal;
     }
     auto answer = inner_.layout_for_lease(held, ino, offset, length, flags);
-    if (answer.is_ok() && answer->refusal == wire::Refusal::kNone) {
-      owner_.note_leased(ino);
-      if ((flags & (wire::kMapAllocate | wire::kMapRelocate)) != 0) owner_.drop_cached_attributes(ino);
-    }
+    if (answer.is_ok() && answer->refusal == wire::Refusal::kNone) owner_.note_leased(ino);
+    // Allocation and relocation commit as they go, before the answer is
+    // decided: a refused or failed request may have changed the block
+    // count as well.
+    if ((flags & (wire::kMapAllocate | wire::kMapRelocate)) != 0) owner_.drop_cached_attributes(ino);
     return answer;
   }
   lease::RegionInfo region() const override { return inner_.region(); }

@@ -184,6 +184,27 @@ TEST_F(GrantTest, AllocateOnSparseFileReadsZeros) {
   EXPECT_TRUE(file_is_zero("f", 0, kMiB));
 }
 
+// ALLOCATE fills the holes before the answer is decided: a request refused
+// afterwards (here: the file's first block is not aligned) has still
+// changed the file's block count, and stat must show it although the
+// kernel keeps attributes for a day.
+TEST_F(GrantTest, RefusedAllocateStillShowsItsBlocks) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(make_file("pad", 12 * kKiB, 7));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 1, 1));
+  ASSERT_EQ(truncate(path("f").c_str(), 2 * kMiB), 0);
+  struct stat before {};
+  ASSERT_EQ(stat(path("f").c_str(), &before), 0);
+  ASSERT_LT(static_cast<uint64_t>(before.st_blocks) * 512, kMiB);
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("f"), 0, 2 * kMiB, "rw", SEALFS_MAP_ALLOCATE);
+  ASSERT_EQ(r.rc, -EINVAL) << r.text;
+  struct stat after {};
+  ASSERT_EQ(stat(path("f").c_str(), &after), 0);
+  EXPECT_GE(static_cast<uint64_t>(after.st_blocks) * 512, 2 * kMiB - 4 * kKiB)
+      << "the blocks ALLOCATE added are not shown";
+}
+
 // The only free space is the blocks of a deleted file full of a secret:
 // whatever reuses them (ALLOCATE on a hole, fallocate, ALLOCATE of
 // unwritten extents, extension) must show zeros, never the secret.
