@@ -230,7 +230,14 @@ Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
   const std::byte* bitmap = region.data() + area.bitmap_start * kBlock;
   std::vector<uint64_t>& words = committed.words();
   const uint64_t word_count = words.size();
-  std::memcpy(words.data(), bitmap, word_count * 8);
+  // Only the parts that hold data (the words start zeroed): a bitmap block
+  // never written since mkfs is a hole in a sparse region file, all free,
+  // and reading it would page in (on tmpfs: allocate) memory for nothing.
+  const uint64_t bitmap_offset = area.bitmap_start * kBlock;
+  for (const Region::ByteRange& r : region.data_ranges(bitmap_offset, word_count * 8)) {
+    const uint64_t at = r.offset - bitmap_offset;
+    std::memcpy(reinterpret_cast<std::byte*>(words.data()) + at, bitmap + at, r.length);
+  }
   const uint64_t tail_bits = area.data_blocks % 64;
   const uint64_t tail_mask = tail_bits == 0 ? 0 : ~((1ull << tail_bits) - 1);
   bool stray = tail_bits != 0 && (le64toh(words[word_count - 1]) & tail_mask) != 0;

@@ -1,5 +1,5 @@
 // What a mount costs on a large, nearly empty region file: it reads only the
-// parts of the inode table that hold data (issue 12). On tmpfs a read of a
+// parts of the inode table and block bitmap that hold data (issue 12). On tmpfs a read of a
 // hole through a shared mapping allocates the page, so the file's allocated
 // size shows what the mount touched.
 #include <fcntl.h>
@@ -47,8 +47,8 @@ class MountScaleTest : public ::testing::Test {
   std::string path_;
 };
 
-TEST_F(MountScaleTest, AnEmptyRegionsMountReadsLittleOfItsInodeTable) {
-  uint64_t table_bytes = 0;
+TEST_F(MountScaleTest, AnEmptyRegionsMountReadsLittleOfItsInodeTableAndBitmap) {
+  uint64_t table_bytes = 0, bitmap_bytes = 0;
   {
     auto region = open_region();
     ASSERT_NE(region, nullptr);
@@ -58,6 +58,7 @@ TEST_F(MountScaleTest, AnEmptyRegionsMountReadsLittleOfItsInodeTable) {
     auto sb = Formatter::format(*region, options);
     ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
     table_bytes = sb->geometry.inode_blocks * format::kBlockSize;
+    bitmap_bytes = sb->geometry.bitmap_blocks * format::kBlockSize;
   }
   ASSERT_GE(table_bytes, 64ull << 20) << "the region is too small to tell";
   const uint64_t before = allocated_bytes();
@@ -72,9 +73,12 @@ TEST_F(MountScaleTest, AnEmptyRegionsMountReadsLittleOfItsInodeTable) {
     file = a->ino;
     ASSERT_TRUE((*fs)->unmount().is_ok());
   }
-  // Before the fix the mount read all of the table: table_bytes more.
+  // A mount that read all of the table allocated table_bytes more; one
+  // that read the whole block bitmap, bitmap_bytes more.
   EXPECT_LT(allocated_bytes() - before, table_bytes / 8)
       << "inode table " << table_bytes << " bytes; allocated before the mount " << before;
+  EXPECT_LT(allocated_bytes() - before, bitmap_bytes / 2)
+      << "block bitmap " << bitmap_bytes << " bytes; allocated before the mount " << before;
 
   // And what is in use is still found.
   FsckLikeStats stats;
