@@ -75,7 +75,11 @@ inline constexpr uint64_t kSuperblockBlock = 0;
 // an unknown ro_compat bit allows read-only mounts only, compat bits are
 // informational.
 inline constexpr uint32_t kFeatureCompatKnown = 0;
-inline constexpr uint32_t kFeatureRoCompatKnown = 0;
+// Some inode is (or was) immutable or append-only (set with the first such
+// chattr, never cleared): a reader that does not enforce those flags must
+// not write, or it would change what they seal.
+inline constexpr uint32_t kFeatureRoCompatSealFlags = 1u << 0;
+inline constexpr uint32_t kFeatureRoCompatKnown = kFeatureRoCompatSealFlags;
 // Every transaction's commit crc is seeded with the journal header's random
 // salt, so bytes left in the log by an earlier lap (user data such as xattr
 // values) cannot be forged into a transaction that replays.
@@ -95,7 +99,7 @@ struct DiskSuperblock {
   le32 version;              // mkfs
   le32 crc;                  // crc32c of this struct (512 bytes), crc = 0
   le32 feature_compat;       // mkfs
-  le32 feature_ro_compat;    // mkfs
+  le32 feature_ro_compat;    // mkfs; kFeatureRoCompatSealFlags journaled
   le32 feature_incompat;     // mkfs
   le32 block_size;           // mkfs, always kBlockSize
   uint8_t uuid[16];          // mkfs

@@ -32,6 +32,11 @@ Status FilesystemImpl::set_flags(Ino ino, const InodeAttrFlags& want, FlagsCalle
   c.ctime = now_ns();
   MetaTxn t(*this);
   t.dirty(inode);
+  if ((want.flags & sealing) != 0) {
+    t.edit_superblock([](Superblock& sb) {
+      sb.feature_ro_compat |= format::kFeatureRoCompatSealFlags;
+    });
+  }
   Status s = t.commit();
   if (!s.is_ok()) c = saved;
   return s;

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <set>
 
+#include "media/superblock.h"
 #include "meta_fixture.h"
 #include "sealfs/format.h"
 
@@ -285,6 +286,26 @@ TEST_F(InodeFlagsTest, FlagsAndProjectIdSurviveACrash) {
   expect_eperm(fs_->write(f.ino, 0, "x", 1, false), "write after remount");
   clean_remount();
   EXPECT_EQ(fs_->get_flags(f.ino)->project_id, 1234u);
+}
+
+// The first immutable or append-only inode marks the superblock, in the
+// same transaction: a reader that does not know the flags (and so would
+// not enforce them) then mounts read-only. This reader mounts read-write.
+TEST_F(InodeFlagsTest, SealFlagMarksTheSuperblockForOlderReaders) {
+  auto ro_compat = [&] { return read_superblock(fs_->region())->feature_ro_compat; };
+  Attr f = make_file(kRootIno, "f");
+  EXPECT_EQ(ro_compat(), 0u);
+  set(f.ino, kInodeNodump | kInodeNoatime, 5);
+  EXPECT_EQ(ro_compat(), 0u);
+  set(f.ino, kInodeAppend);
+  EXPECT_EQ(ro_compat(), format::kFeatureRoCompatSealFlags);
+  crash_and_remount();
+  EXPECT_EQ(ro_compat(), format::kFeatureRoCompatSealFlags);
+  set(f.ino, 0);
+  clean_remount();
+  EXPECT_EQ(ro_compat(), format::kFeatureRoCompatSealFlags);  // never cleared
+  Attr g = make_file(kRootIno, "g");
+  write_str(g.ino, 0, "still writable");
 }
 
 // A gate that reports chosen inodes sealed (leased).
