@@ -74,11 +74,12 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   st.xattr_block = c.xattr_block;
   st.inline_symlink = S_ISLNK(c.mode) && decoded->extent_count == 0 &&
                       c.size <= format::kInlineSymlinkMax;
-  if ((c.flags & ~uint32_t{format::kInodeOrphan}) != 0) {
+  if ((c.flags & ~format::kInodeFlagsKnown) != 0) {
     ctx.problem(Phase::kInodes, "inode_flags", ino,
-                ctx.fix("unknown flags " + std::to_string(c.flags), "cleared", "clear them"));
+                ctx.fix("unknown flags " + std::to_string(c.flags & ~format::kInodeFlagsKnown),
+                        "cleared", "clear them"));
     format::DiskInode fixed = ctx.image.read_inode(ino);
-    fixed.flags.set(c.flags & format::kInodeOrphan);
+    fixed.flags.set(c.flags & format::kInodeFlagsKnown);
     ctx.image.write_inode(ino, fixed);
   }
   if (S_ISDIR(c.mode) && c.size % format::kBlockSize != 0) {

@@ -75,7 +75,11 @@ inline constexpr uint64_t kSuperblockBlock = 0;
 // an unknown ro_compat bit allows read-only mounts only, compat bits are
 // informational.
 inline constexpr uint32_t kFeatureCompatKnown = 0;
-inline constexpr uint32_t kFeatureRoCompatKnown = 0;
+// Some inode is (or was) immutable or append-only (set with the first such
+// chattr, never cleared): a reader that does not enforce those flags must
+// not write, or it would change what they seal.
+inline constexpr uint32_t kFeatureRoCompatSealFlags = 1u << 0;
+inline constexpr uint32_t kFeatureRoCompatKnown = kFeatureRoCompatSealFlags;
 // Every transaction's commit crc is seeded with the journal header's random
 // salt, so bytes left in the log by an earlier lap (user data such as xattr
 // values) cannot be forged into a transaction that replays.
@@ -95,7 +99,7 @@ struct DiskSuperblock {
   le32 version;              // mkfs
   le32 crc;                  // crc32c of this struct (512 bytes), crc = 0
   le32 feature_compat;       // mkfs
-  le32 feature_ro_compat;    // mkfs
+  le32 feature_ro_compat;    // mkfs; kFeatureRoCompatSealFlags journaled
   le32 feature_incompat;     // mkfs
   le32 block_size;           // mkfs, always kBlockSize
   uint8_t uuid[16];          // mkfs
@@ -256,8 +260,17 @@ inline constexpr uint32_t kInlineExtents = 6;
 inline constexpr uint32_t kInlineSymlinkMax = kInlineExtents * sizeof(DiskExtent);
 
 enum InodeFlags : uint32_t {
-  kInodeOrphan = 1,  // on the orphan list
+  kInodeOrphan = 1,          // on the orphan list
+  // Attributes a user sets with chattr (FS_IOC_SETFLAGS / FSSETXATTR;
+  // docs/daemon.md "Inode flags"), journaled with the rest of the inode.
+  kInodeImmutable = 1 << 1,  // FS_IMMUTABLE_FL: no change of any kind
+  kInodeAppend = 1 << 2,     // FS_APPEND_FL: writes only at end of file
+  kInodeNodump = 1 << 3,     // FS_NODUMP_FL: stored for dump(8), no effect here
+  kInodeNoatime = 1 << 4,    // FS_NOATIME_FL: reads leave atime alone
 };
+inline constexpr uint32_t kInodeUserFlags =
+    kInodeImmutable | kInodeAppend | kInodeNodump | kInodeNoatime;
+inline constexpr uint32_t kInodeFlagsKnown = kInodeOrphan | kInodeUserFlags;
 
 struct DiskInode {
   le32 crc;           // crc32c of the 256 bytes, crc = 0; all journaled
@@ -278,7 +291,7 @@ struct DiskInode {
   le64 xattr_block;   // xattr block, 0 = none
   le64 orphan_next;   // next inode on the orphan list, 0 = end
   le32 extent_count;  // total extents: inline first, then overflow blocks
-  le32 reserved0;
+  le32 project_id;    // FS_IOC_FSSETXATTR fsx_projid; 0 = none
   union {
     DiskExtent extents[kInlineExtents];     // regular files, directories,
                                             // long symlinks

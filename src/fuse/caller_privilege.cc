@@ -10,7 +10,10 @@
 namespace sealfs::fuse {
 namespace {
 
-constexpr int kCapFsetid = 4;  // linux/capability.h
+// linux/capability.h
+constexpr int kCapFowner = 3;
+constexpr int kCapFsetid = 4;
+constexpr int kCapLinuxImmutable = 9;
 
 // Same user namespace as the daemon: compare the namespace inodes.
 bool same_user_namespace(pid_t tid) {
@@ -25,7 +28,7 @@ bool same_user_namespace(pid_t tid) {
 void CallerPrivilege::load() {
   if (loaded_) return;
   loaded_ = true;
-  fsetid_ = uid_ == 0;
+  caps_ = uid_ == 0 ? ~uint64_t{0} : 0;
   groups_ = {gid_};
   if (tid_ <= 0) return;
   std::ifstream in("/proc/" + std::to_string(tid_) + "/status");
@@ -47,14 +50,18 @@ void CallerPrivilege::load() {
     }
   }
   if (!have_caps) return;
-  fsetid_ = (cap_eff & (1ull << kCapFsetid)) != 0 && same_user_namespace(tid_);
+  caps_ = same_user_namespace(tid_) ? cap_eff : 0;
   groups_ = std::move(groups);
 }
 
-bool CallerPrivilege::has_fsetid() {
+bool CallerPrivilege::has_capability(int cap) {
   load();
-  return fsetid_;
+  return (caps_ & (uint64_t{1} << cap)) != 0;
 }
+
+bool CallerPrivilege::has_fsetid() { return has_capability(kCapFsetid); }
+bool CallerPrivilege::has_fowner() { return has_capability(kCapFowner); }
+bool CallerPrivilege::has_linux_immutable() { return has_capability(kCapLinuxImmutable); }
 
 bool CallerPrivilege::in_group(uint32_t gid) {
   load();

@@ -1,6 +1,7 @@
 // CallerPrivilege: what the kernel's capable(CAP_FSETID) and in_group_p()
 // would answer for the task behind a FUSE request, for clearing set-id bits
-// (meta/filesystem.h, SetidCaller).
+// (meta/filesystem.h, SetidCaller); and capable(CAP_FOWNER) and
+// capable(CAP_LINUX_IMMUTABLE), for changing inode flags (FlagsCaller).
 //
 // The request header carries the caller's fsuid, fsgid and thread id; its
 // capabilities and supplementary groups are read from /proc/<tid>/status,
@@ -9,8 +10,8 @@
 // namespace of its own holds CAP_FSETID there, not over this mount, just as
 // capable() (which checks the initial namespace) would say. When /proc
 // cannot tell (the task is gone, or invisible from the daemon's pid
-// namespace) the answer falls back to the header: CAP_FSETID for fsuid 0,
-// and the fsgid as the only group.
+// namespace) the answer falls back to the header: every capability for
+// fsuid 0, none for anyone else, and the fsgid as the only group.
 #pragma once
 
 #include <sys/types.h>
@@ -22,19 +23,24 @@
 
 namespace sealfs::fuse {
 
-class CallerPrivilege final : public SetidCaller {
+class CallerPrivilege final : public SetidCaller, public FlagsCaller {
  public:
   CallerPrivilege(uint32_t uid, uint32_t gid, pid_t tid) : uid_(uid), gid_(gid), tid_(tid) {}
   bool has_fsetid() override;
   bool in_group(uint32_t gid) override;
+  uint32_t fsuid() override { return uid_; }
+  bool has_fowner() override;
+  bool has_linux_immutable() override;
 
  private:
   void load();
+  bool has_capability(int cap);
 
   uint32_t uid_, gid_;
   pid_t tid_;
   bool loaded_ = false;
-  bool fsetid_ = false;
+  // Effective capabilities that count over this mount (see above).
+  uint64_t caps_ = 0;
   std::vector<uint32_t> groups_;
 };
 

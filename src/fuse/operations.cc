@@ -46,6 +46,7 @@ const fuse_lowlevel_ops& operations() {
     o.getxattr = op_getxattr;
     o.listxattr = op_listxattr;
     o.removexattr = op_removexattr;
+    o.ioctl = op_ioctl;
     return o;
   }();
   return ops;

@@ -13,6 +13,7 @@
 #include "fuse/deferred_change.h"
 #include "fuse/direct_io_mmap.h"
 #include "fuse/ops_internal.h"
+#include "sealfs/format.h"
 #include "sealfs/sealfs.h"
 
 namespace sealfs::fuse {
@@ -30,6 +31,14 @@ constexpr size_t kMaxSegments = 1000;
 void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi) {
   // Coherence with direct mappings: see DaemonContext::leases.
   fi->direct_io = ctx.leases != nullptr && ctx.leases->had_lease(ino) ? 1 : 0;
+  // An append-only file bypasses the writeback cache: the kernel then sends
+  // each write as it comes, at its own EOF under the inode lock, instead of
+  // writing pages back later (and perhaps out of order) where the daemon
+  // could only refuse them (docs/daemon.md "Inode flags").
+  if (ctx.writeback_cache && fi->direct_io == 0) {
+    auto flags = ctx.fs->get_flags(ino);
+    if (flags.is_ok() && (flags->flags & format::kInodeAppend) != 0) fi->direct_io = 1;
+  }
   fi->keep_cache = 0;
   static std::atomic<bool> warned{false};
   if (fi->direct_io != 0 && !direct_io_mmap_granted() && !warned.exchange(true)) {

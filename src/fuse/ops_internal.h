@@ -75,4 +75,8 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
 
+// ops_ioctl.cc
+void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info* fi,
+              unsigned flags, const void* in_buf, size_t in_bufsz, size_t out_bufsz);
+
 }  // namespace sealfs::fuse

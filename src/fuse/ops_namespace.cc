@@ -54,6 +54,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   enable(FUSE_CAP_PARALLEL_DIROPS);
   enable(FUSE_CAP_AUTO_INVAL_DATA);
   enable(FUSE_CAP_CACHE_SYMLINKS);
+  // chattr / lsattr on directories too (ops_ioctl.cc).
+  enable(FUSE_CAP_IOCTL_DIR);
   // The writeback cache only when asked for: the kernel then keeps dirty
   // pages and its own size and times until writeback, so write(2) is no
   // longer durable when it returns (docs/daemon.md "Caching and coherence").
@@ -193,6 +195,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
       s.valid |= SetAttr::kCtime;
       s.ctime = in->st_ctim;
     }
+    // With the writeback cache the kernel flushes the mtime it kept as a
+    // setattr of mtime (and ctime) alone: an append-only file accepts that.
+    s.cached_times = r.ctx().writeback_cache &&
+                     (s.valid & ~(SetAttr::kMtime | SetAttr::kCtime)) == 0;
     // Truncate and chown clear set-id bits by the caller's privilege.
     if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid)) s.caller = setid_caller_of(req);
     if (try_setattr(r, ino, s)) return;

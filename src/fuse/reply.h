@@ -61,6 +61,9 @@ class Reply {
   int statfs(const struct statvfs& st) { return sent(fuse_reply_statfs(req_, &st)); }
   int xattr_size(size_t size) { return sent(fuse_reply_xattr(req_, size)); }
   int lseek(off_t off) { return sent(fuse_reply_lseek(req_, off)); }
+  int ioctl(const void* data, size_t size) {
+    return sent(fuse_reply_ioctl(req_, 0, data, size));
+  }
   void none() {
     mark();
     fuse_reply_none(req_);

@@ -48,6 +48,11 @@ struct LayoutAnswer {
   std::vector<MapExtent> extents;
 };
 
+// Added by the engine to the kMap* flags it passes to layout_for_lease
+// when the grant is writable (never on the wire: kMapKnownFlags excludes it).
+inline constexpr uint32_t kGrantWritable = 1u << 31;
+static_assert((kGrantWritable & wire::kMapKnownFlags) == 0);
+
 class LayoutSource {
  public:
   // Holds an inode's layout lock exclusively while alive. Grants check the
@@ -73,6 +78,8 @@ class LayoutSource {
   struct FileInspection {
     uint64_t size = 0;
     uint32_t mode = 0;
+    uint32_t inode_flags = 0;  // sealfs/format.h kInodeUserFlags bits
+    uint32_t project_id = 0;
     std::vector<wire::ExtentRecord> extents;  // flags: kExtentUnwritten only
   };
   struct SpaceInspection {

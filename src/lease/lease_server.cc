@@ -51,6 +51,7 @@ int errno_of(wire::Refusal r) {
     case wire::Refusal::kNotDax: return EOPNOTSUPP;
     case wire::Refusal::kBreaking: return ENXIO;
     case wire::Refusal::kFlushFirst: return EAGAIN;
+    case wire::Refusal::kSealedFile: return EPERM;
     case wire::Refusal::kUntrusted:
     case wire::Refusal::kOpenMode: return EACCES;
     case wire::Refusal::kWrongMount: return EXDEV;
@@ -713,6 +714,8 @@ struct LeaseServer::Impl final : Notifier {
         reply.ino = info->ino;
         reply.size = file->size;
         reply.mode = file->mode;
+        reply.a = file->inode_flags;
+        reply.b = file->project_id;
         return page(file->extents);
       }
       case wire::Type::kLeaseTable: {
@@ -856,7 +859,9 @@ struct LeaseServer::Impl final : Notifier {
       }
       return refuse(wire::Refusal::kBreaking);
     }
-    auto answer = source->layout_for_lease(*lock, p.ino, req.offset, length, req.flags);
+    const uint32_t source_flags =
+        req.flags | (!layout_only && (req.prot & wire::kProtWrite) ? kGrantWritable : 0u);
+    auto answer = source->layout_for_lease(*lock, p.ino, req.offset, length, source_flags);
     if (!answer.is_ok()) {
       log().error("lease: layout of inode {}: {}", p.ino, answer.status().to_string());
       return refuse(wire::Refusal::kNone, answer.status().to_errno());

@@ -31,6 +31,7 @@ wire::Refusal refusal_of(Code code) {
     case Code::kAgain: return wire::Refusal::kUnwritten;
     case Code::kInvalid: return wire::Refusal::kMisaligned;
     case Code::kNxio: return wire::Refusal::kBreaking;
+    case Code::kPermission: return wire::Refusal::kSealedFile;
     default: return wire::Refusal::kNone;
   }
 }
@@ -84,6 +85,7 @@ Result<LayoutAnswer> MetaLayoutSource::layout_for_lease(const Lock& held, uint64
   uint32_t meta_flags = 0;
   if (flags & wire::kMapAllocate) meta_flags |= kLayoutAllocate;
   if (flags & wire::kMapRelocate) meta_flags |= kLayoutRelocate;
+  if (flags & kGrantWritable) meta_flags |= kLayoutWritable;
   LayoutAnswer answer;
   auto pieces = fs_.layout_extents(*lock.held, offset, length, meta_flags, &answer.where);
   if (!pieces.is_ok()) {
@@ -113,6 +115,8 @@ Result<LayoutSource::FileInspection> MetaLayoutSource::inspect_file(uint64_t ino
   FileInspection out;
   out.size = report.size;
   out.mode = report.mode;
+  out.inode_flags = report.flags.flags;
+  out.project_id = report.flags.project_id;
   out.extents.reserve(report.extents.size());
   for (const FileExtentReport& e : report.extents) {
     out.extents.push_back({e.file_offset, e.region_offset, e.length,

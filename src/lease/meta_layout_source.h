@@ -7,6 +7,7 @@
 //   kNotSupported -> kNotRegular (ENODEV)   kRange   -> kPastEof (ERANGE)
 //   kNoData       -> kHole (ENODATA)        kAgain   -> kUnwritten (ENODATA)
 //   kInvalid      -> kMisaligned (EINVAL)   kNxio    -> kBreaking (ENXIO)
+//   kPermission   -> kSealedFile (EPERM)
 // Any other error fails the request with its errno.
 #pragma once
 

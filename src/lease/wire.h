@@ -161,9 +161,10 @@ struct InspectReply {
   uint64_t now_ns;       // CLOCK_MONOTONIC, for break deadlines
   uint64_t block_size;
   uint64_t alignment;    // device alignment, bytes
-  // kExtents: the file's inode, mode and size; kLeaseTable: leases of other
-  // users not shown to this peer (a, b unused); kFreeSpace: data area start
-  // and length in bytes (a, b).
+  // kExtents: the file's inode, mode and size, and its chattr flags
+  // (sealfs/format.h kInodeUserFlags bits, a) and project id (b);
+  // kLeaseTable: leases of other users not shown to this peer (a, b unused);
+  // kFreeSpace: data area start and length in bytes (a, b).
   uint64_t ino;
   uint64_t size;
   uint32_t mode;
@@ -260,6 +261,8 @@ enum class Refusal : uint32_t {
   kNoLease = 13,     // ENOENT
   kDevdaxLength = 14,  // EINVAL: device dax maps whole alignment units
   kFlushFirst = 15,    // EAGAIN: fdatasync the file, then ask again with kMapFlushed
+  kSealedFile = 16,    // EPERM: writable map of an immutable or append-only file, or
+                       // ALLOCATE/RELOCATE that would change an immutable one
 };
 
 inline const char* refusal_text(uint32_t r) {
@@ -284,6 +287,9 @@ inline const char* refusal_text(uint32_t r) {
     case Refusal::kFlushFirst:
       return "the mount caches writes (writeback_cache): write the file's cached pages back "
              "(fdatasync) and ask again";
+    case Refusal::kSealedFile:
+      return "the file is immutable or append-only (chattr): no writable mapping, and an "
+             "immutable file's layout cannot change";
   }
   return "unknown refusal";
 }

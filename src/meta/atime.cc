@@ -13,6 +13,8 @@ constexpr int64_t kDayNs = 24ll * 3600 * 1000000000;
 }  // namespace
 
 bool FilesystemImpl::atime_due(const InodeCore& c, int64_t now) const {
+  // chattr +A: as the kernel's IS_NOATIME.
+  if (c.flags & format::kInodeNoatime) return false;
   switch (options_.atime) {
     case AtimePolicy::kNever:
       return false;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "meta/filesystem_impl.h"
+#include "meta/inode_flags.h"
 
 namespace sealfs {
 
@@ -27,6 +28,7 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
   std::unique_lock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   InodeCore& c = inode->core;
+  RETURN_IF_ERROR(check_may_setattr(c, req));
   if (req.valid & SetAttr::kSize) {
     if (S_ISDIR(c.mode)) return Status(Code::kIsDir, "truncate a directory");
     if (!S_ISREG(c.mode)) return Status(Code::kInvalid, "truncate a special file");
@@ -102,6 +104,7 @@ Status FilesystemImpl::setxattr(Ino ino, std::string_view name, const void* valu
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   std::unique_lock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
+  RETURN_IF_ERROR(check_may_modify(inode->core, "set an xattr"));
   XattrList list;
   RETURN_IF_ERROR(read_xattrs(*inode, &list));
   auto it = std::find_if(list.begin(), list.end(), [&](const XattrEntry& e) { return e.name == name; });
@@ -160,6 +163,8 @@ Status FilesystemImpl::removexattr(Ino ino, std::string_view name) {
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   std::unique_lock lock(inode->mu);
+  if (!inode->in_use()) return Status(Code::kStale, "inode freed");
+  RETURN_IF_ERROR(check_may_modify(inode->core, "remove an xattr"));
   XattrList list;
   RETURN_IF_ERROR(read_xattrs(*inode, &list));
   auto it = std::find_if(list.begin(), list.end(), [&](const XattrEntry& e) { return e.name == name; });

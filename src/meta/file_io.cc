@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "meta/filesystem_impl.h"
+#include "meta/inode_flags.h"
 #include "meta/layout_undo.h"
 
 namespace sealfs {
@@ -114,7 +115,61 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "write to a directory");
   if (!S_ISREG(inode->core.mode)) return Status(Code::kInvalid, "write to a special file");
+  if (is_immutable(inode->core)) return Status(Code::kPermission, "write: immutable inode");
   if (append) offset = inode->core.size;
+  size_t kept = 0;
+  if (is_append_only(inode->core) && !append) {
+    ASSIGN_OR_RETURN(kept, unchanged_below_eof(*inode, offset, buf, length));
+    offset += kept;
+    buf = static_cast<const std::byte*>(buf) + kept;
+    length -= kept;
+  }
+  ASSIGN_OR_RETURN(size_t written, write_locked(*inode, offset, buf, length));
+  return kept + written;
+}
+
+// An append-only file takes writes at its end only. A write that arrives
+// with an offset (the writeback cache places O_APPEND writes itself and
+// writes back whole pages; a descriptor whose O_APPEND fcntl cleared, which
+// the kernel cannot refuse for a FUSE file) may still start below EOF when
+// the bytes it carries there are the ones the file holds: those are skipped
+// and the rest is appended. Anything else would change what the file says.
+Result<size_t> FilesystemImpl::unchanged_below_eof(const Inode& inode, uint64_t offset,
+                                                   const void* buf, size_t length) {
+  const uint64_t size = inode.core.size;
+  if (offset > size) return Status(Code::kPermission, "write past EOF of an append-only inode");
+  const uint64_t end = std::min<uint64_t>(offset + length, size);
+  const auto* src = static_cast<const std::byte*>(buf);
+  bool same = true;
+  RETURN_IF_ERROR(region_->guarded("file data read", [&] {
+    for (uint64_t pos = offset; pos < end && same;) {
+      const uint64_t fb = pos / kBlock;
+      const Extent* e = inode.extents.find(fb);
+      uint64_t stop = end;
+      if (e != nullptr) {
+        stop = std::min(end, e->file_end() * kBlock);
+      } else if (auto next = inode.extents.first_ending_after(fb);
+                 next != inode.extents.end()) {
+        stop = std::min(end, next->second.file_block * kBlock);
+      }
+      const std::byte* mine = src + (pos - offset);
+      if (e != nullptr && !e->unwritten) {
+        const std::byte* held =
+            region_->data() + (e->region_block + (fb - e->file_block)) * kBlock + pos % kBlock;
+        same = std::memcmp(mine, held, stop - pos) == 0;
+      } else {
+        for (uint64_t i = 0; i < stop - pos && same; ++i) same = mine[i] == std::byte{0};
+      }
+      pos = stop;
+    }
+  }));
+  if (!same) return Status(Code::kPermission, "overwrite inside an append-only inode");
+  return static_cast<size_t>(end - offset);
+}
+
+Result<size_t> FilesystemImpl::write_locked(Inode& inode_ref, uint64_t offset, const void* buf,
+                                            size_t length) {
+  Inode* inode = &inode_ref;
   if (length == 0) return size_t{0};
   if (offset >= kMaxFileSize) return Status(Code::kTooBig, "write beyond the maximum file size");
   length = static_cast<size_t>(std::min<uint64_t>(length, kMaxFileSize - offset));
@@ -276,6 +331,12 @@ Result<size_t> FilesystemImpl::copy_file_range(Ino in, uint64_t in_offset, Ino o
                                                uint64_t out_offset, size_t length) {
   if (in == out && in_offset < out_offset + length && out_offset < in_offset + length) {
     return Status(Code::kInvalid, "overlapping ranges in one file");
+  }
+  // The kernel refuses an O_APPEND target (EBADF) before asking; a target
+  // made append-only since its open is refused here.
+  ASSIGN_OR_RETURN(InodeAttrFlags target, get_flags(out));
+  if (target.flags & (format::kInodeAppend | format::kInodeImmutable)) {
+    return Status(Code::kPermission, "copy into an immutable or append-only inode");
   }
   constexpr size_t kChunk = 1 << 20;
   std::vector<std::byte> buf(std::min(length, kChunk));

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "meta/filesystem_impl.h"
+#include "meta/inode_flags.h"
 #include "meta/layout_undo.h"
 
 namespace sealfs {
@@ -304,6 +305,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "fallocate on a directory");
   if (!S_ISREG(inode->core.mode)) return Status(Code::kNotSupported, "fallocate on a special file");
+  RETURN_IF_ERROR(check_may_fallocate(inode->core, mode));
   RETURN_IF_ERROR(gate(*inode));
   const uint64_t end = offset + length;
   const bool keep_size = (mode & FALLOC_FL_KEEP_SIZE) != 0;

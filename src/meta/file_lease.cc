@@ -12,6 +12,7 @@
 #include <shared_mutex>
 
 #include "meta/filesystem_impl.h"
+#include "meta/inode_flags.h"
 #include "meta/layout_undo.h"
 #include "util/log.h"
 
@@ -179,15 +180,34 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
                                     std::to_string(inode.core.size) + ")");
   }
   const uint64_t first = offset / kBlock, end = (offset + length) / kBlock;
-  if (flags & (kLayoutAllocate | kLayoutRelocate)) RETURN_IF_ERROR(check_writable());
-  if (flags & kLayoutAllocate) RETURN_IF_ERROR(allocate_for_lease(inode, first, end));
+  // Immutable and append-only files are never mapped writable (as the
+  // kernel refuses a shared writable mmap of an append-only file), and an
+  // immutable file's block map never changes, so a read-only holder of one
+  // is never broken for its layout (docs/protocol.md).
+  if ((flags & kLayoutWritable) && (is_immutable(inode.core) || is_append_only(inode.core))) {
+    return Status(Code::kPermission, is_immutable(inode.core) ? "immutable file"
+                                                             : "append-only file");
+  }
+  const bool frozen = is_immutable(inode.core);
+  auto frozen_refusal = [&](uint64_t off, const std::string& what) {
+    bad = off;
+    return Status(Code::kPermission, "immutable file: " + what + at(off) + " cannot change");
+  };
+  if (!frozen && (flags & (kLayoutAllocate | kLayoutRelocate))) RETURN_IF_ERROR(check_writable());
+  if (!frozen && (flags & kLayoutAllocate)) {
+    RETURN_IF_ERROR(allocate_for_lease(inode, first, end));
+  }
   for (uint64_t b = first; b < end;) {
     const Extent* e = inode.extents.find(b);
     if (e == nullptr) {
+      if (frozen && (flags & kLayoutAllocate)) return frozen_refusal(b * kBlock, "hole");
       bad = b * kBlock;
       return Status(Code::kNoData, "hole" + at(bad));
     }
     if (e->unwritten) {
+      if (frozen && (flags & kLayoutAllocate)) {
+        return frozen_refusal(b * kBlock, "unwritten extent");
+      }
       bad = b * kBlock;
       return Status(Code::kAgain, "unwritten extent" + at(bad));
     }
@@ -209,6 +229,7 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
     const std::string why = "extent" + at(*off) + " is not aligned to " +
                             std::to_string(geo_.device_alignment);
     if (!(flags & kLayoutRelocate)) return Status(Code::kInvalid, why);
+    if (frozen) return frozen_refusal(*off, "misaligned extent");
     // Relocation moves blocks other holders of this file may map: those
     // must be broken first, which the caller does (ENXIO, then retry).
     if (options_.gate != nullptr && options_.gate->sealed(inode.ino)) {

@@ -79,6 +79,26 @@ uint32_t setid_bits_to_drop(uint32_t mode, uint32_t gid, SetidCaller& caller);
 // as above; non-directories only.
 uint32_t setid_bits_to_drop_on_chown(uint32_t mode, uint32_t gid, SetidCaller* caller);
 
+// Inode flags a user sets with chattr (docs/daemon.md "Inode flags"):
+// format::kInodeUserFlags bits (immutable, append-only, nodump, noatime) and
+// the project id.
+struct InodeAttrFlags {
+  uint32_t flags = 0;
+  uint32_t project_id = 0;
+  bool operator==(const InodeAttrFlags&) const = default;
+};
+
+// Who changes an inode's flags: the owner or a holder of CAP_FOWNER may;
+// immutable and append-only need CAP_LINUX_IMMUTABLE as well (the kernel's
+// vfs_fileattr_set and fileattr_set_prepare).
+class FlagsCaller {
+ public:
+  virtual ~FlagsCaller() = default;
+  virtual uint32_t fsuid() = 0;
+  virtual bool has_fowner() = 0;
+  virtual bool has_linux_immutable() = 0;
+};
+
 struct SetAttr {
   enum : uint32_t {
     kMode = 1 << 0,
@@ -92,6 +112,11 @@ struct SetAttr {
     kCtime = 1 << 8,
   };
   uint32_t valid = 0;
+  // An mtime (and ctime) the kernel's writeback cache flushes after writes
+  // it cached (fuse_flush_times), which an append-only file accepts: a
+  // daemon mounted with writeback_cache cannot tell it from utimensat with
+  // atime omitted, so it marks every such request (docs/daemon.md).
+  bool cached_times = false;
   uint32_t mode = 0;
   uint32_t uid = 0;
   uint32_t gid = 0;
@@ -199,12 +224,14 @@ struct FileLayoutReport {
   Ino ino = 0;
   uint32_t mode = 0;
   uint64_t size = 0;
+  InodeAttrFlags flags;  // chattr's flags and the project id
   std::vector<FileExtentReport> extents;  // file order; gaps are holes
 };
 
 enum LayoutFlags : uint32_t {
   kLayoutAllocate = 1u << 0,  // allocate holes, convert unwritten extents (zeroed) first
   kLayoutRelocate = 1u << 1,  // move the range into extents aligned to layout_alignment()
+  kLayoutWritable = 1u << 2,  // the holder will store into the pieces
 };
 
 // Holds an inode's lock exclusively: the lock every size or block-map change
@@ -294,6 +321,15 @@ class Filesystem {
   virtual Result<std::vector<std::string>> listxattr(Ino ino) = 0;
   virtual Status removexattr(Ino ino, std::string_view name) = 0;
 
+  // Inode flags (chattr / lsattr). set_flags replaces the user flags and the
+  // project id in one transaction. kNotSupported for a bit outside
+  // format::kInodeUserFlags; kPermission when `caller` may not make the
+  // change (FlagsCaller); "layout sealed" (kBusy) when it would make a
+  // leased file immutable or append-only: the caller breaks the file's
+  // leases (a writable mapping may not outlive the flag) and retries.
+  virtual Result<InodeAttrFlags> get_flags(Ino ino) = 0;
+  virtual Status set_flags(Ino ino, const InodeAttrFlags& flags, FlagsCaller& caller) = 0;
+
   // --- Direct mappings ---------------------------------------------------
   // kNotFound / kStale for a bad inode.
   virtual Result<std::unique_ptr<LayoutLock>> lock_layout(Ino ino) = 0;
@@ -308,6 +344,11 @@ class Filesystem {
   //                 kLayoutRelocate): every piece must start on a region
   //                 offset multiple of A, and every piece but the last must
   //                 be a multiple of A long
+  //   kPermission   "immutable file" / "append-only file": kLayoutWritable
+  //                 on such a file; and for an immutable file, ALLOCATE or
+  //                 RELOCATE that would change its block map (so a
+  //                 read-only holder of an immutable file never sees its
+  //                 layout change)
   //   kNxio         "relocation needs the file's other leases gone": with
   //                 kLayoutRelocate, when the range is misaligned and the
   //                 gate says the inode is sealed (relocation moves blocks

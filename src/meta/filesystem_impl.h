@@ -82,6 +82,8 @@ class FilesystemImpl final : public Filesystem {
   Result<std::vector<uint8_t>> getxattr(Ino ino, std::string_view name) override;
   Result<std::vector<std::string>> listxattr(Ino ino) override;
   Status removexattr(Ino ino, std::string_view name) override;
+  Result<InodeAttrFlags> get_flags(Ino ino) override;
+  Status set_flags(Ino ino, const InodeAttrFlags& flags, FlagsCaller& caller) override;
   Result<std::unique_ptr<LayoutLock>> lock_layout(Ino ino) override;
   Result<std::vector<LayoutPiece>> layout_extents(const LayoutLock& held, uint64_t offset,
                                                   uint64_t length, uint32_t flags,
@@ -196,6 +198,12 @@ class FilesystemImpl final : public Filesystem {
   void undo_whiteout(Inode& wo);
   Status read_xattrs(const Inode& inode, XattrList* out);
   void touch_atime(Inode& inode);
+  // write() after its checks, with inode.mu held exclusively (file_io.cc).
+  Result<size_t> write_locked(Inode& inode, uint64_t offset, const void* buf, size_t length);
+  // Append-only files: how many leading bytes of a write land below EOF
+  // unchanged; kPermission when they would change it (file_io.cc).
+  Result<size_t> unchanged_below_eof(const Inode& inode, uint64_t offset, const void* buf,
+                                     size_t length);
   // Whether a read now changes atime, by the mount's AtimePolicy (atime.cc).
   bool atime_due(const InodeCore& c, int64_t now) const;
   // The same under the inode's shared lock, for a read about to be served.

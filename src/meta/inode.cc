@@ -27,6 +27,7 @@ format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next) {
   d.gid.set(c.gid);
   d.nlink.set(c.nlink);
   d.flags.set(c.flags);
+  d.project_id.set(c.project_id);
   d.generation.set(c.generation);
   d.rdev.set(c.rdev);
   d.size.set(c.size);
@@ -73,6 +74,7 @@ Result<DecodedInode> decode_inode(const format::DiskInode& disk, uint64_t ino,
   c.gid = disk.gid.get();
   c.nlink = disk.nlink.get();
   c.flags = disk.flags.get();
+  c.project_id = disk.project_id.get();
   c.generation = disk.generation.get();
   c.rdev = disk.rdev.get();
   c.size = disk.size.get();

@@ -25,7 +25,8 @@ struct InodeCore {
   uint32_t mode = 0;  // 0 = free
   uint32_t uid = 0, gid = 0;
   uint32_t nlink = 0;
-  uint32_t flags = 0;
+  uint32_t flags = 0;       // format::InodeFlags
+  uint32_t project_id = 0;  // FS_IOC_FSSETXATTR's fsx_projid
   uint32_t generation = 0;
   uint32_t rdev = 0;
   uint64_t size = 0;

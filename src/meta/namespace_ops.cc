@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "meta/filesystem_impl.h"
+#include "meta/inode_flags.h"
 #include "meta/layout_undo.h"
 
 namespace sealfs {
@@ -75,6 +76,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   if (dir->core.nlink == 0) return Status(Code::kNotFound, "directory was removed");
   RETURN_IF_ERROR(ensure_dir_index(*dir));
   if (dir->dir->find(name) != nullptr) return Status(Code::kExists, std::string(name));
+  RETURN_IF_ERROR(check_dir_may_change(dir->core, false));
   if (S_ISDIR(mode) && dir->core.nlink >= kMaxLinks) {
     return Status(Code::kTooManyLinks, "too many subdirectories");
   }
@@ -208,6 +210,8 @@ Result<Attr> FilesystemImpl::link(Ino ino, Ino new_parent, std::string_view new_
   if (inode->core.nlink == 0) return Status(Code::kNotFound, "file was unlinked");
   if (inode->core.nlink >= kMaxLinks) return Status(Code::kTooManyLinks, "too many links");
   if (dir->core.nlink == 0) return Status(Code::kNotFound, "directory was removed");
+  RETURN_IF_ERROR(check_may_modify(inode->core, "link"));
+  RETURN_IF_ERROR(check_dir_may_change(dir->core, false));
   RETURN_IF_ERROR(ensure_dir_index(*dir));
   if (dir->dir->find(new_name) != nullptr) return Status(Code::kExists, std::string(new_name));
   DirUndo undo(dir);
@@ -246,6 +250,9 @@ Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_r
   if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
   Inode* child = slot(loc->ino);
   std::unique_lock cl(child->mu);
+  // Before the type and emptiness checks, as may_delete.
+  RETURN_IF_ERROR(check_dir_may_change(dir->core, true));
+  RETURN_IF_ERROR(check_may_modify(child->core, is_rmdir ? "rmdir" : "unlink"));
   bool child_is_dir = S_ISDIR(child->core.mode);
   if (is_rmdir) {
     if (!child_is_dir) return Status(Code::kNotDir, std::string(name));
@@ -299,6 +306,7 @@ Status FilesystemImpl::open(Ino ino, int flags) {
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   bool writing = (flags & O_ACCMODE) != O_RDONLY;
   if (writing && S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "open a directory for writing");
+  RETURN_IF_ERROR(check_may_open(inode->core, flags));
   // Linux truncates on O_TRUNC whatever the access mode (the kernel has
   // already checked write permission), and marks mtime/ctime even when the
   // file is empty, as POSIX asks.

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "meta/filesystem_impl.h"
+#include "meta/inode_flags.h"
 #include "meta/layout_undo.h"
 
 namespace sealfs {
@@ -97,6 +98,12 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   std::unique_lock l3(c1->mu);
   std::unique_lock<std::shared_mutex> l4;
   if (c2 != nullptr) l4 = std::unique_lock(c2->mu);
+  // As may_delete / may_create: the source leaves its directory, a target
+  // is removed from (or, exchanged, leaves) its own.
+  RETURN_IF_ERROR(check_dir_may_change(src_dir->core, true));
+  RETURN_IF_ERROR(check_dir_may_change(dst_dir->core, tgt != nullptr));
+  RETURN_IF_ERROR(check_may_modify(src->core, "rename"));
+  if (tgt != nullptr) RETURN_IF_ERROR(check_may_modify(tgt->core, "rename over"));
 
   if (!exchange && tgt != nullptr) {
     if (src_is_dir && !tgt_is_dir) return Status(Code::kNotDir, std::string(new_name));

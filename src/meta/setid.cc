@@ -54,6 +54,11 @@ Result<bool> FilesystemImpl::drop_setid(Ino ino, SetidCaller& caller) {
   std::unique_lock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   InodeCore& c = inode->core;
+  // The write this precedes fails on an immutable file: so does this, with
+  // the mode left as it is (the kernel checks immutable before it clears).
+  if (c.flags & format::kInodeImmutable) {
+    return Status(Code::kPermission, "change of an immutable inode");
+  }
   // A chmod or chown in between: decide again on what is there now.
   if (c.mode != mode || c.gid != gid) drop = setid_bits_to_drop(c.mode, c.gid, caller);
   if ((c.mode & drop) == 0) return false;

@@ -25,8 +25,20 @@ struct FileExtents {
   std::string path;
   uint64_t ino = 0;
   uint64_t size = 0;
+  uint32_t inode_flags = 0;  // format::kInodeUserFlags bits
+  uint32_t project_id = 0;
   std::vector<wire::ExtentRecord> extents;  // file order
 };
+
+// chattr's flags by lsattr's long names.
+std::vector<std::string> inode_flag_names(uint32_t flags) {
+  std::vector<std::string> names;
+  if (flags & format::kInodeImmutable) names.push_back("immutable");
+  if (flags & format::kInodeAppend) names.push_back("append-only");
+  if (flags & format::kInodeNodump) names.push_back("nodump");
+  if (flags & format::kInodeNoatime) names.push_back("noatime");
+  return names;
+}
 
 struct Hole {
   uint64_t file_offset = 0;
@@ -91,9 +103,13 @@ std::string range(uint64_t start, uint64_t length) {
 void print_text(const FileExtents& f) {
   const auto holes = holes_of(f);
   const Summary s = summarize(f);
-  std::printf("%s: inode %llu, size %s (%llu bytes)\n", f.path.c_str(),
+  std::string attrs;
+  for (const auto& name : inode_flag_names(f.inode_flags)) attrs += (attrs.empty() ? "" : ",") + name;
+  if (!attrs.empty()) attrs = ", flags " + attrs;
+  if (f.project_id != 0) attrs += ", project " + std::to_string(f.project_id);
+  std::printf("%s: inode %llu, size %s (%llu bytes)%s\n", f.path.c_str(),
               static_cast<unsigned long long>(f.ino), human(f.size).c_str(),
-              static_cast<unsigned long long>(f.size));
+              static_cast<unsigned long long>(f.size), attrs.c_str());
   std::printf("  %4s  %-22s %-22s %8s  %s\n", "EXT", "FILE RANGE", "REGION RANGE", "LENGTH",
               "FLAGS");
   size_t hole = 0, index = 0;
@@ -129,6 +145,10 @@ void write_json(JsonWriter& j, const FileExtents& f) {
   j.key("path").value(f.path);
   j.key("ino").value(f.ino);
   j.key("size").value(f.size);
+  j.key("inode_flags").begin_array();
+  for (const auto& name : inode_flag_names(f.inode_flags)) j.value(name);
+  j.end_array();
+  j.key("project_id").value(uint64_t{f.project_id});
   j.key("extents").begin_array();
   for (const auto& e : f.extents) {
     j.begin_object();
@@ -175,6 +195,8 @@ Result<FileExtents> from_daemon(const std::string& path) {
   if (!answer.is_ok()) return answer.status().with_context(path);
   f.ino = answer->head.ino;
   f.size = answer->head.size;
+  f.inode_flags = static_cast<uint32_t>(answer->head.a);
+  f.project_id = static_cast<uint32_t>(answer->head.b);
   for (uint64_t i = 0; i < answer->count; ++i) {
     f.extents.push_back(answer->record<wire::ExtentRecord>(i));
   }
@@ -200,6 +222,8 @@ Result<FileExtents> from_image(Filesystem& fs, const std::string& path) {
   f.path = path;
   f.ino = ino;
   f.size = report.size;
+  f.inode_flags = report.flags.flags;
+  f.project_id = report.flags.project_id;
   for (const FileExtentReport& e : report.extents) {
     f.extents.push_back({e.file_offset, e.region_offset, e.length,
                          e.unwritten ? wire::kExtentUnwritten : 0u, 0});

@@ -195,6 +195,35 @@ TEST_F(LayoutTest, ExtentsMatchWhatWasWritten) {
   }
 }
 
+// chattr's flags and the project id show in the file's header, from the
+// daemon and offline alike.
+TEST_F(LayoutTest, ExtentsShowInodeFlags) {
+  ASSERT_NO_FATAL_FAILURE(mount_aligned());
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("f"), 0, 8 * kKiB, 2));
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("plain"), 0, 8 * kKiB, 2));
+  std::string out;
+  ASSERT_EQ(run_command({"chattr", "+a", "+d", "-p", "31", path("f")}, &out), 0) << out;
+  for (bool offline : {false, true}) {
+    SCOPED_TRACE(offline ? "offline" : "daemon");
+    if (offline) {
+      ASSERT_NO_FATAL_FAILURE(unmount());
+    }
+    Json all = offline ? layout_json({"extents", "--image", region_path(), "/f", "/plain"})
+                       : layout_json({"extents", path("f"), path("plain")});
+    ASSERT_EQ(all["files"].size(), 2u);
+    const Json& f = all["files"][0];
+    ASSERT_EQ(f["inode_flags"].size(), 2u);
+    EXPECT_EQ(f["inode_flags"][0].text, "append-only");
+    EXPECT_EQ(f["inode_flags"][1].text, "nodump");
+    EXPECT_EQ(f["project_id"].u(), 31u);
+    EXPECT_EQ(all["files"][1]["inode_flags"].size(), 0u);
+    EXPECT_EQ(all["files"][1]["project_id"].u(), 0u);
+  }
+  std::string text;
+  ASSERT_EQ(layout({"extents", "--image", region_path(), "/f"}, &text), 0) << text;
+  EXPECT_NE(text.find("flags append-only,nodump, project 31"), std::string::npos) << text;
+}
+
 // A read-write daemon owns the region: reading it offline is refused
 // (exit 4) rather than showing a picture that changes underneath.
 TEST_F(LayoutTest, ImageOfAMountedRegionIsRefused) {

@@ -315,6 +315,54 @@ TEST_F(GrantTest, ReadOnlyMountGrantsReadOnlyMappings) {
   EXPECT_EQ(errno, EROFS);
 }
 
+// chattr +i / +a (docs/protocol.md, "Sealed files"): a writable mapping
+// held when the flag is set is broken first; after it, writable grants are
+// refused with EPERM by the engine (an append-only file can still be
+// opened O_RDWR|O_APPEND, so its refusal is the engine's own), while
+// read-only grants of an immutable file are granted and never broken for
+// its layout (whose changes are all refused).
+TEST_F(GrantTest, ImmutableFileBreaksWritableGrantThenGrantsReadOnly) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(/*coop=*/true);
+  MapReply rw = h.map(path("f"), 0, kFile, "rw");
+  ASSERT_EQ(rw.rc, 0) << rw.text;
+  std::string out;
+  ASSERT_EQ(run_command({"chattr", "+i", path("f")}, &out), 0) << out;
+  auto line = h.expect("break ", 1s);
+  ASSERT_TRUE(line) << h.transcript();
+  EXPECT_NE(line->find(" reason " + std::to_string(SEALFS_BREAK_OTHER) + " "), std::string::npos)
+      << *line;
+  ASSERT_TRUE(h.expect("released ", 1s)) << h.transcript();
+
+  MapReply again = h.map(path("f"), 0, kFile, "rw");
+  EXPECT_EQ(again.rc, -EPERM) << again.text;  // open(O_RDWR) of an immutable file
+  MapReply ro = h.map(path("f"), 0, kFile, "r", 0, "ro");
+  ASSERT_EQ(ro.rc, 0) << ro.text;
+  // Every layout change is refused without touching the read-only lease.
+  EXPECT_EQ(truncate(path("f").c_str(), 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  h.send("check " + std::to_string(ro.index) + " 0 " + std::to_string(kFile) + " 1");
+  EXPECT_EQ(h.expect("check " + std::to_string(ro.index)),
+            "check " + std::to_string(ro.index) + " ok");
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 1) << h.transcript();
+  ASSERT_EQ(run_command({"chattr", "-i", path("f")}, &out), 0) << out;
+}
+
+TEST_F(GrantTest, AppendOnlyFileRefusesWritableGrant) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  std::string out;
+  ASSERT_EQ(run_command({"chattr", "+a", path("f")}, &out), 0) << out;
+  HolderProcess& h = holder();
+  MapReply rw = h.map(path("f"), 0, kFile, "rw", 0, "rwa");
+  EXPECT_EQ(rw.rc, -EPERM) << rw.text;
+  EXPECT_NE(rw.text.find("immutable or append-only"), std::string::npos) << rw.text;
+  MapReply ro = h.map(path("f"), 0, kFile, "r", 0, "rwa");
+  EXPECT_EQ(ro.rc, 0) << ro.text;
+  ASSERT_EQ(run_command({"chattr", "-a", path("f")}, &out), 0) << out;
+}
 
 // A layout lease (no mapping) on a real mount: the extents tile the range
 // and lie in the data area, and a truncate breaks it like a mapping lease

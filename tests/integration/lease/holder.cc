@@ -13,7 +13,7 @@
 // queued up meanwhile.
 //
 // Commands (IDX: the index printed by "mapped"):
-//   map PATH OFFSET LENGTH r|rw FLAGS ro|rw [BREAK_MS]
+//   map PATH OFFSET LENGTH r|rw FLAGS ro|rw|rwa [BREAK_MS]
 //                                             -> mapped IDX id ID gen G len L
 //                                             |  maperr -ERRNO TEXT
 //   store IDX OFF LEN SEED    pattern stores + persist     -> stored IDX
@@ -167,7 +167,9 @@ class Holder {
       unsigned long long break_ms = 0;  // optional: per-grant break time
       in >> path >> offset >> length >> prot >> flags_text >> open_mode >> break_ms;
       const unsigned flags = static_cast<unsigned>(std::strtoul(flags_text.c_str(), nullptr, 0));
-      int fd = open(path.c_str(), (open_mode == "ro" ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+      // "rwa": read-write with O_APPEND, the only way to open an append-only file for writing.
+      int mode = open_mode == "ro" ? O_RDONLY : open_mode == "rwa" ? O_RDWR | O_APPEND : O_RDWR;
+      int fd = open(path.c_str(), mode | O_CLOEXEC);
       if (fd < 0) {
         say("maperr " + std::to_string(-errno) + " open: " + std::strerror(errno));
         return true;

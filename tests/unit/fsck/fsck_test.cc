@@ -191,6 +191,30 @@ TEST_F(FsckTest, OrphanNotYetFreed) {
   EXPECT_EQ(after->orphan_head, 0u);
 }
 
+// chattr's flags and the project id are valid inode state; a bit nobody
+// defined is cleared and the known ones kept.
+TEST_F(FsckTest, InodeFlagsUnknownBitClearedKnownKept) {
+  auto d = get_inode(image_, geo_, p().file2);
+  const uint32_t known = format::kInodeImmutable | format::kInodeNoatime;
+  d.flags.set(known);
+  d.project_id.set(42);
+  put_inode(image_, geo_, p().file2, d);
+  FsckRun clean = run(image_, false);
+  EXPECT_EQ(clean.report.exit_code, kExitClean) << kinds(clean.report);
+
+  d.flags.set(known | (1u << 9));
+  put_inode(image_, geo_, p().file2, d);
+  Bytes fixed = expect_round_trip("inode_flags");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).flags.get(), known);
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).project_id.get(), 42u);
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok());
+  auto flags = (*fs)->get_flags(p().file2);
+  ASSERT_TRUE(flags.is_ok());
+  EXPECT_EQ(flags->flags, known);
+  EXPECT_EQ(flags->project_id, 42u);
+}
+
 TEST_F(FsckTest, BadInodeCrcClearsTheInode) {
   auto d = get_inode(image_, geo_, p().file2);
   d.mtime_ns.set(d.mtime_ns.get() ^ 1);
