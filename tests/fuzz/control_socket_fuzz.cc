@@ -10,7 +10,8 @@
 //               start a layout break on the file (BREAK, REVOKE, kill),
 //               bit 7: wait for the server's answers before sending
 //   u16 length, then the chunk's bytes (a short tail is sent as it is).
-// The child then half-closes and reads until the server closes. A server
+// The child then reads the answers, half-closes and reads until the server
+// closes. A server
 // that neither answers nor closes within 10 s is a finding, as is any crash
 // or sanitizer report in the server thread.
 #include <fcntl.h>
@@ -223,6 +224,17 @@ void set_up() {
     const int fd = fds[control & 7];
     if (wire::send_with_fd(s, data + pos, length, fd, MSG_NOSIGNAL) < 0) _exit(0);
     pos += length;
+  }
+  // The answers before the half-close: a MAP is answered only after the
+  // server closed its copy of the descriptor on another thread, and the
+  // server drops a connection, and its pending answers, at end of file.
+  // Up to 100 ms for the first bytes, then until 10 ms pass without more.
+  if (drain(100)) {
+    for (int i = 0; i < 100; ++i) {
+      struct pollfd p {s, POLLIN, 0};
+      if (poll(&p, 1, 10) != 1) break;
+      if (recv(s, sink, sizeof(sink), 0) <= 0) _exit(0);
+    }
   }
   shutdown(s, SHUT_WR);
   // A well-behaved server closes once the peer half-closes.
