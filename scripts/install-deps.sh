@@ -10,6 +10,8 @@ packages=(
   bindfs fio e2fsprogs xfsprogs util-linux passwd procps kmod
   groff-base librsvg2-bin
   liblmdb-dev lmdb-utils libsqlite3-dev sqlite3
+  # scripts/sanitize.sh: clang, its ASan/UBSan/libFuzzer runtimes, llvm-symbolizer
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

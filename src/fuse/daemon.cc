@@ -122,6 +122,7 @@ int run_daemon(const DaemonOptions& options) {
   MountOptions mount_options;
   mount_options.read_only = options.read_only;
   mount_options.gate = &leases.gate();
+  mount_options.gate_every_write = options.strict_write_break;
   mount_options.owner = mount_record(options);
   mount_options.atime = atime_policy(options);
   const RegionPmem2& region_ref = **region;

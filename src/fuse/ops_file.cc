@@ -69,15 +69,13 @@ bool try_create(Reply& r, Ino parent, const std::string& name, mode_t mode, fuse
   return true;
 }
 
-// With -o strict_write_break every write to a leased file breaks its leases
-// (as the kernel's MAP_DIRECT did); otherwise only writes that allocate or
-// extend do, which the meta layer decides.
+// Writes that allocate or extend break the file's leases; with -o
+// strict_write_break every write does (as the kernel's MAP_DIRECT did). The
+// meta layer decides both under the inode's lock (MountOptions::
+// gate_every_write), so a lease cannot be granted between the check and the
+// write.
 bool try_write(Reply& r, Ino ino, const char* buf, size_t size, uint64_t off, bool append) {
   DaemonContext& ctx = r.ctx();
-  if (ctx.options->strict_write_break && ctx.leases != nullptr &&
-      ctx.leases->gate().sealed(ino)) {
-    return false;
-  }
   auto written = ctx.fs->write(ino, off, buf, size, append);
   if (!written.is_ok() && sealed(written.status())) return false;
   if (!written.is_ok()) return r.error(written.status()), true;

@@ -37,8 +37,15 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     if (dir.dir) return Status::ok();
   }
   auto index = std::make_unique<DirIndex>();
-  uint32_t nblocks = static_cast<uint32_t>(dir.core.size / format::kBlockSize);
-  index->largest_free.resize(nblocks);
+  // The size comes from media. The index grows block by block and a
+  // directory has no holes, so a damaged size stops at the first unmapped
+  // block (Corruption) instead of sizing the index from the size alone
+  // (gigabytes, found by tests/fuzz/image_fuzz) or wrapping in 32 bits.
+  const uint64_t nblocks = dir.core.size / format::kBlockSize;
+  if (nblocks > UINT32_MAX) {
+    return Status(Code::kCorruption, "directory " + std::to_string(dir.ino) + " size " +
+                                         std::to_string(dir.core.size) + " is impossible");
+  }
   for (uint32_t bi = 0; bi < nblocks; ++bi) {
     ASSIGN_OR_RETURN(uint64_t rb, dir_region_block(dir, bi));
     const std::byte* b = region_->data() + block_offset(rb);
@@ -47,7 +54,7 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     dir_block_for_each(b, [&](const DirBlockEntry& e) {
       index->by_name.emplace(std::string(e.name), DirLocation{e.ino, e.type, bi, e.offset});
     });
-    index->largest_free[bi] = dir_block_largest_free(b);
+    index->largest_free.push_back(dir_block_largest_free(b));
   }
   std::lock_guard lock(table_mu_);
   if (!dir.dir) dir.dir = std::move(index);

@@ -182,6 +182,7 @@ Result<size_t> FilesystemImpl::write_locked(Inode& inode_ref, uint64_t offset, c
     if (e == nullptr || e->unwritten) layout_change = true;
     else fb = e->file_end();
   }
+  if (!layout_change && options_.gate_every_write) RETURN_IF_ERROR(gate(*inode));
   const auto* src = static_cast<const std::byte*>(buf);
   if (!layout_change) {
     // An overwrite of written blocks inside EOF: data only. The new times

@@ -192,6 +192,11 @@ struct MountOptions {
   AtimePolicy atime = AtimePolicy::kRelative;
   MountRecord owner;
   LayoutGate* gate = nullptr;
+  // Every write to a regular file asks the gate, not only one that
+  // allocates or extends (the daemon's -o strict_write_break). Asked under
+  // the inode's lock, as every gate check is, so no lease can be granted
+  // between the answer and the write.
+  bool gate_every_write = false;
   // Blocks quarantined against holders that are still alive stay out of
   // the free space; decides liveness of a (pid, start time).
   std::function<bool(uint32_t pid, uint64_t start_time)> holder_alive;

@@ -4,7 +4,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <random>
 #include <vector>
 
@@ -281,6 +284,54 @@ TEST_F(FileIoTest, LayoutGateRefusesWithoutSideEffects) {
   EXPECT_EQ(fs_->open(f.ino, O_RDWR | O_TRUNC).code(), Code::kBusy);
   EXPECT_EQ(fs_->getattr(f.ino)->size, 8192u);
   EXPECT_EQ(fs_->getattr(f.ino)->blocks, 16u);
+}
+
+// -o strict_write_break: an overwrite in place (no allocation, no size
+// change) asks the gate too, and asks it while holding the inode's lock, so
+// that no lease is granted between the answer and the write. (The daemon
+// used to ask the gate itself before calling write(), with no lock held.)
+TEST_F(FileIoTest, GateEveryWriteAsksUnderTheInodeLock) {
+  struct Gate : LayoutGate {
+    Filesystem* fs = nullptr;
+    Ino sealed_ino = 0;
+    int asked = 0;
+    bool lock_was_free = false;
+    bool sealed(Ino ino) override {
+      if (ino != sealed_ino) return false;
+      ++asked;
+      // A grant takes the inode's layout lock: it must not get it now.
+      std::atomic<bool> got{false};
+      std::thread grant([&] {
+        auto held = fs->lock_layout(ino);
+        got = held.is_ok();
+      });
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      lock_was_free = got.load();
+      probe = std::move(grant);
+      return true;
+    }
+    std::thread probe;  // joined once the write has let the lock go
+  } gate;
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  auto image = dram()->image();
+  fs_.reset();
+  owned_ = RegionDram::from_image(std::move(image));
+  MountOptions options;
+  options.gate = &gate;
+  options.gate_every_write = true;
+  mount_region(options);
+  gate.fs = fs_.get();
+  Attr f = make_file(kRootIno, "strict");
+  write_str(f.ino, 0, std::string(8192, 'a'));
+  gate.sealed_ino = f.ino;
+  auto written = fs_->write(f.ino, 100, "bbbb", 4, false);
+  ASSERT_FALSE(written.is_ok());
+  EXPECT_TRUE(is_layout_sealed(written.status())) << written.status().to_string();
+  ASSERT_TRUE(gate.probe.joinable());
+  gate.probe.join();
+  EXPECT_EQ(gate.asked, 1);
+  EXPECT_FALSE(gate.lock_was_free) << "the gate was asked without the inode's lock held";
+  EXPECT_EQ(read_all(f.ino, 96, 8), std::string(8, 'a'));
 }
 
 }  // namespace

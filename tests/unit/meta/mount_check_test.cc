@@ -6,6 +6,7 @@
 // Each refusal test also shows what a mount that trusted the image would
 // do: that branch runs only when the mount wrongly succeeds.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <cstring>
@@ -368,6 +369,33 @@ TEST_F(MountCheckTest, FileBlocksAlsoQuarantinedRefuseTheMount) {
   EXPECT_TRUE(mentions(s, "cross-linked")) << s.to_string();
   EXPECT_TRUE(mentions(s, "quarantined for pid 4242")) << s.to_string();
   EXPECT_TRUE(mentions(s, "inode " + std::to_string(f.ino) + ": extent")) << s.to_string();
+}
+
+// A directory whose size lies (a damaged inode, re-sealed): looking a name
+// up in it is Corruption, found at its first unmapped block, and costs no
+// more memory than the blocks it has. The index used to be sized from the
+// size alone: 1 TiB asked for 512 MiB here, and a size past 2^44 wrapped
+// in 32 bits and hid the directory's entries. (tests/fuzz/image_fuzz found
+// the first: an out-of-memory.)
+TEST_F(MountCheckTest, DirectorySizeBeyondItsBlocksIsCorruptionWithoutTheMemory) {
+  const Ino dir = fs_->mkdir(kRootIno, "d", 0755, Cred{})->ino;
+  fs_->forget(dir, 1);
+  ASSERT_TRUE(fs_->mknod(dir, "x", S_IFREG | 0644, 0, Cred{}).is_ok());
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  for (uint64_t size : {uint64_t{1} << 40, ((uint64_t{1} << 32) + 1) * format::kBlockSize}) {
+    SCOPED_TRACE("size " + std::to_string(size));
+    format::DiskInode d = inode(dir);
+    d.size.set(size);
+    put_inode(dir, d);
+    auto mounted = mount_image();
+    ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
+    struct rusage before {}, after {};
+    getrusage(RUSAGE_SELF, &before);
+    auto found = (*mounted)->lookup(dir, "x");
+    getrusage(RUSAGE_SELF, &after);
+    EXPECT_EQ(found.status().code(), Code::kCorruption) << found.status().to_string();
+    EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "KiB of peak RSS for one lookup";
+  }
 }
 
 }  // namespace
