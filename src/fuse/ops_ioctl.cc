@@ -16,6 +16,7 @@
 
 #include "fuse/caller_privilege.h"
 #include "fuse/deferred_change.h"
+#include "fuse/kernel_cache.h"
 #include "fuse/ops_internal.h"
 #include "sealfs/format.h"
 #include "sealfs/sealfs.h"
@@ -61,6 +62,9 @@ bool try_set_flags(Reply& r, Ino ino, const InodeAttrFlags& want, FlagsCaller& c
   Status st = r.ctx().fs->set_flags(ino, want, caller);
   if (sealed(st)) return false;
   if (!st.is_ok()) return r.error(st), true;
+  // The ctime changed, and an ioctl's answer carries no attributes: the
+  // kernel would show the old one for attr_timeout.
+  drop_cached_attributes(r.ctx().session, ino);
   r.ioctl(nullptr, 0);
   return true;
 }

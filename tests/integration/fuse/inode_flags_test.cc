@@ -313,6 +313,23 @@ TEST_F(InodeFlagsTest, RawIoctlsAndPersistenceAcrossRemount) {
   ASSERT_NO_FATAL_FAILURE(chattr("-i", f));
 }
 
+// Changing flags changes the ctime; the ioctl's answer carries no
+// attributes, so the daemon must tell the kernel, which keeps attributes
+// for a day.
+TEST_F(InodeFlagsTest, ChangingFlagsShowsTheNewCtimeAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(mount_shared());
+  const std::string f = path("f");
+  write_file(f, "data");
+  struct stat before {};
+  ASSERT_EQ(stat(f.c_str(), &before), 0);
+  usleep(20 * 1000);
+  ASSERT_EQ(set_flags(f, FS_NODUMP_FL), 0) << std::strerror(errno);
+  struct stat after {};
+  ASSERT_EQ(stat(f.c_str(), &after), 0);
+  EXPECT_GT(after.st_ctim.tv_sec * 1000000000L + after.st_ctim.tv_nsec,
+            before.st_ctim.tv_sec * 1000000000L + before.st_ctim.tv_nsec);
+}
+
 // An unprivileged user: may change the flags of its own files except
 // immutable and append-only (no CAP_LINUX_IMMUTABLE), nobody else's; and a
 // file root made immutable refuses it every change, owner or not.
