@@ -8,7 +8,6 @@
 #include <grp.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
-#include <pwd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,22 +25,9 @@
 namespace sealfs::itest {
 namespace {
 
-struct User {
-  uid_t uid;
-  gid_t gid;
-};
-
-std::optional<User> test_user() {
-  const char* env = std::getenv("SEALFS_TEST_USER");
-  std::string name = env != nullptr && *env != '\0' ? env : "sealfs-test";
-  struct passwd* pw = getpwnam(name.c_str());
-  if (pw == nullptr || pw->pw_uid == 0) return std::nullopt;
-  return User{pw->pw_uid, pw->pw_gid};
-}
-
 // Runs `op` (returning 0 or -1 with errno) in a child as `user` (nullopt:
 // as root); returns 0 or the errno it failed with.
-int errno_as(std::optional<User> user, const std::function<int()>& op) {
+int errno_as(std::optional<TestUser> user, const std::function<int()>& op) {
   pid_t pid = fork();
   if (pid == 0) {
     if (user && (setgroups(0, nullptr) != 0 || setgid(user->gid) != 0 || setuid(user->uid) != 0)) {
@@ -115,7 +101,7 @@ class InodeFlagsTest : public MountFixture {
   }
   // Every change of `file` (in directory `parent`) that immutable forbids,
   // tried as `as`: each must fail with EPERM.
-  void expect_sealed(const std::string& parent, const std::string& file, std::optional<User> as) {
+  void expect_sealed(const std::string& parent, const std::string& file, std::optional<TestUser> as) {
     const char* f = file.c_str();
     const std::string other = parent + "/other-" + std::to_string(getpid());
     write_file(other, "other");

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -449,6 +450,21 @@ bool digest_tree(const std::string& root, std::map<std::string, std::string>* ou
                  std::string* error) {
   out->clear();
   return digest_into(root, "", out, error);
+}
+
+std::optional<TestUser> test_user() {
+  const char* env = std::getenv("SEALFS_TEST_USER");
+  std::string name = env != nullptr && *env != '\0' ? env : "sealfs-test";
+  if (getpwnam(name.c_str()) == nullptr) {
+    std::string out;
+    if (run_command({"useradd", "-m", name}, &out) != 0) {
+      ADD_FAILURE() << "useradd " << name << ": " << out;
+      return std::nullopt;
+    }
+  }
+  struct passwd* pw = getpwnam(name.c_str());
+  if (pw == nullptr || pw->pw_uid == 0) return std::nullopt;
+  return TestUser{name, pw->pw_uid, pw->pw_gid};
 }
 
 }  // namespace sealfs::itest

@@ -30,6 +30,16 @@ int run_command(const std::vector<std::string>& argv, std::string* output = null
                 std::optional<uid_t> uid = std::nullopt, gid_t gid = 0,
                 const std::vector<std::string>& extra_env = {});
 
+// The unprivileged user the tests switch to: SEALFS_TEST_USER (default
+// sealfs-test), created with useradd if missing; nullopt (and a test
+// failure when useradd fails) if it cannot be had or is root.
+struct TestUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+std::optional<TestUser> test_user();
+
 bool is_mounted(const std::string& mountpoint);
 
 // Waits (no fixed sleeps: poll on /proc/self/mountinfo) until mountpoint is

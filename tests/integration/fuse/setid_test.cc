@@ -8,7 +8,6 @@
 // And FUSE's HANDLE_KILLPRIV_V2: with the daemon clearing the bits itself,
 // the kernel stops asking for security.capability before every write.
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,19 +20,6 @@
 
 namespace sealfs::itest {
 namespace {
-
-struct User {
-  uid_t uid;
-  gid_t gid;
-};
-
-std::optional<User> test_user() {
-  const char* env = std::getenv("SEALFS_TEST_USER");
-  std::string name = env != nullptr && *env != '\0' ? env : "sealfs-test";
-  struct passwd* pw = getpwnam(name.c_str());
-  if (pw == nullptr || pw->pw_uid == 0) return std::nullopt;
-  return User{pw->pw_uid, pw->pw_gid};
-}
 
 class SetidTest : public MountFixture {
  protected:
@@ -76,7 +62,7 @@ class SetidTest : public MountFixture {
   // file made with `mode`/`gid` and just stat'ed, on sealfs and, when `on_tmpfs`, on tmpfs;
   // both must end with `expected`.
   void check(const std::string& what, const std::string& command, mode_t mode, gid_t gid,
-             std::optional<User> as, mode_t expected, bool on_tmpfs = true) {
+             std::optional<TestUser> as, mode_t expected, bool on_tmpfs = true) {
     SCOPED_TRACE(what);
     std::vector<std::string> dirs = {mountpoint()};
     if (on_tmpfs) dirs.push_back(tmpfs_);
@@ -100,7 +86,7 @@ class SetidTest : public MountFixture {
   // Every way of changing contents, by the test user, on a 06777 file.
   void content_changes();
 
-  User user_{};
+  TestUser user_{};
   std::string tmpfs_;
   int case_ = 0;
 };

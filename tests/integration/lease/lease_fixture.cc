@@ -286,23 +286,6 @@ std::optional<OpResult> TimedOp::wait(std::chrono::milliseconds timeout) {
   return result_;
 }
 
-// ---- test user ----
-
-std::optional<TestUser> test_user() {
-  const char* env = std::getenv("SEALFS_TEST_USER");
-  std::string name = env != nullptr && *env != '\0' ? env : "sealfs-test";
-  if (getpwnam(name.c_str()) == nullptr) {
-    std::string out;
-    if (run_command({"useradd", "-m", name}, &out) != 0) {
-      ADD_FAILURE() << "useradd " << name << ": " << out;
-      return std::nullopt;
-    }
-  }
-  struct passwd* pw = getpwnam(name.c_str());
-  if (pw == nullptr || pw->pw_uid == 0) return std::nullopt;
-  return TestUser{name, pw->pw_uid, pw->pw_gid};
-}
-
 // ---- LeaseFixture ----
 
 void LeaseFixture::TearDown() {

@@ -127,15 +127,6 @@ class TimedOp {
   std::thread thread_;
 };
 
-// The unprivileged user of the untrusted / dax_group cases.
-struct TestUser {
-  std::string name;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-// SEALFS_TEST_USER (default sealfs-test), created with useradd if missing.
-std::optional<TestUser> test_user();
-
 class LeaseFixture : public MountFixture {
  protected:
   void TearDown() override;
