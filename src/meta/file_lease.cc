@@ -116,7 +116,7 @@ Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t
 
 Status FilesystemImpl::relocate_for_lease(Inode& inode, uint64_t first, uint64_t end) {
   RETURN_IF_ERROR(settle_freed_metadata());
-  const uint64_t align = std::max<uint64_t>(geo_.device_alignment / kBlock, 1);
+  const uint64_t align = alignment_blocks();
   const std::byte* base = region_->data();
   for (uint64_t fb = first; fb < end;) {
     const uint64_t take = std::min(end - fb, kLeaseChunkBlocks);
@@ -126,9 +126,9 @@ Status FilesystemImpl::relocate_for_lease(Inode& inode, uint64_t first, uint64_t
     // Whole aligned chunks, so the allocator places the run on the alignment.
     auto got = alloc_->allocate(t.txn(), rounded, 0, rounded);
     if (!got.is_ok()) return got.status().with_context("relocating for a lease");
-    if ((got->start * kBlock) % geo_.device_alignment != 0) {
+    if ((got->start * kBlock) % map_alignment_ != 0) {
       return Status(Code::kInvalid, "no free space aligned to " +
-                                        std::to_string(geo_.device_alignment) + at(fb * kBlock));
+                                        std::to_string(map_alignment_) + at(fb * kBlock));
     }
     if (rounded > take) alloc_->free(t.txn(), {got->start + take, rounded - take});
     // Copy the file's bytes (every block is written: holes and unwritten
@@ -214,7 +214,7 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
     b = e->file_end();
   }
   auto misaligned = [&](const std::vector<LayoutPiece>& pieces) -> std::optional<uint64_t> {
-    const uint64_t a = geo_.device_alignment;
+    const uint64_t a = map_alignment_;
     for (size_t i = 0; i < pieces.size(); ++i) {
       const bool last = i + 1 == pieces.size();
       if (pieces[i].region_offset % a != 0 || (!last && pieces[i].length % a != 0)) {
@@ -227,7 +227,7 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
   if (auto off = misaligned(pieces)) {
     bad = *off;
     const std::string why = "extent" + at(*off) + " is not aligned to " +
-                            std::to_string(geo_.device_alignment);
+                            std::to_string(map_alignment_);
     if (!(flags & kLayoutRelocate)) return Status(Code::kInvalid, why);
     if (frozen) return frozen_refusal(*off, "misaligned extent");
     // Relocation moves blocks other holders of this file may map: those

@@ -200,8 +200,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   area.bitmap_blocks = geo_.bitmap_blocks;
   area.holder_start = geo_.holder_start;
   area.holder_blocks = geo_.holder_blocks;
-  uint64_t align = std::max<uint64_t>(geo_.device_alignment / format::kBlockSize, 1);
-  area.align_blocks = align;
+  area.align_blocks = choose_map_alignment() / format::kBlockSize;
   auto alive = options_.holder_alive;
   ASSIGN_OR_RETURN(alloc_, Allocator::open(*region_, *journal_, area, [alive](const Holder& h) {
                      return alive ? alive(h.pid, h.start_time)
@@ -327,6 +326,32 @@ Status FilesystemImpl::load_inode_table() {
     }
   }
   return Status::ok();
+}
+
+// Sets map_alignment_ and answers the alignment the allocator places runs
+// on. A device that maps in larger units than the image was formatted for
+// gets that larger alignment for every extent allocated from now on; extents
+// already placed are refused for direct mapping until RELOCATE moves them
+// (file_lease.cc). When the data area itself does not start on the device's
+// unit the allocator cannot place runs on it (it keeps the recorded
+// alignment): only an extent that happens to sit on the unit is granted, and
+// every file stays usable through the mount.
+uint64_t FilesystemImpl::choose_map_alignment() {
+  const uint64_t recorded = std::max<uint64_t>(geo_.device_alignment, format::kBlockSize);
+  const uint64_t device = region_->alignment();
+  map_alignment_ = std::max(recorded, device);
+  if (device <= recorded) return recorded;
+  const bool data_area_aligned = (geo_.data_start * format::kBlockSize) % device == 0;
+  log().warn(
+      "{}: formatted for a mapping alignment of {} bytes, but the device maps in {}: {}",
+      region_->description(), recorded, device,
+      data_area_aligned
+          ? "extents allocated from now on are placed on the device's alignment; older ones "
+            "must be relocated (SEALFS_MAP_RELOCATE) before they can be mapped"
+          : "the data area does not start on it, so extents cannot be placed on it and direct "
+            "mappings are refused (files stay usable through the mount); to map them, format "
+            "a region on this device and copy the files");
+  return data_area_aligned ? device : recorded;
 }
 
 // Read-write only from a state that allows it: a region marked as needing a

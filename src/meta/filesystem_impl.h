@@ -88,7 +88,7 @@ class FilesystemImpl final : public Filesystem {
   Result<std::vector<LayoutPiece>> layout_extents(const LayoutLock& held, uint64_t offset,
                                                   uint64_t length, uint32_t flags,
                                                   uint64_t* where) override;
-  uint64_t layout_alignment() const override { return geo_.device_alignment; }
+  uint64_t layout_alignment() const override { return map_alignment_; }
   WorkCounters work_counters() const override;
   Result<uint64_t> extent_count(Ino ino) override;
   Status pin_pieces(const Holder& holder, Ino ino,
@@ -101,9 +101,7 @@ class FilesystemImpl final : public Filesystem {
   std::vector<QuarantineEntry> quarantine_entries() override;
   Result<FileLayoutReport> file_layout(Ino ino) override;
   std::vector<BlockExtent> free_extents() override;
-  uint64_t alignment_blocks() const override {
-    return std::max<uint64_t>(geo_.device_alignment / format::kBlockSize, 1);
-  }
+  uint64_t alignment_blocks() const override { return map_alignment_ / format::kBlockSize; }
   std::vector<Ino> used_inodes() override;
   StatFs statfs() override;
   const Region& region() const override { return *region_; }
@@ -127,6 +125,7 @@ class FilesystemImpl final : public Filesystem {
   }
   // Reads the inode slots that hold data into DRAM (mount).
   Status load_inode_table();
+  uint64_t choose_map_alignment();
   Status count_directory_names(Inode& dir, std::vector<uint32_t>& names,
                                std::vector<uint32_t>& subdirs);
   Result<Inode*> live(Ino ino);       // in-use inode or kNotFound / kStale
@@ -220,6 +219,10 @@ class FilesystemImpl final : public Filesystem {
   MountOptions options_;
   bool read_only_ = false;
   Geometry geo_;
+  // What a direct mapping of this region needs: the larger of the alignment
+  // mkfs recorded and the one the device maps in now (an image formatted on
+  // a file, 4 KiB, then copied to devdax, 2 MiB). Set by choose_map_alignment.
+  uint64_t map_alignment_ = format::kBlockSize;
   std::unique_ptr<Journal> journal_;
   // Committed transactions that freed journaled metadata blocks, and how many
   // of them a checkpoint has since put behind the log tail.
