@@ -117,7 +117,6 @@ Status FilesystemImpl::load_inode(Inode& inode) {
   format::DiskInode disk{};
   std::memcpy(&disk, region_->data() + inode_offset(geo_, inode.ino), sizeof(disk));
   ASSIGN_OR_RETURN(DecodedInode d, decode_inode(disk, inode.ino, geo_.inode_count));
-  inode.image = disk;
   inode.core = d.core;
   inode.extents.clear();
   inode.chain.clear();
@@ -377,7 +376,9 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
       return Status(Code::kCorruption, "orphan list is broken at inode " + std::to_string(cur));
     }
     orphans.push_back(cur);
-    cur = inode->image.orphan_next.get();
+    format::DiskInode disk{};
+    std::memcpy(&disk, region_->data() + inode_offset(geo_, cur), sizeof(disk));
+    cur = disk.orphan_next.get();
   }
   for (uint64_t ino : orphans) {
     Inode* inode = slot(ino);

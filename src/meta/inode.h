@@ -54,15 +54,11 @@ struct Inode {
   // the inode lock by rename's ancestry walk, hence atomic).
   std::atomic<uint64_t> parent{0};
 
-  // The slot as last staged into a transaction. Touched only under the
-  // journal mutex (prepare hooks), so that orphan-list edits of a
-  // neighbouring inode never race with this inode's own updates.
-  format::DiskInode image{};
-
   bool in_use() const { return core.mode != 0; }
 };
 
-// Builds the slot image. `orphan_next` comes from the staged image.
+// Builds the slot image. `orphan_next` comes from the slot at home (the
+// orphan list is staged from there: meta_txn.cc).
 format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next);
 void seal_inode_crc(format::DiskInode& disk);
 

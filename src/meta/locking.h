@@ -10,8 +10,9 @@
 //        FilesystemImpl::table_mu_ (DirIndex building)
 //     -> Allocator mutex
 //     -> Journal mutex
-//        -> (inside prepare hooks) Inode::image and the staged superblock,
-//           which are touched only under the journal mutex; hooks may take
+//        -> (inside prepare hooks) inode slots at home and the staged
+//           superblock, which are touched only under the journal mutex
+//           (the journal's home writes run under it too); hooks may take
 //           InodeTable's mutex (a leaf) and the allocator mutex (the allocator's own
 //           bitmap hook).
 //
@@ -23,6 +24,7 @@
 // The orphan list is edited only inside prepare hooks (journal mutex): an
 // unlink that orphans X, or the final free of X, may have to rewrite the slot
 // of the inode Y before X on the list; Y's DRAM fields may be mid-change by
-// another thread holding Y's lock, so the hook rewrites Y from Y's last
-// staged image (Inode::image), never from Y's DRAM fields.
+// another thread holding Y's lock, so the hook rewrites Y from Y's slot at
+// home, which under the journal mutex is Y's last committed image, never
+// from Y's DRAM fields.
 #pragma once

@@ -92,33 +92,40 @@ void MetaTxn::stage_block(uint64_t region_block, Block& b) {
 }
 
 void MetaTxn::stage_locked(Transaction& t) {
-  // Runs under the journal mutex. Saved images let an aborted commit undo.
-  struct Saved {
-    Inode* inode;
-    format::DiskInode image;
+  // Runs under the journal mutex, which also covers the journal's home
+  // writes: here an inode's home slot holds exactly what the last committed
+  // transaction staged for it, so slots are built from home, not from a DRAM
+  // copy (locking.h says why a neighbour's DRAM fields cannot be used).
+  struct Working {
+    uint64_t ino;
+    format::DiskInode slot;
   };
-  auto saved = std::make_shared<std::vector<Saved>>();
-  auto saved_sb = std::make_shared<Superblock>(fs_.sb_staged_);
-  std::vector<Inode*> touched;
-  auto remember = [&](Inode* inode) {
-    for (const auto& s : *saved) {
-      if (s.inode == inode) return;
+  std::vector<Working> working;
+  auto slot_of = [&](uint64_t ino) -> format::DiskInode& {
+    for (Working& w : working) {
+      if (w.ino == ino) return w.slot;
     }
-    saved->push_back({inode, inode->image});
-    touched.push_back(inode);
+    working.push_back({ino, {}});
+    std::memcpy(&working.back().slot, fs_.region_->data() + inode_offset(fs_.geo_, ino),
+                sizeof(format::DiskInode));
+    return working.back().slot;
   };
+  auto saved_sb = std::make_shared<Superblock>(fs_.sb_staged_);
   Superblock& sb = fs_.sb_staged_;
   bool sb_changed = !sb_edits_.empty();
+  // Orphan edits first, each on the working slot, so that a later edit in
+  // the same transaction sees an earlier one.
+  working.reserve(dirty_.size() + 2 * orphan_ops_.size());
   for (auto& [op, inode] : orphan_ops_) {
-    remember(inode);
     sb_changed = true;
+    format::DiskInode& mine = slot_of(inode->ino);
     if (op == OrphanOp::kAdd) {
-      inode->image.orphan_next.set(sb.orphan_head);
+      mine.orphan_next.set(sb.orphan_head);
       sb.orphan_head = inode->ino;
       continue;
     }
-    uint64_t next = inode->image.orphan_next.get();
-    inode->image.orphan_next.set(0);
+    uint64_t next = mine.orphan_next.get();
+    mine.orphan_next.set(0);
     if (sb.orphan_head == inode->ino) {
       sb.orphan_head = next;
       continue;
@@ -127,17 +134,16 @@ void MetaTxn::stage_locked(Transaction& t) {
     // files). The loop is bounded by the inode count.
     uint64_t cur = sb.orphan_head;
     bool found = false;
-    for (uint64_t steps = 0; cur != 0 && steps <= fs_.geo_.inode_count; ++steps) {
-      Inode* c = fs_.slot(cur);
-      if (c == nullptr) break;
-      if (c->image.orphan_next.get() == inode->ino) {
-        remember(c);
-        c->image.orphan_next.set(next);
-        seal_inode_crc(c->image);
+    for (uint64_t steps = 0; cur != 0 && cur <= fs_.geo_.inode_count &&
+                             steps <= fs_.geo_.inode_count;
+         ++steps) {
+      format::DiskInode& c = slot_of(cur);
+      if (c.orphan_next.get() == inode->ino) {
+        c.orphan_next.set(next);
         found = true;
         break;
       }
-      cur = c->image.orphan_next.get();
+      cur = c.orphan_next.get();
     }
     if (!found) {
       log().critical("orphan list: inode {} is not on the list", inode->ino);
@@ -145,22 +151,22 @@ void MetaTxn::stage_locked(Transaction& t) {
     }
   }
   for (Inode* inode : dirty_) {
-    remember(inode);
-    inode->image = encode_inode(*inode, inode->image.orphan_next.get());
+    format::DiskInode& mine = slot_of(inode->ino);
+    mine = encode_inode(*inode, mine.orphan_next.get());
   }
-  for (Inode* inode : touched) {
-    seal_inode_crc(inode->image);
-    t.write_struct(inode_offset(fs_.geo_, inode->ino), inode->image);
+  // The walk may have read slots it did not change: stage only the changed.
+  for (Working& w : working) {
+    const std::byte* home = fs_.region_->data() + inode_offset(fs_.geo_, w.ino);
+    seal_inode_crc(w.slot);
+    if (std::memcmp(home, &w.slot, sizeof(w.slot)) == 0) continue;
+    t.write_struct(inode_offset(fs_.geo_, w.ino), w.slot);
   }
   for (auto& edit : sb_edits_) edit(sb);
   if (sb_changed) {
     t.write_struct(block_offset(format::kSuperblockBlock), encode_superblock(sb));
   }
   FilesystemImpl* fs = &fs_;
-  t.on_abort([fs, saved, saved_sb]() {
-    for (auto& s : *saved) s.inode->image = s.image;
-    fs->sb_staged_ = *saved_sb;
-  });
+  t.on_abort([fs, saved_sb]() { fs->sb_staged_ = *saved_sb; });
 }
 
 Status MetaTxn::commit() {

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <vector>
 
 #include "meta_fixture.h"
 #include "sealfs/format.h"
@@ -46,6 +47,33 @@ TEST_F(LifecycleTest, CrashWithOpenUnlinkedFileFreesAtNextMount) {
   if (g.ino == f.ino) {
     EXPECT_GT(g.generation, f.generation);
   }
+}
+
+// The orphan list is singly linked from the superblock: freeing an inode
+// from its middle must relink its predecessor, or every orphan after it is
+// lost to the next mount (and its inode and blocks leak).
+TEST_F(LifecycleTest, FreeingAMiddleOrphanKeepsTheRestOfTheList) {
+  Attr first = make_file(kRootIno, "first");  // the root directory gets its first block
+  ASSERT_TRUE(fs_->unlink(kRootIno, "first").is_ok());
+  fs_->release(first.ino);
+  fs_->forget(first.ino, 1);
+  const uint64_t free_inodes = fs_->statfs().free_inodes;
+  const uint64_t free_blocks = fs_->statfs().free_blocks;
+  std::vector<Attr> files;
+  for (int i = 0; i < 4; ++i) {
+    files.push_back(make_file(kRootIno, "o" + std::to_string(i)));
+    write_str(files.back().ino, 0, std::string(8192, static_cast<char>('a' + i)));
+    ASSERT_TRUE(fs_->unlink(kRootIno, "o" + std::to_string(i)).is_ok());
+  }
+  // The list is o3 -> o2 -> o1 -> o0: free o2 and o1, from its middle.
+  for (int i : {2, 1}) {
+    fs_->release(files[i].ino);
+    fs_->forget(files[i].ino, 1);
+  }
+  crash_and_remount();
+  EXPECT_EQ(stats_.orphans_freed, 2u);
+  EXPECT_EQ(fs_->statfs().free_inodes, free_inodes);
+  EXPECT_EQ(fs_->statfs().free_blocks, free_blocks);
 }
 
 TEST_F(LifecycleTest, UnmountFreesRemainingOrphans) {
