@@ -67,7 +67,7 @@ Inode* FilesystemImpl::slot(Ino ino) {
   // slot changes only through its inode. So it is not read, which on a
   // sparse region file would be a read of a hole: a page the backing
   // filesystem may have no room for (docs/daemon.md, "Media errors and a full backing store").
-  return inodes_.get_or_make(ino, [](Inode&) {});
+  return inodes_.get_or_make(ino);
 }
 
 Result<Inode*> FilesystemImpl::live(Ino ino) {

@@ -2,33 +2,63 @@
 
 namespace sealfs {
 
-void InodeTable::reset(uint64_t count) {
-  std::lock_guard lock(mu_);
-  count_ = count;
-  leaves_.clear();
-  leaves_.resize((count >> kLeafBits) + 1);
+InodeTable::~InodeTable() { clear(); }
+
+void InodeTable::clear() {
+  for (uint64_t i = 0; i < leaf_count_; ++i) {
+    Leaf* leaf = leaves_[i].load(std::memory_order_relaxed);
+    if (leaf == nullptr) continue;
+    for (auto& slot : leaf->slots) delete slot.load(std::memory_order_relaxed);
+    delete leaf;
+  }
+  leaves_.reset();
+  leaf_count_ = 0;
 }
 
-Inode* InodeTable::get_or_make(uint64_t ino, const std::function<void(Inode&)>& fill) {
+void InodeTable::reset(uint64_t count) {
   std::lock_guard lock(mu_);
+  clear();
+  count_ = count;
+  leaf_count_ = (count >> kLeafBits) + 1;
+  leaves_ = std::make_unique<std::atomic<Leaf*>[]>(leaf_count_);
+}
+
+Inode* InodeTable::get_or_make(uint64_t ino) {
   if (ino == 0 || ino > count_) return nullptr;
-  std::unique_ptr<Leaf>& leaf = leaves_[ino >> kLeafBits];
-  if (!leaf) leaf = std::make_unique<Leaf>();
-  std::unique_ptr<Inode>& p = (*leaf)[ino & (kLeafSlots - 1)];
-  if (!p) {
-    p = std::make_unique<Inode>(ino);
-    fill(*p);
+  // Release stores in make() publish a fully built leaf and inode.
+  const Leaf* leaf = leaves_[ino >> kLeafBits].load(std::memory_order_acquire);
+  if (leaf != nullptr) {
+    Inode* inode = leaf->slots[ino & (kLeafSlots - 1)].load(std::memory_order_acquire);
+    if (inode != nullptr) return inode;
   }
-  return p.get();
+  return make(ino);
+}
+
+Inode* InodeTable::make(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  std::atomic<Leaf*>& leaf_slot = leaves_[ino >> kLeafBits];
+  Leaf* leaf = leaf_slot.load(std::memory_order_relaxed);
+  if (leaf == nullptr) {
+    leaf = new Leaf();
+    leaf_slot.store(leaf, std::memory_order_release);
+  }
+  std::atomic<Inode*>& slot = leaf->slots[ino & (kLeafSlots - 1)];
+  Inode* inode = slot.load(std::memory_order_relaxed);
+  if (inode == nullptr) {
+    inode = new Inode(ino);
+    slot.store(inode, std::memory_order_release);
+  }
+  return inode;
 }
 
 std::vector<Inode*> InodeTable::made() {
   std::vector<Inode*> out;
   std::lock_guard lock(mu_);
-  for (const auto& leaf : leaves_) {
-    if (!leaf) continue;
-    for (const auto& p : *leaf) {
-      if (p) out.push_back(p.get());
+  for (uint64_t i = 0; i < leaf_count_; ++i) {
+    const Leaf* leaf = leaves_[i].load(std::memory_order_relaxed);
+    if (leaf == nullptr) continue;
+    for (const auto& slot : leaf->slots) {
+      if (Inode* inode = slot.load(std::memory_order_relaxed)) out.push_back(inode);
     }
   }
   return out;

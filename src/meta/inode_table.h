@@ -2,11 +2,15 @@
 // made when an inode in them is first touched, so its cost follows the
 // inodes in use, not the region's inode count (an empty 1 TiB region has
 // tens of millions of slots; issue 12).
+//
+// Every metadata operation finds its inodes here, from many FUSE threads at
+// once: finding an inode already made takes no lock (two acquire loads).
+// Inodes and leaves live until the table is reset or destroyed.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -17,12 +21,18 @@ namespace sealfs {
 
 class InodeTable {
  public:
-  // Numbers 1..count; 0 and larger numbers are never in it.
+  InodeTable() = default;
+  InodeTable(const InodeTable&) = delete;
+  InodeTable& operator=(const InodeTable&) = delete;
+  ~InodeTable();
+
+  // Numbers 1..count; 0 and larger numbers are never in it. Not concurrent
+  // with any other call (the mount calls it before serving).
   void reset(uint64_t count);
 
-  // The inode numbered `ino`, made (and `fill` called on it, under the
-  // table's lock) on first use; nullptr when `ino` is out of range.
-  Inode* get_or_make(uint64_t ino, const std::function<void(Inode&)>& fill);
+  // The inode numbered `ino`, made on first use; nullptr when `ino` is out
+  // of range.
+  Inode* get_or_make(uint64_t ino);
 
   // Every inode made so far, in number order (a snapshot: the table's lock
   // is not held while the caller uses them).
@@ -31,11 +41,16 @@ class InodeTable {
  private:
   static constexpr uint64_t kLeafBits = 12;
   static constexpr uint64_t kLeafSlots = uint64_t{1} << kLeafBits;
-  using Leaf = std::array<std::unique_ptr<Inode>, kLeafSlots>;
+  struct Leaf {
+    std::array<std::atomic<Inode*>, kLeafSlots> slots{};  // owned
+  };
+  Inode* make(uint64_t ino);
+  void clear();
 
-  std::mutex mu_;  // a leaf (meta/locking.h)
+  std::mutex mu_;  // makes leaves and inodes; a leaf lock (meta/locking.h)
   uint64_t count_ = 0;
-  std::vector<std::unique_ptr<Leaf>> leaves_;
+  std::unique_ptr<std::atomic<Leaf*>[]> leaves_;  // owned; count_ / kLeafSlots + 1
+  uint64_t leaf_count_ = 0;
 };
 
 }  // namespace sealfs
