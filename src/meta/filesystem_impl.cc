@@ -118,6 +118,7 @@ Status FilesystemImpl::load_inode(Inode& inode) {
   std::memcpy(&disk, region_->data() + inode_offset(geo_, inode.ino), sizeof(disk));
   ASSIGN_OR_RETURN(DecodedInode d, decode_inode(disk, inode.ino, geo_.inode_count));
   inode.core = d.core;
+  inode.orphan_next = d.orphan_next;
   inode.extents.clear();
   inode.chain.clear();
   inode.inline_symlink = d.inline_symlink;
@@ -376,9 +377,7 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
       return Status(Code::kCorruption, "orphan list is broken at inode " + std::to_string(cur));
     }
     orphans.push_back(cur);
-    format::DiskInode disk{};
-    std::memcpy(&disk, region_->data() + inode_offset(geo_, cur), sizeof(disk));
-    cur = disk.orphan_next.get();
+    cur = inode->orphan_next;
   }
   for (uint64_t ino : orphans) {
     Inode* inode = slot(ino);

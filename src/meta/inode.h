@@ -53,12 +53,16 @@ struct Inode {
   // Directories: rebuilt at mount, changed under rename_mu_ (read without
   // the inode lock by rename's ancestry walk, hence atomic).
   std::atomic<uint64_t> parent{0};
+  // The next inode on the orphan list, as last staged. Touched only under
+  // the journal mutex (prepare hooks, meta_txn.cc), so that orphan-list
+  // edits of a neighbouring inode never race with this inode's own updates.
+  uint64_t orphan_next = 0;
 
   bool in_use() const { return core.mode != 0; }
 };
 
-// Builds the slot image. `orphan_next` comes from the slot at home (the
-// orphan list is staged from there: meta_txn.cc).
+// Builds the slot image. `orphan_next` is Inode::orphan_next, read under the
+// journal mutex.
 format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next);
 void seal_inode_crc(format::DiskInode& disk);
 

@@ -10,9 +10,10 @@
 //        FilesystemImpl::table_mu_ (DirIndex building)
 //     -> Allocator mutex
 //     -> Journal mutex
-//        -> (inside prepare hooks) inode slots at home and the staged
-//           superblock, which are touched only under the journal mutex
-//           (the journal's home writes run under it too); hooks may take
+//        -> (inside prepare hooks) Inode::orphan_next, inode slots at home
+//           and the staged superblock, which are touched only under the
+//           journal mutex (the journal's home writes run under it too);
+//           hooks may take
 //           InodeTable's mutex (a leaf) and the allocator mutex (the allocator's own
 //           bitmap hook).
 //
@@ -24,7 +25,7 @@
 // The orphan list is edited only inside prepare hooks (journal mutex): an
 // unlink that orphans X, or the final free of X, may have to rewrite the slot
 // of the inode Y before X on the list; Y's DRAM fields may be mid-change by
-// another thread holding Y's lock, so the hook rewrites Y from Y's slot at
-// home, which under the journal mutex is Y's last committed image, never
-// from Y's DRAM fields.
+// another thread holding Y's lock, so the hook follows the list through
+// Inode::orphan_next and rewrites Y from Y's slot at home, which under the
+// journal mutex is Y's last committed image, never from Y's DRAM fields.
 #pragma once

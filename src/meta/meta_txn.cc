@@ -1,5 +1,6 @@
 #include "meta/meta_txn.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "meta/filesystem_impl.h"
@@ -94,38 +95,37 @@ void MetaTxn::stage_block(uint64_t region_block, Block& b) {
 void MetaTxn::stage_locked(Transaction& t) {
   // Runs under the journal mutex, which also covers the journal's home
   // writes: here an inode's home slot holds exactly what the last committed
-  // transaction staged for it, so slots are built from home, not from a DRAM
-  // copy (locking.h says why a neighbour's DRAM fields cannot be used).
-  struct Working {
-    uint64_t ino;
-    format::DiskInode slot;
+  // transaction staged for it. A slot whose inode's DRAM fields may not be
+  // used (locking.h: an orphan-list neighbour, or an inode on the list that
+  // this transaction does not otherwise change) is rebuilt from home with
+  // only orphan_next changed. Such a slot was committed before (the inode
+  // went on the list in an earlier transaction), so its page exists: this
+  // never reads a hole of a sparse inode table.
+  struct Relinked {
+    Inode* inode;
+    uint64_t old_next;
   };
-  std::vector<Working> working;
-  auto slot_of = [&](uint64_t ino) -> format::DiskInode& {
-    for (Working& w : working) {
-      if (w.ino == ino) return w.slot;
+  auto relinked = std::make_shared<std::vector<Relinked>>();
+  std::vector<Inode*> from_home;  // slots rebuilt from home (deduplicated)
+  auto relink = [&](Inode* inode, uint64_t next) {
+    relinked->push_back({inode, inode->orphan_next});
+    inode->orphan_next = next;
+    if (std::find(from_home.begin(), from_home.end(), inode) == from_home.end()) {
+      from_home.push_back(inode);
     }
-    working.push_back({ino, {}});
-    std::memcpy(&working.back().slot, fs_.region_->data() + inode_offset(fs_.geo_, ino),
-                sizeof(format::DiskInode));
-    return working.back().slot;
   };
   auto saved_sb = std::make_shared<Superblock>(fs_.sb_staged_);
   Superblock& sb = fs_.sb_staged_;
   bool sb_changed = !sb_edits_.empty();
-  // Orphan edits first, each on the working slot, so that a later edit in
-  // the same transaction sees an earlier one.
-  working.reserve(dirty_.size() + 2 * orphan_ops_.size());
   for (auto& [op, inode] : orphan_ops_) {
     sb_changed = true;
-    format::DiskInode& mine = slot_of(inode->ino);
     if (op == OrphanOp::kAdd) {
-      mine.orphan_next.set(sb.orphan_head);
+      relink(inode, sb.orphan_head);
       sb.orphan_head = inode->ino;
       continue;
     }
-    uint64_t next = mine.orphan_next.get();
-    mine.orphan_next.set(0);
+    const uint64_t next = inode->orphan_next;
+    relink(inode, 0);
     if (sb.orphan_head == inode->ino) {
       sb.orphan_head = next;
       continue;
@@ -134,16 +134,15 @@ void MetaTxn::stage_locked(Transaction& t) {
     // files). The loop is bounded by the inode count.
     uint64_t cur = sb.orphan_head;
     bool found = false;
-    for (uint64_t steps = 0; cur != 0 && cur <= fs_.geo_.inode_count &&
-                             steps <= fs_.geo_.inode_count;
-         ++steps) {
-      format::DiskInode& c = slot_of(cur);
-      if (c.orphan_next.get() == inode->ino) {
-        c.orphan_next.set(next);
+    for (uint64_t steps = 0; cur != 0 && steps <= fs_.geo_.inode_count; ++steps) {
+      Inode* c = fs_.slot(cur);
+      if (c == nullptr) break;
+      if (c->orphan_next == inode->ino) {
+        relink(c, next);
         found = true;
         break;
       }
-      cur = c.orphan_next.get();
+      cur = c->orphan_next;
     }
     if (!found) {
       log().critical("orphan list: inode {} is not on the list", inode->ino);
@@ -151,22 +150,38 @@ void MetaTxn::stage_locked(Transaction& t) {
     }
   }
   for (Inode* inode : dirty_) {
-    format::DiskInode& mine = slot_of(inode->ino);
-    mine = encode_inode(*inode, mine.orphan_next.get());
+    format::DiskInode slot = encode_inode(*inode, inode->orphan_next);
+    seal_inode_crc(slot);
+    t.write_struct(inode_offset(fs_.geo_, inode->ino), slot);
   }
-  // The walk may have read slots it did not change: stage only the changed.
-  for (Working& w : working) {
-    const std::byte* home = fs_.region_->data() + inode_offset(fs_.geo_, w.ino);
-    seal_inode_crc(w.slot);
-    if (std::memcmp(home, &w.slot, sizeof(w.slot)) == 0) continue;
-    t.write_struct(inode_offset(fs_.geo_, w.ino), w.slot);
+  for (Inode* inode : from_home) {
+    if (std::find(dirty_.begin(), dirty_.end(), inode) != dirty_.end()) continue;  // staged above
+    const uint64_t at = inode_offset(fs_.geo_, inode->ino);
+    format::DiskInode slot{};
+    std::memcpy(&slot, fs_.region_->data() + at, sizeof(slot));
+    // Resealing a slot damaged while mounted would make it valid: stop
+    // instead, and let the next mount or fsck see the damage.
+    auto decoded = decode_inode(slot, inode->ino, fs_.geo_.inode_count);
+    if (!decoded.is_ok()) {
+      log().critical("orphan list: the slot of inode {} is damaged on the media: {}", inode->ino,
+                     decoded.status().to_string());
+      std::abort();
+    }
+    slot.orphan_next.set(inode->orphan_next);
+    seal_inode_crc(slot);
+    t.write_struct(at, slot);
   }
   for (auto& edit : sb_edits_) edit(sb);
   if (sb_changed) {
     t.write_struct(block_offset(format::kSuperblockBlock), encode_superblock(sb));
   }
   FilesystemImpl* fs = &fs_;
-  t.on_abort([fs, saved_sb]() { fs->sb_staged_ = *saved_sb; });
+  t.on_abort([fs, saved_sb, relinked]() {
+    for (auto it = relinked->rbegin(); it != relinked->rend(); ++it) {
+      it->inode->orphan_next = it->old_next;
+    }
+    fs->sb_staged_ = *saved_sb;
+  });
 }
 
 Status MetaTxn::commit() {
