@@ -14,6 +14,7 @@
 #include "alloc/holder_table.h"
 #include "sealfs/format.h"
 #include "util/log.h"
+#include "util/sparse_bits.h"
 
 namespace sealfs {
 
@@ -32,50 +33,9 @@ std::string extent_text(BlockExtent e) {
   return "[" + std::to_string(e.start) + ", +" + std::to_string(e.count) + ")";
 }
 
-// A plain bitmap over the data area; bit i <=> block data_start + i.
-class Bits {
- public:
-  Bits() = default;
-  explicit Bits(uint64_t bits) : words_((bits + 63) / 64) {}
-  std::vector<uint64_t>& words() { return words_; }
-  const std::vector<uint64_t>& words() const { return words_; }
-  bool test(uint64_t i) const { return (words_[i / 64] >> (i % 64)) & 1u; }
-
-  void assign(uint64_t first, uint64_t count, bool value) {
-    for_words(first, count, [&](uint64_t w, uint64_t mask) {
-      if (value) {
-        words_[w] |= mask;
-      } else {
-        words_[w] &= ~mask;
-      }
-    });
-  }
-  bool all(uint64_t first, uint64_t count) const {
-    bool ok = true;
-    for_words(first, count, [&](uint64_t w, uint64_t mask) { ok = ok && (words_[w] & mask) == mask; });
-    return ok;
-  }
-  bool none(uint64_t first, uint64_t count) const {
-    bool ok = true;
-    for_words(first, count, [&](uint64_t w, uint64_t mask) { ok = ok && (words_[w] & mask) == 0; });
-    return ok;
-  }
-
- private:
-  template <typename F>
-  static void for_words(uint64_t first, uint64_t count, F&& f) {
-    uint64_t end = first + count;
-    while (first < end) {
-      uint64_t w = first / 64;
-      uint64_t lo = first % 64;
-      uint64_t hi = std::min<uint64_t>(64, end - w * 64);
-      uint64_t mask = (hi == 64 ? ~0ull : ((1ull << hi) - 1)) & ~((1ull << lo) - 1);
-      f(w, mask);
-      first = w * 64 + hi;
-    }
-  }
-  std::vector<uint64_t> words_;
-};
+// The allocator's bitmaps cover the data area: bit i <=> block
+// data_start + i (util/sparse_bits.h: zero pages take no memory).
+using Bits = SparseBits;
 
 Status check_area(const AllocatorArea& a, uint64_t region_blocks) {
   auto invalid = [](const std::string& why) {
@@ -172,7 +132,7 @@ struct Allocator::Impl {
     uint64_t first = bit(e.start) / 64;
     uint64_t last = (bit(e.start) + e.count - 1) / 64;
     std::vector<uint64_t> le(last - first + 1);
-    for (uint64_t w = first; w <= last; ++w) le[w - first] = htole64(committed.words()[w]);
+    for (uint64_t w = first; w <= last; ++w) le[w - first] = htole64(committed.word(w));
     txn.write(area.bitmap_start * kBlock + first * 8, le.data(), le.size() * 8);
   }
 
@@ -228,19 +188,24 @@ Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
   // The bitmap, 64 bits at a time: runs of zero words and of full words cost
   // one comparison each, so a mostly empty or mostly full area opens fast.
   const std::byte* bitmap = region.data() + area.bitmap_start * kBlock;
-  std::vector<uint64_t>& words = committed.words();
-  const uint64_t word_count = words.size();
-  // Only the parts that hold data (the words start zeroed): a bitmap block
-  // never written since mkfs is a hole in a sparse region file, all free,
-  // and reading it would page in (on tmpfs: allocate) memory for nothing.
+  const uint64_t word_count = committed.word_count();
+  // Only the parts that hold data: a bitmap block never written since mkfs
+  // is a hole in a sparse region file, all free, and reading it would page
+  // in (on tmpfs: allocate) memory for nothing; and only non-zero words make
+  // DRAM pages (util/sparse_bits.h).
   const uint64_t bitmap_offset = area.bitmap_start * kBlock;
   for (const Region::ByteRange& r : region.data_ranges(bitmap_offset, word_count * 8)) {
-    const uint64_t at = r.offset - bitmap_offset;
-    std::memcpy(reinterpret_cast<std::byte*>(words.data()) + at, bitmap + at, r.length);
+    const uint64_t first = (r.offset - bitmap_offset) / 8;
+    const uint64_t end = std::min(word_count, (r.offset - bitmap_offset + r.length + 7) / 8);
+    for (uint64_t w = first; w < end; ++w) {
+      uint64_t le;
+      std::memcpy(&le, bitmap + w * 8, 8);
+      committed.set_word(w, le64toh(le));
+    }
   }
   const uint64_t tail_bits = area.data_blocks % 64;
   const uint64_t tail_mask = tail_bits == 0 ? 0 : ~((1ull << tail_bits) - 1);
-  bool stray = tail_bits != 0 && (le64toh(words[word_count - 1]) & tail_mask) != 0;
+  bool stray = tail_bits != 0 && (committed.word(word_count - 1) & tail_mask) != 0;
   for (uint64_t off = word_count * 8; !stray && off < area.bitmap_blocks * kBlock; off += 8) {
     uint64_t w;
     std::memcpy(&w, bitmap + off, 8);
@@ -251,13 +216,24 @@ Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
                                          " marks blocks beyond the " +
                                          std::to_string(area.data_blocks) + "-block data area");
   }
+  // Free runs, 64 bits at a time: runs of zero words and of full words cost
+  // one comparison each, and an absent page (all zero) one step.
   bool in_run = false;
   uint64_t run_start = 0;
-  for (uint64_t w = 0; w < word_count; ++w) {
-    uint64_t word = le64toh(words[w]);
-    words[w] = word;
+  for (uint64_t w = 0; w < word_count;) {
+    const uint64_t page_end = std::min(word_count, (w / Bits::kWordsPerPage + 1) * Bits::kWordsPerPage);
+    const bool page_absent = committed.page(w / Bits::kWordsPerPage) == nullptr;
+    // The area's last word is padded with "no blocks" bits: not skipped.
+    if (page_absent && !(tail_mask != 0 && page_end == word_count)) {
+      if (!in_run) run_start = w * 64;
+      in_run = true;
+      w = page_end;
+      continue;
+    }
+    uint64_t word = committed.word(w);
     if (w == word_count - 1) word |= tail_mask;  // no blocks there
     const uint64_t base = w * 64;
+    ++w;
     if (word == 0) {
       if (!in_run) run_start = base;
       in_run = true;
@@ -286,7 +262,7 @@ Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
     }
   }
   if (in_run) free_space.append_run(area.data_start + run_start, area.data_blocks - run_start);
-  in_use.words() = committed.words();
+  in_use = committed;
 
   auto table = HolderTable::load(region.data() + area.holder_start * kBlock, area.holder_start,
                                  area.holder_blocks, area.data_start, area.data_blocks);
@@ -745,9 +721,9 @@ std::vector<BlockExtent> Allocator::free_extents() const {
   return out;
 }
 
-std::vector<uint64_t> Allocator::allocated_words() const {
+SparseBits Allocator::allocated_bits() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->in_use.words();
+  return impl_->in_use;
 }
 
 bool Allocator::is_allocated(uint64_t block) const {

@@ -59,6 +59,7 @@
 
 #include "media/journal.h"
 #include "media/region.h"
+#include "util/sparse_bits.h"
 #include "util/status.h"
 
 namespace sealfs {
@@ -138,9 +139,9 @@ class Allocator {
   std::vector<QuarantineEntry> pinned_entries() const;
   std::vector<BlockExtent> free_extents() const;  // sorted by start
   bool is_allocated(uint64_t block) const;
-  // A copy of the allocated set, 64 blocks a word: bit i of word w <=> block
-  // data_start + 64 * w + i. For the mount's cross-check against referents.
-  std::vector<uint64_t> allocated_words() const;
+  // A copy of the allocated set: bit i <=> block data_start + i. For the
+  // mount's cross-check against referents.
+  SparseBits allocated_bits() const;
   const AllocatorArea& area() const;
 
  private:

@@ -13,21 +13,6 @@ std::string range_text(uint64_t start, uint64_t count) {
   return "[" + std::to_string(start) + ", +" + std::to_string(count) + ")";
 }
 
-// Calls f(word, mask) for every 64-bit word of a bit vector that bits
-// [first, first + count) touch, with the mask of those bits in the word.
-template <typename F>
-void for_each_word(uint64_t first, uint64_t count, F&& f) {
-  const uint64_t end = first + count;
-  while (first < end) {
-    const uint64_t w = first / 64;
-    const uint64_t lo = first % 64;
-    const uint64_t hi = std::min<uint64_t>(64, end - w * 64);
-    const uint64_t upto = hi == 64 ? ~uint64_t{0} : (uint64_t{1} << hi) - 1;
-    f(w, upto & ~((uint64_t{1} << lo) - 1));
-    first = w * 64 + hi;
-  }
-}
-
 bool inside(const BlockExtent& b, uint64_t data_start, uint64_t data_blocks) {
   return b.count != 0 && b.start >= data_start && b.start - data_start < data_blocks &&
          b.count <= data_blocks - (b.start - data_start);
@@ -62,15 +47,15 @@ std::string BlockReferent::describe() const {
 }
 
 Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t data_blocks,
-                                                  const std::vector<uint64_t>& allocated,
+                                                  const SparseBits& allocated,
                                                   const BlockReferentSource& referents) {
   const uint64_t words = (data_blocks + 63) / 64;
-  if (allocated.size() != words) {
-    return Status(Code::kInvalid, "bitmap of " + std::to_string(allocated.size()) +
-                                      " words for " + std::to_string(data_blocks) + " blocks");
+  if (allocated.bit_count() != data_blocks) {
+    return Status(Code::kInvalid, "bitmap of " + std::to_string(allocated.bit_count()) +
+                                      " bits for " + std::to_string(data_blocks) + " blocks");
   }
   // One bit per data block: referenced by something seen so far.
-  std::vector<uint64_t> referenced(words, 0);
+  SparseBits referenced(data_blocks);
   BlockCheckCounts counts;
   std::optional<BlockReferent> stopped_at;  // the referent that failed
   bool cross_linked = false;  // else it lies outside the data area
@@ -82,14 +67,15 @@ Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t 
       return;
     }
     bool clashed = false;
-    for_each_word(r.blocks.start - data_start, r.blocks.count, [&](uint64_t w, uint64_t mask) {
-      const uint64_t both = referenced[w] & mask;
+    const uint64_t first = r.blocks.start - data_start;
+    SparseBits::for_each_word(first, r.blocks.count, [&](uint64_t w, uint64_t mask) {
+      const uint64_t both = referenced.word(w) & mask;
       if (both != 0 && !clashed) {
         clashed = true;
         clash = data_start + w * 64 + static_cast<uint64_t>(__builtin_ctzll(both));
       }
-      referenced[w] |= mask;
     });
+    referenced.assign(first, r.blocks.count, true);
     if (clashed) {
       stopped_at = r;
       cross_linked = true;
@@ -109,16 +95,27 @@ Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t 
                       stopped_at->describe() + kRunFsck);
   }
 
+  // Page by page: a page absent from both (no bit ever set) has nothing to
+  // compare, which on a young region is nearly all of them.
   uint64_t first_free = 0, free_count = 0;
-  for (uint64_t w = 0; w < words; ++w) {
-    const uint64_t missing = referenced[w] & ~allocated[w];
-    if (missing != 0) {
-      if (free_count == 0) {
-        first_free = w * 64 + static_cast<uint64_t>(__builtin_ctzll(missing));
+  for (uint64_t p = 0; p < allocated.page_count(); ++p) {
+    const uint64_t* alloc_page = allocated.page(p);
+    const uint64_t* ref_page = referenced.page(p);
+    if (alloc_page == nullptr && ref_page == nullptr) continue;
+    const uint64_t first_word = p * SparseBits::kWordsPerPage;
+    const uint64_t end_word = std::min(words, first_word + SparseBits::kWordsPerPage);
+    for (uint64_t w = first_word; w < end_word; ++w) {
+      const uint64_t a = alloc_page == nullptr ? 0 : alloc_page[w - first_word];
+      const uint64_t r = ref_page == nullptr ? 0 : ref_page[w - first_word];
+      const uint64_t missing = r & ~a;
+      if (missing != 0) {
+        if (free_count == 0) {
+          first_free = w * 64 + static_cast<uint64_t>(__builtin_ctzll(missing));
+        }
+        free_count += static_cast<uint64_t>(__builtin_popcountll(missing));
       }
-      free_count += static_cast<uint64_t>(__builtin_popcountll(missing));
+      counts.leaked_blocks += static_cast<uint64_t>(__builtin_popcountll(a & ~r));
     }
-    counts.leaked_blocks += static_cast<uint64_t>(__builtin_popcountll(allocated[w] & ~referenced[w]));
   }
   if (free_count != 0) {
     // Name the first damaged referent and the run of clear bits in it.
@@ -126,10 +123,7 @@ Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t 
     std::optional<BlockReferent> owner = owner_of(referents, block);
     uint64_t run_end = block + 1;
     const uint64_t limit = owner ? owner->blocks.end() : run_end;
-    auto is_set = [&](uint64_t b) {
-      const uint64_t i = b - data_start;
-      return ((allocated[i / 64] >> (i % 64)) & 1) != 0;
-    };
+    auto is_set = [&](uint64_t b) { return allocated.test(b - data_start); };
     while (run_end < limit && !is_set(run_end)) ++run_end;
     return Status(Code::kCorruption,
                   (owner ? owner->describe() : std::string("a referent")) + ": blocks " +

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "alloc/allocator.h"
+#include "util/sparse_bits.h"
 #include "util/status.h"
 
 namespace sealfs {
@@ -49,7 +50,7 @@ struct BlockCheckCounts {
 
 // `allocated`: the allocator's bitmap, bit i <=> block data_start + i.
 Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t data_blocks,
-                                                  const std::vector<uint64_t>& allocated,
+                                                  const SparseBits& allocated,
                                                   const BlockReferentSource& referents);
 
 }  // namespace sealfs

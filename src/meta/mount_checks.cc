@@ -47,7 +47,7 @@ Status FilesystemImpl::check_block_references() {
   };
   ASSIGN_OR_RETURN(BlockCheckCounts counts,
                    cross_check_block_bitmap(geo_.data_start, geo_.data_blocks,
-                                            alloc_->allocated_words(), referents));
+                                            alloc_->allocated_bits(), referents));
   log().info("mount: block bitmap cross-checked: {} block(s) referenced, {:.1f} ms",
              counts.referenced_blocks, ms_since(start));
   if (counts.leaked_blocks != 0) {
