@@ -211,8 +211,13 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
     // setattr of mtime (and ctime) alone: an append-only file accepts that.
     s.cached_times = r.ctx().writeback_cache &&
                      (s.valid & ~(SetAttr::kMtime | SetAttr::kCtime)) == 0;
+    // chown(f, -1, -1) arrives with nothing to set (the kernel dropped the
+    // mode it would have cleared: it leaves that to us under KILLPRIV_V2).
+    if (to_set == 0) s.valid |= SetAttr::kKeepOwner;
     // Truncate and chown clear set-id bits by the caller's privilege.
-    if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid)) s.caller = setid_caller_of(req);
+    if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid | SetAttr::kKeepOwner)) {
+      s.caller = setid_caller_of(req);
+    }
     if (try_setattr(r, ino, s)) return;
     defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
                         [ino, s](Reply& again) { return try_setattr(again, ino, s); });
