@@ -238,6 +238,29 @@ TEST_F(ExportTest, HandlesSurviveADaemonRestart) {
   EXPECT_TRUE(handle_of("new/d") == d);
 }
 
+// Unlinked but still open somewhere: the kernel holds the inode and opens it
+// from the handle without asking the daemon (as ext4 does with an inode in
+// its cache); once the last holder closes it, the handle is stale.
+TEST_F(ExportTest, AnUnlinkedFileOpensByHandleOnlyWhileHeldOpen) {
+  const uint64_t all_free = free_inodes();
+  write_file(path("held"), "held open");
+  Handle held = handle_of("held");
+  int holder = open(path("held").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(holder, 0) << std::strerror(errno);
+  ASSERT_EQ(unlink(path("held").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(evict_inodes());
+  int fd = open_handle(held, O_RDONLY);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(read_fd(fd), "held open");
+  close(fd);
+  close(holder);
+  ASSERT_TRUE(wait_free_inodes(all_free));
+  ASSERT_NO_FATAL_FAILURE(evict_inodes());
+  errno = 0;
+  EXPECT_EQ(open_handle(held, O_RDONLY), -1) << "a deleted file opened";
+  EXPECT_EQ(errno, ESTALE) << std::strerror(errno);
+}
+
 TEST_F(ExportTest, ADeletedFileIsStaleEvenWhenItsNumberIsReused) {
   const uint64_t all_free = free_inodes();
   write_file(path("a"), "first");
