@@ -31,6 +31,7 @@ class CallerPrivilege final : public SetidCaller, public FlagsCaller {
   uint32_t fsuid() override { return uid_; }
   bool has_fowner() override;
   bool has_linux_immutable() override;
+  bool may_chmod(uint32_t uid) override { return uid == uid_ || has_fowner(); }
 
  private:
   void load();

@@ -4,6 +4,7 @@
 
 #include "fuse/deferred_change.h"
 #include "fuse/ops_internal.h"
+#include "sealfs/format.h"
 #include "sealfs/sealfs.h"
 
 namespace sealfs::fuse {
@@ -30,7 +31,10 @@ Cred cred_of(fuse_req_t req) {
 fuse_entry_param entry_of(const DaemonContext& ctx, const Attr& attr) {
   fuse_entry_param e{};
   e.ino = attr.ino;
-  e.generation = attr.generation;
+  // The kernel made the root's inode at mount with generation 0, and warns
+  // and overrides when a lookup (a ".." that climbs to the root) says
+  // otherwise; the media's root keeps its own generation.
+  e.generation = attr.ino == format::kRootIno ? 0 : attr.generation;
   e.attr = attr.to_stat();
   e.attr_timeout = ctx.attr_timeout_s;
   e.entry_timeout = ctx.entry_timeout_s;
@@ -54,6 +58,11 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   enable(FUSE_CAP_PARALLEL_DIROPS);
   enable(FUSE_CAP_AUTO_INVAL_DATA);
   enable(FUSE_CAP_CACHE_SYMLINKS);
+  // Lookups of "." and ".." by inode number (meta/handle_lookup.cc): the
+  // kernel's export operations, so that open_by_handle_at(2) and nfsd find
+  // an inode it has evicted, or one from before a restart (docs/daemon.md
+  // "File handles and export").
+  enable(FUSE_CAP_EXPORT_SUPPORT);
   // chattr / lsattr on directories too (ops_ioctl.cc).
   enable(FUSE_CAP_IOCTL_DIR);
   // The writeback cache only when asked for: the kernel then keeps dirty
@@ -96,6 +105,9 @@ void op_destroy(void* userdata) {
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   handle(req, "lookup", parent, [&](Reply& r) {
+    if (name_of(name) == "." || name_of(name) == "..") {
+      log().debug("lookup of '{}' by inode number {}", name, parent);
+    }
     auto attr = r.ctx().fs->lookup(parent, name_of(name));
     if (attr.is_ok()) {
       reply_entry_ref(r, *attr);
@@ -199,8 +211,13 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
     // setattr of mtime (and ctime) alone: an append-only file accepts that.
     s.cached_times = r.ctx().writeback_cache &&
                      (s.valid & ~(SetAttr::kMtime | SetAttr::kCtime)) == 0;
+    // chown(f, -1, -1) arrives with nothing to set (the kernel dropped the
+    // mode it would have cleared: it leaves that to us under KILLPRIV_V2).
+    if (to_set == 0) s.valid |= SetAttr::kKeepOwner;
     // Truncate and chown clear set-id bits by the caller's privilege.
-    if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid)) s.caller = setid_caller_of(req);
+    if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid | SetAttr::kKeepOwner)) {
+      s.caller = setid_caller_of(req);
+    }
     if (try_setattr(r, ino, s)) return;
     defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
                         [ino, s](Reply& again) { return try_setattr(again, ino, s); });

@@ -29,6 +29,16 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   InodeCore& c = inode->core;
   RETURN_IF_ERROR(check_may_setattr(c, req));
+  // The empty setattr of chown(f, -1, -1) is also what the kernel sends
+  // before a write by a caller without CAP_FSETID (file_remove_privs under
+  // KILLPRIV_V2, past every permission check). Taken as a chown only from
+  // a caller that may chmod the file, which tmpfs requires of a chown that
+  // drops bits: anyone else's is left alone, and a write's own handler
+  // clears what that writer's write must (drop_setid).
+  if ((req.valid & SetAttr::kKeepOwner) && req.caller != nullptr &&
+      !req.caller->may_chmod(c.uid)) {
+    return attr_of(*inode);
+  }
   if (req.valid & SetAttr::kSize) {
     if (S_ISDIR(c.mode)) return Status(Code::kIsDir, "truncate a directory");
     if (!S_ISREG(c.mode)) return Status(Code::kInvalid, "truncate a special file");
@@ -40,6 +50,7 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
   InodeCore saved = c;
   int64_t now = now_ns();
   bool changed = false;
+  const uint32_t chown_like = SetAttr::kUid | SetAttr::kGid | SetAttr::kKeepOwner;
   if (req.valid & SetAttr::kMode) {
     c.mode = (c.mode & S_IFMT) | (req.mode & 07777);
     changed = true;
@@ -53,7 +64,7 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
     if ((req.valid & SetAttr::kSize) && req.caller != nullptr) {
       drop |= setid_bits_to_drop(saved.mode, saved.gid, *req.caller);
     }
-    if (req.valid & (SetAttr::kUid | SetAttr::kGid)) {
+    if (req.valid & chown_like) {
       drop |= setid_bits_to_drop_on_chown(saved.mode, saved.gid, req.caller.get());
     }
     if ((c.mode & drop) != 0) {
@@ -61,7 +72,7 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
       changed = true;
     }
   }
-  if ((req.valid & (SetAttr::kUid | SetAttr::kGid)) != 0) changed = true;
+  if ((req.valid & chown_like) != 0) changed = true;
   if (req.valid & SetAttr::kAtimeNow) c.atime = now, changed = true;
   else if (req.valid & SetAttr::kAtime) c.atime = ns_of(req.atime), changed = true;
   if (req.valid & SetAttr::kMtimeNow) c.mtime = now, changed = true;

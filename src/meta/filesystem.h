@@ -68,6 +68,9 @@ class SetidCaller {
   virtual bool has_fsetid() = 0;
   // `gid` is the caller's filesystem gid or one of its supplementary groups.
   virtual bool in_group(uint32_t gid) = 0;
+  // The caller owns a file of owner `uid`, or has CAP_FOWNER: it may change
+  // the file's mode (the kernel's inode_owner_or_capable).
+  virtual bool may_chmod(uint32_t uid) = 0;
 };
 
 // The set-id bits the kernel drops when `caller` changes the contents (or
@@ -110,6 +113,12 @@ struct SetAttr {
     kAtimeNow = 1 << 6,
     kMtimeNow = 1 << 7,
     kCtime = 1 << 8,
+    // chown(f, -1, -1), which FUSE sends as a setattr with nothing to set:
+    // no owner changes, but the set-id bits go as on a chown and the ctime
+    // moves, when `caller` may chmod the file; anyone else's changes
+    // nothing (docs/daemon.md "Set-id bits": the same empty request
+    // precedes a write).
+    kKeepOwner = 1 << 9,
   };
   uint32_t valid = 0;
   // An mtime (and ctime) the kernel's writeback cache flushes after writes

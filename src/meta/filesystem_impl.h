@@ -129,6 +129,10 @@ class FilesystemImpl final : public Filesystem {
   Status count_directory_names(Inode& dir, std::vector<uint32_t>& names,
                                std::vector<uint32_t>& subdirs);
   Result<Inode*> live(Ino ino);       // in-use inode or kNotFound / kStale
+  // Lookups of "." and ".." (handle_lookup.cc): by inode number, for the
+  // kernel's export operations; +1 lookup.
+  Result<Attr> lookup_self(Ino ino);
+  Result<Attr> lookup_parent(Ino ino);
   Status load_inode(Inode& inode);    // decodes slot + overflow chain
   Result<Inode*> allocate_inode();    // reserved in DRAM; caller stages it
   void release_inode_number(Ino ino);

@@ -28,35 +28,19 @@ struct DirUndo {
 
 Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
   if (name.size() > format::kNameMax) return Status(Code::kNameTooLong, "name too long");
+  if (name == ".") return lookup_self(parent);      // handle_lookup.cc
+  if (name == "..") return lookup_parent(parent);
   ASSIGN_OR_RETURN(Inode * dir, live(parent));
   std::shared_lock dl(dir->mu);
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "lookup in a non-directory");
-  uint64_t target = 0;
-  if (name == ".") {
-    target = dir->ino;
-  } else if (name == "..") {
-    target = dir->parent != 0 ? dir->parent.load() : dir->ino;
-  } else {
-    RETURN_IF_ERROR(ensure_dir_index(*dir));
-    const DirLocation* loc = dir->dir->find(name);
-    if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
-    target = loc->ino;
-  }
-  Inode* child = slot(target);
+  RETURN_IF_ERROR(ensure_dir_index(*dir));
+  const DirLocation* loc = dir->dir->find(name);
+  if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
+  Inode* child = slot(loc->ino);
   if (child == dir) {
-    dl.unlock();
-    std::unique_lock cl(child->mu);
-    ++child->lookups;
-    return attr_of(*child);
-  }
-  if (name == "..") {
-    // Locking the parent while holding the child would invert the order.
-    dl.unlock();
-    std::unique_lock cl(child->mu);
-    if (!child->in_use()) return Status(Code::kStale, "parent freed");
-    ++child->lookups;
-    return attr_of(*child);
+    // A damaged directory naming itself: its lock is already held.
+    return Status(Code::kCorruption, "directory " + std::to_string(dir->ino) + " names itself");
   }
   std::unique_lock cl(child->mu);
   ++child->lookups;

@@ -163,6 +163,21 @@ TEST_F(SetidTest, ChownClearsSetuidAndExecutableSetgid) {
   check("chgrp", "chgrp " + std::to_string(user_.gid) + " $F", 06755, 0, std::nullopt, 0755);
 }
 
+// chown(f, -1, -1) changes no owner and still clears, for the owner (root
+// here). FUSE sends it as a setattr with nothing to set, the request that
+// also precedes a write by a caller without CAP_FSETID: the daemon takes it
+// as a chown only from a caller that may chmod the file, so a non-owner's
+// clears nothing (tmpfs refuses it with EPERM; docs/daemon.md "Set-id bits").
+TEST_F(SetidTest, ChownToNobodyClearsForTheOwner) {
+  ASSERT_NO_FATAL_FAILURE(mount_shared());
+  const std::string keep = "python3 -c 'import os, sys; os.chown(sys.argv[1], -1, -1)' $F";
+  check("chown -1 -1 g+x", keep, 06755, 0, std::nullopt, 0755);
+  check("chown -1 -1 g-x", keep, 06745, 0, std::nullopt, 02745);
+  check("non-owner chown -1 -1", keep + " 2>/dev/null || true", 06755, 0, user_, 06755, false);
+  // A non-owner's write still clears, through the write itself.
+  check("non-owner writes after", keep + " 2>/dev/null; echo x >> $F", 06757, 0, user_, 0757);
+}
+
 // With the writeback cache the kernel writes a set-id file through (under
 // HANDLE_KILLPRIV_V2), so the daemon still sees the writer.
 TEST_F(SetidTest, WritebackCacheMountClearsToo) {

@@ -183,8 +183,12 @@ TEST_F(FsckTest, OrphanNotYetFreed) {
   auto disk = encode_superblock(*sb);
   std::memcpy(image_.data(), &disk, sizeof(disk));
   uint64_t data_block = first_block(image_, geo_, p().file2);
+  const uint32_t generation = d.generation.get();
   Bytes fixed = expect_round_trip("orphan_pending");
   EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  // Freed as the daemon frees: the generation stays for the next use to
+  // raise (file handles, docs/daemon.md).
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).generation.get(), generation);
   EXPECT_FALSE(get_bit(fixed, geo_, data_block));
   auto after = read_superblock(*RegionDram::from_image(fixed));
   ASSERT_TRUE(after.is_ok());
@@ -222,6 +226,9 @@ TEST_F(FsckTest, BadInodeCrcClearsTheInode) {
   uint64_t data_block = first_block(image_, geo_, p().file2);
   Bytes fixed = expect_round_trip("inode_bad_crc");
   EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  // Never lowered: a handle to the cleared file must not match the next
+  // file to take the number.
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).generation.get(), d.generation.get() + 1);
   EXPECT_FALSE(get_bit(fixed, geo_, data_block));  // its blocks were freed
   uint64_t blk = first_block(fixed, geo_, p().dir_a);
   EXPECT_LT(entry_offset(fixed, blk, p().dir_a, "f2"), 0);  // its name removed

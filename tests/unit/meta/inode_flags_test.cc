@@ -131,6 +131,7 @@ TEST_F(InodeFlagsTest, ImmutableFileRefusesEveryChange) {
   class Writer final : public SetidCaller {
     bool has_fsetid() override { return false; }
     bool in_group(uint32_t) override { return false; }
+    bool may_chmod(uint32_t) override { return false; }
   } writer;
   expect_eperm(fs_->drop_setid(f.ino, writer), "drop set-id bits");
 

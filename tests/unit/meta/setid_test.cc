@@ -23,7 +23,9 @@ class FakeCaller final : public SetidCaller {
     ++asked;
     return gid == group_;
   }
+  bool may_chmod(uint32_t) override { return owner; }
   int asked = 0;
+  bool owner = true;  // owns the file, or has CAP_FOWNER
 
  private:
   bool fsetid_;
@@ -117,6 +119,39 @@ TEST_F(SetidTest, TruncateAndChownClearByTheCaller) {
   EXPECT_EQ(mode_of(f.ino), 0745u);
   crash_and_remount();
   EXPECT_EQ(mode_of(f.ino), 0745u);
+}
+
+// chown(f, -1, -1): the chown rule for a caller that may chmod the file, the
+// ctime moved; nothing at all for anyone else; directories keep S_ISGID.
+TEST_F(SetidTest, ChownKeepingTheOwnerClearsForTheOwnerOnly) {
+  const Attr f = *fs_->getattr(setid_file(06755).ino);
+  auto stranger = std::make_shared<FakeCaller>(false, 7);
+  stranger->owner = false;
+  SetAttr k;
+  k.valid = SetAttr::kKeepOwner;
+  k.caller = stranger;
+  auto a = fs_->setattr(f.ino, k);
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->mode & 07777, 06755u);
+  EXPECT_EQ(a->ctime.tv_nsec, f.ctime.tv_nsec);
+  EXPECT_EQ(a->ctime.tv_sec, f.ctime.tv_sec);
+
+  k.caller = std::make_shared<FakeCaller>(true, 7);  // the owner, even with CAP_FSETID
+  a = fs_->setattr(f.ino, k);
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->mode & 07777, 0755u);
+  EXPECT_TRUE(a->ctime.tv_sec != f.ctime.tv_sec || a->ctime.tv_nsec != f.ctime.tv_nsec);
+  crash_and_remount();
+  EXPECT_EQ(mode_of(f.ino), 0755u);
+
+  auto d = fs_->mkdir(kRootIno, "d", 0755, user());
+  ASSERT_TRUE(d.is_ok());
+  SetAttr m;
+  m.valid = SetAttr::kMode;
+  m.mode = 02755;
+  ASSERT_TRUE(fs_->setattr(d->ino, m).is_ok());
+  ASSERT_TRUE(fs_->setattr(d->ino, k).is_ok());
+  EXPECT_EQ(mode_of(d->ino), 02755u);
 }
 
 }  // namespace

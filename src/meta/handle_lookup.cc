@@ -1,0 +1,48 @@
+// Lookups by inode number: "." and "..", which a path walk resolves in the
+// VFS and which reach the filesystem only from the kernel's export
+// operations (fs/fuse/inode.c fuse_get_dentry and fuse_get_parent, behind
+// open_by_handle_at(2) and nfsd). The kernel asks "." of an inode number it
+// no longer holds and compares the generation we answer with the one in
+// the handle; it asks ".." of a directory to reconnect it to the tree.
+#include "meta/filesystem_impl.h"
+
+namespace sealfs {
+
+// Any type of inode, not only directories: a handle names a file as well.
+// An inode with no name left is as gone as a freed one for a handle (the
+// kernel turns kStale into ESTALE); a reused number answers with its new
+// generation, which the kernel finds different from the handle's.
+Result<Attr> FilesystemImpl::lookup_self(Ino ino) {
+  Inode* inode = slot(ino);
+  if (inode == nullptr) return Status(Code::kStale, "no inode " + std::to_string(ino));
+  std::unique_lock lock(inode->mu);
+  if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
+  if (inode->core.nlink == 0) {
+    return Status(Code::kStale, "inode " + std::to_string(ino) + " was removed");
+  }
+  ++inode->lookups;
+  return attr_of(*inode);
+}
+
+// The parent link kept in DRAM (set at mount from the directory entries,
+// moved by rename); the root is its own parent.
+Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
+  ASSIGN_OR_RETURN(Inode * dir, live(ino));
+  uint64_t parent = 0;
+  {
+    std::shared_lock dl(dir->mu);
+    if (!dir->in_use()) return Status(Code::kStale, "directory freed");
+    if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "'..' of a non-directory");
+    if (dir->core.nlink == 0) return Status(Code::kStale, "directory was removed");
+    parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
+  }
+  // Locking the parent while holding the child would invert the order.
+  Inode* up = slot(parent);
+  if (up == nullptr) return Status(Code::kStale, "parent " + std::to_string(parent));
+  std::unique_lock lock(up->mu);
+  if (!up->in_use()) return Status(Code::kStale, "parent freed");
+  ++up->lookups;
+  return attr_of(*up);
+}
+
+}  // namespace sealfs
