@@ -24,6 +24,7 @@
 #include "meta/inode_table.h"
 #include "meta/locking.h"
 #include "meta/meta_txn.h"
+#include "meta/posix_acl.h"
 #include "meta/xattr.h"
 
 namespace sealfs {
@@ -78,7 +79,7 @@ class FilesystemImpl final : public Filesystem {
   Status readdir(Ino ino, uint64_t cookie,
                  const std::function<bool(const DirEntry&)>& emit) override;
   Status setxattr(Ino ino, std::string_view name, const void* value, size_t size,
-                  int flags) override;
+                  int flags, SetidCaller* caller = nullptr) override;
   Result<std::vector<uint8_t>> getxattr(Ino ino, std::string_view name) override;
   Result<std::vector<std::string>> listxattr(Ino ino) override;
   Status removexattr(Ino ino, std::string_view name) override;
@@ -196,7 +197,19 @@ class FilesystemImpl final : public Filesystem {
   // (rename_ops.cc). Caller holds wo.mu exclusively.
   void init_whiteout(Inode& wo, const Cred& cred, int64_t now);
   void undo_whiteout(Inode& wo);
+  // --- extended attributes (xattr_ops.cc) and ACLs (acl_ops.cc)
   Status read_xattrs(const Inode& inode, XattrList* out);
+  // Makes the inode's stored attributes `list`; may allocate or free
+  // blocks. The caller restores inode.core if the transaction fails.
+  Status write_xattrs(MetaTxn& t, Inode& inode, const XattrList& list);
+  // setxattr of an ACL name: edits `list` and the inode's mode.
+  Status set_acl_in_list(Inode& inode, std::string_view name, const Acl& acl,
+                         SetidCaller* caller, XattrList* list);
+  // chmod: the stored access ACL takes the inode's new mode.
+  Status chmod_access_acl(MetaTxn& t, Inode& inode);
+  // A new inode in `dir`: its mode (umask, or the default ACL's limits) and
+  // the ACLs it inherits.
+  Status inherit_acls(const Inode& dir, uint32_t* mode, uint32_t umask, XattrList* child);
   void touch_atime(Inode& inode);
   // write() after its checks, with inode.mu held exclusively (file_io.cc).
   Result<size_t> write_locked(Inode& inode, uint64_t offset, const void* buf, size_t length);

@@ -1,7 +1,9 @@
 #include "meta/xattr.h"
 
+#include <algorithm>
 #include <cstring>
 
+#include "meta/posix_acl.h"
 #include "sealfs/format.h"
 #include "util/crc32c.h"
 
@@ -16,8 +18,13 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 }
 }  // namespace
 
+XattrList::iterator find_xattr(XattrList& list, std::string_view name) {
+  return std::find_if(list.begin(), list.end(), [&](const XattrEntry& e) { return e.name == name; });
+}
+
 Status check_xattr_name(std::string_view name) {
   if (name.size() > format::kNameMax) return Status(Code::kRange, "xattr name too long");
+  if (name == kAclAccessXattr || name == kAclDefaultXattr) return Status::ok();
   for (std::string_view ns : {"user.", "trusted.", "security."}) {
     if (starts_with(name, ns)) {
       if (name.size() == ns.size()) return Status(Code::kInvalid, "empty xattr name");

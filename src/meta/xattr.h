@@ -17,7 +17,10 @@ struct XattrEntry {
 };
 using XattrList = std::vector<XattrEntry>;
 
-// kNotSupported for namespaces we do not store (system.*, unknown),
+XattrList::iterator find_xattr(XattrList& list, std::string_view name);
+
+// kNotSupported for namespaces we do not store (system.* other than the
+// two POSIX ACLs, unknown),
 // kRange for names longer than 255 bytes, kInvalid for an empty name.
 Status check_xattr_name(std::string_view name);
 // Bytes the list takes in a block (header included).
