@@ -60,22 +60,23 @@ Status FilesystemImpl::set_acl_in_list(Inode& inode, std::string_view name, cons
 
 Status FilesystemImpl::chmod_access_acl(MetaTxn& t, Inode& inode) {
   if (inode.core.xattr_block == 0) return Status::ok();
-  XattrList list;
-  RETURN_IF_ERROR(read_xattrs(inode, &list));
-  auto it = find_xattr(list, kAclAccessXattr);
-  if (it == list.end()) return Status::ok();
+  XattrStore store;
+  RETURN_IF_ERROR(read_xattrs(inode, &store));
+  auto it = find_xattr(store.list, kAclAccessXattr);
+  if (it == store.list.end()) return Status::ok();
   ASSIGN_OR_RETURN(Acl acl, stored_acl(inode, *it));
   acl_apply_mode(acl, inode.core.mode);
   it->value = encode_acl(acl);
-  return write_xattrs(t, inode, list);
+  return write_xattrs(t, inode, std::move(store.blocks), store.list);
 }
 
 Status FilesystemImpl::inherit_acls(const Inode& dir, uint32_t* mode, uint32_t umask,
                                     XattrList* child) {
   child->clear();
   if (S_ISLNK(*mode)) return Status::ok();
-  XattrList parent;
-  if (dir.core.xattr_block != 0) RETURN_IF_ERROR(read_xattrs(dir, &parent));
+  XattrStore store;
+  if (dir.core.xattr_block != 0) RETURN_IF_ERROR(read_xattrs(dir, &store));
+  XattrList& parent = store.list;
   auto def = find_xattr(parent, kAclDefaultXattr);
   // No default ACL: the umask applies, as the kernel would have applied it
   // (the daemon asks for FUSE_CAP_DONT_MASK so that it can decide).

@@ -198,10 +198,19 @@ class FilesystemImpl final : public Filesystem {
   void init_whiteout(Inode& wo, const Cred& cred, int64_t now);
   void undo_whiteout(Inode& wo);
   // --- extended attributes (xattr_ops.cc) and ACLs (acl_ops.cc)
-  Status read_xattrs(const Inode& inode, XattrList* out);
-  // Makes the inode's stored attributes `list`; may allocate or free
-  // blocks. The caller restores inode.core if the transaction fails.
-  Status write_xattrs(MetaTxn& t, Inode& inode, const XattrList& list);
+  XattrBlockReader xattr_block_reader() const;
+  Status read_xattrs(const Inode& inode, XattrStore* out);
+  // Makes the inode's stored attributes `list`, in the chain `blocks` (what
+  // read_xattrs found; reused first, then grown or cut); kNoSpace beyond
+  // kXattrChainMaxBlocks. The caller restores inode.core if the
+  // transaction fails.
+  Status write_xattrs(MetaTxn& t, Inode& inode, std::vector<uint64_t> blocks,
+                      const XattrList& list);
+  void free_xattr_blocks(MetaTxn& t, const Inode& inode);
+  // After the commit that set a feature bit: the backup superblock carries
+  // it too (Journal::refresh_backup_superblock). Best effort: a failure is
+  // logged, and fsck.sealfs reports the copies differing.
+  void refresh_backup_superblock();
   // setxattr of an ACL name: edits `list` and the inode's mode.
   Status set_acl_in_list(Inode& inode, std::string_view name, const Acl& acl,
                          SetidCaller* caller, XattrList* list);
@@ -237,6 +246,9 @@ class FilesystemImpl final : public Filesystem {
   // Committed transactions that freed journaled metadata blocks, and how many
   // of them a checkpoint has since put behind the log tail.
   std::atomic<uint64_t> metadata_frees_{0};
+  // kFeatureIncompatXattrChain is on media (set at mount, then by the
+  // commit of the first chain).
+  std::atomic<bool> xattr_chain_feature_{false};
   // Work counters (Filesystem::work_counters).
   std::atomic<uint64_t> extent_blocks_encoded_{0};
   std::atomic<uint64_t> metadata_frees_settled_{0};

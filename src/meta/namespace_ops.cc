@@ -133,7 +133,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
       c.blocks = 1;
     }
   }
-  Status s = write_xattrs(t, *inode, inherited);
+  Status s = write_xattrs(t, *inode, {}, inherited);
   if (!s.is_ok()) return fail(s);
   s = dir_insert(t, *dir, name, inode->ino, dtype_for_mode(mode));
   if (!s.is_ok()) return fail(s);
