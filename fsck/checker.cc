@@ -109,10 +109,17 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
   }
   if (!used_backup) {
     auto backup = decode_at(region, sb->geometry.backup_block());
-    if (!backup.is_ok() || !same_geometry(backup->geometry, sb->geometry)) {
+    // Feature words too: a reader falling back to the backup must meet the
+    // features the primary announces.
+    const bool features_differ =
+        backup.is_ok() && (backup->feature_compat != sb->feature_compat ||
+                           backup->feature_ro_compat != sb->feature_ro_compat ||
+                           backup->feature_incompat != sb->feature_incompat);
+    if (!backup.is_ok() || !same_geometry(backup->geometry, sb->geometry) || features_differ) {
       ctx.problem(Phase::kSuperblock, "backup_superblock_bad", 0,
-                  ctx.fix(backup.is_ok() ? std::string("geometry differs from the primary")
-                                         : backup.status().to_string(),
+                  ctx.fix(!backup.is_ok() ? backup.status().to_string()
+                          : features_differ ? std::string("feature words differ from the primary")
+                                            : std::string("geometry differs from the primary"),
                           "backup rewritten from the primary",
                           "rewrite the backup from the primary"));
       write_superblock_block(image, sb->geometry.backup_block(), *sb);

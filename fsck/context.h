@@ -35,7 +35,8 @@ struct InodeState {
   // Phase 4: the layout as it stands after repairs.
   std::vector<Extent> extents;
   std::vector<uint64_t> chain;  // overflow blocks, in order
-  uint64_t xattr_block = 0;
+  uint64_t xattr_block = 0;              // the inode's xattr_block
+  std::vector<uint64_t> xattr_blocks;    // phase 4: its whole chain, in order
   // Phase 6: the namespace.
   uint32_t refs = 0;     // directory entries naming this inode
   uint32_t subdirs = 0;  // directories: entries naming subdirectories

@@ -11,7 +11,7 @@
 namespace sealfs::fsck {
 
 uint64_t expected_blocks(const InodeState& st) {
-  uint64_t n = st.chain.size() + (st.xattr_block != 0 ? 1 : 0);
+  uint64_t n = st.chain.size() + st.xattr_blocks.size();
   for (const Extent& e : st.extents) n += e.length;
   return n;
 }
@@ -91,7 +91,7 @@ void free_inode(Context& ctx, uint64_t ino) {
     for (uint64_t i = 0; i < e.length; ++i) ctx.image.set_bit(e.region_block + i, false);
   }
   for (uint64_t b : st.chain) ctx.image.set_bit(b, false);
-  if (st.xattr_block != 0) ctx.image.set_bit(st.xattr_block, false);
+  for (uint64_t b : st.xattr_blocks) ctx.image.set_bit(b, false);
   format::DiskInode old = ctx.image.read_inode(ino);
   format::DiskInode freed{};
   freed.generation = old.generation;

@@ -96,7 +96,7 @@ void check_bitmap(Context& ctx) {
     if (!st.used) continue;
     for (const Extent& e : st.extents) claim(e.region_block, e.length, ino);
     for (uint64_t b : st.chain) claim(b, 1, ino);
-    if (st.xattr_block != 0) claim(st.xattr_block, 1, ino);
+    for (uint64_t b : st.xattr_blocks) claim(b, 1, ino);
   }
 
   // Holder table: live holders keep their blocks; stale entries are empty.

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -234,6 +235,7 @@ void check_extents(Context& ctx) {
   std::unordered_set<uint64_t> changed;
   const std::vector<uint64_t>& numbers = ctx.inodes.numbers();
   uint64_t done = 0;
+  bool chains = false;  // some inode keeps its xattrs in a chain
   for (uint64_t ino : numbers) {
     InodeState& st = ctx.inodes[ino];
     ctx.progress(Phase::kExtents, ++done, numbers.size());
@@ -242,16 +244,20 @@ void check_extents(Context& ctx) {
     if (!d.is_ok()) continue;  // phase 3 cleared it
     if (st.xattr_block != 0) {
       std::string bad;
-      if (!ctx.image.in_data_area(st.xattr_block)) {
-        bad = "xattr block " + std::to_string(st.xattr_block) + " outside the data area";
+      auto store = read_xattr_store(st.xattr_block, ino, [&](uint64_t b) -> const std::byte* {
+        return ctx.image.in_data_area(b) ? ctx.image.read_block(b) : nullptr;
+      });
+      if (!store.is_ok()) {
+        bad = store.status().message();
       } else {
-        auto x = decode_xattr_block(ctx.image.read_block(st.xattr_block), ino);
-        if (!x.is_ok()) bad = x.status().message();
+        st.xattr_blocks = std::move(store->blocks);
+        if (!store->legacy) chains = true;
       }
       if (!bad.empty()) {
         ctx.problem(Phase::kExtents, "xattr_bad", ino,
                     ctx.fix(bad, "extended attributes dropped", "drop the extended attributes"));
         st.xattr_block = 0;
+        st.xattr_blocks.clear();
         format::DiskInode disk = ctx.image.read_inode(ino);
         disk.xattr_block.set(0);
         ctx.image.write_inode(ino, disk);
@@ -272,6 +278,20 @@ void check_extents(Context& ctx) {
     if (g.changed) changed.insert(ino);
   }
 
+  // A chain on an image without the feature bit (both change in one
+  // transaction, so only damage does this): older tools would call the
+  // chain corrupt, so the bit is set.
+  if (chains && (ctx.sb.feature_incompat & format::kFeatureIncompatXattrChain) == 0) {
+    ctx.problem(Phase::kExtents, "xattr_feature", 0,
+                ctx.fix("xattr chains on an image without the xattr_chain feature",
+                        "feature set", "set the feature"));
+    ctx.sb.feature_incompat |= format::kFeatureIncompatXattrChain;
+    ctx.superblock_changed();
+    // And the backup, which a reader falls back to.
+    format::DiskSuperblock disk = encode_superblock(ctx.sb);
+    std::memcpy(ctx.image.edit_block(ctx.geo().backup_block()), &disk, sizeof(disk));
+  }
+
   // Cross-linked blocks: metadata blocks win over data, directories over
   // files, lower inode numbers over higher; the loser gives the blocks up.
   std::vector<Claim> claims;
@@ -281,7 +301,9 @@ void check_extents(Context& ctx) {
     for (size_t i = 0; i < st.chain.size(); ++i) {
       claims.push_back({st.chain[i], 1, ino, ClaimKind::kOverflow, i});
     }
-    if (st.xattr_block != 0) claims.push_back({st.xattr_block, 1, ino, ClaimKind::kXattr, 0});
+    for (size_t i = 0; i < st.xattr_blocks.size(); ++i) {
+      claims.push_back({st.xattr_blocks[i], 1, ino, ClaimKind::kXattr, i});
+    }
     ClaimKind data = S_ISDIR(st.mode) ? ClaimKind::kDirData : ClaimKind::kFileData;
     for (size_t i = 0; i < st.extents.size(); ++i) {
       claims.push_back({st.extents[i].region_block, st.extents[i].length, ino, data, i});
@@ -325,7 +347,9 @@ void check_extents(Context& ctx) {
       auto [cut, first] = chain_cut.try_emplace(c.ino, c.index);
       if (!first) cut->second = std::min(cut->second, c.index);
     } else if (c.kind == ClaimKind::kXattr) {
+      // The whole chain goes: its other blocks are no one's (phase 5).
       st.xattr_block = 0;
+      st.xattr_blocks.clear();
       format::DiskInode disk = ctx.image.read_inode(c.ino);
       disk.xattr_block.set(0);
       ctx.image.write_inode(c.ino, disk);

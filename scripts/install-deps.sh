@@ -7,7 +7,7 @@ packages=(
   build-essential g++ meson ninja-build pkg-config python3
   libfuse3-dev fuse3 libpmem2-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  bindfs fio e2fsprogs xfsprogs util-linux passwd procps kmod
+  bindfs fio e2fsprogs xfsprogs util-linux passwd procps kmod acl
   groff-base librsvg2-bin
   liblmdb-dev lmdb-utils libsqlite3-dev sqlite3
   # scripts/sanitize.sh: clang, its ASan/UBSan/libFuzzer runtimes, llvm-symbolizer

@@ -84,7 +84,12 @@ inline constexpr uint32_t kFeatureRoCompatKnown = kFeatureRoCompatSealFlags;
 // salt, so bytes left in the log by an earlier lap (user data such as xattr
 // values) cannot be forged into a transaction that replays.
 inline constexpr uint32_t kFeatureIncompatJournalSalt = 1u << 0;
-inline constexpr uint32_t kFeatureIncompatKnown = kFeatureIncompatJournalSalt;
+// Some inode keeps its xattrs in a chain of "SXT2" blocks (set with the
+// first such chain, never cleared; docs/format.md §9): software that knows
+// only the single "SXTR" block must not read the image.
+inline constexpr uint32_t kFeatureIncompatXattrChain = 1u << 1;
+inline constexpr uint32_t kFeatureIncompatKnown =
+    kFeatureIncompatJournalSalt | kFeatureIncompatXattrChain;
 
 enum SuperState : uint32_t {
   kStateClean = 1,    // unmounted cleanly: journal empty, orphans processed
@@ -100,7 +105,7 @@ struct DiskSuperblock {
   le32 crc;                  // crc32c of this struct (512 bytes), crc = 0
   le32 feature_compat;       // mkfs
   le32 feature_ro_compat;    // mkfs; kFeatureRoCompatSealFlags journaled
-  le32 feature_incompat;     // mkfs
+  le32 feature_incompat;     // mkfs; kFeatureIncompatXattrChain journaled
   le32 block_size;           // mkfs, always kBlockSize
   uint8_t uuid[16];          // mkfs
   char label[64];            // mkfs (NUL padded, not necessarily terminated)
@@ -288,7 +293,7 @@ struct DiskInode {
   le64 ctime_ns;
   le64 btime_ns;
   le64 extent_block;  // first extent overflow block, 0 = none
-  le64 xattr_block;   // xattr block, 0 = none
+  le64 xattr_block;   // first xattr block (chain or legacy block), 0 = none
   le64 orphan_next;   // next inode on the orphan list, 0 = end
   le32 extent_count;  // total extents: inline first, then overflow blocks
   le32 project_id;    // FS_IOC_FSSETXATTR fsx_projid; 0 = none
@@ -354,7 +359,8 @@ inline constexpr uint32_t dir_entry_size(uint32_t name_len) {
 static_assert(dir_entry_size(kNameMax) <= kBlockSize - sizeof(DiskDirBlockHeader));
 
 // ---------------------------------------------------------------------------
-// Extended attributes: one block per inode, entries packed after the header.
+// Extended attributes, legacy: one block per inode, entries packed after the
+// header. Read, never written since kFeatureIncompatXattrChain.
 // ---------------------------------------------------------------------------
 
 inline constexpr uint32_t kXattrBlockMagic = 0x52545853;  // "SXTR"
@@ -375,5 +381,40 @@ struct DiskXattrEntry {
   // char name[name_len], then uint8_t value[value_len]; entry padded to 4
 };
 static_assert(sizeof(DiskXattrEntry) == 4);
+
+// ---------------------------------------------------------------------------
+// Extended attributes, chained (kFeatureIncompatXattrChain): an inode's
+// attributes are one byte stream of DiskXattrChainEntry records, cut into
+// the payloads of a chain of blocks that xattr_block starts. Every block is
+// metadata (journaled); all but the last are full.
+// ---------------------------------------------------------------------------
+
+inline constexpr uint32_t kXattrChainMagic = 0x32545853;  // "SXT2"
+
+struct DiskXattrChainHeader {
+  le32 magic;
+  le32 crc;          // crc32c of the whole block, crc = 0
+  le64 owner_ino;
+  le64 next_block;   // next block of the chain, 0 = last
+  le32 index;        // position in the chain, 0 = the block xattr_block names
+  le32 used;         // stream bytes in this block's payload
+};
+static_assert(sizeof(DiskXattrChainHeader) == 32);
+
+struct DiskXattrChainEntry {
+  uint8_t name_len;  // full name incl. namespace prefix, no NUL, >= 1
+  uint8_t reserved0;
+  le16 reserved1;
+  le32 value_len;    // <= kXattrValueMax
+  // char name[name_len], then uint8_t value[value_len]; no padding: the
+  // next entry follows at once, possibly in the next block
+};
+static_assert(sizeof(DiskXattrChainEntry) == 8);
+
+inline constexpr uint32_t kXattrChainPayload = kBlockSize - sizeof(DiskXattrChainHeader);
+// At most this many blocks per inode (~508 KiB of names and values): bounds
+// the journal transaction that rewrites them.
+inline constexpr uint32_t kXattrChainMaxBlocks = 128;
+inline constexpr uint32_t kXattrValueMax = 65536;  // XATTR_SIZE_MAX
 
 }  // namespace sealfs::format

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuse/caller_privilege.h"
 #include "fuse/ops_internal.h"
 
 namespace sealfs::fuse {
@@ -130,7 +131,11 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
                  size_t size, int flags) {
   handle(req, "setxattr", ino, [&](Reply& r) {
     if (name == kControlXattr) return r.error(EPERM);
-    r.error(r.ctx().fs->setxattr(ino, name, value, size, flags));
+    // Setting an access ACL may clear S_ISGID, by the caller's groups and
+    // capabilities (read from /proc only when the file has the bit).
+    const fuse_ctx* c = fuse_req_ctx(req);
+    CallerPrivilege caller(c->uid, c->gid, c->pid);
+    r.error(r.ctx().fs->setxattr(ino, name, value, size, flags, &caller));
   });
 }
 

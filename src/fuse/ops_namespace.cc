@@ -21,8 +21,8 @@ Cred cred_of(fuse_req_t req) {
   Cred cred;
   cred.uid = c->uid;
   cred.gid = c->gid;
-  // The kernel has already applied the umask to the mode (no
-  // FUSE_CAP_DONT_MASK); applying it again below is harmless.
+  // The kernel leaves the umask to us (FUSE_CAP_DONT_MASK): the metadata
+  // layer applies it unless the parent has a default ACL.
   cred.umask = c->umask;
   cred.pid = c->pid;
   return cred;
@@ -81,11 +81,21 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // Splice would only help with write_buf; reads already reply from the
   // region without a copy.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-  // The metadata layer does not apply the umask itself: leave it to the
-  // kernel. Set-id bits are cleared by the daemon (ops_setid.cc) under
+  // POSIX ACLs (docs/daemon.md "POSIX ACLs"): the kernel checks them,
+  // reading them through getxattr; the metadata layer keeps them in step
+  // with the mode and inherits default ACLs, so it must also decide when the
+  // umask applies (not under a default ACL): DONT_MASK hands it the
+  // unmasked mode and the umask.
+  enable(FUSE_CAP_POSIX_ACL);
+  if ((conn->want & FUSE_CAP_POSIX_ACL) != 0) {
+    enable(FUSE_CAP_DONT_MASK);
+  } else {
+    conn->want &= ~FUSE_CAP_DONT_MASK;
+  }
+  // Set-id bits are cleared by the daemon (ops_setid.cc) under
   // HANDLE_KILLPRIV_V2, negotiated in direct_io_mmap.cc: v1 would have it
   // clear them on every write, whatever the writer's privilege.
-  conn->want &= ~(FUSE_CAP_DONT_MASK | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_POSIX_ACL);
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   // No lock handlers exist; keep it that way (DESIGN 7).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 

@@ -532,6 +532,20 @@ Status Journal::commit(Transaction&& txn) {
   return Status::ok();
 }
 
+Status Journal::refresh_backup_superblock() {
+  Impl& j = *impl_;
+  std::lock_guard lock(j.mu);
+  if (j.region.read_only()) return Status(Code::kReadOnly, "region is read-only");
+  RETURN_IF_ERROR(j.checkpoint_locked());
+  ASSIGN_OR_RETURN(Superblock sb, read_superblock(j.region));
+  const format::DiskSuperblock disk = encode_superblock(sb);
+  std::byte* at = j.region.writable(RegionWriteKey()) + block_offset(sb.geometry.backup_block());
+  return j.region.guarded("backup superblock write", [&] {
+    std::memcpy(at, &disk, sizeof(disk));
+    j.region.persist(at, sizeof(disk));
+  });
+}
+
 Status Journal::checkpoint() {
   std::lock_guard lock(impl_->mu);
   if (impl_->region.read_only()) {

@@ -149,6 +149,14 @@ class Journal {
   // leaves at worst a torn primary, which the backup replaces. Best effort:
   // the media may refuse this too (kIoError when it refuses both copies).
   Status stamp_needs_check();
+  // After a transaction that changed a feature word: checkpoints, so that
+  // the primary superblock's home copy is durable, then rewrites the backup
+  // copy whole from it and persists it. A reader falls back to the backup
+  // when the primary is unusable (an older one, when the primary has an
+  // incompat bit it does not know), so the backup must carry the features;
+  // and the two copies are never in flight together, so a crash leaves one
+  // that verifies.
+  Status refresh_backup_superblock();
 
   uint64_t max_transaction_bytes() const;
   uint64_t next_seq() const;

@@ -1,6 +1,5 @@
-// getattr, setattr and extended attributes.
+// getattr and setattr.
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 #include <cstring>
 
@@ -84,119 +83,22 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
   }
   if (changed || (req.valid & SetAttr::kCtime)) {
     MetaTxn t(*this);
+    Status s = Status::ok();
+    // chmod rewrites the access ACL's owner, mask and other entries in the
+    // same transaction (the kernel leaves posix_acl_chmod to FUSE daemons).
+    if (req.valid & SetAttr::kMode) s = chmod_access_acl(t, *inode);
+    if (!s.is_ok()) {
+      c = saved;
+      return s;
+    }
     t.dirty(inode);
-    Status s = t.commit();
+    s = t.commit();
     if (!s.is_ok()) {
       c = saved;
       return s;
     }
   }
   return attr_of(*inode);
-}
-
-Status FilesystemImpl::read_xattrs(const Inode& inode, XattrList* out) {
-  out->clear();
-  if (inode.core.xattr_block == 0) return Status::ok();
-  uint64_t b = inode.core.xattr_block;
-  if (b < geo_.data_start || b >= geo_.data_start + geo_.data_blocks) {
-    return Status(Code::kCorruption, "inode " + std::to_string(inode.ino) + ": xattr block out of range");
-  }
-  auto list = decode_xattr_block(region_->data() + block_offset(b), inode.ino);
-  if (!list.is_ok()) return list.status().with_context("inode " + std::to_string(inode.ino));
-  *out = std::move(*list);
-  return Status::ok();
-}
-
-Status FilesystemImpl::setxattr(Ino ino, std::string_view name, const void* value, size_t size,
-                                int flags) {
-  RETURN_IF_ERROR(check_xattr_name(name));
-  RETURN_IF_ERROR(check_writable());
-  if (size > 65536) return Status(Code::kTooBig, "xattr value too large");
-  ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
-  if (!inode->in_use()) return Status(Code::kStale, "inode freed");
-  RETURN_IF_ERROR(check_may_modify(inode->core, "set an xattr"));
-  XattrList list;
-  RETURN_IF_ERROR(read_xattrs(*inode, &list));
-  auto it = std::find_if(list.begin(), list.end(), [&](const XattrEntry& e) { return e.name == name; });
-  if ((flags & XATTR_CREATE) && it != list.end()) return Status(Code::kExists, std::string(name));
-  if ((flags & XATTR_REPLACE) && it == list.end()) return Status(Code::kNoData, std::string(name));
-  const auto* v = static_cast<const uint8_t*>(value);
-  std::vector<uint8_t> bytes(v, v + size);
-  if (it != list.end()) it->value = std::move(bytes);
-  else list.push_back(XattrEntry{std::string(name), std::move(bytes)});
-  if (!xattr_fits(list)) return Status(Code::kNoSpace, "xattrs do not fit the inode's block");
-  InodeCore saved = inode->core;
-  MetaTxn t(*this);
-  uint64_t b = inode->core.xattr_block;
-  std::byte* img = nullptr;
-  if (b == 0) {
-    ASSIGN_OR_RETURN(BlockExtent e, alloc_->allocate(t.txn(), 1, 0));
-    b = e.start;
-    inode->core.xattr_block = b;
-    inode->core.blocks += 1;
-    img = t.fresh_block(b);
-  } else {
-    img = t.block(b);
-  }
-  encode_xattr_block(img, inode->ino, list);
-  inode->core.ctime = now_ns();
-  t.dirty(inode);
-  Status s = t.commit();
-  if (!s.is_ok()) inode->core = saved;
-  return s;
-}
-
-Result<std::vector<uint8_t>> FilesystemImpl::getxattr(Ino ino, std::string_view name) {
-  RETURN_IF_ERROR(check_xattr_name(name));
-  ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
-  XattrList list;
-  RETURN_IF_ERROR(read_xattrs(*inode, &list));
-  for (auto& e : list) {
-    if (e.name == name) return std::move(e.value);
-  }
-  return Status(Code::kNoData, std::string(name));
-}
-
-Result<std::vector<std::string>> FilesystemImpl::listxattr(Ino ino) {
-  ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
-  XattrList list;
-  RETURN_IF_ERROR(read_xattrs(*inode, &list));
-  std::vector<std::string> names;
-  for (auto& e : list) names.push_back(std::move(e.name));
-  return names;
-}
-
-Status FilesystemImpl::removexattr(Ino ino, std::string_view name) {
-  RETURN_IF_ERROR(check_xattr_name(name));
-  RETURN_IF_ERROR(check_writable());
-  ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
-  if (!inode->in_use()) return Status(Code::kStale, "inode freed");
-  RETURN_IF_ERROR(check_may_modify(inode->core, "remove an xattr"));
-  XattrList list;
-  RETURN_IF_ERROR(read_xattrs(*inode, &list));
-  auto it = std::find_if(list.begin(), list.end(), [&](const XattrEntry& e) { return e.name == name; });
-  if (it == list.end()) return Status(Code::kNoData, std::string(name));
-  list.erase(it);
-  InodeCore saved = inode->core;
-  MetaTxn t(*this);
-  uint64_t b = inode->core.xattr_block;
-  if (list.empty()) {
-    t.freed_metadata();
-    alloc_->free(t.txn(), {b, 1});
-    inode->core.xattr_block = 0;
-    inode->core.blocks -= 1;
-  } else {
-    encode_xattr_block(t.block(b), inode->ino, list);
-  }
-  inode->core.ctime = now_ns();
-  t.dirty(inode);
-  Status s = t.commit();
-  if (!s.is_ok()) inode->core = saved;
-  return s;
 }
 
 }  // namespace sealfs

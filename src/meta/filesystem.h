@@ -39,7 +39,9 @@ using Ino = uint64_t;
 struct Cred {
   uint32_t uid = 0;
   uint32_t gid = 0;
-  uint32_t umask = 022;
+  // Applied by the filesystem unless the parent directory has a default
+  // ACL (the daemon mounts with FUSE_CAP_DONT_MASK); 0 for none.
+  uint32_t umask = 0;
   int32_t pid = 0;
 };
 
@@ -329,8 +331,13 @@ class Filesystem {
 
   // Extended attributes (full names with namespace prefix, "user.x").
   // flags: XATTR_CREATE, XATTR_REPLACE.
+  // system.posix_acl_access and system.posix_acl_default hold POSIX ACLs
+  // (meta/posix_acl.h): a value that is no valid ACL is kInvalid and not
+  // stored; setting the access ACL sets the mode's permission bits, and an
+  // ACL the mode says in full is kept as the mode alone. `caller` decides
+  // whether that clears S_ISGID (null: a caller that keeps it).
   virtual Status setxattr(Ino ino, std::string_view name, const void* value, size_t size,
-                          int flags) = 0;
+                          int flags, SetidCaller* caller = nullptr) = 0;
   virtual Result<std::vector<uint8_t>> getxattr(Ino ino, std::string_view name) = 0;
   virtual Result<std::vector<std::string>> listxattr(Ino ino) = 0;
   virtual Status removexattr(Ino ino, std::string_view name) = 0;

@@ -193,6 +193,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   ASSIGN_OR_RETURN(sb, read_superblock(*region_, &used_backup));
   RETURN_IF_ERROR(check_state_allows_mount(sb));
   sb_staged_ = sb;
+  xattr_chain_feature_ = (sb.feature_incompat & format::kFeatureIncompatXattrChain) != 0;
   AllocatorArea area;
   area.data_start = geo_.data_start;
   area.data_blocks = geo_.data_blocks;
@@ -466,9 +467,7 @@ Status FilesystemImpl::free_inode(Inode& inode) {
   }
   MetaTxn t(*this);
   t.freed_metadata();
-  if (inode.core.xattr_block != 0) {
-    alloc_->free(t.txn(), {inode.core.xattr_block, 1});
-  }
+  free_xattr_blocks(t, inode);
   // free_range left no extents, hence no overflow blocks (sync_extent_blocks).
   uint32_t generation = inode.core.generation;
   bool orphaned = (inode.core.flags & format::kInodeOrphan) != 0;
@@ -620,6 +619,11 @@ Result<uint64_t> FilesystemImpl::extent_count(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   std::shared_lock lock(inode->mu);
   return static_cast<uint64_t>(inode->extents.count());
+}
+
+void FilesystemImpl::refresh_backup_superblock() {
+  Status s = journal_->refresh_backup_superblock();
+  if (!s.is_ok()) log().warn("backup superblock not refreshed: {}", s.to_string());
 }
 
 }  // namespace sealfs

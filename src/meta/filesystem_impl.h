@@ -24,6 +24,7 @@
 #include "meta/inode_table.h"
 #include "meta/locking.h"
 #include "meta/meta_txn.h"
+#include "meta/posix_acl.h"
 #include "meta/xattr.h"
 
 namespace sealfs {
@@ -78,7 +79,7 @@ class FilesystemImpl final : public Filesystem {
   Status readdir(Ino ino, uint64_t cookie,
                  const std::function<bool(const DirEntry&)>& emit) override;
   Status setxattr(Ino ino, std::string_view name, const void* value, size_t size,
-                  int flags) override;
+                  int flags, SetidCaller* caller = nullptr) override;
   Result<std::vector<uint8_t>> getxattr(Ino ino, std::string_view name) override;
   Result<std::vector<std::string>> listxattr(Ino ino) override;
   Status removexattr(Ino ino, std::string_view name) override;
@@ -199,7 +200,28 @@ class FilesystemImpl final : public Filesystem {
   // (rename_ops.cc). Caller holds wo.mu exclusively.
   void init_whiteout(Inode& wo, const Cred& cred, int64_t now);
   void undo_whiteout(Inode& wo);
-  Status read_xattrs(const Inode& inode, XattrList* out);
+  // --- extended attributes (xattr_ops.cc) and ACLs (acl_ops.cc)
+  XattrBlockReader xattr_block_reader() const;
+  Status read_xattrs(const Inode& inode, XattrStore* out);
+  // Makes the inode's stored attributes `list`, in the chain `blocks` (what
+  // read_xattrs found; reused first, then grown or cut); kNoSpace beyond
+  // kXattrChainMaxBlocks. The caller restores inode.core if the
+  // transaction fails.
+  Status write_xattrs(MetaTxn& t, Inode& inode, std::vector<uint64_t> blocks,
+                      const XattrList& list);
+  void free_xattr_blocks(MetaTxn& t, const Inode& inode);
+  // After the commit that set a feature bit: the backup superblock carries
+  // it too (Journal::refresh_backup_superblock). Best effort: a failure is
+  // logged, and fsck.sealfs reports the copies differing.
+  void refresh_backup_superblock();
+  // setxattr of an ACL name: edits `list` and the inode's mode.
+  Status set_acl_in_list(Inode& inode, std::string_view name, const Acl& acl,
+                         SetidCaller* caller, XattrList* list);
+  // chmod: the stored access ACL takes the inode's new mode.
+  Status chmod_access_acl(MetaTxn& t, Inode& inode);
+  // A new inode in `dir`: its mode (umask, or the default ACL's limits) and
+  // the ACLs it inherits.
+  Status inherit_acls(const Inode& dir, uint32_t* mode, uint32_t umask, XattrList* child);
   void touch_atime(Inode& inode);
   // write() after its checks, with inode.mu held exclusively (file_io.cc).
   Result<size_t> write_locked(Inode& inode, uint64_t offset, const void* buf, size_t length);
@@ -231,6 +253,9 @@ class FilesystemImpl final : public Filesystem {
   // Committed transactions that freed journaled metadata blocks, and how many
   // of them a checkpoint has since put behind the log tail.
   std::atomic<uint64_t> metadata_frees_{0};
+  // kFeatureIncompatXattrChain is on media (set at mount, then by the
+  // commit of the first chain).
+  std::atomic<bool> xattr_chain_feature_{false};
   // Work counters (Filesystem::work_counters).
   std::atomic<uint64_t> extent_blocks_encoded_{0};
   std::atomic<uint64_t> metadata_frees_settled_{0};

@@ -36,6 +36,7 @@ Status FilesystemImpl::set_flags(Ino ino, const InodeAttrFlags& want, FlagsCalle
     t.edit_superblock([](Superblock& sb) {
       sb.feature_ro_compat |= format::kFeatureRoCompatSealFlags;
     });
+    t.on_commit([this] { refresh_backup_superblock(); });
   }
   Status s = t.commit();
   if (!s.is_ok()) c = saved;

@@ -203,6 +203,7 @@ Status MetaTxn::commit() {
     inode->chain.forget_changes();
     inode->times_dirty = false;
   }
+  for (auto& f : on_commit_) f();
   return Status::ok();
 }
 

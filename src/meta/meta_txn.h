@@ -45,6 +45,9 @@ class MetaTxn {
   // This transaction frees a block that held journaled metadata (see
   // FilesystemImpl::settle_freed_metadata).
   void freed_metadata() { freed_metadata_ = true; }
+  // Runs after a successful commit (DRAM state that must not run ahead of
+  // the media).
+  void on_commit(std::function<void()> f) { on_commit_.push_back(std::move(f)); }
 
   // Rough bytes this transaction will take in the log.
   uint64_t estimated_bytes() const;
@@ -66,6 +69,7 @@ class MetaTxn {
   std::vector<std::function<void(Superblock&)>> sb_edits_;
   bool data_written_ = false;
   bool freed_metadata_ = false;
+  std::vector<std::function<void()>> on_commit_;
   // Last: destroyed first, so its abort hooks run while the rest is alive.
   Transaction txn_;
 };

@@ -28,6 +28,7 @@ Status FilesystemImpl::check_block_references() {
   // Quarantined extents belong to the holder table, not to a file. Pins are
   // left out: their blocks are still in their file's extent map.
   const std::vector<QuarantineEntry> quarantine = alloc_->quarantine_entries();
+  const XattrBlockReader xattr_reader = xattr_block_reader();
   auto referents = [&](const std::function<void(const BlockReferent&)>& emit) {
     for_each_used_inode([&](uint64_t ino) {
       const Inode& inode = *slot(ino);
@@ -38,7 +39,9 @@ Status FilesystemImpl::check_block_references() {
         emit({Kind::kExtentBlock, ino, 0, {link.region_block, 1}});
       }
       if (inode.core.xattr_block != 0) {
-        emit({Kind::kXattrBlock, ino, 0, {inode.core.xattr_block, 1}});
+        for (uint64_t b : xattr_chain_blocks(inode.core.xattr_block, ino, xattr_reader)) {
+          emit({Kind::kXattrBlock, ino, 0, {b, 1}});
+        }
       }
     });
     for (const QuarantineEntry& q : quarantine) {

@@ -64,6 +64,9 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   if (S_ISDIR(mode) && dir->core.nlink >= kMaxLinks) {
     return Status(Code::kTooManyLinks, "too many subdirectories");
   }
+  // The umask, or the parent's default ACL: the new inode's mode and ACLs.
+  XattrList inherited;
+  RETURN_IF_ERROR(inherit_acls(*dir, &mode, cred.umask, &inherited));
   ASSIGN_OR_RETURN(Inode * inode, allocate_inode());
   std::unique_lock il(inode->mu);
   DirUndo undo(dir);
@@ -114,7 +117,9 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
       c.blocks = 1;
     }
   }
-  Status s = dir_insert(t, *dir, name, inode->ino, dtype_for_mode(mode));
+  Status s = write_xattrs(t, *inode, {}, inherited);
+  if (!s.is_ok()) return fail(s);
+  s = dir_insert(t, *dir, name, inode->ino, dtype_for_mode(mode));
   if (!s.is_ok()) return fail(s);
   if (S_ISDIR(mode)) {
     dir->core.nlink += 1;

@@ -191,7 +191,12 @@ std::string Workload::random_step(Filesystem& fs, const FsState& now) {
     case 15: {
       if (!pick(now, is_any, t)) return "setxattr: nothing";
       std::string name = "user.k" + std::to_string(below(3));
-      std::string value = data(1 + below(below(2) ? 40 : 1500));
+      // Small, ~1.5 KiB, or a value that takes a chain of 2 to 5 xattr
+      // blocks, so a cut lands between the blocks of one chain.
+      const uint64_t kind = below(3);
+      const uint64_t size = kind == 0 ? 1 + below(40) : kind == 1 ? 1 + below(1500)
+                                                                  : 5000 + below(12000);
+      std::string value = data(size);
       return "setxattr " + t.path + " " + name + ": " +
              result(fs.setxattr(t.ino, name, value.data(), value.size(), 0));
     }

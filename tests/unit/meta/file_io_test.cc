@@ -214,17 +214,22 @@ TEST_F(FileIoTest, Xattrs) {
   ASSERT_TRUE(fs_->setxattr(f.ino, "user.a", "1", 1, 0).is_ok());
   EXPECT_EQ(fs_->setxattr(f.ino, "user.a", "2", 1, XATTR_CREATE).code(), Code::kExists);
   EXPECT_EQ(fs_->setxattr(f.ino, "user.b", "2", 1, XATTR_REPLACE).code(), Code::kNoData);
-  EXPECT_EQ(fs_->setxattr(f.ino, "system.posix_acl_access", "2", 1, 0).code(), Code::kNotSupported);
+  EXPECT_EQ(fs_->setxattr(f.ino, "system.sockprotoname", "2", 1, 0).code(), Code::kNotSupported);
+  EXPECT_EQ(fs_->setxattr(f.ino, "system.posix_acl_access", "2", 1, 0).code(), Code::kInvalid);
   EXPECT_EQ(fs_->setxattr(f.ino, "user." + std::string(260, 'n'), "2", 1, 0).code(), Code::kRange);
   ASSERT_TRUE(fs_->setxattr(f.ino, "trusted.t", "tv", 2, 0).is_ok());
   EXPECT_EQ(fs_->getxattr(f.ino, "user.missing").status().code(), Code::kNoData);
-  std::string big(5000, 'v');
-  EXPECT_EQ(fs_->setxattr(f.ino, "user.big", big.data(), big.size(), 0).code(), Code::kNoSpace);
+  std::string big(5000, 'v');  // more than one block: a chain of two
+  ASSERT_TRUE(fs_->setxattr(f.ino, "user.big", big.data(), big.size(), 0).is_ok());
+  std::string over(65537, 'v');
+  EXPECT_EQ(fs_->setxattr(f.ino, "user.over", over.data(), over.size(), 0).code(), Code::kTooBig);
   crash_and_remount();
   auto v = fs_->getxattr(f.ino, "user.a");
   ASSERT_TRUE(v.is_ok());
   EXPECT_EQ(std::string(v->begin(), v->end()), "1");
-  EXPECT_EQ(fs_->listxattr(f.ino)->size(), 2u);
+  EXPECT_EQ(fs_->getxattr(f.ino, "user.big")->size(), big.size());
+  EXPECT_EQ(fs_->listxattr(f.ino)->size(), 3u);
+  ASSERT_TRUE(fs_->removexattr(f.ino, "user.big").is_ok());
   ASSERT_TRUE(fs_->removexattr(f.ino, "user.a").is_ok());
   ASSERT_TRUE(fs_->removexattr(f.ino, "trusted.t").is_ok());
   EXPECT_EQ(fs_->removexattr(f.ino, "trusted.t").code(), Code::kNoData);

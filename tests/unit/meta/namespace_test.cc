@@ -99,7 +99,7 @@ TEST_F(NamespaceTest, MkdirRmdirLinkCounts) {
 }
 
 TEST_F(NamespaceTest, SetgidDirectoryInheritance) {
-  auto d = fs_->mkdir(kRootIno, "g", 02775, Cred{0, 50, 022, 1});
+  auto d = fs_->mkdir(kRootIno, "g", 02775, Cred{0, 50, 0, 1});
   ASSERT_TRUE(d.is_ok());
   EXPECT_EQ(d->mode & 07777, 02775u);
   auto f = fs_->create(d->ino, "f", 0644, O_RDWR, user());
