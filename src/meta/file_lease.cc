@@ -36,6 +36,13 @@ class InodeLayoutLock final : public LayoutLock {
 
 std::string at(uint64_t offset) { return " at offset " + std::to_string(offset); }
 
+std::vector<BlockExtent> block_extents_of(const std::vector<LayoutPiece>& pieces) {
+  std::vector<BlockExtent> out;
+  out.reserve(pieces.size());
+  for (const LayoutPiece& p : pieces) out.push_back({p.region_offset / kBlock, p.length / kBlock});
+  return out;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LayoutLock>> FilesystemImpl::lock_layout(Ino ino) {
@@ -249,21 +256,23 @@ Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
                                   const std::vector<LayoutPiece>& pieces) {
   if (read_only_) return Status::ok();  // nothing can free blocks on a read-only mount
   MetaTxn t(*this);
-  for (const LayoutPiece& p : pieces) {
-    RETURN_IF_ERROR(
-        alloc_->pin(t.txn(), {p.region_offset / kBlock, p.length / kBlock}, holder, ino));
-  }
+  RETURN_IF_ERROR(alloc_->pin(t.txn(), block_extents_of(pieces), holder, ino));
   return t.commit();
 }
 
 void FilesystemImpl::unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) {
   if (read_only_) return;
   MetaTxn t(*this);
-  for (const LayoutPiece& p : pieces) {
-    Status s = alloc_->unpin(t.txn(), {p.region_offset / kBlock, p.length / kBlock}, holder);
-    if (!s.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, s.to_string());
+  Status s = alloc_->unpin(t.txn(), block_extents_of(pieces), holder);
+  if (!s.is_ok()) {
+    // One missing pin must not keep the others: drop them one by one.
+    log().warn("unpin for pid {}: {}", holder.pid, s.to_string());
+    for (const BlockExtent& e : block_extents_of(pieces)) {
+      Status one = alloc_->unpin(t.txn(), e, holder);
+      if (!one.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, one.to_string());
+    }
   }
-  Status s = t.commit();
+  s = t.commit();
   // A pin left behind only delays reuse until the holder is gone (the next
   // mount drops pins of dead holders): logged, not fatal.
   if (!s.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, s.to_string());
