@@ -52,6 +52,7 @@ struct sealfs_map {
   uint64_t generation = 0;
   off_t offset = 0;
   size_t length = 0;
+  size_t reserved = 0;  // address space owned from addr (>= length): sealfs_extend grows into it
   void* addr = nullptr;
   int prot = 0;
   uint32_t granularity = sealfs::wire::kGranularityPage;
@@ -136,6 +137,13 @@ Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void
             size_t body_size, int fd = -1, struct sealfs_map* extends = nullptr);
 // Fire-and-forget (REVOKE ack). Called without State::mu.
 void send_only(Connection& conn, wire::Type type, const void* body, size_t body_size);
+
+// Maps each granted extent at base + (its file offset - base_offset),
+// MAP_FIXED (MAP_SYNC on fsdax). 0 or an errno (EOPNOTSUPP: MAP_SYNC
+// refused where it is needed); map_error_text says which.
+int map_extents(void* base, uint64_t base_offset, const std::vector<wire::WireExtent>& extents,
+                const wire::MapReply& reply, int region_fd, int prot);
+std::string map_error_text(int err, const wire::MapReply& reply);
 
 // Replaces the map's pages with ones that raise SIGBUS on access. mu held.
 void fence_locked(struct sealfs_map* m);

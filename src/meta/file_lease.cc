@@ -252,6 +252,42 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
   return pieces;
 }
 
+Status FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size) {
+  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
+  if (lock == nullptr) {
+    log().critical("grow_for_lease: a lock not made by this filesystem");
+    std::abort();
+  }
+  Inode& inode = lock->inode();
+  if (!inode.in_use()) return Status(Code::kStale, "inode " + std::to_string(inode.ino) + " is free");
+  if (!S_ISREG(inode.core.mode)) return Status(Code::kNotSupported, "not a regular file");
+  if (is_immutable(inode.core) || is_append_only(inode.core)) {
+    return Status(Code::kPermission, "immutable or append-only file");
+  }
+  if (new_size > kMaxFileSize) return Status(Code::kTooBig, "size beyond the maximum file size");
+  if (new_size <= inode.core.size) return Status::ok();
+  RETURN_IF_ERROR(check_writable());
+  MetaTxn t(*this);
+  // The old last block's bytes past the old size become file bytes: zeros,
+  // drained before the size commits. A holder may map that block; these
+  // bytes were past EOF, so nothing it stored there was file data.
+  if (const uint64_t tail = inode.core.size % kBlock; tail != 0) {
+    const Extent* e = inode.extents.find(inode.core.size / kBlock);
+    if (e != nullptr && !e->unwritten) {
+      const uint64_t rb = e->region_block + (inode.core.size / kBlock - e->file_block);
+      data_->zero(rb * kBlock + tail, kBlock - tail);
+      t.data_written();
+    }
+  }
+  const InodeCore saved = inode.core;
+  inode.core.size = new_size;
+  inode.core.mtime = inode.core.ctime = now_ns();
+  t.dirty(&inode);
+  Status s = t.commit();
+  if (!s.is_ok()) inode.core = saved;
+  return s.with_context("growing inode " + std::to_string(inode.ino) + " for a lease");
+}
+
 Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
                                   const std::vector<LayoutPiece>& pieces) {
   if (read_only_) return Status::ok();  // nothing can free blocks on a read-only mount
