@@ -95,6 +95,25 @@ int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
  * that must keep the addresses a program chose. */
 int sealfs_map_at(void *addr, int fd, off_t offset, size_t length, int prot, unsigned flags,
                   struct sealfs_map **out);
+/* As sealfs_map, keeping `reserve` bytes of address space (from the
+ * mapping's address; rounded up to pages; no memory behind it) so that
+ * sealfs_extend() can grow the mapping in place up to that length. A
+ * reserve smaller than the mapping is the mapping's length. */
+int sealfs_map_reserve(int fd, off_t offset, size_t length, size_t reserve, int prot,
+                       unsigned flags, struct sealfs_map **out);
+/* Grows a live writable mapping to new_length bytes from its offset,
+ * without a break of it or of any other lease of the file: the file grows
+ * if it ends before (the old last block's bytes past the old size become
+ * zeros), holes and unwritten extents of the added range are allocated and
+ * zeroed, the lease covers the added range, and the added pages appear at
+ * sealfs_map_addr(m) + the old length (the address does not change). fd is
+ * the mapped file, open read-write. Not concurrently with itself or
+ * sealfs_unmap() on the same mapping. Errors: -ENOMEM (the addresses after
+ * the mapping are taken: map with sealfs_map_reserve), -ENXIO (the lease is
+ * breaking), -EACCES (a read-only mapping or descriptor), -EINVAL
+ * (new_length not larger, or another file), -ENOSPC, as sealfs_map for the
+ * rest. On failure the mapping is as it was. */
+int sealfs_extend(struct sealfs_map *m, int fd, size_t new_length);
 void *sealfs_map_addr(const struct sealfs_map *m);
 size_t sealfs_map_length(const struct sealfs_map *m);
 off_t sealfs_map_offset(const struct sealfs_map *m);
@@ -105,6 +124,17 @@ uint64_t sealfs_map_lease_id(const struct sealfs_map *m);
 int sealfs_map_state(const struct sealfs_map *m);
 /* Makes stores to [addr, addr+len) durable (inside the mapping). */
 int sealfs_persist(const struct sealfs_map *m, const void *addr, size_t len);
+/* A range for sealfs_persist_ranges. */
+struct sealfs_range {
+  const void *addr;
+  size_t len;
+};
+/* Makes stores to every range durable with one fence (cache-line and
+ * byte granularity; one msync per range on page granularity). No order
+ * between the ranges. -EINVAL, with nothing flushed, if any range is
+ * outside the mapping. */
+int sealfs_persist_ranges(const struct sealfs_map *m, const struct sealfs_range *ranges,
+                          size_t count);
 /* Unmaps, releases the lease and frees m (also after a break or fence). */
 int sealfs_unmap(struct sealfs_map *m);
 /* As sealfs_unmap, but the range is not unmapped: it becomes, at the same

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "alloc/free_space.h"
@@ -459,14 +460,16 @@ void Allocator::Impl::drop_pins_locked(Transaction& txn, const std::vector<size_
   }
   auto prepared = std::make_shared<bool>(false);
   Impl* impl = this;
+  std::vector<size_t> slot_list;
+  for (const auto& [slot, entry] : taken) slot_list.push_back(slot);
   auto undo = [impl, taken, prepared] {
-    for (const auto& [slot, entry] : taken) impl->holders->commit_set(slot, entry);
+    impl->holders->commit_set_many(taken);
     *prepared = false;
   };
-  txn.on_prepare([impl, taken, prepared, undo](Transaction& t) {
+  txn.on_prepare([impl, slot_list, prepared, undo](Transaction& t) {
     std::lock_guard guard(impl->mu);
-    for (const auto& [slot, entry] : taken) impl->holders->commit_clear(slot);
-    for (const auto& [slot, entry] : taken) impl->holders->stage_slot(t, slot);
+    impl->holders->commit_clear_many(slot_list);
+    impl->holders->stage_slots(t, slot_list);
     *prepared = true;
     impl->note_prepared(t, undo);
   });
@@ -483,54 +486,75 @@ void Allocator::Impl::drop_pins_locked(Transaction& txn, const std::vector<size_
   });
 }
 
-Status Allocator::pin(Transaction& txn, BlockExtent e, const Holder& holder, uint64_t ino) {
+Status Allocator::pin(Transaction& txn, const std::vector<BlockExtent>& extents,
+                      const Holder& holder, uint64_t ino) {
   Impl& a = *impl_;
-  QuarantineEntry entry{holder, ino, e, /*pinned=*/true};
-  size_t slot = 0;
+  std::vector<std::pair<size_t, QuarantineEntry>> taken;
   {
     std::lock_guard lock(a.mu);
-    a.check_inside(e, "pin");
-    if (!a.in_use.all(a.bit(e.start), e.count)) broken("pin of unallocated blocks in " + extent_text(e));
-    auto reserved = a.holders->reserve(entry);
-    if (!reserved) {
-      return Status(Code::kNoSpace, "holder table full (" + std::to_string(a.holders->slot_count()) +
-                                        " slots) pinning " + extent_text(e));
+    for (const BlockExtent& e : extents) {
+      a.check_inside(e, "pin");
+      if (!a.in_use.all(a.bit(e.start), e.count)) broken("pin of unallocated blocks in " + extent_text(e));
+      QuarantineEntry entry{holder, ino, e, /*pinned=*/true};
+      auto reserved = a.holders->reserve(entry);
+      if (!reserved) {
+        for (const auto& [slot, ignored] : taken) a.holders->release_slot(slot);
+        return Status(Code::kNoSpace, "holder table full (" + std::to_string(a.holders->slot_count()) +
+                                          " slots) pinning " + extent_text(e));
+      }
+      taken.emplace_back(*reserved, entry);
     }
-    slot = *reserved;
   }
+  if (taken.empty()) return Status::ok();
+  std::vector<size_t> slots;
+  for (const auto& [slot, entry] : taken) slots.push_back(slot);
   auto prepared = std::make_shared<bool>(false);
   Impl* impl = impl_.get();
-  txn.on_prepare([impl, slot, entry, prepared](Transaction& t) {
+  txn.on_prepare([impl, taken, slots, prepared](Transaction& t) {
     std::lock_guard guard(impl->mu);
-    impl->holders->commit_set(slot, entry);
-    impl->holders->stage_slot(t, slot);
+    impl->holders->commit_set_many(taken);
+    impl->holders->stage_slots(t, slots);
     *prepared = true;
-    impl->note_prepared(t, [impl, slot, prepared] {
-      impl->holders->commit_clear(slot);
+    impl->note_prepared(t, [impl, slots, prepared] {
+      impl->holders->commit_clear_many(slots);
       *prepared = false;
     });
   });
-  txn.on_abort([impl, slot, prepared] {
+  txn.on_abort([impl, slots, prepared] {
     std::lock_guard guard(impl->mu);
-    if (*prepared) impl->holders->commit_clear(slot);
-    impl->holders->release_slot(slot);
+    if (*prepared) impl->holders->commit_clear_many(slots);
+    for (size_t slot : slots) impl->holders->release_slot(slot);
   });
   return Status::ok();
 }
 
-Status Allocator::unpin(Transaction& txn, BlockExtent e, const Holder& holder) {
+Status Allocator::unpin(Transaction& txn, const std::vector<BlockExtent>& extents,
+                        const Holder& holder) {
   std::lock_guard lock(impl_->mu);
   Impl& a = *impl_;
-  for (size_t i = 0; i < a.holders->slot_count(); ++i) {
+  // One pass over the table for all of them (a 256-extent lease used to
+  // scan it 256 times).
+  std::multiset<std::pair<uint64_t, uint64_t>> wanted;
+  for (const BlockExtent& e : extents) wanted.insert({e.start, e.count});
+  std::vector<size_t> found;
+  for (size_t i = 0; i < a.holders->slot_count() && !wanted.empty(); ++i) {
     const HolderTable::Slot& slot = a.holders->slot(i);
-    if (slot.state == HolderTable::SlotState::kLive && slot.entry.pinned &&
-        slot.entry.holder == holder && slot.entry.extent == e) {
-      a.drop_pins_locked(txn, {i});
-      return Status::ok();
+    if (slot.state != HolderTable::SlotState::kLive || !slot.entry.pinned ||
+        !(slot.entry.holder == holder)) {
+      continue;
     }
+    auto it = wanted.find({slot.entry.extent.start, slot.entry.extent.count});
+    if (it == wanted.end()) continue;
+    wanted.erase(it);
+    found.push_back(i);
   }
-  return Status(Code::kNotFound, "no pin of " + extent_text(e) + " for pid " +
-                                     std::to_string(holder.pid));
+  if (!wanted.empty()) {
+    const BlockExtent missing{wanted.begin()->first, wanted.begin()->second};
+    return Status(Code::kNotFound, "no pin of " + extent_text(missing) + " for pid " +
+                                       std::to_string(holder.pid));
+  }
+  a.drop_pins_locked(txn, found);
+  return Status::ok();
 }
 
 std::vector<std::pair<BlockExtent, Holder>> Allocator::Impl::reached_by_others(

@@ -129,9 +129,19 @@ class Allocator {
   // by file `ino`): a holder table entry flagged pinned. kNoSpace if the
   // table is full. At open, pins of holders that are gone are dropped; pins
   // of live holders stay (pinned_entries()).
-  Status pin(Transaction& txn, BlockExtent extent, const Holder& holder, uint64_t ino);
-  // Drops one pin equal to (holder, extent); kNotFound if there is none.
-  Status unpin(Transaction& txn, BlockExtent extent, const Holder& holder);
+  // All of one grant's extents in one call: one prepare hook, and each
+  // holder-table block is sealed once however many entries it gains.
+  Status pin(Transaction& txn, const std::vector<BlockExtent>& extents, const Holder& holder,
+             uint64_t ino);
+  // Drops one pin equal to (holder, extent) for each extent; kNotFound (and
+  // nothing dropped) if one has none.
+  Status unpin(Transaction& txn, const std::vector<BlockExtent>& extents, const Holder& holder);
+  Status pin(Transaction& txn, BlockExtent extent, const Holder& holder, uint64_t ino) {
+    return pin(txn, std::vector<BlockExtent>{extent}, holder, ino);
+  }
+  Status unpin(Transaction& txn, BlockExtent extent, const Holder& holder) {
+    return unpin(txn, std::vector<BlockExtent>{extent}, holder);
+  }
 
   uint64_t free_blocks() const;
   uint64_t quarantined_blocks() const;

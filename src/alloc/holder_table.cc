@@ -197,6 +197,51 @@ void HolderTable::commit_clear(size_t i) {
 
 void HolderTable::reseal(size_t block) { seal_block(block_image(block)); }
 
+namespace {
+// The distinct blocks of `slots`, in order.
+std::vector<size_t> blocks_of(const std::vector<size_t>& slots) {
+  std::vector<size_t> blocks;
+  blocks.reserve(slots.size());
+  for (size_t i : slots) blocks.push_back(i / kHolderEntriesPerBlock);
+  std::sort(blocks.begin(), blocks.end());
+  blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+  return blocks;
+}
+}  // namespace
+
+void HolderTable::commit_set_many(const std::vector<std::pair<size_t, QuarantineEntry>>& entries) {
+  std::vector<size_t> slots;
+  slots.reserve(entries.size());
+  for (const auto& [i, entry] : entries) {
+    DiskHolderEntry disk = encode_entry(entry);
+    std::memcpy(block_image(i / kHolderEntriesPerBlock) + entry_offset(i % kHolderEntriesPerBlock),
+                &disk, sizeof(disk));
+    slots.push_back(i);
+  }
+  for (size_t block : blocks_of(slots)) reseal(block);
+}
+
+void HolderTable::commit_clear_many(const std::vector<size_t>& slots) {
+  for (size_t i : slots) {
+    std::memset(block_image(i / kHolderEntriesPerBlock) + entry_offset(i % kHolderEntriesPerBlock),
+                0, sizeof(DiskHolderEntry));
+  }
+  for (size_t block : blocks_of(slots)) reseal(block);
+}
+
+void HolderTable::stage_slots(Transaction& txn, const std::vector<size_t>& slots) const {
+  for (size_t block : blocks_of(slots)) {
+    txn.write((holder_start_ + block) * kBlock, images_.data() + block * kBlock,
+              sizeof(DiskHolderBlockHeader));
+  }
+  for (size_t i : slots) {
+    const size_t block = i / kHolderEntriesPerBlock;
+    const size_t entry = entry_offset(i % kHolderEntriesPerBlock);
+    txn.write((holder_start_ + block) * kBlock + entry, images_.data() + block * kBlock + entry,
+              sizeof(DiskHolderEntry));
+  }
+}
+
 void HolderTable::stage_slot(Transaction& txn, size_t slot_index) const {
   // The media block equals the committed image except where the image
   // changed, and a change touches one entry plus the header (count, crc).

@@ -83,6 +83,12 @@ class HolderTable {
   void commit_set(size_t i, const QuarantineEntry& entry);
   void commit_clear(size_t i);
   void stage_slot(Transaction& txn, size_t slot_index) const;
+  // The same for many slots at once (one lease's extents): each block
+  // they touch is sealed (crc) and its header staged once, not once per
+  // entry.
+  void commit_set_many(const std::vector<std::pair<size_t, QuarantineEntry>>& entries);
+  void commit_clear_many(const std::vector<size_t>& slots);
+  void stage_slots(Transaction& txn, const std::vector<size_t>& slots) const;
 
  private:
   HolderTable(uint64_t holder_start, uint64_t holder_blocks);

@@ -198,10 +198,11 @@ void forget_map_locked(struct sealfs_map* m) {
   }
 }
 
-// sealfs_map_ex and sealfs_map_at: `fixed` is the caller's address, or
-// nullptr for a range the library reserves itself.
+// sealfs_map_ex, sealfs_map_reserve and sealfs_map_at: `fixed` is the
+// caller's address, or nullptr for a range the library reserves itself
+// (`reserve_bytes` of it at least).
 int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigned flags,
-             uint64_t break_time_ns, struct sealfs_map** out) {
+             uint64_t break_time_ns, size_t reserve_bytes, struct sealfs_map** out) {
   if (out == nullptr) return fail(EINVAL, "out is NULL");
   *out = nullptr;
   if ((prot & ~(PROT_READ | PROT_WRITE)) != 0 || (prot & PROT_READ) == 0) {
@@ -222,7 +223,7 @@ int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigne
   auto give_up = [&](int err, const std::string& why) {
     if (answer.fd >= 0) close(answer.fd);
     if (m != nullptr) {
-      if (m->addr) munmap(m->addr, m->length);
+      if (m->addr) munmap(m->addr, std::max(m->length, m->reserved));
       std::shared_ptr<Connection> conn = m->conn;
       {
         std::lock_guard lock(s.mu);
@@ -239,34 +240,20 @@ int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigne
   if (fixed != nullptr && (reply.offset != uint64_t(offset) || reply.length != want)) {
     return give_up(EINVAL, "the daemon granted another range than the one asked at a fixed address");
   }
-  void* base = fixed != nullptr ? fixed : reserve(reply.length, reply.alignment);
+  const size_t reserved =
+      fixed != nullptr ? reply.length
+                       : std::max<size_t>(reply.length, (reserve_bytes + page - 1) / page * page);
+  void* base = fixed != nullptr ? fixed : reserve(reserved, reply.alignment);
   if (base == nullptr) return give_up(ENOMEM, "cannot reserve address space");
   // At a fixed address the caller's pages are replaced only once every
   // extent is in place; a failure halfway puts an ordinary mapping of the
   // file back, so the range stays usable.
   if (fixed == nullptr) m->addr = base;
   m->length = reply.length;
-  for (const auto& e : extents) {
-    void* at = static_cast<uint8_t*>(base) + (e.file_offset - reply.offset);
-    void* p = MAP_FAILED;
-    int err = 0;
-    if (reply.region_flags & wire::kRegionFsdax) {
-      p = mmap(at, e.length, prot, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, answer.fd, off_t(e.region_offset));
-      // Only a page-granularity (emulated) region may do without MAP_SYNC.
-      if (p == MAP_FAILED && errno == EOPNOTSUPP && reply.granularity != wire::kGranularityPage) {
-        err = EOPNOTSUPP;
-      }
-    }
-    if (p == MAP_FAILED && err == 0) {
-      p = mmap(at, e.length, prot, MAP_SHARED | MAP_FIXED, answer.fd, off_t(e.region_offset));
-      if (p == MAP_FAILED) err = errno;
-    }
-    if (err != 0) {
-      if (fixed != nullptr) mmap(fixed, reply.length, prot, MAP_SHARED | MAP_FIXED, fd, offset);
-      return give_up(err, err == EOPNOTSUPP && (reply.region_flags & wire::kRegionFsdax)
-                              ? "MAP_SYNC refused on an fsdax region"
-                              : "mmap of the region: " + std::string(strerror(err)));
-    }
+  m->reserved = reserved;
+  if (int err = map_extents(base, reply.offset, extents, reply, answer.fd, prot); err != 0) {
+    if (fixed != nullptr) mmap(fixed, reply.length, prot, MAP_SHARED | MAP_FIXED, fd, offset);
+    return give_up(err, map_error_text(err, reply));
   }
   m->addr = base;
   // A child must not inherit the blocks: the daemon could not know it can
@@ -330,8 +317,9 @@ int unmap_impl(struct sealfs_map* m, int replace_fd) {
       result = fail(errno, "mmap of the file in place of the mapping: " + std::string(strerror(errno)));
       munmap(m->addr, m->length);
     }
+    if (m->reserved > m->length) munmap(static_cast<uint8_t*>(m->addr) + m->length, m->reserved - m->length);
   } else if (m->addr) {
-    munmap(m->addr, m->length);
+    munmap(m->addr, std::max(m->length, m->reserved));
   }
   if (release) release_lease(conn, m->lease_id);
   delete m;
@@ -344,7 +332,12 @@ extern "C" {
 
 int sealfs_map_ex(int fd, off_t offset, size_t length, int prot, unsigned flags,
                   uint64_t break_time_ns, struct sealfs_map** out) {
-  return map_impl(nullptr, fd, offset, length, prot, flags, break_time_ns, out);
+  return map_impl(nullptr, fd, offset, length, prot, flags, break_time_ns, 0, out);
+}
+
+int sealfs_map_reserve(int fd, off_t offset, size_t length, size_t reserve, int prot,
+                       unsigned flags, struct sealfs_map** out) {
+  return map_impl(nullptr, fd, offset, length, prot, flags, 0, reserve, out);
 }
 
 int sealfs_map_at(void* addr, int fd, off_t offset, size_t length, int prot, unsigned flags,
@@ -353,7 +346,7 @@ int sealfs_map_at(void* addr, int fd, off_t offset, size_t length, int prot, uns
     if (out != nullptr) *out = nullptr;
     return fail(EINVAL, "addr is NULL");
   }
-  return map_impl(addr, fd, offset, length, prot, flags, 0, out);
+  return map_impl(addr, fd, offset, length, prot, flags, 0, 0, out);
 }
 
 int sealfs_map(int fd, off_t offset, size_t length, int prot, unsigned flags, struct sealfs_map** out) {

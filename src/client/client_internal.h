@@ -1,10 +1,14 @@
 // libsealfs internals: the per-process state, the control connection and
 // its reader thread, the callback thread.
 //
-// Threads: the reader thread of each connection only reads the socket,
-// updates state and queues work; it never waits for the daemon, so a break
-// handler that calls sealfs_unmap() (which waits for the daemon's answer)
-// runs on the separate callback thread. Lock order: State::mu -> send_mu.
+// Threads: one thread at a time reads a connection's socket (the reading
+// role, Connection::reading): a caller waiting for its answer reads it
+// itself when nobody else reads, and handles whatever comes before it;
+// otherwise the connection's background reader thread reads (BREAK and
+// REVOKE arrive when no call is in flight). Readers only update state and
+// queue work; they never wait for the daemon, so a break handler that calls
+// sealfs_unmap() (which waits for the daemon's answer) runs on the separate
+// callback thread. Lock order: State::mu -> send_mu.
 #pragma once
 
 #include <sys/types.h>
@@ -48,6 +52,7 @@ struct sealfs_map {
   uint64_t generation = 0;
   off_t offset = 0;
   size_t length = 0;
+  size_t reserved = 0;  // address space owned from addr (>= length): sealfs_extend grows into it
   void* addr = nullptr;
   int prot = 0;
   uint32_t granularity = sealfs::wire::kGranularityPage;
@@ -76,12 +81,17 @@ struct Answer {
   // so a BREAK right behind the reply finds it.
   struct sealfs_map* map = nullptr;
   sealfs_layout* layout = nullptr;
+  // An EXTEND's answer: the mapping it grows (no new map object is made).
+  struct sealfs_map* extends = nullptr;
 };
 
 struct Connection : std::enable_shared_from_this<Connection> {
   std::string path;
   int fd = -1;
+  int epfd = -1;         // the background reader's epoll set (fd alone)
   bool alive = true;     // guarded by State::mu
+  bool reading = false;  // a thread reads the socket; guarded by State::mu
+  std::deque<int> fds_in;  // received descriptors; only the reading thread
   std::mutex send_mu;    // after State::mu
   uint64_t next_request = 1;
   std::map<uint64_t, Answer*> pending;   // guarded by State::mu
@@ -124,9 +134,16 @@ int connection_for(const std::string& path, std::shared_ptr<Connection>* out);
 // Sends a request (with an optional descriptor) and waits for its answer.
 // Called without State::mu.
 Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void* body,
-            size_t body_size, int fd = -1);
+            size_t body_size, int fd = -1, struct sealfs_map* extends = nullptr);
 // Fire-and-forget (REVOKE ack). Called without State::mu.
 void send_only(Connection& conn, wire::Type type, const void* body, size_t body_size);
+
+// Maps each granted extent at base + (its file offset - base_offset),
+// MAP_FIXED (MAP_SYNC on fsdax). 0 or an errno (EOPNOTSUPP: MAP_SYNC
+// refused where it is needed); map_error_text says which.
+int map_extents(void* base, uint64_t base_offset, const std::vector<wire::WireExtent>& extents,
+                const wire::MapReply& reply, int region_fd, int prot);
+std::string map_error_text(int err, const wire::MapReply& reply);
 
 // Replaces the map's pages with ones that raise SIGBUS on access. mu held.
 void fence_locked(struct sealfs_map* m);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -103,103 +104,149 @@ void connection_lost_locked(Connection& conn) {
   s.answers_cv.notify_all();
 }
 
+// Reads one whole message. Only the thread that holds the connection's
+// reading role calls it (conn.reading), so the descriptors that arrive with
+// a message stay with it.
+bool read_message(Connection& conn, std::vector<uint8_t>* message) {
+  wire::Header h;
+  if (!read_full(conn.fd, &h, sizeof(h), conn.fds_in) || !wire::header_valid(h, /*from_client=*/false)) {
+    return false;
+  }
+  message->resize(h.length);
+  std::memcpy(message->data(), &h, sizeof(h));
+  return read_full(conn.fd, message->data() + sizeof(h), h.length - sizeof(h), conn.fds_in);
+}
+
+// Acts on one message from the daemon. State::mu held.
+void dispatch_locked(const std::shared_ptr<Connection>& conn, std::vector<uint8_t> message) {
+  State& s = state();
+  const auto h = wire::load<wire::Header>(message.data());
+  const uint8_t* body = message.data() + sizeof(h);
+  switch (static_cast<wire::Type>(h.type)) {
+    case wire::Type::kReply:
+    case wire::Type::kMapReply: {
+      int fd = -1;
+      if (static_cast<wire::Type>(h.type) == wire::Type::kMapReply &&
+          wire::load<wire::MapReply>(body).has_fd && !conn->fds_in.empty()) {
+        fd = conn->fds_in.front();
+        conn->fds_in.pop_front();
+      }
+      auto it = conn->pending.find(h.request_id);
+      if (it == conn->pending.end()) {
+        if (fd >= 0) close(fd);
+        break;
+      }
+      Answer* answer = it->second;
+      if (static_cast<wire::Type>(h.type) == wire::Type::kMapReply && answer->extends == nullptr) {
+        const auto reply = wire::load<wire::MapReply>(body);
+        if (reply.error == 0 && reply.lease_id != 0) {
+          if (reply.has_fd) {
+            answer->map = new struct sealfs_map();
+            answer->map->conn = conn;
+            answer->map->pid = getpid();
+            answer->map->lease_id = reply.lease_id;
+            conn->maps[reply.lease_id] = answer->map;
+          } else {
+            answer->layout = new sealfs_layout();
+            answer->layout->conn = conn;
+            answer->layout->pid = getpid();
+            answer->layout->lease_id = reply.lease_id;
+            conn->layouts[reply.lease_id] = answer->layout;
+          }
+        }
+      }
+      answer->message = std::move(message);
+      answer->fd = fd;
+      conn->pending.erase(it);
+      s.answers_cv.notify_all();
+      break;
+    }
+    case wire::Type::kBreak: {
+      const auto notice = wire::load<wire::BreakNotice>(body);
+      auto m = conn->maps.find(notice.lease_id);
+      if (m != conn->maps.end()) {
+        if (m->second->state == 0) m->second->state = 1;
+        deliver_break_locked(m->second, notice.lease_id, int(notice.reason), notice.deadline_ns);
+      } else if (conn->layouts.count(notice.lease_id)) {
+        deliver_break_locked(nullptr, notice.lease_id, int(notice.reason), notice.deadline_ns);
+      }
+      break;
+    }
+    case wire::Type::kRevoke: {
+      const auto ref = wire::load<wire::LeaseRef>(body);
+      auto m = conn->maps.find(ref.lease_id);
+      if (m != conn->maps.end()) {
+        fence_locked(m->second);
+        if (m->second->mapped) {
+          m->second->released = true;
+          send_only(*conn, wire::Type::kRevokeAck, &ref, sizeof(ref));
+        }
+      }
+      break;
+    }
+    case wire::Type::kError: {
+      auto it = conn->pending.find(h.request_id);
+      if (it != conn->pending.end()) {
+        it->second->message = std::move(message);
+        conn->pending.erase(it);
+        s.answers_cv.notify_all();
+      }
+      break;  // the daemon closes next; EOF handles the rest
+    }
+    default:
+      break;
+  }
+}
+
+// The end of a connection, seen by whichever thread was reading. mu held.
+void lost_locked(Connection& conn) {
+  State& s = state();
+  for (int fd : conn.fds_in) close(fd);
+  conn.fds_in.clear();
+  if (s.pid == getpid() && conn.alive) connection_lost_locked(conn);
+}
+
+// Whether the background reader hears the socket. A caller that reads its
+// own answer turns it off first, so the answer wakes no second thread.
+void listen_in_background_locked(Connection& conn, bool on) {
+  struct epoll_event ev {};
+  ev.events = on ? uint32_t{EPOLLIN} : 0u;
+  epoll_ctl(conn.epfd, EPOLL_CTL_MOD, conn.fd, &ev);
+}
+
+// The background reader: messages nobody waits for (BREAK, REVOKE) and
+// answers while no caller reads. It waits for readability and reads only
+// when no caller holds the reading role.
 void reader(std::shared_ptr<Connection> conn) {
   pthread_setname_np(pthread_self(), "sealfs-reader");
   State& s = state();
-  std::deque<int> fds;
   for (;;) {
-    wire::Header h;
-    if (!read_full(conn->fd, &h, sizeof(h), fds) || !wire::header_valid(h, /*from_client=*/false)) {
-      break;
-    }
-    std::vector<uint8_t> message(h.length);
-    std::memcpy(message.data(), &h, sizeof(h));
-    if (!read_full(conn->fd, message.data() + sizeof(h), h.length - sizeof(h), fds)) break;
-    const uint8_t* body = message.data() + sizeof(h);
-    std::lock_guard lock(s.mu);
-    switch (static_cast<wire::Type>(h.type)) {
-      case wire::Type::kReply:
-      case wire::Type::kMapReply: {
-        int fd = -1;
-        if (static_cast<wire::Type>(h.type) == wire::Type::kMapReply &&
-            wire::load<wire::MapReply>(body).has_fd && !fds.empty()) {
-          fd = fds.front();
-          fds.pop_front();
-        }
-        auto it = conn->pending.find(h.request_id);
-        if (it == conn->pending.end()) {
-          if (fd >= 0) close(fd);
-          break;
-        }
-        Answer* answer = it->second;
-        if (static_cast<wire::Type>(h.type) == wire::Type::kMapReply) {
-          const auto reply = wire::load<wire::MapReply>(body);
-          if (reply.error == 0 && reply.lease_id != 0) {
-            if (reply.has_fd) {
-              answer->map = new struct sealfs_map();
-              answer->map->conn = conn;
-              answer->map->pid = getpid();
-              answer->map->lease_id = reply.lease_id;
-              conn->maps[reply.lease_id] = answer->map;
-            } else {
-              answer->layout = new sealfs_layout();
-              answer->layout->conn = conn;
-              answer->layout->pid = getpid();
-              answer->layout->lease_id = reply.lease_id;
-              conn->layouts[reply.lease_id] = answer->layout;
-            }
-          }
-        }
-        answer->message = std::move(message);
-        answer->fd = fd;
-        conn->pending.erase(it);
-        s.answers_cv.notify_all();
-        break;
-      }
-      case wire::Type::kBreak: {
-        const auto notice = wire::load<wire::BreakNotice>(body);
-        auto m = conn->maps.find(notice.lease_id);
-        if (m != conn->maps.end()) {
-          if (m->second->state == 0) m->second->state = 1;
-          deliver_break_locked(m->second, notice.lease_id, int(notice.reason), notice.deadline_ns);
-        } else if (conn->layouts.count(notice.lease_id)) {
-          deliver_break_locked(nullptr, notice.lease_id, int(notice.reason), notice.deadline_ns);
-        }
-        break;
-      }
-      case wire::Type::kRevoke: {
-        const auto ref = wire::load<wire::LeaseRef>(body);
-        auto m = conn->maps.find(ref.lease_id);
-        if (m != conn->maps.end()) {
-          fence_locked(m->second);
-          if (m->second->mapped) {
-            m->second->released = true;
-            send_only(*conn, wire::Type::kRevokeAck, &ref, sizeof(ref));
-          }
-        }
-        break;
-      }
-      case wire::Type::kError: {
-        auto it = conn->pending.find(h.request_id);
-        if (it != conn->pending.end()) {
-          it->second->message = std::move(message);
-          conn->pending.erase(it);
-        }
-        break;  // the daemon closes next; EOF handles the rest
-      }
-      default:
-        break;
-    }
+    struct epoll_event ev;
+    int n = epoll_wait(conn->epfd, &ev, 1, -1);
+    if (n < 0 && errno != EINTR) break;
+    std::unique_lock lock(s.mu);
+    if (!conn->alive || s.pid != getpid()) return;
+    if (n <= 0 || conn->reading) continue;  // the caller re-enables us when done
+    conn->reading = true;
+    lock.unlock();
+    std::vector<uint8_t> message;
+    const bool ok = read_message(*conn, &message);
+    lock.lock();
+    conn->reading = false;
+    s.answers_cv.notify_all();  // a caller may take the role now
+    if (!ok) break;
+    dispatch_locked(conn, std::move(message));
   }
-  for (int fd : fds) close(fd);
-  std::lock_guard lock(s.mu);
-  if (s.pid == getpid()) connection_lost_locked(*conn);
+  std::lock_guard lock(state().mu);
+  lost_locked(*conn);
 }
 
 }  // namespace
 
 Connection::~Connection() {
   if (fd >= 0) close(fd);
+  if (epfd >= 0) close(epfd);
+  for (int d : fds_in) close(d);
 }
 
 State& state() {
@@ -273,6 +320,12 @@ int connection_for(const std::string& path, std::shared_ptr<Connection>* out) {
   auto conn = std::make_shared<Connection>();
   conn->path = path;
   conn->fd = fd;
+  conn->epfd = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev {};
+  ev.events = EPOLLIN;
+  if (conn->epfd < 0 || epoll_ctl(conn->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return fail(errno, "epoll for the control connection: " + std::string(strerror(errno)));
+  }
   s.conns[path] = conn;
   start_callback_thread_locked();
   start_thread_without_signals([conn] { reader(conn); }).detach();
@@ -281,9 +334,10 @@ int connection_for(const std::string& path, std::shared_ptr<Connection>* out) {
 }
 
 Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void* body,
-            size_t body_size, int fd) {
+            size_t body_size, int fd, struct sealfs_map* extends) {
   State& s = state();
   Answer answer;
+  answer.extends = extends;
   std::unique_lock lock(s.mu);
   if (!conn->alive) {
     answer.error = ECONNRESET;
@@ -291,6 +345,17 @@ Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void
   }
   const uint64_t id = conn->next_request++;
   conn->pending[id] = &answer;
+  auto done = [&] { return answer.error != 0 || !answer.message.empty(); };
+  // The calling thread reads its own answer when nobody else reads the
+  // socket: taken before sending, so the answer wakes no other thread (a
+  // hand-off to the reader thread cost two context switches per call).
+  auto take_role = [&] {
+    if (conn->reading || !conn->alive) return false;
+    conn->reading = true;
+    listen_in_background_locked(*conn, false);
+    return true;
+  };
+  bool reading = take_role();
   std::vector<uint8_t> bytes(sizeof(wire::Header) + body_size);
   wire::Header h = wire::make_header(type, uint32_t(bytes.size()), id);
   std::memcpy(bytes.data(), &h, sizeof(h));
@@ -304,11 +369,31 @@ Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void
     if (n != ssize_t(bytes.size())) {
       conn->pending.erase(id);
       answer.error = n < 0 ? errno : EPIPE;
-      return answer;
     }
   }
-  s.answers_cv.wait(lock, [&] { return answer.error != 0 || !answer.message.empty(); });
-  return answer;
+  for (;;) {
+    if (reading) {
+      while (!done()) {
+        lock.unlock();
+        std::vector<uint8_t> message;
+        const bool ok = read_message(*conn, &message);
+        lock.lock();
+        if (!ok) {
+          lost_locked(*conn);
+          break;
+        }
+        dispatch_locked(conn, std::move(message));
+      }
+      conn->reading = false;
+      // The background reader hears what comes next (or sees the end).
+      listen_in_background_locked(*conn, true);
+      s.answers_cv.notify_all();  // another caller may take the role
+      return answer;
+    }
+    s.answers_cv.wait(lock, [&] { return done() || (!conn->reading && conn->alive); });
+    if (done()) return answer;
+    reading = take_role();
+  }
 }
 
 void send_only(Connection& conn, wire::Type type, const void* body, size_t body_size) {

@@ -177,6 +177,20 @@ class DaemonLeases::Source final : public lease::LayoutSource {
     if ((flags & (wire::kMapAllocate | wire::kMapRelocate)) != 0) owner_.drop_cached_attributes(ino);
     return answer;
   }
+  Result<lease::LayoutAnswer> extend_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
+                                               uint64_t old_length, uint64_t new_length,
+                                               uint32_t flags) override {
+    // As for a MAP: the kernel's cached pages and size first.
+    if (owner_.writeback_cache_.load() && (flags & wire::kMapFlushed) == 0) {
+      lease::LayoutAnswer refusal;
+      refusal.refusal = wire::Refusal::kFlushFirst;
+      return refusal;
+    }
+    auto answer = inner_.extend_for_lease(held, ino, offset, old_length, new_length, flags);
+    // The size and the block count may have changed even when refused.
+    owner_.drop_cached_attributes(ino);
+    return answer;
+  }
   lease::RegionInfo region() const override { return inner_.region(); }
   Result<FileInspection> inspect_file(uint64_t ino) override { return inner_.inspect_file(ino); }
   Result<wire::SuperRecord> inspect_super() override { return inner_.inspect_super(); }

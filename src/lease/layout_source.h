@@ -72,6 +72,18 @@ class LayoutSource {
   virtual Result<LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
                                                 uint64_t length, uint32_t flags) = 0;
   virtual RegionInfo region() const = 0;
+  // EXTEND (docs/protocol.md): with `held`, grows the file to at least
+  // offset + new_length (zeroing the old last block past the old size, then
+  // committing the size) and answers the pieces of the added range
+  // [offset + old_length, offset + new_length), its holes and unwritten
+  // extents allocated and zeroed. Never frees or moves a block, so no lease
+  // of the file needs a break. `flags`: wire::kMapFlushed only.
+  virtual Result<LayoutAnswer> extend_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
+                                                uint64_t old_length, uint64_t new_length,
+                                                uint32_t flags) {
+    (void)held, (void)ino, (void)offset, (void)old_length, (void)new_length, (void)flags;
+    return Status(Code::kNotSupported, "this source cannot extend");
+  }
 
   // --- Inspection (sealfs-layout; wire::kExtents, kSuper, kFreeSpace) ---
   // Read-only snapshots; the defaults say the source has none.
@@ -108,7 +120,8 @@ class QuarantineSink {
   virtual ~QuarantineSink() = default;
   // A grant: `holder` can now reach `extents` of `ino`. Recorded so that a
   // restarted daemon quarantines them if the holder is still alive. An error
-  // refuses the grant.
+  // refuses the grant. Called again with the same lease_id when an EXTEND
+  // adds extents to the lease: they join the ones pinned before.
   virtual Status pin(const HolderId& holder, uint64_t lease_id, uint64_t ino,
                      const std::vector<MapExtent>& extents) = 0;
   // The holder let go of the lease (released, fenced and acknowledged,

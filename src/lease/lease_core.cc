@@ -99,6 +99,34 @@ Result<Grant> LeaseCore::grant(const GrantRequest& request) {
   return grant;
 }
 
+std::optional<LeaseInfo> LeaseCore::lease_of(uint64_t conn, uint64_t lease_id) const {
+  std::lock_guard lock(mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.info.conn != conn) return std::nullopt;
+  return it->second.info;
+}
+
+Status LeaseCore::extend(uint64_t conn, uint64_t lease_id, uint64_t new_length,
+                         const std::vector<MapExtent>& added) {
+  std::lock_guard lock(mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.info.conn != conn) {
+    return Status(Code::kNotFound, "no lease " + std::to_string(lease_id));
+  }
+  Lease& lease = it->second;
+  auto inode = inodes_.find(lease.info.ino);
+  if (lease.info.state != LeaseState::kActive || inode == inodes_.end() || inode->second.breaking) {
+    return Status(Code::kNxio, "lease " + std::to_string(lease_id) + " is breaking");
+  }
+  if (sink_ != nullptr && !lease.info.layout_only) {
+    RETURN_IF_ERROR(sink_->pin(lease.info.holder, lease_id, lease.info.ino, added)
+                        .with_context("pinning extended lease extents"));
+  }
+  lease.extents.insert(lease.extents.end(), added.begin(), added.end());
+  lease.info.length = new_length;
+  return Status::ok();
+}
+
 bool LeaseCore::breaking(uint64_t ino) const {
   std::lock_guard lock(mu_);
   auto it = inodes_.find(ino);

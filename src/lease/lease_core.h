@@ -113,6 +113,14 @@ class LeaseCore {
   // breaking; kNoSpace if the sink cannot pin.
   Result<Grant> grant(const GrantRequest& request);
   bool breaking(uint64_t ino) const;
+  // The lease `lease_id` of `conn`, if it has it.
+  std::optional<LeaseInfo> lease_of(uint64_t conn, uint64_t lease_id) const;
+  // EXTEND: the lease grows to new_length and `added` (its new extents,
+  // allocated under the inode's layout lock, which the caller holds) are
+  // pinned and join it. kNotFound (no such lease of conn), kNxio (the
+  // inode or the lease is breaking or revoked), kNoSpace (cannot pin).
+  Status extend(uint64_t conn, uint64_t lease_id, uint64_t new_length,
+                const std::vector<MapExtent>& added);
   // True while ino is breaking or has a lease that is not revoked (the meta
   // layer's LayoutGate: such inodes must change their layout through
   // may_change_layout).

@@ -99,6 +99,9 @@ struct Parked {
   uint64_t request_id = 0;
   wire::MapRequest request{};
   uint64_t ino = 0;
+  // An EXTEND instead of a MAP (request unused).
+  bool extend = false;
+  wire::ExtendRequest extension{};
 };
 
 struct Action {
@@ -254,7 +257,7 @@ struct LeaseServer::Impl final : Notifier {
     if (auto g = closing.find(token); g != closing.end()) {
       Parked grant = g->second;
       closing.erase(g);
-      if (conns.count(id)) grant_map(grant);
+      if (conns.count(id)) grant.extend ? grant_extend(grant) : grant_map(grant);
       return;
     }
     auto it = conns.find(id);
@@ -616,6 +619,16 @@ struct LeaseServer::Impl final : Notifier {
         handle_map(id, h.request_id, wire::load<wire::MapRequest>(body), fd);
         return conns.count(id) != 0;
       }
+      case wire::Type::kExtend: {
+        if (conn.fds_in.empty()) {
+          protocol_error(id, h.request_id, "EXTEND without a descriptor");
+          return false;
+        }
+        int fd = conn.fds_in.front();
+        conn.fds_in.pop_front();
+        handle_extend(id, h.request_id, wire::load<wire::ExtendRequest>(body), fd);
+        return conns.count(id) != 0;
+      }
       case wire::Type::kRelease:
       case wire::Type::kRevokeAck: {
         const auto ref = wire::load<wire::LeaseRef>(body);
@@ -922,6 +935,98 @@ struct LeaseServer::Impl final : Notifier {
     reply.has_fd = region_fd >= 0 ? 1 : 0;
     queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
     SEALFS_SYNC_POINT("lease.map.replied");  // engine thread, no lock held
+  }
+
+  // EXTEND (docs/protocol.md "The native API"). Owns `fd`, as handle_map;
+  // the work runs in grant_extend once the descriptor is closed.
+  void handle_extend(uint64_t id, uint64_t request_id, const wire::ExtendRequest& req, int fd) {
+    bool own_mount = false;
+    auto refuse = [&](wire::Refusal refusal, int err = 0) {
+      reply_map_error(id, request_id, std::exchange(fd, -1), own_mount, refusal, err);
+    };
+    const Conn& conn = conns.at(id);
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (req.reserved != 0 || (req.flags & ~wire::kMapFlushed) != 0 || req.new_length == 0 ||
+        req.new_length > (uint64_t{1} << 50) || req.new_length % page != 0) {
+      return refuse(wire::Refusal::kBadRequest);
+    }
+    if (!conn.trusted) return refuse(wire::Refusal::kUntrusted);
+    auto info = fd_info(fd);
+    if (!info.is_ok()) return refuse(wire::Refusal::kNotRegular);
+    if (info->mnt_id != options.mnt_id &&
+        !(options.also_accept && options.also_accept(info->mnt_id))) {
+      return refuse(wire::Refusal::kWrongMount);
+    }
+    own_mount = true;
+    // Growing a file is writing it: a read-write descriptor, and a
+    // writable lease of that very file.
+    if ((info->flags & O_PATH) || (info->flags & O_ACCMODE) != O_RDWR) {
+      return refuse(wire::Refusal::kOpenMode);
+    }
+    const std::optional<LeaseInfo> lease = core->lease_of(id, req.lease_id);
+    if (!lease) return refuse(wire::Refusal::kNoLease);
+    if (lease->layout_only || lease->ino != info->ino || req.new_length <= lease->length) {
+      return refuse(wire::Refusal::kBadRequest);
+    }
+    if ((lease->prot & wire::kProtWrite) == 0) return refuse(wire::Refusal::kOpenMode);
+    if (lease->state != LeaseState::kActive) return refuse(wire::Refusal::kBreaking);
+    Parked p;
+    p.conn = id;
+    p.request_id = request_id;
+    p.ino = info->ino;
+    p.extend = true;
+    p.extension = req;
+    closing[close_then_notify(id, std::exchange(fd, -1), /*own_mount=*/true)] = p;
+  }
+
+  // The rest of an EXTEND, its descriptor closed: under the inode's layout
+  // lock, grow the file and the lease, then answer with the added range.
+  // No break: nothing any lease maps changes (docs/protocol.md).
+  void grant_extend(const Parked& p) {
+    const uint64_t id = p.conn, request_id = p.request_id;
+    auto refuse = [&](wire::Refusal refusal, int err = 0) {
+      reply_map_error(id, request_id, -1, true, refusal, err);
+    };
+    std::unique_ptr<LayoutSource::Lock> lock = source->lock_layout(p.ino);
+    if (core->breaking(p.ino)) return refuse(wire::Refusal::kBreaking);
+    const std::optional<LeaseInfo> lease = core->lease_of(id, p.extension.lease_id);
+    if (!lease) return refuse(wire::Refusal::kNoLease);
+    if (lease->state != LeaseState::kActive) return refuse(wire::Refusal::kBreaking);
+    if (p.extension.new_length <= lease->length) return refuse(wire::Refusal::kBadRequest);
+    auto answer = source->extend_for_lease(*lock, p.ino, lease->offset, lease->length,
+                                           p.extension.new_length, p.extension.flags);
+    if (!answer.is_ok()) {
+      log().error("lease: extending inode {}: {}", p.ino, answer.status().to_string());
+      return refuse(wire::Refusal::kNone, answer.status().to_errno());
+    }
+    if (answer->refusal != wire::Refusal::kNone) return refuse(answer->refusal);
+    Status extended = core->extend(id, p.extension.lease_id, p.extension.new_length,
+                                   answer->extents);
+    lock.reset();
+    if (!extended.is_ok()) {
+      return refuse(extended.code() == Code::kNxio       ? wire::Refusal::kBreaking
+                    : extended.code() == Code::kNotFound ? wire::Refusal::kNoLease
+                                                         : wire::Refusal::kNoSpace);
+    }
+    const RegionInfo region = source->region();
+    int region_fd = fcntl(region.fd, F_DUPFD_CLOEXEC, 0);
+    if (region_fd < 0) return refuse(wire::Refusal::kNone, errno);
+    wire::MapReply reply{};
+    reply.lease_id = lease->lease_id;
+    reply.generation = lease->generation;
+    reply.alignment = region.alignment;
+    reply.granularity = region.granularity;
+    reply.region_flags = region.flags;
+    reply.offset = lease->offset + lease->length;
+    reply.length = p.extension.new_length - lease->length;
+    reply.break_time_ns = lease->break_time_ns;
+    std::vector<wire::WireExtent> extents;
+    for (const MapExtent& e : answer->extents) {
+      extents.push_back({e.file_offset, e.region_offset, e.length});
+    }
+    reply.extent_count = static_cast<uint32_t>(extents.size());
+    reply.has_fd = 1;
+    queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
   }
 
   void protocol_error(uint64_t id, uint64_t request_id, const char* why) {

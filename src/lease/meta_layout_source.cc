@@ -101,6 +101,26 @@ Result<LayoutAnswer> MetaLayoutSource::layout_for_lease(const Lock& held, uint64
   return answer;
 }
 
+Result<LayoutAnswer> MetaLayoutSource::extend_for_lease(const Lock& held, uint64_t ino,
+                                                        uint64_t offset, uint64_t old_length,
+                                                        uint64_t new_length, uint32_t flags) {
+  (void)flags;
+  const auto& lock = static_cast<const MetaLock&>(held);
+  if (lock.held == nullptr) return lock.why;
+  Status grown = fs_.grow_for_lease(*lock.held, offset + new_length);
+  if (!grown.is_ok()) {
+    LayoutAnswer answer;
+    answer.refusal = refusal_of(grown.code());
+    answer.where = offset + old_length;
+    if (answer.refusal == wire::Refusal::kNone) return grown;
+    return answer;
+  }
+  // The added range alone: ALLOCATE fills its holes; no RELOCATE, which
+  // would move blocks other holders may map.
+  return layout_for_lease(held, ino, offset + old_length, new_length - old_length,
+                          wire::kMapAllocate | kGrantWritable);
+}
+
 RegionInfo MetaLayoutSource::region() const {
   RegionInfo info;
   info.fd = region_fd_;
@@ -172,7 +192,8 @@ Status MetaQuarantineSink::pin(const HolderId& holder, uint64_t lease_id, uint64
   std::vector<LayoutPiece> pieces = to_pieces(extents);
   RETURN_IF_ERROR(fs_.pin_pieces(to_holder(holder), ino, pieces));
   std::lock_guard lock(mu_);
-  pinned_[lease_id] = std::move(pieces);
+  std::vector<LayoutPiece>& held = pinned_[lease_id];  // an EXTEND adds to a grant's
+  held.insert(held.end(), pieces.begin(), pieces.end());
   return Status::ok();
 }
 

@@ -30,6 +30,9 @@ class MetaLayoutSource final : public LayoutSource {
   Result<LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
                                         uint64_t length, uint32_t flags) override;
   RegionInfo region() const override;
+  Result<LayoutAnswer> extend_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
+                                        uint64_t old_length, uint64_t new_length,
+                                        uint32_t flags) override;
   Result<FileInspection> inspect_file(uint64_t ino) override;
   Result<wire::SuperRecord> inspect_super() override;
   Result<SpaceInspection> inspect_space() override;

@@ -37,6 +37,8 @@ enum class Type : uint16_t {
   kLeaseTable = 6,   // InspectRequest                     -> InspectReply + LeaseRecords
   kSuper = 7,        // InspectRequest                     -> InspectReply + SuperRecord
   kFreeSpace = 8,    // InspectRequest                     -> InspectReply + SpaceRecords
+  // The native API (docs/protocol.md "The native API").
+  kExtend = 9,       // ExtendRequest + SCM_RIGHTS(file)   -> MapReply of the added range
   // daemon -> client
   kReply = 16,       // Reply
   kMapReply = 17,    // MapReply + extents (+ SCM_RIGHTS(region) for mappings)
@@ -94,6 +96,16 @@ struct LeaseRef {
   uint64_t lease_id;
 };
 static_assert(sizeof(LeaseRef) == 8);
+
+// EXTEND: grow a writable lease (and the file, if it ends before) to
+// new_length bytes from the lease's offset, without a break.
+struct ExtendRequest {
+  uint64_t lease_id;
+  uint64_t new_length;  // page aligned, > the lease's length
+  uint32_t flags;       // kMapFlushed only
+  uint32_t reserved;    // must be zero
+};
+static_assert(sizeof(ExtendRequest) == 24);
 
 struct Reply {
   int32_t error;    // 0 or a positive errno
@@ -298,6 +310,7 @@ inline const char* refusal_text(uint32_t r) {
 inline size_t body_size(Type t) {
   switch (t) {
     case Type::kMap: return sizeof(MapRequest);
+    case Type::kExtend: return sizeof(ExtendRequest);
     case Type::kRelease:
     case Type::kRevokeAck:
     case Type::kRegister:

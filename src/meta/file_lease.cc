@@ -36,6 +36,13 @@ class InodeLayoutLock final : public LayoutLock {
 
 std::string at(uint64_t offset) { return " at offset " + std::to_string(offset); }
 
+std::vector<BlockExtent> block_extents_of(const std::vector<LayoutPiece>& pieces) {
+  std::vector<BlockExtent> out;
+  out.reserve(pieces.size());
+  for (const LayoutPiece& p : pieces) out.push_back({p.region_offset / kBlock, p.length / kBlock});
+  return out;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LayoutLock>> FilesystemImpl::lock_layout(Ino ino) {
@@ -245,25 +252,63 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
   return pieces;
 }
 
+Status FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size) {
+  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
+  if (lock == nullptr) {
+    log().critical("grow_for_lease: a lock not made by this filesystem");
+    std::abort();
+  }
+  Inode& inode = lock->inode();
+  if (!inode.in_use()) return Status(Code::kStale, "inode " + std::to_string(inode.ino) + " is free");
+  if (!S_ISREG(inode.core.mode)) return Status(Code::kNotSupported, "not a regular file");
+  if (is_immutable(inode.core) || is_append_only(inode.core)) {
+    return Status(Code::kPermission, "immutable or append-only file");
+  }
+  if (new_size > kMaxFileSize) return Status(Code::kTooBig, "size beyond the maximum file size");
+  if (new_size <= inode.core.size) return Status::ok();
+  RETURN_IF_ERROR(check_writable());
+  MetaTxn t(*this);
+  // The old last block's bytes past the old size become file bytes: zeros,
+  // drained before the size commits. A holder may map that block; these
+  // bytes were past EOF, so nothing it stored there was file data.
+  if (const uint64_t tail = inode.core.size % kBlock; tail != 0) {
+    const Extent* e = inode.extents.find(inode.core.size / kBlock);
+    if (e != nullptr && !e->unwritten) {
+      const uint64_t rb = e->region_block + (inode.core.size / kBlock - e->file_block);
+      data_->zero(rb * kBlock + tail, kBlock - tail);
+      t.data_written();
+    }
+  }
+  const InodeCore saved = inode.core;
+  inode.core.size = new_size;
+  inode.core.mtime = inode.core.ctime = now_ns();
+  t.dirty(&inode);
+  Status s = t.commit();
+  if (!s.is_ok()) inode.core = saved;
+  return s.with_context("growing inode " + std::to_string(inode.ino) + " for a lease");
+}
+
 Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
                                   const std::vector<LayoutPiece>& pieces) {
   if (read_only_) return Status::ok();  // nothing can free blocks on a read-only mount
   MetaTxn t(*this);
-  for (const LayoutPiece& p : pieces) {
-    RETURN_IF_ERROR(
-        alloc_->pin(t.txn(), {p.region_offset / kBlock, p.length / kBlock}, holder, ino));
-  }
+  RETURN_IF_ERROR(alloc_->pin(t.txn(), block_extents_of(pieces), holder, ino));
   return t.commit();
 }
 
 void FilesystemImpl::unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) {
   if (read_only_) return;
   MetaTxn t(*this);
-  for (const LayoutPiece& p : pieces) {
-    Status s = alloc_->unpin(t.txn(), {p.region_offset / kBlock, p.length / kBlock}, holder);
-    if (!s.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, s.to_string());
+  Status s = alloc_->unpin(t.txn(), block_extents_of(pieces), holder);
+  if (!s.is_ok()) {
+    // One missing pin must not keep the others: drop them one by one.
+    log().warn("unpin for pid {}: {}", holder.pid, s.to_string());
+    for (const BlockExtent& e : block_extents_of(pieces)) {
+      Status one = alloc_->unpin(t.txn(), e, holder);
+      if (!one.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, one.to_string());
+    }
   }
-  Status s = t.commit();
+  s = t.commit();
   // A pin left behind only delays reuse until the holder is gone (the next
   // mount drops pins of dead holders): logged, not fatal.
   if (!s.is_ok()) log().warn("unpin for pid {}: {}", holder.pid, s.to_string());

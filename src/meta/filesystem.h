@@ -379,6 +379,13 @@ class Filesystem {
   virtual Result<std::vector<LayoutPiece>> layout_extents(const LayoutLock& held, uint64_t offset,
                                                           uint64_t length, uint32_t flags,
                                                           uint64_t* where = nullptr) = 0;
+  // EXTEND of a lease (docs/protocol.md "The native API"): grows
+  // held.ino()'s size to new_size if it is smaller, without the layout gate:
+  // a size that only grows frees and moves no block. The rest of the old
+  // last block past the old size is zeroed first (as trim_beyond_eof would
+  // at mount), then the size commits. kNotSupported (not a regular file),
+  // kPermission (immutable or append-only), kTooBig, kReadOnly.
+  virtual Status grow_for_lease(const LayoutLock& held, uint64_t new_size) = 0;
   // Device alignment used at mkfs (bytes): what layout_extents checks.
   virtual uint64_t layout_alignment() const = 0;
 

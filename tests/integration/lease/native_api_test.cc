@@ -1,0 +1,183 @@
+// The native API on a real mount (docs/protocol.md "The native API"):
+// sealfs_extend grows a mapped file without breaking anyone, in place, and
+// the grown range is the file's (zeros, then what the holder stores, read
+// back through read(2)); the lease still covers it for a later breaker;
+// sealfs_persist_ranges checks every range before flushing any.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <dirent.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "lease_fixture.h"
+#include "pattern.h"
+#include "sealfs/sealfs.h"
+
+namespace sealfs::itest {
+namespace {
+
+class NativeApiTest : public LeaseFixture {
+ protected:
+  void TearDown() override {
+    if (map_ != nullptr) sealfs_unmap(map_);
+    if (fd_ >= 0) close(fd_);
+    LeaseFixture::TearDown();
+  }
+  // Opens `name` read-write and maps [0, length) with `reserve` bytes of
+  // address space.
+  void map_here(const std::string& name, uint64_t length, uint64_t reserve) {
+    fd_ = open(path(name).c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd_, 0) << std::strerror(errno);
+    int r = sealfs_map_reserve(fd_, 0, length, reserve, PROT_READ | PROT_WRITE, 0, &map_);
+    ASSERT_EQ(r, 0) << sealfs_last_error();
+  }
+
+  int fd_ = -1;
+  struct sealfs_map* map_ = nullptr;
+};
+
+constexpr uint64_t kFile = 1 * kMiB;
+
+TEST_F(NativeApiTest, ExtendGrowsTheFileInPlaceWithoutABreak) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile + 100, 1));  // a partial last block
+  HolderProcess& other = holder();
+  ASSERT_EQ(other.map(path("f"), 0, kFile).rc, 0);
+  ASSERT_NO_FATAL_FAILURE(map_here("f", kFile + 4096, 8 * kMiB));
+  auto* base = static_cast<uint8_t*>(sealfs_map_addr(map_));
+  // Bytes past EOF in the last block: not file data; the growth zeroes them.
+  std::memset(base + kFile + 100, 0x77, 4096 - 100);
+
+  ASSERT_EQ(sealfs_extend(map_, fd_, 3 * kMiB), 0) << sealfs_last_error();
+  EXPECT_EQ(sealfs_map_addr(map_), base);
+  EXPECT_EQ(sealfs_map_length(map_), 3 * kMiB);
+  EXPECT_EQ(file_size("f"), 3 * kMiB);  // through the kernel: its cached size was dropped
+  EXPECT_TRUE(file_has_pattern("f", kFile + 100, 1));
+  EXPECT_TRUE(file_is_zero("f", kFile + 100, 3 * kMiB - kFile - 100));
+
+  // The added pages are the file's blocks: stores show through read(2).
+  fill_lease_pattern(base + 2 * kMiB, kMiB, 9, 2 * kMiB);
+  const struct sealfs_range ranges[2] = {{base + 2 * kMiB, kMiB / 2},
+                                         {base + 2 * kMiB + kMiB / 2, kMiB / 2}};
+  ASSERT_EQ(sealfs_persist_ranges(map_, ranges, 2), 0) << sealfs_last_error();
+  EXPECT_TRUE(file_has_pattern("f", kMiB, 9, 2 * kMiB));
+
+  // Nobody was told anything: nothing they map changed.
+  ASSERT_TRUE(other.sync());
+  EXPECT_EQ(other.count("break "), 0) << other.transcript();
+  other.send("check 0 0 " + std::to_string(kFile) + " 1");
+  EXPECT_EQ(other.expect("check 0"), "check 0 ok");
+}
+
+// The lease covers the added range: a truncate into it must break us, and
+// proceeds once we let go.
+TEST_F(NativeApiTest, TruncateIntoTheAddedRangeBreaksTheExtendedLease) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(10));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  ASSERT_NO_FATAL_FAILURE(map_here("f", kFile, 4 * kMiB));
+  ASSERT_EQ(sealfs_extend(map_, fd_, 2 * kMiB), 0) << sealfs_last_error();
+  const int break_fd = sealfs_break_fd();
+  ASSERT_GE(break_fd, 0);
+  TimedOp op([&] { return truncate(path("f").c_str(), kFile + kMiB / 2); });
+  struct pollfd p{break_fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "no break for a truncate into the added range";
+  struct sealfs_break_event ev{};
+  ASSERT_EQ(sealfs_next_break(&ev), 0);
+  EXPECT_EQ(ev.map, map_);
+  EXPECT_EQ(ev.reason, SEALFS_BREAK_TRUNCATE);
+  EXPECT_FALSE(op.done());  // it waits for us
+  EXPECT_EQ(sealfs_extend(map_, fd_, 3 * kMiB), -ENXIO);  // a breaking lease does not grow
+  ASSERT_EQ(sealfs_unmap(map_), 0);
+  map_ = nullptr;
+  auto r = op.wait(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0) << std::strerror(r->err);
+  EXPECT_LT(r->seconds, 5.0);
+  EXPECT_EQ(file_size("f"), kFile + kMiB / 2);
+}
+
+TEST_F(NativeApiTest, ExtendRefusals) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  ASSERT_NO_FATAL_FAILURE(make_file("g", kFile, 2));
+  ASSERT_NO_FATAL_FAILURE(map_here("f", kFile, 2 * kMiB));
+  EXPECT_EQ(sealfs_extend(map_, fd_, kFile), -EINVAL);  // not larger
+  int other = open(path("g").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(other, 0);
+  EXPECT_EQ(sealfs_extend(map_, other, 2 * kMiB), -EINVAL) << sealfs_last_error();  // another file
+  close(other);
+  int read_only = open(path("f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(read_only, 0);
+  EXPECT_EQ(sealfs_extend(map_, read_only, 2 * kMiB), -EACCES) << sealfs_last_error();
+  close(read_only);
+  // The file is as it was after every refusal.
+  EXPECT_EQ(file_size("f"), kFile);
+  ASSERT_EQ(sealfs_extend(map_, fd_, 2 * kMiB), 0) << sealfs_last_error();
+  EXPECT_EQ(file_size("f"), 2 * kMiB);
+
+  struct sealfs_map* ro = nullptr;
+  ASSERT_EQ(sealfs_map(fd_, 0, kFile, PROT_READ, 0, &ro), 0) << sealfs_last_error();
+  EXPECT_EQ(sealfs_extend(ro, fd_, 2 * kMiB), -EACCES);
+  ASSERT_EQ(sealfs_unmap(ro), 0);
+}
+
+TEST_F(NativeApiTest, PersistRangesChecksEveryRangeFirst) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  ASSERT_NO_FATAL_FAILURE(map_here("f", kFile, kFile));
+  auto* base = static_cast<uint8_t*>(sealfs_map_addr(map_));
+  const struct sealfs_range good[3] = {{base, 64}, {base + 8192, 100}, {base + kFile - 1, 1}};
+  EXPECT_EQ(sealfs_persist_ranges(map_, good, 3), 0) << sealfs_last_error();
+  const struct sealfs_range bad[2] = {{base, 64}, {base + kFile - 1, 2}};
+  EXPECT_EQ(sealfs_persist_ranges(map_, bad, 2), -EINVAL);
+  EXPECT_NE(std::string(sealfs_last_error()).find("range 1"), std::string::npos)
+      << sealfs_last_error();
+  EXPECT_EQ(sealfs_persist_ranges(map_, nullptr, 0), 0);
+}
+
+// voluntary_ctxt_switches of this process's thread named `name`, -1 if none.
+long thread_switches(const std::string& name) {
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) return -1;
+  long found = -1;
+  while (struct dirent* e = readdir(tasks)) {
+    const std::string dir = std::string("/proc/self/task/") + e->d_name;
+    std::ifstream comm(dir + "/comm");
+    std::string c;
+    if (!std::getline(comm, c) || c != name) continue;
+    std::ifstream status(dir + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) found = std::stol(line.substr(24));
+    }
+  }
+  closedir(tasks);
+  return found;
+}
+
+// Map latency (issue 11): the calling thread reads its own answer, so a
+// map and an unmap wake no library thread. Before, every answer went
+// through the connection's reader thread: two wakeups per map and unmap.
+TEST_F(NativeApiTest, AnswersAreReadByTheCallerNotTheReaderThread) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  ASSERT_NO_FATAL_FAILURE(map_here("f", kFile, kFile));  // connects; the reader starts
+  const long before = thread_switches("sealfs-reader");
+  ASSERT_GE(before, 0) << "no sealfs-reader thread";
+  constexpr int kRounds = 50;
+  for (int i = 0; i < kRounds; ++i) {
+    struct sealfs_map* m = nullptr;
+    ASSERT_EQ(sealfs_map(fd_, 0, kFile, PROT_READ | PROT_WRITE, 0, &m), 0) << sealfs_last_error();
+    ASSERT_EQ(sealfs_unmap(m), 0);
+  }
+  const long after = thread_switches("sealfs-reader");
+  EXPECT_LT(after - before, kRounds / 5) << "the reader thread woke for answers";
+}
+
+}  // namespace
+}  // namespace sealfs::itest
