@@ -262,6 +262,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
       s.mount_point = owner.mount_point;
     });
     RETURN_IF_ERROR(t.commit());
+    refresh_backup_if_behind();
   }
   mounted_ = true;
   return Status::ok();
@@ -353,6 +354,25 @@ uint64_t FilesystemImpl::choose_map_alignment() {
             "mappings are refused (files stay usable through the mount); to map them, format "
             "a region on this device and copy the files");
   return data_area_aligned ? device : recorded;
+}
+
+// The backup superblock is rewritten after the commit that sets a feature
+// bit (Journal::refresh_backup_superblock); a daemon that died between the
+// two left a backup without the bit, from which older software would mount
+// an image it misreads. So a read-write mount brings a backup whose feature
+// words differ from the primary's (or that does not decode) up to date.
+// Best effort, as after the commit: a failure is logged.
+void FilesystemImpl::refresh_backup_if_behind() {
+  format::DiskSuperblock disk{};
+  std::memcpy(&disk, region_->data() + block_offset(geo_.backup_block()), sizeof(disk));
+  auto backup = decode_superblock(disk, region_->size());
+  if (backup.is_ok() && backup->feature_compat == sb_staged_.feature_compat &&
+      backup->feature_ro_compat == sb_staged_.feature_ro_compat &&
+      backup->feature_incompat == sb_staged_.feature_incompat) {
+    return;
+  }
+  Status s = journal_->refresh_backup_superblock();
+  if (!s.is_ok()) log().warn("mount: backup superblock not refreshed: {}", s.to_string());
 }
 
 // Read-write only from a state that allows it: a region marked as needing a

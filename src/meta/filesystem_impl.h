@@ -128,6 +128,7 @@ class FilesystemImpl final : public Filesystem {
   // Reads the inode slots that hold data into DRAM (mount).
   Status load_inode_table();
   uint64_t choose_map_alignment();
+  void refresh_backup_if_behind();
   Status count_directory_names(Inode& dir, std::vector<uint32_t>& names,
                                std::vector<uint32_t>& subdirs);
   Result<Inode*> live(Ino ino);       // in-use inode or kNotFound / kStale

@@ -168,6 +168,33 @@ TEST_F(XattrChainTest, TheBackupSuperblockCarriesTheFeatureBit) {
   EXPECT_NE(sb->feature_incompat & format::kFeatureIncompatXattrChain, 0u);
 }
 
+// A daemon that died after the commit that set the bit but before it
+// rewrote the backup: the next read-write mount brings the backup up to date.
+TEST_F(XattrChainTest, AMountRefreshesABackupSuperblockLeftWithoutTheFeatureBit) {
+  auto before = read_superblock(fs_->region());
+  ASSERT_TRUE(before.is_ok());
+  const uint64_t backup_at = before->geometry.backup_block() * format::kBlockSize;
+  std::vector<std::byte> old_backup(format::kBlockSize);
+  std::memcpy(old_backup.data(), fs_->region().data() + backup_at, old_backup.size());
+  Attr f = make_file(kRootIno, "f");
+  ASSERT_TRUE(set(f.ino, "user.a", "1").is_ok());
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  std::vector<std::byte> image = dram()->image();
+  fs_.reset();
+  std::memcpy(image.data() + backup_at, old_backup.data(), old_backup.size());
+  owned_ = RegionDram::from_image(image);
+  mount_region();
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  image = dram()->image();
+  fs_.reset();
+  image[20] ^= std::byte{0x40};  // the primary's crc no longer matches
+  bool used_backup = false;
+  auto sb = read_superblock(*RegionDram::from_image(image), &used_backup);
+  ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
+  EXPECT_TRUE(used_backup);
+  EXPECT_NE(sb->feature_incompat & format::kFeatureIncompatXattrChain, 0u);
+}
+
 // An image from before chains: one "SXTR" block and no incompat bit. It
 // mounts, reads, and its first change rewrites the block as a chain.
 TEST_F(XattrChainTest, LegacyBlockStillMountsAndBecomesAChain) {
