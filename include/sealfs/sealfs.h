@@ -108,7 +108,10 @@ int sealfs_map_reserve(int fd, off_t offset, size_t length, size_t reserve, int 
  * zeroed, the lease covers the added range, and the added pages appear at
  * sealfs_map_addr(m) + the old length (the address does not change). fd is
  * the mapped file, open read-write. Not concurrently with itself or
- * sealfs_unmap() on the same mapping. Errors: -ENOMEM (the addresses after
+ * sealfs_unmap() on the same mapping, including a sealfs_unmap() from a
+ * break callback: a program whose callback unmaps holds one lock around
+ * both. Known gap: a REVOKE that arrives during the call fences only the
+ * old length until the added pages are mapped. Errors: -ENOMEM (the addresses after
  * the mapping are taken: map with sealfs_map_reserve), -ENXIO (the lease is
  * breaking), -EACCES (a read-only mapping or descriptor), -EINVAL
  * (new_length not larger, or another file), -ENOSPC, as sealfs_map for the
