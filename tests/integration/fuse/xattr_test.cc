@@ -4,6 +4,7 @@
 // on a full region leaving the old value in place, and all of it across a
 // remount, with fsck.sealfs -n clean afterwards.
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -163,8 +164,18 @@ TEST_F(XattrTest, NoSpaceLeavesTheOldValue) {
   EXPECT_EQ(get(f, "user.v"), "old");
   ASSERT_NO_FATAL_FAILURE(remount());
   EXPECT_EQ(get(f, "user.v"), "old");
-  // Room again: the same value fits.
+  // Room again: the same value fits. The unlinked file's blocks are freed
+  // when the kernel forgets its inode, which it sends on its own time.
+  struct statvfs full {};
+  ASSERT_EQ(statvfs(path("").c_str(), &full), 0);
   ASSERT_EQ(unlink(path("fill").c_str()), 0);
+  struct statvfs now {};
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_EQ(statvfs(path("").c_str(), &now), 0);
+    if (now.f_bfree > full.f_bfree + 64) break;
+    usleep(10000);
+  }
+  ASSERT_GT(now.f_bfree, full.f_bfree + 64) << "the unlinked file's blocks were not freed in 5 s";
   ASSERT_EQ(setxattr(f.c_str(), "user.v", big.data(), big.size(), 0), 0) << std::strerror(errno);
   EXPECT_EQ(get(f, "user.v"), big);
   ASSERT_NO_FATAL_FAILURE(unmount());
