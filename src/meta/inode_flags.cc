@@ -39,7 +39,10 @@ Status check_may_open(const InodeCore& c, int open_flags) {
 
 Status check_may_setattr(const InodeCore& c, const SetAttr& req) {
   if (!is_immutable(c) && !is_append_only(c)) return Status::ok();
-  if (is_immutable(c) && req.valid != 0) return refused(c, "setattr");
+  // chown(f, -1, -1) (kKeepOwner, or a bare ctime) passes, as the kernel's
+  // notify_change checks the flags only for an owner, mode or time given.
+  constexpr uint32_t kNoOwnerModeOrTime = SetAttr::kCtime | SetAttr::kKeepOwner;
+  if (is_immutable(c) && (req.valid & ~kNoOwnerModeOrTime) != 0) return refused(c, "setattr");
   constexpr uint32_t kExplicit =
       SetAttr::kSize | SetAttr::kMode | SetAttr::kUid | SetAttr::kGid | SetAttr::kAtime;
   if (req.valid & kExplicit) return refused(c, "setattr");

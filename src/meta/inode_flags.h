@@ -13,6 +13,12 @@
 
 namespace sealfs {
 
+// What a new inode takes from its directory: the flags ext4 and tmpfs pass
+// down (EXT4_FL_INHERITED, SHMEM_FL_INHERITED) that sealfs keeps; never
+// immutable or append-only.
+inline constexpr uint32_t kFlagsInheritedFromDirectory =
+    format::kInodeNodump | format::kInodeNoatime;
+
 inline bool is_immutable(const InodeCore& c) { return (c.flags & format::kInodeImmutable) != 0; }
 inline bool is_append_only(const InodeCore& c) { return (c.flags & format::kInodeAppend) != 0; }
 

@@ -81,6 +81,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
     c.gid = dir->core.gid;
     if (S_ISDIR(mode)) c.mode |= S_ISGID;
   }
+  c.flags = dir->core.flags & kFlagsInheritedFromDirectory;
   c.nlink = S_ISDIR(mode) ? 2 : 1;
   c.generation = generation;
   c.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;

@@ -162,7 +162,12 @@ Status FilesystemImpl::removexattr(Ino ino, std::string_view name) {
   XattrStore store;
   RETURN_IF_ERROR(read_xattrs(*inode, &store));
   auto it = find_xattr(store.list, name);
-  if (it == store.list.end()) return Status(Code::kNoData, std::string(name));
+  if (it == store.list.end()) {
+    // Removing an ACL is setting it to none, which succeeds when there is
+    // none (the kernel's set_acl(NULL), as on ext4 and tmpfs).
+    if (name == kAclAccessXattr || name == kAclDefaultXattr) return Status::ok();
+    return Status(Code::kNoData, std::string(name));
+  }
   store.list.erase(it);
   InodeCore saved = inode->core;
   MetaTxn t(*this);

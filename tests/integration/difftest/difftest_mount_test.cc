@@ -32,9 +32,10 @@ void PrintTo(const Case& c, std::ostream* out) { *out << c.name << " seed " << c
 
 // One entry per cache configuration the daemon offers (today: the default);
 // a second seed on the default mount widens the search each run.
+// allow_other: difftest writes as uid 65534 too (set-id clearing, ACLs).
 const Case kCases[] = {
-    {"default", 1001, ""},
-    {"default_second_seed", 2002, ""},
+    {"default", 1001, "allow_other"},
+    {"default_second_seed", 2002, "allow_other"},
 };
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -91,6 +92,9 @@ TEST_P(DifftestMount, AgreesWithTmpfsAndSurvivesRemount) {
   ASSERT_NO_FATAL_FAILURE(remount());
   EXPECT_EQ(run_command({difftest_, "--a", mountpoint(), "--b", reference_, "--compare-only"}), 0)
       << "the tree changed across unmount and mount";
+  // difftest clears immutable and append-only flags, which would stop a
+  // plain removal of the reference tree.
+  EXPECT_EQ(run_command({difftest_, "--a", mountpoint(), "--b", reference_, "--remove"}), 0);
   ASSERT_NO_FATAL_FAILURE(unmount());
 }
 

@@ -40,12 +40,18 @@ class DifftestSelf : public testing::Test {
     ASSERT_EQ(mkdir(b_.c_str(), 0755), 0);
   }
   void TearDown() override {
+    if (top_.empty()) return;
+    // Through difftest, which clears the immutable and append-only flags
+    // that stop a plain removal.
+    std::string output;
+    EXPECT_EQ(run(difftest_ + " --a " + a_ + " --b " + b_ + " --remove", &output), 0) << output;
     std::error_code ec;
-    if (!top_.empty()) std::filesystem::remove_all(top_, ec);
+    std::filesystem::remove_all(top_, ec);
+    EXPECT_FALSE(std::filesystem::exists(top_)) << "left behind: " << top_;
   }
   std::string command(const std::string& args) const {
     // tmpfs as A lacks ZERO_RANGE just as B does: emulate it on both sides.
-    return difftest_ + " --a " + a_ + " --b " + b_ + " --emulate-zero-range-a " + args;
+    return difftest_ + " --a " + a_ + " --b " + b_ + " --emulate-a " + args;
   }
 
   std::string difftest_, top_, a_, b_;

@@ -17,12 +17,15 @@ void usage() {
   std::fprintf(stderr,
                "usage: difftest --a DIR --b DIR [--seed N] [--ops N] [--check-every N]\n"
                "                [--no-mmap] [--no-xattrs] [--no-rename-flags]\n"
-               "                [--no-fallocate] [--emulate-zero-range-a] [--trace] [--keep] [--compare-only]\n"
+               "                [--no-fallocate] [--no-access] [--emulate-a] [--trace]\n"
+               "                [--keep] [--compare-only] [--remove]\n"
                "  A is the filesystem under test, B the reference (tmpfs). Work happens in\n"
                "  DIR/difftest.work on each side, which is replaced at start.\n"
                "  --check-every N   compare the whole trees every N steps (default 50)\n"
                "  --keep            leave the work trees after a clean run\n"
                "  --compare-only    run no operations; compare existing work trees\n"
+               "  --remove          run no operations; remove the work trees\n"
+               "  --no-access       no ACLs, inode flags, chown or operations as uid 65534\n"
                "exit: 0 no divergence, 1 divergence, 2 usage or setup error\n");
 }
 
@@ -75,14 +78,18 @@ int main(int argc, char** argv) {
       options.rename_flags = false;
     } else if (arg == "--no-fallocate") {
       options.fallocate = false;
-    } else if (arg == "--emulate-zero-range-a") {
-      options.emulate_zero_range_a = true;
+    } else if (arg == "--emulate-a") {
+      options.emulate_a = true;
     } else if (arg == "--trace") {
       options.trace = true;
     } else if (arg == "--keep") {
       options.keep = true;
     } else if (arg == "--compare-only") {
       options.compare_only = true;
+    } else if (arg == "--remove") {
+      options.remove_only = true;
+    } else if (arg == "--no-access") {
+      options.access = false;
     } else {
       usage();
       return 2;
@@ -94,7 +101,7 @@ int main(int argc, char** argv) {
   }
 
   auto start = std::chrono::steady_clock::now();
-  if (!options.compare_only) {
+  if (!options.compare_only && !options.remove_only) {
     std::fprintf(stderr, "difftest: seed %llu, %llu ops, A=%s B=%s\n",
                  static_cast<unsigned long long>(options.seed),
                  static_cast<unsigned long long>(options.ops), options.root_a.c_str(),
@@ -104,6 +111,7 @@ int main(int argc, char** argv) {
   int rc = runner.run();
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (options.remove_only) return rc;
   if (rc == 0 && !options.compare_only) {
     std::fprintf(stderr, "difftest: seed %llu: %llu ops, no divergence (%.1f s)\n",
                  static_cast<unsigned long long>(options.seed),

@@ -2,6 +2,8 @@
 // generator first, then returns a step that replays them on either side.
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,6 +46,62 @@ std::string flag_names(int flags) {
 }
 
 std::string quoted(const std::string& path) { return "\"" + path + "\""; }
+
+int inode_flags_of(int fd) {
+  int flags = 0;
+  return ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 ? flags : 0;
+}
+
+// ext4 refuses write(2) and ftruncate(2) through a descriptor opened before
+// its file became immutable, and so does sealfs (docs/daemon.md "Inode
+// flags"); tmpfs lets them through. B, the reference, answers as ext4 does.
+bool reference_refuses_as_immutable(int side, bool emulate_a, int fd) {
+  struct stat st {};
+  if ((side != 1 && !emulate_a) || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if ((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY) return false;  // EBADF/EINVAL first
+  if (!(inode_flags_of(fd) & FS_IMMUTABLE_FL)) return false;
+  errno = EPERM;
+  return true;
+}
+
+// Whether B must answer a write as sealfs does on an append-only file
+// through a descriptor without O_APPEND (one opened before the flag was
+// set), which the kernel lets write anywhere on tmpfs and ext4.
+bool reference_keeps_append_only(int side, bool emulate_a, int fd) {
+  struct stat st {};
+  if ((side != 1 && !emulate_a) || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  const int open_flags = fcntl(fd, F_GETFL);
+  if ((open_flags & O_ACCMODE) == O_RDONLY || (open_flags & O_APPEND)) return false;
+  return (inode_flags_of(fd) & FS_APPEND_FL) != 0;
+}
+
+// sealfs's rule (docs/daemon.md "Inode flags"): the write's bytes below EOF
+// must equal the file's own and are skipped, the rest is appended; a write
+// that would change a byte or starts past EOF is EPERM. The descriptor's
+// position moves by the whole length, as the kernel moves it.
+Outcome append_only_write(int fd, off_t pos, const std::string& data, bool positional) {
+  if (!positional) pos = lseek(fd, 0, SEEK_CUR);
+  struct stat st {};
+  if (pos < 0 || fstat(fd, &st) != 0) return capture(-1);
+  const off_t size = st.st_size;
+  auto refuse = [] {
+    errno = EPERM;
+    return capture(-1);
+  };
+  if (pos > size) return refuse();
+  const size_t overlap = std::min<size_t>(data.size(), static_cast<size_t>(size - pos));
+  std::string own(overlap, '\0');
+  // The descriptor may be write-only: read through a read-only reopen.
+  int reader = open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC);
+  if (reader < 0) return capture(-1);
+  ssize_t got = pread(reader, own.data(), overlap, pos);
+  close(reader);
+  if (got != static_cast<ssize_t>(overlap) || own != data.substr(0, overlap)) return refuse();
+  ssize_t added = pwrite(fd, data.data() + overlap, data.size() - overlap, size);
+  if (added < 0) return capture(-1);
+  if (!positional) lseek(fd, pos + static_cast<off_t>(overlap) + added, SEEK_SET);
+  return capture(static_cast<long long>(overlap) + added);
+}
 
 // A mapping of a file that shrank under us, or a daemon that failed a page
 // fault, raises SIGBUS: turn that into an outcome instead of dying.
@@ -168,10 +226,17 @@ Runner::Step Runner::draw() {
   if (roll < 885) return op_stat();
   if (roll < 905) return op_readdir();
   if (roll < 915) return op_chmod();
+  if (options_.access && roll < 960) {
+    uint64_t which = rng_.below(100);
+    if (which < 25) return op_setacl();
+    if (which < 40) return op_chown();
+    if (which < 55) return op_setflags();
+    return op_as_other_user(slot);
+  }
   if (!options_.xattrs) return op_stat();
-  if (roll < 950) return op_setxattr();
-  if (roll < 970) return op_getxattr();
-  if (roll < 985) return op_listxattr();
+  if (roll < 970) return op_setxattr();
+  if (roll < 982) return op_getxattr();
+  if (roll < 991) return op_listxattr();
   return op_removexattr();
 }
 
@@ -244,6 +309,13 @@ Runner::Step Runner::op_write(int slot, bool positional) {
   step.slot = slot;
   step.run = [this, slot, positional, offset, data](int side) {
     int fd = slots_[slot].fd[side];
+    // FUSE never passes an empty write to the daemon.
+    if (!data.empty() && reference_refuses_as_immutable(side, options_.emulate_a, fd)) {
+      return capture(-1);
+    }
+    if (!data.empty() && reference_keeps_append_only(side, options_.emulate_a, fd)) {
+      return append_only_write(fd, offset, data, positional);
+    }
     return capture(positional ? pwrite(fd, data.data(), data.size(), offset)
                               : write(fd, data.data(), data.size()));
   };
@@ -299,6 +371,9 @@ Runner::Step Runner::op_ftruncate(int slot) {
   step.text = "ftruncate(" + slots_[slot].label() + ", " + std::to_string(length) + ")";
   step.slot = slot;
   step.run = [this, slot, length](int side) {
+    if (reference_refuses_as_immutable(side, options_.emulate_a, slots_[slot].fd[side])) {
+      return capture(-1);
+    }
     return capture(ftruncate(slots_[slot].fd[side], length));
   };
   return step;
@@ -329,7 +404,7 @@ Runner::Step Runner::op_fallocate(int slot) {
   step.text = "fallocate(" + slots_[slot].label() + ", " + names[which] +
               ", off=" + std::to_string(offset) + ", len=" + std::to_string(length) + ")";
   step.slot = slot;
-  bool emulate_a = options_.emulate_zero_range_a;
+  bool emulate_a = options_.emulate_a;
   step.run = [this, slot, mode, offset, length, emulate_a](int side) {
     int fd = slots_[slot].fd[side];
     Outcome out = capture(fallocate(fd, mode, offset, length));
@@ -385,6 +460,14 @@ Runner::Step Runner::op_mmap(int slot) {
   bool writable = rng_.percent(60);
   size_t sub_offset = writable ? rng_.below(length) : 0;
   std::string data = writable ? rng_.bytes(rng_.between(1, length - sub_offset)) : std::string();
+  // The kernel refuses a shared mapping of an append-only file through a
+  // writable descriptor, and stores to an immutable one, by flags a FUSE
+  // inode does not carry: sealfs can refuse the stores only at writeback
+  // (docs/daemon.md "Inode flags"). Such a file is only loaded from,
+  // through its read-only descriptor.
+  const bool flagged =
+      (inode_flags_of(slots_[slot].fd[1]) & (FS_APPEND_FL | FS_IMMUTABLE_FL)) != 0;
+  if (flagged) writable = false;
   Step step;
   step.text = "mmap(" + slots_[slot].label() + ", off=" + std::to_string(offset) +
               ", len=" + std::to_string(length) + (writable ? ", PROT_READ|PROT_WRITE" : ", PROT_READ") +
@@ -393,8 +476,10 @@ Runner::Step Runner::op_mmap(int slot) {
                               std::to_string(sub_offset) + ", msync"
                         : std::string(" load"));
   step.slot = slot;
-  step.run = [this, slot, offset, length, writable, sub_offset, data](int side) {
-    return touch_mapping(slots_[slot].fd[side], offset, length, writable, sub_offset, data);
+  step.run = [this, slot, offset, length, writable, sub_offset, data, flagged](int side) {
+    const Slot& s = slots_[slot];
+    int fd = flagged && s.reader[side] >= 0 ? s.reader[side] : s.fd[side];
+    return touch_mapping(fd, offset, length, writable, sub_offset, data);
   };
   return step;
 }
@@ -521,8 +606,10 @@ Runner::Step Runner::op_readdir() {
 
 Runner::Step Runner::op_chmod() {
   std::string path = pick_path();
-  const mode_t modes[] = {0600, 0644, 0755, 0700, 01777};
-  mode_t mode = modes[rng_.below(5)];
+  // With set-id bits and modes another user may write through, so that
+  // op_as_other_user and chown show whether they are cleared as on tmpfs.
+  const mode_t modes[] = {0600, 0644, 0755, 0700, 01777, 0666, 02755, 04755, 06777, 02777};
+  mode_t mode = modes[rng_.below(10)];
   Step step;
   char octal[16];
   std::snprintf(octal, sizeof octal, "0%o", mode);

@@ -23,12 +23,17 @@ struct Options {
   bool xattrs = true;
   bool rename_flags = true;
   bool fallocate = true;  // off only for peers without it (bindfs)
-  // tmpfs has no FALLOC_FL_ZERO_RANGE; B always emulates it (punch + extend).
-  // A emulates it only when asked, to self-test against tmpfs or bindfs.
-  bool emulate_zero_range_a = false;
+  // ACLs, inode flags, chown and operations by another user (root only).
+  bool access = true;
+  // B, tmpfs, is made to answer as ext4 where tmpfs lacks something
+  // (FALLOC_FL_ZERO_RANGE: punch + extend) or differs from ext4 and sealfs
+  // (write and ftruncate through a descriptor of a now-immutable file).
+  // A gets the same only when asked, to self-test against tmpfs or bindfs.
+  bool emulate_a = false;
   bool trace = false;
   bool keep = false;          // leave the work trees after a clean run
   bool compare_only = false;  // no operations: compare existing work trees
+  bool remove_only = false;   // no operations: remove the work trees
 };
 
 std::string reproduce_command(const Options& options, uint64_t ops);
@@ -90,6 +95,11 @@ class Runner {
   Step op_getxattr();
   Step op_listxattr();
   Step op_removexattr();
+  // ops_access.cc
+  Step op_chown();
+  Step op_setacl();
+  Step op_setflags();
+  Step op_as_other_user(int slot);  // often on the file open in `slot` (if >= 0)
 
   std::string pick_path();
   std::string pick_dir();
@@ -104,6 +114,7 @@ class Runner {
   // Checks and reporting (runner.cc).
   bool prepare_work_trees();
   std::string check_after(const Step& step);
+  bool flag_precedence_only(const Step& step, const Outcome& a, const Outcome& b) const;
   void report(uint64_t step, const std::string& what, const std::string& detail);
 
   Options options_;
@@ -111,6 +122,7 @@ class Runner {
   std::string work_[2];
   Slot slots_[kSlots];
   std::deque<std::string> history_;
+  uint64_t flag_precedence_ = 0;  // results accepted by flag_precedence_only()
 };
 
 }  // namespace difftest

@@ -183,7 +183,7 @@ static Outcome node_content(const std::string& path, mode_t mode) {
 }
 
 std::string compare_node(const std::string& a, const std::string& b, const std::string& rel,
-                         bool xattrs) {
+                         bool xattrs, bool access) {
   struct stat sa {}, sb {};
   Outcome la = capture(lstat(a.c_str(), &sa));
   Outcome lb = capture(lstat(b.c_str(), &sb));
@@ -201,12 +201,25 @@ std::string compare_node(const std::string& a, const std::string& b, const std::
     Outcome xb = list_user_xattrs(b);
     if (!(xa == xb)) return mismatch(rel, "xattrs", xa, xb);
   }
+  if (access && (S_ISREG(sa.st_mode) || S_ISDIR(sa.st_mode))) {
+    Outcome acl_a = read_acl(a, "system.posix_acl_access");
+    Outcome acl_b = read_acl(b, "system.posix_acl_access");
+    if (!(acl_a == acl_b)) return mismatch(rel, "access ACL", acl_a, acl_b);
+    if (S_ISDIR(sa.st_mode)) {
+      acl_a = read_acl(a, "system.posix_acl_default");
+      acl_b = read_acl(b, "system.posix_acl_default");
+      if (!(acl_a == acl_b)) return mismatch(rel, "default ACL", acl_a, acl_b);
+    }
+    Outcome fa = read_inode_flags(a);
+    Outcome fb = read_inode_flags(b);
+    if (!(fa == fb)) return mismatch(rel, "inode flags", fa, fb);
+  }
   return "";
 }
 
 std::string compare_tree(const std::string& a, const std::string& b, const std::string& rel,
-                         bool xattrs) {
-  std::string diff = compare_node(a, b, rel, xattrs);
+                         bool xattrs, bool access) {
+  std::string diff = compare_node(a, b, rel, xattrs, access);
   if (!diff.empty()) return diff;
   struct stat st {};
   if (lstat(a.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "";
@@ -219,7 +232,7 @@ std::string compare_tree(const std::string& a, const std::string& b, const std::
     start = end + 1;
     std::string name = line.substr(0, line.rfind(' '));
     std::string child_rel = rel.empty() ? name : rel + "/" + name;
-    diff = compare_tree(a + "/" + name, b + "/" + name, child_rel, xattrs);
+    diff = compare_tree(a + "/" + name, b + "/" + name, child_rel, xattrs, access);
     if (!diff.empty()) return diff;
   }
   return "";

@@ -145,6 +145,21 @@ TEST_F(AclTest, AnInvalidAclIsRefusedAndTheOldOneKept) {
   EXPECT_EQ(fs_->setxattr(f.ino, "system.other", "x", 1, 0).code(), Code::kNotSupported);
 }
 
+// Found by difftest against tmpfs: removing an ACL sets it to none, which
+// the kernel (ext4, tmpfs) answers with success when there was none.
+TEST_F(AclTest, RemovingAnAbsentAclSucceedsAsSettingItToNone) {
+  Attr f = make_file(kRootIno, "f", 0640);
+  EXPECT_TRUE(fs_->removexattr(f.ino, kAclAccessXattr).is_ok());
+  auto d = fs_->mkdir(kRootIno, "d", 0755, user());
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_TRUE(fs_->removexattr(d->ino, kAclDefaultXattr).is_ok());
+  EXPECT_EQ(mode_of(f.ino), uint32_t{S_IFREG | 0640});
+  EXPECT_EQ(fs_->removexattr(f.ino, "user.absent").code(), Code::kNoData);
+  ASSERT_TRUE(set(f.ino, kAclAccessXattr, named_user_acl()).is_ok());
+  EXPECT_TRUE(fs_->removexattr(f.ino, kAclAccessXattr).is_ok());
+  EXPECT_EQ(fs_->getxattr(f.ino, kAclAccessXattr).status().code(), Code::kNoData);
+}
+
 TEST_F(AclTest, SettingAnAccessAclClearsSetgidForAnOutsider) {
   Attr f = make_file(kRootIno, "f", 0600);
   SetAttr s;

@@ -134,6 +134,14 @@ TEST_F(InodeFlagsTest, ImmutableFileRefusesEveryChange) {
     bool may_chmod(uint32_t) override { return false; }
   } writer;
   expect_eperm(fs_->drop_setid(f.ino, writer), "drop set-id bits");
+  // chown(f, -1, -1) changes no owner, mode or time the caller gives: the
+  // kernel lets it through on tmpfs and ext4 (found by difftest).
+  SetAttr same_owner;
+  same_owner.valid = SetAttr::kKeepOwner | SetAttr::kCtime;
+  EXPECT_TRUE(fs_->setattr(dir.ino, same_owner).is_ok());
+  set(dir.ino, kInodeImmutable);
+  EXPECT_TRUE(fs_->setattr(dir.ino, same_owner).is_ok());
+  set(dir.ino, 0);
 
   // Reading stays allowed, and nothing changed.
   EXPECT_TRUE(open_close(f.ino, O_RDONLY).is_ok());
@@ -146,6 +154,10 @@ TEST_F(InodeFlagsTest, ImmutableFileRefusesEveryChange) {
   EXPECT_EQ(after.mtime.tv_nsec, before.mtime.tv_nsec);
   EXPECT_TRUE(fs_->lookup(dir.ino, "f").is_ok());
   EXPECT_EQ(*fs_->getxattr(f.ino, "user.k"), std::vector<uint8_t>{'v'});
+  // And drops S_ISUID as a chown does, which notify_change also lets
+  // through on an immutable inode (the flags are checked before).
+  EXPECT_TRUE(fs_->setattr(f.ino, same_owner).is_ok());
+  EXPECT_EQ(fs_->getattr(f.ino)->mode, uint32_t{S_IFREG | 0755});
 
   // Cleared, it is an ordinary file again.
   set(f.ino, 0);
@@ -273,6 +285,25 @@ TEST_F(InodeFlagsTest, NoatimeFlagLeavesAtimeAlone) {
   read_all(loud.ino);
   EXPECT_EQ(fs_->getattr(quiet.ino)->atime.tv_sec, 1000);
   EXPECT_NE(fs_->getattr(loud.ino)->atime.tv_sec, 1000);
+}
+
+// Found by difftest against tmpfs: a new inode takes nodump and noatime
+// from its directory (ext4's EXT4_FL_INHERITED, tmpfs's
+// SHMEM_FL_INHERITED), never immutable or append-only.
+TEST_F(InodeFlagsTest, NewInodesInheritNodumpAndNoatimeFromTheirDirectory) {
+  Attr d = *fs_->mkdir(kRootIno, "d", 0755, user());
+  set(d.ino, kInodeNodump | kInodeNoatime | kInodeAppend);
+  Attr f = make_file(d.ino, "f");
+  Attr sub = *fs_->mkdir(d.ino, "sub", 0755, user());
+  auto link = fs_->symlink(d.ino, "l", "target", user());
+  ASSERT_TRUE(link.is_ok()) << link.status().to_string();
+  for (Ino ino : {f.ino, sub.ino, link->ino}) {
+    EXPECT_EQ(fs_->get_flags(ino)->flags, kInodeNodump | kInodeNoatime) << "inode " << ino;
+  }
+  Attr plain = make_file(kRootIno, "plain");
+  EXPECT_EQ(fs_->get_flags(plain.ino)->flags, 0u);
+  crash_and_remount();
+  EXPECT_EQ(fs_->get_flags(f.ino)->flags, kInodeNodump | kInodeNoatime);
 }
 
 TEST_F(InodeFlagsTest, FlagsAndProjectIdSurviveACrash) {
