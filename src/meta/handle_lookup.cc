@@ -28,21 +28,39 @@ Result<Attr> FilesystemImpl::lookup_self(Ino ino) {
 // moved by rename); the root is its own parent.
 Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
   ASSIGN_OR_RETURN(Inode * dir, live(ino));
-  uint64_t parent = 0;
-  {
-    std::shared_lock dl(dir->mu);
-    if (!dir->in_use()) return Status(Code::kStale, "directory freed");
-    if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "'..' of a non-directory");
-    if (dir->core.nlink == 0) return Status(Code::kStale, "directory was removed");
-    parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
+  for (;;) {
+    uint64_t parent = 0;
+    {
+      std::shared_lock dl(dir->mu);
+      if (!dir->in_use()) return Status(Code::kStale, "directory freed");
+      if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "'..' of a non-directory");
+      if (dir->core.nlink == 0) return Status(Code::kStale, "directory was removed");
+      parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
+    }
+    // Locking the parent while holding the child would invert the order
+    // (meta/locking.h), so between the two locks the directory may have
+    // been moved or removed, and its old parent removed and its number
+    // reused. Under the parent's lock the link cannot move away from it
+    // (a rename or rmdir out of it takes that lock): if it still points
+    // there, the directory is a child of `up` or was removed from it, and
+    // its own lock, taken after its parent's as the order says, tells which.
+    Inode* up = slot(parent);
+    if (up == nullptr) return Status(Code::kStale, "parent " + std::to_string(parent));
+    std::unique_lock lock(up->mu);
+    const uint64_t now_parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
+    if (now_parent != parent) continue;  // moved meanwhile: ask again
+    if (up != dir) {
+      std::shared_lock dl(dir->mu);
+      if (!dir->in_use() || dir->core.nlink == 0) {
+        return Status(Code::kStale, "directory was removed");
+      }
+    }
+    if (!up->in_use() || !S_ISDIR(up->core.mode) || up->core.nlink == 0) {
+      return Status(Code::kStale, "parent " + std::to_string(parent) + " is gone");
+    }
+    ++up->lookups;
+    return attr_of(*up);
   }
-  // Locking the parent while holding the child would invert the order.
-  Inode* up = slot(parent);
-  if (up == nullptr) return Status(Code::kStale, "parent " + std::to_string(parent));
-  std::unique_lock lock(up->mu);
-  if (!up->in_use()) return Status(Code::kStale, "parent freed");
-  ++up->lookups;
-  return attr_of(*up);
 }
 
 }  // namespace sealfs
