@@ -97,6 +97,12 @@ void check_directories(Context& ctx);
 void check_links(Context& ctx);
 void check_orphans(Context& ctx);
 
+// Phase 4's extended attributes (xattr_repair.cc): reads the inode's store
+// into st.xattr_blocks, reports what does not check and, with -y, repairs
+// it; true when the inode or its store changed. Sets *chains when the store
+// is a chain (the superblock must carry the feature).
+bool check_inode_xattrs(Context& ctx, uint64_t ino, InodeState& st, bool* chains);
+
 // Phase 5 (holder_salvage.cc): a holder table block that fails its checks
 // is reported and rewritten with only the entries that still parse and whose
 // holder is alive; returns those, whose blocks stay referenced.

@@ -242,28 +242,7 @@ void check_extents(Context& ctx) {
     if (!st.used) continue;
     auto d = decode_inode(ctx.image.read_inode(ino), ino, n);
     if (!d.is_ok()) continue;  // phase 3 cleared it
-    if (st.xattr_block != 0) {
-      std::string bad;
-      auto store = read_xattr_store(st.xattr_block, ino, [&](uint64_t b) -> const std::byte* {
-        return ctx.image.in_data_area(b) ? ctx.image.read_block(b) : nullptr;
-      });
-      if (!store.is_ok()) {
-        bad = store.status().message();
-      } else {
-        st.xattr_blocks = std::move(store->blocks);
-        if (!store->legacy) chains = true;
-      }
-      if (!bad.empty()) {
-        ctx.problem(Phase::kExtents, "xattr_bad", ino,
-                    ctx.fix(bad, "extended attributes dropped", "drop the extended attributes"));
-        st.xattr_block = 0;
-        st.xattr_blocks.clear();
-        format::DiskInode disk = ctx.image.read_inode(ino);
-        disk.xattr_block.set(0);
-        ctx.image.write_inode(ino, disk);
-        changed.insert(ino);
-      }
-    }
+    if (check_inode_xattrs(ctx, ino, st, &chains)) changed.insert(ino);
     if (st.inline_symlink) continue;
     Gathered g = gather(ctx, ino, *d);
     if (!has_block_map(st.mode) && (!g.extents.empty() || !g.chain.empty())) {

@@ -11,6 +11,7 @@
 #include "meta/filesystem_impl.h"
 #include "meta/inode_flags.h"
 #include "meta/posix_acl.h"
+#include "meta/xattr_check.h"
 
 namespace sealfs {
 
@@ -26,6 +27,13 @@ Status FilesystemImpl::read_xattrs(const Inode& inode, XattrStore* out) {
   if (inode.core.xattr_block == 0) return Status::ok();
   auto store = read_xattr_store(inode.core.xattr_block, inode.ino, xattr_block_reader());
   if (!store.is_ok()) return store.status().with_context("inode " + std::to_string(inode.ino));
+  // Well-formed blocks with contents setxattr would never have stored:
+  // refused, not served (fsck.sealfs drops those attributes).
+  std::vector<XattrProblem> problems = check_xattr_list(store->list, inode.core.mode);
+  if (!problems.empty()) {
+    return Status(Code::kCorruption, "inode " + std::to_string(inode.ino) + ": " +
+                                         problems.front().what + " (run fsck.sealfs)");
+  }
   *out = std::move(*store);
   return Status::ok();
 }
