@@ -211,6 +211,10 @@ class FilesystemImpl final : public Filesystem {
   // transaction fails.
   Status write_xattrs(MetaTxn& t, Inode& inode, std::vector<uint64_t> blocks,
                       const XattrList& list);
+  // setxattr and removexattr: write_xattrs, the ctime, and the commit in a
+  // transaction of their own; inode.core is `saved` again if any fails.
+  Status commit_xattrs(Inode& inode, std::vector<uint64_t> blocks, const XattrList& list,
+                       const InodeCore& saved);
   void free_xattr_blocks(MetaTxn& t, const Inode& inode);
   // After the commit that set a feature bit: the backup superblock carries
   // it too (Journal::refresh_backup_superblock). Best effort: a failure is

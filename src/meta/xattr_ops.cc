@@ -86,6 +86,20 @@ Status FilesystemImpl::write_xattrs(MetaTxn& t, Inode& inode, std::vector<uint64
   return Status::ok();
 }
 
+Status FilesystemImpl::commit_xattrs(Inode& inode, std::vector<uint64_t> blocks,
+                                     const XattrList& list, const InodeCore& saved) {
+  const InodeCore before = saved;  // `saved` may be inode.core itself
+  MetaTxn t(*this);
+  Status s = write_xattrs(t, inode, std::move(blocks), list);
+  if (s.is_ok()) {
+    inode.core.ctime = now_ns();
+    t.dirty(&inode);
+    s = t.commit();
+  }
+  if (!s.is_ok()) inode.core = before;
+  return s;
+}
+
 void FilesystemImpl::free_xattr_blocks(MetaTxn& t, const Inode& inode) {
   if (inode.core.xattr_block == 0) return;
   // By the headers alone: a chain damaged past its head frees what checks
@@ -125,17 +139,7 @@ Status FilesystemImpl::setxattr(Ino ino, std::string_view name, const void* valu
     if (it != list.end()) it->value = std::move(bytes);
     else list.push_back(XattrEntry{std::string(name), std::move(bytes)});
   }
-  MetaTxn t(*this);
-  Status s = write_xattrs(t, *inode, std::move(store.blocks), list);
-  if (!s.is_ok()) {
-    inode->core = saved;
-    return s;
-  }
-  inode->core.ctime = now_ns();
-  t.dirty(inode);
-  s = t.commit();
-  if (!s.is_ok()) inode->core = saved;
-  return s;
+  return commit_xattrs(*inode, std::move(store.blocks), list, saved);
 }
 
 Result<std::vector<uint8_t>> FilesystemImpl::getxattr(Ino ino, std::string_view name) {
@@ -177,18 +181,7 @@ Status FilesystemImpl::removexattr(Ino ino, std::string_view name) {
     return Status(Code::kNoData, std::string(name));
   }
   store.list.erase(it);
-  InodeCore saved = inode->core;
-  MetaTxn t(*this);
-  Status s = write_xattrs(t, *inode, std::move(store.blocks), store.list);
-  if (!s.is_ok()) {
-    inode->core = saved;
-    return s;
-  }
-  inode->core.ctime = now_ns();
-  t.dirty(inode);
-  s = t.commit();
-  if (!s.is_ok()) inode->core = saved;
-  return s;
+  return commit_xattrs(*inode, std::move(store.blocks), store.list, inode->core);
 }
 
 }  // namespace sealfs

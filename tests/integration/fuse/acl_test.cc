@@ -11,32 +11,21 @@
 #include <cstring>
 #include <filesystem>
 
-#include "mount_fixture.h"
+#include "tmpfs_twin.h"
 
 namespace sealfs::itest {
 namespace {
 
-class AclTest : public MountFixture {
+class AclTest : public TmpfsTwinFixture {
  protected:
+  AclTest() : TmpfsTwinFixture("acl") {}
   void SetUp() override {
-    MountFixture::SetUp();
+    TmpfsTwinFixture::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    auto user = test_user();
-    ASSERT_TRUE(user.has_value()) << "SEALFS_TEST_USER (default sealfs-test) must exist";
-    user_ = *user;
-    ASSERT_EQ(chmod(dir().c_str(), 0755), 0);
-    char templ[] = "/dev/shm/sealfs-acl-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr) << std::strerror(errno);
-    tmpfs_ = templ;
-    ASSERT_EQ(chmod(tmpfs_.c_str(), 0755), 0);
     MountConfig config;
     config.options = "allow_other";
     ASSERT_NO_FATAL_FAILURE(format_and_mount(config));
     ASSERT_EQ(chmod(mountpoint().c_str(), 0755), 0);
-  }
-  void TearDown() override {
-    if (!tmpfs_.empty()) std::filesystem::remove_all(tmpfs_);
-    MountFixture::TearDown();
   }
 
   // `script` run by sh in `where` (U is the test user's uid), as root or
@@ -56,9 +45,6 @@ class AclTest : public MountFixture {
     EXPECT_EQ(ours, theirs) << script;
     return ours;
   }
-
-  TestUser user_{};
-  std::string tmpfs_;
 };
 
 TEST_F(AclTest, SetfaclAndGetfaclAsOnTmpfs) {

@@ -16,30 +16,14 @@
 #include <cstring>
 #include <filesystem>
 
-#include "mount_fixture.h"
+#include "tmpfs_twin.h"
 
 namespace sealfs::itest {
 namespace {
 
-class SetidTest : public MountFixture {
+class SetidTest : public TmpfsTwinFixture {
  protected:
-  void SetUp() override {
-    MountFixture::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    auto user = test_user();
-    ASSERT_TRUE(user.has_value()) << "SEALFS_TEST_USER (default sealfs-test) must exist";
-    user_ = *user;
-    // The test user must reach the mount and the tmpfs twin.
-    ASSERT_EQ(chmod(dir().c_str(), 0755), 0);
-    char templ[] = "/dev/shm/sealfs-setid-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr) << std::strerror(errno);
-    tmpfs_ = templ;
-    ASSERT_EQ(chmod(tmpfs_.c_str(), 0755), 0);
-  }
-  void TearDown() override {
-    if (!tmpfs_.empty()) std::filesystem::remove_all(tmpfs_);
-    MountFixture::TearDown();
-  }
+  SetidTest() : TmpfsTwinFixture("setid") {}
   void mount_shared(const std::string& extra = "") {
     MountConfig config;
     config.options = "allow_other" + (extra.empty() ? "" : "," + extra);
@@ -86,8 +70,6 @@ class SetidTest : public MountFixture {
   // Every way of changing contents, by the test user, on a 06777 file.
   void content_changes();
 
-  TestUser user_{};
-  std::string tmpfs_;
   int case_ = 0;
 };
 
