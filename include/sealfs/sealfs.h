@@ -116,7 +116,7 @@ int sealfs_map_reserve(int fd, off_t offset, size_t length, size_t reserve, int 
  * read-only mapping or descriptor), -EINVAL (new_length not larger, or
  * another file, or the added range's blocks off the region's alignment),
  * -ENOSPC, as sealfs_map for the rest. On failure the mapping is as it
- * was. */
+ * was, and a refusal by the daemon leaves the file's size as it was. */
 int sealfs_extend(struct sealfs_map *m, int fd, size_t new_length);
 void *sealfs_map_addr(const struct sealfs_map *m);
 size_t sealfs_map_length(const struct sealfs_map *m);

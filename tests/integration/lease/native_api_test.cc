@@ -127,6 +127,34 @@ TEST_F(NativeApiTest, ExtendRefusals) {
   ASSERT_EQ(sealfs_unmap(ro), 0);
 }
 
+// Refusals and failures after the daemon grew the file (docs/protocol.md
+// "EXTEND": the size commits before the added range is allocated and
+// checked) put the size back and free what was allocated for it.
+TEST_F(NativeApiTest, ARefusedExtendLeavesTheFileAsItWas) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 256 * kKiB, 1));
+  fd_ = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd_, 0) << std::strerror(errno);
+  ASSERT_EQ(sealfs_map_reserve(fd_, 0, 256 * kKiB, 256 * kMiB, PROT_READ | PROT_WRITE,
+                               SEALFS_MAP_RELOCATE, &map_),
+            0)
+      << sealfs_last_error();
+  const uint64_t free_before = free_blocks();
+  // The added range starts 256 KiB into a 2 MiB unit: the blocks allocated
+  // for it do not start on the alignment, which MAP's rule refuses.
+  EXPECT_EQ(sealfs_extend(map_, fd_, 512 * kKiB), -EINVAL) << sealfs_last_error();
+  EXPECT_NE(std::string(sealfs_last_error()).find("align"), std::string::npos)
+      << sealfs_last_error();
+  EXPECT_EQ(file_size("f"), 256 * kKiB);
+  EXPECT_EQ(free_blocks(), free_before);
+  // More than the region holds.
+  EXPECT_EQ(sealfs_extend(map_, fd_, 128 * kMiB), -ENOSPC) << sealfs_last_error();
+  EXPECT_EQ(file_size("f"), 256 * kKiB);
+  EXPECT_EQ(free_blocks(), free_before);
+  EXPECT_TRUE(file_has_pattern("f", 256 * kKiB, 1));
+  EXPECT_EQ(sealfs_map_length(map_), 256 * kKiB);
+}
+
 TEST_F(NativeApiTest, PersistRangesChecksEveryRangeFirst) {
   ASSERT_NO_FATAL_FAILURE(mount_with(2));
   ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
