@@ -107,15 +107,16 @@ int sealfs_map_reserve(int fd, off_t offset, size_t length, size_t reserve, int 
  * zeros), holes and unwritten extents of the added range are allocated and
  * zeroed, the lease covers the added range, and the added pages appear at
  * sealfs_map_addr(m) + the old length (the address does not change). fd is
- * the mapped file, open read-write. Not concurrently with itself or
- * sealfs_unmap() on the same mapping, including a sealfs_unmap() from a
- * break callback: a program whose callback unmaps holds one lock around
- * both. Known gap: a REVOKE that arrives during the call fences only the
- * old length until the added pages are mapped. Errors: -ENOMEM (the addresses after
- * the mapping are taken: map with sealfs_map_reserve), -ENXIO (the lease is
- * breaking), -EACCES (a read-only mapping or descriptor), -EINVAL
- * (new_length not larger, or another file), -ENOSPC, as sealfs_map for the
- * rest. On failure the mapping is as it was. */
+ * the mapped file, open read-write. A sealfs_unmap() of the mapping
+ * during the call (another thread's, a break callback's) waits for it to
+ * end; a second sealfs_extend() of it fails with -EBUSY. Errors: -ENOMEM
+ * (the addresses after the mapping are taken: map with
+ * sealfs_map_reserve), -ENXIO (the lease is breaking, or was revoked during
+ * the call: the added range is then not mapped), -EBUSY, -EACCES (a
+ * read-only mapping or descriptor), -EINVAL (new_length not larger, or
+ * another file, or the added range's blocks off the region's alignment),
+ * -ENOSPC, as sealfs_map for the rest. On failure the mapping is as it
+ * was, and a refusal by the daemon leaves the file's size as it was. */
 int sealfs_extend(struct sealfs_map *m, int fd, size_t new_length);
 void *sealfs_map_addr(const struct sealfs_map *m);
 size_t sealfs_map_length(const struct sealfs_map *m);

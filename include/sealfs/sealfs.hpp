@@ -30,6 +30,15 @@ class DirectMap {
     if (r == 0) *out = DirectMap(m);
     return r;
   }
+  // As open, keeping `reserve` bytes of address space behind the mapping
+  // for extend() (sealfs_map_reserve).
+  static int open_reserve(int fd, off_t offset, size_t length, size_t reserve, int prot,
+                          unsigned flags, DirectMap* out) {
+    struct sealfs_map* m = nullptr;
+    int r = sealfs_map_reserve(fd, offset, length, reserve, prot, flags, &m);
+    if (r == 0) *out = DirectMap(m);
+    return r;
+  }
   DirectMap(DirectMap&& other) noexcept : map_(std::exchange(other.map_, nullptr)) {}
   DirectMap& operator=(DirectMap&& other) noexcept {
     if (this != &other) {
@@ -52,6 +61,16 @@ class DirectMap {
   uint64_t lease_id() const { return sealfs_map_lease_id(map_); }
   bool breaking() const { return map_ != nullptr && sealfs_map_state(map_) != 0; }
   int persist(const void* addr, size_t len) const { return sealfs_persist(map_, addr, len); }
+  // Many ranges, one fence (sealfs_persist_ranges); 0 or -errno.
+  int persist(const struct sealfs_range* ranges, size_t count) const {
+    return sealfs_persist_ranges(map_, ranges, count);
+  }
+  int persist(const std::vector<struct sealfs_range>& ranges) const {
+    return persist(ranges.data(), ranges.size());
+  }
+  // Grows the mapping, its lease and the file in place (sealfs_extend; fd:
+  // the file, open read-write); data() stays. 0 or -errno.
+  int extend(int fd, size_t new_length) { return sealfs_extend(map_, fd, new_length); }
   struct sealfs_map* get() const { return map_; }
   // Unmaps now; 0 or -errno.
   int reset() {

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 
 #include "client/client_internal.h"
 #include "lease/fdinfo.h"
+#include "util/sync_point.h"
 
 using namespace sealfs::client;
 namespace wire = sealfs::wire;
@@ -71,9 +71,23 @@ void forget_control_path(uint64_t mount) {
   g_paths.erase(mount);
 }
 
+// One MAP request on a connection.
 int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, size_t length,
                  int prot, unsigned flags, uint64_t break_time_ns, uint32_t wire_flags,
-                 Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents);
+                 Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents) {
+  wire::MapRequest req{};
+  req.offset = static_cast<uint64_t>(offset);
+  req.length = length;
+  req.prot = (prot & PROT_WRITE) ? (wire::kProtRead | wire::kProtWrite) : wire::kProtRead;
+  req.flags = wire_flags;
+  if (flags & SEALFS_MAP_ALLOCATE) req.flags |= wire::kMapAllocate;
+  if (flags & SEALFS_MAP_RELOCATE) req.flags |= wire::kMapRelocate;
+  if (flags & SEALFS_MAP_WAIT_BREAK) req.flags |= wire::kMapWaitBreak;
+  req.policy = (flags & SEALFS_MAP_POLICY_MASK) >> 8;
+  req.break_time_ns = break_time_ns;
+  return ask_for_extents(conn, fd, wire::Type::kMap, &req, sizeof(req), &req.flags, nullptr,
+                         answer, reply, extents);
+}
 
 // Asks for a lease; on success *reply and *extents are filled and the
 // answer's map/layout object is registered with the connection.
@@ -116,65 +130,10 @@ int request_lease(int fd, off_t offset, size_t length, int prot, unsigned flags,
   }
 }
 
-int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, size_t length,
-                 int prot, unsigned flags, uint64_t break_time_ns, uint32_t wire_flags,
-                 Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents) {
-  const bool flush = conn->flush_before_map.load(std::memory_order_relaxed);
-  // The system call itself: libsealfs-preload wraps fdatasync(3).
-  if (flush && syscall(SYS_fdatasync, fd) != 0) {
-    return fail(errno, "writing the file's cached pages back before mapping it: " +
-                           std::string(strerror(errno)));
-  }
-  wire::MapRequest req{};
-  req.offset = static_cast<uint64_t>(offset);
-  req.length = length;
-  req.prot = (prot & PROT_WRITE) ? (wire::kProtRead | wire::kProtWrite) : wire::kProtRead;
-  req.flags = wire_flags | (flush ? wire::kMapFlushed : 0);
-  if (flags & SEALFS_MAP_ALLOCATE) req.flags |= wire::kMapAllocate;
-  if (flags & SEALFS_MAP_RELOCATE) req.flags |= wire::kMapRelocate;
-  if (flags & SEALFS_MAP_WAIT_BREAK) req.flags |= wire::kMapWaitBreak;
-  req.policy = (flags & SEALFS_MAP_POLICY_MASK) >> 8;
-  req.break_time_ns = break_time_ns;
-  *answer = call(conn, wire::Type::kMap, &req, sizeof(req), fd);
-  if (answer->error != 0) {
-    return fail(answer->error, "lost the sealfs daemon: " + std::string(strerror(answer->error)));
-  }
-  const auto h = wire::load<wire::Header>(answer->message.data());
-  if (static_cast<wire::Type>(h.type) != wire::Type::kMapReply) {
-    return fail(EPROTO, "the daemon refused the request as malformed");
-  }
-  *reply = wire::load<wire::MapReply>(answer->message.data() + sizeof(h));
-  if (reply->error != 0 && !flush &&
-      reply->detail == static_cast<uint32_t>(wire::Refusal::kFlushFirst)) {
-    conn->flush_before_map.store(true, std::memory_order_relaxed);
-    return request_once(conn, fd, offset, length, prot, flags, break_time_ns, wire_flags, answer,
-                        reply, extents);
-  }
-  if (reply->error != 0) {
-    return fail(reply->error, std::string("sealfs: ") + wire::refusal_text(reply->detail) + " (" +
-                                  strerror(reply->error) + ")");
-  }
-  const size_t count = (answer->message.size() - sizeof(h) - sizeof(*reply)) / sizeof(wire::WireExtent);
-  const uint8_t* p = answer->message.data() + sizeof(h) + sizeof(*reply);
-  for (size_t i = 0; i < count; ++i) extents->push_back(wire::load<wire::WireExtent>(p + i * sizeof(wire::WireExtent)));
-  return 0;
-}
-
 void release_lease(const std::shared_ptr<Connection>& conn, uint64_t lease_id) {
   wire::LeaseRef ref{lease_id};
   Answer ignored = call(conn, wire::Type::kRelease, &ref, sizeof(ref));
   (void)ignored;
-}
-
-// Extents must tile [offset, offset+length) in order, page aligned.
-bool extents_valid(const wire::MapReply& r, const std::vector<wire::WireExtent>& extents) {
-  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  uint64_t at = r.offset;
-  for (const auto& e : extents) {
-    if (e.file_offset != at || e.length == 0 || e.length % page || e.region_offset % page) return false;
-    at += e.length;
-  }
-  return at == r.offset + r.length;
 }
 
 void* reserve(size_t length, uint64_t alignment) {
@@ -235,7 +194,7 @@ int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigne
     return fail(err, why);
   };
   if (m == nullptr || answer.fd < 0) return give_up(EPROTO, "the daemon granted a mapping without a region");
-  if (!extents_valid(reply, extents)) return give_up(EPROTO, "the daemon's extents do not tile the range");
+  if (!extents_tile(reply, extents)) return give_up(EPROTO, "the daemon's extents do not tile the range");
   const uint64_t want = (length + page - 1) / page * page;
   if (fixed != nullptr && (reply.offset != uint64_t(offset) || reply.length != want)) {
     return give_up(EINVAL, "the daemon granted another range than the one asked at a fixed address");
@@ -290,6 +249,12 @@ int unmap_impl(struct sealfs_map* m, int replace_fd) {
     delete m;
     return 0;
   }
+  // A sealfs_extend of m (another thread's; a break callback's unmap while
+  // the program grows the mapping) ends first: it uses m and maps into its
+  // addresses. It waits for nothing this thread could hold back: its answer
+  // is read by itself or the reader thread, never the callback thread.
+  if (m->extending) SEALFS_SYNC_POINT("client.unmap.waits_for_extend");  // mu held
+  s.cv.wait(lock, [&] { return !m->extending; });
   // Forgotten first: a REVOKE or a lost connection no longer fences these
   // addresses, which the caller may reuse as soon as we return.
   forget_map_locked(m);

@@ -60,6 +60,12 @@ struct sealfs_map {
   bool mapped = false;
   bool fence_pending = false;  // REVOKE arrived before the pages were in place
   bool released = false;       // the daemon no longer holds the lease for us
+  // A sealfs_extend is between its checks and its end: sealfs_unmap waits
+  // for it (it uses m and maps into m's addresses), a second one is
+  // refused (EBUSY). The added extents are mapped under State::mu, and only
+  // if the mapping was not fenced meanwhile: a REVOKE acknowledged before
+  // then leaves the added range unmapped (docs/protocol.md "EXTEND").
+  bool extending = false;
   std::vector<sealfs_reg*> regs;
 };
 
@@ -137,6 +143,17 @@ Answer call(const std::shared_ptr<Connection>& conn, wire::Type type, const void
             size_t body_size, int fd = -1, struct sealfs_map* extends = nullptr);
 // Fire-and-forget (REVOKE ack). Called without State::mu.
 void send_only(Connection& conn, wire::Type type, const void* body, size_t body_size);
+
+// Sends a MAP or an EXTEND (`body`, whose u32 `*flags` gets FLUSHED when
+// the daemon wants the file written back first) and reads its MAP_REPLY:
+// 0 with *reply and *extents filled, or -errno with the error text set
+// (a refusal's errno, with reply->detail saying which).
+int ask_for_extents(const std::shared_ptr<Connection>& conn, int fd, wire::Type type, void* body,
+                    size_t body_size, uint32_t* flags, struct sealfs_map* extends,
+                    Answer* answer, wire::MapReply* reply, std::vector<wire::WireExtent>* extents);
+// Whether the extents tile [reply.offset, reply.offset + reply.length) in
+// order, page aligned.
+bool extents_tile(const wire::MapReply& reply, const std::vector<wire::WireExtent>& extents);
 
 // Maps each granted extent at base + (its file offset - base_offset),
 // MAP_FIXED (MAP_SYNC on fsdax). 0 or an errno (EOPNOTSUPP: MAP_SYNC

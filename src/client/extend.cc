@@ -1,45 +1,26 @@
 // sealfs_extend: grow a live mapping, its lease and (if needed) its file,
-// without a break (docs/protocol.md "The native API"); and the extent
-// mapping it shares with sealfs_map.
+// without a break (docs/protocol.md "The native API").
+//
+// Races (the mapping is shared with the reader, the callback thread and the
+// program's other threads): m->extending, set under State::mu for the whole
+// call, makes sealfs_unmap wait and a second sealfs_extend fail (EBUSY);
+// the added extents are mapped under State::mu and only into a mapping
+// that was not fenced meanwhile, so a REVOKE (or a lost daemon), which
+// fences under the same lock before it is acknowledged, either fences the
+// added pages too or finds them never mapped.
 #include <errno.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "client/client_internal.h"
+#include "util/sync_point.h"
 
 namespace sealfs::client {
-
-int map_extents(void* base, uint64_t base_offset, const std::vector<wire::WireExtent>& extents,
-                const wire::MapReply& reply, int region_fd, int prot) {
-  for (const auto& e : extents) {
-    void* at = static_cast<uint8_t*>(base) + (e.file_offset - base_offset);
-    void* p = MAP_FAILED;
-    if (reply.region_flags & wire::kRegionFsdax) {
-      p = mmap(at, e.length, prot, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, region_fd,
-               off_t(e.region_offset));
-      // Only a page-granularity (emulated) region may do without MAP_SYNC.
-      if (p == MAP_FAILED && errno == EOPNOTSUPP && reply.granularity != wire::kGranularityPage) {
-        return EOPNOTSUPP;
-      }
-    }
-    if (p == MAP_FAILED) {
-      p = mmap(at, e.length, prot, MAP_SHARED | MAP_FIXED, region_fd, off_t(e.region_offset));
-      if (p == MAP_FAILED) return errno;
-    }
-  }
-  return 0;
-}
-
-std::string map_error_text(int err, const wire::MapReply& reply) {
-  return err == EOPNOTSUPP && (reply.region_flags & wire::kRegionFsdax)
-             ? "MAP_SYNC refused on an fsdax region"
-             : "mmap of the region: " + std::string(strerror(err));
-}
-
 namespace {
 
 // Makes [addr, addr+len) address space of ours: PROT_NONE, no memory.
@@ -56,37 +37,10 @@ bool own_addresses(void* addr, size_t len, bool replace) {
   return true;
 }
 
-// One EXTEND round trip; on success *answer holds the MAP_REPLY and the
-// region descriptor. Asks again after fdatasync on a kFlushFirst refusal.
-int ask(struct sealfs_map* m, const std::shared_ptr<Connection>& conn, int fd, size_t new_length,
-        Answer* answer, wire::MapReply* reply) {
-  for (;;) {
-    const bool flush = conn->flush_before_map.load(std::memory_order_relaxed);
-    if (flush && syscall(SYS_fdatasync, fd) != 0) {
-      return fail(errno, "writing the file's cached pages back before extending: " +
-                             std::string(strerror(errno)));
-    }
-    wire::ExtendRequest req{m->lease_id, new_length, flush ? wire::kMapFlushed : 0u, 0};
-    *answer = call(conn, wire::Type::kExtend, &req, sizeof(req), fd, m);
-    if (answer->error != 0) {
-      return fail(answer->error, "lost the sealfs daemon: " + std::string(strerror(answer->error)));
-    }
-    const auto h = wire::load<wire::Header>(answer->message.data());
-    if (static_cast<wire::Type>(h.type) != wire::Type::kMapReply) {
-      return fail(EPROTO, "the daemon refused the request as malformed");
-    }
-    *reply = wire::load<wire::MapReply>(answer->message.data() + sizeof(h));
-    if (reply->error != 0 && !flush &&
-        reply->detail == static_cast<uint32_t>(wire::Refusal::kFlushFirst)) {
-      conn->flush_before_map.store(true, std::memory_order_relaxed);
-      continue;
-    }
-    if (reply->error != 0) {
-      return fail(reply->error, std::string("sealfs: ") + wire::refusal_text(reply->detail) +
-                                    " (" + strerror(reply->error) + ")");
-    }
-    return 0;
-  }
+// Ends the call's hold on m (sealfs_unmap may go on). mu held.
+void end_extending_locked(struct sealfs_map* m) {
+  m->extending = false;
+  state().cv.notify_all();
 }
 
 }  // namespace
@@ -103,72 +57,79 @@ extern "C" int sealfs_extend(struct sealfs_map* m, int fd, size_t new_length) {
   const size_t want = (new_length + page - 1) / page * page;
   State& s = state();
   std::shared_ptr<Connection> conn;
-  size_t old_length = 0;
+  size_t old_length = 0, room = 0;
   uint8_t* base = nullptr;
+  uint64_t offset = 0;
+  int prot = 0;
+  wire::ExtendRequest req{};
   {
     std::lock_guard lock(s.mu);
     check_fork_locked();
     if (m->pid != getpid() || !m->mapped || m->released) return fail(EINVAL, "not a live mapping");
+    if (m->extending) return fail(EBUSY, "another sealfs_extend of this mapping is running");
     if (m->state != 0) return fail(ENXIO, "the mapping's lease is breaking");
     if ((m->prot & PROT_WRITE) == 0) return fail(EACCES, "a read-only mapping cannot grow");
     if (want <= m->length) return fail(EINVAL, "new_length must be larger than the mapping");
+    m->extending = true;
     conn = m->conn;
     old_length = m->length;
+    room = std::max(m->reserved, old_length);
     base = static_cast<uint8_t*>(m->addr);
+    offset = uint64_t(m->offset);
+    prot = m->prot;
+    req.lease_id = m->lease_id;
   }
   // Address space first: a refusal here costs the daemon nothing.
-  const size_t room = std::max(m->reserved, old_length);
   bool took = false;
   if (want > room) {
     if (!own_addresses(base + room, want - room, false)) {
+      std::lock_guard lock(s.mu);
+      end_extending_locked(m);
       return fail(ENOMEM, "the addresses after the mapping are taken (map with sealfs_map_reserve)");
     }
     took = true;
   }
-  auto undo_addresses = [&] {
-    // Back to what it was: the added pages (if any were mapped) become
-    // reserved address space again, beyond the old reservation unmapped.
-    own_addresses(base + old_length, std::min(want, room) - old_length, true);
-    if (took) munmap(base + room, want - room);
-  };
   Answer answer;
   wire::MapReply reply{};
-  if (int r = ask(m, conn, fd, want, &answer, &reply); r != 0) {
-    if (took) munmap(base + room, want - room);
-    return r;
-  }
-  const size_t count = (answer.message.size() - sizeof(wire::Header) - sizeof(reply)) /
-                       sizeof(wire::WireExtent);
   std::vector<wire::WireExtent> extents;
-  const uint8_t* p = answer.message.data() + sizeof(wire::Header) + sizeof(reply);
-  for (size_t i = 0; i < count; ++i) {
-    extents.push_back(wire::load<wire::WireExtent>(p + i * sizeof(wire::WireExtent)));
+  req.new_length = want;
+  int err = ask_for_extents(conn, fd, wire::Type::kExtend, &req, sizeof(req), &req.flags, m,
+                            &answer, &reply, &extents);
+  if (err == 0) {
+    SEALFS_SYNC_POINT("client.extend.replied");  // no lock held
+    const bool tiles = reply.offset == offset + old_length &&
+                       reply.length == want - old_length && extents_tile(reply, extents);
+    err = answer.fd < 0 || !tiles
+              ? fail(EPROTO, "the daemon's extents do not tile the added range")
+              : 0;
   }
-  // The added range, tiled in order by page-aligned extents.
-  uint64_t at = reply.offset;
-  bool tiles = reply.offset == uint64_t(m->offset) + old_length && reply.length == want - old_length;
-  for (const auto& e : extents) {
-    tiles &= e.file_offset == at && e.length != 0 && e.length % page == 0 && e.region_offset % page == 0;
-    at += e.length;
+  std::lock_guard lock(s.mu);
+  if (err == 0 && (m->state == 2 || m->released)) {
+    // Revoked (or the daemon lost) since the answer: the acknowledgement
+    // may have gone and the blocks be someone else's; they stay unmapped.
+    err = fail(ENXIO, "the mapping's lease was revoked while it grew");
   }
-  tiles &= at == reply.offset + reply.length;
-  int err = answer.fd < 0 ? EPROTO : !tiles ? EPROTO : 0;
-  if (err == 0) err = map_extents(base, uint64_t(m->offset), extents, reply, answer.fd, m->prot);
+  if (err == 0) {
+    if (int e = map_extents(base, offset, extents, reply, answer.fd, prot); e != 0) {
+      err = fail(e, map_error_text(e, reply));
+    }
+  }
   if (answer.fd >= 0) close(answer.fd);
   if (err != 0) {
-    undo_addresses();
-    // The daemon's lease covers the added range; it goes with the lease.
-    return fail(err, err == EPROTO ? "the daemon's extents do not tile the added range"
-                                   : map_error_text(err, reply));
+    // Back to what it was: the added pages (if any were mapped) become
+    // reserved address space again, beyond the old reservation unmapped.
+    // The daemon's lease may cover the added range; it goes with the lease.
+    if (std::min(want, room) > old_length) {
+      own_addresses(base + old_length, std::min(want, room) - old_length, true);
+    }
+    if (took) munmap(base + room, want - room);
+    end_extending_locked(m);
+    return err;
   }
+  SEALFS_SYNC_POINT("client.extend.mapped");  // under State::mu
   madvise(base + old_length, want - old_length, MADV_DONTFORK);
-  std::lock_guard lock(s.mu);
   m->length = want;
   m->reserved = std::max(room, want);
-  if (m->state == 2) {
-    // Fenced while the added pages went in: fence them too.
-    m->state = 1;
-    fence_locked(m);
-  }
+  end_extending_locked(m);
   return 0;
 }

@@ -191,6 +191,10 @@ class DaemonLeases::Source final : public lease::LayoutSource {
     owner_.drop_cached_attributes(ino);
     return answer;
   }
+  void undo_extend(const Lock& held, uint64_t ino, uint64_t old_size) override {
+    inner_.undo_extend(held, ino, old_size);
+    owner_.drop_cached_attributes(ino);
+  }
   lease::RegionInfo region() const override { return inner_.region(); }
   Result<FileInspection> inspect_file(uint64_t ino) override { return inner_.inspect_file(ino); }
   Result<wire::SuperRecord> inspect_super() override { return inner_.inspect_super(); }

@@ -46,6 +46,7 @@ struct LayoutAnswer {
   wire::Refusal refusal = wire::Refusal::kNone;
   uint64_t where = 0;  // file offset of the offending piece, for the message
   std::vector<MapExtent> extents;
+  uint64_t old_size = 0;  // extend_for_lease: the file's size before (for undo_extend)
 };
 
 // Added by the engine to the kMap* flags it passes to layout_for_lease
@@ -77,12 +78,21 @@ class LayoutSource {
   // committing the size) and answers the pieces of the added range
   // [offset + old_length, offset + new_length), its holes and unwritten
   // extents allocated and zeroed. Never frees or moves a block, so no lease
-  // of the file needs a break. `flags`: wire::kMapFlushed only.
+  // of the file needs a break. `flags`: wire::kMapFlushed only. A refusal
+  // or a failure leaves the file's size as it was (holes it filled inside
+  // the old size may stay allocated, as zeros).
   virtual Result<LayoutAnswer> extend_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
                                                 uint64_t old_length, uint64_t new_length,
                                                 uint32_t flags) {
     (void)held, (void)ino, (void)offset, (void)old_length, (void)new_length, (void)flags;
     return Status(Code::kNotSupported, "this source cannot extend");
+  }
+  // An EXTEND that extend_for_lease answered could not be granted after
+  // all (the engine could not pin the added extents): with the same
+  // `held`, the size goes back to answer.old_size and the grown part's
+  // blocks are freed.
+  virtual void undo_extend(const Lock& held, uint64_t ino, uint64_t old_size) {
+    (void)held, (void)ino, (void)old_size;
   }
 
   // --- Inspection (sealfs-layout; wire::kExtents, kSuper, kFreeSpace) ---

@@ -804,6 +804,40 @@ struct LeaseServer::Impl final : Notifier {
                        own_mount);
   }
 
+  // The checks MAP and EXTEND make on the peer and on the descriptor it
+  // sent: a trusted peer, a file of this mount (then *own_mount), opened
+  // for reading, and read-write when `write`. kNone with *info filled, or
+  // the refusal.
+  wire::Refusal check_client_file(const Conn& conn, int fd, bool write, FdInfo* info,
+                                  bool* own_mount) const {
+    if (!conn.trusted) return wire::Refusal::kUntrusted;
+    auto got = fd_info(fd);
+    if (!got.is_ok()) return wire::Refusal::kNotRegular;
+    if (got->mnt_id != options.mnt_id &&
+        !(options.also_accept && options.also_accept(got->mnt_id))) {
+      return wire::Refusal::kWrongMount;
+    }
+    *own_mount = true;
+    const uint32_t mode = got->flags & O_ACCMODE;
+    if ((got->flags & O_PATH) || mode == O_WRONLY || (write && mode != O_RDWR)) {
+      return wire::Refusal::kOpenMode;
+    }
+    *info = *got;
+    return wire::Refusal::kNone;
+  }
+
+  // A granted MAP or EXTEND's answer: `reply` with the extents behind it
+  // and the region descriptor (owned; -1 for a layout lease).
+  void queue_map_reply(uint64_t id, uint64_t request_id, wire::MapReply reply,
+                       const std::vector<MapExtent>& granted, int region_fd) {
+    std::vector<wire::WireExtent> extents;
+    extents.reserve(granted.size());
+    for (const MapExtent& e : granted) extents.push_back({e.file_offset, e.region_offset, e.length});
+    reply.extent_count = static_cast<uint32_t>(extents.size());
+    reply.has_fd = region_fd >= 0 ? 1 : 0;
+    queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
+  }
+
   // Owns `fd` (the client's file descriptor). The checks that need it run
   // here; then it is closed (mount_fd_closer.h) and the grant runs after
   // that (grant_map): no lease exists while the close writes the file's
@@ -826,21 +860,13 @@ struct LeaseServer::Impl final : Notifier {
          req.prot != (wire::kProtRead | wire::kProtWrite))) {
       return refuse(wire::Refusal::kBadRequest);
     }
-    if (!conn.trusted) return refuse(wire::Refusal::kUntrusted);
-    auto info = fd_info(fd);
-    if (!info.is_ok()) return refuse(wire::Refusal::kNotRegular);
-    if (info->mnt_id != options.mnt_id &&
-        !(options.also_accept && options.also_accept(info->mnt_id))) {
-      return refuse(wire::Refusal::kWrongMount);
-    }
-    own_mount = true;
-    const uint32_t mode = info->flags & O_ACCMODE;
-    if ((info->flags & O_PATH) || mode == O_WRONLY ||
-        ((req.prot & wire::kProtWrite) && mode != O_RDWR)) {
-      return refuse(wire::Refusal::kOpenMode);
+    FdInfo info;
+    if (auto r = check_client_file(conn, fd, (req.prot & wire::kProtWrite) != 0, &info, &own_mount);
+        r != wire::Refusal::kNone) {
+      return refuse(r);
     }
     const uint64_t token = close_then_notify(id, std::exchange(fd, -1), /*own_mount=*/true);
-    closing[token] = Parked{id, request_id, req, info->ino};
+    closing[token] = Parked{id, request_id, req, info.ino};
   }
 
   // The rest of a MAP, its descriptor closed: under the inode's layout lock,
@@ -927,13 +953,7 @@ struct LeaseServer::Impl final : Notifier {
     reply.offset = req.offset;
     reply.length = length;
     reply.break_time_ns = grant->break_time_ns;
-    std::vector<wire::WireExtent> extents;
-    for (const MapExtent& e : answer->extents) {
-      extents.push_back({e.file_offset, e.region_offset, e.length});
-    }
-    reply.extent_count = static_cast<uint32_t>(extents.size());
-    reply.has_fd = region_fd >= 0 ? 1 : 0;
-    queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
+    queue_map_reply(id, request_id, reply, answer->extents, region_fd);
     SEALFS_SYNC_POINT("lease.map.replied");  // engine thread, no lock held
   }
 
@@ -950,22 +970,16 @@ struct LeaseServer::Impl final : Notifier {
         req.new_length > (uint64_t{1} << 50) || req.new_length % page != 0) {
       return refuse(wire::Refusal::kBadRequest);
     }
-    if (!conn.trusted) return refuse(wire::Refusal::kUntrusted);
-    auto info = fd_info(fd);
-    if (!info.is_ok()) return refuse(wire::Refusal::kNotRegular);
-    if (info->mnt_id != options.mnt_id &&
-        !(options.also_accept && options.also_accept(info->mnt_id))) {
-      return refuse(wire::Refusal::kWrongMount);
-    }
-    own_mount = true;
     // Growing a file is writing it: a read-write descriptor, and a
     // writable lease of that very file.
-    if ((info->flags & O_PATH) || (info->flags & O_ACCMODE) != O_RDWR) {
-      return refuse(wire::Refusal::kOpenMode);
+    FdInfo info;
+    if (auto r = check_client_file(conn, fd, /*write=*/true, &info, &own_mount);
+        r != wire::Refusal::kNone) {
+      return refuse(r);
     }
     const std::optional<LeaseInfo> lease = core->lease_of(id, req.lease_id);
     if (!lease) return refuse(wire::Refusal::kNoLease);
-    if (lease->layout_only || lease->ino != info->ino || req.new_length <= lease->length) {
+    if (lease->layout_only || lease->ino != info.ino || req.new_length <= lease->length) {
       return refuse(wire::Refusal::kBadRequest);
     }
     if ((lease->prot & wire::kProtWrite) == 0) return refuse(wire::Refusal::kOpenMode);
@@ -973,7 +987,7 @@ struct LeaseServer::Impl final : Notifier {
     Parked p;
     p.conn = id;
     p.request_id = request_id;
-    p.ino = info->ino;
+    p.ino = info.ino;
     p.extend = true;
     p.extension = req;
     closing[close_then_notify(id, std::exchange(fd, -1), /*own_mount=*/true)] = p;
@@ -1002,6 +1016,7 @@ struct LeaseServer::Impl final : Notifier {
     if (answer->refusal != wire::Refusal::kNone) return refuse(answer->refusal);
     Status extended = core->extend(id, p.extension.lease_id, p.extension.new_length,
                                    answer->extents);
+    if (!extended.is_ok()) source->undo_extend(*lock, p.ino, answer->old_size);
     lock.reset();
     if (!extended.is_ok()) {
       return refuse(extended.code() == Code::kNxio       ? wire::Refusal::kBreaking
@@ -1020,13 +1035,7 @@ struct LeaseServer::Impl final : Notifier {
     reply.offset = lease->offset + lease->length;
     reply.length = p.extension.new_length - lease->length;
     reply.break_time_ns = lease->break_time_ns;
-    std::vector<wire::WireExtent> extents;
-    for (const MapExtent& e : answer->extents) {
-      extents.push_back({e.file_offset, e.region_offset, e.length});
-    }
-    reply.extent_count = static_cast<uint32_t>(extents.size());
-    reply.has_fd = 1;
-    queue(id, encode(wire::Type::kMapReply, request_id, reply, &extents), region_fd);
+    queue_map_reply(id, request_id, reply, answer->extents, region_fd);
   }
 
   void protocol_error(uint64_t id, uint64_t request_id, const char* why) {

@@ -1,6 +1,7 @@
 #include "lease/meta_layout_source.h"
 
 #include <cstring>
+#include <optional>
 
 #include "media/superblock.h"
 #include "util/log.h"
@@ -61,6 +62,20 @@ std::unique_ptr<LayoutSource::Lock> MetaLayoutSource::lock_layout(uint64_t ino) 
   return lock;
 }
 
+// Device dax maps only whole alignment units (2 MiB or 1 GiB pages): a
+// range that ends inside one cannot be mapped without exposing the bytes
+// after it, which may belong to another file.
+std::optional<LayoutAnswer> MetaLayoutSource::devdax_refusal(uint64_t offset,
+                                                             uint64_t length) const {
+  if ((region_flags_ & wire::kRegionDevdax) == 0) return std::nullopt;
+  const uint64_t align = fs_.layout_alignment();
+  if (offset % align == 0 && length % align == 0) return std::nullopt;
+  LayoutAnswer answer;
+  answer.refusal = wire::Refusal::kDevdaxLength;
+  answer.where = offset % align != 0 ? offset : offset + length;
+  return answer;
+}
+
 Result<LayoutAnswer> MetaLayoutSource::layout_for_lease(const Lock& held, uint64_t ino,
                                                         uint64_t offset, uint64_t length,
                                                         uint32_t flags) {
@@ -70,18 +85,7 @@ Result<LayoutAnswer> MetaLayoutSource::layout_for_lease(const Lock& held, uint64
     log().critical("lease: layout lock of inode {} used for inode {}", lock.held->ino(), ino);
     std::abort();
   }
-  // Device dax maps only whole alignment units (2 MiB or 1 GiB pages): a
-  // range that ends inside one cannot be mapped without exposing the bytes
-  // after it, which may belong to another file.
-  if ((region_flags_ & wire::kRegionDevdax) != 0) {
-    const uint64_t align = fs_.layout_alignment();
-    if (offset % align != 0 || length % align != 0) {
-      LayoutAnswer answer;
-      answer.refusal = wire::Refusal::kDevdaxLength;
-      answer.where = offset % align != 0 ? offset : offset + length;
-      return answer;
-    }
-  }
+  if (std::optional<LayoutAnswer> refused = devdax_refusal(offset, length)) return *refused;
   uint32_t meta_flags = 0;
   if (flags & wire::kMapAllocate) meta_flags |= kLayoutAllocate;
   if (flags & wire::kMapRelocate) meta_flags |= kLayoutRelocate;
@@ -107,18 +111,38 @@ Result<LayoutAnswer> MetaLayoutSource::extend_for_lease(const Lock& held, uint64
   (void)flags;
   const auto& lock = static_cast<const MetaLock&>(held);
   if (lock.held == nullptr) return lock.why;
-  Status grown = fs_.grow_for_lease(*lock.held, offset + new_length);
+  // What can be refused without changing the file is refused first.
+  if (std::optional<LayoutAnswer> refused =
+          devdax_refusal(offset + old_length, new_length - old_length)) {
+    return *refused;
+  }
+  auto grown = fs_.grow_for_lease(*lock.held, offset + new_length);
   if (!grown.is_ok()) {
     LayoutAnswer answer;
-    answer.refusal = refusal_of(grown.code());
+    answer.refusal = refusal_of(grown.status().code());
     answer.where = offset + old_length;
-    if (answer.refusal == wire::Refusal::kNone) return grown;
+    if (answer.refusal == wire::Refusal::kNone) return grown.status();
     return answer;
   }
   // The added range alone: ALLOCATE fills its holes; no RELOCATE, which
   // would move blocks other holders may map.
-  return layout_for_lease(held, ino, offset + old_length, new_length - old_length,
-                          wire::kMapAllocate | kGrantWritable);
+  auto answer = layout_for_lease(held, ino, offset + old_length, new_length - old_length,
+                                 wire::kMapAllocate | kGrantWritable);
+  if (!answer.is_ok() || answer->refusal != wire::Refusal::kNone) {
+    undo_extend(held, ino, *grown);
+    return answer;
+  }
+  answer->old_size = *grown;
+  return answer;
+}
+
+void MetaLayoutSource::undo_extend(const Lock& held, uint64_t ino, uint64_t old_size) {
+  const auto& lock = static_cast<const MetaLock&>(held);
+  if (lock.held == nullptr) return;
+  Status s = fs_.shrink_after_grow(*lock.held, old_size);
+  // Left grown: a larger file with zeros at its end, as after an extending
+  // truncate; nothing unsafe, so logged rather than failed.
+  if (!s.is_ok()) log().error("lease: inode {}: {}", ino, s.to_string());
 }
 
 RegionInfo MetaLayoutSource::region() const {

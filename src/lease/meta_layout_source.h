@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "lease/layout_source.h"
@@ -33,11 +34,13 @@ class MetaLayoutSource final : public LayoutSource {
   Result<LayoutAnswer> extend_for_lease(const Lock& held, uint64_t ino, uint64_t offset,
                                         uint64_t old_length, uint64_t new_length,
                                         uint32_t flags) override;
+  void undo_extend(const Lock& held, uint64_t ino, uint64_t old_size) override;
   Result<FileInspection> inspect_file(uint64_t ino) override;
   Result<wire::SuperRecord> inspect_super() override;
   Result<SpaceInspection> inspect_space() override;
 
  private:
+  std::optional<LayoutAnswer> devdax_refusal(uint64_t offset, uint64_t length) const;
   Filesystem& fs_;
   int region_fd_;
   uint32_t region_flags_;

@@ -252,7 +252,7 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
   return pieces;
 }
 
-Status FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size) {
+Result<uint64_t> FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size) {
   const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
   if (lock == nullptr) {
     log().critical("grow_for_lease: a lock not made by this filesystem");
@@ -265,7 +265,8 @@ Status FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size)
     return Status(Code::kPermission, "immutable or append-only file");
   }
   if (new_size > kMaxFileSize) return Status(Code::kTooBig, "size beyond the maximum file size");
-  if (new_size <= inode.core.size) return Status::ok();
+  const uint64_t old_size = inode.core.size;
+  if (new_size <= old_size) return old_size;
   RETURN_IF_ERROR(check_writable());
   MetaTxn t(*this);
   // The old last block's bytes past the old size become file bytes: zeros,
@@ -284,8 +285,33 @@ Status FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size)
   inode.core.mtime = inode.core.ctime = now_ns();
   t.dirty(&inode);
   Status s = t.commit();
-  if (!s.is_ok()) inode.core = saved;
-  return s.with_context("growing inode " + std::to_string(inode.ino) + " for a lease");
+  if (!s.is_ok()) {
+    inode.core = saved;
+    return s.with_context("growing inode " + std::to_string(inode.ino) + " for a lease");
+  }
+  return old_size;
+}
+
+Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_size) {
+  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
+  if (lock == nullptr) {
+    log().critical("shrink_after_grow: a lock not made by this filesystem");
+    std::abort();
+  }
+  Inode& inode = lock->inode();
+  if (!inode.in_use() || old_size >= inode.core.size) return Status::ok();
+  RETURN_IF_ERROR(check_writable());
+  // Only the grown part: blocks the EXTEND allocated there are in no lease
+  // (its own lease did not get them); beyond the grown end nothing changed.
+  const uint64_t first = (old_size + kBlock - 1) / kBlock;
+  const uint64_t end = (inode.core.size + kBlock - 1) / kBlock;
+  const int64_t now = now_ns();
+  return free_range(inode, first, end - first,
+                    [old_size, now](Inode& i) {
+                      i.core.size = old_size;
+                      i.core.mtime = i.core.ctime = now;
+                    })
+      .with_context("shrinking inode " + std::to_string(inode.ino) + " after a refused extend");
 }
 
 Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,

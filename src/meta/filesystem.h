@@ -384,8 +384,15 @@ class Filesystem {
   // a size that only grows frees and moves no block. The rest of the old
   // last block past the old size is zeroed first (as trim_beyond_eof would
   // at mount), then the size commits. kNotSupported (not a regular file),
-  // kPermission (immutable or append-only), kTooBig, kReadOnly.
-  virtual Status grow_for_lease(const LayoutLock& held, uint64_t new_size) = 0;
+  // kPermission (immutable or append-only), kTooBig, kReadOnly. Returns
+  // the size before.
+  virtual Result<uint64_t> grow_for_lease(const LayoutLock& held, uint64_t new_size) = 0;
+  // Undoes grow_for_lease for an EXTEND that was then refused or failed:
+  // the size goes back to old_size and the blocks from old_size's next
+  // block boundary to the grown end are freed, without the layout gate (no
+  // lease reaches past the old size rounded up to a block). No-op when the
+  // file is not larger than old_size.
+  virtual Status shrink_after_grow(const LayoutLock& held, uint64_t old_size) = 0;
   // Device alignment used at mkfs (bytes): what layout_extents checks.
   virtual uint64_t layout_alignment() const = 0;
 

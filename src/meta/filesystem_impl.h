@@ -86,7 +86,8 @@ class FilesystemImpl final : public Filesystem {
   Result<InodeAttrFlags> get_flags(Ino ino) override;
   Status set_flags(Ino ino, const InodeAttrFlags& flags, FlagsCaller& caller) override;
   Result<std::unique_ptr<LayoutLock>> lock_layout(Ino ino) override;
-  Status grow_for_lease(const LayoutLock& held, uint64_t new_size) override;
+  Result<uint64_t> grow_for_lease(const LayoutLock& held, uint64_t new_size) override;
+  Status shrink_after_grow(const LayoutLock& held, uint64_t old_size) override;
   Result<std::vector<LayoutPiece>> layout_extents(const LayoutLock& held, uint64_t offset,
                                                   uint64_t length, uint32_t flags,
                                                   uint64_t* where) override;

@@ -18,6 +18,7 @@
 #include "lease_fixture.h"
 #include "pattern.h"
 #include "sealfs/sealfs.h"
+#include "sealfs/sealfs.hpp"
 
 namespace sealfs::itest {
 namespace {
@@ -127,6 +128,34 @@ TEST_F(NativeApiTest, ExtendRefusals) {
   ASSERT_EQ(sealfs_unmap(ro), 0);
 }
 
+// Refusals and failures after the daemon grew the file (docs/protocol.md
+// "EXTEND": the size commits before the added range is allocated and
+// checked) put the size back and free what was allocated for it.
+TEST_F(NativeApiTest, ARefusedExtendLeavesTheFileAsItWas) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", 256 * kKiB, 1));
+  fd_ = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd_, 0) << std::strerror(errno);
+  ASSERT_EQ(sealfs_map_reserve(fd_, 0, 256 * kKiB, 256 * kMiB, PROT_READ | PROT_WRITE,
+                               SEALFS_MAP_RELOCATE, &map_),
+            0)
+      << sealfs_last_error();
+  const uint64_t free_before = free_blocks();
+  // The added range starts 256 KiB into a 2 MiB unit: the blocks allocated
+  // for it do not start on the alignment, which MAP's rule refuses.
+  EXPECT_EQ(sealfs_extend(map_, fd_, 512 * kKiB), -EINVAL) << sealfs_last_error();
+  EXPECT_NE(std::string(sealfs_last_error()).find("align"), std::string::npos)
+      << sealfs_last_error();
+  EXPECT_EQ(file_size("f"), 256 * kKiB);
+  EXPECT_EQ(free_blocks(), free_before);
+  // More than the region holds.
+  EXPECT_EQ(sealfs_extend(map_, fd_, 128 * kMiB), -ENOSPC) << sealfs_last_error();
+  EXPECT_EQ(file_size("f"), 256 * kKiB);
+  EXPECT_EQ(free_blocks(), free_before);
+  EXPECT_TRUE(file_has_pattern("f", 256 * kKiB, 1));
+  EXPECT_EQ(sealfs_map_length(map_), 256 * kKiB);
+}
+
 TEST_F(NativeApiTest, PersistRangesChecksEveryRangeFirst) {
   ASSERT_NO_FATAL_FAILURE(mount_with(2));
   ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
@@ -139,6 +168,34 @@ TEST_F(NativeApiTest, PersistRangesChecksEveryRangeFirst) {
   EXPECT_NE(std::string(sealfs_last_error()).find("range 1"), std::string::npos)
       << sealfs_last_error();
   EXPECT_EQ(sealfs_persist_ranges(map_, nullptr, 0), 0);
+}
+
+// The C++ wrapper (sealfs.hpp) has the native API too: a reserving open,
+// extend and persist of many ranges, on the same mapping object.
+TEST_F(NativeApiTest, CxxWrapperReservesExtendsAndPersistsRanges) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  fd_ = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd_, 0) << std::strerror(errno);
+  sealfs::DirectMap map;
+  ASSERT_EQ(sealfs::DirectMap::open_reserve(fd_, 0, kFile, 4 * kMiB, PROT_READ | PROT_WRITE, 0,
+                                            &map),
+            0)
+      << sealfs_last_error();
+  auto* base = static_cast<uint8_t*>(map.data());
+  ASSERT_EQ(map.extend(fd_, 3 * kMiB), 0) << sealfs_last_error();
+  EXPECT_EQ(map.data(), base);
+  EXPECT_EQ(map.size(), 3 * kMiB);
+  fill_lease_pattern(base + kFile, 2 * kMiB, 5, kFile);
+  const std::vector<struct sealfs_range> ranges = {{base + kFile, kMiB},
+                                                   {base + 2 * kMiB, kMiB}};
+  ASSERT_EQ(map.persist(ranges), 0) << sealfs_last_error();
+  EXPECT_TRUE(file_has_pattern("f", 2 * kMiB, 5, kFile));
+  const struct sealfs_range outside = {base + 3 * kMiB - 1, 2};
+  EXPECT_EQ(map.persist(&outside, 1), -EINVAL);
+  EXPECT_EQ(map.extend(fd_, 2 * kMiB), -EINVAL);  // not larger
+  EXPECT_EQ(map.reset(), 0);
+  EXPECT_EQ(file_size("f"), 3 * kMiB);
 }
 
 // voluntary_ctxt_switches of this process's thread named `name`, -1 if none.
