@@ -85,14 +85,6 @@ struct Allocator::Impl {
       : region(r), journal(j), area(a), free_space(a.align_blocks), in_use(a.data_blocks),
         pending_free(a.data_blocks), committed(a.data_blocks) {}
 
-  // Changes a prepare hook made to the committed copies, undone if the
-  // transaction turns out too large for the log (the only way a commit fails
-  // after its prepare hooks ran). The undo must happen under the journal
-  // mutex, before any other transaction stages words from those copies.
-  struct PrepareUndo {
-    std::vector<std::function<void()>> steps;  // run in reverse
-  };
-
   const Region& region;
   Journal& journal;
   const AllocatorArea area;
@@ -106,9 +98,6 @@ struct Allocator::Impl {
   std::optional<HolderTable> holders;
   std::map<uint64_t, uint64_t> quarantined;  // start -> count, live entries
   uint64_t quarantined_blocks = 0;
-  // The transaction whose prepare hooks are running (journal mutex held).
-  const Transaction* preparing = nullptr;
-  std::shared_ptr<PrepareUndo> preparing_undo;
 
   uint64_t bit(uint64_t block) const { return block - area.data_start; }
 
@@ -137,22 +126,14 @@ struct Allocator::Impl {
     txn.write(area.bitmap_start * kBlock + first * 8, le.data(), le.size() * 8);
   }
 
-  // Called from a prepare hook with `mu` held: records an undo step for the
-  // transaction being prepared, and makes sure a final size check runs after
-  // every hook registered so far.
-  void note_prepared(Transaction& txn, std::function<void()> undo) {
-    if (preparing != &txn) {
-      preparing = &txn;
-      preparing_undo = std::make_shared<PrepareUndo>();
-      txn.on_prepare([this, undo_log = preparing_undo](Transaction& t) {
-        std::lock_guard lock(mu);
-        preparing = nullptr;
-        preparing_undo.reset();
-        if (t.log_bytes() <= journal.max_transaction_bytes()) return;
-        for (auto it = undo_log->steps.rbegin(); it != undo_log->steps.rend(); ++it) (*it)();
-      });
-    }
-    preparing_undo->steps.push_back(std::move(undo));
+  // Called from a prepare hook: a commit that fails after it undoes its
+  // change to the committed copies under the journal mutex, before any other
+  // transaction stages words from them (Transaction::on_prepare_undo).
+  void undo_if_aborted(Transaction& txn, std::function<void()> undo) {
+    txn.on_prepare_undo([this, undo = std::move(undo)] {
+      std::lock_guard lock(mu);
+      undo();
+    });
   }
 
   Status load(const std::function<bool(const Holder&)>& alive, std::vector<Holder>* dead,
@@ -340,21 +321,17 @@ Result<BlockExtent> Allocator::allocate(Transaction& txn, uint64_t count, uint64
   a.in_use.assign(a.bit(e.start), e.count, true);
   lock.unlock();
 
-  auto prepared = std::make_shared<bool>(false);
   Impl* impl = impl_.get();
-  txn.on_prepare([impl, e, prepared](Transaction& t) {
+  txn.on_prepare([impl, e](Transaction& t) {
     std::lock_guard guard(impl->mu);
     impl->committed.assign(impl->bit(e.start), e.count, true);
     impl->stage_words(t, e);
-    *prepared = true;
-    impl->note_prepared(t, [impl, e, prepared] {
+    impl->undo_if_aborted(t, [impl, e] {
       impl->committed.assign(impl->bit(e.start), e.count, false);
-      *prepared = false;
     });
   });
-  txn.on_abort([impl, e, prepared] {
+  txn.on_abort([impl, e] {
     std::lock_guard guard(impl->mu);
-    if (*prepared) impl->committed.assign(impl->bit(e.start), e.count, false);
     impl->in_use.assign(impl->bit(e.start), e.count, false);
     impl->free_space.insert(e.start, e.count);
   });
@@ -371,16 +348,13 @@ void Allocator::free(Transaction& txn, BlockExtent e) {
     if (a.overlaps_quarantine(e)) broken("free of quarantined blocks in " + extent_text(e));
     a.pending_free.assign(a.bit(e.start), e.count, true);
   }
-  auto prepared = std::make_shared<bool>(false);
   Impl* impl = impl_.get();
-  txn.on_prepare([impl, e, prepared](Transaction& t) {
+  txn.on_prepare([impl, e](Transaction& t) {
     std::lock_guard guard(impl->mu);
     impl->committed.assign(impl->bit(e.start), e.count, false);
     impl->stage_words(t, e);
-    *prepared = true;
-    impl->note_prepared(t, [impl, e, prepared] {
+    impl->undo_if_aborted(t, [impl, e] {
       impl->committed.assign(impl->bit(e.start), e.count, true);
-      *prepared = false;
     });
   });
   txn.on_commit([impl, e] {
@@ -389,9 +363,8 @@ void Allocator::free(Transaction& txn, BlockExtent e) {
     impl->in_use.assign(impl->bit(e.start), e.count, false);
     impl->free_space.insert(e.start, e.count);
   });
-  txn.on_abort([impl, e, prepared] {
+  txn.on_abort([impl, e] {
     std::lock_guard guard(impl->mu);
-    if (*prepared) impl->committed.assign(impl->bit(e.start), e.count, true);
     impl->pending_free.assign(impl->bit(e.start), e.count, false);
   });
 }
@@ -419,21 +392,15 @@ Status Allocator::quarantine(Transaction& txn, BlockExtent e, const Holder& hold
     a.quarantined.emplace(e.start, e.count);
     a.quarantined_blocks += e.count;
   }
-  auto prepared = std::make_shared<bool>(false);
   Impl* impl = impl_.get();
-  txn.on_prepare([impl, slot, entry, prepared](Transaction& t) {
+  txn.on_prepare([impl, slot, entry](Transaction& t) {
     std::lock_guard guard(impl->mu);
     impl->holders->commit_set(slot, entry);
     impl->holders->stage_slot(t, slot);
-    *prepared = true;
-    impl->note_prepared(t, [impl, slot, prepared] {
-      impl->holders->commit_clear(slot);
-      *prepared = false;
-    });
+    impl->undo_if_aborted(t, [impl, slot] { impl->holders->commit_clear(slot); });
   });
-  txn.on_abort([impl, slot, entry, prepared] {
+  txn.on_abort([impl, slot, entry] {
     std::lock_guard guard(impl->mu);
-    if (*prepared) impl->holders->commit_clear(slot);
     impl->holders->release_slot(slot);
     impl->quarantined.erase(entry.extent.start);
     impl->quarantined_blocks -= entry.extent.count;
@@ -458,28 +425,21 @@ void Allocator::Impl::drop_pins_locked(Transaction& txn, const std::vector<size_
     slot.state = HolderTable::SlotState::kReleasing;
     taken.emplace_back(i, slot.entry);
   }
-  auto prepared = std::make_shared<bool>(false);
   Impl* impl = this;
   std::vector<size_t> slot_list;
   for (const auto& [slot, entry] : taken) slot_list.push_back(slot);
-  auto undo = [impl, taken, prepared] {
-    impl->holders->commit_set_many(taken);
-    *prepared = false;
-  };
-  txn.on_prepare([impl, slot_list, prepared, undo](Transaction& t) {
+  txn.on_prepare([impl, slot_list, taken](Transaction& t) {
     std::lock_guard guard(impl->mu);
     impl->holders->commit_clear_many(slot_list);
     impl->holders->stage_slots(t, slot_list);
-    *prepared = true;
-    impl->note_prepared(t, undo);
+    impl->undo_if_aborted(t, [impl, taken] { impl->holders->commit_set_many(taken); });
   });
   txn.on_commit([impl, taken] {
     std::lock_guard guard(impl->mu);
     for (const auto& [slot, entry] : taken) impl->holders->release_slot(slot);
   });
-  txn.on_abort([impl, taken, prepared, undo] {
+  txn.on_abort([impl, taken] {
     std::lock_guard guard(impl->mu);
-    if (*prepared) undo();
     for (const auto& [slot, entry] : taken) {
       impl->holders->slot(slot).state = HolderTable::SlotState::kLive;
     }
@@ -508,21 +468,15 @@ Status Allocator::pin(Transaction& txn, const std::vector<BlockExtent>& extents,
   if (taken.empty()) return Status::ok();
   std::vector<size_t> slots;
   for (const auto& [slot, entry] : taken) slots.push_back(slot);
-  auto prepared = std::make_shared<bool>(false);
   Impl* impl = impl_.get();
-  txn.on_prepare([impl, taken, slots, prepared](Transaction& t) {
+  txn.on_prepare([impl, taken, slots](Transaction& t) {
     std::lock_guard guard(impl->mu);
     impl->holders->commit_set_many(taken);
     impl->holders->stage_slots(t, slots);
-    *prepared = true;
-    impl->note_prepared(t, [impl, slots, prepared] {
-      impl->holders->commit_clear_many(slots);
-      *prepared = false;
-    });
+    impl->undo_if_aborted(t, [impl, slots] { impl->holders->commit_clear_many(slots); });
   });
-  txn.on_abort([impl, slots, prepared] {
+  txn.on_abort([impl, slots] {
     std::lock_guard guard(impl->mu);
-    if (*prepared) impl->holders->commit_clear_many(slots);
     for (size_t slot : slots) impl->holders->release_slot(slot);
   });
   return Status::ok();
@@ -647,17 +601,15 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
   }
   drop_pins_locked(txn, pins);
   if (taken.empty()) return;
-  auto prepared = std::make_shared<bool>(false);
   Impl* impl = this;
-  auto undo = [impl, taken, prepared] {
+  auto undo = [impl, taken] {
     for (const Released& r : taken) {
       impl->holders->commit_set(r.slot, r.entry);
       for (const auto& [j, h] : r.handed) impl->holders->commit_clear(j);
       for (const BlockExtent& f : r.freed) impl->committed.assign(impl->bit(f.start), f.count, true);
     }
-    *prepared = false;
   };
-  txn.on_prepare([impl, taken, prepared, undo](Transaction& t) {
+  txn.on_prepare([impl, taken, undo](Transaction& t) {
     std::lock_guard guard(impl->mu);
     for (const Released& r : taken) {
       impl->holders->commit_clear(r.slot);
@@ -669,8 +621,7 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
       for (const auto& [j, h] : r.handed) impl->holders->stage_slot(t, j);
       for (const BlockExtent& f : r.freed) impl->stage_words(t, f);
     }
-    *prepared = true;
-    impl->note_prepared(t, undo);
+    impl->undo_if_aborted(t, undo);
   });
   txn.on_commit([impl, taken] {
     std::lock_guard guard(impl->mu);
@@ -690,9 +641,8 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
       }
     }
   });
-  txn.on_abort([impl, taken, prepared, undo] {
+  txn.on_abort([impl, taken] {
     std::lock_guard guard(impl->mu);
-    if (*prepared) undo();
     for (const Released& r : taken) {
       impl->holders->slot(r.slot).state = HolderTable::SlotState::kLive;
       for (const auto& [j, h] : r.handed) impl->holders->release_slot(j);

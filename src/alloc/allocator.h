@@ -41,11 +41,11 @@
 //  - an inconsistent area (overlaps, outside the region, bitmap too small,
 //    data_start not aligned, align not a power of two): kInvalid.
 //
-// A prepare hook that changed the committed copies registers one more
-// prepare hook, which undoes the changes if the transaction has grown too big
-// for the log (the only way a commit fails after its prepare hooks ran), so
-// later transactions never stage those bits. Transactions that used an
-// Allocator must end (commit or drop) before it is destroyed.
+// A prepare hook that changed the committed copies registers an undo
+// (Transaction::on_prepare_undo) that the journal runs under its mutex if the
+// commit then fails (a transaction grown too big for the log, a media
+// fault), so later transactions never stage those bits. Transactions that
+// used an Allocator must end (commit or drop) before it is destroyed.
 //
 // Thread-safe. Lock order: callers' locks -> allocator mutex; the prepare
 // hook runs under journal mutex -> allocator mutex; allocate/free never take

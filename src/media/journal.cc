@@ -132,6 +132,9 @@ void Transaction::on_prepare(std::function<void(Transaction&)> fn) {
 }
 void Transaction::on_commit(std::function<void()> fn) { commit_.push_back(std::move(fn)); }
 void Transaction::on_abort(std::function<void()> fn) { abort_.push_back(std::move(fn)); }
+void Transaction::on_prepare_undo(std::function<void()> fn) {
+  prepare_undo_.push_back(std::move(fn));
+}
 
 uint64_t Transaction::log_bytes() const {
   if (records_.empty()) return 0;
@@ -140,11 +143,18 @@ uint64_t Transaction::log_bytes() const {
   return total;
 }
 
+void Transaction::run_prepare_undo() {
+  auto hooks = std::move(prepare_undo_);
+  prepare_undo_.clear();
+  for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)();
+}
+
 void Transaction::run_abort() {
   auto hooks = std::move(abort_);
   abort_.clear();
   commit_.clear();
   prepare_.clear();
+  prepare_undo_.clear();
   journal_ = nullptr;
   for (auto& fn : hooks) fn();
 }
@@ -448,6 +458,7 @@ Status Journal::commit(Transaction&& txn) {
     }
     uint64_t size = txn.log_bytes();
     if (size > max_transaction_bytes()) {
+      txn.run_prepare_undo();
       lock.unlock();
       txn.run_abort();
       return Status(Code::kNoSpace, "journal transaction of " + std::to_string(size) +
@@ -458,6 +469,7 @@ Status Journal::commit(Transaction&& txn) {
     uint64_t waste = 0;
     if (!j.place(size, &pos, &waste)) {
       if (Status s = j.checkpoint_locked(); !s.is_ok()) {
+        txn.run_prepare_undo();
         lock.unlock();
         txn.run_abort();
         return s;
@@ -491,6 +503,7 @@ Status Journal::commit(Transaction&& txn) {
       j.region.drain();  // the commit point
     });
     if (!logged.is_ok()) {
+      txn.run_prepare_undo();
       lock.unlock();
       txn.run_abort();
       return logged;
@@ -516,12 +529,14 @@ Status Journal::commit(Transaction&& txn) {
       }
     });
     if (!homed.is_ok()) {
+      txn.run_prepare_undo();
       lock.unlock();
       txn.run_abort();
       return homed;
     }
     for (const auto& r : txn.records_) j.note_home_write(r.region_offset, r.length);
   }
+  txn.prepare_undo_.clear();
   lock.unlock();
 
   auto hooks = std::move(txn.commit_);

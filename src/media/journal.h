@@ -92,8 +92,18 @@ class Transaction {
   void on_prepare(std::function<void(Transaction&)> fn);
   // Runs after the commit is durable (e.g. release freed blocks).
   void on_commit(std::function<void()> fn);
-  // Runs if the transaction is dropped or its commit fails.
+  // Runs if the transaction is dropped or its commit fails, after the
+  // journal mutex is released (so it may take caller locks). It must not
+  // restore state guarded by the journal mutex: another transaction may have
+  // committed changes to that state in between.
   void on_abort(std::function<void()> fn);
+  // Registered by a prepare hook: undoes what that hook changed in state
+  // guarded by the journal mutex (the staged superblock, the orphan list,
+  // the allocator's committed bitmap). Runs if the commit fails after the
+  // prepare hooks ran, under the journal mutex, in reverse registration
+  // order and before the on_abort hooks, so no other transaction stages
+  // from the changed state or has its own edits overwritten by the undo.
+  void on_prepare_undo(std::function<void()> fn);
 
   bool empty() const { return records_.empty() && prepare_.empty(); }
   // Bytes the transaction will occupy in the log, excluding prepare hooks.
@@ -103,6 +113,7 @@ class Transaction {
   friend class Journal;
   explicit Transaction(Journal* journal) : journal_(journal) {}
   void run_abort();
+  void run_prepare_undo();
 
   struct Record {
     uint64_t region_offset;
@@ -115,6 +126,7 @@ class Transaction {
   std::vector<std::function<void(Transaction&)>> prepare_;
   std::vector<std::function<void()>> commit_;
   std::vector<std::function<void()>> abort_;
+  std::vector<std::function<void()>> prepare_undo_;
 };
 
 class Journal {

@@ -175,8 +175,11 @@ void MetaTxn::stage_locked(Transaction& t) {
   if (sb_changed) {
     t.write_struct(block_offset(format::kSuperblockBlock), encode_superblock(sb));
   }
+  // Undone under the journal mutex if the commit fails from here on: run
+  // after the mutex is released, the undo would overwrite the orphan links
+  // and superblock edits of a transaction that committed in between.
   FilesystemImpl* fs = &fs_;
-  t.on_abort([fs, saved_sb, relinked]() {
+  t.on_prepare_undo([fs, saved_sb, relinked]() {
     for (auto it = relinked->rbegin(); it != relinked->rend(); ++it) {
       it->inode->orphan_next = it->old_next;
     }

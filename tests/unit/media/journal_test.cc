@@ -1013,6 +1013,36 @@ TEST(JournalHookTest, PrepareCommitOrderAndStagedWrites) {
   EXPECT_EQ(stats.replayed_bytes, 16u);
 }
 
+// A prepare hook's undo runs only when the commit fails after the prepare
+// hooks ran: in reverse order, still under the journal mutex (before the
+// on_abort hooks, which run after it is released: one of them commits here,
+// which would deadlock were the mutex still held).
+TEST(JournalHookTest, PrepareUndoRunsBeforeAbortHooksOnlyWhenTheCommitFails) {
+  Fixture f;
+  std::vector<std::string> order;
+  Transaction txn = f.journal->begin();
+  txn.on_prepare([&](Transaction& t) {
+    order.push_back("prepare");
+    t.on_prepare_undo([&] { order.push_back("undo1"); });
+    t.on_prepare_undo([&] { order.push_back("undo2"); });
+    std::vector<std::byte> big(f.journal->max_transaction_bytes(), std::byte{1});
+    t.write(kHome, big.data(), big.size());
+  });
+  txn.on_abort([&] {
+    order.push_back("abort");
+    ASSERT_TRUE(f.commit_bytes(kHome, pattern(8, 3)).is_ok());
+  });
+  EXPECT_EQ(f.journal->commit(std::move(txn)).code(), Code::kNoSpace);
+  EXPECT_EQ(order, (std::vector<std::string>{"prepare", "undo2", "undo1", "abort"}));
+
+  order.clear();
+  Transaction ok = f.journal->begin();
+  ok.write_struct(kHome, uint64_t{1});
+  ok.on_prepare([&](Transaction& t) { t.on_prepare_undo([&] { order.push_back("undo"); }); });
+  ASSERT_TRUE(f.journal->commit(std::move(ok)).is_ok());
+  EXPECT_TRUE(order.empty());
+}
+
 TEST(JournalHookTest, DroppedTransactionAborts) {
   Fixture f;
   std::vector<std::string> order;
