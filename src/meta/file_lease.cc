@@ -47,6 +47,9 @@ std::vector<BlockExtent> block_extents_of(const std::vector<LayoutPiece>& pieces
 
 Result<std::unique_ptr<LayoutLock>> FilesystemImpl::lock_layout(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  // A layout change's check_writable() runs under this lock and waits for
+  // the mount's verifier, which takes inode locks: wait before it is held.
+  if (!read_only_) (void)await_verified();
   auto lock = std::make_unique<InodeLayoutLock>(*inode);
   if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
   return std::unique_ptr<LayoutLock>(std::move(lock));
@@ -328,6 +331,7 @@ Status FilesystemImpl::release_holder(const Holder& holder) {
     std::erase(restored_holders_, holder);
   }
   if (read_only_) return Status::ok();
+  RETURN_IF_ERROR(check_writable());  // blocks go back to free space
   MetaTxn t(*this);
   RETURN_IF_ERROR(alloc_->release_holder(t.txn(), holder));
   return t.commit();
