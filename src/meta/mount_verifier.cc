@@ -236,8 +236,9 @@ Status FilesystemImpl::await_verified() const {
   std::unique_lock lock(v.mu);
   v.finished.wait(lock, [&] { return v.done; });
   if (v.result.is_ok()) return Status::ok();
-  return Status(Code::kReadOnly, "read-only: " + std::string(v.stopped ? "" : "damage found: ") +
-                                     v.result.to_string());
+  return Status(Code::kReadOnly, v.stopped ? "unmounting before the image was verified"
+                                           : "mount verification found damage: " +
+                                                 v.result.to_string());
 }
 
 }  // namespace sealfs

@@ -125,7 +125,7 @@ class BackgroundVerifyTest : public MetaTest {
     auto made = fs_->create(kRootIno, "new", 0644, O_RDWR, user());
     ASSERT_FALSE(made.is_ok()) << "created a file on a damaged image";
     EXPECT_EQ(made.status().code(), Code::kReadOnly) << made.status().to_string();
-    EXPECT_NE(made.status().message().find("damage found"), std::string::npos)
+    EXPECT_NE(made.status().message().find("mount verification found damage"), std::string::npos)
         << made.status().to_string();
     EXPECT_EQ(fs_->write(other_, 0, "x", 1, false).status().code(), Code::kReadOnly);
     EXPECT_EQ(state_on_media(), format::kStateNeedsCheck);
