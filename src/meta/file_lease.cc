@@ -293,14 +293,16 @@ Status FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size)
 
 Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
                                   const std::vector<LayoutPiece>& pieces) {
-  if (read_only_) return Status::ok();  // nothing can free blocks on a read-only mount
+  // Nothing can free blocks on a read-only mount, nor on one whose
+  // verifier found damage (lock_layout waited for it): no pin to write.
+  if (read_only_ || !verified()) return Status::ok();
   MetaTxn t(*this);
   RETURN_IF_ERROR(alloc_->pin(t.txn(), block_extents_of(pieces), holder, ino));
   return t.commit();
 }
 
 void FilesystemImpl::unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) {
-  if (read_only_) return;
+  if (read_only_ || !verified()) return;
   MetaTxn t(*this);
   Status s = alloc_->unpin(t.txn(), block_extents_of(pieces), holder);
   if (!s.is_ok()) {
