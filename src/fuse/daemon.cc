@@ -123,6 +123,7 @@ int run_daemon(const DaemonOptions& options) {
   mount_options.read_only = options.read_only;
   mount_options.gate = &leases.gate();
   mount_options.gate_every_write = options.strict_write_break;
+  mount_options.background_verify = options.background_verify;
   mount_options.owner = mount_record(options);
   mount_options.atime = atime_policy(options);
   const RegionPmem2& region_ref = **region;

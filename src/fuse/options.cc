@@ -110,6 +110,8 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
     o->emulate_pmem = true;
   } else if (opt == "strict_write_break") {
     o->strict_write_break = true;
+  } else if (opt == "background_verify") {
+    o->background_verify = true;
   } else if (opt == "killpriv_v2") {
     o->killpriv_v2 = true;
   } else if (opt == "no_killpriv_v2") {
@@ -348,6 +350,8 @@ void print_usage(const char* program) {
       "  revoke=fence|kill|quarantine  what happens to a holder that does not let go\n"
       "  dax_group=GROUP         members may hold direct mappings (besides root and owner)\n"
       "  strict_write_break      write(2) breaks direct-mapping leases, as the kernel did\n"
+      "  background_verify       go live before every inode is read and cross-checked;\n"
+      "                          metadata changes wait until a thread has done it\n"
       "  killpriv_v2             ask for FUSE_HANDLE_KILLPRIV_V2 (the default): no\n"
       "                          security.capability lookup before each write\n"
       "  no_killpriv_v2          do not: the kernel clears set-id bits where it can\n"

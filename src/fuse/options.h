@@ -50,6 +50,7 @@ struct DaemonOptions {
   std::optional<uint32_t> dax_gid;  // dax_group resolved at parse time
   std::string control_socket;       // "" = a fresh private directory
   bool strict_write_break = false;
+  bool background_verify = false;  // MountOptions::background_verify
   // Set FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (-o no_killpriv_v2 to
   // leave set-id clearing to the kernel; docs/daemon.md "Set-id bits").
   bool killpriv_v2 = true;

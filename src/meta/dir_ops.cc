@@ -114,6 +114,9 @@ void FilesystemImpl::dir_retarget(MetaTxn& t, Inode& dir, std::string_view name,
 Status FilesystemImpl::readdir(Ino ino, uint64_t cookie,
                                const std::function<bool(const DirEntry&)>& emit) {
   ASSIGN_OR_RETURN(Inode * dir, live(ino));
+  // "..": a directory reached by number before the mount's verifier set
+  // its parent link waits for it (lookup_parent), before the lock.
+  if (cookie <= 1 && dir->parent.load() == 0) (void)await_verified();
   std::shared_lock lock(dir->mu);
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "readdir on a non-directory");

@@ -47,6 +47,9 @@ std::vector<BlockExtent> block_extents_of(const std::vector<LayoutPiece>& pieces
 
 Result<std::unique_ptr<LayoutLock>> FilesystemImpl::lock_layout(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  // A layout change's check_writable() runs under this lock and waits for
+  // the mount's verifier, which takes inode locks: wait before it is held.
+  if (!read_only_) (void)await_verified();
   auto lock = std::make_unique<InodeLayoutLock>(*inode);
   if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
   return std::unique_ptr<LayoutLock>(std::move(lock));
@@ -316,14 +319,16 @@ Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_si
 
 Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
                                   const std::vector<LayoutPiece>& pieces) {
-  if (read_only_) return Status::ok();  // nothing can free blocks on a read-only mount
+  // Nothing can free blocks on a read-only mount, nor on one whose
+  // verifier found damage (lock_layout waited for it): no pin to write.
+  if (read_only_ || !verified()) return Status::ok();
   MetaTxn t(*this);
   RETURN_IF_ERROR(alloc_->pin(t.txn(), block_extents_of(pieces), holder, ino));
   return t.commit();
 }
 
 void FilesystemImpl::unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) {
-  if (read_only_) return;
+  if (read_only_ || !verified()) return;
   MetaTxn t(*this);
   Status s = alloc_->unpin(t.txn(), block_extents_of(pieces), holder);
   if (!s.is_ok()) {
@@ -354,6 +359,7 @@ Status FilesystemImpl::release_holder(const Holder& holder) {
     std::erase(restored_holders_, holder);
   }
   if (read_only_) return Status::ok();
+  RETURN_IF_ERROR(check_writable());  // blocks go back to free space
   MetaTxn t(*this);
   RETURN_IF_ERROR(alloc_->release_holder(t.txn(), holder));
   return t.commit();

@@ -211,6 +211,13 @@ struct MountOptions {
   // Blocks quarantined against holders that are still alive stay out of
   // the free space; decides liveness of a (pid, start time).
   std::function<bool(uint32_t pid, uint64_t start_time)> holder_alive;
+  // The mount goes live before every inode is read and cross-checked: a
+  // verifier thread does that while lookups, reads and getattr proceed
+  // (inodes read on demand); every operation that changes metadata waits
+  // for it (the daemon's -o background_verify; docs/design.md, "Mount").
+  bool background_verify = false;
+  // Tests: the verifier thread calls this before it starts (to hold it back).
+  std::function<void()> before_verify;
 };
 
 struct FsckLikeStats {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "meta/holder_liveness.h"
+#include "meta/mount_verifier.h"
 #include "util/log.h"
 
 namespace sealfs {
@@ -59,20 +60,22 @@ Result<std::unique_ptr<Filesystem>> Filesystem::mount(std::unique_ptr<Region> re
 FilesystemImpl::FilesystemImpl(std::unique_ptr<Region> region, const MountOptions& options)
     : region_(std::move(region)), options_(options) {}
 
-FilesystemImpl::~FilesystemImpl() = default;
+FilesystemImpl::~FilesystemImpl() { stop_verifier(); }
 
 Inode* FilesystemImpl::slot(Ino ino) {
-  // A slot first touched here holds zeros on the media: the mount made an
-  // inode for every slot that did not (load_inode_table), and the media
-  // slot changes only through its inode. So it is not read, which on a
-  // sparse region file would be a read of a hole: a page the backing
-  // filesystem may have no room for (docs/daemon.md, "Media errors and a full backing store").
+  // Until the mount is verified, a slot first touched here is read from
+  // the media by the table (load_on_demand). Once it is, every slot that
+  // holds data has been read (load_inode_table), so one first touched now
+  // holds zeros and is not read, which on a sparse region file would be a
+  // read of a hole: a page the backing filesystem may have no room for
+  // (docs/daemon.md, "Media errors and a full backing store").
   return inodes_.get_or_make(ino);
 }
 
 Result<Inode*> FilesystemImpl::live(Ino ino) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return Status(Code::kNotFound, "inode " + std::to_string(ino));
+  if (inode->load_failed) return unreadable_inode(ino);
   {
     std::shared_lock lock(inode->mu);
     if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
@@ -84,7 +87,8 @@ Status FilesystemImpl::check_writable() const {
   if (read_only_) return Status(Code::kReadOnly, "mounted read-only");
   // After a media fault (media_fault.h) the mount is read-only for good.
   if (region_->media_failed()) return region_->failed_status("write");
-  return Status::ok();
+  // Nothing is allocated, freed or relinked on an image not yet verified.
+  return await_verified();
 }
 
 Status FilesystemImpl::gate(const Inode& inode) const {
@@ -218,38 +222,23 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
     }
   }
 
-  RETURN_IF_ERROR(load_inode_table());
+  verifier_ = std::make_unique<MountVerifier>();
+  verifier_->table_data =
+      region_->data_ranges(inode_offset(geo_, 1), geo_.inode_count * format::kInodeSize);
+  inodes_.reset(geo_.inode_count, [this](Inode& inode) { load_on_demand(inode); });
+  inode_used_.assign(geo_.inode_count / 64 + 1, 0);
+  inode_used_[0] |= 1;  // inode 0 does not exist
   Inode* root = slot(format::kRootIno);
+  if (root != nullptr && root->load_failed) return describe_load_failure(format::kRootIno);
   if (root == nullptr || !S_ISDIR(root->core.mode)) {
     return Status(Code::kCorruption, "root inode is not a directory");
   }
-  RETURN_IF_ERROR(check_block_references());
-  // Indexed by inode number, up to the highest in use: a name pointing
-  // higher points at a free inode and stops the mount below.
-  uint64_t highest_used = 0;
-  for_each_used_inode([&](uint64_t ino) { highest_used = ino; });
-  std::vector<uint32_t> names(highest_used + 1, 0), subdirs(highest_used + 1, 0);
-  // Parent links of directories (for "..", rename loop checks).
   root->parent = format::kRootIno;
-  Status tree;
-  for_each_used_inode([&](uint64_t ino) {
-    if (!tree.is_ok()) return;
-    Inode* dir = slot(ino);
-    if (!S_ISDIR(dir->core.mode)) return;
-    tree = count_directory_names(*dir, names, subdirs);
-  });
-  RETURN_IF_ERROR(tree);
-  RETURN_IF_ERROR(check_link_counts(names, subdirs));
+  // Every inode read and cross-checked (mount_verifier.cc): before the
+  // mount is live, or after it by a thread while metadata changes wait.
+  const bool background = options_.background_verify;
+  if (!background) RETURN_IF_ERROR(verify_image(stats));
   if (!read_only_) {
-    RETURN_IF_ERROR(process_orphans(stats));
-    Status trimmed;
-    for_each_used_inode([&](uint64_t ino) {
-      Inode* inode = slot(ino);
-      if (!trimmed.is_ok() || !S_ISREG(inode->core.mode)) return;
-      std::unique_lock lock(inode->mu);
-      trimmed = trim_beyond_eof(*inode);
-    });
-    RETURN_IF_ERROR(trimmed);
     MetaTxn t(*this);
     int64_t now = now_ns();
     const MountRecord& owner = options_.owner;
@@ -265,67 +254,10 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
     refresh_backup_if_behind();
   }
   mounted_ = true;
-  return Status::ok();
-}
-
-// Mount: counts the names pointing at each inode and the subdirectories of
-// `dir`, and sets each subdirectory's parent link (for "..", rename loop
-// checks).
-Status FilesystemImpl::count_directory_names(Inode& dir, std::vector<uint32_t>& names,
-                                             std::vector<uint32_t>& subdirs) {
-  const uint64_t ino = dir.ino;
-  for (const auto& [fb, e] : dir.extents) {
-    for (uint64_t i = 0; i < e.length; ++i) {
-      const std::byte* b = region_->data() + block_offset(e.region_block + i);
-      Status s = dir_block_verify(b, ino);
-      if (!s.is_ok()) return s.with_context("directory " + std::to_string(ino));
-      Status bad;
-      dir_block_for_each(b, [&](const DirBlockEntry& de) {
-        if (!bad.is_ok()) return;
-        Inode* child = de.ino <= geo_.inode_count ? slot(de.ino) : nullptr;
-        if (child == nullptr || !child->in_use()) {
-          bad = Status(Code::kCorruption, "directory " + std::to_string(ino) + ": entry '" +
-                                              std::string(de.name) + "' -> free inode " +
-                                              std::to_string(de.ino));
-          return;
-        }
-        ++names[de.ino];
-        if (S_ISDIR(child->core.mode)) {
-          child->parent = ino;
-          ++subdirs[ino];
-        }
-      });
-      RETURN_IF_ERROR(bad);
-    }
-  }
-  return Status::ok();
-}
-
-Status FilesystemImpl::load_inode_table() {
-  inodes_.reset(geo_.inode_count);
-  inode_used_.assign(geo_.inode_count / 64 + 1, 0);
-  inode_used_[0] |= 1;  // inode 0 does not exist
-  // Only the parts of the table that hold data: a slot never written since
-  // mkfs is a hole in a sparse region file and reads as zero (free), and an
-  // empty region's mount then reads (on tmpfs: allocates) nothing of its
-  // table. A devdax region has no holes and is read whole.
-  const uint64_t table = inode_offset(geo_, 1);
-  const uint64_t table_bytes = geo_.inode_count * format::kInodeSize;
-  for (const Region::ByteRange& r : region_->data_ranges(table, table_bytes)) {
-    const uint64_t first = (r.offset - table) / format::kInodeSize + 1;
-    const uint64_t last = std::min(
-        geo_.inode_count, (r.offset + r.length - table + format::kInodeSize - 1) / format::kInodeSize);
-    for (uint64_t ino = first; ino <= last; ++ino) {
-      format::DiskInode disk{};
-      std::memcpy(&disk, region_->data() + inode_offset(geo_, ino), sizeof(disk));
-      if (slot_is_zero(disk)) continue;
-      Inode* inode = slot(ino);
-      RETURN_IF_ERROR(load_inode(*inode));
-      if (inode->in_use()) {
-        inode_used_[ino / 64] |= uint64_t{1} << (ino % 64);
-        ++used_inodes_;
-      }
-    }
+  if (background) {
+    start_verifier();
+  } else {
+    finish_verification(Status::ok());
   }
   return Status::ok();
 }
@@ -403,6 +335,9 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
   for (uint64_t ino : orphans) {
     Inode* inode = slot(ino);
     std::unique_lock lock(inode->mu);
+    // Reached through a handle while a background verifier ran: freed at
+    // its last forget or close (maybe_free), still on the list until then.
+    if (inode->lookups != 0 || inode->opens != 0) continue;
     if (!inode->in_use() || inode->core.nlink != 0) {
       // Linked again or already free: just take it off the list.
       MetaTxn t(*this);
@@ -449,7 +384,7 @@ void FilesystemImpl::release_inode_number(Ino ino) {
 
 void FilesystemImpl::maybe_free(Inode& inode) {
   if (!inode.in_use() || inode.core.nlink != 0 || inode.lookups != 0 || inode.opens != 0) return;
-  if (read_only_ || region_->media_failed()) return;
+  if (read_only_ || region_->media_failed() || !verified()) return;
   Status s = free_inode(inode);
   if (is_layout_sealed(s)) {
     // Still mapped through a lease: freed once the leases are broken.
@@ -510,6 +445,15 @@ Status FilesystemImpl::free_inode(Inode& inode) {
 
 Status FilesystemImpl::unmount() {
   if (!mounted_) return Status::ok();
+  stop_verifier();
+  const bool checked = verified();
+  if (!checked && !read_only_ && !verifier_->stopped) {
+    // The verifier found damage and stamped the region (finish_verification):
+    // nothing more is written and the region is not marked clean.
+    mounted_ = false;
+    return Status(Code::kCorruption,
+                  "not marked clean: " + verifier_->result.to_string() + "; run fsck.sealfs -y");
+  }
   if (!read_only_ && region_->media_failed()) {
     // The log holds committed transactions whose home writes faulted: no
     // orphan frees, no checkpoint, no "clean" state. The superblock is
@@ -526,7 +470,11 @@ Status FilesystemImpl::unmount() {
                       " made the filesystem read-only; free space on the backing store (or "
                       "replace the media) and run fsck.sealfs -y");
   }
-  if (!read_only_) {
+  // Unmounted before the verifier finished: the image is as the mount found
+  // it (nothing was allocated, freed or relinked), so only its state is
+  // written; atimes kept in DRAM are dropped and orphans wait for the next
+  // mount, as after a crash.
+  if (!read_only_ && checked) {
     if (Status s = persist_lazy_times(); !s.is_ok()) {
       log().error("unmount: timestamps not written: {}", s.to_string());
     }
@@ -543,6 +491,8 @@ Status FilesystemImpl::unmount() {
         if (!s.is_ok()) log().warn("unmount: orphan {} kept: {}", ino, s.to_string());
       }
     }
+  }
+  if (!read_only_) {
     MetaTxn t(*this);
     t.edit_superblock([](Superblock& s) {
       // A region found damaged stays marked until fsck has checked it.
@@ -578,6 +528,9 @@ void FilesystemImpl::release(Ino ino) {
 }
 
 StatFs FilesystemImpl::statfs() {
+  // The inode count is known once every slot is read; after damage it is
+  // what was read.
+  (void)await_verified();
   StatFs s;
   s.blocks = geo_.data_blocks;
   s.free_blocks = alloc_->free_blocks();
@@ -593,6 +546,8 @@ Status FilesystemImpl::fsync(Ino ino, bool datasync) {
   // copies are drained before the call that wrote them returns.
   region_->drain();
   if (datasync || read_only_) return Status::ok();
+  // Times are written once the image is verified; after damage, never.
+  if (!await_verified().is_ok()) return Status::ok();
   std::unique_lock lock(inode->mu);
   return persist_times(*inode);
 }

@@ -29,6 +29,8 @@
 
 namespace sealfs {
 
+struct MountVerifier;  // mount_verifier.h
+
 // Largest file: 2^44 bytes (16 TiB). Block numbers then fit easily in the
 // 64-bit file_block of an extent and offsets never overflow.
 inline constexpr uint64_t kMaxFileSize = 1ull << 44;
@@ -164,6 +166,24 @@ class FilesystemImpl final : public Filesystem {
   Status check_link_counts(const std::vector<uint32_t>& names,
                            const std::vector<uint32_t>& subdirs);
   Status trim_beyond_eof(Inode& inode);
+  // --- mount verification (mount_verifier.cc): everything a mount reads
+  // and checks before it trusts the image, run before the mount is live or,
+  // with MountOptions::background_verify, by a thread after it.
+  Status verify_image(FsckLikeStats* stats);
+  void start_verifier();
+  void stop_verifier();  // unmount and destructor; joins the thread
+  void finish_verification(const Status& result);
+  // The gate of every metadata change (check_writable calls it): waits
+  // until the image is verified; kReadOnly for good when verification found
+  // damage. Never called with an inode lock held (the verifier takes them).
+  Status await_verified() const;
+  bool verified() const;
+  // InodeTable's loader: reads a slot first touched while verifying.
+  void load_on_demand(Inode& inode);
+  // An inode whose load failed: kIoError (what is served), and the reason
+  // (what a synchronous mount refuses with).
+  Status unreadable_inode(Ino ino) const;
+  Status describe_load_failure(Ino ino);
 
   // --- block map (file_layout.cc)
   // Makes the overflow chain match the extent map; may allocate or free
@@ -290,6 +310,7 @@ class FilesystemImpl final : public Filesystem {
   std::vector<Ino> deferred_frees_;
   std::mutex restored_mu_;  // leaf
   std::vector<Holder> restored_holders_;
+  std::unique_ptr<MountVerifier> verifier_;
 };
 
 }  // namespace sealfs

@@ -15,6 +15,7 @@ namespace sealfs {
 Result<Attr> FilesystemImpl::lookup_self(Ino ino) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return Status(Code::kStale, "no inode " + std::to_string(ino));
+  if (inode->load_failed) return unreadable_inode(ino);
   std::unique_lock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
   if (inode->core.nlink == 0) {
@@ -35,6 +36,14 @@ Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
       if (!dir->in_use()) return Status(Code::kStale, "directory freed");
       if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "'..' of a non-directory");
       if (dir->core.nlink == 0) return Status(Code::kStale, "directory was removed");
+      parent = dir->parent.load();
+    }
+    if (parent == 0) {
+      // Not yet looked up by name since the mount: the verifier sets it.
+      if (Status s = await_verified(); !s.is_ok()) {
+        return Status(Code::kIoError,
+                      "parent of " + std::to_string(ino) + " unknown: " + s.to_string());
+      }
       parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
     }
     // Locking the parent while holding the child would invert the order

@@ -47,6 +47,11 @@ struct Inode {
   std::string inline_symlink;             // symlinks of <= kInlineSymlinkMax bytes
   // atime/mtime/ctime changed in DRAM only (FilesystemImpl::mark_times_dirty).
   bool times_dirty = false;
+  // Not guarded (next to times_dirty only to share its padding): its slot
+  // or overflow chain failed the checks when it was read (mount_verifier.cc),
+  // so nothing of it is served (EIO). Set before the inode is published in
+  // the table, never changed after.
+  bool load_failed = false;
   uint64_t lookups = 0;
   uint64_t opens = 0;
   std::unique_ptr<DirIndex> dir;  // directories, built on first use

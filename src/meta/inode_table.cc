@@ -15,9 +15,10 @@ void InodeTable::clear() {
   leaf_count_ = 0;
 }
 
-void InodeTable::reset(uint64_t count) {
+void InodeTable::reset(uint64_t count, std::function<void(Inode&)> loader) {
   std::lock_guard lock(mu_);
   clear();
+  loader_ = std::move(loader);
   count_ = count;
   leaf_count_ = (count >> kLeafBits) + 1;
   leaves_ = std::make_unique<std::atomic<Leaf*>[]>(leaf_count_);
@@ -46,6 +47,7 @@ Inode* InodeTable::make(uint64_t ino) {
   Inode* inode = slot.load(std::memory_order_relaxed);
   if (inode == nullptr) {
     inode = new Inode(ino);
+    if (loader_) loader_(*inode);
     slot.store(inode, std::memory_order_release);
   }
   return inode;

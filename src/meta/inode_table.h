@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -27,8 +28,11 @@ class InodeTable {
   ~InodeTable();
 
   // Numbers 1..count; 0 and larger numbers are never in it. Not concurrent
-  // with any other call (the mount calls it before serving).
-  void reset(uint64_t count);
+  // with any other call (the mount calls it before serving). `loader` fills
+  // an inode when it is first made, under the table's lock and before any
+  // other thread can see it, so an inode is read from media exactly once;
+  // it takes no lock and never calls back into the table.
+  void reset(uint64_t count, std::function<void(Inode&)> loader = {});
 
   // The inode numbered `ino`, made on first use; nullptr when `ino` is out
   // of range.
@@ -51,6 +55,7 @@ class InodeTable {
   uint64_t count_ = 0;
   std::unique_ptr<std::atomic<Leaf*>[]> leaves_;  // owned; count_ / kLeafSlots + 1
   uint64_t leaf_count_ = 0;
+  std::function<void(Inode&)> loader_;
 };
 
 }  // namespace sealfs

@@ -31,7 +31,9 @@ Status FilesystemImpl::check_block_references() {
   const XattrBlockReader xattr_reader = xattr_block_reader();
   auto referents = [&](const std::function<void(const BlockReferent&)>& emit) {
     for_each_used_inode([&](uint64_t ino) {
-      const Inode& inode = *slot(ino);
+      Inode& inode = *slot(ino);
+      // Readers may hold it too; writers wait for the verifier.
+      std::shared_lock lock(inode.mu);
       for (const auto& [file_block, e] : inode.extents) {
         emit({Kind::kExtent, ino, 0, {e.region_block, e.length}});
       }
@@ -68,7 +70,9 @@ Status FilesystemImpl::check_link_counts(const std::vector<uint32_t>& names,
   Status bad;
   for_each_used_inode([&](uint64_t ino) {
     if (!bad.is_ok()) return;
-    const InodeCore& c = slot(ino)->core;
+    Inode& inode = *slot(ino);
+    std::shared_lock lock(inode.mu);
+    const InodeCore& c = inode.core;
     uint64_t want = names[ino];
     if (S_ISDIR(c.mode)) {
       const uint32_t max_names = ino == format::kRootIno ? 0 : 1;

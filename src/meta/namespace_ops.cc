@@ -42,7 +42,22 @@ Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
     // A damaged directory naming itself: its lock is already held.
     return Status(Code::kCorruption, "directory " + std::to_string(dir->ino) + " names itself");
   }
+  // Until the mount is verified (mount_verifier.cc) the names are not yet
+  // checked against the inodes: a damaged one is refused here.
+  if (child == nullptr) {
+    return Status(Code::kCorruption, "directory " + std::to_string(dir->ino) + ": entry '" +
+                                         std::string(name) + "' -> no such inode");
+  }
+  if (child->load_failed) return unreadable_inode(child->ino);
   std::unique_lock cl(child->mu);
+  if (!child->in_use()) {
+    return Status(Code::kCorruption, "directory " + std::to_string(dir->ino) + ": entry '" +
+                                         std::string(name) + "' -> free inode " +
+                                         std::to_string(child->ino));
+  }
+  // A directory has one name, so its parent is known once looked up; the
+  // verifier sets the rest (and checks the one name).
+  if (S_ISDIR(child->core.mode) && child->parent == 0) child->parent = dir->ino;
   ++child->lookups;
   return attr_of(*child);
 }
@@ -292,6 +307,11 @@ Status FilesystemImpl::rmdir(Ino parent, std::string_view name) {
 
 Status FilesystemImpl::open(Ino ino, int flags) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  // check_writable() below waits for the mount's verifier, which takes
+  // inode locks: wait here, before this one is held.
+  if (!read_only_ && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))) {
+    (void)await_verified();
+  }
   std::unique_lock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   bool writing = (flags & O_ACCMODE) != O_RDONLY;

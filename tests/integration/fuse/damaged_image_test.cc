@@ -6,7 +6,11 @@
 // The image is edited offline with the project's own codecs (the inode
 // re-sealed with a valid crc): the lie is structurally valid, so only the
 // mount's cross-checks can catch it.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +28,7 @@ namespace sealfs::itest {
 namespace {
 
 using Bytes = std::vector<std::byte>;
+using namespace std::chrono_literals;
 constexpr uint64_t kFileBlocks = 32;
 constexpr uint64_t kSeed = 8;
 
@@ -160,6 +165,52 @@ TEST_F(DamagedImageTest, NamedFileWithLinkCountZeroIsRefusedAndRepaired) {
   EXPECT_EQ(st.st_nlink, 1u);
   // The repaired count holds across an unmount (which frees unlinked inodes).
   ASSERT_NO_FATAL_FAILURE(remount());
+  expect_victim_intact();
+}
+
+// With -o background_verify the same damage is found after the mount is
+// live: the files are served meanwhile, every change is refused (EROFS) once
+// the verifier has found it, the daemon logs it and exits 1 at unmount
+// without marking the region clean, and fsck.sealfs repairs it as before.
+TEST_F(DamagedImageTest, BackgroundVerifyServesThenRefusesChangesAndFsckRepairs) {
+  ASSERT_FALSE(fsck_bin().empty()) << "FSCK_BIN is not set";
+  uint64_t ino = write_victim();
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  ASSERT_NO_FATAL_FAILURE(load_image());
+  const uint64_t start = inode(ino).u.extents[0].region_block.get();
+  clear_bits(start + 10, 8);
+  ASSERT_NO_FATAL_FAILURE(store_image());
+
+  config().options = "background_verify";
+  ASSERT_NO_FATAL_FAILURE(mount());
+  expect_victim_intact();  // read before or while the verifier runs
+  std::string out;
+  // The create waits for the verifier, which finds the bitmap damage.
+  const int fd = ::open(path("newcomer").c_str(), O_CREAT | O_WRONLY, 0644);
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  EXPECT_EQ(fd, -1) << "created a file on a damaged image";
+  EXPECT_EQ(err, EROFS);
+  EXPECT_EQ(log_count("the filesystem is read-only from now on"), 1u);
+  EXPECT_GE(log_count("blocks [" + std::to_string(start + 10) + ", +8) are free"), 1u);
+  const pid_t pid = release_daemon();
+  ASSERT_EQ(run_command({"fusermount3", "-u", mountpoint()}, &out), 0) << out;
+  auto status = wait_child(pid, 60s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << "exit status " << *status;
+
+  // Stamped: a read-write mount is refused until fsck has seen it.
+  config().options.clear();
+  out.clear();
+  EXPECT_EQ(try_mount(&out), 1) << out;
+  EXPECT_NE(out.find("needing a check"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(fsck("-y", &out), 1) << out;
+  out.clear();
+  EXPECT_EQ(fsck("-n", &out), 0) << out;
+  ASSERT_NO_FATAL_FAILURE(mount());
+  expect_victim_intact();
+  write_file(path("newcomer"), std::string(kFileBlocks * format::kBlockSize, 'N'));
   expect_victim_intact();
 }
 

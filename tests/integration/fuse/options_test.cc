@@ -69,6 +69,17 @@ TEST(FuseOptions, LeaseOptions) {
   EXPECT_TRUE(o->strict_write_break);
 }
 
+TEST(FuseOptions, BackgroundVerify) {
+  auto d = parse({"/img", "/mnt"});
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_FALSE(d->background_verify);
+  auto o = parse({"/img", "/mnt", "-o", "background_verify"});
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_TRUE(o->background_verify);
+  // The daemon's business, not the kernel's: never forwarded.
+  EXPECT_EQ(join_fuse_options(*o), "default_permissions,fsname=/img,subtype=sealfs");
+}
+
 TEST(FuseOptions, CacheTimeouts) {
   auto d = parse({"/img", "/mnt"});
   ASSERT_TRUE(d.is_ok());
