@@ -222,8 +222,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set,
     s.cached_times = r.ctx().writeback_cache &&
                      (s.valid & ~(SetAttr::kMtime | SetAttr::kCtime)) == 0;
     // chown(f, -1, -1) arrives with nothing to set (the kernel dropped the
-    // mode it would have cleared: it leaves that to us under KILLPRIV_V2).
-    if (to_set == 0) s.valid |= SetAttr::kKeepOwner;
+    // mode it would have cleared: it leaves that to us under KILLPRIV_V2),
+    // or, under the writeback cache, with a bare ctime (the kernel trusts
+    // its own cmtime then).
+    if ((to_set & ~FUSE_SET_ATTR_CTIME) == 0) s.valid |= SetAttr::kKeepOwner;
     // Truncate and chown clear set-id bits by the caller's privilege.
     if (s.valid & (SetAttr::kSize | SetAttr::kUid | SetAttr::kGid | SetAttr::kKeepOwner)) {
       s.caller = setid_caller_of(req);
