@@ -22,7 +22,7 @@
 #include <thread>
 #include <utility>
 
-#include "lease_fixture.h"
+#include "reserved_map_fixture.h"
 #include "pattern.h"
 #include "sealfs/sealfs.h"
 #include "util/sync_point.h"
@@ -67,23 +67,12 @@ class Pause {
   bool open_ = false;
 };
 
-class ExtendRaceTest : public LeaseFixture {
+class ExtendRaceTest : public ReservedMapFixture {
  protected:
   void TearDown() override {
     sync_point::disarm_all();
-    if (map_ != nullptr) sealfs_unmap(map_);
-    if (fd_ >= 0) close(fd_);
-    LeaseFixture::TearDown();
+    ReservedMapFixture::TearDown();
   }
-  void map_here(const std::string& name, uint64_t length, uint64_t reserve) {
-    fd_ = open(path(name).c_str(), O_RDWR | O_CLOEXEC);
-    ASSERT_GE(fd_, 0) << std::strerror(errno);
-    int r = sealfs_map_reserve(fd_, 0, length, reserve, PROT_READ | PROT_WRITE, 0, &map_);
-    ASSERT_EQ(r, 0) << sealfs_last_error();
-  }
-
-  int fd_ = -1;
-  struct sealfs_map* map_ = nullptr;
 };
 
 constexpr uint64_t kFile = 1 * kMiB;

@@ -15,7 +15,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "lease_fixture.h"
+#include "reserved_map_fixture.h"
 #include "pattern.h"
 #include "sealfs/sealfs.h"
 #include "sealfs/sealfs.hpp"
@@ -23,25 +23,7 @@
 namespace sealfs::itest {
 namespace {
 
-class NativeApiTest : public LeaseFixture {
- protected:
-  void TearDown() override {
-    if (map_ != nullptr) sealfs_unmap(map_);
-    if (fd_ >= 0) close(fd_);
-    LeaseFixture::TearDown();
-  }
-  // Opens `name` read-write and maps [0, length) with `reserve` bytes of
-  // address space.
-  void map_here(const std::string& name, uint64_t length, uint64_t reserve) {
-    fd_ = open(path(name).c_str(), O_RDWR | O_CLOEXEC);
-    ASSERT_GE(fd_, 0) << std::strerror(errno);
-    int r = sealfs_map_reserve(fd_, 0, length, reserve, PROT_READ | PROT_WRITE, 0, &map_);
-    ASSERT_EQ(r, 0) << sealfs_last_error();
-  }
-
-  int fd_ = -1;
-  struct sealfs_map* map_ = nullptr;
-};
+class NativeApiTest : public ReservedMapFixture {};
 
 constexpr uint64_t kFile = 1 * kMiB;
 
