@@ -27,6 +27,13 @@ void drop_all(Context& ctx, uint64_t ino, InodeState& st, const std::string& why
 
 // The kept attributes into the store's first blocks, in its own format;
 // the blocks no longer needed leave st.xattr_blocks (phase 5 frees them).
+// This runs before the cross-link pass has settled who owns each block,
+// and is still safe: every block written here decoded as this inode's own
+// xattr block (the owner's number is in it), so no other inode's xattr
+// store or overflow chain can hold it (those decode it for their owner,
+// and the overflow chain, the only kind ranked above xattrs, checks the
+// extent-block format), and the pass gives it to this inode over any data
+// extent that also claims it.
 void rewrite_store(Context& ctx, uint64_t ino, InodeState& st, const XattrStore& store,
                    const XattrList& kept) {
   format::DiskInode disk = ctx.image.read_inode(ino);

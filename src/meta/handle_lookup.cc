@@ -4,6 +4,8 @@
 // open_by_handle_at(2) and nfsd). The kernel asks "." of an inode number it
 // no longer holds and compares the generation we answer with the one in
 // the handle; it asks ".." of a directory to reconnect it to the tree.
+#include <thread>
+
 #include "meta/filesystem_impl.h"
 
 namespace sealfs {
@@ -52,14 +54,21 @@ Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
     // reused. Under the parent's lock the link cannot move away from it
     // (a rename or rmdir out of it takes that lock): if it still points
     // there, the directory is a child of `up` or was removed from it, and
-    // its own lock, taken after its parent's as the order says, tells which.
+    // its own lock tells which. That lock is only tried: when the directory
+    // was removed and `up` is a reuser of the number, `up` is no ancestor
+    // and waiting here could invert the order, so contention means retry.
     Inode* up = slot(parent);
     if (up == nullptr) return Status(Code::kStale, "parent " + std::to_string(parent));
     std::unique_lock lock(up->mu);
     const uint64_t now_parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
     if (now_parent != parent) continue;  // moved meanwhile: ask again
     if (up != dir) {
-      std::shared_lock dl(dir->mu);
+      std::shared_lock dl(dir->mu, std::try_to_lock);
+      if (!dl.owns_lock()) {
+        lock.unlock();
+        std::this_thread::yield();
+        continue;
+      }
       if (!dir->in_use() || dir->core.nlink == 0) {
         return Status(Code::kStale, "directory was removed");
       }
