@@ -7,12 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
-#include <fstream>
+#include <optional>
 #include <sstream>
-#include <string_view>
 
 #include "lease/fdinfo.h"
+#include "util/proc_file.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77  // Linux 6.5; older headers lack it
@@ -21,47 +20,19 @@
 namespace sealfs::lease {
 namespace {
 
-bool parse_u64(std::string_view text, uint64_t& out, int base = 10) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
-  return ec == std::errc() && end != text.data();
-}
-
 std::vector<uint32_t> supplementary_groups(uint32_t pid) {
   std::vector<uint32_t> groups;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Groups:", 0) != 0) continue;
-    std::istringstream words(line.substr(7));
-    uint64_t g;
-    while (words >> g) groups.push_back(static_cast<uint32_t>(g));
-    break;
-  }
+  auto text = read_kernel_file("/proc/" + std::to_string(pid) + "/status");
+  if (!text.is_ok()) return groups;
+  size_t at = text->find("\nGroups:");
+  if (at == std::string::npos) return groups;
+  std::istringstream words(text->substr(at + 8, text->find('\n', at + 1) - (at + 8)));
+  uint64_t g;
+  while (words >> g) groups.push_back(static_cast<uint32_t>(g));
   return groups;
 }
 
 }  // namespace
-
-Result<uint64_t> process_start_time(uint32_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // comm may hold spaces and parentheses: fields resume after the last ')'.
-  size_t close = text.rfind(')');
-  if (text.empty() || close == std::string::npos) {
-    return Status(Code::kNotFound, "no process " + std::to_string(pid));
-  }
-  std::istringstream fields(text.substr(close + 1));
-  std::string field;
-  for (int index = 3; fields >> field; ++index) {
-    if (index == 22) {
-      uint64_t value;
-      if (!parse_u64(field, value)) break;
-      return value;
-    }
-  }
-  return Status(Code::kCorruption, "unparsable /proc/" + std::to_string(pid) + "/stat");
-}
 
 Result<PeerInfo> peer_info(int socket_fd) {
   struct ucred cred {};
@@ -83,8 +54,8 @@ Result<PeerInfo> peer_info(int socket_fd) {
   }
   peer.pidfd = pidfd;
   peer.groups = supplementary_groups(peer.pid);
-  auto start = process_start_time(peer.pid);
-  if (!start.is_ok() || pidfd_exited(pidfd)) {
+  std::optional<uint64_t> start = process_start_time(peer.pid);
+  if (!start || pidfd_exited(pidfd)) {
     close(pidfd);
     return Status(Code::kNotFound, "peer exited while connecting");
   }

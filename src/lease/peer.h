@@ -25,9 +25,6 @@ struct PeerInfo {
 // Credentials of the process at the other end of a connected Unix socket.
 Result<PeerInfo> peer_info(int socket_fd);
 
-// Field 22 of /proc/PID/stat (start time in clock ticks since boot).
-Result<uint64_t> process_start_time(uint32_t pid);
-
 struct FdInfo {
   uint64_t ino = 0;
   uint32_t flags = 0;   // open flags (O_ACCMODE, O_PATH, ...)

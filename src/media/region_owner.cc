@@ -9,11 +9,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
+
+#include "util/proc_file.h"
 
 namespace sealfs {
 
@@ -47,8 +48,8 @@ int lock_byte(int fd, short type, off_t offset) {
 }
 
 std::string read_command(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto cmdline = read_kernel_file("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string raw = cmdline.is_ok() ? std::move(*cmdline) : std::string();
   while (!raw.empty() && raw.back() == '\0') raw.pop_back();
   for (char& c : raw) {
     if (c == '\0') c = ' ';

@@ -1,0 +1,61 @@
+#include "util/proc_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <string_view>
+
+namespace sealfs {
+
+Result<std::string> read_kernel_file(const std::string& path, size_t limit) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(errno, "open " + path);
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return Status::from_errno(err, "read " + path);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() >= limit) {
+      text.resize(limit);
+      break;
+    }
+  }
+  close(fd);
+  return text;
+}
+
+std::optional<uint64_t> process_start_time(uint32_t pid) {
+  auto text = read_kernel_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!text.is_ok()) return std::nullopt;
+  // The command name (field 2) may hold spaces and parentheses: the fields
+  // after it start past the last ')'. Field 3 is the first after it.
+  std::string_view rest(*text);
+  size_t close_paren = rest.rfind(')');
+  if (close_paren == std::string_view::npos) return std::nullopt;
+  rest.remove_prefix(close_paren + 1);
+  for (int field = 3;; ++field) {
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    size_t end = rest.find(' ');
+    std::string_view word = rest.substr(0, end);
+    if (word.empty()) return std::nullopt;
+    if (field == 22) {
+      uint64_t value = 0;
+      auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
+      if (ec != std::errc() || ptr != word.data() + word.size()) return std::nullopt;
+      return value;
+    }
+    if (end == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(end);
+  }
+}
+
+}  // namespace sealfs

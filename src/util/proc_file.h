@@ -1,0 +1,25 @@
+// Files the kernel makes on demand (/proc, /sys): read with plain open/read,
+// never iostreams. A process can die between our open of /proc/PID/x and
+// the read, which then fails with ESRCH; std::istreambuf_iterator over an
+// std::ifstream turns such a read error into an exception that nothing
+// catches, and a holder killed at the wrong moment aborted the daemon that
+// way (found by the VM tier's lease stress, docs/vm.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "util/status.h"
+
+namespace sealfs {
+
+// The whole file, at most `limit` bytes of it; any failure is a Status.
+Result<std::string> read_kernel_file(const std::string& path, size_t limit = 1 << 20);
+
+// Field 22 of /proc/PID/stat (start time in clock ticks since boot): with
+// the pid it names one process for good, as pids are reused. nullopt when
+// the process is gone or the file does not parse.
+std::optional<uint64_t> process_start_time(uint32_t pid);
+
+}  // namespace sealfs

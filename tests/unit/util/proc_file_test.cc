@@ -1,0 +1,63 @@
+// util/proc_file.h: reading kernel-made files without exceptions, and the
+// process start time that names a holder for good.
+#include "util/proc_file.h"
+
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+namespace sealfs {
+namespace {
+
+// A read that fails after a successful open (a directory here; a process
+// that died between the open and the read of its /proc file in the daemon)
+// is a Status, not an exception: through std::ifstream and
+// std::istreambuf_iterator the same failure threw and aborted the daemon.
+TEST(ProcFileTest, AReadErrorAfterTheOpenIsAStatus) {
+  Result<std::string> text = read_kernel_file("/proc/self");
+  ASSERT_FALSE(text.is_ok());
+  EXPECT_NE(text.status().to_string().find("read /proc/self"), std::string::npos)
+      << text.status().to_string();
+  EXPECT_FALSE(read_kernel_file("/proc/self/no-such-file").is_ok());
+}
+
+TEST(ProcFileTest, ReadsTheWholeFileUpToTheLimit) {
+  Result<std::string> whole = read_kernel_file("/proc/self/maps");
+  ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
+  EXPECT_GT(whole->size(), 4096u);  // more than one read(2) of the loop
+  Result<std::string> cut = read_kernel_file("/proc/self/maps", 100);
+  ASSERT_TRUE(cut.is_ok());
+  EXPECT_EQ(*cut, whole->substr(0, 100));
+}
+
+// The command name may contain ") " and digits: fields are counted after
+// the last ')'. The start time must not change with the name.
+TEST(ProcFileTest, StartTimeSurvivesACommandNameThatLooksLikeFields) {
+  char saved[17] = {};
+  ASSERT_EQ(prctl(PR_GET_NAME, saved), 0);
+  std::optional<uint64_t> before = process_start_time(static_cast<uint32_t>(getpid()));
+  ASSERT_TRUE(before.has_value());
+  ASSERT_EQ(prctl(PR_SET_NAME, "x) 1 2 (3) 4 5"), 0);
+  std::optional<uint64_t> during = process_start_time(static_cast<uint32_t>(getpid()));
+  ASSERT_EQ(prctl(PR_SET_NAME, saved), 0);
+  ASSERT_TRUE(during.has_value());
+  EXPECT_EQ(*during, *before);
+}
+
+TEST(ProcFileTest, AReapedChildHasNoStartTime) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  std::optional<uint64_t> alive_or_zombie = process_start_time(static_cast<uint32_t>(child));
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(alive_or_zombie.has_value());  // a zombie still has its /proc entry
+  EXPECT_FALSE(process_start_time(static_cast<uint32_t>(child)).has_value());
+}
+
+}  // namespace
+}  // namespace sealfs
