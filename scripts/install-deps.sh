@@ -13,6 +13,12 @@ packages=(
   # scripts/sanitize.sh: clang, its ASan/UBSan/libFuzzer runtimes, llvm-symbolizer
   clang libclang-rt-14-dev llvm
 )
+# With --vm also what the vm tier needs (tests/vm, docs/vm.md): qemu, a Debian
+# kernel with its modules, and what the guest's initramfs is built from. Not
+# by default: a machine that only mounts sealfs has no use for a second kernel.
+if [ "${1:-}" = --vm ]; then
+  packages+=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -19,6 +19,9 @@ seed=$(cat /sealfs/seed)
 expect_domain=$(sed -n 's/.*sealfs.domain=\([^ ]*\).*/\1/p' /proc/cmdline)
 expect_granularity=$(sed -n 's/.*sealfs.granularity=\([^ ]*\).*/\1/p' /proc/cmdline)
 phase=$(sed -n 's/.*sealfs.phase=\([^ ]*\).*/\1/p' /proc/cmdline)
+# The daemon workloads (differential test, lease stress) run in one full
+# boot only: under TCG they are the slow part.
+workload=$(sed -n 's/.*sealfs.workload=\([^ ]*\).*/\1/p' /proc/cmdline)
 
 stamp() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "vm: [$(stamp)s] $*"; }
@@ -115,57 +118,140 @@ process_alive() {  # pid: running and not a zombie
   state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
   [ -n "$state" ] && [ "$state" != Z ]
 }
-lease_check() {  # kind, target, dax_holder options...
-  local kind=$1 target=$2 mnt=/mnt/sealfs log=/tmp/sealfs-$1.log daemon status i=0
+mnt=/mnt/sealfs
+daemon_start() {  # kind, target, sealfs options...: mounts $target on $mnt
+  local kind=$1 target=$2 i=0
   shift 2
+  daemon_log=/tmp/sealfs-$kind.log
   mkdir -p $mnt
-  say "mount the sealfs daemon on $target ($kind): sealfs -f -o lease_break_time=$lease_break_time"
-  sealfs -f -o lease_break_time=$lease_break_time "$target" $mnt > "$log" 2>&1 &
+  say "mount the sealfs daemon on $target ($kind): sealfs -f $*"
+  sealfs -f "$@" "$target" $mnt >> "$daemon_log" 2>&1 &
   daemon=$!
   while ! grep -q " $mnt fuse" /proc/mounts; do
     if ! process_alive $daemon; then
-      cat "$log"
+      cat "$daemon_log"
       finish FAIL "the sealfs daemon on $kind exited before mounting"
     fi
     i=$((i + 1))
     if [ $i -gt 600 ]; then
-      cat "$log"
+      cat "$daemon_log"
       finish FAIL "the sealfs daemon did not mount $kind within 60 s"
     fi
     sleep 0.1
   done
   say "mounted after $((i / 10)).$((i % 10)) s: $(grep " $mnt " /proc/mounts)"
-  say "direct mappings on $kind: dax_holder --kind $kind $* $mnt/lease.dat"
-  if ! dax_holder --kind "$kind" --seed "$seed" --break-time $lease_break_time "$@" \
-      $mnt/lease.dat > /tmp/out 2>&1; then
-    cat /tmp/out
-    say "daemon log:"
-    cat "$log"
-    finish FAIL "direct mappings on $kind"
-  fi
-  cat /tmp/out
+}
+daemon_stop() {  # kind: unmounts $mnt; the daemon must then exit 0
+  local kind=$1 status=0 i=0
   must "unmount sealfs ($kind)" fusermount3 -u $mnt
-  i=0
   while process_alive $daemon; do
     i=$((i + 1))
     if [ $i -gt 300 ]; then
-      cat "$log"
+      cat "$daemon_log"
       finish FAIL "the sealfs daemon on $kind did not exit within 30 s of the unmount"
     fi
     sleep 0.1
   done
-  status=0
   wait $daemon || status=$?
   if [ $status -ne 0 ]; then
-    cat "$log"
+    cat "$daemon_log"
     finish FAIL "the sealfs daemon on $kind exited with status $status"
   fi
-  if [ -s "$log" ]; then
+  if [ -s "$daemon_log" ]; then
     say "daemon log:"
-    cat "$log"
+    cat "$daemon_log"
   fi
-  say "direct mappings on $kind: done, daemon exited 0"
 }
+lease_check() {  # name, dax_holder kind (devdax or fsdax), target, dax_holder options...
+  local kind=$1 holder_kind=$2 target=$3
+  shift 3
+  daemon_start "$kind" "$target" -o lease_break_time=$lease_break_time
+  say "direct mappings on $kind: dax_holder --kind $holder_kind $* $mnt/lease.dat"
+  if ! dax_holder --kind "$holder_kind" --seed "$seed" --break-time $lease_break_time "$@" \
+      $mnt/lease.dat > /tmp/out 2>&1; then
+    cat /tmp/out
+    say "daemon log:"
+    cat "$daemon_log"
+    finish FAIL "direct mappings on $kind"
+  fi
+  cat /tmp/out
+  daemon_stop "$kind"
+  say "direct mappings on $kind: done, daemon exited 0"
+  must "fsck after the direct mappings on $kind" fsck.sealfs -n "$target"
+}
+
+# The daemon's ordinary paths on real DAX: the differential tester (writes,
+# creates, renames, unlinks, ACLs, flags, fallocate, mmap; tmpfs in /tmp as
+# the reference; no user.* xattrs, which tmpfs lacks before Linux 6.6)
+# against a mount of $target, then a clean unmount and fsck.
+workload_check() {  # kind, target, operations
+  local kind=$1 target=$2 ops=$3
+  daemon_start "$kind-workload" "$target" -o allow_other
+  mkdir -p /tmp/difftest-$kind
+  must "differential test on $kind ($ops operations)" difftest --no-xattrs --a $mnt --b /tmp/difftest-$kind \
+    --seed "$seed" --ops "$ops"
+  daemon_stop "$kind-workload"
+  must "fsck after the workload on $kind" fsck.sealfs -n "$target"
+}
+
+# The lease stress test (tests/integration/lease/stress_test.cc) with its
+# regions on a filesystem mounted -o dax: TMPDIR holds them and there is no
+# /dev/shm in the guest, so the fixture maps them as real fsdax files.
+stress_check() {  # directory on a dax filesystem
+  [ ! -e /dev/shm ] || finish FAIL "/dev/shm exists: the stress test would put its regions there"
+  mkdir -p "$1/stress"
+  say "lease stress on $1: lease_stress_test (SEALFS_STRESS_SECONDS=$stress_seconds)"
+  if ! env TMPDIR="$1/stress" SEALFS_BIN=/sealfs/sealfs MKFS_BIN=/sealfs/mkfs.sealfs \
+      FSCK_BIN=/sealfs/fsck.sealfs SEALFS_STRESS_HOLDER=/sealfs/lease_stress_holder \
+      SEALFS_STRESS_SIGBREAKER=/sealfs/lease_stress_sigbreaker \
+      SEALFS_STRESS_SECONDS=$stress_seconds SEALFS_STRESS_SEED="$seed" \
+      lease_stress_test > /tmp/out 2>&1; then
+    tail -c 20000 /tmp/out
+    finish FAIL "lease stress on $1"
+  fi
+  tail -n 40 /tmp/out
+  grep -q "^\[  PASSED  \] 1 test" /tmp/out || finish FAIL "lease stress on $1 did not run its test"
+}
+stress_seconds=10
+
+# --- kill-the-machine drill ---------------------------------------------------------
+# Round k (sealfs.round) boots on the NVDIMM that round k-1 left when the
+# host SIGKILLed qemu in the middle of crash_writer's workload: fsck checks
+# the crashed region (journal replay in memory), the daemon recovers it,
+# crash_writer verifies every step the host saw acknowledged (sealfs.acked),
+# the daemon unmounts and fsck must find the region clean. Then round k
+# starts its own workload, which runs until the host kills the machine;
+# phase crashcheck only verifies. Round 1 formats a fresh devdax namespace.
+if [ "$phase" = crash ] || [ "$phase" = crashcheck ]; then
+  round=$(sed -n 's/.*sealfs.round=\([0-9]*\).*/\1/p' /proc/cmdline)
+  acked=$(sed -n 's/.*sealfs.acked=\(-\{0,1\}[0-9]*\).*/\1/p' /proc/cmdline)
+  [ -n "$round" ] && [ -n "$acked" ] || finish FAIL "kernel command line lacks sealfs.round / sealfs.acked"
+  if [ "$round" = 1 ]; then
+    ndctl destroy-namespace -f all > /dev/null 2>&1
+    must "create devdax namespace" ndctl create-namespace -r region0 -m devdax -a 2M
+  else
+    wait_for /sys/bus/nd/devices/namespace0.0
+    must "namespace after the kill" ndctl list -N
+  fi
+  daxdev=$(json_field chardev /tmp/out)
+  [ -n "$daxdev" ] || finish FAIL "no devdax namespace"
+  wait_for "/dev/$daxdev"
+  if [ "$round" = 1 ]; then
+    must "mkfs.sealfs on devdax" mkfs.sealfs -f -L vm-crash "/dev/$daxdev"
+  else
+    must "fsck of the killed machine's region" fsck.sealfs -n "/dev/$daxdev"
+    daemon_start crash "/dev/$daxdev"
+    must "verify round $((round - 1)) (acknowledged up to $acked)" crash_writer verify \
+      --dir $mnt/r$((round - 1)) --seed $((seed * 100 + round - 1)) --acked "$acked"
+    daemon_stop crash
+    must "fsck after recovery" fsck.sealfs -n "/dev/$daxdev"
+  fi
+  [ "$phase" = crashcheck ] && finish PASS
+  daemon_start crash "/dev/$daxdev"
+  say "CRASH-WRITER-STARTED round $round"
+  crash_writer write --dir $mnt/r$round --seed $((seed * 100 + round)) 2>&1
+  finish FAIL "crash_writer stopped before the host killed the machine"
+fi
 
 # --- reboot phase ----------------------------------------------------------------
 # The previous boot left an fsdax namespace with XFS on it and a probe file
@@ -225,7 +311,8 @@ grep -q "devdax" /tmp/out || finish FAIL "mkfs.sealfs did not see a devdax devic
 grep -q "^label: vm-devdax" /tmp/out || finish FAIL "mkfs.sealfs did not report the label"
 # mkfs wrote a new filesystem over the probe's: its label must be gone.
 must_fail "probe label after mkfs" region_probe --verify-only --seed "$seed" "/dev/$daxdev"
-lease_check devdax "/dev/$daxdev" --alignment 2M --size 8M
+lease_check devdax devdax "/dev/$daxdev" --alignment 2M --size 8M
+[ "$workload" = yes ] && workload_check devdax "/dev/$daxdev" 800
 
 # --- fsdax ----------------------------------------------------------------------
 must "reconfigure to fsdax" ndctl create-namespace -f -e "$namespace" -m fsdax
@@ -261,9 +348,17 @@ probe_fsdax ext4 mkfs.ext4 -F -q -b 4096
 must "mount ext4 -o dax for the daemon" mount -t ext4 -o dax "/dev/$blockdev" /mnt/ext4
 must "mkfs.sealfs for the daemon on ext4" mkfs.sealfs --size 64M -L vm-lease /mnt/ext4/lease.img
 grep -q "fsdax" /tmp/out || finish FAIL "mkfs.sealfs did not see an fsdax file for the daemon"
-lease_check fsdax /mnt/ext4/lease.img --size 8M
+lease_check fsdax-ext4 fsdax /mnt/ext4/lease.img --size 8M
+[ "$workload" = yes ] && stress_check /mnt/ext4
 must "unmount ext4" umount /mnt/ext4
 probe_fsdax xfs mkfs.xfs -f -q -m reflink=0
+# And on a file of XFS -o dax: direct mappings, the workload, fsck.
+must "mount xfs -o dax for the daemon" mount -t xfs -o dax "/dev/$blockdev" /mnt/xfs
+must "mkfs.sealfs for the daemon on xfs" mkfs.sealfs --size 256M -L vm-xfs /mnt/xfs/daemon.img
+grep -q "fsdax" /tmp/out || finish FAIL "mkfs.sealfs did not see an fsdax file on xfs"
+lease_check fsdax-xfs fsdax /mnt/xfs/daemon.img --size 8M
+[ "$workload" = yes ] && workload_check fsdax-xfs /mnt/xfs/daemon.img 500
+must "unmount xfs" umount /mnt/xfs
 
 # Leave work for the reboot phase: a filesystem whose last commit is only in
 # the journal, on XFS, cleanly unmounted.

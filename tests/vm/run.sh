@@ -7,15 +7,23 @@
 #   tests/vm/run.sh --probe BUILD/tests/vm/region_probe \
 #                   --mkfs BUILD/src/tools/mkfs.sealfs \
 #                   --daemon BUILD/src/fuse/sealfs \
-#                   --holder BUILD/tests/vm/dax_holder [--build-dir BUILD]
+#                   --holder BUILD/tests/vm/dax_holder \
+#                   --fsck BUILD/fsck/fsck.sealfs \
+#                   --crash-writer BUILD/tests/vm/crash_writer \
+#                   --difftest BUILD/tests/integration/difftest/difftest \
+#                   --stress BUILD/tests/integration/lease/lease_stress_test \
+#                   --stress-holder BUILD/tests/integration/lease/lease_stress_holder \
+#                   --stress-sigbreaker BUILD/tests/integration/lease/lease_stress_sigbreaker \
+#                   [--build-dir BUILD]
 #
 # Exit 0 only when the guest printed "VM-RESULT: PASS". Anything missing on
 # the host (kernel, module, tool) is a failure with a message, never a skip.
 #
-# Environment: SEALFS_VM_TIMEOUT (seconds for all boots together, default 480),
+# Environment: SEALFS_VM_TIMEOUT (seconds for all boots together, default 1200),
 # SEALFS_VM_DIR (work dir, default BUILD/vm or /var/tmp/sealfs-vm),
 # SEALFS_VM_KERNEL (a vmlinuz; default the newest in /boot with modules),
-# SEALFS_VM_PERSISTENCE (mem-ctrl or cpu: boot only that platform).
+# SEALFS_VM_PERSISTENCE (mem-ctrl or cpu: boot only that platform),
+# SEALFS_VM_CRASH_ROUNDS (machine kills in the drill, default 3; 0: none).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +32,12 @@ probe=""
 mkfs=""
 daemon=""
 holder=""
+fsck=""
+crash_writer=""
+difftest=""
+stress=""
+stress_holder=""
+stress_sigbreaker=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build_dir=$2; shift 2 ;;
@@ -31,6 +45,12 @@ while [ $# -gt 0 ]; do
     --mkfs) mkfs=$2; shift 2 ;;
     --daemon) daemon=$2; shift 2 ;;
     --holder) holder=$2; shift 2 ;;
+    --fsck) fsck=$2; shift 2 ;;
+    --crash-writer) crash_writer=$2; shift 2 ;;
+    --difftest) difftest=$2; shift 2 ;;
+    --stress) stress=$2; shift 2 ;;
+    --stress-holder) stress_holder=$2; shift 2 ;;
+    --stress-sigbreaker) stress_sigbreaker=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -45,13 +65,20 @@ die() {
 [ -x "$mkfs" ] || die "--mkfs must name the built mkfs.sealfs (got '$mkfs')"
 [ -x "$daemon" ] || die "--daemon must name the built sealfs FUSE daemon (got '$daemon')"
 [ -x "$holder" ] || die "--holder must name the built dax_holder (got '$holder')"
+[ -x "$fsck" ] || die "--fsck must name the built fsck.sealfs (got '$fsck')"
+[ -x "$crash_writer" ] || die "--crash-writer must name the built crash_writer (got '$crash_writer')"
+[ -x "$difftest" ] || die "--difftest must name the built difftest (got '$difftest')"
+[ -x "$stress" ] || die "--stress must name the built lease_stress_test (got '$stress')"
+[ -x "$stress_holder" ] || die "--stress-holder must name the built lease_stress_holder (got '$stress_holder')"
+[ -x "$stress_sigbreaker" ] ||
+  die "--stress-sigbreaker must name the built lease_stress_sigbreaker (got '$stress_sigbreaker')"
 
 work=${SEALFS_VM_DIR:-}
 if [ -z "$work" ]; then
   if [ -n "$build_dir" ]; then work=$build_dir/vm; else work=/var/tmp/sealfs-vm; fi
 fi
 mkdir -p "$work"
-guest_timeout=${SEALFS_VM_TIMEOUT:-480}
+guest_timeout=${SEALFS_VM_TIMEOUT:-1200}
 t_start=$(date +%s)
 
 # --- host prerequisites ------------------------------------------------------
@@ -184,7 +211,9 @@ fi
 sealfs_root=$work/sealfs-root
 rm -rf "$sealfs_root"
 mkdir -p "$sealfs_root/sealfs"
-sealfs_bins="$(readlink -f "$probe") $(readlink -f "$mkfs") $(readlink -f "$daemon") $(readlink -f "$holder")"
+sealfs_bins="$(readlink -f "$probe") $(readlink -f "$mkfs") $(readlink -f "$daemon") $(readlink -f "$holder")
+             $(readlink -f "$fsck") $(readlink -f "$crash_writer") $(readlink -f "$difftest")
+             $(readlink -f "$stress") $(readlink -f "$stress_holder") $(readlink -f "$stress_sigbreaker")"
 for bin in $sealfs_bins; do
   ldd "$bin" | grep -q 'not found' && die "$bin has unresolved libraries: $(ldd "$bin" | grep 'not found')"
 done
@@ -193,6 +222,12 @@ cp -L "$probe" "$sealfs_root/sealfs/region_probe"
 cp -L "$mkfs" "$sealfs_root/sealfs/mkfs.sealfs"
 cp -L "$daemon" "$sealfs_root/sealfs/sealfs"
 cp -L "$holder" "$sealfs_root/sealfs/dax_holder"
+cp -L "$fsck" "$sealfs_root/sealfs/fsck.sealfs"
+cp -L "$crash_writer" "$sealfs_root/sealfs/crash_writer"
+cp -L "$difftest" "$sealfs_root/sealfs/difftest"
+cp -L "$stress" "$sealfs_root/sealfs/lease_stress_test"
+cp -L "$stress_holder" "$sealfs_root/sealfs/lease_stress_holder"
+cp -L "$stress_sigbreaker" "$sealfs_root/sealfs/lease_stress_sigbreaker"
 # Drop the copies at their host build paths; only /sealfs is used.
 for bin in $sealfs_bins; do rm -f "$sealfs_root$bin"; done
 find "$sealfs_root" -depth -type d -empty -delete
@@ -228,10 +263,23 @@ fresh_nvdimm() {
   truncate -s "$nvdimm_size" "$nvdimm_file"
 }
 
+# The qemu command line of one boot, in qemu_args: two CPUs (the daemon's
+# threads and the holders really run in parallel), 2 GiB of RAM, the NVDIMM.
+qemu_command() {  # persistence, expected domain, expected granularity, phase, extra kernel args
+  qemu_args=(qemu-system-x86_64 -accel tcg -cpu max -smp 2
+    -machine "pc,nvdimm=on,nvdimm-persistence=$1" -m 2G,slots=2,maxmem=6G
+    -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm_file,size=$nvdimm_size,align=2M"
+    -device nvdimm,memdev=mem1,id=nv1,label-size=128K
+    -kernel "$kernel" -initrd "$work/initramfs.cpio.gz"
+    -append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init sealfs.domain=$2 sealfs.granularity=$3 sealfs.phase=$4 $5"
+    -no-reboot -monitor none)
+}
+
 # phase "full" runs every check on a blank NVDIMM; phase "reboot" boots again
-# on what the previous boot left and checks that it survived.
-boot_guest() {  # persistence, expected persistence_domain, expected granularity, phase
-  local persistence=$1 domain=$2 granularity=$3 phase=$4
+# on what the previous boot left and checks that it survived; "crashcheck"
+# verifies the drill's last round.
+boot_guest() {  # persistence, expected persistence_domain, expected granularity, phase[, kernel args]
+  local persistence=$1 domain=$2 granularity=$3 phase=$4 extra=${5:-}
   local name=$persistence-$phase
   local log=$work/serial-$name.log
   local t_boot left status=0
@@ -240,14 +288,8 @@ boot_guest() {  # persistence, expected persistence_domain, expected granularity
   [ "$left" -gt 30 ] || { echo "vm: FAIL ($name): no time left for this boot"; return 1; }
   echo "vm: booting ($name: expect $domain, $granularity granularity; TCG," \
        "timeout ${left}s), serial log $log"
-  timeout --signal=TERM --kill-after=10 "$left" \
-    qemu-system-x86_64 -accel tcg -cpu max -smp 1 \
-      -machine "pc,nvdimm=on,nvdimm-persistence=$persistence" -m 2G,slots=2,maxmem=6G \
-      -object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm_file,size=$nvdimm_size,align=2M" \
-      -device nvdimm,memdev=mem1,id=nv1,label-size=128K \
-      -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
-      -append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init sealfs.domain=$domain sealfs.granularity=$granularity sealfs.phase=$phase" \
-      -nographic -no-reboot -serial stdio -monitor none \
+  qemu_command "$persistence" "$domain" "$granularity" "$phase" "$extra"
+  timeout --signal=TERM --kill-after=10 "$left" "${qemu_args[@]}" -nographic -serial stdio \
       </dev/null 2>&1 | tr -d '\r' | tee "$log" || status=$?
   echo "vm: ($name) guest ran $(($(date +%s) - t_boot)) s"
   if grep -qx 'VM-RESULT: PASS' "$log"; then
@@ -264,17 +306,80 @@ boot_guest() {  # persistence, expected persistence_domain, expected granularity
   return 1
 }
 
+# One round of the kill-the-machine drill (init.sh, "kill-the-machine"):
+# boots phase crash, waits until crash_writer has acknowledged a few steps,
+# lets it run a random 0.5 to 4.5 s more and SIGKILLs qemu. Sets `acked` to
+# the last step acknowledged on the serial console before the kill.
+crash_round() {  # round, acked by the previous round
+  local round=$1 previous=$2
+  local name=crash-$round log=$work/serial-crash-$round.log
+  local t_boot pid acks=0 delay_ms
+  t_boot=$(date +%s)
+  rm -f "$log"
+  qemu_command mem-ctrl memory_controller cache-line crash "sealfs.round=$round sealfs.acked=$previous"
+  "${qemu_args[@]}" -display none -serial "file:$log" </dev/null > "$work/qemu-$name.out" 2>&1 &
+  pid=$!
+  echo "vm: ($name) booted, qemu pid $pid, serial log $log"
+  while :; do
+    if ! kill -0 $pid 2>/dev/null; then
+      echo "vm: ($name) FAIL: the guest stopped before the kill:" \
+           "$(grep -a '^VM-RESULT' "$log" | head -1) $(cat "$work/qemu-$name.out")"
+      return 1
+    fi
+    if [ "$(date +%s)" -gt "$deadline" ]; then
+      kill -9 $pid
+      echo "vm: ($name) FAIL: no acknowledged step before the deadline"
+      return 1
+    fi
+    acks=$(sed -n '/CRASH-WRITER-STARTED/,$p' "$log" | grep -ac '^ACK ' || true)
+    [ "$acks" -ge 3 ] && break
+    sleep 0.2
+  done
+  delay_ms=$((500 + $(od -An -N2 -tu2 /dev/urandom) % 4000))
+  sleep "$((delay_ms / 1000)).$(printf %03d $((delay_ms % 1000)))"
+  kill -9 $pid
+  wait $pid 2>/dev/null || true
+  # Only whole lines count: a line cut by the kill may be a shorter number.
+  acked=$(tr -d '\r' < "$log" | { if [ -n "$(tail -c1 "$log")" ]; then sed '$d'; else cat; fi; } |
+    grep -a '^ACK [0-9]*$' | tail -1 | cut -d' ' -f2)
+  acked=${acked:--1}
+  echo "vm: ($name) killed qemu ${delay_ms} ms after the 3rd acknowledgement;" \
+       "last acknowledged step $acked; guest ran $(($(date +%s) - t_boot)) s"
+}
+
 failed=""
+# The daemon workloads (differential test, lease stress; slow under TCG)
+# run in the first full boot only.
+workload=yes
 for p in $platforms; do
   IFS=: read -r persistence domain granularity <<<"$p"
   fresh_nvdimm
-  if ! boot_guest "$persistence" "$domain" "$granularity" full; then
+  if ! boot_guest "$persistence" "$domain" "$granularity" full "sealfs.workload=$workload"; then
     failed="$failed $persistence-full"
   elif [ "$persistence" = mem-ctrl ]; then
     # Once is enough: the reboot shows the on-media state outlives the guest.
     boot_guest "$persistence" "$domain" "$granularity" reboot || failed="$failed $persistence-reboot"
   fi
+  workload=no
 done
+crash_rounds=${SEALFS_VM_CRASH_ROUNDS:-3}
+if [ "$crash_rounds" -gt 0 ]; then
+  fresh_nvdimm
+  acked=-1
+  kills=0
+  for round in $(seq 1 "$crash_rounds"); do
+    crash_round "$round" "$acked" || { failed="$failed crash-$round"; break; }
+    kills=$((kills + 1))
+  done
+  if [ "$kills" = "$crash_rounds" ]; then
+    if boot_guest mem-ctrl memory_controller cache-line crashcheck \
+        "sealfs.round=$((crash_rounds + 1)) sealfs.acked=$acked"; then
+      echo "vm: kill-the-machine drill: $kills kills, every acknowledged step verified after each"
+    else
+      failed="$failed crashcheck"
+    fi
+  fi
+fi
 rm -f "$nvdimm_file"
 echo "vm: whole run $(($(date +%s) - t_start)) s"
 if [ -n "$failed" ]; then
