@@ -4,11 +4,11 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "util/proc_file.h"
 #include "util/sync_point.h"
 
 namespace sealfs::fuse {
@@ -39,18 +39,19 @@ bool claim(DeferredChange& d) {
 // FUSE_INTERRUPT for any signal, SIGSTOP included; a kernel filesystem would
 // restart the call after SIGCONT, so a stop must not turn into EINTR.
 bool interrupting_signal_pending(pid_t tid) {
-  std::ifstream status("/proc/" + std::to_string(tid) + "/status");
-  if (!status) return true;  // gone or unknown: let the caller go
+  Result<std::string> status = read_kernel_file("/proc/" + std::to_string(tid) + "/status");
+  if (!status.is_ok()) return true;  // gone or unknown: let the caller go
   uint64_t thread = 0, shared = 0, blocked = 0;
-  std::string line;
-  while (std::getline(status, line)) {
-    auto field = [&](const char* name, uint64_t* out) {
-      if (line.rfind(name, 0) == 0) *out = std::strtoull(line.c_str() + std::strlen(name), nullptr, 16);
-    };
-    field("SigPnd:", &thread);
-    field("ShdPnd:", &shared);
-    field("SigBlk:", &blocked);
-  }
+  auto field = [&](const char* name, uint64_t* out) {
+    // Name: comes first and escapes its newlines, so "\nSigPnd:" is the field.
+    size_t at = status->find(std::string("\n") + name);
+    if (at != std::string::npos) {
+      *out = std::strtoull(status->c_str() + at + 1 + std::strlen(name), nullptr, 16);
+    }
+  };
+  field("SigPnd:", &thread);
+  field("ShdPnd:", &shared);
+  field("SigBlk:", &blocked);
   auto bit = [](int sig) { return uint64_t{1} << (sig - 1); };
   const uint64_t job_control = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU) | bit(SIGCONT);
   return ((thread | shared) & ~blocked & ~job_control) != 0;

@@ -1,6 +1,6 @@
 // Layout changes that meet a sealed inode (a direct-mapping lease on it).
 //
-// A handler tries its change; the meta layer refuses with "layout sealed"
+// A handler tries its change; the meta layer refuses with kLayoutSealed
 // and changes nothing. The handler then hands the request to
 // defer_layout_change(): the lease engine breaks the inode's leases and,
 // once they are released or revoked, the attempt runs again from the

@@ -17,6 +17,13 @@ RestoredHolderWatch::RestoredHolderWatch(Filesystem& fs, const std::vector<Holde
     : fs_(fs) {
   for (const Holder& h : holders) {
     int pidfd = static_cast<int>(syscall(SYS_pidfd_open, h.pid, 0));
+    if (pidfd < 0 && errno != ESRCH) {
+      // Cannot tell (out of descriptors): the blocks stay quarantined,
+      // unwatched, until the next mount looks again.
+      log().warn("holder pid {}: pidfd_open: {}; its blocks stay quarantined until the next mount",
+                 h.pid, strerror(errno));
+      continue;
+    }
     // The start time is compared after the pidfd exists, so a pid reused
     // in between cannot be mistaken for the holder.
     if (pidfd < 0 || !holder_process_alive(h.pid, h.start_time)) {

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <optional>
 #include <sstream>
 
 #include "lease/fdinfo.h"
@@ -54,8 +53,8 @@ Result<PeerInfo> peer_info(int socket_fd) {
   }
   peer.pidfd = pidfd;
   peer.groups = supplementary_groups(peer.pid);
-  std::optional<uint64_t> start = process_start_time(peer.pid);
-  if (!start || pidfd_exited(pidfd)) {
+  Result<uint64_t> start = process_start_time(peer.pid);
+  if (!start.is_ok() || pidfd_exited(pidfd)) {
     close(pidfd);
     return Status(Code::kNotFound, "peer exited while connecting");
   }

@@ -167,9 +167,8 @@ class LayoutGate {
  public:
   virtual ~LayoutGate() = default;
   // Called under the inode's lock before any change of size or block map.
-  // Returning true makes the operation fail with Code::kBusy and message
-  // "layout sealed" without side effects; the caller breaks the leases and
-  // retries.
+  // Returning true makes the operation fail with Code::kLayoutSealed
+  // without side effects; the caller breaks the leases and retries.
   virtual bool sealed(Ino ino) = 0;
   // The last reference to an unlinked inode went away while it was sealed,
   // so its blocks were not freed. Called with no filesystem lock held; the
@@ -177,11 +176,9 @@ class LayoutGate {
   virtual void free_deferred(Ino ino) { (void)ino; }
 };
 
-// The status a layout change returns while the gate says "sealed".
-inline constexpr const char* kLayoutSealedMessage = "layout sealed";
-inline bool is_layout_sealed(const Status& s) {
-  return s.code() == Code::kBusy && s.message() == kLayoutSealedMessage;
-}
+// The status a layout change returns while the gate says "sealed": a code
+// of its own, so that context added on the way up cannot hide it.
+inline bool is_layout_sealed(const Status& s) { return s.code() == Code::kLayoutSealed; }
 
 // Who mounts: recorded in the superblock (format.h) at a read-write mount.
 struct MountRecord {
@@ -352,7 +349,7 @@ class Filesystem {
   // Inode flags (chattr / lsattr). set_flags replaces the user flags and the
   // project id in one transaction. kNotSupported for a bit outside
   // format::kInodeUserFlags; kPermission when `caller` may not make the
-  // change (FlagsCaller); "layout sealed" (kBusy) when it would make a
+  // change (FlagsCaller); kLayoutSealed when it would make a
   // leased file immutable or append-only: the caller breaks the file's
   // leases (a writable mapping may not outlive the flag) and retries.
   virtual Result<InodeAttrFlags> get_flags(Ino ino) = 0;

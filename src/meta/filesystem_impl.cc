@@ -93,7 +93,7 @@ Status FilesystemImpl::check_writable() const {
 
 Status FilesystemImpl::gate(const Inode& inode) const {
   if (options_.gate != nullptr && options_.gate->sealed(inode.ino)) {
-    return Status(Code::kBusy, kLayoutSealedMessage);
+    return Status(Code::kLayoutSealed, "inode " + std::to_string(inode.ino) + " has direct-mapping leases");
   }
   return Status::ok();
 }

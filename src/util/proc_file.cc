@@ -8,10 +8,19 @@
 #include <string_view>
 
 namespace sealfs {
+namespace {
+
+// A process that exited between the open and the read answers ESRCH.
+Status gone_or_error(int err, const std::string& what) {
+  if (err == ESRCH) return Status(Code::kNotFound, what + ": no such process");
+  return Status::from_errno(err, what);
+}
+
+}  // namespace
 
 Result<std::string> read_kernel_file(const std::string& path, size_t limit) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno(errno, "open " + path);
+  if (fd < 0) return gone_or_error(errno, "open " + path);
   std::string text;
   char buf[4096];
   for (;;) {
@@ -20,7 +29,7 @@ Result<std::string> read_kernel_file(const std::string& path, size_t limit) {
     if (n < 0) {
       int err = errno;
       close(fd);
-      return Status::from_errno(err, "read " + path);
+      return gone_or_error(err, "read " + path);
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
@@ -33,27 +42,28 @@ Result<std::string> read_kernel_file(const std::string& path, size_t limit) {
   return text;
 }
 
-std::optional<uint64_t> process_start_time(uint32_t pid) {
-  auto text = read_kernel_file("/proc/" + std::to_string(pid) + "/stat");
-  if (!text.is_ok()) return std::nullopt;
-  // The command name (field 2) may hold spaces and parentheses: the fields
-  // after it start past the last ')'. Field 3 is the first after it.
-  std::string_view rest(*text);
+Result<uint64_t> process_start_time(uint32_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  ASSIGN_OR_RETURN(std::string text, read_kernel_file(path));
+  const Status unparsable(Code::kCorruption, path + " does not parse");
+  // The command name (field 2) may hold spaces, parentheses and newlines:
+  // the fields after it start past the last ')'. Field 3 is the first.
+  std::string_view rest(text);
   size_t close_paren = rest.rfind(')');
-  if (close_paren == std::string_view::npos) return std::nullopt;
+  if (close_paren == std::string_view::npos) return unparsable;
   rest.remove_prefix(close_paren + 1);
   for (int field = 3;; ++field) {
     while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
     size_t end = rest.find(' ');
     std::string_view word = rest.substr(0, end);
-    if (word.empty()) return std::nullopt;
+    if (word.empty()) return unparsable;
     if (field == 22) {
       uint64_t value = 0;
       auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
-      if (ec != std::errc() || ptr != word.data() + word.size()) return std::nullopt;
+      if (ec != std::errc() || ptr != word.data() + word.size()) return unparsable;
       return value;
     }
-    if (end == std::string_view::npos) return std::nullopt;
+    if (end == std::string_view::npos) return unparsable;
     rest.remove_prefix(end);
   }
 }

@@ -7,19 +7,21 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include "util/status.h"
 
 namespace sealfs {
 
-// The whole file, at most `limit` bytes of it; any failure is a Status.
+// The whole file, at most `limit` bytes of it; any failure is a Status,
+// kNotFound exactly when the file or its process is gone (ENOENT, ESRCH).
 Result<std::string> read_kernel_file(const std::string& path, size_t limit = 1 << 20);
 
 // Field 22 of /proc/PID/stat (start time in clock ticks since boot): with
-// the pid it names one process for good, as pids are reused. nullopt when
-// the process is gone or the file does not parse.
-std::optional<uint64_t> process_start_time(uint32_t pid);
+// the pid it names one process for good, as pids are reused. kNotFound
+// when the process is gone; another code when /proc could not tell (out of
+// descriptors or memory, hidepid=1, a file that does not parse): callers
+// deciding that a holder is dead must not take that for "gone".
+Result<uint64_t> process_start_time(uint32_t pid);
 
 }  // namespace sealfs

@@ -52,6 +52,7 @@ int Status::to_errno() const {
     case Code::kNxio: return ENXIO;
     case Code::kCrossDevice: return EXDEV;
     case Code::kUnsupportedFeature: return EOPNOTSUPP;
+    case Code::kLayoutSealed: return EBUSY;
     case Code::kOther: return errno_ != 0 ? errno_ : EIO;
   }
   return EIO;
@@ -86,6 +87,7 @@ const char* code_name(Code code) {
     case Code::kNxio: return "no such device or address";
     case Code::kCrossDevice: return "cross-device";
     case Code::kUnsupportedFeature: return "unsupported feature";
+    case Code::kLayoutSealed: return "layout sealed";
     case Code::kOther: return "error";
   }
   return "error";

@@ -40,6 +40,8 @@ enum class Code {
   kNxio,            // ENXIO
   kCrossDevice,     // EXDEV
   kUnsupportedFeature,  // EOPNOTSUPP, with a distinct meaning for mount
+  kLayoutSealed,    // EBUSY if it ever escapes: a layout change met direct-mapping
+                    // leases (meta/filesystem.h LayoutGate); the caller breaks them
   kOther,           // errno carried verbatim
 };
 

@@ -4,7 +4,6 @@
 // that each are a snapshot); for a region, the image mounted read-only.
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -16,6 +15,7 @@
 #include "tools/layout/common.h"
 #include "tools/layout/json_writer.h"
 #include "tools/layout/space.h"
+#include "util/proc_file.h"
 
 namespace sealfs::layout {
 namespace {
@@ -52,20 +52,11 @@ struct HolderSpace {
 // The holder's command while that very process runs: a pid reused by
 // another process (another start time, field 22 of /proc/PID/stat) is not it.
 std::string command_of(uint32_t pid, uint64_t start_time) {
-  std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(stat_file, stat)) return "";
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return "";
-  std::istringstream fields(stat.substr(close + 2));  // field 3 onwards
-  std::string field;
-  for (int i = 3; i <= 22 && (fields >> field); ++i) {
-  }
-  if (field != std::to_string(start_time)) return "";
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  if (!std::getline(comm, name)) return "";
-  return name;
+  Result<uint64_t> started = process_start_time(pid);
+  if (!started.is_ok() || *started != start_time) return "";
+  Result<std::string> comm = read_kernel_file("/proc/" + std::to_string(pid) + "/comm");
+  if (!comm.is_ok()) return "";
+  return comm->substr(0, comm->find('\n'));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -298,7 +299,7 @@ TEST_F(MetaLeaseTest, GrantOnWrittenFileShowsItsBytes) {
   // A layout change without the engine fails, with no side effect.
   SetAttr shrink;
   shrink.valid = SetAttr::kSize;
-  EXPECT_EQ(fs_->setattr(ino, shrink).status().code(), Code::kBusy);
+  EXPECT_EQ(fs_->setattr(ino, shrink).status().code(), Code::kLayoutSealed);
   h.finish();
 }
 
@@ -495,6 +496,28 @@ TEST_F(MetaLeaseTest, DevdaxRefusesARangeEndingInsideAnAlignmentUnit) {
   auto tail = plain.layout_for_lease(*lock, ino, 0, size, wire::kMapRelocate);
   ASSERT_TRUE(tail.is_ok());
   EXPECT_EQ(tail->refusal, wire::Refusal::kNone);
+}
+
+// A holder whose liveness /proc cannot tell (here: out of descriptors) is
+// alive: its quarantined blocks must not be reused while it may still map
+// them. Only "gone" or another start time makes it dead.
+TEST(HolderLivenessTest, CannotTellIsAliveNotDead) {
+  const auto self = static_cast<uint32_t>(getpid());
+  Result<uint64_t> started = process_start_time(self);
+  ASSERT_TRUE(started.is_ok());
+  EXPECT_TRUE(holder_process_alive(self, *started));
+  EXPECT_FALSE(holder_process_alive(self, *started + 1));  // a successor under this pid
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int probe = dup(0);
+  ASSERT_GE(probe, 0);
+  close(probe);
+  struct rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(probe);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  const bool alive_when_unknown = holder_process_alive(self, *started + 1);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_TRUE(alive_when_unknown);
 }
 
 }  // namespace

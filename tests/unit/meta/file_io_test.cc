@@ -280,13 +280,13 @@ TEST_F(FileIoTest, LayoutGateRefusesWithoutSideEffects) {
   write_str(f.ino, 0, std::string(8192, 'a'));
   gate.sealed_ino = f.ino;
   write_str(f.ino, 100, "in place is fine");
-  EXPECT_EQ(fs_->write(f.ino, 8192, "x", 1, false).status().code(), Code::kBusy);
+  EXPECT_EQ(fs_->write(f.ino, 8192, "x", 1, false).status().code(), Code::kLayoutSealed);
   SetAttr sa;
   sa.valid = SetAttr::kSize;
   sa.size = 0;
-  EXPECT_EQ(fs_->setattr(f.ino, sa).status().code(), Code::kBusy);
-  EXPECT_EQ(fs_->fallocate(f.ino, 0, 0, 100000).code(), Code::kBusy);
-  EXPECT_EQ(fs_->open(f.ino, O_RDWR | O_TRUNC).code(), Code::kBusy);
+  EXPECT_EQ(fs_->setattr(f.ino, sa).status().code(), Code::kLayoutSealed);
+  EXPECT_EQ(fs_->fallocate(f.ino, 0, 0, 100000).code(), Code::kLayoutSealed);
+  EXPECT_EQ(fs_->open(f.ino, O_RDWR | O_TRUNC).code(), Code::kLayoutSealed);
   EXPECT_EQ(fs_->getattr(f.ino)->size, 8192u);
   EXPECT_EQ(fs_->getattr(f.ino)->blocks, 16u);
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,12 +40,12 @@ TEST(ProcFileTest, ReadsTheWholeFileUpToTheLimit) {
 TEST(ProcFileTest, StartTimeSurvivesACommandNameThatLooksLikeFields) {
   char saved[17] = {};
   ASSERT_EQ(prctl(PR_GET_NAME, saved), 0);
-  std::optional<uint64_t> before = process_start_time(static_cast<uint32_t>(getpid()));
-  ASSERT_TRUE(before.has_value());
-  ASSERT_EQ(prctl(PR_SET_NAME, "x) 1 2 (3) 4 5"), 0);
-  std::optional<uint64_t> during = process_start_time(static_cast<uint32_t>(getpid()));
+  Result<uint64_t> before = process_start_time(static_cast<uint32_t>(getpid()));
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  ASSERT_EQ(prctl(PR_SET_NAME, "x) 1 2\n(3) 4 5"), 0);
+  Result<uint64_t> during = process_start_time(static_cast<uint32_t>(getpid()));
   ASSERT_EQ(prctl(PR_SET_NAME, saved), 0);
-  ASSERT_TRUE(during.has_value());
+  ASSERT_TRUE(during.is_ok()) << during.status().to_string();
   EXPECT_EQ(*during, *before);
 }
 
@@ -52,11 +53,31 @@ TEST(ProcFileTest, AReapedChildHasNoStartTime) {
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) _exit(0);
-  std::optional<uint64_t> alive_or_zombie = process_start_time(static_cast<uint32_t>(child));
+  Result<uint64_t> alive_or_zombie = process_start_time(static_cast<uint32_t>(child));
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
-  EXPECT_TRUE(alive_or_zombie.has_value());  // a zombie still has its /proc entry
-  EXPECT_FALSE(process_start_time(static_cast<uint32_t>(child)).has_value());
+  EXPECT_TRUE(alive_or_zombie.is_ok());  // a zombie still has its /proc entry
+  Result<uint64_t> reaped = process_start_time(static_cast<uint32_t>(child));
+  ASSERT_FALSE(reaped.is_ok());
+  EXPECT_EQ(reaped.status().code(), Code::kNotFound) << reaped.status().to_string();
+}
+
+// "Gone" and "cannot tell" differ: out of descriptors, the start time of a
+// live process is an error other than kNotFound, which holder liveness
+// (meta/holder_liveness.h) takes for alive.
+TEST(ProcFileTest, OutOfDescriptorsIsNotGone) {
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int probe = dup(0);
+  ASSERT_GE(probe, 0);
+  close(probe);
+  struct rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(probe);  // the lowest free descriptor is now over the limit
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  Result<uint64_t> started = process_start_time(static_cast<uint32_t>(getpid()));
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_FALSE(started.is_ok());
+  EXPECT_NE(started.status().code(), Code::kNotFound) << started.status().to_string();
 }
 
 }  // namespace
