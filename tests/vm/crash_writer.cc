@@ -18,13 +18,21 @@
 // qemu's buffers when it died is lost. The log says how far the writer got:
 // with R intact records, step R-1 reached its append and step R+1 never
 // started (it starts only after record R is durable). POSIX makes a name
-// durable at the fsync of its directory, which step k+1 starts after, so:
+// durable at the fsync of its directory, which step k+1 starts after, so
+// record R-1 proves steps up to R-2 complete. Hence:
 //   - `log` holds records 0..R-1 intact, then at most a torn tail shorter
-//     than a record, and R >= A+1;
-//   - f<j> exists with exactly its pattern for j in [max(A-8, R-9), A];
+//     than a record, and R >= A+1 (a damaged whole record after them is
+//     refused too: POSIX would allow an appended size whose data never
+//     arrived, sealfs writes the data before it commits the size);
+//   - f<j> exists with exactly its pattern for j in [max(A-8, R-9),
+//     max(A, R-2)];
 //   - no f<j> for j <= max(A-10, R-12) (unlinked by durable steps) and no
 //     f<j> or t<j> for j > R; other f<j> are absent or exact;
-//   - t<j> only for j in {R-1, R}, with any content; no other names.
+//   - t<j> only for j in {R-1, R}, j > A, and not beside f<j> (a rename is
+//     atomic); t<R-1> exact (fsynced before its rename), t<R> no longer
+//     than its pattern and every byte the pattern or zero (never bytes of
+//     another file: sealfs exposes no block before its data is written);
+//   - every name a regular file with one link, spelled as written, once.
 // Exit 0 and "VERIFY-OK ..." when all of that holds, else 1 and the reason.
 #include <dirent.h>
 #include <fcntl.h>
@@ -109,8 +117,15 @@ void fsync_path(const std::string& path) {
   close(fd);
 }
 
+std::string parent_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 int run_write(const std::string& dir, uint64_t seed, uint64_t steps) {
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) die("mkdir " + dir);
+  fsync_path(parent_of(dir));  // the new directory's name is durable too
   int log = open((dir + "/log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) die("open log");
   std::vector<uint8_t> buf;
@@ -149,16 +164,21 @@ int run_write(const std::string& dir, uint64_t seed, uint64_t steps) {
   return 0;
 }
 
-// Empty string when `path` holds exactly file i's pattern.
-std::string check_file(const std::string& path, uint64_t seed, uint64_t i) {
+// Empty string when `path` holds exactly file i's pattern, or with
+// `partial` a prefix of it in which unwritten bytes may read as zero.
+std::string check_file(const std::string& path, uint64_t seed, uint64_t i, bool partial = false) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "cannot open: " + std::string(std::strerror(errno));
   struct stat st {};
   fstat(fd, &st);
-  const uint64_t size = file_size(seed, i);
+  const uint64_t expected = file_size(seed, i);
+  const auto size = static_cast<uint64_t>(st.st_size);
   std::string bad;
-  if (static_cast<uint64_t>(st.st_size) != size) {
-    bad = "size " + std::to_string(st.st_size) + ", expected " + std::to_string(size);
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    bad = "not a regular file with one link";
+  } else if (partial ? size > expected : size != expected) {
+    bad = "size " + std::to_string(size) + ", expected " + (partial ? "at most " : "") +
+          std::to_string(expected);
   }
   std::vector<uint8_t> buf(1 << 20);
   for (uint64_t offset = 0; bad.empty() && offset < size;) {
@@ -169,7 +189,7 @@ std::string check_file(const std::string& path, uint64_t seed, uint64_t i) {
       break;
     }
     for (ssize_t k = 0; k < n; ++k) {
-      if (buf[k] != pattern_byte(seed, i, offset + k)) {
+      if (buf[k] != pattern_byte(seed, i, offset + k) && !(partial && buf[k] == 0)) {
         bad = "wrong byte at " + std::to_string(offset + k);
         break;
       }
@@ -223,7 +243,8 @@ int run_verify(const std::string& dir, uint64_t seed, int64_t acked) {
   std::set<std::string> names;
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
-    if (n != "." && n != "..") names.insert(n);
+    if (n == "." || n == "..") continue;
+    if (!names.insert(n).second) fail("name " + n + " listed twice");
   }
   closedir(d);
   const int64_t gone_up_to = std::max(acked - 10, records - 12);
@@ -233,7 +254,7 @@ int run_verify(const std::string& dir, uint64_t seed, int64_t acked) {
     const char kind = n[0];
     char* end = nullptr;
     const int64_t i = (kind == 'f' || kind == 't') ? std::strtoll(n.c_str() + 1, &end, 10) : -1;
-    if (i < 0 || end == nullptr || *end != '\0') {
+    if (i < 0 || end == nullptr || *end != '\0' || n.substr(1) != std::to_string(i)) {
       fail("unexpected name " + n);
       continue;
     }
@@ -242,8 +263,16 @@ int run_verify(const std::string& dir, uint64_t seed, int64_t acked) {
       continue;
     }
     if (kind == 't') {
-      if (i < records - 1) fail("leftover " + n + " of a step whose rename is durable");
-      continue;  // never renamed: any content
+      if (i < records - 1 || i <= acked) {
+        fail("leftover " + n + " of a step whose rename is durable");
+      } else if (names.count("f" + std::to_string(i)) != 0) {
+        fail(n + " beside f" + std::to_string(i) + ": the rename was not atomic");
+      } else if (std::string bad = check_file(dir + "/" + n, seed, static_cast<uint64_t>(i),
+                                              i == records);
+                 !bad.empty()) {
+        fail(n + ": " + bad);
+      }
+      continue;
     }
     if (i <= gone_up_to) {
       fail(n + " exists although its unlink is durable");
@@ -254,9 +283,9 @@ int run_verify(const std::string& dir, uint64_t seed, int64_t acked) {
     }
     ++files;
   }
-  for (int64_t i = std::max(acked - 8, records - 9); i <= acked; ++i) {
+  for (int64_t i = std::max(acked - 8, records - 9); i <= std::max(acked, records - 2); ++i) {
     if (i >= 0 && names.count("f" + std::to_string(i)) == 0) {
-      fail("acknowledged f" + std::to_string(i) + " missing");
+      fail("f" + std::to_string(i) + " missing although its step is durable");
     }
   }
   if (failures != 0) return 1;

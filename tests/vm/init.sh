@@ -218,14 +218,15 @@ stress_seconds=10
 # Round k (sealfs.round) boots on the NVDIMM that round k-1 left when the
 # host SIGKILLed qemu in the middle of crash_writer's workload: fsck checks
 # the crashed region (journal replay in memory), the daemon recovers it,
-# crash_writer verifies every step the host saw acknowledged (sealfs.acked),
-# the daemon unmounts and fsck must find the region clean. Then round k
-# starts its own workload, which runs until the host kills the machine;
-# phase crashcheck only verifies. Round 1 formats a fresh devdax namespace.
+# crash_writer verifies the directory of every round before (sealfs.acked
+# lists the last step the host saw acknowledged in each), the daemon
+# unmounts and fsck must find the region clean. Then round k starts its own
+# workload, which runs until the host kills the machine; phase crashcheck
+# only verifies. Round 1 formats a fresh devdax namespace.
 if [ "$phase" = crash ] || [ "$phase" = crashcheck ]; then
   round=$(sed -n 's/.*sealfs.round=\([0-9]*\).*/\1/p' /proc/cmdline)
-  acked=$(sed -n 's/.*sealfs.acked=\(-\{0,1\}[0-9]*\).*/\1/p' /proc/cmdline)
-  [ -n "$round" ] && [ -n "$acked" ] || finish FAIL "kernel command line lacks sealfs.round / sealfs.acked"
+  acked_list=$(sed -n 's/.*sealfs.acked=\([0-9,]*\).*/\1/p' /proc/cmdline)
+  [ -n "$round" ] || finish FAIL "kernel command line lacks sealfs.round"
   if [ "$round" = 1 ]; then
     ndctl destroy-namespace -f all > /dev/null 2>&1
     must "create devdax namespace" ndctl create-namespace -r region0 -m devdax -a 2M
@@ -241,8 +242,13 @@ if [ "$phase" = crash ] || [ "$phase" = crashcheck ]; then
   else
     must "fsck of the killed machine's region" fsck.sealfs -n "/dev/$daxdev"
     daemon_start crash "/dev/$daxdev"
-    must "verify round $((round - 1)) (acknowledged up to $acked)" crash_writer verify \
-      --dir $mnt/r$((round - 1)) --seed $((seed * 100 + round - 1)) --acked "$acked"
+    j=0
+    for acked in $(echo "$acked_list" | tr ',' ' '); do
+      j=$((j + 1))
+      must "verify round $j (acknowledged up to $acked)" crash_writer verify \
+        --dir $mnt/r$j --seed $((seed * 100 + j)) --acked "$acked"
+    done
+    [ $j -eq $((round - 1)) ] || finish FAIL "sealfs.acked='$acked_list' names $j rounds, not $((round - 1))"
     daemon_stop crash
     must "fsck after recovery" fsck.sealfs -n "/dev/$daxdev"
   fi
