@@ -460,5 +460,33 @@ TEST_F(BackgroundVerifyTest, NamedInodeWithNoLinksIsRefusedByLookup) {
   ASSERT_NO_FATAL_FAILURE(expect_read_only_after_damage());
 }
 
+// open(2) for writing before the verifier is done waits for it (before the
+// inode lock, which the verifier takes) and is then refused when it found
+// damage: no descriptor open for writing exists on a damaged image, so no
+// write(2) and no writable direct mapping can come through one. Opening for
+// reading is served at once.
+TEST_F(BackgroundVerifyTest, OpenForWritingWaitsAndIsRefusedAfterDamage) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  flip(slot_offset(other_) + 40);
+  ASSERT_NO_FATAL_FAILURE(mount_held());
+  ASSERT_TRUE(walk({"a", "b", "c", "d", "leaf"}).is_ok());
+  ASSERT_TRUE(fs_->open(leaf_, O_RDONLY).is_ok());
+  fs_->release(leaf_);
+  std::atomic<bool> finished{false};
+  Status opened = Status(Code::kInvalid, "not run");
+  std::thread opener([&] {
+    opened = fs_->open(leaf_, O_RDWR);
+    finished = true;
+  });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(finished.load()) << "opened for writing before the image was verified";
+  hold_.release();
+  opener.join();
+  EXPECT_EQ(opened.code(), Code::kReadOnly) << opened.to_string();
+  EXPECT_EQ(fs_->open(leaf_, O_WRONLY | O_TRUNC).code(), Code::kReadOnly);
+  EXPECT_TRUE(read_all(leaf_) == data_);
+}
+
 }  // namespace
 }  // namespace sealfs::testing_meta
