@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "meta/filesystem_impl.h"
+#include "meta/mount_verifier.h"
 
 namespace sealfs {
 
@@ -29,7 +30,10 @@ bool FilesystemImpl::atime_due(const InodeCore& c, int64_t now) const {
 }
 
 bool FilesystemImpl::atime_wanted(Inode& inode) {
-  if (read_only_ || options_.atime == AtimePolicy::kNever || region_->media_failed()) {
+  // Not once the mount is read-only for good (a media fault, damage found
+  // by the mount's verifier): such an atime could never be written.
+  if (read_only_ || options_.atime == AtimePolicy::kNever || region_->media_failed() ||
+      verifier_->damaged.load(std::memory_order_relaxed)) {
     return false;
   }
   std::shared_lock lock(inode.mu);

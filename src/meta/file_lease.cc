@@ -203,7 +203,13 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
     bad = off;
     return Status(Code::kPermission, "immutable file: " + what + at(off) + " cannot change");
   };
-  if (!frozen && (flags & (kLayoutAllocate | kLayoutRelocate))) RETURN_IF_ERROR(check_writable());
+  // A writable mapping is a way to write: refused on a mount that is
+  // read-only for good (damage found by its verifier, a media fault) like
+  // every other write, even into blocks the file already owns. (lock_layout
+  // waited for the verifier, so this does not wait under the lock.)
+  if ((flags & kLayoutWritable) || (!frozen && (flags & (kLayoutAllocate | kLayoutRelocate)))) {
+    RETURN_IF_ERROR(check_writable());
+  }
   if (!frozen && (flags & kLayoutAllocate)) {
     RETURN_IF_ERROR(allocate_for_lease(inode, first, end));
   }

@@ -313,6 +313,9 @@ class Filesystem {
   // Returns bytes written. append = O_APPEND (offset ignored).
   virtual Result<size_t> write(Ino ino, uint64_t offset, const void* buf, size_t length,
                                bool append) = 0;
+  // Writes the inode's times kept in DRAM (lazy timestamps). kReadOnly when
+  // there are some and the mount can no longer take them (its verifier
+  // found damage): they are lost.
   virtual Status fsync(Ino ino, bool datasync) = 0;
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally |KEEP_SIZE). Others: kNotSupported.
@@ -379,7 +382,9 @@ class Filesystem {
   //                 gate says the inode is sealed (relocation moves blocks
   //                 other holders may map; the caller breaks them first)
   // ALLOCATE and RELOCATE commit before returning; their failures (kNoSpace,
-  // kIoError, kReadOnly) are errors, not refusals.
+  // kIoError, kReadOnly) are errors, not refusals. kLayoutWritable on a
+  // mount that takes no change (read-only, a media fault, damage found by
+  // its verifier) is kReadOnly / kIoError too, as a write(2) would be.
   virtual Result<std::vector<LayoutPiece>> layout_extents(const LayoutLock& held, uint64_t offset,
                                                           uint64_t length, uint32_t flags,
                                                           uint64_t* where = nullptr) = 0;

@@ -447,12 +447,13 @@ Status FilesystemImpl::unmount() {
   if (!mounted_) return Status::ok();
   stop_verifier();
   const bool checked = verified();
-  if (!checked && !read_only_ && !verifier_->stopped) {
-    // The verifier found damage and stamped the region (finish_verification):
-    // nothing more is written and the region is not marked clean.
+  if (!checked && !verifier_->stopped) {
+    // The verifier found damage and stamped the region (finish_verification;
+    // a read-only mount writes nothing): nothing more is written, the region
+    // is not marked clean, and the daemon exits 1 as a refused mount does.
     mounted_ = false;
-    return Status(Code::kCorruption,
-                  "not marked clean: " + verifier_->result.to_string() + "; run fsck.sealfs -y");
+    return Status(Code::kCorruption, std::string(read_only_ ? "" : "not marked clean: ") +
+                                         verifier_->result.to_string() + "; run fsck.sealfs -y");
   }
   if (!read_only_ && region_->media_failed()) {
     // The log holds committed transactions whose home writes faulted: no
@@ -546,9 +547,13 @@ Status FilesystemImpl::fsync(Ino ino, bool datasync) {
   // copies are drained before the call that wrote them returns.
   region_->drain();
   if (datasync || read_only_) return Status::ok();
-  // Times are written once the image is verified; after damage, never.
-  if (!await_verified().is_ok()) return Status::ok();
+  // Times are written once the image is verified. After damage they never
+  // are: times changed in DRAM (a read's atime before the damage was found)
+  // are lost, and fsync says so, as ext4's does (EROFS) once an error made
+  // it read-only.
+  Status verified = await_verified();
   std::unique_lock lock(inode->mu);
+  if (!verified.is_ok()) return inode->times_dirty && inode->in_use() ? verified : Status::ok();
   return persist_times(*inode);
 }
 

@@ -24,7 +24,10 @@ namespace sealfs {
 
 namespace {
 
-Status stopped_status() {
+// What the verifier returns when it gives up for an unmount; noted, so that
+// damage found while the unmount waited is still damage.
+Status stopped_status(MountVerifier& v) {
+  v.gave_up = true;
   return Status(Code::kBusy, "unmounted before the mount was verified");
 }
 
@@ -82,7 +85,9 @@ Status FilesystemImpl::load_inode_table() {
     const uint64_t last = std::min(
         geo_.inode_count, (r.offset + r.length - table + format::kInodeSize - 1) / format::kInodeSize);
     for (uint64_t ino = first; ino <= last; ++ino) {
-      if (ino % 4096 == 0 && v.stop.load(std::memory_order_relaxed)) return stopped_status();
+      if (ino % 4096 == 0 && v.stop.load(std::memory_order_relaxed)) {
+        return first_bad.is_ok() ? stopped_status(v) : first_bad;
+      }
       format::DiskInode disk{};
       std::memcpy(&disk, region_->data() + inode_offset(geo_, ino), sizeof(disk));
       if (slot_is_zero(disk)) continue;
@@ -146,9 +151,9 @@ Status FilesystemImpl::verify_image(FsckLikeStats* stats) {
   MountVerifier& v = *verifier_;
   auto stopping = [&] { return v.stop.load(std::memory_order_relaxed); };
   RETURN_IF_ERROR(load_inode_table());
-  if (stopping()) return stopped_status();
+  if (stopping()) return stopped_status(v);
   RETURN_IF_ERROR(check_block_references());
-  if (stopping()) return stopped_status();
+  if (stopping()) return stopped_status(v);
   // Indexed by inode number, up to the highest in use: a name pointing
   // higher points at a free inode and fails the check.
   uint64_t highest_used = 0;
@@ -158,7 +163,7 @@ Status FilesystemImpl::verify_image(FsckLikeStats* stats) {
   for_each_used_inode([&](uint64_t ino) {
     if (!tree.is_ok()) return;
     if (stopping()) {
-      tree = stopped_status();
+      tree = stopped_status(v);
       return;
     }
     Inode* dir = slot(ino);
@@ -168,7 +173,7 @@ Status FilesystemImpl::verify_image(FsckLikeStats* stats) {
   RETURN_IF_ERROR(tree);
   RETURN_IF_ERROR(check_link_counts(names, subdirs));
   if (read_only_) return Status::ok();
-  if (stopping()) return stopped_status();
+  if (stopping()) return stopped_status(v);
   RETURN_IF_ERROR(process_orphans(stats));
   Status trimmed;
   for_each_used_inode([&](uint64_t ino) {
@@ -196,11 +201,15 @@ void FilesystemImpl::start_verifier() {
 
 void FilesystemImpl::finish_verification(const Status& result) {
   MountVerifier& v = *verifier_;
-  const bool stopped = !result.is_ok() && v.stop.load();
+  // Only a give-up is "stopped": damage found while an unmount waited for
+  // the thread is logged and stamped as any other (the unmount then does
+  // not mark the region clean).
+  const bool stopped = !result.is_ok() && v.gave_up;
   if (result.is_ok()) {
     // Every slot with data is in the table: the rest are zeros, not read.
     v.loading.store(false, std::memory_order_release);
   } else if (!stopped) {
+    v.damaged.store(true, std::memory_order_relaxed);
     log().error("mount verification found damage: {}; the filesystem is read-only from now on "
                 "and damaged inodes answer EIO; unmount it and run fsck.sealfs -y",
                 result.to_string());

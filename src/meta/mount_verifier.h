@@ -21,9 +21,14 @@ struct MountVerifier {
   bool done = false;
   Status result;  // kOk, the damage found, or why it stopped
   bool stopped = false;  // given up for an unmount: found nothing
+  // Set by the verifier thread when it returns because of `stop` (not when
+  // it returns damage it found while an unmount was asking it to stop).
+  bool gave_up = false;
   // done with an ok result: the lock-free fast path of every metadata change.
   std::atomic<bool> verified{false};
   std::atomic<bool> stop{false};  // unmount: give up between inodes
+  // Damage found: the mount is read-only for good (no atime is kept).
+  std::atomic<bool> damaged{false};
   // While set, an inode first touched is read from its slot (and chain) by
   // the inode table; once every slot with data is read, the rest are zeros.
   std::atomic<bool> loading{true};

@@ -55,6 +55,15 @@ Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
                                          std::string(name) + "' -> free inode " +
                                          std::to_string(child->ino));
   }
+  // A name always goes with the link count it holds up (unlink, rmdir and
+  // rename change both in one transaction): a named inode with none is
+  // damage the verifier refuses, and the kernel must not be told that a
+  // named file has no links before it has.
+  if (child->core.nlink == 0) {
+    return Status(Code::kCorruption, "directory " + std::to_string(dir->ino) + ": entry '" +
+                                         std::string(name) + "' -> inode " +
+                                         std::to_string(child->ino) + " with link count 0");
+  }
   // A directory has one name, so its parent is known once looked up; the
   // verifier sets the rest (and checks the one name).
   if (S_ISDIR(child->core.mode) && child->parent == 0) child->parent = dir->ino;

@@ -86,8 +86,7 @@ class BackgroundVerifyTest : public MetaTest {
     geo_ = sb->geometry;
   }
   // Mounts image_ with the verifier in the background, held at its start.
-  void mount_held() {
-    MountOptions options;
+  void mount_held(MountOptions options = {}) {
     options.background_verify = true;
     options.before_verify = [this] { hold_.wait(); };
     auto fs = Filesystem::mount(RegionDram::from_image(image_), options, &stats_);
@@ -356,6 +355,137 @@ TEST_F(BackgroundVerifyTest, OrphansAreFreedByTheVerifier) {
   const StatFs after = fs_->statfs();
   EXPECT_EQ(after.free_blocks, free_before + 4);
   EXPECT_EQ(fs_->getattr(gone.ino).status().code(), Code::kStale);
+}
+
+// Damage the verifier finds while an unmount is already waiting for it is
+// still damage: logged, stamped, not marked clean. (The unmount asks the
+// thread to stop before joining it; the damage here is returned by the
+// inode pass, which a small table finishes without looking at the request.)
+TEST_F(BackgroundVerifyTest, DamageFoundWhileAnUnmountWaitsIsNotMarkedClean) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  flip(slot_offset(other_) + 40);
+  ASSERT_NO_FATAL_FAILURE(mount_held());
+  Status result;
+  std::thread unmounter([&] { result = fs_->unmount(); });
+  std::this_thread::sleep_for(100ms);  // the unmount has asked the thread to stop
+  hold_.release();
+  unmounter.join();
+  EXPECT_EQ(result.code(), Code::kCorruption) << result.to_string();
+  EXPECT_EQ(state_on_media(), format::kStateNeedsCheck);
+}
+
+// A read-only mount writes nothing, but damage its verifier found still
+// fails the unmount (the daemon exits 1), as the synchronous mount refuses.
+TEST_F(BackgroundVerifyTest, ReadOnlyMountReportsDamageAtUnmount) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  flip(slot_offset(other_) + 40);
+  MountOptions ro;
+  ro.read_only = true;
+  ASSERT_NO_FATAL_FAILURE(mount_held(ro));
+  hold_.release();
+  (void)fs_->statfs();
+  EXPECT_TRUE(read_all(leaf_) == data_);
+  const Status result = fs_->unmount();
+  EXPECT_EQ(result.code(), Code::kCorruption) << result.to_string();
+  EXPECT_NE(result.message().find("inode " + std::to_string(other_)), std::string::npos)
+      << result.to_string();
+}
+
+// A read while the verifier runs changes atime in DRAM only. Once damage is
+// found it can never be written: fsync says so (EROFS, as ext4 once an
+// error made it read-only), and reads no longer change atime at all.
+TEST_F(BackgroundVerifyTest, FsyncAfterDamageReportsTimesItCannotWrite) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  Attr victim = make_file(kRootIno, "victim");
+  fs_->release(victim.ino);
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  flip(slot_offset(victim.ino) + 40);
+  ASSERT_NO_FATAL_FAILURE(mount_held());
+  ASSERT_TRUE(walk({"a", "b", "c", "d", "leaf"}).is_ok());
+  ASSERT_TRUE(walk({"a", "b", "c", "d", "other"}).is_ok());
+  auto atime_of = [&](Ino ino) {
+    const Attr a = *fs_->getattr(ino);
+    return int64_t{a.atime.tv_sec} * 1000000000 + a.atime.tv_nsec;
+  };
+  const int64_t leaf_atime = atime_of(leaf_);
+  EXPECT_TRUE(read_all(leaf_) == data_);  // relatime: due, mtime is later
+  ASSERT_NE(atime_of(leaf_), leaf_atime) << "the read changed no atime";
+  hold_.release();
+  (void)fs_->statfs();
+  const Status synced = fs_->fsync(leaf_, false);
+  EXPECT_EQ(synced.code(), Code::kReadOnly) << synced.to_string();
+  EXPECT_TRUE(fs_->fsync(leaf_, true).is_ok()) << "fdatasync: the data is durable";
+  const int64_t other_atime = atime_of(other_);
+  EXPECT_EQ(read_all(other_), "other file");
+  EXPECT_EQ(atime_of(other_), other_atime) << "atime changed on a mount read-only for good";
+  EXPECT_TRUE(fs_->fsync(other_, false).is_ok()) << "nothing of it was lost";
+}
+
+// A writable direct mapping is a write: refused once the verifier found
+// damage, even over blocks the file owns (no allocation); a read-only one
+// is still granted.
+TEST_F(BackgroundVerifyTest, WritableMappingIsRefusedAfterDamage) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  flip(slot_offset(other_) + 40);
+  ASSERT_NO_FATAL_FAILURE(mount_held());
+  hold_.release();
+  auto lock = fs_->lock_layout(leaf_);
+  ASSERT_TRUE(lock.is_ok()) << lock.status().to_string();
+  auto writable = fs_->layout_extents(**lock, 0, format::kBlockSize, kLayoutWritable);
+  ASSERT_FALSE(writable.is_ok()) << "a writable mapping granted on a read-only mount";
+  EXPECT_EQ(writable.status().code(), Code::kReadOnly) << writable.status().to_string();
+  auto readable = fs_->layout_extents(**lock, 0, format::kBlockSize, 0);
+  EXPECT_TRUE(readable.is_ok()) << readable.status().to_string();
+}
+
+// A name pointing at an inode with link count 0 is damage (the verifier's
+// link-count check refuses it): a lookup before the verifier gets there
+// refuses it too, rather than telling the kernel a named file has no links.
+TEST_F(BackgroundVerifyTest, NamedInodeWithNoLinksIsRefusedByLookup) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  format::DiskInode disk = inode(leaf_);
+  disk.nlink.set(0);
+  seal_inode_crc(disk);
+  std::memcpy(image_.data() + slot_offset(leaf_), &disk, sizeof(disk));
+  ASSERT_NO_FATAL_FAILURE(mount_held());
+  auto leaf = walk({"a", "b", "c", "d", "leaf"});
+  ASSERT_FALSE(leaf.is_ok()) << "served a named inode with link count 0";
+  EXPECT_EQ(leaf.status().code(), Code::kCorruption) << leaf.status().to_string();
+  EXPECT_TRUE(walk({"a", "b", "c", "d", "other"}).is_ok());
+  hold_.release();
+  ASSERT_NO_FATAL_FAILURE(expect_read_only_after_damage());
+}
+
+// open(2) for writing before the verifier is done waits for it (before the
+// inode lock, which the verifier takes) and is then refused when it found
+// damage: no descriptor open for writing exists on a damaged image, so no
+// write(2) and no writable direct mapping can come through one. Opening for
+// reading is served at once.
+TEST_F(BackgroundVerifyTest, OpenForWritingWaitsAndIsRefusedAfterDamage) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  flip(slot_offset(other_) + 40);
+  ASSERT_NO_FATAL_FAILURE(mount_held());
+  ASSERT_TRUE(walk({"a", "b", "c", "d", "leaf"}).is_ok());
+  ASSERT_TRUE(fs_->open(leaf_, O_RDONLY).is_ok());
+  fs_->release(leaf_);
+  std::atomic<bool> finished{false};
+  Status opened = Status(Code::kInvalid, "not run");
+  std::thread opener([&] {
+    opened = fs_->open(leaf_, O_RDWR);
+    finished = true;
+  });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(finished.load()) << "opened for writing before the image was verified";
+  hold_.release();
+  opener.join();
+  EXPECT_EQ(opened.code(), Code::kReadOnly) << opened.to_string();
+  EXPECT_EQ(fs_->open(leaf_, O_WRONLY | O_TRUNC).code(), Code::kReadOnly);
+  EXPECT_TRUE(read_all(leaf_) == data_);
 }
 
 }  // namespace
