@@ -356,7 +356,7 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
 Result<Inode*> FilesystemImpl::allocate_inode() {
   uint64_t ino = 0;
   {
-    std::lock_guard lock(ialloc_mu_);
+    MutexLock lock(ialloc_mu_);
     if (used_inodes_ >= geo_.inode_count) return Status(Code::kNoSpace, "no free inodes");
     uint64_t words = inode_used_.size();
     uint64_t w = ialloc_hint_ / 64;
@@ -377,7 +377,7 @@ Result<Inode*> FilesystemImpl::allocate_inode() {
 }
 
 void FilesystemImpl::release_inode_number(Ino ino) {
-  std::lock_guard lock(ialloc_mu_);
+  MutexLock lock(ialloc_mu_);
   inode_used_[ino / 64] &= ~(uint64_t{1} << (ino % 64));
   --used_inodes_;
 }
@@ -388,7 +388,7 @@ void FilesystemImpl::maybe_free(Inode& inode) {
   Status s = free_inode(inode);
   if (is_layout_sealed(s)) {
     // Still mapped through a lease: freed once the leases are broken.
-    std::lock_guard lock(deferred_frees_mu_);
+    MutexLock lock(deferred_frees_mu_);
     deferred_frees_.push_back(inode.ino);
     return;
   }
@@ -398,7 +398,7 @@ void FilesystemImpl::maybe_free(Inode& inode) {
 void FilesystemImpl::notify_deferred_frees() {
   std::vector<Ino> inos;
   {
-    std::lock_guard lock(deferred_frees_mu_);
+    MutexLock lock(deferred_frees_mu_);
     inos.swap(deferred_frees_);
   }
   if (options_.gate == nullptr) return;
@@ -535,7 +535,7 @@ StatFs FilesystemImpl::statfs() {
   s.blocks = geo_.data_blocks;
   s.free_blocks = alloc_->free_blocks();
   s.inodes = geo_.inode_count;
-  std::lock_guard lock(ialloc_mu_);
+  MutexLock lock(ialloc_mu_);
   s.free_inodes = geo_.inode_count - used_inodes_;
   return s;
 }
@@ -555,7 +555,7 @@ Status FilesystemImpl::fsync(Ino ino, bool datasync) {
 void FilesystemImpl::mark_times_dirty(Inode& inode) {
   if (inode.times_dirty) return;
   inode.times_dirty = true;
-  std::lock_guard lock(lazy_times_mu_);
+  MutexLock lock(lazy_times_mu_);
   lazy_times_.insert(&inode);
 }
 
@@ -571,7 +571,7 @@ Status FilesystemImpl::persist_times(Inode& inode) {
 Status FilesystemImpl::persist_lazy_times() {
   std::unordered_set<Inode*> pending;
   {
-    std::lock_guard lock(lazy_times_mu_);
+    MutexLock lock(lazy_times_mu_);
     pending.swap(lazy_times_);
   }
   Status first = Status::ok();

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -26,6 +25,7 @@
 #include "meta/meta_txn.h"
 #include "meta/posix_acl.h"
 #include "meta/xattr.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -292,23 +292,28 @@ class FilesystemImpl final : public Filesystem {
 
   Superblock sb_staged_;  // guarded by the journal mutex (prepare hooks)
 
-  std::mutex table_mu_;  // leaf: serialises DirIndex builders (dir_ops.cc)
+  Mutex table_mu_;  // leaf: serialises DirIndex builders (dir_ops.cc)
   InodeTable inodes_;
 
-  std::mutex ialloc_mu_;  // leaf: free-inode set
-  std::mutex lazy_times_mu_;  // leaf: the set below
-  std::unordered_set<Inode*> lazy_times_;
+  // Leaf: the free-inode set (inode_used_, used_inodes_, ialloc_hint_). Not
+  // GUARDED_BY yet: the mount path (do_mount, load_inode_table) fills them
+  // before the mount is shared, without it, and is being rewritten.
+  Mutex ialloc_mu_;
+  Mutex lazy_times_mu_;  // leaf: the set below
+  std::unordered_set<Inode*> lazy_times_ GUARDED_BY(lazy_times_mu_);
   std::atomic<uint64_t> lazy_time_commits_{0};
   std::vector<uint64_t> inode_used_;  // bit per inode number
   uint64_t used_inodes_ = 0;
   uint64_t ialloc_hint_ = 1;
 
-  std::mutex rename_mu_;
+  Mutex rename_mu_;
 
   HolderPins pins_;
-  std::mutex deferred_frees_mu_;  // leaf
-  std::vector<Ino> deferred_frees_;
-  std::mutex restored_mu_;  // leaf
+  Mutex deferred_frees_mu_;  // leaf
+  std::vector<Ino> deferred_frees_ GUARDED_BY(deferred_frees_mu_);
+  // Leaf. restored_holders_ is not GUARDED_BY for the same reason as the
+  // free-inode set: do_mount fills it without the lock.
+  Mutex restored_mu_;
   std::vector<Holder> restored_holders_;
   std::unique_ptr<MountVerifier> verifier_;
 };

@@ -45,7 +45,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     return Status(Code::kInvalid, "rename of . or ..");
   }
   const bool exchange = (flags & RENAME_EXCHANGE) != 0;
-  std::lock_guard rename_lock(rename_mu_);
+  MutexLock rename_lock(rename_mu_);
   ASSIGN_OR_RETURN(Inode * src_dir, live(parent));
   ASSIGN_OR_RETURN(Inode * dst_dir, live(new_parent));
   if (!S_ISDIR(src_dir->core.mode) || !S_ISDIR(dst_dir->core.mode)) {
