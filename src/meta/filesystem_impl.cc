@@ -216,6 +216,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   // files may not give them to free space while those holders live.
   for (const QuarantineEntry& pin : alloc_->pinned_entries()) {
     pins_.add(pin.holder, pin.extent);
+    MutexLock lock(restored_mu_);  // uncontended: the mount is not shared yet
     if (std::find(restored_holders_.begin(), restored_holders_.end(), pin.holder) ==
         restored_holders_.end()) {
       restored_holders_.push_back(pin.holder);
@@ -226,8 +227,11 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   verifier_->table_data =
       region_->data_ranges(inode_offset(geo_, 1), geo_.inode_count * format::kInodeSize);
   inodes_.reset(geo_.inode_count, [this](Inode& inode) { load_on_demand(inode); });
-  inode_used_.assign(geo_.inode_count / 64 + 1, 0);
-  inode_used_[0] |= 1;  // inode 0 does not exist
+  {
+    MutexLock lock(ialloc_mu_);  // uncontended: the mount is not shared yet
+    inode_used_.assign(geo_.inode_count / 64 + 1, 0);
+    inode_used_[0] |= 1;  // inode 0 does not exist
+  }
   Inode* root = slot(format::kRootIno);
   if (root != nullptr && root->load_failed) return describe_load_failure(format::kRootIno);
   if (root == nullptr || !S_ISDIR(root->core.mode)) {
@@ -447,12 +451,12 @@ Status FilesystemImpl::unmount() {
   if (!mounted_) return Status::ok();
   stop_verifier();
   const bool checked = verified();
-  if (!checked && !read_only_ && !verifier_->stopped) {
+  if (!checked && !read_only_ && !verifier_->was_stopped()) {
     // The verifier found damage and stamped the region (finish_verification):
     // nothing more is written and the region is not marked clean.
     mounted_ = false;
     return Status(Code::kCorruption,
-                  "not marked clean: " + verifier_->result.to_string() + "; run fsck.sealfs -y");
+                  "not marked clean: " + verifier_->outcome().to_string() + "; run fsck.sealfs -y");
   }
   if (!read_only_ && region_->media_failed()) {
     // The log holds committed transactions whose home writes faulted: no
