@@ -7,8 +7,10 @@
 #   scripts/sanitize.sh                 # build-sanitize/, every chosen test
 #   scripts/sanitize.sh fsck_test       # only the tests named
 #
-# BUILD_DIR picks the directory (default: build-sanitize). Only the programs
-# the chosen tests run are built, not the daemon or the integration tests.
+# BUILD_DIR picks the directory (default: build-sanitize). Without names
+# everything is built (the daemon, tools, fsck and the integration tests too,
+# for the thread-safety check below); with names, only the programs those
+# tests run.
 #
 # Left out, on purpose:
 #   - integration, vm: they mount FUSE through the daemon and run other
@@ -23,10 +25,9 @@
 # ASan aborts on its first report.
 #
 # The same build is the thread-safety check: clang's -Wthread-safety, as an
-# error, over the GUARDED_BY / REQUIRES annotations (src/util/thread_annotations.h).
-# The libraries that carry them (util, media, alloc, meta, lease) are all
-# linked by unit tests, so building the tests' programs compiles every
-# annotated file.
+# error, over the GUARDED_BY / REQUIRES annotations (src/util/thread_annotations.h),
+# in every C++ file of the tree, since the annotated headers (media, alloc,
+# meta, lease) are included by the daemon, tools and tests as well.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,7 +73,11 @@ PY
 read -r -a names <<< "${plan[0]}"
 read -r -a files <<< "${plan[1]}"
 echo "sanitize.sh: ${#names[@]} tests: ${names[*]}"
-ninja -C "$build" "${files[@]}"
+if [ $# -eq 0 ]; then
+  ninja -C "$build"
+else
+  ninja -C "$build" "${files[@]}"
+fi
 
 # handle_segv=0, handle_sigbus=0: sealfs takes these signals on purpose (a
 # revoked holder's fenced mapping raises SIGBUS, a store to a read-only
