@@ -28,6 +28,7 @@
 //          allocator mutex before the commit takes the journal mutex.
 //        - InodeTable's mutex (inode objects; the orphan-list walk of a
 //          prepare hook takes it under the journal mutex)
+//        - MountVerifier::mu (the verification's outcome)
 //        - FilesystemImpl: ialloc_mu_ (free-inode set), lazy_times_mu_
 //          (inodes with times only in DRAM), table_mu_ (DirIndex building),
 //          deferred_frees_mu_, restored_mu_
@@ -45,7 +46,10 @@
 //
 // The annotations (util/thread_annotations.h: GUARDED_BY, REQUIRES) let
 // clang's -Wthread-safety (scripts/sanitize.sh) check which lock guards
-// which member, not this order.
+// which member, not this order. Every mutex above is annotated except
+// Inode::mu (its fields are reached through Inode pointers and references
+// whose locks are taken in run-time order and handed across layers as
+// LayoutLock objects, which the analysis cannot follow) and src/fuse's.
 //
 // An operation holds the locks of every inode it changes across building AND
 // committing its transaction, so the order of transactions in the log equals
