@@ -21,6 +21,12 @@
 #     cap cannot hold under it. The main build runs it.
 # Any sanitizer report fails the test: UBSan is built not to recover and
 # ASan aborts on its first report.
+#
+# The same build is the thread-safety check: clang's -Wthread-safety, as an
+# error, over the GUARDED_BY / REQUIRES annotations (src/util/thread_annotations.h).
+# The libraries that carry them (util, media, alloc, meta, lease) are all
+# linked by unit tests, so building the tests' programs compiles every
+# annotated file.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,11 +37,15 @@ suites=(unit crash fuzz)
 
 # -O1 and line tables only (enough for the sanitizers' stack traces): the
 # build is most of this job's time on a 2-core machine.
+cpp_args="-gline-tables-only -Wthread-safety -Werror=thread-safety"
 if [ ! -f "$build/build.ninja" ]; then
   CC=clang CXX=clang++ meson setup "$build" "$top" \
     -Db_sanitize=address,undefined -Db_lundef=false \
-    -Doptimization=1 -Ddebug=false -Dcpp_args=-gline-tables-only \
+    -Doptimization=1 -Ddebug=false -Dcpp_args="$cpp_args" \
     -Dbench=disabled -Dfuzz=enabled
+else
+  # A directory set up before the thread-safety flags gets them.
+  meson configure "$build" -Dcpp_args="$cpp_args" > /dev/null
 fi
 
 # The tests of the chosen suites (or the ones named), and the programs they

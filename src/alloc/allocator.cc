@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 
@@ -16,6 +15,7 @@
 #include "sealfs/format.h"
 #include "util/log.h"
 #include "util/sparse_bits.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -89,15 +89,17 @@ struct Allocator::Impl {
   Journal& journal;
   const AllocatorArea area;
 
-  // After the journal mutex (prepare hooks), before nothing.
-  mutable std::mutex mu;
-  FreeSpace free_space;
-  Bits in_use;        // allocated, incl. uncommitted allocations and frees
-  Bits pending_free;  // in a free or release that has not committed yet
-  Bits committed;     // what the committed transactions put on media
-  std::optional<HolderTable> holders;
-  std::map<uint64_t, uint64_t> quarantined;  // start -> count, live entries
-  uint64_t quarantined_blocks = 0;
+  // A leaf (src/meta/locking.h): taken under the journal mutex by prepare
+  // hooks and their undos, and under callers' locks; nothing is called with
+  // it held that takes another lock.
+  mutable Mutex mu;
+  FreeSpace free_space GUARDED_BY(mu);
+  Bits in_use GUARDED_BY(mu);        // allocated, incl. uncommitted allocations and frees
+  Bits pending_free GUARDED_BY(mu);  // in a free or release that has not committed yet
+  Bits committed GUARDED_BY(mu);     // what the committed transactions put on media
+  std::optional<HolderTable> holders GUARDED_BY(mu);
+  std::map<uint64_t, uint64_t> quarantined GUARDED_BY(mu);  // start -> count, live entries
+  uint64_t quarantined_blocks GUARDED_BY(mu) = 0;
 
   uint64_t bit(uint64_t block) const { return block - area.data_start; }
 
@@ -107,7 +109,7 @@ struct Allocator::Impl {
       broken(std::string(op) + " of " + extent_text(e) + " outside the data area");
     }
   }
-  bool overlaps_quarantine(BlockExtent e) const {
+  bool overlaps_quarantine(BlockExtent e) const REQUIRES(mu) {
     auto it = quarantined.lower_bound(e.start);
     if (it != quarantined.end() && it->first < e.end()) return true;
     if (it != quarantined.begin()) {
@@ -118,7 +120,7 @@ struct Allocator::Impl {
   }
 
   // Stages the committed words covering `e`, as one record.
-  void stage_words(Transaction& txn, BlockExtent e) const {
+  void stage_words(Transaction& txn, BlockExtent e) const REQUIRES(mu) {
     uint64_t first = bit(e.start) / 64;
     uint64_t last = (bit(e.start) + e.count - 1) / 64;
     std::vector<uint64_t> le(last - first + 1);
@@ -126,26 +128,18 @@ struct Allocator::Impl {
     txn.write(area.bitmap_start * kBlock + first * 8, le.data(), le.size() * 8);
   }
 
-  // Called from a prepare hook: a commit that fails after it undoes its
-  // change to the committed copies under the journal mutex, before any other
-  // transaction stages words from them (Transaction::on_prepare_undo).
-  void undo_if_aborted(Transaction& txn, std::function<void()> undo) {
-    txn.on_prepare_undo([this, undo = std::move(undo)] {
-      std::lock_guard lock(mu);
-      undo();
-    });
-  }
 
   Status load(const std::function<bool(const Holder&)>& alive, std::vector<Holder>* dead,
-              std::vector<size_t>* stale_pins);
-  void release_locked(Transaction& txn, const Holder& holder);
+              std::vector<size_t>* stale_pins) REQUIRES(mu);
+  void release_locked(Transaction& txn, const Holder& holder) REQUIRES(mu);
   // The parts of `e` that live pins of holders other than `holder` cover,
   // each with the holder it goes to.
   std::vector<std::pair<BlockExtent, Holder>> reached_by_others(BlockExtent e,
-                                                                const Holder& holder) const;
+                                                                const Holder& holder) const
+      REQUIRES(mu);
   // Clears pinned slots (kLive) through `txn`; nothing else changes.
-  void drop_pins_locked(Transaction& txn, const std::vector<size_t>& slots);
-  std::vector<QuarantineEntry> entries(bool pinned) const;
+  void drop_pins_locked(Transaction& txn, const std::vector<size_t>& slots) REQUIRES(mu);
+  std::vector<QuarantineEntry> entries(bool pinned) const EXCLUDES(mu);
 };
 
 Allocator::Allocator() = default;
@@ -289,11 +283,15 @@ Result<std::unique_ptr<Allocator>> Allocator::open(
   allocator->impl_ = std::make_unique<Impl>(region, journal, area);
   std::vector<Holder> dead;
   std::vector<size_t> stale_pins;
-  RETURN_IF_ERROR(allocator->impl_->load(alive, &dead, &stale_pins));
+  {
+    // Nobody else sees the allocator yet: the lock only tells the analysis.
+    MutexLock lock(allocator->impl_->mu);
+    RETURN_IF_ERROR(allocator->impl_->load(alive, &dead, &stale_pins));
+  }
   if (!dead.empty() || !stale_pins.empty()) {
     Transaction txn = journal.begin();
     {
-      std::lock_guard lock(allocator->impl_->mu);
+      MutexLock lock(allocator->impl_->mu);
       allocator->impl_->drop_pins_locked(txn, stale_pins);
       for (const Holder& h : dead) allocator->impl_->release_locked(txn, h);
     }
@@ -309,7 +307,7 @@ Result<BlockExtent> Allocator::allocate(Transaction& txn, uint64_t count, uint64
                                         uint64_t min_count) {
   if (count == 0) return Status(Code::kInvalid, "allocation of 0 blocks");
   Impl& a = *impl_;
-  std::unique_lock lock(a.mu);
+  MutexLock lock(a.mu);
   auto choice = a.free_space.choose(count, goal, min_count);
   if (!choice) {
     return Status(Code::kNoSpace, "no free extent of " + std::to_string(std::max<uint64_t>(1, std::min(min_count, count))) +
@@ -323,15 +321,18 @@ Result<BlockExtent> Allocator::allocate(Transaction& txn, uint64_t count, uint64
 
   Impl* impl = impl_.get();
   txn.on_prepare([impl, e](Transaction& t) {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->committed.assign(impl->bit(e.start), e.count, true);
     impl->stage_words(t, e);
-    impl->undo_if_aborted(t, [impl, e] {
+    // Undone under the journal mutex if the commit fails from here on,
+    // before any other transaction stages words from `committed`.
+    t.on_prepare_undo([impl, e] {
+      MutexLock undo_guard(impl->mu);
       impl->committed.assign(impl->bit(e.start), e.count, false);
     });
   });
   txn.on_abort([impl, e] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->in_use.assign(impl->bit(e.start), e.count, false);
     impl->free_space.insert(e.start, e.count);
   });
@@ -341,7 +342,7 @@ Result<BlockExtent> Allocator::allocate(Transaction& txn, uint64_t count, uint64
 void Allocator::free(Transaction& txn, BlockExtent e) {
   Impl& a = *impl_;
   {
-    std::lock_guard lock(a.mu);
+    MutexLock lock(a.mu);
     a.check_inside(e, "free");
     if (!a.in_use.all(a.bit(e.start), e.count)) broken("free of unallocated blocks in " + extent_text(e));
     if (!a.pending_free.none(a.bit(e.start), e.count)) broken("double free of " + extent_text(e));
@@ -350,21 +351,22 @@ void Allocator::free(Transaction& txn, BlockExtent e) {
   }
   Impl* impl = impl_.get();
   txn.on_prepare([impl, e](Transaction& t) {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->committed.assign(impl->bit(e.start), e.count, false);
     impl->stage_words(t, e);
-    impl->undo_if_aborted(t, [impl, e] {
+    t.on_prepare_undo([impl, e] {
+      MutexLock undo_guard(impl->mu);
       impl->committed.assign(impl->bit(e.start), e.count, true);
     });
   });
   txn.on_commit([impl, e] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->pending_free.assign(impl->bit(e.start), e.count, false);
     impl->in_use.assign(impl->bit(e.start), e.count, false);
     impl->free_space.insert(e.start, e.count);
   });
   txn.on_abort([impl, e] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->pending_free.assign(impl->bit(e.start), e.count, false);
   });
 }
@@ -374,7 +376,7 @@ Status Allocator::quarantine(Transaction& txn, BlockExtent e, const Holder& hold
   QuarantineEntry entry{holder, ino, e};
   size_t slot = 0;
   {
-    std::lock_guard lock(a.mu);
+    MutexLock lock(a.mu);
     a.check_inside(e, "quarantine");
     if (!a.in_use.all(a.bit(e.start), e.count)) {
       broken("quarantine of unallocated blocks in " + extent_text(e));
@@ -394,13 +396,16 @@ Status Allocator::quarantine(Transaction& txn, BlockExtent e, const Holder& hold
   }
   Impl* impl = impl_.get();
   txn.on_prepare([impl, slot, entry](Transaction& t) {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->holders->commit_set(slot, entry);
     impl->holders->stage_slot(t, slot);
-    impl->undo_if_aborted(t, [impl, slot] { impl->holders->commit_clear(slot); });
+    t.on_prepare_undo([impl, slot] {
+      MutexLock undo_guard(impl->mu);
+      impl->holders->commit_clear(slot);
+    });
   });
   txn.on_abort([impl, slot, entry] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->holders->release_slot(slot);
     impl->quarantined.erase(entry.extent.start);
     impl->quarantined_blocks -= entry.extent.count;
@@ -409,7 +414,7 @@ Status Allocator::quarantine(Transaction& txn, BlockExtent e, const Holder& hold
 }
 
 Status Allocator::release_holder(Transaction& txn, const Holder& holder) {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   impl_->release_locked(txn, holder);
   return Status::ok();
 }
@@ -429,17 +434,20 @@ void Allocator::Impl::drop_pins_locked(Transaction& txn, const std::vector<size_
   std::vector<size_t> slot_list;
   for (const auto& [slot, entry] : taken) slot_list.push_back(slot);
   txn.on_prepare([impl, slot_list, taken](Transaction& t) {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->holders->commit_clear_many(slot_list);
     impl->holders->stage_slots(t, slot_list);
-    impl->undo_if_aborted(t, [impl, taken] { impl->holders->commit_set_many(taken); });
+    t.on_prepare_undo([impl, taken] {
+      MutexLock undo_guard(impl->mu);
+      impl->holders->commit_set_many(taken);
+    });
   });
   txn.on_commit([impl, taken] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     for (const auto& [slot, entry] : taken) impl->holders->release_slot(slot);
   });
   txn.on_abort([impl, taken] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     for (const auto& [slot, entry] : taken) {
       impl->holders->slot(slot).state = HolderTable::SlotState::kLive;
     }
@@ -451,7 +459,7 @@ Status Allocator::pin(Transaction& txn, const std::vector<BlockExtent>& extents,
   Impl& a = *impl_;
   std::vector<std::pair<size_t, QuarantineEntry>> taken;
   {
-    std::lock_guard lock(a.mu);
+    MutexLock lock(a.mu);
     for (const BlockExtent& e : extents) {
       a.check_inside(e, "pin");
       if (!a.in_use.all(a.bit(e.start), e.count)) broken("pin of unallocated blocks in " + extent_text(e));
@@ -470,13 +478,16 @@ Status Allocator::pin(Transaction& txn, const std::vector<BlockExtent>& extents,
   for (const auto& [slot, entry] : taken) slots.push_back(slot);
   Impl* impl = impl_.get();
   txn.on_prepare([impl, taken, slots](Transaction& t) {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     impl->holders->commit_set_many(taken);
     impl->holders->stage_slots(t, slots);
-    impl->undo_if_aborted(t, [impl, slots] { impl->holders->commit_clear_many(slots); });
+    t.on_prepare_undo([impl, slots] {
+      MutexLock undo_guard(impl->mu);
+      impl->holders->commit_clear_many(slots);
+    });
   });
   txn.on_abort([impl, slots] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     for (size_t slot : slots) impl->holders->release_slot(slot);
   });
   return Status::ok();
@@ -484,8 +495,8 @@ Status Allocator::pin(Transaction& txn, const std::vector<BlockExtent>& extents,
 
 Status Allocator::unpin(Transaction& txn, const std::vector<BlockExtent>& extents,
                         const Holder& holder) {
-  std::lock_guard lock(impl_->mu);
   Impl& a = *impl_;
+  MutexLock lock(a.mu);
   // One pass over the table for all of them (a 256-extent lease used to
   // scan it 256 times).
   std::multiset<std::pair<uint64_t, uint64_t>> wanted;
@@ -603,6 +614,7 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
   if (taken.empty()) return;
   Impl* impl = this;
   auto undo = [impl, taken] {
+    MutexLock undo_guard(impl->mu);
     for (const Released& r : taken) {
       impl->holders->commit_set(r.slot, r.entry);
       for (const auto& [j, h] : r.handed) impl->holders->commit_clear(j);
@@ -610,7 +622,7 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
     }
   };
   txn.on_prepare([impl, taken, undo](Transaction& t) {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     for (const Released& r : taken) {
       impl->holders->commit_clear(r.slot);
       for (const auto& [j, h] : r.handed) impl->holders->commit_set(j, h);
@@ -621,10 +633,10 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
       for (const auto& [j, h] : r.handed) impl->holders->stage_slot(t, j);
       for (const BlockExtent& f : r.freed) impl->stage_words(t, f);
     }
-    impl->undo_if_aborted(t, undo);
+    t.on_prepare_undo(undo);
   });
   txn.on_commit([impl, taken] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     for (const Released& r : taken) {
       const BlockExtent e = r.entry.extent;
       impl->holders->release_slot(r.slot);
@@ -642,7 +654,7 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
     }
   });
   txn.on_abort([impl, taken] {
-    std::lock_guard guard(impl->mu);
+    MutexLock guard(impl->mu);
     for (const Released& r : taken) {
       impl->holders->slot(r.slot).state = HolderTable::SlotState::kLive;
       for (const auto& [j, h] : r.handed) impl->holders->release_slot(j);
@@ -654,12 +666,12 @@ void Allocator::Impl::release_locked(Transaction& txn, const Holder& holder) {
 }
 
 uint64_t Allocator::free_blocks() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->free_space.free_blocks();
 }
 
 uint64_t Allocator::quarantined_blocks() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->quarantined_blocks;
 }
 
@@ -672,7 +684,7 @@ std::vector<QuarantineEntry> Allocator::pinned_entries() const {
 }
 
 std::vector<QuarantineEntry> Allocator::Impl::entries(bool want_pinned) const {
-  std::lock_guard lock(mu);
+  MutexLock lock(mu);
   std::vector<QuarantineEntry> out;
   for (size_t i = 0; i < holders->slot_count(); ++i) {
     const HolderTable::Slot& slot = holders->slot(i);
@@ -689,20 +701,20 @@ std::vector<QuarantineEntry> Allocator::Impl::entries(bool want_pinned) const {
 }
 
 std::vector<BlockExtent> Allocator::free_extents() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   std::vector<BlockExtent> out;
   for (const auto& e : impl_->free_space.extents()) out.push_back({e.start, e.count});
   return out;
 }
 
 SparseBits Allocator::allocated_bits() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->in_use;
 }
 
 bool Allocator::is_allocated(uint64_t block) const {
-  std::lock_guard lock(impl_->mu);
   const Impl& a = *impl_;
+  MutexLock lock(a.mu);
   if (block < a.area.data_start || block - a.area.data_start >= a.area.data_blocks) return false;
   return a.in_use.test(a.bit(block));
 }

@@ -47,9 +47,8 @@
 // fault), so later transactions never stage those bits. Transactions that
 // used an Allocator must end (commit or drop) before it is destroyed.
 //
-// Thread-safe. Lock order: callers' locks -> allocator mutex; the prepare
-// hook runs under journal mutex -> allocator mutex; allocate/free never take
-// the journal mutex.
+// Thread-safe. Its mutex is a leaf of the lock order (src/meta/locking.h
+// says why the prepare hooks may take it under the journal mutex).
 #pragma once
 
 #include <cstdint>

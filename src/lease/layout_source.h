@@ -123,8 +123,8 @@ class LayoutSource {
 
 // Where blocks that a holder may reach are accounted, persistently. The meta
 // side implements it over the allocator's holder table (alloc/allocator.h).
-// Called with the engine's mutex held (lock order: inode layout lock ->
-// lease engine -> allocator -> journal); must not call back into the engine.
+// Called with the engine's mutex held (it may commit transactions: the lock
+// order is in src/meta/locking.h); must not call back into the engine.
 class QuarantineSink {
  public:
   virtual ~QuarantineSink() = default;

@@ -63,7 +63,7 @@ void LeaseCore::forget_inode_if_idle_locked(uint64_t ino) {
 }
 
 Result<Grant> LeaseCore::grant(const GrantRequest& request) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   SEALFS_SYNC_POINT("lease.grant.before_install");  // under the engine mutex
   Inode& inode = inode_locked(request.ino);
   if (inode.breaking) {
@@ -100,7 +100,7 @@ Result<Grant> LeaseCore::grant(const GrantRequest& request) {
 }
 
 std::optional<LeaseInfo> LeaseCore::lease_of(uint64_t conn, uint64_t lease_id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = leases_.find(lease_id);
   if (it == leases_.end() || it->second.info.conn != conn) return std::nullopt;
   return it->second.info;
@@ -108,7 +108,7 @@ std::optional<LeaseInfo> LeaseCore::lease_of(uint64_t conn, uint64_t lease_id) c
 
 Status LeaseCore::extend(uint64_t conn, uint64_t lease_id, uint64_t new_length,
                          const std::vector<MapExtent>& added) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = leases_.find(lease_id);
   if (it == leases_.end() || it->second.info.conn != conn) {
     return Status(Code::kNotFound, "no lease " + std::to_string(lease_id));
@@ -128,13 +128,13 @@ Status LeaseCore::extend(uint64_t conn, uint64_t lease_id, uint64_t new_length,
 }
 
 bool LeaseCore::breaking(uint64_t ino) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = inodes_.find(ino);
   return it != inodes_.end() && it->second.breaking;
 }
 
 bool LeaseCore::sealed(uint64_t ino) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = inodes_.find(ino);
   if (it == inodes_.end()) return false;
   if (it->second.breaking) return true;
@@ -148,7 +148,7 @@ bool LeaseCore::sealed(uint64_t ino) const {
 }
 
 uint64_t LeaseCore::generation(uint64_t ino) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = inodes_.find(ino);
   return it == inodes_.end() ? generation_counter_ : it->second.generation;
 }
@@ -195,7 +195,7 @@ void LeaseCore::run(Ready& ready, const Status& status) {
 Status LeaseCore::release(uint64_t conn, uint64_t lease_id) {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = leases_.find(lease_id);
     if (it == leases_.end() || it->second.info.conn != conn) {
       return Status(Code::kNotFound, "no lease " + std::to_string(lease_id) + " on this connection");
@@ -207,7 +207,7 @@ Status LeaseCore::release(uint64_t conn, uint64_t lease_id) {
 }
 
 Status LeaseCore::check_register(uint64_t conn, uint64_t lease_id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = leases_.find(lease_id);
   if (it == leases_.end() || it->second.info.conn != conn || it->second.info.layout_only) {
     return Status(Code::kInvalid, "no mapping lease " + std::to_string(lease_id));
@@ -241,7 +241,7 @@ void LeaseCore::revoke_to_quarantine_locked(Lease& lease) {
 void LeaseCore::connection_closed(uint64_t conn, bool holder_alive) {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::vector<uint64_t> ids;
     for (auto& [id, lease] : leases_) {
       if (lease.info.conn == conn) ids.push_back(id);
@@ -270,7 +270,7 @@ void LeaseCore::connection_closed(uint64_t conn, bool holder_alive) {
 void LeaseCore::holder_exited(const HolderId& holder) {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::vector<uint64_t> ids;
     for (auto& [id, lease] : leases_) {
       if (lease.info.holder == holder) ids.push_back(id);
@@ -286,7 +286,7 @@ void LeaseCore::holder_exited(const HolderId& holder) {
 }
 
 bool LeaseCore::holder_needed(const HolderId& holder) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return holders_.count(holder) != 0;
 }
 
@@ -297,7 +297,7 @@ void LeaseCore::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length
   Ready ready;
   bool run_now = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = inodes_.find(ino);
     if (it == inodes_.end()) {
       run_now = true;
@@ -347,7 +347,7 @@ void LeaseCore::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length
 void LeaseCore::tick() {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const uint64_t now = clock_.now_ns();
     std::set<uint64_t> touched;
     for (auto& [id, lease] : leases_) {
@@ -389,7 +389,7 @@ void LeaseCore::tick() {
 }
 
 std::optional<uint64_t> LeaseCore::next_deadline_ns() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::optional<uint64_t> next;
   for (auto& [id, lease] : leases_) {
     const LeaseInfo& info = lease.info;
@@ -404,7 +404,7 @@ std::optional<uint64_t> LeaseCore::next_deadline_ns() const {
 void LeaseCore::shutdown() {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [ino, inode] : inodes_) {
       for (auto& c : inode.waiting) ready.push_back(std::move(c));
       inode.waiting.clear();
@@ -417,7 +417,7 @@ void LeaseCore::shutdown() {
 void LeaseCore::revoke_all() {
   Ready ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::set<uint64_t> touched;
     for (auto& [id, lease] : leases_) {
       if (lease.info.state == LeaseState::kRevoked) continue;
@@ -431,7 +431,7 @@ void LeaseCore::revoke_all() {
 }
 
 std::vector<LeaseInfo> LeaseCore::leases() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<LeaseInfo> out;
   for (auto& [id, lease] : leases_) out.push_back(lease.info);
   return out;

@@ -26,13 +26,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <vector>
 
 #include "lease/layout_source.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs::lease {
 
@@ -176,11 +176,11 @@ class LeaseCore {
   using Ready = std::vector<Continuation>;
 
   static bool blocks(LeaseState s);
-  Inode& inode_locked(uint64_t ino);
-  void remove_lease_locked(uint64_t lease_id, Ready& ready);
-  void revoke_to_quarantine_locked(Lease& lease);
-  void finish_if_done_locked(uint64_t ino, Ready& ready);
-  void forget_inode_if_idle_locked(uint64_t ino);
+  Inode& inode_locked(uint64_t ino) REQUIRES(mu_);
+  void remove_lease_locked(uint64_t lease_id, Ready& ready) REQUIRES(mu_);
+  void revoke_to_quarantine_locked(Lease& lease) REQUIRES(mu_);
+  void finish_if_done_locked(uint64_t ino, Ready& ready) REQUIRES(mu_);
+  void forget_inode_if_idle_locked(uint64_t ino) REQUIRES(mu_);
   static void run(Ready& ready, const Status& status);
 
   const Clock& clock_;
@@ -188,12 +188,13 @@ class LeaseCore {
   QuarantineSink* sink_;
   const LeaseOptions options_;
 
-  mutable std::mutex mu_;  // after the inode layout lock, before the sink's locks
-  uint64_t next_lease_id_ = 1;
-  uint64_t generation_counter_ = 0;
-  std::map<uint64_t, Lease> leases_;
-  std::map<uint64_t, Inode> inodes_;
-  std::map<HolderId, HolderState> holders_;
+  // The engine mutex: its place in the lock order is in src/meta/locking.h.
+  mutable Mutex mu_;
+  uint64_t next_lease_id_ GUARDED_BY(mu_) = 1;
+  uint64_t generation_counter_ GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, Lease> leases_ GUARDED_BY(mu_);
+  std::map<uint64_t, Inode> inodes_ GUARDED_BY(mu_);
+  std::map<HolderId, HolderState> holders_ GUARDED_BY(mu_);
 };
 
 }  // namespace sealfs::lease

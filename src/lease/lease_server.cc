@@ -31,6 +31,7 @@
 #include "lease/warning_throttle.h"
 #include "lease/wire.h"
 #include "util/log.h"
+#include "util/thread_annotations.h"
 #include "util/sync_point.h"
 
 namespace sealfs::lease {
@@ -170,9 +171,9 @@ struct LeaseServer::Impl final : Notifier {
   std::map<uint64_t, Parked> closing;               // by token: waiting for the closer
   std::atomic<size_t> conn_count{0};
 
-  std::mutex actions_mu;  // leaf lock: taken under the engine mutex
-  std::vector<Action> actions;
-  bool timer_dirty = true;
+  Mutex actions_mu;  // a leaf, taken under the engine mutex (src/meta/locking.h)
+  std::vector<Action> actions GUARDED_BY(actions_mu);
+  bool timer_dirty GUARDED_BY(actions_mu) = true;
 
   ~Impl() override {
     if (thread.joinable()) {
@@ -205,7 +206,7 @@ struct LeaseServer::Impl final : Notifier {
   // --- Notifier (called under the engine mutex, from any thread) ---
   void push(Action a) {
     {
-      std::lock_guard lock(actions_mu);
+      MutexLock lock(actions_mu);
       actions.push_back(a);
     }
     wake();
@@ -274,7 +275,7 @@ struct LeaseServer::Impl final : Notifier {
   }
   void deadlines_changed() override {
     {
-      std::lock_guard lock(actions_mu);
+      MutexLock lock(actions_mu);
       timer_dirty = true;
     }
     wake();
@@ -391,7 +392,7 @@ struct LeaseServer::Impl final : Notifier {
 
   void rearm_timer() {
     {
-      std::lock_guard lock(actions_mu);
+      MutexLock lock(actions_mu);
       if (!timer_dirty) return;
       timer_dirty = false;
     }
@@ -408,7 +409,7 @@ struct LeaseServer::Impl final : Notifier {
     for (;;) {
       std::vector<Action> batch;
       {
-        std::lock_guard lock(actions_mu);
+        MutexLock lock(actions_mu);
         batch.swap(actions);
       }
       if (batch.empty()) return;

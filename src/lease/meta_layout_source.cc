@@ -215,7 +215,7 @@ Status MetaQuarantineSink::pin(const HolderId& holder, uint64_t lease_id, uint64
                                const std::vector<MapExtent>& extents) {
   std::vector<LayoutPiece> pieces = to_pieces(extents);
   RETURN_IF_ERROR(fs_.pin_pieces(to_holder(holder), ino, pieces));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<LayoutPiece>& held = pinned_[lease_id];  // an EXTEND adds to a grant's
   held.insert(held.end(), pieces.begin(), pieces.end());
   return Status::ok();
@@ -224,7 +224,7 @@ Status MetaQuarantineSink::pin(const HolderId& holder, uint64_t lease_id, uint64
 void MetaQuarantineSink::unpin(const HolderId& holder, uint64_t lease_id) {
   std::vector<LayoutPiece> pieces;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = pinned_.find(lease_id);
     if (it == pinned_.end()) return;
     pieces = std::move(it->second);

@@ -13,12 +13,12 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "lease/layout_source.h"
 #include "meta/filesystem.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs::lease {
 
@@ -58,8 +58,8 @@ class MetaQuarantineSink final : public QuarantineSink {
 
  private:
   Filesystem& fs_;
-  std::mutex mu_;  // leaf
-  std::map<uint64_t, std::vector<LayoutPiece>> pinned_;  // lease id -> pieces
+  Mutex mu_;  // leaf
+  std::map<uint64_t, std::vector<LayoutPiece>> pinned_ GUARDED_BY(mu_);  // lease id -> pieces
 };
 
 }  // namespace sealfs::lease

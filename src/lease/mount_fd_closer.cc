@@ -10,7 +10,7 @@ MountFdCloser::MountFdCloser() : thread_([this] { run(); }) {}
 
 MountFdCloser::~MountFdCloser() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_one();
@@ -19,16 +19,18 @@ MountFdCloser::~MountFdCloser() {
 
 void MountFdCloser::close_then(int fd, std::function<void()> then) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queue_.emplace_back(fd, std::move(then));
   }
   cv_.notify_one();
 }
 
 void MountFdCloser::run() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    // A loop rather than wait(lock, predicate): the analysis sees the
+    // predicate lambda as a function of its own, without the lock.
+    while (!stopping_ && queue_.empty()) cv_.wait(lock);
     if (queue_.empty()) return;  // stopping, and everything is closed
     auto [fd, then] = std::move(queue_.front());
     queue_.pop_front();

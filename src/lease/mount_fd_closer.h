@@ -17,9 +17,10 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <utility>
+
+#include "util/thread_annotations.h"
 
 namespace sealfs::lease {
 
@@ -38,10 +39,10 @@ class MountFdCloser {
  private:
   void run();
 
-  std::mutex mu_;  // leaf
-  std::condition_variable cv_;
-  std::deque<std::pair<int, std::function<void()>>> queue_;
-  bool stopping_ = false;
+  Mutex mu_;  // leaf
+  std::condition_variable_any cv_;  // waits on a MutexLock
+  std::deque<std::pair<int, std::function<void()>>> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -12,6 +12,7 @@
 #include "media/superblock.h"
 #include "sealfs/format.h"
 #include "util/log.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -185,14 +186,14 @@ struct Journal::Impl {
 
   // Writes the slot that is not the current winner, so a torn header write
   // leaves the previous header in force.
-  void write_header(uint64_t tail_offset, uint64_t tail_seq);
+  void write_header(uint64_t tail_offset, uint64_t tail_seq) REQUIRES(mu);
   // Can `size` log bytes go at head without touching live transactions?
   // Sets *pos and *waste (bytes skipped at the end of the log).
-  bool place(uint64_t size, uint64_t* pos, uint64_t* waste) const;
+  bool place(uint64_t size, uint64_t* pos, uint64_t* waste) const REQUIRES(mu);
   // kIoError on a media fault: the log is then kept (the tail does not move),
   // so that recovery still replays every committed transaction.
-  Status checkpoint_locked();
-  void note_home_write(uint64_t offset, uint64_t len);
+  Status checkpoint_locked() REQUIRES(mu);
+  void note_home_write(uint64_t offset, uint64_t len) REQUIRES(mu);
 
   Region& region;
   const JournalArea area;
@@ -201,24 +202,24 @@ struct Journal::Impl {
   const uint64_t log_begin;
   const uint64_t capacity;    // log bytes
 
-  // The journal mutex: after every caller lock (inode, directory, allocator,
-  // which prepare hooks may take), before the region's internal lock.
-  mutable std::mutex mu;
-  int slot = 0;          // winning header slot
-  uint64_t epoch = 0;    // its epoch
-  uint32_t salt = 0;     // seeds every transaction crc (format.h)
-  uint64_t tail = 0;     // log offset of the oldest live transaction
-  uint64_t head = 0;     // log offset where the next transaction goes
-  uint64_t used = 0;     // live bytes from tail to head, wrap waste included
-  uint64_t seq = 1;      // next sequence number
-  uint64_t commits = 0;
-  uint64_t checkpoints = 0;
+  // The journal mutex (its place in the lock order: src/meta/locking.h).
+  // Prepare hooks and their undos run under it and may take leaf locks.
+  mutable Mutex mu;
+  int slot GUARDED_BY(mu) = 0;          // winning header slot
+  uint64_t epoch GUARDED_BY(mu) = 0;    // its epoch
+  uint32_t salt GUARDED_BY(mu) = 0;     // seeds every transaction crc (format.h)
+  uint64_t tail GUARDED_BY(mu) = 0;     // log offset of the oldest live transaction
+  uint64_t head GUARDED_BY(mu) = 0;     // log offset where the next transaction goes
+  uint64_t used GUARDED_BY(mu) = 0;     // live bytes from tail to head, wrap waste included
+  uint64_t seq GUARDED_BY(mu) = 1;      // next sequence number
+  uint64_t commits GUARDED_BY(mu) = 0;
+  uint64_t checkpoints GUARDED_BY(mu) = 0;
   // Home ranges written since the last checkpoint. They were flushed by the
   // committing thread; the checkpoint flushes them again from its own thread
   // so that its drain covers them (a fence orders only its own thread's
   // flushes).
-  std::vector<std::pair<uint64_t, uint64_t>> dirty_home;
-  std::vector<std::byte> scratch;
+  std::vector<std::pair<uint64_t, uint64_t>> dirty_home GUARDED_BY(mu);
+  std::vector<std::byte> scratch GUARDED_BY(mu);
 };
 
 void Journal::Impl::write_header(uint64_t tail_offset, uint64_t tail_seq) {
@@ -258,7 +259,7 @@ void Journal::Impl::note_home_write(uint64_t offset, uint64_t len) {
 
 Status Journal::stamp_needs_check() {
   Impl& j = *impl_;
-  std::lock_guard lock(j.mu);
+  MutexLock lock(j.mu);
   if (j.region.read_only()) return Status(Code::kReadOnly, "region is read-only");
   ASSIGN_OR_RETURN(Superblock sb, read_superblock(j.region));
   sb.state = format::kStateNeedsCheck;
@@ -287,13 +288,19 @@ Status Journal::Impl::checkpoint_locked() {
   // committed transactions.
   if (region.media_failed()) return region.failed_status("journal checkpoint");
   const std::byte* base = region.data();
+  // guarded() runs the function on this thread, within this scope: the
+  // mutex is held there too (assert_held only tells the analysis).
   RETURN_IF_ERROR(region.guarded("journal checkpoint", [&] {
+    mu.assert_held();
     for (auto [offset, len] : dirty_home) region.flush(base + offset, len);
     region.drain();
   }));
   dirty_home.clear();
   // write_header is an encode into the slot and a persist: plain stores.
-  RETURN_IF_ERROR(region.guarded("journal header write", [&] { write_header(head, seq); }));
+  RETURN_IF_ERROR(region.guarded("journal header write", [&] {
+    mu.assert_held();
+    write_header(head, seq);
+  }));
   tail = head;
   used = 0;
   ++checkpoints;
@@ -349,6 +356,8 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
 
   std::unique_ptr<Journal> journal(new Journal(region, area));
   Impl& j = *journal->impl_;
+  // Nobody else sees the journal yet: the lock only tells the analysis.
+  MutexLock lock(j.mu);
   j.slot = plan.slot;
   j.epoch = plan.header.epoch;
   j.salt = plan.header.salt;
@@ -395,7 +404,10 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
     }));
     // Replay is idempotent, but moving the tail saves doing it again.
     RETURN_IF_ERROR(
-        region.guarded("journal header write", [&] { j.write_header(j.head, j.seq); }));
+        region.guarded("journal header write", [&] {
+          j.mu.assert_held();
+          j.write_header(j.head, j.seq);
+        }));
     j.tail = j.head;
     j.used = 0;
     log().info("journal: replayed {} transactions ({} bytes)", committed.size(),
@@ -430,7 +442,7 @@ Result<RecoveryPreview> Journal::preview(const Region& region, const JournalArea
 Status Journal::commit(Transaction&& txn) {
   Impl& j = *impl_;
   if (txn.journal_ != this) die("transaction committed to a journal that did not begin it");
-  std::unique_lock lock(j.mu);
+  MutexLock lock(j.mu);
   if (j.region.read_only()) {
     lock.unlock();
     txn.run_abort();
@@ -494,6 +506,7 @@ Status Journal::commit(Transaction&& txn) {
     // the caller's DRAM state is rolled back by the abort hooks.
     const uint64_t head = j.head;
     Status logged = j.region.guarded("journal log write", [&] {
+      j.mu.assert_held();  // guarded() runs this here, under `lock`
       if (waste >= jl::kHeaderBytes) {
         jl::encode_wrap(j.seq, waste, log + head);
         j.region.flush(log + head, jl::kHeaderBytes);
@@ -549,7 +562,7 @@ Status Journal::commit(Transaction&& txn) {
 
 Status Journal::refresh_backup_superblock() {
   Impl& j = *impl_;
-  std::lock_guard lock(j.mu);
+  MutexLock lock(j.mu);
   if (j.region.read_only()) return Status(Code::kReadOnly, "region is read-only");
   RETURN_IF_ERROR(j.checkpoint_locked());
   ASSIGN_OR_RETURN(Superblock sb, read_superblock(j.region));
@@ -562,7 +575,7 @@ Status Journal::refresh_backup_superblock() {
 }
 
 Status Journal::checkpoint() {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (impl_->region.read_only()) {
     return Status(Code::kReadOnly, "journal checkpoint: region is read-only");
   }
@@ -572,24 +585,24 @@ Status Journal::checkpoint() {
 uint64_t Journal::max_transaction_bytes() const { return impl_->capacity / 4; }
 
 uint64_t Journal::next_seq() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->seq;
 }
 
 uint64_t Journal::log_capacity() const { return impl_->capacity; }
 
 uint64_t Journal::log_used() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->used;
 }
 
 uint64_t Journal::commits() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->commits;
 }
 
 uint64_t Journal::checkpoints() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->checkpoints;
 }
 

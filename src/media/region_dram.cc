@@ -27,6 +27,7 @@ std::unique_ptr<RegionDram> RegionDram::create(uint64_t size, uint64_t alignment
 std::unique_ptr<RegionDram> RegionDram::from_image(std::vector<std::byte> image,
                                                    uint64_t alignment, Granularity g) {
   auto r = create(image.size(), alignment, g);
+  MutexLock lock(r->mu_);  // not shared yet: for the analysis
   std::memcpy(r->visible_.data(), image.data(), image.size());
   std::memcpy(r->durable_.data(), image.data(), image.size());
   return r;
@@ -34,7 +35,7 @@ std::unique_ptr<RegionDram> RegionDram::from_image(std::vector<std::byte> image,
 
 void RegionDram::flush(const void* addr, size_t len) {
   if (len == 0) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   uint64_t off = offset_of(addr);
   uint64_t first = off / kLine;
   uint64_t last = (off + len - 1) / kLine;
@@ -49,7 +50,7 @@ void RegionDram::flush(const void* addr, size_t len) {
 
 void RegionDram::drain() {
   if (drain_observer_) drain_observer_(drain_count());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [line, bytes] : pending_) {
     std::memcpy(durable_.data() + line * kLine, bytes.data(), kLine);
   }
@@ -69,7 +70,7 @@ void RegionDram::zero_flush(RegionWriteKey, void* dst, size_t len) {
 }
 
 std::vector<std::byte> RegionDram::crash(CrashMode mode, uint64_t seed) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::byte> out = durable_;
   if (mode == CrashMode::kDrop) return out;
   // Any differing word may or may not have reached the media. Flushed-but-
@@ -85,27 +86,27 @@ std::vector<std::byte> RegionDram::crash(CrashMode mode, uint64_t seed) const {
 }
 
 std::vector<std::byte> RegionDram::image() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return visible_;
 }
 
 std::vector<RegionDram::TraceEvent> RegionDram::trace() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return trace_;
 }
 
 void RegionDram::clear_trace() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   trace_.clear();
 }
 
 uint64_t RegionDram::drain_count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return drains_;
 }
 
 uint64_t RegionDram::flush_count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return flushes_;
 }
 
@@ -114,7 +115,7 @@ void RegionDram::set_drain_observer(std::function<void(uint64_t)> observer) {
 }
 
 void RegionDram::corrupt(uint64_t offset, const void* bytes, size_t len) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::memcpy(visible_.data() + offset, bytes, len);
   std::memcpy(durable_.data() + offset, bytes, len);
 }

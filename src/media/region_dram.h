@@ -12,12 +12,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <vector>
 
 #include "media/region.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -65,14 +65,16 @@ class RegionDram final : public Region {
  private:
   RegionDram(uint64_t size, uint64_t alignment, Granularity g);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;  // leaf (src/meta/locking.h)
+  // The region's bytes: written through data() by the layers above, under
+  // their own locks, so not GUARDED_BY; flush() and crash() read them under mu_.
   std::vector<std::byte> visible_;
-  std::vector<std::byte> durable_;
+  std::vector<std::byte> durable_ GUARDED_BY(mu_);
   // Cache-line index -> bytes captured at flush time, awaiting drain.
-  std::vector<std::pair<uint64_t, std::vector<std::byte>>> pending_;
-  std::vector<TraceEvent> trace_;
-  uint64_t flushes_ = 0;
-  uint64_t drains_ = 0;
+  std::vector<std::pair<uint64_t, std::vector<std::byte>>> pending_ GUARDED_BY(mu_);
+  std::vector<TraceEvent> trace_ GUARDED_BY(mu_);
+  uint64_t flushes_ GUARDED_BY(mu_) = 0;
+  uint64_t drains_ GUARDED_BY(mu_) = 0;
   std::function<void(uint64_t)> drain_observer_;
 };
 

@@ -33,7 +33,7 @@ Result<uint64_t> FilesystemImpl::dir_region_block(const Inode& dir, uint32_t ind
 // builders.
 Status FilesystemImpl::ensure_dir_index(Inode& dir) {
   {
-    std::lock_guard lock(table_mu_);
+    MutexLock lock(table_mu_);
     if (dir.dir) return Status::ok();
   }
   auto index = std::make_unique<DirIndex>();
@@ -56,7 +56,7 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     });
     index->largest_free.push_back(dir_block_largest_free(b));
   }
-  std::lock_guard lock(table_mu_);
+  MutexLock lock(table_mu_);
   if (!dir.dir) dir.dir = std::move(index);
   return Status::ok();
 }

@@ -361,7 +361,7 @@ void FilesystemImpl::quarantine_on_free(const Holder& holder, Ino,
 Status FilesystemImpl::release_holder(const Holder& holder) {
   pins_.drop(holder);
   {
-    std::lock_guard lock(restored_mu_);
+    MutexLock lock(restored_mu_);
     std::erase(restored_holders_, holder);
   }
   if (read_only_) return Status::ok();
@@ -372,7 +372,7 @@ Status FilesystemImpl::release_holder(const Holder& holder) {
 }
 
 std::vector<Holder> FilesystemImpl::restored_holders() {
-  std::lock_guard lock(restored_mu_);
+  MutexLock lock(restored_mu_);
   return restored_holders_;
 }
 

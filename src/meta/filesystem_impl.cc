@@ -216,6 +216,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   // files may not give them to free space while those holders live.
   for (const QuarantineEntry& pin : alloc_->pinned_entries()) {
     pins_.add(pin.holder, pin.extent);
+    MutexLock lock(restored_mu_);  // uncontended: the mount is not shared yet
     if (std::find(restored_holders_.begin(), restored_holders_.end(), pin.holder) ==
         restored_holders_.end()) {
       restored_holders_.push_back(pin.holder);
@@ -226,8 +227,11 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   verifier_->table_data =
       region_->data_ranges(inode_offset(geo_, 1), geo_.inode_count * format::kInodeSize);
   inodes_.reset(geo_.inode_count, [this](Inode& inode) { load_on_demand(inode); });
-  inode_used_.assign(geo_.inode_count / 64 + 1, 0);
-  inode_used_[0] |= 1;  // inode 0 does not exist
+  {
+    MutexLock lock(ialloc_mu_);  // uncontended: the mount is not shared yet
+    inode_used_.assign(geo_.inode_count / 64 + 1, 0);
+    inode_used_[0] |= 1;  // inode 0 does not exist
+  }
   Inode* root = slot(format::kRootIno);
   if (root != nullptr && root->load_failed) return describe_load_failure(format::kRootIno);
   if (root == nullptr || !S_ISDIR(root->core.mode)) {
@@ -356,7 +360,7 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
 Result<Inode*> FilesystemImpl::allocate_inode() {
   uint64_t ino = 0;
   {
-    std::lock_guard lock(ialloc_mu_);
+    MutexLock lock(ialloc_mu_);
     if (used_inodes_ >= geo_.inode_count) return Status(Code::kNoSpace, "no free inodes");
     uint64_t words = inode_used_.size();
     uint64_t w = ialloc_hint_ / 64;
@@ -377,7 +381,7 @@ Result<Inode*> FilesystemImpl::allocate_inode() {
 }
 
 void FilesystemImpl::release_inode_number(Ino ino) {
-  std::lock_guard lock(ialloc_mu_);
+  MutexLock lock(ialloc_mu_);
   inode_used_[ino / 64] &= ~(uint64_t{1} << (ino % 64));
   --used_inodes_;
 }
@@ -388,7 +392,7 @@ void FilesystemImpl::maybe_free(Inode& inode) {
   Status s = free_inode(inode);
   if (is_layout_sealed(s)) {
     // Still mapped through a lease: freed once the leases are broken.
-    std::lock_guard lock(deferred_frees_mu_);
+    MutexLock lock(deferred_frees_mu_);
     deferred_frees_.push_back(inode.ino);
     return;
   }
@@ -398,7 +402,7 @@ void FilesystemImpl::maybe_free(Inode& inode) {
 void FilesystemImpl::notify_deferred_frees() {
   std::vector<Ino> inos;
   {
-    std::lock_guard lock(deferred_frees_mu_);
+    MutexLock lock(deferred_frees_mu_);
     inos.swap(deferred_frees_);
   }
   if (options_.gate == nullptr) return;
@@ -447,13 +451,13 @@ Status FilesystemImpl::unmount() {
   if (!mounted_) return Status::ok();
   stop_verifier();
   const bool checked = verified();
-  if (!checked && !verifier_->stopped) {
+  if (!checked && !verifier_->was_stopped()) {
     // The verifier found damage and stamped the region (finish_verification;
     // a read-only mount writes nothing): nothing more is written, the region
     // is not marked clean, and the daemon exits 1 as a refused mount does.
     mounted_ = false;
     return Status(Code::kCorruption, std::string(read_only_ ? "" : "not marked clean: ") +
-                                         verifier_->result.to_string() + "; run fsck.sealfs -y");
+                                         verifier_->outcome().to_string() + "; run fsck.sealfs -y");
   }
   if (!read_only_ && region_->media_failed()) {
     // The log holds committed transactions whose home writes faulted: no
@@ -536,7 +540,7 @@ StatFs FilesystemImpl::statfs() {
   s.blocks = geo_.data_blocks;
   s.free_blocks = alloc_->free_blocks();
   s.inodes = geo_.inode_count;
-  std::lock_guard lock(ialloc_mu_);
+  MutexLock lock(ialloc_mu_);
   s.free_inodes = geo_.inode_count - used_inodes_;
   return s;
 }
@@ -560,7 +564,7 @@ Status FilesystemImpl::fsync(Ino ino, bool datasync) {
 void FilesystemImpl::mark_times_dirty(Inode& inode) {
   if (inode.times_dirty) return;
   inode.times_dirty = true;
-  std::lock_guard lock(lazy_times_mu_);
+  MutexLock lock(lazy_times_mu_);
   lazy_times_.insert(&inode);
 }
 
@@ -576,7 +580,7 @@ Status FilesystemImpl::persist_times(Inode& inode) {
 Status FilesystemImpl::persist_lazy_times() {
   std::unordered_set<Inode*> pending;
   {
-    std::lock_guard lock(lazy_times_mu_);
+    MutexLock lock(lazy_times_mu_);
     pending.swap(lazy_times_);
   }
   Status first = Status::ok();

@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "alloc/allocator.h"
@@ -26,6 +26,7 @@
 #include "meta/meta_txn.h"
 #include "meta/posix_acl.h"
 #include "meta/xattr.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -117,16 +118,24 @@ class FilesystemImpl final : public Filesystem {
   // --- inode table (filesystem_impl.cc)
   Inode* slot(Ino ino);               // nullptr when out of range
   // Calls f(ino) for each inode number marked in use, in order, skipping
-  // empty words (a region's inode count may be tens of millions). The
-  // caller holds ialloc_mu_ or runs before the mount is shared.
+  // empty words (a region's inode count may be tens of millions).
   template <typename F>
-  void for_each_used_inode(F&& f) const {
+  void for_each_used_inode(F&& f) const REQUIRES(ialloc_mu_) {
     for (uint64_t w = 0; w < inode_used_.size(); ++w) {
       for (uint64_t bits = inode_used_[w]; bits != 0; bits &= bits - 1) {
         const uint64_t ino = w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits));
         if (ino != 0) f(ino);
       }
     }
+  }
+  // The same for the mount verifier, without ialloc_mu_: its callbacks take
+  // inode locks and commit, which a leaf may not be held across. Safe because
+  // nothing changes the set while it runs: it runs before the mount is
+  // shared or, in the background, while every allocation and free waits in
+  // await_verified(); it filled the set itself (load_inode_table).
+  template <typename F>
+  void for_each_used_inode_verifying(F&& f) const NO_THREAD_SAFETY_ANALYSIS {
+    for_each_used_inode(std::forward<F>(f));
   }
   // Reads the inode slots that hold data into DRAM (mount).
   Status load_inode_table();
@@ -292,24 +301,24 @@ class FilesystemImpl final : public Filesystem {
 
   Superblock sb_staged_;  // guarded by the journal mutex (prepare hooks)
 
-  std::mutex table_mu_;  // leaf: serialises DirIndex builders (dir_ops.cc)
+  Mutex table_mu_;  // leaf: serialises DirIndex builders (dir_ops.cc)
   InodeTable inodes_;
 
-  std::mutex ialloc_mu_;  // leaf: free-inode set
-  std::mutex lazy_times_mu_;  // leaf: the set below
-  std::unordered_set<Inode*> lazy_times_;
+  Mutex ialloc_mu_;  // leaf: the free-inode set (the three below)
+  std::vector<uint64_t> inode_used_ GUARDED_BY(ialloc_mu_);  // bit per inode number
+  uint64_t used_inodes_ GUARDED_BY(ialloc_mu_) = 0;
+  uint64_t ialloc_hint_ GUARDED_BY(ialloc_mu_) = 1;
+  Mutex lazy_times_mu_;  // leaf: the set below
+  std::unordered_set<Inode*> lazy_times_ GUARDED_BY(lazy_times_mu_);
   std::atomic<uint64_t> lazy_time_commits_{0};
-  std::vector<uint64_t> inode_used_;  // bit per inode number
-  uint64_t used_inodes_ = 0;
-  uint64_t ialloc_hint_ = 1;
 
-  std::mutex rename_mu_;
+  Mutex rename_mu_;
 
   HolderPins pins_;
-  std::mutex deferred_frees_mu_;  // leaf
-  std::vector<Ino> deferred_frees_;
-  std::mutex restored_mu_;  // leaf
-  std::vector<Holder> restored_holders_;
+  Mutex deferred_frees_mu_;  // leaf
+  std::vector<Ino> deferred_frees_ GUARDED_BY(deferred_frees_mu_);
+  Mutex restored_mu_;  // leaf
+  std::vector<Holder> restored_holders_ GUARDED_BY(restored_mu_);
   std::unique_ptr<MountVerifier> verifier_;
 };
 

@@ -6,17 +6,17 @@ namespace sealfs {
 
 void HolderPins::add(const Holder& holder, BlockExtent extent) {
   if (extent.count == 0) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   rules_.emplace_back(holder, extent);
 }
 
 void HolderPins::drop(const Holder& holder) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::erase_if(rules_, [&](const auto& rule) { return rule.first == holder; });
 }
 
 bool HolderPins::empty() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return rules_.empty();
 }
 
@@ -24,7 +24,7 @@ std::vector<std::pair<BlockExtent, std::optional<Holder>>> HolderPins::split(
     BlockExtent freed) const {
   std::vector<std::pair<Holder, BlockExtent>> hits;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& rule : rules_) {
       const BlockExtent& r = rule.second;
       if (r.start < freed.end() && freed.start < r.end()) hits.push_back(rule);

@@ -8,15 +8,15 @@
 // A rule lives until its holder is released (it names blocks, and blocks
 // are reused once the holder is gone).
 //
-// Thread-safe; its mutex is a leaf (after inode locks, before the allocator).
+// Thread-safe; its mutex is a leaf (src/meta/locking.h).
 #pragma once
 
-#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "alloc/allocator.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -30,8 +30,8 @@ class HolderPins {
   std::vector<std::pair<BlockExtent, std::optional<Holder>>> split(BlockExtent freed) const;
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::pair<Holder, BlockExtent>> rules_;
+  mutable Mutex mu_;
+  std::vector<std::pair<Holder, BlockExtent>> rules_ GUARDED_BY(mu_);
 };
 
 }  // namespace sealfs

@@ -2,7 +2,10 @@
 
 namespace sealfs {
 
-InodeTable::~InodeTable() { clear(); }
+InodeTable::~InodeTable() {
+  MutexLock lock(mu_);
+  clear();
+}
 
 void InodeTable::clear() {
   for (uint64_t i = 0; i < leaf_count_; ++i) {
@@ -16,7 +19,7 @@ void InodeTable::clear() {
 }
 
 void InodeTable::reset(uint64_t count, std::function<void(Inode&)> loader) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   clear();
   loader_ = std::move(loader);
   count_ = count;
@@ -36,7 +39,7 @@ Inode* InodeTable::get_or_make(uint64_t ino) {
 }
 
 Inode* InodeTable::make(uint64_t ino) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::atomic<Leaf*>& leaf_slot = leaves_[ino >> kLeafBits];
   Leaf* leaf = leaf_slot.load(std::memory_order_relaxed);
   if (leaf == nullptr) {
@@ -55,7 +58,7 @@ Inode* InodeTable::make(uint64_t ino) {
 
 std::vector<Inode*> InodeTable::made() {
   std::vector<Inode*> out;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (uint64_t i = 0; i < leaf_count_; ++i) {
     const Leaf* leaf = leaves_[i].load(std::memory_order_relaxed);
     if (leaf == nullptr) continue;

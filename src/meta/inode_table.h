@@ -13,10 +13,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "meta/inode.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -48,14 +48,16 @@ class InodeTable {
   struct Leaf {
     std::array<std::atomic<Inode*>, kLeafSlots> slots{};  // owned
   };
-  Inode* make(uint64_t ino);
-  void clear();
+  Inode* make(uint64_t ino) EXCLUDES(mu_);
+  void clear() REQUIRES(mu_);
 
-  std::mutex mu_;  // makes leaves and inodes; a leaf lock (meta/locking.h)
+  Mutex mu_;  // makes leaves and inodes; a leaf lock (meta/locking.h)
+  // count_ and leaves_ are set by reset() alone, which no other call runs
+  // beside: get_or_make() reads them without the lock.
   uint64_t count_ = 0;
   std::unique_ptr<std::atomic<Leaf*>[]> leaves_;  // owned; count_ / kLeafSlots + 1
-  uint64_t leaf_count_ = 0;
-  std::function<void(Inode&)> loader_;
+  uint64_t leaf_count_ GUARDED_BY(mu_) = 0;
+  std::function<void(Inode&)> loader_ GUARDED_BY(mu_);
 };
 
 }  // namespace sealfs

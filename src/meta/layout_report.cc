@@ -28,7 +28,7 @@ std::vector<BlockExtent> FilesystemImpl::free_extents() { return alloc_->free_ex
 std::vector<Ino> FilesystemImpl::used_inodes() {
   std::vector<Ino> out;
   (void)await_verified();  // the set is known once every slot is read
-  std::lock_guard lock(ialloc_mu_);
+  MutexLock lock(ialloc_mu_);
   for_each_used_inode([&](uint64_t ino) { out.push_back(ino); });
   return out;
 }

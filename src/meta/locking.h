@@ -1,26 +1,66 @@
-// Lock order of the metadata layer (the one authoritative statement):
+// The daemon's lock order: the one authoritative statement. Comments beside
+// other mutexes say only "leaf" or point here. A thread may take a lock only
+// if every lock it holds comes earlier in this list.
 //
-//   FilesystemImpl::rename_mu_
-//     -> directory inodes (an ancestor before its descendant, otherwise by
-//        inode number)
-//     -> non-directory inodes, by inode number
-//     -> leaf mutexes, never held while taking another lock above:
-//        InodeTable's mutex (inode objects), ialloc_mu_ (free-inode set),
-//        lazy_times_mu_ (inodes with times only in DRAM),
-//        FilesystemImpl::table_mu_ (DirIndex building)
-//     -> Allocator mutex
-//     -> Journal mutex
-//        -> (inside prepare hooks) Inode::orphan_next, inode slots at home
-//           and the staged superblock, which are touched only under the
-//           journal mutex (the journal's home writes run under it too);
-//           hooks may take
-//           InodeTable's mutex (a leaf) and the allocator mutex (the allocator's own
-//           bitmap hook).
+//   1. FilesystemImpl::rename_mu_
+//   2. directory inodes (Inode::mu; an ancestor before its descendant,
+//      otherwise by inode number)
+//   3. non-directory inodes (Inode::mu), by inode number. The lease layer's
+//      "inode layout lock" (Filesystem::lock_layout) is this lock.
+//   4. the lease engine's mutex (lease::LeaseCore::mu_): taken with inode
+//      locks held (the layout gate, grants, EXTEND); while it is held the
+//      engine calls the QuarantineSink, which commits transactions (5, 6).
+//      It never takes an inode lock.
+//   5. the journal mutex (Journal::Impl::mu): taken by commit, checkpoint
+//      and the superblock stamps, with any of the locks above held. Under
+//      it run the prepare hooks and their undos
+//      (Transaction::on_prepare_undo), which take leaves (6). The journal's
+//      home writes run under it too.
+//   6. leaves: held only briefly, and nothing that takes a lock is called
+//      while one is held, so each can be taken under any lock above.
+//        - the Allocator mutex (Allocator::Impl::mu): taken by the allocator's
+//          own calls (under inode locks or the engine mutex) and by its
+//          prepare hooks and undos (under the journal mutex). The allocator
+//          never calls the journal, or anything else that locks, while
+//          holding it: the journal -> allocator direction is the only one
+//          taken, so the two cannot deadlock. allocate()/free() come before
+//          the commit in program order, but each has released the
+//          allocator mutex before the commit takes the journal mutex.
+//        - InodeTable's mutex (inode objects; the orphan-list walk of a
+//          prepare hook takes it under the journal mutex)
+//        - MountVerifier::mu (the verification's outcome)
+//        - FilesystemImpl: ialloc_mu_ (free-inode set), lazy_times_mu_
+//          (inodes with times only in DRAM), table_mu_ (DirIndex building),
+//          deferred_frees_mu_, restored_mu_
+//        - HolderPins::mu_, lease::MetaQuarantineSink::mu_
+//        - the lease server's actions_mu (taken under the engine mutex by
+//          its Notifier), lease::MountFdCloser::mu_
+//        - src/fuse's own mutexes (DaemonLeases, the deferred-change and
+//          lease-drain waiters)
+//        - RegionDram's mutex (under the journal mutex, in its flushes)
+//
+// Two rules that are not edges: hold no lock while calling fuse_reply_* or
+// fuse_lowlevel_notify_*, and none while waiting for a lease holder (a
+// layout change that must wait queues a continuation on the engine; the
+// engine runs continuations without its mutex).
+//
+// The annotations (util/thread_annotations.h: GUARDED_BY, REQUIRES) let
+// clang's -Wthread-safety (scripts/sanitize.sh) check which lock guards
+// which member, not this order. Every mutex above is annotated except
+// Inode::mu (its fields are reached through Inode pointers and references
+// whose locks are taken in run-time order and handed across layers as
+// LayoutLock objects, which the analysis cannot follow) and src/fuse's.
 //
 // An operation holds the locks of every inode it changes across building AND
 // committing its transaction, so the order of transactions in the log equals
 // the order of the DRAM changes. Readers take inode locks shared; a read()
 // holds the shared lock while the consumer uses the region pointers.
+//
+// Inode::orphan_next, inode slots at home and the staged superblock
+// (FilesystemImpl::sb_staged_) are touched only under the journal mutex, in
+// prepare hooks; a commit that fails after them restores them in a prepare
+// undo, still under the journal mutex (an abort hook, which runs after the
+// mutex is released, could overwrite a transaction committed in between).
 //
 // The orphan list is edited only inside prepare hooks (journal mutex): an
 // unlink that orphans X, or the final free of X, may have to rewrite the slot

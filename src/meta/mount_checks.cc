@@ -30,7 +30,7 @@ Status FilesystemImpl::check_block_references() {
   const std::vector<QuarantineEntry> quarantine = alloc_->quarantine_entries();
   const XattrBlockReader xattr_reader = xattr_block_reader();
   auto referents = [&](const std::function<void(const BlockReferent&)>& emit) {
-    for_each_used_inode([&](uint64_t ino) {
+    for_each_used_inode_verifying([&](uint64_t ino) {
       Inode& inode = *slot(ino);
       // Readers may hold it too; writers wait for the verifier.
       std::shared_lock lock(inode.mu);
@@ -68,7 +68,7 @@ Status FilesystemImpl::check_link_counts(const std::vector<uint32_t>& names,
   const auto start = std::chrono::steady_clock::now();
   uint64_t above = 0, first_above = 0;
   Status bad;
-  for_each_used_inode([&](uint64_t ino) {
+  for_each_used_inode_verifying([&](uint64_t ino) {
     if (!bad.is_ok()) return;
     Inode& inode = *slot(ino);
     std::shared_lock lock(inode.mu);

@@ -106,7 +106,7 @@ Status FilesystemImpl::load_inode_table() {
       }
     }
   }
-  std::lock_guard lock(ialloc_mu_);
+  MutexLock lock(ialloc_mu_);
   inode_used_.swap(used);
   used_inodes_ = count;
   return first_bad;
@@ -157,10 +157,10 @@ Status FilesystemImpl::verify_image(FsckLikeStats* stats) {
   // Indexed by inode number, up to the highest in use: a name pointing
   // higher points at a free inode and fails the check.
   uint64_t highest_used = 0;
-  for_each_used_inode([&](uint64_t ino) { highest_used = ino; });
+  for_each_used_inode_verifying([&](uint64_t ino) { highest_used = ino; });
   std::vector<uint32_t> names(highest_used + 1, 0), subdirs(highest_used + 1, 0);
   Status tree;
-  for_each_used_inode([&](uint64_t ino) {
+  for_each_used_inode_verifying([&](uint64_t ino) {
     if (!tree.is_ok()) return;
     if (stopping()) {
       tree = stopped_status(v);
@@ -176,7 +176,7 @@ Status FilesystemImpl::verify_image(FsckLikeStats* stats) {
   if (stopping()) return stopped_status(v);
   RETURN_IF_ERROR(process_orphans(stats));
   Status trimmed;
-  for_each_used_inode([&](uint64_t ino) {
+  for_each_used_inode_verifying([&](uint64_t ino) {
     Inode* inode = slot(ino);
     if (!trimmed.is_ok() || !S_ISREG(inode->core.mode)) return;
     std::unique_lock lock(inode->mu);
@@ -220,7 +220,7 @@ void FilesystemImpl::finish_verification(const Status& result) {
     }
   }
   {
-    std::lock_guard lock(v.mu);
+    MutexLock lock(v.mu);
     v.done = true;
     v.stopped = stopped;
     v.result = result;
@@ -242,8 +242,10 @@ bool FilesystemImpl::verified() const {
 Status FilesystemImpl::await_verified() const {
   if (verified()) return Status::ok();
   MountVerifier& v = *verifier_;
-  std::unique_lock lock(v.mu);
-  v.finished.wait(lock, [&] { return v.done; });
+  MutexLock lock(v.mu);
+  // A loop, not wait(lock, predicate): the analysis would check the
+  // predicate lambda as a function of its own, without the lock.
+  while (!v.done) v.finished.wait(lock);
   if (v.result.is_ok()) return Status::ok();
   return Status(Code::kReadOnly, v.stopped ? "unmounting before the image was verified"
                                            : "mount verification found damage: " +

@@ -6,24 +6,33 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "media/region.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
 struct MountVerifier {
-  std::mutex mu;  // leaf: guards done and result
-  std::condition_variable finished;
-  bool done = false;
-  Status result;  // kOk, the damage found, or why it stopped
-  bool stopped = false;  // given up for an unmount: found nothing
+  Mutex mu;  // leaf: guards done, result and stopped
+  std::condition_variable_any finished;  // waited on with a MutexLock
+  bool done GUARDED_BY(mu) = false;
+  Status result GUARDED_BY(mu);  // kOk, the damage found, or why it stopped
+  bool stopped GUARDED_BY(mu) = false;  // given up for an unmount: found nothing
   // Set by the verifier thread when it returns because of `stop` (not when
-  // it returns damage it found while an unmount was asking it to stop).
+  // it returns damage it found while an unmount was asking it to stop);
+  // touched by that thread only.
   bool gave_up = false;
+  bool was_stopped() EXCLUDES(mu) {
+    MutexLock lock(mu);
+    return stopped;
+  }
+  Status outcome() EXCLUDES(mu) {
+    MutexLock lock(mu);
+    return result;
+  }
   // done with an ok result: the lock-free fast path of every metadata change.
   std::atomic<bool> verified{false};
   std::atomic<bool> stop{false};  // unmount: give up between inodes

@@ -45,13 +45,13 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     return Status(Code::kInvalid, "rename of . or ..");
   }
   const bool exchange = (flags & RENAME_EXCHANGE) != 0;
-  std::lock_guard rename_lock(rename_mu_);
+  MutexLock rename_lock(rename_mu_);
   ASSIGN_OR_RETURN(Inode * src_dir, live(parent));
   ASSIGN_OR_RETURN(Inode * dst_dir, live(new_parent));
   if (!S_ISDIR(src_dir->core.mode) || !S_ISDIR(dst_dir->core.mode)) {
     return Status(Code::kNotDir, "rename parent is not a directory");
   }
-  // Directories: ancestor first, otherwise by inode number.
+  // Directories in the lock order (meta/locking.h).
   Inode* first = src_dir;
   Inode* second = dst_dir == src_dir ? nullptr : dst_dir;
   if (second != nullptr) {
@@ -88,7 +88,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     ASSIGN_OR_RETURN(bool loop, is_ancestor(tgt->ino, src_dir->ino));
     if (loop) return Status(Code::kInvalid, "move a directory into its own subtree");
   }
-  // Children: directories first, then by inode number.
+  // Children in the lock order (meta/locking.h): directories first.
   Inode* c1 = src;
   Inode* c2 = tgt;
   if (c2 != nullptr) {
