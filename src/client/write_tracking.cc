@@ -1,0 +1,168 @@
+#include "client/write_tracking.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <mutex>
+
+// Debian 12's kernel headers (6.1) predate PAGEMAP_SCAN and asynchronous
+// write-protect (6.7): the ABI, as the kernel defines it.
+#ifndef PAGEMAP_SCAN
+struct page_region {
+  __u64 start;
+  __u64 end;
+  __u64 categories;
+};
+struct pm_scan_arg {
+  __u64 size;
+  __u64 flags;
+  __u64 start;
+  __u64 end;
+  __u64 walk_end;
+  __u64 vec;
+  __u64 vec_len;
+  __u64 max_pages;
+  __u64 category_inverted;
+  __u64 category_mask;
+  __u64 category_anyof_mask;
+  __u64 return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+namespace sealfs::client {
+
+namespace {
+
+// The process's userfaultfd and pagemap descriptors. Both belong to the
+// process that opened them (a userfaultfd registers ranges of its creator's
+// memory, a pagemap descriptor reads its opener's page tables), so a forked
+// child opens its own on first use.
+struct Tracker {
+  std::mutex mu;
+  pid_t pid = 0;
+  int uffd = -1;
+  int pagemap = -1;
+};
+
+Tracker& tracker() {
+  static auto* t = new Tracker();  // never destroyed: persists may run at exit
+  return *t;
+}
+
+// Read at every map (not once): tests turn it off around one mapping.
+bool enabled_by_environment() {
+  const char* v = getenv("SEALFS_TRACK_WRITES");
+  return v == nullptr || strcmp(v, "0") != 0;
+}
+
+void close_inherited(Tracker& t) {
+  if (t.uffd >= 0) close(t.uffd);
+  if (t.pagemap >= 0) close(t.pagemap);
+  t.uffd = t.pagemap = -1;
+}
+
+// Opens the descriptors for this process; false when the kernel lacks
+// something (tried once per process).
+bool open_locked(Tracker& t) {
+  const pid_t self = getpid();
+  if (t.pid == self) return t.uffd >= 0 && t.pagemap >= 0;
+  close_inherited(t);
+  t.pid = self;
+  // User-mode faults only: no privilege needed (vm.unprivileged_userfaultfd
+  // is 0 by default). Asynchronous write-protect faults, user or kernel
+  // mode, never reach the descriptor anyway: the kernel resolves them.
+  const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+  if (uffd < 0) return false;
+  struct uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_WP_ASYNC;
+  const int pagemap = ioctl(uffd, UFFDIO_API, &api) == 0 ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
+  if (pagemap < 0) {
+    close(uffd);
+    return false;
+  }
+  t.uffd = uffd;
+  t.pagemap = pagemap;
+  return true;
+}
+
+}  // namespace
+
+bool track_writes(void* addr, size_t len) {
+  if (!enabled_by_environment() || len == 0) return false;
+  Tracker& t = tracker();
+  std::lock_guard lock(t.mu);
+  if (!open_locked(t)) return false;
+  struct uffdio_register reg{};
+  reg.range.start = reinterpret_cast<uintptr_t>(addr);
+  reg.range.len = len;
+  reg.mode = UFFDIO_REGISTER_MODE_WP;
+  // Refused for memory the kernel cannot write-protect per page (DAX
+  // mappings of devdax and fsdax regions among them).
+  if (ioctl(t.uffd, UFFDIO_REGISTER, &reg) != 0) return false;
+  // Nothing was stored through these pages yet: all of them start
+  // write-protected (pte markers where nothing is mapped), so the first
+  // persist finds only what was written since. Left unprotected a page
+  // counts as written, and a page that was never mapped could not be told
+  // from one written and then unmapped by the kernel (reclaim): the first
+  // scan would have to return, and the persist fault in and flush, the
+  // whole range. If this fails, that is what happens: still exact.
+  struct uffdio_writeprotect wp{};
+  wp.range = reg.range;
+  wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+  (void)ioctl(t.uffd, UFFDIO_WRITEPROTECT, &wp);
+  return true;
+}
+
+int for_each_written_run(uintptr_t start, uintptr_t end,
+                         void (*flush)(uintptr_t start, uintptr_t end, void* arg), void* arg) {
+  int pagemap;
+  {
+    Tracker& t = tracker();
+    std::lock_guard lock(t.mu);
+    if (t.pid != getpid() || t.pagemap < 0) return -ENOTSUP;  // nothing tracked here
+    pagemap = t.pagemap;  // never closed while this process uses it
+  }
+  constexpr size_t kRuns = 256;
+  struct page_region runs[kRuns];
+  while (start < end) {
+    struct pm_scan_arg scan{};
+    scan.size = sizeof(scan);
+    // CHECK_WPASYNC: a page of the range that is not tracked (the range was
+    // replaced, or part of it was never registered) aborts the scan rather
+    // than being silently skipped.
+    scan.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+    scan.start = start;
+    scan.end = end;
+    scan.vec = reinterpret_cast<uintptr_t>(runs);
+    scan.vec_len = kRuns;
+    scan.category_mask = PAGE_IS_WRITTEN;
+    scan.return_mask = PAGE_IS_WRITTEN;
+    const long n = ioctl(pagemap, PAGEMAP_SCAN, &scan);
+    if (n < 0) return -errno;
+    for (long i = 0; i < n; ++i) flush(runs[i].start, runs[i].end, arg);
+    // The walk stops early when the runs fill the vector; it resumes
+    // where it stopped (the pages up to there are done).
+    if (scan.walk_end <= start) return -EIO;
+    start = scan.walk_end;
+  }
+  return 0;
+}
+
+}  // namespace sealfs::client
