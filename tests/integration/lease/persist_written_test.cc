@@ -260,5 +260,57 @@ TEST_F(PersistWrittenTest, ConcurrentWritersAreNeverMissed) {
   EXPECT_EQ(missed, 0u) << "of " << written << " written pages, over " << persists << " persists";
 }
 
+// Threads that each store into pages of their own and then persist the
+// whole map: when a persist returns, every page its thread stored into
+// before calling it has been flushed since. A scan returns a page to one
+// thread only (it write-protects it again), so another thread's persist
+// that finds the page clean must wait until the first has flushed it.
+TEST_F(PersistWrittenTest, ConcurrentPersistsReturnOnlyOnceTheirPagesAreFlushed) {
+  ASSERT_NO_FATAL_FAILURE(map_file());
+  std::vector<std::atomic<uint64_t>> flushed_at(kFile / kPage);
+  g_flushed_at = &flushed_at;
+  client::set_written_run_observer(stamp_run);
+  constexpr int kThreads = 3;
+  constexpr uint64_t kPagesEach = 64;
+  std::atomic<uint64_t> early{0}, persists{0};
+  std::vector<std::thread> threads;
+  const Counts before = Counts::now();
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t + 7);
+      std::vector<std::pair<uint64_t, uint64_t>> wrote;  // page, tick before the store
+      while (std::chrono::steady_clock::now() < until) {
+        wrote.clear();
+        for (int i = 0; i < 4; ++i) {
+          const uint64_t page = (rng() % kPagesEach) * kThreads + t;
+          const uint64_t tick = g_clock.fetch_add(1);
+          reinterpret_cast<volatile uint64_t*>(base_ + page * kPage)[rng() % (kPage / 8)] = tick;
+          wrote.emplace_back(page, tick);
+        }
+        if (sealfs_persist(map_, base_, kFile) != 0) std::abort();
+        persists.fetch_add(1);
+        for (auto& [page, tick] : wrote) {
+          if (flushed_at[page].load(std::memory_order_acquire) < tick) early.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  client::set_written_run_observer(nullptr);
+  g_flushed_at = nullptr;
+  const Counts d = Counts::now() - before;
+  EXPECT_GT(persists.load(), 30u);
+  if (!tracks_) {  // no scan: each persist writes back every line itself
+    EXPECT_EQ(d.scanned, 0u);
+    EXPECT_EQ(d.whole, persists.load());
+    EXPECT_EQ(d.lines, persists.load() * (kFile / 64));
+    return;
+  }
+  EXPECT_EQ(d.scanned, persists.load());
+  EXPECT_EQ(early.load(), 0u) << "stores not yet flushed when their persist returned, over "
+                              << persists.load() << " persists";
+}
+
 }  // namespace
 }  // namespace sealfs::itest
