@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <mutex>
+#include <atomic>
 
 // Debian 12's kernel headers (6.1) predate PAGEMAP_SCAN and asynchronous
 // write-protect (6.7): the ABI, as the kernel defines it.
@@ -52,18 +52,16 @@ namespace {
 // The process's userfaultfd and pagemap descriptors. Both belong to the
 // process that opened them (a userfaultfd registers ranges of its creator's
 // memory, a pagemap descriptor reads its opener's page tables), so a forked
-// child opens its own on first use.
-struct Tracker {
-  std::mutex mu;
+// child opens its own on first use. No mutex: a fork while another thread
+// held one would leave it locked in the child; one set is published with a
+// compare-and-swap instead, and never freed (a thread may still read it).
+struct Descriptors {
   pid_t pid = 0;
-  int uffd = -1;
+  int uffd = -1;     // -1: the kernel lacks something (tried once per process)
   int pagemap = -1;
 };
 
-Tracker& tracker() {
-  static auto* t = new Tracker();  // never destroyed: persists may run at exit
-  return *t;
-}
+std::atomic<Descriptors*> g_current{nullptr};
 
 // Read at every map (not once): tests turn it off around one mapping.
 bool enabled_by_environment() {
@@ -71,51 +69,67 @@ bool enabled_by_environment() {
   return v == nullptr || strcmp(v, "0") != 0;
 }
 
-void close_inherited(Tracker& t) {
-  if (t.uffd >= 0) close(t.uffd);
-  if (t.pagemap >= 0) close(t.pagemap);
-  t.uffd = t.pagemap = -1;
-}
-
-// Opens the descriptors for this process; false when the kernel lacks
-// something (tried once per process).
-bool open_locked(Tracker& t) {
-  const pid_t self = getpid();
-  if (t.pid == self) return t.uffd >= 0 && t.pagemap >= 0;
-  close_inherited(t);
-  t.pid = self;
+Descriptors* open_descriptors(pid_t self) {
+  auto* d = new Descriptors();
+  d->pid = self;
   // User-mode faults only: no privilege needed (vm.unprivileged_userfaultfd
   // is 0 by default). Asynchronous write-protect faults, user or kernel
   // mode, never reach the descriptor anyway: the kernel resolves them.
   const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
-  if (uffd < 0) return false;
+  if (uffd < 0) return d;
   struct uffdio_api api{};
   api.api = UFFD_API;
   api.features = UFFD_FEATURE_WP_ASYNC;
   const int pagemap = ioctl(uffd, UFFDIO_API, &api) == 0 ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
   if (pagemap < 0) {
     close(uffd);
-    return false;
+    return d;
   }
-  t.uffd = uffd;
-  t.pagemap = pagemap;
-  return true;
+  d->uffd = uffd;
+  d->pagemap = pagemap;
+  return d;
+}
+
+// This process's descriptors (opened on first use when `open`), or
+// nullptr when it has none.
+const Descriptors* descriptors(bool open) {
+  const pid_t self = getpid();
+  Descriptors* current = g_current.load(std::memory_order_acquire);
+  if (current == nullptr || current->pid != self) {
+    if (!open) return nullptr;
+    Descriptors* mine = open_descriptors(self);
+    if (g_current.compare_exchange_strong(current, mine, std::memory_order_acq_rel)) {
+      // The parent's, inherited: of no use here (only this thread can have
+      // replaced them).
+      if (current != nullptr && current->uffd >= 0) {
+        close(current->uffd);
+        close(current->pagemap);
+      }
+      current = mine;
+    } else {  // another thread of this process opened them first
+      if (mine->uffd >= 0) {
+        close(mine->uffd);
+        close(mine->pagemap);
+      }
+      delete mine;
+    }
+  }
+  return current->pid == self && current->uffd >= 0 ? current : nullptr;
 }
 
 }  // namespace
 
 bool track_writes(void* addr, size_t len) {
   if (!enabled_by_environment() || len == 0) return false;
-  Tracker& t = tracker();
-  std::lock_guard lock(t.mu);
-  if (!open_locked(t)) return false;
+  const Descriptors* d = descriptors(true);
+  if (d == nullptr) return false;
   struct uffdio_register reg{};
   reg.range.start = reinterpret_cast<uintptr_t>(addr);
   reg.range.len = len;
   reg.mode = UFFDIO_REGISTER_MODE_WP;
   // Refused for memory the kernel cannot write-protect per page (DAX
   // mappings of devdax and fsdax regions among them).
-  if (ioctl(t.uffd, UFFDIO_REGISTER, &reg) != 0) return false;
+  if (ioctl(d->uffd, UFFDIO_REGISTER, &reg) != 0) return false;
   // Nothing was stored through these pages yet: all of them start
   // write-protected (pte markers where nothing is mapped), so the first
   // persist finds only what was written since. Left unprotected a page
@@ -126,19 +140,15 @@ bool track_writes(void* addr, size_t len) {
   struct uffdio_writeprotect wp{};
   wp.range = reg.range;
   wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-  (void)ioctl(t.uffd, UFFDIO_WRITEPROTECT, &wp);
+  (void)ioctl(d->uffd, UFFDIO_WRITEPROTECT, &wp);
   return true;
 }
 
 int for_each_written_run(uintptr_t start, uintptr_t end,
                          void (*flush)(uintptr_t start, uintptr_t end, void* arg), void* arg) {
-  int pagemap;
-  {
-    Tracker& t = tracker();
-    std::lock_guard lock(t.mu);
-    if (t.pid != getpid() || t.pagemap < 0) return -ENOTSUP;  // nothing tracked here
-    pagemap = t.pagemap;  // never closed while this process uses it
-  }
+  const Descriptors* d = descriptors(false);
+  if (d == nullptr) return -ENOTSUP;  // nothing is tracked in this process
+  const int pagemap = d->pagemap;
   constexpr size_t kRuns = 256;
   struct page_region runs[kRuns];
   while (start < end) {

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -163,6 +164,40 @@ TEST_F(PersistWrittenTest, TheAddedPagesOfAnExtendedMapAreTrackedToo) {
   EXPECT_EQ(d.fallbacks, 0u);
   EXPECT_EQ(pages, (std::set<uint64_t>{2, 7, kFile / kPage + 3}));
   EXPECT_EQ(d.lines, 3 * kLinesPerPage);
+}
+
+// A forked child that maps the file tracks its writes with descriptors of
+// its own (the parent's userfaultfd registers and its pagemap descriptor
+// scans the parent's memory), and the parent's tracking goes on.
+TEST_F(PersistWrittenTest, AForkedChildTracksItsOwnMappings) {
+  ASSERT_NO_FATAL_FAILURE(map_file());
+  base_[4 * kPage] = 1;
+  (void)persist_all();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    struct sealfs_map* m = nullptr;
+    const int fd = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0 || sealfs_map(fd, 0, kFile, PROT_READ | PROT_WRITE, 0, &m) != 0) _exit(2);
+    auto* p = static_cast<uint8_t*>(sealfs_map_addr(m));
+    for (uint64_t page : {1, 2, 3}) p[page * kPage] = 7;
+    const Counts before = Counts::now();
+    if (sealfs_persist(m, p, kFile) != 0) _exit(3);
+    const Counts d = Counts::now() - before;
+    const bool ok = tracks_ ? d.scanned == 1 && d.lines == 3 * kLinesPerPage
+                            : d.whole == 1 && d.lines == kFile / 64;
+    sealfs_unmap(m);
+    _exit(ok ? 0 : 4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  base_[5 * kPage] = 1;
+  std::set<uint64_t> pages;
+  const Counts d = persist_all(&pages);
+  if (!tracks_) return expect_whole_flush(d, kFile);
+  EXPECT_EQ(d.fallbacks, 0u);
+  EXPECT_EQ(pages, (std::set<uint64_t>{5}));
 }
 
 // Without tracking every line of the range is written back, written or not:
