@@ -43,7 +43,10 @@ inline bool kernel_tracks_shmem_writes() {
   }
   if (memfd >= 0) close(memfd);
   close(uffd);
-  return ok;
+  // The scan is an ioctl of this (PAGEMAP_SCAN came with WP_ASYNC, in 6.7).
+  const int pagemap = ok ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
+  if (pagemap >= 0) close(pagemap);
+  return pagemap >= 0;
 }
 
 }  // namespace sealfs::itest
