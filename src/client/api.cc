@@ -223,7 +223,7 @@ int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigne
   // Flushed line by line at a persist: worth knowing which pages were
   // written (client/write_tracking.h). Nothing was stored through them yet.
   if ((prot & PROT_WRITE) && reply.granularity == wire::kGranularityCacheLine) {
-    m->tracks_writes = track_writes(base, reply.length);
+    m->tracks_writes = track_writes(base, reply.length, reply.length);
   }
   close(answer.fd);
   std::unique_lock lock(s.mu);

@@ -131,7 +131,7 @@ extern "C" int sealfs_extend(struct sealfs_map* m, int fd, size_t new_length) {
   madvise(base + old_length, want - old_length, MADV_DONTFORK);
   // Unregistered, the added pages would make every scan of the map fail
   // (and its persists flush all of it).
-  if (m->tracks_writes) (void)track_writes(base + old_length, want - old_length);
+  if (m->tracks_writes) (void)track_writes(base + old_length, want - old_length, want);
   m->length = want;
   m->reserved = std::max(room, want);
   end_extending_locked(m);

@@ -119,7 +119,7 @@ const Descriptors* descriptors(bool open) {
 
 }  // namespace
 
-bool track_writes(void* addr, size_t len) {
+bool track_writes(void* addr, size_t len, size_t mapping_len) {
   if (!enabled_by_environment() || len == 0) return false;
   const Descriptors* d = descriptors(true);
   if (d == nullptr) return false;
@@ -130,13 +130,15 @@ bool track_writes(void* addr, size_t len) {
   // Refused for memory the kernel cannot write-protect per page (DAX
   // mappings of devdax and fsdax regions among them).
   if (ioctl(d->uffd, UFFDIO_REGISTER, &reg) != 0) return false;
-  // Nothing was stored through these pages yet: all of them start
-  // write-protected (pte markers where nothing is mapped), so the first
-  // persist finds only what was written since. Left unprotected a page
-  // counts as written, and a page that was never mapped could not be told
-  // from one written and then unmapped by the kernel (reclaim): the first
-  // scan would have to return, and the persist fault in and flush, the
-  // whole range. If this fails, that is what happens: still exact.
+  // A page never write-protected counts as written, and one never mapped
+  // cannot be told from one written and then unmapped by the kernel
+  // (reclaim), so the first scan returns all of the range and that persist
+  // faults in and writes back every line, once. A large mapping is
+  // write-protected now instead (pte markers where nothing is mapped; it
+  // costs page tables and milliseconds per GiB); a small one is left to its
+  // first persist, so that a map does not wait for it. Either way, and if
+  // this fails, the scans stay exact.
+  if (mapping_len < kProtectAtMapAtLeast) return true;
   struct uffdio_writeprotect wp{};
   wp.range = reg.range;
   wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;

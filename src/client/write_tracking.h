@@ -20,10 +20,16 @@
 
 namespace sealfs::client {
 
-// Registers the pages of [addr, addr + len) (page aligned) for write
-// tracking and write-protects them: call it before anything is stored
+// From this size on a mapping's pages are write-protected when they are
+// registered; a smaller mapping's at its first persist, which writes all of
+// them back.
+constexpr size_t kProtectAtMapAtLeast = size_t{64} << 20;
+
+// Registers the pages of [addr, addr + len) (page aligned) of a mapping of
+// mapping_len bytes for write tracking, and write-protects them if
+// mapping_len >= kProtectAtMapAtLeast: call it before anything is stored
 // through them. True when they are tracked from now on.
-bool track_writes(void* addr, size_t len);
+bool track_writes(void* addr, size_t len, size_t mapping_len);
 
 // Calls flush(start, end, arg) for each run of pages of [start, end) (page
 // aligned) written since they were last scanned, after write-protecting

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "client/persist_stats.h"
+#include "client/write_tracking.h"
 #include "reserved_map_fixture.h"
 #include "sealfs/sealfs.h"
 #include "write_tracking_probe.h"
@@ -32,7 +33,8 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kLinesPerPage = kPage / 64;
-constexpr uint64_t kFile = 32 * kMiB;
+// Large enough to be write-protected when mapped (kProtectAtMapAtLeast).
+constexpr uint64_t kFile = 64 * kMiB;
 
 struct Counts {
   uint64_t scanned, whole, fallbacks, lines;
@@ -67,10 +69,10 @@ class PersistWrittenTest : public ReservedMapFixture {
     unsetenv("SEALFS_TRACK_WRITES");
     ReservedMapFixture::TearDown();
   }
-  void map_file(uint64_t reserve = kFile) {
-    ASSERT_NO_FATAL_FAILURE(mount_with(10, "", 128 * kMiB));
-    ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
-    ASSERT_NO_FATAL_FAILURE(map_here("f", kFile, reserve));
+  void map_file(uint64_t reserve = kFile, uint64_t size = kFile) {
+    ASSERT_NO_FATAL_FAILURE(mount_with(10, "", 256 * kMiB));
+    ASSERT_NO_FATAL_FAILURE(make_file("f", size, 1));
+    ASSERT_NO_FATAL_FAILURE(map_here("f", size, reserve));
     base_ = static_cast<uint8_t*>(sealfs_map_addr(map_));
     g_base = reinterpret_cast<uintptr_t>(base_);
   }
@@ -150,6 +152,24 @@ TEST_F(PersistWrittenTest, FlushesOnlyThePagesWrittenSinceTheLastPersist) {
   uint8_t byte = 0;
   EXPECT_EQ(pread(fd_, &byte, 1, 5000 * kPage), 1);
   EXPECT_EQ(byte, 4);
+}
+
+// A small mapping is not write-protected when mapped (a map should not
+// wait for it): its first persist writes all of it back, the next ones
+// only what was written.
+TEST_F(PersistWrittenTest, ASmallMappingIsFlushedWholeOnceThenByWrittenPages) {
+  constexpr uint64_t kSmall = 8 * kMiB;
+  static_assert(kSmall < client::kProtectAtMapAtLeast);
+  ASSERT_NO_FATAL_FAILURE(map_file(kSmall, kSmall));
+  Counts d = persist_all();
+  EXPECT_EQ(d.lines, kSmall / 64);
+  base_[33 * kPage] = 1;
+  std::set<uint64_t> pages;
+  d = persist_all(&pages);
+  if (!tracks_) return expect_whole_flush(d, kSmall);
+  EXPECT_EQ(d.scanned, 1u);
+  EXPECT_EQ(pages, (std::set<uint64_t>{33}));
+  EXPECT_EQ(d.lines, kLinesPerPage);
 }
 
 TEST_F(PersistWrittenTest, TheAddedPagesOfAnExtendedMapAreTrackedToo) {
