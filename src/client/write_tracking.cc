@@ -75,12 +75,14 @@ Descriptors* open_descriptors(pid_t self) {
   // User-mode faults only: no privilege needed (vm.unprivileged_userfaultfd
   // is 0 by default). Asynchronous write-protect faults, user or kernel
   // mode, never reach the descriptor anyway: the kernel resolves them.
-  const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+  const int uffd =
+      static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
   if (uffd < 0) return d;
   struct uffdio_api api{};
   api.api = UFFD_API;
   api.features = UFFD_FEATURE_WP_ASYNC;
-  const int pagemap = ioctl(uffd, UFFDIO_API, &api) == 0 ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
+  const int pagemap =
+      ioctl(uffd, UFFDIO_API, &api) == 0 ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
   if (pagemap < 0) {
     close(uffd);
     return d;

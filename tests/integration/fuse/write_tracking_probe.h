@@ -21,7 +21,8 @@ inline bool kernel_tracks_shmem_writes() {
   constexpr int kUserModeOnly = 1;                 // UFFD_USER_MODE_ONLY
   constexpr uint64_t kWpAsync = uint64_t{1} << 15;  // UFFD_FEATURE_WP_ASYNC
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kUserModeOnly));
+  const int uffd =
+      static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kUserModeOnly));
   if (uffd < 0) return false;
   struct uffdio_api api{};
   api.api = UFFD_API;

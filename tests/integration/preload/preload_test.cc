@@ -152,8 +152,8 @@ TEST_F(PreloadTest, LmdbWritemapCommitsFlushWhatTheyWrote) {
   const size_t at = text.find("flushed_lines=");
   ASSERT_NE(at, std::string::npos) << text;
   unsigned long long lines = 0, scanned = 0, whole = 0;
-  ASSERT_EQ(sscanf(text.c_str() + at, "flushed_lines=%llu scanned=%llu whole=%llu", &lines, &scanned,
-                   &whole),
+  ASSERT_EQ(sscanf(text.c_str() + at, "flushed_lines=%llu scanned=%llu whole=%llu", &lines,
+                   &scanned, &whole),
             3)
       << text;
   constexpr unsigned long long kMapLines = (32ull << 20) / 64;
