@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "client/client_internal.h"
+#include "client/write_tracking.h"
 #include "lease/fdinfo.h"
 #include "util/sync_point.h"
 
@@ -219,6 +220,11 @@ int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigne
   // still reach them after this process releases the lease.
   madvise(base, reply.length, MADV_DONTFORK);
   if (reply.length >= kHugePage) madvise(base, reply.length, MADV_HUGEPAGE);
+  // Flushed line by line at a persist: worth knowing which pages were
+  // written (client/write_tracking.h). Nothing was stored through them yet.
+  if ((prot & PROT_WRITE) && reply.granularity == wire::kGranularityCacheLine) {
+    m->tracks_writes = track_writes(base, reply.length, reply.length);
+  }
   close(answer.fd);
   std::unique_lock lock(s.mu);
   m->generation = reply.generation;

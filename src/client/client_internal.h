@@ -67,6 +67,14 @@ struct sealfs_map {
   // then leaves the added range unmapped (docs/protocol.md "EXTEND").
   bool extending = false;
   std::vector<sealfs_reg*> regs;
+  // The pages are registered for write tracking (client/write_tracking.h):
+  // a persist of a large range flushes the pages written since the last
+  // one. Set before the map is returned; never changed after.
+  bool tracks_writes = false;
+  // Held from a scan to the fence after its flushes: a scan write-protects
+  // the pages it returns, so a concurrent persist of the same pages must not
+  // return before this one has flushed them.
+  mutable std::mutex persist_mu;
 };
 
 struct sealfs_layout {

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "client/client_internal.h"
+#include "client/write_tracking.h"
 #include "util/sync_point.h"
 
 namespace sealfs::client {
@@ -128,6 +129,9 @@ extern "C" int sealfs_extend(struct sealfs_map* m, int fd, size_t new_length) {
   }
   SEALFS_SYNC_POINT("client.extend.mapped");  // under State::mu
   madvise(base + old_length, want - old_length, MADV_DONTFORK);
+  // Unregistered, the added pages would make every scan of the map fail
+  // (and its persists flush all of it).
+  if (m->tracks_writes) (void)track_writes(base + old_length, want - old_length, want);
   m->length = want;
   m->reserved = std::max(room, want);
   end_extending_locked(m);

@@ -3,10 +3,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "client/client_internal.h"
+#include "client/persist_stats.h"
+#include "client/write_tracking.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -29,13 +33,16 @@ FlushKind detect_flush() {
 #endif
 }
 
+constexpr uintptr_t kLine = 64;
+
 // Writes the lines of [addr, +len) back; the caller fences.
 void write_back_lines(const void* addr, size_t len) {
-#if defined(__x86_64__)
-  static const FlushKind kind = detect_flush();
-  constexpr uintptr_t kLine = 64;
   uintptr_t p = reinterpret_cast<uintptr_t>(addr) & ~(kLine - 1);
   const uintptr_t end = reinterpret_cast<uintptr_t>(addr) + len;
+  sealfs::client::persist_stats().lines.fetch_add((end - p + kLine - 1) / kLine,
+                                                  std::memory_order_relaxed);
+#if defined(__x86_64__)
+  static const FlushKind kind = detect_flush();
   for (; p < end; p += kLine) {
     char* line = reinterpret_cast<char*>(p);
     switch (kind) {
@@ -45,8 +52,7 @@ void write_back_lines(const void* addr, size_t len) {
     }
   }
 #else
-  (void)addr;
-  (void)len;
+  (void)p;
 #endif
 }
 
@@ -74,7 +80,62 @@ int msync_range(const void* addr, size_t len) {
   return 0;
 }
 
+std::atomic<sealfs::client::WrittenRunObserver> g_observer{nullptr};
+
+void flush_written_run(uintptr_t start, uintptr_t end, void*) {
+  write_back_lines(reinterpret_cast<const void*>(start), end - start);
+  if (auto observe = g_observer.load(std::memory_order_acquire)) {
+    observe(reinterpret_cast<const void*>(start), end - start);
+  }
+}
+
+// Below this a range is flushed line by line without asking the kernel:
+// the scan's system call costs more than the flushes. Its pages stay
+// "written" and are flushed again by the next scan that covers them.
+constexpr size_t kScanAtLeast = 64 * 1024;
+
+// Cache-line granularity: the lines of every range written back, then one
+// fence. A large range of a map whose writes are tracked is flushed by the
+// pages written since it was last scanned (docs/protocol.md "Persisting
+// only what was written" says why no store is missed). Whole pages, even
+// where a range starts or ends inside one: the scan write-protects whole
+// pages, so a store beside the range would be forgotten otherwise.
+void persist_lines(const struct sealfs_map* m, const struct sealfs_range* ranges, size_t count) {
+  auto& stats = sealfs::client::persist_stats();
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  std::unique_lock<std::mutex> scanning;  // m->persist_mu, from the first scan to the fence
+  for (size_t i = 0; i < count; ++i) {
+    if (ranges[i].len == 0) continue;
+    if (m->tracks_writes && ranges[i].len >= kScanAtLeast) {
+      if (!scanning.owns_lock()) scanning = std::unique_lock(m->persist_mu);
+      const auto p = reinterpret_cast<uintptr_t>(ranges[i].addr);
+      const uintptr_t start = p & ~(page - 1), end = (p + ranges[i].len + page - 1) & ~(page - 1);
+      if (sealfs::client::for_each_written_run(start, end, flush_written_run, nullptr) == 0) {
+        stats.scanned.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      stats.fallbacks.fetch_add(1, std::memory_order_relaxed);
+    }
+    stats.whole.fetch_add(1, std::memory_order_relaxed);
+    write_back_lines(ranges[i].addr, ranges[i].len);
+  }
+  fence();  // one for all of them
+}
+
 }  // namespace
+
+namespace sealfs::client {
+
+PersistStats& persist_stats() {
+  static PersistStats stats;
+  return stats;
+}
+
+void set_written_run_observer(WrittenRunObserver observer) {
+  g_observer.store(observer, std::memory_order_release);
+}
+
+}  // namespace sealfs::client
 
 extern "C" int sealfs_persist(const struct sealfs_map* m, const void* addr, size_t len) {
   const struct sealfs_range range{addr, len};
@@ -97,8 +158,7 @@ extern "C" int sealfs_persist_ranges(const struct sealfs_map* m, const struct se
       asm volatile("" ::: "memory");
       return 0;
     case sealfs::wire::kGranularityCacheLine:
-      for (size_t i = 0; i < count; ++i) write_back_lines(ranges[i].addr, ranges[i].len);
-      fence();  // one for all of them
+      persist_lines(m, ranges, count);
       return 0;
     default:
       for (size_t i = 0; i < count; ++i) {

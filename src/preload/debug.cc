@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "client/persist_stats.h"
+
 namespace sealfs::preload {
 
 namespace {
@@ -59,13 +61,18 @@ void debug(const char* format, ...) {
 
 void write_stats() {
   Counters& c = counters();
-  debug("stats direct=%llu refused=%llu demoted=%llu resealed=%llu persists=%llu released=%llu",
+  const auto& p = sealfs::client::persist_stats();
+  debug("stats direct=%llu refused=%llu demoted=%llu resealed=%llu persists=%llu released=%llu "
+        "flushed_lines=%llu scanned=%llu whole=%llu",
         static_cast<unsigned long long>(c.direct.load()),
         static_cast<unsigned long long>(c.refused.load()),
         static_cast<unsigned long long>(c.demoted.load()),
         static_cast<unsigned long long>(c.resealed.load()),
         static_cast<unsigned long long>(c.persists.load()),
-        static_cast<unsigned long long>(c.released.load()));
+        static_cast<unsigned long long>(c.released.load()),
+        static_cast<unsigned long long>(p.lines.load()),
+        static_cast<unsigned long long>(p.scanned.load()),
+        static_cast<unsigned long long>(p.whole.load()));
 }
 
 }  // namespace sealfs::preload

@@ -22,6 +22,7 @@
 
 #include "mount_fixture.h"
 #include "program.h"
+#include "write_tracking_probe.h"
 
 namespace sealfs::itest {
 namespace {
@@ -135,6 +136,38 @@ TEST_F(PreloadTest, LmdbWritemapAndDefaultModeOnDirectMappings) {
   EXPECT_GT(debug_count(", break: write)"), 0u) << debug_text();
   EXPECT_GT(debug_count("sealfs-preload"), 0u);
   EXPECT_EQ(debug_count("stats direct=0 "), 0u) << debug_text();
+}
+
+// LMDB with MDB_WRITEMAP msyncs its whole map (32 MiB here) at every
+// commit: the library's persists flush the pages each commit wrote, where
+// the kernel can track them (docs/protocol.md "Persisting only what was
+// written"), and every line of the map at every commit where it cannot.
+TEST_F(PreloadTest, LmdbWritemapCommitsFlushWhatTheyWrote) {
+  const std::string env_dir = path("lmdb");
+  ASSERT_EQ(mkdir(env_dir.c_str(), 0755), 0);
+  std::string output;
+  ASSERT_EQ(run({kLmdb, "load", env_dir, "writemap", "100", region_name()}, &output), 0) << output;
+  EXPECT_NE(output.find("committed 99"), std::string::npos) << output;
+  const std::string text = debug_text();
+  const size_t at = text.find("flushed_lines=");
+  ASSERT_NE(at, std::string::npos) << text;
+  unsigned long long lines = 0, scanned = 0, whole = 0;
+  ASSERT_EQ(sscanf(text.c_str() + at, "flushed_lines=%llu scanned=%llu whole=%llu", &lines,
+                   &scanned, &whole),
+            3)
+      << text;
+  constexpr unsigned long long kMapLines = (32ull << 20) / 64;
+  if (kernel_tracks_shmem_writes()) {
+    EXPECT_GE(scanned, 100u) << text;
+    // The first persist writes the whole map back (too small to be
+    // write-protected when mapped), the hundred commits after it a few
+    // pages each.
+    EXPECT_LT(lines, kMapLines + kMapLines / 2) << text;
+  } else {
+    EXPECT_EQ(scanned, 0u) << text;
+    EXPECT_GE(lines, 100 * kMapLines) << text;
+  }
+  EXPECT_EQ(verify({kLmdb, "verify", env_dir, "100"}, /*preload=*/false), 100);
 }
 
 TEST_F(PreloadTest, MdbLoadAndMdbDumpRoundTrip) {
