@@ -368,6 +368,22 @@ crash_round() {  # round, acknowledged steps of the rounds before (comma-separat
        "last acknowledged step $acked; guest ran $(($(date +%s) - t_boot)) s"
 }
 
+failed=""
+# The daemon workloads (differential test, lease stress; slow under TCG)
+# run in the first full boot only.
+workload=yes
+for p in $platforms; do
+  IFS=: read -r persistence domain granularity <<<"$p"
+  fresh_nvdimm
+  if ! boot_guest "$persistence" "$domain" "$granularity" full "sealfs.workload=$workload"; then
+    failed="$failed $persistence-full"
+  elif [ "$persistence" = mem-ctrl ]; then
+    # Once is enough: the reboot shows the on-media state outlives the guest.
+    boot_guest "$persistence" "$domain" "$granularity" reboot || failed="$failed $persistence-reboot"
+  fi
+  workload=no
+done
+
 crash_rounds=${SEALFS_VM_CRASH_ROUNDS:-3}
 case "$crash_rounds" in
   ''|*[!0-9]*) die "SEALFS_VM_CRASH_ROUNDS must be a number (got '$crash_rounds')" ;;
