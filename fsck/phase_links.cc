@@ -83,6 +83,15 @@ void check_orphans(Context& ctx) {
                   ctx.fix("on the orphan list but has " + std::to_string(st.refs) + " name(s)",
                           "taken off the list", "take it off the list"));
       clear_orphan_state(ctx, ino);
+    } else if (ctx.sb.state == format::kStateMounted && !ctx.repair()) {
+      // After a crash this is expected, as committed transactions waiting
+      // for replay are: an inode unlinked while still open (or still known
+      // to the kernel) waits on the list for the next mount to free it.
+      ctx.report.note(Phase::kOrphans, "orphan_pending",
+                      "inode " + std::to_string(ino) +
+                          ": unlinked, left on the orphan list by a crash; the next mount or -y "
+                          "frees it");
+      free_inode(ctx, ino);
     } else {
       ctx.problem(Phase::kOrphans, "orphan_pending", ino,
                   ctx.fix("unlinked inode on the orphan list not yet freed", "freed",

@@ -36,6 +36,26 @@ class FsckTest : public ::testing::Test {
     return fix.image;
   }
 
+  // f2 unlinked (its name gone, nlink 0) and left on the orphan list, with
+  // the superblock in `state` (kStateMounted: what a crash leaves).
+  void make_file2_an_orphan(uint32_t state) {
+    uint64_t blk = first_block(image_, geo_, p().dir_a);
+    int off = entry_offset(image_, blk, p().dir_a, "f2");
+    ASSERT_GE(off, 0);
+    dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
+    dir_block_seal(block_ptr(image_, blk));
+    auto d = get_inode(image_, geo_, p().file2);
+    d.nlink.set(0);
+    d.flags.set(format::kInodeOrphan);
+    put_inode(image_, geo_, p().file2, d);
+    auto sb = read_superblock(*RegionDram::from_image(image_));
+    ASSERT_TRUE(sb.is_ok());
+    sb->orphan_head = p().file2;
+    sb->state = state;
+    auto disk = encode_superblock(*sb);
+    std::memcpy(image_.data(), &disk, sizeof(disk));
+  }
+
   Bytes image_;
   Geometry geo_;
 };
@@ -168,20 +188,8 @@ TEST_F(FsckTest, DisconnectedDirectoryGoesToLostFound) {
 }
 
 TEST_F(FsckTest, OrphanNotYetFreed) {
-  uint64_t blk = first_block(image_, geo_, p().dir_a);
-  int off = entry_offset(image_, blk, p().dir_a, "f2");
-  dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
-  dir_block_seal(block_ptr(image_, blk));
+  make_file2_an_orphan(format::kStateClean);
   auto d = get_inode(image_, geo_, p().file2);
-  d.nlink.set(0);
-  d.flags.set(format::kInodeOrphan);
-  put_inode(image_, geo_, p().file2, d);
-  auto region = RegionDram::from_image(image_);
-  auto sb = read_superblock(*region);
-  ASSERT_TRUE(sb.is_ok());
-  sb->orphan_head = p().file2;
-  auto disk = encode_superblock(*sb);
-  std::memcpy(image_.data(), &disk, sizeof(disk));
   uint64_t data_block = first_block(image_, geo_, p().file2);
   const uint32_t generation = d.generation.get();
   Bytes fixed = expect_round_trip("orphan_pending");
@@ -193,6 +201,23 @@ TEST_F(FsckTest, OrphanNotYetFreed) {
   auto after = read_superblock(*RegionDram::from_image(fixed));
   ASSERT_TRUE(after.is_ok());
   EXPECT_EQ(after->orphan_head, 0u);
+}
+
+// After a crash (the superblock still says mounted) an orphan waiting to be
+// freed is what the next mount finishes, as journal replay is: -n notes it
+// and exits 0; -y frees it and says so. Found by the VM tier's drill, where
+// fsck -n of a killed machine's region exited 4.
+TEST_F(FsckTest, AnOrphanLeftByACrashIsANoteForACheck) {
+  make_file2_an_orphan(format::kStateMounted);
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitClean) << kinds(check.report);
+  EXPECT_TRUE(has_note(check.report, "orphan_pending")) << notes(check.report);
+  EXPECT_EQ(check.image, image_);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, "orphan_pending")) << kinds(fix.report);
+  EXPECT_EQ(get_inode(fix.image, geo_, p().file2).mode.get(), 0u);
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
 }
 
 // chattr's flags and the project id are valid inode state; a bit nobody
