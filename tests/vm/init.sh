@@ -355,7 +355,11 @@ must "mount ext4 -o dax for the daemon" mount -t ext4 -o dax "/dev/$blockdev" /m
 must "mkfs.sealfs for the daemon on ext4" mkfs.sealfs --size 64M -L vm-lease /mnt/ext4/lease.img
 grep -q "fsdax" /tmp/out || finish FAIL "mkfs.sealfs did not see an fsdax file for the daemon"
 lease_check fsdax-ext4 fsdax /mnt/ext4/lease.img --size 8M
-[ "$workload" = yes ] && stress_check /mnt/ext4
+if [ "$workload" = yes ]; then
+  stress_check /mnt/ext4
+  must "mkfs.sealfs for the workload on ext4" mkfs.sealfs --size 256M -L vm-ext4 /mnt/ext4/daemon.img
+  workload_check fsdax-ext4 /mnt/ext4/daemon.img 500
+fi
 must "unmount ext4" umount /mnt/ext4
 probe_fsdax xfs mkfs.xfs -f -q -m reflink=0
 # And on a file of XFS -o dax: direct mappings, the workload, fsck.
@@ -363,7 +367,10 @@ must "mount xfs -o dax for the daemon" mount -t xfs -o dax "/dev/$blockdev" /mnt
 must "mkfs.sealfs for the daemon on xfs" mkfs.sealfs --size 256M -L vm-xfs /mnt/xfs/daemon.img
 grep -q "fsdax" /tmp/out || finish FAIL "mkfs.sealfs did not see an fsdax file on xfs"
 lease_check fsdax-xfs fsdax /mnt/xfs/daemon.img --size 8M
-[ "$workload" = yes ] && workload_check fsdax-xfs /mnt/xfs/daemon.img 500
+if [ "$workload" = yes ]; then
+  workload_check fsdax-xfs /mnt/xfs/daemon.img 500
+  stress_check /mnt/xfs
+fi
 must "unmount xfs" umount /mnt/xfs
 
 # Leave work for the reboot phase: a filesystem whose last commit is only in
