@@ -16,7 +16,7 @@
 
 #include "client/client_internal.h"
 #include "client/write_tracking.h"
-#include "lease/fdinfo.h"
+#include "wire/fdinfo.h"
 #include "util/sync_point.h"
 
 using namespace sealfs::client;

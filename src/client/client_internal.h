@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "lease/wire.h"
+#include "wire/wire.h"
 #include "sealfs/sealfs.h"
 
 namespace sealfs::client {

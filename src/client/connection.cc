@@ -14,7 +14,7 @@
 #include <utility>
 
 #include "client/client_internal.h"
-#include "lease/fd_passing.h"
+#include "wire/fd_passing.h"
 
 namespace sealfs::client {
 namespace {

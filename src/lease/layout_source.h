@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "lease/wire.h"
+#include "wire/wire.h"
 #include "util/status.h"
 
 namespace sealfs::lease {

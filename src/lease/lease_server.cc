@@ -24,12 +24,12 @@
 #include <type_traits>
 #include <utility>
 
-#include "lease/fd_passing.h"
+#include "wire/fd_passing.h"
 #include "lease/mount_fd_closer.h"
 #include "lease/peer.h"
 #include "lease/socket_path.h"
 #include "lease/warning_throttle.h"
-#include "lease/wire.h"
+#include "wire/wire.h"
 #include "util/log.h"
 #include "util/thread_annotations.h"
 #include "util/sync_point.h"

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <sstream>
 
-#include "lease/fdinfo.h"
+#include "wire/fdinfo.h"
 #include "util/proc_file.h"
 
 #ifndef SO_PEERPIDFD

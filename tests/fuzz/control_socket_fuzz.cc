@@ -32,7 +32,7 @@
 #include <string>
 #include <thread>
 
-#include "lease/fd_passing.h"
+#include "wire/fd_passing.h"
 #include "lease/lease_server.h"
 #include "lease/peer.h"
 #include "sealfs/sealfs.h"

@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>
 
-#include "lease/fd_passing.h"
+#include "wire/fd_passing.h"
 
 namespace sealfs::layout {
 

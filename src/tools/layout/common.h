@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "lease/wire.h"
+#include "wire/wire.h"
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
 #include "util/status.h"

@@ -19,8 +19,8 @@
 
 #include "../lease/pattern.h"
 #include "json_value.h"
-#include "lease/fd_passing.h"
-#include "lease/wire.h"
+#include "wire/fd_passing.h"
+#include "wire/wire.h"
 #include "lease_fixture.h"
 #include "sealfs/sealfs.h"
 
