@@ -5,8 +5,8 @@
 #include <functional>
 #include <mutex>
 
-#include "fuse/leases.h"
 #include "fuse/options.h"
+#include "lease/lease_engine.h"
 #include "meta/filesystem.h"
 
 namespace sealfs::fuse {
@@ -26,7 +26,7 @@ struct DaemonContext {
   // mount is opened with direct_io, so a read(2) sees stores made through a
   // direct mapping instead of stale page cache; mmap(MAP_SHARED) of it still
   // works through FUSE_DIRECT_IO_ALLOW_MMAP (direct_io_mmap.h).
-  DaemonLeases* leases = nullptr;
+  lease::LeaseEngine* leases = nullptr;
   // Set right after fuse_session_new, before the loop serves anything; for
   // the notifications of kernel_cache.h.
   fuse_session* session = nullptr;

@@ -13,16 +13,18 @@
 #include "fuse/context.h"
 #include "fuse/detach.h"
 #include "fuse/direct_io_mmap.h"
-#include "fuse/leases.h"
+#include "fuse/kernel_cache.h"
 #include "fuse/log_sink.h"
 #include "fuse/operations.h"
 #include "fuse/startup_checks.h"
 #include "fuse/test_hooks.h"
+#include "lease/lease_engine.h"
 #include "media/media_fault.h"
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
 #include "util/log.h"
 #include "util/sync_point.h"
+#include "wire/wire.h"
 
 namespace sealfs::fuse {
 namespace {
@@ -81,6 +83,25 @@ MountRecord mount_record(const DaemonOptions& options) {
   return record;
 }
 
+uint32_t wire_policy_of(RevokePolicy policy) {
+  switch (policy) {
+    case RevokePolicy::kFence: return wire::kPolicyFence;
+    case RevokePolicy::kKill: return wire::kPolicyKill;
+    case RevokePolicy::kQuarantine: return wire::kPolicyQuarantine;
+  }
+  return wire::kPolicyFence;
+}
+
+lease::EngineOptions lease_engine_options(const DaemonOptions& options) {
+  lease::EngineOptions e;
+  e.mountpoint = options.mountpoint;
+  e.control_socket = options.control_socket;
+  e.break_time_s = options.lease_break_time_s;
+  e.revoke_policy = wire_policy_of(options.revoke);
+  e.dax_group = options.dax_gid;
+  return e;
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& options) {
@@ -118,10 +139,11 @@ int run_daemon(const DaemonOptions& options) {
   arm_sync_points_from_env();
   // The gate must exist before the mount; the engine behind it starts once
   // the kernel mount does (its mount id is part of the capability check).
-  DaemonLeases leases(options);
+  KernelCacheObserver kernel_cache;
+  lease::LeaseEngine leases(lease_engine_options(options));
   MountOptions mount_options;
   mount_options.read_only = options.read_only;
-  mount_options.gate = &leases.gate();
+  mount_options.gate = &leases;
   mount_options.gate_every_write = options.strict_write_break;
   mount_options.background_verify = options.background_verify;
   mount_options.owner = mount_record(options);
@@ -178,7 +200,8 @@ int run_daemon(const DaemonOptions& options) {
     log().warn("{}", st.to_string());
   }
   SEALFS_SYNC_POINT("daemon.mounted.before_leases");  // no lock held
-  if (Status st = leases.start(*fs, region_ref, se); !st.is_ok()) {
+  kernel_cache.set_session(se);
+  if (Status st = leases.start(*fs, region_ref, &kernel_cache); !st.is_ok()) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
@@ -191,7 +214,8 @@ int run_daemon(const DaemonOptions& options) {
     }
     return fail("cannot start the lease engine: " + st.to_string());
   }
-  log().info("{} mounted on {}", options.target, options.mountpoint);
+  log().info("{} mounted on {}; direct mappings: control socket {}, revoke={}", options.target,
+             options.mountpoint, leases.control_socket(), revoke_policy_name(options.revoke));
   if (!options.foreground) {
     detacher.succeeded();
     log_after_detach(options);

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "lease/lease_engine.h"
+
 namespace sealfs::fuse {
 
 // The inode's attributes only, never its pages: safe from a request thread
@@ -15,5 +17,17 @@ namespace sealfs::fuse {
 // A no-op before the session exists and for an inode the kernel does not
 // know.
 void drop_cached_attributes(fuse_session* session, uint64_t ino);
+
+// What the lease engine changes behind the kernel's back (a grant that
+// allocates, an EXTEND) reaches the kernel as a dropped attribute cache.
+// Outlives the engine; its session is set before the engine starts.
+class KernelCacheObserver final : public lease::LeaseObserver {
+ public:
+  void set_session(fuse_session* session) { session_ = session; }
+  void attributes_changed(uint64_t ino) override { drop_cached_attributes(session_, ino); }
+
+ private:
+  fuse_session* session_ = nullptr;
+};
 
 }  // namespace sealfs::fuse

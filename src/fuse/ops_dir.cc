@@ -142,7 +142,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   handle(req, "getxattr", ino, [&](Reply& r) {
     if (name == kControlXattr) {
-      const DaemonLeases* leases = r.ctx().leases;
+      const lease::LeaseEngine* leases = r.ctx().leases;
       if (leases == nullptr || leases->control_socket().empty()) {
         return r.expected_error(ENODATA);  // the engine is not running
       }

@@ -73,7 +73,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     if ((conn->capable & FUSE_CAP_WRITEBACK_CACHE) != 0) {
       conn->want |= FUSE_CAP_WRITEBACK_CACHE;
       ctx.writeback_cache = true;
-      if (ctx.leases != nullptr) ctx.leases->set_writeback_cache();
+      if (ctx.leases != nullptr) ctx.leases->require_flushed_maps();
     } else {
       log().warn("the kernel does not offer the writeback cache: writes go through");
     }

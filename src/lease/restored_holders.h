@@ -10,7 +10,7 @@
 
 #include "meta/filesystem.h"
 
-namespace sealfs::fuse {
+namespace sealfs::lease {
 
 class RestoredHolderWatch {
  public:
@@ -35,4 +35,4 @@ class RestoredHolderWatch {
   std::thread thread_;
 };
 
-}  // namespace sealfs::fuse
+}  // namespace sealfs::lease

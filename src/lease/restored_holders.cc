@@ -1,4 +1,4 @@
-#include "fuse/restored_holders.h"
+#include "lease/restored_holders.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -11,7 +11,7 @@
 #include "meta/holder_liveness.h"
 #include "util/log.h"
 
-namespace sealfs::fuse {
+namespace sealfs::lease {
 
 RestoredHolderWatch::RestoredHolderWatch(Filesystem& fs, const std::vector<Holder>& holders)
     : fs_(fs) {
@@ -88,4 +88,4 @@ void RestoredHolderWatch::loop() {
   }
 }
 
-}  // namespace sealfs::fuse
+}  // namespace sealfs::lease
