@@ -42,10 +42,10 @@ Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
     if (S_ISDIR(c.mode)) return Status(Code::kIsDir, "truncate a directory");
     if (!S_ISREG(c.mode)) return Status(Code::kInvalid, "truncate a special file");
     if (req.size > kMaxFileSize) return Status(Code::kTooBig, "size beyond the maximum");
-    RETURN_IF_ERROR(gate(*inode));
+    ASSIGN_OR_RETURN(LayoutPermit permit, gate(*inode));
+    // Size first (its own transactions); then the rest in one.
+    RETURN_IF_ERROR(truncate_locked(*inode, permit, req.size));
   }
-  // Size first (its own transactions); then the rest in one.
-  if (req.valid & SetAttr::kSize) RETURN_IF_ERROR(truncate_locked(*inode, req.size));
   InodeCore saved = c;
   int64_t now = now_ns();
   bool changed = false;

@@ -182,7 +182,7 @@ Result<size_t> FilesystemImpl::write_locked(Inode& inode_ref, uint64_t offset, c
     if (e == nullptr || e->unwritten) layout_change = true;
     else fb = e->file_end();
   }
-  if (!layout_change && options_.gate_every_write) RETURN_IF_ERROR(gate(*inode));
+  if (!layout_change && options_.gate_every_write) RETURN_IF_ERROR(gate(*inode).status());
   const auto* src = static_cast<const std::byte*>(buf);
   if (!layout_change) {
     // An overwrite of written blocks inside EOF: data only. The new times
@@ -203,7 +203,18 @@ Result<size_t> FilesystemImpl::write_locked(Inode& inode_ref, uint64_t offset, c
     mark_times_dirty(*inode);
     return length;
   }
-  RETURN_IF_ERROR(gate(*inode));
+  ASSIGN_OR_RETURN(LayoutPermit permit, gate(*inode));
+  return write_changing_layout(*inode, permit, offset, buf, length);
+}
+
+Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode_ref, const LayoutPermit& permit,
+                                                     uint64_t offset, const void* buf,
+                                                     size_t length) {
+  check_permit(permit, inode_ref);
+  Inode* inode = &inode_ref;
+  const uint64_t end = offset + length;
+  const uint64_t fb_end = (end + kBlock - 1) / kBlock;
+  const auto* src = static_cast<const std::byte*>(buf);
   RETURN_IF_ERROR(settle_freed_metadata());
 
   // Undo of this write's block-map edits, should they not commit.

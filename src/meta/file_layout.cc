@@ -140,8 +140,9 @@ Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
   return Status::ok();
 }
 
-Status FilesystemImpl::free_range(Inode& inode, uint64_t first, uint64_t count,
-                                  const std::function<void(Inode&)>& first_edit) {
+Status FilesystemImpl::free_range(Inode& inode, const LayoutPermit& permit, uint64_t first,
+                                  uint64_t count, const std::function<void(Inode&)>& first_edit) {
+  check_permit(permit, inode);
   uint64_t end = count > UINT64_MAX - first ? UINT64_MAX : first + count;
   bool first_txn = true;
   while (true) {
@@ -211,9 +212,10 @@ Status FilesystemImpl::zero_partial(Inode& inode, uint64_t offset, uint64_t leng
   return Status::ok();
 }
 
-Status FilesystemImpl::truncate_locked(Inode& inode, uint64_t new_size) {
+Status FilesystemImpl::truncate_locked(Inode& inode, const LayoutPermit& permit,
+                                       uint64_t new_size) {
+  check_permit(permit, inode);
   if (new_size > kMaxFileSize) return Status(Code::kTooBig, "size beyond the maximum file size");
-  RETURN_IF_ERROR(gate(inode));
   int64_t now = now_ns();
   auto edit = [new_size, now](Inode& i) {
     i.core.size = new_size;
@@ -233,15 +235,16 @@ Status FilesystemImpl::truncate_locked(Inode& inode, uint64_t new_size) {
   // size showing zeros where the file's data was. A crash after the commit
   // leaves old bytes beyond EOF, which trim_beyond_eof zeroes at mount.
   uint64_t first = (new_size + kBlock - 1) / kBlock;
-  RETURN_IF_ERROR(free_range(inode, first, UINT64_MAX - first, edit));
+  RETURN_IF_ERROR(free_range(inode, permit, first, UINT64_MAX - first, edit));
   if (new_size % kBlock != 0) {
     RETURN_IF_ERROR(zero_partial(inode, new_size, kBlock - new_size % kBlock));
   }
   return Status::ok();
 }
 
-Status FilesystemImpl::allocate_unwritten(MetaTxn& t, Inode& inode, uint64_t first,
-                                          uint64_t count) {
+Status FilesystemImpl::allocate_unwritten(MetaTxn& t, Inode& inode, const LayoutPermit& permit,
+                                          uint64_t first, uint64_t count) {
+  check_permit(permit, inode);
   uint64_t fb = first;
   uint64_t end = first + count;
   while (fb < end) {
@@ -279,9 +282,13 @@ Status FilesystemImpl::trim_beyond_eof(Inode& inode) {
   for (auto it = inode.extents.first_ending_after(first); it != inode.extents.end(); ++it) {
     if (!it->second.unwritten) written.push_back(it->second);
   }
+  if (written.empty()) return Status::ok();
+  // The verifier runs before any lease can be granted (lock_layout waits
+  // for it), so the gate lets it through.
+  ASSIGN_OR_RETURN(LayoutPermit permit, gate(inode));
   for (auto it = written.rbegin(); it != written.rend(); ++it) {
     uint64_t from = std::max(first, it->file_block);
-    RETURN_IF_ERROR(free_range(inode, from, it->file_end() - from, nullptr));
+    RETURN_IF_ERROR(free_range(inode, permit, from, it->file_end() - from, nullptr));
   }
   return Status::ok();
 }
@@ -306,7 +313,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
   if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "fallocate on a directory");
   if (!S_ISREG(inode->core.mode)) return Status(Code::kNotSupported, "fallocate on a special file");
   RETURN_IF_ERROR(check_may_fallocate(inode->core, mode));
-  RETURN_IF_ERROR(gate(*inode));
+  ASSIGN_OR_RETURN(LayoutPermit permit, gate(*inode));
   const uint64_t end = offset + length;
   const bool keep_size = (mode & FALLOC_FL_KEEP_SIZE) != 0;
   int64_t now = now_ns();
@@ -322,7 +329,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     } else {
       if (offset % kBlock) RETURN_IF_ERROR(zero_partial(*inode, offset, first * kBlock - offset));
       if (end % kBlock) RETURN_IF_ERROR(zero_partial(*inode, last * kBlock, end - last * kBlock));
-      RETURN_IF_ERROR(free_range(*inode, first, last - first, [now](Inode& i) {
+      RETURN_IF_ERROR(free_range(*inode, permit, first, last - first, [now](Inode& i) {
         i.core.mtime = i.core.ctime = now;
       }));
     }
@@ -356,7 +363,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     LayoutUndo snap(*inode);
     MetaTxn t(*this);
     if (mode & FALLOC_FL_ZERO_RANGE) inode->extents.set_unwritten(fb, chunk_end - fb, true);
-    Status s = allocate_unwritten(t, *inode, fb, chunk_end - fb);
+    Status s = allocate_unwritten(t, *inode, permit, fb, chunk_end - fb);
     if (s.is_ok()) s = sync_extent_blocks(t, *inode);
     if (s.is_ok()) {
       bool final_chunk = chunk_end >= last;

@@ -69,7 +69,9 @@ std::vector<LayoutPiece> FilesystemImpl::pieces_of(const Inode& inode, uint64_t 
   return out;
 }
 
-Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t end) {
+Status FilesystemImpl::allocate_for_lease(Inode& inode, const LayoutPermit& permit, uint64_t first,
+                                          uint64_t end) {
+  check_permit(permit, inode);
   // New blocks get zeros (and a holder's stores) straight away: see
   // settle_freed_metadata for why recently freed metadata blocks must not.
   RETURN_IF_ERROR(settle_freed_metadata());
@@ -124,7 +126,9 @@ Status FilesystemImpl::allocate_for_lease(Inode& inode, uint64_t first, uint64_t
   return Status::ok();
 }
 
-Status FilesystemImpl::relocate_for_lease(Inode& inode, uint64_t first, uint64_t end) {
+Status FilesystemImpl::relocate_for_lease(Inode& inode, const LayoutPermit& permit, uint64_t first,
+                                          uint64_t end) {
+  check_permit(permit, inode);
   RETURN_IF_ERROR(settle_freed_metadata());
   const uint64_t align = alignment_blocks();
   const std::byte* base = region_->data();
@@ -211,7 +215,8 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
     RETURN_IF_ERROR(check_writable());
   }
   if (!frozen && (flags & kLayoutAllocate)) {
-    RETURN_IF_ERROR(allocate_for_lease(inode, first, end));
+    // Fills holes only: no block another holder maps moves, so no gate.
+    RETURN_IF_ERROR(allocate_for_lease(inode, permit_for_lease(inode), first, end));
   }
   for (uint64_t b = first; b < end;) {
     const Extent* e = inode.extents.find(b);
@@ -251,7 +256,7 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
     if (options_.gate != nullptr && options_.gate->sealed(inode.ino)) {
       return Status(Code::kNxio, "relocation needs the file's other leases gone");
     }
-    RETURN_IF_ERROR(relocate_for_lease(inode, first, end));
+    RETURN_IF_ERROR(relocate_for_lease(inode, permit_for_lease(inode), first, end));
     pieces = pieces_of(inode, offset, length);
     if (auto again = misaligned(pieces)) {
       bad = *again;
@@ -315,7 +320,8 @@ Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_si
   const uint64_t first = (old_size + kBlock - 1) / kBlock;
   const uint64_t end = (inode.core.size + kBlock - 1) / kBlock;
   const int64_t now = now_ns();
-  return free_range(inode, first, end - first,
+  // Only blocks this EXTEND allocated, which no lease holds.
+  return free_range(inode, permit_for_lease(inode), first, end - first,
                     [old_size, now](Inode& i) {
                       i.core.size = old_size;
                       i.core.mtime = i.core.ctime = now;

@@ -91,11 +91,22 @@ Status FilesystemImpl::check_writable() const {
   return await_verified();
 }
 
-Status FilesystemImpl::gate(const Inode& inode) const {
+Result<LayoutPermit> FilesystemImpl::gate(const Inode& inode) const {
   if (options_.gate != nullptr && options_.gate->sealed(inode.ino)) {
     return Status(Code::kLayoutSealed, "inode " + std::to_string(inode.ino) + " has direct-mapping leases");
   }
-  return Status::ok();
+  return LayoutPermit(inode.ino);
+}
+
+LayoutPermit FilesystemImpl::permit_for_lease(const Inode& inode) const {
+  return LayoutPermit(inode.ino);
+}
+
+void FilesystemImpl::check_permit(const LayoutPermit& permit, const Inode& inode) {
+  if (permit.ino() != inode.ino) {
+    log().critical("layout change of inode {} with the permit of inode {}", inode.ino, permit.ino());
+    std::abort();
+  }
 }
 
 Attr FilesystemImpl::attr_of(const Inode& inode) const {
@@ -420,9 +431,9 @@ void FilesystemImpl::retry_free(Ino ino) {
 }
 
 Status FilesystemImpl::free_inode(Inode& inode) {
-  RETURN_IF_ERROR(gate(inode));
+  ASSIGN_OR_RETURN(LayoutPermit permit, gate(inode));
   if (!inode.extents.empty()) {
-    RETURN_IF_ERROR(free_range(inode, 0, inode.extents.end_block(), nullptr));
+    RETURN_IF_ERROR(free_range(inode, permit, 0, inode.extents.end_block(), nullptr));
   }
   MetaTxn t(*this);
   t.freed_metadata();

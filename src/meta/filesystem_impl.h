@@ -22,6 +22,7 @@
 #include "meta/holder_pins.h"
 #include "meta/inode.h"
 #include "meta/inode_table.h"
+#include "meta/layout_permit.h"
 #include "meta/locking.h"
 #include "meta/meta_txn.h"
 #include "meta/posix_acl.h"
@@ -152,7 +153,14 @@ class FilesystemImpl final : public Filesystem {
   Result<Inode*> allocate_inode();    // reserved in DRAM; caller stages it
   void release_inode_number(Ino ino);
   Status check_writable() const;
-  Status gate(const Inode& inode) const;
+  // The layout gate (layout_permit.h): kLayoutSealed while `inode` has
+  // leases, else the permit its size or block map may change with. Asked
+  // under the inode's lock, once per operation.
+  Result<LayoutPermit> gate(const Inode& inode) const;
+  // For a lease request's own change, under the lock the grant holds.
+  LayoutPermit permit_for_lease(const Inode& inode) const;
+  // A permit for another inode is a broken invariant: aborts.
+  static void check_permit(const LayoutPermit& permit, const Inode& inode);
   Attr attr_of(const Inode& inode) const;
   // Frees an unlinked inode with no references: blocks, slot. Caller holds
   // inode.mu exclusively.
@@ -200,20 +208,23 @@ class FilesystemImpl final : public Filesystem {
   Status sync_extent_blocks(MetaTxn& t, Inode& inode);
   // Unmaps [first, first+count) blocks in bounded transactions; the first
   // transaction also applies `first_edit` (e.g. the new size).
-  Status free_range(Inode& inode, uint64_t first_block, uint64_t count,
-                    const std::function<void(Inode&)>& first_edit);
-  Status truncate_locked(Inode& inode, uint64_t new_size);
+  Status free_range(Inode& inode, const LayoutPermit& permit, uint64_t first_block,
+                    uint64_t count, const std::function<void(Inode&)>& first_edit);
+  Status truncate_locked(Inode& inode, const LayoutPermit& permit, uint64_t new_size);
   Status zero_partial(Inode& inode, uint64_t offset, uint64_t length);
   Status settle_freed_metadata();
   // Gives blocks that left `inode`'s map back: to quarantine where a
   // revoked holder may still reach them (pins_), else to free space.
   Status release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks);
   // --- direct mappings (file_lease.cc)
-  Status allocate_for_lease(Inode& inode, uint64_t first_block, uint64_t end_block);
-  Status relocate_for_lease(Inode& inode, uint64_t first_block, uint64_t end_block);
+  Status allocate_for_lease(Inode& inode, const LayoutPermit& permit, uint64_t first_block,
+                            uint64_t end_block);
+  Status relocate_for_lease(Inode& inode, const LayoutPermit& permit, uint64_t first_block,
+                            uint64_t end_block);
   std::vector<LayoutPiece> pieces_of(const Inode& inode, uint64_t offset, uint64_t length) const;
   // Allocates and maps unwritten extents for the holes in the range.
-  Status allocate_unwritten(MetaTxn& t, Inode& inode, uint64_t first_block, uint64_t count);
+  Status allocate_unwritten(MetaTxn& t, Inode& inode, const LayoutPermit& permit,
+                            uint64_t first_block, uint64_t count);
 
   // --- directories (dir_ops.cc)
   Status ensure_dir_index(Inode& dir);
@@ -261,6 +272,10 @@ class FilesystemImpl final : public Filesystem {
   void touch_atime(Inode& inode);
   // write() after its checks, with inode.mu held exclusively (file_io.cc).
   Result<size_t> write_locked(Inode& inode, uint64_t offset, const void* buf, size_t length);
+  // The part of a write that allocates, converts unwritten blocks or
+  // extends: [offset, +length) already clamped to the maximum file size.
+  Result<size_t> write_changing_layout(Inode& inode, const LayoutPermit& permit, uint64_t offset,
+                                       const void* buf, size_t length);
   // Append-only files: how many leading bytes of a write land below EOF
   // unchanged; kPermission when they would change it (file_io.cc).
   Result<size_t> unchanged_below_eof(const Inode& inode, uint64_t offset, const void* buf,

@@ -25,7 +25,7 @@ Status FilesystemImpl::set_flags(Ino ino, const InodeAttrFlags& want, FlagsCalle
   // the leases granted before go first. (Read-only holders of an immutable
   // file map again and are never broken for its layout after that.)
   const uint32_t sealing = format::kInodeImmutable | format::kInodeAppend;
-  if ((want.flags & sealing & ~old_user) != 0) RETURN_IF_ERROR(gate(*inode));
+  if ((want.flags & sealing & ~old_user) != 0) RETURN_IF_ERROR(gate(*inode).status());
   InodeCore saved = c;
   c.flags = (c.flags & ~format::kInodeUserFlags) | want.flags;
   c.project_id = want.project_id;

@@ -331,7 +331,10 @@ Status FilesystemImpl::open(Ino ino, int flags) {
   // file is empty, as POSIX asks.
   bool truncating = (flags & O_TRUNC) && S_ISREG(inode->core.mode);
   if (writing || truncating) RETURN_IF_ERROR(check_writable());
-  if (truncating) RETURN_IF_ERROR(truncate_locked(*inode, 0));
+  if (truncating) {
+    ASSIGN_OR_RETURN(LayoutPermit permit, gate(*inode));
+    RETURN_IF_ERROR(truncate_locked(*inode, permit, 0));
+  }
   ++inode->opens;
   return Status::ok();
 }

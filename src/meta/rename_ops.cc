@@ -112,7 +112,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
       RETURN_IF_ERROR(ensure_dir_index(*tgt));
       if (!tgt->dir->by_name.empty()) return Status(Code::kNotEmpty, std::string(new_name));
     }
-    if (S_ISREG(tgt->core.mode) && tgt->core.nlink == 1) RETURN_IF_ERROR(gate(*tgt));
+    if (S_ISREG(tgt->core.mode) && tgt->core.nlink == 1) RETURN_IF_ERROR(gate(*tgt).status());
   }
   if (src_dir != dst_dir) {
     int grow = (src_is_dir ? 1 : 0) - (exchange && tgt_is_dir ? 1 : 0);

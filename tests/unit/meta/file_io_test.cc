@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <random>
 #include <vector>
@@ -289,6 +290,58 @@ TEST_F(FileIoTest, LayoutGateRefusesWithoutSideEffects) {
   EXPECT_EQ(fs_->open(f.ino, O_RDWR | O_TRUNC).code(), Code::kLayoutSealed);
   EXPECT_EQ(fs_->getattr(f.ino)->size, 8192u);
   EXPECT_EQ(fs_->getattr(f.ino)->blocks, 16u);
+}
+
+// One question to the gate per layout change: setattr(size) used to ask it,
+// then truncate asked again (issue 13); the permit the first answer gives
+// (meta/layout_permit.h) is what the change now runs with.
+TEST_F(FileIoTest, TheGateIsAskedOncePerLayoutChange) {
+  struct Gate : LayoutGate {
+    Ino watched = 0;
+    int asked = 0;
+    bool sealed(Ino ino) override {
+      if (ino == watched) ++asked;
+      return false;
+    }
+  } gate;
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  auto image = dram()->image();
+  fs_.reset();
+  owned_ = RegionDram::from_image(std::move(image));
+  MountOptions options;
+  options.gate = &gate;
+  mount_region(options);
+  Attr f = make_file(kRootIno, "once");
+  write_str(f.ino, 0, std::string(3 * 4096, 'a'));
+  gate.watched = f.ino;
+  auto count = [&](const char* what, const std::function<void()>& op, int expected = 1) {
+    gate.asked = 0;
+    op();
+    EXPECT_EQ(gate.asked, expected) << what;
+  };
+  count("truncate down", [&] {
+    SetAttr sa;
+    sa.valid = SetAttr::kSize;
+    sa.size = 100;
+    ASSERT_TRUE(fs_->setattr(f.ino, sa).is_ok());
+  });
+  count("truncate up", [&] {
+    SetAttr sa;
+    sa.valid = SetAttr::kSize;
+    sa.size = 1 << 20;
+    ASSERT_TRUE(fs_->setattr(f.ino, sa).is_ok());
+  });
+  count("O_TRUNC", [&] { ASSERT_TRUE(fs_->open(f.ino, O_RDWR | O_TRUNC).is_ok()); });
+  fs_->release(f.ino);
+  count("allocating write", [&] { write_str(f.ino, 0, std::string(5000, 'b')); });
+  count("fallocate", [&] { ASSERT_TRUE(fs_->fallocate(f.ino, 0, 0, 1 << 16).is_ok()); });
+  count("punch", [&] {
+    ASSERT_TRUE(fs_->fallocate(f.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8192).is_ok());
+  });
+  count("write into unwritten blocks", [&] { write_str(f.ino, 9000, "c"); });
+  // In place, inside EOF, into written blocks: no layout change, not asked
+  // (without -o strict_write_break).
+  count("overwrite", [&] { write_str(f.ino, 9001, "d"); }, 0);
 }
 
 // -o strict_write_break: an overwrite in place (no allocation, no size
