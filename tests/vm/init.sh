@@ -194,6 +194,88 @@ workload_check() {  # kind, target, operations
   must "fsck after the workload on $kind" fsck.sealfs -n "$target"
 }
 
+# NFS export (docs/daemon.md "NFS export"): the guest kernel's nfsd exports
+# the sealfs mount, the guest's own NFS client mounts it over loopback
+# (NFSv4.2), and the differential tester runs through NFS against tmpfs.
+# Then the NFS side is torn down, the daemon must exit 0 and fsck be clean.
+nfs_check() {  # kind, target, operations
+  local kind=$1 target=$2 ops=$3 mountd keeper tries=0
+  daemon_start "$kind-nfs" "$target" -o allow_other
+  must "loopback up" ifconfig lo 127.0.0.1 up
+  mkdir -p /proc/fs/nfsd /var/lib/nfs/v4recovery /mnt/nfs /tmp/difftest-nfs
+  grep -q " /proc/fs/nfsd " /proc/mounts || must "mount the nfsd filesystem" mount -t nfsd nfsd /proc/fs/nfsd
+  : > /etc/exports
+  : > /var/lib/nfs/etab
+  : > /var/lib/nfs/rmtab
+  # The shortest NFSv4 lease and grace period: opens in the first seconds
+  # are otherwise held back for the 90 s default grace.
+  echo 10 > /proc/fs/nfsd/nfsv4leasetime
+  echo 10 > /proc/fs/nfsd/nfsv4gracetime
+  # No delegations (nfsd takes them as VFS leases): stores through direct
+  # mappings break no lease, so a client could cache past them, and a
+  # delegation outlives a daemon restart with the dead mount's open file
+  # in it (docs/daemon.md "NFS export").
+  echo 0 > /proc/sys/fs/leases-enable
+  # A FUSE filesystem has no device uuid: the export needs an fsid.
+  must "export the sealfs mount" exportfs -o rw,sync,no_root_squash,no_subtree_check,fsid=7 \
+    "127.0.0.1:$mnt"
+  rpc.mountd -F -N 3 > /tmp/mountd.log 2>&1 &
+  mountd=$!
+  must "start nfsd (NFSv4 only)" rpc.nfsd -N 3 -U 2
+  must "mount it over NFSv4.2" mount.nfs "127.0.0.1:$mnt" /mnt/nfs -o vers=4.2
+  grep " /mnt/nfs " /proc/mounts
+  must "differential test through NFS ($ops operations)" difftest --nfs --no-xattrs --no-access \
+    --no-rename-flags --no-fallocate --a /mnt/nfs --b /tmp/difftest-nfs --seed "$seed" --ops "$ops"
+
+  # The daemon dies (kill -9) and a new one mounts the region again while
+  # the NFS client holds a file open: nfsd must find the client's handles
+  # in the new mount (stable node ids and generations, lookup of "." and
+  # ".."), so files reached by name and the descriptor the client held
+  # open across the crash read what was written before. (With delegations
+  # on, a delegated file kept the dead mount's open file inside nfsd and
+  # read EIO until the delegation went: see leases-enable above.)
+  must "make a pattern" dd if=/dev/urandom of=/tmp/nfs-keep.ref bs=4096 count=300
+  must "write it through NFS" cp /tmp/nfs-keep.ref /mnt/nfs/keep
+  must "a directory through NFS" mkdir -p /mnt/nfs/d1/d2
+  must "a file in it" cp /tmp/nfs-keep.ref /mnt/nfs/d1/d2/deep
+  # The file is held open by a process of its own (a descriptor of this
+  # shell would be inherited by the daemon started below).
+  sleep 100000 < /mnt/nfs/keep &
+  keeper=$!
+  say "kill -9 the daemon (pid $daemon) with the file open on the NFS client"
+  kill -9 $daemon
+  wait $daemon 2>/dev/null
+  must "detach the dead FUSE mount" umount -l $mnt
+  daemon_start "$kind-nfs-restarted" "$target" -o allow_other
+  must "flush nfsd's export cache" exportfs -f
+  echo 3 > /proc/sys/vm/drop_caches
+  must "read a deep file after the restart" cmp /tmp/nfs-keep.ref /mnt/nfs/d1/d2/deep
+  must "read through the descriptor held across the restart" cmp /tmp/nfs-keep.ref /proc/$keeper/fd/0
+  kill $keeper
+  wait $keeper 2>/dev/null
+  must "read the held file by name once closed" cmp /tmp/nfs-keep.ref /mnt/nfs/keep
+  must "write after the restart" cp /tmp/nfs-keep.ref /mnt/nfs/d1/after
+  must "remove through NFS" rm -r /mnt/nfs/keep /mnt/nfs/d1
+  while ! umount /mnt/nfs 2> /tmp/out; do
+    tries=$((tries + 1))
+    if [ $tries -ge 20 ]; then
+      cat /tmp/out
+      for fd in /proc/[0-9]*/fd/* /proc/[0-9]*/cwd; do
+        case "$(readlink "$fd" 2>/dev/null)" in /mnt/nfs*) echo "  open: $fd -> $(readlink "$fd")" ;; esac
+      done
+      finish FAIL "unmount NFS"
+    fi
+    sleep 0.5
+  done
+  say "NFS unmounted (after $tries retries)"
+  must "stop nfsd" rpc.nfsd 0
+  must "unexport" exportfs -ua
+  kill $mountd 2>/dev/null
+  wait $mountd 2>/dev/null
+  daemon_stop "$kind-nfs"
+  must "fsck after NFS on $kind" fsck.sealfs -n "$target"
+}
+
 # The lease stress test (tests/integration/lease/stress_test.cc) with its
 # regions on a filesystem mounted -o dax: TMPDIR holds them and there is no
 # /dev/shm in the guest, so the fixture maps them as real fsdax files.
@@ -319,6 +401,7 @@ grep -q "^label: vm-devdax" /tmp/out || finish FAIL "mkfs.sealfs did not report 
 must_fail "probe label after mkfs" region_probe --verify-only --seed "$seed" "/dev/$daxdev"
 lease_check devdax devdax "/dev/$daxdev" --alignment 2M --size 8M
 [ "$workload" = yes ] && workload_check devdax "/dev/$daxdev" 800
+[ "$workload" = yes ] && nfs_check devdax "/dev/$daxdev" 300
 
 # --- fsdax ----------------------------------------------------------------------
 must "reconfigure to fsdax" ndctl create-namespace -f -e "$namespace" -m fsdax

@@ -96,6 +96,11 @@ need_tool mkfs.ext4 e2fsprogs
 need_tool mkfs.xfs xfsprogs
 need_tool ldd libc-bin
 need_tool fusermount3 fuse3
+# NFS export of a sealfs mount (the guest kernel's nfsd and NFS client).
+need_tool rpc.nfsd nfs-kernel-server
+need_tool rpc.mountd nfs-kernel-server
+need_tool exportfs nfs-kernel-server
+need_tool mount.nfs nfs-common
 export PATH=$PATH:/usr/sbin:/sbin
 busybox=""
 for candidate in /bin/busybox /usr/bin/busybox; do
@@ -120,7 +125,7 @@ moddir=/lib/modules/$kver
 # for libnvdimm is not followed here), the dax drivers before any namespace is
 # switched to devdax. Each is resolved with its dependencies; "builtin" ones
 # need nothing.
-wanted_modules="libnvdimm nfit nd_pmem nd_btt device_dax dax_pmem ext4 xfs fuse"
+wanted_modules="libnvdimm nfit nd_pmem nd_btt device_dax dax_pmem ext4 xfs fuse nfsd nfsv4"
 module_files=()
 for m in $wanted_modules; do
   deps=$(modprobe --ignore-install --show-depends -S "$kver" "$m" 2>&1) ||
@@ -150,7 +155,8 @@ fi
 # libsealfs) go in a second archive, rebuilt every run, which the kernel
 # unpacks over the first.
 host_tools="$(command -v ndctl) $(command -v daxctl) $(command -v mkfs.ext4) $(command -v mkfs.xfs)
-            $(command -v fusermount3)"
+            $(command -v fusermount3) $(command -v rpc.nfsd) $(command -v rpc.mountd)
+            $(command -v exportfs) $(command -v mount.nfs)"
 base_key=$( (echo "$kver $busybox"; sha256sum "$here/init.sh"; ls -lL $host_tools "$busybox" "${module_files[@]}") |
   sha256sum | cut -c1-16)
 base_cpio=$work/base-$base_key.cpio.gz
@@ -184,6 +190,11 @@ if [ ! -f "$base_cpio" ]; then
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,mnt,run,etc,lib/modules}
   cp "$busybox" "$root/bin/busybox"
   copy_with_libs "$root" $host_tools
+  # libtirpc (rpc.mountd, mount.nfs) reads its transports from /etc/netconfig.
+  for f in /etc/netconfig /etc/protocols /etc/services; do
+    [ -r "$f" ] || die "$f missing on the host (the guest's NFS tools need it)"
+    cp -L "$f" "$root$f"
+  done
   : > "$root/etc/modules.order"
   for f in "${module_files[@]}"; do
     case "$f" in

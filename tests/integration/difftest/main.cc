@@ -18,7 +18,7 @@ void usage() {
                "usage: difftest --a DIR --b DIR [--seed N] [--ops N] [--check-every N]\n"
                "                [--no-mmap] [--no-xattrs] [--no-rename-flags]\n"
                "                [--no-fallocate] [--no-access] [--emulate-a] [--trace]\n"
-               "                [--keep] [--compare-only] [--remove]\n"
+               "                [--nfs] [--keep] [--compare-only] [--remove]\n"
                "  A is the filesystem under test, B the reference (tmpfs). Work happens in\n"
                "  DIR/difftest.work on each side, which is replaced at start.\n"
                "  --check-every N   compare the whole trees every N steps (default 50)\n"
@@ -26,6 +26,8 @@ void usage() {
                "  --compare-only    run no operations; compare existing work trees\n"
                "  --remove          run no operations; remove the work trees\n"
                "  --no-access       no ACLs, inode flags, chown or operations as uid 65534\n"
+               "  --nfs             A is an NFS mount: close a file before its name is\n"
+               "                    unlinked or renamed over (no silly renames); no mmap\n"
                "exit: 0 no divergence, 1 divergence, 2 usage or setup error\n");
 }
 
@@ -90,6 +92,9 @@ int main(int argc, char** argv) {
       options.remove_only = true;
     } else if (arg == "--no-access") {
       options.access = false;
+    } else if (arg == "--nfs") {
+      options.nfs = true;
+      options.mmap = false;
     } else {
       usage();
       return 2;

@@ -486,6 +486,7 @@ Runner::Step Runner::op_mmap(int slot) {
 
 Runner::Step Runner::op_unlink() {
   std::string path = pick_path();
+  close_before_removal(path);
   Step step;
   step.text = "unlink(" + quoted(path) + ")";
   step.paths = {path};
@@ -496,6 +497,7 @@ Runner::Step Runner::op_unlink() {
 Runner::Step Runner::op_rename() {
   std::string from = rng_.percent(25) ? pick_dir() : pick_path();
   std::string to = pick_path();
+  close_before_removal(to);
   unsigned flags = 0;
   std::string flag_text = "0";
   if (options_.rename_flags) {

@@ -46,6 +46,7 @@ std::string reproduce_command(const Options& options, uint64_t ops) {
   if (!options.fallocate) cmd += " --no-fallocate";
   if (!options.access) cmd += " --no-access";
   if (options.emulate_a) cmd += " --emulate-a";
+  if (options.nfs) cmd += " --nfs";
   return cmd;
 }
 
@@ -80,6 +81,22 @@ void Runner::close_slot(Slot& slot) {
     slot.reader[side] = slot.fd[side] = -1;
   }
   slot.used = false;
+}
+
+void Runner::close_before_removal(const std::string& path) {
+  if (!options_.nfs) return;
+  struct stat target {};
+  if (lstat(at(0, path).c_str(), &target) != 0 || !S_ISREG(target.st_mode)) return;
+  for (Slot& slot : slots_) {
+    struct stat open_file {};
+    if (!slot.used || slot.fd[0] < 0 || fstat(slot.fd[0], &open_file) != 0) continue;
+    if (open_file.st_dev != target.st_dev || open_file.st_ino != target.st_ino) continue;
+    std::string line = "close(" + slot.label() + ") [--nfs: before " + path + " goes]";
+    if (options_.trace) std::fprintf(stderr, "%s\n", line.c_str());
+    history_.push_back(std::move(line));
+    if (history_.size() > kHistory) history_.pop_front();
+    close_slot(slot);
+  }
 }
 
 bool Runner::prepare_work_trees() {

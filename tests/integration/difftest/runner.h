@@ -30,6 +30,14 @@ struct Options {
   // (write and ftruncate through a descriptor of a now-immutable file).
   // A gets the same only when asked, to self-test against tmpfs or bindfs.
   bool emulate_a = false;
+  // A is an NFS mount. Its client renames a file that is unlinked or
+  // renamed over while this client has it open to .nfsXXXX ("silly
+  // rename") instead of removing the name, which no local filesystem does,
+  // and a directory holding such a file cannot be removed. So before an
+  // unlink or a rename onto a name, the open files that name is (on A) are
+  // closed on both sides, a step of its own in the history; and no mmap
+  // (a mapping keeps the file open).
+  bool nfs = false;
   bool trace = false;
   bool keep = false;          // leave the work trees after a clean run
   bool compare_only = false;  // no operations: compare existing work trees
@@ -110,6 +118,8 @@ class Runner {
   std::string at(int side, const std::string& rel) const;
   void open_readers(Slot& slot);
   void close_slot(Slot& slot);
+  // --nfs: closes the open files that `path` names on A, before it goes.
+  void close_before_removal(const std::string& path);
 
   // Checks and reporting (runner.cc).
   bool prepare_work_trees();
