@@ -842,10 +842,10 @@ struct LeaseServer::Impl final : Notifier {
   // Owns `fd` (the client's file descriptor). The checks that need it run
   // here; then it is closed (here, or on the closer when the file is
   // sealed: mount_fd_closer.h) and the grant runs after that (grant_map):
-  // no lease exists while the close writes the file's
-  // dirty pages back, and the answer is queued after the close, as a client
-  // may unmount right after its answer (a descriptor the daemon still held
-  // would keep the mount busy).
+  // no lease exists while the close writes the file's dirty pages back,
+  // and the answer is queued after the close, as a client may unmount right
+  // after its answer (a descriptor the daemon still held would keep the
+  // mount busy).
   void handle_map(uint64_t id, uint64_t request_id, const wire::MapRequest& req, int fd) {
     bool own_mount = false;
     auto refuse = [&](wire::Refusal refusal, int err = 0) {
@@ -870,7 +870,7 @@ struct LeaseServer::Impl final : Notifier {
     const Parked grant{id, request_id, req, info.ino};
     // A file without a lease that seals it is closed here, and granted at
     // once: the hand-off to the closer and back cost two thread wake-ups,
-    // a quarter of a map's time. Safe because whatever the close makes the
+    // about a fifth of a map's time. Safe because whatever the close makes the
     // daemon do (writing the file's dirty pages back, even into holes)
     // passes this inode's gate without waiting for the engine: nothing
     // seals the inode, and only this thread grants. A sealed file's close

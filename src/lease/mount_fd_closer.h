@@ -10,10 +10,11 @@
 // close that may need it: it hands the descriptor here, with what to do
 // once it is closed (grant the MAP, or let the held answer go: a client may
 // unmount as soon as it has its answer, and a descriptor the daemon still
-// held would keep the mount busy). docs/protocol.md says what this means for the order of a
-// connection's messages. The one close the engine makes itself is a MAP's
-// descriptor of a file that nothing seals (LeaseServer's handle_map): what
-// that close makes the daemon do passes the file's gate without waiting.
+// held would keep the mount busy). docs/protocol.md says what this means
+// for the order of a connection's messages. The one close the engine makes
+// itself is a MAP's descriptor of a file that nothing seals (LeaseServer's
+// handle_map): what that close makes the daemon do passes the file's gate
+// without waiting.
 #pragma once
 
 #include <condition_variable>

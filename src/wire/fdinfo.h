@@ -1,9 +1,9 @@
 // /proc/self/fdinfo/FD of a descriptor this process holds: its inode, open
 // flags and mount id, read without a request to any filesystem
-// (identify_fd gets them faster, from statx). Shared by
-// the daemon's lease server (the capability check on a received descriptor)
-// and the client library (which mount a descriptor is on), like
-// fd_passing.h, so both read the file the same way.
+// (identify_fd gets them faster, from statx). Shared by the daemon's lease
+// server (the capability check on a received descriptor) and the client
+// library (which mount a descriptor is on), like fd_passing.h, so both read
+// the file the same way.
 #pragma once
 
 #include <fcntl.h>
