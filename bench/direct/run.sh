@@ -5,13 +5,23 @@
 #       MAP_SHARED mmap of the region file (goal >= 0.97x);
 #   (2) 4 KiB random load/store latency, direct vs raw (goal <= 1.05x);
 #   (3) sealfs_map latency for files of 1, 16 and 256 extents (goal: median
-#       <= 50 us at 16), beside the same mmap work done without the daemon;
+#       <= 50 us at 16), beside the same mmap work done without the daemon,
+#       the two taking turns map by map;
 #   (4) truncate(2) round trip against a cooperative holder process (goal:
 #       median <= 1 ms), beside the same truncate with no lease;
 #   (5) the same workloads through read(2)/write(2) on the FUSE path.
 #
 #   bench/direct/run.sh            full run (1 GiB, 21 passes per bandwidth row)
 #   QUICK=1 bench/direct/run.sh    a quick run (128 MiB, fewer repetitions)
+#
+#   PHASE=map bench/direct/run.sh  (3) alone, on a fresh mount
+#   PHASE=map BASELINE_BUILD_DIR=DIR bench/direct/run.sh
+#                                  (3) with DIR's daemon and libsealfs and
+#                                  with this build's (this build's driver
+#                                  for both), taking turns,
+#                                  ROUNDS times each (default 3), each on a
+#                                  fresh mount: a before/after table, medians
+#                                  of the rounds' medians and p99s
 #
 # Environment: BUILD_DIR (default build), REGION_SIZE (default 3G, sparse),
 # LEASE_BREAK_TIME (seconds, default 5: only a broken holder would wait it
@@ -48,15 +58,18 @@ REGION_SIZE=${REGION_SIZE:-3G}
 LEASE_BREAK_TIME=${LEASE_BREAK_TIME:-5}
 mode=$([ "${QUICK:-0}" = 1 ] && echo quick || true)
 
-bench=$build/bench/direct/direct_bench
-sealfs_bin=$build/src/fuse/sealfs
-mkfs_bin=$build/src/tools/mkfs.sealfs
-if [ ! -x "$bench" ] || [ ! -x "$sealfs_bin" ] || [ ! -x "$mkfs_bin" ]; then
-  ninja -C "$build" bench/direct/direct_bench src/fuse/sealfs src/tools/mkfs.sealfs >/dev/null
-fi
+built() {  # BUILD_DIR: builds what the run needs if it is missing
+  local b=$1
+  if [ ! -x "$b/bench/direct/direct_bench" ] || [ ! -x "$b/src/fuse/sealfs" ] ||
+     [ ! -x "$b/src/tools/mkfs.sealfs" ] || [ ! -e "$b/src/client/libsealfs.so.0" ]; then
+    ninja -C "$b" bench/direct/direct_bench src/fuse/sealfs src/tools/mkfs.sealfs >/dev/null
+  fi
+}
+built "$build"
 
 scratch=$(mktemp -d /dev/shm/sealfs-dbench-XXXXXX)
 mnt=$(mktemp -d /tmp/sealfs-dbench-mnt-XXXXXX)
+region=$scratch/sealfs.region
 unmount() {
   mountpoint -q "$mnt" || return 0
   if [ "$(id -u)" -eq 0 ]; then umount "$mnt"; else fusermount3 -u "$mnt"; fi
@@ -68,16 +81,87 @@ cleanup() {
 }
 trap cleanup EXIT
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-region=$scratch/sealfs.region
-truncate -s "$REGION_SIZE" "$region"
-"$mkfs_bin" -f --size "$REGION_SIZE" "$region" >/dev/null
-"$sealfs_bin" -o "emulate_pmem,lease_break_time=$LEASE_BREAK_TIME,revoke=fence" "$region" "$mnt"
-mountpoint -q "$mnt" || { echo "run.sh: sealfs did not mount" >&2; exit 1; }
+# with_mount BUILD_DIR DRIVER_ARGS...: formats a fresh region, mounts it
+# with that build's daemon, runs this build's driver on it with that
+# build's libsealfs (stdout: the results), unmounts.
+with_mount() {
+  local b=$1
+  local with_lib=()
+  if [ "$b" != "$build" ]; then with_lib=(env "LD_LIBRARY_PATH=$b/src/client"); fi
+  shift
+  rm -f "$region"
+  truncate -s "$REGION_SIZE" "$region"
+  "$b/src/tools/mkfs.sealfs" -f --size "$REGION_SIZE" "$region" >/dev/null
+  "$b/src/fuse/sealfs" -o "emulate_pmem,lease_break_time=$LEASE_BREAK_TIME,revoke=fence" "$region" "$mnt"
+  mountpoint -q "$mnt" || { echo "run.sh: sealfs did not mount" >&2; exit 1; }
+  "${with_lib[@]}" "$build/bench/direct/direct_bench" "$1" "$mnt" "$region" "${@:2}"
+  unmount
+}
 
+# PHASE=map: the sealfs_map rows alone; with BASELINE_BUILD_DIR, beside
+# that build's, the two taking turns round by round.
+map_phase() {
+  local rounds=${ROUNDS:-3} out=$scratch/map
+  local sides=("$build")
+  mkdir -p "$out"
+  if [ -n "${BASELINE_BUILD_DIR:-}" ]; then
+    built "$BASELINE_BUILD_DIR"
+    sides=("$BASELINE_BUILD_DIR" "$build")
+  else
+    rounds=1
+  fi
+  for r in $(seq "$rounds"); do
+    for i in "${!sides[@]}"; do
+      with_mount "${sides[$i]}" map >"$out/side$i.round$r"
+    done
+  done
+  local load_after
+  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo
+  echo "sealfs_map latency, $(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs, load average $load_before before / $load_after after, $rounds round(s)${BASELINE_BUILD_DIR:+; before: $BASELINE_BUILD_DIR, after: $build}"
+  echo
+  python3 - "$out" "${#sides[@]}" "$rounds" <<'PY'
+import statistics, sys
+out, sides, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(side):
+    runs = []
+    for r in range(1, rounds + 1):
+        d = {}
+        for line in open(f"{out}/side{side}.round{r}"):
+            key, who, value = line.split()
+            d[(key, who)] = float(value)
+        runs.append(d)
+    return runs
+def med(runs, key, who):
+    vals = [d[(key, who)] for d in runs if (key, who) in d]
+    return statistics.median(vals) if vals else None
+def fmt(v):
+    return "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+data = [load(i) for i in range(sides)]
+if sides == 1:
+    print("| extents | sealfs_map median us | p99 us | raw mmap of the same extents, median us | p99 us |")
+    print("|---|---|---|---|---|")
+else:
+    print("| extents | before: sealfs_map median us | p99 us | after: sealfs_map median us | p99 us | raw mmap of the same extents (after's run), median us | p99 us |")
+    print("|---|---|---|---|---|---|---|")
+for want in (1, 16, 256):
+    e = f"e{want}"
+    n = med(data[-1], f"extents_{e}", "sealfs")
+    cells = [str(int(n)) if n is not None else "?"]
+    for runs in data:
+        cells += [fmt(med(runs, f"map_{e}_median_us", "sealfs")), fmt(med(runs, f"map_{e}_p99_us", "sealfs"))]
+    cells += [fmt(med(data[-1], f"map_{e}_median_us", "raw")), fmt(med(data[-1], f"map_{e}_p99_us", "raw"))]
+    print("| " + " | ".join(cells) + " |")
+PY
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ "${PHASE:-}" = map ]; then
+  map_phase
+  exit 0
+fi
 results=$scratch/results.txt
-"$bench" run "$mnt" "$region" $mode >"$results"
-unmount
+with_mount "$build" run $mode >"$results"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 table=$(python3 - "$results" <<'PY'

@@ -44,11 +44,11 @@ int control_path(int fd, std::string* out) {
                               std::string(strerror(err)) + ") and SEALFS_CONTROL_SOCKET unset");
 }
 
-// The mount a descriptor is on, from /proc/self/fdinfo: no request to the
-// daemon (a getxattr is a FUSE round trip, the largest part of a map).
+// The mount a descriptor is on (statx, else /proc/self/fdinfo): no request
+// to the daemon (a getxattr is a FUSE round trip, the largest part of a map).
 std::optional<uint64_t> mount_id_of(int fd) {
   wire::FdInfoFields f;
-  if (!wire::read_fdinfo(fd, &f) || !f.has_mnt_id) return std::nullopt;
+  if (!wire::identify_fd(fd, &f) || !f.has_mnt_id) return std::nullopt;
   return f.mnt_id;
 }
 

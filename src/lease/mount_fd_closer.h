@@ -7,11 +7,14 @@
 // pages back through this daemon and waits for them. Those writes may wait
 // for the engine (a write that changes a leased file's layout waits for its
 // break) or for a lock the engine holds, so the engine never waits for a
-// close: it hands the descriptor here, with what to do once it is closed
-// (grant the MAP, or let the held answer go: a client may unmount as soon
-// as it has its answer, and a descriptor the daemon still held would keep
-// the mount busy). docs/protocol.md says what this means for the order of a
-// connection's messages.
+// close that may need it: it hands the descriptor here, with what to do
+// once it is closed (grant the MAP, or let the held answer go: a client may
+// unmount as soon as it has its answer, and a descriptor the daemon still
+// held would keep the mount busy). docs/protocol.md says what this means
+// for the order of a connection's messages. The one close the engine makes
+// itself is a MAP's descriptor of a file that nothing seals (LeaseServer's
+// handle_map): what that close makes the daemon do passes the file's gate
+// without waiting.
 #pragma once
 
 #include <condition_variable>

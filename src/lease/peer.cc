@@ -64,7 +64,7 @@ Result<PeerInfo> peer_info(int socket_fd) {
 
 Result<FdInfo> fd_info(int fd) {
   wire::FdInfoFields f;
-  if (!wire::read_fdinfo(fd, &f)) return Status::from_errno(errno ? errno : EBADF, "fdinfo");
+  if (!wire::identify_fd(fd, &f)) return Status::from_errno(errno ? errno : EBADF, "fdinfo");
   if (!f.has_ino || !f.has_flags || !f.has_mnt_id) {
     return Status(Code::kNotSupported, "fdinfo lacks ino/flags/mnt_id");
   }

@@ -30,7 +30,8 @@ struct FdInfo {
   uint32_t flags = 0;   // open flags (O_ACCMODE, O_PATH, ...)
   uint64_t mnt_id = 0;
 };
-// Parses /proc/self/fdinfo/FD of a descriptor this process holds.
+// Inode, open flags and mount of a descriptor this process holds
+// (wire::identify_fd: statx, or /proc/self/fdinfo/FD on old kernels).
 Result<FdInfo> fd_info(int fd);
 // The mount id of any open descriptor (used to learn our own mount's id).
 Result<uint64_t> mount_id_of(int fd);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <tuple>
 
 #include "lease_fixture.h"
@@ -241,6 +243,63 @@ TEST_F(LifecycleTest, NoLeaseExistsWhileTheRequestsDescriptorIsClosed) {
   EXPECT_EQ(h.expect("check 0"), "check 0 ok");
   ASSERT_TRUE(h.sync());
   EXPECT_EQ(h.count("break "), 0) << h.transcript();
+}
+
+// The engine closes a MAP's descriptor itself only when no lease seals the
+// file (map latency). Here one does: a page dirtied through a mapping of
+// the mount fills a hole, so the close's write-back is a layout change that
+// waits for the first holder's break, and the break ends only when the
+// engine hears that holder release. Closed on the engine's own thread, the
+// daemon would wait for itself and the second map would never be answered.
+TEST_F(LifecycleTest, AMapWhoseCloseWritesBackIntoAHoleOfALeasedFile) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(5));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  ASSERT_EQ(truncate(path("f").c_str(), 4 * kFile), 0);  // [1 MiB, 4 MiB) is a hole
+  HolderProcess& first = holder(true);
+  ASSERT_EQ(first.map(path("f"), 0, kFile).rc, 0);
+  int through_mount = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(through_mount, 0) << std::strerror(errno);
+  auto* pages = static_cast<char*>(
+      mmap(nullptr, 4 * kFile, PROT_READ | PROT_WRITE, MAP_SHARED, through_mount, 0));
+  ASSERT_NE(pages, MAP_FAILED) << std::strerror(errno);
+  // Opened before the page is dirtied: an open drops the file's cached
+  // pages, writing dirty ones back, and the close is what must do it.
+  int to_map = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(to_map, 0) << std::strerror(errno);
+  pages[2 * kFile] = 7;
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    struct sealfs_map* m = nullptr;
+    _exit(sealfs_map(to_map, 0, kFile, PROT_READ, 0, &m) == 0 ? 0 : 1);
+  }
+  int status = -1;
+  const auto give_up = std::chrono::steady_clock::now() + 15s;
+  while (waitpid(child, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(20ms);
+  }
+  if (status == -1) {
+    // The daemon waits for itself: everything on the mount would hang
+    // (this process's own close writes the page back), so it goes first.
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    signal_daemon(SIGKILL);
+    munmap(pages, 4 * kFile);
+    close(to_map);
+    close(through_mount);
+    FAIL() << "the second map was never answered";
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_TRUE(first.expect("break ", 5s)) << first.transcript();
+  munmap(pages, 4 * kFile);
+  close(to_map);
+  close(through_mount);
+  char byte = 0;
+  int fd = open(path("f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(pread(fd, &byte, 1, 2 * kFile), 1);
+  close(fd);
+  EXPECT_EQ(byte, 7);
 }
 
 // The grant has checked the extents under the layout lock and is about to

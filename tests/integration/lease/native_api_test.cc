@@ -11,9 +11,13 @@
 
 #include <dirent.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "reserved_map_fixture.h"
 #include "pattern.h"
@@ -216,6 +220,57 @@ TEST_F(NativeApiTest, AnswersAreReadByTheCallerNotTheReaderThread) {
   }
   const long after = thread_switches("sealfs-reader");
   EXPECT_LT(after - before, kRounds / 5) << "the reader thread woke for answers";
+}
+
+// Several threads share one connection while BREAKs, which nobody asked
+// for, arrive on it between the answers: whichever thread holds the reading
+// role hands every answer to its caller and acts on every break. Each
+// mapper holds its mapping until it sees the break, so a break dropped by
+// a reading caller makes a truncate wait out the 2 s break time, and a
+// caller left without its answer hangs.
+TEST_F(NativeApiTest, CallersShareTheSocketWithBreaksArrivingBetweenAnswers) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  fd_ = open(path("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd_, 0) << std::strerror(errno);
+  std::atomic<bool> stop{false};
+  std::atomic<int> granted{0}, unexpected{0};
+  std::vector<std::thread> mappers;
+  for (int t = 0; t < 3; ++t) {
+    mappers.emplace_back([&] {
+      while (!stop.load()) {
+        struct sealfs_map* m = nullptr;
+        const int r = sealfs_map(fd_, 0, kFile, PROT_READ, 0, &m);
+        if (r == 0) {
+          granted++;
+          while (sealfs_map_state(m) == 0 && !stop.load()) {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+          if (sealfs_unmap(m) != 0) unexpected++;
+        } else if (r != -ENXIO) {  // ENXIO: refused while the file breaks
+          unexpected++;
+        }
+      }
+    });
+  }
+  double slowest = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (uint64_t size : {2 * kFile, kFile}) {
+      TimedOp op([&] { return truncate(path("f").c_str(), static_cast<off_t>(size)); });
+      auto done = op.wait(10s);
+      ASSERT_TRUE(done) << "a truncate never finished";
+      ASSERT_EQ(done->rc, 0) << std::strerror(done->err);
+      slowest = std::max(slowest, done->seconds);
+    }
+  }
+  stop = true;
+  for (std::thread& t : mappers) t.join();
+  int breaks = 0;
+  for (struct sealfs_break_event ev; sealfs_next_break(&ev) == 0;) breaks++;
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_GT(granted.load(), 0);
+  EXPECT_GT(breaks, 0) << "no break reached the mappers";
+  EXPECT_LT(slowest, 1.5) << "a truncate waited out a break time";
 }
 
 }  // namespace
