@@ -7,9 +7,11 @@
 #
 # Environment: FILES, DIRS (1000), REGION_SIZE (16G; 64G from 500,000
 # files), STORE (where the populated region lives: /dev/shm, DRAM as pmem
-# would be), EMPTY_STORE (where the empty 64 GiB and 1 TiB regions live:
-# /var/tmp, a disk filesystem, so that a read of a hole costs page cache and
-# not pinned memory), BUILD_DIR, OUT (also write the report there),
+# would be; the region is made sparse, so STORE needs room for what the
+# files use, a 4 KiB block each today, not for REGION_SIZE), EMPTY_STORE
+# (where the empty 64 GiB and 1 TiB regions live: /var/tmp, a disk
+# filesystem, so that a read of a hole costs page cache and not pinned
+# memory), BUILD_DIR, OUT (also write the report there),
 # MOUNT_OPTS (more -o options of the daemon, e.g. background_verify).
 #
 # How each figure is taken:
@@ -81,7 +83,7 @@ unmount_region() {  # PID: prints seconds until the daemon has exited, then unti
   wait "$umount_pid"
   echo "$daemon_s $(since "$start")"
 }
-used_bytes() { stat -f -c '%b %f %S' "$mnt" | awk '{print ($1 - $2) * $3}'; }
+used_bytes() { stat -f -c '%b %f %S' "$mnt" | awk '{printf "%.0f\n", ($1 - $2) * $3}'; }
 rss_kib() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
 
 rows=()
@@ -95,7 +97,7 @@ region=$scratch/region
 truncate -s "$REGION_SIZE" "$region"
 chmod 0600 "$region"
 inodes=$((FILES + FILES / 4 + DIRS + 1024))
-"$mkfs" -f -q -N "$inodes" --size "$REGION_SIZE" "$region"
+"$mkfs" -f -q --sparse-ok -N "$inodes" --size "$REGION_SIZE" "$region"
 mount_region "$region" >/dev/null
 before=$(used_bytes)
 start=$(now)
