@@ -58,7 +58,7 @@ class ExtentChain {
 
   size_t change_mark() const { return changes_.size(); }
   void undo_to(size_t mark);
-  void forget_changes() { changes_.clear(); }
+  void forget_changes() { std::vector<Change>().swap(changes_); }  // and its buffer
 
  private:
   struct Change {

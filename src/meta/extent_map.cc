@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 
 #include "util/crc32c.h"
@@ -160,7 +161,7 @@ void ExtentMap::set_unwritten(uint64_t file_block, uint64_t count, bool unwritte
 }
 
 uint64_t ExtentMap::end_block() const {
-  return map_.empty() ? 0 : map_.rbegin()->second.file_end();
+  return map_.empty() ? 0 : std::prev(map_.end())->second.file_end();
 }
 
 uint64_t ExtentMap::goal_for(uint64_t file_block) const {

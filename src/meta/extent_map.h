@@ -12,29 +12,19 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <span>
 #include <vector>
 
+#include "meta/extent_index.h"
 #include "sealfs/format.h"
 #include "util/status.h"
 
 namespace sealfs {
 
-struct Extent {
-  uint64_t file_block = 0;
-  uint64_t region_block = 0;
-  uint64_t length = 0;  // blocks
-  bool unwritten = false;
-  uint64_t file_end() const { return file_block + length; }
-  uint64_t region_end() const { return region_block + length; }
-  bool operator==(const Extent&) const = default;
-};
-
 class ExtentMap {
  public:
-  using Map = std::map<uint64_t, Extent>;
+  using Map = ExtentIndex;  // one extent inline, more in a tree
 
   // The extent containing `file_block`, or nullptr.
   const Extent* find(uint64_t file_block) const;
@@ -68,7 +58,9 @@ class ExtentMap {
   size_t change_mark() const { return changes_.size(); }
   std::span<const Change> changes() const { return changes_; }
   void undo_to(size_t mark);
-  void forget_changes() { changes_.clear(); }
+  // Frees the log's buffer too: a committed inode keeps no heap for it (the
+  // DRAM cost of a cached inode, issue 12).
+  void forget_changes() { std::vector<Change>().swap(changes_); }
 
   size_t count() const { return map_.size(); }
   bool empty() const { return map_.empty(); }

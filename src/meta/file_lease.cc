@@ -31,7 +31,7 @@ class InodeLayoutLock final : public LayoutLock {
 
  private:
   Inode& inode_;
-  std::unique_lock<std::shared_mutex> hold_;
+  std::unique_lock<SmallSharedMutex> hold_;
 };
 
 std::string at(uint64_t offset) { return " at offset " + std::to_string(offset); }

@@ -410,6 +410,7 @@ class Filesystem {
   struct WorkCounters {
     uint64_t extent_blocks_encoded = 0;  // overflow extent blocks (re)written
     uint64_t lazy_time_commits = 0;      // transactions that only persisted times
+    uint64_t unmount_inodes_visited = 0;  // inodes the unmount looked at (orphans only)
   };
   virtual WorkCounters work_counters() const = 0;
   // Extents of a file's block map (directories too), for layout inspection

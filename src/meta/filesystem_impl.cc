@@ -335,8 +335,7 @@ Status FilesystemImpl::check_state_allows_mount(const Superblock& sb) const {
                     "): run fsck.sealfs -y on it; until then it can be mounted read-only (-o ro)");
 }
 
-Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
-  // Collect first: freeing edits the list.
+Result<std::vector<uint64_t>> FilesystemImpl::orphan_list() {
   std::vector<uint64_t> orphans;
   uint64_t cur = sb_staged_.orphan_head;
   while (cur != 0) {
@@ -347,6 +346,12 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
     orphans.push_back(cur);
     cur = inode->orphan_next;
   }
+  return orphans;
+}
+
+Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
+  // Collect first: freeing edits the list.
+  ASSIGN_OR_RETURN(std::vector<uint64_t> orphans, orphan_list());
   for (uint64_t ino : orphans) {
     Inode* inode = slot(ino);
     std::unique_lock lock(inode->mu);
@@ -494,19 +499,7 @@ Status FilesystemImpl::unmount() {
     if (Status s = persist_lazy_times(); !s.is_ok()) {
       log().error("unmount: timestamps not written: {}", s.to_string());
     }
-    // Only the inodes in DRAM can be open-but-unlinked; one pass over the
-    // table, not one table lock per slot (the exit of a daemon with a
-    // million slots is waited for by its successor).
-    for (Inode* inode : inodes_.made()) {
-      const uint64_t ino = inode->ino;
-      std::unique_lock lock(inode->mu);
-      if (inode->in_use() && inode->core.nlink == 0) {
-        inode->lookups = 0;
-        inode->opens = 0;
-        Status s = free_inode(*inode);
-        if (!s.is_ok()) log().warn("unmount: orphan {} kept: {}", ino, s.to_string());
-      }
-    }
+    free_orphans_at_unmount();
   }
   if (!read_only_) {
     MetaTxn t(*this);
@@ -519,6 +512,30 @@ Status FilesystemImpl::unmount() {
   }
   mounted_ = false;
   return Status::ok();
+}
+
+// An inode in use with no name left is on the orphan list (unlink and
+// rename put it there in the commit that takes its last name, and it leaves
+// the list only when freed), so the list, not the inode table, is walked:
+// the unmount costs the open-but-unlinked files, not every cached inode
+// (issue 12: a successor mount waits for this daemon to exit).
+void FilesystemImpl::free_orphans_at_unmount() {
+  auto orphans = orphan_list();
+  if (!orphans.is_ok()) {
+    log().warn("unmount: orphans kept for the next mount: {}", orphans.status().to_string());
+    return;
+  }
+  for (uint64_t ino : *orphans) {
+    Inode* inode = slot(ino);
+    unmount_inodes_visited_.fetch_add(1, std::memory_order_relaxed);
+    std::unique_lock lock(inode->mu);
+    if (!inode->in_use() || inode->core.nlink != 0) continue;
+    // The kernel mount is gone: nothing is open or looked up any more.
+    inode->lookups = 0;
+    inode->opens = 0;
+    Status s = free_inode(*inode);
+    if (!s.is_ok()) log().warn("unmount: orphan {} kept: {}", ino, s.to_string());
+  }
 }
 
 void FilesystemImpl::forget(Ino ino, uint64_t nlookup) {
@@ -607,6 +624,7 @@ Filesystem::WorkCounters FilesystemImpl::work_counters() const {
   WorkCounters c;
   c.extent_blocks_encoded = extent_blocks_encoded_.load(std::memory_order_relaxed);
   c.lazy_time_commits = lazy_time_commits_.load(std::memory_order_relaxed);
+  c.unmount_inodes_visited = unmount_inodes_visited_.load(std::memory_order_relaxed);
   return c;
 }
 

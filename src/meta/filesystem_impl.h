@@ -172,7 +172,12 @@ class FilesystemImpl final : public Filesystem {
   Status rename_entries(Ino parent, std::string_view name, Ino new_parent,
                         std::string_view new_name, unsigned flags, const Cred& cred);
   Status check_state_allows_mount(const Superblock& sb) const;
+  // The inodes on the orphan list, head first (kCorruption on a broken list).
+  Result<std::vector<uint64_t>> orphan_list();
   Status process_orphans(FsckLikeStats* stats);
+  // Frees what is on the orphan list and still unlinked; failures are logged
+  // and leave the inode for the next mount.
+  void free_orphans_at_unmount();
   // --- mount-time cross-checks (mount_checks.cc)
   // The block bitmap against every block referent: kCorruption on a
   // referenced block that is free or referenced twice; leaks are logged.
@@ -326,6 +331,7 @@ class FilesystemImpl final : public Filesystem {
   Mutex lazy_times_mu_;  // leaf: the set below
   std::unordered_set<Inode*> lazy_times_ GUARDED_BY(lazy_times_mu_);
   std::atomic<uint64_t> lazy_time_commits_{0};
+  std::atomic<uint64_t> unmount_inodes_visited_{0};
 
   Mutex rename_mu_;
 

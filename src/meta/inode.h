@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "meta/extent_chain.h"
 #include "meta/extent_map.h"
 #include "sealfs/format.h"
+#include "util/small_shared_mutex.h"
 #include "util/status.h"
 
 namespace sealfs {
@@ -39,19 +41,19 @@ struct Inode {
   explicit Inode(uint64_t number) : ino(number) {}
   const uint64_t ino;
 
-  // Order: see locking.h. Guards every field below except `image`.
-  std::shared_mutex mu;
+  // Order: see locking.h. Guards every field below except load_failed.
+  SmallSharedMutex mu;
+  // atime/mtime/ctime changed in DRAM only (FilesystemImpl::mark_times_dirty).
+  bool times_dirty = false;
+  // Not guarded (next to times_dirty only to share the lock's padding): its
+  // slot or overflow chain failed the checks when it was read
+  // (mount_verifier.cc), so nothing of it is served (EIO). Set before the
+  // inode is published in the table, never changed after.
+  bool load_failed = false;
   InodeCore core;
   ExtentMap extents;
   ExtentChain chain;                      // overflow blocks, in file order
   std::string inline_symlink;             // symlinks of <= kInlineSymlinkMax bytes
-  // atime/mtime/ctime changed in DRAM only (FilesystemImpl::mark_times_dirty).
-  bool times_dirty = false;
-  // Not guarded (next to times_dirty only to share its padding): its slot
-  // or overflow chain failed the checks when it was read (mount_verifier.cc),
-  // so nothing of it is served (EIO). Set before the inode is published in
-  // the table, never changed after.
-  bool load_failed = false;
   uint64_t lookups = 0;
   uint64_t opens = 0;
   std::unique_ptr<DirIndex> dir;  // directories, built on first use

@@ -56,17 +56,4 @@ Inode* InodeTable::make(uint64_t ino) {
   return inode;
 }
 
-std::vector<Inode*> InodeTable::made() {
-  std::vector<Inode*> out;
-  MutexLock lock(mu_);
-  for (uint64_t i = 0; i < leaf_count_; ++i) {
-    const Leaf* leaf = leaves_[i].load(std::memory_order_relaxed);
-    if (leaf == nullptr) continue;
-    for (const auto& slot : leaf->slots) {
-      if (Inode* inode = slot.load(std::memory_order_relaxed)) out.push_back(inode);
-    }
-  }
-  return out;
-}
-
 }  // namespace sealfs

@@ -38,10 +38,6 @@ class InodeTable {
   // of range.
   Inode* get_or_make(uint64_t ino);
 
-  // Every inode made so far, in number order (a snapshot: the table's lock
-  // is not held while the caller uses them).
-  std::vector<Inode*> made();
-
  private:
   static constexpr uint64_t kLeafBits = 12;
   static constexpr uint64_t kLeafSlots = uint64_t{1} << kLeafBits;

@@ -60,7 +60,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     if (dst_above || (!src_above && dst_dir->ino < src_dir->ino)) std::swap(first, second);
   }
   std::unique_lock l1(first->mu);
-  std::unique_lock<std::shared_mutex> l2;
+  std::unique_lock<SmallSharedMutex> l2;
   if (second != nullptr) l2 = std::unique_lock(second->mu);
   if (!src_dir->in_use() || !dst_dir->in_use()) return Status(Code::kStale, "directory freed");
   RETURN_IF_ERROR(ensure_dir_index(*src_dir));
@@ -96,7 +96,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     if (key(c2, tgt_is_dir) < key(c1, src_is_dir)) std::swap(c1, c2);
   }
   std::unique_lock l3(c1->mu);
-  std::unique_lock<std::shared_mutex> l4;
+  std::unique_lock<SmallSharedMutex> l4;
   if (c2 != nullptr) l4 = std::unique_lock(c2->mu);
   // As may_delete / may_create: the source leaves its directory, a target
   // is removed from (or, exchanged, leaves) its own.
@@ -135,7 +135,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   // The whiteout: a fresh inode nobody else can reach yet, so its lock
   // comes last without breaking the order.
   Inode* wo = nullptr;
-  std::unique_lock<std::shared_mutex> l5;
+  std::unique_lock<SmallSharedMutex> l5;
   if (whiteout) {
     ASSIGN_OR_RETURN(wo, allocate_inode());
     l5 = std::unique_lock(wo->mu);

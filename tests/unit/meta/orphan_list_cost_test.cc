@@ -38,5 +38,29 @@ TEST_F(OrphanListCostTest, FreeingOrphansOldestFirstIsLinearInTheList) {
   EXPECT_EQ(fs_->statfs().free_inodes, free_inodes);
 }
 
+// The unmount frees open-but-unlinked files and nothing else needs it: it
+// visits the orphan list, not every inode in DRAM (a million cached inodes
+// took seconds to walk while the next mount waited; issue 12).
+TEST_F(OrphanListCostTest, UnmountVisitsTheOrphansNotEveryCachedInode) {
+  constexpr int kCached = 2000;
+  const uint64_t free_inodes = fs_->statfs().free_inodes;
+  for (int i = 0; i < kCached; ++i) make_file(format::kRootIno, "c" + std::to_string(i));
+  std::vector<Attr> open_unlinked;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "u" + std::to_string(i);
+    open_unlinked.push_back(make_file(format::kRootIno, name));
+    write_str(open_unlinked.back().ino, 0, "kept until the unmount");
+    ASSERT_TRUE(fs_->unlink(format::kRootIno, name).is_ok());
+  }
+  ASSERT_TRUE(fs_->unmount().is_ok());
+  EXPECT_EQ(fs_->work_counters().unmount_inodes_visited, open_unlinked.size());
+  auto image = dram()->image();
+  fs_.reset();
+  owned_ = RegionDram::from_image(std::move(image));
+  mount_region();
+  EXPECT_EQ(stats_.orphans_freed, 0u) << "the unmount freed every open-but-unlinked file";
+  EXPECT_EQ(fs_->statfs().free_inodes, free_inodes - kCached);
+}
+
 }  // namespace
 }  // namespace sealfs::testing_meta
