@@ -236,6 +236,9 @@ int run_daemon(const DaemonOptions& options) {
 
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
+  // Before the session goes: the engine's observer notifies through it.
+  // (When INIT happened the destroy callback would stop it too.)
+  leases.stop();
   fuse_session_destroy(se);  // runs the destroy callback if init happened
   Status st = ctx.unmount_once();
   // Everything durable is written (or, after an error, deliberately not).

@@ -198,6 +198,7 @@ void LeaseEngine::free_deferred(Ino ino) {
 }
 
 Status LeaseEngine::start(Filesystem& fs, const RegionPmem2& region, LeaseObserver* observer) {
+  if (running() || fs_ != nullptr) return Status(Code::kBusy, "lease engine already started");
   fs_ = &fs;
   observer_ = observer;
   restored_ = std::make_unique<RestoredHolderWatch>(fs, fs.restored_holders());
@@ -270,8 +271,10 @@ void LeaseEngine::stop() {
       MutexLock lock(server_mu_);
       server_.reset();
     }
-    server.reset();  // the last reference: closes connections, and each
-                     // library fences its mappings
+    // Closes the connections (each library fences its mappings) unless a
+    // gate question still holds the server; then its thread does, and
+    // there is nothing left to fence against: every lease was revoked.
+    server.reset();
   }
   restored_.reset();
   if (!socket_dir_.empty()) {

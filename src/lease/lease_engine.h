@@ -50,7 +50,8 @@ class LeaseObserver {
   // A grant or an EXTEND changed (or may have changed, even when refused)
   // the file's size or block count: cached attributes are stale. Called on
   // the engine's thread with the inode's layout lock held: must not wait
-  // for a request of the same mount.
+  // for a request of the same mount (src/meta/locking.h: the one exception
+  // to "no fuse_lowlevel_notify_* under a lock" is this notice).
   virtual void attributes_changed(Ino ino) = 0;
 };
 
@@ -77,7 +78,8 @@ class LeaseEngine final : public LayoutGate {
 
   // Starts the engine once the kernel mount exists (its mount id is what
   // received descriptors must be on). `observer` outlives the engine's
-  // running time. kNotFound when the mount is already gone.
+  // running time. kNotFound when the mount is already gone; kBusy when
+  // already started.
   Status start(Filesystem& fs, const RegionPmem2& region, LeaseObserver* observer);
 
   // Breaks every lease (reason UNMOUNT) and gives holders up to
@@ -112,6 +114,9 @@ class LeaseEngine final : public LayoutGate {
 
   const EngineOptions options_;
   std::atomic<bool> require_flushed_maps_{false};
+  // Written by start() before the engine thread exists and before the
+  // gate can say "sealed" (which is what lets free_deferred run); read-only
+  // while the engine runs.
   Filesystem* fs_ = nullptr;
   LeaseObserver* observer_ = nullptr;
   std::string socket_dir_;  // created by start() when no control_socket was given

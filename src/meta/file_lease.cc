@@ -216,7 +216,7 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
   }
   if (!frozen && (flags & kLayoutAllocate)) {
     // Fills holes only: no block another holder maps moves, so no gate.
-    RETURN_IF_ERROR(allocate_for_lease(inode, permit_for_lease(inode), first, end));
+    RETURN_IF_ERROR(allocate_for_lease(inode, permit_for_lease(held), first, end));
   }
   for (uint64_t b = first; b < end;) {
     const Extent* e = inode.extents.find(b);
@@ -253,10 +253,12 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
     if (frozen) return frozen_refusal(*off, "misaligned extent");
     // Relocation moves blocks other holders of this file may map: those
     // must be broken first, which the caller does (ENXIO, then retry).
-    if (options_.gate != nullptr && options_.gate->sealed(inode.ino)) {
+    Result<LayoutPermit> permit = gate(inode);
+    if (!permit.is_ok()) {
+      if (!is_layout_sealed(permit.status())) return permit.status();
       return Status(Code::kNxio, "relocation needs the file's other leases gone");
     }
-    RETURN_IF_ERROR(relocate_for_lease(inode, permit_for_lease(inode), first, end));
+    RETURN_IF_ERROR(relocate_for_lease(inode, *permit, first, end));
     pieces = pieces_of(inode, offset, length);
     if (auto again = misaligned(pieces)) {
       bad = *again;
@@ -321,7 +323,7 @@ Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_si
   const uint64_t end = (inode.core.size + kBlock - 1) / kBlock;
   const int64_t now = now_ns();
   // Only blocks this EXTEND allocated, which no lease holds.
-  return free_range(inode, permit_for_lease(inode), first, end - first,
+  return free_range(inode, permit_for_lease(held), first, end - first,
                     [old_size, now](Inode& i) {
                       i.core.size = old_size;
                       i.core.mtime = i.core.ctime = now;

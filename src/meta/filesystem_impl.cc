@@ -98,8 +98,8 @@ Result<LayoutPermit> FilesystemImpl::gate(const Inode& inode) const {
   return LayoutPermit(inode.ino);
 }
 
-LayoutPermit FilesystemImpl::permit_for_lease(const Inode& inode) const {
-  return LayoutPermit(inode.ino);
+LayoutPermit FilesystemImpl::permit_for_lease(const LayoutLock& held) const {
+  return LayoutPermit(held.ino());
 }
 
 void FilesystemImpl::check_permit(const LayoutPermit& permit, const Inode& inode) {

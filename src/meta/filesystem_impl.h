@@ -157,8 +157,9 @@ class FilesystemImpl final : public Filesystem {
   // leases, else the permit its size or block map may change with. Asked
   // under the inode's lock, once per operation.
   Result<LayoutPermit> gate(const Inode& inode) const;
-  // For a lease request's own change, under the lock the grant holds.
-  LayoutPermit permit_for_lease(const Inode& inode) const;
+  // For a lease request's own change, under the layout lock the grant
+  // holds (the permit is for that lock's inode).
+  LayoutPermit permit_for_lease(const LayoutLock& held) const;
   // A permit for another inode is a broken invariant: aborts.
   static void check_permit(const LayoutPermit& permit, const Inode& inode);
   Attr attr_of(const Inode& inode) const;

@@ -1,14 +1,19 @@
 // Proof that a change of one file's size or block map may proceed.
 //
-// Every function of the meta layer that changes a file's layout takes a
-// LayoutPermit for that inode, as Region::writable() takes a RegionWriteKey:
-// a new layout-changing path that forgets to ask the layout gate does not
-// compile. A permit is made in two places only (FilesystemImpl):
+// The functions of the meta layer that change a file's block map or cut
+// its size (truncate_locked, free_range, allocate_unwritten, the
+// allocating part of a write, allocate_for_lease, relocate_for_lease) take
+// a LayoutPermit for that inode, as Region::writable() takes a
+// RegionWriteKey: a new path that calls them without asking the layout
+// gate does not compile. (Code that edits an ExtentMap or a size directly
+// is not covered; keep such edits inside those functions.) A permit is
+// made in two places only (FilesystemImpl):
 //   - gate(inode): the LayoutGate was asked under the inode's lock and the
 //     inode has no direct-mapping leases (docs/design.md section 6);
 //   - permit_for_lease(held): the change is made for a lease request, under
-//     the layout lock the grant holds (ALLOCATE fills holes, RELOCATE after
-//     the other leases are gone, EXTEND and its undo).
+//     the layout lock the grant holds: ALLOCATE fills holes, and the undo
+//     of a refused EXTEND frees what that EXTEND allocated. (RELOCATE asks
+//     the gate; EXTEND's own growth of the size moves no block.)
 // It is valid while the caller keeps holding that inode's lock; it is not
 // stored anywhere.
 #pragma once

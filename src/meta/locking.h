@@ -35,14 +35,20 @@
 //        - HolderPins::mu_, lease::MetaQuarantineSink::mu_
 //        - the lease server's actions_mu (taken under the engine mutex by
 //          its Notifier), lease::MountFdCloser::mu_
-//        - src/fuse's own mutexes (DaemonLeases, the deferred-change and
-//          lease-drain waiters)
+//        - lease::LeaseEngine: server_mu_ (the running server, read by the
+//          layout gate under inode locks), leased_mu_
+//        - src/fuse's own mutexes (the deferred-change and lease-drain
+//          waiters)
 //        - RegionDram's mutex (under the journal mutex, in its flushes)
 //
 // Two rules that are not edges: hold no lock while calling fuse_reply_* or
 // fuse_lowlevel_notify_*, and none while waiting for a lease holder (a
 // layout change that must wait queues a continuation on the engine; the
-// engine runs continuations without its mutex).
+// engine runs continuations without its mutex). One exception to the first:
+// the lease engine's LeaseObserver drops an inode's cached attributes
+// (fuse_lowlevel_notify_inval_inode with offset -1) under that inode's
+// layout lock, right after a grant changed them; attributes only, which
+// waits for no page lock and no request of this daemon (fuse/kernel_cache.h).
 //
 // The annotations (util/thread_annotations.h: GUARDED_BY, REQUIRES) let
 // clang's -Wthread-safety (scripts/sanitize.sh) check which lock guards
