@@ -18,18 +18,12 @@
 
 #include "fs_helpers.h"
 #include "mount_fixture.h"
+#include "support/errno_expect.h"
 
 namespace sealfs::itest {
 namespace {
 
 using namespace std::chrono_literals;
-
-#define EXPECT_ERRNO(expr, err)                                        \
-  do {                                                                \
-    errno = 0;                                                        \
-    EXPECT_EQ((expr), -1) << #expr;                                   \
-    EXPECT_EQ(errno, (err)) << #expr << ": " << std::strerror(errno); \
-  } while (0)
 
 class LifecycleTest : public MountFixture {
  protected:

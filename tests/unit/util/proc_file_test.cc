@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +12,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "support/descriptors.h"
 
 namespace sealfs {
 namespace {
@@ -69,18 +70,12 @@ TEST(ProcFileTest, AReapedChildHasNoStartTime) {
 // live process is an error other than kNotFound, which holder liveness
 // (meta/holder_liveness.h) takes for alive.
 TEST(ProcFileTest, OutOfDescriptorsIsNotGone) {
-  struct rlimit saved {};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  int probe = dup(0);
-  ASSERT_GE(probe, 0);
-  close(probe);
-  struct rlimit tight = saved;
-  tight.rlim_cur = static_cast<rlim_t>(probe);  // the lowest free descriptor is now over the limit
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
-  Result<uint64_t> started = process_start_time(static_cast<uint32_t>(getpid()));
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
-  ASSERT_FALSE(started.is_ok());
-  EXPECT_NE(started.status().code(), Code::kNotFound) << started.status().to_string();
+  std::optional<Result<uint64_t>> started;
+  testing_support::with_no_free_descriptor(
+      [&] { started = process_start_time(static_cast<uint32_t>(getpid())); });
+  ASSERT_TRUE(started.has_value());
+  ASSERT_FALSE(started->is_ok());
+  EXPECT_NE(started->status().code(), Code::kNotFound) << started->status().to_string();
 }
 
 // The command name comes without its newline, spaces and all.
