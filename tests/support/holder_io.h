@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace sealfs::testing_support {
@@ -33,6 +34,19 @@ inline uint64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+// From a SIGALRM handler bounding how long a holder may wait: prints "BAD
+// hang: no answer within the bound to OP" (op: what it was waiting for,
+// at most op_capacity bytes) and exits with status 71. Only write(2) and
+// _exit(2), so it is safe in a signal handler.
+inline void report_hang_and_exit(const char* op, size_t op_capacity) {
+  static const char kHead[] = "BAD hang: no answer within the bound to ";
+  ssize_t ignored = write(STDOUT_FILENO, kHead, sizeof(kHead) - 1);
+  ignored = write(STDOUT_FILENO, op, strnlen(op, op_capacity));
+  ignored = write(STDOUT_FILENO, "\n", 1);
+  (void)ignored;
+  _exit(71);
 }
 
 }  // namespace sealfs::testing_support

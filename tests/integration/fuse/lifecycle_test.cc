@@ -3,7 +3,6 @@
 // unprivileged mount through fusermount3.
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -289,15 +288,10 @@ TEST_F(LifecycleTest, MountErrorsAreReportedBeforeDetaching) {
 // A user mounts their own region: the daemon runs as that user and mounts
 // through the setuid fusermount3.
 TEST_F(LifecycleTest, UnprivilegedMount) {
-  const char* user = "sealfs-test";
-  if (getpwnam(user) == nullptr) {
-    std::string out;
-    ASSERT_EQ(run_command({"useradd", "-m", user}, &out), 0) << out;
-  }
-  struct passwd* pw = getpwnam(user);
-  ASSERT_NE(pw, nullptr);
-  uid_t uid = pw->pw_uid;
-  gid_t gid = pw->pw_gid;
+  std::optional<TestUser> user = test_user();
+  ASSERT_TRUE(user.has_value());
+  uid_t uid = user->uid;
+  gid_t gid = user->gid;
   ASSERT_NE(uid, 0u);
 
   MountConfig config;

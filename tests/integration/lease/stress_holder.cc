@@ -66,14 +66,7 @@ char g_op[256] = "nothing";
 sigjmp_buf g_access_jmp;
 volatile sig_atomic_t g_in_access = 0;
 
-void on_alarm(int) {
-  static const char kHead[] = "BAD hang: no answer within the bound to ";
-  ssize_t ignored = write(STDOUT_FILENO, kHead, sizeof(kHead) - 1);
-  ignored = write(STDOUT_FILENO, g_op, strnlen(g_op, sizeof g_op));
-  ignored = write(STDOUT_FILENO, "\n", 1);
-  (void)ignored;
-  _exit(71);
-}
+void on_alarm(int) { sealfs::testing_support::report_hang_and_exit(g_op, sizeof g_op); }
 
 void on_sigbus(int, siginfo_t* info, void*) {
   if (g_in_access) {

@@ -49,14 +49,7 @@ char g_op[256] = "nothing";
 
 void on_usr1(int) { g_handler_ran = 1; }
 
-void on_alarm(int) {
-  static const char kHead[] = "BAD hang: no answer within the bound to ";
-  ssize_t ignored = write(STDOUT_FILENO, kHead, sizeof(kHead) - 1);
-  ignored = write(STDOUT_FILENO, g_op, strnlen(g_op, sizeof g_op));
-  ignored = write(STDOUT_FILENO, "\n", 1);
-  (void)ignored;
-  _exit(71);
-}
+void on_alarm(int) { sealfs::testing_support::report_hang_and_exit(g_op, sizeof g_op); }
 
 class SigBreaker {
  public:
