@@ -8,6 +8,7 @@
 #include "alloc/holder_table.h"
 #include "fsck/context.h"
 #include "meta/holder_liveness.h"
+#include "util/bit_words.h"
 
 namespace sealfs::fsck {
 
@@ -41,7 +42,7 @@ uint64_t expected_word(const std::vector<Owned>& runs, size_t& cursor, uint64_t 
   uint64_t bits = 0;
   for (size_t i = cursor; i < runs.size() && runs[i].start < hi; ++i) {
     uint64_t a = std::max(runs[i].start, lo) - lo, b = std::min(runs[i].end, hi) - lo;
-    bits |= (b - a == 64 ? ~uint64_t{0} : ((uint64_t{1} << (b - a)) - 1) << a);
+    bits |= bit_words::span_mask(a, b);
   }
   return bits;
 }
@@ -54,7 +55,7 @@ struct RunCollector {
       uint64_t at = static_cast<uint64_t>(__builtin_ctzll(bits));
       uint64_t shifted = bits >> at;  // zeros come in at the top, so the run ends below 64
       uint64_t len = ~shifted == 0 ? 64 : static_cast<uint64_t>(__builtin_ctzll(~shifted));
-      uint64_t start = w * 64 + at;
+      uint64_t start = w * bit_words::kBitsPerWord + at;
       if (!runs.empty() && runs.back().second == start) {
         runs.back().second = start + len;
       } else {
@@ -83,7 +84,7 @@ void report_runs(Context& ctx, const RunCollector& found, const char* kind, cons
 
 void check_bitmap(Context& ctx) {
   const Geometry& geo = ctx.geo();
-  const uint64_t words = (geo.data_blocks + 63) / 64;
+  const uint64_t words = bit_words::words_for(geo.data_blocks);
   // What is referenced, as ranges: memory grows with the extents in use,
   // never with the region (a bit array of the data area is 32 MiB a TiB).
   std::vector<Owned> owners;
@@ -166,7 +167,9 @@ void check_bitmap(Context& ctx) {
   // Words to compare: those a run covers and those of bitmap blocks that may
   // hold set bits; every other word is zero on both sides.
   std::vector<std::pair<uint64_t, uint64_t>> spans;  // [first word, end word)
-  for (const Owned& e : expected) spans.emplace_back(e.start / 64, (e.end + 63) / 64);
+  for (const Owned& e : expected) {
+    spans.emplace_back(bit_words::word_of(e.start), bit_words::words_for(e.end));
+  }
   constexpr uint64_t kWordsPerBlock = format::kBlockSize / 8;
   for (const Image::BlockRun& r : ctx.image.nonzero_blocks(geo.bitmap_start, geo.bitmap_blocks)) {
     spans.emplace_back((r.begin - geo.bitmap_start) * kWordsPerBlock,
@@ -181,9 +184,7 @@ void check_bitmap(Context& ctx) {
     for (uint64_t w = std::max(first, next); w < end; ++w) {
       uint64_t want = expected_word(expected, cursor, w);
       uint64_t stored = load_word(ctx.image, geo.bitmap_start, w);
-      uint64_t valid = (w + 1) * 64 <= geo.data_blocks
-                           ? ~uint64_t{0}
-                           : (uint64_t{1} << (geo.data_blocks % 64)) - 1;
+      uint64_t valid = bit_words::valid_mask(geo.data_blocks, w);
       if ((stored & ~valid) != 0) {
         ctx.problem(Phase::kBitmap, "bitmap_tail", 0,
                     ctx.fix("bits set beyond the data area", "cleared", "clear them"));

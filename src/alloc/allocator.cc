@@ -13,6 +13,7 @@
 #include "alloc/free_space.h"
 #include "alloc/holder_table.h"
 #include "sealfs/format.h"
+#include "util/bit_words.h"
 #include "util/log.h"
 #include "util/sparse_bits.h"
 #include "util/thread_annotations.h"
@@ -121,8 +122,8 @@ struct Allocator::Impl {
 
   // Stages the committed words covering `e`, as one record.
   void stage_words(Transaction& txn, BlockExtent e) const REQUIRES(mu) {
-    uint64_t first = bit(e.start) / 64;
-    uint64_t last = (bit(e.start) + e.count - 1) / 64;
+    uint64_t first = bit_words::word_of(bit(e.start));
+    uint64_t last = bit_words::word_of(bit(e.start) + e.count - 1);
     std::vector<uint64_t> le(last - first + 1);
     for (uint64_t w = first; w <= last; ++w) le[w - first] = htole64(committed.word(w));
     txn.write(area.bitmap_start * kBlock + first * 8, le.data(), le.size() * 8);
@@ -179,9 +180,9 @@ Status Allocator::Impl::load(const std::function<bool(const Holder&)>& alive,
       committed.set_word(w, le64toh(le));
     }
   }
-  const uint64_t tail_bits = area.data_blocks % 64;
-  const uint64_t tail_mask = tail_bits == 0 ? 0 : ~((1ull << tail_bits) - 1);
-  bool stray = tail_bits != 0 && (committed.word(word_count - 1) & tail_mask) != 0;
+  // The last word's bits past the data area ("no blocks"); 0 when it is full.
+  const uint64_t tail_mask = ~bit_words::last_word_mask(area.data_blocks);
+  bool stray = tail_mask != 0 && (committed.word(word_count - 1) & tail_mask) != 0;
   for (uint64_t off = word_count * 8; !stray && off < area.bitmap_blocks * kBlock; off += 8) {
     uint64_t w;
     std::memcpy(&w, bitmap + off, 8);

@@ -11,57 +11,17 @@
 #include "client/client_internal.h"
 #include "client/persist_stats.h"
 #include "client/write_tracking.h"
-
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
+#include "util/cpu_flush.h"
 
 namespace {
 
-enum class FlushKind { kClwb, kClflushopt, kClflush, kNone };
-
-FlushKind detect_flush() {
-#if defined(__x86_64__)
-  unsigned a, b, c, d;
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-    if (b & (1u << 24)) return FlushKind::kClwb;
-    if (b & (1u << 23)) return FlushKind::kClflushopt;
-  }
-  return FlushKind::kClflush;
-#else
-  return FlushKind::kNone;
-#endif
-}
-
-constexpr uintptr_t kLine = 64;
+namespace cpu_flush = sealfs::cpu_flush;
 
 // Writes the lines of [addr, +len) back; the caller fences.
-void write_back_lines(const void* addr, size_t len) {
-  uintptr_t p = reinterpret_cast<uintptr_t>(addr) & ~(kLine - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(addr) + len;
-  sealfs::client::persist_stats().lines.fetch_add((end - p + kLine - 1) / kLine,
+void write_back_lines(cpu_flush::Instruction insn, const void* addr, size_t len) {
+  sealfs::client::persist_stats().lines.fetch_add(cpu_flush::lines_covering(addr, len),
                                                   std::memory_order_relaxed);
-#if defined(__x86_64__)
-  static const FlushKind kind = detect_flush();
-  for (; p < end; p += kLine) {
-    char* line = reinterpret_cast<char*>(p);
-    switch (kind) {
-      case FlushKind::kClwb: asm volatile("clwb %0" : "+m"(*line)); break;
-      case FlushKind::kClflushopt: asm volatile("clflushopt %0" : "+m"(*line)); break;
-      default: asm volatile("clflush %0" : "+m"(*line)); break;
-    }
-  }
-#else
-  (void)p;
-#endif
-}
-
-void fence() {
-#if defined(__x86_64__)
-  asm volatile("sfence" ::: "memory");
-#else
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
+  cpu_flush::write_back(insn, addr, len);
 }
 
 bool inside(const struct sealfs_map* m, const void* addr, size_t len) {
@@ -82,8 +42,9 @@ int msync_range(const void* addr, size_t len) {
 
 std::atomic<sealfs::client::WrittenRunObserver> g_observer{nullptr};
 
-void flush_written_run(uintptr_t start, uintptr_t end, void*) {
-  write_back_lines(reinterpret_cast<const void*>(start), end - start);
+void flush_written_run(uintptr_t start, uintptr_t end, void* insn) {
+  write_back_lines(*static_cast<const cpu_flush::Instruction*>(insn),
+                   reinterpret_cast<const void*>(start), end - start);
   if (auto observe = g_observer.load(std::memory_order_acquire)) {
     observe(reinterpret_cast<const void*>(start), end - start);
   }
@@ -100,7 +61,8 @@ constexpr size_t kScanAtLeast = 64 * 1024;
 // only what was written" says why no store is missed). Whole pages, even
 // where a range starts or ends inside one: the scan write-protects whole
 // pages, so a store beside the range would be forgotten otherwise.
-void persist_lines(const struct sealfs_map* m, const struct sealfs_range* ranges, size_t count) {
+void persist_lines(const struct sealfs_map* m, const struct sealfs_range* ranges, size_t count,
+                   cpu_flush::Instruction insn) {
   auto& stats = sealfs::client::persist_stats();
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   std::unique_lock<std::mutex> scanning;  // m->persist_mu, from the first scan to the fence
@@ -110,16 +72,16 @@ void persist_lines(const struct sealfs_map* m, const struct sealfs_range* ranges
       if (!scanning.owns_lock()) scanning = std::unique_lock(m->persist_mu);
       const auto p = reinterpret_cast<uintptr_t>(ranges[i].addr);
       const uintptr_t start = p & ~(page - 1), end = (p + ranges[i].len + page - 1) & ~(page - 1);
-      if (sealfs::client::for_each_written_run(start, end, flush_written_run, nullptr) == 0) {
+      if (sealfs::client::for_each_written_run(start, end, flush_written_run, &insn) == 0) {
         stats.scanned.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       stats.fallbacks.fetch_add(1, std::memory_order_relaxed);
     }
     stats.whole.fetch_add(1, std::memory_order_relaxed);
-    write_back_lines(ranges[i].addr, ranges[i].len);
+    write_back_lines(insn, ranges[i].addr, ranges[i].len);
   }
-  fence();  // one for all of them
+  cpu_flush::store_fence();  // one for all of them
 }
 
 }  // namespace
@@ -158,8 +120,14 @@ extern "C" int sealfs_persist_ranges(const struct sealfs_map* m, const struct se
       asm volatile("" ::: "memory");
       return 0;
     case sealfs::wire::kGranularityCacheLine:
-      persist_lines(m, ranges, count);
-      return 0;
+      // A CPU without a write-back instruction (not x86-64, or one hiding
+      // clflush) persists the pages the page-granularity way instead.
+      if (auto insn = sealfs::cpu_flush::best_instruction();
+          insn != sealfs::cpu_flush::Instruction::kNone) {
+        persist_lines(m, ranges, count, insn);
+        return 0;
+      }
+      [[fallthrough]];
     default:
       for (size_t i = 0; i < count; ++i) {
         if (ranges[i].len == 0) continue;

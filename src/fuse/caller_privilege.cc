@@ -3,9 +3,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
+#include <optional>
 #include <string>
+
+#include "util/proc_file.h"
 
 namespace sealfs::fuse {
 namespace {
@@ -31,26 +32,13 @@ void CallerPrivilege::load() {
   caps_ = uid_ == 0 ? ~uint64_t{0} : 0;
   groups_ = {gid_};
   if (tid_ <= 0) return;
-  std::ifstream in("/proc/" + std::to_string(tid_) + "/status");
-  if (!in) return;
-  bool have_caps = false;
-  uint64_t cap_eff = 0;
+  auto status = read_kernel_file("/proc/" + std::to_string(tid_) + "/status");
+  if (!status.is_ok()) return;
+  std::optional<uint64_t> cap_eff = status_mask(*status, "CapEff");
+  if (!cap_eff) return;
   std::vector<uint32_t> groups = {gid_};
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string key;
-    fields >> key;
-    if (key == "CapEff:") {
-      fields >> std::hex >> cap_eff;
-      have_caps = !fields.fail();
-    } else if (key == "Groups:") {
-      uint32_t g = 0;
-      while (fields >> g) groups.push_back(g);
-    }
-  }
-  if (!have_caps) return;
-  caps_ = same_user_namespace(tid_) ? cap_eff : 0;
+  for (uint32_t g : status_ids(*status, "Groups")) groups.push_back(g);
+  caps_ = same_user_namespace(tid_) ? *cap_eff : 0;
   groups_ = std::move(groups);
 }
 

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <sstream>
 
 #include "wire/fdinfo.h"
 #include "util/proc_file.h"
@@ -20,15 +19,9 @@ namespace sealfs::lease {
 namespace {
 
 std::vector<uint32_t> supplementary_groups(uint32_t pid) {
-  std::vector<uint32_t> groups;
   auto text = read_kernel_file("/proc/" + std::to_string(pid) + "/status");
-  if (!text.is_ok()) return groups;
-  size_t at = text->find("\nGroups:");
-  if (at == std::string::npos) return groups;
-  std::istringstream words(text->substr(at + 8, text->find('\n', at + 1) - (at + 8)));
-  uint64_t g;
-  while (words >> g) groups.push_back(static_cast<uint32_t>(g));
-  return groups;
+  if (!text.is_ok()) return {};
+  return status_ids(*text, "Groups");
 }
 
 }  // namespace

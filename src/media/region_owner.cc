@@ -8,12 +8,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "util/mountinfo.h"
 #include "util/proc_file.h"
 
 namespace sealfs {
@@ -56,35 +55,12 @@ std::string read_command(pid_t pid) {
   }
   if (raw.empty()) {
     // cmdline is empty for a zombie or hidden by hidepid; comm may not be.
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::getline(comm, raw);
+    auto comm = process_command_name(static_cast<uint32_t>(pid));
+    if (comm.is_ok()) raw = std::move(*comm);
   }
   constexpr size_t kMax = 200;
   if (raw.size() > kMax) raw = raw.substr(0, kMax) + "...";
   return raw;
-}
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape_mountinfo(const std::string& field) {
-  std::string out;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size()) {
-      int value = 0;
-      bool octal = true;
-      for (size_t k = 1; k <= 3; ++k) {
-        char c = field[i + k];
-        if (c < '0' || c > '7') octal = false;
-        value = value * 8 + (c - '0');
-      }
-      if (octal) {
-        out += static_cast<char>(value);
-        i += 3;
-        continue;
-      }
-    }
-    out += field[i];
-  }
-  return out;
 }
 
 bool is_daemon(OwnerRole role) {
@@ -119,21 +95,13 @@ std::string RegionClaim::find_mounted_region(const std::string& mountpoint) {
   std::error_code ec;
   const std::string want = std::filesystem::canonical(mountpoint, ec).string();
   if (ec) return "";
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-    size_t sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream head(line.substr(0, sep));
-    std::string id, parent, devno, root, point;
-    head >> id >> parent >> devno >> root >> point;
-    std::istringstream tail(line.substr(sep + 3));
-    std::string fstype, source;
-    tail >> fstype >> source;
+  auto mounts = read_mountinfo();
+  if (!mounts.is_ok()) return "";
+  std::string found;
+  for (const MountInfoEntry& m : *mounts) {
     // The last mount on a point is the one seen there.
-    if (unescape_mountinfo(point) != want) continue;
-    found = fstype == "fuse.sealfs" ? unescape_mountinfo(source) : "";
+    if (m.mount_point != want) continue;
+    found = m.fstype == "fuse.sealfs" ? m.source : "";
   }
   return found;
 }
@@ -141,24 +109,15 @@ std::string RegionClaim::find_mounted_region(const std::string& mountpoint) {
 std::string RegionClaim::find_daemon_mount(pid_t pid, int fd) {
   struct stat region_st {};
   if (fstat(fd, &region_st) != 0) return "";
-  std::ifstream in("/proc/" + std::to_string(pid) + "/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-    size_t sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream head(line.substr(0, sep));
-    std::string id, parent, devno, root, point;
-    head >> id >> parent >> devno >> root >> point;
-    std::istringstream tail(line.substr(sep + 3));
-    std::string fstype, source;
-    tail >> fstype >> source;
-    if (fstype != "fuse.sealfs") continue;
+  auto mounts = read_mountinfo(pid);
+  if (!mounts.is_ok()) return "";
+  for (const MountInfoEntry& m : *mounts) {
+    if (m.fstype != "fuse.sealfs") continue;
     struct stat source_st {};
-    if (::stat(unescape_mountinfo(source).c_str(), &source_st) != 0) continue;
+    if (::stat(m.source.c_str(), &source_st) != 0) continue;
     if (source_st.st_dev == region_st.st_dev && source_st.st_ino == region_st.st_ino &&
         source_st.st_rdev == region_st.st_rdev) {
-      return unescape_mountinfo(point);
+      return m.mount_point;
     }
   }
   return "";

@@ -18,10 +18,10 @@
 #include <system_error>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <emmintrin.h>
 #endif
 
+#include "util/cpu_flush.h"
 #include "util/log.h"
 
 namespace sealfs {
@@ -117,7 +117,7 @@ using ConfigPtr = std::unique_ptr<pmem2_config, ConfigDeleter>;
 // instruction the CPU has, fence with sfence, stream large copies. The cost
 // is then what real ADR pmem costs, minus the media latency.
 
-constexpr uintptr_t kLine = 64;
+constexpr uintptr_t kLine = cpu_flush::kCacheLine;
 
 struct EmulatedFlush {
   const char* name;
@@ -129,37 +129,11 @@ struct EmulatedFlush {
 
 #if defined(__x86_64__)
 
-enum class FlushInsn { kClwb, kClflushopt, kClflush };
-
-// Inline asm rather than intrinsics: the instructions are chosen at run time,
-// and the intrinsics would need the whole build compiled with -mclwb.
-template <FlushInsn insn>
-inline void flush_line(uintptr_t line) {
-  auto* p = reinterpret_cast<volatile char*>(line);
-  if constexpr (insn == FlushInsn::kClwb) {
-    asm volatile("clwb %0" : "+m"(*p));
-  } else if constexpr (insn == FlushInsn::kClflushopt) {
-    asm volatile("clflushopt %0" : "+m"(*p));
-  } else {
-    asm volatile("clflush %0" : "+m"(*p));
-  }
-}
-
-template <FlushInsn insn>
-void flush_range(const void* addr, size_t len) {
-  if (len == 0) return;
-  uintptr_t start = reinterpret_cast<uintptr_t>(addr);
-  uintptr_t end = start + len;
-  for (uintptr_t line = start & ~(kLine - 1); line < end; line += kLine) {
-    flush_line<insn>(line);
-  }
-}
-
-void sfence() { asm volatile("sfence" ::: "memory"); }
+using cpu_flush::Instruction;
 
 // Streams whole lines; the unaligned head and tail go through the cache and
 // are flushed like any other store.
-template <FlushInsn insn, bool kZero>
+template <Instruction insn, bool kZero>
 void stream_range(void* dst, const void* src, size_t len) {
   auto* d = static_cast<char*>(dst);
   auto* s = static_cast<const char*>(src);
@@ -170,7 +144,7 @@ void stream_range(void* dst, const void* src, size_t len) {
       std::memcpy(d, s, n);
       s += n;
     }
-    flush_range<insn>(d, n);
+    cpu_flush::write_back<insn>(d, n);
     d += n;
     len -= n;
   };
@@ -199,28 +173,28 @@ void stream_range(void* dst, const void* src, size_t len) {
   cached(len);
 }
 
-template <FlushInsn insn>
-constexpr EmulatedFlush make_emulated(const char* name) {
+template <Instruction insn>
+constexpr EmulatedFlush make_emulated() {
   return EmulatedFlush{
-      name,
-      &flush_range<insn>,
-      &sfence,
+      cpu_flush::instruction_name(insn),
+      &cpu_flush::write_back<insn>,
+      &cpu_flush::store_fence,
       [](void* dst, const void* src, size_t len) { stream_range<insn, false>(dst, src, len); },
       [](void* dst, size_t len) { stream_range<insn, true>(dst, nullptr, len); },
   };
 }
 
-constexpr EmulatedFlush kClwbFlush = make_emulated<FlushInsn::kClwb>("clwb");
-constexpr EmulatedFlush kClflushoptFlush = make_emulated<FlushInsn::kClflushopt>("clflushopt");
-constexpr EmulatedFlush kClflushFlush = make_emulated<FlushInsn::kClflush>("clflush");
+constexpr EmulatedFlush kClwbFlush = make_emulated<Instruction::kClwb>();
+constexpr EmulatedFlush kClflushoptFlush = make_emulated<Instruction::kClflushopt>();
+constexpr EmulatedFlush kClflushFlush = make_emulated<Instruction::kClflush>();
 
 const EmulatedFlush* emulated_flush() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
-    if (ebx & (1u << 24)) return &kClwbFlush;
-    if (ebx & (1u << 23)) return &kClflushoptFlush;
+  switch (cpu_flush::best_instruction()) {
+    case Instruction::kClwb: return &kClwbFlush;
+    case Instruction::kClflushopt: return &kClflushoptFlush;
+    case Instruction::kClflush: return &kClflushFlush;
+    case Instruction::kNone: return nullptr;
   }
-  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) && (edx & (1u << 19))) return &kClflushFlush;
   return nullptr;
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "util/bit_words.h"
+
 namespace sealfs {
 
 namespace {
@@ -49,7 +51,7 @@ std::string BlockReferent::describe() const {
 Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t data_blocks,
                                                   const SparseBits& allocated,
                                                   const BlockReferentSource& referents) {
-  const uint64_t words = (data_blocks + 63) / 64;
+  const uint64_t words = bit_words::words_for(data_blocks);
   if (allocated.bit_count() != data_blocks) {
     return Status(Code::kInvalid, "bitmap of " + std::to_string(allocated.bit_count()) +
                                       " bits for " + std::to_string(data_blocks) + " blocks");
@@ -68,11 +70,11 @@ Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t 
     }
     bool clashed = false;
     const uint64_t first = r.blocks.start - data_start;
-    SparseBits::for_each_word(first, r.blocks.count, [&](uint64_t w, uint64_t mask) {
+    bit_words::for_each_word(first, r.blocks.count, [&](uint64_t w, uint64_t mask) {
       const uint64_t both = referenced.word(w) & mask;
       if (both != 0 && !clashed) {
         clashed = true;
-        clash = data_start + w * 64 + static_cast<uint64_t>(__builtin_ctzll(both));
+        clash = data_start + bit_words::lowest_bit(w, both);
       }
     });
     referenced.assign(first, r.blocks.count, true);
@@ -110,7 +112,7 @@ Result<BlockCheckCounts> cross_check_block_bitmap(uint64_t data_start, uint64_t 
       const uint64_t missing = r & ~a;
       if (missing != 0) {
         if (free_count == 0) {
-          first_free = w * 64 + static_cast<uint64_t>(__builtin_ctzll(missing));
+          first_free = bit_words::lowest_bit(w, missing);
         }
         free_count += static_cast<uint64_t>(__builtin_popcountll(missing));
       }

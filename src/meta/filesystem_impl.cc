@@ -240,8 +240,8 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   inodes_.reset(geo_.inode_count, [this](Inode& inode) { load_on_demand(inode); });
   {
     MutexLock lock(ialloc_mu_);  // uncontended: the mount is not shared yet
-    inode_used_.assign(geo_.inode_count / 64 + 1, 0);
-    inode_used_[0] |= 1;  // inode 0 does not exist
+    inode_used_.assign(bit_words::words_for(geo_.inode_count + 1), 0);  // numbers 0..count
+    bit_words::set(inode_used_, 0);  // inode 0 does not exist
   }
   Inode* root = slot(format::kRootIno);
   if (root != nullptr && root->load_failed) return describe_load_failure(format::kRootIno);
@@ -379,14 +379,13 @@ Result<Inode*> FilesystemImpl::allocate_inode() {
     MutexLock lock(ialloc_mu_);
     if (used_inodes_ >= geo_.inode_count) return Status(Code::kNoSpace, "no free inodes");
     uint64_t words = inode_used_.size();
-    uint64_t w = ialloc_hint_ / 64;
+    uint64_t w = bit_words::word_of(ialloc_hint_);
     for (uint64_t n = 0; n <= words && ino == 0; ++n, w = (w + 1) % words) {
       uint64_t bits = inode_used_[w];
       if (bits == ~uint64_t{0}) continue;
-      uint64_t bit = static_cast<uint64_t>(__builtin_ctzll(~bits));
-      uint64_t candidate = w * 64 + bit;
+      uint64_t candidate = bit_words::lowest_bit(w, ~bits);
       if (candidate == 0 || candidate > geo_.inode_count) continue;
-      inode_used_[w] |= uint64_t{1} << bit;
+      bit_words::set(inode_used_, candidate);
       ino = candidate;
     }
     if (ino == 0) return Status(Code::kNoSpace, "no free inodes");
@@ -398,7 +397,7 @@ Result<Inode*> FilesystemImpl::allocate_inode() {
 
 void FilesystemImpl::release_inode_number(Ino ino) {
   MutexLock lock(ialloc_mu_);
-  inode_used_[ino / 64] &= ~(uint64_t{1} << (ino % 64));
+  bit_words::clear(inode_used_, ino);
   --used_inodes_;
 }
 

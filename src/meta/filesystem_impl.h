@@ -27,6 +27,7 @@
 #include "meta/meta_txn.h"
 #include "meta/posix_acl.h"
 #include "meta/xattr.h"
+#include "util/bit_words.h"
 #include "util/thread_annotations.h"
 
 namespace sealfs {
@@ -122,12 +123,9 @@ class FilesystemImpl final : public Filesystem {
   // empty words (a region's inode count may be tens of millions).
   template <typename F>
   void for_each_used_inode(F&& f) const REQUIRES(ialloc_mu_) {
-    for (uint64_t w = 0; w < inode_used_.size(); ++w) {
-      for (uint64_t bits = inode_used_[w]; bits != 0; bits &= bits - 1) {
-        const uint64_t ino = w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits));
-        if (ino != 0) f(ino);
-      }
-    }
+    bit_words::for_each_set_bit(inode_used_, [&](uint64_t ino) {
+      if (ino != 0) f(ino);
+    });
   }
   // The same for the mount verifier, without ialloc_mu_: its callbacks take
   // inode locks and commit, which a leaf may not be held across. Safe because

@@ -71,8 +71,8 @@ Status FilesystemImpl::describe_load_failure(Ino ino) {
 
 Status FilesystemImpl::load_inode_table() {
   MountVerifier& v = *verifier_;
-  std::vector<uint64_t> used(geo_.inode_count / 64 + 1, 0);
-  used[0] |= 1;  // inode 0 does not exist
+  std::vector<uint64_t> used(bit_words::words_for(geo_.inode_count + 1), 0);  // numbers 0..count
+  bit_words::set(used, 0);  // inode 0 does not exist
   uint64_t count = 0;
   Status first_bad;
   // Only the parts of the table that hold data: a slot never written since
@@ -101,7 +101,7 @@ Status FilesystemImpl::load_inode_table() {
       }
       std::shared_lock lock(inode->mu);
       if (inode->in_use()) {
-        used[ino / 64] |= uint64_t{1} << (ino % 64);
+        bit_words::set(used, ino);
         ++count;
       }
     }

@@ -68,4 +68,57 @@ Result<uint64_t> process_start_time(uint32_t pid) {
   }
 }
 
+Result<std::string> process_command_name(uint32_t pid) {
+  ASSIGN_OR_RETURN(std::string name, read_kernel_file("/proc/" + std::to_string(pid) + "/comm"));
+  if (!name.empty() && name.back() == '\n') name.pop_back();
+  return name;
+}
+
+std::optional<std::string_view> status_field(std::string_view status_text,
+                                             std::string_view key) {
+  while (!status_text.empty()) {
+    const size_t newline = status_text.find('\n');
+    std::string_view line = status_text.substr(0, newline);
+    status_text.remove_prefix(newline == std::string_view::npos ? status_text.size()
+                                                                : newline + 1);
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key ||
+        line[key.size()] != ':') {
+      continue;
+    }
+    line.remove_prefix(key.size() + 1);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    return line;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> status_mask(std::string_view status_text, std::string_view key) {
+  std::optional<std::string_view> text = status_field(status_text, key);
+  if (!text || text->empty()) return std::nullopt;
+  uint64_t mask = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), mask, 16);
+  if (ec != std::errc() || end != text->data() + text->size()) return std::nullopt;
+  return mask;
+}
+
+std::vector<uint32_t> status_ids(std::string_view status_text, std::string_view key) {
+  std::vector<uint32_t> ids;
+  std::optional<std::string_view> text = status_field(status_text, key);
+  if (!text) return ids;
+  const char* p = text->data();
+  const char* const end = p + text->size();
+  while (p < end) {
+    if (*p == ' ' || *p == '\t') {
+      ++p;
+      continue;
+    }
+    uint32_t id = 0;
+    auto [next, ec] = std::from_chars(p, end, id);
+    if (ec != std::errc()) break;
+    ids.push_back(id);
+    p = next;
+  }
+  return ids;
+}
+
 }  // namespace sealfs

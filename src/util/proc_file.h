@@ -7,7 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "util/status.h"
 
@@ -23,5 +26,23 @@ Result<std::string> read_kernel_file(const std::string& path, size_t limit = 1 <
 // descriptors or memory, hidepid=1, a file that does not parse): callers
 // deciding that a holder is dead must not take that for "gone".
 Result<uint64_t> process_start_time(uint32_t pid);
+
+// /proc/PID/comm without its newline: the command name, at most 15 bytes,
+// which a process can set to anything (prctl PR_SET_NAME). kNotFound when
+// the process is gone.
+Result<std::string> process_command_name(uint32_t pid);
+
+// The value on the "key:" line of /proc/PID/status text
+// (proc_pid_status(5)), without the white space after the colon; nullopt
+// when no line has that key. status_field(text, "CapEff") -> "000001ff...".
+std::optional<std::string_view> status_field(std::string_view status_text, std::string_view key);
+
+// A status field that is a hexadecimal mask (CapEff, SigPnd, SigBlk, ...);
+// nullopt when it is missing or does not parse.
+std::optional<uint64_t> status_mask(std::string_view status_text, std::string_view key);
+
+// A status field that lists decimal ids (Groups); empty when it is missing
+// or lists none. Stops at the first word that is not a number.
+std::vector<uint32_t> status_ids(std::string_view status_text, std::string_view key);
 
 }  // namespace sealfs

@@ -28,7 +28,7 @@ void SparseBits::set_word(uint64_t w, uint64_t value) {
 }
 
 void SparseBits::assign(uint64_t first, uint64_t count, bool value) {
-  for_each_word(first, count, [&](uint64_t w, uint64_t mask) {
+  bit_words::for_each_word(first, count, [&](uint64_t w, uint64_t mask) {
     if (value) {
       word_for_write(w) |= mask;
     } else if (pages_[w / kWordsPerPage]) {
@@ -39,13 +39,15 @@ void SparseBits::assign(uint64_t first, uint64_t count, bool value) {
 
 bool SparseBits::all(uint64_t first, uint64_t count) const {
   bool ok = true;
-  for_each_word(first, count, [&](uint64_t w, uint64_t mask) { ok = ok && (word(w) & mask) == mask; });
+  bit_words::for_each_word(first, count,
+                           [&](uint64_t w, uint64_t mask) { ok = ok && (word(w) & mask) == mask; });
   return ok;
 }
 
 bool SparseBits::none(uint64_t first, uint64_t count) const {
   bool ok = true;
-  for_each_word(first, count, [&](uint64_t w, uint64_t mask) { ok = ok && (word(w) & mask) == 0; });
+  bit_words::for_each_word(first, count,
+                           [&](uint64_t w, uint64_t mask) { ok = ok && (word(w) & mask) == 0; });
   return ok;
 }
 

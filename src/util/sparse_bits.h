@@ -11,12 +11,14 @@
 #include <memory>
 #include <vector>
 
+#include "util/bit_words.h"
+
 namespace sealfs {
 
 class SparseBits {
  public:
   static constexpr uint64_t kWordsPerPage = 512;
-  static constexpr uint64_t kBitsPerPage = kWordsPerPage * 64;
+  static constexpr uint64_t kBitsPerPage = kWordsPerPage * bit_words::kBitsPerWord;
 
   SparseBits() = default;
   explicit SparseBits(uint64_t bits);
@@ -26,7 +28,7 @@ class SparseBits {
   SparseBits& operator=(SparseBits&&) noexcept = default;
 
   uint64_t bit_count() const { return bits_; }
-  uint64_t word_count() const { return (bits_ + 63) / 64; }
+  uint64_t word_count() const { return bit_words::words_for(bits_); }
   uint64_t page_count() const { return pages_.size(); }
 
   uint64_t word(uint64_t w) const {
@@ -35,7 +37,7 @@ class SparseBits {
   }
   // Storing 0 into an absent page makes no page.
   void set_word(uint64_t w, uint64_t value);
-  bool test(uint64_t i) const { return (word(i / 64) >> (i % 64)) & 1u; }
+  bool test(uint64_t i) const { return (word(bit_words::word_of(i)) & bit_words::mask_of(i)) != 0; }
 
   // Bits [first, first + count).
   void assign(uint64_t first, uint64_t count, bool value);
@@ -50,21 +52,6 @@ class SparseBits {
   }
   // Pages that hold memory (for tests and memory reports).
   uint64_t pages_present() const;
-
-  // Calls f(word_index, mask) for each word that [first, first + count)
-  // touches, mask selecting the bits of the range in it.
-  template <typename F>
-  static void for_each_word(uint64_t first, uint64_t count, F&& f) {
-    const uint64_t end = first + count;
-    while (first < end) {
-      const uint64_t w = first / 64;
-      const uint64_t lo = first % 64;
-      const uint64_t hi = end - w * 64 < 64 ? end - w * 64 : 64;
-      const uint64_t upto = hi == 64 ? ~uint64_t{0} : (uint64_t{1} << hi) - 1;
-      f(w, upto & ~((uint64_t{1} << lo) - 1));
-      first = w * 64 + hi;
-    }
-  }
 
  private:
   using Page = std::array<uint64_t, kWordsPerPage>;

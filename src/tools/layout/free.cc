@@ -54,9 +54,8 @@ struct HolderSpace {
 std::string command_of(uint32_t pid, uint64_t start_time) {
   Result<uint64_t> started = process_start_time(pid);
   if (!started.is_ok() || *started != start_time) return "";
-  Result<std::string> comm = read_kernel_file("/proc/" + std::to_string(pid) + "/comm");
-  if (!comm.is_ok()) return "";
-  return comm->substr(0, comm->find('\n'));
+  Result<std::string> comm = process_command_name(pid);
+  return comm.is_ok() ? std::move(*comm) : std::string();
 }
 
 }  // namespace

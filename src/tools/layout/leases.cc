@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -16,6 +15,7 @@
 #include "sealfs/sealfs.h"
 #include "tools/layout/common.h"
 #include "tools/layout/json_writer.h"
+#include "util/proc_file.h"
 
 namespace sealfs::layout {
 namespace {
@@ -63,10 +63,8 @@ std::string prot_text(uint32_t prot) {
 }
 
 std::string command_of(uint32_t pid) {
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  if (!std::getline(comm, name)) return "";
-  return name;
+  auto name = process_command_name(pid);
+  return name.is_ok() ? std::move(*name) : std::string();
 }
 
 // Paths of the leased inodes, found by walking the mount (the daemon keeps

@@ -11,16 +11,10 @@
 
 #include "fs_helpers.h"
 #include "mount_fixture.h"
+#include "support/errno_expect.h"
 
 namespace sealfs::itest {
 namespace {
-
-#define EXPECT_ERRNO(expr, err)                                        \
-  do {                                                                \
-    errno = 0;                                                        \
-    EXPECT_EQ((expr), -1) << #expr;                                   \
-    EXPECT_EQ(errno, (err)) << #expr << ": " << std::strerror(errno); \
-  } while (0)
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kGiB = 1ull << 30;

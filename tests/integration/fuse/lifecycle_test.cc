@@ -3,7 +3,6 @@
 // unprivileged mount through fusermount3.
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,18 +17,12 @@
 
 #include "fs_helpers.h"
 #include "mount_fixture.h"
+#include "support/errno_expect.h"
 
 namespace sealfs::itest {
 namespace {
 
 using namespace std::chrono_literals;
-
-#define EXPECT_ERRNO(expr, err)                                        \
-  do {                                                                \
-    errno = 0;                                                        \
-    EXPECT_EQ((expr), -1) << #expr;                                   \
-    EXPECT_EQ(errno, (err)) << #expr << ": " << std::strerror(errno); \
-  } while (0)
 
 class LifecycleTest : public MountFixture {
  protected:
@@ -295,15 +288,10 @@ TEST_F(LifecycleTest, MountErrorsAreReportedBeforeDetaching) {
 // A user mounts their own region: the daemon runs as that user and mounts
 // through the setuid fusermount3.
 TEST_F(LifecycleTest, UnprivilegedMount) {
-  const char* user = "sealfs-test";
-  if (getpwnam(user) == nullptr) {
-    std::string out;
-    ASSERT_EQ(run_command({"useradd", "-m", user}, &out), 0) << out;
-  }
-  struct passwd* pw = getpwnam(user);
-  ASSERT_NE(pw, nullptr);
-  uid_t uid = pw->pw_uid;
-  gid_t gid = pw->pw_gid;
+  std::optional<TestUser> user = test_user();
+  ASSERT_TRUE(user.has_value());
+  uid_t uid = user->uid;
+  gid_t gid = user->gid;
   ASSERT_NE(uid, 0u);
 
   MountConfig config;

@@ -18,6 +18,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/mountinfo.h"
+
 namespace sealfs::itest {
 namespace {
 
@@ -100,19 +102,10 @@ int run_command(const std::vector<std::string>& argv_in, std::string* output,
 }
 
 bool is_mounted(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, point;
-    fields >> id >> parent >> devno >> root >> point;
-    if (point != mountpoint) continue;
-    auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream rest(line.substr(sep + 3));
-    std::string fstype;
-    rest >> fstype;
-    if (fstype == "fuse.sealfs") return true;
+  auto mounts = read_mountinfo();
+  if (!mounts.is_ok()) return false;
+  for (const MountInfoEntry& m : *mounts) {
+    if (m.mount_point == mountpoint && m.fstype == "fuse.sealfs") return true;
   }
   return false;
 }

@@ -13,6 +13,7 @@
 
 #include "fs_helpers.h"
 #include "mount_fixture.h"
+#include "support/errno_expect.h"
 
 namespace sealfs::itest {
 namespace {
@@ -33,13 +34,6 @@ class NamespaceTest : public MountFixture {
     close(fd);
   }
 };
-
-#define EXPECT_ERRNO(expr, err)                                              \
-  do {                                                                      \
-    errno = 0;                                                              \
-    EXPECT_EQ((expr), -1) << #expr;                                         \
-    EXPECT_EQ(errno, (err)) << #expr << ": " << std::strerror(errno);       \
-  } while (0)
 
 TEST_F(NamespaceTest, CreateExclStatUnlink) {
   umask(022);

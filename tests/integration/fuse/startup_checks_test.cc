@@ -2,7 +2,6 @@
 // directory is refused with nothing mounted over it, and a region that users
 // outside the mount's reach can read is named in a warning.
 #include <grp.h>
-#include <pwd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -112,14 +111,9 @@ TEST_F(StartupChecksTest, RegionReadableByOthersIsWarnedAbout) {
 // Group access is exposure unless the group is dax_group or the owner's own
 // private group.
 TEST_F(StartupChecksTest, RegionGroupAccessIsWarnedUnlessDaxGroupOrPrivate) {
-  const char* user = "sealfs-test";
-  if (getpwnam(user) == nullptr) {
-    std::string out;
-    ASSERT_EQ(run_command({"useradd", "-m", user}, &out), 0) << out;
-  }
-  struct passwd* pw = getpwnam(user);
-  ASSERT_NE(pw, nullptr);
-  struct group* gr = getgrgid(pw->pw_gid);
+  std::optional<TestUser> user = test_user();
+  ASSERT_TRUE(user.has_value());
+  struct group* gr = getgrgid(user->gid);
   ASSERT_NE(gr, nullptr);
   const std::string other_group = gr->gr_name;
   const gid_t other_gid = gr->gr_gid;
@@ -140,7 +134,7 @@ TEST_F(StartupChecksTest, RegionGroupAccessIsWarnedUnlessDaxGroupOrPrivate) {
   // The same group as its owner's private group (useradd makes one) is the
   // owner alone.
   config().options.clear();
-  ASSERT_EQ(chown(region_path().c_str(), pw->pw_uid, other_gid), 0);
+  ASSERT_EQ(chown(region_path().c_str(), user->uid, other_gid), 0);
   ASSERT_NO_FATAL_FAILURE(mount_once());
   EXPECT_EQ(log_count("by group"), 1u) << read_file(log_path());
 }

@@ -49,36 +49,21 @@
 
 #include "pattern.h"
 #include "sealfs/sealfs.h"
+#include "support/holder_io.h"
 
 namespace {
 
+using sealfs::testing_support::monotonic_ns;
+using sealfs::testing_support::say_line;
+
 using sealfs::itest::fill_lease_pattern;
 using sealfs::itest::lease_pattern_mismatch;
-
-void say(const std::string& text) {
-  std::string line = text + "\n";
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = write(STDOUT_FILENO, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) _exit(3);  // the test is gone
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
 
 void on_sigbus(int) {
   static const char kLine[] = "sigbus\n";
   ssize_t ignored = write(STDOUT_FILENO, kLine, sizeof(kLine) - 1);
   (void)ignored;
   _exit(77);
-}
-
-uint64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 
 struct Slot {
@@ -93,10 +78,10 @@ class Holder {
   int run() {
     const int break_fd = sealfs_break_fd();
     if (break_fd < 0) {
-      say("error break_fd " + std::to_string(break_fd));
+      say_line("error break_fd " + std::to_string(break_fd));
       return 2;
     }
-    say("ready pid " + std::to_string(getpid()));
+    say_line("ready pid " + std::to_string(getpid()));
     std::string input;
     while (true) {
       pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {break_fd, POLLIN, 0}};
@@ -128,17 +113,17 @@ class Holder {
     sealfs_break_event ev{};
     while (sealfs_next_break(&ev) == 0) {
       ++breaks_;
-      const uint64_t now = now_ns();
+      const uint64_t now = monotonic_ns();
       const long long ms =
           ev.deadline_ns > now ? static_cast<long long>((ev.deadline_ns - now) / 1'000'000) : 0;
-      say("break " + std::to_string(ev.lease_id) + " reason " + std::to_string(ev.reason) +
+      say_line("break " + std::to_string(ev.lease_id) + " reason " + std::to_string(ev.reason) +
           " ms " + std::to_string(ms));
       if (!coop_) continue;
       for (Slot& s : slots_) {
         if (s.map != nullptr && s.lease_id == ev.lease_id) {
           int r = sealfs_unmap(s.map);
           s.map = nullptr;
-          say("released " + std::to_string(ev.lease_id) + " " + std::to_string(r));
+          say_line("released " + std::to_string(ev.lease_id) + " " + std::to_string(r));
         }
       }
     }
@@ -148,7 +133,7 @@ class Holder {
     size_t i = SIZE_MAX;
     in >> i;
     if (i >= slots_.size() || slots_[i].map == nullptr) {
-      say("error no mapping " + std::to_string(i));
+      say_line("error no mapping " + std::to_string(i));
       return nullptr;
     }
     *index = i;
@@ -171,7 +156,7 @@ class Holder {
       int mode = open_mode == "ro" ? O_RDONLY : open_mode == "rwa" ? O_RDWR | O_APPEND : O_RDWR;
       int fd = open(path.c_str(), mode | O_CLOEXEC);
       if (fd < 0) {
-        say("maperr " + std::to_string(-errno) + " open: " + std::strerror(errno));
+        say_line("maperr " + std::to_string(-errno) + " open: " + std::strerror(errno));
         return true;
       }
       struct sealfs_map* m = nullptr;
@@ -181,11 +166,11 @@ class Holder {
       // The lease lives as long as the mapping, not the descriptor.
       close(fd);
       if (r != 0) {
-        say("maperr " + std::to_string(r) + " " + sealfs_last_error());
+        say_line("maperr " + std::to_string(r) + " " + sealfs_last_error());
         return true;
       }
       slots_.push_back({m, sealfs_map_lease_id(m)});
-      say("mapped " + std::to_string(slots_.size() - 1) + " id " +
+      say_line("mapped " + std::to_string(slots_.size() - 1) + " id " +
           std::to_string(sealfs_map_lease_id(m)) + " gen " +
           std::to_string(sealfs_map_generation(m)) + " len " +
           std::to_string(sealfs_map_length(m)));
@@ -195,17 +180,17 @@ class Holder {
       unsigned long long off = 0, len = 0, seed = 0;
       in >> off >> len >> seed;
       if (off + len > sealfs_map_length(s->map)) {
-        say("error range");
+        say_line("error range");
         return true;
       }
       auto* p = static_cast<uint8_t*>(sealfs_map_addr(s->map)) + off;
       if (cmd == "store") {
         fill_lease_pattern(p, len, seed, off);
         sealfs_persist(s->map, p, len);
-        say("stored " + std::to_string(idx));
+        say_line("stored " + std::to_string(idx));
       } else {
         size_t bad = lease_pattern_mismatch(p, len, seed, off);
-        say("check " + std::to_string(idx) +
+        say_line("check " + std::to_string(idx) +
             (bad == len ? std::string(" ok") : " bad " + std::to_string(off + bad)));
       }
     } else if (cmd == "zeros") {
@@ -214,13 +199,13 @@ class Holder {
       unsigned long long off = 0, len = sealfs_map_length(s->map);
       if (in >> off) in >> len;
       if (off + len > sealfs_map_length(s->map)) {
-        say("error range");
+        say_line("error range");
         return true;
       }
       const auto* p = static_cast<const uint8_t*>(sealfs_map_addr(s->map));
       size_t i = off;
       while (i < off + len && p[i] == 0) ++i;
-      say("zeros " + std::to_string(idx) +
+      say_line("zeros " + std::to_string(idx) +
           (i == off + len ? std::string(" ok") : " bad " + std::to_string(i)));
     } else if (cmd == "fill") {
       Slot* s = slot(in, &idx);
@@ -230,26 +215,26 @@ class Holder {
       void* p = sealfs_map_addr(s->map);
       fill_lease_pattern(p, sealfs_map_length(s->map), seed, 0);
       sealfs_persist(s->map, p, sealfs_map_length(s->map));
-      say("filled " + std::to_string(idx));
+      say_line("filled " + std::to_string(idx));
     } else if (cmd == "touch") {
       Slot* s = slot(in, &idx);
       if (s == nullptr) return true;
       volatile uint8_t* p = static_cast<volatile uint8_t*>(sealfs_map_addr(s->map));
       p[0] = static_cast<uint8_t>(p[0] + 1);
-      say("touched " + std::to_string(idx) + " state " + std::to_string(sealfs_map_state(s->map)));
+      say_line("touched " + std::to_string(idx) + " state " + std::to_string(sealfs_map_state(s->map)));
     } else if (cmd == "unmap") {
       Slot* s = slot(in, &idx);
       if (s == nullptr) return true;
       int r = sealfs_unmap(s->map);
       s->map = nullptr;
-      say("unmapped " + std::to_string(idx) + " " + std::to_string(r));
+      say_line("unmapped " + std::to_string(idx) + " " + std::to_string(r));
     } else if (cmd == "munmap") {
       Slot* s = slot(in, &idx);
       if (s == nullptr) return true;
       unsigned long long off = 0, len = 0;
       in >> off >> len;
       int r = munmap(static_cast<uint8_t*>(sealfs_map_addr(s->map)) + off, len);
-      say("munmapped " + std::to_string(idx) + " " + std::to_string(r == 0 ? 0 : -errno));
+      say_line("munmapped " + std::to_string(idx) + " " + std::to_string(r == 0 ? 0 : -errno));
     } else if (cmd == "fork") {
       Slot* s = slot(in, &idx);
       if (s == nullptr) return true;
@@ -260,21 +245,21 @@ class Holder {
       std::string path;
       unsigned long long size = 0;
       in >> path >> size;
-      const uint64_t start = now_ns();
+      const uint64_t start = monotonic_ns();
       int r = truncate(path.c_str(), static_cast<off_t>(size));
       const int err = r == 0 ? 0 : errno;
-      say("truncated " + std::to_string(r == 0 ? 0 : -err) + " ms " +
-          std::to_string((now_ns() - start) / 1'000'000));
+      say_line("truncated " + std::to_string(r == 0 ? 0 : -err) + " ms " +
+          std::to_string((monotonic_ns() - start) / 1'000'000));
     } else if (cmd == "breaks") {
-      say("breaks " + std::to_string(breaks_));
+      say_line("breaks " + std::to_string(breaks_));
     } else if (cmd == "ping") {
-      say("pong");
+      say_line("pong");
     } else if (cmd == "exit") {
       return false;
     } else if (cmd == "abort") {
       abort();
     } else {
-      say("error unknown command " + cmd);
+      say_line("error unknown command " + cmd);
     }
     return true;
   }
@@ -285,7 +270,7 @@ class Holder {
   void fork_and_inspect(Slot& s) {
     pid_t child = fork();
     if (child < 0) {
-      say("error fork " + std::string(std::strerror(errno)));
+      say_line("error fork " + std::string(std::strerror(errno)));
       return;
     }
     if (child == 0) {
@@ -293,14 +278,14 @@ class Holder {
       int r = mincore(sealfs_map_addr(s.map), 4096, &vec);
       int err = r == 0 ? 0 : errno;
       int u = sealfs_unmap(s.map);
-      say("child mincore " + std::to_string(r) + " errno " + std::to_string(err) + " unmap " +
+      say_line("child mincore " + std::to_string(r) + " errno " + std::to_string(err) + " unmap " +
           std::to_string(u));
       _exit(0);
     }
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
-    say("forked " + std::to_string(status));
+    say_line("forked " + std::to_string(status));
   }
 
   const bool coop_;

@@ -48,8 +48,12 @@
 
 #include "sealfs/sealfs.h"
 #include "stress_word.h"
+#include "support/holder_io.h"
 
 namespace {
+
+using sealfs::testing_support::monotonic_ns;
+using sealfs::testing_support::say_line;
 
 namespace st = sealfs::itest::stress;
 
@@ -57,38 +61,12 @@ constexpr uint64_t kPage = 4096;
 constexpr size_t kMaxMaps = 4;
 constexpr uint64_t kMaxMapPages = 256;
 
-void say(const std::string& text) {
-  std::string line = text + "\n";
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = write(STDOUT_FILENO, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) _exit(3);  // the test is gone
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
-
-uint64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
-
 // What the process is blocked in, for the SIGALRM report.
 char g_op[256] = "nothing";
 sigjmp_buf g_access_jmp;
 volatile sig_atomic_t g_in_access = 0;
 
-void on_alarm(int) {
-  static const char kHead[] = "BAD hang: no answer within the bound to ";
-  ssize_t ignored = write(STDOUT_FILENO, kHead, sizeof(kHead) - 1);
-  ignored = write(STDOUT_FILENO, g_op, strnlen(g_op, sizeof g_op));
-  ignored = write(STDOUT_FILENO, "\n", 1);
-  (void)ignored;
-  _exit(71);
-}
+void on_alarm(int) { sealfs::testing_support::report_hang_and_exit(g_op, sizeof g_op); }
 
 void on_sigbus(int, siginfo_t* info, void*) {
   if (g_in_access) {
@@ -131,10 +109,10 @@ class Holder {
   int run() {
     const int break_fd = sealfs_break_fd();
     if (break_fd < 0) {
-      say("BAD sealfs_break_fd " + std::to_string(break_fd));
+      say_line("BAD sealfs_break_fd " + std::to_string(break_fd));
       return 2;
     }
-    say("ready " + std::to_string(getpid()));
+    say_line("ready " + std::to_string(getpid()));
     while (true) {
       pollfd p{break_fd, POLLIN, 0};
       // A short nap between steps: the machine is shared.
@@ -166,16 +144,16 @@ class Holder {
   void drain_breaks() {
     sealfs_break_event ev{};
     while (sealfs_next_break(&ev) == 0) {
-      const uint64_t now = now_ns();
+      const uint64_t now = monotonic_ns();
       const long long ms =
           ev.deadline_ns > now ? static_cast<long long>((ev.deadline_ns - now) / 1'000'000) : 0;
-      say("break " + std::to_string(ev.lease_id) + " reason " + std::to_string(ev.reason) +
+      say_line("break " + std::to_string(ev.lease_id) + " reason " + std::to_string(ev.reason) +
           " ms " + std::to_string(ms));
       for (size_t i = 0; i < maps_.size(); ++i) {
         Mapping& m = maps_[i];
         if (m.lease_id != ev.lease_id) continue;
         if (m.broken) {
-          say("BAD second break for lease " + std::to_string(ev.lease_id));
+          say_line("BAD second break for lease " + std::to_string(ev.lease_id));
           continue;
         }
         m.broken = true;
@@ -192,7 +170,7 @@ class Holder {
   }
 
   void release_due() {
-    const uint64_t now = now_ns();
+    const uint64_t now = monotonic_ns();
     for (size_t i = 0; i < maps_.size();) {
       if (maps_[i].broken && maps_[i].behaviour == Behaviour::kStubborn &&
           now >= maps_[i].release_at_ns) {
@@ -211,8 +189,8 @@ class Holder {
     // After the unmap: this may be the inode's last close.
     if (m.fd >= 0) close(m.fd);
     disarm();
-    say("release " + std::to_string(m.lease_id) + " rc " + std::to_string(r) + " " + why);
-    if (r != 0) say("BAD sealfs_unmap of lease " + std::to_string(m.lease_id) + " gave " +
+    say_line("release " + std::to_string(m.lease_id) + " rc " + std::to_string(r) + " " + why);
+    if (r != 0) say_line("BAD sealfs_unmap of lease " + std::to_string(m.lease_id) + " gave " +
                     std::to_string(r) + ": " + sealfs_last_error());
   }
 
@@ -224,8 +202,8 @@ class Holder {
     const int err = errno;
     disarm();
     if (n < 0) {
-      if (err == EINTR) say("eintr fgetxattr " + what);
-      else if (err != ENODATA) say("BAD fgetxattr " + what + ": " + std::strerror(err));
+      if (err == EINTR) say_line("eintr fgetxattr " + what);
+      else if (err != ENODATA) say_line("BAD fgetxattr " + what + ": " + std::strerror(err));
       return 0;
     }
     return std::strtoull(buf, nullptr, 10);
@@ -238,8 +216,8 @@ class Holder {
     const int err = errno;
     disarm();
     if (r != 0) {
-      if (err == EINTR) say("eintr fstat " + what);
-      else say("BAD fstat " + what + ": " + std::strerror(err));
+      if (err == EINTR) say_line("eintr fstat " + what);
+      else say_line("BAD fstat " + what + ": " + std::strerror(err));
       return -1;
     }
     return s.st_size;
@@ -256,8 +234,8 @@ class Holder {
     const int open_err = errno;
     disarm();
     if (fd < 0) {
-      if (open_err == EINTR) say("eintr open " + path);
-      else if (open_err != ENOENT) say("BAD open " + path + ": " + std::strerror(open_err));
+      if (open_err == EINTR) say_line("eintr open " + path);
+      else if (open_err != ENOENT) say_line("BAD open " + path + ": " + std::strerror(open_err));
       return;
     }
     const uint64_t lineage_before = lineage_of(fd, path);
@@ -312,7 +290,7 @@ class Holder {
       close(fd);
     }
     const uint64_t gen = r == 0 ? sealfs_map_generation(m.map) : 0;
-    say("map " + std::to_string(file) + " " + std::to_string(m.offset) + " " +
+    say_line("map " + std::to_string(file) + " " + std::to_string(m.offset) + " " +
         std::to_string(m.length) + " " + std::to_string(flags) + " rc " + std::to_string(r) +
         " gen " + std::to_string(gen) + " bt " + std::to_string(break_ns / 1'000'000) +
         (read_only ? " ro" : " rw") + " lin " + std::to_string(lineage_before) + " size " +
@@ -321,16 +299,16 @@ class Holder {
       const bool allocate = flags & SEALFS_MAP_ALLOCATE;
       const bool expected = r == -ENXIO || r == -ERANGE || (r == -ENODATA && !allocate) ||
                             (r == -ENOSPC && allocate);
-      if (r == -EINTR) say("eintr sealfs_map " + path);
+      if (r == -EINTR) say_line("eintr sealfs_map " + path);
       else if (!expected)
-        say("BAD sealfs_map " + path + " off " + std::to_string(m.offset) + " len " +
+        say_line("BAD sealfs_map " + path + " off " + std::to_string(m.offset) + " len " +
             std::to_string(m.length) + " flags " + std::to_string(flags) + " gave " +
             std::to_string(r) + " (" + why + ")");
       return;
     }
     m.lease_id = sealfs_map_lease_id(m.map);
     if (sealfs_map_length(m.map) != m.length) {
-      say("BAD sealfs_map length " + std::to_string(sealfs_map_length(m.map)) + " asked " +
+      say_line("BAD sealfs_map length " + std::to_string(sealfs_map_length(m.map)) + " asked " +
           std::to_string(m.length));
     }
     // Only when the file kept its lineage around the grant do we know which
@@ -363,7 +341,7 @@ class Holder {
     if (bad != UINT64_MAX) word = st::word_at(p, m.length, m.offset, bad);
     g_in_access = 0;
     if (bad != UINT64_MAX) {
-      say("BAD stale data in " + std::string(when) + " of f" + std::to_string(m.file) +
+      say_line("BAD stale data in " + std::string(when) + " of f" + std::to_string(m.file) +
           " (lineage " + std::to_string(m.lineage) + ") lease " + std::to_string(m.lease_id) +
           " gen " + std::to_string(sealfs_map_generation(m.map)) + " range " +
           std::to_string(m.offset) + "+" + std::to_string(m.length) + " broken " +
@@ -381,10 +359,10 @@ class Holder {
     const uint64_t first = rng_() % words;
     const uint64_t count = 1 + rng_() % std::min<uint64_t>(words - first, 8192);
     const bool ghost = m.broken && m.behaviour == Behaviour::kStubborn &&
-                       now_ns() > m.deadline_ns + 100'000'000ull;
+                       monotonic_ns() > m.deadline_ns + 100'000'000ull;
     if (ghost && !m.ghost_said) {
       m.ghost_said = true;
-      say("ghost " + std::to_string(m.lease_id) + " f" + std::to_string(m.file) + " " +
+      say_line("ghost " + std::to_string(m.lease_id) + " f" + std::to_string(m.file) + " " +
           std::to_string(m.offset));
     }
     current_ = i;
@@ -407,10 +385,10 @@ class Holder {
   void on_access_sigbus() {
     Mapping& m = maps_[current_];
     const int state = sealfs_map_state(m.map);
-    say("sigbus " + std::to_string(m.lease_id) + " state " + std::to_string(state));
+    say_line("sigbus " + std::to_string(m.lease_id) + " state " + std::to_string(state));
     const bool fence_policy = m.policy == SEALFS_MAP_POLICY_FENCE || m.policy == 0;
     if (state != 2 || !fence_policy) {
-      say("BAD SIGBUS on lease " + std::to_string(m.lease_id) + " (f" + std::to_string(m.file) +
+      say_line("BAD SIGBUS on lease " + std::to_string(m.lease_id) + " (f" + std::to_string(m.file) +
           ", policy " + std::to_string(m.policy >> 8) + ", state " + std::to_string(state) +
           ", break seen " + std::to_string(m.broken) + "): only a fenced mapping may fault");
     }

@@ -33,45 +33,23 @@
 #include <vector>
 
 #include "stress_word.h"
+#include "support/holder_io.h"
 
 namespace {
+
+using sealfs::testing_support::monotonic_ns;
+using sealfs::testing_support::say_line;
 
 namespace st = sealfs::itest::stress;
 
 constexpr uint64_t kMaxFile = 6 * 1024 * 1024;
-
-void say(const std::string& text) {
-  std::string line = text + "\n";
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = write(STDOUT_FILENO, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) _exit(3);
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
-
-uint64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
 
 volatile sig_atomic_t g_handler_ran = 0;
 char g_op[256] = "nothing";
 
 void on_usr1(int) { g_handler_ran = 1; }
 
-void on_alarm(int) {
-  static const char kHead[] = "BAD hang: no answer within the bound to ";
-  ssize_t ignored = write(STDOUT_FILENO, kHead, sizeof(kHead) - 1);
-  ignored = write(STDOUT_FILENO, g_op, strnlen(g_op, sizeof g_op));
-  ignored = write(STDOUT_FILENO, "\n", 1);
-  (void)ignored;
-  _exit(71);
-}
+void on_alarm(int) { sealfs::testing_support::report_hang_and_exit(g_op, sizeof g_op); }
 
 class SigBreaker {
  public:
@@ -79,7 +57,7 @@ class SigBreaker {
       : dir_(std::move(dir)), first_(first), count_(count), rng_(seed), hang_(hang) {}
 
   int run() {
-    say("ready " + std::to_string(getpid()));
+    say_line("ready " + std::to_string(getpid()));
     while (true) {
       step();
       // A short nap between calls: the machine is shared.
@@ -95,7 +73,7 @@ class SigBreaker {
     // fstat is not a breaker; a signal may still interrupt its request.
     while (fstat(fd, &s) != 0) {
       if (errno != EINTR) {
-        say(std::string("BAD fstat: ") + std::strerror(errno));
+        say_line(std::string("BAD fstat: ") + std::strerror(errno));
         return -1;
       }
     }
@@ -107,12 +85,12 @@ class SigBreaker {
     const std::string path = dir_ + "/f" + std::to_string(file);
     int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
-      if (errno != EINTR) say("BAD open " + path + ": " + std::strerror(errno));
+      if (errno != EINTR) say_line("BAD open " + path + ": " + std::strerror(errno));
       return;
     }
     char lin[32] = {};
     if (fgetxattr(fd, st::kLineageXattr, lin, sizeof lin - 1) < 0) {
-      if (errno != EINTR) say("BAD fgetxattr " + path + ": " + std::strerror(errno));
+      if (errno != EINTR) say_line("BAD fgetxattr " + path + ": " + std::strerror(errno));
       close(fd);
       return;
     }
@@ -136,13 +114,13 @@ class SigBreaker {
     auto call = [&](auto&& fn) {
       std::snprintf(g_op, sizeof g_op, "%s", text.c_str());
       g_handler_ran = 0;
-      start = now_ns();
+      start = monotonic_ns();
       alarm(hang_);
       errno = 0;
       rc = fn();
       err = rc < 0 ? errno : 0;
       alarm(0);
-      end = now_ns();
+      end = monotonic_ns();
     };
     if (pick < 35) {
       uint64_t target = std::max<uint64_t>(8, below(std::min(kMaxFile, size0 + 1024 * 1024)));
@@ -194,23 +172,23 @@ class SigBreaker {
     }
     const int64_t after = size_of(fd);
     close(fd);
-    say("op " + text + " rc " + std::to_string(rc < 0 ? -err : rc) + " ms " +
+    say_line("op " + text + " rc " + std::to_string(rc < 0 ? -err : rc) + " ms " +
         std::to_string((end - start) / 1'000'000));
     if (after < 0) return;
     const uint64_t size1 = static_cast<uint64_t>(after);
     if (rc < 0 && err == EINTR) {
-      say("eintr " + text.substr(0, text.find(' ')) + " " + std::to_string(start) + " " +
+      say_line("eintr " + text.substr(0, text.find(' ')) + " " + std::to_string(start) + " " +
           std::to_string(end) + " handler " + std::to_string(int(g_handler_ran)));
       if (size1 != size0) {
-        say("BAD " + text + " answered EINTR but the size went from " + std::to_string(size0) +
+        say_line("BAD " + text + " answered EINTR but the size went from " + std::to_string(size0) +
             " to " + std::to_string(size1) + " (EINTR must leave nothing changed)");
       }
     } else if (rc < 0) {
       if (!(err == ENOSPC && may_enospc)) {
-        say("BAD " + text + " failed with " + std::strerror(err));
+        say_line("BAD " + text + " failed with " + std::strerror(err));
       }
     } else if (size1 != expect) {
-      say("BAD " + text + " succeeded (rc " + std::to_string(rc) + ") but the size is " +
+      say_line("BAD " + text + " succeeded (rc " + std::to_string(rc) + ") but the size is " +
           std::to_string(size1) + ", not " + std::to_string(expect));
     }
   }

@@ -26,6 +26,7 @@
 #include "lease/peer.h"
 #include "lease_fakes.h"
 #include "sealfs/sealfs.h"
+#include "support/piped_child.h"
 
 namespace sealfs::lease {
 namespace {
@@ -87,73 +88,22 @@ class FakeLayoutSource final : public LayoutSource {
   std::map<uint64_t, uint64_t> files_;
 };
 
-// A holder process talking through pipes.
-class Holder {
+// A holder process (SEALFS_LEASE_HOLDER MODE FILE LENGTH) talking through
+// pipes; a line not complete within 10 s is "timeout".
+class Holder : public testing_support::PipedChild {
  public:
-  Holder(const std::string& socket, const std::vector<std::string>& args) {
-    int in[2], out[2];
-    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    const char* exe = getenv("SEALFS_LEASE_HOLDER");
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      setenv("SEALFS_CONTROL_SOCKET", socket.c_str(), 1);
-      std::vector<char*> argv{const_cast<char*>(exe)};
-      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(exe, argv.data());
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    to_ = in[1];
-    from_ = out[0];
-  }
-  ~Holder() {
-    close(to_);
-    close(from_);
-    if (pid_ > 0 && !reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // The next line, or "timeout".
-  std::string line(int timeout_ms = 10000) {
-    for (;;) {
-      auto nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        std::string l = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return l;
-      }
-      struct pollfd p {from_, POLLIN, 0};
-      if (poll(&p, 1, timeout_ms) != 1) return "timeout";
-      char chunk[256];
-      ssize_t n = read(from_, chunk, sizeof(chunk));
-      if (n <= 0) return "eof";
-      buf_.append(chunk, size_t(n));
-    }
-  }
-  void send(const std::string& cmd) {
-    std::string l = cmd + "\n";
-    ssize_t ignored = write(to_, l.data(), l.size());
-    (void)ignored;
-  }
-  int wait_status() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    reaped_ = true;
-    return status;
-  }
-  pid_t pid() const { return pid_; }
+  Holder(const std::string& socket, const std::vector<std::string>& args)
+      : PipedChild(holder_argv(args), {{"SEALFS_CONTROL_SOCKET", socket}}) {}
+  std::string line(int timeout_ms = 10000) { return PipedChild::line(timeout_ms); }
+  void send(const std::string& cmd) { (void)PipedChild::send(cmd); }
 
  private:
-  pid_t pid_ = -1;
-  int to_ = -1, from_ = -1;
-  bool reaped_ = false;
-  std::string buf_;
+  static std::vector<std::string> holder_argv(const std::vector<std::string>& args) {
+    const char* exe = getenv("SEALFS_LEASE_HOLDER");
+    std::vector<std::string> argv{exe != nullptr ? exe : ""};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
 };
 
 class LeaseSocketTest : public ::testing::Test {

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +28,8 @@
 #include "media/region_pmem2.h"
 #include "meta/holder_liveness.h"
 #include "sealfs/sealfs.h"
+#include "support/descriptors.h"
+#include "support/piped_child.h"
 
 namespace sealfs::lease {
 namespace {
@@ -102,60 +103,27 @@ class RelaySink final : public QuarantineSink {
   QuarantineSink* target = nullptr;
 };
 
-class HolderProc {
+// A holder process (SEALFS_LEASE_HOLDER inspect FILE LENGTH FLAGS) talking
+// through pipes; line() waits as long as it takes.
+class HolderProc : public testing_support::PipedChild {
  public:
-  HolderProc(const std::string& socket, const std::string& file, uint64_t length, unsigned flags) {
-    int in[2], out[2];
-    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    const char* exe = getenv("SEALFS_LEASE_HOLDER");
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      setenv("SEALFS_CONTROL_SOCKET", socket.c_str(), 1);
-      std::string len = std::to_string(length), fl = std::to_string(flags);
-      execl(exe, exe, "inspect", file.c_str(), len.c_str(), fl.c_str(), nullptr);
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    to_ = in[1];
-    from_ = out[0];
-  }
-  ~HolderProc() {
-    close(to_);
-    close(from_);
-    if (!reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::string line() {
-    std::string l;
-    char c;
-    while (read(from_, &c, 1) == 1) {
-      if (c == '\n') return l;
-      l += c;
-    }
-    return "eof";
-  }
-  void send(const std::string& cmd) {
-    std::string l = cmd + "\n";
-    EXPECT_EQ(write(to_, l.data(), l.size()), ssize_t(l.size()));
-  }
+  HolderProc(const std::string& socket, const std::string& file, uint64_t length, unsigned flags)
+      : PipedChild(holder_argv(file, length, flags), {{"SEALFS_CONTROL_SOCKET", socket}}) {}
+  std::string line() { return PipedChild::line(-1); }
+  void send(const std::string& cmd) { EXPECT_TRUE(PipedChild::send(cmd)) << cmd; }
   void finish() {
     send("exit");
-    waitpid(pid_, nullptr, 0);
-    reaped_ = true;
+    wait_status();
   }
-  pid_t pid() const { return pid_; }
-  HolderId id() const { return {uint32_t(pid_), *process_start_time(uint32_t(pid_))}; }
+  HolderId id() const { return {uint32_t(pid()), *process_start_time(uint32_t(pid()))}; }
 
  private:
-  pid_t pid_ = -1;
-  int to_ = -1, from_ = -1;
-  bool reaped_ = false;
+  static std::vector<std::string> holder_argv(const std::string& file, uint64_t length,
+                                              unsigned flags) {
+    const char* exe = getenv("SEALFS_LEASE_HOLDER");
+    return {exe != nullptr ? exe : "", "inspect", file, std::to_string(length),
+            std::to_string(flags)};
+  }
 };
 
 class MetaLeaseTest : public ::testing::Test {
@@ -507,16 +475,9 @@ TEST(HolderLivenessTest, CannotTellIsAliveNotDead) {
   ASSERT_TRUE(started.is_ok());
   EXPECT_TRUE(holder_process_alive(self, *started));
   EXPECT_FALSE(holder_process_alive(self, *started + 1));  // a successor under this pid
-  struct rlimit saved {};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  int probe = dup(0);
-  ASSERT_GE(probe, 0);
-  close(probe);
-  struct rlimit tight = saved;
-  tight.rlim_cur = static_cast<rlim_t>(probe);
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
-  const bool alive_when_unknown = holder_process_alive(self, *started + 1);
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  bool alive_when_unknown = false;
+  testing_support::with_no_free_descriptor(
+      [&] { alive_when_unknown = holder_process_alive(self, *started + 1); });
   EXPECT_TRUE(alive_when_unknown);
 }
 

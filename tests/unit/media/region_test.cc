@@ -2,7 +2,6 @@
 // on real files (ordinary file, emulated pmem on tmpfs, error paths).
 #include <fcntl.h>
 #include <grp.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,12 +14,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "media/region_dram.h"
 #include "media/region_pmem2.h"
+#include "support/log_capture.h"
 #include "util/log.h"
 
 namespace sealfs {
@@ -165,22 +164,7 @@ TEST(RegionDram, FromImageIsDurable) {
 
 // --------------------------------------------------------------- RegionPmem2
 
-// Captures the sealfs logger for the duration of a test.
-class LogCapture {
- public:
-  LogCapture() : previous_(log_ptr()) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "sealfs", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    logger->set_level(spdlog::level::info);
-    set_log(logger);
-  }
-  ~LogCapture() { set_log(previous_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::shared_ptr<spdlog::logger> previous_;
-  std::ostringstream out_;
-};
+using testing_support::LogCapture;
 
 class TempDir {
  public:

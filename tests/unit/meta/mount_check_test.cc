@@ -7,15 +7,14 @@
 // do: that branch runs only when the mount wrongly succeeds.
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <spdlog/sinks/ostream_sink.h>
 
 #include <cstring>
-#include <sstream>
 
 #include "media/superblock.h"
 #include "meta/inode.h"
 #include "meta_fixture.h"
 #include "sealfs/format.h"
+#include "support/log_capture.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 
@@ -25,22 +24,7 @@ namespace {
 using format::kRootIno;
 using Bytes = std::vector<std::byte>;
 
-// Captures the sealfs logger while alive.
-class LogCapture {
- public:
-  LogCapture() : previous_(log_ptr()) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "sealfs", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    logger->set_level(spdlog::level::info);
-    set_log(logger);
-  }
-  ~LogCapture() { set_log(previous_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::shared_ptr<spdlog::logger> previous_;
-  std::ostringstream out_;
-};
+using testing_support::LogCapture;
 
 // 4 KiB blocks, each starting with its own number, so a misplaced block shows.
 std::string pattern(int blocks, char fill) {

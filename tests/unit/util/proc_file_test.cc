@@ -4,12 +4,16 @@
 
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "support/descriptors.h"
 
 namespace sealfs {
 namespace {
@@ -66,18 +70,54 @@ TEST(ProcFileTest, AReapedChildHasNoStartTime) {
 // live process is an error other than kNotFound, which holder liveness
 // (meta/holder_liveness.h) takes for alive.
 TEST(ProcFileTest, OutOfDescriptorsIsNotGone) {
-  struct rlimit saved {};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  int probe = dup(0);
-  ASSERT_GE(probe, 0);
-  close(probe);
-  struct rlimit tight = saved;
-  tight.rlim_cur = static_cast<rlim_t>(probe);  // the lowest free descriptor is now over the limit
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
-  Result<uint64_t> started = process_start_time(static_cast<uint32_t>(getpid()));
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
-  ASSERT_FALSE(started.is_ok());
-  EXPECT_NE(started.status().code(), Code::kNotFound) << started.status().to_string();
+  std::optional<Result<uint64_t>> started;
+  testing_support::with_no_free_descriptor(
+      [&] { started = process_start_time(static_cast<uint32_t>(getpid())); });
+  ASSERT_TRUE(started.has_value());
+  ASSERT_FALSE(started->is_ok());
+  EXPECT_NE(started->status().code(), Code::kNotFound) << started->status().to_string();
+}
+
+// The command name comes without its newline, spaces and all.
+TEST(ProcFileTest, CommandNameIsCommWithoutTheNewline) {
+  char saved[17] = {};
+  ASSERT_EQ(prctl(PR_GET_NAME, saved), 0);
+  ASSERT_EQ(prctl(PR_SET_NAME, "a name here"), 0);
+  Result<std::string> name = process_command_name(static_cast<uint32_t>(getpid()));
+  ASSERT_EQ(prctl(PR_SET_NAME, saved), 0);
+  ASSERT_TRUE(name.is_ok()) << name.status().to_string();
+  EXPECT_EQ(*name, "a name here");
+  EXPECT_EQ(process_command_name(0x3fffffff).status().code(), Code::kNotFound);
+}
+
+// A status text in the kernel's shape: "Key:" then a tab. The Name line
+// shows a name that looks like another key; only a key at the start of a
+// line counts (the kernel escapes a newline in the name).
+constexpr const char* kStatus =
+    "Name:\tCapEff: ffff\\nGroups: 1\n"
+    "Umask:\t0022\n"
+    "CapInh:\t0000000000000000\n"
+    "CapEff:\t000001ffffffffff\n"
+    "Groups:\t4 24 27 \n"
+    "SigBlk:\tnot-hex\n";
+
+TEST(ProcFileTest, StatusFieldsByKeyAtTheStartOfALine) {
+  EXPECT_EQ(status_field(kStatus, "Umask"), std::optional<std::string_view>("0022"));
+  EXPECT_EQ(status_mask(kStatus, "CapEff"), std::optional<uint64_t>(0x1ffffffffffull));
+  EXPECT_EQ(status_mask(kStatus, "CapInh"), std::optional<uint64_t>(0));
+  EXPECT_EQ(status_mask(kStatus, "SigBlk"), std::nullopt);   // does not parse
+  EXPECT_EQ(status_mask(kStatus, "CapPrm"), std::nullopt);   // missing
+  EXPECT_EQ(status_field(kStatus, "Cap"), std::nullopt);     // a prefix of a key is not a key
+  EXPECT_EQ(status_ids(kStatus, "Groups"), (std::vector<uint32_t>{4, 24, 27}));
+  EXPECT_TRUE(status_ids("Groups:\t\n", "Groups").empty());
+  EXPECT_TRUE(status_ids(kStatus, "Nothing").empty());
+}
+
+// The live file parses: a process has an effective capability mask.
+TEST(ProcFileTest, ThisProcessStatusHasACapabilityMask) {
+  Result<std::string> status = read_kernel_file("/proc/self/status");
+  ASSERT_TRUE(status.is_ok()) << status.status().to_string();
+  EXPECT_TRUE(status_mask(*status, "CapEff").has_value());
 }
 
 }  // namespace
