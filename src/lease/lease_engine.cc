@@ -11,8 +11,6 @@
 #include <cstdlib>
 #include <mutex>
 #include <set>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "lease/lease_server.h"
@@ -22,6 +20,7 @@
 #include "media/region_pmem2.h"
 #include "sealfs/sealfs.h"
 #include "util/log.h"
+#include "util/mountinfo.h"
 
 namespace sealfs::lease {
 namespace {
@@ -62,48 +61,6 @@ EngineOptions with_canonical_mountpoint(EngineOptions options) {
   char real[PATH_MAX];
   if (realpath(options.mountpoint.c_str(), real) != nullptr) options.mountpoint = real;
   return options;
-}
-
-// One line of /proc/self/mountinfo, the fields the engine uses.
-struct MountLine {
-  uint64_t id = 0;
-  std::string device;  // "major:minor"
-  std::string mount_point;
-  std::string fstype;
-};
-
-// Mount points in mountinfo escape space, tab, newline and backslash as \ooo.
-std::string unescape_octal(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
-        s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<MountLine> read_mountinfo() {
-  std::vector<MountLine> lines;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string text;
-  while (std::getline(in, text)) {
-    std::istringstream fields(text);
-    MountLine m;
-    std::string parent, root, point, word;
-    fields >> m.id >> parent >> m.device >> root >> point;
-    // Optional fields end at "-"; the filesystem type follows.
-    while (fields >> word && word != "-") {
-    }
-    fields >> m.fstype;
-    m.mount_point = unescape_octal(point);
-    lines.push_back(std::move(m));
-  }
-  return lines;
 }
 
 }  // namespace
@@ -208,8 +165,9 @@ Status LeaseEngine::start(Filesystem& fs, const RegionPmem2& region, LeaseObserv
   // Our mount is the newest fuse mount on that point (read here rather than
   // by fstat of the mount point, which would send a request to ourselves
   // before the loop runs).
-  std::optional<MountLine> ours;
-  for (MountLine& m : read_mountinfo()) {
+  ASSIGN_OR_RETURN(std::vector<MountInfoEntry> mounts, read_mountinfo());
+  std::optional<MountInfoEntry> ours;
+  for (MountInfoEntry& m : mounts) {
     if (m.mount_point == options_.mountpoint && m.fstype.rfind("fuse", 0) == 0) ours = m;
   }
   if (!ours) return Status(Code::kNotFound, "no fuse mount on " + options_.mountpoint);
@@ -227,12 +185,14 @@ Status LeaseEngine::start(Filesystem& fs, const RegionPmem2& region, LeaseObserv
 
   ServerOptions server_options;
   server_options.socket_path = socket_path_;
-  server_options.mnt_id = ours->id;
+  server_options.mnt_id = ours->mount_id;
   // Bind mounts of this filesystem in our namespace are the same files.
-  const std::string device = ours->device;
-  server_options.also_accept = [device](uint64_t mnt_id) {
-    for (const MountLine& m : read_mountinfo()) {
-      if (m.id == mnt_id) return m.device == device;
+  const uint32_t major = ours->major, minor = ours->minor;
+  server_options.also_accept = [major, minor](uint64_t mnt_id) {
+    auto now = read_mountinfo();
+    if (!now.is_ok()) return false;  // cannot tell: not accepted
+    for (const MountInfoEntry& m : *now) {
+      if (m.mount_id == mnt_id) return m.major == major && m.minor == minor;
     }
     return false;
   };
