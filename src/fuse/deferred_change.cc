@@ -2,7 +2,6 @@
 
 #include <signal.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -41,17 +40,9 @@ bool claim(DeferredChange& d) {
 bool interrupting_signal_pending(pid_t tid) {
   Result<std::string> status = read_kernel_file("/proc/" + std::to_string(tid) + "/status");
   if (!status.is_ok()) return true;  // gone or unknown: let the caller go
-  uint64_t thread = 0, shared = 0, blocked = 0;
-  auto field = [&](const char* name, uint64_t* out) {
-    // Name: comes first and escapes its newlines, so "\nSigPnd:" is the field.
-    size_t at = status->find(std::string("\n") + name);
-    if (at != std::string::npos) {
-      *out = std::strtoull(status->c_str() + at + 1 + std::strlen(name), nullptr, 16);
-    }
-  };
-  field("SigPnd:", &thread);
-  field("ShdPnd:", &shared);
-  field("SigBlk:", &blocked);
+  const uint64_t thread = status_mask(*status, "SigPnd").value_or(0);
+  const uint64_t shared = status_mask(*status, "ShdPnd").value_or(0);
+  const uint64_t blocked = status_mask(*status, "SigBlk").value_or(0);
   auto bit = [](int sig) { return uint64_t{1} << (sig - 1); };
   const uint64_t job_control = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU) | bit(SIGCONT);
   return ((thread | shared) & ~blocked & ~job_control) != 0;
