@@ -270,13 +270,9 @@ TEST_F(FileIoTest, LayoutGateRefusesWithoutSideEffects) {
     Ino sealed_ino = 0;
     bool sealed(Ino ino) override { return ino == sealed_ino; }
   } gate;
-  ASSERT_TRUE(fs_->unmount().is_ok());
-  auto image = dram()->image();
-  fs_.reset();
-  owned_ = RegionDram::from_image(std::move(image));
   MountOptions options;
   options.gate = &gate;
-  mount_region(options);
+  clean_remount(options);
   Attr f = make_file(kRootIno, "g");
   write_str(f.ino, 0, std::string(8192, 'a'));
   gate.sealed_ino = f.ino;
@@ -304,13 +300,9 @@ TEST_F(FileIoTest, TheGateIsAskedOncePerLayoutChange) {
       return false;
     }
   } gate;
-  ASSERT_TRUE(fs_->unmount().is_ok());
-  auto image = dram()->image();
-  fs_.reset();
-  owned_ = RegionDram::from_image(std::move(image));
   MountOptions options;
   options.gate = &gate;
-  mount_region(options);
+  clean_remount(options);
   Attr f = make_file(kRootIno, "once");
   write_str(f.ino, 0, std::string(3 * 4096, 'a'));
   gate.watched = f.ino;
@@ -370,14 +362,10 @@ TEST_F(FileIoTest, GateEveryWriteAsksUnderTheInodeLock) {
     }
     std::thread probe;  // joined once the write has let the lock go
   } gate;
-  ASSERT_TRUE(fs_->unmount().is_ok());
-  auto image = dram()->image();
-  fs_.reset();
-  owned_ = RegionDram::from_image(std::move(image));
   MountOptions options;
   options.gate = &gate;
   options.gate_every_write = true;
-  mount_region(options);
+  clean_remount(options);
   gate.fs = fs_.get();
   Attr f = make_file(kRootIno, "strict");
   write_str(f.ino, 0, std::string(8192, 'a'));

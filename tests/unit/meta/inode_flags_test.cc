@@ -264,13 +264,9 @@ TEST_F(InodeFlagsTest, AppendOnlyDirectoryTakesNewNamesOnly) {
 }
 
 TEST_F(InodeFlagsTest, NoatimeFlagLeavesAtimeAlone) {
-  ASSERT_TRUE(fs_->unmount().is_ok());
-  auto image = dram()->image();
-  fs_.reset();
-  owned_ = RegionDram::from_image(std::move(image));
   MountOptions strict;
   strict.atime = AtimePolicy::kStrict;
-  mount_region(strict);
+  clean_remount(strict);
   Attr quiet = make_file(kRootIno, "quiet");
   Attr loud = make_file(kRootIno, "loud");
   write_str(quiet.ino, 0, "q");
@@ -349,13 +345,9 @@ class SealedGate final : public LayoutGate {
 
 TEST_F(InodeFlagsTest, DirectMappingsOfSealedFiles) {
   SealedGate gate;
-  ASSERT_TRUE(fs_->unmount().is_ok());
-  auto image = dram()->image();
-  fs_.reset();
-  owned_ = RegionDram::from_image(std::move(image));
   MountOptions options;
   options.gate = &gate;
-  mount_region(options);
+  clean_remount(options);
   Attr f = make_file(kRootIno, "f");
   write_str(f.ino, 0, std::string(8192, 'a'));
   Attr holey = make_file(kRootIno, "holey");

@@ -87,13 +87,9 @@ TEST_F(LifecycleTest, UnmountFreesRemainingOrphans) {
 
 TEST_F(LifecycleTest, ReadOnlyMountRefusesMutations) {
   make_file(kRootIno, "f");
-  ASSERT_TRUE(fs_->unmount().is_ok());
-  auto image = dram()->image();
-  fs_.reset();
-  owned_ = RegionDram::from_image(std::move(image));
   MountOptions options;
   options.read_only = true;
-  mount_region(options);
+  clean_remount(options);
   EXPECT_EQ(fs_->mkdir(kRootIno, "d", 0755, user()).status().code(), Code::kReadOnly);
   EXPECT_EQ(fs_->unlink(kRootIno, "f").code(), Code::kReadOnly);
   Ino f = fs_->lookup(kRootIno, "f")->ino;

@@ -42,12 +42,13 @@ class MetaTest : public ::testing::Test {
     owned_ = RegionDram::from_image(std::move(image));
     mount_region();
   }
-  void clean_remount() {
+  // Clean unmount, then mount what is on the region again with `options`.
+  void clean_remount(MountOptions options = {}) {
     ASSERT_TRUE(fs_->unmount().is_ok());
     auto image = dram()->image();
     fs_.reset();
     owned_ = RegionDram::from_image(std::move(image));
-    mount_region();
+    mount_region(options);
   }
   Attr make_file(Ino parent, const std::string& name, uint32_t mode = 0644) {
     auto a = fs_->create(parent, name, mode, O_RDWR, user());
