@@ -36,7 +36,7 @@ bool FilesystemImpl::atime_wanted(Inode& inode) {
       verifier_->damaged.load(std::memory_order_relaxed)) {
     return false;
   }
-  std::shared_lock lock(inode.mu);
+  ReaderLock lock(inode.mu);
   return inode.in_use() && S_ISREG(inode.core.mode) && atime_due(inode.core, now_ns());
 }
 

@@ -16,7 +16,7 @@ int64_t ns_of(const struct timespec& ts) {
 
 Result<Attr> FilesystemImpl::getattr(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   return attr_of(*inode);
 }
@@ -24,7 +24,7 @@ Result<Attr> FilesystemImpl::getattr(Ino ino) {
 Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   InodeCore& c = inode->core;
   RETURN_IF_ERROR(check_may_setattr(c, req));

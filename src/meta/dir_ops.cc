@@ -9,6 +9,17 @@ namespace sealfs {
 
 namespace {
 uint8_t dtype_of(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
+
+// The one write of Inode::dir under a shared lock: a reader building the
+// index (ensure_dir_index) sets it, with table_mu_ held so that builders are
+// serialised. Once set it changes only under the exclusive lock (an undo,
+// the inode's free), so a shared holder that has seen it set may use it.
+// The analysis knows Inode::dir as guarded by the inode lock, which a shared
+// holder may not write; this is the one exception.
+void publish_dir_index(Inode& dir, std::unique_ptr<DirIndex> index) NO_THREAD_SAFETY_ANALYSIS {
+  if (!dir.dir) dir.dir = std::move(index);
+}
+
 }  // namespace
 
 Status FilesystemImpl::check_name(std::string_view name) const {
@@ -57,7 +68,7 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     index->largest_free.push_back(dir_block_largest_free(b));
   }
   MutexLock lock(table_mu_);
-  if (!dir.dir) dir.dir = std::move(index);
+  publish_dir_index(dir, std::move(index));
   return Status::ok();
 }
 
@@ -117,7 +128,7 @@ Status FilesystemImpl::readdir(Ino ino, uint64_t cookie,
   // "..": a directory reached by number before the mount's verifier set
   // its parent link waits for it (lookup_parent), before the lock.
   if (cookie <= 1 && dir->parent.load() == 0) (void)await_verified();
-  std::shared_lock lock(dir->mu);
+  ReaderLock lock(dir->mu);
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "readdir on a non-directory");
   if (cookie <= 0) {

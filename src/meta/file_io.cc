@@ -30,7 +30,7 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
   // atime before the reply: the reader may stat(2) the moment it has it.
   if (atime_wanted(*inode)) touch_atime(*inode);
   {
-    std::shared_lock lock(inode->mu);
+    ReaderLock lock(inode->mu);
     if (!inode->in_use()) return Status(Code::kStale, "inode freed");
     if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "read of a directory");
     std::vector<ReadSegment> segs;
@@ -77,7 +77,7 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
 }
 
 void FilesystemImpl::touch_atime(Inode& inode) {
-  std::unique_lock lock(inode.mu);
+  WriterLock lock(inode.mu);
   if (!inode.in_use()) return;
   InodeCore& c = inode.core;
   int64_t now = now_ns();
@@ -111,7 +111,7 @@ Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, 
                                      bool append) {
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "write to a directory");
   if (!S_ISREG(inode->core.mode)) return Status(Code::kInvalid, "write to a special file");
@@ -142,6 +142,7 @@ Result<size_t> FilesystemImpl::unchanged_below_eof(const Inode& inode, uint64_t 
   const auto* src = static_cast<const std::byte*>(buf);
   bool same = true;
   RETURN_IF_ERROR(region_->guarded("file data read", [&] {
+    inode.mu.assert_held_shared();  // the caller's, held across this call
     for (uint64_t pos = offset; pos < end && same;) {
       const uint64_t fb = pos / kBlock;
       const Extent* e = inode.extents.find(fb);
@@ -167,22 +168,21 @@ Result<size_t> FilesystemImpl::unchanged_below_eof(const Inode& inode, uint64_t 
   return static_cast<size_t>(end - offset);
 }
 
-Result<size_t> FilesystemImpl::write_locked(Inode& inode_ref, uint64_t offset, const void* buf,
+Result<size_t> FilesystemImpl::write_locked(Inode& inode, uint64_t offset, const void* buf,
                                             size_t length) {
-  Inode* inode = &inode_ref;
   if (length == 0) return size_t{0};
   if (offset >= kMaxFileSize) return Status(Code::kTooBig, "write beyond the maximum file size");
   length = static_cast<size_t>(std::min<uint64_t>(length, kMaxFileSize - offset));
   const uint64_t end = offset + length;
   const uint64_t fb_end = (end + kBlock - 1) / kBlock;
 
-  bool layout_change = end > inode->core.size;
+  bool layout_change = end > inode.core.size;
   for (uint64_t fb = offset / kBlock; fb < fb_end && !layout_change;) {
-    const Extent* e = inode->extents.find(fb);
+    const Extent* e = inode.extents.find(fb);
     if (e == nullptr || e->unwritten) layout_change = true;
     else fb = e->file_end();
   }
-  if (!layout_change && options_.gate_every_write) RETURN_IF_ERROR(gate(*inode).status());
+  if (!layout_change && options_.gate_every_write) RETURN_IF_ERROR(gate(inode).status());
   const auto* src = static_cast<const std::byte*>(buf);
   if (!layout_change) {
     // An overwrite of written blocks inside EOF: data only. The new times
@@ -190,7 +190,7 @@ Result<size_t> FilesystemImpl::write_locked(Inode& inode_ref, uint64_t offset, c
     // unmount (lazytime: docs/design.md, "Timestamps").
     for (uint64_t pos = offset; pos < end;) {
       uint64_t fb = pos / kBlock;
-      const Extent* e = inode->extents.find(fb);
+      const Extent* e = inode.extents.find(fb);
       uint64_t stop = std::min(end, e->file_end() * kBlock);
       uint64_t at = (e->region_block + (fb - e->file_block)) * kBlock + pos % kBlock;
       data_->write(at, src + (pos - offset), stop - pos);
@@ -199,26 +199,25 @@ Result<size_t> FilesystemImpl::write_locked(Inode& inode_ref, uint64_t offset, c
     // A media fault in a copy (backing store full, poison) fails the whole
     // write with EIO: nothing of it is acknowledged.
     RETURN_IF_ERROR(data_->drain());
-    inode->core.mtime = inode->core.ctime = now_ns();
-    mark_times_dirty(*inode);
+    inode.core.mtime = inode.core.ctime = now_ns();
+    mark_times_dirty(inode);
     return length;
   }
-  ASSIGN_OR_RETURN(LayoutPermit permit, gate(*inode));
-  return write_changing_layout(*inode, permit, offset, buf, length);
+  ASSIGN_OR_RETURN(LayoutPermit permit, gate(inode));
+  return write_changing_layout(inode, permit, offset, buf, length);
 }
 
-Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode_ref, const LayoutPermit& permit,
+Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode, const LayoutPermit& permit,
                                                      uint64_t offset, const void* buf,
                                                      size_t length) {
-  check_permit(permit, inode_ref);
-  Inode* inode = &inode_ref;
+  check_permit(permit, inode);
   const uint64_t end = offset + length;
   const uint64_t fb_end = (end + kBlock - 1) / kBlock;
   const auto* src = static_cast<const std::byte*>(buf);
   RETURN_IF_ERROR(settle_freed_metadata());
 
   // Undo of this write's block-map edits, should they not commit.
-  LayoutUndo undo(*inode);
+  LayoutUndo undo(inode);
   MetaTxn t(*this);
   // Writes data into blocks [fb, fb + n) at region block `rb`, zeroing the
   // parts of those blocks the write does not cover.
@@ -236,7 +235,7 @@ Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode_ref, const Lay
   Status alloc_error;
   while (pos < end) {
     uint64_t fb = pos / kBlock;
-    const Extent* e = inode->extents.find(fb);
+    const Extent* e = inode.extents.find(fb);
     if (e != nullptr && !e->unwritten) {
       uint64_t stop = std::min(end, e->file_end() * kBlock);
       uint64_t at = (e->region_block + (fb - e->file_block)) * kBlock + pos % kBlock;
@@ -251,27 +250,27 @@ Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode_ref, const Lay
       // no transaction. set_unwritten merges the chunk with written
       // neighbours contiguous on media, so a preallocated file written in
       // random order returns to few extents.
-      uint64_t eof_block = (std::max(inode->core.size, end) + kBlock - 1) / kBlock;
+      uint64_t eof_block = (std::max(inode.core.size, end) + kBlock - 1) / kBlock;
       uint64_t lo = std::max(e->file_block, fb / kZeroOutBlocks * kZeroOutBlocks);
       uint64_t write_hi = std::min(fb_end, e->file_end());
       uint64_t chunk_hi = (write_hi + kZeroOutBlocks - 1) / kZeroOutBlocks * kZeroOutBlocks;
       uint64_t hi = std::max(write_hi, std::min({chunk_hi, e->file_end(), eof_block}));
       uint64_t rb = e->region_block + (lo - e->file_block);
       pos = fill_new(lo, rb, hi - lo, pos);
-      inode->extents.set_unwritten(lo, hi - lo, false);
+      inode.extents.set_unwritten(lo, hi - lo, false);
       continue;
     }
-    auto next = inode->extents.first_ending_after(fb);
-    uint64_t hole_end = next == inode->extents.end() ? fb_end
+    auto next = inode.extents.first_ending_after(fb);
+    uint64_t hole_end = next == inode.extents.end() ? fb_end
                                                      : std::min(fb_end, next->second.file_block);
-    auto b = alloc_->allocate(t.txn(), hole_end - fb, inode->extents.goal_for(fb));
+    auto b = alloc_->allocate(t.txn(), hole_end - fb, inode.extents.goal_for(fb));
     if (!b.is_ok()) {
       alloc_error = b.status();
       break;
     }
     pos = fill_new(fb, b->start, b->count, pos);
-    inode->extents.insert(Extent{fb, b->start, b->count, false});
-    inode->core.blocks += b->count;
+    inode.extents.insert(Extent{fb, b->start, b->count, false});
+    inode.core.blocks += b->count;
   }
   // A media fault in any copy above fails the whole write with EIO.
   if (Status drained = data_->drain(); !drained.is_ok()) {
@@ -283,14 +282,14 @@ Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode_ref, const Lay
     undo.restore();
     return alloc_error.is_ok() ? Status(Code::kNoSpace, "no space") : alloc_error;
   }
-  if (Status s = sync_extent_blocks(t, *inode); !s.is_ok()) {
+  if (Status s = sync_extent_blocks(t, inode); !s.is_ok()) {
     undo.restore();
     return s;
   }
   int64_t now = now_ns();
-  inode->core.size = std::max(inode->core.size, offset + written);
-  inode->core.mtime = inode->core.ctime = now;
-  t.dirty(inode);
+  inode.core.size = std::max(inode.core.size, offset + written);
+  inode.core.mtime = inode.core.ctime = now;
+  t.dirty(&inode);
   t.data_written();
   if (Status s = t.commit(); !s.is_ok()) {
     undo.restore();
@@ -317,7 +316,7 @@ Status FilesystemImpl::settle_freed_metadata() {
 Result<uint64_t> FilesystemImpl::lseek(Ino ino, uint64_t offset, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status(Code::kInvalid, "whence");
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   const uint64_t size = inode->core.size;
   if (offset >= size) return Status(Code::kNxio, "offset at or beyond EOF");
   if (whence == SEEK_DATA) {

@@ -50,9 +50,9 @@ std::vector<size_t> piece_sizes(size_t count, bool last) {
 // Brings the overflow blocks in line with the extent map after an edit,
 // rewriting only the blocks whose ranges the edit touched (ExtentChain).
 Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
-  const ExtentMap& map = inode.extents;
   ExtentChain& chain = inode.chain;
   auto unlink_block = [&](size_t i) {
+    inode.mu.assert_held();  // this function's caller's
     uint64_t b = chain[i].region_block;
     chain.erase(i);
     t.drop_block(b);
@@ -60,12 +60,12 @@ Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
     alloc_->free(t.txn(), {b, 1});
     inode.core.blocks -= 1;
   };
-  if (map.count() <= format::kInlineExtents) {
+  if (inode.extents.count() <= format::kInlineExtents) {
     while (!chain.empty()) unlink_block(chain.size() - 1);
     chain.set_synced_start(0);
     return Status::ok();
   }
-  const uint64_t first_key = std::next(map.begin(), format::kInlineExtents)->first;
+  const uint64_t first_key = std::next(inode.extents.begin(), format::kInlineExtents)->first;
   // Block indexes to rewrite, highest first: splitting or unlinking block i
   // then never moves a block still to be visited.
   std::set<size_t, std::greater<>> dirty;
@@ -78,7 +78,7 @@ Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
     inode.core.blocks += 1;
     dirty.insert(0);
   } else {
-    for (const auto& change : map.changes()) dirty.insert(chain.index_of(change.key));
+    for (const auto& change : inode.extents.changes()) dirty.insert(chain.index_of(change.key));
     uint64_t old_first = chain.synced_start();
     if (old_first != first_key) {
       // Extents moved between the inode and block 0 (and past it, when
@@ -96,7 +96,8 @@ Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
     bool last = i + 1 == chain.size();
     uint64_t hi = last ? UINT64_MAX : std::max(chain[i + 1].start, first_key);
     std::vector<Extent> held;
-    for (auto it = map.lower_bound(lo); it != map.end() && it->first < hi; ++it) {
+    for (auto it = inode.extents.lower_bound(lo); it != inode.extents.end() && it->first < hi;
+         ++it) {
       held.push_back(it->second);
     }
     if (held.empty()) {
@@ -129,7 +130,8 @@ Status FilesystemImpl::sync_extent_blocks(MetaTxn& t, Inode& inode) {
     uint64_t lo = i == 0 ? first_key : std::max(chain[i].start, first_key);
     uint64_t hi = i + 1 == chain.size() ? UINT64_MAX : std::max(chain[i + 1].start, first_key);
     std::vector<format::DiskExtent> disk;
-    for (auto it = map.lower_bound(lo); it != map.end() && it->first < hi; ++it) {
+    for (auto it = inode.extents.lower_bound(lo); it != inode.extents.end() && it->first < hi;
+         ++it) {
       disk.push_back(encode_extent(it->second));
     }
     uint64_t b = chain[i].region_block;
@@ -219,6 +221,7 @@ Status FilesystemImpl::truncate_locked(Inode& inode, const LayoutPermit& permit,
   if (new_size > kMaxFileSize) return Status(Code::kTooBig, "size beyond the maximum file size");
   int64_t now = now_ns();
   auto edit = [new_size, now](Inode& i) {
+    i.mu.assert_held();  // called by free_range or below, under the lock
     i.core.size = new_size;
     i.core.mtime = i.core.ctime = now;
   };
@@ -317,7 +320,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     return Status(Code::kTooBig, "fallocate beyond the maximum file size");
   }
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   if (S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "fallocate on a directory");
   if (!S_ISREG(inode->core.mode)) return Status(Code::kNotSupported, "fallocate on a special file");
@@ -339,6 +342,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
       if (offset % kBlock) RETURN_IF_ERROR(zero_partial(*inode, offset, first * kBlock - offset));
       if (end % kBlock) RETURN_IF_ERROR(zero_partial(*inode, last * kBlock, end - last * kBlock));
       RETURN_IF_ERROR(free_range(*inode, permit, first, last - first, [now](Inode& i) {
+        i.mu.assert_held();  // called by free_range, under the lock
         i.core.mtime = i.core.ctime = now;
       }));
     }

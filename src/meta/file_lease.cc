@@ -34,6 +34,16 @@ class InodeLayoutLock final : public LayoutLock {
   std::unique_lock<SmallSharedMutex> hold_;
 };
 
+// The inode a LayoutLock of this filesystem holds exclusively.
+Inode& inode_of(const LayoutLock& held, const char* caller) {
+  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
+  if (lock == nullptr) {
+    log().critical("{}: a lock not made by this filesystem", caller);
+    std::abort();
+  }
+  return lock->inode();
+}
+
 std::string at(uint64_t offset) { return " at offset " + std::to_string(offset); }
 
 std::vector<BlockExtent> block_extents_of(const std::vector<LayoutPiece>& pieces) {
@@ -51,6 +61,7 @@ Result<std::unique_ptr<LayoutLock>> FilesystemImpl::lock_layout(Ino ino) {
   // the mount's verifier, which takes inode locks: wait before it is held.
   if (!read_only_) (void)await_verified();
   auto lock = std::make_unique<InodeLayoutLock>(*inode);
+  inode->mu.assert_held();  // by `lock`
   if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
   return std::unique_ptr<LayoutLock>(std::move(lock));
 }
@@ -174,12 +185,8 @@ Status FilesystemImpl::relocate_for_lease(Inode& inode, const LayoutPermit& perm
 Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock& held,
                                                                 uint64_t offset, uint64_t length,
                                                                 uint32_t flags, uint64_t* where) {
-  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
-  if (lock == nullptr) {
-    log().critical("layout_extents: a lock not made by this filesystem");
-    std::abort();
-  }
-  Inode& inode = lock->inode();
+  Inode& inode = inode_of(held, "layout_extents");
+  inode.mu.assert_held();  // by `held`
   uint64_t ignored_where = 0;
   uint64_t& bad = where != nullptr ? *where : ignored_where;
   bad = offset;
@@ -269,12 +276,8 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
 }
 
 Result<uint64_t> FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size) {
-  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
-  if (lock == nullptr) {
-    log().critical("grow_for_lease: a lock not made by this filesystem");
-    std::abort();
-  }
-  Inode& inode = lock->inode();
+  Inode& inode = inode_of(held, "grow_for_lease");
+  inode.mu.assert_held();  // by `held`
   if (!inode.in_use()) return Status(Code::kStale, "inode " + std::to_string(inode.ino) + " is free");
   if (!S_ISREG(inode.core.mode)) return Status(Code::kNotSupported, "not a regular file");
   if (is_immutable(inode.core) || is_append_only(inode.core)) {
@@ -309,12 +312,8 @@ Result<uint64_t> FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t
 }
 
 Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_size) {
-  const auto* lock = dynamic_cast<const InodeLayoutLock*>(&held);
-  if (lock == nullptr) {
-    log().critical("shrink_after_grow: a lock not made by this filesystem");
-    std::abort();
-  }
-  Inode& inode = lock->inode();
+  Inode& inode = inode_of(held, "shrink_after_grow");
+  inode.mu.assert_held();  // by `held`
   if (!inode.in_use() || old_size >= inode.core.size) return Status::ok();
   RETURN_IF_ERROR(check_writable());
   // Only the grown part: blocks the EXTEND allocated there are in no lease
@@ -325,6 +324,7 @@ Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_si
   // Only blocks this EXTEND allocated, which no lease holds.
   return free_range(inode, permit_for_lease(held), first, end - first,
                     [old_size, now](Inode& i) {
+                      i.mu.assert_held();  // called by free_range, under the lock
                       i.core.size = old_size;
                       i.core.mtime = i.core.ctime = now;
                     })

@@ -77,7 +77,7 @@ Result<Inode*> FilesystemImpl::live(Ino ino) {
   if (inode == nullptr) return Status(Code::kNotFound, "inode " + std::to_string(ino));
   if (inode->load_failed) return unreadable_inode(ino);
   {
-    std::shared_lock lock(inode->mu);
+    ReaderLock lock(inode->mu);
     if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
   }
   return inode;
@@ -245,9 +245,11 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   }
   Inode* root = slot(format::kRootIno);
   if (root != nullptr && root->load_failed) return describe_load_failure(format::kRootIno);
-  if (root == nullptr || !S_ISDIR(root->core.mode)) {
-    return Status(Code::kCorruption, "root inode is not a directory");
-  }
+  const bool root_is_dir = root != nullptr && [root] {
+    ReaderLock lock(root->mu);
+    return S_ISDIR(root->core.mode);
+  }();
+  if (!root_is_dir) return Status(Code::kCorruption, "root inode is not a directory");
   root->parent = format::kRootIno;
   // Every inode read and cross-checked (mount_verifier.cc): before the
   // mount is live, or after it by a thread while metadata changes wait.
@@ -354,7 +356,7 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
   ASSIGN_OR_RETURN(std::vector<uint64_t> orphans, orphan_list());
   for (uint64_t ino : orphans) {
     Inode* inode = slot(ino);
-    std::unique_lock lock(inode->mu);
+    WriterLock lock(inode->mu);
     // Reached through a handle while a background verifier ran: freed at
     // its last forget or close (maybe_free), still on the list until then.
     if (inode->lookups != 0 || inode->opens != 0) continue;
@@ -428,7 +430,7 @@ void FilesystemImpl::retry_free(Ino ino) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
   {
-    std::unique_lock lock(inode->mu);
+    WriterLock lock(inode->mu);
     maybe_free(*inode);
   }
   notify_deferred_frees();
@@ -527,7 +529,7 @@ void FilesystemImpl::free_orphans_at_unmount() {
   for (uint64_t ino : *orphans) {
     Inode* inode = slot(ino);
     unmount_inodes_visited_.fetch_add(1, std::memory_order_relaxed);
-    std::unique_lock lock(inode->mu);
+    WriterLock lock(inode->mu);
     if (!inode->in_use() || inode->core.nlink != 0) continue;
     // The kernel mount is gone: nothing is open or looked up any more.
     inode->lookups = 0;
@@ -541,7 +543,7 @@ void FilesystemImpl::forget(Ino ino, uint64_t nlookup) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
   {
-    std::unique_lock lock(inode->mu);
+    WriterLock lock(inode->mu);
     inode->lookups -= std::min(nlookup, inode->lookups);
     maybe_free(*inode);
   }
@@ -552,7 +554,7 @@ void FilesystemImpl::release(Ino ino) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
   {
-    std::unique_lock lock(inode->mu);
+    WriterLock lock(inode->mu);
     if (inode->opens > 0) --inode->opens;
     maybe_free(*inode);
   }
@@ -583,7 +585,7 @@ Status FilesystemImpl::fsync(Ino ino, bool datasync) {
   // are lost, and fsync says so, as ext4's does (EROFS) once an error made
   // it read-only.
   Status verified = await_verified();
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!verified.is_ok()) return inode->times_dirty && inode->in_use() ? verified : Status::ok();
   return persist_times(*inode);
 }
@@ -612,7 +614,7 @@ Status FilesystemImpl::persist_lazy_times() {
   }
   Status first = Status::ok();
   for (Inode* inode : pending) {
-    std::unique_lock lock(inode->mu);
+    WriterLock lock(inode->mu);
     Status s = persist_times(*inode);
     if (!s.is_ok() && first.is_ok()) first = s;
   }
@@ -629,7 +631,7 @@ Filesystem::WorkCounters FilesystemImpl::work_counters() const {
 
 Result<uint64_t> FilesystemImpl::extent_count(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   return static_cast<uint64_t>(inode->extents.count());
 }
 

@@ -141,30 +141,30 @@ class FilesystemImpl final : public Filesystem {
   uint64_t choose_map_alignment();
   void refresh_backup_if_behind();
   Status count_directory_names(Inode& dir, std::vector<uint32_t>& names,
-                               std::vector<uint32_t>& subdirs);
+                               std::vector<uint32_t>& subdirs) EXCLUDES(dir.mu);
   Result<Inode*> live(Ino ino);       // in-use inode or kNotFound / kStale
   // Lookups of "." and ".." (handle_lookup.cc): by inode number, for the
   // kernel's export operations; +1 lookup.
   Result<Attr> lookup_self(Ino ino);
   Result<Attr> lookup_parent(Ino ino);
-  Status load_inode(Inode& inode);    // decodes slot + overflow chain
+  Status load_inode(Inode& inode) REQUIRES(inode.mu);  // decodes slot + overflow chain
   Result<Inode*> allocate_inode();    // reserved in DRAM; caller stages it
   void release_inode_number(Ino ino);
   Status check_writable() const;
   // The layout gate (layout_permit.h): kLayoutSealed while `inode` has
   // leases, else the permit its size or block map may change with. Asked
   // under the inode's lock, once per operation.
-  Result<LayoutPermit> gate(const Inode& inode) const;
+  Result<LayoutPermit> gate(const Inode& inode) const REQUIRES_SHARED(inode.mu);
   // For a lease request's own change, under the layout lock the grant
   // holds (the permit is for that lock's inode).
   LayoutPermit permit_for_lease(const LayoutLock& held) const;
   // A permit for another inode is a broken invariant: aborts.
   static void check_permit(const LayoutPermit& permit, const Inode& inode);
-  Attr attr_of(const Inode& inode) const;
+  Attr attr_of(const Inode& inode) const REQUIRES_SHARED(inode.mu);
   // Frees an unlinked inode with no references: blocks, slot. Caller holds
   // inode.mu exclusively.
-  Status free_inode(Inode& inode);
-  void maybe_free(Inode& inode);  // caller holds inode.mu exclusively
+  Status free_inode(Inode& inode) REQUIRES(inode.mu);
+  void maybe_free(Inode& inode) REQUIRES(inode.mu);
   // Hands inodes whose free the gate refused to LayoutGate::free_deferred;
   // called by the public entry points once they hold no inode lock.
   void notify_deferred_frees();
@@ -186,7 +186,7 @@ class FilesystemImpl final : public Filesystem {
   // a count is below what the names need.
   Status check_link_counts(const std::vector<uint32_t>& names,
                            const std::vector<uint32_t>& subdirs);
-  Status trim_beyond_eof(Inode& inode);
+  Status trim_beyond_eof(Inode& inode) REQUIRES(inode.mu);
   // --- mount verification (mount_verifier.cc): everything a mount reads
   // and checks before it trusts the image, run before the mount is live or,
   // with MountOptions::background_verify, by a thread after it.
@@ -199,43 +199,52 @@ class FilesystemImpl final : public Filesystem {
   // damage. Never called with an inode lock held (the verifier takes them).
   Status await_verified() const;
   bool verified() const;
-  // InodeTable's loader: reads a slot first touched while verifying.
-  void load_on_demand(Inode& inode);
+  // InodeTable's loader: reads a slot first touched while verifying. The
+  // inode is not published yet (InodeTable's mutex is held), so no other
+  // thread can reach it: it takes no inode lock.
+  void load_on_demand(Inode& inode) NO_THREAD_SAFETY_ANALYSIS;
   // An inode whose load failed: kIoError (what is served), and the reason
   // (what a synchronous mount refuses with).
   Status unreadable_inode(Ino ino) const;
-  Status describe_load_failure(Ino ino);
+  Status describe_load_failure(Ino ino) NO_THREAD_SAFETY_ANALYSIS;  // reads a scratch Inode
 
   // --- block map (file_layout.cc)
   // Makes the overflow chain match the extent map; may allocate or free
   // overflow blocks.
-  Status sync_extent_blocks(MetaTxn& t, Inode& inode);
+  Status sync_extent_blocks(MetaTxn& t, Inode& inode) REQUIRES(inode.mu);
   // Unmaps [first, first+count) blocks in bounded transactions; the first
   // transaction also applies `first_edit` (e.g. the new size).
   Status free_range(Inode& inode, const LayoutPermit& permit, uint64_t first_block,
-                    uint64_t count, const std::function<void(Inode&)>& first_edit);
-  Status truncate_locked(Inode& inode, const LayoutPermit& permit, uint64_t new_size);
-  Status zero_partial(Inode& inode, uint64_t offset, uint64_t length);
+                    uint64_t count, const std::function<void(Inode&)>& first_edit)
+      REQUIRES(inode.mu);
+  Status truncate_locked(Inode& inode, const LayoutPermit& permit, uint64_t new_size)
+      REQUIRES(inode.mu);
+  Status zero_partial(Inode& inode, uint64_t offset, uint64_t length) REQUIRES(inode.mu);
   Status settle_freed_metadata();
   // Gives blocks that left `inode`'s map back: to quarantine where a
   // revoked holder may still reach them (pins_), else to free space.
-  Status release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks);
+  Status release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks)
+      REQUIRES(inode.mu);
   // --- direct mappings (file_lease.cc)
   Status allocate_for_lease(Inode& inode, const LayoutPermit& permit, uint64_t first_block,
-                            uint64_t end_block);
+                            uint64_t end_block) REQUIRES(inode.mu);
   Status relocate_for_lease(Inode& inode, const LayoutPermit& permit, uint64_t first_block,
-                            uint64_t end_block);
-  std::vector<LayoutPiece> pieces_of(const Inode& inode, uint64_t offset, uint64_t length) const;
+                            uint64_t end_block) REQUIRES(inode.mu);
+  std::vector<LayoutPiece> pieces_of(const Inode& inode, uint64_t offset, uint64_t length) const
+      REQUIRES_SHARED(inode.mu);
   // Allocates and maps unwritten extents for the holes in the range.
   Status allocate_unwritten(MetaTxn& t, Inode& inode, const LayoutPermit& permit,
-                            uint64_t first_block, uint64_t count);
+                            uint64_t first_block, uint64_t count) REQUIRES(inode.mu);
 
   // --- directories (dir_ops.cc)
-  Status ensure_dir_index(Inode& dir);
-  Result<uint64_t> dir_region_block(const Inode& dir, uint32_t block_index) const;
-  Status dir_insert(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino, uint8_t type);
-  void dir_remove(MetaTxn& t, Inode& dir, std::string_view name);
-  void dir_retarget(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino, uint8_t type);
+  Status ensure_dir_index(Inode& dir) REQUIRES_SHARED(dir.mu);
+  Result<uint64_t> dir_region_block(const Inode& dir, uint32_t block_index) const
+      REQUIRES_SHARED(dir.mu);
+  Status dir_insert(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino, uint8_t type)
+      REQUIRES(dir.mu);
+  void dir_remove(MetaTxn& t, Inode& dir, std::string_view name) REQUIRES(dir.mu);
+  void dir_retarget(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino, uint8_t type)
+      REQUIRES(dir.mu);
   Status check_name(std::string_view name) const;
 
   // --- namespace helpers (namespace_ops.cc)
@@ -245,54 +254,56 @@ class FilesystemImpl final : public Filesystem {
   Result<bool> is_ancestor(Ino ancestor, Ino ino);
   // RENAME_WHITEOUT's character device, and its undo when the rename fails
   // (rename_ops.cc). Caller holds wo.mu exclusively.
-  void init_whiteout(Inode& wo, const Cred& cred, int64_t now);
-  void undo_whiteout(Inode& wo);
+  void init_whiteout(Inode& wo, const Cred& cred, int64_t now) REQUIRES(wo.mu);
+  void undo_whiteout(Inode& wo) REQUIRES(wo.mu);
   // --- extended attributes (xattr_ops.cc) and ACLs (acl_ops.cc)
   XattrBlockReader xattr_block_reader() const;
-  Status read_xattrs(const Inode& inode, XattrStore* out);
+  Status read_xattrs(const Inode& inode, XattrStore* out) REQUIRES_SHARED(inode.mu);
   // Makes the inode's stored attributes `list`, in the chain `blocks` (what
   // read_xattrs found; reused first, then grown or cut); kNoSpace beyond
   // kXattrChainMaxBlocks. The caller restores inode.core if the
   // transaction fails.
   Status write_xattrs(MetaTxn& t, Inode& inode, std::vector<uint64_t> blocks,
-                      const XattrList& list);
+                      const XattrList& list) REQUIRES(inode.mu);
   // setxattr and removexattr: write_xattrs, the ctime, and the commit in a
   // transaction of their own; inode.core is `saved` again if any fails.
   Status commit_xattrs(Inode& inode, std::vector<uint64_t> blocks, const XattrList& list,
-                       const InodeCore& saved);
-  void free_xattr_blocks(MetaTxn& t, const Inode& inode);
+                       const InodeCore& saved) REQUIRES(inode.mu);
+  void free_xattr_blocks(MetaTxn& t, const Inode& inode) REQUIRES(inode.mu);
   // After the commit that set a feature bit: the backup superblock carries
   // it too (Journal::refresh_backup_superblock). Best effort: a failure is
   // logged, and fsck.sealfs reports the copies differing.
   void refresh_backup_superblock();
   // setxattr of an ACL name: edits `list` and the inode's mode.
   Status set_acl_in_list(Inode& inode, std::string_view name, const Acl& acl,
-                         SetidCaller* caller, XattrList* list);
+                         SetidCaller* caller, XattrList* list) REQUIRES(inode.mu);
   // chmod: the stored access ACL takes the inode's new mode.
-  Status chmod_access_acl(MetaTxn& t, Inode& inode);
+  Status chmod_access_acl(MetaTxn& t, Inode& inode) REQUIRES(inode.mu);
   // A new inode in `dir`: its mode (umask, or the default ACL's limits) and
   // the ACLs it inherits.
-  Status inherit_acls(const Inode& dir, uint32_t* mode, uint32_t umask, XattrList* child);
-  void touch_atime(Inode& inode);
+  Status inherit_acls(const Inode& dir, uint32_t* mode, uint32_t umask, XattrList* child)
+      REQUIRES_SHARED(dir.mu);
+  void touch_atime(Inode& inode) EXCLUDES(inode.mu);
   // write() after its checks, with inode.mu held exclusively (file_io.cc).
-  Result<size_t> write_locked(Inode& inode, uint64_t offset, const void* buf, size_t length);
+  Result<size_t> write_locked(Inode& inode, uint64_t offset, const void* buf, size_t length)
+      REQUIRES(inode.mu);
   // The part of a write that allocates, converts unwritten blocks or
   // extends: [offset, +length) already clamped to the maximum file size.
   Result<size_t> write_changing_layout(Inode& inode, const LayoutPermit& permit, uint64_t offset,
-                                       const void* buf, size_t length);
+                                       const void* buf, size_t length) REQUIRES(inode.mu);
   // Append-only files: how many leading bytes of a write land below EOF
   // unchanged; kPermission when they would change it (file_io.cc).
   Result<size_t> unchanged_below_eof(const Inode& inode, uint64_t offset, const void* buf,
-                                     size_t length);
+                                     size_t length) REQUIRES_SHARED(inode.mu);
   // Whether a read now changes atime, by the mount's AtimePolicy (atime.cc).
   bool atime_due(const InodeCore& c, int64_t now) const;
   // The same under the inode's shared lock, for a read about to be served.
-  bool atime_wanted(Inode& inode);
+  bool atime_wanted(Inode& inode) EXCLUDES(inode.mu);
   // Lazy timestamps (docs/design.md, "Timestamps"): an overwrite or a read
   // changes times in DRAM only; the inode's next transaction, its fsync or
   // the unmount writes them. Both need inode.mu held exclusively.
-  void mark_times_dirty(Inode& inode);
-  Status persist_times(Inode& inode);
+  void mark_times_dirty(Inode& inode) REQUIRES(inode.mu);
+  Status persist_times(Inode& inode) REQUIRES(inode.mu);
   // Unmount: every inode whose times are only in DRAM.
   Status persist_lazy_times();
 

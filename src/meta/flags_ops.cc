@@ -6,7 +6,7 @@ namespace sealfs {
 
 Result<InodeAttrFlags> FilesystemImpl::get_flags(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   return InodeAttrFlags{inode->core.flags & format::kInodeUserFlags, inode->core.project_id};
 }
@@ -14,7 +14,7 @@ Result<InodeAttrFlags> FilesystemImpl::get_flags(Ino ino) {
 Status FilesystemImpl::set_flags(Ino ino, const InodeAttrFlags& want, FlagsCaller& caller) {
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   InodeCore& c = inode->core;
   RETURN_IF_ERROR(check_flags_change(c, want, caller));

@@ -18,7 +18,7 @@ Result<Attr> FilesystemImpl::lookup_self(Ino ino) {
   Inode* inode = slot(ino);
   if (inode == nullptr) return Status(Code::kStale, "no inode " + std::to_string(ino));
   if (inode->load_failed) return unreadable_inode(ino);
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
   if (inode->core.nlink == 0) {
     return Status(Code::kStale, "inode " + std::to_string(ino) + " was removed");
@@ -34,7 +34,7 @@ Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
   for (;;) {
     uint64_t parent = 0;
     {
-      std::shared_lock dl(dir->mu);
+      ReaderLock dl(dir->mu);
       if (!dir->in_use()) return Status(Code::kStale, "directory freed");
       if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "'..' of a non-directory");
       if (dir->core.nlink == 0) return Status(Code::kStale, "directory was removed");
@@ -59,7 +59,8 @@ Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
     // and waiting here could invert the order, so contention means retry.
     Inode* up = slot(parent);
     if (up == nullptr) return Status(Code::kStale, "parent " + std::to_string(parent));
-    std::unique_lock lock(up->mu);
+    std::unique_lock lock(up->mu);  // dropped below when the child's lock is contended
+    up->mu.assert_held();
     const uint64_t now_parent = dir->parent != 0 ? dir->parent.load() : dir->ino;
     if (now_parent != parent) continue;  // moved meanwhile: ask again
     if (up != dir) {
@@ -69,6 +70,7 @@ Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
         std::this_thread::yield();
         continue;
       }
+      dir->mu.assert_held_shared();
       if (!dir->in_use() || dir->core.nlink == 0) {
         return Status(Code::kStale, "directory was removed");
       }

@@ -16,6 +16,7 @@
 #include "sealfs/format.h"
 #include "util/small_shared_mutex.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -44,19 +45,19 @@ struct Inode {
   // Order: see locking.h. Guards every field below except load_failed.
   SmallSharedMutex mu;
   // atime/mtime/ctime changed in DRAM only (FilesystemImpl::mark_times_dirty).
-  bool times_dirty = false;
+  bool times_dirty GUARDED_BY(mu) = false;
   // Not guarded (next to times_dirty only to share the lock's padding): its
   // slot or overflow chain failed the checks when it was read
   // (mount_verifier.cc), so nothing of it is served (EIO). Set before the
   // inode is published in the table, never changed after.
   bool load_failed = false;
-  InodeCore core;
-  ExtentMap extents;
-  ExtentChain chain;                      // overflow blocks, in file order
-  std::string inline_symlink;             // symlinks of <= kInlineSymlinkMax bytes
-  uint64_t lookups = 0;
-  uint64_t opens = 0;
-  std::unique_ptr<DirIndex> dir;  // directories, built on first use
+  InodeCore core GUARDED_BY(mu);
+  ExtentMap extents GUARDED_BY(mu);
+  ExtentChain chain GUARDED_BY(mu);           // overflow blocks, in file order
+  std::string inline_symlink GUARDED_BY(mu);  // symlinks of <= kInlineSymlinkMax bytes
+  uint64_t lookups GUARDED_BY(mu) = 0;
+  uint64_t opens GUARDED_BY(mu) = 0;
+  std::unique_ptr<DirIndex> dir GUARDED_BY(mu);  // directories, built on first use
   // Directories: rebuilt at mount, changed under rename_mu_ (read without
   // the inode lock by rename's ancestry walk, hence atomic).
   std::atomic<uint64_t> parent{0};
@@ -65,12 +66,32 @@ struct Inode {
   // edits of a neighbouring inode never race with this inode's own updates.
   uint64_t orphan_next = 0;
 
-  bool in_use() const { return core.mode != 0; }
+  bool in_use() const REQUIRES_SHARED(mu) { return core.mode != 0; }
 };
+
+// Tells the thread-safety analysis that the caller holds `inode`'s lock (if
+// `inode` is not null) where it cannot see it: a lock chosen at run time
+// among several inodes (rename, link), one reached through an alias, or one
+// handed over as a LayoutLock. At run time it checks that the lock is held
+// by somebody.
+inline void assert_inode_locked(const Inode* inode) ASSERT_CAPABILITY(inode->mu) {
+  if (inode != nullptr) inode->mu.assert_held();
+}
+inline void assert_inode_locked_shared(const Inode* inode) ASSERT_SHARED_CAPABILITY(inode->mu) {
+  if (inode != nullptr) inode->mu.assert_held_shared();
+}
+
+// The mode of an inode read without its lock, by the mount verifier only:
+// the mode of an inode changes (create, chmod, free) only after
+// check_writable(), which waits for the verifier (mount_verifier.cc).
+inline uint32_t mode_while_verifying(const Inode& inode) NO_THREAD_SAFETY_ANALYSIS {
+  return inode.core.mode;
+}
 
 // Builds the slot image. `orphan_next` is Inode::orphan_next, read under the
 // journal mutex.
-format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next);
+format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next)
+    REQUIRES_SHARED(inode.mu);
 void seal_inode_crc(format::DiskInode& disk);
 
 // Decoded slot: fields, inline extents (or symlink), where the rest lives.

@@ -7,7 +7,7 @@ namespace sealfs {
 
 Result<FileLayoutReport> FilesystemImpl::file_layout(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   FileLayoutReport report;
   report.ino = ino;

@@ -14,14 +14,16 @@ namespace sealfs {
 
 class LayoutUndo {
  public:
-  explicit LayoutUndo(Inode& inode)
+  explicit LayoutUndo(Inode& inode) REQUIRES(inode.mu)
       : inode_(&inode),
         core_(inode.core),
         extents_mark_(inode.extents.change_mark()),
         chain_mark_(inode.chain.change_mark()) {}
 
   Inode* inode() const { return inode_; }
+  // Under the lock the constructor was called with, still held.
   void restore() const {
+    assert_inode_locked(inode_);
     inode_->core = core_;
     inode_->extents.undo_to(extents_mark_);
     inode_->chain.undo_to(chain_mark_);

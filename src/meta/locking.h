@@ -53,9 +53,16 @@
 // The annotations (util/thread_annotations.h: GUARDED_BY, REQUIRES) let
 // clang's -Wthread-safety (scripts/sanitize.sh) check which lock guards
 // which member, not this order. Every mutex above is annotated except
-// Inode::mu (its fields are reached through Inode pointers and references
-// whose locks are taken in run-time order and handed across layers as
-// LayoutLock objects, which the analysis cannot follow) and src/fuse's.
+// src/fuse's (leaves). Inode::mu guards the inode's fields; a function that
+// touches them says so (REQUIRES(inode.mu) or REQUIRES_SHARED) or takes the
+// lock itself (WriterLock / ReaderLock). Where the analysis cannot see which
+// lock is held, the code states it with assert_inode_locked (inode.h): a
+// lock picked at run time among several inodes (rename, the undo of a
+// transaction), reached through an alias, or handed over as a LayoutLock.
+// Three reads and writes are exempt, each with its reason where it is: the
+// mount verifier's reads of modes (mode_while_verifying), the loader of an
+// inode not yet published (load_on_demand), and the directory index a
+// shared holder builds (publish_dir_index, dir_ops.cc).
 //
 // An operation holds the locks of every inode it changes across building AND
 // committing its transaction, so the order of transactions in the log equals

@@ -150,6 +150,7 @@ void MetaTxn::stage_locked(Transaction& t) {
     }
   }
   for (Inode* inode : dirty_) {
+    assert_inode_locked(inode);  // dirty(): by this thread, until commit returns
     format::DiskInode slot = encode_inode(*inode, inode->orphan_next);
     seal_inode_crc(slot);
     t.write_struct(inode_offset(fs_.geo_, inode->ino), slot);
@@ -202,6 +203,7 @@ Status MetaTxn::commit() {
   // Committed: each inode's block map now equals its on-media form, and its
   // timestamps are on media too (the whole slot was staged).
   for (Inode* inode : dirty_) {
+    assert_inode_locked(inode);  // dirty(): by this thread, until commit returns
     inode->extents.forget_changes();
     inode->chain.forget_changes();
     inode->times_dirty = false;

@@ -37,7 +37,7 @@ class MetaTxn {
   void drop_block(uint64_t region_block);
 
   // The caller holds inode->mu exclusively until commit() returns.
-  void dirty(Inode* inode);
+  void dirty(Inode* inode) REQUIRES(inode->mu);
   void orphan_add(Inode* inode);
   void orphan_remove(Inode* inode);
   void edit_superblock(std::function<void(Superblock&)> edit);

@@ -33,7 +33,7 @@ Status FilesystemImpl::check_block_references() {
     for_each_used_inode_verifying([&](uint64_t ino) {
       Inode& inode = *slot(ino);
       // Readers may hold it too; writers wait for the verifier.
-      std::shared_lock lock(inode.mu);
+      ReaderLock lock(inode.mu);
       for (const auto& [file_block, e] : inode.extents) {
         emit({Kind::kExtent, ino, 0, {e.region_block, e.length}});
       }
@@ -71,8 +71,8 @@ Status FilesystemImpl::check_link_counts(const std::vector<uint32_t>& names,
   for_each_used_inode_verifying([&](uint64_t ino) {
     if (!bad.is_ok()) return;
     Inode& inode = *slot(ino);
-    std::shared_lock lock(inode.mu);
-    const InodeCore& c = inode.core;
+    ReaderLock lock(inode.mu);
+    const InodeCore c = inode.core;
     uint64_t want = names[ino];
     if (S_ISDIR(c.mode)) {
       const uint32_t max_names = ino == format::kRootIno ? 0 : 1;

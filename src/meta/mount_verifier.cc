@@ -99,7 +99,7 @@ Status FilesystemImpl::load_inode_table() {
         if (first_bad.is_ok()) first_bad = describe_load_failure(ino);
         continue;
       }
-      std::shared_lock lock(inode->mu);
+      ReaderLock lock(inode->mu);
       if (inode->in_use()) {
         bit_words::set(used, ino);
         ++count;
@@ -116,7 +116,7 @@ Status FilesystemImpl::load_inode_table() {
 // and sets each subdirectory's parent link (for "..", rename loop checks).
 Status FilesystemImpl::count_directory_names(Inode& dir, std::vector<uint32_t>& names,
                                              std::vector<uint32_t>& subdirs) {
-  std::shared_lock lock(dir.mu);
+  ReaderLock lock(dir.mu);
   const uint64_t ino = dir.ino;
   for (const auto& [fb, e] : dir.extents) {
     for (uint64_t i = 0; i < e.length; ++i) {
@@ -127,16 +127,16 @@ Status FilesystemImpl::count_directory_names(Inode& dir, std::vector<uint32_t>& 
       dir_block_for_each(b, [&](const DirBlockEntry& de) {
         if (!bad.is_ok()) return;
         Inode* child = de.ino <= geo_.inode_count ? slot(de.ino) : nullptr;
-        // A child's mode changes only by setattr, which waits for the
-        // verifier: read without its lock.
-        if (child == nullptr || !child->in_use() || de.ino >= names.size()) {
+        // A child's mode changes only after check_writable(), which waits
+        // for the verifier: read without its lock.
+        if (child == nullptr || mode_while_verifying(*child) == 0 || de.ino >= names.size()) {
           bad = Status(Code::kCorruption, "directory " + std::to_string(ino) + ": entry '" +
                                               std::string(de.name) + "' -> free inode " +
                                               std::to_string(de.ino));
           return;
         }
         ++names[de.ino];
-        if (S_ISDIR(child->core.mode)) {
+        if (S_ISDIR(mode_while_verifying(*child))) {
           child->parent = ino;
           ++subdirs[ino];
         }
@@ -167,7 +167,7 @@ Status FilesystemImpl::verify_image(FsckLikeStats* stats) {
       return;
     }
     Inode* dir = slot(ino);
-    if (!S_ISDIR(dir->core.mode)) return;
+    if (!S_ISDIR(mode_while_verifying(*dir))) return;
     tree = count_directory_names(*dir, names, subdirs);
   });
   RETURN_IF_ERROR(tree);
@@ -178,8 +178,8 @@ Status FilesystemImpl::verify_image(FsckLikeStats* stats) {
   Status trimmed;
   for_each_used_inode_verifying([&](uint64_t ino) {
     Inode* inode = slot(ino);
-    if (!trimmed.is_ok() || !S_ISREG(inode->core.mode)) return;
-    std::unique_lock lock(inode->mu);
+    if (!trimmed.is_ok() || !S_ISREG(mode_while_verifying(*inode))) return;
+    WriterLock lock(inode->mu);
     trimmed = trim_beyond_eof(*inode);
   });
   return trimmed;

@@ -17,9 +17,10 @@ namespace {
 // Directory state an operation may change, restored when its commit fails.
 struct DirUndo {
   LayoutUndo layout;
-  explicit DirUndo(Inode* d) : layout(*d) {}
+  explicit DirUndo(Inode* d) REQUIRES(d->mu) : layout(*d) {}
   void restore() const {
     layout.restore();
+    assert_inode_locked(layout.inode());
     layout.inode()->dir.reset();  // rebuilt from media on next use
   }
 };
@@ -31,7 +32,7 @@ Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
   if (name == ".") return lookup_self(parent);      // handle_lookup.cc
   if (name == "..") return lookup_parent(parent);
   ASSIGN_OR_RETURN(Inode * dir, live(parent));
-  std::shared_lock dl(dir->mu);
+  ReaderLock dl(dir->mu);
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "lookup in a non-directory");
   RETURN_IF_ERROR(ensure_dir_index(*dir));
@@ -49,7 +50,7 @@ Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
                                          std::string(name) + "' -> no such inode");
   }
   if (child->load_failed) return unreadable_inode(child->ino);
-  std::unique_lock cl(child->mu);
+  WriterLock cl(child->mu);
   if (!child->in_use()) {
     return Status(Code::kCorruption, "directory " + std::to_string(dir->ino) + ": entry '" +
                                          std::string(name) + "' -> free inode " +
@@ -78,7 +79,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   RETURN_IF_ERROR(check_name(name));
   if (name == "." || name == "..") return Status(Code::kExists, std::string(name));
   ASSIGN_OR_RETURN(Inode * dir, live(parent));
-  std::unique_lock dl(dir->mu);
+  WriterLock dl(dir->mu);
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "parent is not a directory");
   if (dir->core.nlink == 0) return Status(Code::kNotFound, "directory was removed");
@@ -92,7 +93,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   XattrList inherited;
   RETURN_IF_ERROR(inherit_acls(*dir, &mode, cred.umask, &inherited));
   ASSIGN_OR_RETURN(Inode * inode, allocate_inode());
-  std::unique_lock il(inode->mu);
+  WriterLock il(inode->mu);
   DirUndo undo(dir);
   const uint32_t generation = inode->core.generation + 1;
   int64_t now = now_ns();
@@ -119,6 +120,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
 
   MetaTxn t(*this);
   auto fail = [&](Status s) -> Status {
+    inode->mu.assert_held();  // taken above, held until this function returns
     undo.restore();
     inode->core = InodeCore{};
     inode->core.generation = generation - 1;
@@ -200,7 +202,7 @@ Result<Attr> FilesystemImpl::create(Ino parent, std::string_view name, uint32_t 
 
 Result<std::string> FilesystemImpl::readlink(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   if (!S_ISLNK(inode->core.mode)) return Status(Code::kInvalid, "not a symlink");
   if (inode->extents.empty()) return inode->inline_symlink;
   const Extent& e = inode->extents.begin()->second;
@@ -214,11 +216,11 @@ Result<Attr> FilesystemImpl::link(Ino ino, Ino new_parent, std::string_view new_
   RETURN_IF_ERROR(check_name(new_name));
   ASSIGN_OR_RETURN(Inode * dir, live(new_parent));
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock dl(dir->mu);
+  WriterLock dl(dir->mu);
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "link target is not a directory");
   if (dir == inode) return Status(Code::kPermission, "hard link to a directory");
-  std::unique_lock il(inode->mu);
+  WriterLock il(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   if (S_ISDIR(inode->core.mode)) return Status(Code::kPermission, "hard link to a directory");
   if (inode->core.nlink == 0) return Status(Code::kNotFound, "file was unlinked");
@@ -256,14 +258,14 @@ Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_r
   if (is_rmdir && name == ".") return Status(Code::kInvalid, "rmdir .");
   if (is_rmdir && name == "..") return Status(Code::kNotEmpty, "rmdir ..");
   ASSIGN_OR_RETURN(Inode * dir, live(parent));
-  std::unique_lock dl(dir->mu);
+  WriterLock dl(dir->mu);
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "parent is not a directory");
   RETURN_IF_ERROR(ensure_dir_index(*dir));
   const DirLocation* loc = dir->dir->find(name);
   if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
   Inode* child = slot(loc->ino);
-  std::unique_lock cl(child->mu);
+  WriterLock cl(child->mu);
   // Before the type and emptiness checks, as may_delete.
   RETURN_IF_ERROR(check_dir_may_change(dir->core, true));
   RETURN_IF_ERROR(check_may_modify(child->core, is_rmdir ? "rmdir" : "unlink"));
@@ -321,7 +323,7 @@ Status FilesystemImpl::open(Ino ino, int flags) {
   if (!read_only_ && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))) {
     (void)await_verified();
   }
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   bool writing = (flags & O_ACCMODE) != O_RDONLY;
   if (writing && S_ISDIR(inode->core.mode)) return Status(Code::kIsDir, "open a directory for writing");

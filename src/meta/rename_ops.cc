@@ -48,9 +48,6 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   MutexLock rename_lock(rename_mu_);
   ASSIGN_OR_RETURN(Inode * src_dir, live(parent));
   ASSIGN_OR_RETURN(Inode * dst_dir, live(new_parent));
-  if (!S_ISDIR(src_dir->core.mode) || !S_ISDIR(dst_dir->core.mode)) {
-    return Status(Code::kNotDir, "rename parent is not a directory");
-  }
   // Directories in the lock order (meta/locking.h).
   Inode* first = src_dir;
   Inode* second = dst_dir == src_dir ? nullptr : dst_dir;
@@ -59,10 +56,16 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     ASSIGN_OR_RETURN(bool src_above, is_ancestor(src_dir->ino, dst_dir->ino));
     if (dst_above || (!src_above && dst_dir->ino < src_dir->ino)) std::swap(first, second);
   }
-  std::unique_lock l1(first->mu);
+  WriterLock l1(first->mu);
   std::unique_lock<SmallSharedMutex> l2;
   if (second != nullptr) l2 = std::unique_lock(second->mu);
+  // Which of the locks is which is chosen at run time (the order above).
+  assert_inode_locked(src_dir);
+  assert_inode_locked(dst_dir);
   if (!src_dir->in_use() || !dst_dir->in_use()) return Status(Code::kStale, "directory freed");
+  if (!S_ISDIR(src_dir->core.mode) || !S_ISDIR(dst_dir->core.mode)) {
+    return Status(Code::kNotDir, "rename parent is not a directory");
+  }
   RETURN_IF_ERROR(ensure_dir_index(*src_dir));
   RETURN_IF_ERROR(ensure_dir_index(*dst_dir));
   const DirLocation* sloc = src_dir->dir->find(name);
@@ -78,8 +81,11 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     return exchange ? Status(Code::kInvalid, "exchange with an ancestor")
                     : Status(Code::kNotEmpty, "target is an ancestor of the source");
   }
-  const bool src_is_dir = S_ISDIR(src->core.mode);
-  const bool tgt_is_dir = tgt != nullptr && S_ISDIR(tgt->core.mode);
+  // The children's types from their entries: their modes may be read only
+  // under their locks, which are taken in an order that depends on the
+  // types. Checked against the modes once those locks are held.
+  const bool src_is_dir = sloc->type == dtype_for_mode(S_IFDIR);
+  const bool tgt_is_dir = tloc != nullptr && tloc->type == dtype_for_mode(S_IFDIR);
   if (src_is_dir && src_dir != dst_dir) {
     ASSIGN_OR_RETURN(bool loop, is_ancestor(src->ino, dst_dir->ino));
     if (loop) return Status(Code::kInvalid, "move a directory into its own subtree");
@@ -95,9 +101,16 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     auto key = [](Inode* i, bool is_dir) { return std::pair(is_dir ? 0 : 1, i->ino); };
     if (key(c2, tgt_is_dir) < key(c1, src_is_dir)) std::swap(c1, c2);
   }
-  std::unique_lock l3(c1->mu);
+  WriterLock l3(c1->mu);
   std::unique_lock<SmallSharedMutex> l4;
   if (c2 != nullptr) l4 = std::unique_lock(c2->mu);
+  assert_inode_locked(src);
+  assert_inode_locked(tgt);  // when there is one
+  if (S_ISDIR(src->core.mode) != src_is_dir ||
+      (tgt != nullptr && S_ISDIR(tgt->core.mode) != tgt_is_dir)) {
+    return Status(Code::kCorruption, "rename: a directory entry's type is not its inode's; "
+                                     "run fsck.sealfs");
+  }
   // As may_delete / may_create: the source leaves its directory, a target
   // is removed from (or, exchanged, leaves) its own.
   RETURN_IF_ERROR(check_dir_may_change(src_dir->core, true));
@@ -139,6 +152,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   if (whiteout) {
     ASSIGN_OR_RETURN(wo, allocate_inode());
     l5 = std::unique_lock(wo->mu);
+    assert_inode_locked(wo);
     init_whiteout(*wo, cred, now);
   }
   MetaTxn t(*this);
@@ -198,12 +212,21 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     src->core.ctime = now;
     src_dir->core.mtime = src_dir->core.ctime = now;
     dst_dir->core.mtime = dst_dir->core.ctime = now;
-    for (auto& sv : saved) t.dirty(sv.inode());
-    if (wo != nullptr) t.dirty(wo);
+    for (auto& sv : saved) {
+      assert_inode_locked(sv.inode());  // one of the locks above
+      t.dirty(sv.inode());
+    }
+    if (wo != nullptr) {
+      assert_inode_locked(wo);  // l5
+      t.dirty(wo);
+    }
     s = t.commit();
   }
   if (!s.is_ok()) {
-    if (wo != nullptr) undo_whiteout(*wo);
+    if (wo != nullptr) {
+      assert_inode_locked(wo);  // l5
+      undo_whiteout(*wo);
+    }
     for (auto& sv : saved) sv.restore();
     src_dir->dir.reset();
     dst_dir->dir.reset();

@@ -41,7 +41,7 @@ Result<bool> FilesystemImpl::drop_setid(Ino ino, SetidCaller& caller) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   uint32_t mode = 0, gid = 0;
   {
-    std::shared_lock lock(inode->mu);
+    ReaderLock lock(inode->mu);
     if (!inode->in_use()) return Status(Code::kStale, "inode freed");
     mode = inode->core.mode;
     gid = inode->core.gid;
@@ -51,7 +51,7 @@ Result<bool> FilesystemImpl::drop_setid(Ino ino, SetidCaller& caller) {
   uint32_t drop = setid_bits_to_drop(mode, gid, caller);
   if (drop == 0) return false;
   RETURN_IF_ERROR(check_writable());
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   InodeCore& c = inode->core;
   // The write this precedes fails on an immutable file: so does this, with

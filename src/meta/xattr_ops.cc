@@ -121,7 +121,7 @@ Status FilesystemImpl::setxattr(Ino ino, std::string_view name, const void* valu
     acl = std::move(parsed);
   }
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   RETURN_IF_ERROR(check_may_modify(inode->core, "set an xattr"));
   XattrStore store;
@@ -145,7 +145,7 @@ Status FilesystemImpl::setxattr(Ino ino, std::string_view name, const void* valu
 Result<std::vector<uint8_t>> FilesystemImpl::getxattr(Ino ino, std::string_view name) {
   RETURN_IF_ERROR(check_xattr_name(name));
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   XattrStore store;
   RETURN_IF_ERROR(read_xattrs(*inode, &store));
   auto it = find_xattr(store.list, name);
@@ -155,7 +155,7 @@ Result<std::vector<uint8_t>> FilesystemImpl::getxattr(Ino ino, std::string_view 
 
 Result<std::vector<std::string>> FilesystemImpl::listxattr(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::shared_lock lock(inode->mu);
+  ReaderLock lock(inode->mu);
   XattrStore store;
   RETURN_IF_ERROR(read_xattrs(*inode, &store));
   std::vector<std::string> names;
@@ -168,7 +168,7 @@ Status FilesystemImpl::removexattr(Ino ino, std::string_view name) {
   RETURN_IF_ERROR(check_xattr_name(name));
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
-  std::unique_lock lock(inode->mu);
+  WriterLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
   RETURN_IF_ERROR(check_may_modify(inode->core, "remove an xattr"));
   XattrStore store;

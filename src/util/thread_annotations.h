@@ -33,8 +33,10 @@
 #define RELEASE_SHARED(...) SEALFS_THREAD_ATTR(release_shared_capability(__VA_ARGS__))
 #define RELEASE_GENERIC(...) SEALFS_THREAD_ATTR(release_generic_capability(__VA_ARGS__))
 #define TRY_ACQUIRE(...) SEALFS_THREAD_ATTR(try_acquire_capability(__VA_ARGS__))
+#define TRY_ACQUIRE_SHARED(...) SEALFS_THREAD_ATTR(try_acquire_shared_capability(__VA_ARGS__))
 #define EXCLUDES(...) SEALFS_THREAD_ATTR(locks_excluded(__VA_ARGS__))
 #define ASSERT_CAPABILITY(x) SEALFS_THREAD_ATTR(assert_capability(x))
+#define ASSERT_SHARED_CAPABILITY(x) SEALFS_THREAD_ATTR(assert_shared_capability(x))
 #define RETURN_CAPABILITY(x) SEALFS_THREAD_ATTR(lock_returned(x))
 #define NO_THREAD_SAFETY_ANALYSIS SEALFS_THREAD_ATTR(no_thread_safety_analysis)
 
@@ -60,7 +62,7 @@ class CAPABILITY("mutex") SharedMutex {
   bool try_lock() TRY_ACQUIRE(true) { return mu_.try_lock(); }
   void lock_shared() ACQUIRE_SHARED() { mu_.lock_shared(); }
   void unlock_shared() RELEASE_SHARED() { mu_.unlock_shared(); }
-  bool try_lock_shared() TRY_ACQUIRE(true) { return mu_.try_lock_shared(); }
+  bool try_lock_shared() TRY_ACQUIRE_SHARED(true) { return mu_.try_lock_shared(); }
 
  private:
   std::shared_mutex mu_;
@@ -92,26 +94,30 @@ class SCOPED_CAPABILITY MutexLock {
   bool held_ = true;
 };
 
+// Exclusive and shared scoped locks for SharedMutex and SmallSharedMutex
+// (the inode lock), visible to the analysis.
+template <class SharedLockable>
 class SCOPED_CAPABILITY WriterLock {
  public:
-  explicit WriterLock(SharedMutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
+  explicit WriterLock(SharedLockable& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
   ~WriterLock() RELEASE() { mu_.unlock(); }
   WriterLock(const WriterLock&) = delete;
   WriterLock& operator=(const WriterLock&) = delete;
 
  private:
-  SharedMutex& mu_;
+  SharedLockable& mu_;
 };
 
+template <class SharedLockable>
 class SCOPED_CAPABILITY ReaderLock {
  public:
-  explicit ReaderLock(SharedMutex& mu) ACQUIRE_SHARED(mu) : mu_(mu) { mu_.lock_shared(); }
+  explicit ReaderLock(SharedLockable& mu) ACQUIRE_SHARED(mu) : mu_(mu) { mu_.lock_shared(); }
   ~ReaderLock() RELEASE() { mu_.unlock_shared(); }
   ReaderLock(const ReaderLock&) = delete;
   ReaderLock& operator=(const ReaderLock&) = delete;
 
  private:
-  SharedMutex& mu_;
+  SharedLockable& mu_;
 };
 
 }  // namespace sealfs

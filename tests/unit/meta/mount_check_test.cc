@@ -5,12 +5,14 @@
 //
 // Each refusal test also shows what a mount that trusted the image would
 // do: that branch runs only when the mount wrongly succeeds.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 
 #include <cstring>
 
 #include "media/superblock.h"
+#include "meta/directory.h"
 #include "meta/inode.h"
 #include "meta_fixture.h"
 #include "sealfs/format.h"
@@ -380,6 +382,42 @@ TEST_F(MountCheckTest, DirectorySizeBeyondItsBlocksIsCorruptionWithoutTheMemory)
     EXPECT_EQ(found.status().code(), Code::kCorruption) << found.status().to_string();
     EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "KiB of peak RSS for one lookup";
   }
+}
+
+
+// ------------------------------------------------------- directory entries
+
+// rename orders the children's locks by the types in their entries (their
+// modes may be read only under those locks) and then checks the types
+// against the modes: an entry that calls a directory a file is refused, so
+// a move of that directory into its own subtree cannot slip past the loop
+// check that only directories get.
+TEST_F(MountCheckTest, RenameRefusesAnEntryWhoseTypeIsNotItsInodes) {
+  auto top = fs_->mkdir(kRootIno, "top", 0755, Cred{});
+  ASSERT_TRUE(top.is_ok()) << top.status().to_string();
+  auto below = fs_->mkdir(top->ino, "below", 0755, Cred{});
+  ASSERT_TRUE(below.is_ok()) << below.status().to_string();
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  // The root's entry for "top", retyped as a regular file.
+  format::DiskInode root = inode(kRootIno);
+  ASSERT_EQ(root.extent_count.get(), 1u);
+  std::byte* block = image_.data() + root.u.extents[0].region_block.get() * format::kBlockSize;
+  bool retyped = false;
+  dir_block_for_each(block, [&](const DirBlockEntry& e) {
+    if (e.name != "top") return;
+    dir_block_retarget(block, e.offset, e.ino, DT_REG);
+    retyped = true;
+  });
+  ASSERT_TRUE(retyped);
+  dir_block_seal(block);  // a structurally valid lie
+  auto mounted = mount_image();
+  ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
+  adopt(mounted);
+  Status moved = fs_->rename(kRootIno, "top", below->ino, "loop", 0);
+  EXPECT_EQ(moved.code(), Code::kCorruption) << moved.to_string();
+  // Nothing moved: "top" is still in the root, "below" still in "top".
+  EXPECT_TRUE(fs_->lookup(kRootIno, "top").is_ok());
+  EXPECT_EQ(fs_->lookup(below->ino, "loop").status().code(), Code::kNotFound);
 }
 
 }  // namespace
