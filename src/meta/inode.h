@@ -53,7 +53,11 @@ struct Inode {
   InodeCore core;
   ExtentMap extents;
   ExtentChain chain;                      // overflow blocks, in file order
-  std::string inline_symlink;             // symlinks of <= kInlineSymlinkMax bytes
+  // Bytes kept in the slot itself: the target of a symlink of <=
+  // kInlineSymlinkMax bytes, or all `core.size` bytes of a regular file with
+  // kInodeInlineData (has_inline_data). One string for both, so a regular
+  // file costs no more DRAM than before.
+  std::string inline_bytes;
   uint64_t lookups = 0;
   uint64_t opens = 0;
   std::unique_ptr<DirIndex> dir;  // directories, built on first use
@@ -66,6 +70,8 @@ struct Inode {
   uint64_t orphan_next = 0;
 
   bool in_use() const { return core.mode != 0; }
+  // A regular file whose bytes are inline_bytes (no extents). Caller holds mu.
+  bool has_inline_data() const { return (core.flags & format::kInodeInlineData) != 0; }
 };
 
 // Builds the slot image. `orphan_next` is Inode::orphan_next, read under the
@@ -80,7 +86,8 @@ struct DecodedInode {
   uint64_t extent_block = 0;
   uint32_t extent_count = 0;
   std::vector<format::DiskExtent> inline_extents;
-  std::string inline_symlink;
+  // An inline symlink's target, or an inline regular file's `size` bytes.
+  std::string inline_bytes;
 };
 // kBadCrc / kCorruption naming the inode. An all-zero slot is a free,
 // never-used inode.
