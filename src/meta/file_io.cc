@@ -53,7 +53,7 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
       };
       if (inode->has_inline_data()) {
         // The slot's bytes, valid while the shared lock is held.
-        add(inode->inline_bytes.data() + offset, end - offset);
+        add(inline_data_of(*inode) + offset, end - offset);
         pos = end;
       }
       while (pos < end) {
@@ -146,7 +146,7 @@ Result<size_t> FilesystemImpl::unchanged_below_eof(const Inode& inode, uint64_t 
   const uint64_t end = std::min<uint64_t>(offset + length, size);
   const auto* src = static_cast<const std::byte*>(buf);
   if (inode.has_inline_data()) {
-    if (std::memcmp(src, inode.inline_bytes.data() + offset, end - offset) != 0) {
+    if (std::memcmp(src, inline_data_of(inode) + offset, end - offset) != 0) {
       return Status(Code::kPermission, "overwrite inside an append-only inode");
     }
     return static_cast<size_t>(end - offset);

@@ -410,6 +410,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     if (inode->has_inline_data()) {
       // The zeroed part of the inline bytes goes to the block zeroed.
       if ((mode & FALLOC_FL_ZERO_RANGE) && offset < inode->core.size) {
+        stage_inline_bytes(*inode);
         std::fill(inode->inline_bytes.begin() + static_cast<std::ptrdiff_t>(offset),
                   inode->inline_bytes.end(), '\0');
       }

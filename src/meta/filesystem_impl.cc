@@ -136,7 +136,9 @@ Status FilesystemImpl::load_inode(Inode& inode) {
   inode.orphan_next = d.orphan_next;
   inode.extents.clear();
   inode.chain.clear();
-  inode.inline_bytes = d.inline_bytes;
+  // An inline file's bytes stay in the slot (inline_data_of).
+  if ((d.core.flags & format::kInodeInlineData) == 0) inode.inline_bytes = d.inline_bytes;
+  else inode.inline_bytes.clear();
   if (d.core.mode == 0) return Status::ok();
   if ((d.core.flags & format::kInodeInlineData) != 0 && !inline_data_feature_) {
     return Status(Code::kCorruption, "inode " + std::to_string(inode.ino) +

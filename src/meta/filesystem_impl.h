@@ -223,6 +223,15 @@ class FilesystemImpl final : public Filesystem {
   // --- inline data (inline_data.cc); each with inode.mu held exclusively
   // Whether new regular files start inline (kFeatureIncompatInlineData).
   bool new_files_inline() const;
+  // An inline file's `core.size` bytes: the staged ones while a change is
+  // being made, else the committed slot's in the region (the journal writes
+  // the home slot before commit returns). Caller holds inode.mu (shared is
+  // enough); the pointer is valid while it does.
+  const char* inline_data_of(const Inode& inode) const;
+  // Stages the committed bytes in inode.inline_bytes for a change (no-op
+  // when already staged or empty); the caller holds a LayoutUndo taken
+  // before, which puts the empty string back if the change fails.
+  void stage_inline_bytes(Inode& inode) const;
   // Inside `t`: the inline file's bytes go to a new block 0 (none for an
   // empty file) and the flag is cleared; a no-op for a file in extents.
   // The caller ran settle_freed_metadata() before opening `t` and restores

@@ -1,8 +1,10 @@
 // Inline data (format.h kInodeInlineData): a regular file of at most
-// kInlineDataMax bytes keeps them in its inode slot, in DRAM in
-// Inode::inline_bytes (exactly core.size bytes). Every change of those bytes
-// is a change of the slot, so it commits through the journal like any
-// attribute: a crash leaves the old slot or the new one, never a mix.
+// kInlineDataMax bytes keeps them in its inode slot. DRAM holds no copy:
+// reads point at the committed slot in the region (inline_data_of), and a
+// change stages the bytes in Inode::inline_bytes (exactly core.size bytes)
+// only until its commit. Every change of those bytes is a change of the
+// slot, so it commits through the journal like any attribute: a crash
+// leaves the old slot or the new one, never a mix.
 //
 // A file leaves inline storage (move_inline_to_extents) when a write,
 // truncate or fallocate takes it past kInlineDataMax, and before any direct
@@ -27,6 +29,18 @@ constexpr uint64_t kBlock = format::kBlockSize;
 
 bool FilesystemImpl::new_files_inline() const { return inline_data_feature_; }
 
+const char* FilesystemImpl::inline_data_of(const Inode& inode) const {
+  if (!inode.has_inline_data()) return nullptr;
+  if (!inode.inline_bytes.empty()) return inode.inline_bytes.data();
+  return reinterpret_cast<const char*>(region_->data() + inode_offset(geo_, inode.ino) +
+                                       offsetof(format::DiskInode, u));
+}
+
+void FilesystemImpl::stage_inline_bytes(Inode& inode) const {
+  if (!inode.has_inline_data() || !inode.inline_bytes.empty() || inode.core.size == 0) return;
+  inode.inline_bytes.assign(inline_data_of(inode), inode.core.size);
+}
+
 Status FilesystemImpl::move_inline_to_extents(MetaTxn& t, Inode& inode,
                                               const LayoutPermit& permit) {
   check_permit(permit, inode);
@@ -37,14 +51,14 @@ Status FilesystemImpl::move_inline_to_extents(MetaTxn& t, Inode& inode,
     // opening `t`: these bytes go into a block that may have held some.
     ASSIGN_OR_RETURN(BlockExtent b, alloc_->allocate(t.txn(), 1, inode.extents.goal_for(0)));
     const uint64_t at = b.start * kBlock;
-    data_->write(at, inode.inline_bytes.data(), size);
+    data_->write(at, inline_data_of(inode), size);
     data_->zero(at + size, kBlock - size);
     t.data_written();  // drained before the commit that maps the block
     inode.extents.insert(Extent{0, b.start, 1, false});
     inode.core.blocks += 1;
   }
   inode.core.flags &= ~format::kInodeInlineData;
-  inode.inline_bytes.clear();
+  std::string().swap(inode.inline_bytes);
   t.dirty(&inode);
   return Status::ok();
 }
@@ -62,11 +76,17 @@ Status FilesystemImpl::leave_inline(Inode& inode, const LayoutPermit& permit) {
 
 Status FilesystemImpl::commit_inline_edit(Inode& inode, const std::function<void(Inode&)>& edit) {
   LayoutUndo undo(inode);
+  stage_inline_bytes(inode);
   edit(inode);
   MetaTxn t(*this);
   t.dirty(&inode);
   Status s = t.commit();
-  if (!s.is_ok()) undo.restore();
+  if (!s.is_ok()) {
+    undo.restore();
+    return s;
+  }
+  // Committed: the slot holds the bytes now, DRAM need not.
+  std::string().swap(inode.inline_bytes);
   return s;
 }
 
@@ -114,10 +134,7 @@ Status FilesystemImpl::return_to_inline(Inode& inode) {
   if (inode.core.size != 0 || !inode.extents.empty() || !inode.chain.empty()) {
     return Status::ok();
   }
-  return commit_inline_edit(inode, [](Inode& i) {
-    i.core.flags |= format::kInodeInlineData;
-    i.inline_bytes.clear();
-  });
+  return commit_inline_edit(inode, [](Inode& i) { i.core.flags |= format::kInodeInlineData; });
 }
 
 }  // namespace sealfs

@@ -19,7 +19,8 @@ void seal_inode_crc(format::DiskInode& disk) {
   disk.crc.set(crc32c_with_hole(&disk, sizeof(disk), offsetof(format::DiskInode, crc)));
 }
 
-format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next) {
+format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next,
+                               const void* inline_data) {
   format::DiskInode d{};
   const InodeCore& c = inode.core;
   d.mode.set(c.mode);
@@ -45,8 +46,9 @@ format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next) {
     d.extent_count.set(0);
   } else if (c.mode != 0 && inode.has_inline_data()) {
     // Only the file's bytes: the rest of the area stays zero (d is zeroed).
-    std::memcpy(d.u.data, inode.inline_bytes.data(),
-                std::min<size_t>({inode.inline_bytes.size(), c.size, format::kInlineDataMax}));
+    if (inline_data != nullptr) {
+      std::memcpy(d.u.data, inline_data, std::min<uint64_t>(c.size, format::kInlineDataMax));
+    }
     d.extent_count.set(0);
   } else {
     d.extent_count.set(static_cast<uint32_t>(inode.extents.count()));

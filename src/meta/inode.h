@@ -53,10 +53,12 @@ struct Inode {
   InodeCore core;
   ExtentMap extents;
   ExtentChain chain;                      // overflow blocks, in file order
-  // Bytes kept in the slot itself: the target of a symlink of <=
-  // kInlineSymlinkMax bytes, or all `core.size` bytes of a regular file with
-  // kInodeInlineData (has_inline_data). One string for both, so a regular
-  // file costs no more DRAM than before.
+  // Bytes kept in the slot itself. A symlink of <= kInlineSymlinkMax
+  // bytes: its target, always. A regular file with kInodeInlineData
+  // (has_inline_data): empty, its bytes being read from the committed slot
+  // in the region (FilesystemImpl::inline_data_of), except while a change
+  // of them is staged, when it holds all `core.size` new bytes until the
+  // commit (inline_data.cc). So a small file costs no DRAM for its bytes.
   std::string inline_bytes;
   uint64_t lookups = 0;
   uint64_t opens = 0;
@@ -75,8 +77,10 @@ struct Inode {
 };
 
 // Builds the slot image. `orphan_next` is Inode::orphan_next, read under the
-// journal mutex.
-format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next);
+// journal mutex. `inline_data`: the `core.size` bytes of an inline file
+// (FilesystemImpl::inline_data_of); unused for any other inode.
+format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next,
+                               const void* inline_data = nullptr);
 void seal_inode_crc(format::DiskInode& disk);
 
 // Decoded slot: fields, inline extents (or symlink), where the rest lives.

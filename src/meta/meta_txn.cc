@@ -150,7 +150,7 @@ void MetaTxn::stage_locked(Transaction& t) {
     }
   }
   for (Inode* inode : dirty_) {
-    format::DiskInode slot = encode_inode(*inode, inode->orphan_next);
+    format::DiskInode slot = encode_inode(*inode, inode->orphan_next, fs_.inline_data_of(*inode));
     seal_inode_crc(slot);
     t.write_struct(inode_offset(fs_.geo_, inode->ino), slot);
   }

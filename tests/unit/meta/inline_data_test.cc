@@ -71,6 +71,34 @@ TEST_F(InlineDataTest, HundredByteFileTakesNoBlockAndSurvivesCrashAndRemount) {
   EXPECT_EQ(blocks_of(f.ino), 0u);
 }
 
+// DRAM holds no copy of an inline file's bytes (inline_data.cc): every
+// other change of the inode rewrites its slot from the committed one, and
+// must carry the bytes over.
+TEST_F(InlineDataTest, OtherChangesOfTheInodeKeepItsBytes) {
+  Attr f = make_file(kRootIno, "kept");
+  const std::string bytes = pattern(120, 'q');
+  write_str(f.ino, 0, bytes);
+  clean_remount();  // the inode is read back from its slot
+  SetAttr chmod;
+  chmod.valid = SetAttr::kMode;
+  chmod.mode = S_IFREG | 0600;
+  ASSERT_TRUE(fs_->setattr(f.ino, chmod).is_ok());
+  ASSERT_TRUE(fs_->setxattr(f.ino, "user.k", "v", 1, 0).is_ok());
+  ASSERT_TRUE(fs_->rename(kRootIno, "kept", kRootIno, "renamed", 0).is_ok());
+  ASSERT_TRUE(fs_->link(f.ino, kRootIno, "second").is_ok());
+  EXPECT_EQ(read_all(f.ino), bytes);
+  EXPECT_EQ(std::memcmp(slot_of(f.ino).u.data, bytes.data(), bytes.size()), 0);
+  crash_and_remount(RegionDram::CrashMode::kTear, 5);
+  EXPECT_EQ(read_all(f.ino), bytes);
+  // A later change of the bytes starts from the committed ones.
+  write_str(f.ino, 10, "mid");
+  std::string expect = bytes;
+  expect.replace(10, 3, "mid");
+  EXPECT_EQ(read_all(f.ino), expect);
+  clean_remount();
+  EXPECT_EQ(read_all(f.ino), expect);
+}
+
 TEST_F(InlineDataTest, WritesAtOffsetsAndAppendsStayInline) {
   Attr f = make_file(kRootIno, "w");
   write_str(f.ino, 10, "hello");  // a hole in front reads as zeros
