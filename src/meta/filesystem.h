@@ -154,9 +154,9 @@ struct DirEntry {
   uint64_t next_cookie = 0;  // pass back to readdir to continue after this
 };
 
-// A piece of a read: a pointer into the mapped region (or, for a file kept
-// in its inode slot, into the inode's DRAM copy of its bytes), or nullptr
-// for zeros. Valid only inside the read's callback.
+// A piece of a read: a pointer into the mapped region (a data block, or the
+// inode slot of a file kept inline), or nullptr for zeros. Valid only
+// inside the read's callback.
 struct ReadSegment {
   const void* data = nullptr;
   size_t length = 0;
