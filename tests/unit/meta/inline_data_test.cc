@@ -344,6 +344,22 @@ TEST_F(InlineDataTest, MappingMovesTheFileToAnAlignedBlockFirst) {
   EXPECT_EQ(extents_of(f.ino), 1u);
 }
 
+// A read-only mount cannot move a file out of its slot, so it cannot map
+// it (docs/protocol.md, "Grant"); reading it is fine.
+TEST_F(InlineDataTest, AReadOnlyMountDoesNotMapAnInlineFile) {
+  Attr f = make_file(kRootIno, "ro");
+  write_str(f.ino, 0, "read only");
+  MountOptions options;
+  options.read_only = true;
+  clean_remount(options);
+  auto lock = fs_->lock_layout(f.ino);
+  ASSERT_TRUE(lock.is_ok());
+  EXPECT_EQ(fs_->layout_extents(**lock, 0, kBlock, 0, nullptr).status().code(), Code::kReadOnly);
+  lock->reset();
+  EXPECT_EQ(read_all(f.ino), "read only");
+  EXPECT_EQ(blocks_of(f.ino), 0u);
+}
+
 TEST_F(InlineDataTest, ExtendForALeaseMovesTheFileOut) {
   Attr f = make_file(kRootIno, "ext");
   write_str(f.ino, 0, "xyz");
