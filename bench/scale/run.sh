@@ -8,7 +8,8 @@
 # Environment: FILES, DIRS (1000), REGION_SIZE (16G; 64G from 500,000
 # files), STORE (where the populated region lives: /dev/shm, DRAM as pmem
 # would be; the region is made sparse, so STORE needs room for what the
-# files use, a 4 KiB block each today, not for REGION_SIZE), EMPTY_STORE
+# files use (their directories' blocks; files of up to 144 bytes take no
+# block of their own), not for REGION_SIZE), EMPTY_STORE
 # (where the empty 64 GiB and 1 TiB regions live: /var/tmp, a disk
 # filesystem, so that a read of a hole costs page cache and not pinned
 # memory), BUILD_DIR, OUT (also write the report there),

@@ -88,8 +88,14 @@ inline constexpr uint32_t kFeatureIncompatJournalSalt = 1u << 0;
 // first such chain, never cleared; docs/format.md §9): software that knows
 // only the single "SXTR" block must not read the image.
 inline constexpr uint32_t kFeatureIncompatXattrChain = 1u << 1;
+// Regular files of at most kInlineDataMax bytes may keep their bytes in the
+// inode slot (kInodeInlineData; docs/format.md §6). Set by mkfs on a new
+// image, never set or cleared later: an image made without it keeps one
+// block per non-empty file. Software that does not know the flag would read
+// an inline file as a file with no extents, so it must not read the image.
+inline constexpr uint32_t kFeatureIncompatInlineData = 1u << 2;
 inline constexpr uint32_t kFeatureIncompatKnown =
-    kFeatureIncompatJournalSalt | kFeatureIncompatXattrChain;
+    kFeatureIncompatJournalSalt | kFeatureIncompatXattrChain | kFeatureIncompatInlineData;
 
 enum SuperState : uint32_t {
   kStateClean = 1,    // unmounted cleanly: journal empty, orphans processed
@@ -105,7 +111,8 @@ struct DiskSuperblock {
   le32 crc;                  // crc32c of this struct (512 bytes), crc = 0
   le32 feature_compat;       // mkfs
   le32 feature_ro_compat;    // mkfs; kFeatureRoCompatSealFlags journaled
-  le32 feature_incompat;     // mkfs; kFeatureIncompatXattrChain journaled
+  le32 feature_incompat;     // mkfs (incl. kFeatureIncompatInlineData);
+                             // kFeatureIncompatXattrChain journaled
   le32 block_size;           // mkfs, always kBlockSize
   uint8_t uuid[16];          // mkfs
   char label[64];            // mkfs (NUL padded, not necessarily terminated)
@@ -263,6 +270,8 @@ static_assert(sizeof(DiskExtent) == 24);
 
 inline constexpr uint32_t kInlineExtents = 6;
 inline constexpr uint32_t kInlineSymlinkMax = kInlineExtents * sizeof(DiskExtent);
+// A regular file with kInodeInlineData holds its `size` bytes in u.data.
+inline constexpr uint32_t kInlineDataMax = kInlineExtents * sizeof(DiskExtent);
 
 enum InodeFlags : uint32_t {
   kInodeOrphan = 1,          // on the orphan list
@@ -272,10 +281,16 @@ enum InodeFlags : uint32_t {
   kInodeAppend = 1 << 2,     // FS_APPEND_FL: writes only at end of file
   kInodeNodump = 1 << 3,     // FS_NODUMP_FL: stored for dump(8), no effect here
   kInodeNoatime = 1 << 4,    // FS_NOATIME_FL: reads leave atime alone
+  // Regular files only (kFeatureIncompatInlineData): the file's bytes are
+  // u.data[0, size), size <= kInlineDataMax, bytes after them zero; no
+  // extents (extent_count = 0, extent_block = 0) and no data block counted
+  // in `blocks`. Journaled with the rest of the slot, so the slot's crc
+  // covers the data.
+  kInodeInlineData = 1 << 5,
 };
 inline constexpr uint32_t kInodeUserFlags =
     kInodeImmutable | kInodeAppend | kInodeNodump | kInodeNoatime;
-inline constexpr uint32_t kInodeFlagsKnown = kInodeOrphan | kInodeUserFlags;
+inline constexpr uint32_t kInodeFlagsKnown = kInodeOrphan | kInodeUserFlags | kInodeInlineData;
 
 struct DiskInode {
   le32 crc;           // crc32c of the 256 bytes, crc = 0; all journaled
@@ -301,6 +316,7 @@ struct DiskInode {
     DiskExtent extents[kInlineExtents];     // regular files, directories,
                                             // long symlinks
     char symlink[kInlineSymlinkMax];        // symlinks of <= 144 bytes
+    uint8_t data[kInlineDataMax];           // regular files with kInodeInlineData
   } u;
 };
 static_assert(sizeof(DiskInode) == kInodeSize);

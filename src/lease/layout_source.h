@@ -100,7 +100,7 @@ class LayoutSource {
   struct FileInspection {
     uint64_t size = 0;
     uint32_t mode = 0;
-    uint32_t inode_flags = 0;  // sealfs/format.h kInodeUserFlags bits
+    uint32_t inode_flags = 0;  // sealfs/format.h kInodeUserFlags bits and kInodeInlineData
     uint32_t project_id = 0;
     std::vector<wire::ExtentRecord> extents;  // flags: kExtentUnwritten only
   };

@@ -159,7 +159,7 @@ Result<LayoutSource::FileInspection> MetaLayoutSource::inspect_file(uint64_t ino
   FileInspection out;
   out.size = report.size;
   out.mode = report.mode;
-  out.inode_flags = report.flags.flags;
+  out.inode_flags = report.flags.flags | (report.inline_data ? format::kInodeInlineData : 0u);
   out.project_id = report.flags.project_id;
   out.extents.reserve(report.extents.size());
   for (const FileExtentReport& e : report.extents) {

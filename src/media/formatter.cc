@@ -125,6 +125,7 @@ Result<Superblock> Formatter::plan(const Region& region, const FormatOptions& op
   sb.label = options.label;
   sb.uuid = options.uuid;
   sb.feature_incompat = format::kFeatureIncompatJournalSalt;
+  if (options.inline_data) sb.feature_incompat |= format::kFeatureIncompatInlineData;
   if (std::all_of(sb.uuid.begin(), sb.uuid.end(), [](uint8_t b) { return b == 0; })) {
     RETURN_IF_ERROR(random_uuid(sb.uuid));
   }

@@ -30,6 +30,10 @@ struct FormatOptions {
   // zero (a sparse file just created, or holes just punched there), so they
   // are not scanned and zeroed: on a 16 GiB file that is a 256 MiB table.
   bool metadata_zeroed = false;
+  // Small regular files keep their bytes in the inode slot
+  // (format::kFeatureIncompatInlineData). Off: one block per non-empty
+  // file, readable by daemons that predate inline data.
+  bool inline_data = true;
 };
 
 class Formatter {

@@ -51,6 +51,11 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
         }
         segs.push_back(ReadSegment{p, static_cast<size_t>(n)});
       };
+      if (inode->has_inline_data()) {
+        // The slot's bytes, valid while the shared lock is held.
+        add(inline_data_of(*inode) + offset, end - offset);
+        pos = end;
+      }
       while (pos < end) {
         uint64_t fb = pos / kBlock;
         const Extent* e = inode->extents.find(fb);
@@ -140,6 +145,12 @@ Result<size_t> FilesystemImpl::unchanged_below_eof(const Inode& inode, uint64_t 
   if (offset > size) return Status(Code::kPermission, "write past EOF of an append-only inode");
   const uint64_t end = std::min<uint64_t>(offset + length, size);
   const auto* src = static_cast<const std::byte*>(buf);
+  if (inode.has_inline_data()) {
+    if (std::memcmp(src, inline_data_of(inode) + offset, end - offset) != 0) {
+      return Status(Code::kPermission, "overwrite inside an append-only inode");
+    }
+    return static_cast<size_t>(end - offset);
+  }
   bool same = true;
   RETURN_IF_ERROR(region_->guarded("file data read", [&] {
     inode.mu.assert_held_shared();  // the caller's, held across this call
@@ -176,7 +187,15 @@ Result<size_t> FilesystemImpl::write_locked(Inode& inode, uint64_t offset, const
   const uint64_t end = offset + length;
   const uint64_t fb_end = (end + kBlock - 1) / kBlock;
 
-  bool layout_change = end > inode.core.size;
+  if (inode.has_inline_data() && end <= format::kInlineDataMax) {
+    // Stays in the slot: one transaction, data and all. Only growth asks
+    // the gate, as for a file in extents.
+    if (end > inode.core.size || options_.gate_every_write) {
+      RETURN_IF_ERROR(gate(inode).status());
+    }
+    return write_inline(inode, offset, buf, length);
+  }
+  bool layout_change = end > inode.core.size || inode.has_inline_data();
   for (uint64_t fb = offset / kBlock; fb < fb_end && !layout_change;) {
     const Extent* e = inode.extents.find(fb);
     if (e == nullptr || e->unwritten) layout_change = true;
@@ -219,6 +238,12 @@ Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode, const LayoutP
   // Undo of this write's block-map edits, should they not commit.
   LayoutUndo undo(inode);
   MetaTxn t(*this);
+  // Past the slot's capacity: the inline bytes move to a block in this
+  // transaction, so a crash leaves the old inline file or the written one.
+  if (Status moved = move_inline_to_extents(t, inode, permit); !moved.is_ok()) {
+    undo.restore();
+    return moved;
+  }
   // Writes data into blocks [fb, fb + n) at region block `rb`, zeroing the
   // parts of those blocks the write does not cover.
   auto fill_new = [&](uint64_t fb, uint64_t rb, uint64_t n, uint64_t pos) -> uint64_t {
@@ -319,6 +344,8 @@ Result<uint64_t> FilesystemImpl::lseek(Ino ino, uint64_t offset, int whence) {
   ReaderLock lock(inode->mu);
   const uint64_t size = inode->core.size;
   if (offset >= size) return Status(Code::kNxio, "offset at or beyond EOF");
+  // An inline file is data from its first byte to its last.
+  if (inode->has_inline_data()) return whence == SEEK_DATA ? offset : size;
   if (whence == SEEK_DATA) {
     for (auto it = inode->extents.first_ending_after(offset / kBlock); it != inode->extents.end();
          ++it) {

@@ -225,6 +225,23 @@ Status FilesystemImpl::truncate_locked(Inode& inode, const LayoutPermit& permit,
     i.core.size = new_size;
     i.core.mtime = i.core.ctime = now;
   };
+  if (inode.has_inline_data()) {
+    if (new_size <= format::kInlineDataMax) return resize_inline(inode, new_size, true);
+    // Grown past the slot: block 0 takes the bytes in the transaction that
+    // sets the size (the rest of the file is a hole).
+    RETURN_IF_ERROR(settle_freed_metadata());
+    LayoutUndo undo(inode);
+    MetaTxn t(*this);
+    Status s = move_inline_to_extents(t, inode, permit);
+    if (s.is_ok()) s = sync_extent_blocks(t, inode);
+    if (s.is_ok()) {
+      edit(inode);
+      t.dirty(&inode);
+      s = t.commit();
+    }
+    if (!s.is_ok()) undo.restore();
+    return s;
+  }
   if (new_size >= inode.core.size) {
     MetaTxn t(*this);
     InodeCore saved = inode.core;
@@ -243,6 +260,10 @@ Status FilesystemImpl::truncate_locked(Inode& inode, const LayoutPermit& permit,
   if (new_size % kBlock != 0) {
     RETURN_IF_ERROR(zero_partial(inode, new_size, kBlock - new_size % kBlock));
   }
+  // Emptied (O_TRUNC, truncate to 0): inline again, so rewriting a small
+  // file does not keep a block. A crash before this leaves an empty file in
+  // extents, which is as good.
+  if (new_size == 0) RETURN_IF_ERROR(return_to_inline(inode));
   return Status::ok();
 }
 
@@ -330,6 +351,20 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
   const bool keep_size = (mode & FALLOC_FL_KEEP_SIZE) != 0;
   int64_t now = now_ns();
 
+  if (inode->has_inline_data()) {
+    const uint64_t size = inode->core.size;
+    const uint64_t grown = keep_size ? size : std::max(size, end);
+    // A punch never grows the file; the other modes stay in the slot while
+    // the range fits in it (the slot is the space they reserve). Past it,
+    // the bytes move to block 0 in the first transaction below.
+    if (mode & FALLOC_FL_PUNCH_HOLE) return zero_inline(*inode, offset, length, size);
+    if (end <= format::kInlineDataMax) {
+      if (mode & FALLOC_FL_ZERO_RANGE) return zero_inline(*inode, offset, length, grown);
+      return resize_inline(*inode, grown, false);
+    }
+    RETURN_IF_ERROR(settle_freed_metadata());
+  }
+
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     uint64_t size = inode->core.size;
     uint64_t zend = std::min(end, std::max(size, offset));
@@ -375,8 +410,20 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     uint64_t chunk_end = std::min(last, fb + kAllocChunkBlocks);
     LayoutUndo snap(*inode);
     MetaTxn t(*this);
-    if (mode & FALLOC_FL_ZERO_RANGE) inode->extents.set_unwritten(fb, chunk_end - fb, true);
-    Status s = allocate_unwritten(t, *inode, permit, fb, chunk_end - fb);
+    Status s = Status::ok();
+    if (inode->has_inline_data()) {
+      // The zeroed part of the inline bytes goes to the block zeroed.
+      if ((mode & FALLOC_FL_ZERO_RANGE) && offset < inode->core.size) {
+        stage_inline_bytes(*inode);
+        std::fill(inode->inline_bytes.begin() + static_cast<std::ptrdiff_t>(offset),
+                  inode->inline_bytes.end(), '\0');
+      }
+      s = move_inline_to_extents(t, *inode, permit);
+    }
+    if (s.is_ok() && (mode & FALLOC_FL_ZERO_RANGE)) {
+      inode->extents.set_unwritten(fb, chunk_end - fb, true);
+    }
+    if (s.is_ok()) s = allocate_unwritten(t, *inode, permit, fb, chunk_end - fb);
     if (s.is_ok()) s = sync_extent_blocks(t, *inode);
     if (s.is_ok()) {
       bool final_chunk = chunk_end >= last;

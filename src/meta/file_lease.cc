@@ -221,6 +221,20 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
   if ((flags & kLayoutWritable) || (!frozen && (flags & (kLayoutAllocate | kLayoutRelocate)))) {
     RETURN_IF_ERROR(check_writable());
   }
+  if (inode.has_inline_data()) {
+    // A mapping reaches blocks, never the slot: the bytes move to block 0
+    // first, under this layout lock and through the gate like any
+    // allocation (the file's contents do not change, so an immutable file
+    // moves too). With other leases on the file (none can map it yet), the
+    // caller breaks them and retries, as for RELOCATE.
+    RETURN_IF_ERROR(check_writable());
+    Result<LayoutPermit> permit = gate(inode);
+    if (!permit.is_ok()) {
+      if (!is_layout_sealed(permit.status())) return permit.status();
+      return Status(Code::kNxio, "moving an inline file to a block needs its leases gone");
+    }
+    RETURN_IF_ERROR(leave_inline(inode, *permit));
+  }
   if (!frozen && (flags & kLayoutAllocate)) {
     // Fills holes only: no block another holder maps moves, so no gate.
     RETURN_IF_ERROR(allocate_for_lease(inode, permit_for_lease(held), first, end));
@@ -287,6 +301,10 @@ Result<uint64_t> FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t
   const uint64_t old_size = inode.core.size;
   if (new_size <= old_size) return old_size;
   RETURN_IF_ERROR(check_writable());
+  // The grown range is about to be mapped: out of the slot first. An
+  // inline file has no block any holder could map, so the lease's own
+  // permit suffices (as for ALLOCATE).
+  RETURN_IF_ERROR(leave_inline(inode, permit_for_lease(held)));
   MetaTxn t(*this);
   // The old last block's bytes past the old size become file bytes: zeros,
   // drained before the size commits. A holder may map that block; these

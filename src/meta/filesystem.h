@@ -154,7 +154,9 @@ struct DirEntry {
   uint64_t next_cookie = 0;  // pass back to readdir to continue after this
 };
 
-// A piece of a read: a pointer into the mapped region, or nullptr for zeros.
+// A piece of a read: a pointer into the mapped region (a data block, or the
+// inode slot of a file kept inline), or nullptr for zeros. Valid only
+// inside the read's callback.
 struct ReadSegment {
   const void* data = nullptr;
   size_t length = 0;
@@ -245,6 +247,9 @@ struct FileLayoutReport {
   uint32_t mode = 0;
   uint64_t size = 0;
   InodeAttrFlags flags;  // chattr's flags and the project id
+  // The bytes live in the inode slot (format.h kInodeInlineData): no
+  // extents, and no hole either.
+  bool inline_data = false;
   std::vector<FileExtentReport> extents;  // file order; gaps are holes
 };
 

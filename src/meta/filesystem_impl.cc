@@ -136,8 +136,15 @@ Status FilesystemImpl::load_inode(Inode& inode) {
   inode.orphan_next = d.orphan_next;
   inode.extents.clear();
   inode.chain.clear();
-  inode.inline_symlink = d.inline_symlink;
+  // An inline file's bytes stay in the slot (inline_data_of).
+  if ((d.core.flags & format::kInodeInlineData) == 0) inode.inline_bytes = d.inline_bytes;
+  else inode.inline_bytes.clear();
   if (d.core.mode == 0) return Status::ok();
+  if ((d.core.flags & format::kInodeInlineData) != 0 && !inline_data_feature_) {
+    return Status(Code::kCorruption, "inode " + std::to_string(inode.ino) +
+                                         ": inline data on an image without the inline-data "
+                                         "feature");
+  }
   const uint64_t data_end = geo_.data_start + geo_.data_blocks;
   auto ctx = [&](const Status& s) { return s.with_context("inode " + std::to_string(inode.ino)); };
   std::vector<format::DiskExtent> all = d.inline_extents;
@@ -209,6 +216,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   RETURN_IF_ERROR(check_state_allows_mount(sb));
   sb_staged_ = sb;
   xattr_chain_feature_ = (sb.feature_incompat & format::kFeatureIncompatXattrChain) != 0;
+  inline_data_feature_ = (sb.feature_incompat & format::kFeatureIncompatInlineData) != 0;
   AllocatorArea area;
   area.data_start = geo_.data_start;
   area.data_blocks = geo_.data_blocks;
@@ -448,14 +456,16 @@ Status FilesystemImpl::free_inode(Inode& inode) {
   uint32_t generation = inode.core.generation;
   bool orphaned = (inode.core.flags & format::kInodeOrphan) != 0;
   InodeCore saved = inode.core;
+  std::string saved_bytes = std::move(inode.inline_bytes);
   inode.core = InodeCore{};
   inode.core.generation = generation;
-  inode.inline_symlink.clear();
+  inode.inline_bytes.clear();
   if (orphaned) t.orphan_remove(&inode);
   t.dirty(&inode);
   Status s = t.commit();
   if (!s.is_ok()) {
     inode.core = saved;
+    inode.inline_bytes = std::move(saved_bytes);
     return s;
   }
   inode.dir.reset();

@@ -225,6 +225,43 @@ class FilesystemImpl final : public Filesystem {
   // revoked holder may still reach them (pins_), else to free space.
   Status release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks)
       REQUIRES(inode.mu);
+  // --- inline data (inline_data.cc); each with inode.mu held exclusively
+  // Whether new regular files start inline (kFeatureIncompatInlineData).
+  bool new_files_inline() const;
+  // An inline file's `core.size` bytes: the staged ones while a change is
+  // being made, else the committed slot's in the region (the journal writes
+  // the home slot before commit returns). Caller holds inode.mu (shared is
+  // enough); the pointer is valid while it does.
+  const char* inline_data_of(const Inode& inode) const REQUIRES_SHARED(inode.mu);
+  // Stages the committed bytes in inode.inline_bytes for a change (no-op
+  // when already staged or empty); the caller holds a LayoutUndo taken
+  // before, which puts the empty string back if the change fails.
+  void stage_inline_bytes(Inode& inode) const REQUIRES(inode.mu);
+  // Inside `t`: the inline file's bytes go to a new block 0 (none for an
+  // empty file) and the flag is cleared; a no-op for a file in extents.
+  // The caller ran settle_freed_metadata() before opening `t` and restores
+  // a LayoutUndo taken before this if `t` does not commit.
+  Status move_inline_to_extents(MetaTxn& t, Inode& inode, const LayoutPermit& permit)
+      REQUIRES(inode.mu);
+  // The same in a transaction of its own (the file's bytes do not change).
+  Status leave_inline(Inode& inode, const LayoutPermit& permit) REQUIRES(inode.mu);
+  // Applies `edit` to an inline inode and commits its slot; undone in DRAM
+  // if the commit fails.
+  Status commit_inline_edit(Inode& inode, const std::function<void(Inode&)>& edit)
+      REQUIRES(inode.mu);
+  // A write that keeps the file inline: offset + length <= kInlineDataMax.
+  Result<size_t> write_inline(Inode& inode, uint64_t offset, const void* buf, size_t length)
+      REQUIRES(inode.mu);
+  // Truncate or fallocate of an inline file to `new_size` <= kInlineDataMax
+  // (new bytes are zeros); ctime, and mtime when `touch_mtime`.
+  Status resize_inline(Inode& inode, uint64_t new_size, bool touch_mtime) REQUIRES(inode.mu);
+  // Zeroes [offset, +length) of an inline file (punch, zero range) after
+  // growing it to `new_size` when that is larger; mtime and ctime.
+  Status zero_inline(Inode& inode, uint64_t offset, uint64_t length, uint64_t new_size)
+      REQUIRES(inode.mu);
+  // After a truncate to 0 left no block: the file is inline again.
+  Status return_to_inline(Inode& inode) REQUIRES(inode.mu);
+
   // --- direct mappings (file_lease.cc)
   Status allocate_for_lease(Inode& inode, const LayoutPermit& permit, uint64_t first_block,
                             uint64_t end_block) REQUIRES(inode.mu);
@@ -322,6 +359,9 @@ class FilesystemImpl final : public Filesystem {
   // kFeatureIncompatXattrChain is on media (set at mount, then by the
   // commit of the first chain).
   std::atomic<bool> xattr_chain_feature_{false};
+  // kFeatureIncompatInlineData is on media (mkfs sets it; set at mount,
+  // before the filesystem is shared, never changed after).
+  bool inline_data_feature_ = false;
   // Work counters (Filesystem::work_counters).
   std::atomic<uint64_t> extent_blocks_encoded_{0};
   std::atomic<uint64_t> metadata_frees_settled_{0};

@@ -19,7 +19,8 @@ void seal_inode_crc(format::DiskInode& disk) {
   disk.crc.set(crc32c_with_hole(&disk, sizeof(disk), offsetof(format::DiskInode, crc)));
 }
 
-format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next) {
+format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next,
+                               const void* inline_data) {
   format::DiskInode d{};
   const InodeCore& c = inode.core;
   d.mode.set(c.mode);
@@ -40,8 +41,14 @@ format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next) {
   d.xattr_block.set(c.xattr_block);
   d.orphan_next.set(orphan_next);
   if (c.mode != 0 && S_ISLNK(c.mode) && inode.extents.empty()) {
-    std::memcpy(d.u.symlink, inode.inline_symlink.data(),
-                std::min<size_t>(inode.inline_symlink.size(), format::kInlineSymlinkMax));
+    std::memcpy(d.u.symlink, inode.inline_bytes.data(),
+                std::min<size_t>(inode.inline_bytes.size(), format::kInlineSymlinkMax));
+    d.extent_count.set(0);
+  } else if (c.mode != 0 && inode.has_inline_data()) {
+    // Only the file's bytes: the rest of the area stays zero (d is zeroed).
+    if (inline_data != nullptr) {
+      std::memcpy(d.u.data, inline_data, std::min<uint64_t>(c.size, format::kInlineDataMax));
+    }
     d.extent_count.set(0);
   } else {
     d.extent_count.set(static_cast<uint32_t>(inode.extents.count()));
@@ -98,8 +105,19 @@ Result<DecodedInode> decode_inode(const format::DiskInode& disk, uint64_t ino,
   if (out.orphan_next > inode_count) {
     return Status(Code::kCorruption, context("orphan_next out of range"));
   }
+  if ((c.flags & format::kInodeInlineData) != 0) {
+    if (!S_ISREG(c.mode)) return Status(Code::kCorruption, context("inline data on a non-regular inode"));
+    if (c.size > format::kInlineDataMax) {
+      return Status(Code::kCorruption, context("inline data of " + std::to_string(c.size) + " bytes"));
+    }
+    if (out.extent_count != 0 || out.extent_block != 0) {
+      return Status(Code::kCorruption, context("inline data with extents"));
+    }
+    out.inline_bytes.assign(reinterpret_cast<const char*>(disk.u.data), c.size);
+    return out;
+  }
   if (is_inline_symlink(c.mode, c.size, out.extent_count)) {
-    out.inline_symlink.assign(disk.u.symlink, c.size);
+    out.inline_bytes.assign(disk.u.symlink, c.size);
     if (out.extent_block != 0) return Status(Code::kCorruption, context("symlink with extent block"));
     return out;
   }

@@ -53,8 +53,14 @@ struct Inode {
   bool load_failed = false;
   InodeCore core GUARDED_BY(mu);
   ExtentMap extents GUARDED_BY(mu);
-  ExtentChain chain GUARDED_BY(mu);           // overflow blocks, in file order
-  std::string inline_symlink GUARDED_BY(mu);  // symlinks of <= kInlineSymlinkMax bytes
+  ExtentChain chain GUARDED_BY(mu);  // overflow blocks, in file order
+  // Bytes kept in the slot itself. A symlink of <= kInlineSymlinkMax
+  // bytes: its target, always. A regular file with kInodeInlineData
+  // (has_inline_data): empty, its bytes being read from the committed slot
+  // in the region (FilesystemImpl::inline_data_of), except while a change
+  // of them is staged, when it holds all `core.size` new bytes until the
+  // commit (inline_data.cc). So a small file costs no DRAM for its bytes.
+  std::string inline_bytes GUARDED_BY(mu);
   uint64_t lookups GUARDED_BY(mu) = 0;
   uint64_t opens GUARDED_BY(mu) = 0;
   std::unique_ptr<DirIndex> dir GUARDED_BY(mu);  // directories, built on first use
@@ -67,6 +73,10 @@ struct Inode {
   uint64_t orphan_next = 0;
 
   bool in_use() const REQUIRES_SHARED(mu) { return core.mode != 0; }
+  // A regular file whose bytes are inline_bytes (no extents).
+  bool has_inline_data() const REQUIRES_SHARED(mu) {
+    return (core.flags & format::kInodeInlineData) != 0;
+  }
 };
 
 // Tells the thread-safety analysis that the caller holds `inode`'s lock (if
@@ -89,9 +99,10 @@ inline uint32_t mode_while_verifying(const Inode& inode) NO_THREAD_SAFETY_ANALYS
 }
 
 // Builds the slot image. `orphan_next` is Inode::orphan_next, read under the
-// journal mutex.
-format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next)
-    REQUIRES_SHARED(inode.mu);
+// journal mutex. `inline_data`: the `core.size` bytes of an inline file
+// (FilesystemImpl::inline_data_of); unused for any other inode.
+format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next,
+                               const void* inline_data = nullptr) REQUIRES_SHARED(inode.mu);
 void seal_inode_crc(format::DiskInode& disk);
 
 // Decoded slot: fields, inline extents (or symlink), where the rest lives.
@@ -101,7 +112,8 @@ struct DecodedInode {
   uint64_t extent_block = 0;
   uint32_t extent_count = 0;
   std::vector<format::DiskExtent> inline_extents;
-  std::string inline_symlink;
+  // An inline symlink's target, or an inline regular file's `size` bytes.
+  std::string inline_bytes;
 };
 // kBadCrc / kCorruption naming the inode. An all-zero slot is a free,
 // never-used inode.

@@ -2,7 +2,8 @@
 //
 // The functions of the meta layer that change a file's block map or cut
 // its size (truncate_locked, free_range, allocate_unwritten, the
-// allocating part of a write, allocate_for_lease, relocate_for_lease) take
+// allocating part of a write, allocate_for_lease, relocate_for_lease,
+// move_inline_to_extents and leave_inline) take
 // a LayoutPermit for that inode, as Region::writable() takes a
 // RegionWriteKey: a new path that calls them without asking the layout
 // gate does not compile. (Code that edits an ExtentMap or a size directly
@@ -12,8 +13,11 @@
 //     inode has no direct-mapping leases (docs/design.md section 6);
 //   - permit_for_lease(held): the change is made for a lease request, under
 //     the layout lock the grant holds: ALLOCATE fills holes, and the undo
-//     of a refused EXTEND frees what that EXTEND allocated. (RELOCATE asks
-//     the gate; EXTEND's own growth of the size moves no block.)
+//     of a refused EXTEND frees what that EXTEND allocated, and EXTEND moves
+//     an inline file's bytes to a block (leave_inline: an inline file has
+//     no block a holder could map). (RELOCATE and a MAP's move of an
+//     inline file ask the gate; EXTEND's own growth of the size moves no
+//     block.)
 // It is valid while the caller keeps holding that inode's lock; it is not
 // stored anywhere.
 #pragma once

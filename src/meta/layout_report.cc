@@ -14,6 +14,7 @@ Result<FileLayoutReport> FilesystemImpl::file_layout(Ino ino) {
   report.mode = inode->core.mode;
   report.size = inode->core.size;
   report.flags = {inode->core.flags & format::kInodeUserFlags, inode->core.project_id};
+  report.inline_data = inode->has_inline_data();
   report.extents.reserve(inode->extents.count());
   for (const auto& [first, e] : inode->extents) {
     report.extents.push_back({e.file_block * format::kBlockSize,

@@ -151,7 +151,7 @@ void MetaTxn::stage_locked(Transaction& t) {
   }
   for (Inode* inode : dirty_) {
     assert_inode_locked(inode);  // dirty(): by this thread, until commit returns
-    format::DiskInode slot = encode_inode(*inode, inode->orphan_next);
+    format::DiskInode slot = encode_inode(*inode, inode->orphan_next, fs_.inline_data_of(*inode));
     seal_inode_crc(slot);
     t.write_struct(inode_offset(fs_.geo_, inode->ino), slot);
   }

@@ -55,7 +55,7 @@ void FilesystemImpl::load_on_demand(Inode& inode) {
   inode.core = InodeCore{};
   inode.extents.clear();
   inode.chain.clear();
-  inode.inline_symlink.clear();
+  inode.inline_bytes.clear();
 }
 
 Status FilesystemImpl::unreadable_inode(Ino ino) const {

@@ -107,13 +107,15 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
     if (S_ISDIR(mode)) c.mode |= S_ISGID;
   }
   c.flags = dir->core.flags & kFlagsInheritedFromDirectory;
+  // Regular files start in the slot (inline_data.cc).
+  if (S_ISREG(mode) && new_files_inline()) c.flags |= format::kInodeInlineData;
   c.nlink = S_ISDIR(mode) ? 2 : 1;
   c.generation = generation;
   c.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
   c.atime = c.mtime = c.ctime = c.btime = now;
   inode->extents.clear();
   inode->chain.clear();
-  inode->inline_symlink.clear();
+  inode->inline_bytes.clear();
   inode->lookups = 0;
   inode->opens = 0;
   inode->dir.reset();
@@ -125,14 +127,14 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
     inode->core = InodeCore{};
     inode->core.generation = generation - 1;
     inode->extents.clear();
-    inode->inline_symlink.clear();
+    inode->inline_bytes.clear();
     release_inode_number(inode->ino);
     return s;
   };
   if (S_ISLNK(mode)) {
     c.size = symlink_target.size();
     if (symlink_target.size() <= format::kInlineSymlinkMax) {
-      inode->inline_symlink = std::string(symlink_target);
+      inode->inline_bytes = std::string(symlink_target);
     } else {
       auto b = alloc_->allocate(t.txn(), 1, 0);
       if (!b.is_ok()) return fail(b.status());
@@ -204,7 +206,7 @@ Result<std::string> FilesystemImpl::readlink(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   if (!S_ISLNK(inode->core.mode)) return Status(Code::kInvalid, "not a symlink");
-  if (inode->extents.empty()) return inode->inline_symlink;
+  if (inode->extents.empty()) return inode->inline_bytes;
   const Extent& e = inode->extents.begin()->second;
   uint64_t len = std::min<uint64_t>(inode->core.size, format::kBlockSize);
   return std::string(reinterpret_cast<const char*>(region_->data() + block_offset(e.region_block)),

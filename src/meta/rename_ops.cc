@@ -250,7 +250,7 @@ void FilesystemImpl::init_whiteout(Inode& wo, const Cred& cred, int64_t now) {
   c.atime = c.mtime = c.ctime = c.btime = now;
   wo.extents.clear();
   wo.chain.clear();
-  wo.inline_symlink.clear();
+  wo.inline_bytes.clear();
   wo.lookups = 0;
   wo.opens = 0;
   wo.dir.reset();

@@ -85,6 +85,7 @@ FormatOptions format_options(const Args& args, const Region& region) {
   FormatOptions o;
   o.layout = layout_request(args, 0, region.alignment());
   o.label = args.label;
+  o.inline_data = args.inline_data;
   // The root belongs to whoever makes the filesystem: an unprivileged user's
   // FUSE mount must be able to write its own root.
   o.root_uid = static_cast<uint32_t>(getuid());

@@ -14,7 +14,8 @@ namespace sealfs::mkfs {
 void usage(std::FILE* out) {
   std::fprintf(out,
       "Usage: mkfs.sealfs [-f] [-n] [-q] [-L label] [-N inodes] [-J journal-size]\n"
-      "                   [--align BYTES] [--size SIZE] [--allocate | --sparse-ok] TARGET\n"
+      "                   [--align BYTES] [--size SIZE] [--allocate | --sparse-ok]\n"
+      "                   [--no-inline-data] TARGET\n"
       "\n"
       "Creates a sealfs on TARGET: a devdax device (/dev/daxX.Y), a file on a DAX\n"
       "filesystem, or an ordinary file.\n"
@@ -33,6 +34,9 @@ void usage(std::FILE* out) {
       "      --sparse-ok      format a sparse region file even when its filesystem cannot\n"
       "                       hold the whole region (refused otherwise: once that\n"
       "                       filesystem is full, sealfs writes fail with EIO)\n"
+      "      --no-inline-data keep every non-empty file in blocks (by default files of\n"
+      "                       up to 144 bytes live in their inode; such an image needs a\n"
+      "                       daemon that knows the inline_data feature)\n"
       "  -h, --help           this text\n"
       "  -V, --version        print the version\n"
       "\n"
@@ -60,7 +64,7 @@ std::optional<uint64_t> parse_count(const char* text) {
 // Returns kExitOk to go on, or the exit status to stop with (help, version
 // and errors); -1 means "parsed".
 int parse_args(int argc, char** argv, Args& args) {
-  enum { kAlign = 256, kSize, kAllocate, kSparseOk };
+  enum { kAlign = 256, kSize, kAllocate, kSparseOk, kNoInlineData };
   static const option kLong[] = {
       {"force", no_argument, nullptr, 'f'},      {"dry-run", no_argument, nullptr, 'n'},
       {"quiet", no_argument, nullptr, 'q'},      {"label", required_argument, nullptr, 'L'},
@@ -70,6 +74,7 @@ int parse_args(int argc, char** argv, Args& args) {
       {"size", required_argument, nullptr, kSize},
       {"allocate", no_argument, nullptr, kAllocate},
       {"sparse-ok", no_argument, nullptr, kSparseOk},
+      {"no-inline-data", no_argument, nullptr, kNoInlineData},
       {"help", no_argument, nullptr, 'h'},       {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0}};
   opterr = 0;
@@ -125,6 +130,7 @@ int parse_args(int argc, char** argv, Args& args) {
         args.sparse = wanted;
         break;
       }
+      case kNoInlineData: args.inline_data = false; break;
       case 'h': usage(stdout); return kExitOk;
       case 'V':
         std::printf("mkfs.sealfs %s (on-media format version %u)\n", kVersion,

@@ -26,6 +26,7 @@ struct Args {
   uint64_t align = 0;       // 0 = the region's alignment
   uint64_t size = 0;        // 0 = no --size
   SparsePolicy sparse = SparsePolicy::kRefuse;
+  bool inline_data = true;  // --no-inline-data clears it
   std::string target;
 };
 

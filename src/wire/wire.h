@@ -174,7 +174,8 @@ struct InspectReply {
   uint64_t block_size;
   uint64_t alignment;    // device alignment, bytes
   // kExtents: the file's inode, mode and size, and its chattr flags
-  // (sealfs/format.h kInodeUserFlags bits, a) and project id (b);
+  // (sealfs/format.h kInodeUserFlags bits, with kInodeInlineData when its
+  // bytes live in the inode slot and it has no extents, a) and project id (b);
   // kLeaseTable: leases of other users not shown to this peer (a, b unused);
   // kFreeSpace: data area start and length in bytes (a, b).
   uint64_t ino;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -190,6 +191,82 @@ TEST(CrashRegression, FreedMetadataBlockAllocatedForLeaseSurvivesReplay) {
   image.dram->corrupt((*pieces)[0].region_offset, data.data(), data.size());
   lock->reset();
   expect_survives_power_loss(image, data);
+}
+
+// A small file moves out of its inode slot to a block inside the write that
+// grows it past the slot (src/meta/inline_data.cc), and back into the slot
+// after a truncate to 0. At every drain of those calls, a power loss (durable
+// bytes only, or with newer words torn in) leaves the file as it was before
+// the call or as it is after, never empty or mixed.
+TEST(CrashRegression, InlineFileMovesToABlockAndBackAtomically) {
+  auto region = RegionDram::create(8ull << 20);
+  FormatOptions options;
+  options.layout.inode_count = 256;
+  options.layout.journal_bytes = 256ull << 10;
+  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
+  RegionDram* dram = region.get();
+  auto fs = Filesystem::mount(std::move(region), MountOptions{});
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  Cred cred{1000, 1000, 022, 1};
+  auto a = (*fs)->create(1, "small", 0644, O_RDWR, cred);
+  ASSERT_TRUE(a.is_ok());
+  const Ino ino = a->ino;
+  const std::string small(100, 's');
+  ASSERT_TRUE((*fs)->write(ino, 0, small.data(), small.size(), false).is_ok());
+  ASSERT_EQ((*fs)->getattr(ino)->blocks, 0u);
+
+  // Contents of the file in an image, or a description of why there are none.
+  auto contents = [&](std::vector<std::byte> image) -> std::string {
+    auto mounted = Filesystem::mount(RegionDram::from_image(std::move(image)), MountOptions{});
+    if (!mounted.is_ok()) return "mount failed: " + mounted.status().to_string();
+    std::string out(3 * 4096, '\0');
+    auto n = (*mounted)->read_copy(ino, 0, out.data(), out.size());
+    if (!n.is_ok()) return "read failed: " + n.status().to_string();
+    out.resize(*n);
+    return out;
+  };
+  // Runs `call`, crashing at each of its drains; every image must read as
+  // `before` or `after`.
+  auto every_drain = [&](const std::string& what, const std::string& before,
+                         const std::string& after, const std::function<void()>& call) {
+    std::vector<std::vector<std::byte>> images;
+    dram->set_drain_observer([&](uint64_t drain) {
+      images.push_back(dram->crash(RegionDram::CrashMode::kDrop));
+      images.push_back(dram->crash(RegionDram::CrashMode::kTear, drain * 7 + 1));
+    });
+    call();
+    dram->set_drain_observer(nullptr);
+    images.push_back(dram->crash(RegionDram::CrashMode::kDrop));
+    EXPECT_GE(images.size(), 3u) << what << ": no drain observed";
+    bool saw_after = false;
+    for (size_t i = 0; i < images.size(); ++i) {
+      std::string got = contents(std::move(images[i]));
+      EXPECT_TRUE(got == before || got == after)
+          << what << ", image " << i << ": " << got.size() << " bytes: " << got.substr(0, 60);
+      saw_after |= got == after;
+    }
+    EXPECT_TRUE(saw_after) << what << ": no image shows the change";
+  };
+
+  std::string grown = small + std::string(3000, 'g');
+  every_drain("write past the slot", small, grown, [&] {
+    ASSERT_TRUE((*fs)->write(ino, 100, grown.data() + 100, 3000, false).is_ok());
+  });
+  ASSERT_EQ((*fs)->getattr(ino)->blocks, 8u);
+
+  SetAttr to_zero;
+  to_zero.valid = SetAttr::kSize;
+  to_zero.size = 0;
+  every_drain("truncate to 0", grown, "", [&] {
+    ASSERT_TRUE((*fs)->setattr(ino, to_zero).is_ok());
+  });
+  ASSERT_EQ((*fs)->getattr(ino)->blocks, 0u);
+
+  const std::string again(50, 'a');
+  every_drain("small write after the truncate", "", again, [&] {
+    ASSERT_TRUE((*fs)->write(ino, 0, again.data(), again.size(), false).is_ok());
+  });
+  EXPECT_EQ((*fs)->getattr(ino)->blocks, 0u);
 }
 
 }  // namespace

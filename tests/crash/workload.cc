@@ -234,7 +234,9 @@ std::string Workload::write_step(Filesystem& fs, const FsState& now) {
   Target t;
   if (!pick(now, is_file, t)) return "write: no file";
   uint64_t size = now.nodes.at(t.ino).size;
-  uint64_t length = 1 + below(3 * kBlock);
+  // A third are small, so files stay in their inode slot (format.h
+  // kInlineDataMax, 144 bytes) and some cross out of it.
+  uint64_t length = below(3) == 0 ? 1 + below(100) : 1 + below(3 * kBlock);
   uint64_t offset = 0;
   std::string kind;
   switch (below(3)) {
@@ -278,7 +280,13 @@ std::string Workload::layout_step(Filesystem& fs, const FsState& now) {
   if (choice >= 5) {
     SetAttr set;
     set.valid = SetAttr::kSize;
-    set.size = choice == 5 ? below(size + 1) : size + below(4 * kBlock);
+    // Down (to 0 a third of the time: a file in blocks goes back inline),
+    // or up, past the inline capacity or not.
+    if (choice == 5) {
+      set.size = below(3) == 0 ? 0 : below(size + 1);
+    } else {
+      set.size = size + (below(2) == 0 ? below(200) : below(4 * kBlock));
+    }
     return "truncate " + t.path + " " + std::to_string(size) + " -> " +
            std::to_string(set.size) + ": " + result(fs.setattr(t.ino, set));
   }

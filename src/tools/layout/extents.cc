@@ -27,6 +27,7 @@ struct FileExtents {
   uint64_t size = 0;
   uint32_t inode_flags = 0;  // format::kInodeUserFlags bits
   uint32_t project_id = 0;
+  bool inline_data = false;  // its bytes live in the inode slot: no extents
   std::vector<wire::ExtentRecord> extents;  // file order
 };
 
@@ -64,6 +65,7 @@ std::vector<std::string> flag_names(const wire::ExtentRecord& e) {
 // Unmapped ranges before end of file (rounded up to a block).
 std::vector<Hole> holes_of(const FileExtents& f) {
   std::vector<Hole> holes;
+  if (f.inline_data) return holes;  // no block: its bytes are in the slot
   uint64_t pos = 0;
   for (const auto& e : f.extents) {
     if (e.file_offset > pos) holes.push_back({pos, e.file_offset - pos});
@@ -110,6 +112,11 @@ void print_text(const FileExtents& f) {
   std::printf("%s: inode %llu, size %s (%llu bytes)%s\n", f.path.c_str(),
               static_cast<unsigned long long>(f.ino), human(f.size).c_str(),
               static_cast<unsigned long long>(f.size), attrs.c_str());
+  if (f.inline_data) {
+    std::printf("  inline %llu bytes in the inode slot, no extents\n",
+                static_cast<unsigned long long>(f.size));
+    return;
+  }
   std::printf("  %4s  %-22s %-22s %8s  %s\n", "EXT", "FILE RANGE", "REGION RANGE", "LENGTH",
               "FLAGS");
   size_t hole = 0, index = 0;
@@ -149,6 +156,7 @@ void write_json(JsonWriter& j, const FileExtents& f) {
   for (const auto& name : inode_flag_names(f.inode_flags)) j.value(name);
   j.end_array();
   j.key("project_id").value(uint64_t{f.project_id});
+  j.key("inline_bytes").value(f.inline_data ? f.size : uint64_t{0});
   j.key("extents").begin_array();
   for (const auto& e : f.extents) {
     j.begin_object();
@@ -195,7 +203,8 @@ Result<FileExtents> from_daemon(const std::string& path) {
   if (!answer.is_ok()) return answer.status().with_context(path);
   f.ino = answer->head.ino;
   f.size = answer->head.size;
-  f.inode_flags = static_cast<uint32_t>(answer->head.a);
+  f.inode_flags = static_cast<uint32_t>(answer->head.a) & format::kInodeUserFlags;
+  f.inline_data = (answer->head.a & format::kInodeInlineData) != 0;
   f.project_id = static_cast<uint32_t>(answer->head.b);
   for (uint64_t i = 0; i < answer->count; ++i) {
     f.extents.push_back(answer->record<wire::ExtentRecord>(i));
@@ -224,6 +233,7 @@ Result<FileExtents> from_image(Filesystem& fs, const std::string& path) {
   f.size = report.size;
   f.inode_flags = report.flags.flags;
   f.project_id = report.flags.project_id;
+  f.inline_data = report.inline_data;
   for (const FileExtentReport& e : report.extents) {
     f.extents.push_back({e.file_offset, e.region_offset, e.length,
                          e.unwritten ? wire::kExtentUnwritten : 0u, 0});

@@ -115,6 +115,7 @@ std::vector<std::string> feature_names(uint32_t incompat) {
   std::vector<std::string> out;
   if (incompat & format::kFeatureIncompatJournalSalt) out.push_back("journal_salt");
   if (incompat & format::kFeatureIncompatXattrChain) out.push_back("xattr_chain");
+  if (incompat & format::kFeatureIncompatInlineData) out.push_back("inline_data");
   if (incompat & ~format::kFeatureIncompatKnown) {
     out.push_back(fmt::format("unknown:{:#x}", incompat & ~format::kFeatureIncompatKnown));
   }

@@ -224,6 +224,32 @@ TEST_F(LayoutTest, ExtentsShowInodeFlags) {
   EXPECT_NE(text.find("flags append-only,nodump, project 31"), std::string::npos) << text;
 }
 
+// A file kept in its inode slot has no extent and no hole: the tool says
+// how many bytes the slot holds, from the daemon and offline alike.
+TEST_F(LayoutTest, ExtentsShowAnInlineFile) {
+  ASSERT_NO_FATAL_FAILURE(mount_aligned());
+  write_file(path("tiny"), std::string(100, 't'));
+  for (bool offline : {false, true}) {
+    SCOPED_TRACE(offline ? "offline" : "daemon");
+    if (offline) {
+      ASSERT_NO_FATAL_FAILURE(unmount());
+    }
+    Json all = offline ? layout_json({"extents", "--image", region_path(), "/tiny"})
+                       : layout_json({"extents", path("tiny")});
+    ASSERT_EQ(all["files"].size(), 1u);
+    const Json& f = all["files"][0];
+    EXPECT_EQ(f["size"].u(), 100u);
+    EXPECT_EQ(f["inline_bytes"].u(), 100u);
+    EXPECT_EQ(f["extents"].size(), 0u);
+    EXPECT_EQ(f["holes"].size(), 0u);
+    EXPECT_EQ(f["inode_flags"].size(), 0u);
+  }
+  std::string text;
+  ASSERT_EQ(layout({"extents", "--image", region_path(), "/tiny"}, &text), 0) << text;
+  EXPECT_NE(text.find("inline 100 bytes in the inode slot, no extents"), std::string::npos)
+      << text;
+}
+
 // A read-write daemon owns the region: reading it offline is refused
 // (exit 4) rather than showing a picture that changes underneath.
 TEST_F(LayoutTest, ImageOfAMountedRegionIsRefused) {

@@ -30,6 +30,7 @@ struct Populated {
   Geometry geo;
   Ino dir_a = 0, dir_b = 0, file1 = 0, file2 = 0, sparse = 0, link_short = 0, link_long = 0;
   Ino many_dir = 0;
+  Ino tiny = 0;  // 100 bytes kept inline in its slot
 };
 
 inline Cred cred() { return Cred{1000, 1000, 022, 1}; }
@@ -72,6 +73,9 @@ inline Populated build_populated() {
   for (int i = 0; i < 40; i += 2) {
     EXPECT_TRUE(fs->write(p.sparse, uint64_t(i) * 4096, block.data(), block.size(), false).is_ok());
   }
+  p.tiny = must(fs->create(p.dir_a, "tiny", 0644, O_RDWR, cred())).ino;
+  std::string hundred(100, 't');
+  EXPECT_TRUE(fs->write(p.tiny, 0, hundred.data(), hundred.size(), false).is_ok());
   p.link_short = must(fs->symlink(kRootIno, "short", "f1", cred())).ino;
   p.link_long = must(fs->symlink(p.dir_a, "long", std::string(300, 'L'), cred())).ino;
   EXPECT_TRUE(fs->link(p.file1, p.dir_b, "hard").is_ok());

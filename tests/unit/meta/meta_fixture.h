@@ -22,6 +22,7 @@ class MetaTest : public ::testing::Test {
     FormatOptions options;
     options.layout.inode_count = inodes;
     options.layout.journal_bytes = 2ull << 20;
+    options.inline_data = inline_data_;
     auto sb = Formatter::format(*region_, options);
     ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
     owned_ = std::move(region_);
@@ -68,6 +69,9 @@ class MetaTest : public ::testing::Test {
     ASSERT_EQ(*n, s.size());
   }
 
+  // Set before format(): false makes an image without the inline-data
+  // feature (every non-empty file in blocks).
+  bool inline_data_ = true;
   std::unique_ptr<RegionDram> region_;  // before the first mount
   std::unique_ptr<Region> owned_;
   std::unique_ptr<Filesystem> fs_;
