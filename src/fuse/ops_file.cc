@@ -15,6 +15,7 @@
 #include "fuse/ops_internal.h"
 #include "sealfs/format.h"
 #include "sealfs/sealfs.h"
+#include "util/sync_point.h"
 
 namespace sealfs::fuse {
 namespace {
@@ -225,6 +226,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     // owns the size until writeback) and sends them with their offsets.
     bool append = (fi->flags & O_APPEND) != 0 && !r.ctx().writeback_cache;
     const uint64_t at = static_cast<uint64_t>(off);
+    // The kernel has already copied a write-through write into its page
+    // cache; here it has not reached the region yet (page-cache coherence
+    // tests hold it here). No lock held.
+    SEALFS_SYNC_POINT("fuse.write.received");
     if (try_write(r, ino, buf, size, at, append)) return;
     auto data = std::make_shared<std::string>(buf, size);
     defer_layout_change(r, ino, SEALFS_BREAK_WRITE, [ino, data, at, append](Reply& again) {
