@@ -9,7 +9,7 @@ bool can_write(int open_flags) { return (open_flags & O_ACCMODE) != O_RDONLY; }
 
 }  // namespace
 
-uint32_t OpenWriters::opened(Ino ino, int open_flags) {
+uint32_t OpenWriters::opened(uint64_t ino, int open_flags) {
   MutexLock lock(mu_);
   auto it = writers_.find(ino);
   const uint32_t others = it == writers_.end() ? 0 : it->second;
@@ -17,7 +17,7 @@ uint32_t OpenWriters::opened(Ino ino, int open_flags) {
   return others;
 }
 
-void OpenWriters::released(Ino ino, int open_flags) {
+void OpenWriters::released(uint64_t ino, int open_flags) {
   if (!can_write(open_flags)) return;
   MutexLock lock(mu_);
   auto it = writers_.find(ino);

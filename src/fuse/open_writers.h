@@ -4,13 +4,13 @@
 // kernel's page cache before they reach the region, and an open that
 // dropped the inode's cached pages then could let a reader cache the old
 // bytes (ops_file.cc, set_open_flags; docs/daemon.md "Caching and
-// coherence").
+// coherence"). Its own small unit (no FUSE, no meta), so that the unit
+// suite's build, which is the thread-safety check, compiles it.
 #pragma once
 
 #include <cstdint>
 #include <unordered_map>
 
-#include "meta/filesystem.h"
 #include "util/thread_annotations.h"
 
 namespace sealfs::fuse {
@@ -19,13 +19,13 @@ class OpenWriters {
  public:
   // Counts a handle of `ino` opened with `open_flags` (counted only when it
   // can write) and returns how many other handles of it can write.
-  uint32_t opened(Ino ino, int open_flags) EXCLUDES(mu_);
+  uint32_t opened(uint64_t ino, int open_flags) EXCLUDES(mu_);
   // The handle's release (or its open's failed reply), with the same flags.
-  void released(Ino ino, int open_flags) EXCLUDES(mu_);
+  void released(uint64_t ino, int open_flags) EXCLUDES(mu_);
 
  private:
   Mutex mu_;  // leaf: nothing is called while it is held
-  std::unordered_map<Ino, uint32_t> writers_ GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, uint32_t> writers_ GUARDED_BY(mu_);
 };
 
 }  // namespace sealfs::fuse
