@@ -25,8 +25,9 @@
 # The same build is the thread-safety check: clang's -Wthread-safety, as an
 # error, over the GUARDED_BY / REQUIRES annotations (src/util/thread_annotations.h).
 # The libraries that carry them (util, media, alloc, meta, lease) are all
-# linked by unit tests, so building the tests' programs compiles every
-# annotated file.
+# linked by unit tests, and the one annotated file of src/fuse
+# (open_writers.cc) is built into fuse_open_writers, so building the tests'
+# programs compiles every annotated file.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -5,6 +5,7 @@
 #include <functional>
 #include <mutex>
 
+#include "fuse/open_writers.h"
 #include "fuse/options.h"
 #include "lease/lease_engine.h"
 #include "meta/filesystem.h"
@@ -30,6 +31,8 @@ struct DaemonContext {
   // Set right after fuse_session_new, before the loop serves anything; for
   // the notifications of kernel_cache.h.
   fuse_session* session = nullptr;
+  // Handles open for writing, per inode (open_writers.h).
+  OpenWriters open_writers;
   // The kernel agreed to cache writes (-o writeback_cache). Set once, in
   // INIT, before any other request.
   bool writeback_cache = false;

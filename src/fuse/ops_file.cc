@@ -15,6 +15,7 @@
 #include "fuse/ops_internal.h"
 #include "sealfs/format.h"
 #include "sealfs/sealfs.h"
+#include "util/sync_point.h"
 
 namespace sealfs::fuse {
 namespace {
@@ -28,9 +29,11 @@ alignas(4096) const char kZeros[kZeroChunk] = {};
 // IOV_MAX (1024).
 constexpr size_t kMaxSegments = 1000;
 
-void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi) {
+// `other_writers`: handles of the inode other than this one that can write.
+void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi, uint32_t other_writers) {
   // Coherence with direct mappings: see DaemonContext::leases.
-  fi->direct_io = ctx.leases != nullptr && ctx.leases->had_lease(ino) ? 1 : 0;
+  const bool had_lease = ctx.leases != nullptr && ctx.leases->had_lease(ino);
+  fi->direct_io = had_lease ? 1 : 0;
   // An append-only file bypasses the writeback cache: the kernel then sends
   // each write as it comes, at its own EOF under the inode lock, instead of
   // writing pages back later (and perhaps out of order) where the daemon
@@ -39,7 +42,21 @@ void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi) {
     auto flags = ctx.fs->get_flags(ino);
     if (flags.is_ok() && (flags->flags & format::kInodeAppend) != 0) fi->direct_io = 1;
   }
-  fi->keep_cache = 0;
+  // Without keep_cache the kernel drops the inode's cached pages at this
+  // open: close-to-open for stores made through a direct mapping, seen by
+  // a mapping through the mount or by a descriptor opened before the
+  // inode's first lease. But a write(2) through another handle copies its
+  // bytes into a cached page before they reach the daemon; dropping that
+  // page lets a reader cache the old bytes, which the writer then reads
+  // back after its write returned. So while another handle can write (and
+  // the inode never had a lease, which would make those handles direct_io
+  // or leave them to the lease rule), the pages stay: they are right, as
+  // the kernel keeps them so for every change it forwards (docs/daemon.md
+  // "Caching and coherence"). An open with O_TRUNC drops them in any case:
+  // older kernels (4.x) reset only the size there and leave the pages to
+  // the open.
+  fi->keep_cache =
+      other_writers > 0 && !had_lease && (fi->flags & O_TRUNC) == 0 ? 1 : 0;
   static std::atomic<bool> warned{false};
   if (fi->direct_io != 0 && !direct_io_mmap_granted() && !warned.exchange(true)) {
     log().warn("the kernel did not accept FUSE_DIRECT_IO_ALLOW_MMAP (it needs Linux 6.6): "
@@ -49,11 +66,15 @@ void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi) {
 
 // open(2) with O_TRUNC truncates here: a layout change.
 bool try_open(Reply& r, Ino ino, fuse_file_info* fi) {
-  Status st = r.ctx().fs->open(ino, fi->flags);
+  DaemonContext& ctx = r.ctx();
+  Status st = ctx.fs->open(ino, fi->flags);
   if (sealed(st)) return false;
   if (!st.is_ok()) return r.error(st), true;
-  set_open_flags(r.ctx(), ino, fi);
-  if (r.open(fi) != 0) r.ctx().fs->release(ino);  // no release will come
+  set_open_flags(ctx, ino, fi, ctx.open_writers.opened(ino, fi->flags));
+  if (r.open(fi) != 0) {  // no release will come
+    ctx.open_writers.released(ino, fi->flags);
+    ctx.fs->release(ino);
+  }
   return true;
 }
 
@@ -61,8 +82,10 @@ bool try_create(Reply& r, Ino parent, const std::string& name, mode_t mode, fuse
   auto attr = r.ctx().fs->create(parent, name, mode, fi->flags, cred_of(r.req()));
   if (!attr.is_ok() && sealed(attr.status())) return false;
   if (!attr.is_ok()) return r.error(attr.status()), true;
-  set_open_flags(r.ctx(), attr->ino, fi);
-  if (r.create(entry_of(r.ctx(), *attr), fi) != 0) {
+  DaemonContext& ctx = r.ctx();
+  set_open_flags(ctx, attr->ino, fi, ctx.open_writers.opened(attr->ino, fi->flags));
+  if (r.create(entry_of(ctx, *attr), fi) != 0) {
+    ctx.open_writers.released(attr->ino, fi->flags);
     r.ctx().fs->release(attr->ino);
     r.ctx().fs->forget(attr->ino, 1);
   }
@@ -225,6 +248,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     // owns the size until writeback) and sends them with their offsets.
     bool append = (fi->flags & O_APPEND) != 0 && !r.ctx().writeback_cache;
     const uint64_t at = static_cast<uint64_t>(off);
+    // The kernel has already copied a write-through write into its page
+    // cache; here it has not reached the region yet (page-cache coherence
+    // tests hold it here). No lock held.
+    SEALFS_SYNC_POINT("fuse.write.received");
     if (try_write(r, ino, buf, size, at, append)) return;
     auto data = std::make_shared<std::string>(buf, size);
     defer_layout_change(r, ino, SEALFS_BREAK_WRITE, [ino, data, at, append](Reply& again) {
@@ -234,8 +261,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  (void)fi;
   handle(req, "release", ino, [&](Reply& r) {
+    r.ctx().open_writers.released(ino, fi->flags);
     r.ctx().fs->release(ino);
     r.ok();
   });

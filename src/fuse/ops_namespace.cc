@@ -56,7 +56,15 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // open() handles O_TRUNC in the same transaction as the open.
   enable(FUSE_CAP_ATOMIC_O_TRUNC);
   enable(FUSE_CAP_PARALLEL_DIROPS);
-  enable(FUSE_CAP_AUTO_INVAL_DATA);
+  // No auto_inval_data (libfuse turns it on by default): with it the kernel
+  // drops all of a file's cached pages whenever an attribute reply shows a
+  // new mtime, which after any write is the next read, and can drop a page
+  // holding a write(2) that has not reached the daemon yet; a concurrent
+  // reader then caches the old bytes and the writer reads them back after
+  // its write returned (docs/daemon.md "Caching and coherence"). Every
+  // change of file data goes through this kernel, which updates its own
+  // pages, except stores through a direct mapping, which change no mtime.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   enable(FUSE_CAP_CACHE_SYMLINKS);
   // Lookups of "." and ".." by inode number (meta/handle_lookup.cc): the
   // kernel's export operations, so that open_by_handle_at(2) and nfsd find

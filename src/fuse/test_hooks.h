@@ -7,7 +7,9 @@
 // Each named point pauses the first thread that reaches it, once: the
 // daemon creates DIR/<name>.reached, then waits until DIR/<name>.go exists.
 // A test thereby holds the daemon at a known place while it starts the
-// competing operation, without sleeps.
+// competing operation, without sleeps. `name@N` pauses the N-th thread to
+// reach the point instead (the second write of a mount, say); the files are
+// still DIR/<name>.reached and DIR/<name>.go.
 #pragma once
 
 namespace sealfs::fuse {
