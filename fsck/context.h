@@ -31,7 +31,10 @@ struct InodeState {
   bool used = false;  // decoded and in use (mode != 0)
   uint32_t mode = 0;
   uint32_t nlink = 0;
-  bool inline_symlink = false;
+  // `u` of the slot holds bytes, not extents: an inline symlink's target or
+  // an inline file's data (kInodeInlineData). Phase 4 never rewrites the
+  // block map of such an inode (store_layout would zero `u`).
+  bool bytes_in_slot = false;
   // Phase 4: the layout as it stands after repairs.
   std::vector<Extent> extents;
   std::vector<uint64_t> chain;  // overflow blocks, in order

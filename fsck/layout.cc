@@ -79,7 +79,7 @@ bool store_layout(Context& ctx, uint64_t ino, std::vector<Extent> extents,
   disk.extent_block.set(chain.empty() ? 0 : chain.front());
   st.extents = std::move(extents);
   st.chain = std::move(chain);
-  st.inline_symlink = false;
+  st.bytes_in_slot = false;
   disk.blocks.set(expected_blocks(st));
   ctx.image.write_inode(ino, disk);
   return all_kept;

@@ -53,19 +53,37 @@ void check_inline_slot(Context& ctx, uint64_t ino, format::DiskInode& disk) {
     edited = true;
   };
   const uint32_t mode = disk.mode.get();
-  if ((ctx.sb.feature_incompat & format::kFeatureIncompatInlineData) == 0) {
+  const bool feature = (ctx.sb.feature_incompat & format::kFeatureIncompatInlineData) != 0;
+  const bool has_extents = disk.extent_count.get() != 0 || disk.extent_block.get() != 0;
+  bool bytes = false;
+  for (char c : disk.u.data) bytes |= c != 0;
+  // Where `u` cannot be an inline file's bytes, or plainly is not, the flag
+  // is the stray bit (an older image's unknown flag, a flipped bit) and is
+  // all that goes: `u` keeps the extents or the symlink target it holds.
+  // A regular file with extents keeps them unless it is small enough to be
+  // inline on an image that has inline files: then the bytes in `u` are
+  // taken as its data (inline_extents below). On an image with inline
+  // files, a flagged file whose slot bytes are all zero is a sound inline
+  // file (empty, or zeros).
+  if (!S_ISREG(mode)) {
+    fixed("inline_not_regular", "inline-data flag on an inode that is not a regular file",
+          "flag cleared", "clear the flag");
+    disk.flags.set(disk.flags.get() & ~format::kInodeInlineData);
+  } else if ((has_extents && (!feature || disk.size.get() > format::kInlineDataMax)) ||
+             (!feature && !has_extents && !bytes)) {
+    fixed("inline_stray_flag",
+          has_extents ? "inline-data flag on a file with extents"
+                      : "inline-data flag on a file with no bytes in its slot",
+          "flag cleared", "clear the flag");
+    disk.flags.set(disk.flags.get() & ~format::kInodeInlineData);
+  } else if (!feature) {
     // Bytes in a slot no daemon of this image reads as data: dropped, the
     // file kept (empty).
     fixed("inline_without_feature", "inline data on an image without the inline-data feature",
           "flag cleared, file emptied", "clear the flag and empty the file");
     disk.flags.set(disk.flags.get() & ~format::kInodeInlineData);
-    if (S_ISREG(mode)) disk.size.set(0);
+    disk.size.set(0);
     std::memset(disk.u.data, 0, sizeof(disk.u.data));
-  } else if (!S_ISREG(mode)) {
-    // The type decides what `u` holds (extents, a symlink target).
-    fixed("inline_not_regular", "inline-data flag on an inode that is not a regular file",
-          "flag cleared", "clear the flag");
-    disk.flags.set(disk.flags.get() & ~format::kInodeInlineData);
   } else {
     if (disk.size.get() > format::kInlineDataMax) {
       fixed("inline_size",
@@ -75,9 +93,10 @@ void check_inline_slot(Context& ctx, uint64_t ino, format::DiskInode& disk) {
             "set its size to " + std::to_string(format::kInlineDataMax));
       disk.size.set(format::kInlineDataMax);
     }
-    if (disk.extent_count.get() != 0 || disk.extent_block.get() != 0) {
-      // The bytes in `u` are the file's: the extents the count claims are
-      // not there, and an overflow chain's blocks become leaks (phase 5).
+    if (has_extents) {
+      // Small enough to be inline on an image with inline files: the bytes
+      // in `u` are the file's and the extents the count claims are not
+      // there (an overflow chain's blocks become leaks, freed in phase 5).
       fixed("inline_extents", "inline file with an extent count or overflow block",
             "extents dropped", "drop the extents");
       disk.extent_count.set(0);
@@ -134,8 +153,11 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   st.mode = c.mode;
   st.nlink = c.nlink;
   st.xattr_block = c.xattr_block;
-  st.inline_symlink = S_ISLNK(c.mode) && decoded->extent_count == 0 &&
-                      c.size <= format::kInlineSymlinkMax;
+  // check_inline_slot ran first: a regular file with the flag has no
+  // extents and at most kInlineDataMax bytes.
+  st.bytes_in_slot = (S_ISLNK(c.mode) && decoded->extent_count == 0 &&
+                      c.size <= format::kInlineSymlinkMax) ||
+                     (S_ISREG(c.mode) && (c.flags & format::kInodeInlineData) != 0);
   if ((c.flags & ~format::kInodeFlagsKnown) != 0) {
     ctx.problem(Phase::kInodes, "inode_flags", ino,
                 ctx.fix("unknown flags " + std::to_string(c.flags & ~format::kInodeFlagsKnown),
@@ -304,7 +326,7 @@ void check_extents(Context& ctx) {
     auto d = decode_inode(ctx.image.read_inode(ino), ino, n);
     if (!d.is_ok()) continue;  // phase 3 cleared it
     if (check_inode_xattrs(ctx, ino, st, &chains)) changed.insert(ino);
-    if (st.inline_symlink) continue;
+    if (st.bytes_in_slot) continue;
     Gathered g = gather(ctx, ino, *d);
     if (!has_block_map(st.mode) && (!g.extents.empty() || !g.chain.empty())) {
       ctx.problem(Phase::kExtents, "special_extents", ino,
@@ -400,7 +422,7 @@ void check_extents(Context& ctx) {
 
   for (uint64_t ino : numbers) {
     InodeState& st = ctx.inodes[ino];
-    if (!st.used || st.inline_symlink) continue;
+    if (!st.used) continue;
     std::vector<Extent> kept;
     auto lost = lost_extents.find(ino);
     for (size_t i = 0; i < st.extents.size(); ++i) {
@@ -412,7 +434,7 @@ void check_extents(Context& ctx) {
       chain.resize(cut->second);  // cut blocks belong elsewhere
     }
     format::DiskInode disk = ctx.image.read_inode(ino);
-    if (S_ISDIR(st.mode)) {
+    if (S_ISDIR(st.mode) && !st.bytes_in_slot) {
       // A directory is blocks 0..k-1, all written, and size = k blocks.
       std::vector<Extent> prefix;
       uint64_t expect = 0;
@@ -435,7 +457,9 @@ void check_extents(Context& ctx) {
         changed.insert(ino);
       }
     }
-    if (changed.count(ino) != 0) {
+    // An inode whose slot holds bytes has no block map to store: rewriting
+    // it (after an xattr repair) would zero those bytes.
+    if (changed.count(ino) != 0 && !st.bytes_in_slot) {
       // Blocks of a cut chain stay with whoever else claims them.
       if (!store_layout(ctx, ino, kept, chain, false)) {
         ctx.problem(Phase::kExtents, "extents_dropped", ino,

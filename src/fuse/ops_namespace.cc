@@ -64,7 +64,14 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // its write returned (docs/daemon.md "Caching and coherence"). Every
   // change of file data goes through this kernel, which updates its own
   // pages, except stores through a direct mapping, which change no mtime.
-  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // Kernels before FUSE 7.34 (Linux 5.16) may leave the destination's
+  // cached pages of a copy_file_range in place (the truncation after the
+  // copy came later); there the option stays, and with it the race above.
+  if (conn->proto_minor >= 34) {
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  } else {
+    enable(FUSE_CAP_AUTO_INVAL_DATA);
+  }
   enable(FUSE_CAP_CACHE_SYMLINKS);
   // Lookups of "." and ".." by inode number (meta/handle_lookup.cc): the
   // kernel's export operations, so that open_by_handle_at(2) and nfsd find

@@ -107,5 +107,47 @@ TEST_F(FsckInlineTest, InlineFileOnAnImageWithoutTheFeature) {
   EXPECT_EQ(after.size.get(), 0u);
 }
 
+
+// The flag on a larger file with extents (a flipped bit, or a flag an older
+// image never had) is what goes: the extents and the size stay.
+TEST_F(FsckInlineTest, FlagOnAFileWithExtentsIsDroppedNotTheExtents) {
+  format::DiskInode d = get_inode(image_, geo_, p().file1);
+  ASSERT_GT(d.extent_count.get(), 0u);
+  ASSERT_GT(d.size.get(), format::kInlineDataMax);
+  d.flags.set(d.flags.get() | format::kInodeInlineData);
+  put_inode(image_, geo_, p().file1, d);
+  Bytes fixed = round_trip("inline_stray_flag");
+  format::DiskInode after = get_inode(fixed, geo_, p().file1);
+  EXPECT_EQ(after.flags.get() & format::kInodeInlineData, 0u);
+  EXPECT_EQ(after.extent_count.get(), d.extent_count.get());
+  EXPECT_EQ(after.size.get(), d.size.get());
+  EXPECT_EQ(std::memcmp(&after.u, &d.u, sizeof(d.u)), 0);
+}
+
+// An xattr repair rewrites the inode; an inline file's bytes must survive
+// it (the block-map rewrite that follows such a repair zeroed them).
+TEST_F(FsckInlineTest, AnXattrRepairKeepsTheInlineBytes) {
+  format::DiskInode d = tiny();
+  // A block of the data area nobody uses: no xattr block header there.
+  d.xattr_block.set(geo_.data_start + geo_.data_blocks - 1);
+  put_tiny(d);
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  format::DiskInode after = get_inode(fix.image, geo_, p().tiny);
+  EXPECT_EQ(after.xattr_block.get(), 0u);
+  EXPECT_NE(after.flags.get() & format::kInodeInlineData, 0u);
+  EXPECT_EQ(after.size.get(), 100u);
+  EXPECT_EQ(std::memcmp(after.u.data, std::string(100, 't').data(), 100), 0);
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  char buf[200] = {};
+  auto got = (*fs)->read_copy(p().tiny, 0, buf, sizeof(buf));
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  EXPECT_EQ(std::string(buf, *got), std::string(100, 't'));
+}
+
 }  // namespace
 }  // namespace sealfs::fsck::testing
