@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
@@ -20,11 +22,17 @@
 
 namespace {
 
-void say(const char* fmt, auto... args) {
+// One line to the test on stdout (one write, so lines never interleave).
+__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
   char line[512];
-  int n = snprintf(line, sizeof(line), fmt, args...);
-  line[n] = '\n';
-  ssize_t ignored = write(1, line, size_t(n) + 1);
+  va_list args;
+  va_start(args, fmt);
+  int n = vsnprintf(line, sizeof(line) - 1, fmt, args);
+  va_end(args);
+  if (n < 0) return;
+  const size_t len = std::min(static_cast<size_t>(n), sizeof(line) - 2);
+  line[len] = '\n';
+  ssize_t ignored = write(1, line, len + 1);
   (void)ignored;
 }
 

@@ -35,7 +35,7 @@ TEST_F(AbortHookRaceTest, AFailedCommitDoesNotUndoAnOrphanLinkCommittedAfterIt) 
   // 8 MiB at the end of the data area: more than the 2 MiB log can take.
   const uint64_t too_big = 8ull << 20;
   const uint64_t at = fs_->region().size() - too_big;
-  t1.txn().on_prepare([at, too_big](Transaction& t) {
+  t1.txn().on_prepare([at](Transaction& t) {
     std::vector<std::byte> bytes(too_big);
     t.write(at, bytes.data(), bytes.size());
   });
