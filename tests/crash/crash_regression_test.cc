@@ -17,19 +17,27 @@
 namespace sealfs::crash {
 namespace {
 
+// An 8 MiB region with 256 inodes, formatted and mounted; `*dram` is set to
+// the region, which the mount owns.
+Result<std::unique_ptr<Filesystem>> mount_small_region(RegionDram** dram,
+                                                       uint64_t journal_bytes = 256ull << 10) {
+  auto region = RegionDram::create(8ull << 20);
+  FormatOptions options;
+  options.layout.inode_count = 256;
+  options.layout.journal_bytes = journal_bytes;
+  RETURN_IF_ERROR(Formatter::format(*region, options).status());
+  *dram = region.get();
+  return Filesystem::mount(std::move(region), MountOptions{});
+}
+
 // A power loss while the superblock's home copy of a committed transaction is
 // half written leaves a primary superblock that fails its crc. Mount read the
 // backup to find the journal, and kept using the backup's (stale) fields even
 // after replay had rewritten the primary: the orphan list head was lost, the
 // open-unlinked file was never freed and its blocks leaked.
 TEST(CrashRegression, TornPrimarySuperblockIsRepairedByReplay) {
-  auto region = RegionDram::create(8ull << 20);
-  FormatOptions options;
-  options.layout.inode_count = 256;
-  options.layout.journal_bytes = 256ull << 10;
-  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
-  RegionDram* dram = region.get();
-  auto fs = Filesystem::mount(std::move(region), MountOptions{});
+  RegionDram* dram = nullptr;
+  auto fs = mount_small_region(&dram);
   ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
   Cred cred{1000, 1000, 022, 1};
   auto a = (*fs)->create(1, "open-unlinked", 0644, O_RDWR, cred);
@@ -67,13 +75,8 @@ TEST(CrashRegression, TornPrimarySuperblockIsRepairedByReplay) {
 // transaction with the new size committed: a crash in between showed the old
 // size with zeros in the middle of the file's data.
 TEST(CrashRegression, TruncateDownIsAllOrNothing) {
-  auto region = RegionDram::create(8ull << 20);
-  FormatOptions options;
-  options.layout.inode_count = 256;
-  options.layout.journal_bytes = 256ull << 10;
-  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
-  RegionDram* dram = region.get();
-  auto fs = Filesystem::mount(std::move(region), MountOptions{});
+  RegionDram* dram = nullptr;
+  auto fs = mount_small_region(&dram);
   ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
   Cred cred{1000, 1000, 022, 1};
   auto a = (*fs)->create(1, "f", 0644, O_RDWR, cred);
@@ -121,13 +124,7 @@ struct FreedXattrBlockImage {
 };
 
 void make_freed_xattr_block_image(FreedXattrBlockImage* out) {
-  auto region = RegionDram::create(8ull << 20);
-  FormatOptions options;
-  options.layout.inode_count = 256;
-  options.layout.journal_bytes = 2ull << 20;  // no checkpoint happens by itself
-  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
-  out->dram = region.get();
-  auto mounted = Filesystem::mount(std::move(region), MountOptions{});
+  auto mounted = mount_small_region(&out->dram, 2ull << 20);  // no checkpoint by itself
   ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
   out->fs = std::move(*mounted);
   Filesystem& fs = *out->fs;
@@ -199,13 +196,8 @@ TEST(CrashRegression, FreedMetadataBlockAllocatedForLeaseSurvivesReplay) {
 // bytes only, or with newer words torn in) leaves the file as it was before
 // the call or as it is after, never empty or mixed.
 TEST(CrashRegression, InlineFileMovesToABlockAndBackAtomically) {
-  auto region = RegionDram::create(8ull << 20);
-  FormatOptions options;
-  options.layout.inode_count = 256;
-  options.layout.journal_bytes = 256ull << 10;
-  ASSERT_TRUE(Formatter::format(*region, options).is_ok());
-  RegionDram* dram = region.get();
-  auto fs = Filesystem::mount(std::move(region), MountOptions{});
+  RegionDram* dram = nullptr;
+  auto fs = mount_small_region(&dram);
   ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
   Cred cred{1000, 1000, 022, 1};
   auto a = (*fs)->create(1, "small", 0644, O_RDWR, cred);

@@ -266,10 +266,7 @@ TEST_F(FileIoTest, NoSpaceThenReuse) {
 }
 
 TEST_F(FileIoTest, LayoutGateRefusesWithoutSideEffects) {
-  struct Gate : LayoutGate {
-    Ino sealed_ino = 0;
-    bool sealed(Ino ino) override { return ino == sealed_ino; }
-  } gate;
+  SealedInodeGate gate;
   MountOptions options;
   options.gate = &gate;
   clean_remount(options);

@@ -299,10 +299,7 @@ TEST_F(InlineDataTest, AnImageWithoutTheFeatureKeepsBlockFiles) {
 }
 
 TEST_F(InlineDataTest, TheGateRefusesGrowthOfASealedInlineFile) {
-  struct Gate : LayoutGate {
-    Ino sealed_ino = 0;
-    bool sealed(Ino ino) override { return ino == sealed_ino; }
-  } gate;
+  SealedInodeGate gate;
   MountOptions options;
   options.gate = &gate;
   clean_remount(options);

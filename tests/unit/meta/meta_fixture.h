@@ -15,6 +15,12 @@ namespace sealfs::testing_meta {
 
 inline Cred user() { return Cred{1000, 1000, 022, 1}; }
 
+// A layout gate that calls one inode sealed (as if a lease held it).
+struct SealedInodeGate : LayoutGate {
+  Ino sealed_ino = 0;
+  bool sealed(Ino ino) override { return ino == sealed_ino; }
+};
+
 class MetaTest : public ::testing::Test {
  protected:
   void format(uint64_t size = 64ull << 20, uint64_t inodes = 4096) {
