@@ -3,7 +3,9 @@
 # side on
 #   (a) tmpfs (a directory in /dev/shm: the floor, nothing is durable),
 #   (b) sealfs through FUSE (emulate_pmem region file in /dev/shm),
-#   (c) the same mount under sealfs-run (libsealfs-preload).
+#   (c) the same mount under sealfs-run (libsealfs-preload),
+#   (d) the same with SEALFS_PRELOAD_WINDOWS=0: direct mappings only, the
+#       program's pread/pwrite through FUSE (what (c) was before windows).
 # Prints a Markdown table: load time, random durable updates per second
 # (one update per transaction), random reads per second.
 #
@@ -21,6 +23,8 @@ build=${BUILD_DIR:-$top/build}
 RECORDS=${RECORDS:-500000}
 UPDATES=${UPDATES:-20000}
 SQLITE_UPDATES=${SQLITE_UPDATES:-$UPDATES}
+# Which columns to run (any of: tmpfs fuse sealfs-run no-windows).
+WHERE=${WHERE:-tmpfs fuse sealfs-run no-windows}
 
 lmdb=$build/bench/preload/lmdb_bench
 sqlite=$build/bench/preload/sqlite_bench
@@ -55,24 +59,26 @@ echo "| workload | where | load | updates/s | reads/s |"
 echo "|---|---|---|---|---|"
 n=0
 for mode in default writemap; do
-  for where in tmpfs fuse sealfs-run; do
+  for where in $WHERE; do
     n=$((n + 1))
     case $where in
       tmpfs) dir=$scratch/tmpfs/lmdb$n; prefix=() ;;
       fuse) dir=$mnt/lmdb$n; prefix=() ;;
       sealfs-run) dir=$mnt/lmdb$n; prefix=("$run") ;;
+      no-windows) dir=$mnt/lmdb$n; prefix=(env SEALFS_PRELOAD_WINDOWS=0 "$run") ;;
     esac
     mkdir "$dir"
     echo "| LMDB $mode, $RECORDS records | $where | $(cell "${prefix[@]}" "$lmdb" "$dir" "$mode" "$RECORDS" "$UPDATES") |"
   done
 done
 for mode in wal delete; do
-  for where in tmpfs fuse sealfs-run; do
+  for where in $WHERE; do
     n=$((n + 1))
     case $where in
       tmpfs) db=$scratch/tmpfs/db$n; prefix=() ;;
       fuse) db=$mnt/db$n; prefix=() ;;
       sealfs-run) db=$mnt/db$n; prefix=("$run") ;;
+      no-windows) db=$mnt/db$n; prefix=(env SEALFS_PRELOAD_WINDOWS=0 "$run") ;;
     esac
     echo "| SQLite $mode, $RECORDS rows | $where | $(cell "${prefix[@]}" "$sqlite" "$db" "$mode" "$RECORDS" "$SQLITE_UPDATES") |"
   done

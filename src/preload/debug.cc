@@ -63,7 +63,8 @@ void write_stats() {
   Counters& c = counters();
   const auto& p = sealfs::client::persist_stats();
   debug("stats direct=%llu refused=%llu demoted=%llu resealed=%llu persists=%llu released=%llu "
-        "flushed_lines=%llu scanned=%llu whole=%llu",
+        "flushed_lines=%llu scanned=%llu whole=%llu windows=%llu windows_closed=%llu "
+        "window_writes=%llu window_reads=%llu",
         static_cast<unsigned long long>(c.direct.load()),
         static_cast<unsigned long long>(c.refused.load()),
         static_cast<unsigned long long>(c.demoted.load()),
@@ -72,7 +73,11 @@ void write_stats() {
         static_cast<unsigned long long>(c.released.load()),
         static_cast<unsigned long long>(p.lines.load()),
         static_cast<unsigned long long>(p.scanned.load()),
-        static_cast<unsigned long long>(p.whole.load()));
+        static_cast<unsigned long long>(p.whole.load()),
+        static_cast<unsigned long long>(c.window_made.load()),
+        static_cast<unsigned long long>(c.window_closed.load()),
+        static_cast<unsigned long long>(c.window_writes.load()),
+        static_cast<unsigned long long>(c.window_reads.load()));
 }
 
 }  // namespace sealfs::preload

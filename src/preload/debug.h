@@ -20,6 +20,10 @@ struct Counters {
   std::atomic<uint64_t> resealed{0};    // read-only ranges made direct again after a break
   std::atomic<uint64_t> persists{0};    // msync/fsync/fdatasync answered with sealfs_persist
   std::atomic<uint64_t> released{0};    // leases released by munmap/mremap
+  std::atomic<uint64_t> window_made{0};    // windows made for pread/pwrite (windows.h)
+  std::atomic<uint64_t> window_closed{0};  // windows taken away (break, or the program's end)
+  std::atomic<uint64_t> window_writes{0};  // pwrite pieces copied into a window
+  std::atomic<uint64_t> window_reads{0};   // pread pieces copied from a window
 };
 
 Counters& counters();

@@ -1,5 +1,6 @@
 // The functions libsealfs-preload puts in front of libc's: mmap, mmap64,
-// munmap, mremap, mprotect, msync, fsync, fdatasync. Each decides quickly
+// munmap, mremap, mprotect, msync, fsync, fdatasync, pread, pread64,
+// pwrite, pwrite64. Each decides quickly
 // whether the call concerns a sealfs mapping and otherwise goes straight to
 // the kernel. docs/preload.md says what each does.
 //
@@ -16,6 +17,7 @@
 #include "preload/debug.h"
 #include "preload/ranges.h"
 #include "preload/real_calls.h"
+#include "preload/windows.h"
 
 static_assert(sizeof(off_t) == 8, "libsealfs-preload needs a 64-bit off_t");
 
@@ -134,6 +136,29 @@ __attribute__((visibility("default"))) int msync(void* addr, size_t len, int fla
     return -1;
   }
   return 0;
+}
+
+__attribute__((visibility("default"))) ssize_t pwrite(int fd, const void* buf, size_t count,
+                                                      off_t offset) {
+  ssize_t result = 0;
+  if (!Inside::now() && window_pwrite(fd, buf, count, offset, &result)) return result;
+  return real_pwrite(fd, buf, count, offset);
+}
+
+__attribute__((visibility("default"))) ssize_t pwrite64(int fd, const void* buf, size_t count,
+                                                        off_t offset) {
+  return pwrite(fd, buf, count, offset);
+}
+
+__attribute__((visibility("default"))) ssize_t pread(int fd, void* buf, size_t count, off_t offset) {
+  ssize_t result = 0;
+  if (!Inside::now() && window_pread(fd, buf, count, offset, &result)) return result;
+  return real_pread(fd, buf, count, offset);
+}
+
+__attribute__((visibility("default"))) ssize_t pread64(int fd, void* buf, size_t count,
+                                                       off_t offset) {
+  return pread(fd, buf, count, offset);
 }
 
 __attribute__((visibility("default"))) int fsync(int fd) { return sync_file<real_fsync>(fd); }

@@ -22,6 +22,7 @@
 
 #include "preload/debug.h"
 #include "preload/real_calls.h"
+#include "preload/windows.h"
 #include "sealfs/sealfs.h"
 
 namespace sealfs::preload {
@@ -57,7 +58,7 @@ struct Range {
   unsigned skip_syncs = 0;
 };
 
-std::mutex g_mu;
+std::mutex g_mu;  // table_mutex(); constant-initialized, usable before any constructor runs
 std::condition_variable g_cv;
 std::atomic<size_t> g_tracked{0};
 
@@ -74,14 +75,6 @@ size_t existing_part(off_t offset, size_t len, uint64_t size) {
   const uint64_t mappable = round_up(size);
   if (static_cast<uint64_t>(offset) >= mappable) return 0;
   return static_cast<size_t>(std::min<uint64_t>(len, mappable - static_cast<uint64_t>(offset)));
-}
-
-bool allocate_holes() {
-  static const bool on = [] {
-    const char* v = getenv("SEALFS_PRELOAD_ALLOCATE");
-    return v == nullptr || strcmp(v, "0") != 0;
-  }();
-  return on;
 }
 
 // A store into a hole of a shared mapping allocates the block anyway, so a
@@ -182,6 +175,7 @@ const char* break_text(int reason) {
 }
 
 void on_break(struct sealfs_map*, const sealfs_break_event* ev, void*) {
+  if (release_window_for_break(ev->lease_id)) return;
   uintptr_t key = 0;
   {
     std::lock_guard lock(g_mu);
@@ -216,10 +210,33 @@ void fork_child() {
     r.lease = 0;
     r.demoting = false;
   }
+  forget_windows_in_child();
   g_mu.unlock();
 }
 
 }  // namespace
+
+std::mutex& table_mutex() { return g_mu; }
+
+bool ordinary_part_overlaps_locked(dev_t dev, ino_t ino, uint64_t offset, uint64_t len) {
+  for (auto& [key, r] : ranges()) {
+    if (r.dev != dev || r.ino != ino) continue;
+    // The part of the file that this range shows through the page cache:
+    // all of it while it is being changed, else what follows the direct part.
+    const uint64_t from = uint64_t(r.offset) + (r.demoting ? 0 : r.direct_len);
+    const uint64_t to = uint64_t(r.offset) + r.len;
+    if (offset < to && from < offset + len) return true;
+  }
+  return false;
+}
+
+bool allocate_holes() {
+  static const bool on = [] {
+    const char* v = getenv("SEALFS_PRELOAD_ALLOCATE");
+    return v == nullptr || strcmp(v, "0") != 0;
+  }();
+  return on;
+}
 
 Inside::Inside() { ++t_inside; }
 Inside::~Inside() { --t_inside; }

@@ -12,7 +12,10 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include <mutex>
 
 namespace sealfs::preload {
 
@@ -44,6 +47,22 @@ int persist_range(void* addr, size_t len, void (*ordinary)(void* addr, size_t le
 bool any_tracked();
 void persist_file(int fd);
 void reseal_file(int fd);
+
+// The one mutex of the library: it guards this table and the table of
+// windows (windows.h), so that a copy through a window and a change of the
+// program's mapping of the same file never overlap.
+std::mutex& table_mutex();
+
+// Some mapping the program has of the file (device, inode) shows part of
+// [offset, offset + len) through the kernel's page cache (it is ordinary
+// there, or being changed). A window must not write there: the cached page
+// would not see it. table_mutex() held.
+bool ordinary_part_overlaps_locked(dev_t dev, ino_t ino, uint64_t offset, uint64_t len);
+
+// SEALFS_PRELOAD_ALLOCATE is not "0": writable leases ask the daemon to
+// allocate and zero holes and unwritten extents first (docs/preload.md
+// "Holes"). Shared with windows.cc.
+bool allocate_holes();
 
 // The libsealfs break handler: the range goes back to the ordinary mapping
 // in place before the lease is released.

@@ -57,4 +57,18 @@ int real_fdatasync(int fd) {
   return f(fd);
 }
 
+ssize_t real_pread(int fd, void* buf, size_t count, off_t offset) {
+  static std::atomic<ssize_t (*)(int, void*, size_t, off_t)> cache{nullptr};
+  auto f = next_symbol("pread64", cache);
+  if (f == nullptr) return syscall(SYS_pread64, fd, buf, count, offset);
+  return f(fd, buf, count, offset);
+}
+
+ssize_t real_pwrite(int fd, const void* buf, size_t count, off_t offset) {
+  static std::atomic<ssize_t (*)(int, const void*, size_t, off_t)> cache{nullptr};
+  auto f = next_symbol("pwrite64", cache);
+  if (f == nullptr) return syscall(SYS_pwrite64, fd, buf, count, offset);
+  return f(fd, buf, count, offset);
+}
+
 }  // namespace sealfs::preload

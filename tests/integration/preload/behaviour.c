@@ -9,6 +9,27 @@
  *     this thread only, sends it to the process and sigwait()s for it. A
  *     thread of the library that did not block it would take the signal
  *     (default action: the process dies). Prints "signal ok".
+ *   preload_behaviour window FILE
+ *     FILE has at least 64 blocks of 4 KiB. Writes 64 blocks with pwrite
+ *     (block (i * 37) % blocks gets window_byte(i, k) at byte k), reading
+ *     each back with pread, then block 1 through a second, write-only
+ *     descriptor (window_byte(64, k)). Prints "window ok".
+ *   preload_behaviour window-break FILE
+ *     Writes blocks 0..7 of FILE (which makes a window), prints "window
+ *     made", waits until the file is shorter (the test truncates it), then
+ *     writes every block of the old size with window_byte(100 + b, k) and
+ *     reads them back. Prints "after break ok".
+ *   preload_behaviour window-mapped FILE
+ *     Maps FILE read-only, writes blocks 0..7 (a window), extends the file
+ *     by one block with pwrite (a break: the mapping goes back to the page
+ *     cache), writes block 5 sixteen times (a new window would be made),
+ *     loads block 0 through the mapping, then writes block 0 with
+ *     window_byte(7, k) and checks that the mapping shows it. Prints
+ *     "mapping sees the writes".
+ *   preload_behaviour window-fork FILE
+ *     Writes blocks 0..7 (a window), forks; the child writes block 3 with
+ *     window_byte(33, k) and reads it back; the parent then reads block 3.
+ *     Prints "fork ok".
  * Exit status 0 on success, 1 on a wrong result, 2 on a setup failure. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -81,10 +102,153 @@ static int signal_case(const char *path) {
   return 0;
 }
 
+enum { kBlock = 4096 };
+
+/* The byte at offset k of the i-th block written (the test computes it too). */
+static unsigned char window_byte(int i, int k) { return (unsigned char)((i * 31 + k * 7 + 1) % 251); }
+
+static void fill(unsigned char *block, int i) {
+  for (int k = 0; k < kBlock; ++k) block[k] = window_byte(i, k);
+}
+
+static int open_blocks(const char *path, int flags, long *blocks) {
+  int fd = open(path, flags);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    perror(path);
+    exit(2);
+  }
+  *blocks = (long)(st.st_size / kBlock);
+  return fd;
+}
+
+/* pwrite of block b with pattern i, read back with pread; 0 when equal. */
+static int write_and_check(int fd, long b, int i) {
+  unsigned char want[kBlock], got[kBlock];
+  fill(want, i);
+  if (pwrite(fd, want, kBlock, (off_t)b * kBlock) != kBlock) {
+    perror("pwrite");
+    return 2;
+  }
+  if (pread(fd, got, kBlock, (off_t)b * kBlock) != kBlock) {
+    perror("pread");
+    return 2;
+  }
+  if (memcmp(want, got, kBlock) != 0) {
+    printf("block %ld reads back wrong\n", b);
+    return 1;
+  }
+  return 0;
+}
+
+static int window_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  if (blocks < 64) return 2;
+  for (int i = 0; i < 64; ++i) {
+    int rc = write_and_check(fd, (long)i * 37 % blocks, i);
+    if (rc != 0) return rc;
+  }
+  int wfd = open(path, O_WRONLY);
+  unsigned char block[kBlock], got[kBlock];
+  fill(block, 64);
+  if (wfd < 0 || pwrite(wfd, block, kBlock, kBlock) != kBlock) return 2;
+  if (pread(fd, got, kBlock, kBlock) != kBlock || memcmp(block, got, kBlock) != 0) {
+    printf("the write-only descriptor's write does not read back\n");
+    return 1;
+  }
+  printf("window ok\n");
+  return 0;
+}
+
+static int window_break_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  printf("window made\n");
+  for (int waited = 0;; ++waited) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 2;
+    if (st.st_size < blocks * kBlock) break;
+    if (waited > 6000) return 2; /* 60 s */
+    usleep(10000);
+  }
+  for (long b = 0; b < blocks; ++b) {
+    int rc = write_and_check(fd, b, (int)(100 + b));
+    if (rc != 0) return rc;
+  }
+  printf("after break ok\n");
+  return 0;
+}
+
+static int window_mapped_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  const volatile unsigned char *map =
+      mmap(NULL, (size_t)blocks * kBlock, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return 2;
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  unsigned char block[kBlock];
+  fill(block, 9);
+  if (pwrite(fd, block, kBlock, (off_t)blocks * kBlock) != kBlock) return 2; /* extends: a break */
+  for (int i = 0; i < 16; ++i) { /* enough calls for a new window */
+    if (pwrite(fd, block, kBlock, 5 * kBlock) != kBlock) return 2;
+  }
+  unsigned char seen = map[0]; /* the page is now cached through the mount */
+  (void)seen;
+  fill(block, 7);
+  if (pwrite(fd, block, kBlock, 0) != kBlock) return 2;
+  for (int k = 0; k < kBlock; ++k) {
+    if (map[k] != block[k]) {
+      printf("the mapping shows old bytes at %d\n", k);
+      return 1;
+    }
+  }
+  printf("mapping sees the writes\n");
+  return 0;
+}
+
+static int window_fork_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  fflush(stdout);
+  pid_t child = fork();
+  if (child < 0) return 2;
+  if (child == 0) _exit(write_and_check(fd, 3, 33));
+  int status;
+  if (waitpid(child, &status, 0) != child) return 2;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    printf("child failed: status %d\n", status);
+    return 1;
+  }
+  unsigned char want[kBlock], got[kBlock];
+  fill(want, 33);
+  if (pread(fd, got, kBlock, 3 * kBlock) != kBlock || memcmp(want, got, kBlock) != 0) {
+    printf("the parent does not read the child's write\n");
+    return 1;
+  }
+  printf("fork ok\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 4 && strcmp(argv[1], "fork") == 0) return fork_case(argv[2], argv[3]);
   if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_case(argv[2]);
-  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE\n");
+  if (argc == 3 && strcmp(argv[1], "window") == 0) return window_case(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "window-break") == 0) return window_break_case(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "window-mapped") == 0) return window_mapped_case(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "window-fork") == 0) return window_fork_case(argv[2]);
+  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-break|-mapped|-fork] FILE\n");
   return 2;
 }

@@ -372,6 +372,84 @@ TEST_F(PreloadTest, SignalTheProgramWaitsForIsNotTakenByTheLibrary) {
   EXPECT_GT(debug_count("direct "), 0u) << debug_text();
 }
 
+// pread and pwrite inside a file's size go through a window (the library's
+// own direct mapping): the stats count them, every write reads back in the
+// program, and the bytes are the file's through the mount and after a
+// remount.
+unsigned char window_byte(int i, int k) { return static_cast<unsigned char>((i * 31 + k * 7 + 1) % 251); }
+
+std::string window_block(int i) {
+  std::string block(4096, '\0');
+  for (int k = 0; k < 4096; ++k) block[k] = static_cast<char>(window_byte(i, k));
+  return block;
+}
+
+size_t stat_value(const std::string& text, const std::string& name) {
+  const size_t at = text.rfind(" " + name + "=");
+  return at == std::string::npos ? 0 : std::strtoull(text.c_str() + at + name.size() + 2, nullptr, 10);
+}
+
+TEST_F(PreloadTest, PreadAndPwriteInsideTheFileGoThroughAWindow) {
+  const int blocks = 256;
+  std::string want(blocks * 4096, 'w');
+  write_file(path("windowed"), want);
+  std::string output;
+  ASSERT_EQ(run({kBehaviour, "window", path("windowed")}, &output), 0) << output;
+  EXPECT_NE(output.find("window ok"), std::string::npos) << output;
+  for (int i = 0; i < 64; ++i) want.replace(size_t(i * 37 % blocks) * 4096, 4096, window_block(i));
+  want.replace(4096, 4096, window_block(64));
+  EXPECT_TRUE(read_file(path("windowed")) == want) << "the file through the mount differs";
+  // Every write but the first few (before the window) and all their reads.
+  const std::string log = debug_text();
+  EXPECT_GE(stat_value(log, "window_writes"), 60u) << log;
+  EXPECT_GE(stat_value(log, "window_reads"), 60u) << log;
+  ASSERT_NO_FATAL_FAILURE(remount());
+  EXPECT_TRUE(read_file(path("windowed")) == want) << "the file after a remount differs";
+}
+
+// A truncate from another process breaks the window's lease: the library
+// lets it go at once (the truncate does not wait for lease_break_time, and
+// the program gets no SIGBUS), and the program's writes after it, inside
+// and past the new size, land.
+TEST_F(PreloadTest, AWindowGoesAtABreakAndTheWritesAfterItLand) {
+  const int blocks = 64;
+  write_file(path("broken"), std::string(blocks * 4096, 'b'));
+  Program program(under_run({kBehaviour, "window-break", path("broken")}), preload_env());
+  ASSERT_TRUE(program.expect("window made", 30s)) << program.output();
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(truncate(path("broken").c_str(), blocks / 2 * 4096), 0) << strerror(errno);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 20s) << "the truncate waited for the break time";
+  const auto status = program.wait(60s);
+  ASSERT_TRUE(status.has_value()) << program.output();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << program.output();
+  EXPECT_NE(program.output().find("after break ok"), std::string::npos) << program.output();
+  EXPECT_GT(debug_count("goes (break)"), 0u) << debug_text();
+  std::string want;
+  for (int b = 0; b < blocks; ++b) want += window_block(100 + b);
+  EXPECT_TRUE(read_file(path("broken")) == want) << "the file through the mount differs";
+}
+
+// Where the program maps the file through the page cache (its direct
+// mapping went back to the file at a break), pwrite goes through the mount
+// too: a window's store would leave the cached page old.
+TEST_F(PreloadTest, WritesUnderAnOrdinaryMappingOfTheProgramSkipTheWindow) {
+  write_file(path("mapped"), std::string(64 * 4096, 'm'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "window-mapped", path("mapped")}, &output), 0) << output;
+  EXPECT_NE(output.find("mapping sees the writes"), std::string::npos) << output;
+  EXPECT_GT(debug_count("window for inode"), 0u) << debug_text();
+}
+
+// fork: the child has no window (its pages are not inherited); its pwrite
+// goes through the mount, and the parent's window reads it.
+TEST_F(PreloadTest, AChildAfterForkWritesThroughTheMount) {
+  write_file(path("forked-window"), std::string(64 * 4096, 'f'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "window-fork", path("forked-window")}, &output), 0) << output;
+  EXPECT_NE(output.find("fork ok"), std::string::npos) << output;
+  EXPECT_GT(debug_count("window for inode"), 0u) << debug_text();
+}
+
 // A persist on a page-granularity region is an msync(2) of the region
 // mapping, made by libsealfs from inside the library's own msync: it must
 // go to the kernel (it deadlocked on the library's lock).

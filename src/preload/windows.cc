@@ -1,0 +1,397 @@
+#include "preload/windows.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "preload/debug.h"
+#include "preload/ranges.h"
+#include "preload/real_calls.h"
+#include "sealfs/sealfs.h"
+
+namespace sealfs::preload {
+namespace {
+
+constexpr long kFuseSuperMagic = 0x65735546;
+// A file smaller than this is not worth a lease.
+constexpr uint64_t kSmallestWindow = 64 * 1024;
+// Calls inside the file's size before a window is made; each window that
+// a break takes away (or that the daemon refuses) doubles it, up to the cap.
+constexpr unsigned kCallsBeforeWindow = 4;
+constexpr unsigned kMaxBackoff = 8;
+// A window that served this many copies before its break was worth it:
+// the next one comes as quickly as the first.
+constexpr uint64_t kCopiesThatResetBackoff = 1024;
+// Per-thread bounce buffer; below the size from which libsealfs scans the
+// kernel's record of written pages instead of writing lines back.
+constexpr size_t kBounceBytes = 32 * 1024;
+
+struct FileKey {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator<(const FileKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+};
+
+struct Window {
+  struct sealfs_map* map = nullptr;
+  uint8_t* base = nullptr;
+  uint64_t size = 0;  // serves [0, size) of the file
+  uint64_t lease = 0;
+  bool writable = false;
+  uint64_t copies = 0;
+};
+
+struct Candidate {
+  unsigned calls = 0;    // preads/pwrites inside the size since the last window
+  unsigned backoff = 0;
+  bool making = false;   // a thread is asking the daemon for a window
+};
+
+std::atomic<bool> g_off{false};  // this process is not trusted with direct mappings
+
+// All three under table_mutex(). Never destroyed: the program's threads
+// may still read and write while it exits.
+std::map<FileKey, Window*>& windows() {
+  static auto* table = new std::map<FileKey, Window*>();
+  return *table;
+}
+std::map<FileKey, Candidate>& candidates() {
+  static auto* table = new std::map<FileKey, Candidate>();
+  return *table;
+}
+std::map<dev_t, bool>& fuse_devices() {  // device -> is a FUSE mount
+  static auto* table = new std::map<dev_t, bool>();
+  return *table;
+}
+
+bool windows_enabled() {
+  static const bool on = [] {
+    const char* v = getenv("SEALFS_PRELOAD_WINDOWS");
+    return v == nullptr || strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+uint64_t round_to_page(uint64_t x) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return (x + page - 1) / page * page;
+}
+
+uint8_t* bounce() {
+  thread_local std::unique_ptr<uint8_t[]> buffer;
+  if (!buffer) buffer.reset(new (std::nothrow) uint8_t[kBounceBytes]);
+  return buffer.get();
+}
+
+// A regular file on a FUSE mount (maybe sealfs), from the kernel's cached
+// attributes: no request to the daemon. `size` as the kernel has it.
+bool identify(int fd, FileKey* key, uint64_t* size) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_SIZE, &stx) != 0 ||
+      !S_ISREG(stx.stx_mode)) {
+    return false;
+  }
+  key->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  key->ino = stx.stx_ino;
+  *size = stx.stx_size;
+  {
+    std::lock_guard lock(table_mutex());
+    auto it = fuse_devices().find(key->dev);
+    if (it != fuse_devices().end()) return it->second;
+  }
+  struct statfs fs;
+  const bool fuse = fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic;
+  std::lock_guard lock(table_mutex());
+  fuse_devices()[key->dev] = fuse;
+  return fuse;
+}
+
+// The size the daemon has now (a GETATTR), or -1.
+int64_t fresh_size(int fd) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE, &stx) != 0) return -1;
+  return static_cast<int64_t>(stx.stx_size);
+}
+
+int access_mode(int fd) {
+  const int flags = fcntl(fd, F_GETFL);
+  return flags < 0 ? -1 : flags;
+}
+
+// Counts a call inside the file's size that no window served; true when it
+// is time to make one (the caller then calls make_window, which ends
+// `making`). A read-only window is replaced when writes come through a
+// descriptor open for both. table_mutex() held.
+bool time_for_window_locked(const FileKey& key, bool write, bool can_write) {
+  if (candidates().size() > 4096) {  // a program that touches many files: start over
+    for (auto it = candidates().begin(); it != candidates().end();) {
+      it = it->second.making ? std::next(it) : candidates().erase(it);
+    }
+  }
+  Candidate& c = candidates()[key];
+  if (c.making) return false;
+  auto w = windows().find(key);
+  if (w != windows().end() && !(write && can_write && !w->second->writable)) return false;
+  if (++c.calls < (kCallsBeforeWindow << c.backoff)) return false;
+  c.calls = 0;
+  c.making = true;
+  return true;
+}
+
+void back_off_locked(const FileKey& key, bool reset) {
+  Candidate& c = candidates()[key];
+  c.calls = 0;
+  c.backoff = reset ? 0 : std::min(c.backoff + 1, kMaxBackoff);
+}
+
+// Takes the window out of the table; the caller releases it unlocked.
+Window* take_locked(const FileKey& key) {
+  auto it = windows().find(key);
+  if (it == windows().end()) return nullptr;
+  Window* w = it->second;
+  windows().erase(it);
+  return w;
+}
+
+void release(Window* w) {
+  {
+    Inside inside;
+    sealfs_unmap(w->map);
+  }
+  counters().window_closed++;
+  delete w;
+}
+
+void make_window(int fd, const FileKey& key, bool writable) {
+  Window* old = nullptr;
+  bool refused = true;
+  struct sealfs_map* m = nullptr;
+  const int64_t before = fresh_size(fd);
+  if (before >= static_cast<int64_t>(kSmallestWindow)) {
+    // No SEALFS_MAP_ALLOCATE: a window must not fill a sparse file's holes
+    // (a disk image written here and there would take all its space). A
+    // file with holes or unwritten extents is refused and gets no window.
+    Inside inside;
+    const int rc = sealfs_map(fd, 0, round_to_page(uint64_t(before)),
+                              writable ? PROT_READ | PROT_WRITE : PROT_READ, 0, &m);
+    if (rc != 0) {
+      debug("no window for inode %llu: %s", static_cast<unsigned long long>(key.ino),
+            sealfs_last_error());
+      if (rc == -EACCES) g_off = true;  // the descriptor's mode was checked: untrusted
+      if (rc == -EOPNOTSUPP || rc == -EXDEV) {
+        std::lock_guard lock(table_mutex());
+        fuse_devices()[key.dev] = false;  // FUSE, but not a sealfs mount
+      }
+      m = nullptr;
+    }
+  }
+  Window* w = nullptr;
+  if (m != nullptr) {
+    // A truncate between the two looks at the size would have broken the
+    // lease; one before the grant shows here. Growth needs nothing: the
+    // window serves less than the file has.
+    const int64_t after = fresh_size(fd);
+    w = new Window;
+    w->map = m;
+    w->base = static_cast<uint8_t*>(sealfs_map_addr(m));
+    w->size = after < 0 ? 0 : std::min<uint64_t>(uint64_t(before), uint64_t(after));
+    w->lease = sealfs_map_lease_id(m);
+    w->writable = writable;
+    refused = false;
+    // The descriptor's cached pages may be older than the stores to come;
+    // what this process reads through the window does not use them.
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    counters().window_made++;
+    debug("window for inode %llu: %llu bytes, %s (lease %llu)", static_cast<unsigned long long>(key.ino),
+          static_cast<unsigned long long>(w->size), writable ? "read-write" : "read-only",
+          static_cast<unsigned long long>(w->lease));
+  }
+  bool broke = false;
+  {
+    std::lock_guard lock(table_mutex());
+    candidates()[key].making = false;
+    if (refused) back_off_locked(key, false);
+    if (w != nullptr) {
+      old = take_locked(key);  // the read-only window this one replaces
+      windows()[key] = w;
+      // A break that came before the window was in the table found nothing
+      // to do; the map's state still shows it.
+      broke = sealfs_map_state(m) != 0;
+      if (broke) {
+        take_locked(key);
+        back_off_locked(key, false);
+      }
+    }
+  }
+  if (old != nullptr) release(old);
+  if (broke) release(w);
+}
+
+bool add_would_overflow(off_t offset, size_t count) {
+  return count > uint64_t(INT64_MAX) || uint64_t(offset) > uint64_t(INT64_MAX) - count;
+}
+
+}  // namespace
+
+bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t* result) {
+  if (g_off || !windows_enabled() || count == 0 || offset < 0 || add_would_overflow(offset, count)) {
+    return false;
+  }
+  FileKey key;
+  uint64_t size = 0;
+  if (!identify(fd, &key, &size)) return false;
+  // O_APPEND: pwrite appends on Linux; a descriptor not open for writing
+  // gets the kernel's EBADF.
+  const int flags = access_mode(fd);
+  if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY || (flags & O_APPEND) != 0) return false;
+  uint8_t* staging = bounce();
+  if (staging == nullptr) return false;
+  auto* src = static_cast<const uint8_t*>(buf);
+  const uint64_t end = uint64_t(offset) + count;
+  bool tried_window = false;
+  size_t done = 0;
+  while (done < count) {
+    const uint64_t at = uint64_t(offset) + done;
+    const size_t chunk = std::min(count - done, kBounceBytes);
+    memcpy(staging, src + done, chunk);  // the program's buffer, unlocked: it may fault
+    bool served = false, make = false;
+    int rc = 0;
+    {
+      std::lock_guard lock(table_mutex());
+      auto it = windows().find(key);
+      Window* w = it != windows().end() ? it->second : nullptr;
+      if (w != nullptr && w->writable && at + chunk <= w->size &&
+          !ordinary_part_overlaps_locked(key.dev, key.ino, at, chunk)) {
+        memcpy(w->base + at, staging, chunk);
+        Inside inside;  // on a page-granularity region this is msync(2) of the region
+        rc = sealfs_persist(w->map, w->base + at, chunk);
+        w->copies++;
+        served = true;
+      } else if (done == 0 && !tried_window && end <= size && (flags & O_ACCMODE) == O_RDWR) {
+        // (A write-only descriptor cannot map the file: LMDB writes its
+        // meta pages through one; a window made through its other
+        // descriptor serves those too.)
+        make = time_for_window_locked(key, true, true);
+      }
+    }
+    if (make) {
+      tried_window = true;
+      make_window(fd, key, true);
+      continue;  // the new window serves this write if it covers it
+    }
+    if (!served) break;
+    if (rc != 0) {
+      if (done > 0) break;
+      errno = -rc;
+      *result = -1;
+      return true;
+    }
+    counters().window_writes++;
+    done += chunk;
+  }
+  if (done == 0) return false;
+  if (done < count) {
+    // The window went (a break) or ends inside the range: the rest is an
+    // ordinary write, as a short write would be continued.
+    const ssize_t rest = real_pwrite(fd, src + done, count - done, offset + off_t(done));
+    *result = rest < 0 ? ssize_t(done) : ssize_t(done) + rest;
+    return true;
+  }
+  *result = ssize_t(count);
+  return true;
+}
+
+bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result) {
+  if (g_off || !windows_enabled() || count == 0 || offset < 0 || add_would_overflow(offset, count)) {
+    return false;
+  }
+  FileKey key;
+  uint64_t size = 0;
+  if (!identify(fd, &key, &size)) return false;
+  const int flags = access_mode(fd);
+  if (flags < 0 || (flags & O_ACCMODE) == O_WRONLY) return false;
+  uint8_t* staging = bounce();
+  if (staging == nullptr) return false;
+  auto* dst = static_cast<uint8_t*>(buf);
+  bool tried_window = false;
+  size_t done = 0;
+  while (done < count) {
+    const uint64_t at = uint64_t(offset) + done;
+    size_t chunk = 0;
+    bool make = false;
+    {
+      std::lock_guard lock(table_mutex());
+      auto it = windows().find(key);
+      Window* w = it != windows().end() ? it->second : nullptr;
+      if (w != nullptr && at < w->size) {
+        chunk = static_cast<size_t>(std::min<uint64_t>({count - done, kBounceBytes, w->size - at}));
+        if (ordinary_part_overlaps_locked(key.dev, key.ino, at, chunk)) {
+          chunk = 0;  // the program maps it through the page cache: read it the same way
+        } else {
+          memcpy(staging, w->base + at, chunk);
+          w->copies++;
+        }
+      } else if (w == nullptr && done == 0 && !tried_window && uint64_t(offset) + count <= size) {
+        make = time_for_window_locked(key, false, false);
+      }
+    }
+    if (make) {
+      tried_window = true;
+      make_window(fd, key, (flags & O_ACCMODE) == O_RDWR);
+      continue;
+    }
+    if (chunk == 0) break;
+    memcpy(dst + done, staging, chunk);  // the program's buffer, unlocked: it may fault
+    counters().window_reads++;
+    done += chunk;
+  }
+  if (done == 0) return false;
+  if (done < count) {
+    // Past the window: the file through the mount (it may have grown).
+    const ssize_t rest = real_pread(fd, dst + done, count - done, offset + off_t(done));
+    *result = rest <= 0 ? ssize_t(done) : ssize_t(done) + rest;
+    return true;
+  }
+  *result = ssize_t(count);
+  return true;
+}
+
+bool release_window_for_break(uint64_t lease_id) {
+  Window* gone = nullptr;
+  {
+    std::lock_guard lock(table_mutex());
+    for (auto& [key, w] : windows()) {
+      if (w->lease != lease_id) continue;
+      const FileKey found = key;
+      debug("window for inode %llu goes (break)", static_cast<unsigned long long>(found.ino));
+      const bool paid_off = w->copies >= kCopiesThatResetBackoff;
+      gone = take_locked(found);
+      back_off_locked(found, paid_off);
+      break;
+    }
+  }
+  if (gone == nullptr) return false;
+  release(gone);
+  return true;
+}
+
+void forget_windows_in_child() {
+  windows().clear();  // their struct sealfs_map are dead in the child: not released
+  candidates().clear();
+}
+
+}  // namespace sealfs::preload
