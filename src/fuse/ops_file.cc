@@ -270,8 +270,12 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
   (void)fi;
-  handle(req, "fsync", ino,
-         [&](Reply& r) { r.error(r.ctx().fs->fsync(ino, datasync != 0)); });
+  handle(req, "fsync", ino, [&](Reply& r) {
+    // Stores through a writable direct mapping count as written now (the
+    // new times are then part of what an fsync persists).
+    if (r.ctx().leases != nullptr) r.ctx().leases->file_synced(ino);
+    r.error(r.ctx().fs->fsync(ino, datasync != 0));
+  });
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

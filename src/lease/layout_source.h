@@ -94,6 +94,11 @@ class LayoutSource {
   virtual void undo_extend(const Lock& held, uint64_t ino, uint64_t old_size) {
     (void)held, (void)ino, (void)old_size;
   }
+  // A writable lease of `ino` ended (released, revoked, its holder gone), or
+  // the file is synced while one is held: stores through it may have
+  // changed the file's bytes, which moves its mtime and ctime
+  // (Filesystem::note_direct_stores). Called with no lock held.
+  virtual void direct_stores_possible(uint64_t ino) { (void)ino; }
 
   // --- Inspection (sealfs-layout; wire::kExtents, kSuper, kFreeSpace) ---
   // Read-only snapshots; the defaults say the source has none.

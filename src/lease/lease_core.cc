@@ -437,4 +437,32 @@ std::vector<LeaseInfo> LeaseCore::leases() const {
   return out;
 }
 
+namespace {
+bool writable_mapping(const LeaseInfo& info) {
+  return !info.layout_only && (info.prot & wire::kProtWrite) != 0 &&
+         info.state != LeaseState::kRevoked;
+}
+}  // namespace
+
+bool LeaseCore::writable_lease_held(uint64_t ino) const {
+  MutexLock lock(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return false;
+  for (uint64_t id : it->second.leases) {
+    if (writable_mapping(leases_.at(id).info)) return true;
+  }
+  return false;
+}
+
+std::vector<uint64_t> LeaseCore::writable_inodes_of(uint64_t conn) const {
+  MutexLock lock(mu_);
+  std::vector<uint64_t> out;
+  for (auto& [id, lease] : leases_) {
+    if (lease.info.conn == conn && writable_mapping(lease.info)) out.push_back(lease.info.ino);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 }  // namespace sealfs::lease

@@ -159,6 +159,10 @@ class LeaseCore {
   void revoke_all();
 
   std::vector<LeaseInfo> leases() const;
+  // ino has a writable mapping lease that is not revoked.
+  bool writable_lease_held(uint64_t ino) const;
+  // The inodes that conn holds writable mapping leases of.
+  std::vector<uint64_t> writable_inodes_of(uint64_t conn) const;
 
  private:
   struct Lease;

@@ -112,6 +112,10 @@ class LeaseEngine::Source final : public LayoutSource {
     inner_.undo_extend(held, ino, old_size);
     owner_.attributes_changed(ino);
   }
+  void direct_stores_possible(uint64_t ino) override {
+    inner_.direct_stores_possible(ino);
+    owner_.attributes_changed(ino);  // the kernel would show the old times for a day
+  }
   RegionInfo region() const override { return inner_.region(); }
   Result<FileInspection> inspect_file(uint64_t ino) override { return inner_.inspect_file(ino); }
   Result<wire::SuperRecord> inspect_super() override { return inner_.inspect_super(); }
@@ -279,6 +283,13 @@ void LeaseEngine::may_change_layout(Ino ino, uint32_t reason, Continuation then)
   auto server = current_server();
   if (server == nullptr) return then(Status(Code::kIoError, "lease engine not running"));
   server->may_change_layout(ino, 0, UINT64_MAX, reason, std::move(then));
+}
+
+void LeaseEngine::file_synced(Ino ino) {
+  auto server = current_server();
+  if (server != nullptr && source_ != nullptr && server->core().writable_lease_held(ino)) {
+    source_->direct_stores_possible(ino);
+  }
 }
 
 bool LeaseEngine::had_lease(Ino ino) const {

@@ -94,6 +94,13 @@ class LeaseEngine final : public LayoutGate {
   // `then` runs at once with an error.
   void may_change_layout(Ino ino, uint32_t reason, Continuation then);
 
+  // fsync or fdatasync of ino through the mount: while a writable mapping
+  // of it is held, its stores may have changed the file (POSIX's rule for
+  // msync of a shared mapping), so its mtime and ctime move
+  // (LayoutSource::direct_stores_possible). From a request thread, no lock
+  // held.
+  void file_synced(Ino ino);
+
   // An inode that was ever leased in this mount (its readers must bypass
   // the page cache to see holders' stores: docs/daemon.md).
   bool had_lease(Ino ino) const;

@@ -633,7 +633,11 @@ struct LeaseServer::Impl final : Notifier {
       case wire::Type::kRelease:
       case wire::Type::kRevokeAck: {
         const auto ref = wire::load<wire::LeaseRef>(body);
+        const std::optional<LeaseInfo> ending = core->lease_of(id, ref.lease_id);
         Status s = core->release(id, ref.lease_id);
+        if (s.is_ok() && ending && !ending->layout_only && (ending->prot & wire::kProtWrite) != 0) {
+          source->direct_stores_possible(ending->ino);
+        }
         if (static_cast<wire::Type>(h.type) == wire::Type::kRelease) {
           wire::Reply reply{s.is_ok() ? 0 : ENOENT,
                             static_cast<uint32_t>(s.is_ok() ? wire::Refusal::kNone
@@ -1146,7 +1150,9 @@ struct LeaseServer::Impl final : Notifier {
     Watch& watch = watches.at(holder);
     watch.conns--;
     const bool alive = !watch.exited && !pidfd_exited(watch.pidfd);
+    const std::vector<uint64_t> written = core->writable_inodes_of(id);
     core->connection_closed(id, alive);
+    for (uint64_t ino : written) source->direct_stores_possible(ino);
   }
 
   void holder_gone(uint64_t watch_id) {

@@ -35,6 +35,7 @@ class MetaLayoutSource final : public LayoutSource {
                                         uint64_t old_length, uint64_t new_length,
                                         uint32_t flags) override;
   void undo_extend(const Lock& held, uint64_t ino, uint64_t old_size) override;
+  void direct_stores_possible(uint64_t ino) override;
   Result<FileInspection> inspect_file(uint64_t ino) override;
   Result<wire::SuperRecord> inspect_super() override;
   Result<SpaceInspection> inspect_space() override;

@@ -81,6 +81,16 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
   return Status::ok();
 }
 
+Status FilesystemImpl::note_direct_stores(Ino ino) {
+  ASSIGN_OR_RETURN(Inode * inode, live(ino));
+  if (read_only_) return Status::ok();
+  WriterLock lock(inode->mu);
+  if (!inode->in_use()) return Status::ok();
+  inode->core.mtime = inode->core.ctime = now_ns();
+  mark_times_dirty(*inode);
+  return Status::ok();
+}
+
 void FilesystemImpl::touch_atime(Inode& inode) {
   WriterLock lock(inode.mu);
   if (!inode.in_use()) return;

@@ -322,6 +322,11 @@ class Filesystem {
   // there are some and the mount can no longer take them (its verifier
   // found damage): they are lost.
   virtual Status fsync(Ino ino, bool datasync) = 0;
+  // Stores through a writable direct mapping may have changed the file's
+  // bytes (its lease ended, or the file is synced while one is held): mtime
+  // and ctime become now, in DRAM like an overwrite's (docs/design.md,
+  // "Timestamps"). What POSIX asks of msync for shared mappings.
+  virtual Status note_direct_stores(Ino ino) = 0;
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally |KEEP_SIZE). Others: kNotSupported.
   virtual Status fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) = 0;

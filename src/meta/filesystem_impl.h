@@ -76,6 +76,7 @@ class FilesystemImpl final : public Filesystem {
   Result<size_t> write(Ino ino, uint64_t offset, const void* buf, size_t length,
                        bool append) override;
   Status fsync(Ino ino, bool datasync) override;
+  Status note_direct_stores(Ino ino) override;
   Status fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) override;
   Result<bool> drop_setid(Ino ino, SetidCaller& caller) override;
   Result<uint64_t> lseek(Ino ino, uint64_t offset, int whence) override;

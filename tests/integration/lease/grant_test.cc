@@ -297,6 +297,66 @@ TEST_F(GrantTest, DirectStoresAndFusePathAreCoherent) {
 }
 
 
+// Stores through a writable mapping reach no write(2), so the daemon moves
+// the file's mtime and ctime for them, as POSIX asks of msync: at an fsync
+// of the file while the mapping is held, and when the lease ends (release,
+// or the holder's exit). A read-only lease moves nothing.
+TEST_F(GrantTest, WritableMappingsMoveMtimeAtFsyncAndWhenTheyEnd) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  const std::string f = path("f");
+  auto age = [&] {  // mtime one hour back
+    struct timespec times[2] = {{0, UTIME_OMIT}, {time(nullptr) - 3600, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), times, 0), 0) << strerror(errno);
+  };
+  auto moved = [&] {  // mtime and ctime within the last minute, polled for 5 s
+    for (int i = 0; i < 100; ++i) {
+      struct stat st;
+      if (stat(f.c_str(), &st) == 0 && st.st_mtime > time(nullptr) - 60 &&
+          st.st_ctime > time(nullptr) - 60) {
+        return true;
+      }
+      usleep(50'000);
+    }
+    return false;
+  };
+  auto old = [&] {
+    struct stat st;
+    return stat(f.c_str(), &st) == 0 && st.st_mtime < time(nullptr) - 3000;
+  };
+  HolderProcess& h = holder();
+  // fsync while a writable mapping is held.
+  ASSERT_NO_FATAL_FAILURE(age());
+  ASSERT_EQ(h.map(f, 0, kFile).rc, 0);
+  h.send("store 0 0 4096 5");
+  ASSERT_TRUE(h.expect("stored 0"));
+  ASSERT_TRUE(old());
+  const int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fdatasync(fd), 0);
+  EXPECT_TRUE(moved()) << "fdatasync with a writable mapping held";
+  // The release of the lease.
+  ASSERT_NO_FATAL_FAILURE(age());
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0 0"));
+  EXPECT_TRUE(moved()) << "release of a writable lease";
+  // A read-only lease, and an fsync while it is held: nothing moves.
+  ASSERT_NO_FATAL_FAILURE(age());
+  ASSERT_EQ(h.map(f, 0, kFile, "r", 0, "ro").rc, 0);
+  ASSERT_EQ(fdatasync(fd), 0);
+  h.send("unmap 1");
+  ASSERT_TRUE(h.expect("unmapped 1 0"));
+  ASSERT_TRUE(h.sync());
+  usleep(200'000);
+  EXPECT_TRUE(old()) << "a read-only lease moved mtime";
+  // The holder's exit with a writable lease.
+  ASSERT_EQ(h.map(f, 0, kFile).rc, 0);
+  h.send("exit");
+  ASSERT_TRUE(h.wait_exit(10s).has_value());
+  EXPECT_TRUE(moved()) << "exit of the holder of a writable lease";
+  close(fd);
+}
+
 // A read-only mount still serves read-only direct mappings; a writable one
 // cannot be asked for (the kernel refuses the O_RDWR open with EROFS).
 TEST_F(GrantTest, ReadOnlyMountGrantsReadOnlyMappings) {
