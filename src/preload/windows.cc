@@ -63,8 +63,8 @@ struct Candidate {
 
 std::atomic<bool> g_off{false};  // this process is not trusted with direct mappings
 
-// All three under table_mutex(). Never destroyed: the program's threads
-// may still read and write while it exits.
+// Both under table_mutex(). Never destroyed: the program's threads may
+// still read and write while it exits.
 std::map<FileKey, Window*>& windows() {
   static auto* table = new std::map<FileKey, Window*>();
   return *table;
@@ -73,9 +73,20 @@ std::map<FileKey, Candidate>& candidates() {
   static auto* table = new std::map<FileKey, Candidate>();
   return *table;
 }
-std::map<dev_t, bool>& fuse_devices() {  // device -> is a FUSE mount
-  static auto* table = new std::map<dev_t, bool>();
-  return *table;
+
+// Devices seen, and whether each is a FUSE mount: one word per slot,
+// (device << 1) | fuse, so that a call on any other file takes no lock and
+// allocates nothing (pread and pwrite are async-signal-safe, and a signal
+// handler may call them on its log file while the interrupted thread holds
+// the library's lock). Two devices sharing a slot just ask fstatfs again.
+constexpr size_t kDeviceSlots = 64;  // indexed by the top 6 bits of a hash
+std::atomic<uint64_t> g_devices[kDeviceSlots];
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+std::atomic<uint64_t>& device_slot(dev_t dev) { return g_devices[(dev * 0x9e3779b97f4a7c15ull) >> 58]; }
+
+void remember_device(dev_t dev, bool fuse) {
+  device_slot(dev).store((uint64_t(dev) << 1) | (fuse ? 1 : 0), std::memory_order_relaxed);
 }
 
 bool windows_enabled() {
@@ -108,15 +119,11 @@ bool identify(int fd, FileKey* key, uint64_t* size) {
   key->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
   key->ino = stx.stx_ino;
   *size = stx.stx_size;
-  {
-    std::lock_guard lock(table_mutex());
-    auto it = fuse_devices().find(key->dev);
-    if (it != fuse_devices().end()) return it->second;
-  }
+  const uint64_t seen = device_slot(key->dev).load(std::memory_order_relaxed);
+  if (seen != 0 && (seen >> 1) == uint64_t(key->dev)) return (seen & 1) != 0;
   struct statfs fs;
   const bool fuse = fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic;
-  std::lock_guard lock(table_mutex());
-  fuse_devices()[key->dev] = fuse;
+  remember_device(key->dev, fuse);
   return fuse;
 }
 
@@ -192,10 +199,7 @@ void make_window(int fd, const FileKey& key, bool writable) {
       debug("no window for inode %llu: %s", static_cast<unsigned long long>(key.ino),
             sealfs_last_error());
       if (rc == -EACCES) g_off = true;  // the descriptor's mode was checked: untrusted
-      if (rc == -EOPNOTSUPP || rc == -EXDEV) {
-        std::lock_guard lock(table_mutex());
-        fuse_devices()[key.dev] = false;  // FUSE, but not a sealfs mount
-      }
+      if (rc == -EOPNOTSUPP || rc == -EXDEV) remember_device(key.dev, false);  // FUSE, not sealfs
       m = nullptr;
     }
   }
