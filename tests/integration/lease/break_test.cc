@@ -318,6 +318,33 @@ TEST_F(BreakMiscTest, InPlaceWriteInsideEofDoesNotBreak) {
   EXPECT_EQ(h.count("break "), 0) << h.transcript();
 }
 
+// A truncate to the size the file already has changes no block and no
+// byte: no break (SQLite does one at each checkpoint), but the times move
+// as for any truncate.
+TEST_F(BreakMiscTest, TruncateToTheSameSizeDoesNotBreak) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  struct timespec old[2] = {{0, UTIME_OMIT}, {time(nullptr) - 3600, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, path("f").c_str(), old, 0), 0);
+  HolderProcess& h = holder();
+  ASSERT_EQ(h.map(path("f"), 0, kFile).rc, 0);
+  TimedOp op([&] { return truncate(path("f").c_str(), kFile) == 0 ? 0 : -1; });
+  auto r = op.wait(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->rc, 0) << std::strerror(r->err);
+  EXPECT_LT(r->seconds, 1.0);
+  EXPECT_FALSE(h.expect("break ", 300ms)) << h.transcript();
+  struct stat st;
+  ASSERT_EQ(stat(path("f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(kFile));
+  EXPECT_GT(st.st_mtime, time(nullptr) - 60) << "the truncate did not move mtime";
+  h.send("check 0 0 " + std::to_string(kFile) + " 1");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok");
+  // One byte shorter is a truncate down: it breaks.
+  TimedOp shorter([&] { return truncate(path("f").c_str(), kFile - 1) == 0 ? 0 : -1; });
+  EXPECT_TRUE(h.expect("break ", 10s)) << h.transcript();
+}
+
 TEST_F(BreakMiscTest, StrictWriteBreakMakesInPlaceWritesBreak) {
   ASSERT_NO_FATAL_FAILURE(mount_with(2, "strict_write_break"));
   ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
