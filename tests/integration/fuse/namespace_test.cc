@@ -171,7 +171,7 @@ TEST_F(NamespaceTest, RenameFlags) {
   ASSERT_EQ(write(fd, "B", 1), 1);
   close(fd);
   EXPECT_ERRNO(renameat2_(path("a"), path("b"), RENAME_NOREPLACE), EEXIST);
-  ASSERT_EQ(renameat2_(path("a"), path("b"), RENAME_EXCHANGE), 0);
+  ASSERT_EQ(renameat2_(path("a"), path("b"), RENAME_EXCHANGE), 0) << std::strerror(errno);
   EXPECT_EQ(read_file(path("a")), "B");
   EXPECT_EQ(read_file(path("b")), "A");
   EXPECT_ERRNO(renameat2_(path("a"), path("none"), RENAME_EXCHANGE), ENOENT);
@@ -235,7 +235,7 @@ TEST_F(NamespaceTest, SpecialFiles) {
 TEST_F(NamespaceTest, ExtendedAttributes) {
   ASSERT_NO_FATAL_FAILURE(touch("f"));
   std::string p = path("f");
-  ASSERT_EQ(setxattr(p.c_str(), "user.one", "value1", 6, 0), 0);
+  ASSERT_EQ(setxattr(p.c_str(), "user.one", "value1", 6, 0), 0) << std::strerror(errno);
   ASSERT_EQ(setxattr(p.c_str(), "user.two", "", 0, 0), 0);
   EXPECT_ERRNO(setxattr(p.c_str(), "user.one", "x", 1, XATTR_CREATE), EEXIST);
   EXPECT_ERRNO(setxattr(p.c_str(), "user.none", "x", 1, XATTR_REPLACE), ENODATA);
@@ -272,7 +272,7 @@ TEST_F(NamespaceTest, ExtendedAttributes) {
 TEST_F(NamespaceTest, TrustedXattrs) {
   ASSERT_NO_FATAL_FAILURE(touch("f"));
   std::string p = path("f");
-  ASSERT_EQ(setxattr(p.c_str(), "trusted.three", "3", 1, 0), 0);
+  ASSERT_EQ(setxattr(p.c_str(), "trusted.three", "3", 1, 0), 0) << std::strerror(errno);
   char buf[8];
   ASSERT_EQ(getxattr(p.c_str(), "trusted.three", buf, sizeof buf), 1);
   EXPECT_EQ(buf[0], '3');
