@@ -17,10 +17,11 @@ packages=(
 # kernel with its modules, and what the guest's initramfs is built from. Not
 # by default: a machine that only mounts sealfs has no use for a second kernel.
 if [ "${1:-}" = --vm ]; then
-  # nfs-kernel-server and nfs-common: rpc.nfsd, rpc.mountd, exportfs and
-  # mount.nfs for the guest's NFS export check; no server runs on the host.
+  # nfs-kernel-server, nfs-common and rpcbind: rpc.nfsd, rpc.mountd,
+  # exportfs, mount.nfs and rpcbind (NFSv3) for the guest's NFS export
+  # check; no server runs on the host.
   packages+=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio
-             nfs-kernel-server nfs-common)
+             nfs-kernel-server nfs-common rpcbind)
 fi
 
 missing=()

@@ -36,6 +36,14 @@ void CallerPrivilege::load() {
   if (!status.is_ok()) return;
   std::optional<uint64_t> cap_eff = status_mask(*status, "CapEff");
   if (!cap_eff) return;
+  // /proc shows a task's own credentials, not ones it borrowed
+  // (override_creds): nfsd's threads serve each NFS request as the client's
+  // user with their capabilities cut to match, but their status reads as
+  // root with every capability. A filesystem uid in /proc other than the
+  // request's says the request runs on borrowed credentials: /proc cannot
+  // tell, and the header decides.
+  std::vector<uint32_t> uids = status_ids(*status, "Uid");  // real, effective, saved, fs
+  if (uids.size() < 4 || uids[3] != uid_) return;
   std::vector<uint32_t> groups = {gid_};
   for (uint32_t g : status_ids(*status, "Groups")) groups.push_back(g);
   caps_ = same_user_namespace(tid_) ? *cap_eff : 0;

@@ -10,8 +10,10 @@
 // namespace of its own holds CAP_FSETID there, not over this mount, just as
 // capable() (which checks the initial namespace) would say. When /proc
 // cannot tell (the task is gone, or invisible from the daemon's pid
-// namespace) the answer falls back to the header: every capability for
-// fsuid 0, none for anyone else, and the fsgid as the only group.
+// namespace, or its filesystem uid there is not the request's: a kernel
+// thread such as nfsd's acting with borrowed credentials) the answer falls
+// back to the header: every capability for fsuid 0, none for anyone else,
+// and the fsgid as the only group.
 #pragma once
 
 #include <sys/types.h>

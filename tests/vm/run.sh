@@ -14,6 +14,8 @@
 #                   --stress BUILD/tests/integration/lease/lease_stress_test \
 #                   --stress-holder BUILD/tests/integration/lease/lease_stress_holder \
 #                   --stress-sigbreaker BUILD/tests/integration/lease/lease_stress_sigbreaker \
+#                   --namespace-test BUILD/tests/integration/fuse/fuse_namespace_test \
+#                   --data-test BUILD/tests/integration/fuse/fuse_data_test \
 #                   [--build-dir BUILD]
 #
 # Exit 0 only when the guest printed "VM-RESULT: PASS". Anything missing on
@@ -23,7 +25,8 @@
 # SEALFS_VM_DIR (work dir, default BUILD/vm or /var/tmp/sealfs-vm),
 # SEALFS_VM_KERNEL (a vmlinuz; default the newest in /boot with modules),
 # SEALFS_VM_PERSISTENCE (mem-ctrl or cpu: boot only that platform),
-# SEALFS_VM_CRASH_ROUNDS (machine kills in the drill, default 3; 0: none).
+# SEALFS_VM_CRASH_ROUNDS (machine kills in the drill, default 3; 0: none),
+# SEALFS_VM_ONLY=nfs (one boot that runs only the NFS export check).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +41,8 @@ difftest=""
 stress=""
 stress_holder=""
 stress_sigbreaker=""
+namespace_test=""
+data_test=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build_dir=$2; shift 2 ;;
@@ -51,6 +56,8 @@ while [ $# -gt 0 ]; do
     --stress) stress=$2; shift 2 ;;
     --stress-holder) stress_holder=$2; shift 2 ;;
     --stress-sigbreaker) stress_sigbreaker=$2; shift 2 ;;
+    --namespace-test) namespace_test=$2; shift 2 ;;
+    --data-test) data_test=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -72,6 +79,10 @@ die() {
 [ -x "$stress_holder" ] || die "--stress-holder must name the built lease_stress_holder (got '$stress_holder')"
 [ -x "$stress_sigbreaker" ] ||
   die "--stress-sigbreaker must name the built lease_stress_sigbreaker (got '$stress_sigbreaker')"
+[ -x "$namespace_test" ] || die "--namespace-test must name the built fuse_namespace_test (got '$namespace_test')"
+[ -x "$data_test" ] || die "--data-test must name the built fuse_data_test (got '$data_test')"
+posix_script=$here/../integration/fuse/posix_in_directory.sh
+[ -x "$posix_script" ] || die "$posix_script missing"
 
 work=${SEALFS_VM_DIR:-}
 if [ -z "$work" ]; then
@@ -101,6 +112,7 @@ need_tool rpc.nfsd nfs-kernel-server
 need_tool rpc.mountd nfs-kernel-server
 need_tool exportfs nfs-kernel-server
 need_tool mount.nfs nfs-common
+need_tool rpcbind rpcbind
 export PATH=$PATH:/usr/sbin:/sbin
 busybox=""
 for candidate in /bin/busybox /usr/bin/busybox; do
@@ -125,7 +137,7 @@ moddir=/lib/modules/$kver
 # for libnvdimm is not followed here), the dax drivers before any namespace is
 # switched to devdax. Each is resolved with its dependencies; "builtin" ones
 # need nothing.
-wanted_modules="libnvdimm nfit nd_pmem nd_btt device_dax dax_pmem ext4 xfs fuse nfsd nfsv4"
+wanted_modules="libnvdimm nfit nd_pmem nd_btt device_dax dax_pmem ext4 xfs fuse nfsd nfsv4 nfsv3"
 module_files=()
 for m in $wanted_modules; do
   deps=$(modprobe --ignore-install --show-depends -S "$kver" "$m" 2>&1) ||
@@ -156,8 +168,8 @@ fi
 # unpacks over the first.
 host_tools="$(command -v ndctl) $(command -v daxctl) $(command -v mkfs.ext4) $(command -v mkfs.xfs)
             $(command -v fusermount3) $(command -v rpc.nfsd) $(command -v rpc.mountd)
-            $(command -v exportfs) $(command -v mount.nfs)"
-base_key=$( (echo "$kver $busybox"; sha256sum "$here/init.sh"; ls -lL $host_tools "$busybox" "${module_files[@]}") |
+            $(command -v exportfs) $(command -v mount.nfs) $(command -v rpcbind)"
+base_key=$( (echo "$kver $busybox"; sha256sum "$here/init.sh" "$here/run.sh"; ls -lL $host_tools "$busybox" "${module_files[@]}") |
   sha256sum | cut -c1-16)
 base_cpio=$work/base-$base_key.cpio.gz
 
@@ -195,6 +207,10 @@ if [ ! -f "$base_cpio" ]; then
     [ -r "$f" ] || die "$f missing on the host (the guest's NFS tools need it)"
     cp -L "$f" "$root$f"
   done
+  # rpcbind drops to the user _rpc.
+  printf 'root:x:0:0:root:/:/bin/sh\n_rpc:x:100:65534::/run/rpcbind:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' \
+    > "$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
   : > "$root/etc/modules.order"
   for f in "${module_files[@]}"; do
     case "$f" in
@@ -224,7 +240,8 @@ rm -rf "$sealfs_root"
 mkdir -p "$sealfs_root/sealfs"
 sealfs_bins="$(readlink -f "$probe") $(readlink -f "$mkfs") $(readlink -f "$daemon") $(readlink -f "$holder")
              $(readlink -f "$fsck") $(readlink -f "$crash_writer") $(readlink -f "$difftest")
-             $(readlink -f "$stress") $(readlink -f "$stress_holder") $(readlink -f "$stress_sigbreaker")"
+             $(readlink -f "$stress") $(readlink -f "$stress_holder") $(readlink -f "$stress_sigbreaker")
+             $(readlink -f "$namespace_test") $(readlink -f "$data_test")"
 for bin in $sealfs_bins; do
   ldd "$bin" | grep -q 'not found' && die "$bin has unresolved libraries: $(ldd "$bin" | grep 'not found')"
 done
@@ -239,6 +256,9 @@ cp -L "$difftest" "$sealfs_root/sealfs/difftest"
 cp -L "$stress" "$sealfs_root/sealfs/lease_stress_test"
 cp -L "$stress_holder" "$sealfs_root/sealfs/lease_stress_holder"
 cp -L "$stress_sigbreaker" "$sealfs_root/sealfs/lease_stress_sigbreaker"
+cp -L "$namespace_test" "$sealfs_root/sealfs/fuse_namespace_test"
+cp -L "$data_test" "$sealfs_root/sealfs/fuse_data_test"
+cp -L "$posix_script" "$sealfs_root/sealfs/posix_in_directory.sh"
 # Drop the copies at their host build paths; only /sealfs is used.
 for bin in $sealfs_bins; do rm -f "$sealfs_root$bin"; done
 find "$sealfs_root" -depth -type d -empty -delete
@@ -380,6 +400,16 @@ crash_round() {  # round, acknowledged steps of the rounds before (comma-separat
 }
 
 failed=""
+if [ "${SEALFS_VM_ONLY:-}" = nfs ]; then
+  fresh_nvdimm
+  boot_guest mem-ctrl memory_controller cache-line nfs || failed=" nfs"
+  echo "vm: whole run $(($(date +%s) - t_start)) s"
+  [ -z "$failed" ] || { echo "vm: FAIL:$failed"; exit 1; }
+  rm -f "$nvdimm_file"
+  echo "vm: PASS"
+  exit 0
+fi
+[ -z "${SEALFS_VM_ONLY:-}" ] || die "SEALFS_VM_ONLY must be nfs (got '$SEALFS_VM_ONLY')"
 # The daemon workloads (differential test, lease stress; slow under TCG)
 # run in the first full boot only.
 workload=yes

@@ -17,7 +17,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: difftest --a DIR --b DIR [--seed N] [--ops N] [--check-every N]\n"
                "                [--no-mmap] [--no-xattrs] [--no-rename-flags]\n"
-               "                [--no-fallocate] [--no-access] [--emulate-a] [--trace]\n"
+               "                [--no-fallocate] [--no-access] [--no-acls] [--no-inode-flags]\n"
+               "                [--emulate-a] [--trace]\n"
                "                [--nfs] [--keep] [--compare-only] [--remove]\n"
                "  A is the filesystem under test, B the reference (tmpfs). Work happens in\n"
                "  DIR/difftest.work on each side, which is replaced at start.\n"
@@ -26,8 +27,11 @@ void usage() {
                "  --compare-only    run no operations; compare existing work trees\n"
                "  --remove          run no operations; remove the work trees\n"
                "  --no-access       no ACLs, inode flags, chown or operations as uid 65534\n"
+               "  --no-acls         no POSIX ACLs (an NFSv4 mount has none)\n"
+               "  --no-inode-flags  no inode flags (NFS carries none)\n"
                "  --nfs             A is an NFS mount: close a file before its name is\n"
-               "                    unlinked or renamed over (no silly renames); no mmap\n"
+               "                    unlinked or renamed over (no silly renames); no mmap;\n"
+               "                    no O_TRUNC with O_RDONLY\n"
                "exit: 0 no divergence, 1 divergence, 2 usage or setup error\n");
 }
 
@@ -92,6 +96,12 @@ int main(int argc, char** argv) {
       options.remove_only = true;
     } else if (arg == "--no-access") {
       options.access = false;
+      options.acls = false;
+      options.inode_flags = false;
+    } else if (arg == "--no-acls") {
+      options.acls = false;
+    } else if (arg == "--no-inode-flags") {
+      options.inode_flags = false;
     } else if (arg == "--nfs") {
       options.nfs = true;
       options.mmap = false;

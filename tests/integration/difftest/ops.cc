@@ -228,9 +228,9 @@ Runner::Step Runner::draw() {
   if (roll < 915) return op_chmod();
   if (options_.access && roll < 960) {
     uint64_t which = rng_.below(100);
-    if (which < 25) return op_setacl();
+    if (which < 25 && options_.acls) return op_setacl();
     if (which < 40) return op_chown();
-    if (which < 55) return op_setflags();
+    if (which < 55 && options_.inode_flags) return op_setflags();
     return op_as_other_user(slot);
   }
   if (!options_.xattrs) return op_stat();
@@ -251,7 +251,10 @@ Runner::Step Runner::op_open() {
   int flags = modes[rng_.below(4)];
   if (rng_.percent(70)) flags |= O_CREAT;
   if (rng_.percent(10)) flags |= O_EXCL;
-  if (rng_.percent(10)) flags |= O_TRUNC;
+  // O_TRUNC with O_RDONLY truncates on Linux; an NFSv4 client opens for
+  // reading and then fails the size change (EACCES), so --nfs asks for it
+  // only with a mode that can write.
+  if (rng_.percent(10) && !(options_.nfs && (flags & O_ACCMODE) == O_RDONLY)) flags |= O_TRUNC;
   if (rng_.percent(15)) flags |= O_APPEND;
   if (rng_.percent(3)) flags |= O_DIRECTORY;
   if (rng_.percent(5)) flags |= O_NOFOLLOW;

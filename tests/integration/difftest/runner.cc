@@ -44,7 +44,12 @@ std::string reproduce_command(const Options& options, uint64_t ops) {
   if (!options.xattrs) cmd += " --no-xattrs";
   if (!options.rename_flags) cmd += " --no-rename-flags";
   if (!options.fallocate) cmd += " --no-fallocate";
-  if (!options.access) cmd += " --no-access";
+  if (!options.access) {
+    cmd += " --no-access";
+  } else {
+    if (!options.acls) cmd += " --no-acls";
+    if (!options.inode_flags) cmd += " --no-inode-flags";
+  }
   if (options.emulate_a) cmd += " --emulate-a";
   if (options.nfs) cmd += " --nfs";
   return cmd;
@@ -127,7 +132,8 @@ std::string Runner::check_after(const Step& step) {
   }
   for (const std::string& path : step.paths) {
     for (const std::string& rel : {path, parent_of(path)}) {
-      diff = compare_node(at(0, rel), at(1, rel), rel, options_.xattrs, options_.access);
+      diff = compare_node(at(0, rel), at(1, rel), rel, options_.xattrs, options_.acls,
+                              options_.inode_flags);
       if (!diff.empty()) return diff;
     }
   }
@@ -170,7 +176,8 @@ int Runner::run() {
   if (!prepare_work_trees()) return 2;
   if (options_.remove_only) return 0;
   if (options_.compare_only) {
-    std::string diff = compare_tree(work_[0], work_[1], "", options_.xattrs, options_.access);
+    std::string diff = compare_tree(work_[0], work_[1], "", options_.xattrs, options_.acls,
+                              options_.inode_flags);
     if (!diff.empty()) {
       std::fprintf(stderr, "DIVERGENCE between existing trees:\n  %s\n", diff.c_str());
       return 1;
@@ -197,7 +204,8 @@ int Runner::run() {
     }
     std::string diff = check_after(step);
     if (diff.empty() && n % options_.check_every == 0) {
-      diff = compare_tree(work_[0], work_[1], "", options_.xattrs, options_.access);
+      diff = compare_tree(work_[0], work_[1], "", options_.xattrs, options_.acls,
+                              options_.inode_flags);
     }
     if (!diff.empty()) {
       report(n, "state after " + step.text, diff);
@@ -211,7 +219,8 @@ int Runner::run() {
 
   // Last names gone and descriptors closed: orphans must have vanished too.
   for (Slot& slot : slots_) close_slot(slot);
-  std::string diff = compare_tree(work_[0], work_[1], "", options_.xattrs, options_.access);
+  std::string diff = compare_tree(work_[0], work_[1], "", options_.xattrs, options_.acls,
+                              options_.inode_flags);
   if (!diff.empty()) {
     report(options_.ops, "state after closing every file", diff);
     return 1;

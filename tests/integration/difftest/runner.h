@@ -25,6 +25,10 @@ struct Options {
   bool fallocate = true;  // off only for peers without it (bindfs)
   // ACLs, inode flags, chown and operations by another user (root only).
   bool access = true;
+  // Within access: POSIX ACLs and inode flags, each of which a peer may
+  // lack alone (an NFSv4 mount carries neither, NFSv3 ACLs but no flags).
+  bool acls = true;
+  bool inode_flags = true;
   // B, tmpfs, is made to answer as ext4 where tmpfs lacks something
   // (FALLOC_FL_ZERO_RANGE: punch + extend) or differs from ext4 and sealfs
   // (write and ftruncate through a descriptor of a now-immutable file).
@@ -36,7 +40,9 @@ struct Options {
   // and a directory holding such a file cannot be removed. So before an
   // unlink or a rename onto a name, the open files that name is (on A) are
   // closed on both sides, a step of its own in the history; and no mmap
-  // (a mapping keeps the file open).
+  // (a mapping keeps the file open). An NFSv4 client also refuses
+  // open(O_RDONLY | O_TRUNC) of an existing file (EACCES), which Linux
+  // filesystems truncate: no such open is drawn.
   bool nfs = false;
   bool trace = false;
   bool keep = false;          // leave the work trees after a clean run

@@ -183,7 +183,7 @@ static Outcome node_content(const std::string& path, mode_t mode) {
 }
 
 std::string compare_node(const std::string& a, const std::string& b, const std::string& rel,
-                         bool xattrs, bool access) {
+                         bool xattrs, bool acls, bool inode_flags) {
   struct stat sa {}, sb {};
   Outcome la = capture(lstat(a.c_str(), &sa));
   Outcome lb = capture(lstat(b.c_str(), &sb));
@@ -201,7 +201,7 @@ std::string compare_node(const std::string& a, const std::string& b, const std::
     Outcome xb = list_user_xattrs(b);
     if (!(xa == xb)) return mismatch(rel, "xattrs", xa, xb);
   }
-  if (access && (S_ISREG(sa.st_mode) || S_ISDIR(sa.st_mode))) {
+  if (acls && (S_ISREG(sa.st_mode) || S_ISDIR(sa.st_mode))) {
     Outcome acl_a = read_acl(a, "system.posix_acl_access");
     Outcome acl_b = read_acl(b, "system.posix_acl_access");
     if (!(acl_a == acl_b)) return mismatch(rel, "access ACL", acl_a, acl_b);
@@ -210,6 +210,8 @@ std::string compare_node(const std::string& a, const std::string& b, const std::
       acl_b = read_acl(b, "system.posix_acl_default");
       if (!(acl_a == acl_b)) return mismatch(rel, "default ACL", acl_a, acl_b);
     }
+  }
+  if (inode_flags && (S_ISREG(sa.st_mode) || S_ISDIR(sa.st_mode))) {
     Outcome fa = read_inode_flags(a);
     Outcome fb = read_inode_flags(b);
     if (!(fa == fb)) return mismatch(rel, "inode flags", fa, fb);
@@ -218,8 +220,8 @@ std::string compare_node(const std::string& a, const std::string& b, const std::
 }
 
 std::string compare_tree(const std::string& a, const std::string& b, const std::string& rel,
-                         bool xattrs, bool access) {
-  std::string diff = compare_node(a, b, rel, xattrs, access);
+                         bool xattrs, bool acls, bool inode_flags) {
+  std::string diff = compare_node(a, b, rel, xattrs, acls, inode_flags);
   if (!diff.empty()) return diff;
   struct stat st {};
   if (lstat(a.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "";
@@ -232,7 +234,7 @@ std::string compare_tree(const std::string& a, const std::string& b, const std::
     start = end + 1;
     std::string name = line.substr(0, line.rfind(' '));
     std::string child_rel = rel.empty() ? name : rel + "/" + name;
-    diff = compare_tree(a + "/" + name, b + "/" + name, child_rel, xattrs, access);
+    diff = compare_tree(a + "/" + name, b + "/" + name, child_rel, xattrs, acls, inode_flags);
     if (!diff.empty()) return diff;
   }
   return "";

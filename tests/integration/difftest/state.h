@@ -47,11 +47,11 @@ Outcome read_whole(int fd);
 
 // Each returns "" when A and B agree, else what differs. `rel` names the
 // path in messages.
-// `access`: ACLs and inode flags too.
+// `acls`, `inode_flags`: POSIX ACLs and inode flags too.
 std::string compare_node(const std::string& a, const std::string& b, const std::string& rel,
-                         bool xattrs, bool access);
+                         bool xattrs, bool acls, bool inode_flags);
 std::string compare_tree(const std::string& a, const std::string& b, const std::string& rel,
-                         bool xattrs, bool access);
+                         bool xattrs, bool acls, bool inode_flags);
 // An open file on each side: fstat fields and, through a read-only
 // descriptor of the same inode, its contents.
 std::string compare_open_files(int fd_a, int fd_b, int reader_a, int reader_b);

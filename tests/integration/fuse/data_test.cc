@@ -182,6 +182,18 @@ TEST_F(DataTest, AppendTruncAndExcl) {
   close(ro);
 }
 
+// Linux truncates on open(O_RDONLY | O_TRUNC) when the caller may write.
+TEST_F(DataTest, ReadOnlyOpenWithTruncTruncates) {
+  write_file(path("t"), "some bytes");
+  int fd = open_file("t", O_RDONLY | O_TRUNC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  struct stat st {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, 0);
+  close(fd);
+  EXPECT_EQ(read_file(path("t")), "");
+}
+
 TEST_F(DataTest, FallocateModes) {
   int fd = open_file("fa");
   ASSERT_GE(fd, 0);
@@ -192,23 +204,34 @@ TEST_F(DataTest, FallocateModes) {
   EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, 2 * kMiB);
   ASSERT_NO_FATAL_FAILURE(expect_content(fd, 0, 0, 2 * kMiB, kMiB));
 
-  ASSERT_EQ(fallocate(fd, FALLOC_FL_KEEP_SIZE, 2 * kMiB, kMiB), 0);
-  ASSERT_EQ(fstat(fd, &st), 0);
-  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 2 * kMiB);
-
   auto data = pattern(5, 0, 2 * kMiB);
   ASSERT_TRUE(pwrite_all(fd, data.data(), data.size(), 0));
   ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 8192), 0);
   ASSERT_NO_FATAL_FAILURE(expect_content(fd, 5, 0, 4096, 4096));
   ASSERT_NO_FATAL_FAILURE(expect_content(fd, 0, 4096, 8192, 8192));
   ASSERT_NO_FATAL_FAILURE(expect_content(fd, 5, 12288, 4096, 4096));
-  ASSERT_EQ(fallocate(fd, FALLOC_FL_ZERO_RANGE, 100000, 5000), 0);
+  EXPECT_ERRNO(fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096), EOPNOTSUPP);  // needs KEEP_SIZE
+  close(fd);
+}
+
+// Keep-size allocation past the end and zero range, apart from allocate
+// and punch: an NFSv4.2 client carries only those two.
+TEST_F(DataTest, FallocateKeepSizeZeroRangeAndCollapse) {
+  int fd = open_file("fz");
+  ASSERT_GE(fd, 0);
+  auto data = pattern(5, 0, 2 * kMiB);
+  ASSERT_TRUE(pwrite_all(fd, data.data(), data.size(), 0));
+  ASSERT_EQ(fallocate(fd, FALLOC_FL_KEEP_SIZE, 2 * kMiB, kMiB), 0) << std::strerror(errno);
+  struct stat st {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 2 * kMiB);
+  ASSERT_EQ(fallocate(fd, FALLOC_FL_ZERO_RANGE, 100000, 5000), 0) << std::strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(expect_content(fd, 5, 0, 100000, 100000));
   ASSERT_NO_FATAL_FAILURE(expect_content(fd, 0, 100000, 5000, 5000));
   ASSERT_NO_FATAL_FAILURE(expect_content(fd, 5, 105000, 1000, 1000));
   ASSERT_EQ(fallocate(fd, FALLOC_FL_ZERO_RANGE, 2 * kMiB - 10, 4096), 0);
   ASSERT_EQ(fstat(fd, &st), 0);
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), 2 * kMiB - 10 + 4096);
-  EXPECT_ERRNO(fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096), EOPNOTSUPP);  // needs KEEP_SIZE
   EXPECT_ERRNO(fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), EOPNOTSUPP);
   close(fd);
 }

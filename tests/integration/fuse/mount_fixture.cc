@@ -186,7 +186,23 @@ const std::string& MountFixture::fsck_bin() {
   return bin;
 }
 
+const std::string& MountFixture::test_directory() {
+  static const std::string directory = [] {
+    const char* v = std::getenv("SEALFS_TEST_DIRECTORY");
+    return std::string(v != nullptr ? v : "");
+  }();
+  return directory;
+}
+
+bool MountFixture::needs_own_daemon(const char* what) const {
+  if (test_directory().empty()) return false;
+  ADD_FAILURE() << what << " needs the fixture's own daemon, which SEALFS_TEST_DIRECTORY="
+                << test_directory() << " mode does not start: leave this test out there";
+  return true;
+}
+
 size_t MountFixture::log_count(const std::string& needle) const {
+  if (needs_own_daemon("log_count()")) return 0;
   const std::string log = read_file(log_path_);
   size_t count = 0;
   for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) {
@@ -196,36 +212,54 @@ size_t MountFixture::log_count(const std::string& needle) const {
 }
 
 void MountFixture::SetUp() {
-  if (access("/dev/fuse", F_OK) != 0) GTEST_SKIP() << "/dev/fuse is missing";
+  const bool in_directory = !test_directory().empty();
+  if (!in_directory && access("/dev/fuse", F_OK) != 0) GTEST_SKIP() << "/dev/fuse is missing";
   const char* tmp = std::getenv("TMPDIR");
   std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
                       "/sealfs-it-XXXXXX";
   ASSERT_NE(mkdtemp(templ.data()), nullptr) << std::strerror(errno);
   dir_ = templ;
+  log_path_ = dir_ + "/sealfs.log";
+  if (in_directory) {
+    // The test's files live in a fresh subdirectory of the given one; dir_
+    // stays in TMPDIR, on another filesystem (RenameRules' EXDEV needs one).
+    std::string sub = test_directory() + "/sealfs-it-XXXXXX";
+    ASSERT_NE(mkdtemp(sub.data()), nullptr) << test_directory() << ": " << std::strerror(errno);
+    mountpoint_ = sub;
+    return;
+  }
   mountpoint_ = dir_ + "/mnt";
   region_path_ = dir_ + "/region.img";
   std::string shm_templ = "/dev/shm/sealfs-it-XXXXXX";
   if (access("/dev/shm", W_OK) == 0 && mkdtemp(shm_templ.data()) != nullptr) {
     shm_dir_ = shm_templ;
   }
-  log_path_ = dir_ + "/sealfs.log";
   ASSERT_EQ(mkdir(mountpoint_.c_str(), 0755), 0) << std::strerror(errno);
 }
 
 void MountFixture::TearDown() {
   if (dir_.empty()) return;
+  std::error_code ec;
+  if (!test_directory().empty()) {
+    if (!mountpoint_.empty()) {
+      std::filesystem::remove_all(mountpoint_, ec);
+      EXPECT_FALSE(ec) << "removing " << mountpoint_ << ": " << ec.message();
+    }
+    std::filesystem::remove_all(dir_, ec);
+    return;
+  }
   force_cleanup();
   if (HasFailure()) {
     std::string log = read_file(log_path_);
     std::fprintf(stderr, "---- sealfs daemon log (%s) ----\n%s---- end of daemon log ----\n",
                  log_path_.c_str(), tail_of(log, 64 * 1024).c_str());
   }
-  std::error_code ec;
   if (!is_mounted(mountpoint_)) std::filesystem::remove_all(dir_, ec);
   if (!shm_dir_.empty()) std::filesystem::remove_all(shm_dir_, ec);
 }
 
 void MountFixture::format(const MountConfig& config) {
+  if (needs_own_daemon("format()")) return;
   config_ = config;
   region_path_ = (!config_.region_dir.empty() ? config_.region_dir
                   : emulated()                  ? shm_dir_
@@ -256,11 +290,22 @@ void MountFixture::format(const MountConfig& config) {
 }
 
 void MountFixture::format_and_mount(const MountConfig& config) {
+  if (!test_directory().empty()) {
+    // The default region and options are what the directory's server
+    // stands for; a test that asks for others needs a region of its own.
+    const MountConfig plain;
+    if (config.region_size != plain.region_size || !config.mkfs_args.empty() ||
+        !config.options.empty() || config.uid || config.on_disk || !config.region_dir.empty()) {
+      needs_own_daemon("format_and_mount() with a config of its own");
+    }
+    return;
+  }
   ASSERT_NO_FATAL_FAILURE(format(config));
   ASSERT_NO_FATAL_FAILURE(mount());
 }
 
 void MountFixture::mount() {
+  if (needs_own_daemon("mount()")) return;
   ASSERT_LT(daemon_pid_, 0) << "already mounted";
   std::vector<std::string> args = {sealfs_bin(), "-f", "--log-level=debug", region_path_,
                                    mountpoint_};
@@ -299,6 +344,7 @@ void MountFixture::mount() {
 }
 
 void MountFixture::unmount() {
+  if (needs_own_daemon("unmount()")) return;
   ASSERT_GT(daemon_pid_, 0) << "not mounted";
   std::string output;
   int rc = run_command({"fusermount3", "-u", mountpoint_}, &output, config_.uid, config_.gid);
@@ -312,6 +358,7 @@ void MountFixture::unmount() {
 }
 
 void MountFixture::kill_daemon() {
+  if (needs_own_daemon("kill_daemon()")) return;
   ASSERT_GT(daemon_pid_, 0) << "not mounted";
   ASSERT_EQ(kill(daemon_pid_, SIGKILL), 0);
   auto status = wait_child(daemon_pid_, 30s);
@@ -325,6 +372,7 @@ void MountFixture::kill_daemon() {
 }
 
 std::optional<int> MountFixture::signal_daemon(int sig) {
+  if (needs_own_daemon("signal_daemon()")) return std::nullopt;
   if (daemon_pid_ <= 0) {
     ADD_FAILURE() << "not mounted";
     return std::nullopt;

@@ -10,6 +10,16 @@
 //
 // Tests skip only when /dev/fuse is missing (SEALFS_REQUIRE_ALL=1 turns
 // that into a failure in CI).
+//
+// Directory mode: with SEALFS_TEST_DIRECTORY=DIR set, the fixture starts no
+// daemon. Each test gets a fresh subdirectory of DIR (an NFS mount of a
+// sealfs export, a sealfs mount started by someone else, any filesystem)
+// as its "mount point", removed at teardown, so the POSIX-semantics tests
+// run through whatever serves DIR. format_and_mount() with the default
+// config is then a no-op; everything that needs the fixture's own daemon
+// or region (another config, mount, unmount, remount, kill_daemon,
+// signal_daemon, log_count, region_path) fails the test, naming the call:
+// such tests are left out by name (tests/integration/fuse/posix_in_directory.sh).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -103,12 +113,17 @@ class MountFixture : public ::testing::Test {
 
   std::string path(std::string_view relative) const;
   const std::string& mountpoint() const { return mountpoint_; }
-  const std::string& region_path() const { return region_path_; }
+  const std::string& region_path() const {
+    needs_own_daemon("region_path()");
+    return region_path_;
+  }
   const std::string& dir() const { return dir_; }
   bool emulated() const { return !config_.on_disk && !shm_dir_.empty(); }
   const std::string& log_path() const { return log_path_; }
   pid_t daemon_pid() const { return daemon_pid_; }
   bool mounted() const { return daemon_pid_ > 0; }
+  // SEALFS_TEST_DIRECTORY, or empty when the fixture mounts its own daemon.
+  static const std::string& test_directory();
   MountConfig& config() { return config_; }
 
   static const std::string& sealfs_bin();
@@ -119,6 +134,9 @@ class MountFixture : public ::testing::Test {
 
  private:
   void force_cleanup();
+  // In directory mode: records a failure naming `what`, which only the
+  // fixture's own daemon can do; returns whether it did.
+  bool needs_own_daemon(const char* what) const;
 
   MountConfig config_;
   std::string dir_;
