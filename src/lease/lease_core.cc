@@ -158,6 +158,7 @@ void LeaseCore::remove_lease_locked(uint64_t lease_id, Ready& ready) {
   if (it == leases_.end()) return;
   const LeaseInfo info = it->second.info;
   if (sink_ != nullptr && !info.layout_only) sink_->unpin(info.holder, info.lease_id);
+  if (!info.layout_only && (info.prot & wire::kProtWrite) != 0) notifier_.writable_lease_ended(info.ino);
   leases_.erase(it);
   auto holder = holders_.find(info.holder);
   if (holder != holders_.end()) {
@@ -452,17 +453,6 @@ bool LeaseCore::writable_lease_held(uint64_t ino) const {
     if (writable_mapping(leases_.at(id).info)) return true;
   }
   return false;
-}
-
-std::vector<uint64_t> LeaseCore::writable_inodes_of(uint64_t conn) const {
-  MutexLock lock(mu_);
-  std::vector<uint64_t> out;
-  for (auto& [id, lease] : leases_) {
-    if (lease.info.conn == conn && writable_mapping(lease.info)) out.push_back(lease.info.ino);
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
 }
 
 }  // namespace sealfs::lease

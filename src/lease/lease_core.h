@@ -56,6 +56,10 @@ class Notifier {
   virtual void break_finished(uint64_t ino) = 0;
   // The earliest deadline may have changed (rearm the timer).
   virtual void deadlines_changed() = 0;
+  // A writable mapping lease of `ino` is gone (released, its connection or
+  // holder gone), whatever its state: stores through it may have changed
+  // the file. Called under the core's lock: note it, act later.
+  virtual void writable_lease_ended(uint64_t ino) { (void)ino; }
 };
 
 enum class LeaseState { kActive, kBreaking, kRevoking, kRevoked, kOrphaned };
@@ -161,8 +165,6 @@ class LeaseCore {
   std::vector<LeaseInfo> leases() const;
   // ino has a writable mapping lease that is not revoked.
   bool writable_lease_held(uint64_t ino) const;
-  // The inodes that conn holds writable mapping leases of.
-  std::vector<uint64_t> writable_inodes_of(uint64_t conn) const;
 
  private:
   struct Lease;

@@ -174,6 +174,9 @@ struct LeaseServer::Impl final : Notifier {
   Mutex actions_mu;  // a leaf, taken under the engine mutex (src/meta/locking.h)
   std::vector<Action> actions GUARDED_BY(actions_mu);
   bool timer_dirty GUARDED_BY(actions_mu) = true;
+  // Inodes whose writable leases ended, for stamp_ended_leases.
+  Mutex stamps_mu;  // a leaf, taken under the engine mutex (src/meta/locking.h)
+  std::vector<uint64_t> stamps GUARDED_BY(stamps_mu);
 
   ~Impl() override {
     if (thread.joinable()) {
@@ -270,6 +273,23 @@ struct LeaseServer::Impl final : Notifier {
     }
     flush(id);
   }
+  void writable_lease_ended(uint64_t ino) override {
+    MutexLock lock(stamps_mu);
+    stamps.push_back(ino);
+  }
+  // The files whose writable leases ended get their times moved
+  // (LayoutSource::direct_stores_possible). On this thread, no lock held:
+  // the source takes the inode's lock.
+  void stamp_ended_leases() {
+    std::vector<uint64_t> todo;
+    {
+      MutexLock lock(stamps_mu);
+      todo.swap(stamps);
+    }
+    std::sort(todo.begin(), todo.end());
+    todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+    for (uint64_t ino : todo) source->direct_stores_possible(ino);
+  }
   void break_finished(uint64_t ino) override {
     push({Action::kBreakFinished, 0, 0, 0, 0, {}, ino});
   }
@@ -349,6 +369,7 @@ struct LeaseServer::Impl final : Notifier {
         std::abort();
       }
       for (int i = 0; i < n; ++i) dispatch(events[i]);
+      stamp_ended_leases();
       drain_actions();
       sweep_watches();
     }
@@ -633,11 +654,8 @@ struct LeaseServer::Impl final : Notifier {
       case wire::Type::kRelease:
       case wire::Type::kRevokeAck: {
         const auto ref = wire::load<wire::LeaseRef>(body);
-        const std::optional<LeaseInfo> ending = core->lease_of(id, ref.lease_id);
         Status s = core->release(id, ref.lease_id);
-        if (s.is_ok() && ending && !ending->layout_only && (ending->prot & wire::kProtWrite) != 0) {
-          source->direct_stores_possible(ending->ino);
-        }
+        stamp_ended_leases();  // before the answer: the holder's stat after its unmap sees them
         if (static_cast<wire::Type>(h.type) == wire::Type::kRelease) {
           wire::Reply reply{s.is_ok() ? 0 : ENOENT,
                             static_cast<uint32_t>(s.is_ok() ? wire::Refusal::kNone
@@ -1150,9 +1168,7 @@ struct LeaseServer::Impl final : Notifier {
     Watch& watch = watches.at(holder);
     watch.conns--;
     const bool alive = !watch.exited && !pidfd_exited(watch.pidfd);
-    const std::vector<uint64_t> written = core->writable_inodes_of(id);
     core->connection_closed(id, alive);
-    for (uint64_t ino : written) source->direct_stores_possible(ino);
   }
 
   void holder_gone(uint64_t watch_id) {

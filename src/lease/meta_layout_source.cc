@@ -140,7 +140,7 @@ void MetaLayoutSource::direct_stores_possible(uint64_t ino) {
   Status s = fs_.note_direct_stores(ino);
   // The file may be gone by now (its last name and handle went with the
   // lease): nothing to stamp.
-  if (!s.is_ok() && s.code() != Code::kNotFound) log().warn("lease: inode {}: {}", ino, s.to_string());
+  if (!s.is_ok() && s.code() != Code::kNotFound && s.code() != Code::kStale) log().warn("lease: inode {}: {}", ino, s.to_string());
 }
 
 void MetaLayoutSource::undo_extend(const Lock& held, uint64_t ino, uint64_t old_size) {

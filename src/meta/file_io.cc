@@ -85,7 +85,9 @@ Status FilesystemImpl::note_direct_stores(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   if (read_only_) return Status::ok();
   WriterLock lock(inode->mu);
-  if (!inode->in_use()) return Status::ok();
+  // An immutable file's times stay (the flag may have come between the
+  // stores and this call: no writable mapping of it can be granted now).
+  if (!inode->in_use() || is_immutable(inode->core)) return Status::ok();
   inode->core.mtime = inode->core.ctime = now_ns();
   mark_times_dirty(*inode);
   return Status::ok();

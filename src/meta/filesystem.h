@@ -325,7 +325,8 @@ class Filesystem {
   // Stores through a writable direct mapping may have changed the file's
   // bytes (its lease ended, or the file is synced while one is held): mtime
   // and ctime become now, in DRAM like an overwrite's (docs/design.md,
-  // "Timestamps"). What POSIX asks of msync for shared mappings.
+  // "Timestamps"). What POSIX asks of msync for shared mappings. An
+  // immutable file's times do not move.
   virtual Status note_direct_stores(Ino ino) = 0;
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally |KEEP_SIZE). Others: kNotSupported.

@@ -33,8 +33,8 @@
 //          (inodes with times only in DRAM), table_mu_ (DirIndex building),
 //          deferred_frees_mu_, restored_mu_
 //        - HolderPins::mu_, lease::MetaQuarantineSink::mu_
-//        - the lease server's actions_mu (taken under the engine mutex by
-//          its Notifier), lease::MountFdCloser::mu_
+//        - the lease server's actions_mu and stamps_mu (taken under the
+//          engine mutex by its Notifier), lease::MountFdCloser::mu_
 //        - lease::LeaseEngine: server_mu_ (the running server, read by the
 //          layout gate under inode locks), leased_mu_
 //        - src/fuse's own mutexes (the deferred-change and lease-drain

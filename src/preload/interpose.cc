@@ -1,6 +1,6 @@
 // The functions libsealfs-preload puts in front of libc's: mmap, mmap64,
 // munmap, mremap, mprotect, msync, fsync, fdatasync, pread, pread64,
-// pwrite, pwrite64. Each decides quickly
+// pwrite, pwrite64, __pread_chk, __pread64_chk. Each decides quickly
 // whether the call concerns a sealfs mapping and otherwise goes straight to
 // the kernel. docs/preload.md says what each does.
 //
@@ -88,7 +88,15 @@ __attribute__((visibility("default"))) void* mmap(void* addr, size_t len, int pr
   if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == MAP_FIXED && any_tracked()) {
     release_overlapping(addr, len, true);
   }
-  return real_mmap(addr, len, prot, flags, fd, offset);
+  void* p = real_mmap(addr, len, prot, flags, fd, offset);
+  // A shared mapping of a file that stays the kernel's (PROT_EXEC, MAP_SYNC,
+  // an odd offset...): if it is a sealfs file, windows must leave it alone.
+  const int type = flags & MAP_TYPE;
+  if (p != MAP_FAILED && fd >= 0 && (flags & MAP_ANONYMOUS) == 0 &&
+      (type == MAP_SHARED || type == MAP_SHARED_VALIDATE)) {
+    note_page_cache_mapping(fd);
+  }
+  return p;
 }
 
 __attribute__((visibility("default"))) void* mmap64(void* addr, size_t len, int prot, int flags,
@@ -158,6 +166,20 @@ __attribute__((visibility("default"))) ssize_t pread(int fd, void* buf, size_t c
 
 __attribute__((visibility("default"))) ssize_t pread64(int fd, void* buf, size_t count,
                                                        off_t offset) {
+  return pread(fd, buf, count, offset);
+}
+
+// What pread becomes in a program built with _FORTIFY_SOURCE: the same,
+// after glibc's check of the buffer's size.
+extern "C" [[noreturn]] void __chk_fail(void);
+__attribute__((visibility("default"))) ssize_t __pread_chk(int fd, void* buf, size_t count,
+                                                           off_t offset, size_t buflen) {
+  if (count > buflen) __chk_fail();
+  return pread(fd, buf, count, offset);
+}
+__attribute__((visibility("default"))) ssize_t __pread64_chk(int fd, void* buf, size_t count,
+                                                             off_t offset, size_t buflen) {
+  if (count > buflen) __chk_fail();
   return pread(fd, buf, count, offset);
 }
 

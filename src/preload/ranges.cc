@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -279,7 +280,10 @@ void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offs
     debug("ordinary %#lx+%zu (file offset %lld, size %lld): %s", reinterpret_cast<unsigned long>(p),
           rounded, static_cast<long long>(offset), static_cast<long long>(st.st_size),
           want == 0 ? "nothing of the file there yet" : sealfs_last_error());
-    if (never_direct(rc)) return p;
+    if (never_direct(rc)) {
+      note_page_cache_mapping(fd);  // the program keeps it, through the page cache
+      return p;
+    }
   }
   Range r;
   r.addr = reinterpret_cast<uintptr_t>(p);
@@ -294,6 +298,7 @@ void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offs
       Inside inside;
       sealfs_unmap_to_file(m, fd);
     }
+    note_page_cache_mapping(fd);
     return p;
   }
   r.direct = m;
@@ -328,6 +333,9 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
     Range& r = it->second;
     const bool whole = r.addr >= a && r.addr + r.len <= a + len;
     if (whole || r.direct == nullptr) {
+      // What the program keeps of it (all, under mprotect; the rest, under
+      // a partial munmap) is a mapping through the page cache from now on.
+      if (!unmap || !whole) note_page_cache_mapping_locked(r.dev, r.ino);
       struct sealfs_map* m = r.direct;
       const int fd = r.fd;
       const off_t r_offset = r.offset;
@@ -354,7 +362,10 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
     demote(key, unmap ? "part unmapped" : "part remapped or protected");
     std::lock_guard again(g_mu);
     auto still = ranges().find(key);
-    if (still != ranges().end() && !still->second.demoting) forget_locked(still);
+    if (still != ranges().end() && !still->second.demoting) {
+      note_page_cache_mapping_locked(still->second.dev, still->second.ino);
+      forget_locked(still);
+    }
   }
 }
 
@@ -425,9 +436,25 @@ int persist_range(void* addr, size_t len, void (*ordinary)(void*, size_t, void*)
   return result;
 }
 
+// The file's device, inode and size as the kernel has them cached: no
+// request to the daemon (a sync just made the daemon drop the cached times,
+// and fstat would then ask for them, a round trip at every commit). A size
+// older than the daemon's is smaller (a holder's EXTEND), which maps less.
+static bool cached_stat(int fd, struct stat* st) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_SIZE, &stx) != 0) {
+    return false;
+  }
+  st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  st->st_ino = stx.stx_ino;
+  st->st_size = static_cast<off_t>(stx.stx_size);
+  st->st_mode = stx.stx_mode;
+  return true;
+}
+
 void persist_file(int fd) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return;
+  if (!cached_stat(fd, &st)) return;
   std::unique_lock lock(g_mu);
   for (auto& [key, r] : ranges()) {
     if (r.dev != st.st_dev || r.ino != st.st_ino || r.direct == nullptr || r.demoting) continue;
@@ -440,7 +467,7 @@ void persist_file(int fd) {
 
 void reseal_file(int fd) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return;
+  if (!cached_stat(fd, &st)) return;
   {
     // A break the program's own write caused is answered (the lease
     // released) just before the handler marks the range ordinary: wait for

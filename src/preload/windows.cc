@@ -36,6 +36,10 @@ constexpr unsigned kMaxBackoff = 8;
 // A window that served this many copies before its break was worth it:
 // the next one comes as quickly as the first.
 constexpr uint64_t kCopiesThatResetBackoff = 1024;
+// Windows one process keeps at most; the least recently used goes first
+// (each is a mapping and a lease: a program that reads many files and
+// closes them must not fill its address space's map count).
+constexpr size_t kMaxWindows = 64;
 // Per-thread bounce buffer; below the size from which libsealfs scans the
 // kernel's record of written pages instead of writing lines back.
 constexpr size_t kBounceBytes = 32 * 1024;
@@ -53,6 +57,7 @@ struct Window {
   uint64_t lease = 0;
   bool writable = false;
   uint64_t copies = 0;
+  uint64_t last_used = 0;  // g_clock when a copy last went through it
 };
 
 struct Candidate {
@@ -62,6 +67,7 @@ struct Candidate {
 };
 
 std::atomic<bool> g_off{false};  // this process is not trusted with direct mappings
+uint64_t g_clock = 0;             // under table_mutex(): orders the windows' uses
 
 // Both under table_mutex(). Never destroyed: the program's threads may
 // still read and write while it exits.
@@ -71,6 +77,12 @@ std::map<FileKey, Window*>& windows() {
 }
 std::map<FileKey, Candidate>& candidates() {
   static auto* table = new std::map<FileKey, Candidate>();
+  return *table;
+}
+// Files the program maps through the page cache somewhere the library
+// does not manage (windows.h): no copy through a window for them, ever.
+std::map<FileKey, bool>& page_cache_mapped() {
+  static auto* table = new std::map<FileKey, bool>();
   return *table;
 }
 
@@ -109,11 +121,14 @@ uint8_t* bounce() {
 }
 
 // A regular file on a FUSE mount (maybe sealfs), from the kernel's cached
-// attributes: no request to the daemon. `size` as the kernel has it.
+// attributes: no request to the daemon. `size` as the kernel has it. A
+// set-id file never gets a window: a write by someone else than its owner
+// clears those bits (the daemon does it for a write it sees).
 bool identify(int fd, FileKey* key, uint64_t* size) {
   struct statx stx;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_SIZE, &stx) != 0 ||
-      !S_ISREG(stx.stx_mode)) {
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE,
+            &stx) != 0 ||
+      !S_ISREG(stx.stx_mode) || (stx.stx_mode & (S_ISUID | S_ISGID)) != 0) {
     return false;
   }
   key->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
@@ -137,6 +152,20 @@ int64_t fresh_size(int fd) {
 int access_mode(int fd) {
   const int flags = fcntl(fd, F_GETFL);
   return flags < 0 ? -1 : flags;
+}
+
+// The window of `key` if a copy may go through it now: it exists, its
+// lease is neither breaking nor fenced (a daemon gone fences every mapping:
+// the call then goes to the kernel and fails there, rather than SIGBUS
+// here), and the program maps no part of the file through the page cache
+// outside the library's ranges. table_mutex() held.
+Window* usable_locked(const FileKey& key) {
+  auto it = windows().find(key);
+  if (it == windows().end() || page_cache_mapped().count(key) != 0) return nullptr;
+  Window* w = it->second;
+  if (sealfs_map_state(w->map) != 0) return nullptr;
+  w->last_used = ++g_clock;
+  return w;
 }
 
 // Counts a call inside the file's size that no window served; true when it
@@ -183,11 +212,24 @@ void release(Window* w) {
   delete w;
 }
 
-void make_window(int fd, const FileKey& key, bool writable) {
+// The file open at fd is still `key`: another thread may have closed the
+// descriptor and opened another file under its number since the call
+// looked at it.
+bool still_names(int fd, const FileKey& key) {
+  struct statx stx;
+  return statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &stx) == 0 &&
+         makedev(stx.stx_dev_major, stx.stx_dev_minor) == key.dev && stx.stx_ino == key.ino;
+}
+
+void make_window(int program_fd, const FileKey& key, bool writable) {
   Window* old = nullptr;
+  Window* evicted = nullptr;
   bool refused = true;
   struct sealfs_map* m = nullptr;
-  const int64_t before = fresh_size(fd);
+  // Everything below goes through a duplicate: one open file, whatever the
+  // program does with its descriptor number meanwhile.
+  const int fd = fcntl(program_fd, F_DUPFD_CLOEXEC, 0);
+  const int64_t before = fd >= 0 && still_names(fd, key) ? fresh_size(fd) : -1;
   if (before >= static_cast<int64_t>(kSmallestWindow)) {
     // No SEALFS_MAP_ALLOCATE: a window must not fill a sparse file's holes
     // (a disk image written here and there would take all its space). A
@@ -224,6 +266,7 @@ void make_window(int fd, const FileKey& key, bool writable) {
           static_cast<unsigned long long>(w->size), writable ? "read-write" : "read-only",
           static_cast<unsigned long long>(w->lease));
   }
+  if (fd >= 0) close(fd);
   bool broke = false;
   {
     std::lock_guard lock(table_mutex());
@@ -231,6 +274,13 @@ void make_window(int fd, const FileKey& key, bool writable) {
     if (refused) back_off_locked(key, false);
     if (w != nullptr) {
       old = take_locked(key);  // the read-only window this one replaces
+      if (windows().size() >= kMaxWindows) {
+        auto lru = std::min_element(windows().begin(), windows().end(), [](const auto& a, const auto& b) {
+          return a.second->last_used < b.second->last_used;
+        });
+        evicted = take_locked(lru->first);
+      }
+      w->last_used = ++g_clock;
       windows()[key] = w;
       // A break that came before the window was in the table found nothing
       // to do; the map's state still shows it.
@@ -242,6 +292,7 @@ void make_window(int fd, const FileKey& key, bool writable) {
     }
   }
   if (old != nullptr) release(old);
+  if (evicted != nullptr) release(evicted);
   if (broke) release(w);
 }
 
@@ -255,13 +306,16 @@ bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t*
   if (g_off || !windows_enabled() || count == 0 || offset < 0 || add_would_overflow(offset, count)) {
     return false;
   }
+  // A signal handler's pwrite on this thread, while this one is inside,
+  // goes to the kernel (the table lock may be held below).
+  Inside inside;
   FileKey key;
   uint64_t size = 0;
   if (!identify(fd, &key, &size)) return false;
   // O_APPEND: pwrite appends on Linux; a descriptor not open for writing
-  // gets the kernel's EBADF.
+  // (or an O_PATH one) gets the kernel's EBADF.
   const int flags = access_mode(fd);
-  if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY || (flags & O_APPEND) != 0) return false;
+  if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY || (flags & (O_APPEND | O_PATH)) != 0) return false;
   uint8_t* staging = bounce();
   if (staging == nullptr) return false;
   auto* src = static_cast<const uint8_t*>(buf);
@@ -276,8 +330,7 @@ bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t*
     int rc = 0;
     {
       std::lock_guard lock(table_mutex());
-      auto it = windows().find(key);
-      Window* w = it != windows().end() ? it->second : nullptr;
+      Window* w = usable_locked(key);
       if (w != nullptr && w->writable && at + chunk <= w->size &&
           !ordinary_part_overlaps_locked(key.dev, key.ino, at, chunk)) {
         memcpy(w->base + at, staging, chunk);
@@ -285,7 +338,8 @@ bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t*
         rc = sealfs_persist(w->map, w->base + at, chunk);
         w->copies++;
         served = true;
-      } else if (done == 0 && !tried_window && end <= size && (flags & O_ACCMODE) == O_RDWR) {
+      } else if (done == 0 && !tried_window && end <= size && (flags & O_ACCMODE) == O_RDWR &&
+                 page_cache_mapped().count(key) == 0) {
         // (A write-only descriptor cannot map the file: LMDB writes its
         // meta pages through one; a window made through its other
         // descriptor serves those too.)
@@ -305,6 +359,11 @@ bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t*
       return true;
     }
     counters().window_writes++;
+    // Pages of the range that this descriptor (or another of this process)
+    // cached through read(2) and the like would now be old: drop them, as
+    // a write through the mount would have updated them. (A page locked at
+    // this moment stays: docs/preload.md.)
+    posix_fadvise(fd, off_t(at), off_t(chunk), POSIX_FADV_DONTNEED);
     done += chunk;
   }
   if (done == 0) return false;
@@ -323,11 +382,12 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
   if (g_off || !windows_enabled() || count == 0 || offset < 0 || add_would_overflow(offset, count)) {
     return false;
   }
+  Inside inside;  // as in window_pwrite
   FileKey key;
   uint64_t size = 0;
   if (!identify(fd, &key, &size)) return false;
   const int flags = access_mode(fd);
-  if (flags < 0 || (flags & O_ACCMODE) == O_WRONLY) return false;
+  if (flags < 0 || (flags & O_ACCMODE) == O_WRONLY || (flags & O_PATH) != 0) return false;
   uint8_t* staging = bounce();
   if (staging == nullptr) return false;
   auto* dst = static_cast<uint8_t*>(buf);
@@ -339,8 +399,7 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
     bool make = false;
     {
       std::lock_guard lock(table_mutex());
-      auto it = windows().find(key);
-      Window* w = it != windows().end() ? it->second : nullptr;
+      Window* w = usable_locked(key);
       if (w != nullptr && at < w->size) {
         chunk = static_cast<size_t>(std::min<uint64_t>({count - done, kBounceBytes, w->size - at}));
         if (ordinary_part_overlaps_locked(key.dev, key.ino, at, chunk)) {
@@ -349,13 +408,17 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
           memcpy(staging, w->base + at, chunk);
           w->copies++;
         }
-      } else if (w == nullptr && done == 0 && !tried_window && uint64_t(offset) + count <= size) {
+      } else if (w == nullptr && done == 0 && !tried_window && uint64_t(offset) + count <= size &&
+                 windows().count(key) == 0 && page_cache_mapped().count(key) == 0) {
         make = time_for_window_locked(key, false, false);
       }
     }
     if (make) {
       tried_window = true;
-      make_window(fd, key, (flags & O_ACCMODE) == O_RDWR);
+      // Read-only: a window made for reads must not move the file's times
+      // when it goes (a writable lease's end does); the first writes
+      // through a descriptor open for both replace it.
+      make_window(fd, key, false);
       continue;
     }
     if (chunk == 0) break;
@@ -391,6 +454,21 @@ bool release_window_for_break(uint64_t lease_id) {
   if (gone == nullptr) return false;
   release(gone);
   return true;
+}
+
+void note_page_cache_mapping_locked(dev_t dev, ino_t ino) {
+  if (page_cache_mapped().emplace(FileKey{dev, ino}, true).second) {
+    debug("inode %llu is mapped through the page cache: no window copies for it",
+          static_cast<unsigned long long>(ino));
+  }
+}
+
+void note_page_cache_mapping(int fd) {
+  FileKey key;
+  uint64_t size = 0;
+  if (!identify(fd, &key, &size)) return;
+  std::lock_guard lock(table_mutex());
+  note_page_cache_mapping_locked(key.dev, key.ino);
 }
 
 void forget_windows_in_child() {

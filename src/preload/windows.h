@@ -44,6 +44,14 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
 // table, releases it and returns true.
 bool release_window_for_break(uint64_t lease_id);
 
+// The program maps the file through the kernel's page cache where the
+// library does not manage it (a mapping it could not or would not make
+// direct, or one it forgot after a partial munmap or an mprotect): a copy
+// into a window would leave those pages old, so the file gets no more
+// window copies in this process. The _locked one with table_mutex() held.
+void note_page_cache_mapping(int fd);
+void note_page_cache_mapping_locked(dev_t dev, ino_t ino);
+
 // fork(): a child has no windows (their pages are MADV_DONTFORK); called
 // by the child's fork handler with table_mutex() held.
 void forget_windows_in_child();

@@ -26,6 +26,19 @@
  *     loads block 0 through the mapping, then writes block 0 with
  *     window_byte(7, k) and checks that the mapping shows it. Prints
  *     "mapping sees the writes".
+ *   preload_behaviour window-mprotect FILE
+ *     Maps FILE read-write, mprotects the mapping with the same protection
+ *     (the library lets it go: it stays through the page cache), makes
+ *     window-worthy preads, stores 'X' at byte 0 through the mapping and
+ *     reads it with pread, then pwrites 'Y' at byte 1 and loads it through
+ *     the mapping. Prints "mprotect ok".
+ *   preload_behaviour window-read FILE
+ *     Writes blocks 0..7 with pwrite (a window), reads block 2 with read(2)
+ *     (the page cache), pwrites block 2 again with window_byte(22, k) and
+ *     reads it with read(2). Prints "read ok".
+ *   preload_behaviour window-reader FILE
+ *     Opens FILE read-write and only preads it, sixteen times. Prints
+ *     "reader ok".
  *   preload_behaviour window-fork FILE
  *     Writes blocks 0..7 (a window), forks; the child writes block 3 with
  *     window_byte(33, k) and reads it back; the parent then reads block 3.
@@ -214,6 +227,63 @@ static int window_mapped_case(const char *path) {
   return 0;
 }
 
+static int window_mprotect_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  size_t len = (size_t)blocks * kBlock;
+  volatile unsigned char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED || mprotect((void *)map, len, PROT_READ | PROT_WRITE) != 0) return 2;
+  unsigned char block[kBlock];
+  for (int i = 0; i < 16; ++i) {
+    if (pread(fd, block, kBlock, (off_t)(i % 8) * kBlock) != kBlock) return 2;
+  }
+  map[0] = 'X';
+  unsigned char c = 0;
+  if (pread(fd, &c, 1, 0) != 1) return 2;
+  if (c != 'X') {
+    printf("pread does not see the store through the mapping: %c\n", c);
+    return 1;
+  }
+  if (pwrite(fd, "Y", 1, 1) != 1) return 2;
+  if (map[1] != 'Y') {
+    printf("the mapping does not see the pwrite: %c\n", map[1]);
+    return 1;
+  }
+  printf("mprotect ok\n");
+  return 0;
+}
+
+static int window_read_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  unsigned char want[kBlock], got[kBlock];
+  if (lseek(fd, 2 * kBlock, SEEK_SET) < 0 || read(fd, got, kBlock) != kBlock) return 2;
+  fill(want, 22);
+  if (pwrite(fd, want, kBlock, 2 * kBlock) != kBlock) return 2;
+  if (lseek(fd, 2 * kBlock, SEEK_SET) < 0 || read(fd, got, kBlock) != kBlock) return 2;
+  if (memcmp(want, got, kBlock) != 0) {
+    printf("read(2) after pwrite shows old bytes\n");
+    return 1;
+  }
+  printf("read ok\n");
+  return 0;
+}
+
+static int window_reader_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  unsigned char block[kBlock];
+  for (int i = 0; i < 16; ++i) {
+    if (pread(fd, block, kBlock, (off_t)(i % blocks) * kBlock) != kBlock) return 2;
+  }
+  printf("reader ok\n");
+  return 0;
+}
+
 static int window_fork_case(const char *path) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
@@ -249,6 +319,9 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "window-break") == 0) return window_break_case(argv[2]);
   if (argc == 3 && strcmp(argv[1], "window-mapped") == 0) return window_mapped_case(argv[2]);
   if (argc == 3 && strcmp(argv[1], "window-fork") == 0) return window_fork_case(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "window-mprotect") == 0) return window_mprotect_case(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "window-read") == 0) return window_read_case(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "window-reader") == 0) return window_reader_case(argv[2]);
   fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-break|-mapped|-fork] FILE\n");
   return 2;
 }

@@ -440,6 +440,44 @@ TEST_F(PreloadTest, WritesUnderAnOrdinaryMappingOfTheProgramSkipTheWindow) {
   EXPECT_GT(debug_count("window for inode"), 0u) << debug_text();
 }
 
+// A mapping the program keeps through the page cache after the library let
+// it go (an mprotect) is not written behind its back by a window, nor read
+// past: a store through it shows in pread, a pwrite shows in it.
+TEST_F(PreloadTest, AMappingTheLibraryLetGoKeepsWindowsOffTheFile) {
+  write_file(path("protected"), std::string(64 * 4096, 'A'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "window-mprotect", path("protected")}, &output), 0) << output;
+  EXPECT_NE(output.find("mprotect ok"), std::string::npos) << output;
+  EXPECT_GT(debug_count("mapped through the page cache"), 0u) << debug_text();
+}
+
+// read(2) of a page the descriptor cached, after a pwrite through the
+// window, shows the new bytes.
+TEST_F(PreloadTest, ReadAfterAWindowWriteShowsTheNewBytes) {
+  write_file(path("reread"), std::string(64 * 4096, 'r'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "window-read", path("reread")}, &output), 0) << output;
+  EXPECT_NE(output.find("read ok"), std::string::npos) << output;
+  EXPECT_GT(stat_value(debug_text(), "window_writes"), 0u) << debug_text();
+}
+
+// A program that only reads (through a descriptor open for both, as
+// databases open theirs) gets a read-only window, whose end moves no
+// times: mtime stays what it was.
+TEST_F(PreloadTest, AReaderDoesNotMoveTheFilesTimes) {
+  write_file(path("read-only"), std::string(64 * 4096, 'o'));
+  struct timespec old[2] = {{0, UTIME_OMIT}, {time(nullptr) - 3600, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, path("read-only").c_str(), old, 0), 0);
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "window-reader", path("read-only")}, &output), 0) << output;
+  EXPECT_NE(output.find("reader ok"), std::string::npos) << output;
+  EXPECT_GT(stat_value(debug_text(), "window_reads"), 0u) << debug_text();
+  usleep(300'000);  // the daemon stamps after the holder's connection closes
+  struct stat st;
+  ASSERT_EQ(stat(path("read-only").c_str(), &st), 0);
+  EXPECT_LT(st.st_mtime, time(nullptr) - 3000) << "a reader moved mtime";
+}
+
 // fork: the child has no window (its pages are not inherited); its pwrite
 // goes through the mount, and the parent's window reads it.
 TEST_F(PreloadTest, AChildAfterForkWritesThroughTheMount) {
