@@ -251,8 +251,8 @@ void FilesystemImpl::init_whiteout(Inode& wo, const Cred& cred, int64_t now) {
   wo.extents.clear();
   wo.chain.clear();
   wo.inline_bytes.clear();
-  wo.lookups = 0;
-  wo.opens = 0;
+  wo.lookups.reset();
+  wo.opens.reset();
   wo.dir.reset();
 }
 
