@@ -275,7 +275,7 @@ Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_r
   if (is_rmdir) {
     if (!child_is_dir) return Status(Code::kNotDir, std::string(name));
     RETURN_IF_ERROR(ensure_dir_index(*child));
-    if (!child->dir->by_name.empty()) return Status(Code::kNotEmpty, std::string(name));
+    if (!child->dir->empty()) return Status(Code::kNotEmpty, std::string(name));
   } else if (child_is_dir) {
     return Status(Code::kIsDir, std::string(name));
   }
