@@ -86,7 +86,7 @@ class ExtentMap {
   Map::iterator erase(Map::iterator it);
 
   // Made by the first edit: a cached inode whose map is empty and not being
-  // changed (a directory-less small file: inline data, a symlink, a device)
+  // changed (an inline file, an inline symlink, a device, an empty file)
   // pays one pointer for it (issue 12: 200 bytes of DRAM per cached inode).
   // A file with extents pays the pointer and this block (96 bytes of heap
   // with malloc's header: the lone extent inside the index, the count and

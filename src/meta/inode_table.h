@@ -46,7 +46,7 @@ class InodeTable {
   static constexpr uint64_t kLeafBits = 12;
   static constexpr uint64_t kLeafSlots = uint64_t{1} << kLeafBits;
   struct Leaf {
-    std::array<std::atomic<Inode*>, kLeafSlots> slots{};  // owned
+    std::array<std::atomic<Inode*>, kLeafSlots> slots{};  // into chunks_
   };
   static constexpr size_t kChunkInodes = 256;
   struct Chunk {
