@@ -63,10 +63,11 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     Status s = dir_block_verify(b, dir.ino);
     if (!s.is_ok()) return s.with_context("directory " + std::to_string(dir.ino));
     dir_block_for_each(b, [&](const DirBlockEntry& e) {
-      index->by_name.emplace(std::string(e.name), DirLocation{e.ino, e.type, bi, e.offset});
+      index->add(e.name, DirLocation{e.ino, bi, e.offset, e.type});
     });
     index->largest_free.push_back(dir_block_largest_free(b));
   }
+  index->shrink_to_fit();
   MutexLock lock(table_mu_);
   publish_dir_index(dir, std::move(index));
   return Status::ok();
@@ -84,7 +85,7 @@ Status FilesystemImpl::dir_insert(MetaTxn& t, Inode& dir, std::string_view name,
     auto at = dir_block_insert(img, name, ino, type);
     if (!at) continue;
     index.largest_free[bi] = dir_block_largest_free(img);
-    index.by_name[std::string(name)] = DirLocation{ino, type, bi, *at};
+    index.set(name, DirLocation{ino, bi, *at, type});
     return Status::ok();
   }
   // A new block at the end of the directory.
@@ -98,24 +99,24 @@ Status FilesystemImpl::dir_insert(MetaTxn& t, Inode& dir, std::string_view name,
   dir.core.size += format::kBlockSize;
   RETURN_IF_ERROR(sync_extent_blocks(t, dir));
   index.largest_free.push_back(dir_block_largest_free(img));
-  index.by_name[std::string(name)] = DirLocation{ino, type, bi, *at};
+  index.set(name, DirLocation{ino, bi, *at, type});
   return Status::ok();
 }
 
 void FilesystemImpl::dir_remove(MetaTxn& t, Inode& dir, std::string_view name) {
   DirIndex& index = *dir.dir;
-  auto it = index.by_name.find(std::string(name));
-  uint64_t rb = dir_region_block(dir, it->second.block_index).value();
+  const DirLocation loc = *index.find(name);
+  uint64_t rb = dir_region_block(dir, loc.block_index).value();
   std::byte* img = t.block(rb);
-  dir_block_remove(img, it->second.offset);
-  index.largest_free[it->second.block_index] = dir_block_largest_free(img);
-  index.by_name.erase(it);
+  dir_block_remove(img, loc.offset);
+  index.largest_free[loc.block_index] = dir_block_largest_free(img);
+  index.erase(name);
 }
 
 void FilesystemImpl::dir_retarget(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino,
                                   uint8_t type) {
   DirIndex& index = *dir.dir;
-  auto& loc = index.by_name.find(std::string(name))->second;
+  DirLocation& loc = *index.find(name);
   uint64_t rb = dir_region_block(dir, loc.block_index).value();
   dir_block_retarget(t.block(rb), loc.offset, ino, type);
   loc.ino = ino;

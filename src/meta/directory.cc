@@ -1,7 +1,9 @@
 #include "meta/directory.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 
 #include "util/crc32c.h"
 #include "util/log.h"
@@ -176,6 +178,131 @@ uint16_t dir_block_largest_free(const std::byte* block) {
     offset += rec;
   }
   return static_cast<uint16_t>(best);
+}
+
+// DirIndex
+
+uint32_t DirIndex::hash_of(std::string_view name) {
+  const uint64_t h = std::hash<std::string_view>{}(name);
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+std::string_view DirIndex::name_of(const Entry& e) const {
+  const auto len = static_cast<unsigned char>(names_[e.name_at]);
+  return std::string_view(names_).substr(e.name_at + 1, len);
+}
+
+size_t DirIndex::bucket_of(std::string_view name, uint32_t hash) const {
+  if (buckets_.empty()) return SIZE_MAX;
+  // At most 3/4 of the buckets are used, so a probe meets an empty one.
+  for (size_t i = slot_for(hash);; i = i + 1 == buckets_.size() ? 0 : i + 1) {
+    const Bucket& b = buckets_[i];
+    if (b.entry == kEmpty) return SIZE_MAX;
+    if (b.entry != kTombstone && b.hash == hash && name_of(entries_[b.entry]) == name) return i;
+  }
+}
+
+const DirLocation* DirIndex::find(std::string_view name) const {
+  const size_t b = bucket_of(name, hash_of(name));
+  return b == SIZE_MAX ? nullptr : &entries_[buckets_[b].entry].loc;
+}
+
+DirLocation* DirIndex::find(std::string_view name) {
+  const size_t b = bucket_of(name, hash_of(name));
+  return b == SIZE_MAX ? nullptr : &entries_[buckets_[b].entry].loc;
+}
+
+void DirIndex::set(std::string_view name, const DirLocation& loc) {
+  const uint32_t hash = hash_of(name);
+  const size_t b = bucket_of(name, hash);
+  if (b != SIZE_MAX) {
+    entries_[buckets_[b].entry].loc = loc;
+  } else {
+    append(name, hash, loc);
+  }
+}
+
+bool DirIndex::add(std::string_view name, const DirLocation& loc) {
+  const uint32_t hash = hash_of(name);
+  if (bucket_of(name, hash) != SIZE_MAX) return false;
+  append(name, hash, loc);
+  return true;
+}
+
+void DirIndex::append(std::string_view name, uint32_t hash, const DirLocation& loc) {
+  if (name.size() > format::kNameMax) die("name longer than kNameMax in the index");
+  if ((used_buckets_ + 1) * 4 > buckets_.size() * 3) {
+    rebuild(std::max<size_t>(8, (live_ + 1) * 2));
+  }
+  // Entry numbers stop below the bucket markers: 4 billion names in one
+  // directory would take over 100 GiB of DRAM (bad_alloc) before this.
+  if (entries_.size() >= kTombstone) die("directory index full");
+  size_t i = slot_for(hash);
+  while (buckets_[i].entry != kEmpty && buckets_[i].entry != kTombstone) {
+    i = i + 1 == buckets_.size() ? 0 : i + 1;
+  }
+  if (buckets_[i].entry == kEmpty) ++used_buckets_;
+  buckets_[i] = Bucket{static_cast<uint32_t>(entries_.size()), hash};
+  entries_.push_back(Entry{loc, names_.size()});
+  names_.push_back(static_cast<char>(name.size()));
+  names_.append(name);
+  ++live_;
+}
+
+bool DirIndex::erase(std::string_view name) {
+  const size_t b = bucket_of(name, hash_of(name));
+  if (b == SIZE_MAX) return false;
+  entries_[buckets_[b].entry].name_at = kErased;
+  buckets_[b].entry = kTombstone;
+  if (--live_ == 0) {
+    // Everything is a tombstone: start over (largest_free stays).
+    std::vector<Entry>().swap(entries_);
+    std::vector<Bucket>().swap(buckets_);
+    std::string().swap(names_);
+    used_buckets_ = 0;
+  }
+  return true;
+}
+
+void DirIndex::shrink_to_fit() {
+  if (live_ == 0) {
+    std::vector<Entry>().swap(entries_);
+    std::vector<Bucket>().swap(buckets_);
+    std::string().swap(names_);
+    used_buckets_ = 0;
+  } else {
+    rebuild(live_ + live_ / 3 + 1);
+  }
+  largest_free.shrink_to_fit();
+}
+
+void DirIndex::rebuild(size_t bucket_count) {
+  size_t name_bytes = 0;
+  for (const Entry& e : entries_) {
+    if (e.name_at != kErased) name_bytes += 1 + name_of(e).size();
+  }
+  std::vector<Entry> kept;
+  kept.reserve(live_);
+  std::string names;
+  names.reserve(name_bytes);
+  for (const Entry& e : entries_) {
+    if (e.name_at == kErased) continue;
+    const std::string_view name = name_of(e);
+    kept.push_back(Entry{e.loc, names.size()});
+    names.push_back(static_cast<char>(name.size()));
+    names.append(name);
+  }
+  entries_.swap(kept);
+  names_.swap(names);
+  std::vector<Bucket>(bucket_count).swap(buckets_);
+  used_buckets_ = 0;
+  for (size_t n = 0; n < entries_.size(); ++n) {
+    const uint32_t hash = hash_of(name_of(entries_[n]));
+    size_t i = slot_for(hash);
+    while (buckets_[i].entry != kEmpty) i = i + 1 == buckets_.size() ? 0 : i + 1;
+    buckets_[i] = Bucket{static_cast<uint32_t>(n), hash};
+    ++used_buckets_;
+  }
 }
 
 }  // namespace sealfs

@@ -15,7 +15,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "sealfs/format.h"
@@ -25,21 +24,74 @@ namespace sealfs {
 
 struct DirLocation {
   uint64_t ino = 0;
-  uint8_t type = 0;        // DT_*
   uint32_t block_index = 0;  // directory (file) block
   uint16_t offset = 0;       // byte offset inside the block
+  uint8_t type = 0;          // DT_*
 };
 
+// A directory's names -> entry locations in DRAM, built on first use of the
+// directory (FilesystemImpl::ensure_dir_index). Issue 12 counts it in the
+// DRAM per cached inode: a name costs its 24-byte entry, its bytes plus
+// one, and 8 bytes of hash bucket at a load of 3/4 or more after a build
+// (a std::unordered_map<std::string, DirLocation> node was 96 bytes with
+// malloc's header, and its bucket 8 more).
+//
+// Entries sit in one array in the order added, names in one byte string
+// (a length byte, then the bytes), and the buckets are open addressed with
+// linear probing, each holding an entry's number and its name's hash (a
+// probe compares names only on equal hashes). An erased entry leaves a
+// tombstone until the next rebuild, which also drops its name's bytes.
 class DirIndex {
  public:
-  std::unordered_map<std::string, DirLocation> by_name;
+  // The location of `name`, or nullptr. Valid until the index next changes.
+  const DirLocation* find(std::string_view name) const;
+  DirLocation* find(std::string_view name);
+  // Adds `name` at `loc`, or moves it there when present.
+  void set(std::string_view name, const DirLocation& loc);
+  // Adds `name` at `loc` unless present (true if added).
+  bool add(std::string_view name, const DirLocation& loc);
+  bool erase(std::string_view name);
+  size_t size() const { return live_; }
+  bool empty() const { return live_ == 0; }
+  // Gives back what a build by add() left unused: the arrays' growth slack
+  // and buckets beyond a load of 3/4.
+  void shrink_to_fit();
+
   // Per directory block: the largest entry that could be inserted.
   std::vector<uint16_t> largest_free;
 
-  const DirLocation* find(std::string_view name) const {
-    auto it = by_name.find(std::string(name));
-    return it == by_name.end() ? nullptr : &it->second;
+ private:
+  struct Entry {
+    DirLocation loc;
+    uint64_t name_at = 0;  // in names_: the length byte; kErased when erased
+  };
+  struct Bucket {
+    uint32_t entry = kEmpty;  // number in entries_, or kEmpty / kTombstone
+    uint32_t hash = 0;
+  };
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  static constexpr uint32_t kTombstone = UINT32_MAX - 1;
+  static constexpr uint64_t kErased = UINT64_MAX;
+
+  static uint32_t hash_of(std::string_view name);
+  std::string_view name_of(const Entry& e) const;
+  // The bucket of `name`'s entry, or SIZE_MAX when absent.
+  size_t bucket_of(std::string_view name, uint32_t hash) const;
+  // Appends an entry for `name` (absent) and takes a bucket for it.
+  void append(std::string_view name, uint32_t hash, const DirLocation& loc);
+  // Drops erased entries and their names, and spreads the rest over
+  // `bucket_count` buckets.
+  void rebuild(size_t bucket_count);
+  size_t slot_for(uint32_t hash) const {
+    return static_cast<size_t>((static_cast<uint64_t>(hash) * buckets_.size()) >> 32);
   }
+
+  std::vector<Entry> entries_;
+  std::vector<Bucket> buckets_;
+  std::string names_;
+  size_t live_ = 0;
+  // Buckets holding an entry or a tombstone (probes end only at kEmpty).
+  size_t used_buckets_ = 0;
 };
 
 inline uint64_t dir_cookie(uint32_t block_index, uint16_t offset) {

@@ -17,16 +17,37 @@ namespace {
 }
 }  // namespace
 
+const ExtentMap::Map& ExtentMap::view() const {
+  static const Map kNoExtents;
+  return rep_ ? rep_->map : kNoExtents;
+}
+
+ExtentMap::Rep& ExtentMap::rep() {
+  if (!rep_) rep_ = std::make_unique<Rep>();
+  return *rep_;
+}
+
+void ExtentMap::forget_changes() {
+  if (!rep_) return;
+  if (rep_->map.empty()) {
+    rep_.reset();
+  } else {
+    std::vector<Change>().swap(rep_->changes);
+  }
+}
+
 const Extent* ExtentMap::find(uint64_t file_block) const {
-  auto it = map_.upper_bound(file_block);
-  if (it == map_.begin()) return nullptr;
+  const Map& map = view();
+  auto it = map.upper_bound(file_block);
+  if (it == map.begin()) return nullptr;
   --it;
   return file_block < it->second.file_end() ? &it->second : nullptr;
 }
 
 ExtentMap::Map::const_iterator ExtentMap::first_ending_after(uint64_t file_block) const {
-  auto it = map_.upper_bound(file_block);
-  if (it != map_.begin()) {
+  const Map& map = view();
+  auto it = map.upper_bound(file_block);
+  if (it != map.begin()) {
     auto prev = std::prev(it);
     if (file_block < prev->second.file_end()) return prev;
   }
@@ -34,34 +55,39 @@ ExtentMap::Map::const_iterator ExtentMap::first_ending_after(uint64_t file_block
 }
 
 void ExtentMap::remember(uint64_t key) {
-  auto it = map_.find(key);
-  changes_.push_back({key, it == map_.end() ? std::nullopt : std::optional<Extent>(it->second)});
+  Rep& r = rep();
+  auto it = r.map.find(key);
+  r.changes.push_back({key, it == r.map.end() ? std::nullopt : std::optional<Extent>(it->second)});
 }
 
 ExtentMap::Map::iterator ExtentMap::erase(Map::iterator it) {
   remember(it->first);
-  return map_.erase(it);
+  return rep_->map.erase(it);
 }
 
 void ExtentMap::undo_to(size_t mark) {
-  while (changes_.size() > mark) {
-    Change c = std::move(changes_.back());
-    changes_.pop_back();
-    auto it = map_.find(c.key);
-    if (it != map_.end()) {
-      mapped_blocks_ -= it->second.length;
-      map_.erase(it);
+  if (!rep_) return;  // no log: nothing was changed since it was forgotten
+  Rep& r = *rep_;
+  while (r.changes.size() > mark) {
+    Change c = std::move(r.changes.back());
+    r.changes.pop_back();
+    auto it = r.map.find(c.key);
+    if (it != r.map.end()) {
+      r.mapped_blocks -= it->second.length;
+      r.map.erase(it);
     }
     if (c.before) {
-      map_.emplace(c.key, *c.before);
-      mapped_blocks_ += c.before->length;
+      r.map.emplace(c.key, *c.before);
+      r.mapped_blocks += c.before->length;
     }
   }
 }
 
 void ExtentMap::split_at(uint64_t file_block) {
-  auto it = map_.upper_bound(file_block);
-  if (it == map_.begin()) return;
+  if (!rep_) return;  // nothing mapped, nothing to split
+  Map& map = rep_->map;
+  auto it = map.upper_bound(file_block);
+  if (it == map.begin()) return;
   --it;
   Extent& e = it->second;
   if (file_block <= e.file_block || file_block >= e.file_end()) return;
@@ -73,15 +99,17 @@ void ExtentMap::split_at(uint64_t file_block) {
   tail.region_block = e.region_block + head_len;
   tail.length = e.length - head_len;
   e.length = head_len;
-  map_.emplace(file_block, tail);
+  map.emplace(file_block, tail);
 }
 
 void ExtentMap::merge_around(uint64_t file_block) {
-  auto it = map_.find(file_block);
-  if (it == map_.end()) return;
+  if (!rep_) return;
+  Map& map = rep_->map;
+  auto it = map.find(file_block);
+  if (it == map.end()) return;
   // Merge with the next extent.
   auto next = std::next(it);
-  if (next != map_.end() && next->second.file_block == it->second.file_end() &&
+  if (next != map.end() && next->second.file_block == it->second.file_end() &&
       next->second.region_block == it->second.region_end() &&
       next->second.unwritten == it->second.unwritten &&
       it->second.length + next->second.length <= UINT32_MAX) {
@@ -90,7 +118,7 @@ void ExtentMap::merge_around(uint64_t file_block) {
     erase(next);
   }
   // Merge into the previous extent.
-  if (it != map_.begin()) {
+  if (it != map.begin()) {
     auto prev = std::prev(it);
     if (prev->second.file_end() == it->second.file_block &&
         prev->second.region_end() == it->second.region_block &&
@@ -110,37 +138,40 @@ void ExtentMap::insert(const Extent& extent) {
 
 void ExtentMap::insert_as_stored(const Extent& extent) {
   if (extent.length == 0) die("empty extent");
+  Rep& r = rep();
   auto it = first_ending_after(extent.file_block);
-  if (it != map_.end() && it->second.file_block < extent.file_end()) {
+  if (it != r.map.end() && it->second.file_block < extent.file_end()) {
     die("overlapping insert at file block " + std::to_string(extent.file_block));
   }
   remember(extent.file_block);
-  map_.emplace(extent.file_block, extent);
-  mapped_blocks_ += extent.length;
+  r.map.emplace(extent.file_block, extent);
+  r.mapped_blocks += extent.length;
 }
 
 std::vector<Extent> ExtentMap::punch(uint64_t file_block, uint64_t count) {
   std::vector<Extent> removed;
-  if (count == 0) return removed;
+  if (count == 0 || !rep_) return removed;
   uint64_t end = file_block + count;
   split_at(file_block);
   split_at(end);
-  auto it = map_.lower_bound(file_block);
-  while (it != map_.end() && it->second.file_block < end) {
+  Rep& r = *rep_;
+  auto it = r.map.lower_bound(file_block);
+  while (it != r.map.end() && it->second.file_block < end) {
     removed.push_back(it->second);
-    mapped_blocks_ -= it->second.length;
+    r.mapped_blocks -= it->second.length;
     it = erase(it);
   }
   return removed;
 }
 
 void ExtentMap::set_unwritten(uint64_t file_block, uint64_t count, bool unwritten) {
-  if (count == 0) return;
+  if (count == 0 || !rep_) return;
   uint64_t end = file_block + count;
   split_at(file_block);
   split_at(end);
+  Map& map = rep_->map;
   std::vector<uint64_t> touched;
-  for (auto it = map_.lower_bound(file_block); it != map_.end() && it->second.file_block < end;
+  for (auto it = map.lower_bound(file_block); it != map.end() && it->second.file_block < end;
        ++it) {
     if (it->second.unwritten != unwritten) {
       remember(it->first);
@@ -151,22 +182,24 @@ void ExtentMap::set_unwritten(uint64_t file_block, uint64_t count, bool unwritte
   // Merge back, right to left so keys stay valid.
   for (auto k = touched.rbegin(); k != touched.rend(); ++k) merge_around(*k);
   if (!touched.empty()) {
-    auto before = map_.upper_bound(touched.front());
-    if (before != map_.begin()) merge_around(std::prev(before)->first);
+    auto before = map.upper_bound(touched.front());
+    if (before != map.begin()) merge_around(std::prev(before)->first);
   }
   auto after = first_ending_after(end);
-  if (after != map_.end()) {
-    if (after != map_.begin()) merge_around(std::prev(after)->first);
+  if (after != map.end()) {
+    if (after != map.begin()) merge_around(std::prev(after)->first);
   }
 }
 
 uint64_t ExtentMap::end_block() const {
-  return map_.empty() ? 0 : std::prev(map_.end())->second.file_end();
+  const Map& map = view();
+  return map.empty() ? 0 : std::prev(map.end())->second.file_end();
 }
 
 uint64_t ExtentMap::goal_for(uint64_t file_block) const {
-  auto it = map_.upper_bound(file_block);
-  if (it == map_.begin()) return 0;
+  const Map& map = view();
+  auto it = map.upper_bound(file_block);
+  if (it == map.begin()) return 0;
   --it;
   const Extent& e = it->second;
   if (file_block >= e.file_end()) return e.region_end() + (file_block - e.file_end());
@@ -174,9 +207,10 @@ uint64_t ExtentMap::goal_for(uint64_t file_block) const {
 }
 
 std::vector<Extent> ExtentMap::to_vector() const {
+  const Map& map = view();
   std::vector<Extent> out;
-  out.reserve(map_.size());
-  for (const auto& [k, e] : map_) out.push_back(e);
+  out.reserve(map.size());
+  for (const auto& [k, e] : map) out.push_back(e);
   return out;
 }
 

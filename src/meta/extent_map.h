@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -31,9 +32,9 @@ class ExtentMap {
   // The first extent that ends after `file_block` (contains it or follows).
   Map::const_iterator first_ending_after(uint64_t file_block) const;
   // The first extent whose first file block is at or after `file_block`.
-  Map::const_iterator lower_bound(uint64_t file_block) const { return map_.lower_bound(file_block); }
-  Map::const_iterator begin() const { return map_.begin(); }
-  Map::const_iterator end() const { return map_.end(); }
+  Map::const_iterator lower_bound(uint64_t file_block) const { return view().lower_bound(file_block); }
+  Map::const_iterator begin() const { return view().begin(); }
+  Map::const_iterator end() const { return view().end(); }
 
   // Adds a mapping for blocks that are currently unmapped (aborts on overlap:
   // an in-memory invariant).
@@ -55,16 +56,19 @@ class ExtentMap {
     uint64_t key = 0;
     std::optional<Extent> before;  // nullopt: the key was absent
   };
-  size_t change_mark() const { return changes_.size(); }
-  std::span<const Change> changes() const { return changes_; }
+  size_t change_mark() const { return rep_ ? rep_->changes.size() : 0; }
+  std::span<const Change> changes() const {
+    return rep_ ? std::span<const Change>(rep_->changes) : std::span<const Change>();
+  }
   void undo_to(size_t mark);
-  // Frees the log's buffer too: a committed inode keeps no heap for it (the
-  // DRAM cost of a cached inode, issue 12).
-  void forget_changes() { std::vector<Change>().swap(changes_); }
+  // Frees the log's buffer too, and all of the map's heap when it is empty:
+  // a committed inode keeps no heap for either (the DRAM cost of a cached
+  // inode, issue 12). Iterators into an empty map are invalidated.
+  void forget_changes();
 
-  size_t count() const { return map_.size(); }
-  bool empty() const { return map_.empty(); }
-  uint64_t mapped_blocks() const { return mapped_blocks_; }
+  size_t count() const { return view().size(); }
+  bool empty() const { return view().empty(); }
+  uint64_t mapped_blocks() const { return rep_ ? rep_->mapped_blocks : 0; }
   // One past the last mapped file block (0 when empty).
   uint64_t end_block() const;
   // Region block following the extent that precedes `file_block`: the
@@ -72,11 +76,7 @@ class ExtentMap {
   uint64_t goal_for(uint64_t file_block) const;
   std::vector<Extent> to_vector() const;
   // Empties the map and its change log (a slot being loaded or reused).
-  void clear() {
-    map_.clear();
-    changes_.clear();
-    mapped_blocks_ = 0;
-  }
+  void clear() { rep_.reset(); }
 
  private:
   void split_at(uint64_t file_block);
@@ -84,9 +84,22 @@ class ExtentMap {
   // Logs the extent at `key` (or its absence) before an edit of that key.
   void remember(uint64_t key);
   Map::iterator erase(Map::iterator it);
-  Map map_;
-  uint64_t mapped_blocks_ = 0;
-  std::vector<Change> changes_;
+
+  // Made by the first edit: a cached inode whose map is empty and not being
+  // changed (an inline file, an inline symlink, a device, an empty file)
+  // pays one pointer for it (issue 12: 200 bytes of DRAM per cached inode).
+  // A file with extents pays the pointer and this block (96 bytes of heap
+  // with malloc's header: the lone extent inside the index, the count and
+  // the log's empty vector).
+  struct Rep {
+    Map map;
+    uint64_t mapped_blocks = 0;
+    std::vector<Change> changes;
+  };
+  // The map, or an empty one when there is none.
+  const Map& view() const;
+  Rep& rep();
+  std::unique_ptr<Rep> rep_;
 };
 
 format::DiskExtent encode_extent(const Extent& extent);

@@ -14,6 +14,7 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <set>
 
 #include "meta/filesystem_impl.h"
@@ -415,8 +416,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
       // The zeroed part of the inline bytes goes to the block zeroed.
       if ((mode & FALLOC_FL_ZERO_RANGE) && offset < inode->core.size) {
         stage_inline_bytes(*inode);
-        std::fill(inode->inline_bytes.begin() + static_cast<std::ptrdiff_t>(offset),
-                  inode->inline_bytes.end(), '\0');
+        std::memset(inode->inline_bytes.data() + offset, 0, inode->inline_bytes.size() - offset);
       }
       s = move_inline_to_extents(t, *inode, permit);
     }

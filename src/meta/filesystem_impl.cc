@@ -137,7 +137,7 @@ Status FilesystemImpl::load_inode(Inode& inode) {
   inode.extents.clear();
   inode.chain.clear();
   // An inline file's bytes stay in the slot (inline_data_of).
-  if ((d.core.flags & format::kInodeInlineData) == 0) inode.inline_bytes = d.inline_bytes;
+  if ((d.core.flags & format::kInodeInlineData) == 0) inode.inline_bytes.assign(d.inline_bytes);
   else inode.inline_bytes.clear();
   if (d.core.mode == 0) return Status::ok();
   if ((d.core.flags & format::kInodeInlineData) != 0 && !inline_data_feature_) {
@@ -367,7 +367,7 @@ Status FilesystemImpl::process_orphans(FsckLikeStats* stats) {
     WriterLock lock(inode->mu);
     // Reached through a handle while a background verifier ran: freed at
     // its last forget or close (maybe_free), still on the list until then.
-    if (inode->lookups != 0 || inode->opens != 0) continue;
+    if (!inode->lookups.is_zero() || !inode->opens.is_zero()) continue;
     if (!inode->in_use() || inode->core.nlink != 0) {
       // Linked again or already free: just take it off the list.
       MetaTxn t(*this);
@@ -412,7 +412,10 @@ void FilesystemImpl::release_inode_number(Ino ino) {
 }
 
 void FilesystemImpl::maybe_free(Inode& inode) {
-  if (!inode.in_use() || inode.core.nlink != 0 || inode.lookups != 0 || inode.opens != 0) return;
+  if (!inode.in_use() || inode.core.nlink != 0 || !inode.lookups.is_zero() ||
+      !inode.opens.is_zero()) {
+    return;
+  }
   if (read_only_ || region_->media_failed() || !verified()) return;
   Status s = free_inode(inode);
   if (is_layout_sealed(s)) {
@@ -456,7 +459,7 @@ Status FilesystemImpl::free_inode(Inode& inode) {
   uint32_t generation = inode.core.generation;
   bool orphaned = (inode.core.flags & format::kInodeOrphan) != 0;
   InodeCore saved = inode.core;
-  std::string saved_bytes = std::move(inode.inline_bytes);
+  std::string saved_bytes = inode.inline_bytes.take();
   inode.core = InodeCore{};
   inode.core.generation = generation;
   inode.inline_bytes.clear();
@@ -465,7 +468,7 @@ Status FilesystemImpl::free_inode(Inode& inode) {
   Status s = t.commit();
   if (!s.is_ok()) {
     inode.core = saved;
-    inode.inline_bytes = std::move(saved_bytes);
+    inode.inline_bytes.assign(saved_bytes);
     return s;
   }
   inode.dir.reset();
@@ -542,8 +545,8 @@ void FilesystemImpl::free_orphans_at_unmount() {
     WriterLock lock(inode->mu);
     if (!inode->in_use() || inode->core.nlink != 0) continue;
     // The kernel mount is gone: nothing is open or looked up any more.
-    inode->lookups = 0;
-    inode->opens = 0;
+    inode->lookups.reset();
+    inode->opens.reset();
     Status s = free_inode(*inode);
     if (!s.is_ok()) log().warn("unmount: orphan {} kept: {}", ino, s.to_string());
   }
@@ -554,7 +557,7 @@ void FilesystemImpl::forget(Ino ino, uint64_t nlookup) {
   if (inode == nullptr) return;
   {
     WriterLock lock(inode->mu);
-    inode->lookups -= std::min(nlookup, inode->lookups);
+    inode->lookups.sub(nlookup);
     maybe_free(*inode);
   }
   notify_deferred_frees();
@@ -565,7 +568,7 @@ void FilesystemImpl::release(Ino ino) {
   if (inode == nullptr) return;
   {
     WriterLock lock(inode->mu);
-    if (inode->opens > 0) --inode->opens;
+    inode->opens.sub(1);
     maybe_free(*inode);
   }
   notify_deferred_frees();

@@ -23,7 +23,7 @@ Result<Attr> FilesystemImpl::lookup_self(Ino ino) {
   if (inode->core.nlink == 0) {
     return Status(Code::kStale, "inode " + std::to_string(ino) + " was removed");
   }
-  ++inode->lookups;
+  inode->lookups.add(1);
   return attr_of(*inode);
 }
 
@@ -78,7 +78,7 @@ Result<Attr> FilesystemImpl::lookup_parent(Ino ino) {
     if (!up->in_use() || !S_ISDIR(up->core.mode) || up->core.nlink == 0) {
       return Status(Code::kStale, "parent " + std::to_string(parent) + " is gone");
     }
-    ++up->lookups;
+    up->lookups.add(1);
     return attr_of(*up);
   }
 }

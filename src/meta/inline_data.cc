@@ -38,7 +38,7 @@ const char* FilesystemImpl::inline_data_of(const Inode& inode) const {
 
 void FilesystemImpl::stage_inline_bytes(Inode& inode) const {
   if (!inode.has_inline_data() || !inode.inline_bytes.empty() || inode.core.size == 0) return;
-  inode.inline_bytes.assign(inline_data_of(inode), inode.core.size);
+  inode.inline_bytes.assign(std::string_view(inline_data_of(inode), inode.core.size));
 }
 
 Status FilesystemImpl::move_inline_to_extents(MetaTxn& t, Inode& inode,
@@ -58,7 +58,7 @@ Status FilesystemImpl::move_inline_to_extents(MetaTxn& t, Inode& inode,
     inode.core.blocks += 1;
   }
   inode.core.flags &= ~format::kInodeInlineData;
-  std::string().swap(inode.inline_bytes);
+  inode.inline_bytes.clear();
   t.dirty(&inode);
   return Status::ok();
 }
@@ -86,7 +86,7 @@ Status FilesystemImpl::commit_inline_edit(Inode& inode, const std::function<void
     return s;
   }
   // Committed: the slot holds the bytes now, DRAM need not.
-  std::string().swap(inode.inline_bytes);
+  inode.inline_bytes.clear();
   return s;
 }
 
@@ -96,7 +96,7 @@ Result<size_t> FilesystemImpl::write_inline(Inode& inode, uint64_t offset, const
   const int64_t now = now_ns();
   RETURN_IF_ERROR(commit_inline_edit(inode, [&](Inode& i) {
     i.mu.assert_held();  // commit_inline_edit's caller's
-    if (end > i.inline_bytes.size()) i.inline_bytes.resize(end, '\0');
+    if (end > i.inline_bytes.size()) i.inline_bytes.resize(end);
     std::memcpy(i.inline_bytes.data() + offset, buf, length);
     i.core.size = i.inline_bytes.size();
     i.core.mtime = i.core.ctime = now;
@@ -108,7 +108,7 @@ Status FilesystemImpl::resize_inline(Inode& inode, uint64_t new_size, bool touch
   const int64_t now = now_ns();
   return commit_inline_edit(inode, [&](Inode& i) {
     i.mu.assert_held();  // commit_inline_edit's caller's
-    i.inline_bytes.resize(new_size, '\0');
+    i.inline_bytes.resize(new_size);
     i.core.size = new_size;
     i.core.ctime = now;
     if (touch_mtime) i.core.mtime = now;
@@ -120,7 +120,7 @@ Status FilesystemImpl::zero_inline(Inode& inode, uint64_t offset, uint64_t lengt
   const int64_t now = now_ns();
   return commit_inline_edit(inode, [&](Inode& i) {
     i.mu.assert_held();  // commit_inline_edit's caller's
-    if (new_size > i.inline_bytes.size()) i.inline_bytes.resize(new_size, '\0');
+    if (new_size > i.inline_bytes.size()) i.inline_bytes.resize(new_size);
     i.core.size = i.inline_bytes.size();
     const uint64_t size = i.core.size;
     if (offset < size) {

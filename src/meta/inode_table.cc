@@ -1,5 +1,7 @@
 #include "meta/inode_table.h"
 
+#include <new>
+
 namespace sealfs {
 
 InodeTable::~InodeTable() {
@@ -11,11 +13,25 @@ void InodeTable::clear() {
   for (uint64_t i = 0; i < leaf_count_; ++i) {
     Leaf* leaf = leaves_[i].load(std::memory_order_relaxed);
     if (leaf == nullptr) continue;
-    for (auto& slot : leaf->slots) delete slot.load(std::memory_order_relaxed);
+    for (auto& slot : leaf->slots) {
+      if (Inode* inode = slot.load(std::memory_order_relaxed)) inode->~Inode();
+    }
     delete leaf;
   }
   leaves_.reset();
   leaf_count_ = 0;
+  chunks_.clear();
+  placed_in_last_chunk_ = kChunkInodes;
+}
+
+Inode* InodeTable::place(uint64_t ino) {
+  if (placed_in_last_chunk_ == kChunkInodes) {
+    chunks_.push_back(std::unique_ptr<Chunk>(new Chunk));  // default-initialised: not zeroed
+    placed_in_last_chunk_ = 0;
+  }
+  std::byte* at = chunks_.back()->bytes + placed_in_last_chunk_ * sizeof(Inode);
+  ++placed_in_last_chunk_;
+  return new (at) Inode(ino);
 }
 
 void InodeTable::reset(uint64_t count, std::function<void(Inode&)> loader) {
@@ -49,7 +65,7 @@ Inode* InodeTable::make(uint64_t ino) {
   std::atomic<Inode*>& slot = leaf->slots[ino & (kLeafSlots - 1)];
   Inode* inode = slot.load(std::memory_order_relaxed);
   if (inode == nullptr) {
-    inode = new Inode(ino);
+    inode = place(ino);
     if (loader_) loader_(*inode);
     slot.store(inode, std::memory_order_release);
   }

@@ -21,7 +21,7 @@ class LayoutUndo {
         core_(inode.core),
         extents_mark_(inode.extents.change_mark()),
         chain_mark_(inode.chain.change_mark()),
-        inline_bytes_(inode.inline_bytes) {}
+        inline_bytes_(inode.inline_bytes.str()) {}
 
   Inode* inode() const { return inode_; }
   // Under the lock the constructor was called with, still held.
@@ -30,7 +30,7 @@ class LayoutUndo {
     inode_->core = core_;
     inode_->extents.undo_to(extents_mark_);
     inode_->chain.undo_to(chain_mark_);
-    inode_->inline_bytes = inline_bytes_;
+    inode_->inline_bytes.assign(inline_bytes_);
   }
 
  private:

@@ -68,7 +68,7 @@ Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
   // A directory has one name, so its parent is known once looked up; the
   // verifier sets the rest (and checks the one name).
   if (S_ISDIR(child->core.mode) && child->parent == 0) child->parent = dir->ino;
-  ++child->lookups;
+  child->lookups.add(1);
   return attr_of(*child);
 }
 
@@ -116,8 +116,8 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   inode->extents.clear();
   inode->chain.clear();
   inode->inline_bytes.clear();
-  inode->lookups = 0;
-  inode->opens = 0;
+  inode->lookups.reset();
+  inode->opens.reset();
   inode->dir.reset();
 
   MetaTxn t(*this);
@@ -134,7 +134,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   if (S_ISLNK(mode)) {
     c.size = symlink_target.size();
     if (symlink_target.size() <= format::kInlineSymlinkMax) {
-      inode->inline_bytes = std::string(symlink_target);
+      inode->inline_bytes.assign(symlink_target);
     } else {
       auto b = alloc_->allocate(t.txn(), 1, 0);
       if (!b.is_ok()) return fail(b.status());
@@ -159,8 +159,8 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   t.dirty(inode);
   s = t.commit();
   if (!s.is_ok()) return fail(s);
-  ++inode->lookups;
-  if (open_it) ++inode->opens;
+  inode->lookups.add(1);
+  if (open_it) inode->opens.add(1);
   return attr_of(*inode);
 }
 
@@ -206,7 +206,7 @@ Result<std::string> FilesystemImpl::readlink(Ino ino) {
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   if (!S_ISLNK(inode->core.mode)) return Status(Code::kInvalid, "not a symlink");
-  if (inode->extents.empty()) return inode->inline_bytes;
+  if (inode->extents.empty()) return inode->inline_bytes.str();
   const Extent& e = inode->extents.begin()->second;
   uint64_t len = std::min<uint64_t>(inode->core.size, format::kBlockSize);
   return std::string(reinterpret_cast<const char*>(region_->data() + block_offset(e.region_block)),
@@ -250,7 +250,7 @@ Result<Attr> FilesystemImpl::link(Ino ino, Ino new_parent, std::string_view new_
     inode->core = saved;
     return s;
   }
-  ++inode->lookups;
+  inode->lookups.add(1);
   return attr_of(*inode);
 }
 
@@ -275,7 +275,7 @@ Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_r
   if (is_rmdir) {
     if (!child_is_dir) return Status(Code::kNotDir, std::string(name));
     RETURN_IF_ERROR(ensure_dir_index(*child));
-    if (!child->dir->by_name.empty()) return Status(Code::kNotEmpty, std::string(name));
+    if (!child->dir->empty()) return Status(Code::kNotEmpty, std::string(name));
   } else if (child_is_dir) {
     return Status(Code::kIsDir, std::string(name));
   }
@@ -339,7 +339,7 @@ Status FilesystemImpl::open(Ino ino, int flags) {
     ASSIGN_OR_RETURN(LayoutPermit permit, gate(*inode));
     RETURN_IF_ERROR(truncate_locked(*inode, permit, 0));
   }
-  ++inode->opens;
+  inode->opens.add(1);
   return Status::ok();
 }
 

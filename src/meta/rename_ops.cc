@@ -123,7 +123,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
     if (!src_is_dir && tgt_is_dir) return Status(Code::kIsDir, std::string(new_name));
     if (tgt_is_dir) {
       RETURN_IF_ERROR(ensure_dir_index(*tgt));
-      if (!tgt->dir->by_name.empty()) return Status(Code::kNotEmpty, std::string(new_name));
+      if (!tgt->dir->empty()) return Status(Code::kNotEmpty, std::string(new_name));
     }
     if (S_ISREG(tgt->core.mode) && tgt->core.nlink == 1) RETURN_IF_ERROR(gate(*tgt).status());
   }
@@ -251,8 +251,8 @@ void FilesystemImpl::init_whiteout(Inode& wo, const Cred& cred, int64_t now) {
   wo.extents.clear();
   wo.chain.clear();
   wo.inline_bytes.clear();
-  wo.lookups = 0;
-  wo.opens = 0;
+  wo.lookups.reset();
+  wo.opens.reset();
   wo.dir.reset();
 }
 

@@ -32,6 +32,16 @@ TEST_F(LifecycleTest, UnlinkedOpenFileLivesUntilRelease) {
   EXPECT_EQ(fs_->statfs().free_blocks, free_with_file + 13);
 }
 
+// The kernel's lookup count is 64 bits and a forget may drop more than 2^32
+// of them at once: the daemon's 32-bit count takes the whole amount.
+TEST_F(LifecycleTest, AForgetOfMoreThan32BitsOfLookupsFreesTheFile) {
+  Attr f = make_file(kRootIno, "o");
+  ASSERT_TRUE(fs_->unlink(kRootIno, "o").is_ok());
+  fs_->release(f.ino);
+  fs_->forget(f.ino, uint64_t{1} << 32);
+  EXPECT_EQ(fs_->getattr(f.ino).status().code(), Code::kStale);
+}
+
 TEST_F(LifecycleTest, CrashWithOpenUnlinkedFileFreesAtNextMount) {
   Attr f = make_file(kRootIno, "o");
   write_str(f.ino, 0, std::string(50000, 'o'));

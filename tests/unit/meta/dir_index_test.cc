@@ -1,0 +1,154 @@
+// DirIndex against std::map: the same answers through random adds, moves,
+// erases and shrinks (tombstones, rebuilds, erasing everything), names of
+// every length up to kNameMax, and what a built index costs per name.
+#include <gtest/gtest.h>
+#include <malloc.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <map>
+#include <new>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "meta/directory.h"
+#include "sealfs/format.h"
+
+namespace {
+// Heap bytes live in this test binary (as malloc rounds them), to see what
+// an index keeps.
+std::atomic<int64_t> live_bytes{0};
+}  // namespace
+
+void* operator new(std::size_t size) {
+  void* p = std::malloc(size == 0 ? 1 : size);
+  if (p == nullptr) throw std::bad_alloc();
+  live_bytes.fetch_add(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  return p;
+}
+// Not inlined: GCC would see the standard containers' `new` paired with
+// this free() and warn (-Wmismatched-new-delete), though both are ours.
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+  if (p == nullptr) return;
+  live_bytes.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+
+namespace sealfs {
+namespace {
+
+DirLocation loc_for(uint64_t n) {
+  return DirLocation{n + 1, static_cast<uint32_t>(n / 7), static_cast<uint16_t>(n % 4096),
+                     static_cast<uint8_t>(n % 16)};
+}
+
+void expect_same(const DirIndex& index, const std::map<std::string, DirLocation>& model,
+                 const std::vector<std::string>& probes) {
+  ASSERT_EQ(index.size(), model.size());
+  ASSERT_EQ(index.empty(), model.empty());
+  for (const std::string& name : probes) {
+    const DirLocation* got = index.find(name);
+    auto want = model.find(name);
+    if (want == model.end()) {
+      ASSERT_EQ(got, nullptr) << name;
+      continue;
+    }
+    ASSERT_NE(got, nullptr) << name;
+    EXPECT_EQ(got->ino, want->second.ino) << name;
+    EXPECT_EQ(got->block_index, want->second.block_index) << name;
+    EXPECT_EQ(got->offset, want->second.offset) << name;
+    EXPECT_EQ(got->type, want->second.type) << name;
+  }
+}
+
+TEST(DirIndexTest, MatchesAMapThroughRandomChanges) {
+  std::mt19937_64 rng(12);
+  // A pool of names small enough that adds, moves and erases meet often,
+  // of lengths 1..kNameMax.
+  std::vector<std::string> pool;
+  for (int i = 0; i < 600; ++i) {
+    const size_t len = 1 + rng() % format::kNameMax;
+    std::string name(len, 'a');
+    for (char& c : name) c = static_cast<char>('a' + rng() % 26);
+    name += std::to_string(i);
+    if (name.size() > format::kNameMax) name.erase(0, name.size() - format::kNameMax);
+    pool.push_back(name);
+  }
+  DirIndex index;
+  std::map<std::string, DirLocation> model;
+  for (int step = 0; step < 20000; ++step) {
+    const std::string& name = pool[rng() % pool.size()];
+    const DirLocation loc = loc_for(rng() % 100000);
+    switch (rng() % 8) {
+      case 0:
+      case 1:
+      case 2:
+        EXPECT_EQ(index.add(name, loc), model.emplace(name, loc).second);
+        break;
+      case 3:
+        index.set(name, loc);
+        model[name] = loc;
+        break;
+      case 4:
+      case 5:
+        EXPECT_EQ(index.erase(name), model.erase(name) == 1);
+        break;
+      case 6:
+        if (DirLocation* at = index.find(name)) {
+          at->ino = loc.ino;  // a retarget, through the pointer
+          model[name].ino = loc.ino;
+        }
+        break;
+      case 7:
+        if (rng() % 64 == 0) index.shrink_to_fit();
+        if (rng() % 512 == 0) {  // erase everything
+          for (const auto& [n, l] : model) EXPECT_TRUE(index.erase(n));
+          model.clear();
+        }
+        break;
+    }
+    if (step % 97 == 0) {
+      ASSERT_NO_FATAL_FAILURE(expect_same(index, model, pool));
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(expect_same(index, model, pool));
+}
+
+TEST(DirIndexTest, NamesThatShareAPrefixOrDifferInLengthAreDistinct) {
+  DirIndex index;
+  EXPECT_TRUE(index.add("a", loc_for(1)));
+  EXPECT_TRUE(index.add("ab", loc_for(2)));
+  EXPECT_TRUE(index.add(std::string(format::kNameMax, 'a'), loc_for(3)));
+  EXPECT_FALSE(index.add("a", loc_for(4)));
+  EXPECT_EQ(index.find("a")->ino, loc_for(1).ino);
+  EXPECT_EQ(index.find("ab")->ino, loc_for(2).ino);
+  EXPECT_EQ(index.find(std::string(format::kNameMax, 'a'))->ino, loc_for(3).ino);
+  EXPECT_EQ(index.find("abc"), nullptr);
+  EXPECT_EQ(index.find(""), nullptr);
+}
+
+// A directory of 100 names of 9 bytes (bench/scale's files), built as
+// ensure_dir_index builds it: at most 24 + 10 + 8 * 4/3 bytes per name, plus
+// rounding, where an unordered_map node and its bucket took 96 or more.
+TEST(DirIndexTest, ABuiltIndexCostsUnder48BytesPerName) {
+  const int64_t before = live_bytes.load();
+  auto index = std::make_unique<DirIndex>();
+  for (int i = 0; i < 100; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "f%08d", i);
+    ASSERT_TRUE(index->add(name, loc_for(static_cast<uint64_t>(i))));
+  }
+  index->shrink_to_fit();
+  const int64_t per_name = (live_bytes.load() - before - static_cast<int64_t>(sizeof(DirIndex))) / 100;
+  EXPECT_LE(per_name, 48);
+  EXPECT_EQ(index->find("f00000042")->ino, loc_for(42).ino);
+  index.reset();
+  EXPECT_EQ(live_bytes.load(), before);
+}
+
+}  // namespace
+}  // namespace sealfs
