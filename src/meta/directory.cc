@@ -260,6 +260,13 @@ bool DirIndex::erase(std::string_view name) {
     std::vector<Bucket>().swap(buckets_);
     std::string().swap(names_);
     used_buckets_ = 0;
+  } else if (entries_.size() - live_ > live_ + kErasedBeforeRebuild) {
+    // Erased entries and their names stay until a rebuild, and a name
+    // added again reuses its tombstone without counting as a new bucket:
+    // a directory where one name comes and goes (a journal, a lock file)
+    // would grow its index for ever. Rebuilding once erased entries
+    // outnumber live ones keeps it in proportion, at O(1) amortized.
+    rebuild(std::max<size_t>(8, live_ * 2));
   }
   return true;
 }

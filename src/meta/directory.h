@@ -32,7 +32,7 @@ struct DirLocation {
 // A directory's names -> entry locations in DRAM, built on first use of the
 // directory (FilesystemImpl::ensure_dir_index). Issue 12 counts it in the
 // DRAM per cached inode: a name costs its 24-byte entry, its bytes plus
-// one, and 8 bytes of hash bucket at a load of 3/4 or more after a build
+// one, and 8 bytes of hash bucket at a load just under 3/4 after a build
 // (a std::unordered_map<std::string, DirLocation> node was 96 bytes with
 // malloc's header, and its bucket 8 more).
 //
@@ -40,7 +40,8 @@ struct DirLocation {
 // (a length byte, then the bytes), and the buckets are open addressed with
 // linear probing, each holding an entry's number and its name's hash (a
 // probe compares names only on equal hashes). An erased entry leaves a
-// tombstone until the next rebuild, which also drops its name's bytes.
+// tombstone until the next rebuild, which also drops its name's bytes;
+// erase() rebuilds once erased entries outnumber live ones.
 class DirIndex {
  public:
   // The location of `name`, or nullptr. Valid until the index next changes.
@@ -90,6 +91,8 @@ class DirIndex {
   std::vector<Bucket> buckets_;
   std::string names_;
   size_t live_ = 0;
+  // Erased entries beyond the live ones that trigger a rebuild (erase()).
+  static constexpr size_t kErasedBeforeRebuild = 16;
   // Buckets holding an entry or a tombstone (probes end only at kEmpty).
   size_t used_buckets_ = 0;
 };

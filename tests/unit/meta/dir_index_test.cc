@@ -150,5 +150,22 @@ TEST(DirIndexTest, ABuiltIndexCostsUnder48BytesPerName) {
   EXPECT_EQ(live_bytes.load(), before);
 }
 
+// A name that comes and goes beside another (a journal, a lock file) must
+// not grow the index: erased entries are dropped by rebuilds.
+TEST(DirIndexTest, ANameThatComesAndGoesDoesNotGrowTheIndex) {
+  auto index = std::make_unique<DirIndex>();
+  ASSERT_TRUE(index->add("keep", loc_for(1)));
+  const int64_t before = live_bytes.load();
+  for (int i = 0; i < 200000; ++i) {
+    ASSERT_TRUE(index->add("db-journal", loc_for(2)));
+    ASSERT_TRUE(index->erase("db-journal"));
+  }
+  EXPECT_LE(live_bytes.load() - before, 4096) << "the index grew with each add and erase";
+  EXPECT_EQ(index->size(), 1u);
+  ASSERT_NE(index->find("keep"), nullptr);
+  EXPECT_EQ(index->find("keep")->ino, loc_for(1).ino);
+  EXPECT_EQ(index->find("db-journal"), nullptr);
+}
+
 }  // namespace
 }  // namespace sealfs
