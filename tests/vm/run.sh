@@ -26,7 +26,9 @@
 # SEALFS_VM_KERNEL (a vmlinuz; default the newest in /boot with modules),
 # SEALFS_VM_PERSISTENCE (mem-ctrl or cpu: boot only that platform),
 # SEALFS_VM_CRASH_ROUNDS (machine kills in the drill, default 3; 0: none),
-# SEALFS_VM_ONLY=nfs (one boot that runs only the NFS export check).
+# SEALFS_VM_ONLY=nfs (one boot that runs only the NFS export check),
+# SEALFS_VM_SEED (the seed the guest's patterns and testers derive from,
+# printed in the serial log; default time and pid: to replay a failed run).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -263,7 +265,7 @@ cp -L "$posix_script" "$sealfs_root/sealfs/posix_in_directory.sh"
 for bin in $sealfs_bins; do rm -f "$sealfs_root$bin"; done
 find "$sealfs_root" -depth -type d -empty -delete
 # A seed the guest's patterns derive from, so nothing stale can pass.
-echo "$(date +%s)$$" > "$sealfs_root/sealfs/seed"
+echo "${SEALFS_VM_SEED:-$(date +%s)$$}" > "$sealfs_root/sealfs/seed"
 (cd "$sealfs_root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$work/sealfs.cpio.gz"
 rm -rf "$sealfs_root"
 cat "$base_cpio" "$work/sealfs.cpio.gz" > "$work/initramfs.cpio.gz"

@@ -83,6 +83,11 @@ Runner::Step Runner::op_chown() {
   const uint32_t ids[] = {0, kOtherId, static_cast<uint32_t>(-1)};
   uint32_t uid = ids[rng_.below(3)];
   uint32_t gid = ids[rng_.below(3)];
+  // chown(path, -1, -1) clears set-id bits locally (the VFS asks for it on
+  // every chown of a non-directory), but an NFS client sends no request
+  // for it (nfs_setattr: nothing to change), so through NFS the bits stay
+  // whatever the server does: --nfs names the owner instead.
+  if (options_.nfs && uid == static_cast<uint32_t>(-1) && gid == static_cast<uint32_t>(-1)) uid = 0;
   Step step;
   step.text = "chown(" + quoted(path) + ", " + std::to_string(static_cast<int>(uid)) + ", " +
               std::to_string(static_cast<int>(gid)) + ")";
@@ -162,11 +167,6 @@ Runner::Step Runner::op_as_other_user(int slot) {
   // bits included, so that the clearing is exercised often.
   const mode_t opened_modes[] = {0, 0, 0, 0, 0666, 02666, 04666, 06666, 02676};
   mode_t opened = opened_modes[rng_.below(9)];
-  // Through NFSv4.2 another user's write kept S_ISGID of a 02666 file that
-  // tmpfs clears (the VM tier, 2026-12-07, seed 17966190572620, step 70);
-  // the cause is not found yet (docs/daemon.md, "NFS export"), so --nfs
-  // draws writes on files without set-id bits until it is.
-  if (options_.nfs && kind == 0 && (opened & (S_ISUID | S_ISGID)) != 0) opened = 0666;
   const char* const names[] = {"write", "truncate", "fallocate PUNCH_HOLE", "open O_RDONLY"};
   Step step;
   char prefix[64] = "";
@@ -177,7 +177,7 @@ Runner::Step Runner::op_as_other_user(int slot) {
   step.run = [this, path, kind, offset, data, opened](int side) {
     std::string full = at(side, path);
     if (opened != 0 && chmod(full.c_str(), opened) != 0) return capture(-1);
-    return as_other_user([&]() -> long long {
+    Outcome out = as_other_user([&]() -> long long {
       if (kind == 1) return truncate(full.c_str(), offset);
       int fd = open(full.c_str(), (kind == 3 ? O_RDONLY : O_WRONLY) | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return -1;
@@ -189,6 +189,17 @@ Runner::Step Runner::op_as_other_user(int slot) {
       errno = err;
       return ret;
     });
+    // An NFS client forgets the mode it cached after its own write or
+    // fallocate only for a set-uid or group-executable set-gid file (the
+    // kernel's nfs_should_remove_suid): a set-gid file without group
+    // execute, which the server's kernel now clears too, would read with
+    // the bit for the attribute timeout. NFS promises fresh attributes at
+    // open (close-to-open), so the state is compared after one.
+    if (options_.nfs && side == 0 && (kind == 0 || kind == 2)) {
+      int fd = open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0) close(fd);
+    }
+    return out;
   };
   return step;
 }
