@@ -123,6 +123,13 @@ size_t sealfs_map_length(const struct sealfs_map *m);
 off_t sealfs_map_offset(const struct sealfs_map *m);
 uint64_t sealfs_map_generation(const struct sealfs_map *m);
 uint64_t sealfs_map_lease_id(const struct sealfs_map *m);
+/* What the mount of the mapping's file promises, as SEALFS_MOUNT_* bits. */
+unsigned sealfs_map_mount_flags(const struct sealfs_map *m);
+/* The mount has no writeback cache: every write(2) to its files that has
+ * returned is on the media, so an fdatasync has nothing to write back for
+ * those, nor for stores made durable with sealfs_persist. (Pages stored
+ * through an ordinary, page-cache mapping still wait for msync or fsync.) */
+#define SEALFS_MOUNT_WRITE_THROUGH (1u << 0)
 /* 1 once a break has been announced for this mapping, 2 once it has been
  * fenced (access raises SIGBUS), else 0. */
 int sealfs_map_state(const struct sealfs_map *m);

@@ -231,6 +231,7 @@ int map_impl(void* fixed, int fd, off_t offset, size_t length, int prot, unsigne
   m->offset = off_t(reply.offset);
   m->prot = prot;
   m->granularity = reply.granularity;
+  m->mount_flags = (reply.region_flags & wire::kMountWriteThrough) ? SEALFS_MOUNT_WRITE_THROUGH : 0u;
   m->mapped = true;
   if (m->fence_pending) {
     fence_locked(m);
@@ -329,6 +330,7 @@ size_t sealfs_map_length(const struct sealfs_map* m) { return m ? m->length : 0;
 off_t sealfs_map_offset(const struct sealfs_map* m) { return m ? m->offset : 0; }
 uint64_t sealfs_map_generation(const struct sealfs_map* m) { return m ? m->generation : 0; }
 uint64_t sealfs_map_lease_id(const struct sealfs_map* m) { return m ? m->lease_id : 0; }
+unsigned sealfs_map_mount_flags(const struct sealfs_map* m) { return m ? m->mount_flags : 0u; }
 int sealfs_map_state(const struct sealfs_map* m) {
   if (m == nullptr) return -EINVAL;
   std::lock_guard lock(state().mu);

@@ -56,6 +56,7 @@ struct sealfs_map {
   void* addr = nullptr;
   int prot = 0;
   uint32_t granularity = sealfs::wire::kGranularityPage;
+  unsigned mount_flags = 0;  // SEALFS_MOUNT_*
   int state = 0;  // 0 live, 1 breaking, 2 fenced
   bool mapped = false;
   bool fence_pending = false;  // REVOKE arrived before the pages were in place

@@ -99,6 +99,9 @@ lease::EngineOptions lease_engine_options(const DaemonOptions& options) {
   e.break_time_s = options.lease_break_time_s;
   e.revoke_policy = wire_policy_of(options.revoke);
   e.dax_group = options.dax_gid;
+  // Asked for, the writeback cache may still be refused by the kernel;
+  // then clients are told less than they could be, never more.
+  e.write_through = !options.writeback_cache;
   return e;
 }
 

@@ -183,7 +183,9 @@ Status LeaseEngine::start(Filesystem& fs, const RegionPmem2& region, LeaseObserv
     socket_path_ = options_.control_socket;
   }
 
-  meta_source_ = std::make_unique<MetaLayoutSource>(fs, region.fd(), region_flags_of(region.kind()));
+  const uint32_t flags =
+      region_flags_of(region.kind()) | (options_.write_through ? wire::kMountWriteThrough : 0u);
+  meta_source_ = std::make_unique<MetaLayoutSource>(fs, region.fd(), flags);
   source_ = std::make_unique<Source>(*this, *meta_source_);
   sink_ = std::make_unique<MetaQuarantineSink>(fs);
 

@@ -61,6 +61,8 @@ struct EngineOptions {
   uint32_t break_time_s = 45;   // lease-break time
   uint32_t revoke_policy = wire::kPolicyFence;
   std::optional<uint32_t> dax_group;  // trusted besides root and the daemon's uid
+  // No writeback cache in the mount: told to clients (wire::kMountWriteThrough).
+  bool write_through = true;
 };
 
 class LeaseEngine final : public LayoutGate {

@@ -25,7 +25,8 @@ namespace sealfs::lease {
 class MetaLayoutSource final : public LayoutSource {
  public:
   // `region_fd`: a read-write descriptor of the region (RegionPmem2::fd());
-  // `region_flags`: wire::kRegionFsdax / kRegionDevdax for the region kind.
+  // `region_flags`: wire::kRegionFsdax / kRegionDevdax for the region kind,
+  // and wire::kMountWriteThrough.
   MetaLayoutSource(Filesystem& fs, int region_fd, uint32_t region_flags);
   std::unique_ptr<Lock> lock_layout(uint64_t ino) override;
   Result<LayoutAnswer> layout_for_lease(const Lock& held, uint64_t ino, uint64_t offset,

@@ -64,7 +64,7 @@ void write_stats() {
   const auto& p = sealfs::client::persist_stats();
   debug("stats direct=%llu refused=%llu demoted=%llu resealed=%llu persists=%llu released=%llu "
         "flushed_lines=%llu scanned=%llu whole=%llu windows=%llu windows_closed=%llu "
-        "window_writes=%llu window_reads=%llu",
+        "window_writes=%llu window_reads=%llu syncs_answered=%llu",
         static_cast<unsigned long long>(c.direct.load()),
         static_cast<unsigned long long>(c.refused.load()),
         static_cast<unsigned long long>(c.demoted.load()),
@@ -77,7 +77,8 @@ void write_stats() {
         static_cast<unsigned long long>(c.window_made.load()),
         static_cast<unsigned long long>(c.window_closed.load()),
         static_cast<unsigned long long>(c.window_writes.load()),
-        static_cast<unsigned long long>(c.window_reads.load()));
+        static_cast<unsigned long long>(c.window_reads.load()),
+        static_cast<unsigned long long>(c.syncs_answered.load()));
 }
 
 }  // namespace sealfs::preload

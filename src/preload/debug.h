@@ -24,6 +24,7 @@ struct Counters {
   std::atomic<uint64_t> window_closed{0};  // windows taken away (break, or the program's end)
   std::atomic<uint64_t> window_writes{0};  // pwrite pieces copied into a window
   std::atomic<uint64_t> window_reads{0};   // pread pieces copied from a window
+  std::atomic<uint64_t> syncs_answered{0};  // fdatasyncs that needed no call to the kernel
 };
 
 Counters& counters();

@@ -55,9 +55,14 @@ void msync_ordinary(void* addr, size_t len, void* arg) {
 
 template <int (*Real)(int)>
 int sync_file(int fd) {
-  if (Inside::now() || !any_tracked()) return Real(fd);
+  if (Inside::now()) return Real(fd);
+  // An fdatasync with nothing left for the kernel (windows.h): the
+  // program's own direct ranges of the file are still persisted, and its
+  // read-only ones made direct again, as after a real one.
+  const bool answered = Real == real_fdatasync && window_answers_fdatasync(fd);
+  if (!any_tracked()) return answered ? 0 : Real(fd);
   persist_file(fd);
-  const int rc = Real(fd);
+  const int rc = answered ? 0 : Real(fd);
   const int err = errno;
   reseal_file(fd);
   errno = err;

@@ -231,6 +231,14 @@ bool ordinary_part_overlaps_locked(dev_t dev, ino_t ino, uint64_t offset, uint64
   return false;
 }
 
+bool writable_ordinary_part_locked(dev_t dev, ino_t ino) {
+  for (auto& [key, r] : ranges()) {
+    if (r.dev != dev || r.ino != ino || (r.prot & PROT_WRITE) == 0) continue;
+    if (r.demoting || r.direct == nullptr || r.direct_len < r.len) return true;
+  }
+  return false;
+}
+
 bool allocate_holes() {
   static const bool on = [] {
     const char* v = getenv("SEALFS_PRELOAD_ALLOCATE");

@@ -59,6 +59,11 @@ std::mutex& table_mutex();
 // would not see it. table_mutex() held.
 bool ordinary_part_overlaps_locked(dev_t dev, ino_t ino, uint64_t offset, uint64_t len);
 
+// Some writable mapping the program has of the file may hold stores in the
+// kernel's page cache (a part of it is ordinary, or being changed): only
+// the real fsync/fdatasync writes those back. table_mutex() held.
+bool writable_ordinary_part_locked(dev_t dev, ino_t ino);
+
 // SEALFS_PRELOAD_ALLOCATE is not "0": writable leases ask the daemon to
 // allocate and zero holes and unwritten extents first (docs/preload.md
 // "Holes"). Shared with windows.cc.

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,6 +44,12 @@ constexpr size_t kMaxWindows = 64;
 // Per-thread bounce buffer; below the size from which libsealfs scans the
 // kernel's record of written pages instead of writing lines back.
 constexpr size_t kBounceBytes = 32 * 1024;
+// An fdatasync the library could answer itself still goes to the daemon
+// when the window's last one that did is older than this (milliseconds;
+// SEALFS_PRELOAD_TIMES_MS): the daemon moves the file's times for stores
+// through writable mappings only at a sync or when the lease ends, and a
+// file written for hours should not keep old times.
+constexpr uint64_t kDefaultTimesEveryMs = 1000;
 
 struct FileKey {
   dev_t dev = 0;
@@ -56,6 +63,7 @@ struct Window {
   uint64_t size = 0;  // serves [0, size) of the file
   uint64_t lease = 0;
   bool writable = false;
+  uint64_t synced_ns = 0;      // CLOCK_MONOTONIC of the last fdatasync that went to the daemon
   uint64_t copies = 0;
   uint64_t last_used = 0;  // g_clock when a copy last went through it
 };
@@ -86,7 +94,8 @@ std::map<FileKey, bool>& page_cache_mapped() {
   return *table;
 }
 
-// Devices seen, and whether each is a FUSE mount: one word per slot,
+// Devices seen, and whether each is a FUSE mount (and not one with the
+// writeback cache, where windows are not made): one word per slot,
 // (device << 1) | fuse, so that a call on any other file takes no lock and
 // allocates nothing (pread and pwrite are async-signal-safe, and a signal
 // handler may call them on its log file while the interrupted thread holds
@@ -107,6 +116,22 @@ bool windows_enabled() {
     return v == nullptr || strcmp(v, "0") != 0;
   }();
   return on;
+}
+
+uint64_t times_every_ns() {
+  static const uint64_t ns = [] {
+    const char* v = getenv("SEALFS_PRELOAD_TIMES_MS");
+    char* end = nullptr;
+    const unsigned long long ms = v != nullptr ? strtoull(v, &end, 10) : 0;
+    return (v != nullptr && *v != '\0' && *end == '\0' ? ms : kDefaultTimesEveryMs) * 1'000'000ull;
+  }();
+  return ns;
+}
+
+uint64_t monotonic_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
 }
 
 uint64_t round_to_page(uint64_t x) {
@@ -245,6 +270,17 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
       m = nullptr;
     }
   }
+  if (m != nullptr && (sealfs_map_mount_flags(m) & SEALFS_MOUNT_WRITE_THROUGH) == 0) {
+    // The writeback cache: the program's write(2)s and pwrites that go to
+    // the kernel stay in its page cache until writeback, where a window
+    // would not see them (a pread after such a pwrite read the old bytes).
+    // No windows on this mount.
+    debug("no windows on this mount: it has the writeback cache");
+    Inside inside;
+    sealfs_unmap(m);
+    m = nullptr;
+    remember_device(key.dev, false);
+  }
   Window* w = nullptr;
   if (m != nullptr) {
     // A truncate between the two looks at the size would have broken the
@@ -257,6 +293,7 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
     w->size = after < 0 ? 0 : std::min<uint64_t>(uint64_t(before), uint64_t(after));
     w->lease = sealfs_map_lease_id(m);
     w->writable = writable;
+    w->synced_ns = monotonic_ns();
     refused = false;
     // The descriptor's cached pages may be older than the stores to come;
     // what this process reads through the window does not use them.
@@ -434,6 +471,27 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
     return true;
   }
   *result = ssize_t(count);
+  return true;
+}
+
+bool window_answers_fdatasync(int fd) {
+  if (g_off || !windows_enabled()) return false;
+  Inside inside;  // as in window_pwrite
+  FileKey key;
+  uint64_t size = 0;
+  if (!identify(fd, &key, &size)) return false;
+  std::lock_guard lock(table_mutex());
+  // A window that is breaking or fenced is not usable: the call then goes
+  // to the kernel, which answers for the daemon (ENOTCONN when it is gone).
+  Window* w = usable_locked(key);
+  if (w == nullptr || !w->writable) return false;
+  if (writable_ordinary_part_locked(key.dev, key.ino)) return false;
+  const uint64_t now = monotonic_ns();
+  if (now - w->synced_ns >= times_every_ns()) {
+    w->synced_ns = now;
+    return false;
+  }
+  counters().syncs_answered++;
   return true;
 }
 

@@ -40,6 +40,15 @@ namespace sealfs::preload {
 bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t* result);
 bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result);
 
+// fdatasync(fd) has nothing to do in the kernel or the daemon, so the
+// library answers it (docs/preload.md "Commits without a request"): the
+// file has a writable window (windows exist only in mounts that keep no
+// written data back, SEALFS_MOUNT_WRITE_THROUGH, and every pwrite through
+// one was persisted before it returned), and the program has no writable
+// mapping of it through the page cache. At most once a second per window it
+// returns false anyway, so that the daemon moves the file's times.
+bool window_answers_fdatasync(int fd);
+
 // The break handler: when lease_id is a window's, takes it out of the
 // table, releases it and returns true.
 bool release_window_for_break(uint64_t lease_id);

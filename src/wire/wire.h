@@ -116,6 +116,10 @@ static_assert(sizeof(Reply) == 8);
 // Region kinds (MapReply.region_flags)
 inline constexpr uint32_t kRegionFsdax = 1u << 0;   // map with MAP_SYNC
 inline constexpr uint32_t kRegionDevdax = 1u << 1;
+// Of the mount, not the region: the kernel keeps no written data back for
+// the daemon (no writeback cache), so every write(2) that returned is on
+// the media (sealfs.h, SEALFS_MOUNT_WRITE_THROUGH).
+inline constexpr uint32_t kMountWriteThrough = 1u << 2;
 
 // Store granularity (MapReply.granularity), as libpmem2 names them.
 inline constexpr uint32_t kGranularityByte = 0;
@@ -129,7 +133,7 @@ struct MapReply {
   uint64_t generation;
   uint64_t alignment;     // bytes; every extent is aligned to it
   uint32_t granularity;   // kGranularity*
-  uint32_t region_flags;  // kRegion*
+  uint32_t region_flags;  // kRegion* and kMountWriteThrough
   uint64_t offset;        // granted file range (the request's, page rounded)
   uint64_t length;
   uint64_t break_time_ns;  // the break time this lease will get

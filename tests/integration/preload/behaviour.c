@@ -43,6 +43,17 @@
  *     Writes blocks 0..7 (a window), forks; the child writes block 3 with
  *     window_byte(33, k) and reads it back; the parent then reads block 3.
  *     Prints "fork ok".
+ *   preload_behaviour window-commits FILE MARKER
+ *     Writes blocks 0..7 (a window), prints "window made", waits for the
+ *     file MARKER (outside the mount) to exist, then commits 64 times: a
+ *     pwrite of block i % 8 with window_byte(200 + i, k) and an fdatasync.
+ *     Prints "commits ok", then waits for MARKER to go before it exits
+ *     (closing a file on the mount needs the daemon).
+ *   preload_behaviour window-times FILE MARKER
+ *     Writes blocks 0..7 (a window), prints "window made", waits for MARKER
+ *     to exist, then commits (pwrite of block 0 and fdatasync) every 10 ms
+ *     for 1.5 s, prints "commits ok" and waits for MARKER to go before it
+ *     exits (the window is held until then).
  * Exit status 0 on success, 1 on a wrong result, 2 on a setup failure. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -311,6 +322,57 @@ static int window_fork_case(const char *path) {
   return 0;
 }
 
+static int wait_for_marker(const char *marker, int present) {
+  for (int waited = 0; (access(marker, F_OK) == 0) != present; ++waited) {
+    if (waited > 6000) return 2; /* 60 s */
+    usleep(10000);
+  }
+  return 0;
+}
+
+static int window_commits_case(const char *path, const char *marker) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  printf("window made\n");
+  if (wait_for_marker(marker, 1) != 0) return 2;
+  unsigned char block[kBlock];
+  for (int i = 0; i < 64; ++i) {
+    fill(block, 200 + i);
+    if (pwrite(fd, block, kBlock, (off_t)(i % 8) * kBlock) != kBlock || fdatasync(fd) != 0) {
+      perror("commit");
+      return 2;
+    }
+  }
+  printf("commits ok\n");
+  return wait_for_marker(marker, 0);
+}
+
+static int window_times_case(const char *path, const char *marker) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  printf("window made\n");
+  if (wait_for_marker(marker, 1) != 0) return 2;
+  unsigned char block[kBlock];
+  fill(block, 300);
+  for (int i = 0; i < 150; ++i) {
+    if (pwrite(fd, block, kBlock, 0) != kBlock || fdatasync(fd) != 0) {
+      perror("commit");
+      return 2;
+    }
+    usleep(10000);
+  }
+  printf("commits ok\n");
+  return wait_for_marker(marker, 0);
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 4 && strcmp(argv[1], "fork") == 0) return fork_case(argv[2], argv[3]);
@@ -322,6 +384,8 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "window-mprotect") == 0) return window_mprotect_case(argv[2]);
   if (argc == 3 && strcmp(argv[1], "window-read") == 0) return window_read_case(argv[2]);
   if (argc == 3 && strcmp(argv[1], "window-reader") == 0) return window_reader_case(argv[2]);
-  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-break|-mapped|-fork] FILE\n");
+  if (argc == 4 && strcmp(argv[1], "window-commits") == 0) return window_commits_case(argv[2], argv[3]);
+  if (argc == 4 && strcmp(argv[1], "window-times") == 0) return window_times_case(argv[2], argv[3]);
+  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER]\n");
   return 2;
 }

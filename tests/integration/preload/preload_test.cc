@@ -488,6 +488,99 @@ TEST_F(PreloadTest, AChildAfterForkWritesThroughTheMount) {
   EXPECT_GT(debug_count("window for inode"), 0u) << debug_text();
 }
 
+// An fdatasync after pwrites that all went through a writable window is
+// answered by the library: the stores were persisted as they were made and
+// the mount keeps no written data back. Proof: the daemon is stopped
+// (SIGSTOP) while the program commits 64 times; every commit returns, and
+// the bytes are there once it runs again. (Without the answer the first
+// fdatasync waits for the daemon.)
+TEST_F(PreloadTest, CommitsThroughAWindowNeedNoRequestToTheDaemon) {
+  write_file(path("committed"), std::string(64 * 4096, 'c'));
+  const std::string marker = dir() + "/go";
+  std::vector<std::string> env = preload_env();
+  env.push_back("SEALFS_PRELOAD_TIMES_MS=600000");  // no sync goes to the daemon for the times
+  Program program(under_run({kBehaviour, "window-commits", path("committed"), marker}), env);
+  ASSERT_TRUE(program.expect("window made", 30s)) << program.output();
+  ASSERT_EQ(kill(daemon_pid(), SIGSTOP), 0);
+  write_file(marker, "go");
+  const bool committed = program.expect("commits ok", 20s).has_value();
+  kill(daemon_pid(), SIGCONT);
+  EXPECT_TRUE(committed) << "a commit waited for the stopped daemon: " << program.output();
+  unlink(marker.c_str());
+  const auto status = program.wait(60s);
+  ASSERT_TRUE(status.has_value()) << program.output();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << program.output();
+  EXPECT_GE(stat_value(debug_text(), "syncs_answered"), 64u) << debug_text();
+  std::string want(64 * 4096, 'c');
+  for (int i = 56; i < 64; ++i) want.replace(size_t(i % 8) * 4096, 4096, window_block(200 + i));
+  EXPECT_TRUE(read_file(path("committed")) == want) << "the file through the mount differs";
+  ASSERT_NO_FATAL_FAILURE(remount());
+  EXPECT_TRUE(read_file(path("committed")) == want) << "the file after a remount differs";
+}
+
+// Answered fdatasyncs do not leave the file's times behind: one in a while
+// (SEALFS_PRELOAD_TIMES_MS) still goes to the daemon, which moves mtime
+// for the stores through the window, while the window is held.
+TEST_F(PreloadTest, AnsweredCommitsStillMoveTheFilesTimes) {
+  write_file(path("timed"), std::string(64 * 4096, 't'));
+  const std::string marker = dir() + "/go";
+  std::vector<std::string> env = preload_env();
+  env.push_back("SEALFS_PRELOAD_TIMES_MS=200");
+  Program program(under_run({kBehaviour, "window-times", path("timed"), marker}), env);
+  ASSERT_TRUE(program.expect("window made", 30s)) << program.output();
+  // The writes before the window went through the mount and moved mtime:
+  // set it back, then the program commits through the window only.
+  struct timespec old[2] = {{0, UTIME_OMIT}, {time(nullptr) - 3600, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, path("timed").c_str(), old, 0), 0);
+  write_file(marker, "go");
+  ASSERT_TRUE(program.expect("commits ok", 60s)) << program.output();
+  struct stat st;
+  ASSERT_EQ(stat(path("timed").c_str(), &st), 0);
+  EXPECT_GT(st.st_mtime, time(nullptr) - 600) << "mtime did not move while the window was held";
+  unlink(marker.c_str());
+  const auto status = program.wait(60s);
+  ASSERT_TRUE(status.has_value()) << program.output();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << program.output();
+  EXPECT_GT(stat_value(debug_text(), "syncs_answered"), 0u) << debug_text();
+}
+
+// With the writeback cache the kernel holds the program's own pwrites that
+// go to it (those before a window, those that extend the file) in its page
+// cache until writeback, where a window would not see them: a pread
+// through the window read the old bytes ("block 2 reads back wrong").
+// No windows on such a mount, so no fdatasync is answered either.
+class PreloadWritebackTest : public PreloadTest {
+ protected:
+  void SetUp() override {
+    MountFixture::SetUp();
+    if (IsSkipped()) return;
+    MountConfig config;
+    config.region_size = 256ull << 20;
+    config.options = "writeback_cache";
+    ASSERT_NO_FATAL_FAILURE(format_and_mount(config));
+    debug_log_ = dir() + "/preload.log";
+  }
+};
+
+TEST_F(PreloadWritebackTest, NoWindowsUnderTheWritebackCache) {
+  write_file(path("cached"), std::string(64 * 4096, 'k'));
+  const std::string marker = dir() + "/go";
+  write_file(marker, "go");
+  Program program(under_run({kBehaviour, "window-commits", path("cached"), marker}), preload_env());
+  ASSERT_TRUE(program.expect("commits ok", 60s)) << program.output();
+  unlink(marker.c_str());
+  const auto status = program.wait(60s);
+  ASSERT_TRUE(status.has_value()) << program.output();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << program.output();
+  const std::string log = debug_text();
+  EXPECT_EQ(stat_value(log, "windows"), 0u) << log;
+  EXPECT_EQ(stat_value(log, "syncs_answered"), 0u) << log;
+  std::string want(64 * 4096, 'k');
+  for (int b = 0; b < 8; ++b) want.replace(size_t(b) * 4096, 4096, window_block(b));
+  for (int i = 56; i < 64; ++i) want.replace(size_t(i % 8) * 4096, 4096, window_block(200 + i));
+  EXPECT_TRUE(read_file(path("cached")) == want) << "the file through the mount differs";
+}
+
 // A persist on a page-granularity region is an msync(2) of the region
 // mapping, made by libsealfs from inside the library's own msync: it must
 // go to the kernel (it deadlocked on the library's lock).
