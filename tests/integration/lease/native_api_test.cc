@@ -157,6 +157,41 @@ TEST_F(NativeApiTest, PersistRangesChecksEveryRangeFirst) {
   EXPECT_EQ(sealfs_persist_ranges(map_, nullptr, 0), 0);
 }
 
+// Recycling a file, as pmem-rocksdb recycles its logs: a used file renamed
+// to its next name keeps its blocks, written, with their old bytes, and a
+// map of it with ALLOCATE | RELOCATE allocates, moves and zeroes nothing;
+// the new owner writes over the old records (docs/protocol.md, "The native
+// API").
+TEST_F(NativeApiTest, ARecycledFileKeepsItsBlocksAndBytes) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2));
+  constexpr uint64_t kLog = 4 * kMiB;
+  const unsigned flags = SEALFS_MAP_ALLOCATE | SEALFS_MAP_RELOCATE;
+  fd_ = open(path("log.1").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd_, 0) << std::strerror(errno);
+  ASSERT_EQ(ftruncate(fd_, kLog), 0);
+  ASSERT_EQ(sealfs_map(fd_, 0, kLog, PROT_READ | PROT_WRITE, flags, &map_), 0) << sealfs_last_error();
+  fill_lease_pattern(sealfs_map_addr(map_), kLog, 5, 0);
+  ASSERT_EQ(sealfs_persist(map_, sealfs_map_addr(map_), kLog), 0) << sealfs_last_error();
+  ASSERT_EQ(sealfs_unmap(map_), 0);
+  map_ = nullptr;
+  close(fd_);
+  fd_ = -1;
+
+  const uint64_t free_before = free_blocks();
+  ASSERT_EQ(rename(path("log.1").c_str(), path("log.2").c_str()), 0) << std::strerror(errno);
+  fd_ = open(path("log.2").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd_, 0) << std::strerror(errno);
+  ASSERT_EQ(sealfs_map(fd_, 0, kLog, PROT_READ | PROT_WRITE, flags, &map_), 0) << sealfs_last_error();
+  EXPECT_EQ(free_blocks(), free_before) << "the recycled file's map allocated or moved blocks";
+  std::vector<uint8_t> old(kLog);
+  fill_lease_pattern(old.data(), kLog, 5, 0);
+  EXPECT_EQ(std::memcmp(sealfs_map_addr(map_), old.data(), kLog), 0) << "the old bytes were zeroed";
+  fill_lease_pattern(sealfs_map_addr(map_), kMiB, 6, 0);
+  ASSERT_EQ(sealfs_persist(map_, sealfs_map_addr(map_), kMiB), 0) << sealfs_last_error();
+  EXPECT_TRUE(file_has_pattern("log.2", kMiB, 6));
+  EXPECT_EQ(free_blocks(), free_before);
+}
+
 // The C++ wrapper (sealfs.hpp) has the native API too: a reserving open,
 // extend and persist of many ranges, on the same mapping object.
 TEST_F(NativeApiTest, CxxWrapperReservesExtendsAndPersistsRanges) {
