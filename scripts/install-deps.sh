@@ -19,9 +19,9 @@ packages=(
 if [ "${1:-}" = --vm ]; then
   # nfs-kernel-server, nfs-common and rpcbind: rpc.nfsd, rpc.mountd,
   # exportfs, mount.nfs and rpcbind (NFSv3) for the guest's NFS export
-  # check; no server runs on the host.
+  # check, nfs4-acl-tools for its NFSv4 ACLs; no server runs on the host.
   packages+=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio
-             nfs-kernel-server nfs-common rpcbind)
+             nfs-kernel-server nfs-common rpcbind nfs4-acl-tools)
 fi
 
 missing=()

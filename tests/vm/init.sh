@@ -237,7 +237,7 @@ nfs_unmount() {  # mount point: retried while the client lets go of its files
   say "NFS $1 unmounted (after $tries retries)"
 }
 nfs_check() {  # kind, target, operations
-  local kind=$1 target=$2 ops=$3 mountd rpcbind keeper
+  local kind=$1 target=$2 ops=$3 mountd rpcbind keeper tries
   daemon_start "$kind-nfs" "$target" -o allow_other
   must "loopback up" ifconfig lo 127.0.0.1 up
   mkdir -p /proc/fs/nfsd /var/lib/nfs/v4recovery /mnt/nfs /mnt/nfs3 /tmp/difftest-nfs \
@@ -275,6 +275,16 @@ nfs_check() {  # kind, target, operations
     --a /mnt/nfs --b /tmp/difftest-nfs --seed "$seed" --ops "$ops"
   nfs_try "POSIX integration tests through NFSv4.2" posix_in_directory.sh --dir /mnt/nfs --nfs \
     --namespace-test /sealfs/fuse_namespace_test --data-test /sealfs/fuse_data_test
+  # NFSv4 ACLs: nfsd shows the export's POSIX ACLs as NFSv4 ACLs and turns
+  # an NFSv4 ACL set through NFS into a POSIX one on the mount.
+  must "a file for ACLs through NFS" sh -c 'echo acl > /mnt/nfs/acl-file'
+  must "a POSIX ACL on the sealfs mount" setfacl -m u:65534:rw- "$mnt/acl-file"
+  nfs_try "the POSIX ACL read as an NFSv4 ACL" sh -c \
+    'nfs4_getfacl /mnt/nfs/acl-file > /tmp/acl4; cat /tmp/acl4; grep -q "^A::65534:rw" /tmp/acl4'
+  nfs_try "an NFSv4 ACE set through NFS" nfs4_setfacl -a A::4321:r /mnt/nfs/acl-file
+  nfs_try "the NFSv4 ACE read as a POSIX ACL on the mount" sh -c \
+    "getfacl -n '$mnt/acl-file' > /tmp/acl; cat /tmp/acl; grep -q '^user:4321:r--' /tmp/acl"
+  must "remove the ACL file" rm /mnt/nfs/acl-file
 
   # The daemon dies (kill -9) and a new one mounts the region again while
   # the NFS client holds a file open: nfsd must find the client's handles
@@ -291,6 +301,14 @@ nfs_check() {  # kind, target, operations
   # shell would be inherited by the daemon started below).
   sleep 100000 < /mnt/nfs/keep &
   keeper=$!
+  # The background job opens the file itself: the daemon must not die
+  # before it has (the open then failed with EIO, in one run).
+  tries=0
+  until [ "$(readlink /proc/$keeper/fd/0 2>/dev/null)" = /mnt/nfs/keep ]; do
+    tries=$((tries + 1))
+    [ $tries -gt 300 ] && finish FAIL "the keeper did not open /mnt/nfs/keep within 30 s"
+    sleep 0.1
+  done
   say "kill -9 the daemon (pid $daemon) with the file open on the NFS client"
   kill -9 $daemon
   wait $daemon 2>/dev/null

@@ -115,6 +115,10 @@ need_tool rpc.mountd nfs-kernel-server
 need_tool exportfs nfs-kernel-server
 need_tool mount.nfs nfs-common
 need_tool rpcbind rpcbind
+need_tool nfs4_getfacl nfs4-acl-tools
+need_tool nfs4_setfacl nfs4-acl-tools
+need_tool getfacl acl
+need_tool setfacl acl
 export PATH=$PATH:/usr/sbin:/sbin
 busybox=""
 for candidate in /bin/busybox /usr/bin/busybox; do
@@ -170,7 +174,9 @@ fi
 # unpacks over the first.
 host_tools="$(command -v ndctl) $(command -v daxctl) $(command -v mkfs.ext4) $(command -v mkfs.xfs)
             $(command -v fusermount3) $(command -v rpc.nfsd) $(command -v rpc.mountd)
-            $(command -v exportfs) $(command -v mount.nfs) $(command -v rpcbind)"
+            $(command -v exportfs) $(command -v mount.nfs) $(command -v rpcbind)
+            $(command -v nfs4_getfacl) $(command -v nfs4_setfacl) $(command -v getfacl)
+            $(command -v setfacl)"
 base_key=$( (echo "$kver $busybox"; sha256sum "$here/init.sh" "$here/run.sh"; ls -lL $host_tools "$busybox" "${module_files[@]}") |
   sha256sum | cut -c1-16)
 base_cpio=$work/base-$base_key.cpio.gz
