@@ -62,7 +62,9 @@ struct EngineOptions {
   uint32_t revoke_policy = wire::kPolicyFence;
   std::optional<uint32_t> dax_group;  // trusted besides root and the daemon's uid
   // No writeback cache in the mount: told to clients (wire::kMountWriteThrough).
-  bool write_through = true;
+  // Off unless the daemon says so: a client told too much could skip a
+  // sync that the kernel's cached writes need.
+  bool write_through = false;
 };
 
 class LeaseEngine final : public LayoutGate {

@@ -9,6 +9,8 @@
 // one symbol. Both take a 64-bit off_t on the 64-bit targets we build for.
 #undef _FILE_OFFSET_BITS
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
@@ -53,18 +55,35 @@ void msync_ordinary(void* addr, size_t len, void* arg) {
   }
 }
 
+// What is left of an fdatasync the library answers (windows.h): pages
+// that the kernel caches for the file and that some process dirtied
+// through a mapping are written back (no request when there are none), and
+// a write-back that failed since the descriptor last looked (the kernel
+// keeps that per file, e.g. of a mapping the program unmapped) is reported
+// as the real call would, as is a descriptor that cannot be synced (EBADF
+// for an O_PATH one).
+int answer_fdatasync(int fd) {
+  pthread_testcancel();  // fdatasync is a cancellation point
+  return sync_file_range(fd, 0, 0,
+                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                             SYNC_FILE_RANGE_WAIT_AFTER);
+}
+
 template <int (*Real)(int)>
 int sync_file(int fd) {
   if (Inside::now()) return Real(fd);
-  // An fdatasync with nothing left for the kernel (windows.h): the
-  // program's own direct ranges of the file are still persisted, and its
-  // read-only ones made direct again, as after a real one.
+  // The program's own direct ranges of the file are persisted, and its
+  // read-only ones made direct again, whether the call is answered or real.
   const bool answered = Real == real_fdatasync && window_answers_fdatasync(fd);
-  if (!any_tracked()) return answered ? 0 : Real(fd);
-  persist_file(fd);
-  const int rc = answered ? 0 : Real(fd);
-  const int err = errno;
-  reseal_file(fd);
+  const bool tracked = any_tracked();
+  const int persisted = tracked ? persist_file(fd) : 0;
+  int rc = answered ? answer_fdatasync(fd) : Real(fd);
+  int err = errno;
+  if (tracked) reseal_file(fd);
+  if (rc == 0 && persisted != 0) {
+    rc = -1;
+    err = -persisted;
+  }
   errno = err;
   return rc;
 }

@@ -460,17 +460,20 @@ static bool cached_stat(int fd, struct stat* st) {
   return true;
 }
 
-void persist_file(int fd) {
+int persist_file(int fd) {
   struct stat st;
-  if (!cached_stat(fd, &st)) return;
+  if (!cached_stat(fd, &st)) return 0;
+  int first_error = 0;
   std::unique_lock lock(g_mu);
   for (auto& [key, r] : ranges()) {
     if (r.dev != st.st_dev || r.ino != st.st_ino || r.direct == nullptr || r.demoting) continue;
     if ((r.prot & PROT_WRITE) == 0) continue;
     Inside inside;  // see persist_range
-    (void)sealfs_persist(r.direct, reinterpret_cast<void*>(r.addr), r.direct_len);
+    const int rc = sealfs_persist(r.direct, reinterpret_cast<void*>(r.addr), r.direct_len);
+    if (rc != 0 && first_error == 0) first_error = rc;
     counters().persists++;
   }
+  return first_error;
 }
 
 void reseal_file(int fd) {

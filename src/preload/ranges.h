@@ -42,10 +42,11 @@ int persist_range(void* addr, size_t len, void (*ordinary)(void* addr, size_t le
                   void* arg);
 
 // fsync/fdatasync of fd: persists the writable direct ranges of that file
-// and, after the real call, makes read-only ranges of it direct again where
-// a break or the file's growth left them ordinary.
+// (0, or the first persist's -errno) and, after the real call, makes
+// read-only ranges of it direct again where a break or the file's growth
+// left them ordinary.
 bool any_tracked();
-void persist_file(int fd);
+int persist_file(int fd);
 void reseal_file(int fd);
 
 // The one mutex of the library: it guards this table and the table of

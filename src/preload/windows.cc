@@ -271,11 +271,11 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
     }
   }
   if (m != nullptr && (sealfs_map_mount_flags(m) & SEALFS_MOUNT_WRITE_THROUGH) == 0) {
-    // The writeback cache: the program's write(2)s and pwrites that go to
-    // the kernel stay in its page cache until writeback, where a window
-    // would not see them (a pread after such a pwrite read the old bytes).
-    // No windows on this mount.
-    debug("no windows on this mount: it has the writeback cache");
+    // The writeback cache (or a daemon too old to say): the program's
+    // write(2)s and pwrites that go to the kernel stay in its page cache
+    // until writeback, where a window would not see them (a pread after
+    // such a pwrite read the old bytes). No windows on this mount.
+    debug("no windows on this mount: the daemon does not say it is write-through");
     Inside inside;
     sealfs_unmap(m);
     m = nullptr;

@@ -52,10 +52,12 @@
  *   preload_behaviour window-times FILE MARKER
  *     Writes blocks 0..7 (a window), prints "window made", waits for MARKER
  *     to exist, then commits (pwrite of block 0 and fdatasync) every 10 ms
- *     for 1.5 s, prints "commits ok" and waits for MARKER to go before it
- *     exits (the window is held until then).
+ *     for 1.5 s, checks that fdatasync of an O_PATH descriptor of FILE
+ *     still fails with EBADF, prints "commits ok" and waits for MARKER to
+ *     go before it exits (the window is held until then).
  * Exit status 0 on success, 1 on a wrong result, 2 on a setup failure. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -368,6 +370,13 @@ static int window_times_case(const char *path, const char *marker) {
       return 2;
     }
     usleep(10000);
+  }
+  int path_fd = open(path, O_PATH);
+  if (path_fd < 0) return 2;
+  errno = 0;
+  if (fdatasync(path_fd) != -1 || errno != EBADF) {
+    printf("fdatasync of an O_PATH descriptor: %s\n", strerror(errno));
+    return 1;
   }
   printf("commits ok\n");
   return wait_for_marker(marker, 0);
