@@ -123,6 +123,11 @@ size_t sealfs_map_length(const struct sealfs_map *m);
 off_t sealfs_map_offset(const struct sealfs_map *m);
 uint64_t sealfs_map_generation(const struct sealfs_map *m);
 uint64_t sealfs_map_lease_id(const struct sealfs_map *m);
+/* Tells the daemon that stores were made through a writable mapping: it
+ * sets the file's mtime and ctime to now, as an fdatasync through the mount
+ * does while the mapping is held (and the mapping's end does anyway). No
+ * answer is awaited. 0, or -EINVAL for a read-only or dead mapping. */
+int sealfs_note_stores(const struct sealfs_map *m);
 /* What the mount of the mapping's file promises, as SEALFS_MOUNT_* bits. */
 unsigned sealfs_map_mount_flags(const struct sealfs_map *m);
 /* The mount has no writeback cache: every write(2) to its files that has

@@ -60,6 +60,7 @@ class DirectMap {
   uint64_t generation() const { return sealfs_map_generation(map_); }
   uint64_t lease_id() const { return sealfs_map_lease_id(map_); }
   unsigned mount_flags() const { return sealfs_map_mount_flags(map_); }
+  int note_stores() const { return sealfs_note_stores(map_); }
   bool breaking() const { return map_ != nullptr && sealfs_map_state(map_) != 0; }
   int persist(const void* addr, size_t len) const { return sealfs_persist(map_, addr, len); }
   // Many ranges, one fence (sealfs_persist_ranges); 0 or -errno.

@@ -331,6 +331,19 @@ off_t sealfs_map_offset(const struct sealfs_map* m) { return m ? m->offset : 0; 
 uint64_t sealfs_map_generation(const struct sealfs_map* m) { return m ? m->generation : 0; }
 uint64_t sealfs_map_lease_id(const struct sealfs_map* m) { return m ? m->lease_id : 0; }
 unsigned sealfs_map_mount_flags(const struct sealfs_map* m) { return m ? m->mount_flags : 0u; }
+
+int sealfs_note_stores(const struct sealfs_map* m) {
+  if (m == nullptr || (m->prot & PROT_WRITE) == 0 || m->pid != getpid()) return -EINVAL;
+  std::shared_ptr<Connection> conn;
+  {
+    std::lock_guard lock(state().mu);
+    if (!m->mapped || m->released || m->state == 2) return -EINVAL;
+    conn = m->conn;
+  }
+  wire::LeaseRef ref{m->lease_id};
+  send_only(*conn, wire::Type::kStores, &ref, sizeof(ref));
+  return 0;
+}
 int sealfs_map_state(const struct sealfs_map* m) {
   if (m == nullptr) return -EINVAL;
   std::lock_guard lock(state().mu);

@@ -664,6 +664,20 @@ struct LeaseServer::Impl final : Notifier {
         }
         return conns.count(id) != 0;
       }
+      case wire::Type::kStores: {
+        // The holder stored through its writable lease and tells us so
+        // (libsealfs-preload's answered fdatasync): the file's times move,
+        // as at a sync through the mount. A lease of another connection, a
+        // read-only one or one already gone (a release racing with this)
+        // is ignored. On this thread, no lock held: the source takes the
+        // inode's lock.
+        const auto ref = wire::load<wire::LeaseRef>(body);
+        const auto lease = core->lease_of(id, ref.lease_id);
+        if (lease && !lease->layout_only && (lease->prot & wire::kProtWrite) != 0) {
+          source->direct_stores_possible(lease->ino);
+        }
+        return true;
+      }
       case wire::Type::kRegister: {
         const auto ref = wire::load<wire::LeaseRef>(body);
         Status s = core->check_register(id, ref.lease_id);

@@ -44,11 +44,12 @@ constexpr size_t kMaxWindows = 64;
 // Per-thread bounce buffer; below the size from which libsealfs scans the
 // kernel's record of written pages instead of writing lines back.
 constexpr size_t kBounceBytes = 32 * 1024;
-// An fdatasync the library could answer itself still goes to the daemon
-// when the window's last one that did is older than this (milliseconds;
-// SEALFS_PRELOAD_TIMES_MS): the daemon moves the file's times for stores
-// through writable mappings only at a sync or when the lease ends, and a
-// file written for hours should not keep old times.
+// The daemon moves a file's times for stores through writable mappings
+// at a sync through the mount, when the lease ends, or when told
+// (sealfs_note_stores). An fdatasync the library answers tells it when the
+// window last did longer ago than this (milliseconds;
+// SEALFS_PRELOAD_TIMES_MS): the file's mtime then trails its last commit
+// by at most that, however long the program keeps the window.
 constexpr uint64_t kDefaultTimesEveryMs = 1000;
 
 struct FileKey {
@@ -63,7 +64,7 @@ struct Window {
   uint64_t size = 0;  // serves [0, size) of the file
   uint64_t lease = 0;
   bool writable = false;
-  uint64_t synced_ns = 0;      // CLOCK_MONOTONIC of the last fdatasync that went to the daemon
+  uint64_t stamped_ns = 0;  // CLOCK_MONOTONIC when the daemon was last told to move the times
   uint64_t copies = 0;
   uint64_t last_used = 0;  // g_clock when a copy last went through it
 };
@@ -293,7 +294,7 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
     w->size = after < 0 ? 0 : std::min<uint64_t>(uint64_t(before), uint64_t(after));
     w->lease = sealfs_map_lease_id(m);
     w->writable = writable;
-    w->synced_ns = monotonic_ns();
+    w->stamped_ns = monotonic_ns();
     refused = false;
     // The descriptor's cached pages may be older than the stores to come;
     // what this process reads through the window does not use them.
@@ -487,9 +488,11 @@ bool window_answers_fdatasync(int fd) {
   if (w == nullptr || !w->writable) return false;
   if (writable_ordinary_part_locked(key.dev, key.ino)) return false;
   const uint64_t now = monotonic_ns();
-  if (now - w->synced_ns >= times_every_ns()) {
-    w->synced_ns = now;
-    return false;
+  if (now - w->stamped_ns >= times_every_ns()) {
+    // One message, no answer awaited (a blocked daemon just reads it later).
+    Inside inside;
+    (void)sealfs_note_stores(w->map);
+    w->stamped_ns = now;
   }
   counters().syncs_answered++;
   return true;

@@ -46,7 +46,7 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
 // written data back, SEALFS_MOUNT_WRITE_THROUGH, and every pwrite through
 // one was persisted before it returned), and the program has no writable
 // mapping of it through the page cache. At most once a second per window it
-// returns false anyway, so that the daemon moves the file's times.
+// tells the daemon (sealfs_note_stores), which moves the file's times.
 bool window_answers_fdatasync(int fd);
 
 // The break handler: when lease_id is a window's, takes it out of the

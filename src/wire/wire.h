@@ -39,6 +39,7 @@ enum class Type : uint16_t {
   kFreeSpace = 8,    // InspectRequest                     -> InspectReply + SpaceRecords
   // The native API (docs/protocol.md "The native API").
   kExtend = 9,       // ExtendRequest + SCM_RIGHTS(file)   -> MapReply of the added range
+  kStores = 10,      // LeaseRef of a writable lease: stores were made (no reply)
   // daemon -> client
   kReply = 16,       // Reply
   kMapReply = 17,    // MapReply + extents (+ SCM_RIGHTS(region) for mappings)
@@ -319,6 +320,7 @@ inline size_t body_size(Type t) {
     case Type::kRelease:
     case Type::kRevokeAck:
     case Type::kRegister:
+    case Type::kStores:
     case Type::kRevoke: return sizeof(LeaseRef);
     case Type::kReply:
     case Type::kError: return sizeof(Reply);

@@ -83,7 +83,18 @@ class FakeLayoutSource final : public LayoutSource {
   void add(uint64_t ino, uint64_t size) { files_[ino] = size; }
   int region_fd = -1;
 
+  void direct_stores_possible(uint64_t ino) override {
+    std::lock_guard lock(stamps_mu_);
+    stamps_.push_back(ino);
+  }
+  std::vector<uint64_t> stamps() {
+    std::lock_guard lock(stamps_mu_);
+    return stamps_;
+  }
+
  private:
+  std::mutex stamps_mu_;
+  std::vector<uint64_t> stamps_;
   std::mutex mu_;
   std::map<uint64_t, uint64_t> files_;
 };
@@ -466,6 +477,18 @@ class RawClient {
     }
     ASSERT_EQ(sendmsg(fd_, &msg, MSG_NOSIGNAL), ssize_t(n));
   }
+  // The type of the next message (0 when none comes within 5 s).
+  uint16_t read_one() {
+    wire::Header h{};
+    size_t got = 0;
+    struct pollfd p {fd_, POLLIN, 0};
+    while (got < sizeof(h) && poll(&p, 1, 5000) == 1) {
+      ssize_t n = read(fd_, reinterpret_cast<char*>(&h) + got, sizeof(h) - got);
+      if (n <= 0) return 0;
+      got += size_t(n);
+    }
+    return got == sizeof(h) ? h.type : 0;
+  }
   // Reads until EOF; returns the message types seen.
   std::vector<uint16_t> drain() {
     std::string all;
@@ -489,6 +512,46 @@ class RawClient {
  private:
   int fd_ = -1;
 };
+
+// STORES: the holder of a writable lease says it stored through it, and
+// the file's times move (the source is told); a read-only mapping cannot
+// send it, and STORES naming a lease of another connection is ignored
+// without closing the sender's connection.
+TEST_F(LeaseSocketTest, StoresMessageMovesTheTimesOfTheHoldersFileOnly) {
+  setenv("SEALFS_CONTROL_SOCKET", (dir_ + "/control").c_str(), 1);
+  int fd = open(file_.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  struct sealfs_map* m = nullptr;
+  ASSERT_EQ(sealfs_map(fd, 0, kFileSize, PROT_READ | PROT_WRITE, 0, &m), 0) << sealfs_last_error();
+  struct sealfs_map* ro = nullptr;
+  ASSERT_EQ(sealfs_map(fd, 0, kFileSize, PROT_READ, 0, &ro), 0) << sealfs_last_error();
+  close(fd);
+  EXPECT_EQ(sealfs_note_stores(ro), -EINVAL);
+  EXPECT_EQ(sealfs_note_stores(nullptr), -EINVAL);
+
+  // Another connection names both leases (and one that does not exist).
+  RawClient other(dir_ + "/control");
+  for (uint64_t id : {sealfs_map_lease_id(m), sealfs_map_lease_id(ro), uint64_t{987654}}) {
+    struct {
+      wire::Header h;
+      wire::LeaseRef r;
+    } stores{wire::make_header(wire::Type::kStores, sizeof(stores), 0), {id}};
+    other.send_bytes(&stores, sizeof(stores));
+  }
+  struct {
+    wire::Header h;
+    wire::LeaseRef r;
+  } release{wire::make_header(wire::Type::kRelease, sizeof(release), 5), {987654}};
+  other.send_bytes(&release, sizeof(release));
+  EXPECT_EQ(other.read_one(), uint16_t(wire::Type::kReply)) << "the sender's connection was closed";
+  EXPECT_TRUE(source_.stamps().empty());
+
+  ASSERT_EQ(sealfs_note_stores(m), 0);
+  for (int i = 0; i < 500 && source_.stamps().empty(); ++i) usleep(10'000);
+  EXPECT_EQ(source_.stamps(), std::vector<uint64_t>{ino_});
+  sealfs_unmap(ro);
+  sealfs_unmap(m);
+}
 
 TEST_F(LeaseSocketTest, MalformedMessagesGetAnErrorAndTheDaemonSurvives) {
   const auto error = uint16_t(wire::Type::kError);
