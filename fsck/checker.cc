@@ -85,7 +85,8 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
     report.phases[0].ran = true;
     report.add(Phase::kSuperblock, "no_superblock", 0,
                "neither superblock is valid: " + sb.status().to_string(), false);
-    fail("no valid superblock");
+    fail("no valid superblock: both copies fail their checks, and fsck repairs only from a valid "
+         "one; keep a copy of the region before anything else writes to it (docs/fsck.md)");
     return;
   }
   ctx.sb = *sb;

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
 #include "util/log.h"
+#include "util/mountinfo.h"
 #include "util/sync_point.h"
 #include "wire/wire.h"
 
@@ -37,6 +39,12 @@ std::string mount_refusal(const std::string& target, const Status& status) {
     return "not a sealfs filesystem (bad magic); run mkfs.sealfs to create one";
   }
   std::string text = status.to_string();
+  // Neither superblock is usable (a good backup would have been taken):
+  // fsck -y cannot help either, it repairs from a valid copy.
+  if (damage && status.message().starts_with("superblock")) {
+    return text + "; no superblock copy is usable, and fsck.sealfs repairs only from a usable "
+                  "one: keep a copy of " + target + " before anything writes to it (docs/fsck.md)";
+  }
   if (damage && text.find("fsck.sealfs") == std::string::npos) {
     text += "; run fsck.sealfs -n " + target + " to see the damage, fsck.sealfs -y " + target +
             " to repair it";
@@ -105,9 +113,34 @@ lease::EngineOptions lease_engine_options(const DaemonOptions& options) {
   return e;
 }
 
+// The mount point as an absolute path: a detached daemon works from "/",
+// and libfuse unmounts (at SIGTERM, SIGINT, SIGHUP) by the path it mounted
+// with, so a relative one missed the mount and left it dead (ENOTCONN).
+std::string absolute_mountpoint(const std::string& given) {
+  char* real = realpath(given.c_str(), nullptr);
+  if (real == nullptr) return given;  // check_mountpoint says why
+  std::string path = real;
+  free(real);
+  return path;
+}
+
+// What is mounted on `path` already, for a failed mount's message ("" if
+// nothing): fusermount3 says only "Permission denied" then.
+std::string mounted_there(const std::string& path) {
+  auto entries = read_mountinfo();
+  if (!entries.is_ok()) return "";
+  std::string found;
+  for (const MountInfoEntry& e : *entries) {
+    if (e.mount_point == path) found = e.fstype + " from " + e.source;  // the newest wins
+  }
+  return found;
+}
+
 }  // namespace
 
-int run_daemon(const DaemonOptions& options) {
+int run_daemon(const DaemonOptions& given) {
+  DaemonOptions options = given;
+  options.mountpoint = absolute_mountpoint(given.mountpoint);
   Detacher detacher(options.foreground);
   auto fail = [&](const std::string& message) {
     std::fprintf(stderr, "sealfs: %s\n", message.c_str());
@@ -196,6 +229,11 @@ int run_daemon(const DaemonOptions& options) {
     fuse_session_destroy(se);
     Status st = ctx.unmount_once();
     (void)st;
+    const std::string there = mounted_there(options.mountpoint);
+    if (!there.empty()) {
+      return fail("cannot mount on " + options.mountpoint + ": it is a mount point already (" +
+                  there + "); unmount that first, or choose another directory");
+    }
     return fail("cannot mount on " + options.mountpoint);
   }
   // Lets files that had a lease be mmapped (direct_io_mmap.h).

@@ -70,7 +70,7 @@ Status check_mountpoint(const std::string& mountpoint) {
                                      " is a FUSE mount whose daemon is gone; run "
                                      "'fusermount3 -u -z " + mountpoint + "' first");
     }
-    return Status::from_errno(err, "mount point " + mountpoint + ": " + std::strerror(err));
+    return Status::from_errno(err, "mount point " + mountpoint);
   }
   if (!S_ISDIR(st.st_mode)) {
     return Status(Code::kNotDir, "mount point " + mountpoint + " is " +

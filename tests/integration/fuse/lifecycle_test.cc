@@ -265,6 +265,12 @@ TEST_F(LifecycleTest, MountErrorsAreReportedBeforeDetaching) {
   out.clear();
   EXPECT_EQ(try_mount({region_path(), dir() + "/no-such-dir"}, &out), 1);
   EXPECT_FALSE(is_mounted(mountpoint()));
+  // The reason once ("...: No such file or directory: No such file or
+  // directory" was printed).
+  const std::string reason = std::strerror(ENOENT);
+  const size_t first = out.find(reason);
+  EXPECT_NE(first, std::string::npos) << out;
+  EXPECT_EQ(out.find(reason, first + 1), std::string::npos) << out;
 
   // Both superblocks gone: a clear refusal, not a crash.
   {
@@ -280,9 +286,57 @@ TEST_F(LifecycleTest, MountErrorsAreReportedBeforeDetaching) {
   EXPECT_NE(out.find("cannot mount"), std::string::npos) << out;
   EXPECT_FALSE(is_mounted(mountpoint()));
 
+  // Both superblocks fail their crc: fsck cannot repair that, so the
+  // refusal does not send the user to fsck -y (it did).
+  ASSERT_NO_FATAL_FAILURE(format(MountConfig{}));
+  {
+    int fd = open(region_path().c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, "X", 1, 200), 1);
+    ASSERT_EQ(pwrite(fd, "X", 1, (1ll << 30) - 4096 + 200), 1);
+    close(fd);
+  }
+  out.clear();
+  EXPECT_EQ(try_mount({region_path(), mountpoint()}, &out), 1);
+  EXPECT_NE(out.find("no superblock copy is usable"), std::string::npos) << out;
+  EXPECT_EQ(out.find("fsck.sealfs -y"), std::string::npos) << out;
+
   out.clear();
   EXPECT_EQ(try_mount({"-V"}, &out), 0);
   EXPECT_NE(out.find("sealfs"), std::string::npos);
+}
+
+// A detached daemon (no -f) started with a relative mount point unmounts
+// at SIGTERM: it works from "/" once detached, and the unmount named the
+// mount point as given, so the mount stayed, dead (ENOTCONN), until
+// `fusermount3 -u -z` (a new user's report).
+TEST_F(LifecycleTest, DetachedDaemonWithARelativeMountPointUnmountsAtSigterm) {
+  ASSERT_NO_FATAL_FAILURE(format(MountConfig{}));
+  const std::filesystem::path point(mountpoint());
+  const std::string relative = point.filename().string();
+  std::string out;
+  ASSERT_EQ(run_command({"sh", "-c",
+                         "cd '" + point.parent_path().string() + "' && exec '" + sealfs_bin() +
+                             "' '" + region_path() + "' '" + relative + "'"},
+                        &out),
+            0)
+      << out;
+  ASSERT_TRUE(is_mounted(mountpoint()));
+  std::optional<pid_t> daemon;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string cmdline = read_file(entry.path().string() + "/cmdline");
+    if (cmdline.find(region_path() + '\0' + relative + '\0') != std::string::npos) {
+      daemon = static_cast<pid_t>(std::stol(name));
+    }
+  }
+  ASSERT_TRUE(daemon.has_value()) << "no daemon for " << region_path();
+  ASSERT_EQ(kill(*daemon, SIGTERM), 0);
+  EXPECT_TRUE(wait_pid_gone(*daemon, 30s));
+  const bool left = !wait_for_mount_state(mountpoint(), false, 10s);
+  if (left) run_command({"fusermount3", "-u", "-z", mountpoint()});
+  EXPECT_FALSE(left) << "the daemon exited and left its mount behind";
 }
 
 // A user mounts their own region: the daemon runs as that user and mounts
