@@ -189,7 +189,17 @@ void write_json(JsonWriter& j, const FileExtents& f) {
 
 Result<FileExtents> from_daemon(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return Status::from_errno(errno, path);
+  if (fd < 0) {
+    const int err = errno;
+    struct stat st {};
+    if (err == ELOOP && lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      // The daemon answers for an open file, and a link cannot be opened
+      // as itself: say so rather than "Too many levels of symbolic links".
+      return Status(Code::kInvalid, path + " is a symbolic link, which is not followed: give the "
+                                           "path of the file it points to");
+    }
+    return Status::from_errno(err, path);
+  }
   FileExtents f;
   f.path = path;
   auto daemon = DaemonConnection::reach(fd);

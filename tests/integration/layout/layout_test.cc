@@ -250,6 +250,17 @@ TEST_F(LayoutTest, ExtentsShowAnInlineFile) {
       << text;
 }
 
+// A symbolic link is not followed, and the refusal says so (it said "Too
+// many levels of symbolic links", which sent a new user looking for a loop).
+TEST_F(LayoutTest, ExtentsOfASymbolicLinkSaysItIsOne) {
+  ASSERT_NO_FATAL_FAILURE(mount_aligned());
+  write_file(path("target"), std::string(100, 't'));
+  ASSERT_EQ(symlink("target", path("link").c_str()), 0);
+  std::string text;
+  EXPECT_NE(layout({"extents", path("link")}, &text), 0) << text;
+  EXPECT_NE(text.find("is a symbolic link, which is not followed"), std::string::npos) << text;
+}
+
 // A read-write daemon owns the region: reading it offline is refused
 // (exit 4) rather than showing a picture that changes underneath.
 TEST_F(LayoutTest, ImageOfAMountedRegionIsRefused) {
