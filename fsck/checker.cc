@@ -77,7 +77,8 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
   bool used_backup = false;
   auto sb = read_superblock(region, &used_backup);
   if (!sb.is_ok() && no_magic_anywhere(region)) {
-    report.phases[0].ran = true;
+    // Not a filesystem at all: no phase ran (the report would say
+    // "superblock: ok" for a blank target).
     fail("not a sealfs filesystem (bad magic); run mkfs.sealfs to create one");
     return;
   }

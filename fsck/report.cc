@@ -73,7 +73,12 @@ std::string render_text(const Report& r, bool verbose, bool quiet) {
     out << "fsck.sealfs " << r.target
         << (r.repair ? (r.preen ? " (preen)" : " (repair)") : " (check only)") << "\n";
   }
-  for (int p = 0; p < kPhaseCount; ++p) {
+  // Refused before the first phase (a mounted region, no superblock...):
+  // eight "not run" lines and "0/0 inodes used" would bury the reason and
+  // read like an empty filesystem.
+  bool any_ran = false;
+  for (const PhaseSummary& s : r.phases) any_ran |= s.ran;
+  for (int p = 0; any_ran && p < kPhaseCount; ++p) {
     const PhaseSummary& s = r.phases[p];
     bool noted = false;
     for (const Problem& n : r.notes) noted |= static_cast<int>(n.phase) == p;
@@ -106,7 +111,8 @@ std::string render_text(const Report& r, bool verbose, bool quiet) {
     out << r.remaining_after_repair << " problems remain after repair\n";
   }
   const Counts& c = r.counts;
-  if (!quiet) {
+  // The counts come from the inode phase: without it they are all 0.
+  if (!quiet && r.phases[2].ran) {
     out << c.inodes_used << "/" << c.inodes_total << " inodes used (" << c.regular_files
         << " files, " << c.directories << " directories, " << c.symlinks << " symlinks, "
         << c.other_inodes << " other), " << c.blocks_referenced << "/" << c.data_blocks

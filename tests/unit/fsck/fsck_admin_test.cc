@@ -116,6 +116,20 @@ TEST_F(FsckAdminTest, DamagedSuperblocksAreStillCorruption) {
   EXPECT_EQ(check.report.exit_code, kExitOperational);
   EXPECT_TRUE(has_kind(check.report, "no_superblock")) << details(check.report);
   EXPECT_EQ(check.report.operational_error.find("not a sealfs"), std::string::npos);
+  // No counts from phases that never ran ("0/0 inodes used" read like an
+  // empty filesystem), and no advice fsck cannot follow.
+  std::string text = render_text(check.report, false);
+  EXPECT_EQ(text.find("inodes used"), std::string::npos) << text;
+  EXPECT_NE(text.find("keep a copy of the region"), std::string::npos) << text;
+}
+
+TEST_F(FsckAdminTest, ARefusalBeforeAnyPhaseListsNoPhases) {
+  Bytes zeros(image_.size());
+  FsckRun check = run(zeros, false);
+  ASSERT_FALSE(check.report.operational_error.empty());
+  std::string text = render_text(check.report, false);
+  EXPECT_EQ(text.find("Phase "), std::string::npos) << text;
+  EXPECT_NE(text.find("error: not a sealfs filesystem"), std::string::npos) << text;
 }
 
 FsckRun run_preen(const Bytes& image) {
