@@ -505,6 +505,22 @@ class HostileDescriptorTest : public ControlSocketTest {
     adopted_late_ = -1;
   }
 
+  size_t daemon_descriptors() {
+    const std::string dir = "/proc/" + std::to_string(daemon_pid()) + "/fd";
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++n;
+    return n;
+  }
+  // Whether the daemon is back to at most `count` descriptors within 5 s
+  // (its closes run on a thread of their own).
+  bool descriptors_back_to(size_t count) {
+    for (int i = 0; i < 500; ++i) {
+      if (daemon_descriptors() <= count) return true;
+      usleep(10'000);  // nothing to wait on: another process's descriptor table
+    }
+    return false;
+  }
+
   std::string socket_path_;
   bool stopped_ = false;
   pid_t adopted_late_ = -1;
@@ -575,6 +591,7 @@ TEST_F(HostileDescriptorTest, ADescriptorLeftUnreadAtAHangUpDoesNotStopTheEngine
 TEST_F(HostileDescriptorTest, DescriptorsBeyondTheControlBufferDoNotStopTheEngine) {
   LingeringSocket lingering;
   ASSERT_FALSE(HasFailure());
+  const size_t descriptors_before = daemon_descriptors();
   int attacker = connect_control();
   ASSERT_NO_FATAL_FAILURE(stop_daemon());
   std::vector<int> fds;
@@ -607,6 +624,11 @@ TEST_F(HostileDescriptorTest, DescriptorsBeyondTheControlBufferDoNotStopTheEngin
   EXPECT_EQ(wire::load<wire::Header>(reply).type, static_cast<uint16_t>(wire::Type::kError));
   EXPECT_EQ(recv(attacker, reply, 1, 0), 0) << "no hang-up";
   close(attacker);
+  // Once the lingering close ends, every descriptor the attacker sent is
+  // closed: none leaks.
+  lingering.let_go();
+  EXPECT_TRUE(descriptors_back_to(descriptors_before))
+      << daemon_descriptors() << " descriptors, " << descriptors_before << " before";
   EXPECT_TRUE(unmount_within(std::chrono::seconds(5)));
   lingering.let_go();  // a daemon that waited for the close goes now
   reap_late_daemon();
