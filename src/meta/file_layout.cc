@@ -376,12 +376,17 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     if (first > last) {
       RETURN_IF_ERROR(zero_partial(*inode, offset, length));
     } else {
-      if (offset % kBlock) RETURN_IF_ERROR(zero_partial(*inode, offset, first * kBlock - offset));
-      if (end % kBlock) RETURN_IF_ERROR(zero_partial(*inode, last * kBlock, end - last * kBlock));
+      // The whole blocks first: unmapping them may split an extent, and the
+      // split may need an extent block that a full region refuses. The
+      // partial blocks at the edges are zeroed in place only after that, so
+      // a punch refused with ENOSPC leaves every byte (the kernel keeps its
+      // cached pages of the range when the call fails).
       RETURN_IF_ERROR(free_range(*inode, permit, first, last - first, [now](Inode& i) {
         i.mu.assert_held();  // called by free_range, under the lock
         i.core.mtime = i.core.ctime = now;
       }));
+      if (offset % kBlock) RETURN_IF_ERROR(zero_partial(*inode, offset, first * kBlock - offset));
+      if (end % kBlock) RETURN_IF_ERROR(zero_partial(*inode, last * kBlock, end - last * kBlock));
     }
     (void)zend;
     return Status::ok();

@@ -210,6 +210,33 @@ TEST_F(FullRegionTest, AZeroRangeRefusedForWantOfSpaceLeavesEveryByte) {
   EXPECT_TRUE(read_file(path("f")) == want) << "the region holds other bytes";
 }
 
+// A punch in the middle of an extent splits it; with six extents in the
+// inode already the seventh needs an extent block, and a full region has
+// none: refused, the punch must not have zeroed the partial blocks at its
+// edges first (it did, on the media only, as the zero range above).
+TEST_F(FullRegionTest, APunchRefusedForWantOfSpaceLeavesEveryByte) {
+  int fd = open(path("f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  std::string want(24 * kBlock, '\0');
+  for (int e = 0; e < 6; ++e) {  // six extents of three blocks, a hole after each
+    const std::vector<uint8_t> bytes = pattern(10 + e, 4 * e * kBlock, 3 * kBlock);
+    ASSERT_TRUE(pwrite_all(fd, bytes.data(), bytes.size(), 4 * e * kBlock));
+    std::memcpy(want.data() + 4 * e * kBlock, bytes.data(), bytes.size());
+  }
+  want.resize(23 * kBlock);
+  ASSERT_EQ(fsync(fd), 0);
+  ASSERT_NO_FATAL_FAILURE(leave_free(0));
+  EXPECT_EQ(error_of([&] {
+              return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100,
+                               3 * kBlock - 200);
+            }),
+            ENOSPC);
+  close(fd);
+  EXPECT_TRUE(read_file(path("f")) == want) << "the mount shows other bytes";
+  ASSERT_NO_FATAL_FAILURE(expect_same_after_remount());
+  EXPECT_TRUE(read_file(path("f")) == want) << "the region holds other bytes";
+}
+
 // Metadata that needs a block: an xattr value, a directory's next block
 // (create, rename, link, symlink, mkdir into it), a symlink target too long
 // for its inode.
