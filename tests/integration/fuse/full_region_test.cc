@@ -237,6 +237,33 @@ TEST_F(FullRegionTest, APunchRefusedForWantOfSpaceLeavesEveryByte) {
   EXPECT_TRUE(read_file(path("f")) == want) << "the region holds other bytes";
 }
 
+// One block free: a write over the last written block of an extent and the
+// hole after it takes that block for the hole, and the seventh extent then
+// needs an extent block there is no room for. Refused, the write must not
+// have overwritten the written block (it did: ENOSPC, and the block held
+// the new bytes, through the mount and after a remount).
+TEST_F(FullRegionTest, AWriteRefusedForWantOfAnExtentBlockLeavesTheBytesItCovered) {
+  int fd = open(path("f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  std::string want(24 * kBlock, '\0');
+  for (int e = 0; e < 6; ++e) {  // six extents of three blocks, a hole after each
+    const std::vector<uint8_t> bytes = pattern(20 + e, 4 * e * kBlock, 3 * kBlock);
+    ASSERT_TRUE(pwrite_all(fd, bytes.data(), bytes.size(), 4 * e * kBlock));
+    std::memcpy(want.data() + 4 * e * kBlock, bytes.data(), bytes.size());
+  }
+  want.resize(23 * kBlock);
+  ASSERT_EQ(fsync(fd), 0);
+  ASSERT_NO_FATAL_FAILURE(leave_free(1));
+  const std::string update(2 * kBlock, 'Z');
+  EXPECT_EQ(error_of([&] { return pwrite(fd, update.data(), update.size(), 22 * kBlock); }),
+            ENOSPC);
+  close(fd);
+  EXPECT_EQ(free_blocks(), 1u);
+  EXPECT_TRUE(read_file(path("f")) == want) << "the mount shows other bytes";
+  ASSERT_NO_FATAL_FAILURE(expect_same_after_remount());
+  EXPECT_TRUE(read_file(path("f")) == want) << "the region holds other bytes";
+}
+
 // Metadata that needs a block: an xattr value, a directory's next block
 // (create, rename, link, symlink, mkdir into it), a symlink target too long
 // for its inode.
