@@ -560,6 +560,57 @@ TEST_F(HostileDescriptorTest, ACloseThatNeverEndsDoesNotHoldUpTheUnmount) {
   reap_late_daemon();
 }
 
+// The same from an ordinary user (EXTENTS is open to any peer): a child
+// that switched to the test user makes the lingering socket and sends it.
+TEST_F(HostileDescriptorTest, AnOrdinaryUsersCloseThatNeverEndsDoesNotHoldUpTheUnmount) {
+  auto user = test_user();
+  ASSERT_TRUE(user.has_value());
+  // The child uses malloc and the fixture's helpers: safe after fork only
+  // while this process has no other thread.
+  size_t threads = 0;
+  for ([[maybe_unused]] const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    ++threads;
+  }
+  ASSERT_EQ(threads, 1u);
+  int ready[2];
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(user->gid, user->gid, user->gid) != 0 ||
+        setresuid(user->uid, user->uid, user->uid) != 0) {
+      _exit(126);
+    }
+    LingeringSocket lingering;
+    int attacker = connect_control();
+    std::vector<uint8_t> request = inspect_request(wire::Type::kExtents, 1);
+    if (wire::send_with_fd(attacker, request.data(), 1, lingering.sender(), MSG_NOSIGNAL) != 1) {
+      _exit(125);
+    }
+    lingering.drop_sender();
+    if (send(attacker, request.data() + 1, request.size() - 1, MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size() - 1)) {
+      _exit(124);
+    }
+    if (write(ready[1], "s", 1) != 1) _exit(123);
+    pause();  // holds the other end until the test kills it
+    _exit(0);
+  }
+  close(ready[1]);
+  char c = 0;
+  struct pollfd p {ready[0], POLLIN, 0};
+  const bool sent = poll(&p, 1, 10'000) == 1 && read(ready[0], &c, 1) == 1;
+  close(ready[0]);
+  EXPECT_TRUE(sent) << "the attacker did not get its request out";
+  if (sent) {
+    EXPECT_TRUE(engine_answers(std::chrono::seconds(5)));
+    EXPECT_TRUE(unmount_within(std::chrono::seconds(5)));
+  }
+  kill(child, SIGKILL);  // its end goes: a daemon that waited for the close goes now
+  waitpid(child, nullptr, 0);
+  reap_late_daemon();
+}
+
 // The daemon hangs up on a protocol error with more of the peer's bytes
 // still unread, among them a descriptor whose close never ends: closing
 // the connection releases it. That close used to run on the engine's
