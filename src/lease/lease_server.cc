@@ -156,8 +156,10 @@ struct LeaseServer::Impl final : Notifier {
   // Client descriptors are closed here, never on the engine's thread
   // (mount_fd_closer.h). Made before the thread starts.
   // `closer` takes descriptors of files on this mount; `foreign_closer`
-  // everything else, so that a peer passing a file of a filesystem that
-  // never answers (its own FUSE mount) stalls only answers about such files.
+  // everything else, and the connections (closing one releases what the
+  // peer left unread in it), so that a peer passing a descriptor whose
+  // close never ends (its own FUSE mount, a lingering TCP socket) stalls
+  // only answers about such descriptors, and not the daemon's exit.
   std::unique_ptr<MountFdCloser> closer;
   std::unique_ptr<MountFdCloser> foreign_closer;
   uint64_t next_token = 1;  // of answers and grants waiting for a closer
@@ -482,13 +484,13 @@ struct LeaseServer::Impl final : Notifier {
       auto peer = peer_info(fd);
       if (!peer.is_ok()) {
         log().debug("lease: dropping connection: {}", peer.status().to_string());
-        close(fd);
+        close_peer_socket(fd);
         continue;
       }
       const bool is_trusted = trusted(*peer);
       const auto verdict = budget->admit(peer->uid, is_trusted);
       if (verdict != ConnectionBudget::Verdict::kAdmit) {
-        close(fd);
+        close_peer_socket(fd);
         close(peer->pidfd);
         warn_peer(peer->uid, "lease: refusing connections of uid " + std::to_string(peer->uid) +
                                  " (pid " + std::to_string(peer->pid) +
@@ -526,6 +528,9 @@ struct LeaseServer::Impl final : Notifier {
     if (spare_fd < 0) return false;
     close(spare_fd);
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    // Closed here, not by the foreign closer: the spare slot must be free
+    // again at once. (Out of descriptors, the engine is exposed anyway: the
+    // kernel closes what a recvmsg cannot install on the receiving thread.)
     if (fd >= 0) close(fd);
     spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return fd >= 0 && spare_fd >= 0;
@@ -1162,8 +1167,16 @@ struct LeaseServer::Impl final : Notifier {
       if (o.fd >= 0) close(o.fd);
     }
     conn.out.clear();
-    if (conn.fd >= 0) close(conn.fd);
-    conn.fd = -1;
+    close_peer_socket(std::exchange(conn.fd, -1));
+  }
+
+  // A connection's socket may still hold descriptors the peer sent and
+  // nobody read: its close releases them, and such a close may never end.
+  // The peer sees the hang-up at once; the close is the foreign closer's.
+  void close_peer_socket(int fd) {
+    if (fd < 0) return;
+    shutdown(fd, SHUT_RDWR);
+    close_client_fd(fd);
   }
 
   void close_conn(uint64_t id) {
@@ -1228,7 +1241,7 @@ Result<std::unique_ptr<LeaseServer>> LeaseServer::start(ServerOptions options,
                                           impl.options.lease);
   RETURN_IF_ERROR(impl.setup());
   impl.closer = std::make_unique<MountFdCloser>();
-  impl.foreign_closer = std::make_unique<MountFdCloser>();
+  impl.foreign_closer = std::make_unique<MountFdCloser>(MountFdCloser::AtExit::kAbandon);
   impl.thread = std::thread([&impl] { impl.loop(); });
   return server;
 }

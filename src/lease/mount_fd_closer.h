@@ -15,11 +15,21 @@
 // itself is a MAP's descriptor of a file that nothing seals (LeaseServer's
 // handle_map): what that close makes the daemon do passes the file's gate
 // without waiting.
+//
+// A closer made with AtExit::kAbandon takes what a peer chose and this
+// daemon does not serve: descriptors of other filesystems and the peers'
+// connections themselves (whose close releases the descriptors still unread
+// in them). Such a close may never end (a TCP socket with SO_LINGER whose
+// peer reads nothing, a file of a FUSE server that never answers), so its
+// destructor does not wait for the closes: it waits only for a `then`
+// that is running, drops the others, and leaves the thread to close what is
+// queued on its own (docs/protocol.md, "Validation").
 #pragma once
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <utility>
 
@@ -29,8 +39,11 @@ namespace sealfs::lease {
 
 class MountFdCloser {
  public:
-  MountFdCloser();
-  // Closes what is queued, running each `then`, and joins.
+  enum class AtExit {
+    kJoin,     // the destructor closes what is queued, running each `then`, and joins
+    kAbandon,  // the destructor leaves the closes to the thread and runs no more `then`
+  };
+  explicit MountFdCloser(AtExit at_exit = AtExit::kJoin);
   ~MountFdCloser();
   MountFdCloser(const MountFdCloser&) = delete;
   MountFdCloser& operator=(const MountFdCloser&) = delete;
@@ -40,12 +53,20 @@ class MountFdCloser {
   void close_then(int fd, std::function<void()> then);
 
  private:
-  void run();
+  // Shared with the thread, which an abandoning destructor leaves running.
+  struct State {
+    Mutex mu;  // leaf
+    std::condition_variable_any cv;  // waits on a MutexLock
+    std::deque<std::pair<int, std::function<void()>>> queue GUARDED_BY(mu);
+    bool stopping GUARDED_BY(mu) = false;
+    // The owner is gone: no `then` may run any more.
+    bool abandoned GUARDED_BY(mu) = false;
+    bool running_then GUARDED_BY(mu) = false;
+  };
+  static void run(const std::shared_ptr<State>& state);
 
-  Mutex mu_;  // leaf
-  std::condition_variable_any cv_;  // waits on a MutexLock
-  std::deque<std::pair<int, std::function<void()>>> queue_ GUARDED_BY(mu_);
-  bool stopping_ GUARDED_BY(mu_) = false;
+  const AtExit at_exit_;
+  std::shared_ptr<State> state_;
   std::thread thread_;
 };
 

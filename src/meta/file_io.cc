@@ -268,6 +268,17 @@ Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode, const LayoutP
     if (stop < blocks_end) data_->zero(base + (stop - block_start), blocks_end - stop);
     return stop;
   };
+  // Bytes for blocks the file has written already are visible the moment
+  // they land, so they are copied only once nothing can refuse the write
+  // any more (the allocations and the extent blocks below): a write refused
+  // with ENOSPC leaves the file's bytes as they were. New and unwritten
+  // blocks are filled at once; nothing shows them before the commit.
+  struct Overwrite {
+    uint64_t at;    // region offset
+    uint64_t from;  // offset in the caller's buffer
+    uint64_t length;
+  };
+  std::vector<Overwrite> overwrites;
   uint64_t pos = offset;
   Status alloc_error;
   while (pos < end) {
@@ -276,7 +287,7 @@ Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode, const LayoutP
     if (e != nullptr && !e->unwritten) {
       uint64_t stop = std::min(end, e->file_end() * kBlock);
       uint64_t at = (e->region_block + (fb - e->file_block)) * kBlock + pos % kBlock;
-      data_->write(at, src + (pos - offset), stop - pos);
+      overwrites.push_back({at, pos - offset, stop - pos});
       pos = stop;
       continue;
     }
@@ -322,6 +333,16 @@ Result<size_t> FilesystemImpl::write_changing_layout(Inode& inode, const LayoutP
   if (Status s = sync_extent_blocks(t, inode); !s.is_ok()) {
     undo.restore();
     return s;
+  }
+  for (const Overwrite& o : overwrites) {
+    if (o.from >= written) break;  // past a short write's end
+    data_->write(o.at, src + o.from, std::min(o.length, written - o.from));
+  }
+  if (!overwrites.empty()) {
+    if (Status drained = data_->drain(); !drained.is_ok()) {
+      undo.restore();
+      return drained;
+    }
   }
   int64_t now = now_ns();
   inode.core.size = std::max(inode.core.size, offset + written);

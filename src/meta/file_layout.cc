@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "meta/filesystem_impl.h"
@@ -375,12 +376,17 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     if (first > last) {
       RETURN_IF_ERROR(zero_partial(*inode, offset, length));
     } else {
-      if (offset % kBlock) RETURN_IF_ERROR(zero_partial(*inode, offset, first * kBlock - offset));
-      if (end % kBlock) RETURN_IF_ERROR(zero_partial(*inode, last * kBlock, end - last * kBlock));
+      // The whole blocks first: unmapping them may split an extent, and the
+      // split may need an extent block that a full region refuses. The
+      // partial blocks at the edges are zeroed in place only after that, so
+      // a punch refused with ENOSPC leaves every byte (the kernel keeps its
+      // cached pages of the range when the call fails).
       RETURN_IF_ERROR(free_range(*inode, permit, first, last - first, [now](Inode& i) {
         i.mu.assert_held();  // called by free_range, under the lock
         i.core.mtime = i.core.ctime = now;
       }));
+      if (offset % kBlock) RETURN_IF_ERROR(zero_partial(*inode, offset, first * kBlock - offset));
+      if (end % kBlock) RETURN_IF_ERROR(zero_partial(*inode, last * kBlock, end - last * kBlock));
     }
     (void)zend;
     return Status::ok();
@@ -388,19 +394,25 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
 
   uint64_t first = offset / kBlock;
   uint64_t last = (end + kBlock - 1) / kBlock;
+  // ZERO_RANGE zeroes the partial blocks at its edges in place, once the
+  // transactions below have committed: a zero range refused for want of
+  // space must leave every byte as it was (the kernel keeps its cached
+  // pages of the range when the call fails).
+  std::function<Status()> zero_edges = [] { return Status::ok(); };
   if (mode & FALLOC_FL_ZERO_RANGE) {
     uint64_t whole_first = (offset + kBlock - 1) / kBlock;
     uint64_t whole_last = end / kBlock;
-    if (whole_first > whole_last) {
-      RETURN_IF_ERROR(zero_partial(*inode, offset, length));
-    } else {
+    zero_edges = [this, inode, offset, length, end, whole_first, whole_last]() -> Status {
+      inode->mu.assert_held();  // run below, under the lock
+      if (whole_first > whole_last) return zero_partial(*inode, offset, length);
       if (offset % kBlock) {
         RETURN_IF_ERROR(zero_partial(*inode, offset, whole_first * kBlock - offset));
       }
       if (end % kBlock) {
         RETURN_IF_ERROR(zero_partial(*inode, whole_last * kBlock, end - whole_last * kBlock));
       }
-    }
+      return Status::ok();
+    };
     first = whole_first;
     last = std::max(whole_first, whole_last);
   }
@@ -439,7 +451,7 @@ Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
     }
     fb = chunk_end;
   } while (fb < last);
-  return Status::ok();
+  return zero_edges();
 }
 
 }  // namespace sealfs

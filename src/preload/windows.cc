@@ -247,6 +247,20 @@ bool still_names(int fd, const FileKey& key) {
          makedev(stx.stx_dev_major, stx.stx_dev_minor) == key.dev && stx.stx_ino == key.ino;
 }
 
+// A duplicate of fd if it still names `key`, else -1. The part of a call
+// that a window did not serve goes through it: between the window's copy
+// and that part, another thread may have closed the descriptor and opened
+// another file under its number (dup2), and one pread or pwrite must not
+// reach two files; the call then ends short, at what the window did.
+int dup_naming(int fd, const FileKey& key) {
+  const int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup >= 0 && !still_names(dup, key)) {
+    close(dup);
+    return -1;
+  }
+  return dup;
+}
+
 void make_window(int program_fd, const FileKey& key, bool writable) {
   Window* old = nullptr;
   Window* evicted = nullptr;
@@ -407,8 +421,11 @@ bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t*
   if (done == 0) return false;
   if (done < count) {
     // The window went (a break) or ends inside the range: the rest is an
-    // ordinary write, as a short write would be continued.
-    const ssize_t rest = real_pwrite(fd, src + done, count - done, offset + off_t(done));
+    // ordinary write, as a short write would be continued, to the same file.
+    const int same = dup_naming(fd, key);
+    const ssize_t rest =
+        same < 0 ? -1 : real_pwrite(same, src + done, count - done, offset + off_t(done));
+    if (same >= 0) close(same);
     *result = rest < 0 ? ssize_t(done) : ssize_t(done) + rest;
     return true;
   }
@@ -467,7 +484,10 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
   if (done == 0) return false;
   if (done < count) {
     // Past the window: the file through the mount (it may have grown).
-    const ssize_t rest = real_pread(fd, dst + done, count - done, offset + off_t(done));
+    const int same = dup_naming(fd, key);
+    const ssize_t rest =
+        same < 0 ? -1 : real_pread(same, dst + done, count - done, offset + off_t(done));
+    if (same >= 0) close(same);
     *result = rest <= 0 ? ssize_t(done) : ssize_t(done) + rest;
     return true;
   }

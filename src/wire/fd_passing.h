@@ -30,13 +30,19 @@ inline ssize_t send_with_fd(int sock, const void* data, size_t len, int fd, int 
   return sendmsg(sock, &msg, flags);
 }
 
+// The most descriptors one message can carry (the kernel's SCM_MAX_FD).
+inline constexpr size_t kMaxPassedFds = 253;
+
 // recvmsg into [buf, +len); descriptors that arrive are appended to `fds`
-// (close-on-exec). *truncated is set when the kernel dropped descriptors
-// because more came than the control buffer holds (4): a peer doing that is
-// misbehaving. Returns what recvmsg returns.
+// (close-on-exec), every one a message can carry: a descriptor the kernel
+// dropped for want of room would be closed inside this recvmsg, on the
+// caller's thread, and a peer's descriptor may take forever to close (the
+// daemon closes those on a thread that may wait: src/lease/mount_fd_closer.h).
+// *truncated is set when the kernel dropped descriptors all the same (the
+// receiver is out of descriptors). Returns what recvmsg returns.
 inline ssize_t recv_with_fds(int sock, void* buf, size_t len, int flags, std::deque<int>& fds,
                              bool* truncated) {
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
   struct iovec iov {buf, len};
   struct msghdr msg {};
   msg.msg_iov = &iov;

@@ -55,10 +55,19 @@
  *     for 1.5 s, checks that fdatasync of an O_PATH descriptor of FILE
  *     still fails with EBADF, prints "commits ok" and waits for MARKER to
  *     go before it exits (the window is held until then).
+ *   preload_behaviour window-reuse FILE OTHER
+ *     FILE has at least 64 blocks, OTHER is empty. Writes blocks 0..7 of
+ *     FILE (a window), then one pwrite of 'R' over all of FILE and one block
+ *     past its end (the window serves the file's size, the block past it
+ *     goes through the mount) while another thread, a little into that
+ *     copy, dup2()s OTHER's descriptor onto the one written. One pwrite
+ *     names one file: it fails if both files got bytes of it. Prints
+ *     "reuse ok" and which file got the bytes.
  * Exit status 0 on success, 1 on a wrong result, 2 on a setup failure. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +391,60 @@ static int window_times_case(const char *path, const char *marker) {
   return wait_for_marker(marker, 0);
 }
 
+struct reuse {
+  int fd;
+  int other;
+  int go; /* atomic: the pwrite is about to start */
+};
+
+static void *reuse_descriptor(void *arg) {
+  struct reuse *r = arg;
+  while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE)) {
+  }
+  /* Into the copy through the window (tens of milliseconds for the file). */
+  struct timespec pause = {0, 2 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  if (dup2(r->other, r->fd) < 0) perror("dup2");
+  return NULL;
+}
+
+static int window_reuse_case(const char *path, const char *other_path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  int other = open(other_path, O_RDWR);
+  size_t len = (size_t)(blocks + 1) * kBlock;
+  unsigned char *bytes = malloc(len);
+  if (other < 0 || bytes == NULL) return 2;
+  memset(bytes, 'R', len);
+  struct reuse r = {fd, other, 0};
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, reuse_descriptor, &r) != 0) return 2;
+  __atomic_store_n(&r.go, 1, __ATOMIC_RELEASE);
+  ssize_t written = pwrite(fd, bytes, len, 0);
+  pthread_join(thread, NULL);
+  /* What each file holds now, read through fresh descriptors. */
+  int file_again = open(path, O_RDONLY);
+  unsigned char first = 0;
+  struct stat other_st;
+  if (file_again < 0 || pread(file_again, &first, 1, 0) != 1 || stat(other_path, &other_st) != 0) {
+    return 2;
+  }
+  const int file_got = first == 'R';
+  const int other_got = other_st.st_size > 0;
+  if (file_got && other_got) {
+    printf("one pwrite (returned %zd) wrote into both files: %s and %lld bytes of %s\n", written,
+           path, (long long)other_st.st_size, other_path);
+    return 1;
+  }
+  printf("reuse ok: %s got the bytes (pwrite returned %zd)\n", file_got ? "the file" : "the other file",
+         written);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 4 && strcmp(argv[1], "fork") == 0) return fork_case(argv[2], argv[3]);
@@ -395,6 +458,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "window-reader") == 0) return window_reader_case(argv[2]);
   if (argc == 4 && strcmp(argv[1], "window-commits") == 0) return window_commits_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "window-times") == 0) return window_times_case(argv[2], argv[3]);
+  if (argc == 4 && strcmp(argv[1], "window-reuse") == 0) return window_reuse_case(argv[2], argv[3]);
   fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER]\n");
   return 2;
 }

@@ -581,6 +581,30 @@ TEST_F(PreloadWritebackTest, NoWindowsUnderTheWritebackCache) {
   EXPECT_TRUE(read_file(path("cached")) == want) << "the file through the mount differs";
 }
 
+// One pwrite names one file, however another thread reuses the
+// descriptor's number meanwhile: the part of a write the window serves and
+// the part that goes through the mount (here the block past the window's
+// end) must not land in two files. Repeated, since the reuse must come
+// while the copy through the window runs.
+TEST_F(PreloadTest, APwriteWhoseDescriptorIsReusedMeanwhileWritesOneFile) {
+  int ran_into_the_copy = 0;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    const std::string file = path("reused-" + std::to_string(attempt));
+    const std::string other = path("other-" + std::to_string(attempt));
+    write_file(file, std::string(8192 * 4096, 'o'));  // 32 MiB: a copy of some milliseconds
+    write_file(other, "");
+    std::string output;
+    ASSERT_EQ(run({kBehaviour, "window-reuse", file, other}, &output), 0) << output;
+    ASSERT_NE(output.find("reuse ok"), std::string::npos) << output;
+    // Ended short at the window's end: the reuse came during its copy.
+    if (output.find("pwrite returned " + std::to_string(8192 * 4096) + ")") != std::string::npos) {
+      ++ran_into_the_copy;
+    }
+  }
+  EXPECT_GT(debug_count("window for inode"), 0u) << debug_text();
+  std::printf("the reuse came during the window's copy in %d of 5 runs\n", ran_into_the_copy);
+}
+
 // A persist on a page-granularity region is an msync(2) of the region
 // mapping, made by libsealfs from inside the library's own msync: it must
 // go to the kernel (it deadlocked on the library's lock).
