@@ -184,6 +184,13 @@ int run(const Args& args) {
   // creating or growing anything.
   const uint64_t current = exists && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
   const bool grow = args.size > current;
+  if (args.size != 0 && args.size < current) {
+    // Never shrinks: say so, or a user who asked for less formats all of it
+    // without knowing (a new user's trial).
+    std::fprintf(stderr, "mkfs.sealfs: note: %s is %s already, larger than --size %s: it is "
+                         "formatted whole (mkfs never shrinks a file; truncate it first)\n",
+                 args.target.c_str(), format_size(current).c_str(), format_size(args.size).c_str());
+  }
   if (grow || (exists && S_ISREG(st.st_mode))) {
     uint64_t final_size = std::max(args.size, current) / format::kBlockSize * format::kBlockSize;
     Result<Geometry> g = compute_geometry(layout_request(args, final_size, format::kBlockSize));
