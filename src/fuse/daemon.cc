@@ -292,6 +292,10 @@ int run_daemon(const DaemonOptions& given) {
     log().error("unmount of {}: {}", options.target, st.to_string());
     return 1;
   }
+  // Nothing writes the region any more: a successor may have it now, even
+  // if this process's exit then waits for a close of a client's descriptor
+  // that it cannot interrupt (a FUSE file whose server never answers).
+  if (RegionClaim* claim = region_ref.claim(); claim != nullptr) claim->release();
   log().info("{} unmounted cleanly", options.target);
   return rc < 0 ? 1 : 0;
 }

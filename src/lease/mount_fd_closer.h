@@ -23,7 +23,10 @@
 // peer reads nothing, a file of a FUSE server that never answers), so its
 // destructor does not wait for the closes: it waits only for a `then`
 // that is running, drops the others, and leaves the thread to close what is
-// queued on its own (docs/protocol.md, "Validation").
+// queued on its own (docs/protocol.md, "Validation"). A close the kernel
+// cannot interrupt (a FUSE server that read the FLUSH) still keeps the
+// process from finishing its exit; the daemon lets the region go before
+// that (fuse/daemon.cc, RegionClaim::release).
 #pragma once
 
 #include <condition_variable>

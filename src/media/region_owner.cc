@@ -233,8 +233,12 @@ bool RegionClaim::covers(int fd) const {
          mine.st_ino == theirs.st_ino;
 }
 
-RegionClaim::~RegionClaim() {
+RegionClaim::~RegionClaim() { release(); }
+
+void RegionClaim::release() {
+  // The claim's own open of the file: its locks go with its last close.
   if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 }  // namespace sealfs

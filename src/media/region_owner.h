@@ -112,6 +112,11 @@ class RegionClaim {
   // Announces a new role (the daemon: serving -> closing). The new identity
   // is locked before the old one is dropped, so a prober never sees none.
   Status change_role(OwnerRole role);
+  // Lets the region go before this process exits: for the daemon once its
+  // clean unmount has written everything, so that a successor (a mount,
+  // fsck) need not wait for an exit that a close it cannot interrupt may
+  // hold up (lease/mount_fd_closer.h). Nothing may write the region after.
+  void release();
 
  private:
   RegionClaim(int fd, OwnerRole role) : fd_(fd), role_(role) {}
