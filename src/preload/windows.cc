@@ -278,8 +278,16 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
     const int rc = sealfs_map(fd, 0, round_to_page(uint64_t(before)),
                               writable ? PROT_READ | PROT_WRITE : PROT_READ, 0, &m);
     if (rc != 0) {
-      debug("no window for inode %llu: %s", static_cast<unsigned long long>(key.ino),
-            sealfs_last_error());
+      // libsealfs's text advises its API's callers ("use SEALFS_MAP_ALLOCATE"),
+      // which a program under sealfs-run cannot follow: say what it means here.
+      if (rc == -ENODATA) {
+        debug("no window for inode %llu: the file has a hole or an unwritten extent, and a "
+              "window never allocates (its pread and pwrite go through the mount)",
+              static_cast<unsigned long long>(key.ino));
+      } else {
+        debug("no window for inode %llu: %s", static_cast<unsigned long long>(key.ino),
+              sealfs_last_error());
+      }
       if (rc == -EACCES) g_off = true;  // the descriptor's mode was checked: untrusted
       if (rc == -EOPNOTSUPP || rc == -EXDEV) remember_device(key.dev, false);  // FUSE, not sealfs
       m = nullptr;

@@ -407,6 +407,22 @@ TEST_F(PreloadTest, PreadAndPwriteInsideTheFileGoThroughAWindow) {
   EXPECT_TRUE(read_file(path("windowed")) == want) << "the file after a remount differs";
 }
 
+// A sparse file gets no window (a window never allocates), and the debug
+// log says so in the terms of a program under sealfs-run (it passed on
+// libsealfs's advice to use SEALFS_MAP_ALLOCATE, which such a program
+// cannot follow); the calls still land, through the mount.
+TEST_F(PreloadTest, ASparseFileGetsNoWindowAndTheLogSaysWhy) {
+  const int fd = open(path("sparse").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 64 * 4096), 0);  // all hole
+  close(fd);
+  std::string output;
+  ASSERT_EQ(run({kBehaviour, "window", path("sparse")}, &output), 0) << output;
+  EXPECT_NE(output.find("window ok"), std::string::npos) << output;
+  EXPECT_GT(debug_count("a window never allocates"), 0u) << debug_text();
+  EXPECT_EQ(debug_count("SEALFS_MAP_ALLOCATE"), 0u) << debug_text();
+}
+
 // A truncate from another process breaks the window's lease: the library
 // lets it go at once (the truncate does not wait for lease_break_time, and
 // the program gets no SIGBUS), and the program's writes after it, inside
