@@ -103,6 +103,21 @@ class FullRegionTest : public MountFixture {
 
   // The state the mount shows now is the one the region holds: equal after
   // an unmount, a clean fsck and a mount.
+  // "f" with six extents of three blocks, a hole after each (all six of
+  // the inode's extent slots taken: a seventh extent needs an extent
+  // block), made durable; *fd open read-write, *want its bytes.
+  void write_six_extents(int seed, int* fd, std::string* want) {
+    *fd = open(path("f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(*fd, 0);
+    want->assign(24 * kBlock, '\0');
+    for (int e = 0; e < 6; ++e) {
+      const std::vector<uint8_t> bytes = pattern(seed + e, 4 * e * kBlock, 3 * kBlock);
+      ASSERT_TRUE(pwrite_all(*fd, bytes.data(), bytes.size(), 4 * e * kBlock));
+      std::memcpy(want->data() + 4 * e * kBlock, bytes.data(), bytes.size());
+    }
+    want->resize(23 * kBlock);
+    ASSERT_EQ(fsync(*fd), 0);
+  }
   void expect_same_after_remount() {
     const auto before = snapshot();
     ASSERT_NO_FATAL_FAILURE(unmount());
@@ -223,16 +238,9 @@ TEST_F(FullRegionTest, AZeroRangeRefusedForWantOfSpaceLeavesEveryByte) {
 // none: refused, the punch must not have zeroed the partial blocks at its
 // edges first (it did, on the media only, as the zero range above).
 TEST_F(FullRegionTest, APunchRefusedForWantOfSpaceLeavesEveryByte) {
-  int fd = open(path("f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  ASSERT_GE(fd, 0);
-  std::string want(24 * kBlock, '\0');
-  for (int e = 0; e < 6; ++e) {  // six extents of three blocks, a hole after each
-    const std::vector<uint8_t> bytes = pattern(10 + e, 4 * e * kBlock, 3 * kBlock);
-    ASSERT_TRUE(pwrite_all(fd, bytes.data(), bytes.size(), 4 * e * kBlock));
-    std::memcpy(want.data() + 4 * e * kBlock, bytes.data(), bytes.size());
-  }
-  want.resize(23 * kBlock);
-  ASSERT_EQ(fsync(fd), 0);
+  int fd = -1;
+  std::string want;
+  ASSERT_NO_FATAL_FAILURE(write_six_extents(10, &fd, &want));
   ASSERT_NO_FATAL_FAILURE(leave_free(0));
   EXPECT_EQ(error_of([&] {
               return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100,
@@ -251,16 +259,9 @@ TEST_F(FullRegionTest, APunchRefusedForWantOfSpaceLeavesEveryByte) {
 // have overwritten the written block (it did: ENOSPC, and the block held
 // the new bytes, through the mount and after a remount).
 TEST_F(FullRegionTest, AWriteRefusedForWantOfAnExtentBlockLeavesTheBytesItCovered) {
-  int fd = open(path("f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  ASSERT_GE(fd, 0);
-  std::string want(24 * kBlock, '\0');
-  for (int e = 0; e < 6; ++e) {  // six extents of three blocks, a hole after each
-    const std::vector<uint8_t> bytes = pattern(20 + e, 4 * e * kBlock, 3 * kBlock);
-    ASSERT_TRUE(pwrite_all(fd, bytes.data(), bytes.size(), 4 * e * kBlock));
-    std::memcpy(want.data() + 4 * e * kBlock, bytes.data(), bytes.size());
-  }
-  want.resize(23 * kBlock);
-  ASSERT_EQ(fsync(fd), 0);
+  int fd = -1;
+  std::string want;
+  ASSERT_NO_FATAL_FAILURE(write_six_extents(20, &fd, &want));
   ASSERT_NO_FATAL_FAILURE(leave_free(1));
   const std::string update(2 * kBlock, 'Z');
   EXPECT_EQ(error_of([&] { return pwrite(fd, update.data(), update.size(), 22 * kBlock); }),

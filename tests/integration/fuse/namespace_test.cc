@@ -164,12 +164,8 @@ TEST_F(NamespaceTest, RenameRules) {
 
 // renameat2's flags, apart from the plain rules: NFS has no way to carry them.
 TEST_F(NamespaceTest, RenameFlags) {
-  int fd = create("a");
-  ASSERT_EQ(write(fd, "A", 1), 1);
-  close(fd);
-  fd = create("b");
-  ASSERT_EQ(write(fd, "B", 1), 1);
-  close(fd);
+  write_file(path("a"), "A");
+  write_file(path("b"), "B");
   EXPECT_ERRNO(renameat2_(path("a"), path("b"), RENAME_NOREPLACE), EEXIST);
   ASSERT_EQ(renameat2_(path("a"), path("b"), RENAME_EXCHANGE), 0) << std::strerror(errno);
   EXPECT_EQ(read_file(path("a")), "B");

@@ -176,6 +176,17 @@ static int write_and_check(int fd, long b, int i) {
   return 0;
 }
 
+/* Blocks 0..7 written with patterns 0..7 and read back: more calls inside
+ * the file than a window needs, so the file has one afterwards. 0 when
+ * every block read back right. */
+static int write_first_blocks(int fd) {
+  for (int b = 0; b < 8; ++b) {
+    int rc = write_and_check(fd, b, b);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 static int window_case(const char *path) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
@@ -199,10 +210,8 @@ static int window_case(const char *path) {
 static int window_break_case(const char *path) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
-  for (int b = 0; b < 8; ++b) {
-    int rc = write_and_check(fd, b, b);
-    if (rc != 0) return rc;
-  }
+  int made = write_first_blocks(fd);
+  if (made != 0) return made;
   printf("window made\n");
   for (int waited = 0;; ++waited) {
     struct stat st;
@@ -225,10 +234,8 @@ static int window_mapped_case(const char *path) {
   const volatile unsigned char *map =
       mmap(NULL, (size_t)blocks * kBlock, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return 2;
-  for (int b = 0; b < 8; ++b) {
-    int rc = write_and_check(fd, b, b);
-    if (rc != 0) return rc;
-  }
+  int made = write_first_blocks(fd);
+  if (made != 0) return made;
   unsigned char block[kBlock];
   fill(block, 9);
   if (pwrite(fd, block, kBlock, (off_t)blocks * kBlock) != kBlock) return 2; /* extends: a break */
@@ -278,10 +285,8 @@ static int window_mprotect_case(const char *path) {
 static int window_read_case(const char *path) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
-  for (int b = 0; b < 8; ++b) {
-    int rc = write_and_check(fd, b, b);
-    if (rc != 0) return rc;
-  }
+  int made = write_first_blocks(fd);
+  if (made != 0) return made;
   unsigned char want[kBlock], got[kBlock];
   if (lseek(fd, 2 * kBlock, SEEK_SET) < 0 || read(fd, got, kBlock) != kBlock) return 2;
   fill(want, 22);
@@ -309,10 +314,8 @@ static int window_reader_case(const char *path) {
 static int window_fork_case(const char *path) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
-  for (int b = 0; b < 8; ++b) {
-    int rc = write_and_check(fd, b, b);
-    if (rc != 0) return rc;
-  }
+  int made = write_first_blocks(fd);
+  if (made != 0) return made;
   fflush(stdout);
   pid_t child = fork();
   if (child < 0) return 2;
@@ -344,10 +347,8 @@ static int wait_for_marker(const char *marker, int present) {
 static int window_commits_case(const char *path, const char *marker) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
-  for (int b = 0; b < 8; ++b) {
-    int rc = write_and_check(fd, b, b);
-    if (rc != 0) return rc;
-  }
+  int made = write_first_blocks(fd);
+  if (made != 0) return made;
   printf("window made\n");
   if (wait_for_marker(marker, 1) != 0) return 2;
   unsigned char block[kBlock];
@@ -365,10 +366,8 @@ static int window_commits_case(const char *path, const char *marker) {
 static int window_times_case(const char *path, const char *marker) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
-  for (int b = 0; b < 8; ++b) {
-    int rc = write_and_check(fd, b, b);
-    if (rc != 0) return rc;
-  }
+  int made = write_first_blocks(fd);
+  if (made != 0) return made;
   printf("window made\n");
   if (wait_for_marker(marker, 1) != 0) return 2;
   unsigned char block[kBlock];
@@ -411,10 +410,8 @@ static void *reuse_descriptor(void *arg) {
 static int window_reuse_case(const char *path, const char *other_path) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
-  for (int b = 0; b < 8; ++b) {
-    int rc = write_and_check(fd, b, b);
-    if (rc != 0) return rc;
-  }
+  int made = write_first_blocks(fd);
+  if (made != 0) return made;
   int other = open(other_path, O_RDWR);
   size_t len = (size_t)(blocks + 1) * kBlock;
   unsigned char *bytes = malloc(len);
