@@ -1,6 +1,6 @@
 // The functions libsealfs-preload puts in front of libc's: mmap, mmap64,
 // munmap, mremap, mprotect, msync, fsync, fdatasync, pread, pread64,
-// pwrite, pwrite64, __pread_chk, __pread64_chk. Each decides quickly
+// pwrite, pwrite64, __pread_chk, __pread64_chk, close. Each decides quickly
 // whether the call concerns a sealfs mapping and otherwise goes straight to
 // the kernel. docs/preload.md says what each does.
 //
@@ -16,6 +16,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "preload/anchors.h"
 #include "preload/debug.h"
 #include "preload/ranges.h"
 #include "preload/real_calls.h"
@@ -205,6 +206,13 @@ __attribute__((visibility("default"))) ssize_t __pread64_chk(int fd, void* buf, 
                                                              off_t offset, size_t buflen) {
   if (count > buflen) __chk_fail();
   return pread(fd, buf, count, offset);
+}
+
+// The library's descriptors of a file the program mapped go just before
+// the program closes one of that file (anchors.h: record locks).
+__attribute__((visibility("default"))) int close(int fd) {
+  if (!Inside::now()) before_program_close(fd);
+  return real_close(fd);
 }
 
 __attribute__((visibility("default"))) int fsync(int fd) { return sync_file<real_fsync>(fd); }

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "preload/anchors.h"
 #include "preload/debug.h"
 #include "preload/real_calls.h"
 #include "preload/windows.h"
@@ -45,7 +46,7 @@ struct Range {
   size_t len = 0;  // page rounded
   off_t offset = 0;
   int prot = 0;
-  int fd = -1;             // our O_CLOEXEC duplicate of the program's descriptor
+  int fd = -1;             // the file's anchor (anchors.h), with the program's descriptor's mode
   dev_t dev = 0;
   ino_t ino = 0;
   struct sealfs_map* direct = nullptr;  // covers [addr, addr + direct_len)
@@ -190,13 +191,19 @@ void on_break(struct sealfs_map*, const sealfs_break_event* ev, void*) {
 }
 
 void forget_locked(std::map<uintptr_t, Range>::iterator it) {
-  if (it->second.fd >= 0) close(it->second.fd);
+  if (it->second.fd >= 0) release_anchor(it->second.fd);
   ranges().erase(it);
   g_tracked.fetch_sub(1);
 }
 
-void fork_prepare() { g_mu.lock(); }
-void fork_parent() { g_mu.unlock(); }
+void fork_prepare() {
+  g_mu.lock();
+  anchor_mutex().lock();
+}
+void fork_parent() {
+  anchor_mutex().unlock();
+  g_mu.unlock();
+}
 // The child has holes where the parent's direct pages are (MADV_DONTFORK):
 // it gets the file there instead, through the mount. Its copies of the
 // parent's struct sealfs_map are dead and are not used again.
@@ -212,6 +219,7 @@ void fork_child() {
     r.demoting = false;
   }
   forget_windows_in_child();
+  anchor_mutex().unlock();
   g_mu.unlock();
 }
 
@@ -298,7 +306,7 @@ void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offs
   r.len = rounded;
   r.offset = offset;
   r.prot = prot;
-  r.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  r.fd = acquire_anchor(fd, st.st_dev, st.st_ino);
   r.dev = st.st_dev;
   r.ino = st.st_ino;
   if (r.fd < 0) {  // out of descriptors: cannot fall back later, so not now either
@@ -360,7 +368,7 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
         posix_fadvise(fd, r_offset, static_cast<off_t>(r_direct_len), POSIX_FADV_DONTNEED);
         sealfs_unmap_to_file(m, fd);
       }
-      close(fd);
+      release_anchor(fd);
       continue;
     }
     // Part of a direct range: all of it goes back to the file, so the part
@@ -388,7 +396,7 @@ bool remap_tracked(void* old_addr, size_t old_len, size_t new_len, int flags, vo
     auto it = ranges().find(a);
     if (it == ranges().end() || it->second.len != round_up(old_len)) return false;
     copy = it->second;
-    fd = fcntl(copy.fd, F_DUPFD_CLOEXEC, 0);
+    fd = acquire_anchor(copy.fd, copy.dev, copy.ino);  // kept while the new mapping is made
     if (fd < 0) return false;
   }
   // A shared mapping of a file shows the file wherever it is: a new
@@ -396,7 +404,7 @@ bool remap_tracked(void* old_addr, size_t old_len, size_t new_len, int flags, vo
   // part can be direct.
   void* p = map_shared(nullptr, new_len, copy.prot, MAP_SHARED, fd, copy.offset);
   const int err = errno;
-  close(fd);
+  release_anchor(fd);
   if (p == MAP_FAILED) {
     errno = err;
     *result = MAP_FAILED;

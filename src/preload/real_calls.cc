@@ -57,6 +57,13 @@ int real_fdatasync(int fd) {
   return f(fd);
 }
 
+int real_close(int fd) {
+  static std::atomic<int (*)(int)> cache{nullptr};
+  auto f = next_symbol("close", cache);
+  if (f == nullptr) return static_cast<int>(syscall(SYS_close, fd));
+  return f(fd);
+}
+
 ssize_t real_pread(int fd, void* buf, size_t count, off_t offset) {
   static std::atomic<ssize_t (*)(int, void*, size_t, off_t)> cache{nullptr};
   auto f = next_symbol("pread64", cache);

@@ -17,6 +17,8 @@ int real_mprotect(void* addr, size_t len, int prot);
 // fsync and fdatasync are cancellation points: glibc's, found with dlsym.
 int real_fsync(int fd);
 int real_fdatasync(int fd);
+// close likewise (a cancellation point).
+int real_close(int fd);
 // pread and pwrite likewise (cancellation points).
 ssize_t real_pread(int fd, void* buf, size_t count, off_t offset);
 ssize_t real_pwrite(int fd, const void* buf, size_t count, off_t offset);

@@ -168,10 +168,14 @@ bool identify(int fd, FileKey* key, uint64_t* size) {
   return fuse;
 }
 
-// The size the daemon has now (a GETATTR), or -1.
-int64_t fresh_size(int fd) {
+// The size the daemon has now (a GETATTR) of the file open at fd if it is
+// still `key`, or -1.
+int64_t fresh_size(int fd, const FileKey& key) {
   struct statx stx;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE, &stx) != 0) return -1;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE | STATX_INO, &stx) != 0 ||
+      makedev(stx.stx_dev_major, stx.stx_dev_minor) != key.dev || stx.stx_ino != key.ino) {
+    return -1;
+  }
   return static_cast<int64_t>(stx.stx_size);
 }
 
@@ -247,29 +251,19 @@ bool still_names(int fd, const FileKey& key) {
          makedev(stx.stx_dev_major, stx.stx_dev_minor) == key.dev && stx.stx_ino == key.ino;
 }
 
-// A duplicate of fd if it still names `key`, else -1. The part of a call
-// that a window did not serve goes through it: between the window's copy
-// and that part, another thread may have closed the descriptor and opened
-// another file under its number (dup2), and one pread or pwrite must not
-// reach two files; the call then ends short, at what the window did.
-int dup_naming(int fd, const FileKey& key) {
-  const int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup >= 0 && !still_names(dup, key)) {
-    close(dup);
-    return -1;
-  }
-  return dup;
-}
+// The library never duplicates the program's descriptor for a call's own
+// use: closing the duplicate would drop the program's record locks on the
+// file (anchors.h). So what it does through the program's descriptor is
+// checked against `key` just before and just after, and a program that
+// replaces the descriptor under a call of another thread (dup2) may still
+// race with it in the microseconds between (docs/preload.md, "Locks").
 
-void make_window(int program_fd, const FileKey& key, bool writable) {
+void make_window(int fd, const FileKey& key, bool writable) {
   Window* old = nullptr;
   Window* evicted = nullptr;
   bool refused = true;
   struct sealfs_map* m = nullptr;
-  // Everything below goes through a duplicate: one open file, whatever the
-  // program does with its descriptor number meanwhile.
-  const int fd = fcntl(program_fd, F_DUPFD_CLOEXEC, 0);
-  const int64_t before = fd >= 0 && still_names(fd, key) ? fresh_size(fd) : -1;
+  const int64_t before = fresh_size(fd, key);
   if (before >= static_cast<int64_t>(kSmallestWindow)) {
     // No SEALFS_MAP_ALLOCATE: a window must not fill a sparse file's holes
     // (a disk image written here and there would take all its space). A
@@ -293,6 +287,15 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
       m = nullptr;
     }
   }
+  if (m != nullptr && !still_names(fd, key)) {
+    // The descriptor named another file at some moment of the call: the
+    // grant may be for either.
+    debug("no window for inode %llu: its descriptor was replaced meanwhile",
+          static_cast<unsigned long long>(key.ino));
+    Inside inside;
+    sealfs_unmap(m);
+    m = nullptr;
+  }
   if (m != nullptr && (sealfs_map_mount_flags(m) & SEALFS_MOUNT_WRITE_THROUGH) == 0) {
     // The writeback cache (or a daemon too old to say): the program's
     // write(2)s and pwrites that go to the kernel stay in its page cache
@@ -309,7 +312,7 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
     // A truncate between the two looks at the size would have broken the
     // lease; one before the grant shows here. Growth needs nothing: the
     // window serves less than the file has.
-    const int64_t after = fresh_size(fd);
+    const int64_t after = fresh_size(fd, key);
     w = new Window;
     w->map = m;
     w->base = static_cast<uint8_t*>(sealfs_map_addr(m));
@@ -326,7 +329,6 @@ void make_window(int program_fd, const FileKey& key, bool writable) {
           static_cast<unsigned long long>(w->size), writable ? "read-write" : "read-only",
           static_cast<unsigned long long>(w->lease));
   }
-  if (fd >= 0) close(fd);
   bool broke = false;
   {
     std::lock_guard lock(table_mutex());
@@ -429,11 +431,11 @@ bool window_pwrite(int fd, const void* buf, size_t count, off_t offset, ssize_t*
   if (done == 0) return false;
   if (done < count) {
     // The window went (a break) or ends inside the range: the rest is an
-    // ordinary write, as a short write would be continued, to the same file.
-    const int same = dup_naming(fd, key);
+    // ordinary write, as a short write would be continued, to the same
+    // file; the call ends short, at what the window did, if the descriptor
+    // names another file now (one pwrite must not reach two files).
     const ssize_t rest =
-        same < 0 ? -1 : real_pwrite(same, src + done, count - done, offset + off_t(done));
-    if (same >= 0) close(same);
+        still_names(fd, key) ? real_pwrite(fd, src + done, count - done, offset + off_t(done)) : -1;
     *result = rest < 0 ? ssize_t(done) : ssize_t(done) + rest;
     return true;
   }
@@ -491,11 +493,10 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
   }
   if (done == 0) return false;
   if (done < count) {
-    // Past the window: the file through the mount (it may have grown).
-    const int same = dup_naming(fd, key);
+    // Past the window: the file through the mount (it may have grown), as
+    // for a pwrite's rest.
     const ssize_t rest =
-        same < 0 ? -1 : real_pread(same, dst + done, count - done, offset + off_t(done));
-    if (same >= 0) close(same);
+        still_names(fd, key) ? real_pread(fd, dst + done, count - done, offset + off_t(done)) : -1;
     *result = rest <= 0 ? ssize_t(done) : ssize_t(done) + rest;
     return true;
   }

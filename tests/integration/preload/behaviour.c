@@ -63,6 +63,16 @@
  *     copy, dup2()s OTHER's descriptor onto the one written. One pwrite
  *     names one file: it fails if both files got bytes of it. Prints
  *     "reuse ok" and which file got the bytes.
+ *   preload_behaviour locks FILE
+ *     FILE has at least 64 blocks. Takes a record lock (F_SETLK) on its
+ *     first byte, then makes the library do everything it does with a file:
+ *     a window (pwrite, pread, fdatasync), a direct mapping written, synced
+ *     and unmapped, a read-only one grown with mremap, fsync. After each
+ *     step a child process must still be refused the lock (a library that
+ *     closed a descriptor of the file would have dropped it). Then takes a
+ *     flock, maps and unmaps the file once more and closes its descriptor:
+ *     no descriptor of the file may be left in the process, and a child
+ *     must get the flock. Prints "locks ok".
  * Exit status 0 on success, 1 on a wrong result, 2 on a setup failure. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,6 +82,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -442,6 +454,91 @@ static int window_reuse_case(const char *path, const char *other_path) {
   return 0;
 }
 
+/* 1 when a child process can take the record lock on FILE's first byte
+ * (or, with use_flock, an exclusive flock), 0 when refused, 2 on failure. */
+static int other_can_lock(const char *path, int use_flock) {
+  pid_t child = fork();
+  if (child < 0) return 2;
+  if (child == 0) {
+    int fd = open(path, O_RDWR);
+    if (fd < 0) _exit(2);
+    if (use_flock) _exit(flock(fd, LOCK_EX | LOCK_NB) == 0 ? 1 : 0);
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    _exit(fcntl(fd, F_SETLK, &lock) == 0 ? 1 : 0);
+  }
+  int status = 0;
+  if (waitpid(child, &status, 0) != child || !WIFEXITED(status)) return 2;
+  return WEXITSTATUS(status);
+}
+
+/* Descriptors of this process that name the file with this inode. */
+static int descriptors_of(ino_t ino) {
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir == NULL) return -1;
+  int count = 0;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    struct stat st;
+    if (e->d_name[0] != '.' && fstatat(dirfd(dir), e->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+        st.st_ino == ino) {
+      count++;
+    }
+  }
+  closedir(dir);
+  return count;
+}
+
+static int still_locked(const char *path, const char *after) {
+  int can = other_can_lock(path, 0);
+  if (can == 0) return 0;
+  printf("%s: %s\n", after, can == 1 ? "another process got the lock: the library dropped it" : "child failed");
+  return can == 1 ? 1 : 2;
+}
+
+static int locks_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  if (blocks < 64) return 2;
+  const size_t len = (size_t)blocks * kBlock;
+  struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+  if (fcntl(fd, F_SETLK, &lock) != 0) {
+    perror("F_SETLK");
+    return 2;
+  }
+  int rc = still_locked(path, "locked");
+  if (rc != 0) return rc;
+  if ((rc = write_first_blocks(fd)) != 0) return rc;
+  if (fdatasync(fd) != 0) return 2;
+  if ((rc = still_locked(path, "after a window")) != 0) return rc;
+  unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 2;
+  p[3 * kBlock] = 'L';
+  if (msync(p, len, MS_SYNC) != 0 || munmap(p, len) != 0) return 2;
+  if ((rc = still_locked(path, "after a mapping")) != 0) return rc;
+  p = mmap(NULL, len / 2, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 2;
+  unsigned char *grown = mremap(p, len / 2, len, MREMAP_MAYMOVE);
+  if (grown == MAP_FAILED || grown[3 * kBlock] != 'L' || munmap(grown, len) != 0) return 2;
+  if (fsync(fd) != 0) return 2;
+  if ((rc = still_locked(path, "after mremap and fsync")) != 0) return rc;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || flock(fd, LOCK_EX) != 0) return 2;
+  p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED || munmap(p, len) != 0) return 2;
+  close(fd);
+  int left = descriptors_of(st.st_ino);
+  if (left != 0) {
+    printf("%d descriptors of the file left after the program closed its own\n", left);
+    return 1;
+  }
+  if (other_can_lock(path, 1) != 1) {
+    printf("another process cannot take the flock after the program closed its descriptor\n");
+    return 1;
+  }
+  printf("locks ok\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 4 && strcmp(argv[1], "fork") == 0) return fork_case(argv[2], argv[3]);
@@ -456,6 +553,7 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "window-commits") == 0) return window_commits_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "window-times") == 0) return window_times_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "window-reuse") == 0) return window_reuse_case(argv[2], argv[3]);
-  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER]\n");
+  if (argc == 3 && strcmp(argv[1], "locks") == 0) return locks_case(argv[2]);
+  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER] | locks FILE\n");
   return 2;
 }

@@ -621,6 +621,44 @@ TEST_F(PreloadTest, APwriteWhoseDescriptorIsReusedMeanwhileWritesOneFile) {
   std::printf("the reuse came during the window's copy in %d of 5 runs\n", ran_into_the_copy);
 }
 
+// A process's record locks on a file go when it closes any descriptor of
+// the file: the library, which needs descriptors of the files it maps,
+// never closes one behind the program's back (SQLite and LMDB lock with
+// them; two processes would both write). The library's descriptors go when
+// the program closes its own, and take no flock with them.
+TEST_F(PreloadTest, TheProgramsRecordLocksSurviveWhatTheLibraryDoes) {
+  write_file(path("locked"), std::string(64 * 4096, 'k'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "locks", path("locked")}, &output), 0) << output;
+  EXPECT_NE(output.find("locks ok"), std::string::npos) << output;
+  const std::string log = debug_text();
+  EXPECT_GT(stat_value(log, "window_writes"), 0u) << log;
+  EXPECT_GT(stat_value(log, "direct"), 0u) << log;
+}
+
+// Two processes write one SQLite database at once, each under sealfs-run
+// (direct mappings that breaks take back and syncs make again): SQLite's record locks
+// keep one writer at a time, so every transaction of both is there (a
+// counter both increment, and the rows). Without the rule above, the
+// library's descriptors dropped the locks and a writer failed.
+TEST_F(PreloadTest, TwoProcessesWriteOneSqliteDatabaseAtOnce) {
+  for (const std::string mode : {"delete", "wal"}) {
+    SCOPED_TRACE(mode);
+    const std::string db = path("shared-" + mode + ".db");
+    std::string output;
+    ASSERT_EQ(run({kSqlite, "share-init", db, mode}, &output), 0) << output;
+    Program first(under_run({kSqlite, "share", db, "1", "300"}), preload_env());
+    Program second(under_run({kSqlite, "share", db, "2", "300"}), preload_env());
+    for (Program* p : {&first, &second}) {
+      const auto status = p->wait(120s);
+      ASSERT_TRUE(status.has_value()) << p->output();
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p->output();
+    }
+    EXPECT_EQ(verify({kSqlite, "share-verify", db, "600"}), 600);
+  }
+  EXPECT_GT(debug_count("direct again"), 0u) << debug_text();
+}
+
 // A persist on a page-granularity region is an msync(2) of the region
 // mapping, made by libsealfs from inside the library's own msync: it must
 // go to the kernel (it deadlocked on the library's lock).

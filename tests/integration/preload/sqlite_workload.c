@@ -12,6 +12,17 @@
  *     first 32 KiB of the WAL index holds, so SQLite extends -shm with
  *     write(2) while it maps its start), then checks integrity_check and
  *     every row; prints "ok ROWS".
+ *   sqlite_workload share-init DB delete|wal
+ *     Makes DB in that journal mode with a counter row (n = 0) and an
+ *     empty table of rows.
+ *   sqlite_workload share DB WRITER TXNS
+ *     One of several processes writing DB at once: TXNS transactions, each
+ *     BEGIN IMMEDIATE, n = n + 1 and one 300-byte row of this writer,
+ *     waiting for the others' locks (busy timeout). Prints "shared TXNS".
+ *   sqlite_workload share-verify DB TOTAL
+ *     integrity_check ok, TOTAL rows and n = TOTAL: no writer's
+ *     transaction was lost to another's (which happens when two processes
+ *     hold the write lock at once). Prints "ok TOTAL".
  *   sqlite_workload verify DB TXNS
  *     PRAGMA integrity_check must say ok; transactions 0..C-1 must be
  *     wholly there with the right values, later ones absent. Prints
@@ -58,6 +69,7 @@ static uint64_t updated_key(uint64_t t, int i) { return (t * kPerTxn) / 2 + (uin
 static sqlite3 *open_db(const char *path) {
   sqlite3 *db;
   if (sqlite3_open(path, &db) != SQLITE_OK) die(db, "open");
+  sqlite3_busy_timeout(db, 60000);  /* the share mode's writers wait for each other */
   exec(db, "PRAGMA mmap_size=268435456");
   exec(db, "PRAGMA synchronous=FULL");
   return db;
@@ -189,14 +201,83 @@ static int bigtxn(const char *path, uint64_t rows) {
   return 0;
 }
 
+static int share_init(const char *path, const char *mode) {
+  sqlite3 *db = open_db(path);
+  exec(db, strcmp(mode, "wal") == 0 ? "PRAGMA journal_mode=WAL" : "PRAGMA journal_mode=DELETE");
+  exec(db, "CREATE TABLE c(n INTEGER NOT NULL)");
+  exec(db, "INSERT INTO c(n) VALUES (0)");
+  exec(db, "CREATE TABLE rows(writer INTEGER NOT NULL, i INTEGER NOT NULL, v BLOB NOT NULL)");
+  sqlite3_close(db);
+  return 0;
+}
+
+static int share(const char *path, int writer, uint64_t txns) {
+  sqlite3 *db = open_db(path);
+  sqlite3_stmt *put;
+  if (sqlite3_prepare_v2(db, "INSERT INTO rows(writer, i, v) VALUES (?, ?, ?)", -1, &put, NULL) !=
+      SQLITE_OK) {
+    die(db, "prepare");
+  }
+  unsigned char value[kValueSize];
+  for (uint64_t t = 0; t < txns; ++t) {
+    exec(db, "BEGIN IMMEDIATE");
+    exec(db, "UPDATE c SET n = n + 1");
+    value_of(t, writer, value);
+    sqlite3_bind_int64(put, 1, writer);
+    sqlite3_bind_int64(put, 2, (sqlite3_int64)t);
+    sqlite3_bind_blob(put, 3, value, kValueSize, SQLITE_TRANSIENT);
+    if (sqlite3_step(put) != SQLITE_DONE) die(db, "insert");
+    sqlite3_reset(put);
+    exec(db, "COMMIT");
+  }
+  sqlite3_finalize(put);
+  sqlite3_close(db);
+  printf("shared %llu\n", (unsigned long long)txns);
+  return 0;
+}
+
+static int share_verify(const char *path, uint64_t total) {
+  sqlite3 *db = open_db(path);
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK) die(db, "check");
+  if (sqlite3_step(q) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0) {
+    printf("bad: integrity_check: %s\n", (const char *)sqlite3_column_text(q, 0));
+    return 1;
+  }
+  sqlite3_finalize(q);
+  if (sqlite3_prepare_v2(db, "SELECT (SELECT n FROM c), (SELECT count(*) FROM rows)", -1, &q, NULL) !=
+          SQLITE_OK ||
+      sqlite3_step(q) != SQLITE_ROW) {
+    die(db, "count");
+  }
+  const uint64_t n = (uint64_t)sqlite3_column_int64(q, 0), rows = (uint64_t)sqlite3_column_int64(q, 1);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  if (n != total || rows != total) {
+    printf("bad: counter %llu and %llu rows after %llu transactions\n", (unsigned long long)n,
+           (unsigned long long)rows, (unsigned long long)total);
+    return 1;
+  }
+  printf("ok %llu\n", (unsigned long long)total);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 4 && strcmp(argv[1], "share-init") == 0) return share_init(argv[2], argv[3]);
+  if (argc == 5 && strcmp(argv[1], "share") == 0) {
+    return share(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
+  }
+  if (argc == 4 && strcmp(argv[1], "share-verify") == 0) {
+    return share_verify(argv[2], strtoull(argv[3], NULL, 10));
+  }
   if (argc == 6 && strcmp(argv[1], "load") == 0) {
     return load(argv[2], argv[3], strtoull(argv[4], NULL, 10), argv[5]);
   }
   if (argc == 4 && strcmp(argv[1], "verify") == 0) return verify(argv[2], strtoull(argv[3], NULL, 10));
   if (argc == 4 && strcmp(argv[1], "bigtxn") == 0) return bigtxn(argv[2], strtoull(argv[3], NULL, 10));
   fprintf(stderr, "usage: sqlite_workload load DB delete|wal TXNS REGION_NAME | verify DB TXNS | "
-                  "bigtxn DB ROWS\n");
+                  "bigtxn DB ROWS | share-init DB delete|wal | share DB WRITER TXNS | "
+                  "share-verify DB TOTAL\n");
   return 2;
 }
