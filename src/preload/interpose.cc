@@ -75,12 +75,16 @@ int sync_file(int fd) {
   if (Inside::now()) return Real(fd);
   // The program's own direct ranges of the file are persisted, and its
   // read-only ones made direct again, whether the call is answered or real.
-  const bool answered = Real == real_fdatasync && window_answers_fdatasync(fd);
+  // One look at the file for all three (a statx is a good part of a
+  // commit the library answers).
+  struct stat st;
+  if (!cached_stat(fd, &st)) return Real(fd);  // not open: the kernel's EBADF
+  const bool answered = Real == real_fdatasync && window_answers_fdatasync(fd, st);
   const bool tracked = any_tracked();
-  const int persisted = tracked ? persist_file(fd) : 0;
+  const int persisted = tracked ? persist_file(st) : 0;
   int rc = answered ? answer_fdatasync(fd) : Real(fd);
   int err = errno;
-  if (tracked) reseal_file(fd);
+  if (tracked) reseal_file(st);
   if (rc == 0 && persisted != 0) {
     rc = -1;
     err = -persisted;

@@ -452,13 +452,13 @@ int persist_range(void* addr, size_t len, void (*ordinary)(void*, size_t, void*)
   return result;
 }
 
-// The file's device, inode and size as the kernel has them cached: no
-// request to the daemon (a sync just made the daemon drop the cached times,
-// and fstat would then ask for them, a round trip at every commit). A size
+// AT_STATX_DONT_SYNC: a sync makes the daemon drop the cached times, and
+// fstat would then ask for them, a round trip at every commit. A size
 // older than the daemon's is smaller (a holder's EXTEND), which maps less.
-static bool cached_stat(int fd, struct stat* st) {
+bool cached_stat(int fd, struct stat* st) {
   struct statx stx;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_SIZE, &stx) != 0) {
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE,
+            &stx) != 0) {
     return false;
   }
   st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
@@ -468,9 +468,7 @@ static bool cached_stat(int fd, struct stat* st) {
   return true;
 }
 
-int persist_file(int fd) {
-  struct stat st;
-  if (!cached_stat(fd, &st)) return 0;
+int persist_file(const struct stat& st) {
   int first_error = 0;
   std::unique_lock lock(g_mu);
   for (auto& [key, r] : ranges()) {
@@ -484,9 +482,7 @@ int persist_file(int fd) {
   return first_error;
 }
 
-void reseal_file(int fd) {
-  struct stat st;
-  if (!cached_stat(fd, &st)) return;
+void reseal_file(const struct stat& st) {
   {
     // A break the program's own write caused is answered (the lease
     // released) just before the handler marks the range ordinary: wait for

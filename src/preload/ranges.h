@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <mutex>
@@ -41,13 +42,18 @@ bool remap_tracked(void* old_addr, size_t old_len, size_t new_len, int flags, vo
 int persist_range(void* addr, size_t len, void (*ordinary)(void* addr, size_t len, void* arg),
                   void* arg);
 
-// fsync/fdatasync of fd: persists the writable direct ranges of that file
-// (0, or the first persist's -errno) and, after the real call, makes
-// read-only ranges of it direct again where a break or the file's growth
-// left them ordinary.
+// The file open at fd as the kernel has it cached (type, mode, device,
+// inode and size; st_dev, st_ino, st_size and st_mode set): no request to
+// the daemon. false when fd is not open.
+bool cached_stat(int fd, struct stat* st);
+
+// fsync/fdatasync of the file `st` (cached_stat of the descriptor):
+// persists the writable direct ranges of that file (0, or the first
+// persist's -errno) and, after the real call, makes read-only ranges of it
+// direct again where a break or the file's growth left them ordinary.
 bool any_tracked();
-int persist_file(int fd);
-void reseal_file(int fd);
+int persist_file(const struct stat& st);
+void reseal_file(const struct stat& st);
 
 // The one mutex of the library: it guards this table and the table of
 // windows (windows.h), so that a copy through a window and a change of the

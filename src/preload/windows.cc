@@ -150,22 +150,23 @@ uint8_t* bounce() {
 // attributes: no request to the daemon. `size` as the kernel has it. A
 // set-id file never gets a window: a write by someone else than its owner
 // clears those bits (the daemon does it for a write it sees).
-bool identify(int fd, FileKey* key, uint64_t* size) {
-  struct statx stx;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE,
-            &stx) != 0 ||
-      !S_ISREG(stx.stx_mode) || (stx.stx_mode & (S_ISUID | S_ISGID)) != 0) {
-    return false;
-  }
-  key->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
-  key->ino = stx.stx_ino;
-  *size = stx.stx_size;
+bool identify_stat(int fd, const struct stat& st, FileKey* key) {
+  if (!S_ISREG(st.st_mode) || (st.st_mode & (S_ISUID | S_ISGID)) != 0) return false;
+  key->dev = st.st_dev;
+  key->ino = st.st_ino;
   const uint64_t seen = device_slot(key->dev).load(std::memory_order_relaxed);
   if (seen != 0 && (seen >> 1) == uint64_t(key->dev)) return (seen & 1) != 0;
   struct statfs fs;
   const bool fuse = fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic;
   remember_device(key->dev, fuse);
   return fuse;
+}
+
+bool identify(int fd, FileKey* key, uint64_t* size) {
+  struct stat st;
+  if (!cached_stat(fd, &st)) return false;
+  *size = static_cast<uint64_t>(st.st_size);
+  return identify_stat(fd, st, key);
 }
 
 // The size the daemon has now (a GETATTR) of the file open at fd if it is
@@ -504,12 +505,11 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
   return true;
 }
 
-bool window_answers_fdatasync(int fd) {
+bool window_answers_fdatasync(int fd, const struct stat& st) {
   if (g_off || !windows_enabled()) return false;
   Inside inside;  // as in window_pwrite
   FileKey key;
-  uint64_t size = 0;
-  if (!identify(fd, &key, &size)) return false;
+  if (!identify_stat(fd, st, &key)) return false;
   std::lock_guard lock(table_mutex());
   // A window that is breaking or fenced is not usable: the call then goes
   // to the kernel, which answers for the daemon (ENOTCONN when it is gone).

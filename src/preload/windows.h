@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 namespace sealfs::preload {
@@ -47,7 +48,8 @@ bool window_pread(int fd, void* buf, size_t count, off_t offset, ssize_t* result
 // one was persisted before it returned), and the program has no writable
 // mapping of it through the page cache. At most once a second per window it
 // tells the daemon (sealfs_note_stores), which moves the file's times.
-bool window_answers_fdatasync(int fd);
+// `st` is the descriptor's cached_stat (ranges.h).
+bool window_answers_fdatasync(int fd, const struct stat& st);
 
 // The break handler: when lease_id is a window's, takes it out of the
 // table, releases it and returns true.
