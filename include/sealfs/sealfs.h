@@ -76,8 +76,10 @@ struct sealfs_break_event {
 
 /* Maps [offset, offset+length) of the file open at fd. prot is PROT_READ,
  * optionally | PROT_WRITE (not more than fd's open mode). offset must be a
- * multiple of the page size. Errors: -EACCES (untrusted peer, or prot
- * exceeds the open mode), -ENODATA (hole/unwritten extent), -ERANGE (past
+ * multiple of the page size. ALLOCATE and RELOCATE change the file's blocks
+ * and need fd open for writing. Errors: -EACCES (untrusted peer, prot
+ * exceeds the open mode, or ALLOCATE/RELOCATE through a descriptor not
+ * open for writing), -ENODATA (hole/unwritten extent), -ERANGE (past
  * EOF), -EINVAL (misaligned or bad arguments), -ENXIO (the file is breaking
  * its leases), -EOPNOTSUPP (not a sealfs file / no control socket),
  * -ENODEV (not a regular file), -EXDEV (fd not on the daemon's mount). */

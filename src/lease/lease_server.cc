@@ -903,8 +903,13 @@ struct LeaseServer::Impl final : Notifier {
          req.prot != (wire::kProtRead | wire::kProtWrite))) {
       return refuse(wire::Refusal::kBadRequest);
     }
+    // ALLOCATE and RELOCATE change the file's blocks (fill its holes, move
+    // it, break the other holders' leases): like fallocate, they need a
+    // descriptor open for writing, whatever the mapping's protection.
+    const bool changes_layout = (req.flags & (wire::kMapAllocate | wire::kMapRelocate)) != 0;
     FdInfo info;
-    if (auto r = check_client_file(conn, fd, (req.prot & wire::kProtWrite) != 0, &info, &own_mount);
+    if (auto r = check_client_file(conn, fd, (req.prot & wire::kProtWrite) != 0 || changes_layout,
+                                   &info, &own_mount);
         r != wire::Refusal::kNone) {
       return refuse(r);
     }

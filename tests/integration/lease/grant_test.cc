@@ -164,6 +164,32 @@ TEST_F(GrantTest, MisalignedExtentsNeedRelocate) {
   EXPECT_EQ(r.rc, 0) << r.text;
 }
 
+// ALLOCATE and RELOCATE change a file's blocks, as fallocate does: a
+// descriptor open only for reading (anyone who may read the file) cannot
+// ask for them, even for a read-only mapping. Before, a trusted reader
+// could fill another user's sparse file or move it, breaking its holders.
+TEST_F(GrantTest, AllocateAndRelocateNeedADescriptorOpenForWriting) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(2, "", 64 * kMiB, {"--align", "2097152"}));
+  ASSERT_NO_FATAL_FAILURE(make_file("pad", 12 * kKiB, 7));
+  ASSERT_NO_FATAL_FAILURE(make_file("misaligned", 256 * kKiB, 1));
+  ASSERT_NO_FATAL_FAILURE(make_file("sparse", 0, 0));
+  ASSERT_EQ(truncate(path("sparse").c_str(), 2 * kMiB), 0);
+  struct stat before {};
+  ASSERT_EQ(stat(path("sparse").c_str(), &before), 0);
+  HolderProcess& h = holder();
+  MapReply r = h.map(path("sparse"), 0, 2 * kMiB, "r", SEALFS_MAP_ALLOCATE, "ro");
+  EXPECT_EQ(r.rc, -EACCES) << r.text;
+  r = h.map(path("misaligned"), 0, 256 * kKiB, "r", SEALFS_MAP_RELOCATE, "ro");
+  EXPECT_EQ(r.rc, -EACCES) << r.text;
+  struct stat after {};
+  ASSERT_EQ(stat(path("sparse").c_str(), &after), 0);
+  EXPECT_EQ(after.st_blocks, before.st_blocks) << "a reader's ALLOCATE filled the holes";
+  // Through a descriptor open for both, a read-only mapping may ask.
+  r = h.map(path("misaligned"), 0, 256 * kKiB, "r", SEALFS_MAP_RELOCATE, "rw");
+  EXPECT_EQ(r.rc, 0) << r.text;
+  EXPECT_TRUE(file_has_pattern("misaligned", 256 * kKiB, 1));
+}
+
 TEST_F(GrantTest, AllocateOnSparseFileReadsZeros) {
   ASSERT_NO_FATAL_FAILURE(mount_with(2));
   ASSERT_NO_FATAL_FAILURE(make_file("f", 0, 0));

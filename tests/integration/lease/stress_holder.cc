@@ -252,7 +252,8 @@ class Holder {
     m.offset = first * kPage;
     m.length = count * kPage;
     unsigned flags = 0;
-    if (chance(50)) flags |= SEALFS_MAP_ALLOCATE;
+    // ALLOCATE needs a descriptor open for writing (a reader's is refused).
+    if (!read_only && chance(50)) flags |= SEALFS_MAP_ALLOCATE;
     if (chance(30)) flags |= SEALFS_MAP_WAIT_BREAK;
     std::string behaviour = mode_;
     if (behaviour == "mixed") {
