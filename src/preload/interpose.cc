@@ -84,7 +84,10 @@ int sync_file(int fd) {
   const int persisted = tracked ? persist_file(st) : 0;
   int rc = answered ? answer_fdatasync(fd) : Real(fd);
   int err = errno;
-  if (tracked) reseal_file(st);
+  if (tracked) {
+    reseal_file(st);
+    close_dropped_anchors();
+  }
   if (rc == 0 && persisted != 0) {
     rc = -1;
     err = -persisted;
@@ -113,9 +116,14 @@ extern "C" {
 __attribute__((visibility("default"))) void* mmap(void* addr, size_t len, int prot, int flags,
                                                   int fd, off_t offset) {
   if (Inside::now()) return real_mmap(addr, len, prot, flags, fd, offset);
-  if (candidate(len, prot, flags, fd, offset)) return map_shared(addr, len, prot, flags, fd, offset);
+  if (candidate(len, prot, flags, fd, offset)) {
+    void* p = map_shared(addr, len, prot, flags, fd, offset);
+    close_dropped_anchors();
+    return p;
+  }
   if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == MAP_FIXED && any_tracked()) {
     release_overlapping(addr, len, true);
+    close_dropped_anchors();
   }
   void* p = real_mmap(addr, len, prot, flags, fd, offset);
   // A shared mapping of a file that stays the kernel's (PROT_EXEC, MAP_SYNC,
@@ -134,12 +142,18 @@ __attribute__((visibility("default"))) void* mmap64(void* addr, size_t len, int 
 }
 
 __attribute__((visibility("default"))) int munmap(void* addr, size_t len) {
-  if (!Inside::now() && any_tracked()) release_overlapping(addr, len, true);
+  if (!Inside::now() && any_tracked()) {
+    release_overlapping(addr, len, true);
+    close_dropped_anchors();
+  }
   return real_munmap(addr, len);
 }
 
 __attribute__((visibility("default"))) int mprotect(void* addr, size_t len, int prot) {
-  if (!Inside::now() && any_tracked()) release_overlapping(addr, len, false);
+  if (!Inside::now() && any_tracked()) {
+    release_overlapping(addr, len, false);
+    close_dropped_anchors();
+  }
   return real_mprotect(addr, len, prot);
 }
 
@@ -154,8 +168,10 @@ __attribute__((visibility("default"))) void* mremap(void* old_addr, size_t old_l
   }
   if (!Inside::now() && any_tracked()) {
     void* result = nullptr;
-    if (remap_tracked(old_addr, old_len, new_len, flags, &result)) return result;
-    release_overlapping(old_addr, old_len, false);
+    const bool remapped = remap_tracked(old_addr, old_len, new_len, flags, &result);
+    if (!remapped) release_overlapping(old_addr, old_len, false);
+    close_dropped_anchors();
+    if (remapped) return result;
   }
   return real_mremap(old_addr, old_len, new_len, flags, new_addr);
 }

@@ -116,6 +116,19 @@ void wait_not_demoting(std::unique_lock<std::mutex>& lock, uintptr_t a, size_t l
 
 // The direct part of the range at key becomes an ordinary mapping of the
 // same file at the same addresses; then its lease is released.
+// The program closed the anchor's number and maybe opened another file
+// under it: no file to fall back to. The pages go (an access faults)
+// rather than show another file (docs/preload.md, "Locks").
+int lose_range(struct sealfs_map* m, const Range& r) {
+  debug("ordinary mapping impossible at %#lx: the program closed the library's descriptor %d",
+        static_cast<unsigned long>(r.addr), r.fd);
+  Inside inside;
+  sealfs_unmap(m);
+  real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, PROT_NONE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  return -EBADF;
+}
+
 void demote(uintptr_t key, const char* why, bool by_break = false) {
   struct sealfs_map* m = nullptr;
   Range copy;
@@ -134,11 +147,13 @@ void demote(uintptr_t key, const char* why, bool by_break = false) {
     m = it->second.direct;
     copy = it->second;
   }
-  drop_cached_pages(copy);
   int rc;
-  {
+  if (anchor_names(copy.fd, copy.dev, copy.ino)) {
+    drop_cached_pages(copy);
     Inside inside;
     rc = sealfs_unmap_to_file(m, copy.fd);
+  } else {
+    rc = lose_range(m, copy);
   }
   counters().demoted++;
   debug("ordinary again %#lx+%zu (file offset %lld, %s)%s%s", static_cast<unsigned long>(copy.addr),
@@ -208,11 +223,17 @@ void fork_parent() {
 // it gets the file there instead, through the mount. Its copies of the
 // parent's struct sealfs_map are dead and are not used again.
 void fork_child() {
+  anchors_in_child();
   for (auto& [key, r] : ranges()) {
     if (r.direct == nullptr) continue;
     drop_cached_pages(r);
-    real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED, r.fd,
-              r.offset);
+    if (anchor_names(r.fd, r.dev, r.ino)) {
+      real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED, r.fd,
+                r.offset);
+    } else {
+      real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    }
     r.direct = nullptr;
     r.direct_len = 0;
     r.lease = 0;
@@ -356,6 +377,8 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
       const int fd = r.fd;
       const off_t r_offset = r.offset;
       const size_t r_direct_len = r.direct_len;
+      const dev_t r_dev = r.dev;
+      const ino_t r_ino = r.ino;
       r.fd = -1;
       forget_locked(it);
       lock.unlock();
@@ -365,8 +388,12 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
         // taken by another thread's mmap before the program's munmap.
         Inside inside;
         counters().released++;
-        posix_fadvise(fd, r_offset, static_cast<off_t>(r_direct_len), POSIX_FADV_DONTNEED);
-        sealfs_unmap_to_file(m, fd);
+        if (anchor_names(fd, r_dev, r_ino)) {
+          posix_fadvise(fd, r_offset, static_cast<off_t>(r_direct_len), POSIX_FADV_DONTNEED);
+          sealfs_unmap_to_file(m, fd);
+        } else {
+          sealfs_unmap(m);  // the program unmaps or remaps these addresses next
+        }
       }
       release_anchor(fd);
       continue;
@@ -521,6 +548,15 @@ void reseal_file(const struct stat& st) {
     // range may change under the program's loads: the old lease (if any)
     // gives its pages back to the file, then a lease on all of what exists
     // now replaces them.
+    if (!anchor_names(copy.fd, copy.dev, copy.ino)) {
+      // The program closed the library's descriptor: the range stays as it is.
+      {
+        std::lock_guard lock(g_mu);
+        if (auto it = ranges().find(copy.addr); it != ranges().end()) it->second.demoting = false;
+      }
+      g_cv.notify_all();
+      return;
+    }
     if (copy.direct != nullptr) {
       drop_cached_pages(copy);
       Inside inside;

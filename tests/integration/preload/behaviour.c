@@ -63,7 +63,7 @@
  *     copy, dup2()s OTHER's descriptor onto the one written. One pwrite
  *     names one file: it fails if both files got bytes of it. Prints
  *     "reuse ok" and which file got the bytes.
- *   preload_behaviour locks FILE
+ *   preload_behaviour locks FILE OTHER
  *     FILE has at least 64 blocks. Takes a record lock (F_SETLK) on its
  *     first byte, then makes the library do everything it does with a file:
  *     a window (pwrite, pread, fdatasync), a direct mapping written, synced
@@ -72,7 +72,11 @@
  *     closed a descriptor of the file would have dropped it). Then takes a
  *     flock, maps and unmaps the file once more and closes its descriptor:
  *     no descriptor of the file may be left in the process, and a child
- *     must get the flock. Prints "locks ok".
+ *     must get the flock. The same when the descriptor is closed before the
+ *     munmap (with a flock through it). Then, with a mapping made, closes
+ *     the library's own descriptor of the file, puts OTHER's under its
+ *     number and breaks the mapping with an extending ftruncate: the
+ *     library must not map OTHER there. Prints "locks ok".
  * Exit status 0 on success, 1 on a wrong result, 2 on a setup failure. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -495,7 +499,73 @@ static int still_locked(const char *path, const char *after) {
   return can == 1 ? 1 : 2;
 }
 
-static int locks_case(const char *path) {
+/* A descriptor of this process that names the file and is not `mine`. */
+static int library_descriptor(ino_t ino, int mine) {
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir == NULL) return -1;
+  int found = -1;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    struct stat st;
+    const int n = atoi(e->d_name);
+    if (e->d_name[0] != '.' && n != mine && n != dirfd(dir) && fstatat(dirfd(dir), e->d_name, &st, 0) == 0 &&
+        st.st_ino == ino) {
+      found = n;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+/* open, flock (when asked), mmap, close, then munmap: nothing of the file
+ * may stay open, and another process must get the flock. */
+static int close_before_munmap(const char *path, size_t len, ino_t ino, int with_flock) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0 || (with_flock && flock(fd, LOCK_EX) != 0)) return 2;
+  unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 2;
+  close(fd);
+  if (munmap(p, len) != 0) return 2;
+  int left = descriptors_of(ino);
+  if (left != 0) {
+    printf("%d descriptors of the file left after close, then munmap\n", left);
+    return 1;
+  }
+  if (with_flock && other_can_lock(path, 1) != 1) {
+    printf("another process cannot take the flock after close, then munmap\n");
+    return 1;
+  }
+  return 0;
+}
+
+/* The program closes the library's descriptor of a mapped file and puts
+ * another file under its number; a break of the mapping must not show
+ * that other file at the mapping's addresses. */
+static int anchor_number_reused(const char *path, const char *other_path, size_t len, ino_t ino) {
+  int fd = open(path, O_RDWR);
+  int other = open(other_path, O_RDWR);
+  if (fd < 0 || other < 0) return 2;
+  unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 2;
+  int anchor = library_descriptor(ino, fd);
+  if (anchor < 0) {
+    printf("no descriptor of the library found for the mapped file\n");
+    return 1;
+  }
+  if (dup2(other, anchor) != anchor) return 2;  /* closes the library's, reuses the number */
+  if (ftruncate(fd, (off_t)len * 2) != 0) return 2;  /* breaks the direct mapping */
+  const char *base = strrchr(other_path, '/');
+  if (count_mappings(base != NULL ? base + 1 : other_path) != 0) {
+    printf("the library mapped another file where the program mapped %s\n", path);
+    return 1;
+  }
+  close(anchor);
+  close(other);
+  close(fd);
+  return 0;
+}
+
+static int locks_case(const char *path, const char *other_path) {
   long blocks;
   int fd = open_blocks(path, O_RDWR, &blocks);
   if (blocks < 64) return 2;
@@ -535,6 +605,9 @@ static int locks_case(const char *path) {
     printf("another process cannot take the flock after the program closed its descriptor\n");
     return 1;
   }
+  if ((rc = close_before_munmap(path, len, st.st_ino, 0)) != 0) return rc;
+  if ((rc = close_before_munmap(path, len, st.st_ino, 1)) != 0) return rc;
+  if ((rc = anchor_number_reused(path, other_path, len, st.st_ino)) != 0) return rc;
   printf("locks ok\n");
   return 0;
 }
@@ -553,7 +626,7 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "window-commits") == 0) return window_commits_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "window-times") == 0) return window_times_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "window-reuse") == 0) return window_reuse_case(argv[2], argv[3]);
-  if (argc == 3 && strcmp(argv[1], "locks") == 0) return locks_case(argv[2]);
-  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER] | locks FILE\n");
+  if (argc == 4 && strcmp(argv[1], "locks") == 0) return locks_case(argv[2], argv[3]);
+  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER] | locks FILE OTHER\n");
   return 2;
 }
