@@ -217,6 +217,14 @@ Status LeaseEngine::start(Filesystem& fs, const RegionPmem2& region, LeaseObserv
     MutexLock lock(server_mu_);
     server_ = std::move(server).value();
   }
+  // A media error makes the mount read-only, and the holders of writable
+  // mappings must then stop storing behind it: they are broken and fall
+  // back to the mount, which refuses the changes. (A fault before this
+  // point found no lease to break.)
+  region_ = &region;
+  region.on_first_fault([this] {
+    if (std::shared_ptr<LeaseServer> s = current_server()) s->break_writable_leases(SEALFS_BREAK_OTHER);
+  });
   log().info("lease engine: control socket {}, break time {} s", socket_path_,
              options_.break_time_s);
   return Status::ok();
@@ -225,6 +233,10 @@ Status LeaseEngine::start(Filesystem& fs, const RegionPmem2& region, LeaseObserv
 bool LeaseEngine::running() const { return current_server() != nullptr; }
 
 void LeaseEngine::stop() {
+  if (region_ != nullptr) {
+    region_->on_first_fault({});
+    region_ = nullptr;
+  }
   if (std::shared_ptr<LeaseServer> server = current_server(); server != nullptr) {
     break_for_unmount(*server);
     // No message is handled from here on; then no breaker waits any more;

@@ -130,6 +130,7 @@ class LeaseEngine final : public LayoutGate {
   // while the engine runs.
   Filesystem* fs_ = nullptr;
   LeaseObserver* observer_ = nullptr;
+  const RegionPmem2* region_ = nullptr;  // whose first media fault breaks writable leases
   std::string socket_dir_;  // created by start() when no control_socket was given
   std::string socket_path_;
   std::unique_ptr<LayoutSource> meta_source_;

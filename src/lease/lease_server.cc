@@ -108,7 +108,8 @@ struct Parked {
 struct Action {
   // kClosed: the closer closed the client descriptor of the held answer
   // `token` of connection `conn`.
-  enum Kind { kBreak, kRevoke, kKill, kBreakFinished, kClosed } kind;
+  // kBreakWritable: break the leases of every file mapped writable.
+  enum Kind { kBreak, kRevoke, kKill, kBreakFinished, kClosed, kBreakWritable } kind;
   uint64_t conn = 0;
   uint64_t lease_id = 0;
   uint32_t reason = 0;
@@ -454,6 +455,22 @@ struct LeaseServer::Impl final : Notifier {
             if (it != watches.end() && !it->second.exited) {
               log().warn("lease: killing holder pid {} at its break deadline", a.holder.pid);
               syscall(SYS_pidfd_send_signal, it->second.pidfd, SIGKILL, nullptr, 0);
+            }
+            break;
+          }
+          case Action::kBreakWritable: {
+            std::set<uint64_t> inos;
+            for (const LeaseInfo& l : core->leases()) {
+              if (!l.layout_only && (l.prot & wire::kProtWrite) != 0 &&
+                  l.state == LeaseState::kActive) {
+                inos.insert(l.ino);
+              }
+            }
+            for (uint64_t ino : inos) core->may_change_layout(ino, 0, UINT64_MAX, a.reason, [](Status) {});
+            if (!inos.empty()) {
+              log().warn("lease: breaking the direct mappings of {} file(s) mapped writable: the "
+                         "filesystem is read-only after a media error",
+                         inos.size());
             }
             break;
           }
@@ -1254,6 +1271,10 @@ Result<std::unique_ptr<LeaseServer>> LeaseServer::start(ServerOptions options,
 void LeaseServer::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length,
                                     uint32_t reason, Continuation then) {
   impl_->core->may_change_layout(ino, offset, length, reason, std::move(then));
+}
+
+void LeaseServer::break_writable_leases(uint32_t reason) {
+  impl_->push({Action::kBreakWritable, 0, 0, reason, 0, {}, 0});
 }
 
 void LeaseServer::stop_thread() {

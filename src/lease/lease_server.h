@@ -48,6 +48,11 @@ class LeaseServer {
   // The gate (thread-safe, never blocks); see LeaseCore::may_change_layout.
   void may_change_layout(uint64_t ino, uint64_t offset, uint64_t length, uint32_t reason,
                          Continuation then);
+  // Breaks every lease of each file that has a writable direct mapping
+  // (on the engine thread, soon; thread-safe, takes only a leaf): the
+  // region had a media error and the mount is read-only (docs/daemon.md
+  // "Media errors").
+  void break_writable_leases(uint32_t reason);
   // Stops handling messages and timers (the thread exits); connections stay
   // open until destruction. Idempotent. For an orderly unmount: after this
   // the core can be shut down and revoked with nothing racing it.

@@ -27,6 +27,12 @@ Status Region::media_fault(const char* what, uintptr_t address) const {
         "from now on and needs fsck.sealfs (a sparse region file whose filesystem is full, a "
         "truncated region file, or poisoned persistent memory)",
         description_, offset, what);
+    std::function<void()> observer;
+    {
+      MutexLock lock(observer_mu_);
+      observer = fault_observer_;
+    }
+    if (observer) observer();  // without the leaf: it takes leaves of its own
   }
   return Status(Code::kIoError,
                 fmt::format("{}: media error at region offset {}", what, offset));
@@ -35,6 +41,11 @@ Status Region::media_fault(const char* what, uintptr_t address) const {
 std::vector<Region::ByteRange> Region::data_ranges(uint64_t offset, uint64_t length) const {
   if (offset >= size_) return {};
   return {ByteRange{offset, std::min(length, size_ - offset)}};
+}
+
+void Region::on_first_fault(std::function<void()> observer) const {
+  MutexLock lock(observer_mu_);
+  fault_observer_ = std::move(observer);
 }
 
 Status Region::failed_status(const char* what, Code code) const {

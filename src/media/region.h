@@ -13,11 +13,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "media/media_fault.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace sealfs {
 
@@ -102,6 +104,12 @@ class Region {
   // The error a write refuses with once the region has failed: kReadOnly
   // (EROFS) for layout changes, kIoError (EIO) for data.
   Status failed_status(const char* what, Code code = Code::kReadOnly) const;
+  // Called once, on the thread of the first fault, after it is logged: the
+  // lease engine breaks the writable direct mappings then (docs/daemon.md
+  // "Media errors"). That thread may hold any lock of the daemon
+  // (meta/locking.h), so `observer` may take leaves only. An empty function
+  // removes it. Const as media_fault() is: a fault is the region's state.
+  void on_first_fault(std::function<void()> observer) const;
 
  protected:
   Region() = default;
@@ -117,6 +125,8 @@ class Region {
   Status media_fault(const char* what, uintptr_t address) const;
   // Mutable: a fault found while reading is still a fault of the region.
   mutable std::atomic<uint64_t> media_fault_offset_{kNoFault};
+  mutable Mutex observer_mu_;  // leaf (meta/locking.h)
+  mutable std::function<void()> fault_observer_ GUARDED_BY(observer_mu_);
 };
 
 }  // namespace sealfs

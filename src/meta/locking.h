@@ -40,6 +40,9 @@
 //        - src/fuse's own mutexes (the deferred-change and lease-drain
 //          waiters)
 //        - RegionDram's mutex (under the journal mutex, in its flushes)
+//        - Region::observer_mu_ (the first media fault copies the observer
+//          under it, then calls it without: the lease engine's observer
+//          takes server_mu_ and the server's actions_mu, one at a time)
 //
 // Two rules that are not edges: hold no lock while calling fuse_reply_* or
 // fuse_lowlevel_notify_*, and none while waiting for a lease holder (a

@@ -5,10 +5,13 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -16,6 +19,7 @@
 
 #include "fs_helpers.h"
 #include "mount_fixture.h"
+#include "sealfs/sealfs.h"
 
 namespace sealfs::itest {
 namespace {
@@ -140,6 +144,49 @@ TEST_F(BackingStoreTest, AFullBackingStoreFailsWritesNotTheDaemon) {
   // And the filesystem is writable again.
   EXPECT_EQ(write_synced("after", 7), 0);
   EXPECT_TRUE(content_is("after", 7));
+}
+
+std::atomic<int> g_break_reason{0};
+void let_go_at_break(struct sealfs_map* map, const struct sealfs_break_event* ev, void*) {
+  g_break_reason = ev->reason;
+  if (map != nullptr) sealfs_unmap(map);
+}
+
+// The first media error makes the mount read-only; a holder of a writable
+// direct mapping must then stop storing behind the daemon's back (its
+// stores would land in a filesystem that refuses every change and is
+// marked for fsck): the daemon breaks its lease, and a new writable map is
+// refused. Before, such holders kept their mappings to the end.
+TEST_F(BackingStoreTest, AMediaErrorBreaksWritableDirectMappings) {
+  MountConfig config;
+  config.region_dir = backing_;
+  config.region_size = 256 * kMiB;
+  config.mkfs_args = {"--sparse-ok", "-J", "4M"};
+  ASSERT_NO_FATAL_FAILURE(format_and_mount(config));
+  ASSERT_EQ(write_synced("held", 3), 0);
+  const int fd = open(path("held").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  g_break_reason = 0;
+  ASSERT_EQ(sealfs_set_break_handler(let_go_at_break, nullptr), 0);
+  struct sealfs_map* map = nullptr;
+  ASSERT_EQ(sealfs_map(fd, 0, kFileBytes, PROT_READ | PROT_WRITE, 0, &map), 0) << sealfs_last_error();
+
+  int failure = 0;
+  for (int i = 0; i < 200 && failure == 0; ++i) failure = write_synced("f" + std::to_string(i), 50);
+  ASSERT_NE(failure, 0) << "256 MiB of region on a 48 MiB tmpfs never ran out";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (g_break_reason == 0 && std::chrono::steady_clock::now() < deadline) usleep(10'000);
+  EXPECT_EQ(g_break_reason, SEALFS_BREAK_OTHER) << "the writable mapping was not broken";
+  struct sealfs_map* again = nullptr;
+  const int rc = sealfs_map(fd, 0, kFileBytes, PROT_READ | PROT_WRITE, 0, &again);
+  EXPECT_NE(rc, 0) << "a writable map was granted after the media error";
+  if (rc == 0) sealfs_unmap(again);
+  close(fd);
+  const std::string log = read_file(log_path());
+  EXPECT_NE(log.find("read-only after a media error"), std::string::npos) << log;
+  auto status = signal_daemon(SIGTERM);
+  ASSERT_TRUE(status.has_value()) << "the daemon did not exit";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << "raw wait status " << *status;
 }
 
 }  // namespace
