@@ -35,6 +35,10 @@ struct InodeState {
   // an inline file's data (kInodeInlineData). Phase 4 never rewrites the
   // block map of such an inode (store_layout would zero `u`).
   bool bytes_in_slot = false;
+  // Its slot failed only its crc and was kept (inode_salvage.cc): it loses
+  // every cross-link and is cleared by one, or by a name whose type
+  // disagrees with its mode.
+  bool salvaged = false;
   // Phase 4: the layout as it stands after repairs.
   std::vector<Extent> extents;
   std::vector<uint64_t> chain;  // overflow blocks, in order
@@ -106,6 +110,11 @@ void check_orphans(Context& ctx);
 // is a chain (the superblock must carry the feature).
 bool check_inode_xattrs(Context& ctx, uint64_t ino, InodeState& st, bool* chains);
 
+// Phase 3 (inode_salvage.cc): why a slot that fails its crc cannot be kept,
+// or "" when every field something else on the image vouches for checks;
+// `slot` is then what to keep (resealed, bytes nothing reads zeroed).
+std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot);
+
 // Phase 5 (holder_salvage.cc): a holder table block that fails its checks
 // is reported and rewritten with only the entries that still parse and whose
 // holder is alive; returns those, whose blocks stay referenced.
@@ -122,6 +131,9 @@ bool store_layout(Context& ctx, uint64_t ino, std::vector<Extent> extents,
 // Frees the inode: its blocks in the bitmap, then the slot (mode 0, the
 // generation kept for the next reuse).
 void free_inode(Context& ctx, uint64_t ino);
+// Frees an inode found damaged: as free_inode, with the generation one
+// above, so that a handle to what was there never matches the next inode.
+void clear_inode(Context& ctx, uint64_t ino);
 uint64_t expected_blocks(const InodeState& st);
 
 }  // namespace sealfs::fsck

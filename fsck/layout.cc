@@ -99,4 +99,12 @@ void free_inode(Context& ctx, uint64_t ino) {
   st = InodeState{};
 }
 
+void clear_inode(Context& ctx, uint64_t ino) {
+  const uint32_t generation = ctx.image.read_inode(ino).generation.get();
+  free_inode(ctx, ino);
+  format::DiskInode cleared{};
+  cleared.generation.set(generation + 1);
+  ctx.image.write_inode(ino, cleared);
+}
+
 }  // namespace sealfs::fsck

@@ -123,9 +123,26 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   check_inline_slot(ctx, ino, disk);
   auto decoded = decode_inode(disk, ino, n);
   bool root = ino == format::kRootIno;
+  bool salvaged = false;
+  std::string blocker;
+  if (!decoded.is_ok() && decoded.status().code() == Code::kBadCrc) {
+    blocker = salvage_blocker(ctx, ino, disk);
+    if (blocker.empty()) {
+      // sealfs keeps no checksum of file data: the fields were checked,
+      // the bytes they lead to cannot be.
+      ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino,
+                  ctx.fix("bad crc, but every field that can be checked is consistent; owner, "
+                          "permissions, times and contents cannot be verified",
+                          "crc resealed, inode kept", "reseal the crc and keep the inode"));
+      ctx.image.write_inode(ino, disk);
+      decoded = decode_inode(disk, ino, n);
+      salvaged = true;
+    }
+  }
   if (!decoded.is_ok() || (root && !S_ISDIR(decoded->core.mode))) {
     std::string why = decoded.is_ok() ? "root inode is not a directory"
                                       : decoded.status().message();
+    if (!blocker.empty()) why += " and its fields are not consistent: " + blocker;
     std::string kind = !decoded.is_ok() && decoded.status().code() == Code::kBadCrc
                            ? "inode_bad_crc"
                            : "inode_corrupt";
@@ -150,6 +167,7 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   if (c.mode == 0) return;
   InodeState& st = ctx.inodes[ino];
   st.used = true;
+  st.salvaged = salvaged;
   st.mode = c.mode;
   st.nlink = c.nlink;
   st.xattr_block = c.xattr_block;
@@ -356,6 +374,7 @@ void check_extents(Context& ctx) {
 
   // Cross-linked blocks: metadata blocks win over data, directories over
   // files, lower inode numbers over higher; the loser gives the blocks up.
+  // A salvaged inode loses to every other: its map is the suspect one.
   std::vector<Claim> claims;
   for (uint64_t ino : numbers) {
     const InodeState& st = ctx.inodes[ino];
@@ -371,13 +390,16 @@ void check_extents(Context& ctx) {
       claims.push_back({st.extents[i].region_block, st.extents[i].length, ino, data, i});
     }
   }
-  std::stable_sort(claims.begin(), claims.end(), [](const Claim& a, const Claim& b) {
+  std::stable_sort(claims.begin(), claims.end(), [&ctx](const Claim& a, const Claim& b) {
+    const bool a_salvaged = ctx.inodes[a.ino].salvaged, b_salvaged = ctx.inodes[b.ino].salvaged;
+    if (a_salvaged != b_salvaged) return b_salvaged;
     if (a.kind != b.kind) return a.kind < b.kind;
     return a.ino < b.ino;
   });
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> accepted;  // start -> (end, ino)
   std::unordered_map<uint64_t, std::set<size_t>> lost_extents;
   std::unordered_map<uint64_t, size_t> chain_cut;
+  std::unordered_set<uint64_t> salvaged_lost;  // salvaged inodes in a cross-link
   for (const Claim& c : claims) {
     uint64_t end = c.start + c.count;
     auto it = accepted.upper_bound(c.start);
@@ -398,13 +420,17 @@ void check_extents(Context& ctx) {
       accepted.emplace(c.start, std::make_pair(end, c.ino));
       continue;
     }
+    InodeState& st = ctx.inodes[c.ino];
     ctx.problem(Phase::kExtents, "cross_linked", c.ino,
                 ctx.fix(std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) + ", +" +
                             std::to_string(c.count) + ") also belongs to inode " +
                             std::to_string(other),
-                "removed from this inode", "remove it from this inode"));
+                st.salvaged ? "this inode, kept after a bad crc, cleared"
+                            : "removed from this inode",
+                st.salvaged ? "clear this inode, kept after a bad crc"
+                            : "remove it from this inode"));
     changed.insert(c.ino);
-    InodeState& st = ctx.inodes[c.ino];
+    if (st.salvaged) salvaged_lost.insert(c.ino);
     if (c.kind == ClaimKind::kOverflow) {
       auto [cut, first] = chain_cut.try_emplace(c.ino, c.index);
       if (!first) cut->second = std::min(cut->second, c.index);
@@ -412,6 +438,7 @@ void check_extents(Context& ctx) {
       // The whole chain goes: its other blocks are no one's (phase 5).
       st.xattr_block = 0;
       st.xattr_blocks.clear();
+      if (st.salvaged) continue;  // the slot is cleared below
       format::DiskInode disk = ctx.image.read_inode(c.ino);
       disk.xattr_block.set(0);
       ctx.image.write_inode(c.ino, disk);
@@ -432,6 +459,21 @@ void check_extents(Context& ctx) {
     auto cut = chain_cut.find(ino);
     if (cut != chain_cut.end() && cut->second < chain.size()) {
       chain.resize(cut->second);  // cut blocks belong elsewhere
+    }
+    if (salvaged_lost.count(ino) != 0) {
+      // The map it was kept for is wrong: it gives up what it shares, then
+      // its own blocks and its slot.
+      st.extents = std::move(kept);
+      st.chain = std::move(chain);
+      clear_inode(ctx, ino);
+      if (ino == format::kRootIno) {
+        // A filesystem needs one: recreated empty, as phase 3 does.
+        write_fresh_root(ctx);
+        st.used = true;
+        st.mode = S_IFDIR | 0755;
+        st.nlink = 2;
+      }
+      continue;
     }
     format::DiskInode disk = ctx.image.read_inode(ino);
     if (S_ISDIR(st.mode) && !st.bytes_in_slot) {

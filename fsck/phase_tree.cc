@@ -180,9 +180,45 @@ struct Tree {
   }
 };
 
+// A name whose type disagrees with the mode of an inode kept after a bad
+// crc (phase 3): the entry's block passed its crc and the slot did not, so
+// the mode is what changed, and the checks the inode passed were those of
+// the wrong kind of file. It is cleared; its names then dangle (removed
+// below). Blocks that fail their own checks are left to the pass below.
+void clear_mistyped_salvaged(Context& ctx) {
+  std::unordered_set<uint64_t> salvaged;
+  for (uint64_t ino : ctx.inodes.numbers()) {
+    if (ctx.inodes[ino].used && ctx.inodes[ino].salvaged) salvaged.insert(ino);
+  }
+  if (salvaged.empty()) return;
+  for (uint64_t dir : ctx.inodes.numbers()) {
+    const InodeState& d = ctx.inodes[dir];
+    if (!d.used || !S_ISDIR(d.mode)) continue;
+    const std::vector<Extent> extents = d.extents;  // a clear may reset `d`
+    for (const Extent& e : extents) {
+      for (uint64_t i = 0; i < e.length; ++i) {
+        const std::byte* block = ctx.image.read_block(e.region_block + i);
+        if (!dir_block_verify(block, dir).is_ok()) continue;
+        dir_block_for_each(block, [&](const DirBlockEntry& de) {
+          if (salvaged.count(de.ino) == 0) return;
+          InodeState& child = ctx.inodes[de.ino];
+          if (!child.used || de.type == dtype_of(child.mode)) return;
+          ctx.problem(Phase::kDirectories, "inode_bad_crc", de.ino,
+                      ctx.fix("kept after a bad crc, but its name '" + printable(de.name) +
+                                  "' has type " + std::to_string(de.type) + " and its mode type " +
+                                  std::to_string(dtype_of(child.mode)),
+                              "inode cleared", "clear the inode"));
+          clear_inode(ctx, de.ino);
+        });
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void check_directories(Context& ctx) {
+  clear_mistyped_salvaged(ctx);
   Tree tree{ctx};
   // Entry problems are reported once every directory is read, when the
   // parent pointers give their directories' paths.

@@ -131,7 +131,15 @@ Attr FilesystemImpl::attr_of(const Inode& inode) const {
 Status FilesystemImpl::load_inode(Inode& inode) {
   format::DiskInode disk{};
   std::memcpy(&disk, region_->data() + inode_offset(geo_, inode.ino), sizeof(disk));
-  ASSIGN_OR_RETURN(DecodedInode d, decode_inode(disk, inode.ino, geo_.inode_count));
+  Result<DecodedInode> decoded = decode_inode(disk, inode.ino, geo_.inode_count);
+  if (!decoded.is_ok() && decoded.status().code() == Code::kBadCrc) {
+    // Whether the file survives depends on fsck: say what its repair does
+    // (docs/fsck.md, inode_bad_crc_salvaged).
+    return Status(Code::kBadCrc, decoded.status().message() +
+                                     " (fsck's repair keeps the inode if its other fields are "
+                                     "consistent, and clears it, losing the file, if not)");
+  }
+  ASSIGN_OR_RETURN(DecodedInode d, std::move(decoded));
   inode.core = d.core;
   inode.orphan_next = d.orphan_next;
   inode.extents.clear();

@@ -244,12 +244,37 @@ TEST_F(FsckTest, InodeFlagsUnknownBitClearedKnownKept) {
   EXPECT_EQ(flags->project_id, 42u);
 }
 
-TEST_F(FsckTest, BadInodeCrcClearsTheInode) {
+// A bad crc on a slot whose fields all check: the inode is kept, the crc
+// resealed (fsck_salvage_test flips every byte of several slots).
+TEST_F(FsckTest, BadInodeCrcWithConsistentFieldsKeepsTheInode) {
   auto d = get_inode(image_, geo_, p().file2);
   d.mtime_ns.set(d.mtime_ns.get() ^ 1);
   put_inode(image_, geo_, p().file2, d, /*seal=*/false);
   uint64_t data_block = first_block(image_, geo_, p().file2);
+  Bytes fixed = expect_round_trip("inode_bad_crc_salvaged");
+  format::DiskInode kept = get_inode(fixed, geo_, p().file2);
+  EXPECT_EQ(kept.mode.get(), d.mode.get());
+  EXPECT_EQ(kept.mtime_ns.get(), d.mtime_ns.get());  // as found: nothing can check it
+  EXPECT_TRUE(get_bit(fixed, geo_, data_block));
+  uint64_t blk = first_block(fixed, geo_, p().dir_a);
+  EXPECT_GE(entry_offset(fixed, blk, p().dir_a, "f2"), 0);
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  std::string bytes(100000, '\0');
+  auto n = (*fs)->read_copy(p().file2, 0, bytes.data(), bytes.size());
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(bytes, std::string(100000, 'y'));
+}
+
+// A bad crc and a field that disagrees with what it must match (here the
+// block count with the map): the slot cannot be trusted and is cleared.
+TEST_F(FsckTest, BadInodeCrcWithInconsistentFieldsClearsTheInode) {
+  auto d = get_inode(image_, geo_, p().file2);
+  d.blocks.set(d.blocks.get() ^ 4);
+  put_inode(image_, geo_, p().file2, d, /*seal=*/false);
+  uint64_t data_block = first_block(image_, geo_, p().file2);
   Bytes fixed = expect_round_trip("inode_bad_crc");
+  EXPECT_FALSE(has_kind(run(image_, false).report, "inode_bad_crc_salvaged"));
   EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
   // Never lowered: a handle to the cleared file must not match the next
   // file to take the number.
@@ -257,6 +282,50 @@ TEST_F(FsckTest, BadInodeCrcClearsTheInode) {
   EXPECT_FALSE(get_bit(fixed, geo_, data_block));  // its blocks were freed
   uint64_t blk = first_block(fixed, geo_, p().dir_a);
   EXPECT_LT(entry_offset(fixed, blk, p().dir_a, "f2"), 0);  // its name removed
+}
+
+// A bad crc and an extent that points at another file's blocks: the kept
+// inode loses the cross-link even with the lower number (which wins between
+// two healthy files), and is cleared: its map was what changed.
+TEST_F(FsckTest, SalvagedInodeLosesACrossLinkAndIsCleared) {
+  ASSERT_LT(p().file1, p().file2);
+  // f1's three blocks onto the last three of f2 (100000 bytes, one extent
+  // of 25 blocks), where the bytes past f1's end are zeros: only the
+  // cross-link tells.
+  auto theirs = get_inode(image_, geo_, p().file2).u.extents[0];
+  ASSERT_EQ(theirs.length.get(), 25u);
+  auto d = get_inode(image_, geo_, p().file1);
+  ASSERT_EQ(d.u.extents[0].length.get(), 3u);
+  d.u.extents[0].region_block.set(theirs.region_block.get() + 22);
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(has_kind(check.report, "inode_bad_crc_salvaged")) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).generation.get(), d.generation.get() + 1);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "f1"), 0);
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  std::string bytes(100000, '\0');
+  auto n = (*fs)->read_copy(p().file2, 0, bytes.data(), bytes.size());
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(bytes, std::string(100000, 'y'));
+}
+
+// A bad crc and a mode whose type changed to one the slot also passes as
+// (a symlink of 300 bytes read as a regular file of 300 bytes): the name's
+// type tells, and the inode is cleared, its name removed.
+TEST_F(FsckTest, SalvagedInodeWhoseNameHasAnotherTypeIsCleared) {
+  auto d = get_inode(image_, geo_, p().link_long);
+  ASSERT_TRUE(S_ISLNK(d.mode.get()));
+  d.mode.set(d.mode.get() ^ S_IFCHR);  // S_IFLNK -> S_IFREG
+  put_inode(image_, geo_, p().link_long, d, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(has_kind(check.report, "inode_bad_crc_salvaged")) << kinds(check.report);
+  Bytes fixed = expect_round_trip("inode_bad_crc");
+  EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
+  uint64_t blk = first_block(fixed, geo_, p().dir_a);
+  EXPECT_LT(entry_offset(fixed, blk, p().dir_a, "long"), 0);
 }
 
 TEST_F(FsckTest, DirectoryBlockWithBadCrc) {

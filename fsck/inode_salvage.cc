@@ -1,0 +1,237 @@
+// Phase 3: may an inode slot whose crc fails be kept?
+//
+// The crc covers the whole slot, so a failing one says that some byte
+// changed, never which. What fsck can do is check every field that
+// something else on the image vouches for: the block map against the
+// bitmap, the overflow chain and the xattr store against the owner number
+// in their blocks, the block count against the map, a symlink's length
+// against the zeros after its target, a directory's blocks against their
+// headers, a regular file's size against its last written block (the
+// daemon keeps no written block past EOF and zeros the rest of the last
+// one). A slot that passes all of it has its crc resealed and is kept
+// (inode_bad_crc_salvaged); what no check can vouch for (owner, group,
+// permissions, times, the user's flags, a size that only grew, whether an
+// extent is written) is kept as found, which the report says. Later
+// phases check the kept inode further: it loses every cross-link
+// (phase 4) and a name whose type disagrees with its mode (phase 6), and
+// is cleared then.
+#include <sys/stat.h>
+
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "fsck/context.h"
+#include "meta/directory.h"
+#include "meta/filesystem_impl.h"  // kMaxFileSize
+#include "meta/inode.h"
+#include "meta/xattr.h"
+
+namespace sealfs::fsck {
+
+namespace {
+
+bool all_zero(const void* p, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) {
+    if (b[i] != 0) return false;
+  }
+  return true;
+}
+
+// The bytes after a symlink target or an inline file's data, which the
+// daemon keeps zero: a size that shrank leaves the rest of the bytes there,
+// from the first one on. One bit set further on is a flip in bytes nothing
+// reads (zeroed when the slot is kept).
+bool tail_clean(const void* bytes, uint64_t size, uint64_t room) {
+  const auto* b = static_cast<const unsigned char*>(bytes);
+  uint64_t set = 0, at = 0;
+  for (uint64_t i = size; i < room; ++i) {
+    if (b[i] == 0) continue;
+    ++set;
+    at = i;
+  }
+  return set == 0 || (set == 1 && at > size && (b[at] & (b[at] - 1)) == 0);
+}
+
+// "" when the target is a string the daemon stores: no NUL in its bytes,
+// zeros after them to the end of `room`.
+std::string target_problem(const char* bytes, uint64_t size, uint64_t room) {
+  for (uint64_t i = 0; i < size; ++i) {
+    if (bytes[i] == '\0') return "a NUL inside the symlink target";
+  }
+  if (!tail_clean(bytes, size, room)) return "bytes after the symlink target";
+  return "";
+}
+
+std::string blocks_marked(Context& ctx, uint64_t start, uint64_t count, const char* what) {
+  for (uint64_t b = start; b < start + count; ++b) {
+    if (!ctx.image.bit(b)) {
+      return std::string(what) + " block " + std::to_string(b) + " is free in the bitmap";
+    }
+  }
+  return "";
+}
+
+// The block map: the overflow chain (owned by `ino`, no block empty, as
+// many extents as the count says), every extent inside the data area and
+// in file order, every block marked used. Counts the blocks into *owned.
+std::string map_problem(Context& ctx, uint64_t ino, const DecodedInode& d,
+                        std::vector<Extent>* extents, uint64_t* owned) {
+  const uint64_t data_end = ctx.geo().data_start + ctx.geo().data_blocks;
+  std::vector<format::DiskExtent> raw = d.inline_extents;
+  std::set<uint64_t> seen;
+  for (uint64_t next = d.extent_block; next != 0;) {
+    if (!ctx.image.in_data_area(next) || !seen.insert(next).second ||
+        raw.size() >= d.extent_count) {
+      return "overflow chain at block " + std::to_string(next) + " out of place";
+    }
+    auto view = decode_extent_block(ctx.image.read_block(next), ino);
+    if (!view.is_ok()) return view.status().message() + " at block " + std::to_string(next);
+    if (view->extents.empty()) return "empty overflow block " + std::to_string(next);
+    if (auto bad = blocks_marked(ctx, next, 1, "overflow"); !bad.empty()) return bad;
+    ++*owned;
+    raw.insert(raw.end(), view->extents.begin(), view->extents.end());
+    next = view->next_block;
+  }
+  if (raw.size() != d.extent_count) return "extent count disagrees with the extents stored";
+  uint64_t prev_end = 0;
+  for (const auto& de : raw) {
+    auto e = decode_extent(de, ctx.geo().data_start, data_end);
+    if (!e.is_ok()) return e.status().message();
+    if (e->file_block < prev_end) return "extents overlap or are out of order";
+    if (auto bad = blocks_marked(ctx, e->region_block, e->length, "data"); !bad.empty()) return bad;
+    prev_end = e->file_end();
+    *owned += e->length;
+    extents->push_back(*e);
+  }
+  return "";
+}
+
+std::string directory_problem(Context& ctx, uint64_t ino, uint64_t size,
+                              const std::vector<Extent>& extents) {
+  uint64_t expect = 0;
+  for (const Extent& e : extents) {
+    if (e.file_block != expect || e.unwritten) return "a hole or unwritten extent in a directory";
+    for (uint64_t i = 0; i < e.length; ++i) {
+      Status s = dir_block_verify(ctx.image.read_block(e.region_block + i), ino);
+      if (!s.is_ok()) return s.message() + " at block " + std::to_string(e.region_block + i);
+    }
+    expect = e.file_end();
+  }
+  if (size != expect * format::kBlockSize) return "directory size disagrees with its blocks";
+  return "";
+}
+
+std::string regular_problem(Context& ctx, uint64_t size, const std::vector<Extent>& extents) {
+  if (size > kMaxFileSize) return "size beyond the largest file";
+  const uint64_t eof_blocks = (size + format::kBlockSize - 1) / format::kBlockSize;
+  const uint64_t tail = size % format::kBlockSize;
+  for (const Extent& e : extents) {
+    if (e.unwritten) continue;
+    if (e.file_end() > eof_blocks) return "a written block past the end of the file";
+    const uint64_t last = size / format::kBlockSize;
+    if (tail != 0 && e.file_block <= last && last < e.file_end()) {
+      const std::byte* b = ctx.image.read_block(e.region_block + (last - e.file_block));
+      if (!all_zero(b + tail, format::kBlockSize - tail)) return "bytes past the end of the file";
+    }
+  }
+  return "";
+}
+
+std::string symlink_problem(Context& ctx, const format::DiskInode& disk, uint64_t size,
+                            const std::vector<Extent>& extents) {
+  if (extents.empty()) {
+    if (size == 0) return "empty symlink";
+    return target_problem(disk.u.symlink, size, format::kInlineSymlinkMax);
+  }
+  if (size <= format::kInlineSymlinkMax || size >= format::kBlockSize) {
+    return "symlink of " + std::to_string(size) + " bytes with a block";
+  }
+  const Extent& e = extents.front();
+  if (extents.size() != 1 || e.file_block != 0 || e.length != 1 || e.unwritten) {
+    return "symlink map is not one written block";
+  }
+  const auto* bytes = reinterpret_cast<const char*>(ctx.image.read_block(e.region_block));
+  return target_problem(bytes, size, format::kBlockSize);
+}
+
+std::string type_problem(Context& ctx, uint64_t ino, const format::DiskInode& disk,
+                         const DecodedInode& d, uint64_t* owned) {
+  const InodeCore& c = d.core;
+  if ((c.flags & format::kInodeInlineData) != 0) {
+    if ((ctx.sb.feature_incompat & format::kFeatureIncompatInlineData) == 0) {
+      return "inline data on an image without the feature";
+    }
+    return tail_clean(disk.u.data, c.size, format::kInlineDataMax)
+               ? ""
+               : "bytes after the end of the inline file";
+  }
+  if (!S_ISREG(c.mode) && !S_ISDIR(c.mode) && !S_ISLNK(c.mode)) {
+    if (c.size != 0 || d.extent_count != 0 || d.extent_block != 0) {
+      return "device, fifo or socket with a size or a block map";
+    }
+    return "";
+  }
+  if (c.rdev != 0) return "device number on a file, directory or symlink";
+  if (S_ISLNK(c.mode) && d.extent_count == 0 && c.size <= format::kInlineSymlinkMax) {
+    return symlink_problem(ctx, disk, c.size, {});
+  }
+  std::vector<Extent> extents;
+  if (auto bad = map_problem(ctx, ino, d, &extents, owned); !bad.empty()) return bad;
+  if (S_ISDIR(c.mode)) return directory_problem(ctx, ino, c.size, extents);
+  if (S_ISLNK(c.mode)) return symlink_problem(ctx, disk, c.size, extents);
+  return regular_problem(ctx, c.size, extents);
+}
+
+// The bytes of `u` that nothing reads, zeroed as the daemon writes them:
+// the extent slots past the inline extents (all of `u` for a device, fifo
+// or socket: a flip there costs nothing), what follows an inline target or
+// file (checked first by tail_clean).
+void zero_unused_slot_bytes(format::DiskInode& disk, const DecodedInode& d) {
+  const uint32_t mode = d.core.mode;
+  if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode)) {
+    std::memset(static_cast<void*>(&disk.u), 0, sizeof(disk.u));
+  } else if (!d.inline_bytes.empty() || (d.core.flags & format::kInodeInlineData) != 0) {
+    std::memset(disk.u.data + d.core.size, 0, format::kInlineDataMax - d.core.size);
+  } else {
+    for (size_t i = d.inline_extents.size(); i < format::kInlineExtents; ++i) {
+      disk.u.extents[i] = format::DiskExtent{};
+    }
+  }
+}
+
+}  // namespace
+
+std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot) {
+  format::DiskInode disk = slot;
+  seal_inode_crc(disk);
+  auto d = decode_inode(disk, ino, ctx.geo().inode_count);
+  if (!d.is_ok()) return d.status().message();
+  const InodeCore& c = d->core;
+  if (c.mode == 0) return "the slot says the inode is free";
+  if ((c.mode & ~(S_IFMT | 07777u)) != 0) return "mode bits outside type and permissions";
+  if ((c.flags & ~format::kInodeFlagsKnown) != 0) return "unknown flags";
+  uint64_t owned = 0;
+  if (auto bad = type_problem(ctx, ino, disk, *d, &owned); !bad.empty()) return bad;
+  if (c.xattr_block != 0) {
+    auto store = read_xattr_store(c.xattr_block, ino, [&](uint64_t b) -> const std::byte* {
+      return ctx.image.in_data_area(b) ? ctx.image.read_block(b) : nullptr;
+    });
+    if (!store.is_ok()) return store.status().message();
+    for (uint64_t b : store->blocks) {
+      if (auto bad = blocks_marked(ctx, b, 1, "xattr"); !bad.empty()) return bad;
+    }
+    owned += store->blocks.size();
+  }
+  if (c.blocks != owned) {
+    return "block count " + std::to_string(c.blocks) + " but " + std::to_string(owned) +
+           " blocks owned";
+  }
+  zero_unused_slot_bytes(disk, *d);
+  seal_inode_crc(disk);
+  slot = disk;
+  return "";
+}
+
+}  // namespace sealfs::fsck
