@@ -1,6 +1,7 @@
 // The functions libsealfs-preload puts in front of libc's: mmap, mmap64,
 // munmap, mremap, mprotect, msync, fsync, fdatasync, pread, pread64,
-// pwrite, pwrite64, __pread_chk, __pread64_chk, close. Each decides quickly
+// pwrite, pwrite64, __pread_chk, __pread64_chk, close, fcntl, fcntl64,
+// lockf, lockf64. Each decides quickly
 // whether the call concerns a sealfs mapping and otherwise goes straight to
 // the kernel. docs/preload.md says what each does.
 //
@@ -96,7 +97,40 @@ int sync_file(int fd) {
   return rc;
 }
 
+// A record lock taken through fd (anchors.h: the lock gate).
+bool takes_record_lock(int cmd, void* arg) {
+  if (cmd != F_SETLK && cmd != F_SETLKW) return false;
+  const auto* lock = static_cast<const struct flock*>(arg);
+  return lock != nullptr && lock->l_type != F_UNLCK;
+}
+
+int locking_fcntl(int fd, int cmd, void* arg) {
+  if (Inside::now() || !takes_record_lock(cmd, arg)) return real_fcntl(fd, cmd, arg);
+  before_lock_call(fd);
+  const int rc = real_fcntl(fd, cmd, arg);
+  const int err = errno;
+  after_lock_call();
+  errno = err;
+  return rc;
+}
+
+int locking_lockf(int fd, int cmd, off_t len) {
+  if (Inside::now() || (cmd != F_LOCK && cmd != F_TLOCK)) return real_lockf(fd, cmd, len);
+  before_lock_call(fd);
+  const int rc = real_lockf(fd, cmd, len);
+  const int err = errno;
+  after_lock_call();
+  errno = err;
+  return rc;
+}
+
 __attribute__((constructor)) void start() {
+  anchors_init();
+  // Looked up now, not first in a signal handler (dlsym is not
+  // async-signal-safe; fcntl, lockf and close are).
+  real_fcntl(-1, F_GETFD, nullptr);
+  real_lockf(-1, F_TEST, 0);
+  real_close(-1);
   install_break_handler();
   install_fork_handlers();
   debug("loaded");
@@ -229,7 +263,29 @@ __attribute__((visibility("default"))) ssize_t __pread64_chk(int fd, void* buf, 
 }
 
 // The library's descriptors of a file the program mapped go just before
-// the program closes one of that file (anchors.h: record locks).
+// the program closes one of that file; its record locks are noted (anchors.h).
+// fcntl's third argument is an int or a pointer: passed on as glibc does.
+__attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...) {
+  va_list args;
+  va_start(args, cmd);
+  void* arg = va_arg(args, void*);
+  va_end(args);
+  return locking_fcntl(fd, cmd, arg);
+}
+__attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...) {
+  va_list args;
+  va_start(args, cmd);
+  void* arg = va_arg(args, void*);
+  va_end(args);
+  return locking_fcntl(fd, cmd, arg);
+}
+__attribute__((visibility("default"))) int lockf(int fd, int cmd, off_t len) {
+  return locking_lockf(fd, cmd, len);
+}
+__attribute__((visibility("default"))) int lockf64(int fd, int cmd, off_t len) {
+  return locking_lockf(fd, cmd, len);
+}
+
 __attribute__((visibility("default"))) int close(int fd) {
   if (!Inside::now()) before_program_close(fd);
   return real_close(fd);

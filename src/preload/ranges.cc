@@ -46,7 +46,7 @@ struct Range {
   size_t len = 0;  // page rounded
   off_t offset = 0;
   int prot = 0;
-  int fd = -1;             // the file's anchor (anchors.h), with the program's descriptor's mode
+  AnchorRef anchor;        // the file's (anchors.h), with the program's descriptor's mode
   dev_t dev = 0;
   ino_t ino = 0;
   struct sealfs_map* direct = nullptr;  // covers [addr, addr + direct_len)
@@ -102,7 +102,7 @@ bool never_direct(int rc) {
 // deadlock until the break deadline). POSIX_FADV_DONTNEED skips locked
 // pages instead; docs/preload.md says what that leaves.
 void drop_cached_pages(const Range& r) {
-  posix_fadvise(r.fd, r.offset, static_cast<off_t>(r.direct_len), POSIX_FADV_DONTNEED);
+  posix_fadvise(r.anchor.fd, r.offset, static_cast<off_t>(r.direct_len), POSIX_FADV_DONTNEED);
 }
 
 void wait_not_demoting(std::unique_lock<std::mutex>& lock, uintptr_t a, size_t len) {
@@ -121,7 +121,7 @@ void wait_not_demoting(std::unique_lock<std::mutex>& lock, uintptr_t a, size_t l
 // rather than show another file (docs/preload.md, "Locks").
 int lose_range(struct sealfs_map* m, const Range& r) {
   debug("ordinary mapping impossible at %#lx: the program closed the library's descriptor %d",
-        static_cast<unsigned long>(r.addr), r.fd);
+        static_cast<unsigned long>(r.addr), r.anchor.fd);
   Inside inside;
   sealfs_unmap(m);
   real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, PROT_NONE,
@@ -148,10 +148,10 @@ void demote(uintptr_t key, const char* why, bool by_break = false) {
     copy = it->second;
   }
   int rc;
-  if (anchor_names(copy.fd, copy.dev, copy.ino)) {
+  if (anchor_names(copy.anchor, copy.dev, copy.ino)) {
     drop_cached_pages(copy);
     Inside inside;
-    rc = sealfs_unmap_to_file(m, copy.fd);
+    rc = sealfs_unmap_to_file(m, copy.anchor.fd);
   } else {
     rc = lose_range(m, copy);
   }
@@ -206,7 +206,7 @@ void on_break(struct sealfs_map*, const sealfs_break_event* ev, void*) {
 }
 
 void forget_locked(std::map<uintptr_t, Range>::iterator it) {
-  if (it->second.fd >= 0) release_anchor(it->second.fd);
+  if (it->second.anchor.fd >= 0) release_anchor(it->second.anchor);
   ranges().erase(it);
   g_tracked.fetch_sub(1);
 }
@@ -227,8 +227,8 @@ void fork_child() {
   for (auto& [key, r] : ranges()) {
     if (r.direct == nullptr) continue;
     drop_cached_pages(r);
-    if (anchor_names(r.fd, r.dev, r.ino)) {
-      real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED, r.fd,
+    if (anchor_names(r.anchor, r.dev, r.ino)) {
+      real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED, r.anchor.fd,
                 r.offset);
     } else {
       real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, PROT_NONE,
@@ -327,10 +327,10 @@ void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offs
   r.len = rounded;
   r.offset = offset;
   r.prot = prot;
-  r.fd = acquire_anchor(fd, st.st_dev, st.st_ino);
+  r.anchor = acquire_anchor(fd, st.st_dev, st.st_ino);
   r.dev = st.st_dev;
   r.ino = st.st_ino;
-  if (r.fd < 0) {  // out of descriptors: cannot fall back later, so not now either
+  if (r.anchor.fd < 0) {  // out of descriptors: cannot fall back later, so not now either
     if (m != nullptr) {
       Inside inside;
       sealfs_unmap_to_file(m, fd);
@@ -374,12 +374,12 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
       // a partial munmap) is a mapping through the page cache from now on.
       if (!unmap || !whole) note_page_cache_mapping_locked(r.dev, r.ino);
       struct sealfs_map* m = r.direct;
-      const int fd = r.fd;
+      const AnchorRef anchor = r.anchor;
       const off_t r_offset = r.offset;
       const size_t r_direct_len = r.direct_len;
       const dev_t r_dev = r.dev;
       const ino_t r_ino = r.ino;
-      r.fd = -1;
+      r.anchor = {};
       forget_locked(it);
       lock.unlock();
       if (m != nullptr) {
@@ -388,14 +388,14 @@ bool release_overlapping(void* addr, size_t len, bool unmap) {
         // taken by another thread's mmap before the program's munmap.
         Inside inside;
         counters().released++;
-        if (anchor_names(fd, r_dev, r_ino)) {
-          posix_fadvise(fd, r_offset, static_cast<off_t>(r_direct_len), POSIX_FADV_DONTNEED);
-          sealfs_unmap_to_file(m, fd);
+        if (anchor_names(anchor, r_dev, r_ino)) {
+          posix_fadvise(anchor.fd, r_offset, static_cast<off_t>(r_direct_len), POSIX_FADV_DONTNEED);
+          sealfs_unmap_to_file(m, anchor.fd);
         } else {
           sealfs_unmap(m);  // the program unmaps or remaps these addresses next
         }
       }
-      release_anchor(fd);
+      release_anchor(anchor);
       continue;
     }
     // Part of a direct range: all of it goes back to the file, so the part
@@ -416,22 +416,22 @@ bool remap_tracked(void* old_addr, size_t old_len, size_t new_len, int flags, vo
   if ((flags & MREMAP_MAYMOVE) == 0 || (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) != 0) return false;
   const auto a = reinterpret_cast<uintptr_t>(old_addr);
   Range copy;
-  int fd;
+  AnchorRef anchor;
   {
     std::unique_lock lock(g_mu);
     wait_not_demoting(lock, a, round_up(old_len));
     auto it = ranges().find(a);
     if (it == ranges().end() || it->second.len != round_up(old_len)) return false;
     copy = it->second;
-    fd = acquire_anchor(copy.fd, copy.dev, copy.ino);  // kept while the new mapping is made
-    if (fd < 0) return false;
+    anchor = acquire_anchor(copy.anchor.fd, copy.dev, copy.ino);  // kept while the new mapping is made
+    if (anchor.fd < 0) return false;
   }
   // A shared mapping of a file shows the file wherever it is: a new
   // mapping of the new length is what mremap would give, and its existing
   // part can be direct.
-  void* p = map_shared(nullptr, new_len, copy.prot, MAP_SHARED, fd, copy.offset);
+  void* p = map_shared(nullptr, new_len, copy.prot, MAP_SHARED, anchor.fd, copy.offset);
   const int err = errno;
-  release_anchor(fd);
+  release_anchor(anchor);
   if (p == MAP_FAILED) {
     errno = err;
     *result = MAP_FAILED;
@@ -548,7 +548,7 @@ void reseal_file(const struct stat& st) {
     // range may change under the program's loads: the old lease (if any)
     // gives its pages back to the file, then a lease on all of what exists
     // now replaces them.
-    if (!anchor_names(copy.fd, copy.dev, copy.ino)) {
+    if (!anchor_names(copy.anchor, copy.dev, copy.ino)) {
       // The program closed the library's descriptor: the range stays as it is.
       {
         std::lock_guard lock(g_mu);
@@ -560,11 +560,11 @@ void reseal_file(const struct stat& st) {
     if (copy.direct != nullptr) {
       drop_cached_pages(copy);
       Inside inside;
-      sealfs_unmap_to_file(copy.direct, copy.fd);
+      sealfs_unmap_to_file(copy.direct, copy.anchor.fd);
     }
     const size_t want = existing_part(copy.offset, copy.len, uint64_t(st.st_size));
     struct sealfs_map* m = nullptr;
-    const int rc = make_direct(reinterpret_cast<void*>(copy.addr), copy.fd, copy.offset, want,
+    const int rc = make_direct(reinterpret_cast<void*>(copy.addr), copy.anchor.fd, copy.offset, want,
                                copy.prot, &m);
     if (rc == 0) {
       counters().resealed++;

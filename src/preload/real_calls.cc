@@ -1,6 +1,7 @@
 #include "preload/real_calls.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -62,6 +63,23 @@ int real_close(int fd) {
   auto f = next_symbol("close", cache);
   if (f == nullptr) return static_cast<int>(syscall(SYS_close, fd));
   return f(fd);
+}
+
+int real_fcntl(int fd, int cmd, void* arg) {
+  static std::atomic<int (*)(int, int, ...)> cache{nullptr};
+  auto f = next_symbol("fcntl64", cache);
+  if (f == nullptr) return static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg));
+  return f(fd, cmd, arg);
+}
+
+int real_lockf(int fd, int cmd, off_t len) {
+  static std::atomic<int (*)(int, int, off_t)> cache{nullptr};
+  auto f = next_symbol("lockf64", cache);
+  if (f == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return f(fd, cmd, len);
 }
 
 ssize_t real_pread(int fd, void* buf, size_t count, off_t offset) {

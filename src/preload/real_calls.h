@@ -17,8 +17,11 @@ int real_mprotect(void* addr, size_t len, int prot);
 // fsync and fdatasync are cancellation points: glibc's, found with dlsym.
 int real_fsync(int fd);
 int real_fdatasync(int fd);
-// close likewise (a cancellation point).
+// close likewise (a cancellation point), and fcntl and lockf (F_SETLKW
+// and F_LOCK are).
 int real_close(int fd);
+int real_fcntl(int fd, int cmd, void* arg);
+int real_lockf(int fd, int cmd, off_t len);
 // pread and pwrite likewise (cancellation points).
 ssize_t real_pread(int fd, void* buf, size_t count, off_t offset);
 ssize_t real_pwrite(int fd, const void* buf, size_t count, off_t offset);

@@ -73,7 +73,10 @@
  *     flock, maps and unmaps the file once more and closes its descriptor:
  *     no descriptor of the file may be left in the process, and a child
  *     must get the flock. The same when the descriptor is closed before the
- *     munmap (with a flock through it). Then, with a mapping made, closes
+ *     munmap (with a flock through it). A lock taken with lockf, and one
+ *     taken through another descriptor than the mapped one (closed before
+ *     the munmap), hold too, and closing that other descriptor leaves no
+ *     descriptor of the file. Then, with a mapping made, closes
  *     the library's own descriptor of the file, puts OTHER's under its
  *     number and breaks the mapping with an extending ftruncate: the
  *     library must not map OTHER there. Prints "locks ok".
@@ -538,6 +541,41 @@ static int close_before_munmap(const char *path, size_t len, ino_t ino, int with
   return 0;
 }
 
+/* A lock taken with lockf survives a mapping made and let go. */
+static int lockf_lock_holds(const char *path, size_t len) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0 || lockf(fd, F_LOCK, 1) != 0) return 2;
+  unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED || munmap(p, len) != 0) return 2;
+  int rc = still_locked(path, "lockf, then a mapping");
+  close(fd);
+  return rc;
+}
+
+/* Locked through `locker`, mapped through another descriptor that is
+ * closed before the munmap: the lock holds, and once `locker` is closed
+ * too nothing of the file is left open. */
+static int lock_through_another_descriptor(const char *path, size_t len, ino_t ino) {
+  int locker = open(path, O_RDWR);
+  struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+  if (locker < 0 || fcntl(locker, F_SETLK, &lock) != 0) return 2;
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return 2;
+  unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 2;
+  close(fd);  /* drops the lock, as without the library: take it again */
+  if (fcntl(locker, F_SETLK, &lock) != 0 || munmap(p, len) != 0) return 2;
+  int rc = still_locked(path, "locked through another descriptor, then munmap");
+  if (rc != 0) return rc;
+  close(locker);
+  int left = descriptors_of(ino);
+  if (left != 0) {
+    printf("%d descriptors of the file left after the locking descriptor was closed\n", left);
+    return 1;
+  }
+  return 0;
+}
+
 /* The program closes the library's descriptor of a mapped file and puts
  * another file under its number; a break of the mapping must not show
  * that other file at the mapping's addresses. */
@@ -607,6 +645,8 @@ static int locks_case(const char *path, const char *other_path) {
   }
   if ((rc = close_before_munmap(path, len, st.st_ino, 0)) != 0) return rc;
   if ((rc = close_before_munmap(path, len, st.st_ino, 1)) != 0) return rc;
+  if ((rc = lockf_lock_holds(path, len)) != 0) return rc;
+  if ((rc = lock_through_another_descriptor(path, len, st.st_ino)) != 0) return rc;
   if ((rc = anchor_number_reused(path, other_path, len, st.st_ino)) != 0) return rc;
   printf("locks ok\n");
   return 0;

@@ -639,6 +639,23 @@ TEST_F(PreloadTest, TheProgramsRecordLocksSurviveWhatTheLibraryDoes) {
   EXPECT_GT(stat_value(log, "direct"), 0u) << log;
 }
 
+// The same in a pid namespace of its own that sees the outer /proc (as
+// `unshare --pid --fork` without --mount-proc leaves it): whatever the
+// library uses to know the program's locks must not depend on the pid the
+// program sees (a version that read /proc/locks, whose pids are the outer
+// namespace's, dropped the lock at the first munmap there).
+TEST_F(PreloadTest, RecordLocksSurviveInAPidNamespaceOfTheirOwn) {
+  write_file(path("locked-ns"), std::string(64 * 4096, 'k'));
+  write_file(path("unrelated-ns"), std::string(64 * 4096, 'u'));
+  std::string output;
+  const std::vector<std::string> argv =
+      under_run({kBehaviour, "locks", path("locked-ns"), path("unrelated-ns")});
+  std::vector<std::string> in_namespace = {"unshare", "--pid", "--fork"};
+  in_namespace.insert(in_namespace.end(), argv.begin(), argv.end());
+  EXPECT_EQ(run_command(in_namespace, &output, std::nullopt, 0, preload_env()), 0) << output;
+  EXPECT_NE(output.find("locks ok"), std::string::npos) << output;
+}
+
 // Two processes write one SQLite database at once, each under sealfs-run
 // (direct mappings that breaks take back and syncs make again): SQLite's record locks
 // keep one writer at a time, so every transaction of both is there (a
