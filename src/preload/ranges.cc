@@ -268,6 +268,14 @@ bool writable_ordinary_part_locked(dev_t dev, ino_t ino) {
   return false;
 }
 
+bool exclusive_files() {
+  static const bool on = [] {
+    const char* v = getenv("SEALFS_PRELOAD_EXCLUSIVE");
+    return v != nullptr && strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
 bool allocate_holes() {
   static const bool on = [] {
     const char* v = getenv("SEALFS_PRELOAD_ALLOCATE");

@@ -111,10 +111,14 @@ void remember_device(dev_t dev, bool fuse) {
   device_slot(dev).store((uint64_t(dev) << 1) | (fuse ? 1 : 0), std::memory_order_relaxed);
 }
 
+// Only for a program that uses its files alone (exclusive_files): a
+// window's stores reach the region directly, where another process's
+// page-cache view of the file (a range a break made ordinary, a process
+// without the library) would not see them.
 bool windows_enabled() {
   static const bool on = [] {
     const char* v = getenv("SEALFS_PRELOAD_WINDOWS");
-    return v == nullptr || strcmp(v, "0") != 0;
+    return exclusive_files() && (v == nullptr || strcmp(v, "0") != 0);
   }();
   return on;
 }

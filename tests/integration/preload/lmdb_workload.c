@@ -14,6 +14,15 @@
  *     exits 0, or says what is wrong and exits 1. C >= TXNS is not required:
  *     the caller compares C with the last "committed" line it saw.
  *
+ *   lmdb_workload count-write DIR TXNS
+ *     Default mode, one of several processes at once: each transaction
+ *     adds one to a counter and inserts one record numbered with the new
+ *     count; prints "counted N" after each commit returns.
+ *   lmdb_workload count-read DIR SECONDS
+ *     In read transactions for that long: the counter must equal the
+ *     number of records, each record must hold its value. Prints "reads N
+ *     bad B" and exits 1 when B > 0 (a reader saw a state no commit made).
+ *
  * Values are a function of the key and of the last transaction that wrote
  * it, so any lost or torn update shows. */
 #include <errno.h>
@@ -23,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "maps_check.h"
 
@@ -199,6 +209,79 @@ static int verify(const char *dir, uint64_t max_txns) {
   return 0;
 }
 
+static MDB_val text_key(const char *text) { return (MDB_val){strlen(text), (void *)text}; }
+
+static int count_write(const char *dir, uint64_t txns) {
+  MDB_env *env = open_env(dir, 0);
+  unsigned char value[kValueSize];
+  for (uint64_t t = 0; t < txns; ++t) {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc) die("mdb_txn_begin", rc);
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi))) die("mdb_dbi_open", rc);
+    MDB_val ck = text_key("ctr"), cv;
+    uint64_t n = 0;
+    if (mdb_get(txn, dbi, &ck, &cv) == 0 && cv.mv_size == sizeof(n)) memcpy(&n, cv.mv_data, sizeof(n));
+    n++;
+    cv = (MDB_val){sizeof(n), &n};
+    if ((rc = mdb_put(txn, dbi, &ck, &cv, 0))) die("mdb_put ctr", rc);
+    char name[32];
+    snprintf(name, sizeof(name), "k%012llu", (unsigned long long)n);
+    MDB_val k = text_key(name), v = {kValueSize, value};
+    value_of(n, n, value);
+    if ((rc = mdb_put(txn, dbi, &k, &v, 0))) die("mdb_put", rc);
+    if ((rc = mdb_txn_commit(txn))) die("mdb_txn_commit", rc);
+    printf("counted %llu\n", (unsigned long long)n);
+  }
+  mdb_env_close(env);
+  return 0;
+}
+
+static int count_read(const char *dir, int seconds) {
+  MDB_env *env = open_env(dir, 0);
+  const time_t end = time(NULL) + seconds;
+  long reads = 0, bad = 0;
+  unsigned char want[kValueSize];
+  while (time(NULL) < end) {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0) continue;
+    if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0 || mdb_cursor_open(txn, dbi, &cur) != 0) {
+      mdb_txn_abort(txn);
+      continue;
+    }
+    MDB_val ck = text_key("ctr"), cv;
+    uint64_t n = 0;
+    if (mdb_get(txn, dbi, &ck, &cv) == 0 && cv.mv_size == sizeof(n)) memcpy(&n, cv.mv_data, sizeof(n));
+    uint64_t records = 0;
+    int torn = 0;
+    MDB_val k = text_key("k"), v;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && k.mv_size > 0 &&
+                                                             ((const char *)k.mv_data)[0] == 'k';
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      records++;
+      char digits[32] = {0};  /* the key is not NUL-terminated in the page */
+      memcpy(digits, (const char *)k.mv_data + 1, k.mv_size - 1 < sizeof(digits) - 1 ? k.mv_size - 1 : sizeof(digits) - 1);
+      const uint64_t id = strtoull(digits, NULL, 10);
+      value_of(id, id, want);
+      if (v.mv_size != kValueSize || memcmp(v.mv_data, want, kValueSize) != 0) torn = 1;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    reads++;
+    if (records != n || torn) {
+      if (bad < 5) printf("bad: counter %llu, %llu records%s\n", (unsigned long long)n,
+                          (unsigned long long)records, torn ? ", a value torn" : "");
+      bad++;
+    }
+  }
+  mdb_env_close(env);
+  printf("reads %ld bad %ld\n", reads, bad);
+  return bad > 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if ((argc == 6 || argc == 7) && strcmp(argv[1], "load") == 0) {
@@ -208,6 +291,11 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "verify") == 0) {
     return verify(argv[2], strtoull(argv[3], NULL, 10));
   }
-  fprintf(stderr, "usage: lmdb_workload load DIR writemap|default TXNS REGION_NAME [READERS] | verify DIR TXNS\n");
+  if (argc == 4 && strcmp(argv[1], "count-write") == 0) {
+    return count_write(argv[2], strtoull(argv[3], NULL, 10));
+  }
+  if (argc == 4 && strcmp(argv[1], "count-read") == 0) return count_read(argv[2], atoi(argv[3]));
+  fprintf(stderr, "usage: lmdb_workload load DIR writemap|default TXNS REGION_NAME [READERS] | verify DIR TXNS | "
+                  "count-write DIR TXNS | count-read DIR SECONDS\n");
   return 2;
 }

@@ -45,10 +45,32 @@ class PreloadTest : public MountFixture {
     debug_log_ = dir() + "/preload.log";
   }
 
-  // The environment of a program run under sealfs-run.
+  // The environment of a program run under sealfs-run that uses its files
+  // alone (SEALFS_PRELOAD_EXCLUSIVE=1: windows and writable direct
+  // mappings), which most cases here test; shared_env() is the default,
+  // for programs that share their files with other processes.
   std::vector<std::string> preload_env() const {
+    std::vector<std::string> env = shared_env();
+    env.push_back("SEALFS_PRELOAD_EXCLUSIVE=1");
+    return env;
+  }
+  std::vector<std::string> shared_env() const {
     return {"SEALFS_PRELOAD_LIBRARY=" + env_or_die("SEALFS_PRELOAD_LIBRARY"),
             "SEALFS_PRELOAD_DEBUG=" + debug_log_};
+  }
+  // Runs each program (under sealfs-run, the default environment) at once
+  // and waits for all; their outputs, and whether all exited 0.
+  bool run_together(const std::vector<std::vector<std::string>>& programs,
+                    std::vector<std::string>* outputs) {
+    std::vector<std::unique_ptr<Program>> running;
+    for (const auto& argv : programs) running.push_back(std::make_unique<Program>(under_run(argv), shared_env()));
+    bool all = true;
+    for (auto& p : running) {
+      const auto status = p->wait(std::chrono::seconds(120));
+      all = all && status.has_value() && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
+      outputs->push_back(p->output());
+    }
+    return all;
   }
   std::vector<std::string> under_run(std::vector<std::string> argv) const {
     argv.insert(argv.begin(), env_or_die("SEALFS_RUN"));
@@ -667,8 +689,8 @@ TEST_F(PreloadTest, TwoProcessesWriteOneSqliteDatabaseAtOnce) {
     const std::string db = path("shared-" + mode + ".db");
     std::string output;
     ASSERT_EQ(run({kSqlite, "share-init", db, mode}, &output), 0) << output;
-    Program first(under_run({kSqlite, "share", db, "1", "300"}), preload_env());
-    Program second(under_run({kSqlite, "share", db, "2", "300"}), preload_env());
+    Program first(under_run({kSqlite, "share", db, "1", "300"}), shared_env());
+    Program second(under_run({kSqlite, "share", db, "2", "300"}), shared_env());
     for (Program* p : {&first, &second}) {
       const auto status = p->wait(120s);
       ASSERT_TRUE(status.has_value()) << p->output();
@@ -677,6 +699,51 @@ TEST_F(PreloadTest, TwoProcessesWriteOneSqliteDatabaseAtOnce) {
     EXPECT_EQ(verify({kSqlite, "share-verify", db, "600"}), 600);
   }
   EXPECT_GT(debug_count("direct again"), 0u) << debug_text();
+}
+
+// LMDB's most common deployment, one writer process and reader processes,
+// all under sealfs-run with its defaults: every read transaction sees a
+// state some commit made (a counter equal to the number of records). With
+// windows (SEALFS_PRELOAD_EXCLUSIVE=1, a promise this program breaks) the
+// writer's pwrites reached the region while a reader's range, which every
+// growth of the file breaks back to the page cache until the reader's next
+// sync (readers never sync), kept old pages: readers saw torn trees and
+// LMDB asserted (the database campaign of 2026-12-07).
+TEST_F(PreloadTest, OneLmdbWriterAndReaderProcessesSeeOnlyCommittedStates) {
+  const std::string env_dir = path("lmdb-shared");
+  ASSERT_EQ(mkdir(env_dir.c_str(), 0755), 0);
+  std::string output;
+  ASSERT_EQ(run({kLmdb, "count-write", env_dir, "1"}, &output), 0) << output;
+  std::vector<std::string> outputs;
+  const bool ok = run_together({{kLmdb, "count-write", env_dir, "3000"},
+                                {kLmdb, "count-read", env_dir, "5"},
+                                {kLmdb, "count-read", env_dir, "5"}},
+                               &outputs);
+  for (const std::string& o : outputs) EXPECT_EQ(o.find("bad"), o.find("bad 0")) << o;
+  EXPECT_TRUE(ok) << outputs[0] << outputs[1] << outputs[2];
+  EXPECT_NE(outputs[0].find("counted 3001"), std::string::npos) << outputs[0];
+  EXPECT_GT(debug_count("direct "), 0u) << debug_text();
+}
+
+// SQLite in WAL mode with two writer and two reader processes under
+// sealfs-run's defaults, the WAL never checkpointed so that it and its
+// index (-shm, which every process maps writable) grow while all map
+// them: readers see only committed states, and every transaction is there.
+TEST_F(PreloadTest, SqliteWalWritersAndReadersInSeveralProcesses) {
+  const std::string db = path("shared-wal.db");
+  std::string output;
+  ASSERT_EQ(run({kSqlite, "share-init", db, "wal"}, &output), 0) << output;
+  std::vector<std::string> outputs;
+  setenv("SQLITE_WORKLOAD_NO_CHECKPOINT", "1", 1);
+  const bool ok = run_together({{kSqlite, "share", db, "1", "1500"},
+                                {kSqlite, "share", db, "2", "1500"},
+                                {kSqlite, "share-read", db, "4"},
+                                {kSqlite, "share-read", db, "4"}},
+                               &outputs);
+  unsetenv("SQLITE_WORKLOAD_NO_CHECKPOINT");
+  for (const std::string& o : outputs) EXPECT_EQ(o.find("bad"), o.find("bad 0")) << o;
+  EXPECT_TRUE(ok) << outputs[0] << outputs[1] << outputs[2] << outputs[3];
+  EXPECT_EQ(verify({kSqlite, "share-verify", db, "3000"}), 3000);
 }
 
 // A persist on a page-granularity region is an msync(2) of the region

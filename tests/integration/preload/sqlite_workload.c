@@ -19,6 +19,11 @@
  *     One of several processes writing DB at once: TXNS transactions, each
  *     BEGIN IMMEDIATE, n = n + 1 and one 300-byte row of this writer,
  *     waiting for the others' locks (busy timeout). Prints "shared TXNS".
+ *     With SQLITE_WORKLOAD_NO_CHECKPOINT=1 in the environment the WAL is
+ *     never checkpointed, so it and its index (-shm) keep growing.
+ *   sqlite_workload share-read DB SECONDS
+ *     Read transactions for that long: n must equal the number of rows.
+ *     Prints "reads N bad B"; exits 1 when B > 0.
  *   sqlite_workload share-verify DB TOTAL
  *     integrity_check ok, TOTAL rows and n = TOTAL: no writer's
  *     transaction was lost to another's (which happens when two processes
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "maps_check.h"
 
@@ -213,6 +219,8 @@ static int share_init(const char *path, const char *mode) {
 
 static int share(const char *path, int writer, uint64_t txns) {
   sqlite3 *db = open_db(path);
+  const char *no_checkpoint = getenv("SQLITE_WORKLOAD_NO_CHECKPOINT");
+  if (no_checkpoint != NULL && strcmp(no_checkpoint, "1") == 0) exec(db, "PRAGMA wal_autocheckpoint=0");
   sqlite3_stmt *put;
   if (sqlite3_prepare_v2(db, "INSERT INTO rows(writer, i, v) VALUES (?, ?, ?)", -1, &put, NULL) !=
       SQLITE_OK) {
@@ -234,6 +242,36 @@ static int share(const char *path, int writer, uint64_t txns) {
   sqlite3_close(db);
   printf("shared %llu\n", (unsigned long long)txns);
   return 0;
+}
+
+static int share_read(const char *path, int seconds) {
+  sqlite3 *db = open_db(path);
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, "SELECT (SELECT n FROM c), (SELECT count(*) FROM rows)", -1, &q, NULL) !=
+      SQLITE_OK) {
+    die(db, "prepare");
+  }
+  const time_t end = time(NULL) + seconds;
+  long reads = 0, bad = 0;
+  while (time(NULL) < end) {
+    const int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+      const sqlite3_int64 n = sqlite3_column_int64(q, 0), rows = sqlite3_column_int64(q, 1);
+      reads++;
+      if (n != rows) {
+        if (bad < 5) printf("bad: counter %lld, %lld rows\n", (long long)n, (long long)rows);
+        bad++;
+      }
+    } else if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+      printf("bad: %s\n", sqlite3_errmsg(db));
+      bad++;
+    }
+    sqlite3_reset(q);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  printf("reads %ld bad %ld\n", reads, bad);
+  return bad > 0 ? 1 : 0;
 }
 
 static int share_verify(const char *path, uint64_t total) {
@@ -268,6 +306,7 @@ int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "share") == 0) {
     return share(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
   }
+  if (argc == 4 && strcmp(argv[1], "share-read") == 0) return share_read(argv[2], atoi(argv[3]));
   if (argc == 4 && strcmp(argv[1], "share-verify") == 0) {
     return share_verify(argv[2], strtoull(argv[3], NULL, 10));
   }
@@ -278,6 +317,6 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "bigtxn") == 0) return bigtxn(argv[2], strtoull(argv[3], NULL, 10));
   fprintf(stderr, "usage: sqlite_workload load DB delete|wal TXNS REGION_NAME | verify DB TXNS | "
                   "bigtxn DB ROWS | share-init DB delete|wal | share DB WRITER TXNS | "
-                  "share-verify DB TOTAL\n");
+                  "share-read DB SECONDS | share-verify DB TOTAL\n");
   return 2;
 }
