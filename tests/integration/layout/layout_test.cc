@@ -428,9 +428,32 @@ TEST_F(LayoutTest, SuperOnlineAndOffline) {
   EXPECT_EQ(cold["uuid"].text, live["uuid"].text);
   EXPECT_EQ(cold["mount_count"].u(), mounts);
   EXPECT_EQ(cold["backup"]["agreement"].text, "agrees");
+  EXPECT_EQ(cold["state_source"].text, "primary");
   std::string text;
   ASSERT_EQ(layout({"super", region_path()}, &text), 0) << text;
   EXPECT_NE(text.find("state             clean"), std::string::npos) << text;
+}
+
+// With the primary bad, the state shown is the backup's, and the tool says
+// so instead of presenting it as how the daemon last stopped (the backup is
+// written at mkfs and while mounted, never at unmount).
+TEST_F(LayoutTest, SuperSaysWhenTheStateIsTheBackupCopys) {
+  ASSERT_NO_FATAL_FAILURE(mount_aligned());
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  int fd = open(region_path().c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  uint8_t byte = 0;
+  ASSERT_EQ(pread(fd, &byte, 1, 20), 1);
+  byte ^= 0x40;  // inside the primary's crc coverage
+  ASSERT_EQ(pwrite(fd, &byte, 1, 20), 1);
+  close(fd);
+  Json cold = layout_json({"super", region_path()}, 1);
+  EXPECT_EQ(cold["backup"]["agreement"].text, "primary_bad");
+  EXPECT_EQ(cold["state_source"].text, "backup");
+  std::string text;
+  EXPECT_EQ(layout({"super", region_path()}, &text), 1) << text;
+  EXPECT_NE(text.find("in the backup copy (the primary is bad"), std::string::npos) << text;
+  EXPECT_NE(text.find("never at unmount"), std::string::npos) << text;
 }
 
 // Free space: the histogram adds up to what statfs says is free, online and

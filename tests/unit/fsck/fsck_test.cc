@@ -80,6 +80,30 @@ TEST_F(FsckTest, BadPrimarySuperblock) {
   expect_round_trip("primary_superblock_bad");
 }
 
+TEST_F(FsckTest, ABackupThatSaysMountedIsNotCalledAnUncleanUnmount) {
+  // The backup copy is written at mkfs and while mounted (a feature bit
+  // turned on), never at unmount: after a clean unmount it may say mounted.
+  // With the primary bad, fsck reads the state from it, and must not tell
+  // the user the daemon did not unmount cleanly.
+  auto sb = read_superblock(*RegionDram::from_image(image_));
+  ASSERT_TRUE(sb.is_ok());
+  ASSERT_EQ(sb->state, format::kStateClean);
+  sb->state = format::kStateMounted;
+  auto disk = encode_superblock(*sb);
+  std::memcpy(block_ptr(image_, geo_.backup_block()), &disk, sizeof(disk));
+  image_[20] ^= std::byte{0x40};  // the primary fails its crc
+  FsckRun check = run(image_, false);
+  EXPECT_FALSE(has_note(check.report, "not_cleanly_unmounted")) << notes(check.report);
+  EXPECT_TRUE(has_note(check.report, "state_from_backup")) << notes(check.report);
+  EXPECT_NE(notes(check.report).find("never at unmount"), std::string::npos)
+      << notes(check.report);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  auto repaired = read_superblock(*RegionDram::from_image(fix.image));
+  ASSERT_TRUE(repaired.is_ok());
+  EXPECT_EQ(repaired->state, format::kStateClean);
+}
+
 TEST_F(FsckTest, BadBackupSuperblock) {
   image_[(geo_.region_blocks - 1) * format::kBlockSize + 8] ^= std::byte{1};
   expect_round_trip("backup_superblock_bad");
