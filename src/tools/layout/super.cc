@@ -280,7 +280,7 @@ int run_super(const Options& options) {
                 static_cast<unsigned long long>(sb.root_ino));
     std::printf("  areas:\n");
     for (const Area& a : areas_of(g)) {
-      std::printf("    %-11s at %-8s %s\n", a.name, human(block_offset(a.start_block)).c_str(),
+      std::printf("    %-11s at %-8s %s\n", a.name, exact_offset(block_offset(a.start_block)).c_str(),
                   human(block_offset(a.blocks)).c_str());
     }
     std::printf("  state             %s\n",
@@ -303,7 +303,7 @@ int run_super(const Options& options) {
       backup_text += " (identity and geometry; written at mkfs and while mounted, never at "
                      "unmount, so " + list(lag) + " lag)";
     }
-    std::printf("  backup copy       at %s: %s\n", human(copies->backup_offset).c_str(),
+    std::printf("  backup copy       at %s: %s\n", exact_offset(copies->backup_offset).c_str(),
                 backup_text.c_str());
   }
   return primary.is_ok() && backup.is_ok() && differ.empty() ? kExitOk : kExitSomeFailed;

@@ -176,6 +176,14 @@ TEST_F(LayoutTest, ExtentsMatchWhatWasWritten) {
   EXPECT_NE(text.find("hole"), std::string::npos) << text;
   EXPECT_NE(text.find("1 hole,"), std::string::npos) << text;
   EXPECT_NE(text.find("unwritten"), std::string::npos) << text;
+  // Ranges are exact: the small file's 8K extent lies inside a megabyte and
+  // once printed as "[62M, 62M)"-like rounded ends; in K both ends are whole.
+  const uint64_t small_at = small["extents"][0]["region_offset"].u();
+  text.clear();
+  ASSERT_EQ(layout({"extents", path("small")}, &text), 0) << text;
+  const std::string want = "[" + std::to_string(small_at / kKiB) + "K, " +
+                           std::to_string(small_at / kKiB + 8) + "K)";
+  EXPECT_NE(text.find(want), std::string::npos) << want << " in\n" << text;
 
   // Offline, after unmount, the region says the same.
   ASSERT_NO_FATAL_FAILURE(unmount());
