@@ -98,7 +98,13 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
     std::string who = sb->describe_last_mount();
     report.note(Phase::kSuperblock, "marked_needs_check",
                 "the daemon met damage or a media error while mounted" +
-                    (who.empty() ? std::string() : " by " + who) + "; " +
+                    (who.empty() ? std::string() : " by " + who) +
+                    (used_backup ? std::string(" (as the backup copy says, the primary being "
+                                               "bad: the stamp goes to both copies and a check "
+                                               "clears only the primary's, so it may be one an "
+                                               "earlier check has handled)")
+                                 : std::string()) +
+                    "; " +
                     (opt.repair ? "the mark is cleared by this check"
                                 : "read-write mounts are refused until fsck.sealfs -y"));
   }
@@ -148,6 +154,7 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
   }
   // Replay may have rewritten the superblock (orphan head, state) or even
   // repaired a torn primary; with -n it did so in the overlay.
+  bool state_from_backup = false;
   {
     auto primary = decode_block(image.read_block(format::kSuperblockBlock), region.size());
     if (primary.is_ok() && same_geometry(primary->geometry, sb->geometry)) {
@@ -159,6 +166,7 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
                           "primary restored from the backup",
                           "restore the primary from the backup"));
       write_superblock_block(image, format::kSuperblockBlock, ctx.sb);
+      state_from_backup = used_backup;
     }
   }
   if (sb->state == format::kStateNeedsCheck && ctx.sb.state != format::kStateNeedsCheck &&
@@ -169,7 +177,21 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
     ctx.sb.state = format::kStateNeedsCheck;
     ctx.superblock_changed();
   }
-  if (ctx.sb.state == format::kStateMounted) {
+  if (ctx.sb.state == format::kStateMounted && state_from_backup) {
+    // The backup is written by mkfs and, during a mount, when a feature bit
+    // is set or the needs-check stamp is made (Journal::refresh_backup_superblock,
+    // stamp_needs_check), never at unmount: "mounted" there is the state of
+    // that moment and says nothing about how the daemon last stopped.
+    report.note(Phase::kSuperblock, "state_from_backup",
+                std::string("the primary superblock is bad, so the state is the backup "
+                            "copy's, which says mounted: the backup is written at mkfs and "
+                            "while mounted (when a feature is turned on), never at unmount, "
+                            "so this is expected and does not tell whether the daemon "
+                            "unmounted cleanly (the phases below check what a crash may "
+                            "have left); ") +
+                    (opt.repair ? "the restored primary is marked clean"
+                                : "-y marks the restored primary clean"));
+  } else if (ctx.sb.state == format::kStateMounted) {
     // Informational: after a crash this is expected, and what the crash
     // left is what the phases check.
     report.note(Phase::kSuperblock, "not_cleanly_unmounted",

@@ -66,10 +66,10 @@ struct RunCollector {
   }
 };
 
-void report_runs(Context& ctx, const RunCollector& found, const char* kind, const std::string& what,
-                 const std::vector<Owned>& owners) {
+void report_runs(Context& ctx, const std::vector<std::pair<uint64_t, uint64_t>>& found,
+                 const char* kind, const std::string& what, const std::vector<Owned>& owners) {
   const uint64_t base = ctx.geo().data_start;
-  for (const auto& [start, end] : found.runs) {
+  for (const auto& [start, end] : found) {
     uint64_t ino = 0;
     auto it = std::upper_bound(owners.begin(), owners.end(), start,
                                [](uint64_t v, const Owned& o) { return v < o.start; });
@@ -78,6 +78,48 @@ void report_runs(Context& ctx, const RunCollector& found, const char* kind, cons
                 std::to_string(end - start) + " block(s) at " + std::to_string(base + start) +
                     " " + what);
   }
+}
+
+// Whether the bitmap marks every block of `extent` (region block numbers).
+bool all_marked(const Image& image, const Geometry& geo, const BlockExtent& extent) {
+  if (!image.in_data_area(extent.start, extent.count)) return false;
+  bool marked = true;
+  bit_words::for_each_word(extent.start - geo.data_start, extent.count,
+                           [&](uint64_t w, uint64_t mask) {
+                             marked &= (load_word(image, geo.bitmap_start, w) & mask) == mask;
+                           });
+  return marked;
+}
+
+// The parts of `runs` outside `covered` (both ascending; `covered` disjoint).
+std::vector<std::pair<uint64_t, uint64_t>> outside(
+    const std::vector<std::pair<uint64_t, uint64_t>>& runs, const std::vector<Owned>& covered) {
+  std::vector<std::pair<uint64_t, uint64_t>> rest;
+  size_t c = 0;
+  for (auto [start, end] : runs) {
+    while (c < covered.size() && covered[c].end <= start) ++c;
+    for (size_t i = c; start < end && i < covered.size() && covered[i].start < end; ++i) {
+      if (covered[i].start > start) rest.emplace_back(start, covered[i].start);
+      start = std::max(start, covered[i].end);
+    }
+    if (start < end) rest.emplace_back(start, end);
+  }
+  return rest;
+}
+
+// Sorts ranges and merges those that touch or overlap.
+std::vector<Owned> merged(std::vector<Owned> ranges) {
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Owned& a, const Owned& b) { return a.start < b.start; });
+  std::vector<Owned> out;
+  for (const Owned& o : ranges) {
+    if (!out.empty() && o.start <= out.back().end) {
+      out.back().end = std::max(out.back().end, o.end);
+    } else {
+      out.push_back(o);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -112,6 +154,8 @@ void check_bitmap(Context& ctx) {
     return ctx.opt.holder_alive ? ctx.opt.holder_alive(pid, start)
                                 : holder_process_alive(pid, start);
   };
+  // Check only: blocks of stale entries the next mount frees (not leaks).
+  std::vector<Owned> released;
   auto rewrite_empty = [&](uint64_t b) {
     auto empty = HolderTable::empty_block();
     std::memcpy(ctx.image.edit_block(geo.holder_start + b), empty.data(), empty.size());
@@ -141,12 +185,29 @@ void check_bitmap(Context& ctx) {
         claim(q.extent.start, q.extent.count, q.ino);
         continue;
       }
+      const std::string entry = "entry for [" + std::to_string(q.extent.start) + ", +" +
+                                std::to_string(q.extent.count) + ")";
+      const std::string gone = "holder pid " + std::to_string(q.holder.pid) + " is gone";
+      // The next mount drops a gone holder's pins and frees its quarantine
+      // (Allocator::open), unless the bitmap marks the quarantined blocks
+      // free: then it refuses the region. What the mount does by itself is
+      // not damage (a crash with mapped files leaves it): a check reports it
+      // as a note, as e2fsck does orphans. A repair writes it, so it counts.
+      const bool mount_clears = q.pinned || all_marked(ctx.image, geo, q.extent);
+      if (!ctx.repair() && mount_clears) {
+        ctx.report.note(Phase::kBitmap, "stale_holder",
+                        gone + " (inode " + std::to_string(q.ino) + "); the next mount clears its " +
+                            entry + (q.pinned ? "" : " and frees the blocks") + ", as does -y");
+        if (!q.pinned) {
+          const uint64_t first = q.extent.start - geo.data_start;
+          released.push_back(Owned{first, first + q.extent.count, q.ino});
+        }
+        continue;
+      }
       ctx.problem(Phase::kBitmap, "stale_holder", q.ino,
-                  ctx.fix("holder pid " + std::to_string(q.holder.pid) + " is gone",
-                          "entry for [" + std::to_string(q.extent.start) + ", +" +
-                              std::to_string(q.extent.count) + ") cleared",
-                          "clear its entry for [" + std::to_string(q.extent.start) + ", +" +
-                              std::to_string(q.extent.count) + ")"));
+                  ctx.fix(gone + (mount_clears ? "" : "; the bitmap marks its blocks free, so the "
+                                                      "daemon refuses the region"),
+                          entry + " cleared", "clear its " + entry));
       if (Transaction* txn = ctx.image.extra()) {
         table->commit_clear(i);
         table->stage_slot(*txn, i);
@@ -156,14 +217,7 @@ void check_bitmap(Context& ctx) {
 
   std::sort(owners.begin(), owners.end(),
             [](const Owned& a, const Owned& b) { return a.start < b.start; });
-  std::vector<Owned> expected;  // owners merged into disjoint runs
-  for (const Owned& o : owners) {
-    if (!expected.empty() && o.start <= expected.back().end) {
-      expected.back().end = std::max(expected.back().end, o.end);
-    } else {
-      expected.push_back(o);
-    }
-  }
+  const std::vector<Owned> expected = merged(owners);  // disjoint runs
   // Words to compare: those a run covers and those of bitmap blocks that may
   // hold set bits; every other word is zero on both sides.
   std::vector<std::pair<uint64_t, uint64_t>> spans;  // [first word, end word)
@@ -214,10 +268,10 @@ void check_bitmap(Context& ctx) {
       std::memset(ctx.image.edit_block(block) + from, 0, format::kBlockSize - from);
     }
   }
-  report_runs(ctx, used_free, "used_but_free",
+  report_runs(ctx, used_free.runs, "used_but_free",
               ctx.fix("in use but free in the bitmap", "marked used", "mark them used"),
               owners);
-  report_runs(ctx, leaked, "leaked_blocks",
+  report_runs(ctx, outside(leaked.runs, merged(std::move(released))), "leaked_blocks",
               ctx.fix("marked in the bitmap but unreferenced", "freed", "free them"),
               owners);
   ctx.report.counts.blocks_referenced = referenced;

@@ -139,7 +139,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     } else if (attr.status().code() == Code::kNotFound) {
       // A negative entry: the kernel caches the absence for
       // negative_timeout and drops it itself when it creates the name
-      // through us.
+      // through us. Not an error reply, so Reply::error does not log it;
+      // someone chasing a missing file wants to see it (at debug level,
+      // formatted only when enabled).
+      log().debug("fuse lookup (inode {}): '{}' not found; the kernel caches that for {} s",
+                  parent, name, r.ctx().negative_timeout_s);
       fuse_entry_param e{};
       e.entry_timeout = r.ctx().negative_timeout_s;
       r.entry(e);

@@ -420,12 +420,17 @@ void FilesystemImpl::release_inode_number(Ino ino) {
 }
 
 void FilesystemImpl::maybe_free(Inode& inode) {
-  if (!inode.in_use() || inode.core.nlink != 0 || !inode.lookups.is_zero() ||
-      !inode.opens.is_zero()) {
+  if (!inode.in_use() || inode.core.nlink != 0 || !inode.opens.is_zero()) return;
+  if (!inode.lookups.is_zero()) {
+    // No name and nothing open: the kernel's FORGET comes next, normally at
+    // once (the last unlink or close dropped its inode).
+    expect_free(inode.ino);
     return;
   }
   if (read_only_ || region_->media_failed() || !verified()) return;
+  free_started(inode.ino);
   Status s = free_inode(inode);
+  free_finished();
   if (is_layout_sealed(s)) {
     // Still mapped through a lease: freed once the leases are broken.
     MutexLock lock(deferred_frees_mu_);
@@ -433,6 +438,52 @@ void FilesystemImpl::maybe_free(Inode& inode) {
     return;
   }
   if (!s.is_ok()) log().warn("inode {}: not freed now: {}", inode.ino, s.to_string());
+}
+
+namespace {
+// How long statfs waits for the kernel to forget an inode whose last name
+// went with nothing open, and for frees in all.
+constexpr auto kForgetWait = std::chrono::seconds(1);
+constexpr auto kStatfsWaitForFrees = std::chrono::seconds(10);
+}  // namespace
+
+void FilesystemImpl::expect_free(Ino ino) {
+  MutexLock lock(frees_mu_);
+  frees_expected_.emplace(ino, std::chrono::steady_clock::now());
+}
+
+void FilesystemImpl::free_started(Ino ino) {
+  MutexLock lock(frees_mu_);
+  frees_expected_.erase(ino);
+  ++frees_running_;
+}
+
+void FilesystemImpl::free_finished() {
+  {
+    MutexLock lock(frees_mu_);
+    --frees_running_;
+  }
+  frees_changed_.notify_all();
+}
+
+void FilesystemImpl::wait_for_frees_for_statfs() {
+  const auto give_up = std::chrono::steady_clock::now() + kStatfsWaitForFrees;
+  MutexLock lock(frees_mu_);
+  while (true) {
+    const auto now = std::chrono::steady_clock::now();
+    // The earliest moment an expected forget stops being waited for.
+    auto until = give_up;
+    for (auto it = frees_expected_.begin(); it != frees_expected_.end();) {
+      if (now - it->second >= kForgetWait) {
+        it = frees_expected_.erase(it);  // kept by the kernel: not soon
+      } else {
+        until = std::min(until, it->second + kForgetWait);
+        ++it;
+      }
+    }
+    if ((frees_running_ == 0 && frees_expected_.empty()) || now >= give_up) return;
+    frees_changed_.wait_until(lock, until);
+  }
 }
 
 void FilesystemImpl::notify_deferred_frees() {
@@ -586,6 +637,7 @@ StatFs FilesystemImpl::statfs() {
   // The inode count is known once every slot is read; after damage it is
   // what was read.
   (void)await_verified();
+  wait_for_frees_for_statfs();
   StatFs s;
   s.blocks = geo_.data_blocks;
   s.free_blocks = alloc_->free_blocks();

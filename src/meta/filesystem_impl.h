@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -166,6 +169,12 @@ class FilesystemImpl final : public Filesystem {
   // inode.mu exclusively.
   Status free_inode(Inode& inode) REQUIRES(inode.mu);
   void maybe_free(Inode& inode) REQUIRES(inode.mu);
+  // The bookkeeping statfs waits on (statfs_waits_for_frees): an inode the
+  // kernel is expected to forget soon, a free that starts, one that ends.
+  void expect_free(Ino ino);
+  void free_started(Ino ino);
+  void free_finished();
+  void wait_for_frees_for_statfs();
   // Hands inodes whose free the gate refused to LayoutGate::free_deferred;
   // called by the public entry points once they hold no inode lock.
   void notify_deferred_frees();
@@ -389,6 +398,20 @@ class FilesystemImpl final : public Filesystem {
   HolderPins pins_;
   Mutex deferred_frees_mu_;  // leaf
   std::vector<Ino> deferred_frees_ GUARDED_BY(deferred_frees_mu_);
+  // An unlinked file is freed when the kernel forgets its inode (FORGET,
+  // which the kernel sends without waiting, after unlink has returned) or at
+  // its last close, in bounded transactions (file_layout.cc) that take a
+  // while on a region persisted with msync. statfs waits for those frees,
+  // so that df right after rm counts the file's blocks: for the inodes
+  // expected to be forgotten (nlink 0, nothing open, the kernel still
+  // holding them; each for at most kForgetWait, since something may keep a
+  // deleted file's inode, an O_PATH descriptor say) and for the frees
+  // running. docs/daemon.md "df after rm".
+  Mutex frees_mu_;  // leaf
+  std::condition_variable_any frees_changed_;
+  std::unordered_map<Ino, std::chrono::steady_clock::time_point> frees_expected_
+      GUARDED_BY(frees_mu_);
+  uint64_t frees_running_ GUARDED_BY(frees_mu_) = 0;
   Mutex restored_mu_;  // leaf
   std::vector<Holder> restored_holders_ GUARDED_BY(restored_mu_);
   std::unique_ptr<MountVerifier> verifier_;

@@ -31,7 +31,8 @@
 //        - MountVerifier::mu (the verification's outcome)
 //        - FilesystemImpl: ialloc_mu_ (free-inode set), lazy_times_mu_
 //          (inodes with times only in DRAM), table_mu_ (DirIndex building),
-//          deferred_frees_mu_, restored_mu_
+//          deferred_frees_mu_, frees_mu_ (frees statfs waits for),
+//          restored_mu_
 //        - HolderPins::mu_, lease::MetaQuarantineSink::mu_
 //        - the lease server's actions_mu and stamps_mu (taken under the
 //          engine mutex by its Notifier), lease::MountFdCloser::mu_

@@ -40,7 +40,9 @@ void usage(std::FILE* out) {
       "  -h, --help           this text\n"
       "  -V, --version        print the version\n"
       "\n"
-      "Sizes take binary suffixes: 4096, 64K, 16M, 1G, 2T.\n"
+      "Sizes are whole numbers with an optional binary unit K, M, G, T or P (powers\n"
+      "of 1024), which may be followed by iB: 4096, 64K, 16M, 16MiB, 1G, 2T. KB, MB,\n"
+      "GB... are refused as ambiguous.\n"
       "Exit status: 0 on success, 1 on any error. The target is then unchanged, except\n"
       "after an I/O error while writing the format: it then holds no valid filesystem.\n");
 }
@@ -101,13 +103,15 @@ int parse_args(int argc, char** argv, Args& args) {
       }
       case 'J': {
         auto n = parse_size(optarg);
-        if (!n || *n == 0) return fail("invalid journal size '{}'", optarg);
+        if (!n.is_ok()) return fail("invalid journal size {}", n.status().message());
+        if (*n == 0) return fail("invalid journal size '{}'", optarg);
         args.journal_bytes = *n;
         break;
       }
       case kAlign: {
         auto n = parse_size(optarg);
-        if (!n || *n < 4096 || (*n & (*n - 1)) != 0) {
+        if (!n.is_ok()) return fail("invalid alignment {}", n.status().message());
+        if (*n < 4096 || (*n & (*n - 1)) != 0) {
           return fail("invalid alignment '{}': expected a power of two of at least 4096",
                       optarg);
         }
@@ -116,7 +120,8 @@ int parse_args(int argc, char** argv, Args& args) {
       }
       case kSize: {
         auto n = parse_size(optarg);
-        if (!n || *n == 0) return fail("invalid size '{}'", optarg);
+        if (!n.is_ok()) return fail("invalid size {}", n.status().message());
+        if (*n == 0) return fail("invalid size '{}': a region of 0 bytes", optarg);
         args.size = *n;
         break;
       }

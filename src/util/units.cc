@@ -5,34 +5,63 @@
 
 namespace sealfs {
 
-std::optional<uint64_t> parse_size(std::string_view text) {
-  if (text.empty()) return std::nullopt;
+namespace {
+
+constexpr std::string_view kGrammar =
+    "a size is a whole number of bytes, optionally followed by K, M, G, T or P (binary: "
+    "powers of 1024) and optionally iB after it, e.g. 4096, 64M, 64MiB, 1G";
+
+Status bad_size(std::string_view text, std::string_view why, bool with_grammar = true) {
+  std::string message = "'" + std::string(text) + "': " + std::string(why);
+  if (with_grammar) message += "; " + std::string(kGrammar);
+  return Status(Code::kInvalid, message);
+}
+
+// log2 of the unit a suffix letter names; -1 for none.
+int unit_shift(char letter) {
+  switch (std::toupper(static_cast<unsigned char>(letter))) {
+    case 'K': return 10;
+    case 'M': return 20;
+    case 'G': return 30;
+    case 'T': return 40;
+    case 'P': return 50;
+    default: return -1;
+  }
+}
+
+}  // namespace
+
+Result<uint64_t> parse_size(std::string_view text) {
   uint64_t value = 0;
   size_t i = 0;
   for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
     uint64_t digit = static_cast<uint64_t>(text[i] - '0');
-    if (value > (UINT64_MAX - digit) / 10) return std::nullopt;
+    if (value > (UINT64_MAX - digit) / 10) return bad_size(text, "too large");
     value = value * 10 + digit;
   }
-  if (i == 0) return std::nullopt;
-  std::string_view suffix = text.substr(i);
-  if (suffix.ends_with("iB")) suffix.remove_suffix(2);
-  else if (suffix.size() == 2 && (suffix[1] == 'B' || suffix[1] == 'b')) suffix.remove_suffix(1);
-  unsigned shift = 0;
-  if (suffix.empty()) shift = 0;
-  else if (suffix.size() != 1) return std::nullopt;
-  else {
-    switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
-      case 'B': shift = 0; break;
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
-      case 'P': shift = 50; break;
-      default: return std::nullopt;
-    }
+  if (i == 0) return bad_size(text, "not a number");
+  const std::string_view suffix = text.substr(i);
+  if (suffix.empty()) return value;
+  if (suffix[0] == '.' || suffix[0] == ',') {
+    return bad_size(text, "not a whole number (write the next smaller unit: 1536M, not 1.5G)");
   }
-  if (shift != 0 && value > (UINT64_MAX >> shift)) return std::nullopt;
+  const int shift = unit_shift(suffix[0]);
+  if (shift < 0) return bad_size(text, "unknown unit '" + std::string(suffix) + "'");
+  const std::string_view rest = suffix.substr(1);
+  if (rest == "B" || rest == "b") {
+    const std::string binary =
+        std::string(text.substr(0, i)) +
+        static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0])));
+    return bad_size(text,
+                    "ambiguous: " + std::string(suffix) +
+                        " means powers of 1000 to some tools and of 1024 to others; sealfs "
+                        "sizes are binary: write " + binary + " or " + binary + "iB",
+                    /*with_grammar=*/false);
+  }
+  if (!rest.empty() && rest != "iB") {
+    return bad_size(text, "unknown unit '" + std::string(suffix) + "'");
+  }
+  if (value > (UINT64_MAX >> shift)) return bad_size(text, "too large");
   return value << shift;
 }
 

@@ -1,16 +1,21 @@
-// Sizes as people write them: "4096", "64K", "64M", "1G", "2T" (binary units;
-// an optional trailing "iB" or "B" is accepted).
+// Sizes as people write them: a whole number, optionally followed by one of
+// the binary units K, M, G, T, P (either case; powers of 1024), optionally
+// followed by "iB": "4096", "64K", "64M", "64MiB", "1G", "2T". "64MB" and
+// the like are refused: many tools read MB as 10^6 bytes, and guessing
+// either way formats a region of a size the user did not mean.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
+#include "util/status.h"
+
 namespace sealfs {
 
-// nullopt for anything that is not a non-negative size that fits in 64 bits.
-std::optional<uint64_t> parse_size(std::string_view text);
+// The size, or kInvalid with a message that says what is wrong with `text`
+// and what to write instead.
+Result<uint64_t> parse_size(std::string_view text);
 // "16 MiB", "1.5 GiB", "4096 B".
 std::string format_size(uint64_t bytes);
 

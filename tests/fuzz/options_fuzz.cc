@@ -30,10 +30,10 @@ namespace {
 
 void check_size(const std::string& word) {
   const auto size = sealfs::parse_size(word);
-  if (!size) return;
+  if (!size.is_ok()) return;
   (void)sealfs::format_size(*size);
   const auto again = sealfs::parse_size(std::to_string(*size));
-  if (!again || *again != *size) broken("parse_size round trip", word);
+  if (!again.is_ok() || *again != *size) broken("parse_size round trip", word);
 }
 
 std::string describe(const sealfs::Result<sealfs::fuse::DaemonOptions>& r) {

@@ -286,6 +286,17 @@ void full_run(const Args& args) {
   if (sb && sb->uuid != formatted->uuid) fail("uuid changed across reopen");
 }
 
+// A size or count as util/units.h reads it; nullopt, after saying why, when
+// it is not one.
+std::optional<uint64_t> size_arg(const char* text) {
+  auto size = parse_size(text);
+  if (!size.is_ok()) {
+    std::fprintf(stderr, "region_probe: %s\n", size.status().message().c_str());
+    return std::nullopt;
+  }
+  return *size;
+}
+
 bool parse_args(int argc, char** argv, Args* args) {
   enum { kKind = 256, kSize, kAlignment, kGranularity, kSeed, kVerifyOnly, kLeavePending,
          kExpectReplayed };
@@ -305,11 +316,11 @@ bool parse_args(int argc, char** argv, Args* args) {
     switch (c) {
       case kKind: args->expect.kind = optarg; break;
       case kSize:
-        args->expect.size = parse_size(optarg);
+        args->expect.size = size_arg(optarg);
         if (!args->expect.size) return false;
         break;
       case kAlignment:
-        args->expect.alignment = parse_size(optarg);
+        args->expect.alignment = size_arg(optarg);
         if (!args->expect.alignment) return false;
         break;
       case kGranularity: {
@@ -324,7 +335,7 @@ bool parse_args(int argc, char** argv, Args* args) {
         break;
       }
       case kSeed: {
-        auto seed = parse_size(optarg);
+        auto seed = size_arg(optarg);
         if (!seed) return false;
         args->seed = *seed;
         break;
@@ -332,7 +343,7 @@ bool parse_args(int argc, char** argv, Args* args) {
       case kVerifyOnly: args->verify_only = true; break;
       case kLeavePending: args->leave_pending = true; break;
       case kExpectReplayed:
-        args->expect_replayed = parse_size(optarg);
+        args->expect_replayed = size_arg(optarg);
         if (!args->expect_replayed) return false;
         break;
       default: return false;

@@ -35,26 +35,6 @@ bool read_all(int fd, void* buf, size_t len) {
 }
 }  // namespace
 
-std::string human(uint64_t bytes) {
-  static const char* const kUnits[] = {"", "K", "M", "G", "T", "P", "E"};
-  int unit = 0;
-  uint64_t whole = bytes;
-  while (whole >= 1024 && unit < 6) {
-    whole /= 1024;
-    ++unit;
-  }
-  if (unit == 0) return std::to_string(bytes);
-  const uint64_t scale = uint64_t{1} << (10 * unit);
-  if (bytes % scale == 0) return fmt::format("{}{}", bytes / scale, kUnits[unit]);
-  // Not exact: one decimal, two when one would print ".0" (16.06M, not
-  // 16.0M), and "~" when even two would.
-  const double value = static_cast<double>(bytes) / static_cast<double>(scale);
-  std::string text = fmt::format("{:.1f}", value);
-  if (text.ends_with(".0")) text = fmt::format("{:.2f}", value);
-  if (text.ends_with(".00")) text = "~" + text.substr(0, text.size() - 3);
-  return text + kUnits[unit];
-}
-
 void complain(const std::string& text) {
   std::fprintf(stderr, "sealfs-layout: %s\n", text.c_str());
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/layout/sizes.h"
 #include "wire/wire.h"
 #include "media/region_pmem2.h"
 #include "meta/filesystem.h"
@@ -28,8 +29,6 @@ struct Options {
   std::vector<std::string> operands;
 };
 
-// "0", "4K", "1.5G", "16T": binary units, one decimal unless exact.
-std::string human(uint64_t bytes);
 // "not a sealfs filesystem (bad magic)" for a region without a superblock,
 // else "cannot read the filesystem: STATUS".
 std::string not_sealfs_or(const Status& status);

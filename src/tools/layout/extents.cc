@@ -98,9 +98,7 @@ std::string join(const std::vector<std::string>& names) {
   return out;
 }
 
-std::string range(uint64_t start, uint64_t length) {
-  return fmt::format("[{}, {})", human(start), human(start + length));
-}
+std::string range(uint64_t start, uint64_t length) { return exact_range(start, start + length); }
 
 void print_text(const FileExtents& f) {
   const auto holes = holes_of(f);

@@ -179,7 +179,7 @@ int run_leases(const Options& options) {
     }
     std::printf("  %4llu  %-24s %-18s %7u %-15s %4s %-6s %-9s %llu\n",
                 static_cast<unsigned long long>(l.lease_id), file.c_str(),
-                fmt::format("[{}, {})", human(l.offset), human(l.offset + l.length)).c_str(),
+                exact_range(l.offset, l.offset + l.length).c_str(),
                 l.holder_pid, command_of(l.holder_pid).c_str(), prot_text(l.prot).c_str(),
                 l.layout_only ? "layout" : "map", state.c_str(),
                 static_cast<unsigned long long>(l.generation));

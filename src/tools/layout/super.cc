@@ -52,9 +52,10 @@ std::vector<Area> areas_of(const Geometry& g) {
 
 // Fields that must be the same in both copies: identity and geometry, what
 // the backup is kept for. The others (state, counters, times, the mount
-// record) are written to the backup only by mkfs and by the needs-check
-// stamp (media/journal.cc), so after a mount they lag behind the primary:
-// listed, not a disagreement.
+// record) are written to the backup only by mkfs and during a mount (when a
+// feature bit is turned on, and by the needs-check stamp: media/journal.cc),
+// never at unmount, so they lag behind the primary: listed, not a
+// disagreement.
 std::vector<std::string> identity_differences(const Superblock& a, const Superblock& b) {
   std::vector<std::string> out;
   const Geometry &x = a.geometry, &y = b.geometry;
@@ -101,6 +102,20 @@ std::string state_text(const Superblock& sb, bool live) {
     case format::kStateNeedsCheck: return "needs check (run fsck.sealfs -y)";
   }
   return fmt::format("unknown ({})", sb.state);
+}
+// The primary is bad: the state is the backup's, which records the moment
+// the backup was last written (mkfs, or a mount turning a feature on), not
+// how the daemon last stopped.
+std::string backup_state_text(const Superblock& sb) {
+  const char* name = sb.state == format::kStateClean     ? "clean"
+                     : sb.state == format::kStateMounted ? "mounted"
+                     : sb.state == format::kStateNeedsCheck
+                         ? "needs check"
+                         : nullptr;
+  return fmt::format(
+      "{} in the backup copy (the primary is bad; the backup is written at mkfs and while "
+      "mounted, never at unmount, so this is not how the daemon last stopped)",
+      name ? std::string(name) : fmt::format("unknown ({})", sb.state));
 }
 const char* state_key(const Superblock& sb, bool live) {
   switch (sb.state) {
@@ -224,6 +239,7 @@ int run_super(const Options& options) {
     for (const auto& n : feature_names(sb.feature_incompat)) j.value(n);
     j.end_array().end_object();
     j.key("state").value(state_key(sb, live));
+    j.key("state_source").value(primary.is_ok() ? "primary" : "backup");
     j.key("mount").begin_object();
     j.key("pid").value(sb.mount_pid);
     j.key("host").value(sb.mount_host);
@@ -264,10 +280,11 @@ int run_super(const Options& options) {
                 static_cast<unsigned long long>(sb.root_ino));
     std::printf("  areas:\n");
     for (const Area& a : areas_of(g)) {
-      std::printf("    %-11s at %-8s %s\n", a.name, human(block_offset(a.start_block)).c_str(),
+      std::printf("    %-11s at %-8s %s\n", a.name, exact_offset(block_offset(a.start_block)).c_str(),
                   human(block_offset(a.blocks)).c_str());
     }
-    std::printf("  state             %s\n", state_text(sb, live).c_str());
+    std::printf("  state             %s\n",
+                (primary.is_ok() ? state_text(sb, live) : backup_state_text(sb)).c_str());
     const std::string who = sb.describe_last_mount();
     std::printf("  last mount        %s\n", who.empty() ? "never" : who.c_str());
     std::printf("  mount count       %llu\n", static_cast<unsigned long long>(sb.mount_count));
@@ -283,9 +300,10 @@ int run_super(const Options& options) {
     };
     if (!differ.empty()) backup_text = "DIFFERS in " + list(differ);
     if (differ.empty() && !lag.empty()) {
-      backup_text += " (identity and geometry; written at mkfs, so " + list(lag) + " lag)";
+      backup_text += " (identity and geometry; written at mkfs and while mounted, never at "
+                     "unmount, so " + list(lag) + " lag)";
     }
-    std::printf("  backup copy       at %s: %s\n", human(copies->backup_offset).c_str(),
+    std::printf("  backup copy       at %s: %s\n", exact_offset(copies->backup_offset).c_str(),
                 backup_text.c_str());
   }
   return primary.is_ok() && backup.is_ok() && differ.empty() ? kExitOk : kExitSomeFailed;

@@ -299,6 +299,36 @@ TEST_F(DataTest, FsyncAndFdatasync) {
   close(fd);
 }
 
+// Freeing a fragmented file takes a while (bounded transactions,
+// file_layout.cc; on a region file on disk, persisted with msync, seconds)
+// and starts when the kernel forgets the inode, after unlink has returned:
+// df right after rm showed the blocks still in use (a new user's trial).
+// statfs now waits for that free.
+TEST_F(DataTest, StatfsRightAfterUnlinkCountsTheFreedBlocks) {
+  // Two files written in turns, 4 KiB at a time: 8192 one-block extents
+  // each, freed in 64 transactions (tens of milliseconds here, in /dev/shm).
+  constexpr uint64_t kSize = 32 * kMiB;
+  int a = open(path("a").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  int b = open(path("b").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  const std::vector<uint8_t> block = pattern(5, 0, 4096);
+  for (uint64_t off = 0; off < kSize; off += 4096) {
+    ASSERT_TRUE(pwrite_all(a, block.data(), 4096, static_cast<off_t>(off)));
+    ASSERT_TRUE(pwrite_all(b, block.data(), 4096, static_cast<off_t>(off)));
+  }
+  close(a);
+  close(b);
+  struct statvfs before {};
+  ASSERT_EQ(statvfs(mountpoint().c_str(), &before), 0);
+  ASSERT_EQ(unlink(path("a").c_str()), 0);
+  struct statvfs after {};
+  ASSERT_EQ(statvfs(mountpoint().c_str(), &after), 0);
+  EXPECT_GE(after.f_bfree, before.f_bfree + kSize / 4096)
+      << (after.f_bfree - before.f_bfree) << " of " << kSize / 4096
+      << " blocks counted free by the first statfs after unlink";
+}
+
 class SmallRegionTest : public MountFixture {
  protected:
   void SetUp() override {

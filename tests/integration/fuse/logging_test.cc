@@ -2,7 +2,10 @@
 // --log-file a detached daemon keeps writing to that file after its stderr
 // became /dev/null, startup failures land there too, and the "region is not
 // DAX" warning is said once per mount by the daemon, not by mkfs or fsck.
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <sstream>
@@ -113,6 +116,39 @@ TEST_F(LoggingTest, UnwritableLogFileRefusesToStart) {
   EXPECT_EQ(rc, 1) << output;
   EXPECT_FALSE(is_mounted(mountpoint()));
   EXPECT_NE(output.find(bad + ": No such file or directory"), std::string::npos) << output;
+}
+
+// Someone chasing a missing file runs the daemon with -d: a lookup that
+// finds nothing is a negative entry, not an error reply, and was not logged.
+// Quiet by default.
+TEST_F(LoggingTest, DebugLogNamesALookupThatFindsNothing) {
+  ASSERT_NO_FATAL_FAILURE(format_on_disk());
+  std::string output;
+  ASSERT_EQ(run_command({sealfs_bin(), "-d", "--log-file=" + log_file(), region_path(),
+                         mountpoint()},
+                        &output),
+            0)
+      << output;
+  ASSERT_TRUE(is_mounted(mountpoint()));
+  struct stat st {};
+  EXPECT_EQ(::lstat(path("no-such-file").c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_TRUE(wait_for_log("'no-such-file' not found", 10s)) << read_file(log_file());
+  const std::string log = read_file(log_file());
+  EXPECT_EQ(lines_at(log, "debug", "fuse lookup (inode 1): 'no-such-file' not found"), 1u) << log;
+  ASSERT_EQ(run_command({"fusermount3", "-u", mountpoint()}), 0);
+  ASSERT_TRUE(wait_for_log("unmounted cleanly", 30s)) << read_file(log_file());
+
+  // The default level says nothing of it.
+  const std::string quiet_log = dir() + "/quiet.log";
+  ASSERT_EQ(run_command({sealfs_bin(), "--log-file=" + quiet_log, region_path(), mountpoint()},
+                        &output),
+            0)
+      << output;
+  EXPECT_EQ(::lstat(path("also-missing").c_str(), &st), -1);
+  ASSERT_EQ(run_command({"fusermount3", "-u", mountpoint()}), 0);
+  ASSERT_TRUE(wait_for_mount_state(mountpoint(), false, 10s));
+  EXPECT_EQ(count_of(read_file(quiet_log), "also-missing"), 0u) << read_file(quiet_log);
 }
 
 // mkfs and fsck open the region too; the warning is the mount's to give.

@@ -176,6 +176,14 @@ TEST_F(LayoutTest, ExtentsMatchWhatWasWritten) {
   EXPECT_NE(text.find("hole"), std::string::npos) << text;
   EXPECT_NE(text.find("1 hole,"), std::string::npos) << text;
   EXPECT_NE(text.find("unwritten"), std::string::npos) << text;
+  // Ranges are exact: the small file's 8K extent lies inside a megabyte and
+  // once printed as "[62M, 62M)"-like rounded ends; in K both ends are whole.
+  const uint64_t small_at = small["extents"][0]["region_offset"].u();
+  text.clear();
+  ASSERT_EQ(layout({"extents", path("small")}, &text), 0) << text;
+  const std::string want = "[" + std::to_string(small_at / kKiB) + "K, " +
+                           std::to_string(small_at / kKiB + 8) + "K)";
+  EXPECT_NE(text.find(want), std::string::npos) << want << " in\n" << text;
 
   // Offline, after unmount, the region says the same.
   ASSERT_NO_FATAL_FAILURE(unmount());
@@ -428,9 +436,32 @@ TEST_F(LayoutTest, SuperOnlineAndOffline) {
   EXPECT_EQ(cold["uuid"].text, live["uuid"].text);
   EXPECT_EQ(cold["mount_count"].u(), mounts);
   EXPECT_EQ(cold["backup"]["agreement"].text, "agrees");
+  EXPECT_EQ(cold["state_source"].text, "primary");
   std::string text;
   ASSERT_EQ(layout({"super", region_path()}, &text), 0) << text;
   EXPECT_NE(text.find("state             clean"), std::string::npos) << text;
+}
+
+// With the primary bad, the state shown is the backup's, and the tool says
+// so instead of presenting it as how the daemon last stopped (the backup is
+// written at mkfs and while mounted, never at unmount).
+TEST_F(LayoutTest, SuperSaysWhenTheStateIsTheBackupCopys) {
+  ASSERT_NO_FATAL_FAILURE(mount_aligned());
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  int fd = open(region_path().c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  uint8_t byte = 0;
+  ASSERT_EQ(pread(fd, &byte, 1, 20), 1);
+  byte ^= 0x40;  // inside the primary's crc coverage
+  ASSERT_EQ(pwrite(fd, &byte, 1, 20), 1);
+  close(fd);
+  Json cold = layout_json({"super", region_path()}, 1);
+  EXPECT_EQ(cold["backup"]["agreement"].text, "primary_bad");
+  EXPECT_EQ(cold["state_source"].text, "backup");
+  std::string text;
+  EXPECT_EQ(layout({"super", region_path()}, &text), 1) << text;
+  EXPECT_NE(text.find("in the backup copy (the primary is bad"), std::string::npos) << text;
+  EXPECT_NE(text.find("never at unmount"), std::string::npos) << text;
 }
 
 // Free space: the histogram adds up to what statfs says is free, online and

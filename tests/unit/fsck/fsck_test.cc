@@ -80,6 +80,30 @@ TEST_F(FsckTest, BadPrimarySuperblock) {
   expect_round_trip("primary_superblock_bad");
 }
 
+TEST_F(FsckTest, ABackupThatSaysMountedIsNotCalledAnUncleanUnmount) {
+  // The backup copy is written at mkfs and while mounted (a feature bit
+  // turned on), never at unmount: after a clean unmount it may say mounted.
+  // With the primary bad, fsck reads the state from it, and must not tell
+  // the user the daemon did not unmount cleanly.
+  auto sb = read_superblock(*RegionDram::from_image(image_));
+  ASSERT_TRUE(sb.is_ok());
+  ASSERT_EQ(sb->state, format::kStateClean);
+  sb->state = format::kStateMounted;
+  auto disk = encode_superblock(*sb);
+  std::memcpy(block_ptr(image_, geo_.backup_block()), &disk, sizeof(disk));
+  image_[20] ^= std::byte{0x40};  // the primary fails its crc
+  FsckRun check = run(image_, false);
+  EXPECT_FALSE(has_note(check.report, "not_cleanly_unmounted")) << notes(check.report);
+  EXPECT_TRUE(has_note(check.report, "state_from_backup")) << notes(check.report);
+  EXPECT_NE(notes(check.report).find("never at unmount"), std::string::npos)
+      << notes(check.report);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  auto repaired = read_superblock(*RegionDram::from_image(fix.image));
+  ASSERT_TRUE(repaired.is_ok());
+  EXPECT_EQ(repaired->state, format::kStateClean);
+}
+
 TEST_F(FsckTest, BadBackupSuperblock) {
   image_[(geo_.region_blocks - 1) * format::kBlockSize + 8] ^= std::byte{1};
   expect_round_trip("backup_superblock_bad");
@@ -367,19 +391,10 @@ TEST_F(FsckTest, EmptyOverflowBlockIsUnlinked) {
   EXPECT_NE(get_inode(fixed, geo_, p().sparse).extent_block.get(), empty);
 }
 
-TEST_F(FsckTest, StaleHolderEntryIsCleared) {
-  // A quarantined extent against a process that is gone: its blocks stay
-  // marked, so they are both a stale entry and a leak.
-  uint64_t last = geo_.data_start + geo_.data_blocks - 1;
-  set_bit(image_, geo_, last, true);
-  std::byte* hb = block_ptr(image_, geo_.holder_start);
-  format::DiskHolderEntry e{};
-  e.pid.set(123456);
-  e.start_time.set(42);
-  e.ino.set(p().file1);
-  e.region_block.set(last);
-  e.block_count.set(1);
-  std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), &e, sizeof(e));
+// Writes `entry` as the only one of the first holder table block.
+void put_only_holder_entry(Bytes& image, const Geometry& geo, const format::DiskHolderEntry& entry) {
+  std::byte* hb = block_ptr(image, geo.holder_start);
+  std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), &entry, sizeof(entry));
   format::DiskHolderBlockHeader h;
   std::memcpy(&h, hb, sizeof(h));
   h.count.set(1);
@@ -387,8 +402,78 @@ TEST_F(FsckTest, StaleHolderEntryIsCleared) {
   std::memcpy(hb, &h, sizeof(h));
   h.crc.set(crc32c_with_hole(hb, format::kBlockSize, offsetof(format::DiskHolderBlockHeader, crc)));
   std::memcpy(hb, &h, sizeof(h));
+}
+
+format::DiskHolderEntry gone_holder_entry(uint64_t ino, uint64_t block) {
+  format::DiskHolderEntry e{};
+  e.pid.set(123456);
+  e.start_time.set(42);
+  e.ino.set(ino);
+  e.region_block.set(block);
+  e.block_count.set(1);
+  return e;
+}
+
+TEST_F(FsckTest, StaleHolderEntryIsANoteForACheckAndARepairForRepair) {
+  // What a daemon that died while a process mapped a truncated file leaves:
+  // the quarantine of blocks the file freed, against a process now gone.
+  // The next mount frees them by itself, so a check (-n) notes it, exits 0
+  // and reports no leak; -y clears the entry and frees the blocks (exit 1).
+  uint64_t last = geo_.data_start + geo_.data_blocks - 1;
+  set_bit(image_, geo_, last, true);
+  put_only_holder_entry(image_, geo_, gone_holder_entry(p().file1, last));
+
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitClean) << kinds(check.report);
+  EXPECT_EQ(check.report.problem_count, 0u) << kinds(check.report);
+  EXPECT_TRUE(has_note(check.report, "stale_holder")) << notes(check.report);
+  EXPECT_NE(notes(check.report).find("the next mount clears"), std::string::npos)
+      << notes(check.report);
+  EXPECT_EQ(check.image, image_) << "check-only run wrote to the image";
+
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, "stale_holder")) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, "leaked_blocks")) << kinds(fix.report);
+  EXPECT_EQ(fix.report.remaining_after_repair, 0u);
+  EXPECT_FALSE(get_bit(fix.image, geo_, last));
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+
+  // The note's claim: a mount without fsck frees the blocks, and what it
+  // leaves checks clean.
+  auto mounted = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_TRUE(mounted.is_ok()) << mounted.status().to_string();
+  Bytes after_mount = static_cast<const RegionDram&>((*mounted)->region()).image();
+  mounted->reset();
+  EXPECT_FALSE(get_bit(after_mount, geo_, last));
+  EXPECT_EQ(run(after_mount, false).report.exit_code, kExitClean);
+}
+
+TEST_F(FsckTest, StaleHolderEntryOverFreeBlocksIsAProblem) {
+  // A quarantine over blocks the bitmap marks free is damage the mount
+  // refuses, dead holder or not: it stays a problem for a check.
+  uint64_t last = geo_.data_start + geo_.data_blocks - 1;
+  ASSERT_FALSE(get_bit(image_, geo_, last));
+  put_only_holder_entry(image_, geo_, gone_holder_entry(p().file1, last));
+  auto refused = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_FALSE(refused.is_ok());
   Bytes fixed = expect_round_trip("stale_holder");
   EXPECT_FALSE(get_bit(fixed, geo_, last));
+}
+
+TEST_F(FsckTest, StalePinIsANote) {
+  // A pin names blocks the file still owns: the mount drops it.
+  uint64_t block = first_block(image_, geo_, p().file1);
+  format::DiskHolderEntry e = gone_holder_entry(p().file1, block);
+  e.flags.set(format::kHolderEntryPinned);
+  put_only_holder_entry(image_, geo_, e);
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitClean) << kinds(check.report);
+  EXPECT_TRUE(has_note(check.report, "stale_holder")) << notes(check.report);
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(get_bit(fix.image, geo_, block)) << "a pinned file's block was freed";
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
 }
 
 // A holder block with a bad crc: the mount is refused; fsck keeps the entry

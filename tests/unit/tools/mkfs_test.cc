@@ -253,7 +253,8 @@ TEST_F(MkfsTest, BadArgumentsFailAndLeaveTheTargetAlone) {
   const std::string before = slurp(img);
   const std::vector<std::vector<std::string>> cases = {
       {"--size", "0"},       {"--size", "abc"},      {"--size", "1.5G"},
-      {"--size", "-1G"},     {"-N", "0"},            {"-N", "-5"},
+      {"--size", "-1G"},     {"--size", "64MB"},     {"--size", "1X"},
+      {"-J", "4MB"},         {"--align", "2MB"},     {"-N", "0"},            {"-N", "-5"},
       {"-N", "12abc"},       {"-N", "4294967296"},   {"-N", "4000000000"},
       {"-J", "4K"},          {"-J", "0"},            {"-J", "xyz"},
       {"-J", "1G"},          {"--align", "12K"},     {"--align", "2048"},
@@ -275,6 +276,24 @@ TEST_F(MkfsTest, BadArgumentsFailAndLeaveTheTargetAlone) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("needs an argument"), std::string::npos) << r.err;
   EXPECT_EQ(slurp(img), before);
+}
+
+// "64MB" was taken for 64 MiB without a word (a new user's trial): to dd
+// or parted it is 64,000,000 bytes. mkfs refuses it and says what to write.
+TEST_F(MkfsTest, AnAmbiguousSizeSuffixIsRefusedWithWhatToWrite) {
+  fsys::path img = dir_ / "img";
+  Outcome r = mkfs({"--size", "64MB", img});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("invalid size '64MB': ambiguous"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("write 64M or 64MiB"), std::string::npos) << r.err;
+  EXPECT_FALSE(fsys::exists(img));
+  Outcome unknown = mkfs({"--size", "64Q", img});
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.err.find("K, M, G, T or P"), std::string::npos) << unknown.err;
+  EXPECT_FALSE(fsys::exists(img));
+  Outcome binary = mkfs({"-q", "--size", "64MiB", img});
+  EXPECT_EQ(binary.status, 0) << binary.err;
+  EXPECT_EQ(fsys::file_size(img), 64 * kMiB);
 }
 
 TEST_F(MkfsTest, BadTargets) {

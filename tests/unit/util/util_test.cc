@@ -55,21 +55,47 @@ TEST(Status, ContextIsPrepended) {
   EXPECT_EQ(s.code(), Code::kBadCrc);
 }
 
+// Parses `text`, which must be a valid size.
+uint64_t size_of(std::string_view text) {
+  auto r = parse_size(text);
+  EXPECT_TRUE(r.is_ok()) << text << ": " << r.status().to_string();
+  return r.is_ok() ? *r : 0;
+}
+
+// The message parse_size refuses `text` with ("" when it accepts it).
+std::string refusal(std::string_view text) {
+  auto r = parse_size(text);
+  if (r.is_ok()) return "";
+  EXPECT_EQ(r.status().code(), Code::kInvalid) << text;
+  return r.status().message();
+}
+
 TEST(Units, ParseSize) {
-  EXPECT_EQ(parse_size("4096"), 4096u);
-  EXPECT_EQ(parse_size("64K"), 64u << 10);
-  EXPECT_EQ(parse_size("64M"), 64u << 20);
-  EXPECT_EQ(parse_size("1G"), 1ull << 30);
-  EXPECT_EQ(parse_size("1GiB"), 1ull << 30);
-  EXPECT_EQ(parse_size("2t"), 2ull << 40);
-  EXPECT_EQ(parse_size("16MB"), 16u << 20);
-  EXPECT_FALSE(parse_size(""));
-  EXPECT_FALSE(parse_size("-1"));
-  EXPECT_FALSE(parse_size("1X"));
-  EXPECT_FALSE(parse_size("G"));
-  EXPECT_FALSE(parse_size("1.5G"));
-  EXPECT_FALSE(parse_size("99999999999999999999"));
-  EXPECT_FALSE(parse_size("16777216T"));
+  EXPECT_EQ(size_of("4096"), 4096u);
+  EXPECT_EQ(size_of("64K"), 64u << 10);
+  EXPECT_EQ(size_of("64M"), 64u << 20);
+  EXPECT_EQ(size_of("64MiB"), 64u << 20);
+  EXPECT_EQ(size_of("1G"), 1ull << 30);
+  EXPECT_EQ(size_of("1GiB"), 1ull << 30);
+  EXPECT_EQ(size_of("2t"), 2ull << 40);
+  EXPECT_EQ(size_of("1P"), 1ull << 50);
+  for (const char* bad : {"", "-1", "1X", "G", "1.5G", "99999999999999999999", "16777216T",
+                          "4096B", "1Gi", "1GIB", "1G ", " 1G", "1GiBB"}) {
+    EXPECT_NE(refusal(bad), "") << bad << " was accepted";
+  }
+  EXPECT_NE(refusal("1X").find("K, M, G, T or P"), std::string::npos) << refusal("1X");
+  EXPECT_NE(refusal("1.5G").find("not a whole number"), std::string::npos) << refusal("1.5G");
+}
+
+TEST(Units, DecimalLookingUnitsAreRefusedAsAmbiguous) {
+  // "64MB" meant 64 MiB without a word; to a user of dd or parted it is
+  // 64,000,000 bytes.
+  for (const char* text : {"64MB", "16KB", "1GB", "2TB", "1PB", "64mb"}) {
+    const std::string why = refusal(text);
+    EXPECT_NE(why.find("ambiguous"), std::string::npos) << text << ": " << why;
+  }
+  EXPECT_NE(refusal("64MB").find("write 64M or 64MiB"), std::string::npos) << refusal("64MB");
+  EXPECT_NE(refusal("64mb").find("write 64M or 64MiB"), std::string::npos) << refusal("64mb");
 }
 
 TEST(Units, FormatSize) {
