@@ -315,6 +315,17 @@ void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offs
   struct sealfs_map* m = nullptr;
   int rc = -ERANGE;
   if (want > 0) rc = make_direct(p, fd, offset, want, prot, &m);
+  bool writeback_mount = false;
+  if (rc == 0 && (sealfs_map_mount_flags(m) & SEALFS_MOUNT_WRITE_THROUGH) == 0) {
+    // The writeback cache: the program's own write(2)s through a
+    // descriptor opened before the file's first lease wait in the page
+    // cache, where a direct mapping would not see them. Ordinary it stays.
+    Inside inside;
+    sealfs_unmap_to_file(m, fd);
+    m = nullptr;
+    rc = -EOPNOTSUPP;  // never direct on this mount
+    writeback_mount = true;
+  }
   if (rc == 0) {
     counters().direct++;
     debug("direct %#lx+%zu of %zu (file offset %lld, lease %llu)", reinterpret_cast<unsigned long>(p),
@@ -324,7 +335,9 @@ void* map_shared(void* addr, size_t len, int prot, int flags, int fd, off_t offs
     counters().refused++;
     debug("ordinary %#lx+%zu (file offset %lld, size %lld): %s", reinterpret_cast<unsigned long>(p),
           rounded, static_cast<long long>(offset), static_cast<long long>(st.st_size),
-          want == 0 ? "nothing of the file there yet" : sealfs_last_error());
+          want == 0              ? "nothing of the file there yet"
+          : writeback_mount ? "the mount keeps written data in the page cache (writeback_cache)"
+                              : sealfs_last_error());
     if (never_direct(rc)) {
       note_page_cache_mapping(fd);  // the program keeps it, through the page cache
       return p;

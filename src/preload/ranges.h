@@ -72,10 +72,9 @@ bool ordinary_part_overlaps_locked(dev_t dev, ino_t ino, uint64_t offset, uint64
 bool writable_ordinary_part_locked(dev_t dev, ino_t ino);
 
 // SEALFS_PRELOAD_EXCLUSIVE=1: the program says no other process uses its
-// sealfs files while it runs, which makes two things safe that are not
-// otherwise (docs/preload.md "One process or several"): windows, and
-// direct writable mappings. Without it a writable shared mapping stays the
-// kernel's (page cache) and pread/pwrite go through the mount, so that
+// sealfs files while it runs, which makes direct mappings and windows safe
+// (docs/preload.md "One process or several"). Without it the library makes
+// nothing direct: every mapping and pread/pwrite is the kernel's, so that
 // every process sees a file the same way whatever the others do.
 bool exclusive_files();
 
