@@ -80,6 +80,11 @@
  *     the library's own descriptor of the file, puts OTHER's under its
  *     number and breaks the mapping with an extending ftruncate: the
  *     library must not map OTHER there. Prints "locks ok".
+ *   preload_behaviour write-then-map FILE
+ *     FILE has at least 64 blocks. pwrite()s block 0 with
+ *     window_byte(7, k), then maps the file read-only (MAP_SHARED) and
+ *     compares block 0 of the mapping with what it wrote. Prints "map
+ *     sees the write".
  * Exit status 0 on success, 1 on a wrong result, 2 on a setup failure. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -652,6 +657,26 @@ static int locks_case(const char *path, const char *other_path) {
   return 0;
 }
 
+static int write_then_map_case(const char *path) {
+  long blocks;
+  int fd = open_blocks(path, O_RDWR, &blocks);
+  if (blocks < 64) return 2;
+  unsigned char block[kBlock];
+  fill(block, 7);
+  if (pwrite(fd, block, kBlock, 0) != kBlock) return 2;
+  unsigned char *p = mmap(NULL, (size_t)blocks * kBlock, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 2;
+  const int same = memcmp(p, block, kBlock) == 0;
+  munmap(p, (size_t)blocks * kBlock);
+  close(fd);
+  if (!same) {
+    printf("the mapping shows block 0 as it was before the program's own pwrite\n");
+    return 1;
+  }
+  printf("map sees the write\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 4 && strcmp(argv[1], "fork") == 0) return fork_case(argv[2], argv[3]);
@@ -667,6 +692,7 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "window-times") == 0) return window_times_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "window-reuse") == 0) return window_reuse_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "locks") == 0) return locks_case(argv[2], argv[3]);
+  if (argc == 3 && strcmp(argv[1], "write-then-map") == 0) return write_then_map_case(argv[2]);
   fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER] | locks FILE OTHER\n");
   return 2;
 }

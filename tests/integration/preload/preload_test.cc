@@ -601,6 +601,19 @@ class PreloadWritebackTest : public PreloadTest {
   }
 };
 
+// Nor direct mappings: under the writeback cache the program's own pwrite
+// through its descriptor (opened before the file's first lease) waits in
+// the page cache, which a direct mapping of the region does not show; the
+// mapping made right after showed the old block (review of 2026-12-07).
+TEST_F(PreloadWritebackTest, AMappingShowsTheProgramsOwnCachedWrite) {
+  write_file(path("written"), std::string(64 * 4096, 'w'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "write-then-map", path("written")}, &output), 0) << output;
+  EXPECT_NE(output.find("map sees the write"), std::string::npos) << output;
+  EXPECT_EQ(debug_count("direct "), 0u) << debug_text();
+  EXPECT_GT(debug_count("writeback_cache"), 0u) << debug_text();
+}
+
 TEST_F(PreloadWritebackTest, NoWindowsUnderTheWritebackCache) {
   write_file(path("cached"), std::string(64 * 4096, 'k'));
   const std::string marker = dir() + "/go";
