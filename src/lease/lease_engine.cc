@@ -221,9 +221,12 @@ Status LeaseEngine::start(Filesystem& fs, const RegionPmem2& region, LeaseObserv
   // mappings must then stop storing behind it: they are broken and fall
   // back to the mount, which refuses the changes. (A fault before this
   // point found no lease to break.)
+  // The server, not the engine: a faulting thread that copied the observer
+  // just before stop() removed it may call it after the engine is gone.
   region_ = &region;
-  region.on_first_fault([this] {
-    if (std::shared_ptr<LeaseServer> s = current_server()) s->break_writable_leases(SEALFS_BREAK_OTHER);
+  std::weak_ptr<LeaseServer> weak_server = current_server();
+  region.on_first_fault([weak_server] {
+    if (std::shared_ptr<LeaseServer> s = weak_server.lock()) s->break_writable_leases(SEALFS_BREAK_OTHER);
   });
   log().info("lease engine: control socket {}, break time {} s", socket_path_,
              options_.break_time_s);
