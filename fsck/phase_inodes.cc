@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -20,6 +21,12 @@ namespace {
 
 bool has_block_map(uint32_t mode) {
   return S_ISREG(mode) || S_ISDIR(mode) || S_ISLNK(mode);
+}
+
+std::string octal(uint32_t mode) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0%o", mode);
+  return text;
 }
 
 void write_fresh_root(Context& ctx) {
@@ -128,12 +135,30 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   if (!decoded.is_ok() && decoded.status().code() == Code::kBadCrc) {
     blocker = salvage_blocker(ctx, ino, disk);
     if (blocker.empty()) {
+      // A flipped bit may have made a file set-uid or set-gid: nothing can
+      // tell, and keeping such a bit would hand its owner's rights to
+      // whoever runs the file. They go. The report says what is kept, for
+      // a person to check.
+      const uint32_t found_mode = disk.mode.get();
+      const uint32_t kept_mode = found_mode & ~uint32_t{S_ISUID | S_ISGID};
+      std::string what = "bad crc, but every field that can be checked is consistent; owner, "
+                         "permissions, times and contents cannot be verified (mode " +
+                         octal(found_mode) + ", uid " + std::to_string(disk.uid.get()) +
+                         ", gid " + std::to_string(disk.gid.get()) + ", size " +
+                         std::to_string(disk.size.get()) + ")";
+      std::string done = "crc resealed, inode kept";
+      std::string would = "reseal the crc and keep the inode";
+      if (kept_mode != found_mode) {
+        done = "crc resealed, set-uid/set-gid bits stripped (mode " + octal(kept_mode) +
+               "), inode kept";
+        would = "reseal the crc, strip the set-uid/set-gid bits (mode " + octal(kept_mode) +
+                ") and keep the inode";
+        disk.mode.set(kept_mode);
+        seal_inode_crc(disk);
+      }
       // sealfs keeps no checksum of file data: the fields were checked,
       // the bytes they lead to cannot be.
-      ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino,
-                  ctx.fix("bad crc, but every field that can be checked is consistent; owner, "
-                          "permissions, times and contents cannot be verified",
-                          "crc resealed, inode kept", "reseal the crc and keep the inode"));
+      ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino, ctx.fix(what, done, would));
       ctx.image.write_inode(ino, disk);
       decoded = decode_inode(disk, ino, n);
       salvaged = true;

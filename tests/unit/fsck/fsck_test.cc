@@ -3,6 +3,7 @@
 // 1), after which a check-only run is clean (exit 0) and the meta layer
 // mounts the image.
 #include <gtest/gtest.h>
+#include <sys/sysmacros.h>
 
 #include "fsck_fixture.h"
 #include "media/journal_log.h"
@@ -326,6 +327,61 @@ TEST_F(FsckTest, SalvagedInodeWhoseNameHasAnotherTypeIsCleared) {
   EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
   uint64_t blk = first_block(fixed, geo_, p().dir_a);
   EXPECT_LT(entry_offset(fixed, blk, p().dir_a, "long"), 0);
+}
+
+// A bad crc on a slot whose fields check but whose mode gained set-uid
+// and set-gid (a root-owned 0755 tool turned 06755 by a flipped bit would
+// run as root for anyone): the inode is kept without them, and the report
+// gives the mode, owner and size it was found with.
+TEST_F(FsckTest, SalvagedInodeLosesSetUidAndSetGid) {
+  auto d = get_inode(image_, geo_, p().file2);
+  d.mode.set(S_IFREG | S_ISUID | S_ISGID | 0755);
+  d.uid.set(0);
+  d.gid.set(0);
+  put_inode(image_, geo_, p().file2, d, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  bool listed = false;
+  for (const Problem& pr : check.report.problems) {
+    if (pr.kind != "inode_bad_crc_salvaged" || pr.inode != p().file2) continue;
+    listed = true;
+    EXPECT_NE(pr.detail.find("(mode 0106755, uid 0, gid 0, size 100000)"), std::string::npos)
+        << pr.detail;
+    EXPECT_NE(pr.detail.find("strip the set-uid/set-gid bits (mode 0100755)"), std::string::npos)
+        << pr.detail;
+  }
+  EXPECT_TRUE(listed) << kinds(check.report);
+  EXPECT_NE(render_json(check.report).find("uid 0, gid 0, size 100000"), std::string::npos);
+  Bytes fixed = expect_round_trip("inode_bad_crc_salvaged");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), uint32_t{S_IFREG | 0755});
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  auto attr = (*fs)->getattr(p().file2);
+  ASSERT_TRUE(attr.is_ok());
+  EXPECT_EQ(attr->mode, uint32_t{S_IFREG | 0755});
+}
+
+// A bad crc on a device node: its device number is all it holds and
+// nothing vouches for it (1,3 is /dev/null, 1,1 /dev/mem, one bit apart),
+// so the node is cleared, never kept.
+TEST_F(FsckTest, SalvagedSlotOfADeviceNodeIsCleared) {
+  Ino dev = 0;
+  {
+    auto fs = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+    ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+    auto made = (*fs)->mknod(kRootIno, "null", S_IFCHR | 0666, makedev(1, 3), cred());
+    ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+    dev = made->ino;
+    ASSERT_TRUE((*fs)->unmount().is_ok());
+    image_ = static_cast<const RegionDram&>((*fs)->region()).image();
+  }
+  auto d = get_inode(image_, geo_, dev);
+  ASSERT_EQ(d.rdev.get(), makedev(1, 3));
+  d.rdev.set(makedev(1, 1));
+  put_inode(image_, geo_, dev, d, /*seal=*/false);
+  EXPECT_FALSE(has_kind(run(image_, false).report, "inode_bad_crc_salvaged"));
+  Bytes fixed = expect_round_trip("inode_bad_crc");
+  EXPECT_EQ(get_inode(fixed, geo_, dev).mode.get(), 0u);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "null"), 0);
 }
 
 TEST_F(FsckTest, DirectoryBlockWithBadCrc) {
