@@ -29,6 +29,25 @@ std::string octal(uint32_t mode) {
   return text;
 }
 
+// The generation a kept inode takes: one past the highest value that one
+// flipped bit could have turned into `found`, so that no handle to the file
+// that was there, nor to any earlier one (generations only grow), matches
+// it. Below 2^31 that is found + 2^31 + 1 (bit 31 may have been the one
+// cleared); above, found with its highest clear bit set, plus one. All
+// ones (no bit can have been cleared) and a sum past 2^32 wrap, as the
+// daemon's own increments do.
+uint32_t generation_past_any_flip(uint32_t found) {
+  uint32_t ceiling = found;
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t mask = uint32_t{1} << bit;
+    if ((found & mask) == 0) {
+      ceiling = found | mask;
+      break;
+    }
+  }
+  return ceiling + 1;
+}
+
 void write_fresh_root(Context& ctx) {
   format::DiskInode old = ctx.image.read_inode(format::kRootIno);
   format::DiskInode root{};
@@ -146,16 +165,22 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
                          octal(found_mode) + ", uid " + std::to_string(disk.uid.get()) +
                          ", gid " + std::to_string(disk.gid.get()) + ", size " +
                          std::to_string(disk.size.get()) + ")";
-      std::string done = "crc resealed, inode kept";
-      std::string would = "reseal the crc and keep the inode";
+      // A generation that went down would let a handle to an earlier file
+      // of this number open this one (or the next to take the number): it
+      // is raised past every value the slot can have held, which makes
+      // handles to the kept file itself stale too.
+      const uint32_t generation = generation_past_any_flip(disk.generation.get());
+      std::string done = "crc resealed, generation raised to " + std::to_string(generation);
+      std::string would = "reseal the crc, raise the generation to " + std::to_string(generation);
       if (kept_mode != found_mode) {
-        done = "crc resealed, set-uid/set-gid bits stripped (mode " + octal(kept_mode) +
-               "), inode kept";
-        would = "reseal the crc, strip the set-uid/set-gid bits (mode " + octal(kept_mode) +
-                ") and keep the inode";
-        disk.mode.set(kept_mode);
-        seal_inode_crc(disk);
+        done += ", set-uid/set-gid bits stripped (mode " + octal(kept_mode) + ")";
+        would += ", strip the set-uid/set-gid bits (mode " + octal(kept_mode) + ")";
       }
+      done += ", inode kept";
+      would += " and keep the inode";
+      disk.mode.set(kept_mode);
+      disk.generation.set(generation);
+      seal_inode_crc(disk);
       // sealfs keeps no checksum of file data: the fields were checked,
       // the bytes they lead to cannot be.
       ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino, ctx.fix(what, done, would));
