@@ -36,8 +36,8 @@ struct InodeState {
   // block map of such an inode (store_layout would zero `u`).
   bool bytes_in_slot = false;
   // Its slot failed only its crc and was kept (inode_salvage.cc): it loses
-  // every cross-link and is cleared by one, or by a name whose type
-  // disagrees with its mode.
+  // every cross-link (one with another kept inode too) and is cleared by
+  // one, or by a name whose type disagrees with its mode.
   bool salvaged = false;
   // Phase 4: the layout as it stands after repairs.
   std::vector<Extent> extents;

@@ -424,7 +424,8 @@ void check_extents(Context& ctx) {
 
   // Cross-linked blocks: metadata blocks win over data, directories over
   // files, lower inode numbers over higher; the loser gives the blocks up.
-  // A salvaged inode loses to every other: its map is the suspect one.
+  // A salvaged inode loses to every other, and to another salvaged inode
+  // too (both are cleared): its map is the suspect one.
   std::vector<Claim> claims;
   for (uint64_t ino : numbers) {
     const InodeState& st = ctx.inodes[ino];
@@ -452,23 +453,35 @@ void check_extents(Context& ctx) {
   std::unordered_set<uint64_t> salvaged_lost;  // salvaged inodes in a cross-link
   for (const Claim& c : claims) {
     uint64_t end = c.start + c.count;
-    auto it = accepted.upper_bound(c.start);
-    bool overlaps = false;
-    uint64_t other = 0;
-    if (it != accepted.end() && it->first < end) {
-      overlaps = true;
-      other = it->second.second;
+    // Every accepted claim this one overlaps (accepted claims never
+    // overlap each other, so they are consecutive in the map).
+    auto first = accepted.upper_bound(c.start);
+    if (first != accepted.begin() && std::prev(first)->second.first > c.start) --first;
+    std::vector<uint64_t> owners;
+    for (auto it = first; it != accepted.end() && it->first < end; ++it) {
+      owners.push_back(it->second.second);
     }
-    if (it != accepted.begin()) {
-      auto prev = std::prev(it);
-      if (prev->second.first > c.start) {
-        overlaps = true;
-        other = prev->second.second;
-      }
-    }
-    if (!overlaps) {
+    if (owners.empty()) {
       accepted.emplace(c.start, std::make_pair(end, c.ino));
       continue;
+    }
+    const uint64_t other = owners.front();
+    // Kept inodes' claims come last, so one was accepted only where no
+    // other inode claims the blocks; when a second kept inode claims them
+    // too, neither map can be trusted and both lose: a kept inode never
+    // wins a cross-link.
+    for (uint64_t owner : owners) {
+      if (owner == c.ino || !ctx.inodes[owner].salvaged || salvaged_lost.count(owner) != 0) {
+        continue;
+      }
+      ctx.problem(Phase::kExtents, "cross_linked", owner,
+                  ctx.fix(std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) +
+                              ", +" + std::to_string(c.count) + ") also belongs to inode " +
+                              std::to_string(c.ino) + ", kept after a bad crc too",
+                          "this inode, kept after a bad crc, cleared",
+                          "clear this inode, kept after a bad crc"));
+      changed.insert(owner);
+      salvaged_lost.insert(owner);
     }
     InodeState& st = ctx.inodes[c.ino];
     ctx.problem(Phase::kExtents, "cross_linked", c.ino,

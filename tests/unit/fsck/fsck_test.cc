@@ -57,6 +57,13 @@ class FsckTest : public ::testing::Test {
     std::memcpy(image_.data(), &disk, sizeof(disk));
   }
 
+  static bool reported_on(const Report& r, const std::string& kind, Ino ino) {
+    for (const Problem& pr : r.problems) {
+      if (pr.kind == kind && pr.inode == ino) return true;
+    }
+    return false;
+  }
+
   Bytes image_;
   Geometry geo_;
 };
@@ -313,6 +320,31 @@ TEST_F(FsckTest, SalvagedInodeLosesACrossLinkAndIsCleared) {
   auto n = (*fs)->read_copy(p().file2, 0, bytes.data(), bytes.size());
   ASSERT_TRUE(n.is_ok());
   EXPECT_EQ(bytes, std::string(100000, 'y'));
+}
+
+// Two kept inodes sharing blocks: f1's extent moved onto f2's last three
+// blocks and f2's mtime flipped, neither crc resealed. Between two healthy
+// files the lower number (f1) would win; a kept inode never wins a
+// cross-link, so both lose and both are cleared (f2's bytes cannot be told
+// from f1's map).
+TEST_F(FsckTest, TwoSalvagedInodesSharingBlocksAreBothCleared) {
+  ASSERT_LT(p().file1, p().file2);
+  auto theirs = get_inode(image_, geo_, p().file2);
+  auto d = get_inode(image_, geo_, p().file1);
+  d.u.extents[0].region_block.set(theirs.u.extents[0].region_block.get() + 22);
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  theirs.mtime_ns.set(theirs.mtime_ns.get() ^ 1);
+  put_inode(image_, geo_, p().file2, theirs, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file2)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file2)) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "f1"), 0);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, p().dir_a), p().dir_a, "f2"), 0);
 }
 
 // A bad crc and a mode whose type changed to one the slot also passes as
