@@ -39,10 +39,12 @@ bool all_zero(const void* p, size_t n) {
   return true;
 }
 
-// The bytes after a symlink target or an inline file's data, which the
-// daemon keeps zero: a size that shrank leaves the rest of the bytes there,
-// from the first one on. One bit set further on is a flip in bytes nothing
-// reads (zeroed when the slot is kept).
+// The bytes after a symlink target, which the daemon keeps zero: a size
+// that shrank leaves the rest of the target there, from the first byte on
+// (a target holds no NUL). One bit set further on is a flip in bytes
+// nothing reads (zeroed when the slot is kept). Not for an inline file,
+// whose bytes may be zeros: one that shrank past a zero byte would leave
+// a single bit of its data further on, which this would take for a flip.
 bool tail_clean(const void* bytes, uint64_t size, uint64_t room) {
   const auto* b = static_cast<const unsigned char*>(bytes);
   uint64_t set = 0, at = 0;
@@ -163,7 +165,10 @@ std::string type_problem(Context& ctx, uint64_t ino, const format::DiskInode& di
     if ((ctx.sb.feature_incompat & format::kFeatureIncompatInlineData) == 0) {
       return "inline data on an image without the feature";
     }
-    return tail_clean(disk.u.data, c.size, format::kInlineDataMax)
+    // Its bytes may hold zeros: anything after its end may be data a
+    // shrunk size cut off.
+    return c.size <= format::kInlineDataMax &&
+                   all_zero(disk.u.data + c.size, format::kInlineDataMax - c.size)
                ? ""
                : "bytes after the end of the inline file";
   }
@@ -192,8 +197,8 @@ std::string type_problem(Context& ctx, uint64_t ino, const format::DiskInode& di
 
 // The bytes of `u` that nothing reads, zeroed as the daemon writes them:
 // the extent slots past the inline extents (all of `u` for a device, fifo
-// or socket: a flip there costs nothing), what follows an inline target or
-// file (checked first by tail_clean).
+// or socket: a flip there costs nothing), what follows an inline target
+// (checked first by tail_clean; after an inline file it is zero already).
 void zero_unused_slot_bytes(format::DiskInode& disk, const DecodedInode& d) {
   const uint32_t mode = d.core.mode;
   if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode)) {

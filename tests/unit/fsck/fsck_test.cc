@@ -347,6 +347,25 @@ TEST_F(FsckTest, TwoSalvagedInodesSharingBlocksAreBothCleared) {
   EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, p().dir_a), p().dir_a, "f2"), 0);
 }
 
+// A bad crc on an inline file whose size shrank: 102 bytes ("t" x 100, a
+// zero, "@") read as 100 (bit 1 of the size cleared). The one set bit left
+// after the new end is the file's last byte, not a flip in bytes nothing
+// reads: keeping the inode would cut it off, so it is cleared.
+TEST_F(FsckTest, SalvagedInlineFileWithDataAfterItsEndIsCleared) {
+  auto d = get_inode(image_, geo_, p().tiny);
+  ASSERT_NE(d.flags.get() & format::kInodeInlineData, 0u);
+  ASSERT_EQ(d.size.get(), 100u);
+  d.u.data[101] = '@';
+  d.size.set(102);
+  put_inode(image_, geo_, p().tiny, d);
+  ASSERT_EQ(run(image_, false).report.exit_code, kExitClean);
+  d.size.set(100);
+  put_inode(image_, geo_, p().tiny, d, /*seal=*/false);
+  EXPECT_FALSE(has_kind(run(image_, false).report, "inode_bad_crc_salvaged"));
+  Bytes fixed = expect_round_trip("inode_bad_crc");
+  EXPECT_EQ(get_inode(fixed, geo_, p().tiny).mode.get(), 0u);
+}
+
 // A bad crc and a mode whose type changed to one the slot also passes as
 // (a symlink of 300 bytes read as a regular file of 300 bytes): the name's
 // type tells, and the inode is cleared, its name removed.
