@@ -53,6 +53,11 @@ struct InodeState {
   std::vector<uint64_t> children;  // directories: inodes their entries name
 };
 
+// Blocks an inode cleared in phase 3 may have owned: [start, start+count).
+struct ClearedRange {
+  uint64_t start = 0, count = 0, ino = 0;
+};
+
 struct Context {
   Context(Image& img, Report& rep, const FsckOptions& o) : image(img), report(rep), opt(o) {}
   Image& image;
@@ -60,6 +65,11 @@ struct Context {
   const FsckOptions& opt;
   Superblock sb;
   SparseStates<InodeState> inodes;  // inodes in use (and those phases freed)
+  // Phase 3: what the map of each inode it cleared seems to hold, read as
+  // far as it decodes. Their bitmap bits stay set until phase 5, so an
+  // inode kept after a bad crc could pass its checks with these blocks:
+  // phase 4 makes it lose them as it loses a cross-link.
+  std::vector<ClearedRange> cleared_maps;
   // Phase 6: the name of each directory's entry in its parent, for paths.
   std::unordered_map<uint64_t, std::string> dir_names;
   // "/a/b" for a directory whose parent pointers (found in phase 6) lead to

@@ -11,10 +11,11 @@
 // one). A slot that passes all of it has its crc resealed and is kept
 // (inode_bad_crc_salvaged); what no check can vouch for (owner, group,
 // permissions, times, the user's flags, a size that only grew, whether an
-// extent is written) is kept as found, which the report says. Later
-// phases check the kept inode further: it loses every cross-link
-// (phase 4) and a name whose type disagrees with its mode (phase 6), and
-// is cleared then.
+// extent is written, where a sparse file's extent lies inside its hole) is
+// kept as found, which the report says. Later phases check the kept inode
+// further: it loses every cross-link, to another kept inode and to the map
+// of an inode phase 3 cleared too (phase 4), and a name whose type
+// disagrees with its mode (phase 6), and is cleared then.
 #include <sys/stat.h>
 
 #include <cstring>

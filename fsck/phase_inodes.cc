@@ -141,6 +141,49 @@ void check_inline_slot(Context& ctx, uint64_t ino, format::DiskInode& disk) {
   if (ctx.repair()) ctx.image.write_inode(ino, disk);
 }
 
+// The blocks a slot about to be cleared seems to own, as far as its map
+// decodes (inline extents, the overflow chain while its blocks name this
+// inode, the xattr chain by its headers), into ctx.cleared_maps.
+void record_cleared_map(Context& ctx, uint64_t ino, const format::DiskInode& disk) {
+  const uint32_t mode = disk.mode.get();
+  const Geometry& geo = ctx.geo();
+  const uint64_t data_end = geo.data_start + geo.data_blocks;
+  auto add = [&](uint64_t start, uint64_t count) {
+    ctx.cleared_maps.push_back(ClearedRange{start, count, ino});
+  };
+  auto add_extents = [&](const format::DiskExtent* extents, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      auto e = decode_extent(extents[i], geo.data_start, data_end);
+      if (e.is_ok()) add(e->region_block, e->length);
+    }
+  };
+  const bool slot_holds_bytes = (disk.flags.get() & format::kInodeInlineData) != 0 ||
+                                (S_ISLNK(mode) && disk.extent_count.get() == 0);
+  if (has_block_map(mode) && !slot_holds_bytes) {
+    add_extents(disk.u.extents,
+                std::min<size_t>(disk.extent_count.get(), format::kInlineExtents));
+    std::set<uint64_t> seen;
+    for (uint64_t next = disk.extent_block.get();
+         next != 0 && ctx.image.in_data_area(next) && seen.insert(next).second;) {
+      auto view = decode_extent_block(ctx.image.read_block(next), ino);
+      if (!view.is_ok()) break;
+      add(next, 1);
+      add_extents(view->extents.data(), view->extents.size());
+      next = view->next_block;
+    }
+  }
+  if (disk.xattr_block.get() != 0 && ctx.image.in_data_area(disk.xattr_block.get())) {
+    for (uint64_t b : xattr_chain_blocks(disk.xattr_block.get(), ino,
+                                         [&](uint64_t block) -> const std::byte* {
+                                           return ctx.image.in_data_area(block)
+                                                      ? ctx.image.read_block(block)
+                                                      : nullptr;
+                                         })) {
+      add(b, 1);
+    }
+  }
+}
+
 // One inode slot; a zero slot other than the root's is free.
 void check_inode_slot(Context& ctx, uint64_t ino) {
   const uint64_t n = ctx.geo().inode_count;
@@ -206,6 +249,7 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
       // The slot cannot be trusted: clear it. Its blocks become leaks
       // (phase 5), its names dangling entries (phase 6).
       ctx.problem(Phase::kInodes, kind, ino, ctx.fix(why, "inode cleared", "clear the inode"));
+      record_cleared_map(ctx, ino, disk);
       format::DiskInode freed{};
       freed.generation.set(disk.generation.get() + 1);
       ctx.image.write_inode(ino, freed);
@@ -243,6 +287,7 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
     ctx.problem(Phase::kInodes, "symlink_size", ino,
                 ctx.fix("symlink target of " + std::to_string(c.size) + " bytes", "inode cleared",
                         "clear the inode"));
+    record_cleared_map(ctx, ino, ctx.image.read_inode(ino));
     format::DiskInode freed{};
     freed.generation.set(c.generation + 1);
     ctx.image.write_inode(ino, freed);
@@ -259,6 +304,7 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
 void check_inodes(Context& ctx) {
   const Geometry& geo = ctx.geo();
   ctx.inodes.clear();
+  ctx.cleared_maps.clear();
   // The root is checked even where its slot reads as zero (a hole): a
   // filesystem needs one. Every other slot of a block that reads as zero is
   // free, so only the blocks that may hold bytes are read.
@@ -451,6 +497,31 @@ void check_extents(Context& ctx) {
   std::unordered_map<uint64_t, std::set<size_t>> lost_extents;
   std::unordered_map<uint64_t, size_t> chain_cut;
   std::unordered_set<uint64_t> salvaged_lost;  // salvaged inodes in a cross-link
+  // What phase 3's cleared inodes seemed to own, as disjoint ranges
+  // (start -> (end, one of their inodes)): a kept inode loses these too.
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> cleared;
+  {
+    std::vector<ClearedRange> ranges = ctx.cleared_maps;
+    std::sort(ranges.begin(), ranges.end(),
+              [](const ClearedRange& a, const ClearedRange& b) { return a.start < b.start; });
+    for (const ClearedRange& r : ranges) {
+      const uint64_t end = r.start + r.count;
+      if (!cleared.empty() && std::prev(cleared.end())->second.first >= r.start) {
+        auto& last = std::prev(cleared.end())->second;
+        last.first = std::max(last.first, end);
+      } else {
+        cleared.emplace(r.start, std::make_pair(end, r.ino));
+      }
+    }
+  }
+  auto cleared_owner = [&cleared](uint64_t start, uint64_t end) -> uint64_t {
+    auto it = cleared.upper_bound(start);
+    if (it != cleared.begin() && std::prev(it)->second.first > start) {
+      return std::prev(it)->second.second;
+    }
+    if (it != cleared.end() && it->first < end) return it->second.second;
+    return 0;
+  };
   for (const Claim& c : claims) {
     uint64_t end = c.start + c.count;
     // Every accepted claim this one overlaps (accepted claims never
@@ -461,11 +532,12 @@ void check_extents(Context& ctx) {
     for (auto it = first; it != accepted.end() && it->first < end; ++it) {
       owners.push_back(it->second.second);
     }
-    if (owners.empty()) {
+    const uint64_t cleared_ino = ctx.inodes[c.ino].salvaged ? cleared_owner(c.start, end) : 0;
+    if (owners.empty() && cleared_ino == 0) {
       accepted.emplace(c.start, std::make_pair(end, c.ino));
       continue;
     }
-    const uint64_t other = owners.front();
+    const uint64_t other = owners.empty() ? cleared_ino : owners.front();
     // Kept inodes' claims come last, so one was accepted only where no
     // other inode claims the blocks; when a second kept inode claims them
     // too, neither map can be trusted and both lose: a kept inode never
@@ -487,7 +559,8 @@ void check_extents(Context& ctx) {
     ctx.problem(Phase::kExtents, "cross_linked", c.ino,
                 ctx.fix(std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) + ", +" +
                             std::to_string(c.count) + ") also belongs to inode " +
-                            std::to_string(other),
+                            std::to_string(other) +
+                            (owners.empty() ? ", cleared in phase 3 (its slot was damaged)" : ""),
                 st.salvaged ? "this inode, kept after a bad crc, cleared"
                             : "removed from this inode",
                 st.salvaged ? "clear this inode, kept after a bad crc"

@@ -336,8 +336,10 @@ TEST_F(FsckTest, TwoSalvagedInodesSharingBlocksAreBothCleared) {
   theirs.mtime_ns.set(theirs.mtime_ns.get() ^ 1);
   put_inode(image_, geo_, p().file2, theirs, /*seal=*/false);
   FsckRun check = run(image_, false);
-  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1)) << kinds(check.report);
-  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file2)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file2))
+      << kinds(check.report);
   EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
   EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file2)) << kinds(check.report);
   Bytes fixed = expect_round_trip("cross_linked");
@@ -364,6 +366,34 @@ TEST_F(FsckTest, SalvagedInlineFileWithDataAfterItsEndIsCleared) {
   EXPECT_FALSE(has_kind(run(image_, false).report, "inode_bad_crc_salvaged"));
   Bytes fixed = expect_round_trip("inode_bad_crc");
   EXPECT_EQ(get_inode(fixed, geo_, p().tiny).mode.get(), 0u);
+}
+
+// Two damaged slots: f2's crc fails with a block count that does not
+// check (cleared in phase 3, its blocks still marked used until phase 5
+// frees them) and f1's crc fails with its extent moved onto f2's last three
+// blocks. The bitmap alone would let f1 pass and be kept with f2's bytes;
+// the blocks of the cleared f2, read from its slot, make f1 lose them as a
+// cross-link, and it is cleared too.
+TEST_F(FsckTest, SalvagedInodeNeverTakesTheBlocksOfAClearedOne) {
+  auto theirs = get_inode(image_, geo_, p().file2);
+  auto d = get_inode(image_, geo_, p().file1);
+  d.u.extents[0].region_block.set(theirs.u.extents[0].region_block.get() + 22);
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  theirs.blocks.set(theirs.blocks.get() ^ 4);
+  put_inode(image_, geo_, p().file2, theirs, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc", p().file2)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "f1"), 0);
+  // f2's blocks are free again, none kept by anyone.
+  for (uint64_t i = 0; i < 25; ++i) {
+    EXPECT_FALSE(get_bit(fixed, geo_, theirs.u.extents[0].region_block.get() + i)) << i;
+  }
 }
 
 // A bad crc and a mode whose type changed to one the slot also passes as
