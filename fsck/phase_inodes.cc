@@ -243,6 +243,7 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
       ctx.problem(Phase::kInodes, kind, ino,
                 ctx.fix(why, "root recreated as an empty directory",
                         "recreate the root as an empty directory"));
+      record_cleared_map(ctx, ino, disk);  // the old root's blocks are no one's
       write_fresh_root(ctx);
       decoded = decode_inode(ctx.image.read_inode(ino), ino, n);
     } else {
