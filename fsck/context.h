@@ -84,8 +84,9 @@ struct Context {
   const Geometry& geo() const { return image.geo(); }
   bool repair() const { return opt.repair; }
   void problem(Phase phase, std::string kind, uint64_t ino, std::string detail,
-               bool fixable = true) {
-    report.add(phase, std::move(kind), ino, std::move(detail), fixable && opt.repair);
+               bool fixable = true, std::vector<std::pair<std::string, uint64_t>> values = {}) {
+    report.add(phase, std::move(kind), ino, std::move(detail), fixable && opt.repair,
+               std::move(values));
   }
   // The text of a repair: what was done with -y, what would be done with -n
   // (which changes nothing, so never says "cleared" or "freed").

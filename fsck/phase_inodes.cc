@@ -226,7 +226,14 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
       seal_inode_crc(disk);
       // sealfs keeps no checksum of file data: the fields were checked,
       // the bytes they lead to cannot be.
-      ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino, ctx.fix(what, done, would));
+      ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino, ctx.fix(what, done, would),
+                  true,
+                  {{"mode", found_mode},
+                   {"kept_mode", kept_mode},
+                   {"uid", disk.uid.get()},
+                   {"gid", disk.gid.get()},
+                   {"size", disk.size.get()},
+                   {"generation", generation}});
       ctx.image.write_inode(ino, disk);
       decoded = decode_inode(disk, ino, n);
       salvaged = true;

@@ -480,7 +480,14 @@ TEST_F(FsckTest, SalvagedInodeLosesSetUidAndSetGid) {
         << pr.detail;
   }
   EXPECT_TRUE(listed) << kinds(check.report);
-  EXPECT_NE(render_json(check.report).find("uid 0, gid 0, size 100000"), std::string::npos);
+  const std::string json = render_json(check.report);
+  EXPECT_NE(json.find("uid 0, gid 0, size 100000"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"values\":{\"mode\":" + std::to_string(S_IFREG | 06755) +
+                      ",\"kept_mode\":" + std::to_string(S_IFREG | 0755) +
+                      ",\"uid\":0,\"gid\":0,\"size\":100000,\"generation\":" +
+                      std::to_string((1u << 31) + 2) + "}"),
+            std::string::npos)
+      << json;
   Bytes fixed = expect_round_trip("inode_bad_crc_salvaged");
   EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), uint32_t{S_IFREG | 0755});
   auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
