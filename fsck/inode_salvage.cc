@@ -13,9 +13,10 @@
 // permissions, times, the user's flags, a size that only grew, whether an
 // extent is written, where a sparse file's extent lies inside its hole) is
 // kept as found, which the report says. Later phases check the kept inode
-// further: it loses every cross-link, to another kept inode and to the map
-// of an inode phase 3 cleared too (phase 4), and a name whose type
-// disagrees with its mode (phase 6), and is cleared then.
+// further: it loses every cross-link, to another kept inode, to the map
+// of an inode phase 3 cleared and to blocks the holder table quarantines
+// too (phase 4), and a name whose type disagrees with its mode (phase 6),
+// and is cleared then.
 #include <sys/stat.h>
 
 #include <cstring>

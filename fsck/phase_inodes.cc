@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "alloc/holder_table.h"
 #include "fsck/context.h"
 #include "meta/inode.h"
 #include "meta/xattr.h"
@@ -432,6 +433,28 @@ const char* claim_name(ClaimKind k) {
   }
 }
 
+// The block ranges of the holder table's quarantine entries (not pins:
+// those name blocks their file still owns, which it claims itself), read
+// as far as the table loads; phase 5 checks the table.
+std::vector<ClearedRange> quarantined_blocks(Context& ctx) {
+  const Geometry& geo = ctx.geo();
+  std::vector<std::byte> area(geo.holder_blocks * format::kBlockSize);
+  for (uint64_t b = 0; b < geo.holder_blocks; ++b) {
+    std::memcpy(area.data() + b * format::kBlockSize, ctx.image.read_block(geo.holder_start + b),
+                format::kBlockSize);
+  }
+  auto table = HolderTable::load(area.data(), geo.holder_start, geo.holder_blocks, geo.data_start,
+                                 geo.data_blocks, HolderTable::DamagedBlocks::kMarkUnusable);
+  std::vector<ClearedRange> out;
+  if (!table.is_ok()) return out;
+  for (size_t i = 0; i < table->slot_count(); ++i) {
+    const HolderTable::Slot& slot = table->slot(i);
+    if (slot.state != HolderTable::SlotState::kLive || slot.entry.pinned) continue;
+    out.push_back(ClearedRange{slot.entry.extent.start, slot.entry.extent.count, slot.entry.ino});
+  }
+  return out;
+}
+
 }  // namespace
 
 void check_extents(Context& ctx) {
@@ -505,31 +528,37 @@ void check_extents(Context& ctx) {
   std::unordered_map<uint64_t, std::set<size_t>> lost_extents;
   std::unordered_map<uint64_t, size_t> chain_cut;
   std::unordered_set<uint64_t> salvaged_lost;  // salvaged inodes in a cross-link
-  // What phase 3's cleared inodes seemed to own, as disjoint ranges
-  // (start -> (end, one of their inodes)): a kept inode loses these too.
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> cleared;
-  {
-    std::vector<ClearedRange> ranges = ctx.cleared_maps;
+  // Blocks marked used that a kept inode loses as it loses a cross-link
+  // although no inode in use claims them: what phase 3's cleared inodes
+  // seemed to own, and what the holder table quarantines (blocks a removed
+  // file left to a process that mapped them). As disjoint ranges, start ->
+  // (end, one of the inodes they came from).
+  using Ranges = std::map<uint64_t, std::pair<uint64_t, uint64_t>>;
+  auto disjoint = [](std::vector<ClearedRange> ranges) {
     std::sort(ranges.begin(), ranges.end(),
               [](const ClearedRange& a, const ClearedRange& b) { return a.start < b.start; });
+    Ranges out;
     for (const ClearedRange& r : ranges) {
       const uint64_t end = r.start + r.count;
-      if (!cleared.empty() && std::prev(cleared.end())->second.first >= r.start) {
-        auto& last = std::prev(cleared.end())->second;
+      if (!out.empty() && std::prev(out.end())->second.first >= r.start) {
+        auto& last = std::prev(out.end())->second;
         last.first = std::max(last.first, end);
       } else {
-        cleared.emplace(r.start, std::make_pair(end, r.ino));
+        out.emplace(r.start, std::make_pair(end, r.ino));
       }
     }
-  }
-  auto cleared_owner = [&cleared](uint64_t start, uint64_t end) -> uint64_t {
-    auto it = cleared.upper_bound(start);
-    if (it != cleared.begin() && std::prev(it)->second.first > start) {
-      return std::prev(it)->second.second;
-    }
-    if (it != cleared.end() && it->first < end) return it->second.second;
-    return 0;
+    return out;
   };
+  // The range of `ranges` overlapping [start, end), or nullptr.
+  auto overlapping = [](const Ranges& ranges, uint64_t start,
+                        uint64_t end) -> const std::pair<uint64_t, uint64_t>* {
+    auto it = ranges.upper_bound(start);
+    if (it != ranges.begin() && std::prev(it)->second.first > start) return &std::prev(it)->second;
+    if (it != ranges.end() && it->first < end) return &it->second;
+    return nullptr;
+  };
+  const Ranges cleared = disjoint(ctx.cleared_maps);
+  const Ranges quarantined = disjoint(quarantined_blocks(ctx));
   for (const Claim& c : claims) {
     uint64_t end = c.start + c.count;
     // Every accepted claim this one overlaps (accepted claims never
@@ -540,12 +569,22 @@ void check_extents(Context& ctx) {
     for (auto it = first; it != accepted.end() && it->first < end; ++it) {
       owners.push_back(it->second.second);
     }
-    const uint64_t cleared_ino = ctx.inodes[c.ino].salvaged ? cleared_owner(c.start, end) : 0;
-    if (owners.empty() && cleared_ino == 0) {
+    const bool salvaged = ctx.inodes[c.ino].salvaged;
+    const auto* from_cleared = salvaged ? overlapping(cleared, c.start, end) : nullptr;
+    const auto* from_holder = salvaged && from_cleared == nullptr
+                                  ? overlapping(quarantined, c.start, end)
+                                  : nullptr;
+    if (owners.empty() && from_cleared == nullptr && from_holder == nullptr) {
       accepted.emplace(c.start, std::make_pair(end, c.ino));
       continue;
     }
-    const uint64_t other = owners.empty() ? cleared_ino : owners.front();
+    const uint64_t other = !owners.empty()        ? owners.front()
+                           : from_cleared != nullptr ? from_cleared->second
+                                                     : from_holder->second;
+    const std::string other_note =
+        !owners.empty()           ? ""
+        : from_cleared != nullptr ? ", cleared in phase 3 (its slot was damaged)"
+                                  : ", removed; the holder table quarantines the blocks";
     // Kept inodes' claims come last, so one was accepted only where no
     // other inode claims the blocks; when a second kept inode claims them
     // too, neither map can be trusted and both lose: a kept inode never
@@ -567,8 +606,7 @@ void check_extents(Context& ctx) {
     ctx.problem(Phase::kExtents, "cross_linked", c.ino,
                 ctx.fix(std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) + ", +" +
                             std::to_string(c.count) + ") also belongs to inode " +
-                            std::to_string(other) +
-                            (owners.empty() ? ", cleared in phase 3 (its slot was damaged)" : ""),
+                            std::to_string(other) + other_note,
                 st.salvaged ? "this inode, kept after a bad crc, cleared"
                             : "removed from this inode",
                 st.salvaged ? "clear this inode, kept after a bad crc"

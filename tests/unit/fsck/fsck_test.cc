@@ -424,6 +424,39 @@ TEST_F(FsckTest, SalvagedInodeNeverTakesTheBlocksOfARecreatedRoot) {
   EXPECT_FALSE(S_ISREG(get_inode(fixed, geo_, p().file1).mode.get()));
 }
 
+// The same with blocks a removed file left in quarantine (a holder table
+// entry for a process that mapped them): marked used, claimed by no inode.
+// f1, its crc failing, maps them; the entry makes it lose them.
+TEST_F(FsckTest, SalvagedInodeNeverTakesQuarantinedBlocks) {
+  const uint64_t first = geo_.data_start + geo_.data_blocks - 3;
+  for (uint64_t b = first; b < first + 3; ++b) set_bit(image_, geo_, b, true);
+  std::byte* hb = block_ptr(image_, geo_.holder_start);
+  format::DiskHolderEntry e{};
+  e.pid.set(123456);
+  e.start_time.set(42);
+  e.ino.set(p().file2);
+  e.region_block.set(first);
+  e.block_count.set(3);
+  std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), &e, sizeof(e));
+  format::DiskHolderBlockHeader h;
+  std::memcpy(&h, hb, sizeof(h));
+  h.count.set(1);
+  h.crc.set(0);
+  std::memcpy(hb, &h, sizeof(h));
+  h.crc.set(crc32c_with_hole(hb, format::kBlockSize, offsetof(format::DiskHolderBlockHeader, crc)));
+  std::memcpy(hb, &h, sizeof(h));
+  auto d = get_inode(image_, geo_, p().file1);
+  ASSERT_EQ(d.u.extents[0].length.get(), 3u);
+  d.u.extents[0].region_block.set(first);
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
+}
+
 // What no check vouches for, in docs/fsck.md's list: a sparse file's
 // extent moved inside its hole (a/b/sparse has a block at every even file
 // block; the one at 2 read as 3 leaves both neighbours room). The inode
