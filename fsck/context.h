@@ -36,8 +36,8 @@ struct InodeState {
   // block map of such an inode (store_layout would zero `u`).
   bool bytes_in_slot = false;
   // Its slot failed only its crc and was kept (inode_salvage.cc): it loses
-  // every cross-link and is cleared by one, or by a name whose type
-  // disagrees with its mode.
+  // every cross-link (one with another kept inode too) and is cleared by
+  // one, or by a name whose type disagrees with its mode.
   bool salvaged = false;
   // Phase 4: the layout as it stands after repairs.
   std::vector<Extent> extents;
@@ -53,6 +53,11 @@ struct InodeState {
   std::vector<uint64_t> children;  // directories: inodes their entries name
 };
 
+// Blocks an inode cleared in phase 3 may have owned: [start, start+count).
+struct ClearedRange {
+  uint64_t start = 0, count = 0, ino = 0;
+};
+
 struct Context {
   Context(Image& img, Report& rep, const FsckOptions& o) : image(img), report(rep), opt(o) {}
   Image& image;
@@ -60,6 +65,11 @@ struct Context {
   const FsckOptions& opt;
   Superblock sb;
   SparseStates<InodeState> inodes;  // inodes in use (and those phases freed)
+  // Phase 3: what the map of each inode it cleared seems to hold, read as
+  // far as it decodes. Their bitmap bits stay set until phase 5, so an
+  // inode kept after a bad crc could pass its checks with these blocks:
+  // phase 4 makes it lose them as it loses a cross-link.
+  std::vector<ClearedRange> cleared_maps;
   // Phase 6: the name of each directory's entry in its parent, for paths.
   std::unordered_map<uint64_t, std::string> dir_names;
   // "/a/b" for a directory whose parent pointers (found in phase 6) lead to
@@ -74,8 +84,9 @@ struct Context {
   const Geometry& geo() const { return image.geo(); }
   bool repair() const { return opt.repair; }
   void problem(Phase phase, std::string kind, uint64_t ino, std::string detail,
-               bool fixable = true) {
-    report.add(phase, std::move(kind), ino, std::move(detail), fixable && opt.repair);
+               bool fixable = true, std::vector<std::pair<std::string, uint64_t>> values = {}) {
+    report.add(phase, std::move(kind), ino, std::move(detail), fixable && opt.repair,
+               std::move(values));
   }
   // The text of a repair: what was done with -y, what would be done with -n
   // (which changes nothing, so never says "cleared" or "freed").

@@ -11,10 +11,12 @@
 // one). A slot that passes all of it has its crc resealed and is kept
 // (inode_bad_crc_salvaged); what no check can vouch for (owner, group,
 // permissions, times, the user's flags, a size that only grew, whether an
-// extent is written) is kept as found, which the report says. Later
-// phases check the kept inode further: it loses every cross-link
-// (phase 4) and a name whose type disagrees with its mode (phase 6), and
-// is cleared then.
+// extent is written, where a sparse file's extent lies inside its hole) is
+// kept as found, which the report says. Later phases check the kept inode
+// further: it loses every cross-link, to another kept inode, to the map
+// of an inode phase 3 cleared and to blocks the holder table quarantines
+// too (phase 4), and a name whose type disagrees with its mode (phase 6),
+// and is cleared then.
 #include <sys/stat.h>
 
 #include <cstring>
@@ -39,10 +41,12 @@ bool all_zero(const void* p, size_t n) {
   return true;
 }
 
-// The bytes after a symlink target or an inline file's data, which the
-// daemon keeps zero: a size that shrank leaves the rest of the bytes there,
-// from the first one on. One bit set further on is a flip in bytes nothing
-// reads (zeroed when the slot is kept).
+// The bytes after a symlink target, which the daemon keeps zero: a size
+// that shrank leaves the rest of the target there, from the first byte on
+// (a target holds no NUL). One bit set further on is a flip in bytes
+// nothing reads (zeroed when the slot is kept). Not for an inline file,
+// whose bytes may be zeros: one that shrank past a zero byte would leave
+// a single bit of its data further on, which this would take for a flip.
 bool tail_clean(const void* bytes, uint64_t size, uint64_t room) {
   const auto* b = static_cast<const unsigned char*>(bytes);
   uint64_t set = 0, at = 0;
@@ -163,13 +167,22 @@ std::string type_problem(Context& ctx, uint64_t ino, const format::DiskInode& di
     if ((ctx.sb.feature_incompat & format::kFeatureIncompatInlineData) == 0) {
       return "inline data on an image without the feature";
     }
-    return tail_clean(disk.u.data, c.size, format::kInlineDataMax)
+    // Its bytes may hold zeros: anything after its end may be data a
+    // shrunk size cut off.
+    return c.size <= format::kInlineDataMax &&
+                   all_zero(disk.u.data + c.size, format::kInlineDataMax - c.size)
                ? ""
                : "bytes after the end of the inline file";
   }
+  if (S_ISCHR(c.mode) || S_ISBLK(c.mode)) {
+    // Its device number is all it holds and nothing vouches for it: a flip
+    // there turns /dev/null (1,3) into /dev/mem (1,1) with the same open
+    // permissions. Clearing costs the node only, never data.
+    return "a device node, whose device number nothing can check";
+  }
   if (!S_ISREG(c.mode) && !S_ISDIR(c.mode) && !S_ISLNK(c.mode)) {
     if (c.size != 0 || d.extent_count != 0 || d.extent_block != 0) {
-      return "device, fifo or socket with a size or a block map";
+      return "fifo or socket with a size or a block map";
     }
     return "";
   }
@@ -186,8 +199,8 @@ std::string type_problem(Context& ctx, uint64_t ino, const format::DiskInode& di
 
 // The bytes of `u` that nothing reads, zeroed as the daemon writes them:
 // the extent slots past the inline extents (all of `u` for a device, fifo
-// or socket: a flip there costs nothing), what follows an inline target or
-// file (checked first by tail_clean).
+// or socket: a flip there costs nothing), what follows an inline target
+// (checked first by tail_clean; after an inline file it is zero already).
 void zero_unused_slot_bytes(format::DiskInode& disk, const DecodedInode& d) {
   const uint32_t mode = d.core.mode;
   if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode)) {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -10,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "alloc/holder_table.h"
 #include "fsck/context.h"
 #include "meta/inode.h"
 #include "meta/xattr.h"
@@ -20,6 +22,31 @@ namespace {
 
 bool has_block_map(uint32_t mode) {
   return S_ISREG(mode) || S_ISDIR(mode) || S_ISLNK(mode);
+}
+
+std::string octal(uint32_t mode) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0%o", mode);
+  return text;
+}
+
+// The generation a kept inode takes: one past the highest value that one
+// flipped bit could have turned into `found`, so that no handle to the file
+// that was there, nor to any earlier one (generations only grow), matches
+// it. Below 2^31 that is found + 2^31 + 1 (bit 31 may have been the one
+// cleared); above, found with its highest clear bit set, plus one. All
+// ones (no bit can have been cleared) and a sum past 2^32 wrap, as the
+// daemon's own increments do.
+uint32_t generation_past_any_flip(uint32_t found) {
+  uint32_t ceiling = found;
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t mask = uint32_t{1} << bit;
+    if ((found & mask) == 0) {
+      ceiling = found | mask;
+      break;
+    }
+  }
+  return ceiling + 1;
 }
 
 void write_fresh_root(Context& ctx) {
@@ -115,6 +142,49 @@ void check_inline_slot(Context& ctx, uint64_t ino, format::DiskInode& disk) {
   if (ctx.repair()) ctx.image.write_inode(ino, disk);
 }
 
+// The blocks a slot about to be cleared seems to own, as far as its map
+// decodes (inline extents, the overflow chain while its blocks name this
+// inode, the xattr chain by its headers), into ctx.cleared_maps.
+void record_cleared_map(Context& ctx, uint64_t ino, const format::DiskInode& disk) {
+  const uint32_t mode = disk.mode.get();
+  const Geometry& geo = ctx.geo();
+  const uint64_t data_end = geo.data_start + geo.data_blocks;
+  auto add = [&](uint64_t start, uint64_t count) {
+    ctx.cleared_maps.push_back(ClearedRange{start, count, ino});
+  };
+  auto add_extents = [&](const format::DiskExtent* extents, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      auto e = decode_extent(extents[i], geo.data_start, data_end);
+      if (e.is_ok()) add(e->region_block, e->length);
+    }
+  };
+  const bool slot_holds_bytes = (disk.flags.get() & format::kInodeInlineData) != 0 ||
+                                (S_ISLNK(mode) && disk.extent_count.get() == 0);
+  if (has_block_map(mode) && !slot_holds_bytes) {
+    add_extents(disk.u.extents,
+                std::min<size_t>(disk.extent_count.get(), format::kInlineExtents));
+    std::set<uint64_t> seen;
+    for (uint64_t next = disk.extent_block.get();
+         next != 0 && ctx.image.in_data_area(next) && seen.insert(next).second;) {
+      auto view = decode_extent_block(ctx.image.read_block(next), ino);
+      if (!view.is_ok()) break;
+      add(next, 1);
+      add_extents(view->extents.data(), view->extents.size());
+      next = view->next_block;
+    }
+  }
+  if (disk.xattr_block.get() != 0 && ctx.image.in_data_area(disk.xattr_block.get())) {
+    for (uint64_t b : xattr_chain_blocks(disk.xattr_block.get(), ino,
+                                         [&](uint64_t block) -> const std::byte* {
+                                           return ctx.image.in_data_area(block)
+                                                      ? ctx.image.read_block(block)
+                                                      : nullptr;
+                                         })) {
+      add(b, 1);
+    }
+  }
+}
+
 // One inode slot; a zero slot other than the root's is free.
 void check_inode_slot(Context& ctx, uint64_t ino) {
   const uint64_t n = ctx.geo().inode_count;
@@ -128,12 +198,43 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   if (!decoded.is_ok() && decoded.status().code() == Code::kBadCrc) {
     blocker = salvage_blocker(ctx, ino, disk);
     if (blocker.empty()) {
+      // A flipped bit may have made a file set-uid or set-gid: nothing can
+      // tell, and keeping such a bit would hand its owner's rights to
+      // whoever runs the file. They go. The report says what is kept, for
+      // a person to check.
+      const uint32_t found_mode = disk.mode.get();
+      const uint32_t kept_mode = found_mode & ~uint32_t{S_ISUID | S_ISGID};
+      std::string what = "bad crc, but every field that can be checked is consistent; owner, "
+                         "permissions, times and contents cannot be verified (mode " +
+                         octal(found_mode) + ", uid " + std::to_string(disk.uid.get()) +
+                         ", gid " + std::to_string(disk.gid.get()) + ", size " +
+                         std::to_string(disk.size.get()) + ")";
+      // A generation that went down would let a handle to an earlier file
+      // of this number open this one (or the next to take the number): it
+      // is raised past every value the slot can have held, which makes
+      // handles to the kept file itself stale too.
+      const uint32_t generation = generation_past_any_flip(disk.generation.get());
+      std::string done = "crc resealed, generation raised to " + std::to_string(generation);
+      std::string would = "reseal the crc, raise the generation to " + std::to_string(generation);
+      if (kept_mode != found_mode) {
+        done += ", set-uid/set-gid bits stripped (mode " + octal(kept_mode) + ")";
+        would += ", strip the set-uid/set-gid bits (mode " + octal(kept_mode) + ")";
+      }
+      done += ", inode kept";
+      would += " and keep the inode";
+      disk.mode.set(kept_mode);
+      disk.generation.set(generation);
+      seal_inode_crc(disk);
       // sealfs keeps no checksum of file data: the fields were checked,
       // the bytes they lead to cannot be.
-      ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino,
-                  ctx.fix("bad crc, but every field that can be checked is consistent; owner, "
-                          "permissions, times and contents cannot be verified",
-                          "crc resealed, inode kept", "reseal the crc and keep the inode"));
+      ctx.problem(Phase::kInodes, "inode_bad_crc_salvaged", ino, ctx.fix(what, done, would),
+                  true,
+                  {{"mode", found_mode},
+                   {"kept_mode", kept_mode},
+                   {"uid", disk.uid.get()},
+                   {"gid", disk.gid.get()},
+                   {"size", disk.size.get()},
+                   {"generation", generation}});
       ctx.image.write_inode(ino, disk);
       decoded = decode_inode(disk, ino, n);
       salvaged = true;
@@ -150,12 +251,14 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
       ctx.problem(Phase::kInodes, kind, ino,
                 ctx.fix(why, "root recreated as an empty directory",
                         "recreate the root as an empty directory"));
+      record_cleared_map(ctx, ino, disk);  // the old root's blocks are no one's
       write_fresh_root(ctx);
       decoded = decode_inode(ctx.image.read_inode(ino), ino, n);
     } else {
       // The slot cannot be trusted: clear it. Its blocks become leaks
       // (phase 5), its names dangling entries (phase 6).
       ctx.problem(Phase::kInodes, kind, ino, ctx.fix(why, "inode cleared", "clear the inode"));
+      record_cleared_map(ctx, ino, disk);
       format::DiskInode freed{};
       freed.generation.set(disk.generation.get() + 1);
       ctx.image.write_inode(ino, freed);
@@ -193,6 +296,7 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
     ctx.problem(Phase::kInodes, "symlink_size", ino,
                 ctx.fix("symlink target of " + std::to_string(c.size) + " bytes", "inode cleared",
                         "clear the inode"));
+    record_cleared_map(ctx, ino, ctx.image.read_inode(ino));
     format::DiskInode freed{};
     freed.generation.set(c.generation + 1);
     ctx.image.write_inode(ino, freed);
@@ -209,6 +313,7 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
 void check_inodes(Context& ctx) {
   const Geometry& geo = ctx.geo();
   ctx.inodes.clear();
+  ctx.cleared_maps.clear();
   // The root is checked even where its slot reads as zero (a hole): a
   // filesystem needs one. Every other slot of a block that reads as zero is
   // free, so only the blocks that may hold bytes are read.
@@ -328,6 +433,28 @@ const char* claim_name(ClaimKind k) {
   }
 }
 
+// The block ranges of the holder table's quarantine entries (not pins:
+// those name blocks their file still owns, which it claims itself), read
+// as far as the table loads; phase 5 checks the table.
+std::vector<ClearedRange> quarantined_blocks(Context& ctx) {
+  const Geometry& geo = ctx.geo();
+  std::vector<std::byte> area(geo.holder_blocks * format::kBlockSize);
+  for (uint64_t b = 0; b < geo.holder_blocks; ++b) {
+    std::memcpy(area.data() + b * format::kBlockSize, ctx.image.read_block(geo.holder_start + b),
+                format::kBlockSize);
+  }
+  auto table = HolderTable::load(area.data(), geo.holder_start, geo.holder_blocks, geo.data_start,
+                                 geo.data_blocks, HolderTable::DamagedBlocks::kMarkUnusable);
+  std::vector<ClearedRange> out;
+  if (!table.is_ok()) return out;
+  for (size_t i = 0; i < table->slot_count(); ++i) {
+    const HolderTable::Slot& slot = table->slot(i);
+    if (slot.state != HolderTable::SlotState::kLive || slot.entry.pinned) continue;
+    out.push_back(ClearedRange{slot.entry.extent.start, slot.entry.extent.count, slot.entry.ino});
+  }
+  return out;
+}
+
 }  // namespace
 
 void check_extents(Context& ctx) {
@@ -374,7 +501,8 @@ void check_extents(Context& ctx) {
 
   // Cross-linked blocks: metadata blocks win over data, directories over
   // files, lower inode numbers over higher; the loser gives the blocks up.
-  // A salvaged inode loses to every other: its map is the suspect one.
+  // A salvaged inode loses to every other, and to another salvaged inode
+  // too (both are cleared): its map is the suspect one.
   std::vector<Claim> claims;
   for (uint64_t ino : numbers) {
     const InodeState& st = ctx.inodes[ino];
@@ -400,31 +528,85 @@ void check_extents(Context& ctx) {
   std::unordered_map<uint64_t, std::set<size_t>> lost_extents;
   std::unordered_map<uint64_t, size_t> chain_cut;
   std::unordered_set<uint64_t> salvaged_lost;  // salvaged inodes in a cross-link
-  for (const Claim& c : claims) {
-    uint64_t end = c.start + c.count;
-    auto it = accepted.upper_bound(c.start);
-    bool overlaps = false;
-    uint64_t other = 0;
-    if (it != accepted.end() && it->first < end) {
-      overlaps = true;
-      other = it->second.second;
-    }
-    if (it != accepted.begin()) {
-      auto prev = std::prev(it);
-      if (prev->second.first > c.start) {
-        overlaps = true;
-        other = prev->second.second;
+  // Blocks marked used that a kept inode loses as it loses a cross-link
+  // although no inode in use claims them: what phase 3's cleared inodes
+  // seemed to own, and what the holder table quarantines (blocks a removed
+  // file left to a process that mapped them). As disjoint ranges, start ->
+  // (end, one of the inodes they came from).
+  using Ranges = std::map<uint64_t, std::pair<uint64_t, uint64_t>>;
+  auto disjoint = [](std::vector<ClearedRange> ranges) {
+    std::sort(ranges.begin(), ranges.end(),
+              [](const ClearedRange& a, const ClearedRange& b) { return a.start < b.start; });
+    Ranges out;
+    for (const ClearedRange& r : ranges) {
+      const uint64_t end = r.start + r.count;
+      if (!out.empty() && std::prev(out.end())->second.first >= r.start) {
+        auto& last = std::prev(out.end())->second;
+        last.first = std::max(last.first, end);
+      } else {
+        out.emplace(r.start, std::make_pair(end, r.ino));
       }
     }
-    if (!overlaps) {
+    return out;
+  };
+  // The range of `ranges` overlapping [start, end), or nullptr.
+  auto overlapping = [](const Ranges& ranges, uint64_t start,
+                        uint64_t end) -> const std::pair<uint64_t, uint64_t>* {
+    auto it = ranges.upper_bound(start);
+    if (it != ranges.begin() && std::prev(it)->second.first > start) return &std::prev(it)->second;
+    if (it != ranges.end() && it->first < end) return &it->second;
+    return nullptr;
+  };
+  const Ranges cleared = disjoint(ctx.cleared_maps);
+  const Ranges quarantined = disjoint(quarantined_blocks(ctx));
+  for (const Claim& c : claims) {
+    uint64_t end = c.start + c.count;
+    // Every accepted claim this one overlaps (accepted claims never
+    // overlap each other, so they are consecutive in the map).
+    auto first = accepted.upper_bound(c.start);
+    if (first != accepted.begin() && std::prev(first)->second.first > c.start) --first;
+    std::vector<uint64_t> owners;
+    for (auto it = first; it != accepted.end() && it->first < end; ++it) {
+      owners.push_back(it->second.second);
+    }
+    const bool salvaged = ctx.inodes[c.ino].salvaged;
+    const auto* from_cleared = salvaged ? overlapping(cleared, c.start, end) : nullptr;
+    const auto* from_holder = salvaged && from_cleared == nullptr
+                                  ? overlapping(quarantined, c.start, end)
+                                  : nullptr;
+    if (owners.empty() && from_cleared == nullptr && from_holder == nullptr) {
       accepted.emplace(c.start, std::make_pair(end, c.ino));
       continue;
+    }
+    const uint64_t other = !owners.empty()        ? owners.front()
+                           : from_cleared != nullptr ? from_cleared->second
+                                                     : from_holder->second;
+    const std::string other_note =
+        !owners.empty()           ? ""
+        : from_cleared != nullptr ? ", cleared in phase 3 (its slot was damaged)"
+                                  : ", removed; the holder table quarantines the blocks";
+    // Kept inodes' claims come last, so one was accepted only where no
+    // other inode claims the blocks; when a second kept inode claims them
+    // too, neither map can be trusted and both lose: a kept inode never
+    // wins a cross-link.
+    for (uint64_t owner : owners) {
+      if (owner == c.ino || !ctx.inodes[owner].salvaged || salvaged_lost.count(owner) != 0) {
+        continue;
+      }
+      ctx.problem(Phase::kExtents, "cross_linked", owner,
+                  ctx.fix(std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) +
+                              ", +" + std::to_string(c.count) + ") also belongs to inode " +
+                              std::to_string(c.ino) + ", kept after a bad crc too",
+                          "this inode, kept after a bad crc, cleared",
+                          "clear this inode, kept after a bad crc"));
+      changed.insert(owner);
+      salvaged_lost.insert(owner);
     }
     InodeState& st = ctx.inodes[c.ino];
     ctx.problem(Phase::kExtents, "cross_linked", c.ino,
                 ctx.fix(std::string(claim_name(c.kind)) + " [" + std::to_string(c.start) + ", +" +
                             std::to_string(c.count) + ") also belongs to inode " +
-                            std::to_string(other),
+                            std::to_string(other) + other_note,
                 st.salvaged ? "this inode, kept after a bad crc, cleared"
                             : "removed from this inode",
                 st.salvaged ? "clear this inode, kept after a bad crc"

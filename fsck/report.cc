@@ -48,7 +48,7 @@ const char* exit_meaning(int code) {
 const char* phase_name(Phase phase) { return kPhaseNames[static_cast<int>(phase)]; }
 
 void Report::add(Phase phase, std::string kind, uint64_t inode, std::string detail,
-                 bool repaired_now) {
+                 bool repaired_now, std::vector<std::pair<std::string, uint64_t>> values) {
   auto& summary = phases[static_cast<int>(phase)];
   ++summary.problems;
   ++problem_count;
@@ -57,13 +57,14 @@ void Report::add(Phase phase, std::string kind, uint64_t inode, std::string deta
     ++repaired_count;
   }
   if (problems.size() < kMaxListedProblems) {
-    problems.push_back(Problem{phase, std::move(kind), inode, std::move(detail), repaired_now});
+    problems.push_back(Problem{phase, std::move(kind), inode, std::move(detail), repaired_now,
+                               std::move(values)});
   }
 }
 
 void Report::note(Phase phase, std::string kind, std::string detail) {
   if (notes.size() < kMaxListedProblems) {
-    notes.push_back(Problem{phase, std::move(kind), 0, std::move(detail), false});
+    notes.push_back(Problem{phase, std::move(kind), 0, std::move(detail), false, {}});
   }
 }
 
@@ -162,7 +163,15 @@ std::string render_json(const Report& r) {
       out << pr.inode;
     }
     out << ",\"detail\":" << json_string(pr.detail)
-        << ",\"repaired\":" << (pr.repaired ? "true" : "false") << "}";
+        << ",\"repaired\":" << (pr.repaired ? "true" : "false");
+    if (!pr.values.empty()) {
+      out << ",\"values\":{";
+      for (size_t v = 0; v < pr.values.size(); ++v) {
+        out << (v > 0 ? "," : "") << json_string(pr.values[v].first) << ":" << pr.values[v].second;
+      }
+      out << "}";
+    }
+    out << "}";
   }
   out << "],\"notes\":[";
   for (size_t i = 0; i < r.notes.size(); ++i) {

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sealfs::fsck {
@@ -35,6 +36,9 @@ struct Problem {
   uint64_t inode = 0;  // 0 = not about one inode
   std::string detail;  // human text
   bool repaired = false;
+  // Numbers a script may want besides the text (a kept inode's mode, uid,
+  // gid, size): the JSON record's "values" object, absent when empty.
+  std::vector<std::pair<std::string, uint64_t>> values;
 };
 
 struct PhaseSummary {
@@ -83,7 +87,8 @@ struct Report {
   // Preen: problems that need a person; nonzero means nothing was repaired.
   uint64_t preen_unsafe = 0;
 
-  void add(Phase phase, std::string kind, uint64_t inode, std::string detail, bool repaired);
+  void add(Phase phase, std::string kind, uint64_t inode, std::string detail, bool repaired,
+           std::vector<std::pair<std::string, uint64_t>> values = {});
   void note(Phase phase, std::string kind, std::string detail);
 };
 

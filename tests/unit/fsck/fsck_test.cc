@@ -3,6 +3,7 @@
 // 1), after which a check-only run is clean (exit 0) and the meta layer
 // mounts the image.
 #include <gtest/gtest.h>
+#include <sys/sysmacros.h>
 
 #include "fsck_fixture.h"
 #include "media/journal_log.h"
@@ -54,6 +55,13 @@ class FsckTest : public ::testing::Test {
     sb->state = state;
     auto disk = encode_superblock(*sb);
     std::memcpy(image_.data(), &disk, sizeof(disk));
+  }
+
+  static bool reported_on(const Report& r, const std::string& kind, Ino ino) {
+    for (const Problem& pr : r.problems) {
+      if (pr.kind == kind && pr.inode == ino) return true;
+    }
+    return false;
   }
 
   Bytes image_;
@@ -326,7 +334,9 @@ TEST_F(FsckTest, SalvagedInodeLosesACrossLinkAndIsCleared) {
   EXPECT_TRUE(has_kind(check.report, "inode_bad_crc_salvaged")) << kinds(check.report);
   Bytes fixed = expect_round_trip("cross_linked");
   EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
-  EXPECT_EQ(get_inode(fixed, geo_, p().file1).generation.get(), d.generation.get() + 1);
+  // Raised when kept (phase 3), one more when cleared (phase 4).
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).generation.get(),
+            d.generation.get() + (1u << 31) + 2);
   EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "f1"), 0);
   auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
   ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
@@ -334,6 +344,160 @@ TEST_F(FsckTest, SalvagedInodeLosesACrossLinkAndIsCleared) {
   auto n = (*fs)->read_copy(p().file2, 0, bytes.data(), bytes.size());
   ASSERT_TRUE(n.is_ok());
   EXPECT_EQ(bytes, std::string(100000, 'y'));
+}
+
+// Two kept inodes sharing blocks: f1's extent moved onto f2's last three
+// blocks and f2's mtime flipped, neither crc resealed. Between two healthy
+// files the lower number (f1) would win; a kept inode never wins a
+// cross-link, so both lose and both are cleared (f2's bytes cannot be told
+// from f1's map).
+TEST_F(FsckTest, TwoSalvagedInodesSharingBlocksAreBothCleared) {
+  ASSERT_LT(p().file1, p().file2);
+  auto theirs = get_inode(image_, geo_, p().file2);
+  auto d = get_inode(image_, geo_, p().file1);
+  d.u.extents[0].region_block.set(theirs.u.extents[0].region_block.get() + 22);
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  theirs.mtime_ns.set(theirs.mtime_ns.get() ^ 1);
+  put_inode(image_, geo_, p().file2, theirs, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file2))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file2)) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "f1"), 0);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, p().dir_a), p().dir_a, "f2"), 0);
+}
+
+// A bad crc on an inline file whose size shrank: 102 bytes ("t" x 100, a
+// zero, "@") read as 100 (bit 1 of the size cleared). The one set bit left
+// after the new end is the file's last byte, not a flip in bytes nothing
+// reads: keeping the inode would cut it off, so it is cleared.
+TEST_F(FsckTest, SalvagedInlineFileWithDataAfterItsEndIsCleared) {
+  auto d = get_inode(image_, geo_, p().tiny);
+  ASSERT_NE(d.flags.get() & format::kInodeInlineData, 0u);
+  ASSERT_EQ(d.size.get(), 100u);
+  d.u.data[101] = '@';
+  d.size.set(102);
+  put_inode(image_, geo_, p().tiny, d);
+  ASSERT_EQ(run(image_, false).report.exit_code, kExitClean);
+  d.size.set(100);
+  put_inode(image_, geo_, p().tiny, d, /*seal=*/false);
+  EXPECT_FALSE(has_kind(run(image_, false).report, "inode_bad_crc_salvaged"));
+  Bytes fixed = expect_round_trip("inode_bad_crc");
+  EXPECT_EQ(get_inode(fixed, geo_, p().tiny).mode.get(), 0u);
+}
+
+// Two damaged slots: f2's crc fails with a block count that does not
+// check (cleared in phase 3, its blocks still marked used until phase 5
+// frees them) and f1's crc fails with its extent moved onto f2's last three
+// blocks. The bitmap alone would let f1 pass and be kept with f2's bytes;
+// the blocks of the cleared f2, read from its slot, make f1 lose them as a
+// cross-link, and it is cleared too.
+TEST_F(FsckTest, SalvagedInodeNeverTakesTheBlocksOfAClearedOne) {
+  auto theirs = get_inode(image_, geo_, p().file2);
+  auto d = get_inode(image_, geo_, p().file1);
+  d.u.extents[0].region_block.set(theirs.u.extents[0].region_block.get() + 22);
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  theirs.blocks.set(theirs.blocks.get() ^ 4);
+  put_inode(image_, geo_, p().file2, theirs, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc", p().file2)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), 0u);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "f1"), 0);
+  // f2's blocks are free again, none kept by anyone.
+  for (uint64_t i = 0; i < 25; ++i) {
+    EXPECT_FALSE(get_bit(fixed, geo_, theirs.u.extents[0].region_block.get() + i)) << i;
+  }
+}
+
+// The same with a root that is recreated: the old root's directory block
+// stays marked used until phase 5, and f1, its crc failing, maps that
+// block as one 4096-byte file. The old root's map makes f1 lose it.
+TEST_F(FsckTest, SalvagedInodeNeverTakesTheBlocksOfARecreatedRoot) {
+  auto root = get_inode(image_, geo_, kRootIno);
+  ASSERT_EQ(root.extent_count.get(), 1u);
+  const uint64_t root_block = root.u.extents[0].region_block.get();
+  root.blocks.set(root.blocks.get() ^ 4);
+  put_inode(image_, geo_, kRootIno, root, /*seal=*/false);
+  auto d = get_inode(image_, geo_, p().file1);
+  ASSERT_EQ(d.extent_count.get(), 1u);
+  ASSERT_NE(d.xattr_block.get(), 0u);
+  d.u.extents[0].region_block.set(root_block);
+  d.u.extents[0].length.set(1);
+  d.size.set(format::kBlockSize);
+  d.blocks.set(2);  // the block and the xattr block
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc", kRootIno)) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  // Cleared: its number may be taken again, by lost+found (the recreated
+  // root's former contents go there).
+  EXPECT_FALSE(S_ISREG(get_inode(fixed, geo_, p().file1).mode.get()));
+}
+
+// The same with blocks a removed file left in quarantine (a holder table
+// entry for a process that mapped them): marked used, claimed by no inode.
+// f1, its crc failing, maps them; the entry makes it lose them.
+TEST_F(FsckTest, SalvagedInodeNeverTakesQuarantinedBlocks) {
+  const uint64_t first = geo_.data_start + geo_.data_blocks - 3;
+  for (uint64_t b = first; b < first + 3; ++b) set_bit(image_, geo_, b, true);
+  std::byte* hb = block_ptr(image_, geo_.holder_start);
+  format::DiskHolderEntry e{};
+  e.pid.set(123456);
+  e.start_time.set(42);
+  e.ino.set(p().file2);
+  e.region_block.set(first);
+  e.block_count.set(3);
+  std::memcpy(hb + sizeof(format::DiskHolderBlockHeader), &e, sizeof(e));
+  format::DiskHolderBlockHeader h;
+  std::memcpy(&h, hb, sizeof(h));
+  h.count.set(1);
+  h.crc.set(0);
+  std::memcpy(hb, &h, sizeof(h));
+  h.crc.set(crc32c_with_hole(hb, format::kBlockSize, offsetof(format::DiskHolderBlockHeader, crc)));
+  std::memcpy(hb, &h, sizeof(h));
+  auto d = get_inode(image_, geo_, p().file1);
+  ASSERT_EQ(d.u.extents[0].length.get(), 3u);
+  d.u.extents[0].region_block.set(first);
+  put_inode(image_, geo_, p().file1, d, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  EXPECT_TRUE(reported_on(check.report, "inode_bad_crc_salvaged", p().file1))
+      << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "cross_linked", p().file1)) << kinds(check.report);
+  Bytes fixed = expect_round_trip("cross_linked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file1).mode.get(), 0u);
+}
+
+// What no check vouches for, in docs/fsck.md's list: a sparse file's
+// extent moved inside its hole (a/b/sparse has a block at every even file
+// block; the one at 2 read as 3 leaves both neighbours room). The inode
+// is kept, and the block reads at its new offset, zeros where it was.
+TEST_F(FsckTest, SalvagedSparseFileKeepsAnExtentMovedInsideItsHole) {
+  auto d = get_inode(image_, geo_, p().sparse);
+  ASSERT_EQ(d.u.extents[1].file_block.get(), 2u);
+  ASSERT_EQ(d.u.extents[2].file_block.get(), 4u);
+  d.u.extents[1].file_block.set(3);
+  put_inode(image_, geo_, p().sparse, d, /*seal=*/false);
+  Bytes fixed = expect_round_trip("inode_bad_crc_salvaged");
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  std::string bytes(2 * format::kBlockSize, '?');
+  auto n = (*fs)->read_copy(p().sparse, 2 * format::kBlockSize, bytes.data(), bytes.size());
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(bytes, std::string(format::kBlockSize, '\0') + std::string(format::kBlockSize, 'z'));
 }
 
 // A bad crc and a mode whose type changed to one the slot also passes as
@@ -350,6 +514,93 @@ TEST_F(FsckTest, SalvagedInodeWhoseNameHasAnotherTypeIsCleared) {
   EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
   uint64_t blk = first_block(fixed, geo_, p().dir_a);
   EXPECT_LT(entry_offset(fixed, blk, p().dir_a, "long"), 0);
+}
+
+// A bad crc on a slot whose fields check but whose mode gained set-uid
+// and set-gid (a root-owned 0755 tool turned 06755 by a flipped bit would
+// run as root for anyone): the inode is kept without them, and the report
+// gives the mode, owner and size it was found with.
+TEST_F(FsckTest, SalvagedInodeLosesSetUidAndSetGid) {
+  auto d = get_inode(image_, geo_, p().file2);
+  d.mode.set(S_IFREG | S_ISUID | S_ISGID | 0755);
+  d.uid.set(0);
+  d.gid.set(0);
+  put_inode(image_, geo_, p().file2, d, /*seal=*/false);
+  FsckRun check = run(image_, false);
+  bool listed = false;
+  for (const Problem& pr : check.report.problems) {
+    if (pr.kind != "inode_bad_crc_salvaged" || pr.inode != p().file2) continue;
+    listed = true;
+    EXPECT_NE(pr.detail.find("(mode 0106755, uid 0, gid 0, size 100000)"), std::string::npos)
+        << pr.detail;
+    EXPECT_NE(pr.detail.find(", strip the set-uid/set-gid bits (mode 0100755)"), std::string::npos)
+        << pr.detail;
+  }
+  EXPECT_TRUE(listed) << kinds(check.report);
+  const std::string json = render_json(check.report);
+  EXPECT_NE(json.find("uid 0, gid 0, size 100000"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"values\":{\"mode\":" + std::to_string(S_IFREG | 06755) +
+                      ",\"kept_mode\":" + std::to_string(S_IFREG | 0755) +
+                      ",\"uid\":0,\"gid\":0,\"size\":100000,\"generation\":" +
+                      std::to_string((1u << 31) + 2) + "}"),
+            std::string::npos)
+      << json;
+  Bytes fixed = expect_round_trip("inode_bad_crc_salvaged");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).mode.get(), uint32_t{S_IFREG | 0755});
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  auto attr = (*fs)->getattr(p().file2);
+  ASSERT_TRUE(attr.is_ok());
+  EXPECT_EQ(attr->mode, uint32_t{S_IFREG | 0755});
+}
+
+// A bad crc on a device node: its device number is all it holds and
+// nothing vouches for it (1,3 is /dev/null, 1,1 /dev/mem, one bit apart),
+// so the node is cleared, never kept.
+TEST_F(FsckTest, SalvagedSlotOfADeviceNodeIsCleared) {
+  Ino dev = 0;
+  {
+    auto fs = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+    ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+    auto made = (*fs)->mknod(kRootIno, "null", S_IFCHR | 0666, makedev(1, 3), cred());
+    ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+    dev = made->ino;
+    ASSERT_TRUE((*fs)->unmount().is_ok());
+    image_ = static_cast<const RegionDram&>((*fs)->region()).image();
+  }
+  auto d = get_inode(image_, geo_, dev);
+  ASSERT_EQ(d.rdev.get(), makedev(1, 3));
+  d.rdev.set(makedev(1, 1));
+  put_inode(image_, geo_, dev, d, /*seal=*/false);
+  EXPECT_FALSE(has_kind(run(image_, false).report, "inode_bad_crc_salvaged"));
+  Bytes fixed = expect_round_trip("inode_bad_crc");
+  EXPECT_EQ(get_inode(fixed, geo_, dev).mode.get(), 0u);
+  EXPECT_LT(entry_offset(fixed, first_block(fixed, geo_, kRootIno), kRootIno, "null"), 0);
+}
+
+// A bad crc and a generation that went down (bit 0 of f2's first
+// generation, 1, cleared): kept as 0, a later reuse of the slot would take
+// 1 again and a handle to f2 would open that file. The kept inode takes a
+// generation past anything one flip can have lowered (0 + 2^31 + 1).
+TEST_F(FsckTest, SalvagedInodeGetsAGenerationPastWhatTheSlotHeld) {
+  auto d = get_inode(image_, geo_, p().file2);
+  ASSERT_EQ(d.generation.get(), 1u);
+  d.generation.set(0);
+  put_inode(image_, geo_, p().file2, d, /*seal=*/false);
+  Bytes fixed = expect_round_trip("inode_bad_crc_salvaged");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).generation.get(), (1u << 31) + 1);
+  // Found above 2^31: that with its highest clear bit set, plus one.
+  image_ = populated().image;
+  d.generation.set(0x80000005u);
+  put_inode(image_, geo_, p().file2, d, /*seal=*/false);
+  fixed = expect_round_trip("inode_bad_crc_salvaged");
+  EXPECT_EQ(get_inode(fixed, geo_, p().file2).generation.get(), 0xC0000006u);
+  // A handle to f2 as it was names a stale file now.
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  auto attr = (*fs)->getattr(p().file2);
+  ASSERT_TRUE(attr.is_ok());
+  EXPECT_EQ(attr->generation, 0xC0000006u);
 }
 
 TEST_F(FsckTest, DirectoryBlockWithBadCrc) {
