@@ -546,6 +546,7 @@ Runner::Step Runner::op_mkdir() {
 
 Runner::Step Runner::op_rmdir() {
   std::string path = pick_dir();
+  close_before_removal(path);
   Step step;
   step.text = "rmdir(" + quoted(path) + ")";
   step.paths = {path};

@@ -91,7 +91,13 @@ void Runner::close_slot(Slot& slot) {
 void Runner::close_before_removal(const std::string& path) {
   if (!options_.nfs) return;
   struct stat target {};
-  if (lstat(at(0, path).c_str(), &target) != 0 || !S_ISREG(target.st_mode)) return;
+  // A removed file's descriptor keeps working through NFS (the client renames
+  // the file aside while it is open), but only close-to-open; a removed
+  // directory's answers ESTALE (no such rename for directories).
+  if (lstat(at(0, path).c_str(), &target) != 0 ||
+      !(S_ISREG(target.st_mode) || S_ISDIR(target.st_mode))) {
+    return;
+  }
   for (Slot& slot : slots_) {
     struct stat open_file {};
     if (!slot.used || slot.fd[0] < 0 || fstat(slot.fd[0], &open_file) != 0) continue;

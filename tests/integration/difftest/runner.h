@@ -124,7 +124,8 @@ class Runner {
   std::string at(int side, const std::string& rel) const;
   void open_readers(Slot& slot);
   void close_slot(Slot& slot);
-  // --nfs: closes the open files that `path` names on A, before it goes.
+  // --nfs: closes the open files and directories that `path` names on A,
+  // before it goes.
   void close_before_removal(const std::string& path);
 
   // Checks and reporting (runner.cc).

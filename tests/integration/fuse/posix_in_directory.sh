@@ -24,6 +24,10 @@
 #   NamespaceTest.ReaddirTenThousandEntries  d_type DT_UNKNOWN; minutes under TCG
 #   DataTest.ReadOnlyOpenWithTruncTruncates  the NFSv4 client: EACCES
 #   DataTest.FallocateKeepSizeZeroRangeAndCollapse  only ALLOCATE and DEALLOCATE
+#   DataTest.StatfsRightAfterUnlinkCountsTheFreedBlocks  the NFS server keeps
+#                                         a removed file open for a while, and the
+#                                         daemon frees it at that close, which statfs
+#                                         does not wait for (docs/daemon.md "df after rm")
 # and with --nfs3 (an NFSv3 mount) also:
 #   DataTest.HolesReadAsZerosAndSeekDataHole  no SEEK_DATA / SEEK_HOLE in NFSv3
 #   DataTest.FallocateModes               no fallocate in NFSv3
@@ -56,7 +60,7 @@ done
 namespace_out="StatfsReportsUsage:InodesComeBackAfterForget"
 data_out="DataTest.FileLargerThanFourGiB:DataTest.SharedMmapReadsAndWrites:SmallRegionTest.*"
 namespace_nfs="RenameFlags:TrustedXattrs:ExtendedAttributes:ReaddirTenThousandEntries"
-data_nfs="DataTest.FallocateKeepSizeZeroRangeAndCollapse"
+data_nfs="DataTest.FallocateKeepSizeZeroRangeAndCollapse:DataTest.StatfsRightAfterUnlinkCountsTheFreedBlocks"
 if [ "$nfs" = 4 ]; then
   namespace_out="$namespace_out:$namespace_nfs"
   data_out="$data_out:$data_nfs:DataTest.ReadOnlyOpenWithTruncTruncates"
