@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "alloc/allocator.h"
+#include "alloc/holder_table.h"
 #include "fsck/checker.h"
 #include "fsck/image.h"
 #include "fsck/inode_states.h"
@@ -131,6 +132,9 @@ std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot)
 // holder is alive; returns those, whose blocks stay referenced.
 std::vector<QuarantineEntry> salvage_holder_block(
     Context& ctx, uint64_t index, const std::function<bool(uint32_t, uint64_t)>& alive);
+// The holder table as the image (with its repairs so far) has it; a block
+// that fails its checks has its slots marked unusable (phase 5 repairs it).
+Result<HolderTable> load_holder_table(Context& ctx);
 
 // Shared helpers (layout.cc).
 // Rewrites the inode's extents (inline, then the overflow blocks in

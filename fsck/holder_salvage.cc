@@ -16,6 +16,17 @@
 
 namespace sealfs::fsck {
 
+Result<HolderTable> load_holder_table(Context& ctx) {
+  const Geometry& geo = ctx.geo();
+  std::vector<std::byte> area(geo.holder_blocks * format::kBlockSize);
+  for (uint64_t b = 0; b < geo.holder_blocks; ++b) {
+    std::memcpy(area.data() + b * format::kBlockSize, ctx.image.read_block(geo.holder_start + b),
+                format::kBlockSize);
+  }
+  return HolderTable::load(area.data(), geo.holder_start, geo.holder_blocks, geo.data_start,
+                           geo.data_blocks, HolderTable::DamagedBlocks::kMarkUnusable);
+}
+
 std::vector<QuarantineEntry> salvage_holder_block(
     Context& ctx, uint64_t index, const std::function<bool(uint32_t, uint64_t)>& alive) {
   const Geometry& geo = ctx.geo();

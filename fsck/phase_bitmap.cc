@@ -143,13 +143,7 @@ void check_bitmap(Context& ctx) {
   }
 
   // Holder table: live holders keep their blocks; stale entries are empty.
-  std::vector<std::byte> area(geo.holder_blocks * format::kBlockSize);
-  for (uint64_t b = 0; b < geo.holder_blocks; ++b) {
-    std::memcpy(area.data() + b * format::kBlockSize, ctx.image.read_block(geo.holder_start + b),
-                format::kBlockSize);
-  }
-  auto table = HolderTable::load(area.data(), geo.holder_start, geo.holder_blocks, geo.data_start,
-                                 geo.data_blocks, HolderTable::DamagedBlocks::kMarkUnusable);
+  auto table = load_holder_table(ctx);
   auto alive = [&](uint32_t pid, uint64_t start) {
     return ctx.opt.holder_alive ? ctx.opt.holder_alive(pid, start)
                                 : holder_process_alive(pid, start);

@@ -437,14 +437,7 @@ const char* claim_name(ClaimKind k) {
 // those name blocks their file still owns, which it claims itself), read
 // as far as the table loads; phase 5 checks the table.
 std::vector<ClearedRange> quarantined_blocks(Context& ctx) {
-  const Geometry& geo = ctx.geo();
-  std::vector<std::byte> area(geo.holder_blocks * format::kBlockSize);
-  for (uint64_t b = 0; b < geo.holder_blocks; ++b) {
-    std::memcpy(area.data() + b * format::kBlockSize, ctx.image.read_block(geo.holder_start + b),
-                format::kBlockSize);
-  }
-  auto table = HolderTable::load(area.data(), geo.holder_start, geo.holder_blocks, geo.data_start,
-                                 geo.data_blocks, HolderTable::DamagedBlocks::kMarkUnusable);
+  auto table = load_holder_table(ctx);
   std::vector<ClearedRange> out;
   if (!table.is_ok()) return out;
   for (size_t i = 0; i < table->slot_count(); ++i) {
