@@ -81,6 +81,16 @@ static sqlite3 *open_db(const char *path) {
   return db;
 }
 
+/* PRAGMA integrity_check says ok; otherwise prints what it says. */
+static int integrity_ok(sqlite3 *db) {
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK) die(db, "check");
+  const int ok = sqlite3_step(q) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0;
+  if (!ok) printf("bad: integrity_check: %s\n", (const char *)sqlite3_column_text(q, 0));
+  sqlite3_finalize(q);
+  return ok;
+}
+
 static int load(const char *path, const char *mode, uint64_t txns, const char *region) {
   sqlite3 *db = open_db(path);
   exec(db, strcmp(mode, "wal") == 0 ? "PRAGMA journal_mode=WAL" : "PRAGMA journal_mode=DELETE");
@@ -120,12 +130,7 @@ static int load(const char *path, const char *mode, uint64_t txns, const char *r
 static int verify(const char *path, uint64_t max_txns) {
   sqlite3 *db = open_db(path);
   sqlite3_stmt *q;
-  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK) die(db, "check");
-  if (sqlite3_step(q) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0) {
-    printf("bad: integrity_check: %s\n", (const char *)sqlite3_column_text(q, 0));
-    return 1;
-  }
-  sqlite3_finalize(q);
+  if (!integrity_ok(db)) return 1;
   if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &q, NULL) != SQLITE_OK) die(db, "count");
   if (sqlite3_step(q) != SQLITE_ROW) die(db, "count");
   const uint64_t rows = (uint64_t)sqlite3_column_int64(q, 0);
@@ -181,12 +186,7 @@ static int bigtxn(const char *path, uint64_t rows) {
   exec(db, "COMMIT");
   sqlite3_finalize(put);
   sqlite3_stmt *q;
-  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK) die(db, "check");
-  if (sqlite3_step(q) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0) {
-    printf("bad: integrity_check: %s\n", (const char *)sqlite3_column_text(q, 0));
-    return 1;
-  }
-  sqlite3_finalize(q);
+  if (!integrity_ok(db)) return 1;
   if (sqlite3_prepare_v2(db, "SELECT k, v FROM t ORDER BY k", -1, &q, NULL) != SQLITE_OK) die(db, "scan");
   uint64_t k = 0;
   for (; sqlite3_step(q) == SQLITE_ROW; ++k) {
@@ -277,12 +277,7 @@ static int share_read(const char *path, int seconds) {
 static int share_verify(const char *path, uint64_t total) {
   sqlite3 *db = open_db(path);
   sqlite3_stmt *q;
-  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK) die(db, "check");
-  if (sqlite3_step(q) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0) {
-    printf("bad: integrity_check: %s\n", (const char *)sqlite3_column_text(q, 0));
-    return 1;
-  }
-  sqlite3_finalize(q);
+  if (!integrity_ok(db)) return 1;
   if (sqlite3_prepare_v2(db, "SELECT (SELECT n FROM c), (SELECT count(*) FROM rows)", -1, &q, NULL) !=
           SQLITE_OK ||
       sqlite3_step(q) != SQLITE_ROW) {
