@@ -3,12 +3,11 @@
 # side on
 #   (a) tmpfs (a directory in /dev/shm: the floor, nothing is durable),
 #   (b) sealfs through FUSE (emulate_pmem region file in /dev/shm),
-#   (c) the same mount under sealfs-run (libsealfs-preload) with its
-#       defaults, safe when several processes share a database: read-only
-#       maps direct, pwrite and writable maps through the mount,
-#   (d) sealfs-run with SEALFS_PRELOAD_EXCLUSIVE=1 (the program alone uses
-#       its files): windows, direct writable maps, commits answered by the
-#       library (docs/preload.md "One process or several").
+#   (c) the same mount under sealfs-run (libsealfs-preload): direct maps,
+#       windows for pread/pwrite, commits answered by the library, all on
+#       exclusive leases, which the program alone using its files gets
+#       (docs/preload.md "One process or several"; a database another
+#       process has open runs as in (b)).
 # Prints a Markdown table: load time, random durable updates per second
 # (one update per transaction), random reads per second.
 #
@@ -26,8 +25,8 @@ build=${BUILD_DIR:-$top/build}
 RECORDS=${RECORDS:-500000}
 UPDATES=${UPDATES:-20000}
 SQLITE_UPDATES=${SQLITE_UPDATES:-$UPDATES}
-# Which columns to run (any of: tmpfs fuse sealfs-run no-windows).
-WHERE=${WHERE:-tmpfs fuse sealfs-run exclusive}
+# Which columns to run (any of: tmpfs fuse sealfs-run).
+WHERE=${WHERE:-tmpfs fuse sealfs-run}
 
 lmdb=$build/bench/preload/lmdb_bench
 sqlite=$build/bench/preload/sqlite_bench
@@ -68,7 +67,6 @@ for mode in default writemap; do
       tmpfs) dir=$scratch/tmpfs/lmdb$n; prefix=() ;;
       fuse) dir=$mnt/lmdb$n; prefix=() ;;
       sealfs-run) dir=$mnt/lmdb$n; prefix=("$run") ;;
-      exclusive) dir=$mnt/lmdb$n; prefix=(env SEALFS_PRELOAD_EXCLUSIVE=1 "$run") ;;
     esac
     mkdir "$dir"
     echo "| LMDB $mode, $RECORDS records | $where | $(cell "${prefix[@]}" "$lmdb" "$dir" "$mode" "$RECORDS" "$UPDATES") |"
@@ -81,7 +79,6 @@ for mode in wal delete; do
       tmpfs) db=$scratch/tmpfs/db$n; prefix=() ;;
       fuse) db=$mnt/db$n; prefix=() ;;
       sealfs-run) db=$mnt/db$n; prefix=("$run") ;;
-      exclusive) db=$mnt/db$n; prefix=(env SEALFS_PRELOAD_EXCLUSIVE=1 "$run") ;;
     esac
     echo "| SQLite $mode, $RECORDS rows | $where | $(cell "${prefix[@]}" "$sqlite" "$db" "$mode" "$RECORDS" "$SQLITE_UPDATES") |"
   done

@@ -55,6 +55,7 @@ enum {
   SEALFS_BREAK_RELOCATE = 7, /* another client asked to relocate the range */
   SEALFS_BREAK_DAEMON_GONE = 8, /* local: the control connection was lost; already fenced */
   SEALFS_BREAK_OTHER = 9,
+  SEALFS_BREAK_SHARED = 10,  /* another process opened the file (SEALFS_MAP_EXCLUSIVE) */
 };
 
 struct sealfs_break_event {
@@ -68,6 +69,11 @@ struct sealfs_break_event {
 #define SEALFS_MAP_ALLOCATE (1u << 0)   /* allocate and zero holes/unwritten extents first */
 #define SEALFS_MAP_RELOCATE (1u << 1)   /* move data into aligned extents first */
 #define SEALFS_MAP_WAIT_BREAK (1u << 2) /* during a break, wait for it to commit instead of -ENXIO */
+/* Only while no other process has the file open through the mount: refused
+ * (-EBUSY) while one has, broken (SEALFS_BREAK_SHARED) when one opens it,
+ * and that open waits for the release. For a program whose file nobody else
+ * should see through the page cache meanwhile (libsealfs-preload). */
+#define SEALFS_MAP_EXCLUSIVE (1u << 3)
 /* Revoke policy for this mapping (default: the mount's, normally fence). */
 #define SEALFS_MAP_POLICY_FENCE (1u << 8)
 #define SEALFS_MAP_POLICY_KILL (2u << 8)
@@ -81,7 +87,7 @@ struct sealfs_break_event {
  * exceeds the open mode, or ALLOCATE/RELOCATE through a descriptor not
  * open for writing), -ENODATA (hole/unwritten extent), -ERANGE (past
  * EOF), -EINVAL (misaligned or bad arguments), -ENXIO (the file is breaking
- * its leases), -EOPNOTSUPP (not a sealfs file / no control socket),
+ * its leases), -EBUSY (SEALFS_MAP_EXCLUSIVE: another process has it open), -EOPNOTSUPP (not a sealfs file / no control socket),
  * -ENODEV (not a regular file), -EXDEV (fd not on the daemon's mount). */
 int sealfs_map(int fd, off_t offset, size_t length, int prot, unsigned flags,
                struct sealfs_map **out);

@@ -84,6 +84,7 @@ int request_once(const std::shared_ptr<Connection>& conn, int fd, off_t offset, 
   if (flags & SEALFS_MAP_ALLOCATE) req.flags |= wire::kMapAllocate;
   if (flags & SEALFS_MAP_RELOCATE) req.flags |= wire::kMapRelocate;
   if (flags & SEALFS_MAP_WAIT_BREAK) req.flags |= wire::kMapWaitBreak;
+  if (flags & SEALFS_MAP_EXCLUSIVE) req.flags |= wire::kMapExclusive;
   req.policy = (flags & SEALFS_MAP_POLICY_MASK) >> 8;
   req.break_time_ns = break_time_ns;
   return ask_for_extents(conn, fd, wire::Type::kMap, &req, sizeof(req), &req.flags, nullptr,
@@ -100,7 +101,7 @@ int request_lease(int fd, off_t offset, size_t length, int prot, unsigned flags,
   if (offset < 0 || offset % page != 0) return fail(EINVAL, "offset must be a multiple of the page size");
   if (length == 0) return fail(EINVAL, "length must not be zero");
   const unsigned known = SEALFS_MAP_ALLOCATE | SEALFS_MAP_RELOCATE | SEALFS_MAP_WAIT_BREAK |
-                         SEALFS_MAP_POLICY_MASK;
+                         SEALFS_MAP_EXCLUSIVE | SEALFS_MAP_POLICY_MASK;
   if (flags & ~known) return fail(EINVAL, "unknown flags");
   // A cached socket path may be stale (the mount id was reused by a later
   // mount): connecting fails, or that daemon says the descriptor is not on

@@ -17,9 +17,9 @@ struct DeferredChange {
   fuse_req_t req;
   const char* op;
   Ino ino;
-  uint32_t reason;
+  BreakWait wait;
   LayoutAttempt attempt;
-  DaemonContext* ctx;
+  std::function<void()> abandoned;
   // Whoever sets `claimed` answers the request: the interrupt callback
   // (EINTR) or the continuation (the change). Reset between rounds.
   std::mutex mu;
@@ -58,6 +58,7 @@ void on_interrupt(fuse_req_t req, void* data) {
   }
   if (!claim(*d)) return;
   log().debug("fuse {} (inode {}): interrupted while leases break", d->op, d->ino);
+  if (d->abandoned) d->abandoned();
   fuse_reply_err(req, EINTR);
 }
 
@@ -69,7 +70,10 @@ void resume(const std::shared_ptr<DeferredChange>& d, const Status& engine) {
   fuse_req_interrupt_func(d->req, nullptr, nullptr);
   bool again = false;
   handle(d->req, d->op, d->ino, [&](Reply& r) {
-    if (!engine.is_ok()) return r.error(engine);
+    if (!engine.is_ok()) {
+      if (d->abandoned) d->abandoned();
+      return r.error(engine);
+    }
     if (d->attempt(r)) return;
     // A new lease was granted between the break and this retry.
     r.handed_on();
@@ -87,23 +91,35 @@ void wait_for_break(const std::shared_ptr<DeferredChange>& d) {
   SEALFS_SYNC_POINT("fuse.layout.deferred");
   // Replies EINTR at once if the request was interrupted already.
   fuse_req_interrupt_func(d->req, on_interrupt, d.get());
-  d->ctx->leases->may_change_layout(d->ino, d->reason,
-                                    [d](Status s) { resume(d, s); });
+  d->wait([d](Status s) { resume(d, s); });
 }
 
 }  // namespace
 
 void defer_layout_change(Reply& r, Ino ino, uint32_t reason, LayoutAttempt retry) {
-  DaemonContext& ctx = r.ctx();
-  if (ctx.leases == nullptr) return r.error(EBUSY);
   log().debug("fuse {} (inode {}): layout sealed, breaking its leases", r.op(), ino);
+  lease::LeaseEngine* leases = r.ctx().leases;
+  defer_change(
+      r, ino,
+      [leases, ino, reason](lease::Continuation then) {
+        leases->may_change_layout(ino, reason, std::move(then));
+      },
+      std::move(retry), {});
+}
+
+void defer_change(Reply& r, Ino ino, BreakWait wait, LayoutAttempt retry,
+                  std::function<void()> abandoned) {
+  if (r.ctx().leases == nullptr) {
+    if (abandoned) abandoned();
+    return r.error(EBUSY);
+  }
   auto d = std::make_shared<DeferredChange>();
   d->req = r.req();
   d->op = r.op();
   d->ino = ino;
-  d->reason = reason;
+  d->wait = std::move(wait);
   d->attempt = std::move(retry);
-  d->ctx = &ctx;
+  d->abandoned = std::move(abandoned);
   r.handed_on();
   wait_for_break(d);
 }

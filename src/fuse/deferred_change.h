@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "fuse/reply.h"
+#include "lease/lease_core.h"
 
 namespace sealfs::fuse {
 
@@ -21,6 +22,18 @@ namespace sealfs::fuse {
 using LayoutAttempt = std::function<bool(Reply&)>;
 
 void defer_layout_change(Reply& r, Ino ino, uint32_t reason, LayoutAttempt retry);
+
+// How a deferred request waits: it starts whatever break its attempt met
+// and calls `then` once that is over. Runs again before each retry.
+using BreakWait = std::function<void(lease::Continuation then)>;
+
+// The general form: waits with `wait` (a layout change's waits with
+// LeaseEngine::may_change_layout), and calls `abandoned` when the request
+// is answered without another attempt (interrupted, or the engine stopped):
+// what the first attempt took (a registered handle, an inode's open) is
+// given back there.
+void defer_change(Reply& r, Ino ino, BreakWait wait, LayoutAttempt retry,
+                  std::function<void()> abandoned);
 
 // For handlers: is this failure the sealed-layout refusal?
 inline bool sealed(const Status& s) { return is_layout_sealed(s); }

@@ -64,31 +64,92 @@ void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi, uint32_t ot
   }
 }
 
-// open(2) with O_TRUNC truncates here: a layout change.
+// Exclusive leases (lease_core.h): every handle of a file opened through
+// the mount is registered with the lease engine under the opening thread
+// (fi->fh is its number, given back at release), and an open by another
+// process than an exclusive holder's waits until the holder let go.
+void handle_gone(DaemonContext& ctx, Ino ino, uint64_t handle) {
+  if (ctx.leases != nullptr) ctx.leases->file_closed(ino, handle);
+}
+
+bool open_waits(DaemonContext& ctx, Ino ino, uint32_t tid) {
+  return ctx.leases != nullptr && ctx.leases->open_blocked(ino, tid);
+}
+
+BreakWait open_wait(DaemonContext& ctx, Ino ino, uint32_t tid) {
+  lease::LeaseEngine* leases = ctx.leases;
+  return [leases, ino, tid](lease::Continuation then) {
+    leases->may_open(ino, tid, std::move(then));
+  };
+}
+
+// open(2) with O_TRUNC truncates here: a layout change. fi->fh is the
+// registered handle, given back when this answers an error.
 bool try_open(Reply& r, Ino ino, fuse_file_info* fi) {
   DaemonContext& ctx = r.ctx();
   Status st = ctx.fs->open(ino, fi->flags);
   if (sealed(st)) return false;
-  if (!st.is_ok()) return r.error(st), true;
+  if (!st.is_ok()) {
+    handle_gone(ctx, ino, fi->fh);
+    return r.error(st), true;
+  }
   set_open_flags(ctx, ino, fi, ctx.open_writers.opened(ino, fi->flags));
   if (r.open(fi) != 0) {  // no release will come
     ctx.open_writers.released(ino, fi->flags);
+    handle_gone(ctx, ino, fi->fh);
     ctx.fs->release(ino);
   }
   return true;
 }
 
-bool try_create(Reply& r, Ino parent, const std::string& name, mode_t mode, fuse_file_info* fi) {
+void answer_create(Reply& r, const Attr& attr, fuse_file_info* fi) {
+  DaemonContext& ctx = r.ctx();
+  set_open_flags(ctx, attr.ino, fi, ctx.open_writers.opened(attr.ino, fi->flags));
+  if (r.create(entry_of(ctx, attr), fi) != 0) {
+    ctx.open_writers.released(attr.ino, fi->flags);
+    handle_gone(ctx, attr.ino, fi->fh);
+    ctx.fs->release(attr.ino);
+    ctx.fs->forget(attr.ino, 1);
+  }
+}
+
+// A create that opened an existing file (O_CREAT without O_EXCL) another
+// process maps exclusively: the answer waits for the break.
+void answer_create_after_break(Reply& r, Ino ino, fuse_file_info* fi, uint32_t tid) {
+  auto info = std::make_shared<fuse_file_info>(*fi);
+  DaemonContext* ctx = &r.ctx();
+  auto give_back = [ctx, ino, handle = fi->fh] {
+    handle_gone(*ctx, ino, handle);
+    ctx->fs->release(ino);
+    ctx->fs->forget(ino, 1);
+  };
+  defer_change(
+      r, ino, open_wait(r.ctx(), ino, tid),
+      [ino, info, tid, give_back](Reply& again) {
+        if (open_waits(again.ctx(), ino, tid)) return false;
+        auto attr = again.ctx().fs->getattr(ino);
+        if (!attr.is_ok()) {
+          give_back();
+          return again.error(attr.status()), true;
+        }
+        answer_create(again, *attr, info.get());
+        return true;
+      },
+      give_back);
+}
+
+bool try_create(Reply& r, Ino parent, const std::string& name, mode_t mode, fuse_file_info* fi,
+                uint32_t tid) {
   auto attr = r.ctx().fs->create(parent, name, mode, fi->flags, cred_of(r.req()));
   if (!attr.is_ok() && sealed(attr.status())) return false;
   if (!attr.is_ok()) return r.error(attr.status()), true;
   DaemonContext& ctx = r.ctx();
-  set_open_flags(ctx, attr->ino, fi, ctx.open_writers.opened(attr->ino, fi->flags));
-  if (r.create(entry_of(ctx, *attr), fi) != 0) {
-    ctx.open_writers.released(attr->ino, fi->flags);
-    r.ctx().fs->release(attr->ino);
-    r.ctx().fs->forget(attr->ino, 1);
+  fi->fh = ctx.leases != nullptr ? ctx.leases->file_opened(attr->ino, tid) : 0;
+  if (open_waits(ctx, attr->ino, tid)) {
+    answer_create_after_break(r, attr->ino, fi, tid);
+    return true;
   }
+  answer_create(r, *attr, fi);
   return true;
 }
 
@@ -191,10 +252,29 @@ void reply_segments(Reply& r, const std::vector<ReadSegment>& segments, Ino ino,
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   handle(req, "open", ino, [&](Reply& r) {
     if ((fi->flags & O_TRUNC) && !drop_setid_first(r, ino)) return;
-    if (try_open(r, ino, fi)) return;
+    DaemonContext& ctx = r.ctx();
+    const uint32_t tid = static_cast<uint32_t>(fuse_req_ctx(req)->pid);
+    fi->fh = ctx.leases != nullptr ? ctx.leases->file_opened(ino, tid) : 0;
+    if (!open_waits(ctx, ino, tid) && try_open(r, ino, fi)) return;
     auto info = std::make_shared<fuse_file_info>(*fi);
-    defer_layout_change(r, ino, SEALFS_BREAK_TRUNCATE,
-                        [ino, info](Reply& again) { return try_open(again, ino, info.get()); });
+    DaemonContext* c = &ctx;
+    // A truncating open breaks every lease (a layout change); another waits
+    // only for exclusive leases of other processes.
+    BreakWait wait;
+    if ((fi->flags & O_TRUNC) != 0) {
+      wait = [c, ino](lease::Continuation then) {
+        c->leases->may_change_layout(ino, SEALFS_BREAK_TRUNCATE, std::move(then));
+      };
+    } else {
+      wait = open_wait(ctx, ino, tid);
+    }
+    defer_change(
+        r, ino, std::move(wait),
+        [ino, info, tid](Reply& again) {
+          if (open_waits(again.ctx(), ino, tid)) return false;
+          return try_open(again, ino, info.get());
+        },
+        [c, ino, handle = fi->fh] { handle_gone(*c, ino, handle); });
   });
 }
 
@@ -203,15 +283,16 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   handle(req, "create", parent, [&](Reply& r) {
     std::string owned(name);
     if ((fi->flags & O_TRUNC) && !drop_setid_of_existing(r, parent, owned)) return;
-    if (try_create(r, parent, owned, mode, fi)) return;
+    const uint32_t tid = static_cast<uint32_t>(fuse_req_ctx(req)->pid);
+    if (try_create(r, parent, owned, mode, fi, tid)) return;
     // An existing file opened with O_TRUNC: break the leases of that file.
     auto existing = r.ctx().fs->lookup(parent, owned);
     if (!existing.is_ok()) return r.error(existing.status());
     r.ctx().fs->forget(existing->ino, 1);
     auto info = std::make_shared<fuse_file_info>(*fi);
     defer_layout_change(r, existing->ino, SEALFS_BREAK_TRUNCATE,
-                        [parent, owned, mode, info](Reply& again) {
-                          return try_create(again, parent, owned, mode, info.get());
+                        [parent, owned, mode, info, tid](Reply& again) {
+                          return try_create(again, parent, owned, mode, info.get(), tid);
                         });
   });
 }
@@ -263,6 +344,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   handle(req, "release", ino, [&](Reply& r) {
     r.ctx().open_writers.released(ino, fi->flags);
+    handle_gone(r.ctx(), ino, fi->fh);
     r.ctx().fs->release(ino);
     r.ok();
   });

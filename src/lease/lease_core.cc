@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "sealfs/sealfs.h"
 #include "util/log.h"
 #include "util/sync_point.h"
 
@@ -85,6 +86,15 @@ Result<Grant> LeaseCore::grant(const GrantRequest& request) {
   info.generation = inode.generation;
   lease.extents = request.extents;
   info.break_time_ns = std::min(break_time, options_.max_break_time_ns);
+  info.exclusive = request.exclusive && !request.layout_only;
+  if (info.exclusive) {
+    if (std::optional<uint32_t> tid = other_opener_locked(request.ino, request.holder)) {
+      forget_inode_if_idle_locked(request.ino);
+      return Status(Code::kBusy, "inode " + std::to_string(request.ino) +
+                                     " is open in another process (thread " +
+                                     std::to_string(*tid) + ")");
+    }
+  }
   if (sink_ != nullptr && !request.layout_only) {
     Status pinned = sink_->pin(info.holder, info.lease_id, info.ino, lease.extents);
     if (!pinned.is_ok()) {
@@ -175,6 +185,7 @@ void LeaseCore::remove_lease_locked(uint64_t lease_id, Ready& ready) {
 }
 
 void LeaseCore::finish_if_done_locked(uint64_t ino, Ready& ready) {
+  wake_openers_locked(ino, ready);
   auto it = inodes_.find(ino);
   if (it == inodes_.end() || !it->second.breaking) return;
   Inode& inode = it->second;
@@ -345,6 +356,113 @@ void LeaseCore::may_change_layout(uint64_t ino, uint64_t offset, uint64_t length
   run(ready, Status::ok());
 }
 
+std::optional<uint32_t> LeaseCore::other_opener_locked(uint64_t ino,
+                                                       const HolderId& holder) const {
+  auto open = openers_.find(ino);
+  if (open == openers_.end()) return std::nullopt;
+  // Each thread once, with its first open: it must have started by then.
+  std::map<uint32_t, uint64_t> first_open;
+  for (const auto& [handle, who] : open->second) {
+    auto [at, fresh] = first_open.try_emplace(who.tid, who.tick);
+    if (!fresh) at->second = std::min(at->second, who.tick);
+  }
+  for (const auto& [tid, tick] : first_open) {
+    if (tid == 0 || !owner_ || !owner_(holder, tid, tick)) return tid;
+  }
+  return std::nullopt;
+}
+
+bool LeaseCore::open_elsewhere(uint64_t ino, const HolderId& holder) const {
+  MutexLock lock(mu_);
+  return other_opener_locked(ino, holder).has_value();
+}
+
+uint64_t LeaseCore::file_opened(uint64_t ino, const Opener& who) {
+  MutexLock lock(mu_);
+  const uint64_t handle = next_handle_++;
+  openers_[ino].emplace(handle, who);
+  return handle;
+}
+
+void LeaseCore::file_closed(uint64_t ino, uint64_t handle) {
+  MutexLock lock(mu_);
+  auto it = openers_.find(ino);
+  if (it == openers_.end()) return;
+  it->second.erase(handle);
+  if (it->second.empty()) openers_.erase(it);
+}
+
+bool LeaseCore::shuts_out_locked(const LeaseInfo& info, const Opener& who) const {
+  if (!info.exclusive) return false;
+  if (!blocks(info.state) && info.state != LeaseState::kOrphaned) return false;
+  // The opener is alive (blocked in its open), so its number is its own.
+  return who.tid == 0 || !owner_ || !owner_(info.holder, who.tid, std::nullopt);
+}
+
+bool LeaseCore::open_blocked(uint64_t ino, const Opener& who) const {
+  MutexLock lock(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return false;
+  for (uint64_t id : it->second.leases) {
+    if (shuts_out_locked(leases_.at(id).info, who)) return true;
+  }
+  return false;
+}
+
+void LeaseCore::may_open(uint64_t ino, const Opener& who, Continuation then) {
+  bool run_now = true;
+  {
+    MutexLock lock(mu_);
+    auto it = inodes_.find(ino);
+    if (it != inodes_.end()) {
+      const uint64_t now = clock_.now_ns();
+      OpenWaiter waiter;
+      for (uint64_t id : it->second.leases) {
+        Lease& lease = leases_.at(id);
+        LeaseInfo& info = lease.info;
+        if (!shuts_out_locked(info, who)) continue;
+        if (info.state == LeaseState::kActive) {
+          info.state = LeaseState::kBreaking;
+          info.break_reason = SEALFS_BREAK_SHARED;
+          info.deadline_ns = now + info.break_time_ns;
+          notifier_.send_break(info.conn, info.lease_id, SEALFS_BREAK_SHARED, info.deadline_ns);
+        } else if (info.state == LeaseState::kOrphaned) {
+          // Nobody to tell: its blocks go to quarantine, as for a layout change.
+          revoke_to_quarantine_locked(lease);
+        }
+        if (blocks(info.state)) waiter.leases.push_back(id);
+      }
+      if (!waiter.leases.empty()) {
+        run_now = false;
+        waiter.then = std::move(then);
+        open_waiters_[ino].push_back(std::move(waiter));
+        notifier_.deadlines_changed();
+      }
+    }
+  }
+  if (run_now) then(Status::ok());
+}
+
+void LeaseCore::wake_openers_locked(uint64_t ino, Ready& ready) {
+  auto it = open_waiters_.find(ino);
+  if (it == open_waiters_.end()) return;
+  auto& waiters = it->second;
+  for (auto w = waiters.begin(); w != waiters.end();) {
+    bool done = true;
+    for (uint64_t id : w->leases) {
+      auto lease = leases_.find(id);
+      if (lease != leases_.end() && blocks(lease->second.info.state)) done = false;
+    }
+    if (!done) {
+      ++w;
+      continue;
+    }
+    ready.push_back(std::move(w->then));
+    w = waiters.erase(w);
+  }
+  if (waiters.empty()) open_waiters_.erase(it);
+}
+
 void LeaseCore::tick() {
   Ready ready;
   {
@@ -411,6 +529,10 @@ void LeaseCore::shutdown() {
       inode.waiting.clear();
       inode.breaking = false;
     }
+    for (auto& [ino, waiters] : open_waiters_) {
+      for (auto& w : waiters) ready.push_back(std::move(w.then));
+    }
+    open_waiters_.clear();
   }
   run(ready, Status(Code::kIoError, "lease engine shut down with a break pending"));
 }

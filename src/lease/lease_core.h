@@ -16,6 +16,15 @@
 //             it at once instead of waiting
 // active, breaking and revoking leases block layout changes.
 //
+// Exclusive leases (wire::kMapExclusive, docs/design.md "Exclusive
+// leases"): granted only while every handle of the file open through the
+// mount was opened by the holder's process, and broken (reason
+// SEALFS_BREAK_SHARED) when another process opens it; that open waits for
+// the break like a layout change. So a direct view of a file and another
+// process's page-cache view of it never exist at once. The core keeps the
+// table of open handles (file_opened/file_closed) under its mutex, so a
+// grant and an open cannot pass each other.
+//
 // Threads: every method is thread-safe. Continuations never run under the
 // engine mutex; they run on the thread whose call made them ready (the
 // server's loop thread for release/close/exit/tick) or, when no lease blocks
@@ -28,6 +37,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "lease/layout_source.h"
@@ -62,6 +72,20 @@ class Notifier {
   virtual void writable_lease_ended(uint64_t ino) { (void)ino; }
 };
 
+// A handle of a file opened through the mount (FUSE OPEN or CREATE): the
+// thread that opened it, which is what the kernel tells the daemon, and when.
+struct Opener {
+  uint32_t tid = 0;   // in the daemon's pid namespace; 0 = not visible from it
+  uint64_t tick = 0;  // clock ticks since boot at the open (util/proc_file.h)
+};
+
+// Is thread `tid` one of `holder`'s threads now, and, when `opened_at` is
+// given, did it start no later than that tick (so it is the thread that
+// opened then, not a later one that got its number)? The server's answers
+// from /proc (lease_server.cc); tests give their own.
+using ThreadOwner =
+    std::function<bool(const HolderId& holder, uint32_t tid, std::optional<uint64_t> opened_at)>;
+
 enum class LeaseState { kActive, kBreaking, kRevoking, kRevoked, kOrphaned };
 const char* lease_state_name(LeaseState s);
 
@@ -75,6 +99,7 @@ struct GrantRequest {
   bool layout_only = false;
   uint64_t break_time_ns = 0;  // 0 = default
   uint32_t policy = wire::kPolicyDefault;
+  bool exclusive = false;  // wire::kMapExclusive
   std::vector<MapExtent> extents;
 };
 
@@ -93,6 +118,7 @@ struct LeaseInfo {
   uint64_t length = 0;
   uint32_t prot = 0;
   bool layout_only = false;
+  bool exclusive = false;
   uint32_t policy = 0;
   LeaseState state = LeaseState::kActive;
   uint64_t break_time_ns = 0;  // sampled at grant; the break's deadline is start + this
@@ -112,10 +138,31 @@ class LeaseCore {
   LeaseCore(const LeaseCore&) = delete;
   LeaseCore& operator=(const LeaseCore&) = delete;
 
+  // Before any exclusive grant (the server sets /proc's; without one no
+  // opener counts as the holder's). Not thread-safe.
+  void set_thread_owner(ThreadOwner owner) { owner_ = std::move(owner); }
+
   // Installs a lease. The caller holds the inode's layout lock (taken before
   // it asked the LayoutSource for the extents). kNxio while the inode is
-  // breaking; kNoSpace if the sink cannot pin.
+  // breaking; kNoSpace if the sink cannot pin; kBusy for an exclusive
+  // request while a handle of the file opened by another process is open.
   Result<Grant> grant(const GrantRequest& request);
+
+  // A handle of `ino` opened through the mount by `who`: the returned
+  // number goes back to file_closed when the kernel releases the handle
+  // (or the open fails). Call before may_open / open_blocked.
+  uint64_t file_opened(uint64_t ino, const Opener& who);
+  void file_closed(uint64_t ino, uint64_t handle);
+  // Some handle of ino open now was opened by a process other than holder's
+  // (what refuses an exclusive grant).
+  bool open_elsewhere(uint64_t ino, const HolderId& holder) const;
+  // Whether an open of ino by `who` must wait: an exclusive lease of
+  // another process blocks it.
+  bool open_blocked(uint64_t ino, const Opener& who) const;
+  // Breaks the exclusive leases of ino held by processes other than who's
+  // (SEALFS_BREAK_SHARED) and runs `then` once none of them blocks: now, on
+  // this thread, when none does. Never blocks.
+  void may_open(uint64_t ino, const Opener& who, Continuation then);
   bool breaking(uint64_t ino) const;
   // The lease `lease_id` of `conn`, if it has it.
   std::optional<LeaseInfo> lease_of(uint64_t conn, uint64_t lease_id) const;
@@ -180,12 +227,23 @@ class LeaseCore {
     bool quarantined = false;
   };
   using Ready = std::vector<Continuation>;
+  struct OpenWaiter {
+    std::vector<uint64_t> leases;  // the exclusive leases it waits for
+    Continuation then;
+  };
 
   static bool blocks(LeaseState s);
   Inode& inode_locked(uint64_t ino) REQUIRES(mu_);
   void remove_lease_locked(uint64_t lease_id, Ready& ready) REQUIRES(mu_);
   void revoke_to_quarantine_locked(Lease& lease) REQUIRES(mu_);
   void finish_if_done_locked(uint64_t ino, Ready& ready) REQUIRES(mu_);
+  // An exclusive mapping lease of another process than who's: what an open
+  // by who must wait for.
+  bool shuts_out_locked(const LeaseInfo& info, const Opener& who) const REQUIRES(mu_);
+  // The first thread of another process than holder's with ino open, if any.
+  std::optional<uint32_t> other_opener_locked(uint64_t ino, const HolderId& holder) const
+      REQUIRES(mu_);
+  void wake_openers_locked(uint64_t ino, Ready& ready) REQUIRES(mu_);
   void forget_inode_if_idle_locked(uint64_t ino) REQUIRES(mu_);
   static void run(Ready& ready, const Status& status);
 
@@ -201,6 +259,11 @@ class LeaseCore {
   std::map<uint64_t, Lease> leases_ GUARDED_BY(mu_);
   std::map<uint64_t, Inode> inodes_ GUARDED_BY(mu_);
   std::map<HolderId, HolderState> holders_ GUARDED_BY(mu_);
+  uint64_t next_handle_ GUARDED_BY(mu_) = 1;
+  // ino -> its open handles (by file_opened's number).
+  std::unordered_map<uint64_t, std::map<uint64_t, Opener>> openers_ GUARDED_BY(mu_);
+  std::map<uint64_t, std::vector<OpenWaiter>> open_waiters_ GUARDED_BY(mu_);
+  ThreadOwner owner_;  // set before serving, read-only after
 };
 
 }  // namespace sealfs::lease

@@ -21,6 +21,7 @@
 #include "sealfs/sealfs.h"
 #include "util/log.h"
 #include "util/mountinfo.h"
+#include "util/proc_file.h"
 
 namespace sealfs::lease {
 namespace {
@@ -300,6 +301,29 @@ void LeaseEngine::may_change_layout(Ino ino, uint32_t reason, Continuation then)
   auto server = current_server();
   if (server == nullptr) return then(Status(Code::kIoError, "lease engine not running"));
   server->may_change_layout(ino, 0, UINT64_MAX, reason, std::move(then));
+}
+
+uint64_t LeaseEngine::file_opened(Ino ino, uint32_t tid) {
+  auto server = current_server();
+  if (server == nullptr) return 0;
+  return server->core().file_opened(ino, Opener{tid, boot_ticks_now()});
+}
+
+void LeaseEngine::file_closed(Ino ino, uint64_t handle) {
+  if (handle == 0) return;
+  auto server = current_server();
+  if (server != nullptr) server->core().file_closed(ino, handle);
+}
+
+bool LeaseEngine::open_blocked(Ino ino, uint32_t tid) {
+  auto server = current_server();
+  return server != nullptr && server->core().open_blocked(ino, Opener{tid, boot_ticks_now()});
+}
+
+void LeaseEngine::may_open(Ino ino, uint32_t tid, Continuation then) {
+  auto server = current_server();
+  if (server == nullptr) return then(Status(Code::kIoError, "lease engine not running"));
+  server->core().may_open(ino, Opener{tid, boot_ticks_now()}, std::move(then));
 }
 
 void LeaseEngine::file_synced(Ino ino) {

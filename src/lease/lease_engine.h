@@ -105,6 +105,18 @@ class LeaseEngine final : public LayoutGate {
   // held.
   void file_synced(Ino ino);
 
+  // Handles opened through the mount, for exclusive leases (lease_core.h).
+  // From request threads, no lock held. file_opened registers the handle
+  // of an open by thread `tid` (0 = not visible in the daemon's pid
+  // namespace) and returns its number for file_closed (0 while no engine
+  // runs: then nothing is leased). open_blocked: an exclusive lease of
+  // another process makes that open wait; may_open breaks those and runs
+  // `then` once they are gone (with an error if the engine stops first).
+  uint64_t file_opened(Ino ino, uint32_t tid);
+  void file_closed(Ino ino, uint64_t handle);
+  bool open_blocked(Ino ino, uint32_t tid);
+  void may_open(Ino ino, uint32_t tid, Continuation then);
+
   // An inode that was ever leased in this mount (its readers must bypass
   // the page cache to see holders' stores: docs/daemon.md).
   bool had_lease(Ino ino) const;

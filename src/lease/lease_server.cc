@@ -53,6 +53,7 @@ int errno_of(wire::Refusal r) {
     case wire::Refusal::kBreaking: return ENXIO;
     case wire::Refusal::kFlushFirst: return EAGAIN;
     case wire::Refusal::kSealedFile: return EPERM;
+    case wire::Refusal::kSharedFile: return EBUSY;
     case wire::Refusal::kUntrusted:
     case wire::Refusal::kOpenMode: return EACCES;
     case wire::Refusal::kWrongMount: return EXDEV;
@@ -915,7 +916,7 @@ struct LeaseServer::Impl final : Notifier {
     if (req.reserved != 0 || (req.flags & ~wire::kMapKnownFlags) != 0 ||
         req.policy > wire::kPolicyQuarantine || req.length == 0 ||
         req.length > (uint64_t{1} << 50) || req.offset > (uint64_t{1} << 60) ||
-        req.offset % page != 0 ||
+        req.offset % page != 0 || (layout_only && (req.flags & wire::kMapExclusive) != 0) ||
         (!layout_only && req.prot != wire::kProtRead &&
          req.prot != (wire::kProtRead | wire::kProtWrite))) {
       return refuse(wire::Refusal::kBadRequest);
@@ -970,6 +971,12 @@ struct LeaseServer::Impl final : Notifier {
     const bool layout_only = (req.flags & wire::kMapLayoutOnly) != 0;
     const uint64_t length = (req.length + page - 1) / page * page;
 
+    // An exclusive request that will be refused is refused before any
+    // ALLOCATE or RELOCATE fills or moves the file for nothing; the grant
+    // checks again under the engine mutex.
+    if ((req.flags & wire::kMapExclusive) != 0 && core->open_elsewhere(p.ino, conn.holder)) {
+      return refuse(wire::Refusal::kSharedFile);
+    }
     std::unique_ptr<LayoutSource::Lock> lock = source->lock_layout(p.ino);
     if (core->breaking(p.ino)) {
       if (req.flags & wire::kMapWaitBreak) {
@@ -999,12 +1006,17 @@ struct LeaseServer::Impl final : Notifier {
     grant_req.layout_only = layout_only;
     grant_req.break_time_ns = req.break_time_ns;
     grant_req.policy = req.policy;
+    grant_req.exclusive = (req.flags & wire::kMapExclusive) != 0;
     grant_req.extents = answer->extents;
     auto grant = core->grant(grant_req);
     lock.reset();
     if (!grant.is_ok()) {
-      return refuse(grant.status().code() == Code::kNxio ? wire::Refusal::kBreaking
-                                                         : wire::Refusal::kNoSpace);
+      log().debug("lease: map of inode {} refused: {}", p.ino, grant.status().to_string());
+      switch (grant.status().code()) {
+        case Code::kNxio: return refuse(wire::Refusal::kBreaking);
+        case Code::kBusy: return refuse(wire::Refusal::kSharedFile);
+        default: return refuse(wire::Refusal::kNoSpace);
+      }
     }
     const RegionInfo region = source->region();
     int region_fd = -1;
@@ -1261,6 +1273,7 @@ Result<std::unique_ptr<LeaseServer>> LeaseServer::start(ServerOptions options,
   impl.sink = sink;
   impl.core = std::make_unique<LeaseCore>(clock ? *clock : impl.own_clock, impl, sink,
                                           impl.options.lease);
+  impl.core->set_thread_owner(thread_of_holder);
   RETURN_IF_ERROR(impl.setup());
   impl.closer = std::make_unique<MountFdCloser>();
   impl.foreign_closer = std::make_unique<MountFdCloser>(MountFdCloser::AtExit::kAbandon);

@@ -74,4 +74,26 @@ bool pidfd_exited(int pidfd) {
   return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
 }
 
+namespace {
+
+bool proc_is_ours() {
+  static const bool ours = [] {
+    char link[32] = {};
+    const ssize_t n = readlink("/proc/self", link, sizeof(link) - 1);
+    return n > 0 && std::string(link, static_cast<size_t>(n)) == std::to_string(getpid());
+  }();
+  return ours;
+}
+
+}  // namespace
+
+bool thread_of_holder(const HolderId& holder, uint32_t tid, std::optional<uint64_t> opened_at) {
+  if (tid == 0 || holder.pid == 0 || !proc_is_ours()) return false;
+  Result<uint64_t> process_started = process_start_time(holder.pid);
+  if (!process_started.is_ok() || *process_started != holder.start_time) return false;
+  Result<uint64_t> thread_started = thread_start_time(holder.pid, tid);
+  if (!thread_started.is_ok()) return false;
+  return !opened_at || *thread_started <= *opened_at;
+}
+
 }  // namespace sealfs::lease

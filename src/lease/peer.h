@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,5 +39,12 @@ Result<uint64_t> mount_id_of(int fd);
 
 // True if the process behind pidfd has exited.
 bool pidfd_exited(int pidfd);
+
+// The engine's ThreadOwner (lease_core.h), from /proc: thread `tid` is one
+// of `holder`'s threads (the holder's pid and start time still name one
+// process), started no later than `opened_at` when given. False for tid 0,
+// and always when /proc is not of the daemon's pid namespace, where its
+// numbers would name other processes.
+bool thread_of_holder(const HolderId& holder, uint32_t tid, std::optional<uint64_t> opened_at);
 
 }  // namespace sealfs::lease

@@ -38,10 +38,6 @@ bool candidate(size_t len, int prot, int flags, int fd, off_t offset) {
   if (type != MAP_SHARED && type != MAP_SHARED_VALIDATE) return false;
   if ((flags & MAP_SYNC) != 0) return false;  // the program asks the kernel for something specific
   if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE)) return false;
-  // A direct mapping shows the region, a page-cache mapping the kernel's
-  // pages: neither sees the other's stores until writeback. Only a program
-  // that uses its files alone may have direct ones (exclusive_files).
-  if (!exclusive_files()) return false;
   if (offset < 0 || offset % sysconf(_SC_PAGESIZE) != 0) return false;
   struct statfs fs;
   return fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic;

@@ -85,7 +85,11 @@ size_t existing_part(off_t offset, size_t len, uint64_t size) {
 // then stays ordinary). A read-only one maps only what is written.
 int make_direct(void* at, int fd, off_t offset, size_t len, int prot, struct sealfs_map** m) {
   Inside inside;
-  const unsigned flags = (prot & PROT_WRITE) && allocate_holes() ? SEALFS_MAP_ALLOCATE : 0;
+  // Exclusive: the daemon grants it only while no other process has the
+  // file open and breaks it when one opens it (docs/preload.md "One process
+  // or several").
+  unsigned flags = SEALFS_MAP_EXCLUSIVE;
+  if ((prot & PROT_WRITE) && allocate_holes()) flags |= SEALFS_MAP_ALLOCATE;
   return sealfs_map_at(at, fd, offset, len, prot, flags, m);
 }
 
@@ -187,6 +191,7 @@ const char* break_text(int reason) {
     case SEALFS_BREAK_UNMOUNT: return "break: unmount";
     case SEALFS_BREAK_RELOCATE: return "break: relocate";
     case SEALFS_BREAK_DAEMON_GONE: return "break: daemon gone";
+    case SEALFS_BREAK_SHARED: return "break: another process opened the file";
     default: return "break";
   }
 }
@@ -219,21 +224,44 @@ void fork_parent() {
   anchor_mutex().unlock();
   g_mu.unlock();
 }
+// A descriptor of the child's own for the file behind `anchor`: an open(2)
+// the daemon sees come from the child. -1 when the open fails.
+int open_in_child(const AnchorRef& anchor, int prot) {
+  char path[40];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", anchor.fd);
+  const int mode = (prot & PROT_WRITE) != 0 ? O_RDWR : O_RDONLY;
+  return open(path, mode | O_CLOEXEC);
+}
+
 // The child has holes where the parent's direct pages are (MADV_DONTFORK):
 // it gets the file there instead, through the mount. Its copies of the
 // parent's struct sealfs_map are dead and are not used again.
+//
+// To the daemon the inherited descriptors are still the parent's handles,
+// so the child's pages would sit beside the parent's exclusive direct
+// mapping unseen. So the child maps the file through an open of its own:
+// the daemon breaks the parent's exclusive lease before that open returns
+// (the parent goes on through the mount too) and grants none while the
+// mapping lives. The descriptor is closed at once: the mapping keeps the
+// handle, and a new child holds no record locks to lose.
 void fork_child() {
   anchors_in_child();
   for (auto& [key, r] : ranges()) {
     if (r.direct == nullptr) continue;
+    const bool named = anchor_names(r.anchor, r.dev, r.ino);
+    const int own = named ? open_in_child(r.anchor, r.prot) : -1;
     drop_cached_pages(r);
-    if (anchor_names(r.anchor, r.dev, r.ino)) {
-      real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED, r.anchor.fd,
-                r.offset);
+    if (named) {
+      // Without an open of its own (interrupted, out of descriptors) the
+      // inherited one serves, as the parent's: coherent only until the
+      // parent stores again (docs/preload.md "Threads, fork, signals").
+      real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, r.prot, MAP_SHARED | MAP_FIXED,
+                own >= 0 ? own : r.anchor.fd, r.offset);
     } else {
       real_mmap(reinterpret_cast<void*>(r.addr), r.direct_len, PROT_NONE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     }
+    if (own >= 0) real_close(own);
     r.direct = nullptr;
     r.direct_len = 0;
     r.lease = 0;
@@ -266,14 +294,6 @@ bool writable_ordinary_part_locked(dev_t dev, ino_t ino) {
     if (r.demoting || r.direct == nullptr || r.direct_len < r.len) return true;
   }
   return false;
-}
-
-bool exclusive_files() {
-  static const bool on = [] {
-    const char* v = getenv("SEALFS_PRELOAD_EXCLUSIVE");
-    return v != nullptr && strcmp(v, "1") == 0;
-  }();
-  return on;
 }
 
 bool allocate_holes() {
@@ -606,6 +626,13 @@ void reseal_file(const struct stat& st) {
         it->second.lease = m != nullptr ? sealfs_map_lease_id(m) : 0;
         it->second.demoting = false;
         broke = m != nullptr && sealfs_map_state(m) != 0;
+        if (rc == -EBUSY) {
+          // Another process has the file open: it may keep it open for
+          // long, so ask less and less often, as after a break.
+          Range& r = it->second;
+          r.backoff = std::min(r.backoff == 0 ? 1u : r.backoff * 2, 64u);
+          r.skip_syncs = r.backoff;
+        }
       }
     }
     g_cv.notify_all();

@@ -71,12 +71,6 @@ bool ordinary_part_overlaps_locked(dev_t dev, ino_t ino, uint64_t offset, uint64
 // the real fsync/fdatasync writes those back. table_mutex() held.
 bool writable_ordinary_part_locked(dev_t dev, ino_t ino);
 
-// SEALFS_PRELOAD_EXCLUSIVE=1: the program says no other process uses its
-// sealfs files while it runs, which makes direct mappings and windows safe
-// (docs/preload.md "One process or several"). Without it the library makes
-// nothing direct: every mapping and pread/pwrite is the kernel's, so that
-// every process sees a file the same way whatever the others do.
-bool exclusive_files();
 
 // SEALFS_PRELOAD_ALLOCATE is not "0": writable leases ask the daemon to
 // allocate and zero holes and unwritten extents first (docs/preload.md

@@ -111,14 +111,10 @@ void remember_device(dev_t dev, bool fuse) {
   device_slot(dev).store((uint64_t(dev) << 1) | (fuse ? 1 : 0), std::memory_order_relaxed);
 }
 
-// Only for a program that uses its files alone (exclusive_files): a
-// window's stores reach the region directly, where another process's
-// page-cache view of the file (a range a break made ordinary, a process
-// without the library) would not see them.
 bool windows_enabled() {
   static const bool on = [] {
     const char* v = getenv("SEALFS_PRELOAD_WINDOWS");
-    return exclusive_files() && (v == nullptr || strcmp(v, "0") != 0);
+    return v == nullptr || strcmp(v, "0") != 0;
   }();
   return on;
 }
@@ -274,8 +270,9 @@ void make_window(int fd, const FileKey& key, bool writable) {
     // (a disk image written here and there would take all its space). A
     // file with holes or unwritten extents is refused and gets no window.
     Inside inside;
+    // Exclusive, as every mapping of the library (ranges.cc make_direct).
     const int rc = sealfs_map(fd, 0, round_to_page(uint64_t(before)),
-                              writable ? PROT_READ | PROT_WRITE : PROT_READ, 0, &m);
+                              writable ? PROT_READ | PROT_WRITE : PROT_READ, SEALFS_MAP_EXCLUSIVE, &m);
     if (rc != 0) {
       // libsealfs's text advises its API's callers ("use SEALFS_MAP_ALLOCATE"),
       // which a program under sealfs-run cannot follow: say what it means here.

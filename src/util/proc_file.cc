@@ -1,6 +1,7 @@
 #include "util/proc_file.h"
 
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,8 +43,10 @@ Result<std::string> read_kernel_file(const std::string& path, size_t limit) {
   return text;
 }
 
-Result<uint64_t> process_start_time(uint32_t pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+namespace {
+
+// Field 22 (start time) of a /proc .../stat file.
+Result<uint64_t> start_time_in(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, read_kernel_file(path));
   const Status unparsable(Code::kCorruption, path + " does not parse");
   // The command name (field 2) may hold spaces, parentheses and newlines:
@@ -66,6 +69,27 @@ Result<uint64_t> process_start_time(uint32_t pid) {
     if (end == std::string_view::npos) return unparsable;
     rest.remove_prefix(end);
   }
+}
+
+}  // namespace
+
+Result<uint64_t> process_start_time(uint32_t pid) {
+  return start_time_in("/proc/" + std::to_string(pid) + "/stat");
+}
+
+Result<uint64_t> thread_start_time(uint32_t pid, uint32_t tid) {
+  return start_time_in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+}
+
+uint64_t boot_ticks_now() {
+  static const uint64_t hz = [] {
+    const long v = sysconf(_SC_CLK_TCK);
+    return v > 0 ? static_cast<uint64_t>(v) : 100;
+  }();
+  struct timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * hz +
+         static_cast<uint64_t>(ts.tv_nsec) / (1'000'000'000ull / hz);
 }
 
 Result<std::string> process_command_name(uint32_t pid) {

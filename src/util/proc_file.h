@@ -27,6 +27,14 @@ Result<std::string> read_kernel_file(const std::string& path, size_t limit = 1 <
 // deciding that a holder is dead must not take that for "gone".
 Result<uint64_t> process_start_time(uint32_t pid);
 
+// The same field for thread `tid` of process `pid` (/proc/PID/task/TID/stat):
+// kNotFound when no such thread of that process exists now.
+Result<uint64_t> thread_start_time(uint32_t pid, uint32_t tid);
+
+// Now, in the unit of the start times above: clock ticks since boot
+// (CLOCK_BOOTTIME, as /proc counts them, in the daemon's time namespace).
+uint64_t boot_ticks_now();
+
 // /proc/PID/comm without its newline: the command name, at most 15 bytes,
 // which a process can set to anything (prctl PR_SET_NAME). kNotFound when
 // the process is gone.

@@ -68,7 +68,10 @@ inline constexpr uint32_t kMapLayoutOnly = 1u << 3; // layout lease: extents, no
 // asking. A daemon mounted with writeback_cache refuses a request without it
 // (kFlushFirst): pages the kernel still holds dirty are not in the region.
 inline constexpr uint32_t kMapFlushed = 1u << 4;
-inline constexpr uint32_t kMapKnownFlags = 0x1f;
+// Exclusive: granted only while no other process has the file open through
+// the mount; broken when one opens it (docs/protocol.md "Exclusive leases").
+inline constexpr uint32_t kMapExclusive = 1u << 5;
+inline constexpr uint32_t kMapKnownFlags = 0x3f;
 
 // MapRequest.prot (PROT_* values, fixed here so the daemon need not trust
 // the client's headers)
@@ -281,6 +284,7 @@ enum class Refusal : uint32_t {
   kFlushFirst = 15,    // EAGAIN: fdatasync the file, then ask again with kMapFlushed
   kSealedFile = 16,    // EPERM: writable map of an immutable or append-only file, or
                        // ALLOCATE/RELOCATE that would change an immutable one
+  kSharedFile = 17,    // EBUSY: exclusive, and another process has the file open
 };
 
 inline const char* refusal_text(uint32_t r) {
@@ -308,6 +312,8 @@ inline const char* refusal_text(uint32_t r) {
     case Refusal::kSealedFile:
       return "the file is immutable or append-only (chattr): no writable mapping, and an "
              "immutable file's layout cannot change";
+    case Refusal::kSharedFile:
+      return "another process has the file open: no exclusive mapping until it closes it";
   }
   return "unknown refusal";
 }

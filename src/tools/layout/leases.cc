@@ -42,6 +42,7 @@ const char* reason_name(uint32_t r) {
     case SEALFS_BREAK_RELOCATE: return "relocate";
     case SEALFS_BREAK_DAEMON_GONE: return "daemon_gone";
     case SEALFS_BREAK_OTHER: return "other";
+    case SEALFS_BREAK_SHARED: return "shared";
     default: return "";
   }
 }

@@ -146,6 +146,48 @@ static int fork_case(const char *path, const char *region) {
   return 0;
 }
 
+/* The parent stores through its mapping after the fork; the child, which
+ * read its inherited mapping before, must see the stores there. */
+static int fork_store_case(const char *path, const char *region) {
+  struct stat st;
+  int fd = open(path, O_RDWR);
+  if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 4096) return 2;
+  const size_t len = (size_t)st.st_size;
+  unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 2;
+  printf("mapped region=%d\n", count_mappings(region));
+  fflush(stdout);
+  int to_child[2], to_parent[2];
+  if (pipe(to_child) != 0 || pipe(to_parent) != 0) return 2;
+  pid_t child = fork();
+  if (child < 0) return 2;
+  char c = 0;
+  if (child == 0) {
+    unsigned sum = 0;
+    for (size_t i = 0; i < len; i += 4096) sum += p[i];  /* every page faulted in */
+    if (write(to_parent[1], "r", 1) != 1 || read(to_child[0], &c, 1) != 1) _exit(2);
+    for (size_t i = 0; i < len; i += 4096) {
+      if (p[i] != 'Z') {
+        printf("child: page %zu shows %#x, not the parent's store (sum %u)\n", i / 4096, p[i], sum);
+        _exit(1);
+      }
+    }
+    _exit(0);
+  }
+  if (read(to_parent[0], &c, 1) != 1) return 2;
+  for (size_t i = 0; i < len; i += 4096) p[i] = 'Z';
+  if (msync(p, len, MS_SYNC) != 0) return 2;
+  if (write(to_child[1], "s", 1) != 1) return 2;
+  int status;
+  if (waitpid(child, &status, 0) != child) return 2;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    printf("child failed (status %#x)\n", status);
+    return 1;
+  }
+  printf("child saw the stores\n");
+  return 0;
+}
+
 static int signal_case(const char *path) {
   size_t len;
   int fd;
@@ -680,6 +722,7 @@ static int write_then_map_case(const char *path) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 4 && strcmp(argv[1], "fork") == 0) return fork_case(argv[2], argv[3]);
+  if (argc == 4 && strcmp(argv[1], "fork-store") == 0) return fork_store_case(argv[2], argv[3]);
   if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_case(argv[2]);
   if (argc == 3 && strcmp(argv[1], "window") == 0) return window_case(argv[2]);
   if (argc == 3 && strcmp(argv[1], "window-break") == 0) return window_break_case(argv[2]);
@@ -693,6 +736,6 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "window-reuse") == 0) return window_reuse_case(argv[2], argv[3]);
   if (argc == 4 && strcmp(argv[1], "locks") == 0) return locks_case(argv[2], argv[3]);
   if (argc == 3 && strcmp(argv[1], "write-then-map") == 0) return write_then_map_case(argv[2]);
-  fprintf(stderr, "usage: preload_behaviour fork FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER] | locks FILE OTHER\n");
+  fprintf(stderr, "usage: preload_behaviour fork|fork-store FILE REGION_NAME | signal FILE | window[-...] FILE [MARKER] | locks FILE OTHER\n");
   return 2;
 }

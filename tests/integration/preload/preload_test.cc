@@ -45,15 +45,13 @@ class PreloadTest : public MountFixture {
     debug_log_ = dir() + "/preload.log";
   }
 
-  // The environment of a program run under sealfs-run that uses its files
-  // alone (SEALFS_PRELOAD_EXCLUSIVE=1: windows and writable direct
-  // mappings), which most cases here test; shared_env() is the default,
-  // for programs that share their files with other processes.
+  // The environment of a program run under sealfs-run.
   std::vector<std::string> preload_env() const {
     return {"SEALFS_PRELOAD_LIBRARY=" + env_or_die("SEALFS_PRELOAD_LIBRARY"),
-            "SEALFS_PRELOAD_DEBUG=" + debug_log_, "SEALFS_PRELOAD_EXCLUSIVE=1"};
+            "SEALFS_PRELOAD_DEBUG=" + debug_log_};
   }
-  // Its debug log is shared_debug_text().
+  // The same for programs that share their files with other processes, with
+  // a debug log of their own (shared_debug_text()).
   std::vector<std::string> shared_env() const {
     return {"SEALFS_PRELOAD_LIBRARY=" + env_or_die("SEALFS_PRELOAD_LIBRARY"),
             "SEALFS_PRELOAD_DEBUG=" + debug_log_ + ".shared"};
@@ -289,20 +287,25 @@ TEST_F(PreloadTest, BreakDuringLoadKeepsTheDatabaseWorking) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    const std::string reason = c.truncate ? ", break: truncate)" : ", break: fallocate)";
+    // truncate(2) by path opens nothing: the truncate itself breaks the
+    // lease. fallocate needs a descriptor, and this process's open of the
+    // file already breaks the program's exclusive leases (docs/preload.md
+    // "One process or several").
+    const std::string reason =
+        c.truncate ? ", break: truncate)" : ", break: another process opened the file)";
     const size_t breaks_before = debug_count(reason);
     Program program(under_run(c.load), preload_env());
     ASSERT_TRUE(program.expect("committed 40", 30s)) << program.output();
-    const int fd = open(c.file.c_str(), O_RDWR);
-    ASSERT_GE(fd, 0);
     struct stat st;
-    ASSERT_EQ(fstat(fd, &st), 0);
+    ASSERT_EQ(stat(c.file.c_str(), &st), 0);
     if (c.truncate) {
-      ASSERT_EQ(ftruncate(fd, st.st_size + (1 << 20)), 0) << strerror(errno);
+      ASSERT_EQ(truncate(c.file.c_str(), st.st_size + (1 << 20)), 0) << strerror(errno);
     } else {
+      const int fd = open(c.file.c_str(), O_RDWR);
+      ASSERT_GE(fd, 0);
       ASSERT_EQ(fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, 1 << 20), 0) << strerror(errno);
+      close(fd);
     }
-    close(fd);
     // The breaker got its answer while the program was still running: the
     // program let the lease go (without the fallback the daemon would have
     // waited for its exit or for lease_break_time, 45 s).
@@ -316,7 +319,7 @@ TEST_F(PreloadTest, BreakDuringLoadKeepsTheDatabaseWorking) {
       ASSERT_NE(at, std::string::npos) << program.output();
       EXPECT_GT(std::atol(program.output().c_str() + at + 20), 1000) << program.output();
     }
-    // The test's own truncate or fallocate broke the program's lease.
+    // The test's own truncate or open broke the program's lease.
     EXPECT_GT(debug_count(reason), breaks_before) << debug_text();
     EXPECT_EQ(verify(c.verify), total);
   }
@@ -382,6 +385,21 @@ TEST_F(PreloadTest, ForkedChildReadsTheFileWhereTheParentMapsItDirectly) {
   EXPECT_EQ(run({kBehaviour, "fork", path("forked"), region_name()}, &output), 0) << output;
   EXPECT_NE(output.find("mapped region=1"), std::string::npos) << output;
   EXPECT_NE(output.find("child ok"), std::string::npos) << output;
+}
+
+// fork: the child maps the file through an open of its own, which breaks
+// the parent's exclusive lease, so the parent's stores after the fork reach
+// the page cache the child sees. Through the inherited descriptor the
+// daemon saw no second process: the parent stored into the region while
+// the child kept the pages it had read.
+TEST_F(PreloadTest, AForkedChildSeesTheParentsStoresAfterTheFork) {
+  write_file(path("fork-store"), std::string(64 * 4096, 'a'));
+  std::string output;
+  EXPECT_EQ(run({kBehaviour, "fork-store", path("fork-store"), region_name()}, &output), 0)
+      << output << debug_text();
+  EXPECT_NE(output.find("mapped region=1"), std::string::npos) << output;
+  EXPECT_NE(output.find("child saw the stores"), std::string::npos) << output;
+  EXPECT_GT(debug_count("break: another process opened the file"), 0u) << debug_text();
 }
 
 // Signals: libsealfs's threads block every signal, so a process-directed
@@ -713,19 +731,23 @@ TEST_F(PreloadTest, TwoProcessesWriteOneSqliteDatabaseAtOnce) {
     }
     EXPECT_EQ(verify({kSqlite, "share-verify", db, "600"}), 600);
   }
-  // The library's defaults: nothing direct (docs/preload.md "One process or several").
-  EXPECT_EQ(shared_debug_text().find("direct "), std::string::npos) << shared_debug_text();
+  // The daemon kept their mappings apart: each was refused an exclusive
+  // lease while the other had the file open, or had its own broken when the
+  // other opened it (docs/preload.md "One process or several").
+  EXPECT_NE(shared_debug_text().find("another process"), std::string::npos) << shared_debug_text();
   EXPECT_NE(shared_debug_text().find("loaded"), std::string::npos) << "the library was not loaded";
 }
 
 // LMDB's most common deployment, one writer process and reader processes,
 // all under sealfs-run with its defaults: every read transaction sees a
-// state some commit made (a counter equal to the number of records). With
-// windows (SEALFS_PRELOAD_EXCLUSIVE=1, a promise this program breaks) the
-// writer's pwrites reached the region while a reader's range, which every
-// growth of the file breaks back to the page cache until the reader's next
-// sync (readers never sync), kept old pages: readers saw torn trees and
-// LMDB asserted (the database campaign of 2026-12-07).
+// state some commit made (a counter equal to the number of records). When
+// the library's leases were granted whoever else had the file open (the
+// old SEALFS_PRELOAD_EXCLUSIVE=1 promise, broken by this program), the
+// writer's pwrites reached the region through windows while a reader's
+// range, which every growth of the file breaks back to the page cache until
+// the reader's next sync (readers never sync), kept old pages: readers saw
+// torn trees and LMDB asserted (the database campaign of 2026-12-07). The
+// daemon's rule for exclusive leases keeps them apart now.
 TEST_F(PreloadTest, OneLmdbWriterAndReaderProcessesSeeOnlyCommittedStates) {
   const std::string env_dir = path("lmdb-shared");
   ASSERT_EQ(mkdir(env_dir.c_str(), 0755), 0);
@@ -739,7 +761,7 @@ TEST_F(PreloadTest, OneLmdbWriterAndReaderProcessesSeeOnlyCommittedStates) {
   for (const std::string& o : outputs) EXPECT_EQ(o.find("bad"), o.find("bad 0")) << o;
   EXPECT_TRUE(ok) << outputs[0] << outputs[1] << outputs[2];
   EXPECT_NE(outputs[0].find("counted 3001"), std::string::npos) << outputs[0];
-  EXPECT_EQ(shared_debug_text().find("direct "), std::string::npos) << shared_debug_text();
+  EXPECT_NE(shared_debug_text().find("another process"), std::string::npos) << shared_debug_text();
 }
 
 // SQLite in WAL mode with two writer and two reader processes under
@@ -761,6 +783,7 @@ TEST_F(PreloadTest, SqliteWalWritersAndReadersInSeveralProcesses) {
   for (const std::string& o : outputs) EXPECT_EQ(o.find("bad"), o.find("bad 0")) << o;
   EXPECT_TRUE(ok) << outputs[0] << outputs[1] << outputs[2] << outputs[3];
   EXPECT_EQ(verify({kSqlite, "share-verify", db, "3000"}), 3000);
+  EXPECT_NE(shared_debug_text().find("another process"), std::string::npos) << shared_debug_text();
 }
 
 // A persist on a page-granularity region is an msync(2) of the region

@@ -1,0 +1,91 @@
+// Exclusive leases (SEALFS_MAP_EXCLUSIVE) on a real mount: refused while
+// another process has the file open, broken when one opens it (that open
+// returns only once the holder let go), and never troubled by the holder's
+// own opens. libsealfs-preload asks for nothing else.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "lease_fixture.h"
+#include "sealfs/sealfs.h"
+
+namespace sealfs::itest {
+namespace {
+
+class ExclusiveTest : public LeaseFixture {};
+
+constexpr uint64_t kFile = 1 * kMiB;
+
+TEST_F(ExclusiveTest, AnotherProcessesOpenBreaksTheMappingAndWaitsForTheRelease) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(10));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(/*coop=*/true);
+  MapReply m = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
+  ASSERT_EQ(m.rc, 0) << m.text;
+  const std::string f = path("f");
+  TimedOp open_it([&] {
+    int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd < 0 ? -1 : 0;
+  });
+  auto broke = h.expect("break ");
+  ASSERT_TRUE(broke.has_value()) << h.transcript();
+  EXPECT_EQ(break_reason(*broke), SEALFS_BREAK_SHARED) << *broke;
+  EXPECT_TRUE(h.expect("released ").has_value()) << h.transcript();
+  auto opened = open_it.wait();
+  ASSERT_TRUE(opened.has_value());
+  EXPECT_EQ(opened->rc, 0) << strerror(opened->err);
+  // Well before the 10 s deadline: it waited for the release, not for a revoke.
+  EXPECT_LT(opened->seconds, 5.0);
+}
+
+TEST_F(ExclusiveTest, RefusedWhileAnotherProcessHasTheFileOpenAndGrantedOnceItCloses) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(10));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder();
+  int fd = open(path("f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  MapReply refused = h.map(path("f"), 0, kFile, "r", SEALFS_MAP_EXCLUSIVE, "ro");
+  EXPECT_EQ(refused.rc, -EBUSY) << refused.text;
+  EXPECT_NE(refused.text.find("another process has the file open"), std::string::npos)
+      << refused.text;
+  // Without the flag the same map is granted: the rule is the flag's.
+  MapReply plain = h.map(path("f"), 0, kFile, "r", 0, "ro");
+  EXPECT_EQ(plain.rc, 0) << plain.text;
+  ASSERT_EQ(close(fd), 0);
+  // The kernel sends the release after close(2) returns: ask until granted.
+  MapReply granted;
+  for (int i = 0; i < 100; ++i) {
+    granted = h.map(path("f"), 0, kFile, "r", SEALFS_MAP_EXCLUSIVE, "ro");
+    if (granted.rc != -EBUSY) break;
+    usleep(20'000);
+  }
+  EXPECT_EQ(granted.rc, 0) << granted.text;
+}
+
+TEST_F(ExclusiveTest, TheHoldersOwnOpensAndOtherLeasesAreNoObstacle) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(10));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(/*coop=*/true);
+  MapReply first = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
+  ASSERT_EQ(first.rc, 0) << first.text;
+  // Each map opens the file again in the holder: the holder's own open.
+  MapReply second = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
+  ASSERT_EQ(second.rc, 0) << second.text;
+  // Another process's lease without the flag: it needs an open of its own,
+  // which breaks the exclusive ones, but is not itself broken by opens.
+  HolderProcess& other = holder(/*coop=*/true);
+  MapReply shared = other.map(path("f"), 0, kFile, "rw");
+  ASSERT_EQ(shared.rc, 0) << shared.text;
+  EXPECT_TRUE(h.expect("released ").has_value()) << h.transcript();
+  EXPECT_TRUE(h.expect("released ").has_value()) << h.transcript();
+  int fd = open(path("f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  ASSERT_TRUE(other.sync());
+  EXPECT_EQ(other.count("break "), 0) << other.transcript();
+}
+
+}  // namespace
+}  // namespace sealfs::itest
