@@ -808,7 +808,7 @@ struct LeaseServer::Impl final : Notifier {
                              breaking ? l.deadline_ns : 0, l.holder.start_time, l.holder.pid,
                              uid, l.prot, l.layout_only ? 1u : 0u,
                              static_cast<uint32_t>(l.state), breaking ? l.break_reason : 0,
-                             l.policy, 0});
+                             l.policy, l.exclusive ? wire::kLeaseRecordExclusive : 0u});
         }
         reply.hidden = hidden;
         return page(records);

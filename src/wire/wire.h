@@ -226,9 +226,10 @@ struct LeaseRecord {
   uint32_t state;        // kLease*
   uint32_t reason;       // SEALFS_BREAK_* while breaking, else 0
   uint32_t policy;       // kPolicy*
-  uint32_t reserved;
+  uint32_t flags;        // kLeaseRecord* (zero from daemons before exclusive leases)
 };
 static_assert(sizeof(LeaseRecord) == 88);
+inline constexpr uint32_t kLeaseRecordExclusive = 1u << 0;  // granted with kMapExclusive
 
 // The two superblock copies as they are on media, for the tool to decode
 // with the same verifier as every other reader.

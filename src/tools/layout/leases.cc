@@ -47,6 +47,13 @@ const char* reason_name(uint32_t r) {
   }
 }
 
+// The KIND column: a direct mapping, an exclusive one (docs/protocol.md
+// "Exclusive leases"), or a layout lease.
+const char* kind_text(const wire::LeaseRecord& l) {
+  if (l.layout_only) return "layout";
+  return (l.flags & wire::kLeaseRecordExclusive) != 0 ? "excl" : "map";
+}
+
 const char* policy_name(uint32_t p) {
   switch (p) {
     case wire::kPolicyFence: return "fence";
@@ -146,6 +153,7 @@ int run_leases(const Options& options) {
       j.key("command").value(command_of(l.holder_pid));
       j.key("prot").value(prot_text(l.prot));
       j.key("kind").value(l.layout_only ? "layout" : "map");
+      j.key("exclusive").value((l.flags & wire::kLeaseRecordExclusive) != 0);
       j.key("state").value(state_name(l.state));
       j.key("reason").value(breaking ? reason_name(l.reason) : "");
       if (breaking) {
@@ -182,7 +190,7 @@ int run_leases(const Options& options) {
                 static_cast<unsigned long long>(l.lease_id), file.c_str(),
                 exact_range(l.offset, l.offset + l.length).c_str(),
                 l.holder_pid, command_of(l.holder_pid).c_str(), prot_text(l.prot).c_str(),
-                l.layout_only ? "layout" : "map", state.c_str(),
+                kind_text(l), state.c_str(),
                 static_cast<unsigned long long>(l.generation));
   }
   return kExitOk;

@@ -297,6 +297,7 @@ TEST_F(LayoutTest, LeasesHeldBreakingAndGone) {
   EXPECT_EQ(l["path"].text, path("mapped"));
   EXPECT_EQ(l["state"].text, "held");
   EXPECT_EQ(l["kind"].text, "map");
+  EXPECT_FALSE(l["exclusive"].boolean);
   EXPECT_EQ(l["prot"].text, "rw");
   EXPECT_EQ(l["offset"].u(), 0u);
   EXPECT_EQ(l["length"].u(), 4 * kMiB);
@@ -322,6 +323,25 @@ TEST_F(LayoutTest, LeasesHeldBreakingAndGone) {
   EXPECT_EQ(r->rc, 0);
   Json gone = layout_json({"leases", mountpoint()});
   EXPECT_EQ(gone["leases"].size(), 0u);
+}
+
+// An exclusive lease (SEALFS_MAP_EXCLUSIVE, what sealfs-run asks for) says
+// so, and listing the leases opens no file, so it does not break one.
+TEST_F(LayoutTest, AnExclusiveLeaseIsMarkedAndListingDoesNotBreakIt) {
+  ASSERT_NO_FATAL_FAILURE(mount_aligned(5));
+  ASSERT_NO_FATAL_FAILURE(write_pattern(path("db"), 0, 2 * kMiB, 1, /*preallocate=*/true));
+  HolderProcess& h = holder(/*coop=*/false);
+  ASSERT_EQ(h.map(path("db"), 0, 2 * kMiB, "rw", SEALFS_MAP_EXCLUSIVE).rc, 0) << h.transcript();
+  Json held = layout_json({"leases", mountpoint()});
+  ASSERT_EQ(held["leases"].size(), 1u);
+  EXPECT_EQ(held["leases"][0]["kind"].text, "map");
+  EXPECT_TRUE(held["leases"][0]["exclusive"].boolean);
+  std::string out;
+  ASSERT_EQ(layout({"leases", mountpoint()}, &out), 0) << out;
+  EXPECT_NE(out.find(" excl "), std::string::npos) << out;
+  ASSERT_TRUE(h.sync());
+  EXPECT_EQ(h.count("break "), 0) << h.transcript();
+  EXPECT_EQ(layout_json({"leases", mountpoint()})["leases"][0]["state"].text, "held");
 }
 
 // A revoked lease (revoke=quarantine, a stopped holder): the table shows it
