@@ -786,6 +786,33 @@ TEST_F(PreloadTest, SqliteWalWritersAndReadersInSeveralProcesses) {
   EXPECT_NE(shared_debug_text().find("another process"), std::string::npos) << shared_debug_text();
 }
 
+// A plain sqlite3 beside a writer under sealfs-run (the campaign's "peek"
+// that lost commits): readers without the library read the database and
+// its WAL index through the page cache while the writer commits. The
+// writer's exclusive leases are refused or broken while they have the
+// files open; nothing is lost and every read sees a committed state.
+TEST_F(PreloadTest, ReadersWithoutTheLibraryBesideAWriterUnderIt) {
+  const std::string db = path("peeked.db");
+  std::string output;
+  ASSERT_EQ(run({kSqlite, "share-init", db, "wal"}, &output), 0) << output;
+  Program writer(under_run({kSqlite, "share", db, "1", "1500"}), shared_env());
+  std::vector<std::unique_ptr<Program>> readers;
+  for (int i = 0; i < 2; ++i) {
+    readers.push_back(std::make_unique<Program>(
+        std::vector<std::string>{kSqlite, "share-read", db, "3"}, std::vector<std::string>{}));
+  }
+  for (auto& reader : readers) {
+    const auto status = reader->wait(120s);
+    ASSERT_TRUE(status.has_value()) << reader->output();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << reader->output();
+    EXPECT_EQ(reader->output().find("bad"), reader->output().find("bad 0")) << reader->output();
+  }
+  const auto status = writer.wait(120s);
+  ASSERT_TRUE(status.has_value()) << writer.output();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << writer.output();
+  EXPECT_EQ(verify({kSqlite, "share-verify", db, "1500"}), 1500);
+}
+
 // A persist on a page-granularity region is an msync(2) of the region
 // mapping, made by libsealfs from inside the library's own msync: it must
 // go to the kernel (it deadlocked on the library's lock).
