@@ -3,6 +3,8 @@
 // returns only once the holder let go), and never troubled by the holder's
 // own opens. libsealfs-preload asks for nothing else.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -62,6 +64,45 @@ TEST_F(ExclusiveTest, RefusedWhileAnotherProcessHasTheFileOpenAndGrantedOnceItCl
     usleep(20'000);
   }
   EXPECT_EQ(granted.rc, 0) << granted.text;
+}
+
+void on_signal(int) {}
+
+// An open interrupted while it waits for the holder answers EINTR and
+// leaves no handle behind: once the holder let go, its next exclusive map
+// is granted (a handle still registered would refuse it for good).
+TEST_F(ExclusiveTest, AnInterruptedOpenLeavesNoHandleBehind) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(20));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(/*coop=*/false);  // lets go only when told
+  MapReply m = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
+  ASSERT_EQ(m.rc, 0) << m.text;
+  int result[2];
+  ASSERT_EQ(pipe(result), 0);
+  const std::string f = path("f");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;  // no SA_RESTART: the open returns EINTR
+    sigaction(SIGUSR1, &sa, nullptr);
+    const int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    const int err = fd < 0 ? errno : 0;
+    _exit(write(result[1], &err, sizeof(err)) == sizeof(err) ? 0 : 1);
+  }
+  close(result[1]);
+  ASSERT_TRUE(h.expect("break ").has_value()) << h.transcript();
+  ASSERT_EQ(kill(child, SIGUSR1), 0);
+  int err = -1;
+  ASSERT_EQ(read(result[0], &err, sizeof(err)), static_cast<ssize_t>(sizeof(err)));
+  close(result[0]);
+  EXPECT_EQ(err, EINTR);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0").has_value()) << h.transcript();
+  MapReply again = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
+  EXPECT_EQ(again.rc, 0) << again.text;
 }
 
 TEST_F(ExclusiveTest, TheHoldersOwnOpensAndOtherLeasesAreNoObstacle) {
