@@ -116,9 +116,9 @@ void answer_create(Reply& r, const Attr& attr, fuse_file_info* fi) {
 // A create that opened an existing file (O_CREAT without O_EXCL) another
 // process maps exclusively: the answer waits for the break. The kernel
 // looks a name up before it creates it and sends OPEN for a file it finds,
-// so this takes a name it believed absent (two creates racing through
-// different mounts of one daemon, say): kept, as the rule must hold for
-// every handle.
+// so this takes a negative entry it still trusts (-o negative_timeout)
+// for a name the file has since: kept, as the rule must hold for every
+// handle.
 void answer_create_after_break(Reply& r, Ino ino, fuse_file_info* fi, uint32_t tid) {
   auto info = std::make_shared<fuse_file_info>(*fi);
   DaemonContext* ctx = &r.ctx();
