@@ -49,14 +49,22 @@ void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi, uint32_t ot
   // bytes into a cached page before they reach the daemon; dropping that
   // page lets a reader cache the old bytes, which the writer then reads
   // back after its write returned. So while another handle can write (and
-  // the inode never had a lease, which would make those handles direct_io
-  // or leave them to the lease rule), the pages stay: they are right, as
-  // the kernel keeps them so for every change it forwards (docs/daemon.md
-  // "Caching and coherence"). An open with O_TRUNC drops them in any case:
-  // older kernels (4.x) reset only the size there and leave the pages to
-  // the open.
+  // the inode never had a lease other than exclusive ones, see below), the
+  // pages stay: they are right, as the kernel keeps them so for every
+  // change it forwards (docs/daemon.md "Caching and coherence"). An open
+  // with O_TRUNC drops them in any case: older kernels (4.x) reset only the
+  // size there and leave the pages to the open.
+  //
+  // Exclusive leases (lease_core.h) do not need the drop: their holder
+  // stored directly only while no other process had the file open, its
+  // library dropped the pages its stores made stale when it let go, and
+  // this open (if another process's) came after that. A file that only
+  // they ever sealed keeps the rule above. Dropping there instead let
+  // readers cache old bytes under a writer that had once been direct
+  // (LMDB lost commits beside an mdb_stat loop, review of 2026-12-07).
+  const bool shared_leases = ctx.leases != nullptr && ctx.leases->had_shared_lease(ino);
   fi->keep_cache =
-      other_writers > 0 && !had_lease && (fi->flags & O_TRUNC) == 0 ? 1 : 0;
+      other_writers > 0 && !shared_leases && (fi->flags & O_TRUNC) == 0 ? 1 : 0;
   static std::atomic<bool> warned{false};
   if (fi->direct_io != 0 && !direct_io_mmap_granted() && !warned.exchange(true)) {
     log().warn("the kernel did not accept FUSE_DIRECT_IO_ALLOW_MMAP (it needs Linux 6.6): "

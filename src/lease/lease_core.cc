@@ -424,7 +424,10 @@ void LeaseCore::may_open(uint64_t ino, const Opener& who, Continuation then) {
         if (info.state == LeaseState::kActive) {
           info.state = LeaseState::kBreaking;
           info.break_reason = SEALFS_BREAK_SHARED;
-          info.deadline_ns = now + info.break_time_ns;
+          // No longer than the mount's break time, whatever the holder
+          // asked for: other processes' opens wait for it (a holder with a
+          // 600 s break time would hold every open of the file that long).
+          info.deadline_ns = now + std::min(info.break_time_ns, options_.break_time_ns);
           notifier_.send_break(info.conn, info.lease_id, SEALFS_BREAK_SHARED, info.deadline_ns);
         } else if (info.state == LeaseState::kOrphaned) {
           // Nobody to tell: its blocks go to quarantine, as for a layout change.
@@ -464,14 +467,34 @@ void LeaseCore::wake_openers_locked(uint64_t ino, Ready& ready) {
 }
 
 void LeaseCore::tick() {
-  Ready ready;
+  Ready ready, refused;
   {
     MutexLock lock(mu_);
     const uint64_t now = clock_.now_ns();
     std::set<uint64_t> touched;
+    std::vector<uint64_t> kept;  // exclusive leases whose break for an open ran out
     for (auto& [id, lease] : leases_) {
       LeaseInfo& info = lease.info;
       if (!blocks(info.state) || info.deadline_ns > now) continue;
+      auto inode = inodes_.find(info.ino);
+      const bool layout_waits = inode != inodes_.end() && inode->second.breaking;
+      if (info.state == LeaseState::kBreaking && info.break_reason == SEALFS_BREAK_SHARED &&
+          !layout_waits) {
+        // Broken for another process's open only (no layout change joined):
+        // no block moves, so revoking buys nothing, and it would cost the
+        // holder its life (fence: SIGBUS when a stopped holder resumes) or
+        // its stores (quarantine leaves its mapping live beside the
+        // opener's page cache). The holder keeps the lease; the open is
+        // refused (EBUSY) instead, and the next open breaks it again.
+        log().warn("lease: holder pid {} did not let go of its exclusive mapping of inode {} "
+                   "in time; the open that asked for it is refused",
+                   info.holder.pid, info.ino);
+        info.state = LeaseState::kActive;
+        info.deadline_ns = 0;
+        info.break_reason = 0;
+        kept.push_back(id);
+        continue;
+      }
       if (info.state == LeaseState::kBreaking) {
         SEALFS_SYNC_POINT("lease.break.before_revoke");
         switch (info.policy) {
@@ -502,9 +525,26 @@ void LeaseCore::tick() {
       }
     }
     for (uint64_t ino : touched) finish_if_done_locked(ino, ready);
+    for (uint64_t id : kept) refuse_openers_locked(leases_.at(id).info.ino, id, refused);
     notifier_.deadlines_changed();
   }
   run(ready, Status::ok());
+  run(refused, Status(Code::kBusy, "the file's exclusive holder did not let go in time"));
+}
+
+void LeaseCore::refuse_openers_locked(uint64_t ino, uint64_t lease_id, Ready& refused) {
+  auto it = open_waiters_.find(ino);
+  if (it == open_waiters_.end()) return;
+  auto& waiters = it->second;
+  for (auto w = waiters.begin(); w != waiters.end();) {
+    if (std::find(w->leases.begin(), w->leases.end(), lease_id) == w->leases.end()) {
+      ++w;
+      continue;
+    }
+    refused.push_back(std::move(w->then));
+    w = waiters.erase(w);
+  }
+  if (waiters.empty()) open_waiters_.erase(it);
 }
 
 std::optional<uint64_t> LeaseCore::next_deadline_ns() const {

@@ -160,8 +160,12 @@ class LeaseCore {
   // another process blocks it.
   bool open_blocked(uint64_t ino, const Opener& who) const;
   // Breaks the exclusive leases of ino held by processes other than who's
-  // (SEALFS_BREAK_SHARED) and runs `then` once none of them blocks: now, on
-  // this thread, when none does. Never blocks.
+  // (SEALFS_BREAK_SHARED, deadline at most the mount's break time) and runs
+  // `then` once none of them blocks: now, on this thread, when none does.
+  // Never blocks. A holder that does not let go by the deadline is not
+  // revoked (nothing of the file moves, and revoking would kill it or lose
+  // its stores): it keeps the lease, and `then` gets kBusy (the open fails
+  // with EBUSY). If a layout change joined the break, its revoke rules.
   void may_open(uint64_t ino, const Opener& who, Continuation then);
   bool breaking(uint64_t ino) const;
   // The lease `lease_id` of `conn`, if it has it.
@@ -244,6 +248,9 @@ class LeaseCore {
   std::optional<uint32_t> other_opener_locked(uint64_t ino, const HolderId& holder) const
       REQUIRES(mu_);
   void wake_openers_locked(uint64_t ino, Ready& ready) REQUIRES(mu_);
+  // The opens of ino that wait for lease_id go to `refused`: its holder
+  // kept it past the break's deadline.
+  void refuse_openers_locked(uint64_t ino, uint64_t lease_id, Ready& refused) REQUIRES(mu_);
   void forget_inode_if_idle_locked(uint64_t ino) REQUIRES(mu_);
   static void run(Ready& ready, const Status& status);
 

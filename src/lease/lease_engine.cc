@@ -93,7 +93,9 @@ class LeaseEngine::Source final : public LayoutSource {
     // daemon's request threads and the layout lock this grant holds.
     if (unflushed(flags)) return flush_first();
     auto answer = inner_.layout_for_lease(held, ino, offset, length, flags);
-    if (answer.is_ok() && answer->refusal == wire::Refusal::kNone) owner_.note_leased(ino);
+    if (answer.is_ok() && answer->refusal == wire::Refusal::kNone) {
+      owner_.note_leased(ino, (flags & wire::kMapExclusive) != 0);
+    }
     // Allocation and relocation commit as they go, before the answer is
     // decided: a refused or failed request may have changed the block
     // count as well.
@@ -338,9 +340,15 @@ bool LeaseEngine::had_lease(Ino ino) const {
   return leased_.count(ino) != 0;
 }
 
-void LeaseEngine::note_leased(Ino ino) {
+bool LeaseEngine::had_shared_lease(Ino ino) const {
+  MutexLock lock(leased_mu_);
+  return shared_leased_.count(ino) != 0;
+}
+
+void LeaseEngine::note_leased(Ino ino, bool exclusive) {
   MutexLock lock(leased_mu_);
   leased_.insert(ino);
+  if (!exclusive) shared_leased_.insert(ino);
 }
 
 void LeaseEngine::attributes_changed(Ino ino) {

@@ -120,6 +120,10 @@ class LeaseEngine final : public LayoutGate {
   // An inode that was ever leased in this mount (its readers must bypass
   // the page cache to see holders' stores: docs/daemon.md).
   bool had_lease(Ino ino) const;
+  // One that had a lease without kMapExclusive: its holders may store
+  // beside other processes' page-cache views, whose pages every open then
+  // drops (close-to-open). Exclusive holders never do (lease_core.h).
+  bool had_shared_lease(Ino ino) const;
   // The kernel caches writes: a map request must say the client wrote the
   // file back first (refusal kFlushFirst otherwise). Set before serving.
   void require_flushed_maps() { require_flushed_maps_.store(true); }
@@ -132,7 +136,7 @@ class LeaseEngine final : public LayoutGate {
 
   std::shared_ptr<LeaseServer> current_server() const;
   void break_for_unmount(LeaseServer& server);
-  void note_leased(Ino ino);
+  void note_leased(Ino ino, bool exclusive);
   void attributes_changed(Ino ino);
 
   const EngineOptions options_;
@@ -156,6 +160,7 @@ class LeaseEngine final : public LayoutGate {
 
   mutable Mutex leased_mu_;  // leaf
   std::unordered_set<Ino> leased_ GUARDED_BY(leased_mu_);
+  std::unordered_set<Ino> shared_leased_ GUARDED_BY(leased_mu_);  // a subset of leased_
 };
 
 }  // namespace sealfs::lease

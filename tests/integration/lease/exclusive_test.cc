@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <vector>
 
 #include "lease_fixture.h"
+#include "pattern.h"
 #include "sealfs/sealfs.h"
 
 namespace sealfs::itest {
@@ -64,6 +67,46 @@ TEST_F(ExclusiveTest, RefusedWhileAnotherProcessHasTheFileOpenAndGrantedOnceItCl
     usleep(20'000);
   }
   EXPECT_EQ(granted.rc, 0) << granted.text;
+}
+
+// A holder that does not let go in time (stopped, say) keeps its mapping
+// and its life: the open that broke it fails with EBUSY at the deadline
+// instead of revoking it (fence would SIGBUS it when it resumes; quarantine
+// would leave its stores beside the opener's page cache).
+TEST_F(ExclusiveTest, AHolderThatDoesNotLetGoKeepsItsMappingAndTheOpenFails) {
+  ASSERT_NO_FATAL_FAILURE(mount_with(1));
+  ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
+  HolderProcess& h = holder(/*coop=*/false);  // reports the break, keeps the mapping
+  MapReply m = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
+  ASSERT_EQ(m.rc, 0) << m.text;
+  const std::string f = path("f");
+  TimedOp open_it([&] {
+    int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd < 0 ? -1 : 0;
+  });
+  ASSERT_TRUE(h.expect("break ").has_value()) << h.transcript();
+  auto opened = open_it.wait();
+  ASSERT_TRUE(opened.has_value());
+  EXPECT_EQ(opened->rc, -1);
+  EXPECT_EQ(opened->err, EBUSY) << strerror(opened->err);
+  EXPECT_GE(opened->seconds, 0.9);
+  // Still mapped, still the file, no fence.
+  h.send("store 0 0 4096 7");
+  EXPECT_TRUE(h.expect("stored 0").has_value()) << h.transcript();
+  h.send("check 0 0 4096 7");
+  EXPECT_EQ(h.expect("check 0"), "check 0 ok") << h.transcript();
+  EXPECT_EQ(h.count("sigbus"), 0) << h.transcript();
+  // Once it lets go, opens go through and see its stores.
+  h.send("unmap 0");
+  ASSERT_TRUE(h.expect("unmapped 0").has_value()) << h.transcript();
+  int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  std::vector<uint8_t> got(4096), want(4096);
+  fill_lease_pattern(want.data(), want.size(), 7, 0);
+  ASSERT_EQ(pread(fd, got.data(), got.size(), 0), 4096);
+  close(fd);
+  EXPECT_EQ(got, want);
 }
 
 void on_signal(int) {}

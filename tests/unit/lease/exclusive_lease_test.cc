@@ -138,15 +138,57 @@ TEST_F(ExclusiveLeaseTest, AnotherProcessesOpenBreaksAndWaitsForTheRelease) {
   EXPECT_TRUE(core().sealed(kIno));  // the other lease stays
 }
 
-TEST_F(ExclusiveLeaseTest, AHolderThatDoesNotLetGoIsRevokedAtTheDeadline) {
+// Revoking would kill a stopped holder (fence) or leave its mapping live
+// beside the opener's page cache (quarantine): the open is refused instead.
+TEST_F(ExclusiveLeaseTest, AHolderThatDoesNotLetGoKeepsItAndTheOpenIsRefused) {
   auto exclusive = grant(1, kHolderPid);
   ASSERT_TRUE(exclusive.is_ok());
   open_by(kOtherPid);
   auto ran = wait_open(kOtherPid);
   clock_.advance(10 * kSecond);
   core().tick();
-  EXPECT_EQ(*ran, 1);
+  EXPECT_EQ(*ran, -1);
+  EXPECT_TRUE(sink_.quarantined.empty());
+  EXPECT_EQ(notifier_.count(Sent::kRevoke), 0u);
+  auto held = core().lease_of(1, exclusive->lease_id);
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->state, LeaseState::kActive);
+  // The next open breaks it again.
+  auto again = wait_open(kOtherPid);
+  EXPECT_EQ(notifier_.count(Sent::kBreak), 2u);
+  ASSERT_TRUE(core().release(1, exclusive->lease_id).is_ok());
+  EXPECT_EQ(*again, 1);
+}
+
+// A layout change that joined the break needs the blocks: its revoke rules,
+// and the open goes on with it.
+TEST_F(ExclusiveLeaseTest, ALayoutChangeThatJoinedRevokesAtTheDeadline) {
+  ASSERT_TRUE(grant(1, kHolderPid).is_ok());
+  auto opened = wait_open(kOtherPid);
+  auto changed = std::make_shared<int>(0);
+  core().may_change_layout(kIno, 0, UINT64_MAX, SEALFS_BREAK_TRUNCATE,
+                           [changed](Status s) { *changed = s.is_ok() ? 1 : -1; });
+  clock_.advance(10 * kSecond);
+  core().tick();
+  EXPECT_EQ(*changed, 1);
+  EXPECT_EQ(*opened, 1);
   EXPECT_EQ(sink_.quarantined.size(), 1u);
+}
+
+// An open waits at most the mount's break time, whatever the holder asked.
+TEST_F(ExclusiveLeaseTest, AnOpenWaitsNoLongerThanTheMountsBreakTime) {
+  GrantRequest r;
+  r.conn = 1;
+  r.holder = holder(kHolderPid);
+  r.ino = kIno;
+  r.length = 4096;
+  r.prot = wire::kProtRead;
+  r.exclusive = true;
+  r.break_time_ns = 600 * kSecond;
+  ASSERT_TRUE(core().grant(r).is_ok());
+  wait_open(kOtherPid);
+  ASSERT_EQ(notifier_.count(Sent::kBreak), 1u);
+  EXPECT_EQ(notifier_.sent[0].deadline_ns, clock_.now_ns() + 10 * kSecond);
 }
 
 TEST_F(ExclusiveLeaseTest, AnOrphanedExclusiveLeaseIsQuarantinedAtOnce) {
