@@ -1,7 +1,8 @@
 // FUSE_DIRECT_IO_ALLOW_MMAP with libfuse 3.14.
 //
-// A file opened with direct_io (every inode that has had a lease, see
-// lease::LeaseEngine::had_lease) can be mmap(MAP_SHARED)'d only when the daemon
+// A file opened with direct_io (every inode that has had a lease other than
+// an exclusive one, see lease::LeaseEngine::had_shared_lease) can be
+// mmap(MAP_SHARED)'d only when the daemon
 // set FUSE_DIRECT_IO_ALLOW_MMAP in its INIT reply (kernel >= 6.6); without
 // it the kernel refuses such mmaps with ENODEV. libfuse 3.14 knows no such
 // capability and builds the INIT reply flags from the capabilities it knows,

@@ -31,9 +31,12 @@ constexpr size_t kMaxSegments = 1000;
 
 // `other_writers`: handles of the inode other than this one that can write.
 void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi, uint32_t other_writers) {
-  // Coherence with direct mappings: see DaemonContext::leases.
-  const bool had_lease = ctx.leases != nullptr && ctx.leases->had_lease(ino);
-  fi->direct_io = had_lease ? 1 : 0;
+  // Coherence with direct mappings: see DaemonContext::leases. Only leases
+  // without kMapExclusive count: an exclusive holder stores directly only
+  // while no other process has the file open, so the others' handles need
+  // neither direct_io nor the drop below (see there).
+  const bool shared_leases = ctx.leases != nullptr && ctx.leases->had_shared_lease(ino);
+  fi->direct_io = shared_leases ? 1 : 0;
   // An append-only file bypasses the writeback cache: the kernel then sends
   // each write as it comes, at its own EOF under the inode lock, instead of
   // writing pages back later (and perhaps out of order) where the daemon
@@ -59,10 +62,11 @@ void set_open_flags(DaemonContext& ctx, Ino ino, fuse_file_info* fi, uint32_t ot
   // stored directly only while no other process had the file open, its
   // library dropped the pages its stores made stale when it let go, and
   // this open (if another process's) came after that. A file that only
-  // they ever sealed keeps the rule above. Dropping there instead let
-  // readers cache old bytes under a writer that had once been direct
-  // (LMDB lost commits beside an mdb_stat loop, review of 2026-12-07).
-  const bool shared_leases = ctx.leases != nullptr && ctx.leases->had_shared_lease(ino);
+  // they ever sealed keeps the rule above, and its handles are not
+  // direct_io (the kernel drops every cached page at each mmap of a
+  // direct_io handle, the same race). Dropping there instead let readers
+  // cache old bytes under a writer that had once been direct (LMDB lost
+  // commits beside a cat or mdb_stat loop, review of 2026-12-07).
   fi->keep_cache =
       other_writers > 0 && !shared_leases && (fi->flags & O_TRUNC) == 0 ? 1 : 0;
   static std::atomic<bool> warned{false};

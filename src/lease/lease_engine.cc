@@ -335,20 +335,15 @@ void LeaseEngine::file_synced(Ino ino) {
   }
 }
 
-bool LeaseEngine::had_lease(Ino ino) const {
-  MutexLock lock(leased_mu_);
-  return leased_.count(ino) != 0;
-}
-
 bool LeaseEngine::had_shared_lease(Ino ino) const {
   MutexLock lock(leased_mu_);
   return shared_leased_.count(ino) != 0;
 }
 
 void LeaseEngine::note_leased(Ino ino, bool exclusive) {
+  if (exclusive) return;
   MutexLock lock(leased_mu_);
-  leased_.insert(ino);
-  if (!exclusive) shared_leased_.insert(ino);
+  shared_leased_.insert(ino);
 }
 
 void LeaseEngine::attributes_changed(Ino ino) {

@@ -2,8 +2,8 @@
 // direct-map leases in the daemon. It is the meta layer's LayoutGate (an
 // inode is sealed while it has leases), owns the control-socket server, the
 // layout source over the mounted Filesystem and the quarantine sink, watches
-// holders that outlived the previous daemon, and remembers which inodes were
-// ever leased. The FUSE layer above reaches it through this header only and
+// holders that outlived the previous daemon, and remembers which inodes ever
+// had a lease that was not exclusive. The FUSE layer above reaches it through this header only and
 // hears about what it must tell the kernel through LeaseObserver.
 //
 // Lifetime, in the order the daemon drives it:
@@ -117,12 +117,11 @@ class LeaseEngine final : public LayoutGate {
   bool open_blocked(Ino ino, uint32_t tid);
   void may_open(Ino ino, uint32_t tid, Continuation then);
 
-  // An inode that was ever leased in this mount (its readers must bypass
-  // the page cache to see holders' stores: docs/daemon.md).
-  bool had_lease(Ino ino) const;
-  // One that had a lease without kMapExclusive: its holders may store
-  // beside other processes' page-cache views, whose pages every open then
-  // drops (close-to-open). Exclusive holders never do (lease_core.h).
+  // An inode that had a lease without kMapExclusive in this mount: its
+  // holders may store beside other processes' views, so its readers bypass
+  // the page cache and every open drops the cached pages (close-to-open;
+  // docs/daemon.md "Caching and coherence"). Exclusive holders never do
+  // (lease_core.h), and leave the file's handles as they were.
   bool had_shared_lease(Ino ino) const;
   // The kernel caches writes: a map request must say the client wrote the
   // file back first (refusal kFlushFirst otherwise). Set before serving.
@@ -159,8 +158,7 @@ class LeaseEngine final : public LayoutGate {
   std::shared_ptr<LeaseServer> server_ GUARDED_BY(server_mu_);
 
   mutable Mutex leased_mu_;  // leaf
-  std::unordered_set<Ino> leased_ GUARDED_BY(leased_mu_);
-  std::unordered_set<Ino> shared_leased_ GUARDED_BY(leased_mu_);  // a subset of leased_
+  std::unordered_set<Ino> shared_leased_ GUARDED_BY(leased_mu_);
 };
 
 }  // namespace sealfs::lease

@@ -30,6 +30,7 @@
 
 #include "fs_helpers.h"
 #include "mount_fixture.h"
+#include "sealfs/sealfs.h"
 
 namespace sealfs::itest {
 namespace {
@@ -320,6 +321,62 @@ TEST_P(HeldWriteTest, AReadMidWriteAfterAnEarlierWriteLeavesTheWritersBytes) {
   expect_writer_reads_its_write(w);
   reader.go();
   EXPECT_TRUE(exited_ok(reader.finish(10s)));
+}
+
+// The same open mid-write, for a file whose only leases were exclusive
+// (SEALFS_MAP_EXCLUSIVE, libsealfs-preload's) and a reader that maps the
+// page through the mount. The writer, whose descriptor predates the lease
+// and so writes through the page cache, mapped the file exclusively and let
+// go first, as a program under sealfs-run does before another process
+// opens the file. A file that had any lease used to lose its cached pages
+// at every open: here the reader then cached the page without the held
+// write, and the writer read its own write back stale (LMDB lost commits
+// that way beside a `cat` loop).
+TEST_P(HeldWriteTest, AnOpenMidWriteOfAFileThatHadOnlyExclusiveLeasesKeepsTheWrite) {
+  const HeldWrite held = GetParam();
+  ASSERT_NO_FATAL_FAILURE(mount_with_held_write(1));
+  const std::string file = path("f");
+  Stepper w([file, held](Stepper& s) {
+    int fd = open(file.c_str(), O_RDWR | O_SYNC | O_CLOEXEC);
+    if (fd < 0) Stepper::fail("writer: open");
+    struct sealfs_map* m = nullptr;
+    if (int rc = sealfs_map(fd, 0, 4096, PROT_READ, SEALFS_MAP_EXCLUSIVE, &m); rc != 0) {
+      errno = -rc;
+      Stepper::fail(std::string("writer: sealfs_map: ") + sealfs_last_error());
+    }
+    sealfs_unmap(m);
+    std::vector<char> all(kFileSize);
+    if (pread_all(fd, all.data(), all.size(), 0) != kFileSize) Stepper::fail("writer: prime");
+    s.report_done();
+    s.await_go();
+    auto bytes = pattern(kNewSeed, static_cast<uint64_t>(held.offset), held.length);
+    if (!pwrite_all(fd, bytes.data(), bytes.size(), held.offset)) Stepper::fail("writer: write");
+    s.report_done();
+    s.await_go();
+    expect_pattern(fd, held.offset, held.length, kNewSeed, "writer reading its own write");
+    close(fd);
+  });
+  ASSERT_TRUE(w.step_done(10s)) << "the writer did not start (its stderr says why)";
+  w.go();
+  ASSERT_TRUE(write_is_held()) << "the write never reached " << kWritePoint;
+  Stepper reader([file](Stepper&) {
+    int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) Stepper::fail("reader: open");
+    void* p = mmap(nullptr, kFileSize, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) Stepper::fail("reader: mmap");
+    // Faults the page in from the daemon, which has not got the write yet.
+    auto want = pattern(kOldSeed, kOtherOffset, kOtherLength);
+    if (memcmp(static_cast<char*>(p) + kOtherOffset, want.data(), kOtherLength) != 0) {
+      Stepper::fail("reader: its own range differs");
+    }
+    munmap(p, kFileSize);
+    close(fd);
+  });
+  auto read_status = reader.finish(10s);
+  ASSERT_NO_FATAL_FAILURE(release_write());
+  ASSERT_TRUE(exited_ok(read_status)) << "the other process's open and read failed or hung";
+  ASSERT_TRUE(w.step_done(10s)) << "the write did not return";
+  expect_writer_reads_its_write(w);
 }
 
 INSTANTIATE_TEST_SUITE_P(LastPartialPage, HeldWriteTest,
