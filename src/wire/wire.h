@@ -314,7 +314,8 @@ inline const char* refusal_text(uint32_t r) {
       return "the file is immutable or append-only (chattr): no writable mapping, and an "
              "immutable file's layout cannot change";
     case Refusal::kSharedFile:
-      return "another process has the file open: no exclusive mapping until it closes it";
+      return "another process has the file open (or a thread of this one that has exited "
+             "opened it): no exclusive mapping until that descriptor is closed";
   }
   return "unknown refusal";
 }
