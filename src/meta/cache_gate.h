@@ -41,15 +41,11 @@ class CacheGate {
   // be closed meanwhile, so this never waits), closed with leave() by
   // whoever ends it, on any thread (a LayoutLock's destructor).
   void enter_nested() { active_.fetch_add(1, std::memory_order_seq_cst); }
-  void leave() {
-    if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
-        closing_.load(std::memory_order_seq_cst)) {
-      active_.notify_all();
-    }
-  }
+  void leave() { active_.fetch_sub(1, std::memory_order_seq_cst); }
 
   // The trimmer: closes the gate once no pass is open, waiting at most
-  // `patience`; false (the gate open again) if passes stayed open.
+  // `patience` (polling: it is the only waiter); false (the gate open
+  // again) if passes stayed open.
   bool close_within(std::chrono::microseconds patience) {
     closing_.store(true, std::memory_order_seq_cst);
     const auto give_up = std::chrono::steady_clock::now() + patience;

@@ -444,7 +444,6 @@ class FilesystemImpl final : public Filesystem {
   // through cache_gate_; the trimmer closes it to drop inodes.
   CacheGate cache_gate_;
   Mutex trim_mu_;  // one trimmer at a time (the thread, trim_inode_cache); taken by no operation
-  uint64_t trim_cursor_ GUARDED_BY(trim_mu_) = 1;  // where the next sweep starts
   Mutex trimmer_mu_;  // leaf: the thread's wake-up state below
   std::condition_variable_any trimmer_wake_;
   bool trimmer_stop_ GUARDED_BY(trimmer_mu_) = false;

@@ -17,9 +17,11 @@ namespace {
 // How long the trimmer waits for the operations in progress to end before
 // it gives up and opens the gate again: arriving operations wait behind a
 // closing gate, so this bounds what the cache costs them.
-constexpr auto kClosePatience = std::chrono::microseconds(2000);
-// Closings tried in a row before the trimmer waits for the next wake-up.
-constexpr int kCloseAttempts = 200;
+constexpr auto kClosePatience = std::chrono::microseconds(500);
+// After a closing that failed, the trimmer leaves the operations alone this
+// long; after this many failures in a row it waits for the next wake-up.
+constexpr auto kAfterFailedClosing = std::chrono::milliseconds(5);
+constexpr int kCloseAttempts = 100;
 // Inodes looked at per closing: bounds how long operations wait behind it.
 constexpr uint64_t kVisitsPerClosing = 4096;
 
@@ -115,38 +117,27 @@ uint64_t FilesystemImpl::trim_to(uint64_t keep) {
   MutexLock lock(trim_mu_);
   if (inodes_.resident() > keep) write_times_of_forgotten();
   uint64_t dropped = 0;
-  // One sweep: as many visits as there were inodes when it began.
-  const uint64_t sweep = inodes_.resident();
-  uint64_t visited = 0;
+  // One sweep of the chunks, highest first (InodeTable::residents_below).
+  const std::byte* cursor = nullptr;
   int failed_closings = 0;
-  while (inodes_.resident() > keep && visited < sweep) {
+  do {
     if (!cache_gate_.close_within(kClosePatience)) {
       if (++failed_closings >= kCloseAttempts) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      std::this_thread::sleep_for(kAfterFailedClosing);
       continue;
     }
     failed_closings = 0;
     // The gate is closed: no operation runs, and none holds an Inode*.
-    for (uint64_t n = 0; n < kVisitsPerClosing && inodes_.resident() > keep && visited < sweep;
-         ++n) {
-      Inode* inode = inodes_.next_resident(trim_cursor_);
-      if (inode == nullptr) {
-        trim_cursor_ = 1;  // past the last: around again
-        inode = inodes_.next_resident(trim_cursor_);
-        if (inode == nullptr) break;
-      }
-      trim_cursor_ = inode->ino + 1;
-      ++visited;
+    for (Inode* inode : inodes_.residents_below(cursor, kVisitsPerClosing, &cursor)) {
+      if (inodes_.resident() <= keep) break;
       if (drop_if_idle(*inode)) ++dropped;
     }
     cache_gate_.open();
-  }
+  } while (cursor != nullptr && inodes_.resident() > keep);
   inodes_dropped_.fetch_add(dropped, std::memory_order_relaxed);
-#if defined(__GLIBC__)
   // Freed chunks sit between live allocations of the heap: give their
   // pages back to the system (the anonymous memory the cache bounds).
   if (inodes_.take_freed_chunks() > 0) malloc_trim(0);
-#endif
   return dropped;
 }
 

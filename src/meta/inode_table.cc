@@ -43,6 +43,7 @@ Inode* InodeTable::place(uint64_t ino) {
     index = use.fresh++;
   }
   ++use.live;
+  use.occupied.set(index);
   if (use.returned.empty() && use.fresh == kChunkInodes) chunks_with_room_.erase(start);
   resident_.fetch_add(1, std::memory_order_relaxed);
   return new (use.chunk->bytes + index * sizeof(Inode)) Inode(ino);
@@ -108,7 +109,9 @@ void InodeTable::evict(Inode& inode) {
   const auto* place_of = reinterpret_cast<const std::byte*>(&inode);
   auto chunk = std::prev(chunks_.upper_bound(place_of));
   ChunkUse& use = chunk->second;
+  const auto index = static_cast<uint16_t>((place_of - chunk->first) / sizeof(Inode));
   inode.~Inode();
+  use.occupied.reset(index);
   resident_.fetch_sub(1, std::memory_order_relaxed);
   if (--use.live == 0) {
     chunks_with_room_.erase(chunk->first);
@@ -116,25 +119,26 @@ void InodeTable::evict(Inode& inode) {
     freed_chunks_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  use.returned.push_back(static_cast<uint16_t>((place_of - chunk->first) / sizeof(Inode)));
+  use.returned.push_back(index);
   chunks_with_room_.insert(chunk->first);
 }
 
-Inode* InodeTable::next_resident(uint64_t from) const {
-  if (from == 0) from = 1;
-  for (uint64_t ino = from; ino <= count_;) {
-    const Leaf* leaf = leaves_[ino >> kLeafBits].load(std::memory_order_acquire);
-    if (leaf == nullptr) {
-      ino = ((ino >> kLeafBits) + 1) << kLeafBits;
-      continue;
-    }
-    const uint64_t leaf_end = std::min(count_, (((ino >> kLeafBits) + 1) << kLeafBits) - 1);
-    for (; ino <= leaf_end; ++ino) {
-      Inode* inode = leaf->slots[ino & (kLeafSlots - 1)].load(std::memory_order_acquire);
-      if (inode != nullptr) return inode;
+std::vector<Inode*> InodeTable::residents_below(const std::byte* below, size_t max,
+                                                const std::byte** next) {
+  MutexLock lock(mu_);
+  std::vector<Inode*> out;
+  auto chunk = below == nullptr ? chunks_.end() : chunks_.lower_bound(below);
+  while (chunk != chunks_.begin() && out.size() < max) {
+    --chunk;
+    const ChunkUse& use = chunk->second;
+    for (size_t i = 0; i < kChunkInodes; ++i) {
+      if (use.occupied.test(i)) {
+        out.push_back(std::launder(reinterpret_cast<Inode*>(use.chunk->bytes + i * sizeof(Inode))));
+      }
     }
   }
-  return nullptr;
+  *next = chunk == chunks_.begin() ? nullptr : chunk->first;
+  return out;
 }
 
 }  // namespace sealfs

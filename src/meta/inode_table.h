@@ -16,6 +16,7 @@
 #pragma once
 
 #include <array>
+#include <bitset>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -60,9 +61,14 @@ class InodeTable {
   // table keeps and gives back to the inode made next for this number.
   void evict(Inode& inode) EXCLUDES(mu_);
 
-  // The made inode with the lowest number >= `from`, or nullptr. For the
-  // trimmer only, under the same guarantee as evict().
-  Inode* next_resident(uint64_t from) const;
+  // Made inodes, whole chunks at a time until at least `max` (or none are
+  // left), from the chunks placed below `below` (nullptr: from the highest),
+  // highest address first. `*next` is where to go on, nullptr after the
+  // lowest chunk. Places are reused lowest chunk first, so dropping from
+  // the highest empties whole chunks, which are freed. For the trimmer
+  // only, under the same guarantee as evict().
+  std::vector<Inode*> residents_below(const std::byte* below, size_t max,
+                                      const std::byte** next) EXCLUDES(mu_);
 
   // Inodes made and not evicted (relaxed: for the trimmer and counters).
   uint64_t resident() const { return resident_.load(std::memory_order_relaxed); }
@@ -83,12 +89,13 @@ class InodeTable {
     alignas(Inode) std::byte bytes[kChunkInodes * sizeof(Inode)];
   };
   // What the table knows of one chunk: places never used (from `fresh` on),
-  // places given back by evict(), and how many inodes live in it.
+  // places given back by evict(), and which places hold an inode.
   struct ChunkUse {
     std::unique_ptr<Chunk> chunk;
     uint16_t fresh = 0;
     uint16_t live = 0;
     std::vector<uint16_t> returned;
+    std::bitset<kChunkInodes> occupied;
   };
   Inode* make(uint64_t ino) EXCLUDES(mu_);
   // Constructs an inode in a chunk with room (a new one when none has).
