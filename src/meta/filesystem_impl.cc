@@ -73,12 +73,7 @@ Inode* FilesystemImpl::slot(Ino ino) {
   // read of a hole: a page the backing filesystem may have no room for
   // (docs/daemon.md, "Media errors and a full backing store"). A slot
   // whose inode the cache dropped is read again (load_on_demand).
-  Inode* inode = inodes_.get_or_make(ino);
-  if (options_.inode_cache != 0 && inodes_.resident() > options_.inode_cache &&
-      !trim_asked_.load(std::memory_order_relaxed)) {
-    wake_trimmer();
-  }
-  return inode;
+  return inodes_.get_or_make(ino);
 }
 
 Result<Inode*> FilesystemImpl::live(Ino ino) {
@@ -632,6 +627,7 @@ void FilesystemImpl::forget(Ino ino, uint64_t nlookup) {
     WriterLock lock(inode->mu);
     inode->lookups.sub(nlookup);
     maybe_free(*inode);
+    if (inode->lookups.is_zero() && inode->opens.is_zero()) note_idle_inode();
   }
   notify_deferred_frees();
 }
@@ -644,6 +640,7 @@ void FilesystemImpl::release(Ino ino) {
     WriterLock lock(inode->mu);
     inode->opens.sub(1);
     maybe_free(*inode);
+    if (inode->lookups.is_zero() && inode->opens.is_zero()) note_idle_inode();
   }
   notify_deferred_frees();
 }

@@ -228,8 +228,9 @@ class FilesystemImpl final : public Filesystem {
   void start_trimmer();
   void stop_trimmer();  // unmount and destructor; joins the thread
   void trimmer_loop();
-  // Called by slot() when the table has grown past the bound.
-  void wake_trimmer();
+  // forget() and release() left an inode with no lookup and nothing open:
+  // wakes the thread when the table is past the bound.
+  void note_idle_inode();
   // Drops inodes nothing holds until `keep` are left or a whole sweep of
   // the table found no more; returns how many it dropped.
   uint64_t trim_to(uint64_t keep) EXCLUDES(trim_mu_);
@@ -448,7 +449,7 @@ class FilesystemImpl final : public Filesystem {
   std::condition_variable_any trimmer_wake_;
   bool trimmer_stop_ GUARDED_BY(trimmer_mu_) = false;
   bool trim_wanted_ GUARDED_BY(trimmer_mu_) = false;
-  std::atomic<bool> trim_asked_{false};  // slot()'s lock-free check before wake_trimmer
+  std::atomic<bool> trim_asked_{false};  // note_idle_inode's lock-free check
   std::atomic<uint64_t> inodes_dropped_{0};
   std::thread trimmer_;
 };

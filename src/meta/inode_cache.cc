@@ -41,7 +41,11 @@ void FilesystemImpl::stop_trimmer() {
   trimmer_.join();
 }
 
-void FilesystemImpl::wake_trimmer() {
+void FilesystemImpl::note_idle_inode() {
+  if (options_.inode_cache == 0 || inodes_.resident() <= options_.inode_cache ||
+      trim_asked_.load(std::memory_order_relaxed)) {
+    return;
+  }
   trim_asked_.store(true, std::memory_order_relaxed);
   {
     MutexLock lock(trimmer_mu_);
@@ -53,17 +57,20 @@ void FilesystemImpl::wake_trimmer() {
 void FilesystemImpl::trimmer_loop() {
   const uint64_t bound = options_.inode_cache;
   const uint64_t keep = bound - bound / 8;
-  bool short_of_keep = false;
+  // Between sweeps without a wake-up: doubled after each that dropped
+  // nothing (the kernel holds what is cached, after a `find` say, and
+  // forgets nothing), so a table held past the bound is not swept every
+  // second; a forget or close that leaves an inode idle wakes the thread
+  // at once whatever the pause.
+  constexpr auto kFirstPause = std::chrono::seconds(1);
+  constexpr auto kLongestPause = std::chrono::seconds(32);
+  auto pause = std::chrono::steady_clock::duration(kFirstPause);
   MutexLock lock(trimmer_mu_);
+  trim_wanted_ = true;  // the mount has just read every inode in use: a sweep at once
   while (!trimmer_stop_) {
-    // Woken past the bound; the timeout also catches the verifier having
-    // filled the table before the mount was verified (nothing is dropped
-    // until it is). After a sweep that could not get down to `keep` (the
-    // kernel holds the rest: a `find` in progress), wait the timeout out
-    // before sweeping the table again, however often slot() asks.
-    if (short_of_keep || !trim_wanted_) {
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      while (!trimmer_stop_ && (short_of_keep || !trim_wanted_) &&
+    if (!trim_wanted_) {
+      const auto until = std::chrono::steady_clock::now() + pause;
+      while (!trimmer_stop_ && !trim_wanted_ &&
              trimmer_wake_.wait_until(lock, until) != std::cv_status::timeout) {
       }
     }
@@ -71,10 +78,10 @@ void FilesystemImpl::trimmer_loop() {
     trim_wanted_ = false;
     lock.unlock();
     trim_asked_.store(false, std::memory_order_relaxed);
-    short_of_keep = false;
     if (verified() && inodes_.resident() > bound) {
       const uint64_t dropped = trim_to(keep);
-      short_of_keep = inodes_.resident() > keep;
+      pause = dropped > 0 ? std::chrono::steady_clock::duration(kFirstPause)
+                          : std::min<std::chrono::steady_clock::duration>(pause * 2, kLongestPause);
       if (dropped > 0) {
         log().debug("inode cache: dropped {} inodes nothing held; {} cached (bound {})", dropped,
                     inodes_.resident(), bound);
