@@ -65,6 +65,10 @@ void FilesystemImpl::trimmer_loop() {
   constexpr auto kFirstPause = std::chrono::seconds(1);
   constexpr auto kLongestPause = std::chrono::seconds(32);
   auto pause = std::chrono::steady_clock::duration(kFirstPause);
+  // The last sweep stopped above `keep` (the kernel still held inodes):
+  // the next ones sweep as soon as the table is past `keep`, not `bound`,
+  // so that inodes forgotten since are dropped too.
+  bool short_of_keep = false;
   MutexLock lock(trimmer_mu_);
   trim_wanted_ = true;  // the mount has just read every inode in use: a sweep at once
   while (!trimmer_stop_) {
@@ -78,8 +82,9 @@ void FilesystemImpl::trimmer_loop() {
     trim_wanted_ = false;
     lock.unlock();
     trim_asked_.store(false, std::memory_order_relaxed);
-    if (verified() && inodes_.resident() > bound) {
+    if (verified() && inodes_.resident() > (short_of_keep ? keep : bound)) {
       const uint64_t dropped = trim_to(keep);
+      short_of_keep = inodes_.resident() > keep;
       pause = dropped > 0 ? std::chrono::steady_clock::duration(kFirstPause)
                           : std::min<std::chrono::steady_clock::duration>(pause * 2, kLongestPause);
       if (dropped > 0) {
