@@ -182,6 +182,7 @@ int run_daemon(const DaemonOptions& given) {
   mount_options.gate = &leases;
   mount_options.gate_every_write = options.strict_write_break;
   mount_options.background_verify = options.background_verify;
+  if (options.inode_cache) mount_options.inode_cache = *options.inode_cache;
   mount_options.owner = mount_record(options);
   mount_options.atime = atime_policy(options);
   const RegionPmem2& region_ref = **region;

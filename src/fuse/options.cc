@@ -173,6 +173,13 @@ Status apply_option(const std::string& opt, DaemonOptions* o, bool* own_fsname,
       return invalid(std::string(key) + "=" + std::string(value) +
                      ": expected seconds from 0 to 31536000 (decimals allowed)");
     }
+  } else if (key == "inode_cache" && eq != std::string::npos) {
+    uint64_t bound = 0;
+    if (!parse_uint<uint64_t>(value, 0, uint64_t{1} << 40, &bound)) {
+      return invalid("inode_cache=" + std::string(value) +
+                     ": expected a number of inodes (0: no bound)");
+    }
+    o->inode_cache = bound;
   } else if (key == "max_threads" && eq != std::string::npos) {
     if (!parse_uint<unsigned>(value, 1, 1024, &o->max_threads)) {
       return invalid("max_threads=" + std::string(value) + ": expected a number from 1 to 1024");
@@ -357,6 +364,8 @@ void print_usage(const char* program) {
       "  no_killpriv_v2          do not: the kernel clears set-id bits where it can\n"
       "  writeback_cache         the kernel caches write(2) data until writeback or fsync\n"
       "                          (faster small writes; a daemon killed before then loses it)\n"
+      "  inode_cache=N           inodes kept in DRAM once the kernel has forgotten them\n"
+      "                          (default 65536; 0: all, until the unmount)\n"
       "  entry_timeout=SECS      how long the kernel caches a name (default 86400)\n"
       "  negative_timeout=SECS   how long it caches a name's absence (default 86400)\n"
       "  attr_timeout=SECS       how long it caches attributes (default 86400)\n"

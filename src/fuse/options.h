@@ -51,6 +51,7 @@ struct DaemonOptions {
   std::string control_socket;       // "" = a fresh private directory
   bool strict_write_break = false;
   bool background_verify = false;  // MountOptions::background_verify
+  std::optional<uint64_t> inode_cache;  // MountOptions::inode_cache; unset: its default
   // Set FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (-o no_killpriv_v2 to
   // leave set-id clearing to the kernel; docs/daemon.md "Set-id bits").
   bool killpriv_v2 = true;

@@ -15,6 +15,7 @@ int64_t ns_of(const struct timespec& ts) {
 }  // namespace
 
 Result<Attr> FilesystemImpl::getattr(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
@@ -22,6 +23,7 @@ Result<Attr> FilesystemImpl::getattr(Ino ino) {
 }
 
 Result<Attr> FilesystemImpl::setattr(Ino ino, const SetAttr& req) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   WriterLock lock(inode->mu);

@@ -125,6 +125,7 @@ void FilesystemImpl::dir_retarget(MetaTxn& t, Inode& dir, std::string_view name,
 
 Status FilesystemImpl::readdir(Ino ino, uint64_t cookie,
                                const std::function<bool(const DirEntry&)>& emit) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * dir, live(ino));
   // "..": a directory reached by number before the mount's verifier set
   // its parent link waits for it (lookup_parent), before the lock.

@@ -26,6 +26,7 @@ constexpr uint64_t kZeroOutBlocks = 64;
 
 Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
                             const std::function<void(const std::vector<ReadSegment>&)>& consume) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   // atime before the reply: the reader may stat(2) the moment it has it.
   if (atime_wanted(*inode)) touch_atime(*inode);
@@ -82,6 +83,7 @@ Status FilesystemImpl::read(Ino ino, uint64_t offset, size_t length,
 }
 
 Status FilesystemImpl::note_direct_stores(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   if (read_only_) return Status::ok();
   WriterLock lock(inode->mu);
@@ -104,6 +106,7 @@ void FilesystemImpl::touch_atime(Inode& inode) {
 }
 
 Result<size_t> FilesystemImpl::read_copy(Ino ino, uint64_t offset, void* buf, size_t length) {
+  CacheGate::Pass pass(cache_gate_);
   size_t copied = 0;
   Status faulted;
   RETURN_IF_ERROR(read(ino, offset, length, [&](const std::vector<ReadSegment>& segs) {
@@ -126,6 +129,7 @@ Result<size_t> FilesystemImpl::read_copy(Ino ino, uint64_t offset, void* buf, si
 
 Result<size_t> FilesystemImpl::write(Ino ino, uint64_t offset, const void* buf, size_t length,
                                      bool append) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   WriterLock lock(inode->mu);
@@ -372,6 +376,7 @@ Status FilesystemImpl::settle_freed_metadata() {
 }
 
 Result<uint64_t> FilesystemImpl::lseek(Ino ino, uint64_t offset, int whence) {
+  CacheGate::Pass pass(cache_gate_);
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status(Code::kInvalid, "whence");
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
@@ -400,6 +405,7 @@ Result<uint64_t> FilesystemImpl::lseek(Ino ino, uint64_t offset, int whence) {
 
 Result<size_t> FilesystemImpl::copy_file_range(Ino in, uint64_t in_offset, Ino out,
                                                uint64_t out_offset, size_t length) {
+  CacheGate::Pass pass(cache_gate_);
   if (in == out && in_offset < out_offset + length && out_offset < in_offset + length) {
     return Status(Code::kInvalid, "overlapping ranges in one file");
   }

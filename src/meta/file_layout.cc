@@ -329,6 +329,7 @@ Status FilesystemImpl::trim_beyond_eof(Inode& inode) {
 }
 
 Status FilesystemImpl::fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_writable());
   const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
   if ((mode & ~known) != 0) return Status(Code::kNotSupported, "fallocate mode");

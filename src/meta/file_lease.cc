@@ -23,14 +23,24 @@ namespace {
 constexpr uint64_t kBlock = format::kBlockSize;
 constexpr uint64_t kLeaseChunkBlocks = 1 << 14;  // blocks per ALLOCATE/RELOCATE transaction
 
+// Made inside an operation's pass through the cache gate, it keeps a pass
+// of its own until it is destroyed, after the inode's lock is released: the
+// lease engine holds it between operations, and the inode may not be
+// dropped from the cache meanwhile (locking.h, "Dropping cached inodes").
 class InodeLayoutLock final : public LayoutLock {
  public:
-  explicit InodeLayoutLock(Inode& inode) : inode_(inode), hold_(inode.mu) {}
+  InodeLayoutLock(Inode& inode, CacheGate& gate) : inode_(inode), pass_(gate), hold_(inode.mu) {}
   Ino ino() const override { return inode_.ino; }
   Inode& inode() const { return inode_; }
 
  private:
+  struct NestedPass {
+    explicit NestedPass(CacheGate& gate) : gate(gate) { gate.enter_nested(); }
+    ~NestedPass() { gate.leave(); }
+    CacheGate& gate;
+  };
   Inode& inode_;
+  NestedPass pass_;  // declared before hold_: left after the lock is released
   std::unique_lock<SmallSharedMutex> hold_;
 };
 
@@ -56,11 +66,12 @@ std::vector<BlockExtent> block_extents_of(const std::vector<LayoutPiece>& pieces
 }  // namespace
 
 Result<std::unique_ptr<LayoutLock>> FilesystemImpl::lock_layout(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   // A layout change's check_writable() runs under this lock and waits for
   // the mount's verifier, which takes inode locks: wait before it is held.
   if (!read_only_) (void)await_verified();
-  auto lock = std::make_unique<InodeLayoutLock>(*inode);
+  auto lock = std::make_unique<InodeLayoutLock>(*inode, cache_gate_);
   inode->mu.assert_held();  // by `lock`
   if (!inode->in_use()) return Status(Code::kStale, "inode " + std::to_string(ino) + " is free");
   return std::unique_ptr<LayoutLock>(std::move(lock));
@@ -185,6 +196,7 @@ Status FilesystemImpl::relocate_for_lease(Inode& inode, const LayoutPermit& perm
 Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock& held,
                                                                 uint64_t offset, uint64_t length,
                                                                 uint32_t flags, uint64_t* where) {
+  CacheGate::Pass pass(cache_gate_);
   Inode& inode = inode_of(held, "layout_extents");
   inode.mu.assert_held();  // by `held`
   uint64_t ignored_where = 0;
@@ -290,6 +302,7 @@ Result<std::vector<LayoutPiece>> FilesystemImpl::layout_extents(const LayoutLock
 }
 
 Result<uint64_t> FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t new_size) {
+  CacheGate::Pass pass(cache_gate_);
   Inode& inode = inode_of(held, "grow_for_lease");
   inode.mu.assert_held();  // by `held`
   if (!inode.in_use()) return Status(Code::kStale, "inode " + std::to_string(inode.ino) + " is free");
@@ -330,6 +343,7 @@ Result<uint64_t> FilesystemImpl::grow_for_lease(const LayoutLock& held, uint64_t
 }
 
 Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_size) {
+  CacheGate::Pass pass(cache_gate_);
   Inode& inode = inode_of(held, "shrink_after_grow");
   inode.mu.assert_held();  // by `held`
   if (!inode.in_use() || old_size >= inode.core.size) return Status::ok();
@@ -351,6 +365,7 @@ Status FilesystemImpl::shrink_after_grow(const LayoutLock& held, uint64_t old_si
 
 Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
                                   const std::vector<LayoutPiece>& pieces) {
+  CacheGate::Pass pass(cache_gate_);
   // Nothing can free blocks on a read-only mount, nor on one whose
   // verifier found damage (lock_layout waited for it): no pin to write.
   if (read_only_ || !verified()) return Status::ok();
@@ -360,6 +375,7 @@ Status FilesystemImpl::pin_pieces(const Holder& holder, Ino ino,
 }
 
 void FilesystemImpl::unpin_pieces(const Holder& holder, const std::vector<LayoutPiece>& pieces) {
+  CacheGate::Pass pass(cache_gate_);
   if (read_only_ || !verified()) return;
   MetaTxn t(*this);
   Status s = alloc_->unpin(t.txn(), block_extents_of(pieces), holder);
@@ -379,12 +395,14 @@ void FilesystemImpl::unpin_pieces(const Holder& holder, const std::vector<Layout
 
 void FilesystemImpl::quarantine_on_free(const Holder& holder, Ino,
                                         const std::vector<LayoutPiece>& pieces) {
+  CacheGate::Pass pass(cache_gate_);
   for (const LayoutPiece& p : pieces) {
     pins_.add(holder, {p.region_offset / kBlock, p.length / kBlock});
   }
 }
 
 Status FilesystemImpl::release_holder(const Holder& holder) {
+  CacheGate::Pass pass(cache_gate_);
   pins_.drop(holder);
   {
     MutexLock lock(restored_mu_);
@@ -398,11 +416,13 @@ Status FilesystemImpl::release_holder(const Holder& holder) {
 }
 
 std::vector<Holder> FilesystemImpl::restored_holders() {
+  CacheGate::Pass pass(cache_gate_);
   MutexLock lock(restored_mu_);
   return restored_holders_;
 }
 
 std::vector<QuarantineEntry> FilesystemImpl::quarantine_entries() {
+  CacheGate::Pass pass(cache_gate_);
   return alloc_->quarantine_entries();
 }
 

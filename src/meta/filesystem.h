@@ -217,6 +217,13 @@ struct MountOptions {
   bool background_verify = false;
   // Tests: the verifier thread calls this before it starts (to hold it back).
   std::function<void()> before_verify;
+  // The inode cache's bound (the daemon's -o inode_cache=N): once more
+  // inodes than this are in DRAM, a thread drops those nothing holds (the
+  // kernel forgot them, nothing open, no state only in DRAM) until 7/8 of
+  // it are left; each is read from the media again on its next use. 0: no
+  // bound. docs/design.md, "What a cached inode costs".
+  uint64_t inode_cache = kDefaultInodeCache;
+  static constexpr uint64_t kDefaultInodeCache = 65536;
 };
 
 struct FsckLikeStats {
@@ -422,8 +429,14 @@ class Filesystem {
     uint64_t extent_blocks_encoded = 0;  // overflow extent blocks (re)written
     uint64_t lazy_time_commits = 0;      // transactions that only persisted times
     uint64_t unmount_inodes_visited = 0;  // inodes the unmount looked at (orphans only)
+    uint64_t inodes_cached = 0;           // inodes in DRAM now
+    uint64_t inodes_dropped = 0;          // dropped from DRAM by the cache's bound
   };
   virtual WorkCounters work_counters() const = 0;
+  // Drops every cached inode that nothing holds, at once, down to `keep`
+  // inodes if it can (what the cache's thread does past the bound); returns
+  // how many it dropped. For tests and tools; called outside any operation.
+  virtual uint64_t trim_inode_cache(uint64_t keep) = 0;
   // Extents of a file's block map (directories too), for layout inspection
   // and tests.
   virtual Result<uint64_t> extent_count(Ino ino) = 0;

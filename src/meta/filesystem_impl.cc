@@ -60,7 +60,10 @@ Result<std::unique_ptr<Filesystem>> Filesystem::mount(std::unique_ptr<Region> re
 FilesystemImpl::FilesystemImpl(std::unique_ptr<Region> region, const MountOptions& options)
     : region_(std::move(region)), options_(options) {}
 
-FilesystemImpl::~FilesystemImpl() { stop_verifier(); }
+FilesystemImpl::~FilesystemImpl() {
+  stop_trimmer();
+  stop_verifier();
+}
 
 Inode* FilesystemImpl::slot(Ino ino) {
   // Until the mount is verified, a slot first touched here is read from
@@ -68,7 +71,8 @@ Inode* FilesystemImpl::slot(Ino ino) {
   // holds data has been read (load_inode_table), so one first touched now
   // holds zeros and is not read, which on a sparse region file would be a
   // read of a hole: a page the backing filesystem may have no room for
-  // (docs/daemon.md, "Media errors and a full backing store").
+  // (docs/daemon.md, "Media errors and a full backing store"). A slot
+  // whose inode the cache dropped is read again (load_on_demand).
   return inodes_.get_or_make(ino);
 }
 
@@ -253,7 +257,8 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   verifier_ = std::make_unique<MountVerifier>();
   verifier_->table_data =
       region_->data_ranges(inode_offset(geo_, 1), geo_.inode_count * format::kInodeSize);
-  inodes_.reset(geo_.inode_count, [this](Inode& inode) { load_on_demand(inode); });
+  inodes_.reset(geo_.inode_count,
+                [this](Inode& inode, bool evicted) { load_on_demand(inode, evicted); });
   {
     MutexLock lock(ialloc_mu_);  // uncontended: the mount is not shared yet
     inode_used_.assign(bit_words::words_for(geo_.inode_count + 1), 0);  // numbers 0..count
@@ -292,6 +297,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   } else {
     finish_verification(Status::ok());
   }
+  if (options_.inode_cache != 0) start_trimmer();
   return Status::ok();
 }
 
@@ -497,6 +503,7 @@ void FilesystemImpl::notify_deferred_frees() {
 }
 
 void FilesystemImpl::retry_free(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
   {
@@ -538,6 +545,7 @@ Status FilesystemImpl::free_inode(Inode& inode) {
 
 Status FilesystemImpl::unmount() {
   if (!mounted_) return Status::ok();
+  stop_trimmer();
   stop_verifier();
   const bool checked = verified();
   if (!checked && !verifier_->was_stopped()) {
@@ -612,28 +620,33 @@ void FilesystemImpl::free_orphans_at_unmount() {
 }
 
 void FilesystemImpl::forget(Ino ino, uint64_t nlookup) {
+  CacheGate::Pass pass(cache_gate_);
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
   {
     WriterLock lock(inode->mu);
     inode->lookups.sub(nlookup);
     maybe_free(*inode);
+    if (inode->lookups.is_zero() && inode->opens.is_zero()) note_idle_inode();
   }
   notify_deferred_frees();
 }
 
 void FilesystemImpl::release(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   Inode* inode = slot(ino);
   if (inode == nullptr) return;
   {
     WriterLock lock(inode->mu);
     inode->opens.sub(1);
     maybe_free(*inode);
+    if (inode->lookups.is_zero() && inode->opens.is_zero()) note_idle_inode();
   }
   notify_deferred_frees();
 }
 
 StatFs FilesystemImpl::statfs() {
+  CacheGate::Pass pass(cache_gate_);
   // The inode count is known once every slot is read; after damage it is
   // what was read.
   (void)await_verified();
@@ -648,6 +661,7 @@ StatFs FilesystemImpl::statfs() {
 }
 
 Status FilesystemImpl::fsync(Ino ino, bool datasync) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   // Every operation but the time updates is durable when it returns: data
   // copies are drained before the call that wrote them returns.
@@ -699,10 +713,13 @@ Filesystem::WorkCounters FilesystemImpl::work_counters() const {
   c.extent_blocks_encoded = extent_blocks_encoded_.load(std::memory_order_relaxed);
   c.lazy_time_commits = lazy_time_commits_.load(std::memory_order_relaxed);
   c.unmount_inodes_visited = unmount_inodes_visited_.load(std::memory_order_relaxed);
+  c.inodes_cached = inodes_.resident();
+  c.inodes_dropped = inodes_dropped_.load(std::memory_order_relaxed);
   return c;
 }
 
 Result<uint64_t> FilesystemImpl::extent_count(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   return static_cast<uint64_t>(inode->extents.count());

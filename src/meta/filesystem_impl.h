@@ -11,12 +11,14 @@
 #include <condition_variable>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "alloc/allocator.h"
+#include "meta/cache_gate.h"
 #include "media/data_writer.h"
 #include "media/journal.h"
 #include "media/superblock.h"
@@ -102,6 +104,7 @@ class FilesystemImpl final : public Filesystem {
                                                   uint64_t* where) override;
   uint64_t layout_alignment() const override { return map_alignment_; }
   WorkCounters work_counters() const override;
+  uint64_t trim_inode_cache(uint64_t keep) override;
   Result<uint64_t> extent_count(Ino ino) override;
   Status pin_pieces(const Holder& holder, Ino ino,
                     const std::vector<LayoutPiece>& pieces) override;
@@ -212,11 +215,33 @@ class FilesystemImpl final : public Filesystem {
   // InodeTable's loader: reads a slot first touched while verifying. The
   // inode is not published yet (InodeTable's mutex is held), so no other
   // thread can reach it: it takes no inode lock.
-  void load_on_demand(Inode& inode) NO_THREAD_SAFETY_ANALYSIS;
+  // An inode made again after the cache dropped it (`evicted`) is read
+  // from its slot too, under the same guarantee: nothing else can reach it.
+  void load_on_demand(Inode& inode, bool evicted) NO_THREAD_SAFETY_ANALYSIS;
   // An inode whose load failed: kIoError (what is served), and the reason
   // (what a synchronous mount refuses with).
   Status unreadable_inode(Ino ino) const;
   Status describe_load_failure(Ino ino) NO_THREAD_SAFETY_ANALYSIS;  // reads a scratch Inode
+
+  // --- the inode cache's bound (inode_cache.cc; why it is safe: locking.h,
+  // "Dropping cached inodes")
+  void start_trimmer();
+  void stop_trimmer();  // unmount and destructor; joins the thread
+  void trimmer_loop();
+  // forget() and release() left an inode with no lookup and nothing open:
+  // wakes the thread when the table is past the bound.
+  void note_idle_inode();
+  // Drops inodes nothing holds until `keep` are left or a whole sweep of
+  // the table found no more; returns how many it dropped.
+  uint64_t trim_to(uint64_t keep) EXCLUDES(trim_mu_);
+  // Writes the times kept in DRAM of the inodes the kernel has forgotten,
+  // so that the trimmer may drop them; an operation of its own.
+  void write_times_of_forgotten();
+  // With the cache gate closed: drops `inode` if nothing but the table
+  // holds it.
+  bool drop_if_idle(Inode& inode);
+  // Whether all `inode` holds is on the media and nothing refers to it.
+  bool idle_in_dram(const Inode& inode) const REQUIRES(inode.mu);
 
   // --- block map (file_layout.cc)
   // Makes the overflow chain match the extent map; may allocate or free
@@ -415,6 +440,18 @@ class FilesystemImpl final : public Filesystem {
   Mutex restored_mu_;  // leaf
   std::vector<Holder> restored_holders_ GUARDED_BY(restored_mu_);
   std::unique_ptr<MountVerifier> verifier_;
+
+  // The inode cache's bound (inode_cache.cc). Every public operation passes
+  // through cache_gate_; the trimmer closes it to drop inodes.
+  CacheGate cache_gate_;
+  Mutex trim_mu_;  // one trimmer at a time (the thread, trim_inode_cache); taken by no operation
+  Mutex trimmer_mu_;  // leaf: the thread's wake-up state below
+  std::condition_variable_any trimmer_wake_;
+  bool trimmer_stop_ GUARDED_BY(trimmer_mu_) = false;
+  bool trim_wanted_ GUARDED_BY(trimmer_mu_) = false;
+  std::atomic<bool> trim_asked_{false};  // note_idle_inode's lock-free check
+  std::atomic<uint64_t> inodes_dropped_{0};
+  std::thread trimmer_;
 };
 
 }  // namespace sealfs

@@ -5,6 +5,7 @@
 namespace sealfs {
 
 Result<InodeAttrFlags> FilesystemImpl::get_flags(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
@@ -12,6 +13,7 @@ Result<InodeAttrFlags> FilesystemImpl::get_flags(Ino ino) {
 }
 
 Status FilesystemImpl::set_flags(Ino ino, const InodeAttrFlags& want, FlagsCaller& caller) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   WriterLock lock(inode->mu);

@@ -21,20 +21,35 @@ void InodeTable::clear() {
   leaves_.reset();
   leaf_count_ = 0;
   chunks_.clear();
-  placed_in_last_chunk_ = kChunkInodes;
+  chunks_with_room_.clear();
+  evicted_parents_.clear();
+  resident_.store(0, std::memory_order_relaxed);
 }
 
 Inode* InodeTable::place(uint64_t ino) {
-  if (placed_in_last_chunk_ == kChunkInodes) {
-    chunks_.push_back(std::unique_ptr<Chunk>(new Chunk));  // default-initialised: not zeroed
-    placed_in_last_chunk_ = 0;
+  if (chunks_with_room_.empty()) {
+    auto chunk = std::unique_ptr<Chunk>(new Chunk);  // default-initialised: not zeroed
+    const std::byte* start = chunk->bytes;
+    chunks_[start].chunk = std::move(chunk);
+    chunks_with_room_.insert(start);
   }
-  std::byte* at = chunks_.back()->bytes + placed_in_last_chunk_ * sizeof(Inode);
-  ++placed_in_last_chunk_;
-  return new (at) Inode(ino);
+  const std::byte* start = *chunks_with_room_.begin();
+  ChunkUse& use = chunks_[start];
+  uint16_t index;
+  if (!use.returned.empty()) {
+    index = use.returned.back();
+    use.returned.pop_back();
+  } else {
+    index = use.fresh++;
+  }
+  ++use.live;
+  use.occupied.set(index);
+  if (use.returned.empty() && use.fresh == kChunkInodes) chunks_with_room_.erase(start);
+  resident_.fetch_add(1, std::memory_order_relaxed);
+  return new (use.chunk->bytes + index * sizeof(Inode)) Inode(ino);
 }
 
-void InodeTable::reset(uint64_t count, std::function<void(Inode&)> loader) {
+void InodeTable::reset(uint64_t count, Loader loader) {
   MutexLock lock(mu_);
   clear();
   loader_ = std::move(loader);
@@ -62,14 +77,68 @@ Inode* InodeTable::make(uint64_t ino) {
     leaf = new Leaf();
     leaf_slot.store(leaf, std::memory_order_release);
   }
-  std::atomic<Inode*>& slot = leaf->slots[ino & (kLeafSlots - 1)];
+  const uint64_t at = ino & (kLeafSlots - 1);
+  std::atomic<Inode*>& slot = leaf->slots[at];
   Inode* inode = slot.load(std::memory_order_relaxed);
   if (inode == nullptr) {
     inode = place(ino);
-    if (loader_) loader_(*inode);
+    const bool evicted = (leaf->evicted[at / 64] >> (at % 64)) & 1;
+    if (loader_) loader_(*inode, evicted);
+    if (evicted) {
+      auto parent = evicted_parents_.find(ino);
+      if (parent != evicted_parents_.end()) {
+        inode->parent = parent->second;
+        evicted_parents_.erase(parent);
+      }
+    }
     slot.store(inode, std::memory_order_release);
   }
   return inode;
+}
+
+void InodeTable::evict(Inode& inode) {
+  MutexLock lock(mu_);
+  const uint64_t ino = inode.ino;
+  Leaf* leaf = leaves_[ino >> kLeafBits].load(std::memory_order_relaxed);
+  const uint64_t at = ino & (kLeafSlots - 1);
+  leaf->slots[at].store(nullptr, std::memory_order_release);
+  leaf->evicted[at / 64] |= uint64_t{1} << (at % 64);
+  if (const uint64_t parent = inode.parent.load(std::memory_order_relaxed); parent != 0) {
+    evicted_parents_[ino] = parent;
+  }
+  const auto* place_of = reinterpret_cast<const std::byte*>(&inode);
+  auto chunk = std::prev(chunks_.upper_bound(place_of));
+  ChunkUse& use = chunk->second;
+  const auto index = static_cast<uint16_t>((place_of - chunk->first) / sizeof(Inode));
+  inode.~Inode();
+  use.occupied.reset(index);
+  resident_.fetch_sub(1, std::memory_order_relaxed);
+  if (--use.live == 0) {
+    chunks_with_room_.erase(chunk->first);
+    chunks_.erase(chunk);
+    freed_chunks_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  use.returned.push_back(index);
+  chunks_with_room_.insert(chunk->first);
+}
+
+std::vector<Inode*> InodeTable::residents_below(const std::byte* below, size_t max,
+                                                const std::byte** next) {
+  MutexLock lock(mu_);
+  std::vector<Inode*> out;
+  auto chunk = below == nullptr ? chunks_.end() : chunks_.lower_bound(below);
+  while (chunk != chunks_.begin() && out.size() < max) {
+    --chunk;
+    const ChunkUse& use = chunk->second;
+    for (size_t i = 0; i < kChunkInodes; ++i) {
+      if (use.occupied.test(i)) {
+        out.push_back(std::launder(reinterpret_cast<Inode*>(use.chunk->bytes + i * sizeof(Inode))));
+      }
+    }
+  }
+  *next = chunk == chunks_.begin() ? nullptr : chunk->first;
+  return out;
 }
 
 }  // namespace sealfs

@@ -6,6 +6,7 @@
 namespace sealfs {
 
 Result<FileLayoutReport> FilesystemImpl::file_layout(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   if (!inode->in_use()) return Status(Code::kStale, "inode freed");
@@ -27,6 +28,7 @@ Result<FileLayoutReport> FilesystemImpl::file_layout(Ino ino) {
 std::vector<BlockExtent> FilesystemImpl::free_extents() { return alloc_->free_extents(); }
 
 std::vector<Ino> FilesystemImpl::used_inodes() {
+  CacheGate::Pass pass(cache_gate_);
   std::vector<Ino> out;
   (void)await_verified();  // the set is known once every slot is read
   MutexLock lock(ialloc_mu_);

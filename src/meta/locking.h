@@ -32,7 +32,7 @@
 //        - FilesystemImpl: ialloc_mu_ (free-inode set), lazy_times_mu_
 //          (inodes with times only in DRAM), table_mu_ (DirIndex building),
 //          deferred_frees_mu_, frees_mu_ (frees statfs waits for),
-//          restored_mu_
+//          restored_mu_, trimmer_mu_ (the cache thread's wake-up state)
 //        - HolderPins::mu_, lease::MetaQuarantineSink::mu_
 //        - the lease server's actions_mu and stamps_mu (taken under the
 //          engine mutex by its Notifier), lease::MountFdCloser::mu_
@@ -44,6 +44,46 @@
 //        - Region::observer_mu_ (the first media fault copies the observer
 //          under it, then calls it without: the lease engine's observer
 //          takes server_mu_ and the server's actions_mu, one at a time)
+//
+// Dropping cached inodes (the inode cache's bound; inode_cache.cc). Many
+// places hold a raw Inode* beyond one lock scope: an operation between
+// slot()/live() and its lock, the transaction's lists (MetaTxn), the layout
+// undo, the orphan-list walk of a prepare hook, rename's ancestry walk
+// (Inode::parent, without inode locks), the mount verifier, lazy_times_, and
+// the LayoutLock the lease engine holds between operations. None needs a
+// count of its own, because an inode is destroyed only at a quiescent point:
+//   - every public Filesystem operation of FilesystemImpl holds a pass
+//     through the cache gate (CacheGate::Pass, its first line) for its whole
+//     run, so a pointer an operation obtained dies with the operation; a
+//     LayoutLock holds a pass of its own until it is destroyed;
+//   - the trimmer drops inodes only with the gate closed (no pass open: no
+//     operation runs and no LayoutLock exists; those arriving wait), and
+//     only once the mount is verified (the verifier's thread has ended) and
+//     before the unmount (it is stopped first, so the unmount's lazy-times
+//     and orphan walks never race with it);
+//   - it drops only an inode with nothing but the media to remember:
+//     lookups and opens zero (the kernel and FUSE handles refer to it by
+//     number only and get it again through the table), times not dirty
+//     (lazy_times_ is the one set of Inode*; the trimmer erases the inode
+//     from it), not on the orphan list and not unlinked (orphan_next and
+//     deferred or pending frees), no staged inline bytes, not damaged
+//     (load_failed), not the root. Leases and holder pins name inodes by
+//     number and blocks (the gate is asked by number under the inode lock
+//     at each layout change), so a reread inode gets the same answers.
+//     The parent link of a directory is not on the media: the table keeps
+//     it for the next inode of that number (InodeTable::evict).
+//   - what a dropped inode held is its committed slot and blocks (commit
+//     writes the home copies before it returns), so the inode read again
+//     by load_on_demand equals it; a derived part (a directory's name
+//     index) is built again on first use.
+// FilesystemImpl::trim_mu_ lets one trimmer run at a time (the thread, or a
+// test's trim_inode_cache); no operation takes it, and a trimmer holds no
+// other lock when it takes it. With the gate closed the trimmer takes inode
+// locks by try_lock only, and leaves (InodeTable's mutex, lazy_times_mu_);
+// it waits for nothing, and it
+// gives up closing after a bounded wait, so a thread may open a pass while
+// holding any lock (the lease engine's mutex, a LayoutLock) without a
+// deadlock: at worst it waits out that bound.
 //
 // Two rules that are not edges: hold no lock while calling fuse_reply_* or
 // fuse_lowlevel_notify_*, and none while waiting for a lease holder (a

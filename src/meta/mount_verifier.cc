@@ -33,20 +33,25 @@ Status stopped_status(MountVerifier& v) {
 
 }  // namespace
 
-void FilesystemImpl::load_on_demand(Inode& inode) {
+void FilesystemImpl::load_on_demand(Inode& inode, bool evicted) {
   MountVerifier& v = *verifier_;
-  if (!v.loading.load(std::memory_order_acquire)) return;
-  const uint64_t at = inode_offset(geo_, inode.ino);
-  const auto& ranges = v.table_data;
-  // Ranges are sorted and disjoint: the last one starting at or before `at`.
-  auto it = std::upper_bound(ranges.begin(), ranges.end(), at,
-                             [](uint64_t off, const Region::ByteRange& r) { return off < r.offset; });
-  if (it == ranges.begin()) return;
-  --it;
-  if (at >= it->offset + it->length) return;  // a hole: zeros, not read
-  format::DiskInode disk{};
-  std::memcpy(&disk, region_->data() + at, sizeof(disk));
-  if (slot_is_zero(disk)) return;
+  // An inode the cache dropped (only once verified) is read whatever the
+  // mount found in its slot: it was written, maybe since the mount.
+  if (!evicted) {
+    if (!v.loading.load(std::memory_order_acquire)) return;
+    const uint64_t at = inode_offset(geo_, inode.ino);
+    const auto& ranges = v.table_data;
+    // Ranges are sorted and disjoint: the last one starting at or before `at`.
+    auto it = std::upper_bound(
+        ranges.begin(), ranges.end(), at,
+        [](uint64_t off, const Region::ByteRange& r) { return off < r.offset; });
+    if (it == ranges.begin()) return;
+    --it;
+    if (at >= it->offset + it->length) return;  // a hole: zeros, not read
+    format::DiskInode disk{};
+    std::memcpy(&disk, region_->data() + at, sizeof(disk));
+    if (slot_is_zero(disk)) return;
+  }
   Status s = load_inode(inode);
   if (s.is_ok()) return;
   // Nothing of it is kept, so no path can serve it; live() answers EIO.

@@ -28,6 +28,7 @@ struct DirUndo {
 }  // namespace
 
 Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
+  CacheGate::Pass pass(cache_gate_);
   if (name.size() > format::kNameMax) return Status(Code::kNameTooLong, "name too long");
   if (name == ".") return lookup_self(parent);      // handle_lookup.cc
   if (name == "..") return lookup_parent(parent);
@@ -166,6 +167,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
 
 Result<Attr> FilesystemImpl::mknod(Ino parent, std::string_view name, uint32_t mode, uint32_t rdev,
                                    const Cred& cred) {
+  CacheGate::Pass pass(cache_gate_);
   uint32_t type = mode & S_IFMT;
   if (type == 0) mode |= S_IFREG;
   else if (type == S_IFDIR || type == S_IFLNK) return Status(Code::kInvalid, "mknod type");
@@ -174,11 +176,13 @@ Result<Attr> FilesystemImpl::mknod(Ino parent, std::string_view name, uint32_t m
 
 Result<Attr> FilesystemImpl::mkdir(Ino parent, std::string_view name, uint32_t mode,
                                    const Cred& cred) {
+  CacheGate::Pass pass(cache_gate_);
   return make_node(parent, name, S_IFDIR | (mode & 07777), 0, cred, {}, false);
 }
 
 Result<Attr> FilesystemImpl::symlink(Ino parent, std::string_view name, std::string_view target,
                                      const Cred& cred) {
+  CacheGate::Pass pass(cache_gate_);
   if (target.size() > kSymlinkMax) return Status(Code::kNameTooLong, "symlink target too long");
   if (target.empty()) return Status(Code::kNotFound, "empty symlink target");
   return make_node(parent, name, S_IFLNK | 0777, 0, cred, target, false);
@@ -186,6 +190,7 @@ Result<Attr> FilesystemImpl::symlink(Ino parent, std::string_view name, std::str
 
 Result<Attr> FilesystemImpl::create(Ino parent, std::string_view name, uint32_t mode, int flags,
                                     const Cred& cred) {
+  CacheGate::Pass pass(cache_gate_);
   auto made = make_node(parent, name, S_IFREG | (mode & 07777), 0, cred, {}, true);
   if (made.is_ok() || made.status().code() != Code::kExists || (flags & O_EXCL)) return made;
   // Lost a race with another creator: open the existing file.
@@ -203,6 +208,7 @@ Result<Attr> FilesystemImpl::create(Ino parent, std::string_view name, uint32_t 
 }
 
 Result<std::string> FilesystemImpl::readlink(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   if (!S_ISLNK(inode->core.mode)) return Status(Code::kInvalid, "not a symlink");
@@ -214,6 +220,7 @@ Result<std::string> FilesystemImpl::readlink(Ino ino) {
 }
 
 Result<Attr> FilesystemImpl::link(Ino ino, Ino new_parent, std::string_view new_name) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_writable());
   RETURN_IF_ERROR(check_name(new_name));
   ASSIGN_OR_RETURN(Inode * dir, live(new_parent));
@@ -309,16 +316,19 @@ Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_r
 }
 
 Status FilesystemImpl::unlink(Ino parent, std::string_view name) {
+  CacheGate::Pass pass(cache_gate_);
   Status s = remove_entry(parent, name, false);
   notify_deferred_frees();
   return s;
 }
 
 Status FilesystemImpl::rmdir(Ino parent, std::string_view name) {
+  CacheGate::Pass pass(cache_gate_);
   return remove_entry(parent, name, true);
 }
 
 Status FilesystemImpl::open(Ino ino, int flags) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   // check_writable() below waits for the mount's verifier, which takes
   // inode locks: wait here, before this one is held.

@@ -25,6 +25,7 @@ Result<bool> FilesystemImpl::is_ancestor(Ino ancestor, Ino ino) {
 
 Status FilesystemImpl::rename(Ino parent, std::string_view name, Ino new_parent,
                               std::string_view new_name, unsigned flags, const Cred& cred) {
+  CacheGate::Pass pass(cache_gate_);
   Status s = rename_entries(parent, name, new_parent, new_name, flags, cred);
   notify_deferred_frees();
   return s;

@@ -38,6 +38,7 @@ uint32_t setid_bits_to_drop_on_chown(uint32_t mode, uint32_t gid, SetidCaller* c
 }
 
 Result<bool> FilesystemImpl::drop_setid(Ino ino, SetidCaller& caller) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   uint32_t mode = 0, gid = 0;
   {

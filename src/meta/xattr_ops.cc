@@ -111,6 +111,7 @@ void FilesystemImpl::free_xattr_blocks(MetaTxn& t, const Inode& inode) {
 
 Status FilesystemImpl::setxattr(Ino ino, std::string_view name, const void* value, size_t size,
                                 int flags, SetidCaller* caller) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_xattr_name(name));
   RETURN_IF_ERROR(check_writable());
   if (size > format::kXattrValueMax) return Status(Code::kTooBig, "xattr value too large");
@@ -143,6 +144,7 @@ Status FilesystemImpl::setxattr(Ino ino, std::string_view name, const void* valu
 }
 
 Result<std::vector<uint8_t>> FilesystemImpl::getxattr(Ino ino, std::string_view name) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_xattr_name(name));
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
@@ -154,6 +156,7 @@ Result<std::vector<uint8_t>> FilesystemImpl::getxattr(Ino ino, std::string_view 
 }
 
 Result<std::vector<std::string>> FilesystemImpl::listxattr(Ino ino) {
+  CacheGate::Pass pass(cache_gate_);
   ASSIGN_OR_RETURN(Inode * inode, live(ino));
   ReaderLock lock(inode->mu);
   XattrStore store;
@@ -165,6 +168,7 @@ Result<std::vector<std::string>> FilesystemImpl::listxattr(Ino ino) {
 }
 
 Status FilesystemImpl::removexattr(Ino ino, std::string_view name) {
+  CacheGate::Pass pass(cache_gate_);
   RETURN_IF_ERROR(check_xattr_name(name));
   RETURN_IF_ERROR(check_writable());
   ASSIGN_OR_RETURN(Inode * inode, live(ino));

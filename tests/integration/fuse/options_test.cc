@@ -80,6 +80,20 @@ TEST(FuseOptions, BackgroundVerify) {
   EXPECT_EQ(join_fuse_options(*o), "default_permissions,fsname=/img,subtype=sealfs");
 }
 
+TEST(FuseOptions, InodeCacheBound) {
+  auto d = parse({"/img", "/mnt"});
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_FALSE(d->inode_cache.has_value());  // MountOptions' default
+  auto o = parse({"/img", "/mnt", "-o", "inode_cache=1000"});
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_EQ(o->inode_cache, std::optional<uint64_t>(1000));
+  auto none = parse({"/img", "/mnt", "-o", "inode_cache=0"});
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_EQ(none->inode_cache, std::optional<uint64_t>(0));
+  // The daemon's business, not the kernel's: never forwarded.
+  EXPECT_EQ(join_fuse_options(*o), "default_permissions,fsname=/img,subtype=sealfs");
+}
+
 TEST(FuseOptions, CacheTimeouts) {
   auto d = parse({"/img", "/mnt"});
   ASSERT_TRUE(d.is_ok());
@@ -100,7 +114,7 @@ TEST(FuseOptions, BadValuesAreRejected) {
                    "negative_timeout=31536001", "entry_timeout=nan", "revoke=maybe", "lease_break_time=-1", "lease_break_time=10s",
                    "lease_break_time=99999", "max_threads=0", "max_threads=x",
                    "dax_group=no-such-group-sealfs", "dax_group=", "frobnicate",
-                   "emulate_pmem=1"}) {
+                   "emulate_pmem=1", "inode_cache=", "inode_cache=-1", "inode_cache=1k"}) {
     auto o = parse({"/img", "/mnt", "-o", bad});
     ASSERT_FALSE(o.is_ok()) << bad;
     EXPECT_EQ(o.status().code(), Code::kInvalid) << bad;
