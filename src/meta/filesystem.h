@@ -221,9 +221,10 @@ struct MountOptions {
   // inodes than this are in DRAM, a thread drops those nothing holds (the
   // kernel forgot them, nothing open, no state only in DRAM) until 7/8 of
   // it are left; each is read from the media again on its next use. 0: no
-  // bound. docs/design.md, "What a cached inode costs".
+  // bound, the default until the sweep's cost is proportional to what it
+  // drops (docs/design.md, "What a cached inode costs").
   uint64_t inode_cache = kDefaultInodeCache;
-  static constexpr uint64_t kDefaultInodeCache = 65536;
+  static constexpr uint64_t kDefaultInodeCache = 0;
 };
 
 struct FsckLikeStats {
