@@ -71,7 +71,6 @@ bool ordinary_part_overlaps_locked(dev_t dev, ino_t ino, uint64_t offset, uint64
 // the real fsync/fdatasync writes those back. table_mutex() held.
 bool writable_ordinary_part_locked(dev_t dev, ino_t ino);
 
-
 // SEALFS_PRELOAD_ALLOCATE is not "0": writable leases ask the daemon to
 // allocate and zero holes and unwritten extents first (docs/preload.md
 // "Holes"). Shared with windows.cc.

@@ -22,6 +22,15 @@ class ExclusiveTest : public LeaseFixture {};
 
 constexpr uint64_t kFile = 1 * kMiB;
 
+// open(2) of `path` read-only, as another process's reader would, then
+// close: 0, or -1 with errno.
+int open_then_close(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  close(fd);
+  return 0;
+}
+
 TEST_F(ExclusiveTest, AnotherProcessesOpenBreaksTheMappingAndWaitsForTheRelease) {
   ASSERT_NO_FATAL_FAILURE(mount_with(10));
   ASSERT_NO_FATAL_FAILURE(make_file("f", kFile, 1));
@@ -29,11 +38,7 @@ TEST_F(ExclusiveTest, AnotherProcessesOpenBreaksTheMappingAndWaitsForTheRelease)
   MapReply m = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
   ASSERT_EQ(m.rc, 0) << m.text;
   const std::string f = path("f");
-  TimedOp open_it([&] {
-    int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) close(fd);
-    return fd < 0 ? -1 : 0;
-  });
+  TimedOp open_it([&] { return open_then_close(f); });
   auto broke = h.expect("break ");
   ASSERT_TRUE(broke.has_value()) << h.transcript();
   EXPECT_EQ(break_reason(*broke), SEALFS_BREAK_SHARED) << *broke;
@@ -80,11 +85,7 @@ TEST_F(ExclusiveTest, AHolderThatDoesNotLetGoKeepsItsMappingAndTheOpenFails) {
   MapReply m = h.map(path("f"), 0, kFile, "rw", SEALFS_MAP_EXCLUSIVE);
   ASSERT_EQ(m.rc, 0) << m.text;
   const std::string f = path("f");
-  TimedOp open_it([&] {
-    int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) close(fd);
-    return fd < 0 ? -1 : 0;
-  });
+  TimedOp open_it([&] { return open_then_close(f); });
   ASSERT_TRUE(h.expect("break ").has_value()) << h.transcript();
   auto opened = open_it.wait();
   ASSERT_TRUE(opened.has_value());

@@ -49,15 +49,22 @@ class ExclusiveLeaseTest : public ::testing::Test {
 
   static HolderId holder(uint32_t pid) { return HolderId{pid, 1000 + pid}; }
 
-  Result<Grant> grant(uint64_t conn, uint32_t pid, bool exclusive = true) {
+  // A read-write exclusive request of kIno by `pid` on connection `conn`.
+  static GrantRequest request(uint64_t conn, uint32_t pid) {
     GrantRequest r;
     r.conn = conn;
     r.holder = holder(pid);
     r.ino = kIno;
     r.length = 2 << 20;
     r.prot = wire::kProtRead | wire::kProtWrite;
-    r.exclusive = exclusive;
+    r.exclusive = true;
     r.extents = {MapExtent{0, 8 << 20, 2 << 20}};
+    return r;
+  }
+
+  Result<Grant> grant(uint64_t conn, uint32_t pid, bool exclusive = true) {
+    GrantRequest r = request(conn, pid);
+    r.exclusive = exclusive;
     return core().grant(r);
   }
 
@@ -177,13 +184,7 @@ TEST_F(ExclusiveLeaseTest, ALayoutChangeThatJoinedRevokesAtTheDeadline) {
 
 // An open waits at most the mount's break time, whatever the holder asked.
 TEST_F(ExclusiveLeaseTest, AnOpenWaitsNoLongerThanTheMountsBreakTime) {
-  GrantRequest r;
-  r.conn = 1;
-  r.holder = holder(kHolderPid);
-  r.ino = kIno;
-  r.length = 4096;
-  r.prot = wire::kProtRead;
-  r.exclusive = true;
+  GrantRequest r = request(1, kHolderPid);
   r.break_time_ns = 600 * kSecond;
   ASSERT_TRUE(core().grant(r).is_ok());
   wait_open(kOtherPid);
@@ -222,14 +223,8 @@ TEST_F(ExclusiveLeaseTest, ShutdownAnswersWaitingOpens) {
 
 TEST_F(ExclusiveLeaseTest, LayoutLeasesAreNeverExclusive) {
   open_by(kOtherPid);
-  GrantRequest r;
-  r.conn = 1;
-  r.holder = holder(kHolderPid);
-  r.ino = kIno;
-  r.length = 4096;
-  r.prot = wire::kProtRead;
+  GrantRequest r = request(1, kHolderPid);
   r.layout_only = true;
-  r.exclusive = true;
   ASSERT_TRUE(core().grant(r).is_ok());
   EXPECT_FALSE(core().open_blocked(kIno, {kOtherPid, 5}));
 }
