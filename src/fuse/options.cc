@@ -365,7 +365,7 @@ void print_usage(const char* program) {
       "  writeback_cache         the kernel caches write(2) data until writeback or fsync\n"
       "                          (faster small writes; a daemon killed before then loses it)\n"
       "  inode_cache=N           inodes kept in DRAM once the kernel has forgotten them\n"
-      "                          (default 0: all, until the unmount)\n"
+      "                          (default 65536; 0: all, until the unmount)\n"
       "  entry_timeout=SECS      how long the kernel caches a name (default 86400)\n"
       "  negative_timeout=SECS   how long it caches a name's absence (default 86400)\n"
       "  attr_timeout=SECS       how long it caches attributes (default 86400)\n"

@@ -25,16 +25,38 @@ namespace sealfs {
 
 class CacheGate {
  public:
-  // One operation's pass: open from construction to destruction.
+  // One operation's pass: open from construction to destruction. A pass
+  // opened by a thread that holds one on the same gate already (a public
+  // operation calling another) is nested: the gate cannot close while the
+  // outer one is open, so it must not wait for the gate either, or it would
+  // wait out the trimmer's patience behind itself.
   class Pass {
    public:
-    explicit Pass(CacheGate& gate) : gate_(gate) { gate_.enter(); }
-    ~Pass() { gate_.leave(); }
+    explicit Pass(CacheGate& gate) : gate_(gate), outer_(held_here_) {
+      if (held_here_.gate == &gate) {
+        gate.enter_nested();
+        ++held_here_.depth;
+      } else {
+        gate.enter();
+        held_here_ = Held{&gate, 1};
+      }
+    }
+    ~Pass() {
+      gate_.leave();
+      held_here_ = outer_;
+    }
     Pass(const Pass&) = delete;
     Pass& operator=(const Pass&) = delete;
 
    private:
+    // The gate this thread holds passes on, and how many.
+    struct Held {
+      const CacheGate* gate;
+      uint32_t depth;
+    };
+    static inline thread_local Held held_here_{nullptr, 0};
     CacheGate& gate_;
+    const Held outer_;
   };
 
   // A pass opened inside an operation that has one already (the gate cannot

@@ -221,10 +221,9 @@ struct MountOptions {
   // inodes than this are in DRAM, a thread drops those nothing holds (the
   // kernel forgot them, nothing open, no state only in DRAM) until 7/8 of
   // it are left; each is read from the media again on its next use. 0: no
-  // bound, the default until the sweep's cost is proportional to what it
-  // drops (docs/design.md, "What a cached inode costs").
+  // bound (docs/design.md, "The inode cache's bound").
   uint64_t inode_cache = kDefaultInodeCache;
-  static constexpr uint64_t kDefaultInodeCache = 0;
+  static constexpr uint64_t kDefaultInodeCache = 65536;
 };
 
 struct FsckLikeStats {
@@ -432,6 +431,7 @@ class Filesystem {
     uint64_t unmount_inodes_visited = 0;  // inodes the unmount looked at (orphans only)
     uint64_t inodes_cached = 0;           // inodes in DRAM now
     uint64_t inodes_dropped = 0;          // dropped from DRAM by the cache's bound
+    uint64_t inodes_trim_visited = 0;     // numbers the cache's trimmer took from its queue
   };
   virtual WorkCounters work_counters() const = 0;
   // Drops every cached inode that nothing holds, at once, down to `keep`

@@ -257,8 +257,12 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   verifier_ = std::make_unique<MountVerifier>();
   verifier_->table_data =
       region_->data_ranges(inode_offset(geo_, 1), geo_.inode_count * format::kInodeSize);
+  {
+    MutexLock lock(idle_mu_);  // uncontended: the mount is not shared yet
+    idle_queue_.clear();
+  }
   inodes_.reset(geo_.inode_count,
-                [this](Inode& inode, bool evicted) { load_on_demand(inode, evicted); });
+                [this](Inode& inode, bool evicted) { on_inode_made(inode, evicted); });
   {
     MutexLock lock(ialloc_mu_);  // uncontended: the mount is not shared yet
     inode_used_.assign(bit_words::words_for(geo_.inode_count + 1), 0);  // numbers 0..count
@@ -627,7 +631,7 @@ void FilesystemImpl::forget(Ino ino, uint64_t nlookup) {
     WriterLock lock(inode->mu);
     inode->lookups.sub(nlookup);
     maybe_free(*inode);
-    if (inode->lookups.is_zero() && inode->opens.is_zero()) note_idle_inode();
+    if (inode->lookups.is_zero() && inode->opens.is_zero()) queue_for_trimmer(*inode);
   }
   notify_deferred_frees();
 }
@@ -640,7 +644,7 @@ void FilesystemImpl::release(Ino ino) {
     WriterLock lock(inode->mu);
     inode->opens.sub(1);
     maybe_free(*inode);
-    if (inode->lookups.is_zero() && inode->opens.is_zero()) note_idle_inode();
+    if (inode->lookups.is_zero() && inode->opens.is_zero()) queue_for_trimmer(*inode);
   }
   notify_deferred_frees();
 }
@@ -715,6 +719,7 @@ Filesystem::WorkCounters FilesystemImpl::work_counters() const {
   c.unmount_inodes_visited = unmount_inodes_visited_.load(std::memory_order_relaxed);
   c.inodes_cached = inodes_.resident();
   c.inodes_dropped = inodes_dropped_.load(std::memory_order_relaxed);
+  c.inodes_trim_visited = inodes_trim_visited_.load(std::memory_order_relaxed);
   return c;
 }
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -228,20 +229,33 @@ class FilesystemImpl final : public Filesystem {
   void start_trimmer();
   void stop_trimmer();  // unmount and destructor; joins the thread
   void trimmer_loop();
-  // forget() and release() left an inode with no lookup and nothing open:
-  // wakes the thread when the table is past the bound.
-  void note_idle_inode();
-  // Drops inodes nothing holds until `keep` are left or a whole sweep of
-  // the table found no more; returns how many it dropped.
+  // Puts `inode` in idle_queue_ unless it is there (or there is no bound):
+  // when it is made, and when forget() or release() leave it with no lookup
+  // and nothing open. Wakes the thread when the table is past the bound.
+  void queue_for_trimmer(Inode& inode) REQUIRES(inode.mu);
+  // InodeTable's loader: reads the inode (load_on_demand) and queues it.
+  void on_inode_made(Inode& inode, bool evicted) NO_THREAD_SAFETY_ANALYSIS;
+  // Drops queued inodes nothing holds until `keep` are left or the inodes
+  // queued when it started have been looked at; returns how many it dropped.
   uint64_t trim_to(uint64_t keep) EXCLUDES(trim_mu_);
-  // Writes the times kept in DRAM of the inodes the kernel has forgotten,
-  // so that the trimmer may drop them; an operation of its own.
-  void write_times_of_forgotten();
-  // With the cache gate closed: drops `inode` if nothing but the table
-  // holds it.
-  bool drop_if_idle(Inode& inode);
-  // Whether all `inode` holds is on the media and nothing refers to it.
-  bool idle_in_dram(const Inode& inode) const REQUIRES(inode.mu);
+  // What the trimmer does with an inode taken from the queue.
+  enum class TrimVerdict {
+    kDrop,     // nothing but the media remembers it
+    kHeld,     // the kernel or a handle holds it: its forget or release queues it again
+    kKeep,     // damaged, the root, a slot never used: kept until the unmount
+    kLater,    // something only in DRAM for now (an unlinked file's free to come,
+               // inline bytes staged, its lock taken): queued again
+  };
+  TrimVerdict trim_verdict(const Inode& inode) const REQUIRES(inode.mu);
+  // Under a pass: takes the inodes numbered in `numbers` out of the queue,
+  // writes the lazy times of those the kernel forgot, puts back those to
+  // look at later, and gives those that may be dropped.
+  void pick_droppable(const std::vector<uint64_t>& numbers, std::vector<Inode*>* candidates);
+  // Closes the cache gate, trying a bounded number of times; false if the
+  // operations kept it open.
+  bool close_gate();
+  // With the cache gate closed: drops `inode` if the verdict is kDrop.
+  TrimVerdict drop_if_idle(Inode& inode);
 
   // --- block map (file_layout.cc)
   // Makes the overflow chain match the extent map; may allocate or free
@@ -448,9 +462,18 @@ class FilesystemImpl final : public Filesystem {
   Mutex trimmer_mu_;  // leaf: the thread's wake-up state below
   std::condition_variable_any trimmer_wake_;
   bool trimmer_stop_ GUARDED_BY(trimmer_mu_) = false;
+  std::atomic<bool> trimmer_stopping_{false};  // trimmer_stop_, read between batches
   bool trim_wanted_ GUARDED_BY(trimmer_mu_) = false;
-  std::atomic<bool> trim_asked_{false};  // note_idle_inode's lock-free check
+  std::atomic<bool> trim_asked_{false};  // queue_for_trimmer's lock-free check
+  // Numbers of the inodes that may have become droppable, oldest first: each
+  // inode made and each one the kernel forgot or a close left idle. An inode
+  // is in it at most once (Inode::idle_queued), so it holds at most one
+  // number per cached inode, and the trimmer's work follows what it drops,
+  // not the table's size.
+  Mutex idle_mu_;  // leaf
+  std::deque<uint64_t> idle_queue_ GUARDED_BY(idle_mu_);
   std::atomic<uint64_t> inodes_dropped_{0};
+  std::atomic<uint64_t> inodes_trim_visited_{0};
   std::thread trimmer_;
 };
 

@@ -60,6 +60,9 @@ struct Inode {
   SaturatingCount opens GUARDED_BY(mu);
   // atime/mtime/ctime changed in DRAM only (FilesystemImpl::mark_times_dirty).
   bool times_dirty GUARDED_BY(mu) = false;
+  // Its number is in the inode cache's queue of inodes to look at
+  // (FilesystemImpl::idle_queue_), so it is not put there again.
+  bool idle_queued GUARDED_BY(mu) = false;
   // Not guarded: its slot or overflow chain failed the checks when it was
   // read (mount_verifier.cc), so nothing of it is served (EIO). Set before
   // the inode is published in the table, never changed after.

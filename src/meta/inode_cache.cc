@@ -5,6 +5,7 @@
 // dropped inode: locking.h, "Dropping cached inodes".
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "meta/filesystem_impl.h"
@@ -33,6 +34,9 @@ void FilesystemImpl::start_trimmer() {
 
 void FilesystemImpl::stop_trimmer() {
   if (!trimmer_.joinable()) return;
+  // A pass in progress ends after its batch (an unmount right after the
+  // mount of a million inodes does not wait for them all to be looked at).
+  trimmer_stopping_.store(true, std::memory_order_relaxed);
   {
     MutexLock lock(trimmer_mu_);
     trimmer_stop_ = true;
@@ -41,9 +45,26 @@ void FilesystemImpl::stop_trimmer() {
   trimmer_.join();
 }
 
-void FilesystemImpl::note_idle_inode() {
-  if (options_.inode_cache == 0 || inodes_.resident() <= options_.inode_cache ||
-      trim_asked_.load(std::memory_order_relaxed)) {
+void FilesystemImpl::on_inode_made(Inode& inode, bool evicted) {
+  load_on_demand(inode, evicted);
+  if (options_.inode_cache == 0) return;
+  // Not yet published: no other thread can see the inode, and every inode
+  // made is queued once, so that those the kernel never looks up (read by
+  // the mount's verification, a rename's ancestry walk, the lease engine)
+  // are found too. The one leaf taken under the table's mutex (locking.h).
+  inode.idle_queued = true;
+  MutexLock lock(idle_mu_);
+  idle_queue_.push_back(inode.ino);
+}
+
+void FilesystemImpl::queue_for_trimmer(Inode& inode) {
+  if (options_.inode_cache == 0 || inode.idle_queued) return;
+  inode.idle_queued = true;
+  {
+    MutexLock lock(idle_mu_);
+    idle_queue_.push_back(inode.ino);
+  }
+  if (inodes_.resident() <= options_.inode_cache || trim_asked_.load(std::memory_order_relaxed)) {
     return;
   }
   trim_asked_.store(true, std::memory_order_relaxed);
@@ -57,20 +78,16 @@ void FilesystemImpl::note_idle_inode() {
 void FilesystemImpl::trimmer_loop() {
   const uint64_t bound = options_.inode_cache;
   const uint64_t keep = bound - bound / 8;
-  // Between sweeps without a wake-up: doubled after each that dropped
-  // nothing (the kernel holds what is cached, after a `find` say, and
-  // forgets nothing), so a table held past the bound is not swept every
-  // second; a forget or close that leaves an inode idle wakes the thread
-  // at once whatever the pause.
+  // Between passes without a wake-up (for the inodes put back in the queue:
+  // an unlinked file's free to come, say): doubled after each that dropped
+  // nothing, so a table the kernel holds past the bound is not looked at
+  // every second; a forget or close that leaves an inode idle wakes the
+  // thread at once whatever the pause.
   constexpr auto kFirstPause = std::chrono::seconds(1);
   constexpr auto kLongestPause = std::chrono::seconds(32);
   auto pause = std::chrono::steady_clock::duration(kFirstPause);
-  // The last sweep stopped above `keep` (the kernel still held inodes):
-  // the next ones sweep as soon as the table is past `keep`, not `bound`,
-  // so that inodes forgotten since are dropped too.
-  bool short_of_keep = false;
   MutexLock lock(trimmer_mu_);
-  trim_wanted_ = true;  // the mount has just read every inode in use: a sweep at once
+  trim_wanted_ = true;  // the mount has just read every inode in use: a pass at once
   while (!trimmer_stop_) {
     if (!trim_wanted_) {
       const auto until = std::chrono::steady_clock::now() + pause;
@@ -82,9 +99,8 @@ void FilesystemImpl::trimmer_loop() {
     trim_wanted_ = false;
     lock.unlock();
     trim_asked_.store(false, std::memory_order_relaxed);
-    if (verified() && inodes_.resident() > (short_of_keep ? keep : bound)) {
+    if (verified() && inodes_.resident() > bound) {
       const uint64_t dropped = trim_to(keep);
-      short_of_keep = inodes_.resident() > keep;
       pause = dropped > 0 ? std::chrono::steady_clock::duration(kFirstPause)
                           : std::min<std::chrono::steady_clock::duration>(pause * 2, kLongestPause);
       if (dropped > 0) {
@@ -101,30 +117,6 @@ uint64_t FilesystemImpl::trim_inode_cache(uint64_t keep) {
   return trim_to(keep);
 }
 
-void FilesystemImpl::write_times_of_forgotten() {
-  // An operation of its own: the inodes of lazy_times_ cannot be dropped
-  // while it holds its pass.
-  CacheGate::Pass pass(cache_gate_);
-  std::vector<Inode*> pending;
-  {
-    MutexLock lock(lazy_times_mu_);
-    pending.assign(lazy_times_.begin(), lazy_times_.end());
-  }
-  for (Inode* inode : pending) {
-    WriterLock lock(inode->mu);
-    // Only those the kernel forgot: the others keep the lazy times' purpose
-    // (no transaction per read) until their next change or the unmount.
-    if (!inode->lookups.is_zero() || !inode->opens.is_zero()) continue;
-    // A failure (a media fault, the mount gone read-only) leaves it dirty,
-    // in the set and cached.
-    if (!persist_times(*inode).is_ok()) continue;
-    // Under the inode's lock, so that it cannot be marked dirty again in
-    // between (mark_times_dirty takes the same two locks).
-    MutexLock set_lock(lazy_times_mu_);
-    lazy_times_.erase(inode);
-  }
-}
-
 uint64_t FilesystemImpl::trim_to(uint64_t keep) {
   MutexLock lock(trim_mu_);
   // After a media fault a home write may have been cut short while DRAM was
@@ -132,30 +124,74 @@ uint64_t FilesystemImpl::trim_to(uint64_t keep) {
   // reading it again could show a change answered EIO, fail its crc or
   // fault. Such a mount keeps what it has (review of 2026-12-07).
   if (region_->media_failed()) return 0;
-  if (inodes_.resident() > keep) write_times_of_forgotten();
+  // Each number queued when the pass starts is looked at once at most; those
+  // put back wait for the next pass.
+  uint64_t to_visit = 0;
+  {
+    MutexLock queue_lock(idle_mu_);
+    to_visit = idle_queue_.size();
+  }
   uint64_t dropped = 0;
-  // One sweep of the chunks, highest first (InodeTable::residents_below).
-  const std::byte* cursor = nullptr;
-  int failed_closings = 0;
-  do {
-    if (!cache_gate_.close_within(kClosePatience)) {
-      if (++failed_closings >= kCloseAttempts) break;
-      std::this_thread::sleep_for(kAfterFailedClosing);
-      continue;
+  std::vector<uint64_t> batch;
+  std::vector<Inode*> candidates;
+  std::vector<Inode*> put_back;
+  while (to_visit > 0 && inodes_.resident() > keep &&
+         !trimmer_stopping_.load(std::memory_order_relaxed)) {
+    batch.clear();
+    {
+      MutexLock queue_lock(idle_mu_);
+      while (batch.size() < kVisitsPerClosing && to_visit > 0 && !idle_queue_.empty()) {
+        batch.push_back(idle_queue_.front());
+        idle_queue_.pop_front();
+        --to_visit;
+      }
     }
-    failed_closings = 0;
-    const auto closed_at = std::chrono::steady_clock::now();
-    // The gate is closed: no operation runs, and none holds an Inode*.
-    for (Inode* inode : inodes_.residents_below(cursor, kVisitsPerClosing, &cursor)) {
-      if (inodes_.resident() <= keep) break;
-      if (drop_if_idle(*inode)) ++dropped;
+    if (batch.empty()) break;
+    candidates.clear();
+    pick_droppable(batch, &candidates);
+    if (candidates.empty()) continue;
+    // A number may be in the queue twice (queued again by a forget after
+    // the trimmer took it, before it dropped the inode): each inode is
+    // dropped once.
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    // Only this thread drops inodes (trim_mu_), so the candidates stay valid
+    // until it does.
+    put_back.clear();
+    const bool closed = close_gate();
+    if (!closed) {
+      put_back = candidates;
+    } else {
+      const auto closed_at = std::chrono::steady_clock::now();
+      // The gate is closed: no operation runs, and none holds an Inode*.
+      for (Inode* inode : candidates) {
+        if (inodes_.resident() <= keep) {
+          put_back.push_back(inode);
+          continue;
+        }
+        switch (drop_if_idle(*inode)) {
+          case TrimVerdict::kDrop: ++dropped; break;
+          case TrimVerdict::kLater: put_back.push_back(inode); break;
+          case TrimVerdict::kHeld:
+          case TrimVerdict::kKeep: break;
+        }
+      }
+      cache_gate_.open();
+      // Open at least as long as it was closed: closing again at once shut
+      // out the operations the opening woke (0 getattrs in 50 sweeps of
+      // 100,000 inodes; the review of 2026-12-07).
+      std::this_thread::sleep_for(std::chrono::steady_clock::now() - closed_at);
     }
-    cache_gate_.open();
-    // Open at least as long as it was closed: closing again at once shut
-    // out the operations the opening woke for the whole sweep (0 getattrs
-    // in 50 sweeps of 100,000 inodes; the review of 2026-12-07).
-    if (cursor != nullptr) std::this_thread::sleep_for(std::chrono::steady_clock::now() - closed_at);
-  } while (cursor != nullptr && inodes_.resident() > keep);
+    if (!put_back.empty()) {
+      CacheGate::Pass pass(cache_gate_);
+      for (Inode* inode : put_back) {
+        WriterLock inode_lock(inode->mu);
+        queue_for_trimmer(*inode);
+      }
+    }
+    // Operations kept the gate open: they are busy, try again later.
+    if (!closed) break;
+  }
   inodes_dropped_.fetch_add(dropped, std::memory_order_relaxed);
   // Freed chunks sit between live allocations of the heap: give their
   // pages back to the system (the anonymous memory the cache bounds).
@@ -163,43 +199,81 @@ uint64_t FilesystemImpl::trim_to(uint64_t keep) {
   return dropped;
 }
 
-bool FilesystemImpl::drop_if_idle(Inode& inode) {
-  // Damaged inodes stay (they answer EIO without being read again), and so
-  // does the root (the mount's anchor).
-  if (inode.load_failed || inode.ino == format::kRootIno) return false;
+bool FilesystemImpl::close_gate() {
+  for (int attempt = 0; attempt < kCloseAttempts; ++attempt) {
+    if (cache_gate_.close_within(kClosePatience)) return true;
+    std::this_thread::sleep_for(kAfterFailedClosing);
+  }
+  return false;
+}
+
+void FilesystemImpl::pick_droppable(const std::vector<uint64_t>& numbers,
+                                    std::vector<Inode*>* candidates) {
+  // An operation of its own: it writes lazy times, and holds Inode*s.
+  CacheGate::Pass pass(cache_gate_);
+  inodes_trim_visited_.fetch_add(numbers.size(), std::memory_order_relaxed);
+  for (uint64_t ino : numbers) {
+    // Not made (dropped since it was queued): nothing to do.
+    Inode* inode = inodes_.find(ino);
+    if (inode == nullptr) continue;
+    WriterLock lock(inode->mu);
+    inode->idle_queued = false;
+    // Times changed in DRAM only, of an inode the kernel forgot: written now,
+    // in a transaction of their own, so that it can go. Those the kernel
+    // holds keep the lazy times' purpose (no transaction per read) until
+    // their next change or the unmount. A failure (a media fault, the mount
+    // gone read-only) keeps the inode dirty and cached.
+    if (inode->times_dirty && inode->lookups.is_zero() && inode->opens.is_zero() &&
+        !persist_times(*inode).is_ok()) {
+      continue;
+    }
+    switch (trim_verdict(*inode)) {
+      case TrimVerdict::kDrop: candidates->push_back(inode); break;
+      case TrimVerdict::kLater: queue_for_trimmer(*inode); break;
+      case TrimVerdict::kHeld:
+      case TrimVerdict::kKeep: break;
+    }
+  }
+}
+
+FilesystemImpl::TrimVerdict FilesystemImpl::drop_if_idle(Inode& inode) {
   // Between operations no inode lock is held, except a LayoutLock's, which
   // keeps the gate open: try_lock is for safety, not for waiting.
-  if (!inode.mu.try_lock()) return false;
-  const bool idle = idle_in_dram(inode);
+  if (!inode.mu.try_lock()) return TrimVerdict::kLater;
+  const TrimVerdict verdict = trim_verdict(inode);
   inode.mu.unlock();
-  if (!idle) return false;
+  if (verdict != TrimVerdict::kDrop) return verdict;
   {
-    // An inode leaves this set only at the unmount; it may have been put in
-    // and had its times written since.
+    // An inode leaves this set only here and at the unmount; it may have
+    // been put in and had its times written since.
     MutexLock lock(lazy_times_mu_);
     lazy_times_.erase(&inode);
   }
   inodes_.evict(inode);
-  return true;
+  return TrimVerdict::kDrop;
 }
 
-bool FilesystemImpl::idle_in_dram(const Inode& inode) const {
+FilesystemImpl::TrimVerdict FilesystemImpl::trim_verdict(const Inode& inode) const {
+  // Damaged inodes stay (they answer EIO without being read again), and so
+  // does the root (the mount's anchor).
+  if (inode.load_failed || inode.ino == format::kRootIno) return TrimVerdict::kKeep;
   // Held by the kernel (a lookup it has not forgotten) or an open handle.
-  if (!inode.lookups.is_zero() || !inode.opens.is_zero()) return false;
-  // Times changed in DRAM only (persist_times writes them).
-  if (inode.times_dirty) return false;
+  if (!inode.lookups.is_zero() || !inode.opens.is_zero()) return TrimVerdict::kHeld;
   const InodeCore& c = inode.core;
   // A free slot keeps its generation on the media (free_inode commits it);
-  // one never used is all zeros and is not worth a read again.
-  if (!inode.in_use()) return c.generation != 0;
+  // one never used is all zeros, which reads back as no inode at all.
+  if (!inode.in_use()) return c.generation != 0 ? TrimVerdict::kDrop : TrimVerdict::kKeep;
+  // Times changed in DRAM only (pick_droppable writes them).
+  if (inode.times_dirty) return TrimVerdict::kLater;
   // On the orphan list, or about to be (nlink 0): the list is followed
   // through Inode::orphan_next in DRAM, under the journal mutex only, and
   // such an inode waits for its free (maybe_free, deferred frees).
-  if ((c.flags & format::kInodeOrphan) != 0 || c.nlink == 0) return false;
+  if ((c.flags & format::kInodeOrphan) != 0 || c.nlink == 0) return TrimVerdict::kLater;
   // An inline file's bytes staged for a change (inline_data.cc): only ever
   // inside an operation, but they are not on the media yet.
-  if (inode.has_inline_data() && !inode.inline_bytes.empty()) return false;
-  return true;
+  if (inode.has_inline_data() && !inode.inline_bytes.empty()) return TrimVerdict::kLater;
+  return TrimVerdict::kDrop;
 }
+
 
 }  // namespace sealfs

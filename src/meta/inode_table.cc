@@ -43,7 +43,6 @@ Inode* InodeTable::place(uint64_t ino) {
     index = use.fresh++;
   }
   ++use.live;
-  use.occupied.set(index);
   if (use.returned.empty() && use.fresh == kChunkInodes) chunks_with_room_.erase(start);
   resident_.fetch_add(1, std::memory_order_relaxed);
   return new (use.chunk->bytes + index * sizeof(Inode)) Inode(ino);
@@ -60,12 +59,7 @@ void InodeTable::reset(uint64_t count, Loader loader) {
 
 Inode* InodeTable::get_or_make(uint64_t ino) {
   if (ino == 0 || ino > count_) return nullptr;
-  // Release stores in make() publish a fully built leaf and inode.
-  const Leaf* leaf = leaves_[ino >> kLeafBits].load(std::memory_order_acquire);
-  if (leaf != nullptr) {
-    Inode* inode = leaf->slots[ino & (kLeafSlots - 1)].load(std::memory_order_acquire);
-    if (inode != nullptr) return inode;
-  }
+  if (Inode* inode = find(ino)) return inode;
   return make(ino);
 }
 
@@ -111,7 +105,6 @@ void InodeTable::evict(Inode& inode) {
   ChunkUse& use = chunk->second;
   const auto index = static_cast<uint16_t>((place_of - chunk->first) / sizeof(Inode));
   inode.~Inode();
-  use.occupied.reset(index);
   resident_.fetch_sub(1, std::memory_order_relaxed);
   if (--use.live == 0) {
     chunks_with_room_.erase(chunk->first);
@@ -123,22 +116,12 @@ void InodeTable::evict(Inode& inode) {
   chunks_with_room_.insert(chunk->first);
 }
 
-std::vector<Inode*> InodeTable::residents_below(const std::byte* below, size_t max,
-                                                const std::byte** next) {
-  MutexLock lock(mu_);
-  std::vector<Inode*> out;
-  auto chunk = below == nullptr ? chunks_.end() : chunks_.lower_bound(below);
-  while (chunk != chunks_.begin() && out.size() < max) {
-    --chunk;
-    const ChunkUse& use = chunk->second;
-    for (size_t i = 0; i < kChunkInodes; ++i) {
-      if (use.occupied.test(i)) {
-        out.push_back(std::launder(reinterpret_cast<Inode*>(use.chunk->bytes + i * sizeof(Inode))));
-      }
-    }
-  }
-  *next = chunk == chunks_.begin() ? nullptr : chunk->first;
-  return out;
+Inode* InodeTable::find(uint64_t ino) const {
+  if (ino == 0 || ino > count_) return nullptr;
+  // Release stores in make() publish a fully built leaf and inode.
+  const Leaf* leaf = leaves_[ino >> kLeafBits].load(std::memory_order_acquire);
+  if (leaf == nullptr) return nullptr;
+  return leaf->slots[ino & (kLeafSlots - 1)].load(std::memory_order_acquire);
 }
 
 }  // namespace sealfs

@@ -16,7 +16,6 @@
 #pragma once
 
 #include <array>
-#include <bitset>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -61,14 +60,9 @@ class InodeTable {
   // table keeps and gives back to the inode made next for this number.
   void evict(Inode& inode) EXCLUDES(mu_);
 
-  // Made inodes, whole chunks at a time until at least `max` (or none are
-  // left), from the chunks placed below `below` (nullptr: from the highest),
-  // highest address first. `*next` is where to go on, nullptr after the
-  // lowest chunk. Places are reused lowest chunk first, so dropping from
-  // the highest empties whole chunks, which are freed. For the trimmer
-  // only, under the same guarantee as evict().
-  std::vector<Inode*> residents_below(const std::byte* below, size_t max,
-                                      const std::byte** next) EXCLUDES(mu_);
+  // The inode numbered `ino` if it is made, else nullptr (nothing is read
+  // and nothing made); valid as long as get_or_make's answer would be.
+  Inode* find(uint64_t ino) const;
 
   // Inodes made and not evicted (relaxed: for the trimmer and counters).
   uint64_t resident() const { return resident_.load(std::memory_order_relaxed); }
@@ -88,14 +82,13 @@ class InodeTable {
   struct Chunk {
     alignas(Inode) std::byte bytes[kChunkInodes * sizeof(Inode)];
   };
-  // What the table knows of one chunk: places never used (from `fresh` on),
-  // places given back by evict(), and which places hold an inode.
+  // What the table knows of one chunk: places never used (from `fresh` on)
+  // and places given back by evict().
   struct ChunkUse {
     std::unique_ptr<Chunk> chunk;
     uint16_t fresh = 0;
     uint16_t live = 0;
     std::vector<uint16_t> returned;
-    std::bitset<kChunkInodes> occupied;
   };
   Inode* make(uint64_t ino) EXCLUDES(mu_);
   // Constructs an inode in a chunk with room (a new one when none has).
@@ -111,7 +104,7 @@ class InodeTable {
   Loader loader_ GUARDED_BY(mu_);
   // Chunks by the address of their first byte; those with room, lowest
   // address first, so that inodes made again fill the oldest chunks and
-  // the newest empty out.
+  // the newest empty out as the trimmer drops inodes.
   std::map<const std::byte*, ChunkUse> chunks_ GUARDED_BY(mu_);
   std::set<const std::byte*> chunks_with_room_ GUARDED_BY(mu_);
   // Parent links of evicted directories (not on the media: found at mount).

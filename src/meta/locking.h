@@ -32,7 +32,10 @@
 //        - FilesystemImpl: ialloc_mu_ (free-inode set), lazy_times_mu_
 //          (inodes with times only in DRAM), table_mu_ (DirIndex building),
 //          deferred_frees_mu_, frees_mu_ (frees statfs waits for),
-//          restored_mu_, trimmer_mu_ (the cache thread's wake-up state)
+//          restored_mu_, trimmer_mu_ (the cache thread's wake-up state),
+//          idle_mu_ (the cache thread's queue: the one leaf taken under
+//          another, InodeTable's mutex, whose loader queues each inode it
+//          makes; nothing is taken under idle_mu_)
 //        - HolderPins::mu_, lease::MetaQuarantineSink::mu_
 //        - the lease server's actions_mu and stamps_mu (taken under the
 //          engine mutex by its Notifier), lease::MountFdCloser::mu_
@@ -79,7 +82,8 @@
 // FilesystemImpl::trim_mu_ lets one trimmer run at a time (the thread, or a
 // test's trim_inode_cache); no operation takes it, and a trimmer holds no
 // other lock when it takes it. With the gate closed the trimmer takes inode
-// locks by try_lock only, and leaves (InodeTable's mutex, lazy_times_mu_);
+// locks by try_lock only, and leaves (InodeTable's mutex, lazy_times_mu_,
+// idle_mu_);
 // it waits for nothing, and it
 // gives up closing after a bounded wait, so a thread may open a pass while
 // holding any lock (the lease engine's mutex, a LayoutLock) without a

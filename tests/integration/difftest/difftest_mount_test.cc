@@ -1,6 +1,6 @@
 // Mounts sealfs on a fresh 512 MiB file-backed region and runs difftest
 // against a tmpfs directory; then unmounts, mounts again and checks that the
-// tree survived the remount unchanged. Knobs: DIFFTEST_OPS (default 10000),
+// tree survived the remount unchanged, once per case of kCases. Knobs: DIFFTEST_OPS (default 10000),
 // DIFFTEST_SEED (replaces each case's fixed seed), DIFFTEST_FLAGS (more
 // difftest options, split on spaces).
 #include <gtest/gtest.h>
@@ -26,16 +26,20 @@ struct Case {
   const char* name;
   uint64_t seed;
   const char* mount_options;  // -o for the daemon
+  const char* difftest_flags;
 };
 
 void PrintTo(const Case& c, std::ostream* out) { *out << c.name << " seed " << c.seed; }
 
-// One entry per cache configuration the daemon offers (today: the default);
-// a second seed on the default mount widens the search each run.
+// One entry per cache configuration the daemon offers: the default, and an
+// inode cache so small that every inode the kernel forgets (its caches are
+// dropped every 200 steps) is dropped by the daemon and read again from the
+// region; a second seed on the default mount widens the search each run.
 // allow_other: difftest writes as uid 65534 too (set-id clearing, ACLs).
 const Case kCases[] = {
-    {"default", 1001, "allow_other"},
-    {"default_second_seed", 2002, "allow_other"},
+    {"default", 1001, "allow_other", ""},
+    {"default_second_seed", 2002, "allow_other", ""},
+    {"small_inode_cache", 3003, "allow_other,inode_cache=16", "--drop-caches-every 200"},
 };
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -84,7 +88,7 @@ TEST_P(DifftestMount, AgreesWithTmpfsAndSurvivesRemount) {
   std::vector<std::string> argv = {difftest_, "--a", mountpoint(), "--b", reference_,
                                    "--seed", env_or("DIFFTEST_SEED", std::to_string(c.seed)),
                                    "--ops", env_or("DIFFTEST_OPS", "10000"), "--keep"};
-  std::istringstream extra(env_or("DIFFTEST_FLAGS", ""));
+  std::istringstream extra(std::string(c.difftest_flags) + " " + env_or("DIFFTEST_FLAGS", ""));
   for (std::string flag; extra >> flag;) argv.push_back(flag);
   ASSERT_EQ(run_command(argv), 0) << "difftest found a divergence (report above)";
 

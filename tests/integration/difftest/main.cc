@@ -16,6 +16,7 @@ namespace {
 void usage() {
   std::fprintf(stderr,
                "usage: difftest --a DIR --b DIR [--seed N] [--ops N] [--check-every N]\n"
+               "                [--drop-caches-every N]\n"
                "                [--no-mmap] [--no-xattrs] [--no-rename-flags]\n"
                "                [--no-fallocate] [--no-access] [--no-acls] [--no-inode-flags]\n"
                "                [--emulate-a] [--trace]\n"
@@ -23,6 +24,8 @@ void usage() {
                "  A is the filesystem under test, B the reference (tmpfs). Work happens in\n"
                "  DIR/difftest.work on each side, which is replaced at start.\n"
                "  --check-every N   compare the whole trees every N steps (default 50)\n"
+               "  --drop-caches-every N  drop the kernel's dentries and inodes every N\n"
+               "                    steps (root), so that A forgets and reads inodes again\n"
                "  --keep            leave the work trees after a clean run\n"
                "  --compare-only    run no operations; compare existing work trees\n"
                "  --remove          run no operations; remove the work trees\n"
@@ -76,6 +79,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--check-every") {
       count(&options.check_every);
       if (options.check_every == 0) options.check_every = 1;
+    } else if (arg == "--drop-caches-every") {
+      count(&options.drop_caches_every);
     } else if (arg == "--no-mmap") {
       options.mmap = false;
     } else if (arg == "--no-xattrs") {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "state.h"
 
@@ -32,6 +33,19 @@ std::string parent_of(const std::string& rel) {
   return slash == std::string::npos ? std::string() : rel.substr(0, slash);
 }
 
+// Asks the kernel to drop its dentries and inodes (FORGETs to A's daemon
+// for every inode nothing holds); a failure ends the run, since the option
+// would test nothing.
+void drop_kernel_caches() {
+  ::sync();
+  int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::write(fd, "2", 1) != 1) {
+    std::perror("difftest: --drop-caches-every: /proc/sys/vm/drop_caches");
+    std::exit(2);
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 std::string reproduce_command(const Options& options, uint64_t ops) {
@@ -39,6 +53,9 @@ std::string reproduce_command(const Options& options, uint64_t ops) {
                     "' --seed " + std::to_string(options.seed) + " --ops " + std::to_string(ops);
   if (options.check_every != Options{}.check_every) {
     cmd += " --check-every " + std::to_string(options.check_every);
+  }
+  if (options.drop_caches_every != 0) {
+    cmd += " --drop-caches-every " + std::to_string(options.drop_caches_every);
   }
   if (!options.mmap) cmd += " --no-mmap";
   if (!options.xattrs) cmd += " --no-xattrs";
@@ -216,6 +233,9 @@ int Runner::run() {
     if (!diff.empty()) {
       report(n, "state after " + step.text, diff);
       return 1;
+    }
+    if (options_.drop_caches_every != 0 && n % options_.drop_caches_every == 0) {
+      drop_kernel_caches();
     }
     if (n % 100000 == 0) {
       std::fprintf(stderr, "difftest: %llu ops, no divergence so far\n",

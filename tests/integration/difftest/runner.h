@@ -19,6 +19,10 @@ struct Options {
   uint64_t seed = 1;
   uint64_t ops = 10000;
   uint64_t check_every = 50;  // full-tree comparison period, in steps
+  // Every this many steps the kernel's dentry and inode caches are dropped
+  // (root; 0: never), so that A's inodes are forgotten and read again: a
+  // daemon with a small inode cache drops them in between.
+  uint64_t drop_caches_every = 0;
   bool mmap = true;
   bool xattrs = true;
   bool rename_flags = true;

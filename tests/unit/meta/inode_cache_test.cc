@@ -35,11 +35,12 @@ std::string describe(const Attr& a) {
 
 class InodeCacheTest : public MetaTest {
  protected:
-  // A mount whose cache keeps `bound` inodes (0: no bound, and no thread:
-  // the test drops inodes itself, with trim_inode_cache).
+  // A mount whose cache keeps `bound` inodes (0: a bound the test never
+  // reaches, so the thread drops nothing and the test drops inodes itself,
+  // with trim_inode_cache).
   void format_with_bound(uint64_t bound, AtimePolicy atime = AtimePolicy::kRelative) {
     format(64ull << 20, 8192);
-    options_.inode_cache = bound;
+    options_.inode_cache = bound == 0 ? uint64_t{1} << 40 : bound;
     options_.atime = atime;
     clean_remount(options_);
   }
@@ -205,6 +206,29 @@ TEST_F(InodeCacheTest, InodesTheKernelHoldsOrThatAreOpenStay) {
   EXPECT_EQ(fs_->statfs().free_inodes, free_inodes + 1);
   EXPECT_EQ(fs_->getattr(unlinked.ino).status().code(), Code::kStale);
   EXPECT_TRUE(fs_->getattr(held.ino).is_ok());
+}
+
+// The trimmer looks at the inodes that were made or became idle since it
+// last looked, not at the whole table: a forget in a table of thousands of
+// inodes the kernel holds costs a look at one.
+TEST_F(InodeCacheTest, TheTrimmersWorkFollowsWhatWasForgottenNotTheTablesSize) {
+  format_with_bound(0);
+  std::vector<Ino> files;
+  for (int i = 0; i < 2000; ++i) {
+    Attr f = make_file(kRootIno, "f" + std::to_string(i));
+    fs_->release(f.ino);  // the kernel still holds each: a lookup
+    files.push_back(f.ino);
+  }
+  // Each inode made was queued once: all looked at, none dropped.
+  EXPECT_EQ(fs_->trim_inode_cache(0), 0u);
+  const uint64_t visited = fs_->work_counters().inodes_trim_visited;
+  EXPECT_GE(visited, 2000u);
+  fs_->forget(files[1234], 1);
+  EXPECT_EQ(fs_->trim_inode_cache(0), 1u);
+  EXPECT_LE(fs_->work_counters().inodes_trim_visited - visited, 2u);
+  EXPECT_EQ(fs_->trim_inode_cache(0), 0u);
+  EXPECT_LE(fs_->work_counters().inodes_trim_visited - visited, 2u);
+  EXPECT_TRUE(fs_->getattr(files[1234]).is_ok());  // read back from its slot
 }
 
 TEST_F(InodeCacheTest, TimesChangedInDramAreWrittenBeforeTheInodeIsDropped) {
