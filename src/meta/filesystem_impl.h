@@ -242,7 +242,7 @@ class FilesystemImpl final : public Filesystem {
   enum class TrimVerdict {
     kDrop,     // nothing but the media remembers it
     kHeld,     // the kernel or a handle holds it: its forget or release queues it again
-    kKeep,     // damaged, the root, a slot never used: kept until the unmount
+    kKeep,     // damaged, or the root: kept until the unmount
     kLater,    // something only in DRAM for now (an unlinked file's free to come,
                // inline bytes staged, its lock taken): queued again
   };

@@ -58,12 +58,14 @@ void FilesystemImpl::on_inode_made(Inode& inode, bool evicted) {
 }
 
 void FilesystemImpl::queue_for_trimmer(Inode& inode) {
-  if (options_.inode_cache == 0 || inode.idle_queued) return;
-  inode.idle_queued = true;
-  {
+  if (options_.inode_cache == 0) return;
+  if (!inode.idle_queued) {
+    inode.idle_queued = true;
     MutexLock lock(idle_mu_);
     idle_queue_.push_back(inode.ino);
   }
+  // Queued or not before (an inode made since the thread's last pass is in
+  // the queue already), the thread is woken past the bound.
   if (inodes_.resident() <= options_.inode_cache || trim_asked_.load(std::memory_order_relaxed)) {
     return;
   }
@@ -260,9 +262,10 @@ FilesystemImpl::TrimVerdict FilesystemImpl::trim_verdict(const Inode& inode) con
   // Held by the kernel (a lookup it has not forgotten) or an open handle.
   if (!inode.lookups.is_zero() || !inode.opens.is_zero()) return TrimVerdict::kHeld;
   const InodeCore& c = inode.core;
-  // A free slot keeps its generation on the media (free_inode commits it);
-  // one never used is all zeros, which reads back as no inode at all.
-  if (!inode.in_use()) return c.generation != 0 ? TrimVerdict::kDrop : TrimVerdict::kKeep;
+  // A free slot: what it holds is on the media, its generation included
+  // (free_inode commits it), or all zeros for a slot never used, which
+  // load_on_demand reads back as the same free inode.
+  if (!inode.in_use()) return TrimVerdict::kDrop;
   // Times changed in DRAM only (pick_droppable writes them).
   if (inode.times_dirty) return TrimVerdict::kLater;
   // On the orphan list, or about to be (nlink 0): the list is followed

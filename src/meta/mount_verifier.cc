@@ -36,8 +36,13 @@ Status stopped_status(MountVerifier& v) {
 void FilesystemImpl::load_on_demand(Inode& inode, bool evicted) {
   MountVerifier& v = *verifier_;
   // An inode the cache dropped (only once verified) is read whatever the
-  // mount found in its slot: it was written, maybe since the mount.
-  if (!evicted) {
+  // mount found in its slot: it was written, maybe since the mount, or it
+  // was a slot never used (a file handle's number, say), still all zeros.
+  if (evicted) {
+    format::DiskInode disk{};
+    std::memcpy(&disk, region_->data() + inode_offset(geo_, inode.ino), sizeof(disk));
+    if (slot_is_zero(disk)) return;
+  } else {
     if (!v.loading.load(std::memory_order_acquire)) return;
     const uint64_t at = inode_offset(geo_, inode.ino);
     const auto& ranges = v.table_data;

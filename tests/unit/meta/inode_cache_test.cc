@@ -231,6 +231,65 @@ TEST_F(InodeCacheTest, TheTrimmersWorkFollowsWhatWasForgottenNotTheTablesSize) {
   EXPECT_TRUE(fs_->getattr(files[1234]).is_ok());  // read back from its slot
 }
 
+// The kernel forgets inodes it looked up since the thread's last pass (a
+// scan, then memory pressure). Each was queued when it was made; the forget
+// must still wake the thread, not leave the cache past its bound until the
+// thread's pause ends (doubled after each pass that dropped nothing, up to
+// 32 s). Found by the review of the queue (2026-12-07).
+TEST_F(InodeCacheTest, ForgetsOfInodesMadeSinceTheLastPassWakeTheThread) {
+  format_with_bound(64);
+  for (int i = 0; i < 70; ++i) {
+    Attr f = make_file(kRootIno, "held" + std::to_string(i));
+    fs_->release(f.ino);  // the kernel keeps its lookup
+  }
+  // The thread's timed pass (1 s after the mount) finds every inode held:
+  // nothing dropped, its pause doubles to 2 s.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (fs_->work_counters().inodes_trim_visited == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(fs_->work_counters().inodes_trim_visited, 0u);
+  ASSERT_EQ(fs_->work_counters().inodes_dropped, 0u);
+  for (int i = 0; i < 200; ++i) {
+    Attr f = make_file(kRootIno, "scan" + std::to_string(i));
+    fs_->release(f.ino);
+    fs_->forget(f.ino, 1);
+  }
+  const auto forgotten_at = std::chrono::steady_clock::now();
+  while (fs_->work_counters().inodes_dropped < 150 &&
+         std::chrono::steady_clock::now() - forgotten_at < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - forgotten_at);
+  EXPECT_GE(fs_->work_counters().inodes_dropped, 150u);
+  EXPECT_LT(took.count(), 1000) << cached() << " inodes cached (bound 64) " << took.count()
+                                << " ms after the forgets";
+}
+
+// A lookup by number (a file handle: open_by_handle_at, nfsd) of a slot
+// never used makes an inode of zeros; it must be dropped like any free
+// slot, or made-up handles would grow the cache past any bound (review of
+// the queue, 2026-12-07).
+TEST_F(InodeCacheTest, HandleLookupsOfSlotsNeverUsedDoNotStayCached) {
+  format_with_bound(64);
+  for (Ino ino = 100; ino < 2100; ++ino) {
+    auto self = fs_->lookup(ino, ".");
+    ASSERT_FALSE(self.is_ok());
+    ASSERT_EQ(self.status().code(), Code::kStale) << self.status().to_string();
+  }
+  fs_->trim_inode_cache(0);
+  EXPECT_LE(cached(), 64u);
+  // Each reads back as the free slot it is: a create may take any of them.
+  for (int i = 0; i < 50; ++i) {
+    Attr f = make_file(kRootIno, "after" + std::to_string(i));
+    ASSERT_NE(f.ino, 0u);
+    write_str(f.ino, 0, "x" + std::to_string(i));
+    ASSERT_EQ(read_all(f.ino), "x" + std::to_string(i));
+  }
+}
+
 TEST_F(InodeCacheTest, TimesChangedInDramAreWrittenBeforeTheInodeIsDropped) {
   format_with_bound(0);
   Attr f = make_file(kRootIno, "f");
