@@ -194,7 +194,6 @@ uint64_t FilesystemImpl::trim_to(uint64_t keep) {
     // Operations kept the gate open: they are busy, try again later.
     if (!closed) break;
   }
-  inodes_dropped_.fetch_add(dropped, std::memory_order_relaxed);
   // Freed chunks sit between live allocations of the heap: give their
   // pages back to the system (the anonymous memory the cache bounds).
   if (inodes_.take_freed_chunks() > 0) malloc_trim(0);
@@ -252,6 +251,8 @@ FilesystemImpl::TrimVerdict FilesystemImpl::drop_if_idle(Inode& inode) {
     lazy_times_.erase(&inode);
   }
   inodes_.evict(inode);
+  // Counted as it happens, so that the count and the table agree at any time.
+  inodes_dropped_.fetch_add(1, std::memory_order_relaxed);
   return TrimVerdict::kDrop;
 }
 
