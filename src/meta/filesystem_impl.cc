@@ -185,16 +185,28 @@ Status FilesystemImpl::load_inode(Inode& inode) {
                                              " but " + std::to_string(all.size()) + " stored"));
   }
   uint64_t prev_end = 0;
+  const bool directory = S_ISDIR(d.core.mode);
   for (const auto& de : all) {
     auto e = decode_extent(de, geo_.data_start, data_end);
     if (!e.is_ok()) return ctx(e.status());
     if (e->file_block < prev_end) return ctx(Status(Code::kCorruption, "extents overlap"));
+    // A directory is blocks 0..k-1, all written (fsck's dir_layout): the
+    // name index and every insert assume it, and an insert past a size
+    // that undercounts its blocks would map a block twice.
+    if (directory && (e->file_block != prev_end || e->unwritten)) {
+      return ctx(Status(Code::kCorruption, "directory blocks are not 0..k-1, all written"));
+    }
     // Every block against the bitmap: check_block_references(), once all
     // inodes are loaded.
     prev_end = e->file_end();
     // As stored, unmerged: the overflow blocks are rewritten one at a time,
     // each from the map, so the map must hold exactly what they hold.
     inode.extents.insert_as_stored(*e);
+  }
+  if (directory && d.core.size != prev_end * format::kBlockSize) {
+    return ctx(Status(Code::kCorruption, "directory size " + std::to_string(d.core.size) +
+                                             " but it maps " + std::to_string(prev_end) +
+                                             " blocks"));
   }
   inode.extents.forget_changes();
   if (!links.empty()) {
