@@ -231,8 +231,10 @@ class FilesystemImpl final : public Filesystem {
   void trimmer_loop();
   // Puts `inode` in idle_queue_ unless it is there (or there is no bound):
   // when it is made, and when forget() or release() leave it with no lookup
-  // and nothing open. Wakes the thread when the table is past the bound.
-  void queue_for_trimmer(Inode& inode) REQUIRES(inode.mu);
+  // and nothing open. With `wake`, wakes the thread when the table is past
+  // the bound; the thread's own putting back does not (it would find the
+  // same inode at once, and spin while it waits for its free).
+  void queue_for_trimmer(Inode& inode, bool wake = true) REQUIRES(inode.mu);
   // InodeTable's loader: reads the inode (load_on_demand) and queues it.
   void on_inode_made(Inode& inode, bool evicted) NO_THREAD_SAFETY_ANALYSIS;
   // Drops queued inodes nothing holds until `keep` are left or the inodes

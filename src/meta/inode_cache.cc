@@ -57,7 +57,7 @@ void FilesystemImpl::on_inode_made(Inode& inode, bool evicted) {
   idle_queue_.push_back(inode.ino);
 }
 
-void FilesystemImpl::queue_for_trimmer(Inode& inode) {
+void FilesystemImpl::queue_for_trimmer(Inode& inode, bool wake) {
   if (options_.inode_cache == 0) return;
   if (!inode.idle_queued) {
     inode.idle_queued = true;
@@ -66,7 +66,7 @@ void FilesystemImpl::queue_for_trimmer(Inode& inode) {
   }
   // Queued or not before (an inode made since the thread's last pass is in
   // the queue already), the thread is woken past the bound.
-  if (inodes_.resident() <= options_.inode_cache || trim_asked_.load(std::memory_order_relaxed)) {
+  if (!wake || inodes_.resident() <= options_.inode_cache || trim_asked_.load(std::memory_order_relaxed)) {
     return;
   }
   trim_asked_.store(true, std::memory_order_relaxed);
@@ -188,7 +188,7 @@ uint64_t FilesystemImpl::trim_to(uint64_t keep) {
       CacheGate::Pass pass(cache_gate_);
       for (Inode* inode : put_back) {
         WriterLock inode_lock(inode->mu);
-        queue_for_trimmer(*inode);
+        queue_for_trimmer(*inode, /*wake=*/false);
       }
     }
     // Operations kept the gate open: they are busy, try again later.
@@ -230,7 +230,7 @@ void FilesystemImpl::pick_droppable(const std::vector<uint64_t>& numbers,
     }
     switch (trim_verdict(*inode)) {
       case TrimVerdict::kDrop: candidates->push_back(inode); break;
-      case TrimVerdict::kLater: queue_for_trimmer(*inode); break;
+      case TrimVerdict::kLater: queue_for_trimmer(*inode, /*wake=*/false); break;
       case TrimVerdict::kHeld:
       case TrimVerdict::kKeep: break;
     }
