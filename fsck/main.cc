@@ -150,6 +150,16 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.sealfs: %s is mounted from %s\n", a.target.c_str(),
                    region_path.c_str());
     }
+    // The mount table names the region as the daemon was given it: a path
+    // that may name another file now (the region renamed and a new one made
+    // in its place, or /proc/self/fd/N, which is this process's descriptor
+    // N). The claim below protects the file the path names now, not the
+    // mounted one, so a repair through a mount point is refused outright.
+    if (a.repair) {
+      return fail(a, a.target,
+                  a.target + " is a mounted sealfs: a mounted region is never repaired; unmount "
+                             "it before repairing it (fsck.sealfs -n checks a read-only mount)");
+    }
   }
   // A SIGBUS on the mapping (replay into a full backing store, poison)
   // becomes an I/O error instead of killing fsck (media_fault.h).

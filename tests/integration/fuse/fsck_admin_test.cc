@@ -74,6 +74,30 @@ TEST_F(FsckAdminTest, MountPointNamesItsRegionWhichIsNotRepairedWhileMounted) {
   EXPECT_NE(out.find("is a directory with no sealfs mounted on it"), std::string::npos) << out;
 }
 
+// The mount table names the region by the path the daemon was given. Once
+// that path names another region (the mounted one renamed, a new one made
+// in its place), a repair through the mount point must still be refused,
+// not made on the new file (adversarial campaign of 2026-12-07).
+TEST_F(FsckAdminTest, ARepairThroughTheMountPointIsRefusedWhateverThePathNamesNow) {
+  const std::string moved = region_path() + ".moved";
+  ASSERT_EQ(::rename(region_path().c_str(), moved.c_str()), 0) << std::strerror(errno);
+  std::string out;
+  ASSERT_EQ(run_command({"truncate", "-s", "64M", region_path()}, &out), 0) << out;
+  ASSERT_EQ(run_command({mkfs_bin(), "-q", region_path()}, &out), 0) << out;
+  struct stat before {};
+  ASSERT_EQ(::stat(region_path().c_str(), &before), 0);
+  out.clear();
+  EXPECT_EQ(run_command({fsck_bin(), "-y", mountpoint()}, &out), 8) << out;
+  EXPECT_NE(out.find("a mounted region is never repaired"), std::string::npos) << out;
+  struct stat after {};
+  ASSERT_EQ(::stat(region_path().c_str(), &after), 0);
+  EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+  EXPECT_TRUE(is_mounted(mountpoint()));
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  ASSERT_EQ(::rename(moved.c_str(), region_path().c_str()), 0) << std::strerror(errno);
+}
+
 TEST_F(FsckAdminTest, Fsck8RunsFsckFuseSealfsFromFstab) {
   ASSERT_NO_FATAL_FAILURE(unmount());
   auto env = fsck8_env();
