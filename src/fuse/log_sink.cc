@@ -1,6 +1,7 @@
 #include "fuse/log_sink.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fuse_log.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -76,7 +77,17 @@ Status start_daemon_log(const DaemonOptions& options) {
       return Status(Code::kIoError,
                     "--log-file=" + options.log_file + ": " + std::strerror(errno));
     }
+    // Lines appended to the region itself would grow it past its last
+    // block, where the backup superblock is looked for.
+    struct stat log_st {}, region_st {};
+    const bool is_region = ::fstat(fd, &log_st) == 0 &&
+                           ::stat(options.target.c_str(), &region_st) == 0 &&
+                           log_st.st_dev == region_st.st_dev && log_st.st_ino == region_st.st_ino;
     ::close(fd);
+    if (is_region) {
+      return Status(Code::kInvalid, "--log-file=" + options.log_file +
+                                        " is the region itself; give another file");
+    }
     std::shared_ptr<spdlog::sinks::sink> sink;
     try {
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.log_file, false);

@@ -118,6 +118,24 @@ TEST_F(LoggingTest, UnwritableLogFileRefusesToStart) {
   EXPECT_NE(output.find(bad + ": No such file or directory"), std::string::npos) << output;
 }
 
+// Log lines appended to the region would grow it past the block where the
+// backup superblock is looked for (adversarial campaign of 2026-12-07).
+TEST_F(LoggingTest, TheRegionItselfIsRefusedAsTheLogFile) {
+  ASSERT_NO_FATAL_FAILURE(format_on_disk());
+  struct stat before {};
+  ASSERT_EQ(::stat(region_path().c_str(), &before), 0);
+  std::string output;
+  int rc = run_command({sealfs_bin(), "--log-file=" + region_path(), "--log-level=info",
+                        region_path(), mountpoint()},
+                       &output);
+  EXPECT_EQ(rc, 1) << output;
+  EXPECT_FALSE(is_mounted(mountpoint()));
+  EXPECT_NE(output.find("is the region itself"), std::string::npos) << output;
+  struct stat after {};
+  ASSERT_EQ(::stat(region_path().c_str(), &after), 0);
+  EXPECT_EQ(after.st_size, before.st_size);
+}
+
 // Someone chasing a missing file runs the daemon with -d: a lookup that
 // finds nothing is a negative entry, not an error reply, and was not logged.
 // Quiet by default.
