@@ -66,7 +66,8 @@ void FilesystemImpl::queue_for_trimmer(Inode& inode, bool wake) {
   }
   // Queued or not before (an inode made since the thread's last pass is in
   // the queue already), the thread is woken past the bound.
-  if (!wake || inodes_.resident() <= options_.inode_cache || trim_asked_.load(std::memory_order_relaxed)) {
+  if (!wake || inodes_.resident() <= options_.inode_cache ||
+      trim_asked_.load(std::memory_order_relaxed)) {
     return;
   }
   trim_asked_.store(true, std::memory_order_relaxed);
