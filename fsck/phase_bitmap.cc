@@ -142,6 +142,27 @@ void check_bitmap(Context& ctx) {
     for (uint64_t b : st.xattr_blocks) claim(b, 1, ino);
   }
 
+  // What inodes own, merged, before the holder table adds its blocks: a
+  // quarantine (blocks a removed file left to a process that mapped them)
+  // over blocks a file still maps is a cross-link the daemon refuses.
+  const std::vector<Owned> inode_owned = merged(owners);
+  const size_t inode_claims = owners.size();
+  // The inode that maps one of blocks [block, block + count), or 0.
+  auto inode_mapping = [&](uint64_t block, uint64_t count) -> uint64_t {
+    if (!ctx.image.in_data_area(block, count)) return 0;
+    const uint64_t start = block - geo.data_start, end = start + count;
+    auto it = std::upper_bound(inode_owned.begin(), inode_owned.end(), start,
+                               [](uint64_t at, const Owned& o) { return at < o.start; });
+    const bool overlaps = (it != inode_owned.begin() && std::prev(it)->end > start) ||
+                          (it != inode_owned.end() && it->start < end);
+    if (!overlaps) return 0;
+    // Which one, for the message (merged runs keep their first inode only).
+    for (size_t i = 0; i < inode_claims; ++i) {
+      if (owners[i].start < end && start < owners[i].end) return owners[i].ino;
+    }
+    return 0;
+  };
+
   // Holder table: live holders keep their blocks; stale entries are empty.
   auto table = load_holder_table(ctx);
   auto alive = [&](uint32_t pid, uint64_t start) {
@@ -175,6 +196,24 @@ void check_bitmap(Context& ctx) {
       }
       if (slot.state != HolderTable::SlotState::kLive) continue;
       const QuarantineEntry& q = slot.entry;
+      // A pin names blocks its file still owns (the file claims them); a
+      // quarantine must name blocks no file does. The file keeps them: the
+      // entry is what cannot be right, and a file's bytes are the user's.
+      if (const uint64_t file = q.pinned ? 0 : inode_mapping(q.extent.start, q.extent.count)) {
+        const std::string entry = "quarantine entry for [" + std::to_string(q.extent.start) +
+                                  ", +" + std::to_string(q.extent.count) + ") of holder pid " +
+                                  std::to_string(q.holder.pid);
+        ctx.problem(Phase::kBitmap, "holder_cross_linked", q.ino,
+                    ctx.fix(entry + " covers blocks inode " + std::to_string(file) +
+                                " maps; the daemon refuses the region",
+                            entry + " cleared (the file keeps its blocks)",
+                            "clear the " + entry + " (the file keeps its blocks)"));
+        if (Transaction* txn = ctx.image.extra()) {
+          table->commit_clear(i);
+          table->stage_slot(*txn, i);
+        }
+        continue;
+      }
       if (alive(q.holder.pid, q.holder.start_time)) {
         claim(q.extent.start, q.extent.count, q.ino);
         continue;

@@ -101,12 +101,14 @@ struct FsckRun {
   Bytes image;
 };
 
-inline FsckRun run(const Bytes& image, bool repair) {
+// `holders_alive`: every holder table entry's process is taken as alive
+// (the default: every one as gone).
+inline FsckRun run(const Bytes& image, bool repair, bool holders_alive = false) {
   auto region = RegionDram::from_image(image);
   FsckOptions o;
   o.repair = repair;
   o.target = "dram";
-  o.holder_alive = [](uint32_t, uint64_t) { return false; };
+  o.holder_alive = [holders_alive](uint32_t, uint64_t) { return holders_alive; };
   FsckRun r;
   r.report = run_fsck(*region, o);
   r.image = region->image();

@@ -712,6 +712,35 @@ TEST_F(FsckTest, StaleHolderEntryOverFreeBlocksIsAProblem) {
   EXPECT_FALSE(get_bit(fixed, geo_, last));
 }
 
+// A quarantine (blocks a removed file left to a process that mapped them)
+// over blocks a file still maps: the daemon refuses the region, so a check
+// must not call it clean (it did, and -y changed nothing: the region could
+// not be mounted while that process lived; adversarial campaign of
+// 2026-12-07). The entry is cleared and the file keeps its blocks.
+TEST_F(FsckTest, AQuarantineOverAFilesBlocksIsClearedAndTheFileKeepsThem) {
+  const uint64_t block = first_block(image_, geo_, p().file1);
+  put_only_holder_entry(image_, geo_, gone_holder_entry(p().file1, block));
+  MountOptions alive = mount_options();
+  alive.holder_alive = [](uint32_t, uint64_t) { return true; };
+  auto refused = Filesystem::mount(RegionDram::from_image(image_), alive);
+  ASSERT_FALSE(refused.is_ok());
+
+  FsckRun check = run(image_, false, /*holders_alive=*/true);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  EXPECT_TRUE(reported_on(check.report, "holder_cross_linked", p().file1)) << kinds(check.report);
+  EXPECT_EQ(check.image, image_) << "check-only run wrote to the image";
+  FsckRun fix = run(image_, true, /*holders_alive=*/true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(get_bit(fix.image, geo_, block));
+  EXPECT_EQ(run(fix.image, false, /*holders_alive=*/true).report.exit_code, kExitClean);
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), alive);
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  std::string bytes(10000, '\0');
+  auto n = (*fs)->read_copy(p().file1, 0, bytes.data(), bytes.size());
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(bytes, std::string(10000, 'x'));
+}
+
 TEST_F(FsckTest, StalePinIsANote) {
   // A pin names blocks the file still owns: the mount drops it.
   uint64_t block = first_block(image_, geo_, p().file1);
