@@ -469,9 +469,10 @@ class FilesystemImpl final : public Filesystem {
   std::atomic<bool> trim_asked_{false};  // queue_for_trimmer's lock-free check
   // Numbers of the inodes that may have become droppable, oldest first: each
   // inode made and each one the kernel forgot or a close left idle. An inode
-  // is in it at most once (Inode::idle_queued), so it holds at most one
-  // number per cached inode, and the trimmer's work follows what it drops,
-  // not the table's size.
+  // is queued only while it is not flagged (Inode::idle_queued); a number
+  // the trimmer took can be queued again before its inode is dropped, so
+  // the queue holds at most two numbers per cached inode, and the trimmer's
+  // work follows what it drops, not the table's size.
   Mutex idle_mu_;  // leaf
   std::deque<uint64_t> idle_queue_ GUARDED_BY(idle_mu_);
   std::atomic<uint64_t> inodes_dropped_{0};

@@ -103,8 +103,8 @@ class InodeTable {
   uint64_t leaf_count_ GUARDED_BY(mu_) = 0;
   Loader loader_ GUARDED_BY(mu_);
   // Chunks by the address of their first byte; those with room, lowest
-  // address first, so that inodes made again fill the oldest chunks and
-  // the newest empty out as the trimmer drops inodes.
+  // address first, so that inodes made again fill the oldest chunks (a
+  // chunk the trimmer empties is freed).
   std::map<const std::byte*, ChunkUse> chunks_ GUARDED_BY(mu_);
   std::set<const std::byte*> chunks_with_room_ GUARDED_BY(mu_);
   // Parent links of evicted directories (not on the media: found at mount).
