@@ -48,13 +48,12 @@ void FilesystemImpl::stop_trimmer() {
 void FilesystemImpl::on_inode_made(Inode& inode, bool evicted) {
   load_on_demand(inode, evicted);
   if (options_.inode_cache == 0) return;
-  // Not yet published: no other thread can see the inode, and every inode
-  // made is queued once, so that those the kernel never looks up (read by
-  // the mount's verification, a rename's ancestry walk, the lease engine)
-  // are found too. The one leaf taken under the table's mutex (locking.h).
-  inode.idle_queued = true;
-  MutexLock lock(idle_mu_);
-  idle_queue_.push_back(inode.ino);
+  // Every inode made is queued once, so that those the kernel never looks
+  // up (read by the mount's verification, a rename's ancestry walk, the
+  // lease engine) are found too. Not yet published, so no other thread can
+  // see it (hence no inode lock), and no wake-up: the thread's mutex would
+  // be a second leaf under the table's (idle_mu_ is the one; locking.h).
+  queue_for_trimmer(inode, /*wake=*/false);
 }
 
 void FilesystemImpl::queue_for_trimmer(Inode& inode, bool wake) {
