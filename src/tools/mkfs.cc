@@ -287,7 +287,16 @@ int run(const Args& args) {
     int rc = ::ftruncate(fd, static_cast<off_t>(args.size));
     int err = errno;
     ::close(fd);
-    if (rc != 0) return fail("cannot grow {} to {}: {}", args.target, args.size, std::strerror(err));
+    if (rc != 0) {
+      undo_file();
+      if (err == EFBIG) {
+        return fail("cannot grow {} to {}: the filesystem holding it allows no file that large "
+                    "({}); nothing written; use a smaller --size",
+                    args.target, format_size(args.size), std::strerror(err));
+      }
+      return fail("cannot grow {} to {}: {}; nothing written", args.target,
+                  format_size(args.size), std::strerror(err));
+    }
   }
   if (is_file && args.sparse == SparsePolicy::kAllocate) {
     if (Status s = allocate_file(args.target, final_size); !s.is_ok()) {

@@ -189,5 +189,26 @@ TEST_F(BackingStoreTest, AMediaErrorBreaksWritableDirectMappings) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << "raw wait status " << *status;
 }
 
+// A --size larger than the filesystem holding the region allows for one
+// file (ext4's 16 TiB; here a file-size limit of 1 MiB stands for it) is
+// refused with what to do, and leaves no file behind. mkfs said only
+// "cannot grow X to 109951162777600: File too large" and left the empty
+// file it had created (adversarial campaign of 2026-12-07).
+TEST_F(BackingStoreTest, ASizeTheBackingFilesystemCannotHoldIsExplainedAndLeavesNothing) {
+  const std::string target = backing_ + "/too-big";
+  std::string out;
+  const int rc = run_command({"sh", "-c",
+                              "trap '' XFSZ; ulimit -f 1024; exec \"$0\" --sparse-ok --size 1G \"$1\"",
+                              mkfs_bin(), target},
+                             &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("cannot grow " + target + " to 1 GiB: the filesystem holding it allows no "
+                     "file that large"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("use a smaller --size"), std::string::npos) << out;
+  EXPECT_NE(access(target.c_str(), F_OK), 0) << "mkfs left " << target << " behind";
+}
+
 }  // namespace
 }  // namespace sealfs::itest
