@@ -209,6 +209,13 @@ int run_daemon(const DaemonOptions& given) {
   ctx.before_unmount = [&leases] { leases.stop(); };
 
   std::string fuse_option_list = join_fuse_options(options);
+  if (fs->read_only() && !options.read_only) {
+    // The filesystem chose read-only (unknown ro_compat features, a
+    // read-only region): the kernel's mount says so too, in /proc/mounts,
+    // and refuses writes before they reach the daemon.
+    fuse_option_list += fuse_option_list.empty() ? "ro" : ",ro";
+    log().warn("{}: mounted read-only", options.target);
+  }
   std::vector<const char*> argv = {"sealfs", "-o", fuse_option_list.c_str()};
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
   const fuse_lowlevel_ops& ops = operations();

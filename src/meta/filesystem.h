@@ -285,6 +285,10 @@ class Filesystem {
   virtual ~Filesystem() = default;
   // Frees remaining orphans, checkpoints, marks the superblock clean.
   virtual Status unmount() = 0;
+  // Read-only from the mount on: asked for, a read-only region, or a
+  // superblock with ro_compat features this build does not know. (Damage
+  // found later also refuses changes, without changing this.)
+  virtual bool read_only() const = 0;
 
   // Namespace.
   virtual Result<Attr> lookup(Ino parent, std::string_view name) = 0;  // +1 lookup

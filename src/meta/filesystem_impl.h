@@ -56,6 +56,7 @@ class FilesystemImpl final : public Filesystem {
   Status do_mount(FsckLikeStats* stats);
 
   Status unmount() override;
+  bool read_only() const override { return read_only_; }
   Result<Attr> lookup(Ino parent, std::string_view name) override;
   void forget(Ino ino, uint64_t nlookup) override;
   Result<Attr> getattr(Ino ino) override;

@@ -16,12 +16,14 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include "fs_helpers.h"
 #include "media/region_dram.h"
 #include "media/superblock.h"
 #include "meta/inode.h"
 #include "mount_fixture.h"
+#include "support/errno_expect.h"
 #include "sealfs/format.h"
 
 namespace sealfs::itest {
@@ -211,6 +213,35 @@ TEST_F(DamagedImageTest, BackgroundVerifyServesThenRefusesChangesAndFsckRepairs)
   ASSERT_NO_FATAL_FAILURE(mount());
   expect_victim_intact();
   write_file(path("newcomer"), std::string(kFileBlocks * format::kBlockSize, 'N'));
+  expect_victim_intact();
+}
+
+// A superblock with a ro_compat feature this build does not know mounts
+// read-only, and the kernel's mount says so: /proc/mounts showed "rw" and
+// only the daemon's EROFS answers told (adversarial campaign of 2026-12-07).
+TEST_F(DamagedImageTest, AnUnknownRoCompatFeatureMountsReadOnlyInTheKernelToo) {
+  write_victim();
+  ASSERT_NO_FATAL_FAILURE(unmount());
+  ASSERT_NO_FATAL_FAILURE(load_image());
+  auto sb = read_superblock(*RegionDram::from_image(image_));
+  ASSERT_TRUE(sb.is_ok()) << sb.status().to_string();
+  sb->feature_ro_compat |= 1u << 30;
+  const format::DiskSuperblock disk = encode_superblock(*sb);
+  for (uint64_t block : {uint64_t{format::kSuperblockBlock}, geo_.backup_block()}) {
+    std::memcpy(image_.data() + block * format::kBlockSize, &disk, sizeof(disk));
+  }
+  ASSERT_NO_FATAL_FAILURE(store_image());
+  ASSERT_NO_FATAL_FAILURE(mount());
+  expect_victim_intact();
+  std::string options;
+  std::istringstream info(read_file("/proc/self/mountinfo"));
+  for (std::string line; std::getline(info, line);) {
+    if (line.find(" " + mountpoint() + " ") != std::string::npos) options = line;
+  }
+  ASSERT_FALSE(options.empty()) << "not in /proc/self/mountinfo";
+  EXPECT_NE(options.find(" ro,"), std::string::npos) << options;
+  EXPECT_ERRNO(open(path("new").c_str(), O_WRONLY | O_CREAT, 0644), EROFS);
+  EXPECT_ERRNO(unlink(path("victim").c_str()), EROFS);
   expect_victim_intact();
 }
 
