@@ -169,6 +169,16 @@ void run_pass(Region& region, const FsckOptions& opt, Report& report) {
       state_from_backup = used_backup;
     }
   }
+  if (region.size() / format::kBlockSize > ctx.sb.geometry.region_blocks) {
+    // A region file grown after mkfs (truncate -s): the filesystem stays
+    // the size it was made, its backup superblock where it was written.
+    report.note(Phase::kSuperblock, "region_larger_than_filesystem",
+                "the region is " + std::to_string(region.size()) +
+                    " bytes, the filesystem was made for " +
+                    std::to_string(ctx.sb.geometry.region_size) +
+                    ": the rest is unused (sealfs does not grow), and the backup superblock "
+                    "is block " + std::to_string(ctx.sb.geometry.backup_block()));
+  }
   if (sb->state == format::kStateNeedsCheck && ctx.sb.state != format::kStateNeedsCheck &&
       opt.repair) {
     // The replay restored the logged state over the stamp; keep the mark in

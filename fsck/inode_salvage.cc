@@ -147,6 +147,12 @@ std::string symlink_problem(Context& ctx, const format::DiskInode& disk, uint64_
                             const std::vector<Extent>& extents) {
   if (extents.empty()) {
     if (size == 0) return "empty symlink";
+    if (size > format::kInlineSymlinkMax) {
+      // An unlinked inode's block may be freed before its slot (decode_inode).
+      return (disk.flags.get() & format::kInodeOrphan) != 0 || disk.nlink.get() == 0
+                 ? ""
+                 : "symlink of " + std::to_string(size) + " bytes without its block";
+    }
     return target_problem(disk.u.symlink, size, format::kInlineSymlinkMax);
   }
   if (size <= format::kInlineSymlinkMax || size >= format::kBlockSize) {
@@ -197,18 +203,25 @@ std::string type_problem(Context& ctx, uint64_t ino, const format::DiskInode& di
   return regular_problem(ctx, c.size, extents);
 }
 
-// The bytes of `u` that nothing reads, zeroed as the daemon writes them:
-// the extent slots past the inline extents (all of `u` for a device, fifo
-// or socket: a flip there costs nothing), what follows an inline target
-// (checked first by tail_clean; after an inline file it is zero already).
-void zero_unused_slot_bytes(format::DiskInode& disk, const DecodedInode& d) {
-  const uint32_t mode = d.core.mode;
+// The bytes of `u` that nothing reads, zeroed as the daemon writes them
+// (decode_inode refuses a slot with any of them set): the extent slots past
+// the inline extents (all of `u` for a device, fifo or socket: a flip there
+// costs nothing), what follows an inline target (checked first by
+// tail_clean). An inline file's tail is left: bytes there may be data a
+// shrunk size cut off, and decode_inode refuses them.
+void zero_unused_slot_bytes(format::DiskInode& disk) {
+  const uint32_t mode = disk.mode.get();
+  const uint64_t size = disk.size.get();
+  const uint32_t count = disk.extent_count.get();
   if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode)) {
     std::memset(static_cast<void*>(&disk.u), 0, sizeof(disk.u));
-  } else if (!d.inline_bytes.empty() || (d.core.flags & format::kInodeInlineData) != 0) {
-    std::memset(disk.u.data + d.core.size, 0, format::kInlineDataMax - d.core.size);
+  } else if ((disk.flags.get() & format::kInodeInlineData) != 0) {
+    return;
+  } else if (S_ISLNK(mode) && count == 0 && size <= format::kInlineSymlinkMax) {
+    std::memset(disk.u.symlink + size, 0, format::kInlineSymlinkMax - size);
   } else {
-    for (size_t i = d.inline_extents.size(); i < format::kInlineExtents; ++i) {
+    for (size_t i = std::min<uint32_t>(count, format::kInlineExtents); i < format::kInlineExtents;
+         ++i) {
       disk.u.extents[i] = format::DiskExtent{};
     }
   }
@@ -218,6 +231,17 @@ void zero_unused_slot_bytes(format::DiskInode& disk, const DecodedInode& d) {
 
 std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot) {
   format::DiskInode disk = slot;
+  const uint32_t raw_mode = disk.mode.get();
+  const uint64_t raw_size = disk.size.get();
+  if (S_ISLNK(raw_mode) && disk.extent_count.get() == 0 && raw_size != 0 &&
+      raw_size <= format::kInlineSymlinkMax) {
+    // Before the tail is zeroed: one flipped bit there is kept, more is not.
+    if (auto bad = target_problem(disk.u.symlink, raw_size, format::kInlineSymlinkMax);
+        !bad.empty()) {
+      return bad;
+    }
+  }
+  zero_unused_slot_bytes(disk);
   seal_inode_crc(disk);
   auto d = decode_inode(disk, ino, ctx.geo().inode_count);
   if (!d.is_ok()) return d.status().message();
@@ -241,8 +265,6 @@ std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot)
     return "block count " + std::to_string(c.blocks) + " but " + std::to_string(owned) +
            " blocks owned";
   }
-  zero_unused_slot_bytes(disk, *d);
-  seal_inode_crc(disk);
   slot = disk;
   return "";
 }

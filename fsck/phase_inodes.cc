@@ -142,6 +142,81 @@ void check_inline_slot(Context& ctx, uint64_t ino, format::DiskInode& disk) {
   if (ctx.repair()) ctx.image.write_inode(ino, disk);
 }
 
+// Bytes of a crc-valid slot that the daemon never leaves set (decode_inode
+// refuses the slot while they are): repaired here, where the fix costs
+// nothing, before the decode would clear the inode. A regular file without
+// extents whose slot holds what looks like inline data lost its flag (the
+// bytes are served as its data again); any other stray bytes are zeroed, as
+// a device number on an inode that is no device is. Runs after
+// check_inline_slot.
+void check_slot_bytes(Context& ctx, uint64_t ino, format::DiskInode& disk) {
+  const uint32_t mode = disk.mode.get();
+  if (mode == 0) return;
+  format::DiskInode resealed = disk;
+  seal_inode_crc(resealed);
+  if (resealed.crc.get() != disk.crc.get()) return;
+  bool edited = false;
+  if (disk.rdev.get() != 0 && !S_ISCHR(mode) && !S_ISBLK(mode)) {
+    ctx.problem(Phase::kInodes, "rdev_not_device", ino,
+                ctx.fix("device number " + std::to_string(disk.rdev.get()) +
+                            " on an inode that is no device",
+                        "cleared", "clear it"));
+    disk.rdev.set(0);
+    edited = true;
+  }
+  if (!has_block_map(mode) && (disk.size.get() != 0 || disk.extent_count.get() != 0 ||
+                              disk.extent_block.get() != 0)) {
+    // The blocks it seemed to map are no one's then: leaks, freed in phase 5.
+    ctx.problem(Phase::kInodes, "special_extents", ino,
+                ctx.fix("device, fifo or socket with a size or a block map",
+                        "size and map dropped", "drop the size and the map"));
+    disk.size.set(0);
+    disk.extent_count.set(0);
+    disk.extent_block.set(0);
+    edited = true;
+  }
+  const auto* u = reinterpret_cast<const unsigned char*>(&disk.u);
+  const uint64_t size = disk.size.get();
+  const uint32_t count = disk.extent_count.get();
+  size_t used = 0;  // the bytes of `u` the inode's type gives a meaning
+  if ((disk.flags.get() & format::kInodeInlineData) != 0) {
+    used = sizeof(disk.u);  // its tail: check_inline_slot
+  } else if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode)) {
+    used = 0;
+  } else if (S_ISLNK(mode) && count == 0) {
+    used = sizeof(disk.u);  // the target and its tail: decode_inode
+  } else {
+    used = std::min<uint32_t>(count, format::kInlineExtents) * sizeof(format::DiskExtent);
+  }
+  bool stray = false;
+  for (size_t i = used; i < sizeof(disk.u); ++i) stray |= u[i] != 0;
+  if (stray) {
+    const bool inline_feature =
+        (ctx.sb.feature_incompat & format::kFeatureIncompatInlineData) != 0;
+    bool tail_zero = size <= format::kInlineDataMax;
+    for (size_t i = size; tail_zero && i < format::kInlineDataMax; ++i) tail_zero = u[i] == 0;
+    if (S_ISREG(mode) && count == 0 && disk.extent_block.get() == 0 && inline_feature &&
+        tail_zero && (disk.blocks.get() == 0 || disk.xattr_block.get() != 0)) {
+      ctx.problem(Phase::kInodes, "inline_flag_lost", ino,
+                  ctx.fix("a file of " + std::to_string(size) +
+                              " bytes without extents holds them in its slot, without the "
+                              "inline-data flag",
+                          "flag restored, the bytes served as its data",
+                          "restore the flag and serve the bytes as its data"));
+      disk.flags.set(disk.flags.get() | format::kInodeInlineData);
+    } else {
+      ctx.problem(Phase::kInodes, "slot_stray_bytes", ino,
+                  ctx.fix("bytes in the slot that its type gives no meaning", "zeroed",
+                          "zero them"));
+      std::memset(reinterpret_cast<unsigned char*>(&disk.u) + used, 0, sizeof(disk.u) - used);
+    }
+    edited = true;
+  }
+  if (!edited) return;
+  seal_inode_crc(disk);
+  if (ctx.repair()) ctx.image.write_inode(ino, disk);
+}
+
 // The blocks a slot about to be cleared seems to own, as far as its map
 // decodes (inline extents, the overflow chain while its blocks name this
 // inode, the xattr chain by its headers), into ctx.cleared_maps.
@@ -185,12 +260,59 @@ void record_cleared_map(Context& ctx, uint64_t ino, const format::DiskInode& dis
   }
 }
 
+// A crc-valid symlink the daemon would refuse (decode_inode, load_inode):
+// a size no target of its has (0 bytes, 4096 or more, or one that does not
+// match where the target is: up to kInlineSymlinkMax bytes in the slot,
+// longer ones in one block), or a block that is not one written block
+// holding the target and zeros. Cleared: nothing tells what the target was.
+bool symlink_cleared(Context& ctx, uint64_t ino, const format::DiskInode& disk) {
+  const uint64_t size = disk.size.get();
+  const uint32_t count = disk.extent_count.get();
+  if (!S_ISLNK(disk.mode.get())) return false;
+  format::DiskInode resealed = disk;
+  seal_inode_crc(resealed);
+  if (resealed.crc.get() != disk.crc.get()) return false;
+  // An unlinked inode's block may be freed before its slot (decode_inode).
+  const bool orphan = (disk.flags.get() & format::kInodeOrphan) != 0 || disk.nlink.get() == 0;
+  const bool fits = size != 0 && size < format::kBlockSize &&
+                    (size <= format::kInlineSymlinkMax ? count == 0
+                                                       : count == 1 || (count == 0 && orphan));
+  std::string kind = "symlink_size";
+  std::string what = "symlink target of " + std::to_string(size) + " bytes with " +
+                     std::to_string(count) + " extents";
+  if (fits && count == 1) {
+    const Geometry& geo = ctx.geo();
+    auto e = decode_extent(disk.u.extents[0], geo.data_start, geo.data_start + geo.data_blocks);
+    bool sound = e.is_ok() && e->file_block == 0 && e->length == 1 && !e->unwritten &&
+                 disk.extent_block.get() == 0;
+    if (sound) {
+      const auto* target = reinterpret_cast<const char*>(ctx.image.read_block(e->region_block));
+      sound = std::memchr(target, '\0', size) == nullptr &&
+              std::all_of(target + size, target + format::kBlockSize,
+                          [](char b) { return b == 0; });
+    }
+    if (sound) return false;
+    kind = "symlink_target";
+    what = "symlink block is not one written block holding its target and zeros";
+  } else if (fits) {
+    return false;  // an inline target: decode_inode checks its bytes
+  }
+  ctx.problem(Phase::kInodes, kind, ino, ctx.fix(what, "inode cleared", "clear the inode"));
+  record_cleared_map(ctx, ino, ctx.image.read_inode(ino));
+  format::DiskInode freed{};
+  freed.generation.set(disk.generation.get() + 1);
+  ctx.image.write_inode(ino, freed);
+  return true;
+}
+
 // One inode slot; a zero slot other than the root's is free.
 void check_inode_slot(Context& ctx, uint64_t ino) {
   const uint64_t n = ctx.geo().inode_count;
   format::DiskInode disk = ctx.image.read_inode(ino);
   if (slot_is_zero(disk) && ino != format::kRootIno) return;
   check_inline_slot(ctx, ino, disk);
+  check_slot_bytes(ctx, ino, disk);
+  if (symlink_cleared(ctx, ino, disk)) return;
   auto decoded = decode_inode(disk, ino, n);
   bool root = ino == format::kRootIno;
   bool salvaged = false;
@@ -291,17 +413,6 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
     // Fixed with the layout in phase 4.
     ctx.problem(Phase::kInodes, "dir_size", ino,
                 "directory size " + std::to_string(c.size) + " is not whole blocks");
-  }
-  if (S_ISLNK(c.mode) && (c.size == 0 || c.size >= format::kBlockSize)) {
-    ctx.problem(Phase::kInodes, "symlink_size", ino,
-                ctx.fix("symlink target of " + std::to_string(c.size) + " bytes", "inode cleared",
-                        "clear the inode"));
-    record_cleared_map(ctx, ino, ctx.image.read_inode(ino));
-    format::DiskInode freed{};
-    freed.generation.set(c.generation + 1);
-    ctx.image.write_inode(ino, freed);
-    st = InodeState{};
-    return;
   }
   if (c.nlink == 0 && (c.flags & format::kInodeOrphan) == 0) {
     // Reported and resolved with the namespace (phases 6 to 8).
@@ -466,13 +577,6 @@ void check_extents(Context& ctx) {
     if (check_inode_xattrs(ctx, ino, st, &chains)) changed.insert(ino);
     if (st.bytes_in_slot) continue;
     Gathered g = gather(ctx, ino, *d);
-    if (!has_block_map(st.mode) && (!g.extents.empty() || !g.chain.empty())) {
-      ctx.problem(Phase::kExtents, "special_extents", ino,
-                  ctx.fix("device, fifo or socket with a block map", "map dropped",
-                          "drop the map"));
-      g.extents.clear();
-      g.changed = true;
-    }
     st.extents = std::move(g.extents);
     st.chain = std::move(g.chain);
     if (g.changed) changed.insert(ino);

@@ -21,11 +21,6 @@ constexpr const char* kLostFound = "lost+found";
 
 uint8_t dtype_of(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
 
-bool name_ok(std::string_view name) {
-  if (name.empty() || name == "." || name == "..") return false;
-  return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
-}
-
 std::string printable(std::string_view name) {
   std::string out;
   for (char c : name) out += (c >= 0x20 && c < 0x7f) ? c : '?';
@@ -255,7 +250,7 @@ void check_directories(Context& ctx) {
         dir_block_for_each(ctx.image.read_block(rb), [&](const DirBlockEntry& de) {
           EntryRef ref{dir, rb, de.offset};
           std::string shown = printable(de.name);
-          if (!name_ok(de.name)) {
+          if (!dir_entry_name_valid(de.name)) {
             deferred.push_back({"bad_name", dir, shown,
                                 ctx.fix("invalid name", "entry removed", "remove the entry")});
             removals.push_back(ref);

@@ -339,15 +339,26 @@ Result<Superblock> read_superblock(const Region& region, bool* used_backup) {
   Result<Superblock> primary = read_at(region, format::kSuperblockBlock);
   if (primary.is_ok()) return primary;
 
-  const uint64_t backup_block = blocks - 1;
-  Result<Superblock> backup = read_at(region, backup_block);
-  // A backup only counts where it says it lives; anything else is a stale
-  // copy from an older, larger format.
-  if (!backup.is_ok() || backup->geometry.backup_block() != backup_block) {
-    return primary.status();
+  // The backup is the last block of the region mkfs formatted: the last
+  // block of the region, unless the region file grew since (truncate -s),
+  // and then the last block that holds data, the growth being a hole.
+  std::vector<uint64_t> candidates = {blocks - 1};
+  const std::vector<Region::ByteRange> data = region.data_ranges(0, region.size());
+  if (!data.empty()) {
+    const uint64_t end = data.back().offset + data.back().length;
+    if (end >= 2 * kBlockSize && end / kBlockSize - 1 < blocks - 1) {
+      candidates.push_back(end / kBlockSize - 1);
+    }
   }
-  if (used_backup) *used_backup = true;
-  return backup;
+  for (uint64_t backup_block : candidates) {
+    Result<Superblock> backup = read_at(region, backup_block);
+    // A backup only counts where it says it lives; anything else is a stale
+    // copy from an older, larger format.
+    if (!backup.is_ok() || backup->geometry.backup_block() != backup_block) continue;
+    if (used_backup) *used_backup = true;
+    return backup;
+  }
+  return primary.status();
 }
 
 }  // namespace sealfs

@@ -62,9 +62,15 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     const std::byte* b = region_->data() + block_offset(rb);
     Status s = dir_block_verify(b, dir.ino);
     if (!s.is_ok()) return s.with_context("directory " + std::to_string(dir.ino));
+    Status bad;
     dir_block_for_each(b, [&](const DirBlockEntry& e) {
-      index->add(e.name, DirLocation{e.ino, bi, e.offset, e.type});
+      if (!bad.is_ok()) return;
+      bad = dir_entry_check(e, geo_.inode_count);
+      if (bad.is_ok() && !index->add(e.name, DirLocation{e.ino, bi, e.offset, e.type})) {
+        bad = dir_entry_damage(e, "a second entry of this name");
+      }
     });
+    if (!bad.is_ok()) return bad.with_context("directory " + std::to_string(dir.ino));
     index->largest_free.push_back(dir_block_largest_free(b));
   }
   index->shrink_to_fit();
@@ -150,11 +156,20 @@ Status FilesystemImpl::readdir(Ino ino, uint64_t cookie,
     if (!s.is_ok()) return s.with_context("directory " + std::to_string(dir->ino));
     uint64_t min_offset = bi == first_block ? (pos & (format::kBlockSize - 1)) : 0;
     bool stop = false;
+    Status bad;
     dir_block_for_each(b, [&](const DirBlockEntry& e) {
       if (stop || e.offset < min_offset) return;
+      // Names the daemon could not have stored are refused, not listed; a
+      // name listed twice is the verifier's to find (mount_verifier.cc).
+      bad = dir_entry_check(e, geo_.inode_count);
+      if (!bad.is_ok()) {
+        stop = true;
+        return;
+      }
       uint64_t c = dir_cookie(static_cast<uint32_t>(bi), e.offset);
       if (!emit(DirEntry{e.name, e.ino, e.type, c + 1})) stop = true;
     });
+    if (!bad.is_ok()) return bad.with_context("directory " + std::to_string(dir->ino));
     if (stop) break;
   }
   return Status::ok();

@@ -1,5 +1,7 @@
 #include "meta/directory.h"
 
+#include <dirent.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -101,6 +103,31 @@ void dir_block_for_each(const std::byte* block,
     uint32_t rec = e.rec_len.get();
     if (rec == 0) die("rec_len 0 in a verified block");
     offset += rec;
+  }
+}
+
+bool dir_entry_name_valid(std::string_view name) {
+  if (name.empty() || name == "." || name == "..") return false;
+  return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
+Status dir_entry_damage(const DirBlockEntry& e, const std::string& what) {
+  std::string shown;
+  for (char c : e.name) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return Status(Code::kCorruption,
+                "entry '" + shown + "' at " + std::to_string(e.offset) + ": " + what);
+}
+
+Status dir_entry_check(const DirBlockEntry& e, uint64_t inode_count) {
+  auto bad = [&](const std::string& what) { return dir_entry_damage(e, what); };
+  if (!dir_entry_name_valid(e.name)) return bad("invalid name");
+  if (e.ino > inode_count) return bad("inode " + std::to_string(e.ino) + " past the table");
+  if (e.ino == format::kRootIno) return bad("names the root");
+  switch (e.type) {
+    case DT_REG: case DT_DIR: case DT_LNK: case DT_CHR: case DT_BLK: case DT_FIFO: case DT_SOCK:
+      return Status::ok();
+    default:
+      return bad("unknown type " + std::to_string(e.type));
   }
 }
 

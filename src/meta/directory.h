@@ -124,4 +124,14 @@ void dir_block_remove(std::byte* block, uint16_t offset);
 void dir_block_retarget(std::byte* block, uint16_t offset, uint64_t ino, uint8_t type);
 uint16_t dir_block_largest_free(const std::byte* block);
 
+// A name the daemon could have stored: not "." or "..", no '/' or NUL.
+bool dir_entry_name_valid(std::string_view name);
+// Whether an entry of a verified block may be served: a valid name, an
+// inode number in the table other than the root's, a known DT_* type.
+// dir_block_verify checks only the block's structure, so that fsck can
+// remove such an entry alone instead of emptying its block.
+Status dir_entry_check(const DirBlockEntry& e, uint64_t inode_count);
+// Corruption naming the entry (unprintable bytes shown as '?') and `what`.
+Status dir_entry_damage(const DirBlockEntry& e, const std::string& what);
+
 }  // namespace sealfs

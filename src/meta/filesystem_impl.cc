@@ -203,10 +203,28 @@ Status FilesystemImpl::load_inode(Inode& inode) {
     // each from the map, so the map must hold exactly what they hold.
     inode.extents.insert_as_stored(*e);
   }
-  if (directory && d.core.size != prev_end * format::kBlockSize) {
+  // An unlinked directory's blocks are freed before its slot (free_inode):
+  // a crash between the two leaves its size without blocks; the mount then
+  // frees it.
+  const bool blocks_freed =
+      all.empty() && (d.core.nlink == 0 || (d.core.flags & format::kInodeOrphan) != 0);
+  if (directory && d.core.size != prev_end * format::kBlockSize && !blocks_freed) {
     return ctx(Status(Code::kCorruption, "directory size " + std::to_string(d.core.size) +
                                              " but it maps " + std::to_string(prev_end) +
                                              " blocks"));
+  }
+  if (S_ISLNK(d.core.mode) && !all.empty()) {
+    // decode_inode allowed one extent: the target's block, written, zeros
+    // after the target as make_node leaves it.
+    const Extent& e = inode.extents.begin()->second;
+    if (e.file_block != 0 || e.length != 1 || e.unwritten) {
+      return ctx(Status(Code::kCorruption, "symlink map is not one written block"));
+    }
+    const char* target = reinterpret_cast<const char*>(region_->data() + block_offset(e.region_block));
+    if (std::memchr(target, '\0', d.core.size) != nullptr ||
+        std::any_of(target + d.core.size, target + format::kBlockSize, [](char b) { return b != 0; })) {
+      return ctx(Status(Code::kCorruption, "symlink block is not a target followed by zeros"));
+    }
   }
   inode.extents.forget_changes();
   if (!links.empty()) {
@@ -221,6 +239,11 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   bool used_backup = false;
   ASSIGN_OR_RETURN(Superblock sb, read_superblock(*region_, &used_backup));
   if (used_backup) log().warn("primary superblock is bad; mounting from the backup");
+  if (region_->size() / format::kBlockSize > sb.geometry.region_blocks) {
+    log().warn("the region is {} bytes and the filesystem was made for {}: the rest is unused "
+               "(sealfs does not grow); the backup superblock stays at block {}",
+               region_->size(), sb.geometry.region_size, sb.geometry.backup_block());
+  }
   if (needs_read_only(sb) && !read_only_) {
     log().warn("unknown ro_compat features: mounting read-only");
     read_only_ = true;

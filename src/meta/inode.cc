@@ -105,6 +105,21 @@ Result<DecodedInode> decode_inode(const format::DiskInode& disk, uint64_t ino,
   if (out.orphan_next > inode_count) {
     return Status(Code::kCorruption, context("orphan_next out of range"));
   }
+  // What the slot holds must be what the daemon writes for the inode's
+  // type (encode_inode starts from a zeroed slot): a crc only says that
+  // the bytes are the ones sealed, and a retyped or resized inode sealed
+  // again would otherwise be served as something it never was.
+  const auto* u = reinterpret_cast<const unsigned char*>(&disk.u);
+  auto zero_from = [&](size_t from) {
+    for (size_t i = from; i < sizeof(disk.u); ++i) {
+      if (u[i] != 0) return false;
+    }
+    return true;
+  };
+  const bool device = S_ISCHR(c.mode) || S_ISBLK(c.mode);
+  if (c.rdev != 0 && !device) {
+    return Status(Code::kCorruption, context("device number on an inode that is no device"));
+  }
   if ((c.flags & format::kInodeInlineData) != 0) {
     if (!S_ISREG(c.mode)) return Status(Code::kCorruption, context("inline data on a non-regular inode"));
     if (c.size > format::kInlineDataMax) {
@@ -113,15 +128,58 @@ Result<DecodedInode> decode_inode(const format::DiskInode& disk, uint64_t ino,
     if (out.extent_count != 0 || out.extent_block != 0) {
       return Status(Code::kCorruption, context("inline data with extents"));
     }
+    if (!zero_from(c.size)) {
+      return Status(Code::kCorruption, context("bytes after the end of the inline file"));
+    }
     out.inline_bytes.assign(reinterpret_cast<const char*>(disk.u.data), c.size);
     return out;
   }
+  if (!S_ISREG(c.mode) && !S_ISDIR(c.mode) && !S_ISLNK(c.mode)) {
+    if (c.size != 0 || out.extent_count != 0 || out.extent_block != 0) {
+      return Status(Code::kCorruption, context("fifo, socket or device with a size or a block map"));
+    }
+    if (!zero_from(0)) {
+      return Status(Code::kCorruption, context("bytes in the slot of a fifo, socket or device"));
+    }
+    return out;
+  }
+  if (S_ISLNK(c.mode)) {
+    if (c.size == 0 || c.size >= format::kBlockSize) {
+      return Status(Code::kCorruption, context("symlink target of " + std::to_string(c.size) +
+                                               " bytes"));
+    }
+    // Targets of up to kInlineSymlinkMax bytes live in the slot, longer
+    // ones in one block (make_node). An unlinked inode's blocks are freed
+    // in a transaction before the one that frees its slot (free_inode): a
+    // crash between the two leaves the size without the block.
+    const bool inline_target = c.size <= format::kInlineSymlinkMax;
+    const bool block_freed = !inline_target && out.extent_count == 0 &&
+                             ((c.flags & format::kInodeOrphan) != 0 || c.nlink == 0);
+    if (inline_target != (out.extent_count == 0) && !block_freed) {
+      return Status(Code::kCorruption,
+                    context("symlink target of " + std::to_string(c.size) + " bytes with " +
+                            std::to_string(out.extent_count) + " extents"));
+    }
+    if (!inline_target && out.extent_count > 1) {
+      return Status(Code::kCorruption, context("symlink mapping more than one block"));
+    }
+  }
   if (is_inline_symlink(c.mode, c.size, out.extent_count)) {
-    out.inline_bytes.assign(disk.u.symlink, c.size);
     if (out.extent_block != 0) return Status(Code::kCorruption, context("symlink with extent block"));
+    if (std::memchr(disk.u.symlink, '\0', c.size) != nullptr) {
+      return Status(Code::kCorruption, context("a NUL inside the symlink target"));
+    }
+    if (!zero_from(c.size)) {
+      return Status(Code::kCorruption, context("bytes after the symlink target"));
+    }
+    out.inline_bytes.assign(disk.u.symlink, c.size);
     return out;
   }
   uint32_t inline_count = std::min<uint32_t>(out.extent_count, format::kInlineExtents);
+  if (!zero_from(inline_count * sizeof(format::DiskExtent))) {
+    return Status(Code::kCorruption, context("bytes in the slot after its " +
+                                             std::to_string(inline_count) + " extents"));
+  }
   out.inline_extents.assign(disk.u.extents, disk.u.extents + inline_count);
   if ((out.extent_count > format::kInlineExtents) != (out.extent_block != 0)) {
     return Status(Code::kCorruption, context("extent count and overflow block disagree"));

@@ -15,6 +15,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <string_view>
+#include <unordered_set>
 
 #include "meta/filesystem_impl.h"
 #include "meta/mount_verifier.h"
@@ -128,6 +130,7 @@ Status FilesystemImpl::count_directory_names(Inode& dir, std::vector<uint32_t>& 
                                              std::vector<uint32_t>& subdirs) {
   ReaderLock lock(dir.mu);
   const uint64_t ino = dir.ino;
+  std::unordered_set<std::string_view> seen;  // this directory's names
   for (const auto& [fb, e] : dir.extents) {
     for (uint64_t i = 0; i < e.length; ++i) {
       const std::byte* b = region_->data() + block_offset(e.region_block + i);
@@ -136,13 +139,25 @@ Status FilesystemImpl::count_directory_names(Inode& dir, std::vector<uint32_t>& 
       Status bad;
       dir_block_for_each(b, [&](const DirBlockEntry& de) {
         if (!bad.is_ok()) return;
-        Inode* child = de.ino <= geo_.inode_count ? slot(de.ino) : nullptr;
+        bad = dir_entry_check(de, geo_.inode_count);
+        if (!bad.is_ok()) return;
+        Inode* child = slot(de.ino);
         // A child's mode changes only after check_writable(), which waits
         // for the verifier: read without its lock.
-        if (child == nullptr || mode_while_verifying(*child) == 0 || de.ino >= names.size()) {
-          bad = Status(Code::kCorruption, "directory " + std::to_string(ino) + ": entry '" +
-                                              std::string(de.name) + "' -> free inode " +
-                                              std::to_string(de.ino));
+        const uint32_t mode = child != nullptr ? mode_while_verifying(*child) : 0;
+        if (mode == 0 || de.ino >= names.size()) {
+          bad = dir_entry_damage(de, "names free inode " + std::to_string(de.ino));
+          return;
+        }
+        if (de.type != dtype_for_mode(mode)) {
+          bad = dir_entry_damage(de, "has type " + std::to_string(de.type) + ", inode " +
+                                         std::to_string(de.ino) + " is of type " +
+                                         std::to_string(dtype_for_mode(mode)));
+          return;
+        }
+        // Names point into the region, which outlives the set.
+        if (!seen.insert(de.name).second) {
+          bad = dir_entry_damage(de, "a second entry of this name");
           return;
         }
         ++names[de.ino];
@@ -151,7 +166,7 @@ Status FilesystemImpl::count_directory_names(Inode& dir, std::vector<uint32_t>& 
           ++subdirs[ino];
         }
       });
-      RETURN_IF_ERROR(bad);
+      if (!bad.is_ok()) return bad.with_context("directory " + std::to_string(ino));
     }
   }
   return Status::ok();

@@ -66,6 +66,13 @@ Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
                                          std::string(name) + "' -> inode " +
                                          std::to_string(child->ino) + " with link count 0");
   }
+  if (loc->type != dtype_for_mode(child->core.mode)) {
+    return Status(Code::kCorruption, "directory " + std::to_string(dir->ino) + ": entry '" +
+                                         std::string(name) + "' has type " +
+                                         std::to_string(loc->type) + ", inode " +
+                                         std::to_string(child->ino) + " is of type " +
+                                         std::to_string(dtype_for_mode(child->core.mode)));
+  }
   // A directory has one name, so its parent is known once looked up; the
   // verifier sets the rest (and checks the one name).
   if (S_ISDIR(child->core.mode) && child->parent == 0) child->parent = dir->ino;

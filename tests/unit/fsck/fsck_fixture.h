@@ -142,6 +142,24 @@ inline std::string kinds(const Report& r) {
 }
 
 // Image accessors.
+// -n finds `kind`, clears no inode and writes nothing; -y repairs; -n is
+// then clean and the repaired image mounts. Returns the repaired image.
+inline Bytes expect_round_trip(const Bytes& image, const std::string& kind) {
+  FsckRun check = run(image, false);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  EXPECT_TRUE(has_kind(check.report, kind)) << kinds(check.report);
+  EXPECT_FALSE(has_kind(check.report, "inode_corrupt")) << kinds(check.report);
+  EXPECT_EQ(check.image, image) << "check-only run wrote to the image";
+  FsckRun fix = run(image, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_EQ(fix.report.remaining_after_repair, 0u);
+  FsckRun again = run(fix.image, false);
+  EXPECT_EQ(again.report.exit_code, kExitClean) << kinds(again.report);
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  EXPECT_TRUE(fs.is_ok()) << fs.status().to_string();
+  return fix.image;
+}
+
 inline format::DiskInode get_inode(const Bytes& img, const Geometry& g, uint64_t ino) {
   format::DiskInode d{};
   std::memcpy(&d, img.data() + inode_offset(g, ino), sizeof(d));

@@ -2,12 +2,15 @@
 // exact code, backup fallback, and the layout computation.
 #include "media/superblock.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <functional>
 
 #include "media/region_dram.h"
+#include "media/region_pmem2.h"
 #include "util/crc32c.h"
 
 namespace sealfs {
@@ -288,6 +291,35 @@ TEST_F(ReadSuperblockTest, BackupOfAnotherGeometryIsNotUsed) {
   Superblock small = sample(32 * kMiB);
   put(sb_.geometry.backup_block(), encode_superblock(small));
   EXPECT_EQ(read_superblock(*region_).status().code(), Code::kCorruption);
+}
+
+// A region file grown after mkfs (truncate -s) keeps its backup where mkfs
+// wrote it, at the end of the formatted size; the growth is a hole. With
+// the primary bad, the reader looked only at the region's last block and
+// found no superblock at all: fsck could not repair what one bad block
+// broke (adversarial campaign of 2026-12-07).
+TEST(ReadSuperblockFileTest, ARegionFileGrownAfterMkfsStillFindsItsBackup) {
+  char path[] = "/tmp/sealfs-sb-grown-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const Superblock sb = sample(16 * kMiB);
+  const DiskSuperblock disk = encode_superblock(sb);
+  ASSERT_EQ(::ftruncate(fd, 16 * kMiB), 0);
+  ASSERT_EQ(::pwrite(fd, &disk, sizeof(disk), 0), static_cast<ssize_t>(sizeof(disk)));
+  ASSERT_EQ(::pwrite(fd, &disk, sizeof(disk), block_offset(sb.geometry.backup_block())),
+            static_cast<ssize_t>(sizeof(disk)));
+  ASSERT_EQ(::ftruncate(fd, 64 * kMiB), 0);  // grown: a hole after the backup
+  const char garbage[64] = "not a superblock";
+  ASSERT_EQ(::pwrite(fd, garbage, sizeof(garbage), 0), static_cast<ssize_t>(sizeof(garbage)));
+  ::close(fd);
+  auto region = RegionPmem2::open(path, RegionOptions{.read_only = true});
+  ::unlink(path);
+  ASSERT_TRUE(region.is_ok()) << region.status().to_string();
+  bool used_backup = false;
+  Result<Superblock> found = read_superblock(**region, &used_backup);
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_TRUE(used_backup);
+  EXPECT_EQ(found->geometry.region_size, 16 * kMiB);
 }
 
 // compute_geometry.

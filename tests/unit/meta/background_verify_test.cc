@@ -4,6 +4,7 @@
 // on demand; every metadata change waits for it; damage it finds makes the
 // mount read-only for good with the region stamped "needs check", and an
 // inode it could not read answers EIO; an unmount while it runs is clean.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "media/superblock.h"
+#include "meta/directory.h"
 #include "meta/inode.h"
 #include "meta_fixture.h"
 #include "sealfs/format.h"
@@ -39,6 +41,12 @@ class Hold {
     std::lock_guard lock(mu_);
     released_ = true;
     cv_.notify_all();
+  }
+  // For the next mount of the same test.
+  void rearm() {
+    std::lock_guard lock(mu_);
+    entered_ = false;
+    released_ = false;
   }
   bool wait_entered() {
     std::unique_lock lock(mu_);
@@ -486,6 +494,88 @@ TEST_F(BackgroundVerifyTest, OpenForWritingWaitsAndIsRefusedAfterDamage) {
   EXPECT_EQ(opened.code(), Code::kReadOnly) << opened.to_string();
   EXPECT_EQ(fs_->open(leaf_, O_WRONLY | O_TRUNC).code(), Code::kReadOnly);
   EXPECT_TRUE(read_all(leaf_) == data_);
+}
+
+// Directory entries the daemon could not have written, each in a block
+// whose crc is resealed (a structurally valid lie): a synchronous mount
+// refuses each; with the verifier held back, none is served, and the
+// verifier then turns the mount read-only. Names with '/', ".", ".." or a
+// NUL, and names listed twice, used to be served (adversarial campaign of
+// 2026-12-07): a readdir handed the kernel "a/b" and two "a1".
+TEST_F(BackgroundVerifyTest, DirectoryEntriesTheDaemonCouldNotHaveWrittenAreNotServed) {
+  ASSERT_NO_FATAL_FAILURE(make_tree());
+  Attr fifo_like = make_file(deep_dir_, "typed");
+  fs_->release(fifo_like.ino);
+  for (const char* name : {"a_b", "xy", "q", "a1", "b1"}) {
+    Attr f = make_file(deep_dir_, name);
+    fs_->release(f.ino);
+  }
+  ASSERT_NO_FATAL_FAILURE(unmount_to_image());
+  const Bytes pristine = image_;
+  const uint64_t block_at = inode(deep_dir_).u.extents[0].region_block.get() * format::kBlockSize;
+  struct Damage {
+    const char* what;      // expected in the refusal
+    const char* entry;     // the entry edited
+    std::string new_name;  // same length; empty: keep the name
+    uint64_t new_ino;      // 0: keep
+    uint8_t new_type;      // 0: keep
+    bool readdir_refused;  // refused before the verifier (else its to find)
+  };
+  const std::vector<Damage> damages = {
+      {"invalid name", "a_b", "a/b", 0, 0, true},
+      {"invalid name", "xy", "..", 0, 0, true},
+      {"invalid name", "q", ".", 0, 0, true},
+      {"invalid name", "a_b", std::string("a\0b", 3), 0, 0, true},
+      {"names the root", "q", "", kRootIno, DT_DIR, true},
+      {"past the table", "q", "", geo_.inode_count + 1, 0, true},
+      {"unknown type", "q", "", 0, 3, true},
+      {"has type", "typed", "", 0, DT_FIFO, false},
+      {"a second entry of this name", "b1", "a1", 0, 0, false},
+  };
+  for (const Damage& d : damages) {
+    SCOPED_TRACE(std::string(d.what) + " (" + d.entry + ")");
+    image_ = pristine;
+    std::byte* block = image_.data() + block_at;
+    bool edited = false;
+    dir_block_for_each(block, [&](const DirBlockEntry& e) {
+      if (e.name != d.entry) return;
+      if (!d.new_name.empty()) {
+        std::memcpy(block + e.offset + sizeof(format::DiskDirEntry), d.new_name.data(),
+                    d.new_name.size());
+      }
+      dir_block_retarget(block, e.offset, d.new_ino != 0 ? d.new_ino : e.ino,
+                         d.new_type != 0 ? d.new_type : e.type);
+      edited = true;
+    });
+    ASSERT_TRUE(edited);
+    dir_block_seal(block);
+
+    auto refused = Filesystem::mount(RegionDram::from_image(image_), {});
+    ASSERT_FALSE(refused.is_ok()) << "mounted an image with a bad entry";
+    EXPECT_EQ(refused.status().code(), Code::kCorruption) << refused.status().to_string();
+    EXPECT_NE(refused.status().message().find(d.what), std::string::npos)
+        << refused.status().to_string();
+
+    hold_.rearm();
+    ASSERT_NO_FATAL_FAILURE(mount_held());
+    ASSERT_TRUE(walk({"a", "b", "c", "d"}).is_ok());  // so ".." need not wait
+    std::vector<std::string> listed;
+    Status listing = fs_->readdir(deep_dir_, 0, [&](const DirEntry& e) {
+      listed.emplace_back(e.name);
+      return true;
+    });
+    if (d.readdir_refused) {
+      EXPECT_EQ(listing.code(), Code::kCorruption) << listing.to_string();
+    }
+    // Every lookup in the directory is refused (its index is not built) or,
+    // for a retyped entry, the lookup of that entry.
+    auto looked = fs_->lookup(deep_dir_, d.entry == std::string("typed") ? "typed" : "other");
+    ASSERT_FALSE(looked.is_ok()) << "served a name of a damaged directory";
+    EXPECT_EQ(looked.status().code(), Code::kCorruption) << looked.status().to_string();
+    hold_.release();
+    ASSERT_NO_FATAL_FAILURE(expect_read_only_after_damage());
+    fs_.reset();
+  }
 }
 
 }  // namespace
