@@ -55,6 +55,26 @@ struct Tree {
   Context& ctx;
   uint64_t lost_found = 0;
 
+  bool has_name(uint64_t dir, std::string_view name) {
+    bool found = false;
+    for (const Extent& e : ctx.inodes[dir].extents) {
+      for (uint64_t i = 0; i < e.length && !found; ++i) {
+        const std::byte* block = ctx.image.read_block(e.region_block + i);
+        if (!dir_block_verify(block, dir).is_ok()) continue;
+        dir_block_for_each(block, [&](const DirBlockEntry& de) { found = found || de.name == name; });
+      }
+    }
+    return found;
+  }
+  // `base`, or `base` with ".1", ".2"... after it when `dir` has that name
+  // already (a user's own file called "lost+found" or "#12"): a second
+  // entry of one name is damage the daemon refuses.
+  std::string free_name(uint64_t dir, const std::string& base) {
+    std::string name = base;
+    for (int n = 1; has_name(dir, name); ++n) name = base + "." + std::to_string(n);
+    return name;
+  }
+
   bool add_entry(uint64_t dir, std::string_view name, uint64_t ino, uint8_t type) {
     InodeState& d = ctx.inodes[dir];
     uint32_t need = format::dir_entry_size(static_cast<uint32_t>(name.size()));
@@ -119,12 +139,13 @@ struct Tree {
     st.used = true;
     st.mode = S_IFDIR | 0700;
     st.nlink = 2;
-    if (!add_entry(format::kRootIno, kLostFound, ino, DT_DIR)) {
+    const std::string name = free_name(format::kRootIno, kLostFound);
+    if (!add_entry(format::kRootIno, name, ino, DT_DIR)) {
       free_inode(ctx, ino);
       return 0;
     }
     ctx.problem(Phase::kDirectories, "lost_found_created", ino,
-                ctx.repair() ? "created /lost+found" : "no /lost+found; would create it");
+                ctx.repair() ? "created /" + name : "no /lost+found; would create /" + name);
     link(format::kRootIno, ino);
     st.reachable = true;
     lost_found = ino;
@@ -162,7 +183,7 @@ struct Tree {
       ctx.problem(Phase::kDirectories, kind, ino, why + "; cannot create /lost+found", false);
       return;
     }
-    std::string name = "#" + std::to_string(ino);
+    const std::string name = free_name(lf, "#" + std::to_string(ino));
     InodeState& st = ctx.inodes[ino];
     if (!add_entry(lf, name, ino, dtype_of(st.mode))) {
       ctx.problem(Phase::kDirectories, kind, ino, why + "; no space in /lost+found", false);

@@ -2,6 +2,7 @@
 // found by a check-only run (exit 4, the right kind), repaired by -y (exit
 // 1), after which a check-only run is clean (exit 0) and the meta layer
 // mounts the image.
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
@@ -200,6 +201,33 @@ TEST_F(FsckTest, DisconnectedInodeGoesToLostFound) {
   auto f = (*fs)->lookup(lf->ino, "#" + std::to_string(p().file2));
   ASSERT_TRUE(f.is_ok()) << f.status().to_string();
   EXPECT_EQ(f->ino, p().file2);
+  EXPECT_EQ(f->size, 100000u);
+}
+
+// A user's own file called lost+found in the root: fsck made a second
+// entry of that name for the directory it created, which its next pass
+// removed again (never converging), and which the daemon refuses (the
+// review of 2026-12-07). The directory takes a name of its own.
+TEST_F(FsckTest, AFileCalledLostFoundGetsNoSecondEntryOfItsName) {
+  const uint64_t root_block = first_block(image_, geo_, kRootIno);
+  ASSERT_TRUE(dir_block_insert(block_ptr(image_, root_block), "lost+found", p().file1, DT_REG));
+  dir_block_seal(block_ptr(image_, root_block));
+  auto f1 = get_inode(image_, geo_, p().file1);
+  f1.nlink.set(f1.nlink.get() + 1);
+  put_inode(image_, geo_, p().file1, f1);
+  uint64_t blk = first_block(image_, geo_, p().dir_a);
+  int off = entry_offset(image_, blk, p().dir_a, "f2");
+  ASSERT_GE(off, 0);
+  dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
+  dir_block_seal(block_ptr(image_, blk));
+  Bytes fixed = expect_round_trip("disconnected_inode");
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  EXPECT_EQ((*fs)->lookup(kRootIno, "lost+found")->ino, p().file1);
+  auto lf = (*fs)->lookup(kRootIno, "lost+found.1");
+  ASSERT_TRUE(lf.is_ok()) << lf.status().to_string();
+  auto f = (*fs)->lookup(lf->ino, "#" + std::to_string(p().file2));
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
   EXPECT_EQ(f->size, 100000u);
 }
 
