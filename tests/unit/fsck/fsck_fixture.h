@@ -142,16 +142,23 @@ inline std::string kinds(const Report& r) {
 }
 
 // Image accessors.
-// -n finds `kind`, clears no inode and writes nothing; -y repairs; -n is
-// then clean and the repaired image mounts. Returns the repaired image.
-inline Bytes expect_round_trip(const Bytes& image, const std::string& kind) {
+// -n finds `kind` and writes nothing; -y repairs (and reports `kind`); -n
+// is then clean and the repaired image mounts. With Clears::kNoInode, -n
+// must not have cleared an inode for it (inode_corrupt). Returns the
+// repaired image.
+enum class Clears { kAllowed, kNoInode };
+inline Bytes expect_round_trip(const Bytes& image, const std::string& kind,
+                               Clears clears = Clears::kNoInode) {
   FsckRun check = run(image, false);
   EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
   EXPECT_TRUE(has_kind(check.report, kind)) << kinds(check.report);
-  EXPECT_FALSE(has_kind(check.report, "inode_corrupt")) << kinds(check.report);
+  if (clears == Clears::kNoInode) {
+    EXPECT_FALSE(has_kind(check.report, "inode_corrupt")) << kinds(check.report);
+  }
   EXPECT_EQ(check.image, image) << "check-only run wrote to the image";
   FsckRun fix = run(image, true);
   EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, kind)) << kinds(fix.report);
   EXPECT_EQ(fix.report.remaining_after_repair, 0u);
   FsckRun again = run(fix.image, false);
   EXPECT_EQ(again.report.exit_code, kExitClean) << kinds(again.report);
