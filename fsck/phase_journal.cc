@@ -30,7 +30,18 @@ void apply_to_overlay(Image& image, const ReplayRecord& rec) {
 
 void report_recovery(Context& ctx, const RecoveryStats& rs) {
   const bool repair = ctx.repair();
-  if (rs.corrupt_seq != 0) {
+  if (rs.corrupt_seq != 0 && rs.transactions_after_corrupt == 0) {
+    // The last transaction committed (its commit record is there) but its
+    // body fails its checks: -y replays what comes before it and the later
+    // phases repair what its loss leaves inconsistent.
+    ctx.problem(Phase::kJournal, "journal_corrupt_last", 0,
+                "transaction " + std::to_string(rs.corrupt_seq) + " at block " +
+                    std::to_string(rs.corrupt_block) +
+                    " committed but is damaged (the last in the log); " +
+                    (repair ? "replayed " : "-y replays ") +
+                    count(rs.transactions_before_corrupt, "transaction") +
+                    " before it, " + count(rs.lost_transactions, "transaction") + " lost");
+  } else if (rs.corrupt_seq != 0) {
     // Fixable: -y replays around the damage and the later phases repair
     // what the lost transactions leave inconsistent.
     ctx.problem(Phase::kJournal, "journal_corrupt_middle", 0,

@@ -180,6 +180,12 @@ inline constexpr uint32_t kTxnMagic = 0x4e585453;        // "STXN"
 inline constexpr uint32_t kTxnWrapMagic = 0x50525753;    // "SWRP"
 inline constexpr uint32_t kTxnCommitMagic = 0x544d4353;  // "SCMT"
 inline constexpr uint32_t kJournalHeaderSlotOffset = 2048;
+// Every transaction after the tail was written in two steps: its body (with
+// zeros where the commit record goes), a drain, then the commit record and a
+// drain. A commit record that names the expected transaction therefore means
+// its body was durable, so a body that fails its crc is damage, not a torn
+// write (docs/format.md 4.3).
+inline constexpr uint32_t kJournalFlagOrderedCommit = 1u << 0;
 
 struct DiskJournalHeader {
   le64 magic;
@@ -188,7 +194,9 @@ struct DiskJournalHeader {
   le64 epoch;        // incremented on every header write; higher valid wins
   le64 tail_offset;  // byte offset in the log of the oldest live transaction
   le64 tail_seq;     // sequence number expected at tail_offset
-  le64 reserved[3];
+  le32 flags;        // kJournalFlag*; versions before the field wrote 0
+  le32 reserved0;
+  le64 reserved[2];
 };
 static_assert(sizeof(DiskJournalHeader) == 64);
 

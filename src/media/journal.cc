@@ -69,7 +69,8 @@ Result<Plan> make_plan(const Region& region, const JournalArea& area) {
                                          " is not inside the " + std::to_string(capacity) +
                                          "-byte log");
   }
-  plan.scan = jl::scan_log(log, capacity, header.salt, header.tail_offset, header.tail_seq);
+  plan.scan = jl::scan_log(log, capacity, header.salt, header.tail_offset, header.tail_seq,
+                           header.ordered_commits());
 
   // Every record is checked before any is applied, so a corrupt log changes
   // nothing at home.
@@ -229,7 +230,9 @@ void Journal::Impl::write_header(uint64_t tail_offset, uint64_t tail_seq) {
   if (tail_offset == capacity) tail_offset = 0;
   int target = 1 - slot;
   std::byte* dst = mutable_base() + area_begin + target * format::kJournalHeaderSlotOffset;
-  jl::encode_header({salt, epoch + 1, tail_offset, tail_seq}, dst);
+  // This writer only writes ordered commits (see commit()).
+  jl::encode_header({salt, epoch + 1, tail_offset, tail_seq, format::kJournalFlagOrderedCommit},
+                    dst);
   region.persist(dst, sizeof(format::DiskJournalHeader));
   slot = target;
   ++epoch;
@@ -332,8 +335,9 @@ Status Journal::format(Region& region, const JournalArea& area) {
   }
   return region.guarded("journal format", [&] {
     region.zero_flush(RegionWriteKey(), base + impl.area_begin, impl.area_end - impl.area_begin);
-    jl::encode_header({salt, 1, 0, 1}, header);
-    jl::encode_header({salt, 0, 0, 1}, header + format::kJournalHeaderSlotOffset);
+    constexpr uint32_t kFlags = format::kJournalFlagOrderedCommit;
+    jl::encode_header({salt, 1, 0, 1, kFlags}, header);
+    jl::encode_header({salt, 0, 0, 1, kFlags}, header + format::kJournalHeaderSlotOffset);
     region.flush(header, kBlockSize);
     region.drain();
   });
@@ -346,7 +350,14 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
   if (!plan.scan.gaps.empty() && mode == RecoveryMode::kStrict) {
     // Replaying the prefix would put older bytes over home locations that
     // later transactions had updated, and dropping the rest would lose them:
-    // leave everything as it is for fsck.
+    // leave everything as it is for fsck. A damaged last transaction had
+    // committed too: dropping it would lose an acknowledged change silently.
+    if (plan.scan.gaps.front().last) {
+      return Status(Code::kCorruption, "journal: transaction " +
+                                           std::to_string(found.corrupt_seq) + " at block " +
+                                           std::to_string(found.corrupt_block) +
+                                           " committed but is damaged; run fsck.sealfs");
+    }
     return Status(Code::kCorruption,
                   "journal: transaction " + std::to_string(found.corrupt_seq) + " at block " +
                       std::to_string(found.corrupt_block) +
@@ -372,13 +383,21 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
     log().warn("journal: skipping {} damaged transaction(s) from sequence {} ({})",
                gap.missing(), gap.first_missing_seq, gap.reason);
   }
+  // A log written before ordered commits: its torn tail may hold a complete
+  // commit record over a partial body. Skipping a sequence number means that
+  // record never names a transaction written from now on, so the header can
+  // say "ordered" at once (a reader trusts a commit record only for the
+  // sequence it expects).
+  const bool upgrade = !plan.header.ordered_commits() && !region.read_only();
+  if (upgrade) j.seq += 1;
 
   const auto& committed = plan.scan.transactions;
+  const bool recovers = !committed.empty() || !plan.scan.gaps.empty();
+  if (recovers && region.read_only()) {
+    return Status(Code::kReadOnly,
+                  "journal needs recovery: mount read-write once or run fsck.sealfs");
+  }
   if (!committed.empty()) {
-    if (region.read_only()) {
-      return Status(Code::kReadOnly,
-                    "journal needs recovery: mount read-write once or run fsck.sealfs");
-    }
     std::byte* base = j.mutable_base();
     struct Copy {
       uint64_t offset;
@@ -402,19 +421,23 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
       }
       region.drain();
     }));
-    // Replay is idempotent, but moving the tail saves doing it again.
-    RETURN_IF_ERROR(
-        region.guarded("journal header write", [&] {
-          j.mu.assert_held();
-          j.write_header(j.head, j.seq);
-        }));
-    j.tail = j.head;
-    j.used = 0;
     log().info("journal: replayed {} transactions ({} bytes)", committed.size(),
                found.replayed_bytes);
   }
+  // Replay is idempotent, but moving the tail saves doing it again; a
+  // skipped sequence number (a salvaged damaged tail, an upgrade) must reach
+  // the header before anything is written at the head.
+  if (recovers || upgrade) {
+    RETURN_IF_ERROR(region.guarded("journal header write", [&] {
+      j.mu.assert_held();
+      j.write_header(j.head, j.seq);
+    }));
+    j.tail = j.head;
+    j.used = 0;
+  }
   if (stats != nullptr) {
     *stats = found;
+    stats->next_seq = j.seq;
     if (committed.empty()) stats->replayed_bytes = 0;
   }
   return journal;
@@ -504,15 +527,27 @@ Status Journal::commit(Transaction&& txn) {
     // the transaction did not commit (no valid commit record; the next
     // recovery sees a torn tail), so it fails like any refused commit and
     // the caller's DRAM state is rolled back by the abort hooks.
+    //
+    // Two steps (format.md 4.2, "Commit"): the body, with zeros where the
+    // commit record goes, is made durable first; only then the commit
+    // record. A commit record in the log thus always stands over a durable
+    // body, so recovery can tell damage from a torn write; and the zeros
+    // mean a commit record torn between its two words never combines with a
+    // stale one left at the same place by an earlier lap.
     const uint64_t head = j.head;
+    const uint64_t body = size - jl::kCommitBytes;
     Status logged = j.region.guarded("journal log write", [&] {
       j.mu.assert_held();  // guarded() runs this here, under `lock`
       if (waste >= jl::kHeaderBytes) {
         jl::encode_wrap(j.seq, waste, log + head);
         j.region.flush(log + head, jl::kHeaderBytes);
       }
-      std::memcpy(log + pos, j.scratch.data(), size);
+      std::memcpy(log + pos, j.scratch.data(), body);
+      std::memset(log + pos + body, 0, jl::kCommitBytes);
       j.region.flush(log + pos, size);
+      j.region.drain();
+      std::memcpy(log + pos + body, j.scratch.data() + body, jl::kCommitBytes);
+      j.region.flush(log + pos + body, jl::kCommitBytes);
       j.region.drain();  // the commit point
     });
     if (!logged.is_ok()) {

@@ -1,13 +1,15 @@
 // Journal: physical redo transactions, the only way metadata reaches media.
 //
 // A Transaction stages (region offset, bytes) records. commit() appends them
-// to the circular log with one crc-protected commit record, makes the log
-// durable (one drain), then copies the records to their home locations and
+// to the circular log and makes them durable (a drain), then adds one
+// crc-protected commit record and drains again (docs/design.md 3 states the
+// crash ordering), then copies the records to their home locations and
 // flushes them; home writes are drained lazily, at the next checkpoint.
 // Recovery (open) replays every committed transaction after the checkpoint and
-// stops at the first torn or stale one. A damaged transaction that later
-// committed ones follow is not a torn tail: open refuses (kCorruption) and
-// writes nothing, and only fsck replays past it (RecoveryMode::kSalvage).
+// stops at the first torn or stale one. A damaged transaction is not a torn
+// tail when later committed ones follow it or its own commit record is there:
+// open refuses (kCorruption) and writes nothing, and only fsck replays past
+// it (RecoveryMode::kSalvage).
 //
 // Concurrency: commit() serialises on the journal mutex. Callers that stage
 // bytes derived from shared state must hold that state's lock across commit
@@ -134,9 +136,10 @@ class Journal {
   static Status format(Region& region, const JournalArea& area);
   // Opens the journal and replays what is committed. Fails with kCorruption
   // or kBadCrc if both header slots are bad, kInvalid on a bad area,
-  // kCorruption without writing anything on a damaged transaction that later
-  // committed ones follow (kStrict), kReadOnly if a read-only region needs
-  // replay.
+  // kCorruption without writing anything on a damaged committed transaction
+  // (kStrict), kReadOnly if a read-only region needs replay. A read-write
+  // open of a log from before ordered commits marks it ordered (format.md
+  // 4.1, "Upgrade").
   static Result<std::unique_ptr<Journal>> open(Region& region, const JournalArea& area,
                                                RecoveryStats* stats = nullptr,
                                                RecoveryMode mode = RecoveryMode::kStrict);

@@ -43,6 +43,7 @@ void encode_header(const HeaderState& state, void* slot) {
   h.epoch.set(state.epoch);
   h.tail_offset.set(state.tail_offset);
   h.tail_seq.set(state.tail_seq);
+  h.flags.set(state.flags);
   h.crc.set(crc32c_with_hole(&h, sizeof(h), kHeaderCrcOffset));
   std::memcpy(slot, &h, sizeof(h));
 }
@@ -68,7 +69,8 @@ Result<HeaderState> read_header_block(const std::byte* header_block, int* winner
   *winner_slot = winner;
   if (standby_valid != nullptr) *standby_valid = verdicts[1 - winner] == SlotVerdict::kValid;
   return HeaderState{slots[winner].salt.get(), slots[winner].epoch.get(),
-                     slots[winner].tail_offset.get(), slots[winner].tail_seq.get()};
+                     slots[winner].tail_offset.get(), slots[winner].tail_seq.get(),
+                     slots[winner].flags.get()};
 }
 
 uint32_t transaction_crc(uint32_t salt, const std::byte* bytes, uint64_t length) {
@@ -226,8 +228,19 @@ std::optional<ScannedTxn> find_later_transaction(const std::byte* log, uint64_t 
   return std::nullopt;
 }
 
+std::optional<uint64_t> find_commit_record(const std::byte* log, uint64_t capacity, uint64_t from,
+                                           uint64_t span, uint64_t seq) {
+  for (uint64_t d = 0; d + kCommitBytes <= span; d += 8) {
+    uint64_t pos = (from + d) % capacity;
+    if (capacity - pos < kCommitBytes) continue;
+    auto commit = load<DiskTxnCommit>(log + pos);
+    if (commit.magic.get() == format::kTxnCommitMagic && commit.seq.get() == seq) return pos;
+  }
+  return std::nullopt;
+}
+
 LogScan scan_log(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_t tail_offset,
-                 uint64_t tail_seq) {
+                 uint64_t tail_seq, bool ordered_commits) {
   LogScan out;
   uint64_t offset = tail_offset, seq = tail_seq, consumed = 0;
   for (;;) {
@@ -239,10 +252,21 @@ LogScan scan_log(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_
     out.consumed = scanner.consumed();
     out.next_seq = scanner.next_seq();
     if (salt == 0) break;
-    auto later = find_later_transaction(log, capacity, salt, out.head_offset,
-                                        capacity - out.consumed, out.next_seq);
-    if (!later) break;
-    out.gaps.push_back(Gap{out.next_seq, out.head_offset, later->seq, out.stop_reason});
+    const uint64_t unscanned = capacity - out.consumed;
+    auto later = find_later_transaction(log, capacity, salt, out.head_offset, unscanned,
+                                        out.next_seq);
+    if (!later) {
+      if (!ordered_commits) break;
+      auto commit = find_commit_record(log, capacity, out.head_offset, unscanned, out.next_seq);
+      if (!commit) break;
+      out.gaps.push_back(Gap{out.next_seq, out.head_offset, out.next_seq + 1, true,
+                             out.stop_reason + "; its commit record is at log offset " +
+                                 std::to_string(*commit)});
+      out.next_seq += 1;
+      out.torn_tail = false;
+      break;
+    }
+    out.gaps.push_back(Gap{out.next_seq, out.head_offset, later->seq, false, out.stop_reason});
     consumed = out.consumed + (later->offset + capacity - out.head_offset) % capacity;
     offset = later->offset;
     seq = later->seq;

@@ -36,6 +36,8 @@ struct HeaderState {
   uint64_t epoch = 0;
   uint64_t tail_offset = 0;
   uint64_t tail_seq = 0;
+  uint32_t flags = 0;  // format::kJournalFlag*
+  bool ordered_commits() const { return (flags & format::kJournalFlagOrderedCommit) != 0; }
 };
 
 // Encodes a header slot (crc included) into `slot` (64 bytes).
@@ -57,7 +59,8 @@ struct RecordView {
 
 // Serialises a whole transaction (header, records, commit with crc) into
 // `out`, which must hold `total_bytes` (= kMinTxnBytes + sum of
-// record_log_bytes). `next(i)` yields record i.
+// record_log_bytes). `next(i)` yields record i. The commit record is the last
+// kCommitBytes: the writer puts it in the log only once the rest is durable.
 void encode_transaction(uint32_t salt, uint64_t seq, uint32_t record_count,
                         uint64_t total_bytes,
                         const std::function<RecordView(uint32_t)>& next, std::byte* out);
@@ -125,12 +128,26 @@ std::optional<ScannedTxn> find_later_transaction(const std::byte* log, uint64_t 
                                                  uint32_t salt, uint64_t from, uint64_t span,
                                                  uint64_t after_seq);
 
-// A stretch of the log the scan could not read although later committed
-// transactions follow it.
+// Looks for the commit record of transaction `seq` (magic and sequence
+// number; its crc cannot be checked without the body) at every 8-byte
+// position of the `span` log bytes that follow log offset `from` circularly.
+// Used past a scan's stop in a log of ordered commits: every commit record
+// there belongs to a transaction whose body was durable first, stale ones of
+// earlier laps carry lower sequence numbers, and a commit record being
+// written lands over zeros, so a hit means transaction `seq` committed and
+// was damaged since. Returns the log offset of the record.
+std::optional<uint64_t> find_commit_record(const std::byte* log, uint64_t capacity, uint64_t from,
+                                           uint64_t span, uint64_t seq);
+
+// A stretch of the log the scan could not read although it holds committed
+// transactions: later ones that validate, or (ordered commits) the damaged
+// transaction's own commit record.
 struct Gap {
   uint64_t first_missing_seq = 0;  // the damaged transaction's sequence number
   uint64_t offset = 0;             // log offset where it should start
-  uint64_t resume_seq = 0;         // the next transaction that validates
+  uint64_t resume_seq = 0;         // the next transaction that validates, or
+                                   // the one after the damaged last one
+  bool last = false;               // nothing committed follows the damage
   std::string reason;              // why the scan stopped there
   uint64_t missing() const { return resume_seq - first_missing_seq; }
 };
@@ -139,7 +156,11 @@ struct Gap {
 // order, with the gaps skipped over. A log without gaps is exactly what
 // LogScanner yields. Images without a salt (salt 0) are not searched past
 // the first stop: without the salt, bytes an earlier lap left in the log
-// (user data in payloads) could pass for later transactions.
+// (user data in payloads) could pass for later transactions. With
+// `ordered_commits` (the header's kJournalFlagOrderedCommit), a last stop
+// whose transaction's commit record is found is a gap too (`last`): its
+// sequence number is skipped (`next_seq` is past it), so that the record, left
+// in the log, never names a transaction written later.
 struct LogScan {
   std::vector<ScannedTxn> transactions;
   std::vector<Gap> gaps;
@@ -150,7 +171,7 @@ struct LogScan {
   uint64_t next_seq = 0;
 };
 LogScan scan_log(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_t tail_offset,
-                 uint64_t tail_seq);
+                 uint64_t tail_seq, bool ordered_commits);
 
 // Calls fn(region_offset, payload, length) for each record of a transaction
 // the scanner validated.

@@ -1,7 +1,7 @@
-// A journal damaged in the middle (issue 8, item 4) on a real region file:
-// the daemon refuses to mount and says to run fsck, fsck -n reports it
-// without writing, fsck -y repairs, and the region mounts again with
-// everything but what the damaged transaction did.
+// A journal damaged in the middle (issue 8, item 4), or in its last committed
+// transaction, on a real region file: the daemon refuses to mount and says to
+// run fsck, fsck -n reports it without writing, fsck -y repairs, and the
+// region mounts again with everything but what the damaged transaction did.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,14 +20,16 @@ namespace {
 
 namespace jl = journal_log;
 
+enum class Victim { kMiddle, kLast };
+
 class DamagedJournalTest : public MountFixture {
  protected:
   int fsck(const std::string& mode, std::string* output) {
     return run_command({fsck_bin(), mode, region_path()}, output);
   }
-  // Flips one byte in the middle transaction of the log; its sequence
-  // number, or 0 if the log holds too few transactions.
-  uint64_t damage_middle_transaction() {
+  // Flips one byte in the middle (or the last) transaction of the log; its
+  // sequence number, or 0 if the log holds too few transactions.
+  uint64_t damage_transaction(Victim which) {
     std::string region = read_file(region_path());
     format::DiskSuperblock sb;
     std::memcpy(&sb, region.data(), sizeof(sb));
@@ -39,9 +41,11 @@ class DamagedJournalTest : public MountFixture {
     auto header = jl::read_header_block(bytes + header_at, &slot);
     if (!header.is_ok()) return 0;
     auto scan = jl::scan_log(bytes + log_at, capacity, header->salt, header->tail_offset,
-                             header->tail_seq);
+                             header->tail_seq, header->ordered_commits());
     if (scan.transactions.size() < 3) return 0;
-    const jl::ScannedTxn& victim = scan.transactions[scan.transactions.size() / 2];
+    const jl::ScannedTxn& victim = which == Victim::kLast
+                                       ? scan.transactions.back()
+                                       : scan.transactions[scan.transactions.size() / 2];
     const uint64_t at = log_at + victim.offset + victim.length / 2;
     int fd = open(region_path().c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return 0;
@@ -50,9 +54,13 @@ class DamagedJournalTest : public MountFixture {
     close(fd);
     return written ? victim.seq : 0;
   }
+
+  void refused_until_fsck_repairs(Victim which, const std::string& refusal,
+                                  const std::string& kind);
 };
 
-TEST_F(DamagedJournalTest, RefusedUntilFsckRepairs) {
+void DamagedJournalTest::refused_until_fsck_repairs(Victim which, const std::string& refusal,
+                                                    const std::string& kind) {
   ASSERT_FALSE(fsck_bin().empty()) << "FSCK_BIN is not set";
   MountConfig config;
   config.region_size = 128ull << 20;  // read whole, twice
@@ -69,7 +77,7 @@ TEST_F(DamagedJournalTest, RefusedUntilFsckRepairs) {
   }
   // Power loss: the log keeps every committed transaction since the mount.
   ASSERT_NO_FATAL_FAILURE(kill_daemon());
-  const uint64_t seq = damage_middle_transaction();
+  const uint64_t seq = damage_transaction(which);
   ASSERT_NE(seq, 0u);
 
   std::string out;
@@ -77,15 +85,13 @@ TEST_F(DamagedJournalTest, RefusedUntilFsckRepairs) {
   EXPECT_NE(out.find("cannot mount"), std::string::npos) << out;
   EXPECT_NE(out.find("journal: transaction " + std::to_string(seq) +
                      " at block "), std::string::npos) << out;
-  EXPECT_NE(out.find("is corrupt but later committed transactions follow; run fsck.sealfs"),
-            std::string::npos)
-      << out;
+  EXPECT_NE(out.find(refusal), std::string::npos) << out;
   EXPECT_FALSE(is_mounted(mountpoint()));
 
   const std::string before = read_file(region_path());
   out.clear();
   EXPECT_EQ(fsck("-n", &out), 4) << out;
-  EXPECT_NE(out.find("journal_corrupt_middle"), std::string::npos) << out;
+  EXPECT_NE(out.find(kind), std::string::npos) << out;
   EXPECT_TRUE(read_file(region_path()) == before) << "fsck -n wrote to the region";
   out.clear();
   EXPECT_EQ(fsck("-y", &out), 1) << out;
@@ -103,6 +109,19 @@ TEST_F(DamagedJournalTest, RefusedUntilFsckRepairs) {
   }
   // One damaged transaction loses at most one operation's metadata.
   EXPECT_GE(intact, kFiles - 1);
+}
+
+TEST_F(DamagedJournalTest, RefusedUntilFsckRepairs) {
+  refused_until_fsck_repairs(
+      Victim::kMiddle, "is corrupt but later committed transactions follow; run fsck.sealfs",
+      "journal_corrupt_middle");
+}
+
+// The last transaction's commit record is written only once its body is
+// durable: a damaged body behind it is not a torn tail (format.md 4.3).
+TEST_F(DamagedJournalTest, ADamagedLastTransactionIsRefusedUntilFsckRepairs) {
+  refused_until_fsck_repairs(Victim::kLast, "committed but is damaged; run fsck.sealfs",
+                             "journal_corrupt_last");
 }
 
 }  // namespace

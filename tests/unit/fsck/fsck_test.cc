@@ -864,14 +864,17 @@ TEST_F(FsckTest, JournalNeedingRecovery) {
 }
 
 // Several operations committed after the last checkpoint, then power loss;
-// one byte of a transaction in the middle of the log is damaged afterwards.
+// one byte of a transaction in the middle of the log (or of the last one) is
+// damaged afterwards.
 struct DamagedLog {
   Bytes image;
   std::vector<std::string> names;
   uint64_t damaged_seq = 0;
 };
 
-DamagedLog damage_middle_transaction(const Bytes& populated_image, const Geometry& geo) {
+enum class Victim { kMiddle, kLast };
+
+DamagedLog damage_transaction(const Bytes& populated_image, const Geometry& geo, Victim which) {
   DamagedLog out;
   auto mounted = Filesystem::mount(RegionDram::from_image(populated_image), mount_options());
   EXPECT_TRUE(mounted.is_ok());
@@ -892,16 +895,19 @@ DamagedLog damage_middle_transaction(const Bytes& populated_image, const Geometr
   auto state = journal_log::read_header_block(header, &slot);
   EXPECT_TRUE(state.is_ok());
   auto scan = journal_log::scan_log(out.image.data() + log_at, capacity, state->salt,
-                                    state->tail_offset, state->tail_seq);
+                                    state->tail_offset, state->tail_seq,
+                                    state->ordered_commits());
   EXPECT_GE(scan.transactions.size(), 8u);
-  const journal_log::ScannedTxn& victim = scan.transactions[scan.transactions.size() / 2];
+  const journal_log::ScannedTxn& victim =
+      which == Victim::kLast ? scan.transactions.back()
+                             : scan.transactions[scan.transactions.size() / 2];
   out.damaged_seq = victim.seq;
   out.image[log_at + victim.offset + victim.length / 2] ^= std::byte{0x20};
   return out;
 }
 
 TEST_F(FsckTest, JournalCorruptInTheMiddle) {
-  DamagedLog damaged = damage_middle_transaction(image_, geo_);
+  DamagedLog damaged = damage_transaction(image_, geo_, Victim::kMiddle);
   image_ = damaged.image;
   // The meta layer refuses to mount it, and says to run fsck.
   auto refused = Filesystem::mount(RegionDram::from_image(image_), mount_options());
@@ -927,6 +933,42 @@ TEST_F(FsckTest, JournalCorruptInTheMiddle) {
   // Everything but what the damaged transaction did is back: at most one
   // name is missing (the damaged one may have been a create; then its
   // inode, which later writes updated, is in lost+found).
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  size_t found = 0;
+  for (const std::string& name : damaged.names) found += (*fs)->lookup(kRootIno, name).is_ok();
+  EXPECT_GE(found, damaged.names.size() - 1);
+  EXPECT_TRUE((*fs)->lookup(kRootIno, "many").is_ok());
+}
+
+// The last transaction committed, so its damage is not a torn tail: the
+// mount is refused, and fsck replays the rest and repairs around it.
+TEST_F(FsckTest, JournalCorruptAtTheEnd) {
+  DamagedLog damaged = damage_transaction(image_, geo_, Victim::kLast);
+  image_ = damaged.image;
+  auto refused = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("transaction " +
+                                            std::to_string(damaged.damaged_seq) +
+                                            " at block "),
+            std::string::npos)
+      << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("committed but is damaged; run fsck.sealfs"),
+            std::string::npos)
+      << refused.status().to_string();
+
+  FsckRun check = run(image_, false);
+  EXPECT_EQ(check.report.exit_code, kExitUncorrected) << kinds(check.report);
+  ASSERT_TRUE(has_kind(check.report, "journal_corrupt_last")) << kinds(check.report);
+  EXPECT_EQ(check.image, image_) << "check-only run wrote to the image";
+
+  FsckRun fix = run(image_, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, "journal_corrupt_last"));
+  EXPECT_EQ(fix.report.remaining_after_repair, 0u);
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+
   auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
   ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
   size_t found = 0;
