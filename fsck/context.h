@@ -124,8 +124,10 @@ bool check_inode_xattrs(Context& ctx, uint64_t ino, InodeState& st, bool* chains
 
 // Phase 3 (inode_salvage.cc): why a slot that fails its crc cannot be kept,
 // or "" when every field something else on the image vouches for checks;
-// `slot` is then what to keep (resealed, bytes nothing reads zeroed).
-std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot);
+// `slot` is then what to keep (resealed, bytes nothing reads zeroed), and
+// `corrected` says what was set from what vouches for it ("" if nothing).
+std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot,
+                            std::string* corrected);
 
 // Phase 5 (holder_salvage.cc): a holder table block that fails its checks
 // is reported and rewritten with only the entries that still parse and whose

@@ -4,7 +4,8 @@
 // changed, never which. What fsck can do is check every field that
 // something else on the image vouches for: the block map against the
 // bitmap, the overflow chain and the xattr store against the owner number
-// in their blocks, the block count against the map, a symlink's length
+// in their blocks, the block count against the map (or, one bit away from
+// it, the map against the count: block_count_flip below), a symlink's length
 // against the zeros after its target, a directory's blocks against their
 // headers, a regular file's size against its last written block (the
 // daemon keeps no written block past EOF and zeros the rest of the last
@@ -148,8 +149,8 @@ std::string symlink_problem(Context& ctx, const format::DiskInode& disk, uint64_
   if (extents.empty()) {
     if (size == 0) return "empty symlink";
     if (size > format::kInlineSymlinkMax) {
-      // An unlinked inode's block may be freed before its slot (decode_inode).
-      return (disk.flags.get() & format::kInodeOrphan) != 0 || disk.nlink.get() == 0
+      // An unlinked inode may have lost its block (slot_unlinked).
+      return slot_unlinked(disk.flags.get(), disk.nlink.get())
                  ? ""
                  : "symlink of " + std::to_string(size) + " bytes without its block";
     }
@@ -227,9 +228,66 @@ void zero_unused_slot_bytes(format::DiskInode& disk) {
   }
 }
 
+// Could one flipped bit of the slot's block map, rather than one of `blocks`,
+// explain a block count `delta` (a power of two) above (`up`) or below the
+// blocks the map owns? The map's inline extents and extent count are only as
+// good as the slot, whose crc failed (the overflow blocks and the xattr
+// store carry crcs of their own). `raw` is the slot as found.
+bool map_flip_explains(Context& ctx, const format::DiskInode& raw, const DecodedInode& d,
+                       uint64_t delta, bool up) {
+  const uint32_t count = raw.extent_count.get();
+  const uint32_t in_slot = std::min<uint32_t>(count, format::kInlineExtents);
+  // A count one bit lower than the truth drops extents whose bytes stay in
+  // the slot (zero_unused_slot_bytes clears them before the decode).
+  if ((raw.flags.get() & format::kInodeInlineData) == 0 && d.inline_bytes.empty() &&
+      !all_zero(&raw.u.extents[in_slot],
+                (format::kInlineExtents - in_slot) * sizeof(format::DiskExtent))) {
+    return true;
+  }
+  if (delta > UINT32_MAX) return false;  // beyond what a 32-bit length can lose
+  const uint64_t data_end = ctx.geo().data_start + ctx.geo().data_blocks;
+  for (const format::DiskExtent& de : d.inline_extents) {
+    const uint64_t length = de.length.get();
+    if (!up) {
+      // The stored length is `delta` longer than the truth: the blocks it
+      // claims beyond the truth are marked used (map_problem checked), and
+      // nothing here can tell whose they were.
+      if ((length & delta) != 0 && length > delta) return true;
+      continue;
+    }
+    if ((length & delta) != 0) continue;
+    // The true extent was `delta` longer: every block it owned is marked
+    // used in the bitmap and lies in the data area, and it overlaps no
+    // other extent of the map in the file.
+    const uint64_t start = de.region_block.get() + length;
+    if (start > data_end || delta > data_end - start) continue;
+    if (!blocks_marked(ctx, start, delta, "").empty()) continue;
+    const uint64_t file_end = de.file_block.get() + length + delta;
+    bool overlaps = false;
+    for (const format::DiskExtent& other : d.inline_extents) {
+      const uint64_t other_start = other.file_block.get();
+      overlaps = overlaps || (other_start > de.file_block.get() && other_start < file_end);
+    }
+    if (!overlaps) return true;
+  }
+  return false;
+}
+
+// The block count is `owned` with one bit flipped, and no single flipped bit
+// of the map explains the difference instead: the count is the bit that
+// flipped. (A flip of one extent's length can make the map vouch for itself,
+// so the count is not simply set from the map: see map_flip_explains.)
+bool block_count_flip(Context& ctx, const format::DiskInode& raw, const DecodedInode& d,
+                      uint64_t owned) {
+  const uint64_t diff = d.core.blocks ^ owned;
+  if (diff == 0 || (diff & (diff - 1)) != 0) return false;
+  return !map_flip_explains(ctx, raw, d, diff, d.core.blocks > owned);
+}
+
 }  // namespace
 
-std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot) {
+std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot,
+                            std::string* corrected) {
   format::DiskInode disk = slot;
   const uint32_t raw_mode = disk.mode.get();
   const uint64_t raw_size = disk.size.get();
@@ -262,8 +320,15 @@ std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot)
     owned += store->blocks.size();
   }
   if (c.blocks != owned) {
-    return "block count " + std::to_string(c.blocks) + " but " + std::to_string(owned) +
-           " blocks owned";
+    if (!block_count_flip(ctx, slot, *d, owned)) {
+      return "block count " + std::to_string(c.blocks) + " but " + std::to_string(owned) +
+             " blocks owned";
+    }
+    *corrected = "block count " + std::to_string(c.blocks) + " set to the " +
+                 std::to_string(owned) + " blocks owned (one bit apart, which no flipped bit " +
+                 "of the map explains)";
+    disk.blocks.set(owned);
+    seal_inode_crc(disk);
   }
   slot = disk;
   return "";

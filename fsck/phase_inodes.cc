@@ -272,8 +272,8 @@ bool symlink_cleared(Context& ctx, uint64_t ino, const format::DiskInode& disk) 
   format::DiskInode resealed = disk;
   seal_inode_crc(resealed);
   if (resealed.crc.get() != disk.crc.get()) return false;
-  // An unlinked inode's block may be freed before its slot (decode_inode).
-  const bool orphan = (disk.flags.get() & format::kInodeOrphan) != 0 || disk.nlink.get() == 0;
+  // An unlinked inode may have lost its block (slot_unlinked).
+  const bool orphan = slot_unlinked(disk.flags.get(), disk.nlink.get());
   const bool fits = size != 0 && size < format::kBlockSize &&
                     (size <= format::kInlineSymlinkMax ? count == 0
                                                        : count == 1 || (count == 0 && orphan));
@@ -318,7 +318,8 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   bool salvaged = false;
   std::string blocker;
   if (!decoded.is_ok() && decoded.status().code() == Code::kBadCrc) {
-    blocker = salvage_blocker(ctx, ino, disk);
+    std::string corrected;
+    blocker = salvage_blocker(ctx, ino, disk, &corrected);
     if (blocker.empty()) {
       // A flipped bit may have made a file set-uid or set-gid: nothing can
       // tell, and keeping such a bit would hand its owner's rights to
@@ -338,6 +339,10 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
       const uint32_t generation = generation_past_any_flip(disk.generation.get());
       std::string done = "crc resealed, generation raised to " + std::to_string(generation);
       std::string would = "reseal the crc, raise the generation to " + std::to_string(generation);
+      if (!corrected.empty()) {
+        done += ", " + corrected;
+        would += ", " + corrected;
+      }
       if (kept_mode != found_mode) {
         done += ", set-uid/set-gid bits stripped (mode " + octal(kept_mode) + ")";
         would += ", strip the set-uid/set-gid bits (mode " + octal(kept_mode) + ")";
