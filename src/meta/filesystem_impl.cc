@@ -203,11 +203,8 @@ Status FilesystemImpl::load_inode(Inode& inode) {
     // each from the map, so the map must hold exactly what they hold.
     inode.extents.insert_as_stored(*e);
   }
-  // An unlinked directory's blocks are freed before its slot (free_inode):
-  // a crash between the two leaves its size without blocks; the mount then
-  // frees it.
-  const bool blocks_freed =
-      all.empty() && (d.core.nlink == 0 || (d.core.flags & format::kInodeOrphan) != 0);
+  // An unlinked directory may have lost its blocks (slot_unlinked).
+  const bool blocks_freed = all.empty() && slot_unlinked(d.core.flags, d.core.nlink);
   if (directory && d.core.size != prev_end * format::kBlockSize && !blocks_freed) {
     return ctx(Status(Code::kCorruption, "directory size " + std::to_string(d.core.size) +
                                              " but it maps " + std::to_string(prev_end) +

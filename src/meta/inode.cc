@@ -149,12 +149,10 @@ Result<DecodedInode> decode_inode(const format::DiskInode& disk, uint64_t ino,
                                                " bytes"));
     }
     // Targets of up to kInlineSymlinkMax bytes live in the slot, longer
-    // ones in one block (make_node). An unlinked inode's blocks are freed
-    // in a transaction before the one that frees its slot (free_inode): a
-    // crash between the two leaves the size without the block.
+    // ones in one block (make_node), which an unlinked inode may have lost.
     const bool inline_target = c.size <= format::kInlineSymlinkMax;
-    const bool block_freed = !inline_target && out.extent_count == 0 &&
-                             ((c.flags & format::kInodeOrphan) != 0 || c.nlink == 0);
+    const bool block_freed =
+        !inline_target && out.extent_count == 0 && slot_unlinked(c.flags, c.nlink);
     if (inline_target != (out.extent_count == 0) && !block_freed) {
       return Status(Code::kCorruption,
                     context("symlink target of " + std::to_string(c.size) + " bytes with " +

@@ -95,6 +95,16 @@ struct Inode {
 // docs/design.md section 5 ("What a cached inode costs") states this size.
 static_assert(sizeof(Inode) == 160, "the DRAM cost of a cached inode (issue 12) changed");
 
+// Unlinked: no name left (link count 0) or on the orphan list. The blocks of
+// such an inode are freed in a transaction before the one that frees its
+// slot (free_inode), so a crash between the two leaves a slot whose size has
+// no blocks behind it, which the mount frees (format.md 6). The one
+// statement of that allowance: decode_inode and load_inode (a symlink's or
+// a directory's size without blocks) and fsck point here.
+inline bool slot_unlinked(uint32_t flags, uint32_t nlink) {
+  return (flags & format::kInodeOrphan) != 0 || nlink == 0;
+}
+
 // Tells the thread-safety analysis that the caller holds `inode`'s lock (if
 // `inode` is not null) where it cannot see it: a lock chosen at run time
 // among several inodes (rename, link), one reached through an alias, or one

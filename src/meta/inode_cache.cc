@@ -272,7 +272,7 @@ FilesystemImpl::TrimVerdict FilesystemImpl::trim_verdict(const Inode& inode) con
   // On the orphan list, or about to be (nlink 0): the list is followed
   // through Inode::orphan_next in DRAM, under the journal mutex only, and
   // such an inode waits for its free (maybe_free, deferred frees).
-  if ((c.flags & format::kInodeOrphan) != 0 || c.nlink == 0) return TrimVerdict::kLater;
+  if (slot_unlinked(c.flags, c.nlink)) return TrimVerdict::kLater;
   // An inline file's bytes staged for a change (inline_data.cc): only ever
   // inside an operation, but they are not on the media yet.
   if (inode.has_inline_data() && !inode.inline_bytes.empty()) return TrimVerdict::kLater;
