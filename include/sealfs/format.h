@@ -182,9 +182,9 @@ inline constexpr uint32_t kTxnCommitMagic = 0x544d4353;  // "SCMT"
 inline constexpr uint32_t kJournalHeaderSlotOffset = 2048;
 // Every transaction after the tail was written in two steps: its body (with
 // zeros where the commit record goes), a drain, then the commit record and a
-// drain. A commit record that names the expected transaction therefore means
-// its body was durable, so a body that fails its crc is damage, not a torn
-// write (docs/format.md 4.3).
+// drain. A whole header and a commit record in place that name the expected
+// transaction therefore mean its body was durable, so a body that fails its
+// crc is damage, not a torn write (docs/format.md 4.3).
 inline constexpr uint32_t kJournalFlagOrderedCommit = 1u << 0;
 
 struct DiskJournalHeader {

@@ -186,8 +186,10 @@ struct Journal::Impl {
   }
 
   // Writes the slot that is not the current winner, so a torn header write
-  // leaves the previous header in force.
-  void write_header(uint64_t tail_offset, uint64_t tail_seq) REQUIRES(mu);
+  // leaves the previous header in force. The header says the log holds
+  // ordered commits; the first one written over a log that did not say so
+  // skips a sequence number first (format.md 4.1, "Upgrade").
+  void write_header(uint64_t tail_offset) REQUIRES(mu);
   // Can `size` log bytes go at head without touching live transactions?
   // Sets *pos and *waste (bytes skipped at the end of the log).
   bool place(uint64_t size, uint64_t* pos, uint64_t* waste) const REQUIRES(mu);
@@ -213,6 +215,9 @@ struct Journal::Impl {
   uint64_t head GUARDED_BY(mu) = 0;     // log offset where the next transaction goes
   uint64_t used GUARDED_BY(mu) = 0;     // live bytes from tail to head, wrap waste included
   uint64_t seq GUARDED_BY(mu) = 1;      // next sequence number
+  // The winning header says ORDERED_COMMIT. Until it does, commit()
+  // checkpoints first, which writes such a header.
+  bool ordered GUARDED_BY(mu) = true;
   uint64_t commits GUARDED_BY(mu) = 0;
   uint64_t checkpoints GUARDED_BY(mu) = 0;
   // Home ranges written since the last checkpoint. They were flushed by the
@@ -223,19 +228,23 @@ struct Journal::Impl {
   std::vector<std::byte> scratch GUARDED_BY(mu);
 };
 
-void Journal::Impl::write_header(uint64_t tail_offset, uint64_t tail_seq) {
+void Journal::Impl::write_header(uint64_t tail_offset) {
   // A transaction that ends exactly at the end of the log leaves the head
   // there; the next one starts at 0, and so does the log the header
   // describes.
   if (tail_offset == capacity) tail_offset = 0;
+  // A torn transaction an older writer left at the tail may hold a whole
+  // commit record over a partial body: its number must never be expected
+  // again once the header says ordered.
+  if (!ordered) ++seq;
   int target = 1 - slot;
   std::byte* dst = mutable_base() + area_begin + target * format::kJournalHeaderSlotOffset;
   // This writer only writes ordered commits (see commit()).
-  jl::encode_header({salt, epoch + 1, tail_offset, tail_seq, format::kJournalFlagOrderedCommit},
-                    dst);
+  jl::encode_header({salt, epoch + 1, tail_offset, seq, format::kJournalFlagOrderedCommit}, dst);
   region.persist(dst, sizeof(format::DiskJournalHeader));
   slot = target;
   ++epoch;
+  ordered = true;
 }
 
 bool Journal::Impl::place(uint64_t size, uint64_t* pos, uint64_t* waste) const {
@@ -302,7 +311,7 @@ Status Journal::Impl::checkpoint_locked() {
   // write_header is an encode into the slot and a persist: plain stores.
   RETURN_IF_ERROR(region.guarded("journal header write", [&] {
     mu.assert_held();
-    write_header(head, seq);
+    write_header(head);
   }));
   tail = head;
   used = 0;
@@ -335,6 +344,10 @@ Status Journal::format(Region& region, const JournalArea& area) {
   }
   return region.guarded("journal format", [&] {
     region.zero_flush(RegionWriteKey(), base + impl.area_begin, impl.area_end - impl.area_begin);
+    // The zeros are durable before a header that trusts them: a new header
+    // over an old log would read its commit records and transactions
+    // (from seq 1 on) as this journal's.
+    region.drain();
     constexpr uint32_t kFlags = format::kJournalFlagOrderedCommit;
     jl::encode_header({salt, 1, 0, 1, kFlags}, header);
     jl::encode_header({salt, 0, 0, 1, kFlags}, header + format::kJournalHeaderSlotOffset);
@@ -383,13 +396,10 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
     log().warn("journal: skipping {} damaged transaction(s) from sequence {} ({})",
                gap.missing(), gap.first_missing_seq, gap.reason);
   }
-  // A log written before ordered commits: its torn tail may hold a complete
-  // commit record over a partial body. Skipping a sequence number means that
-  // record never names a transaction written from now on, so the header can
-  // say "ordered" at once (a reader trusts a commit record only for the
-  // sequence it expects).
-  const bool upgrade = !plan.header.ordered_commits() && !region.read_only();
-  if (upgrade) j.seq += 1;
+  // A log written before ordered commits is marked ordered by the first
+  // header this journal writes (write_header): after a replay here, else at
+  // the first commit or checkpoint, so that a read-only mount writes nothing.
+  j.ordered = plan.header.ordered_commits();
 
   const auto& committed = plan.scan.transactions;
   const bool recovers = !committed.empty() || !plan.scan.gaps.empty();
@@ -425,12 +435,12 @@ Result<std::unique_ptr<Journal>> Journal::open(Region& region, const JournalArea
                found.replayed_bytes);
   }
   // Replay is idempotent, but moving the tail saves doing it again; a
-  // skipped sequence number (a salvaged damaged tail, an upgrade) must reach
-  // the header before anything is written at the head.
-  if (recovers || upgrade) {
+  // skipped sequence number (a salvaged damaged tail) must reach the header
+  // before anything is written at the head.
+  if (recovers) {
     RETURN_IF_ERROR(region.guarded("journal header write", [&] {
       j.mu.assert_held();
-      j.write_header(j.head, j.seq);
+      j.write_header(j.head);
     }));
     j.tail = j.head;
     j.used = 0;
@@ -502,7 +512,7 @@ Status Journal::commit(Transaction&& txn) {
     }
     uint64_t pos = 0;
     uint64_t waste = 0;
-    if (!j.place(size, &pos, &waste)) {
+    if (!j.ordered || !j.place(size, &pos, &waste)) {
       if (Status s = j.checkpoint_locked(); !s.is_ok()) {
         txn.run_prepare_undo();
         lock.unlock();

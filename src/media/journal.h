@@ -7,7 +7,8 @@
 // flushes them; home writes are drained lazily, at the next checkpoint.
 // Recovery (open) replays every committed transaction after the checkpoint and
 // stops at the first torn or stale one. A damaged transaction is not a torn
-// tail when later committed ones follow it or its own commit record is there:
+// tail when later committed ones follow it or its header and commit record
+// stand:
 // open refuses (kCorruption) and writes nothing, and only fsck replays past
 // it (RecoveryMode::kSalvage).
 //
@@ -137,9 +138,9 @@ class Journal {
   // Opens the journal and replays what is committed. Fails with kCorruption
   // or kBadCrc if both header slots are bad, kInvalid on a bad area,
   // kCorruption without writing anything on a damaged committed transaction
-  // (kStrict), kReadOnly if a read-only region needs replay. A read-write
-  // open of a log from before ordered commits marks it ordered (format.md
-  // 4.1, "Upgrade").
+  // (kStrict), kReadOnly if a read-only region needs replay. A log from
+  // before ordered commits is marked ordered by the first header written
+  // (format.md 4.1, "Upgrade").
   static Result<std::unique_ptr<Journal>> open(Region& region, const JournalArea& area,
                                                RecoveryStats* stats = nullptr,
                                                RecoveryMode mode = RecoveryMode::kStrict);

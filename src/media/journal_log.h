@@ -128,16 +128,19 @@ std::optional<ScannedTxn> find_later_transaction(const std::byte* log, uint64_t 
                                                  uint32_t salt, uint64_t from, uint64_t span,
                                                  uint64_t after_seq);
 
-// Looks for the commit record of transaction `seq` (magic and sequence
-// number; its crc cannot be checked without the body) at every 8-byte
-// position of the `span` log bytes that follow log offset `from` circularly.
-// Used past a scan's stop in a log of ordered commits: every commit record
-// there belongs to a transaction whose body was durable first, stale ones of
-// earlier laps carry lower sequence numbers, and a commit record being
-// written lands over zeros, so a hit means transaction `seq` committed and
-// was damaged since. Returns the log offset of the record.
-std::optional<uint64_t> find_commit_record(const std::byte* log, uint64_t capacity, uint64_t from,
-                                           uint64_t span, uint64_t seq);
+// Whether transaction `seq`, which failed validation at `txn`, committed all
+// the same, in a log of ordered commits: its header is whole (magic,
+// sequence number, a length that fits in `room`) and a commit record with
+// the magic and sequence number stands where that length puts it (its crc
+// cannot be checked: the body fails). Two witnesses, because a single one
+// can be half stale: a header's sequence word that reached the media over a
+// stale commit record's magic word reads as a commit record of `seq`. With
+// both, a torn write cannot pass: the commit record is written only once the
+// body (this header included) is durable, over zeros written with the body,
+// and a stale pair at that place carries an earlier lap's lower number. So a
+// hit is a committed transaction damaged since (format.md 4.3), seen unless
+// the damage is in those two witnesses themselves.
+bool commit_record_in_place(const std::byte* txn, uint64_t room, uint64_t seq);
 
 // A stretch of the log the scan could not read although it holds committed
 // transactions: later ones that validate, or (ordered commits) the damaged
@@ -158,7 +161,8 @@ struct Gap {
 // the first stop: without the salt, bytes an earlier lap left in the log
 // (user data in payloads) could pass for later transactions. With
 // `ordered_commits` (the header's kJournalFlagOrderedCommit), a last stop
-// whose transaction's commit record is found is a gap too (`last`): its
+// whose transaction committed (commit_record_in_place) is a gap too
+// (`last`): its
 // sequence number is skipped (`next_seq` is past it), so that the record, left
 // in the log, never names a transaction written later.
 struct LogScan {
