@@ -40,6 +40,11 @@ struct InodeState {
   // every cross-link (one with another kept inode too) and is cleared by
   // one, or by a name whose type disagrees with its mode.
   bool salvaged = false;
+  // Unlinked with its blocks already freed (slot_unlinked): a symlink whose
+  // target's block is gone. Phase 6 removes a name of it (damage: the daemon
+  // frees the blocks only after the last name went), so phase 8 frees it in
+  // the same run.
+  bool blocks_freed = false;
   // Phase 4: the layout as it stands after repairs.
   std::vector<Extent> extents;
   std::vector<uint64_t> chain;  // overflow blocks, in order

@@ -406,6 +406,9 @@ void check_inode_slot(Context& ctx, uint64_t ino) {
   st.bytes_in_slot = (S_ISLNK(c.mode) && decoded->extent_count == 0 &&
                       c.size <= format::kInlineSymlinkMax) ||
                      (S_ISREG(c.mode) && (c.flags & format::kInodeInlineData) != 0);
+  // decode_inode let it through only as unlinked.
+  st.blocks_freed = S_ISLNK(c.mode) && decoded->extent_count == 0 &&
+                    c.size > format::kInlineSymlinkMax;
   if ((c.flags & ~format::kInodeFlagsKnown) != 0) {
     ctx.problem(Phase::kInodes, "inode_flags", ino,
                 ctx.fix("unknown flags " + std::to_string(c.flags & ~format::kInodeFlagsKnown),

@@ -290,6 +290,14 @@ void check_directories(Context& ctx) {
             removals.push_back(ref);
             return;
           }
+          if (ctx.inodes[de.ino].blocks_freed) {
+            deferred.push_back({"entry_to_unlinked", dir, shown,
+                                ctx.fix("names inode " + std::to_string(de.ino) +
+                                            ", unlinked, whose blocks were freed",
+                                        "entry removed", "remove the entry")});
+            removals.push_back(ref);
+            return;
+          }
           if (!names.insert(std::string(de.name)).second) {
             deferred.push_back({"duplicate_name", dir, shown,
                                 ctx.fix("second entry of this name", "entry removed",

@@ -107,6 +107,22 @@ TEST_F(FsckSlotTest, ALongSymlinkWhoseBlockIsNotATargetIsRefused) {
   EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
 }
 
+// An unlinked long symlink whose block was freed before its slot (a crash
+// between the two transactions of free_inode) that still has a name (damage):
+// fsck removes the name and frees the inode in one run. It used to keep the
+// name, fix the link count to 1, and clear the symlink only in a second run.
+TEST_F(FsckSlotTest, ANamedUnlinkedSymlinkWithoutItsBlockGoesInOneRun) {
+  format::DiskInode d = inode(p().link_long);
+  ASSERT_EQ(d.extent_count.get(), 1u);
+  d.nlink.set(0);
+  d.extent_count.set(0);
+  d.u.extents[0] = format::DiskExtent{};
+  d.blocks.set(d.blocks.get() - 1);
+  put(p().link_long, d);
+  Bytes fixed = expect_round_trip(image_, "entry_to_unlinked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
+}
+
 TEST_F(FsckSlotTest, AFifoWithASizeIsRefused) {
   format::DiskInode d = inode(p().tiny);
   d.mode.set(S_IFIFO | 0644);
