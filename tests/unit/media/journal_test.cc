@@ -1173,6 +1173,16 @@ TEST(JournalCorruptMiddleTest, ALogFromBeforeOrderedCommitsIsUpgradedSafely) {
   ASSERT_TRUE(reopen(*after, &stats).is_ok());
   EXPECT_EQ(stats.replayed_transactions, 1u);
   EXPECT_EQ(0, std::memcmp(after->data() + kHome + 20000, next.data(), next.size()));
+
+  // Without a checkpoint first, the first commit marks the log itself.
+  auto direct = RegionDram::from_image(torn_only);
+  auto journal = reopen(*direct, nullptr);
+  ASSERT_TRUE(journal.is_ok());
+  Transaction first = (*journal)->begin();
+  first.write(kHome + 20000, next.data(), next.size());
+  ASSERT_TRUE((*journal)->commit(std::move(first)).is_ok());
+  EXPECT_TRUE(header_says_ordered(*direct));
+  EXPECT_EQ((*journal)->next_seq(), 7u) << "5 is skipped, 6 committed";
 }
 
 TEST(JournalCorruptMiddleTest, SalvageReplaysEveryValidTransactionInOrder) {
