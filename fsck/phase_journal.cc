@@ -31,9 +31,9 @@ void apply_to_overlay(Image& image, const ReplayRecord& rec) {
 void report_recovery(Context& ctx, const RecoveryStats& rs) {
   const bool repair = ctx.repair();
   if (rs.corrupt_seq != 0 && rs.transactions_after_corrupt == 0) {
-    // The last transaction committed (its header and commit record stand) but its
-    // body fails its checks: -y replays what comes before it and the later
-    // phases repair what its loss leaves inconsistent.
+    // The last transaction committed (its header and commit record stand)
+    // but its body fails its checks: -y replays what comes before it and
+    // the later phases repair what its loss leaves inconsistent.
     ctx.problem(Phase::kJournal, "journal_corrupt_last", 0,
                 "transaction " + std::to_string(rs.corrupt_seq) + " at block " +
                     std::to_string(rs.corrupt_block) +
