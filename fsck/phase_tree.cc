@@ -21,6 +21,22 @@ constexpr const char* kLostFound = "lost+found";
 
 uint8_t dtype_of(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
 
+// 0 for "lost+found", n for "lost+found.n" (the name free_name gives when
+// a user's own entry holds "lost+found"), -1 for any other name.
+int lost_found_rank(std::string_view name) {
+  const std::string_view base = kLostFound;
+  if (name.substr(0, base.size()) != base) return -1;
+  if (name.size() == base.size()) return 0;
+  const std::string_view digits = name.substr(base.size());
+  if (digits.size() < 2 || digits.size() > 6 || digits[0] != '.' || digits[1] == '0') return -1;
+  int n = 0;
+  for (char c : digits.substr(1)) {
+    if (c < '0' || c > '9') return -1;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
 std::string printable(std::string_view name) {
   std::string out;
   for (char c : name) out += (c >= 0x20 && c < 0x7f) ? c : '?';
@@ -54,6 +70,7 @@ void check_dir_block(Context& ctx, uint64_t rb, uint64_t dir, const BlockReport&
 struct Tree {
   Context& ctx;
   uint64_t lost_found = 0;
+  int lost_found_rank = 0;  // of its name (lost_found_rank())
 
   bool has_name(uint64_t dir, std::string_view name) {
     bool found = false;
@@ -324,8 +341,13 @@ void check_directories(Context& ctx) {
                                         "fixed", "fix it")});
             retypes.push_back({de.offset, de.ino, dtype_of(child.mode)});
           }
-          if (dir == format::kRootIno && de.name == kLostFound && S_ISDIR(child.mode)) {
+          // The lowest of lost+found, lost+found.1...: a later run finds the
+          // one an earlier run made beside a user's entry of the name.
+          if (const int rank = lost_found_rank(de.name);
+              dir == format::kRootIno && rank >= 0 && S_ISDIR(child.mode) &&
+              (tree.lost_found == 0 || rank < tree.lost_found_rank)) {
             tree.lost_found = de.ino;
+            tree.lost_found_rank = rank;
           }
           tree.link(dir, de.ino);
           if (S_ISDIR(child.mode)) {

@@ -217,6 +217,21 @@ TEST_F(FsckTest, AFileCalledLostFoundGetsNoSecondEntryOfItsName) {
   auto f = (*fs)->lookup(lf->ino, "#" + std::to_string(p().file2));
   ASSERT_TRUE(f.is_ok()) << f.status().to_string();
   EXPECT_EQ(f->size, 100000u);
+  fs->reset();
+
+  // A later run that needs lost+found again uses lost+found.1; it used to
+  // make lost+found.2, and another one each time.
+  image_ = fixed;
+  blk = first_block(image_, geo_, p().dir_a);
+  off = entry_offset(image_, blk, p().dir_a, "b");
+  ASSERT_GE(off, 0);
+  dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
+  dir_block_seal(block_ptr(image_, blk));
+  Bytes again = expect_round_trip("disconnected_dir");
+  auto fs2 = Filesystem::mount(RegionDram::from_image(again), mount_options());
+  ASSERT_TRUE(fs2.is_ok()) << fs2.status().to_string();
+  EXPECT_FALSE((*fs2)->lookup(kRootIno, "lost+found.2").is_ok());
+  EXPECT_TRUE((*fs2)->lookup(lf->ino, "#" + std::to_string(p().dir_b)).is_ok());
 }
 
 TEST_F(FsckTest, DisconnectedDirectoryGoesToLostFound) {
