@@ -233,8 +233,21 @@ void zero_unused_slot_bytes(format::DiskInode& disk) {
 // blocks the map owns? The map's inline extents and extent count are only as
 // good as the slot, whose crc failed (the overflow blocks and the xattr
 // store carry crcs of their own). `raw` is the slot as found.
-bool map_flip_explains(Context& ctx, const format::DiskInode& raw, const DecodedInode& d,
-                       uint64_t delta, bool up) {
+bool map_flip_explains(Context& ctx, uint64_t ino, const format::DiskInode& raw,
+                       const DecodedInode& d, uint64_t delta, bool up) {
+  // An xattr pointer flipped to 0 drops the store's blocks from what the
+  // slot vouches for: a store of this inode's at a block one bit away from
+  // 0 (a power of two) explains a count that is higher.
+  if (up && d.core.xattr_block == 0) {
+    for (int bit = 0; bit < 64; ++bit) {
+      const uint64_t head = uint64_t{1} << bit;
+      if (!ctx.image.in_data_area(head)) continue;
+      auto store = read_xattr_store(head, ino, [&](uint64_t b) -> const std::byte* {
+        return ctx.image.in_data_area(b) ? ctx.image.read_block(b) : nullptr;
+      });
+      if (store.is_ok()) return true;
+    }
+  }
   const uint32_t count = raw.extent_count.get();
   const uint32_t in_slot = std::min<uint32_t>(count, format::kInlineExtents);
   // A count one bit lower than the truth drops extents whose bytes stay in
@@ -277,11 +290,32 @@ bool map_flip_explains(Context& ctx, const format::DiskInode& raw, const Decoded
 // of the map explains the difference instead: the count is the bit that
 // flipped. (A flip of one extent's length can make the map vouch for itself,
 // so the count is not simply set from the map: see map_flip_explains.)
-bool block_count_flip(Context& ctx, const format::DiskInode& raw, const DecodedInode& d,
-                      uint64_t owned) {
+bool block_count_flip(Context& ctx, uint64_t ino, const format::DiskInode& raw,
+                      const DecodedInode& d, uint64_t owned) {
   const uint64_t diff = d.core.blocks ^ owned;
   if (diff == 0 || (diff & (diff - 1)) != 0) return false;
-  return !map_flip_explains(ctx, raw, d, diff, d.core.blocks > owned);
+  return !map_flip_explains(ctx, ino, raw, d, diff, d.core.blocks > owned);
+}
+
+// The flip cleared the inline-data flag of a small file: a regular file
+// without extents whose slot holds more than one set bit (a slot without
+// the flag holds none there, so one flip elsewhere cannot explain them) and
+// zeros after `size`. Zeroing those bytes as unused would keep the file
+// with its data gone.
+bool inline_flag_flipped(Context& ctx, const format::DiskInode& raw) {
+  if (!S_ISREG(raw.mode.get()) || (raw.flags.get() & format::kInodeInlineData) != 0 ||
+      raw.extent_count.get() != 0 || raw.extent_block.get() != 0 ||
+      (ctx.sb.feature_incompat & format::kFeatureIncompatInlineData) == 0 ||
+      raw.size.get() > format::kInlineDataMax) {
+    return false;
+  }
+  const auto* u = reinterpret_cast<const unsigned char*>(&raw.u);
+  int bits = 0;
+  for (size_t i = 0; i < sizeof(raw.u); ++i) {
+    if (i >= raw.size.get() && u[i] != 0) return false;
+    bits += __builtin_popcount(u[i]);
+  }
+  return bits > 1;
 }
 
 }  // namespace
@@ -298,6 +332,11 @@ std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot,
         !bad.empty()) {
       return bad;
     }
+  }
+  if (inline_flag_flipped(ctx, disk)) {
+    disk.flags.set(disk.flags.get() | format::kInodeInlineData);
+    *corrected = "inline-data flag restored (the slot holds the file's " +
+                 std::to_string(disk.size.get()) + " bytes)";
   }
   zero_unused_slot_bytes(disk);
   seal_inode_crc(disk);
@@ -320,11 +359,12 @@ std::string salvage_blocker(Context& ctx, uint64_t ino, format::DiskInode& slot,
     owned += store->blocks.size();
   }
   if (c.blocks != owned) {
-    if (!block_count_flip(ctx, slot, *d, owned)) {
+    if (!block_count_flip(ctx, ino, slot, *d, owned)) {
       return "block count " + std::to_string(c.blocks) + " but " + std::to_string(owned) +
              " blocks owned";
     }
-    *corrected = "block count " + std::to_string(c.blocks) + " set to the " +
+    if (!corrected->empty()) *corrected += ", ";
+    *corrected += "block count " + std::to_string(c.blocks) + " set to the " +
                  std::to_string(owned) + " blocks owned (one bit apart, which no flipped bit " +
                  "of the map explains)";
     disk.blocks.set(owned);

@@ -83,6 +83,22 @@ struct Tree {
     }
     return found;
   }
+  // Whether root's `name` (lost+found.`rank`) is a lost+found an earlier run
+  // made: a directory as ensure_lost_found makes it (root's, mode 0700),
+  // beside entries lost+found, .1 ... .rank-1 (free_name took the first
+  // free one). A user's own directory of that name does not qualify: what
+  // fsck moves there must not become readable by its owner.
+  bool made_by_fsck(std::string_view name, uint64_t ino, int rank) {
+    const format::DiskInode slot = ctx.image.read_inode(ino);
+    if (slot.mode.get() != (S_IFDIR | 0700) || slot.uid.get() != 0) return false;
+    for (int n = 0; n < rank; ++n) {
+      const std::string before =
+          n == 0 ? std::string(kLostFound) : std::string(kLostFound) + "." + std::to_string(n);
+      if (before == name || !has_name(format::kRootIno, before)) return false;
+    }
+    return true;
+  }
+
   // `base`, or `base` with ".1", ".2"... after it when `dir` has that name
   // already (a user's own file called "lost+found" or "#12"): a second
   // entry of one name is damage the daemon refuses.
@@ -206,8 +222,9 @@ struct Tree {
       ctx.problem(Phase::kDirectories, kind, ino, why + "; no space in /lost+found", false);
       return;
     }
+    const std::string where = ctx.dir_path(lf) + "/" + name;
     ctx.problem(Phase::kDirectories, kind, ino,
-                ctx.fix(why, "moved to /lost+found/" + name, "move it to /lost+found/" + name));
+                ctx.fix(why, "moved to " + where, "move it to " + where));
     link(lf, ino);
     mark_reachable(ino);
   }
@@ -345,7 +362,8 @@ void check_directories(Context& ctx) {
           // one an earlier run made beside a user's entry of the name.
           if (const int rank = lost_found_rank(de.name);
               dir == format::kRootIno && rank >= 0 && S_ISDIR(child.mode) &&
-              (tree.lost_found == 0 || rank < tree.lost_found_rank)) {
+              (tree.lost_found == 0 || rank < tree.lost_found_rank) &&
+              (rank == 0 || tree.made_by_fsck(de.name, de.ino, rank))) {
             tree.lost_found = de.ino;
             tree.lost_found_rank = rank;
           }
@@ -421,6 +439,9 @@ void check_directories(Context& ctx) {
     InodeState& st = ctx.inodes[ino];
     if (!st.used || st.reachable || S_ISDIR(st.mode)) continue;
     if (st.refs == 0 && st.nlink == 0) continue;  // unlinked: phase 8
+    // Unlinked with its blocks freed (the orphan flag says so even with a
+    // link count): nothing to keep; phase 8 frees it.
+    if (st.refs == 0 && st.blocks_freed) continue;
     if (st.refs == 0) tree.reconnect(ino, "disconnected_inode", "inode has no name");
   }
   for (uint64_t ino : ctx.inodes.numbers()) {

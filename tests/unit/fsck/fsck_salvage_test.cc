@@ -318,6 +318,70 @@ TEST(FsckSalvageTest, AFlippedBlockCountNoMapFlipExplainsIsSetBack) {
   EXPECT_EQ(after.inodes.at(p.file1), expect);
 }
 
+// An empty file's xattr block moved to a power-of-two block, then its
+// pointer flipped to 0: the count (1) is one bit above what the map owns
+// (0), but a store of the file's one bit away from 0 explains that too.
+// Setting the count would keep the file without its xattrs (an ACL among
+// them) and free their block as a leak; it is cleared, as before the count
+// rule (review of ff8cb68).
+TEST(FsckSalvageTest, AnXattrPointerFlippedToZeroIsNotTakenForTheCount) {
+  const Populated& p = small();
+  Bytes image;
+  Ino file = 0;
+  {
+    auto fs = Filesystem::mount(RegionDram::from_image(p.image), mount_options());
+    ASSERT_TRUE(fs.is_ok());
+    auto made = (*fs)->create(kRootIno, "secretive", 0644, O_RDWR, cred());
+    ASSERT_TRUE(made.is_ok());
+    file = made->ino;
+    (*fs)->release(file);
+    ASSERT_TRUE((*fs)->setxattr(file, "user.secret", "x", 1, 0).is_ok());
+    image = static_cast<const RegionDram&>((*fs)->region()).crash(RegionDram::CrashMode::kDrop);
+  }
+  image = run(image, true).image;  // the unmount did not run
+  format::DiskInode slot = get_inode(image, p.geo, file);
+  ASSERT_EQ(slot.blocks.get(), 1u);
+  const uint64_t old_block = slot.xattr_block.get();
+  ASSERT_NE(old_block, 0u);
+  uint64_t head = 0;
+  for (uint64_t b = 1; b < p.geo.data_start + p.geo.data_blocks; b <<= 1) {
+    if (b >= p.geo.data_start && !get_bit(image, p.geo, b)) head = b;
+  }
+  ASSERT_NE(head, 0u) << "no free power-of-two block";
+  std::memcpy(block_ptr(image, head), block_ptr(image, old_block), format::kBlockSize);
+  set_bit(image, p.geo, head, true);
+  set_bit(image, p.geo, old_block, false);
+  slot.xattr_block.set(head);
+  put_inode(image, p.geo, file, slot);
+  ASSERT_EQ(run(image, false).report.exit_code, kExitClean) << "the moved store does not check";
+  slot.xattr_block.set(0);
+  put_inode(image, p.geo, file, slot, /*seal=*/false);  // one flipped bit, crc as it was
+  FsckRun fix = run(image, true);
+  EXPECT_FALSE(reported(fix.report, "inode_bad_crc_salvaged", file)) << kinds(fix.report);
+  EXPECT_TRUE(reported(fix.report, "inode_bad_crc", file)) << kinds(fix.report);
+}
+
+// A flip that clears the inline-data flag of a small file: its slot holds
+// its bytes, which a slot without the flag never does. The flag is set
+// back and the file kept as it was; it used to be kept with its bytes
+// zeroed as unused (review of ff8cb68).
+TEST(FsckSalvageTest, AFlippedInlineFlagIsSetBackWithTheBytes) {
+  const Populated& p = small();
+  const Namespace before = read_namespace(p.image);
+  Bytes image = p.image;
+  image[inode_offset(p.geo, p.tiny) + offsetof(format::DiskInode, flags)] ^=
+      std::byte{static_cast<unsigned char>(format::kInodeInlineData)};
+  FsckRun fix = run(image, true);
+  ASSERT_TRUE(reported(fix.report, "inode_bad_crc_salvaged", p.tiny)) << kinds(fix.report);
+  EXPECT_NE(kinds(fix.report).find("inline-data flag restored"), std::string::npos)
+      << kinds(fix.report);
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+  const Namespace after = read_namespace(fix.image);
+  Seen expect = before.inodes.at(p.tiny);
+  expect.generation = after.inodes.at(p.tiny).generation;
+  EXPECT_EQ(after.inodes.at(p.tiny), expect);
+}
+
 TEST(FsckSalvageTest, OneFlippedBitAnywhereInASlotNeverCostsAnotherFile) {
   const Populated& p = small();
   const Namespace before = read_namespace(p.image);

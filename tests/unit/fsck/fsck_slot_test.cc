@@ -123,6 +123,22 @@ TEST_F(FsckSlotTest, ANamedUnlinkedSymlinkWithoutItsBlockGoesInOneRun) {
   EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
 }
 
+// The same with the orphan flag and a link count of 1: the name goes and the
+// inode is freed, not moved to lost+found (review of e7adf8e).
+TEST_F(FsckSlotTest, AFlaggedOrphanSymlinkWithoutItsBlockIsNotReconnected) {
+  format::DiskInode d = inode(p().link_long);
+  d.flags.set(d.flags.get() | format::kInodeOrphan);
+  d.extent_count.set(0);
+  d.u.extents[0] = format::DiskExtent{};
+  d.blocks.set(d.blocks.get() - 1);
+  put(p().link_long, d);
+  Bytes fixed = expect_round_trip(image_, "entry_to_unlinked");
+  EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  EXPECT_FALSE((*fs)->lookup(kRootIno, "lost+found").is_ok()) << "a lost+found made for nothing";
+}
+
 TEST_F(FsckSlotTest, AFifoWithASizeIsRefused) {
   format::DiskInode d = inode(p().tiny);
   d.mode.set(S_IFIFO | 0644);

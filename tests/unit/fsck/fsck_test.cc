@@ -234,6 +234,34 @@ TEST_F(FsckTest, AFileCalledLostFoundGetsNoSecondEntryOfItsName) {
   EXPECT_TRUE((*fs2)->lookup(lf->ino, "#" + std::to_string(p().dir_b)).is_ok());
 }
 
+// A user's own directory called lost+found.1 is not taken for one an
+// earlier run made: what fsck moves there would become its owner's to read
+// (review of 69b5da8).
+TEST_F(FsckTest, AUsersDirectoryCalledLostFoundOneIsNotUsed) {
+  {
+    auto fs = Filesystem::mount(RegionDram::from_image(image_), mount_options());
+    ASSERT_TRUE(fs.is_ok());
+    ASSERT_TRUE((*fs)->mkdir(kRootIno, "lost+found.1", 0755, cred()).is_ok());
+    image_ = static_cast<const RegionDram&>((*fs)->region()).crash(RegionDram::CrashMode::kDrop);
+  }
+  // Unmount did not run: -n notes it; make the image clean first.
+  image_ = run(image_, true).image;
+  uint64_t blk = first_block(image_, geo_, p().dir_a);
+  int off = entry_offset(image_, blk, p().dir_a, "b");
+  ASSERT_GE(off, 0);
+  dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
+  dir_block_seal(block_ptr(image_, blk));
+  Bytes fixed = expect_round_trip("disconnected_dir");
+  auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
+  ASSERT_TRUE(fs.is_ok());
+  auto lf = (*fs)->lookup(kRootIno, "lost+found");
+  ASSERT_TRUE(lf.is_ok()) << lf.status().to_string();
+  EXPECT_TRUE((*fs)->lookup(lf->ino, "#" + std::to_string(p().dir_b)).is_ok());
+  auto users = (*fs)->lookup(kRootIno, "lost+found.1");
+  ASSERT_TRUE(users.is_ok());
+  EXPECT_FALSE((*fs)->lookup(users->ino, "#" + std::to_string(p().dir_b)).is_ok());
+}
+
 TEST_F(FsckTest, DisconnectedDirectoryGoesToLostFound) {
   uint64_t blk = first_block(image_, geo_, p().dir_a);
   int off = entry_offset(image_, blk, p().dir_a, "b");
