@@ -180,6 +180,7 @@ struct Tree {
     ctx.problem(Phase::kDirectories, "lost_found_created", ino,
                 ctx.repair() ? "created /" + name : "no /lost+found; would create /" + name);
     link(format::kRootIno, ino);
+    ctx.dir_names[ino] = name;
     st.reachable = true;
     lost_found = ino;
     return ino;

@@ -252,6 +252,9 @@ TEST_F(FsckTest, AUsersDirectoryCalledLostFoundOneIsNotUsed) {
   dir_block_remove(block_ptr(image_, blk), static_cast<uint16_t>(off));
   dir_block_seal(block_ptr(image_, blk));
   Bytes fixed = expect_round_trip("disconnected_dir");
+  const std::string report = kinds(run(image_, true).report);
+  EXPECT_NE(report.find("moved to /lost+found/#" + std::to_string(p().dir_b)), std::string::npos)
+      << report;
   auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());
   ASSERT_TRUE(fs.is_ok());
   auto lf = (*fs)->lookup(kRootIno, "lost+found");
