@@ -22,6 +22,14 @@ class FsckSlotTest : public ::testing::Test {
   const Populated& p() const { return populated(); }
   format::DiskInode inode(Ino ino) const { return get_inode(image_, geo_, ino); }
   void put(Ino ino, const format::DiskInode& d) { put_inode(image_, geo_, ino, d); }
+  // Writes `d`, a long symlink's slot, as a crash between the two
+  // transactions of free_inode leaves it: its block freed, its slot not.
+  void put_without_its_block(Ino ino, format::DiskInode d) {
+    d.extent_count.set(0);
+    d.u.extents[0] = format::DiskExtent{};
+    d.blocks.set(d.blocks.get() - 1);
+    put(ino, d);
+  }
   // The daemon's synchronous mount refuses the damaged image, naming `what`.
   void expect_mount_refused(const std::string& what) {
     auto fs = Filesystem::mount(RegionDram::from_image(image_), mount_options());
@@ -115,10 +123,7 @@ TEST_F(FsckSlotTest, ANamedUnlinkedSymlinkWithoutItsBlockGoesInOneRun) {
   format::DiskInode d = inode(p().link_long);
   ASSERT_EQ(d.extent_count.get(), 1u);
   d.nlink.set(0);
-  d.extent_count.set(0);
-  d.u.extents[0] = format::DiskExtent{};
-  d.blocks.set(d.blocks.get() - 1);
-  put(p().link_long, d);
+  put_without_its_block(p().link_long, d);
   Bytes fixed = expect_round_trip(image_, "entry_to_unlinked");
   EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
 }
@@ -127,11 +132,9 @@ TEST_F(FsckSlotTest, ANamedUnlinkedSymlinkWithoutItsBlockGoesInOneRun) {
 // inode is freed, not moved to lost+found (review of e7adf8e).
 TEST_F(FsckSlotTest, AFlaggedOrphanSymlinkWithoutItsBlockIsNotReconnected) {
   format::DiskInode d = inode(p().link_long);
+  ASSERT_EQ(d.extent_count.get(), 1u);
   d.flags.set(d.flags.get() | format::kInodeOrphan);
-  d.extent_count.set(0);
-  d.u.extents[0] = format::DiskExtent{};
-  d.blocks.set(d.blocks.get() - 1);
-  put(p().link_long, d);
+  put_without_its_block(p().link_long, d);
   Bytes fixed = expect_round_trip(image_, "entry_to_unlinked");
   EXPECT_EQ(get_inode(fixed, geo_, p().link_long).mode.get(), 0u);
   auto fs = Filesystem::mount(RegionDram::from_image(fixed), mount_options());

@@ -952,6 +952,24 @@ DamagedLog damage_transaction(const Bytes& populated_image, const Geometry& geo,
   return out;
 }
 
+// -y repairs the damaged journal (reporting `kind`), -n is then clean, and
+// everything but what the damaged transaction did is back: at most one name
+// is missing (the damaged one may have been a create; then its inode, which
+// later writes updated, is in lost+found).
+void expect_repaired_around(const Bytes& image, const DamagedLog& damaged, const char* kind) {
+  FsckRun fix = run(image, true);
+  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
+  EXPECT_TRUE(has_kind(fix.report, kind)) << kinds(fix.report);
+  EXPECT_EQ(fix.report.remaining_after_repair, 0u);
+  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
+  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
+  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
+  size_t found = 0;
+  for (const std::string& name : damaged.names) found += (*fs)->lookup(kRootIno, name).is_ok();
+  EXPECT_GE(found, damaged.names.size() - 1);
+  EXPECT_TRUE((*fs)->lookup(kRootIno, "many").is_ok());
+}
+
 TEST_F(FsckTest, JournalCorruptInTheMiddle) {
   DamagedLog damaged = damage_transaction(image_, geo_, Victim::kMiddle);
   image_ = damaged.image;
@@ -970,21 +988,7 @@ TEST_F(FsckTest, JournalCorruptInTheMiddle) {
       << kinds(check.report);
   EXPECT_EQ(check.image, image_) << "check-only run wrote to the image";
 
-  FsckRun fix = run(image_, true);
-  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
-  EXPECT_TRUE(has_kind(fix.report, "journal_corrupt_middle"));
-  EXPECT_EQ(fix.report.remaining_after_repair, 0u);
-  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
-
-  // Everything but what the damaged transaction did is back: at most one
-  // name is missing (the damaged one may have been a create; then its
-  // inode, which later writes updated, is in lost+found).
-  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
-  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
-  size_t found = 0;
-  for (const std::string& name : damaged.names) found += (*fs)->lookup(kRootIno, name).is_ok();
-  EXPECT_GE(found, damaged.names.size() - 1);
-  EXPECT_TRUE((*fs)->lookup(kRootIno, "many").is_ok());
+  expect_repaired_around(image_, damaged, "journal_corrupt_middle");
 }
 
 // The last transaction committed, so its damage is not a torn tail: the
@@ -1009,18 +1013,7 @@ TEST_F(FsckTest, JournalCorruptAtTheEnd) {
   ASSERT_TRUE(has_kind(check.report, "journal_corrupt_last")) << kinds(check.report);
   EXPECT_EQ(check.image, image_) << "check-only run wrote to the image";
 
-  FsckRun fix = run(image_, true);
-  EXPECT_EQ(fix.report.exit_code, kExitCorrected) << kinds(fix.report);
-  EXPECT_TRUE(has_kind(fix.report, "journal_corrupt_last"));
-  EXPECT_EQ(fix.report.remaining_after_repair, 0u);
-  EXPECT_EQ(run(fix.image, false).report.exit_code, kExitClean);
-
-  auto fs = Filesystem::mount(RegionDram::from_image(fix.image), mount_options());
-  ASSERT_TRUE(fs.is_ok()) << fs.status().to_string();
-  size_t found = 0;
-  for (const std::string& name : damaged.names) found += (*fs)->lookup(kRootIno, name).is_ok();
-  EXPECT_GE(found, damaged.names.size() - 1);
-  EXPECT_TRUE((*fs)->lookup(kRootIno, "many").is_ok());
+  expect_repaired_around(image_, damaged, "journal_corrupt_last");
 }
 
 TEST_F(FsckTest, StandbyJournalHeaderSlot) {
