@@ -262,6 +262,9 @@ inline constexpr uint32_t kHolderEntriesPerBlock =
 inline constexpr uint32_t kInodeSize = 256;
 inline constexpr uint32_t kInodesPerBlock = kBlockSize / kInodeSize;
 inline constexpr uint64_t kRootIno = 1;  // inode numbers start at 1; 0 = none
+// The most inodes an image may have (inode_count): numbers fit 32 bits, which
+// the daemon relies on to keep them in 4 bytes in DRAM (meta/inode.h).
+inline constexpr uint64_t kMaxInodeCount = 0xffffffffu;
 
 enum ExtentFlags : uint32_t {
   kExtentUnwritten = 1,  // allocated, reads as zeros

@@ -26,7 +26,7 @@ constexpr uint64_t kMaxHolderBlocks = 1024;
 constexpr uint64_t kRegionBlocksPerHolderBlock = (256ull << 20) / kBlockSize;
 constexpr uint64_t kBytesPerInode = 16ull << 10;
 constexpr uint64_t kMinDefaultInodes = 64;
-constexpr uint64_t kMaxInodes = std::numeric_limits<uint32_t>::max();
+constexpr uint64_t kMaxInodes = format::kMaxInodeCount;
 constexpr uint64_t kMinDataBlocks = 16;
 constexpr uint64_t kBitsPerBitmapBlock = uint64_t{kBlockSize} * 8;
 

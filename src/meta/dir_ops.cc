@@ -122,11 +122,12 @@ void FilesystemImpl::dir_remove(MetaTxn& t, Inode& dir, std::string_view name) {
 void FilesystemImpl::dir_retarget(MetaTxn& t, Inode& dir, std::string_view name, uint64_t ino,
                                   uint8_t type) {
   DirIndex& index = *dir.dir;
-  DirLocation& loc = *index.find(name);
+  DirLocation loc = *index.find(name);
   uint64_t rb = dir_region_block(dir, loc.block_index).value();
   dir_block_retarget(t.block(rb), loc.offset, ino, type);
   loc.ino = ino;
   loc.type = type;
+  index.set(name, loc);
 }
 
 Status FilesystemImpl::readdir(Ino ino, uint64_t cookie,

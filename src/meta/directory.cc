@@ -214,9 +214,27 @@ uint32_t DirIndex::hash_of(std::string_view name) {
   return static_cast<uint32_t>(h ^ (h >> 32));
 }
 
+DirIndex::Entry DirIndex::make_entry(const DirLocation& loc, uint64_t name_at) {
+  if (loc.ino > format::kMaxInodeCount) die("inode number past kMaxInodeCount in the index");
+  if (loc.offset >= format::kBlockSize || loc.type > 0xf) die("entry offset or type out of range");
+  if (name_at >= kErased) die("a directory's names past 2^48 bytes in the index");
+  Entry e;
+  e.ino = static_cast<uint32_t>(loc.ino);
+  e.block_index = loc.block_index;
+  set_name_at(e, name_at);
+  e.offset_and_type = static_cast<uint16_t>(loc.offset << 4 | loc.type);
+  return e;
+}
+
+DirLocation DirIndex::location_of(const Entry& e) {
+  return DirLocation{e.ino, e.block_index, static_cast<uint16_t>(e.offset_and_type >> 4),
+                     static_cast<uint8_t>(e.offset_and_type & 0xf)};
+}
+
 std::string_view DirIndex::name_of(const Entry& e) const {
-  const auto len = static_cast<unsigned char>(names_[e.name_at]);
-  return std::string_view(names_).substr(e.name_at + 1, len);
+  const uint64_t at = name_at(e);
+  const auto len = static_cast<unsigned char>(names_[at]);
+  return std::string_view(names_).substr(at + 1, len);
 }
 
 size_t DirIndex::bucket_of(std::string_view name, uint32_t hash) const {
@@ -229,21 +247,18 @@ size_t DirIndex::bucket_of(std::string_view name, uint32_t hash) const {
   }
 }
 
-const DirLocation* DirIndex::find(std::string_view name) const {
+std::optional<DirLocation> DirIndex::find(std::string_view name) const {
   const size_t b = bucket_of(name, hash_of(name));
-  return b == SIZE_MAX ? nullptr : &entries_[buckets_[b].entry].loc;
-}
-
-DirLocation* DirIndex::find(std::string_view name) {
-  const size_t b = bucket_of(name, hash_of(name));
-  return b == SIZE_MAX ? nullptr : &entries_[buckets_[b].entry].loc;
+  if (b == SIZE_MAX) return std::nullopt;
+  return location_of(entries_[buckets_[b].entry]);
 }
 
 void DirIndex::set(std::string_view name, const DirLocation& loc) {
   const uint32_t hash = hash_of(name);
   const size_t b = bucket_of(name, hash);
   if (b != SIZE_MAX) {
-    entries_[buckets_[b].entry].loc = loc;
+    Entry& e = entries_[buckets_[b].entry];
+    e = make_entry(loc, name_at(e));
   } else {
     append(name, hash, loc);
   }
@@ -270,7 +285,7 @@ void DirIndex::append(std::string_view name, uint32_t hash, const DirLocation& l
   }
   if (buckets_[i].entry == kEmpty) ++used_buckets_;
   buckets_[i] = Bucket{static_cast<uint32_t>(entries_.size()), hash};
-  entries_.push_back(Entry{loc, names_.size()});
+  entries_.push_back(make_entry(loc, names_.size()));
   names_.push_back(static_cast<char>(name.size()));
   names_.append(name);
   ++live_;
@@ -279,7 +294,7 @@ void DirIndex::append(std::string_view name, uint32_t hash, const DirLocation& l
 bool DirIndex::erase(std::string_view name) {
   const size_t b = bucket_of(name, hash_of(name));
   if (b == SIZE_MAX) return false;
-  entries_[buckets_[b].entry].name_at = kErased;
+  set_name_at(entries_[buckets_[b].entry], kErased);
   buckets_[b].entry = kTombstone;
   if (--live_ == 0) {
     // Everything is a tombstone: start over (largest_free stays).
@@ -313,16 +328,18 @@ void DirIndex::shrink_to_fit() {
 void DirIndex::rebuild(size_t bucket_count) {
   size_t name_bytes = 0;
   for (const Entry& e : entries_) {
-    if (e.name_at != kErased) name_bytes += 1 + name_of(e).size();
+    if (name_at(e) != kErased) name_bytes += 1 + name_of(e).size();
   }
   std::vector<Entry> kept;
   kept.reserve(live_);
   std::string names;
   names.reserve(name_bytes);
   for (const Entry& e : entries_) {
-    if (e.name_at == kErased) continue;
+    if (name_at(e) == kErased) continue;
     const std::string_view name = name_of(e);
-    kept.push_back(Entry{e.loc, names.size()});
+    Entry moved = e;
+    set_name_at(moved, names.size());
+    kept.push_back(moved);
     names.push_back(static_cast<char>(name.size()));
     names.append(name);
   }

@@ -31,12 +31,14 @@ struct DirLocation {
 
 // A directory's names -> entry locations in DRAM, built on first use of the
 // directory (FilesystemImpl::ensure_dir_index). Issue 12 counts it in the
-// DRAM per cached inode: a name costs its 24-byte entry, its bytes plus
+// DRAM per cached inode: a name costs its 16-byte entry, its bytes plus
 // one, and 8 bytes of hash bucket at a load just under 3/4 after a build
 // (a std::unordered_map<std::string, DirLocation> node was 96 bytes with
 // malloc's header, and its bucket 8 more).
 //
-// Entries sit in one array in the order added, names in one byte string
+// Entries sit in one array in the order added, each a DirLocation packed
+// into 16 bytes (an inode number fits 32 bits, format::kMaxInodeCount; an
+// offset in a block 12 bits and a DT_* type 4), names in one byte string
 // (a length byte, then the bytes), and the buckets are open addressed with
 // linear probing, each holding an entry's number and its name's hash (a
 // probe compares names only on equal hashes). An erased entry leaves a
@@ -44,9 +46,8 @@ struct DirLocation {
 // erase() rebuilds once erased entries outnumber live ones.
 class DirIndex {
  public:
-  // The location of `name`, or nullptr. Valid until the index next changes.
-  const DirLocation* find(std::string_view name) const;
-  DirLocation* find(std::string_view name);
+  // The location of `name`, if present.
+  std::optional<DirLocation> find(std::string_view name) const;
   // Adds `name` at `loc`, or moves it there when present.
   void set(std::string_view name, const DirLocation& loc);
   // Adds `name` at `loc` unless present (true if added).
@@ -63,16 +64,33 @@ class DirIndex {
 
  private:
   struct Entry {
-    DirLocation loc;
-    uint64_t name_at = 0;  // in names_: the length byte; kErased when erased
+    uint32_t ino = 0;
+    uint32_t block_index = 0;
+    // In names_: the length byte, bits 0-31 here and 32-47 in name_at_high
+    // (a directory's names fit its blocks: 2^32 blocks of 4 KiB, under
+    // 2^48 bytes); kErased when erased.
+    uint32_t name_at_low = 0;
+    uint16_t name_at_high = 0;
+    uint16_t offset_and_type = 0;  // offset << 4 | type
   };
+  static_assert(sizeof(Entry) == 16, "a name's DRAM cost (issue 12) changed");
   struct Bucket {
     uint32_t entry = kEmpty;  // number in entries_, or kEmpty / kTombstone
     uint32_t hash = 0;
   };
   static constexpr uint32_t kEmpty = UINT32_MAX;
   static constexpr uint32_t kTombstone = UINT32_MAX - 1;
-  static constexpr uint64_t kErased = UINT64_MAX;
+  static constexpr uint64_t kErased = (uint64_t{1} << 48) - 1;
+
+  static Entry make_entry(const DirLocation& loc, uint64_t name_at);
+  static DirLocation location_of(const Entry& e);
+  static uint64_t name_at(const Entry& e) {
+    return uint64_t{e.name_at_low} | uint64_t{e.name_at_high} << 32;
+  }
+  static void set_name_at(Entry& e, uint64_t at) {
+    e.name_at_low = static_cast<uint32_t>(at);
+    e.name_at_high = static_cast<uint16_t>(at >> 32);
+  }
 
   static uint32_t hash_of(std::string_view name);
   std::string_view name_of(const Entry& e) const;

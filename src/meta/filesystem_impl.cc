@@ -145,7 +145,6 @@ Status FilesystemImpl::load_inode(Inode& inode) {
   }
   ASSIGN_OR_RETURN(DecodedInode d, std::move(decoded));
   inode.core = d.core;
-  inode.orphan_next = d.orphan_next;
   inode.extents.clear();
   inode.chain.clear();
   // An inline file's bytes stay in the slot (inline_data_of).
@@ -308,6 +307,7 @@ Status FilesystemImpl::do_mount(FsckLikeStats* stats) {
   }();
   if (!root_is_dir) return Status(Code::kCorruption, "root inode is not a directory");
   root->parent = format::kRootIno;
+  load_orphan_links();
   // Every inode read and cross-checked (mount_verifier.cc): before the
   // mount is live, or after it by a thread while metadata changes wait.
   const bool background = options_.background_verify;
@@ -395,6 +395,22 @@ Status FilesystemImpl::check_state_allows_mount(const Superblock& sb) const {
                     "): run fsck.sealfs -y on it; until then it can be mounted read-only (-o ro)");
 }
 
+void FilesystemImpl::load_orphan_links() {
+  orphan_links_.clear();
+  uint64_t cur = sb_staged_.orphan_head;
+  for (uint64_t steps = 0; cur != 0 && steps <= geo_.inode_count; ++steps) {
+    // Made through the table, so the slot's crc and fields are checked
+    // (decode_inode: orphan_next within the table) before its link is used.
+    Inode* inode = slot(cur);
+    if (inode == nullptr || inode->load_failed) return;
+    format::DiskInode disk{};
+    std::memcpy(&disk, region_->data() + inode_offset(geo_, cur), sizeof(disk));
+    const uint64_t next = disk.orphan_next.get();
+    orphan_links_.set(cur, next);
+    cur = next;
+  }
+}
+
 Result<std::vector<uint64_t>> FilesystemImpl::orphan_list() {
   std::vector<uint64_t> orphans;
   uint64_t cur = sb_staged_.orphan_head;
@@ -404,7 +420,7 @@ Result<std::vector<uint64_t>> FilesystemImpl::orphan_list() {
       return Status(Code::kCorruption, "orphan list is broken at inode " + std::to_string(cur));
     }
     orphans.push_back(cur);
-    cur = inode->orphan_next;
+    cur = orphan_links_.next(cur);
   }
   return orphans;
 }

@@ -31,6 +31,7 @@
 #include "meta/layout_permit.h"
 #include "meta/locking.h"
 #include "meta/meta_txn.h"
+#include "meta/orphan_links.h"
 #include "meta/posix_acl.h"
 #include "meta/xattr.h"
 #include "util/bit_words.h"
@@ -186,6 +187,10 @@ class FilesystemImpl final : public Filesystem {
   Status rename_entries(Ino parent, std::string_view name, Ino new_parent,
                         std::string_view new_name, unsigned flags, const Cred& cred);
   Status check_state_allows_mount(const Superblock& sb) const;
+  // Reads the orphan list's links from the slots into orphan_links_, from
+  // the superblock's head; a mount calls it before it serves. It stops at
+  // a slot that cannot be read, which orphan_list() then reports.
+  void load_orphan_links();
   // The inodes on the orphan list, head first (kCorruption on a broken list).
   Result<std::vector<uint64_t>> orphan_list();
   Status process_orphans(FsckLikeStats* stats);
@@ -422,6 +427,7 @@ class FilesystemImpl final : public Filesystem {
   bool mounted_ = false;
 
   Superblock sb_staged_;  // guarded by the journal mutex (prepare hooks)
+  OrphanLinks orphan_links_;  // changed under the journal mutex (prepare hooks)
 
   Mutex table_mu_;  // leaf: serialises DirIndex builders (dir_ops.cc)
   InodeTable inodes_;
@@ -475,7 +481,7 @@ class FilesystemImpl final : public Filesystem {
   // the queue holds at most two numbers per cached inode, and the trimmer's
   // work follows what it drops, not the table's size.
   Mutex idle_mu_;  // leaf
-  std::deque<uint64_t> idle_queue_ GUARDED_BY(idle_mu_);
+  std::deque<uint32_t> idle_queue_ GUARDED_BY(idle_mu_);  // 4 bytes: Inode::ino
   std::atomic<uint64_t> inodes_dropped_{0};
   std::atomic<uint64_t> inodes_trim_visited_{0};
   std::thread trimmer_;

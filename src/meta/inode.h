@@ -25,7 +25,7 @@ namespace sealfs {
 
 // The fields of DiskInode that live in DRAM. orphan_next is not here: it
 // belongs to the orphan list, which is staged under the journal mutex
-// (see orphan_list.h).
+// (see orphan_links.h).
 struct InodeCore {
   uint32_t mode = 0;  // 0 = free
   uint32_t uid = 0, gid = 0;
@@ -44,20 +44,25 @@ struct InodeCore {
 // (issue 12 asks for 200 bytes): the fields most inodes never use are one
 // pointer each here and a heap block when used (the extent map of a file
 // with extents, the overflow chain, the inline bytes, the name index of a
-// directory), and the fields are ordered so that none pads. The table
+// directory), and the fields are ordered so that only one byte pads. The table
 // places inodes in arrays (inode_table.h), so malloc adds nothing per inode.
 struct Inode {
-  explicit Inode(uint64_t number) : ino(number) {}
-  const uint64_t ino;
+  explicit Inode(uint64_t number) : ino(static_cast<uint32_t>(number)) {}
+  // 32 bits: an image has at most format::kMaxInodeCount inodes (the
+  // superblock's check refuses more), and InodeTable::reset checks it.
+  const uint32_t ino;
 
-  // Order: see locking.h. Guards every field below except load_failed,
-  // parent and orphan_next.
+  // Order: see locking.h. Guards every field below except parent and
+  // load_failed.
   SmallSharedMutex mu;
   // The kernel's lookup count (FUSE_FORGET) and the open handles. 32 bits
   // each, stuck at their maximum once they reach it (saturating_count.h):
   // such an inode is never freed early, only kept until the unmount.
   SaturatingCount lookups GUARDED_BY(mu);
   SaturatingCount opens GUARDED_BY(mu);
+  // Directories: rebuilt at mount, changed under rename_mu_ (read without
+  // the inode lock by rename's ancestry walk, hence atomic).
+  std::atomic<uint32_t> parent{0};
   // atime/mtime/ctime changed in DRAM only (FilesystemImpl::mark_times_dirty).
   bool times_dirty GUARDED_BY(mu) = false;
   // Its number is in the inode cache's queue of inodes to look at
@@ -78,13 +83,7 @@ struct Inode {
   // commit (inline_data.cc). So a small file costs no DRAM for its bytes.
   InlineBytes inline_bytes GUARDED_BY(mu);
   std::unique_ptr<DirIndex> dir GUARDED_BY(mu);  // directories, built on first use
-  // Directories: rebuilt at mount, changed under rename_mu_ (read without
-  // the inode lock by rename's ancestry walk, hence atomic).
-  std::atomic<uint64_t> parent{0};
-  // The next inode on the orphan list, as last staged. Touched only under
-  // the journal mutex (prepare hooks, meta_txn.cc), so that orphan-list
-  // edits of a neighbouring inode never race with this inode's own updates.
-  uint64_t orphan_next = 0;
+  // Its orphan-list link is not here: orphan_links.h.
 
   bool in_use() const REQUIRES_SHARED(mu) { return core.mode != 0; }
   // A regular file whose bytes live in its slot (no extents).
@@ -93,7 +92,7 @@ struct Inode {
   }
 };
 // docs/design.md section 5 ("What a cached inode costs") states this size.
-static_assert(sizeof(Inode) == 160, "the DRAM cost of a cached inode (issue 12) changed");
+static_assert(sizeof(Inode) == 144, "the DRAM cost of a cached inode (issue 12) changed");
 
 // Unlinked: no name left (link count 0) or on the orphan list. The blocks of
 // such an inode are freed in a transaction before the one that frees its
@@ -124,8 +123,8 @@ inline uint32_t mode_while_verifying(const Inode& inode) NO_THREAD_SAFETY_ANALYS
   return inode.core.mode;
 }
 
-// Builds the slot image. `orphan_next` is Inode::orphan_next, read under the
-// journal mutex. `inline_data`: the `core.size` bytes of an inline file
+// Builds the slot image. `orphan_next` is the inode's link in OrphanLinks,
+// read under the journal mutex. `inline_data`: the `core.size` bytes of an inline file
 // (FilesystemImpl::inline_data_of); unused for any other inode.
 format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next,
                                const void* inline_data = nullptr) REQUIRES_SHARED(inode.mu);

@@ -270,7 +270,7 @@ FilesystemImpl::TrimVerdict FilesystemImpl::trim_verdict(const Inode& inode) con
   // Times changed in DRAM only (pick_droppable writes them).
   if (inode.times_dirty) return TrimVerdict::kLater;
   // On the orphan list, or about to be (nlink 0): the list is followed
-  // through Inode::orphan_next in DRAM, under the journal mutex only, and
+  // through OrphanLinks, changed under the journal mutex only, and
   // such an inode waits for its free (maybe_free, deferred frees).
   if (slot_unlinked(c.flags, c.nlink)) return TrimVerdict::kLater;
   // An inline file's bytes staged for a change (inline_data.cc): only ever

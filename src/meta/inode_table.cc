@@ -1,6 +1,9 @@
 #include "meta/inode_table.h"
 
+#include <cstdlib>
 #include <new>
+
+#include "util/log.h"
 
 namespace sealfs {
 
@@ -49,6 +52,12 @@ Inode* InodeTable::place(uint64_t ino) {
 }
 
 void InodeTable::reset(uint64_t count, Loader loader) {
+  // Inode::ino keeps numbers in 32 bits; the superblock's check refuses an
+  // image with more inodes, so more here is a bug.
+  if (count > format::kMaxInodeCount) {
+    log().critical("inode table: {} inodes, more than an image may have", count);
+    std::abort();
+  }
   MutexLock lock(mu_);
   clear();
   loader_ = std::move(loader);

@@ -108,7 +108,7 @@ class InodeTable {
   std::map<const std::byte*, ChunkUse> chunks_ GUARDED_BY(mu_);
   std::set<const std::byte*> chunks_with_room_ GUARDED_BY(mu_);
   // Parent links of evicted directories (not on the media: found at mount).
-  std::unordered_map<uint64_t, uint64_t> evicted_parents_ GUARDED_BY(mu_);
+  std::unordered_map<uint32_t, uint32_t> evicted_parents_ GUARDED_BY(mu_);
   std::atomic<uint64_t> resident_{0};
   std::atomic<uint64_t> freed_chunks_{0};
 };

@@ -36,6 +36,8 @@
 //          idle_mu_ (the cache thread's queue: the one leaf taken under
 //          another, InodeTable's mutex, whose loader queues each inode it
 //          makes; nothing is taken under idle_mu_)
+//        - OrphanLinks::mu_ (the orphan list's links; taken under the journal
+//          mutex by the prepare hooks)
 //        - HolderPins::mu_, lease::MetaQuarantineSink::mu_
 //        - the lease server's actions_mu and stamps_mu (taken under the
 //          engine mutex by its Notifier), lease::MountFdCloser::mu_
@@ -68,7 +70,7 @@
 //     lookups and opens zero (the kernel and FUSE handles refer to it by
 //     number only and get it again through the table), times not dirty
 //     (lazy_times_ is the one set of Inode*; the trimmer erases the inode
-//     from it), not on the orphan list and not unlinked (orphan_next and
+//     from it), not on the orphan list and not unlinked (OrphanLinks and
 //     deferred or pending frees), no staged inline bytes, not damaged
 //     (load_failed), not the root. Leases and holder pins name inodes by
 //     number and blocks (the gate is asked by number under the inode lock
@@ -117,9 +119,11 @@
 // the order of the DRAM changes. Readers take inode locks shared; a read()
 // holds the shared lock while the consumer uses the region pointers.
 //
-// Inode::orphan_next, inode slots at home and the staged superblock
-// (FilesystemImpl::sb_staged_) are touched only under the journal mutex, in
-// prepare hooks; a commit that fails after them restores them in a prepare
+// The orphan list's links (OrphanLinks, meta/orphan_links.h; loaded by the
+// mount before it serves), inode slots at home and the staged superblock
+// (FilesystemImpl::sb_staged_) are changed only under the journal mutex, in
+// prepare hooks (the links are also read by the walks of the list outside it,
+// under their own leaf mutex); a commit that fails after them restores them in a prepare
 // undo, still under the journal mutex (an abort hook, which runs after the
 // mutex is released, could overwrite a transaction committed in between).
 //
@@ -127,6 +131,6 @@
 // unlink that orphans X, or the final free of X, may have to rewrite the slot
 // of the inode Y before X on the list; Y's DRAM fields may be mid-change by
 // another thread holding Y's lock, so the hook follows the list through
-// Inode::orphan_next and rewrites Y from Y's slot at home, which under the
+// OrphanLinks and rewrites Y from Y's slot at home, which under the
 // journal mutex is Y's last committed image, never from Y's DRAM fields.
 #pragma once

@@ -108,8 +108,8 @@ void MetaTxn::stage_locked(Transaction& t) {
   auto relinked = std::make_shared<std::vector<Relinked>>();
   std::vector<Inode*> from_home;  // slots rebuilt from home (deduplicated)
   auto relink = [&](Inode* inode, uint64_t next) {
-    relinked->push_back({inode, inode->orphan_next});
-    inode->orphan_next = next;
+    relinked->push_back({inode, fs_.orphan_links_.next(inode->ino)});
+    fs_.orphan_links_.set(inode->ino, next);
     if (std::find(from_home.begin(), from_home.end(), inode) == from_home.end()) {
       from_home.push_back(inode);
     }
@@ -124,7 +124,7 @@ void MetaTxn::stage_locked(Transaction& t) {
       sb.orphan_head = inode->ino;
       continue;
     }
-    const uint64_t next = inode->orphan_next;
+    const uint64_t next = fs_.orphan_links_.next(inode->ino);
     relink(inode, 0);
     if (sb.orphan_head == inode->ino) {
       sb.orphan_head = next;
@@ -137,12 +137,13 @@ void MetaTxn::stage_locked(Transaction& t) {
     for (uint64_t steps = 0; cur != 0 && steps <= fs_.geo_.inode_count; ++steps) {
       Inode* c = fs_.slot(cur);
       if (c == nullptr) break;
-      if (c->orphan_next == inode->ino) {
+      const uint64_t after = fs_.orphan_links_.next(cur);
+      if (after == inode->ino) {
         relink(c, next);
         found = true;
         break;
       }
-      cur = c->orphan_next;
+      cur = after;
     }
     if (!found) {
       log().critical("orphan list: inode {} is not on the list", inode->ino);
@@ -151,7 +152,8 @@ void MetaTxn::stage_locked(Transaction& t) {
   }
   for (Inode* inode : dirty_) {
     assert_inode_locked(inode);  // dirty(): by this thread, until commit returns
-    format::DiskInode slot = encode_inode(*inode, inode->orphan_next, fs_.inline_data_of(*inode));
+    format::DiskInode slot =
+        encode_inode(*inode, fs_.orphan_links_.next(inode->ino), fs_.inline_data_of(*inode));
     seal_inode_crc(slot);
     t.write_struct(inode_offset(fs_.geo_, inode->ino), slot);
   }
@@ -168,7 +170,7 @@ void MetaTxn::stage_locked(Transaction& t) {
                      decoded.status().to_string());
       std::abort();
     }
-    slot.orphan_next.set(inode->orphan_next);
+    slot.orphan_next.set(fs_.orphan_links_.next(inode->ino));
     seal_inode_crc(slot);
     t.write_struct(at, slot);
   }
@@ -182,7 +184,7 @@ void MetaTxn::stage_locked(Transaction& t) {
   FilesystemImpl* fs = &fs_;
   t.on_prepare_undo([fs, saved_sb, relinked]() {
     for (auto it = relinked->rbegin(); it != relinked->rend(); ++it) {
-      it->inode->orphan_next = it->old_next;
+      fs->orphan_links_.set(it->inode->ino, it->old_next);
     }
     fs->sb_staged_ = *saved_sb;
   });

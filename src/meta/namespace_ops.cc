@@ -37,8 +37,8 @@ Result<Attr> FilesystemImpl::lookup(Ino parent, std::string_view name) {
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "lookup in a non-directory");
   RETURN_IF_ERROR(ensure_dir_index(*dir));
-  const DirLocation* loc = dir->dir->find(name);
-  if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
+  const std::optional<DirLocation> loc = dir->dir->find(name);
+  if (!loc) return Status(Code::kNotFound, std::string(name));
   Inode* child = slot(loc->ino);
   if (child == dir) {
     // A damaged directory naming itself: its lock is already held.
@@ -92,7 +92,7 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "parent is not a directory");
   if (dir->core.nlink == 0) return Status(Code::kNotFound, "directory was removed");
   RETURN_IF_ERROR(ensure_dir_index(*dir));
-  if (dir->dir->find(name) != nullptr) return Status(Code::kExists, std::string(name));
+  if (dir->dir->find(name)) return Status(Code::kExists, std::string(name));
   RETURN_IF_ERROR(check_dir_may_change(dir->core, false));
   if (S_ISDIR(mode) && dir->core.nlink >= kMaxLinks) {
     return Status(Code::kTooManyLinks, "too many subdirectories");
@@ -245,7 +245,7 @@ Result<Attr> FilesystemImpl::link(Ino ino, Ino new_parent, std::string_view new_
   RETURN_IF_ERROR(check_may_modify(inode->core, "link"));
   RETURN_IF_ERROR(check_dir_may_change(dir->core, false));
   RETURN_IF_ERROR(ensure_dir_index(*dir));
-  if (dir->dir->find(new_name) != nullptr) return Status(Code::kExists, std::string(new_name));
+  if (dir->dir->find(new_name)) return Status(Code::kExists, std::string(new_name));
   DirUndo undo(dir);
   InodeCore saved = inode->core;
   MetaTxn t(*this);
@@ -278,8 +278,8 @@ Status FilesystemImpl::remove_entry(Ino parent, std::string_view name, bool is_r
   if (!dir->in_use()) return Status(Code::kStale, "directory freed");
   if (!S_ISDIR(dir->core.mode)) return Status(Code::kNotDir, "parent is not a directory");
   RETURN_IF_ERROR(ensure_dir_index(*dir));
-  const DirLocation* loc = dir->dir->find(name);
-  if (loc == nullptr) return Status(Code::kNotFound, std::string(name));
+  const std::optional<DirLocation> loc = dir->dir->find(name);
+  if (!loc) return Status(Code::kNotFound, std::string(name));
   Inode* child = slot(loc->ino);
   WriterLock cl(child->mu);
   // Before the type and emptiness checks, as may_delete.

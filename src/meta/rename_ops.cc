@@ -69,13 +69,13 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   }
   RETURN_IF_ERROR(ensure_dir_index(*src_dir));
   RETURN_IF_ERROR(ensure_dir_index(*dst_dir));
-  const DirLocation* sloc = src_dir->dir->find(name);
-  if (sloc == nullptr) return Status(Code::kNotFound, std::string(name));
-  const DirLocation* tloc = dst_dir->dir->find(new_name);
-  if ((flags & RENAME_NOREPLACE) && tloc != nullptr) return Status(Code::kExists, std::string(new_name));
-  if (exchange && tloc == nullptr) return Status(Code::kNotFound, std::string(new_name));
+  const std::optional<DirLocation> sloc = src_dir->dir->find(name);
+  if (!sloc) return Status(Code::kNotFound, std::string(name));
+  const std::optional<DirLocation> tloc = dst_dir->dir->find(new_name);
+  if ((flags & RENAME_NOREPLACE) && tloc.has_value()) return Status(Code::kExists, std::string(new_name));
+  if (exchange && !tloc) return Status(Code::kNotFound, std::string(new_name));
   Inode* src = slot(sloc->ino);
-  Inode* tgt = tloc != nullptr ? slot(tloc->ino) : nullptr;
+  Inode* tgt = tloc.has_value() ? slot(tloc->ino) : nullptr;
   if (src == tgt) return Status::ok();  // same file: nothing to do (POSIX)
   if (src == dst_dir) return Status(Code::kInvalid, "move a directory into itself");
   if (tgt == src_dir || tgt == dst_dir) {
@@ -86,7 +86,7 @@ Status FilesystemImpl::rename_entries(Ino parent, std::string_view name, Ino new
   // under their locks, which are taken in an order that depends on the
   // types. Checked against the modes once those locks are held.
   const bool src_is_dir = sloc->type == dtype_for_mode(S_IFDIR);
-  const bool tgt_is_dir = tloc != nullptr && tloc->type == dtype_for_mode(S_IFDIR);
+  const bool tgt_is_dir = tloc.has_value() && tloc->type == dtype_for_mode(S_IFDIR);
   if (src_is_dir && src_dir != dst_dir) {
     ASSIGN_OR_RETURN(bool loop, is_ancestor(src->ino, dst_dir->ino));
     if (loop) return Status(Code::kInvalid, "move a directory into its own subtree");

@@ -10,6 +10,7 @@
 #include <memory>
 #include <map>
 #include <new>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -51,13 +52,13 @@ void expect_same(const DirIndex& index, const std::map<std::string, DirLocation>
   ASSERT_EQ(index.size(), model.size());
   ASSERT_EQ(index.empty(), model.empty());
   for (const std::string& name : probes) {
-    const DirLocation* got = index.find(name);
+    const std::optional<DirLocation> got = index.find(name);
     auto want = model.find(name);
     if (want == model.end()) {
-      ASSERT_EQ(got, nullptr) << name;
+      ASSERT_FALSE(got.has_value()) << name;
       continue;
     }
-    ASSERT_NE(got, nullptr) << name;
+    ASSERT_TRUE(got.has_value()) << name;
     EXPECT_EQ(got->ino, want->second.ino) << name;
     EXPECT_EQ(got->block_index, want->second.block_index) << name;
     EXPECT_EQ(got->offset, want->second.offset) << name;
@@ -98,8 +99,9 @@ TEST(DirIndexTest, MatchesAMapThroughRandomChanges) {
         EXPECT_EQ(index.erase(name), model.erase(name) == 1);
         break;
       case 6:
-        if (DirLocation* at = index.find(name)) {
-          at->ino = loc.ino;  // a retarget, through the pointer
+        if (std::optional<DirLocation> at = index.find(name)) {
+          at->ino = loc.ino;  // a retarget, as dir_retarget does it
+          index.set(name, *at);
           model[name].ino = loc.ino;
         }
         break;
@@ -127,14 +129,37 @@ TEST(DirIndexTest, NamesThatShareAPrefixOrDifferInLengthAreDistinct) {
   EXPECT_EQ(index.find("a")->ino, loc_for(1).ino);
   EXPECT_EQ(index.find("ab")->ino, loc_for(2).ino);
   EXPECT_EQ(index.find(std::string(format::kNameMax, 'a'))->ino, loc_for(3).ino);
-  EXPECT_EQ(index.find("abc"), nullptr);
-  EXPECT_EQ(index.find(""), nullptr);
+  EXPECT_FALSE(index.find("abc").has_value());
+  EXPECT_FALSE(index.find("").has_value());
+}
+
+// The packed entry keeps every value a directory entry may hold: the
+// highest inode number, the last byte of a block, every DT_* type, the last
+// block of a directory and the longest name.
+TEST(DirIndexTest, ExtremeLocationsAreKeptWhole) {
+  DirIndex index;
+  const DirLocation far{format::kMaxInodeCount, UINT32_MAX, format::kBlockSize - 1, 15};
+  const std::string longest(format::kNameMax, 'z');
+  ASSERT_TRUE(index.add(longest, far));
+  ASSERT_TRUE(index.add("x", DirLocation{1, 0, 0, 0}));
+  const std::optional<DirLocation> got = index.find(longest);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->ino, far.ino);
+  EXPECT_EQ(got->block_index, far.block_index);
+  EXPECT_EQ(got->offset, far.offset);
+  EXPECT_EQ(got->type, far.type);
+  const std::optional<DirLocation> low = index.find("x");
+  ASSERT_TRUE(low.has_value());
+  EXPECT_EQ(low->ino, 1u);
+  EXPECT_EQ(low->offset, 0u);
+  EXPECT_EQ(low->type, 0u);
+  EXPECT_EQ(low->block_index, 0u);
 }
 
 // A directory of 100 names of 9 bytes (bench/scale's files), built as
-// ensure_dir_index builds it: at most 24 + 10 + 8 * 4/3 bytes per name, plus
+// ensure_dir_index builds it: at most 16 + 10 + 8 * 4/3 bytes per name, plus
 // rounding, where an unordered_map node and its bucket took 96 or more.
-TEST(DirIndexTest, ABuiltIndexCostsUnder48BytesPerName) {
+TEST(DirIndexTest, ABuiltIndexCostsUnder40BytesPerName) {
   const int64_t before = live_bytes.load();
   auto index = std::make_unique<DirIndex>();
   for (int i = 0; i < 100; ++i) {
@@ -144,7 +169,7 @@ TEST(DirIndexTest, ABuiltIndexCostsUnder48BytesPerName) {
   }
   index->shrink_to_fit();
   const int64_t per_name = (live_bytes.load() - before - static_cast<int64_t>(sizeof(DirIndex))) / 100;
-  EXPECT_LE(per_name, 48);
+  EXPECT_LE(per_name, 40);
   EXPECT_EQ(index->find("f00000042")->ino, loc_for(42).ino);
   index.reset();
   EXPECT_EQ(live_bytes.load(), before);
@@ -162,9 +187,9 @@ TEST(DirIndexTest, ANameThatComesAndGoesDoesNotGrowTheIndex) {
   }
   EXPECT_LE(live_bytes.load() - before, 4096) << "the index grew with each add and erase";
   EXPECT_EQ(index->size(), 1u);
-  ASSERT_NE(index->find("keep"), nullptr);
+  ASSERT_TRUE(index->find("keep").has_value());
   EXPECT_EQ(index->find("keep")->ino, loc_for(1).ino);
-  EXPECT_EQ(index->find("db-journal"), nullptr);
+  EXPECT_FALSE(index->find("db-journal").has_value());
 }
 
 }  // namespace
