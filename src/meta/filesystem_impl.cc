@@ -403,6 +403,9 @@ void FilesystemImpl::load_orphan_links() {
     // (decode_inode: orphan_next within the table) before its link is used.
     Inode* inode = slot(cur);
     if (inode == nullptr || inode->load_failed) return;
+    // A damaged list that loops: the links up to here are all orphan_list()
+    // needs to see the loop, without a walk of the inode count at mount.
+    if (orphan_links_.next(cur) != 0) return;
     format::DiskInode disk{};
     std::memcpy(&disk, region_->data() + inode_offset(geo_, cur), sizeof(disk));
     const uint64_t next = disk.orphan_next.get();

@@ -189,7 +189,8 @@ class FilesystemImpl final : public Filesystem {
   Status check_state_allows_mount(const Superblock& sb) const;
   // Reads the orphan list's links from the slots into orphan_links_, from
   // the superblock's head; a mount calls it before it serves. It stops at
-  // a slot that cannot be read, which orphan_list() then reports.
+  // a slot that cannot be read (the mount's verification reports that
+  // slot) and where the list comes back to an inode already seen.
   void load_orphan_links();
   // The inodes on the orphan list, head first (kCorruption on a broken list).
   Result<std::vector<uint64_t>> orphan_list();

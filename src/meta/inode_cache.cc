@@ -269,9 +269,8 @@ FilesystemImpl::TrimVerdict FilesystemImpl::trim_verdict(const Inode& inode) con
   if (!inode.in_use()) return TrimVerdict::kDrop;
   // Times changed in DRAM only (pick_droppable writes them).
   if (inode.times_dirty) return TrimVerdict::kLater;
-  // On the orphan list, or about to be (nlink 0): the list is followed
-  // through OrphanLinks, changed under the journal mutex only, and
-  // such an inode waits for its free (maybe_free, deferred frees).
+  // On the orphan list, or about to be (nlink 0): such an inode waits for
+  // its free (maybe_free; the deferred frees hold it by pointer).
   if (slot_unlinked(c.flags, c.nlink)) return TrimVerdict::kLater;
   // An inline file's bytes staged for a change (inline_data.cc): only ever
   // inside an operation, but they are not on the media yet.

@@ -70,8 +70,8 @@
 //     lookups and opens zero (the kernel and FUSE handles refer to it by
 //     number only and get it again through the table), times not dirty
 //     (lazy_times_ is the one set of Inode*; the trimmer erases the inode
-//     from it), not on the orphan list and not unlinked (OrphanLinks and
-//     deferred or pending frees), no staged inline bytes, not damaged
+//     from it), not on the orphan list and not unlinked (its free is
+//     pending or deferred), no staged inline bytes, not damaged
 //     (load_failed), not the root. Leases and holder pins name inodes by
 //     number and blocks (the gate is asked by number under the inode lock
 //     at each layout change), so a reread inode gets the same answers.

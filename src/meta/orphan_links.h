@@ -1,8 +1,8 @@
 // The orphan list's links in DRAM: for each inode on the list but the
 // last, the next one, as last staged (the slot's orphan_next, format.md).
-// Only inodes in use with no name left are on the list (open files that
-// were unlinked), so a map by number costs nothing for the millions of
-// inodes that never are; as a field of every Inode it cost 8 bytes each
+// Only inodes whose last name went while they were open are on the list
+// (and, until the mount's pass over it, whatever a crash left there), so a
+// map by number costs nothing for the millions of inodes that never are; as a field of every Inode it cost 8 bytes each
 // (issue 12: 200 bytes of DRAM per cached inode).
 //
 // Who writes it (the rule is stated once, in meta/locking.h): the mount

@@ -1,5 +1,5 @@
 // A transaction that fails after its prepare hooks ran must restore the
-// state those hooks changed (the staged superblock, Inode::orphan_next)
+// state those hooks changed (the staged superblock, the orphan-list links)
 // before any other transaction can stage from it, i.e. under the journal
 // mutex. Restored later, it overwrites what a transaction committed in
 // between: here, the orphan-list link of an unlinked open file, which then
