@@ -265,7 +265,15 @@ LogScan scan_log(const std::byte* log, uint64_t capacity, uint32_t salt, uint64_
       }
       out.gaps.push_back(Gap{out.next_seq, out.head_offset, out.next_seq + 1, true,
                              out.stop_reason + "; its commit record is in place"});
-      out.next_seq += 1;
+      // Transactions after it may have committed and been damaged too: their
+      // commit records stay in the log past the head, and one the next
+      // transaction's length happened to point at would make that
+      // transaction, torn before its commit slot's zeros were durable, read
+      // as committed and damaged. The log holds at most capacity /
+      // kMinTxnBytes transactions, so no record in it names a number past
+      // that many (format.md 4.3). The number reaches the header before
+      // anything is written at the head (Journal::open).
+      out.next_seq += 1 + capacity / kMinTxnBytes;
       out.torn_tail = false;
       break;
     }

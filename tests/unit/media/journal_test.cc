@@ -1100,7 +1100,7 @@ TEST(JournalCorruptMiddleTest, DamagedLastTransactionIsRefusedAndSalvaged) {
     EXPECT_EQ(stats.transactions_before_corrupt, 4u);
     EXPECT_EQ(stats.transactions_after_corrupt, 0u);
     EXPECT_EQ(stats.lost_transactions, 1u);
-    EXPECT_EQ(stats.next_seq, 6u);
+    EXPECT_EQ(stats.next_seq, 6u + kLogCapacity / jl::kMinTxnBytes);
     EXPECT_FALSE(stats.torn_tail);
     EXPECT_TRUE(home_holds(*region, base, 1));
     EXPECT_TRUE(home_holds(*region, base, 3));
@@ -1117,6 +1117,52 @@ TEST(JournalCorruptMiddleTest, DamagedLastTransactionIsRefusedAndSalvaged) {
     EXPECT_EQ(stats.replayed_transactions, 1u);
     EXPECT_EQ(0, std::memcmp(again->data() + kHome + 20000, next.data(), next.size()));
   }
+}
+
+// Two damaged transactions at the end, both committed: the scan stops at
+// the first (seq 4) and salvage replays what comes before it. The commit
+// record of seq 5 stays in the log past the new head. Had salvage gone on at
+// seq 5, a next transaction as long as the two, torn after its header
+// reached the media but before the zeros over its commit slot did, would
+// find that record in place and read as a committed, damaged transaction:
+// one mount refused for nothing (found by review, 2026-12-07). Salvage skips
+// every sequence number the log could still hold instead.
+TEST(JournalCorruptMiddleTest, ACommitRecordLeftPastASalvagedTailNamesNoNewTransaction) {
+  FiveTxnImage base = make_five_txn_image();
+  Bytes image = damaged(base, 3, 40);
+  image[kLogAt + base.offsets[4] + 40] ^= std::byte{0x10};
+  auto region = RegionDram::from_image(image);
+  Status refused = reopen(*region, nullptr).status();
+  EXPECT_EQ(refused.message(),
+            "journal: transaction 4 at block 2 committed but is damaged; run fsck.sealfs");
+
+  RecoveryStats stats;
+  auto salvaged = Journal::open(*region, kArea, &stats, RecoveryMode::kSalvage);
+  ASSERT_TRUE(salvaged.is_ok()) << salvaged.status().to_string();
+  EXPECT_EQ(stats.replayed_transactions, 3u);
+  EXPECT_EQ(stats.corrupt_seq, 4u);
+  EXPECT_EQ(stats.next_seq, 5u + kLogCapacity / jl::kMinTxnBytes);
+
+  // One record whose transaction spans exactly the two damaged ones.
+  const uint64_t span = base.lengths[3] + base.lengths[4];
+  size_t size = 1;
+  while (jl::kMinTxnBytes + jl::record_log_bytes(size) != span) ++size;
+  const Bytes before = region->crash(CrashMode::kDrop);
+  Transaction txn = (*salvaged)->begin();
+  Bytes next = pattern(size, 78);
+  txn.write(kHome + 20000, next.data(), next.size());
+  ASSERT_TRUE((*salvaged)->commit(std::move(txn)).is_ok());
+  Bytes torn = region->crash(CrashMode::kDrop);
+  const uint64_t commit_at = kLogAt + base.offsets[3] + span - jl::kCommitBytes;
+  ASSERT_EQ(std::memcmp(torn.data() + kLogAt + base.offsets[3], "STXN", 4), 0)
+      << "the next transaction was not written where the damaged ones began";
+  // Power lost with the header and body durable and the commit slot not.
+  std::memcpy(torn.data() + commit_at, before.data() + commit_at, jl::kCommitBytes);
+  auto rebooted = RegionDram::from_image(torn);
+  Status s = reopen(*rebooted, &stats).status();
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  EXPECT_TRUE(stats.torn_tail);
+  EXPECT_EQ(stats.replayed_transactions, 0u);
 }
 
 // A log written before ordered commits: a damaged last transaction is taken
