@@ -57,6 +57,12 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     return Status(Code::kCorruption, "directory " + std::to_string(dir.ino) + " size " +
                                          std::to_string(dir.core.size) + " is impossible");
   }
+  // Two passes: the first checks the blocks and counts the names and their
+  // bytes, so that the index's arrays are made once at their final size.
+  // Grown by doubling and then shrunk, they left freed arrays of every size
+  // behind in malloc's heap (issue 12 counts the daemon's memory per name).
+  std::vector<const std::byte*> blocks;
+  uint64_t names = 0, name_bytes = 0;
   for (uint32_t bi = 0; bi < nblocks; ++bi) {
     ASSIGN_OR_RETURN(uint64_t rb, dir_region_block(dir, bi));
     const std::byte* b = region_->data() + block_offset(rb);
@@ -66,14 +72,24 @@ Status FilesystemImpl::ensure_dir_index(Inode& dir) {
     dir_block_for_each(b, [&](const DirBlockEntry& e) {
       if (!bad.is_ok()) return;
       bad = dir_entry_check(e, geo_.inode_count);
+      ++names;
+      name_bytes += e.name.size();
+    });
+    if (!bad.is_ok()) return bad.with_context("directory " + std::to_string(dir.ino));
+    blocks.push_back(b);
+  }
+  index->reserve(names, name_bytes);
+  index->largest_free.reserve(blocks.size());
+  for (uint32_t bi = 0; bi < blocks.size(); ++bi) {
+    Status bad;
+    dir_block_for_each(blocks[bi], [&](const DirBlockEntry& e) {
       if (bad.is_ok() && !index->add(e.name, DirLocation{e.ino, bi, e.offset, e.type})) {
         bad = dir_entry_damage(e, "a second entry of this name");
       }
     });
     if (!bad.is_ok()) return bad.with_context("directory " + std::to_string(dir.ino));
-    index->largest_free.push_back(dir_block_largest_free(b));
+    index->largest_free.push_back(dir_block_largest_free(blocks[bi]));
   }
-  index->shrink_to_fit();
   MutexLock lock(table_mu_);
   publish_dir_index(dir, std::move(index));
   return Status::ok();

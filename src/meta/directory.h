@@ -58,6 +58,10 @@ class DirIndex {
   // Gives back what a build by add() left unused: the arrays' growth slack
   // and buckets beyond a load of 3/4.
   void shrink_to_fit();
+  // Makes room for `names` names of `name_bytes` bytes in all, so that
+  // adding them allocates nothing more and leaves no slack (a build from
+  // the directory's blocks, which counts them first). Only on an empty index.
+  void reserve(size_t names, size_t name_bytes);
 
   // Per directory block: the largest entry that could be inserted.
   std::vector<uint16_t> largest_free;

@@ -175,6 +175,27 @@ TEST(DirIndexTest, ABuiltIndexCostsUnder40BytesPerName) {
   EXPECT_EQ(live_bytes.load(), before);
 }
 
+// ensure_dir_index counts a directory's names before it builds the index:
+// with room reserved, the adds allocate nothing (no arrays grown by doubling
+// and freed, which left the daemon's heap fragmented) and the cost per name
+// is what shrink_to_fit would have left.
+TEST(DirIndexTest, AReservedBuildAllocatesNothingMore) {
+  const int64_t before = live_bytes.load();
+  auto index = std::make_unique<DirIndex>();
+  index->reserve(100, 900);
+  const int64_t reserved = live_bytes.load();
+  for (int i = 0; i < 100; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "f%08d", i);
+    ASSERT_TRUE(index->add(name, loc_for(static_cast<uint64_t>(i))));
+  }
+  EXPECT_EQ(live_bytes.load(), reserved) << "an add allocated although room was reserved";
+  const int64_t per_name = (reserved - before - static_cast<int64_t>(sizeof(DirIndex))) / 100;
+  EXPECT_LE(per_name, 40);
+  EXPECT_EQ(index->find("f00000042")->ino, loc_for(42).ino);
+  EXPECT_EQ(index->size(), 100u);
+}
+
 // A name that comes and goes beside another (a journal, a lock file) must
 // not grow the index: erased entries are dropped by rebuilds.
 TEST(DirIndexTest, ANameThatComesAndGoesDoesNotGrowTheIndex) {
