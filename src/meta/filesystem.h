@@ -55,7 +55,7 @@ struct Attr {
   uint32_t rdev = 0;
   uint64_t size = 0;
   uint64_t blocks = 0;  // 512-byte units, as st_blocks
-  struct timespec atime {}, mtime{}, ctime{}, btime{};
+  struct timespec atime {}, mtime{}, ctime{};
   struct stat to_stat() const;
 };
 

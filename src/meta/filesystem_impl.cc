@@ -128,8 +128,18 @@ Attr FilesystemImpl::attr_of(const Inode& inode) const {
   a.atime = to_timespec(c.atime);
   a.mtime = to_timespec(c.mtime);
   a.ctime = to_timespec(c.ctime);
-  a.btime = to_timespec(c.btime);
   return a;
+}
+
+int64_t FilesystemImpl::birth_time_of(const Inode& inode) const {
+  if (!inode.in_use()) return 0;
+  if (inode.unborn) return inode.core.ctime;
+  // A slot in use was written by the create that made it, so this reads no
+  // hole of a sparse inode table.
+  format::le64 at_home;
+  std::memcpy(&at_home, region_->data() + inode_offset(geo_, inode.ino) +
+                            offsetof(format::DiskInode, btime_ns), sizeof(at_home));
+  return static_cast<int64_t>(at_home.get());
 }
 
 Status FilesystemImpl::load_inode(Inode& inode) {

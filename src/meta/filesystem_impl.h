@@ -283,6 +283,11 @@ class FilesystemImpl final : public Filesystem {
   // revoked holder may still reach them (pins_), else to free space.
   Status release_blocks(MetaTxn& t, const Inode& inode, BlockExtent blocks)
       REQUIRES(inode.mu);
+  // The birth time encode_inode writes in the inode's slot: 0 for a free
+  // inode, the ctime of an unborn one (Inode::unborn), else what its slot
+  // at home holds. Called under the journal mutex (MetaTxn::stage_locked),
+  // where the home slot is exactly the last committed image.
+  int64_t birth_time_of(const Inode& inode) const REQUIRES_SHARED(inode.mu);
   // --- inline data (inline_data.cc); each with inode.mu held exclusively
   // Whether new regular files start inline (kFeatureIncompatInlineData).
   bool new_files_inline() const;

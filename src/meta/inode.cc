@@ -19,7 +19,7 @@ void seal_inode_crc(format::DiskInode& disk) {
   disk.crc.set(crc32c_with_hole(&disk, sizeof(disk), offsetof(format::DiskInode, crc)));
 }
 
-format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next,
+format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next, int64_t btime_ns,
                                const void* inline_data) {
   format::DiskInode d{};
   const InodeCore& c = inode.core;
@@ -36,7 +36,7 @@ format::DiskInode encode_inode(const Inode& inode, uint64_t orphan_next,
   d.atime_ns.set(static_cast<uint64_t>(c.atime));
   d.mtime_ns.set(static_cast<uint64_t>(c.mtime));
   d.ctime_ns.set(static_cast<uint64_t>(c.ctime));
-  d.btime_ns.set(static_cast<uint64_t>(c.btime));
+  d.btime_ns.set(static_cast<uint64_t>(btime_ns));
   d.extent_block.set(inode.chain.head());
   d.xattr_block.set(c.xattr_block);
   d.orphan_next.set(orphan_next);
@@ -89,7 +89,7 @@ Result<DecodedInode> decode_inode(const format::DiskInode& disk, uint64_t ino,
   c.atime = static_cast<int64_t>(disk.atime_ns.get());
   c.mtime = static_cast<int64_t>(disk.mtime_ns.get());
   c.ctime = static_cast<int64_t>(disk.ctime_ns.get());
-  c.btime = static_cast<int64_t>(disk.btime_ns.get());
+  out.btime = static_cast<int64_t>(disk.btime_ns.get());
   c.xattr_block = disk.xattr_block.get();
   out.orphan_next = disk.orphan_next.get();
   out.extent_block = disk.extent_block.get();

@@ -152,8 +152,8 @@ void MetaTxn::stage_locked(Transaction& t) {
   }
   for (Inode* inode : dirty_) {
     assert_inode_locked(inode);  // dirty(): by this thread, until commit returns
-    format::DiskInode slot =
-        encode_inode(*inode, fs_.orphan_links_.next(inode->ino), fs_.inline_data_of(*inode));
+    format::DiskInode slot = encode_inode(*inode, fs_.orphan_links_.next(inode->ino),
+                                          fs_.birth_time_of(*inode), fs_.inline_data_of(*inode));
     seal_inode_crc(slot);
     t.write_struct(inode_offset(fs_.geo_, inode->ino), slot);
   }
@@ -209,6 +209,7 @@ Status MetaTxn::commit() {
     inode->extents.forget_changes();
     inode->chain.forget_changes();
     inode->times_dirty = false;
+    inode->unborn = false;
   }
   for (auto& f : on_commit_) f();
   return Status::ok();

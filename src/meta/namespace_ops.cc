@@ -120,7 +120,8 @@ Result<Attr> FilesystemImpl::make_node(Ino parent, std::string_view name, uint32
   c.nlink = S_ISDIR(mode) ? 2 : 1;
   c.generation = generation;
   c.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
-  c.atime = c.mtime = c.ctime = c.btime = now;
+  c.atime = c.mtime = c.ctime = now;
+  inode->unborn = true;
   inode->extents.clear();
   inode->chain.clear();
   inode->inline_bytes.clear();

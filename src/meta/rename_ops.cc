@@ -248,7 +248,8 @@ void FilesystemImpl::init_whiteout(Inode& wo, const Cred& cred, int64_t now) {
   c.gid = cred.gid;
   c.nlink = 1;
   c.generation = generation;
-  c.atime = c.mtime = c.ctime = c.btime = now;
+  c.atime = c.mtime = c.ctime = now;
+  wo.unborn = true;
   wo.extents.clear();
   wo.chain.clear();
   wo.inline_bytes.clear();

@@ -113,7 +113,6 @@ void walk(Filesystem& fs, Ino dir, const std::string& path, Namespace& out) {
     s.mode = attr->mode, s.nlink = attr->nlink, s.uid = attr->uid, s.gid = attr->gid;
     s.generation = attr->generation, s.size = attr->size;
     s.atime = ns(attr->atime), s.mtime = ns(attr->mtime), s.ctime = ns(attr->ctime);
-    s.btime = ns(attr->btime);
     auto flags = fs.get_flags(ino);
     ASSERT_TRUE(flags.is_ok());
     s.flags = *flags;
@@ -151,6 +150,14 @@ Namespace read_namespace(const Bytes& image) {
   EXPECT_TRUE(root.is_ok());
   if (root.is_ok()) out.inodes[kRootIno].mode = root->mode;
   walk(**fs, kRootIno, "", out);
+  // The birth time: in the slot only (the daemon serves none: FUSE has no
+  // field for it), and the mount changes no slot's.
+  auto sb = read_superblock(*RegionDram::from_image(image), nullptr);
+  EXPECT_TRUE(sb.is_ok());
+  if (!sb.is_ok()) return out;
+  for (auto& [ino, seen] : out.inodes) {
+    seen.btime = static_cast<int64_t>(get_inode(image, sb->geometry, ino).btime_ns.get());
+  }
   return out;
 }
 

@@ -28,8 +28,7 @@ std::string describe(const Attr& a) {
       << " nlink=" << a.nlink << " uid=" << a.uid << " gid=" << a.gid << " rdev=" << a.rdev
       << " size=" << a.size << " blocks=" << a.blocks << " atime=" << a.atime.tv_sec << "."
       << a.atime.tv_nsec << " mtime=" << a.mtime.tv_sec << "." << a.mtime.tv_nsec
-      << " ctime=" << a.ctime.tv_sec << "." << a.ctime.tv_nsec << " btime=" << a.btime.tv_sec
-      << "." << a.btime.tv_nsec;
+      << " ctime=" << a.ctime.tv_sec << "." << a.ctime.tv_nsec;
   return out.str();
 }
 

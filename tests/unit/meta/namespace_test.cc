@@ -3,6 +3,7 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -218,6 +219,62 @@ TEST_F(NamespaceTest, ManyFilesAndReaddirCookies) {
   crash_and_remount();
   auto entries = list_dir(*fs_, kRootIno);
   EXPECT_EQ(entries.size(), 1000u + 2u);
+}
+
+}  // namespace
+}  // namespace sealfs::testing_meta
+
+namespace sealfs::testing_meta {
+namespace {
+
+int64_t nanoseconds(const timespec& t) { return t.tv_sec * 1'000'000'000ll + t.tv_nsec; }
+
+// The birth time lives in the slot only (issue 12: 8 bytes less per cached
+// inode): the create writes its ctime there, and no later change, dropped
+// inode or remount moves it. A rename's whiteout, made in the rename's
+// transaction, gets its own.
+TEST_F(NamespaceTest, TheBirthTimeIsTheCreatesAndNeverMoves) {
+  auto sb = read_superblock(fs_->region());
+  ASSERT_TRUE(sb.is_ok());
+  const Geometry geo = sb->geometry;
+  auto birth_time = [&](Ino ino) {
+    format::DiskInode d{};
+    std::memcpy(&d, fs_->region().data() + inode_offset(geo, ino), sizeof(d));
+    return static_cast<int64_t>(d.btime_ns.get());
+  };
+  Attr f = make_file(kRootIno, "f");
+  const int64_t born = nanoseconds(f.ctime);
+  EXPECT_GT(born, 0);
+  EXPECT_EQ(birth_time(f.ino), born);
+  auto d = fs_->mkdir(kRootIno, "d", 0755, user());
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(birth_time(d->ino), nanoseconds(d->ctime));
+
+  auto change = [&] {
+    SetAttr s;
+    s.valid = SetAttr::kMode;
+    s.mode = 0600;
+    auto a = fs_->setattr(f.ino, s);
+    ASSERT_TRUE(a.is_ok());
+    ASSERT_TRUE(fs_->write(f.ino, 0, "bytes", 5, false).is_ok());
+    EXPECT_EQ(birth_time(f.ino), born);
+  };
+  ASSERT_NO_FATAL_FAILURE(change());
+  ASSERT_TRUE(fs_->rename(kRootIno, "f", kRootIno, "g", RENAME_WHITEOUT).is_ok());
+  EXPECT_EQ(birth_time(f.ino), born);
+  auto whiteout = fs_->lookup(kRootIno, "f");
+  ASSERT_TRUE(whiteout.is_ok());
+  EXPECT_EQ(birth_time(whiteout->ino), nanoseconds(whiteout->ctime));
+  EXPECT_NE(whiteout->ino, f.ino);
+  fs_->trim_inode_cache(0);
+  ASSERT_NO_FATAL_FAILURE(change());
+  clean_remount();
+  ASSERT_NO_FATAL_FAILURE(change());
+  crash_and_remount();
+  EXPECT_EQ(birth_time(f.ino), born);
+  auto now = fs_->getattr(f.ino);
+  ASSERT_TRUE(now.is_ok());
+  EXPECT_GT(nanoseconds(now->ctime), born);
 }
 
 }  // namespace
