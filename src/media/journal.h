@@ -57,7 +57,10 @@ struct RecoveryStats {
   uint64_t corrupt_block = 0;       // region block where it starts
   uint64_t transactions_before_corrupt = 0;
   uint64_t transactions_after_corrupt = 0;  // found and (to be) replayed
-  uint64_t lost_transactions = 0;   // sequence numbers skipped over
+  // Damaged transactions known lost: the numbers between a damaged one and
+  // the next that validates, and 1 for a damaged last one (transactions
+  // after it, damaged too, are not counted; next_seq skips past them all).
+  uint64_t lost_transactions = 0;
 };
 
 // One record recovery would copy home; `payload` points into the log.
