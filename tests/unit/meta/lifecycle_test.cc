@@ -5,6 +5,8 @@
 #include <random>
 #include <vector>
 
+#include "media/journal.h"
+#include "meta/inode.h"
 #include "meta_fixture.h"
 #include "sealfs/format.h"
 
@@ -84,6 +86,44 @@ TEST_F(LifecycleTest, FreeingAMiddleOrphanKeepsTheRestOfTheList) {
   EXPECT_EQ(stats_.orphans_freed, 2u);
   EXPECT_EQ(fs_->statfs().free_inodes, free_inodes);
   EXPECT_EQ(fs_->statfs().free_blocks, free_blocks);
+}
+
+// A damaged orphan list that comes back to an inode already on it: the
+// mount's load of the links (load_orphan_links) stops there instead of
+// going round it, and the mount refuses the image as before (the orphan
+// pass finds the loop), writing nothing.
+TEST_F(LifecycleTest, AnOrphanListThatLoopsIsRefused) {
+  std::vector<Attr> files;
+  for (int i = 0; i < 2; ++i) {
+    files.push_back(make_file(kRootIno, "o" + std::to_string(i)));
+    ASSERT_TRUE(fs_->unlink(kRootIno, "o" + std::to_string(i)).is_ok());
+  }
+  // The list is o1 -> o0; point o0 back at o1, in an image whose journal
+  // was replayed (a replay would put the slot back).
+  auto replayed = RegionDram::from_image(dram()->crash(RegionDram::CrashMode::kDrop));
+  {
+    auto geo = read_superblock(*replayed);
+    ASSERT_TRUE(geo.is_ok());
+    const JournalArea area{geo->geometry.journal_start, geo->geometry.journal_blocks};
+    ASSERT_TRUE(Journal::open(*replayed, area).is_ok());
+  }
+  auto image = replayed->crash(RegionDram::CrashMode::kDrop);
+  auto sb = read_superblock(*RegionDram::from_image(image));
+  ASSERT_TRUE(sb.is_ok());
+  ASSERT_EQ(sb->orphan_head, files[1].ino);
+  format::DiskInode slot{};
+  const uint64_t at = inode_offset(sb->geometry, files[0].ino);
+  std::memcpy(&slot, image.data() + at, sizeof(slot));
+  ASSERT_EQ(slot.orphan_next.get(), 0u);
+  slot.orphan_next.set(files[1].ino);
+  seal_inode_crc(slot);
+  std::memcpy(image.data() + at, &slot, sizeof(slot));
+  fs_.reset();
+  auto mounted = Filesystem::mount(RegionDram::from_image(image), MountOptions{});
+  ASSERT_FALSE(mounted.is_ok());
+  EXPECT_EQ(mounted.status().code(), Code::kCorruption) << mounted.status().to_string();
+  EXPECT_NE(mounted.status().message().find("orphan list is broken"), std::string::npos)
+      << mounted.status().to_string();
 }
 
 TEST_F(LifecycleTest, UnmountFreesRemainingOrphans) {
